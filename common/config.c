@@ -1,0 +1,870 @@
+/*
+ * common/config.c — the option table and the code that applies it.
+ *
+ * Adding a key: add a field to feat_config_t (or the table/model struct) and
+ * one row below.  Parsing, range checks, defaults and the generated reference
+ * (docs/CONFIG.md, `featd --config-reference`) all come from that row.
+ */
+#include "common/config.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum opt_type {
+    OPT_BOOL,      /* true/false/yes/no/on/off/1/0 → int */
+    OPT_INT,       /* decimal integer → int64_t */
+    OPT_SIZE,      /* bytes with optional KiB/MiB/GiB → int64_t */
+    OPT_DURATION,  /* ms/s/m/h/d → int64_t milliseconds */
+    OPT_STRING,    /* → char * */
+    OPT_ADDR,      /* host:port → char * */
+    OPT_LOGLEVEL,  /* debug/info/warn/error → int */
+    OPT_ENUM,      /* one of opt->enums ("a|b|c") → char * */
+    OPT_TOPIC,     /* Kafka topic name → char * */
+    OPT_NAME       /* identifier (table/feature names) → char * */
+} opt_type_t;
+
+typedef struct opt {
+    const char *section; /* "featd", ..., or "table" / "model" for named sections */
+    const char *key;
+    opt_type_t type;
+    int64_t min, max;    /* inclusive, for INT/SIZE/DURATION */
+    const char *def;     /* default as text; NULL = required */
+    const char *enums;   /* OPT_ENUM choices */
+    size_t off;          /* into feat_config_t, feat_table_conf_t or feat_model_conf_t */
+    const char *doc;
+} opt_t;
+
+#define C(f) offsetof(feat_config_t, f)
+#define T(f) offsetof(feat_table_conf_t, f)
+#define M(f) offsetof(feat_model_conf_t, f)
+#define KiB 1024LL
+#define MiB (1024LL * 1024)
+#define GiB (1024LL * 1024 * 1024)
+#define DAY_MS (86400000LL)
+
+static const opt_t opts[] = {
+    {"featd", "data_dir", OPT_STRING, 0, 0, "./featd-data", NULL, C(data_dir),
+     "Directory holding the RocksDB store and kafka.bootstrap; created 0700 if missing."},
+    {"featd", "log_level", OPT_LOGLEVEL, 0, 0, "info", NULL, C(log_level),
+     "Minimum level logged: debug, info, warn or error."},
+    {"featd", "log_file", OPT_STRING, 0, 0, "", NULL, C(log_file),
+     "Append log lines to this file instead of stderr (empty = stderr)."},
+    {"featd", "progress_interval", OPT_DURATION, 0, DAY_MS, "10s", NULL, C(progress_ms),
+     "How often a progress line (events/s, lag, rows stored) is logged; 0 turns it off."},
+
+    {"store", "sync", OPT_BOOL, 0, 0, "false", NULL, C(store_sync),
+     "fsync the write-ahead log on every batch (the WAL is always on; without sync a machine "
+     "crash may lose the newest batches, which Kafka then redelivers — a process crash loses nothing)."},
+    {"store", "block_cache", OPT_SIZE, 1 * MiB, 1024 * GiB, "128MiB", NULL, C(store_block_cache),
+     "RocksDB block cache shared by all column families."},
+    {"store", "write_buffer", OPT_SIZE, 1 * MiB, 16 * GiB, "64MiB", NULL, C(store_write_buffer),
+     "RocksDB memtable size per column family."},
+
+    {"ingest", "batch_max", OPT_INT, 1, 1000000, "10000", NULL, C(ingest_batch_max),
+     "Most Kafka messages applied in one RocksDB WriteBatch."},
+    {"ingest", "max_value_bytes", OPT_SIZE, 64, 64 * MiB, "1MiB", NULL, C(ingest_max_value),
+     "Largest accepted Kafka message value; larger ones become dead letters (oversize)."},
+    {"ingest", "max_key_bytes", OPT_SIZE, 1, 64 * KiB, "512", NULL, C(ingest_max_key),
+     "Largest accepted entity key; larger ones become dead letters (oversize)."},
+    {"ingest", "max_string_bytes", OPT_SIZE, 1, 16 * MiB, "4KiB", NULL, C(ingest_max_string),
+     "Largest accepted string feature value; larger ones become dead letters (oversize)."},
+    {"ingest", "max_future", OPT_DURATION, 0, 3650 * DAY_MS, "1h", NULL, C(ingest_max_future_ms),
+     "Event times further than this ahead of the wall clock are rejected (bad_timestamp)."},
+    {"ingest", "max_age", OPT_DURATION, 1, 36500 * DAY_MS, "3650d", NULL, C(ingest_max_age_ms),
+     "Event times older than this are rejected (bad_timestamp)."},
+    {"ingest", "commit_interval", OPT_DURATION, 10, 3600000, "1s", NULL, C(ingest_commit_ms),
+     "How often offsets are committed to the broker, asynchronously, for lag monitoring only "
+     "(featd resumes from the offsets in its own store)."},
+
+    {"kafka", "embedded", OPT_BOOL, 0, 0, "true", NULL, C(kafka_embedded),
+     "Start an in-process Kafka-protocol broker (librdkafka's mock cluster) on loopback and "
+     "write its bootstrap servers to <data_dir>/kafka.bootstrap. Must be false when "
+     "kafka.bootstrap.servers is set."},
+    {"kafka", "embedded_brokers", OPT_INT, 1, 5, "1", NULL, C(kafka_embedded_brokers),
+     "Number of brokers in the embedded cluster."},
+    {"kafka", "partitions", OPT_INT, 1, 256, "4", NULL, C(kafka_partitions),
+     "Partitions of each topic the embedded broker creates."},
+
+    {"demo", "enabled", OPT_BOOL, 0, 0, "false", NULL, C(demo_enabled),
+     "Run the built-in demo producer (same as --demo): it writes feature events, labels and a "
+     "few malformed events to the configured topics."},
+    {"demo", "rate", OPT_INT, 1, 10000000, "2000", NULL, C(demo_rate),
+     "Demo producer events per second."},
+    {"demo", "entities", OPT_INT, 1, 100000000, "1000", NULL, C(demo_entities),
+     "Number of distinct entity keys the demo producer uses."},
+
+    {"table", "entity", OPT_NAME, 0, 0, "key", NULL, T(entity),
+     "Name of the entity key (a JSON event may carry it under this name or \"key\")."},
+    {"table", "topic", OPT_TOPIC, 0, 0, NULL, NULL, T(topic),
+     "Kafka topic whose events feed this table (required)."},
+    {"table", "ttl", OPT_DURATION, 0, 36500 * DAY_MS, "0", NULL, T(ttl_ms),
+     "Values older than this read as EXPIRED online and are skipped by point-in-time reads; 0 = never."},
+
+    {"model", "table", OPT_NAME, 0, 0, NULL, NULL, M(table),
+     "The table whose features the model uses (required)."},
+    {"model", "label_topic", OPT_TOPIC, 0, 0, NULL, NULL, M(label_topic),
+     "Kafka topic of the model's label events (required)."},
+    {"model", "task", OPT_ENUM, 0, 0, "logreg", "logreg|linreg|mlp", M(task),
+     "logreg (binary classification), linreg (regression) or mlp (one hidden layer; "
+     "classification)."},
+    {"model", "features", OPT_STRING, 0, 0, "", NULL, M(features_list),
+     "Comma-separated feature names of the table; empty = all of them."},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* librdkafka properties a user may set under [kafka].  Everything featd must
+ * control itself (auto commit, offset store, callbacks) is absent. */
+static const char *const kafka_allowed[] = {
+    "bootstrap.servers", "group.id", "client.id", "client.rack", "group.instance.id",
+    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+    "partition.assignment.strategy", "auto.offset.reset", "isolation.level",
+    "fetch.min.bytes", "fetch.wait.max.ms", "fetch.max.bytes", "max.partition.fetch.bytes",
+    "fetch.error.backoff.ms", "queued.min.messages", "queued.max.messages.kbytes",
+    "socket.timeout.ms", "socket.keepalive.enable", "socket.connection.setup.timeout.ms",
+    "reconnect.backoff.ms", "reconnect.backoff.max.ms", "retry.backoff.ms",
+    "topic.metadata.refresh.interval.ms", "metadata.max.age.ms", "broker.address.family",
+    "api.version.request", "statistics.interval.ms", "debug", "check.crcs",
+    "security.protocol", "ssl.ca.location", "ssl.certificate.location", "ssl.key.location",
+    "ssl.key.password", "ssl.crl.location", "ssl.cipher.suites", "ssl.curves.list",
+    "ssl.endpoint.identification.algorithm", "enable.ssl.certificate.verification",
+    "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password",
+    "sasl.kerberos.service.name", "sasl.kerberos.principal", "sasl.kerberos.keytab",
+    "sasl.oauthbearer.method", "sasl.oauthbearer.client.id", "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.token.endpoint.url", "sasl.oauthbearer.scope",
+    "message.max.bytes", "receive.message.max.bytes", "compression.type", "linger.ms",
+    "acks", "enable.idempotence",
+};
+
+int feat_config_kafka_allowed(const char *key) {
+    for (size_t i = 0; i < sizeof(kafka_allowed) / sizeof(kafka_allowed[0]); i++)
+        if (strcmp(kafka_allowed[i], key) == 0) return 1;
+    return 0;
+}
+
+static const char *const ftype_names[] = {"none", "double", "int64", "bool", "string"};
+
+const char *feat_ftype_name(feat_ftype_t t) {
+    return (unsigned)t <= FEAT_FT_STRING ? ftype_names[t] : "none";
+}
+
+feat_ftype_t feat_ftype_parse(const char *s) {
+    for (int i = 1; i <= FEAT_FT_STRING; i++)
+        if (strcmp(s, ftype_names[i]) == 0) return (feat_ftype_t)i;
+    if (strcmp(s, "float") == 0 || strcmp(s, "float64") == 0) return FEAT_FT_DOUBLE;
+    if (strcmp(s, "int") == 0 || strcmp(s, "long") == 0) return FEAT_FT_INT64;
+    return FEAT_FT_NONE;
+}
+
+/* ---- value parsers ---------------------------------------------------- */
+
+static int parse_int(const char *s, int64_t *out) {
+    if (!*s) return FEAT_ERR_INVALID;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return FEAT_ERR_INVALID;
+    *out = v;
+    return FEAT_OK;
+}
+
+int feat_parse_duration_ms(const char *s, int64_t *out) {
+    if (!s || !*s) return FEAT_ERR_INVALID;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0 || v != v) return FEAT_ERR_INVALID;
+    while (*end == ' ') end++;
+    double mul;
+    if (!*end) {
+        if (v != 0) return FEAT_ERR_INVALID; /* a bare number is ambiguous */
+        mul = 1;
+    } else if (strcmp(end, "ms") == 0) mul = 1;
+    else if (strcmp(end, "s") == 0) mul = 1000;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0) mul = 60000;
+    else if (strcmp(end, "h") == 0) mul = 3600000;
+    else if (strcmp(end, "d") == 0) mul = 86400000;
+    else return FEAT_ERR_INVALID;
+    double ms = v * mul;
+    if (ms > 9.2e18) return FEAT_ERR_INVALID;
+    *out = (int64_t)(ms + 0.5);
+    return FEAT_OK;
+}
+
+int feat_parse_size(const char *s, int64_t *out) {
+    if (!s || !*s || *s == '-') return FEAT_ERR_INVALID;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0 || v != v) return FEAT_ERR_INVALID;
+    while (*end == ' ') end++;
+    double mul = 1;
+    if (!*end || strcasecmp(end, "b") == 0) mul = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib")) mul = 1024.0;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib")) mul = 1048576.0;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib")) mul = 1073741824.0;
+    else if (!strcasecmp(end, "t") || !strcasecmp(end, "tb") || !strcasecmp(end, "tib")) mul = 1099511627776.0;
+    else return FEAT_ERR_INVALID;
+    double b = v * mul;
+    if (b > 9.2e18 || b != (double)(int64_t)b) return FEAT_ERR_INVALID;
+    *out = (int64_t)b;
+    return FEAT_OK;
+}
+
+static int parse_bool(const char *s, int *out) {
+    static const char *const t[] = {"true", "yes", "on", "1"}, *const f[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, t[i]) == 0) { *out = 1; return FEAT_OK; }
+        if (strcasecmp(s, f[i]) == 0) { *out = 0; return FEAT_OK; }
+    }
+    return FEAT_ERR_INVALID;
+}
+
+static int name_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > FEAT_MAX_NAME) return 0;
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) return 0;
+    return 1;
+}
+
+static int topic_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-')) return 0;
+    return 1;
+}
+
+static int addr_ok(const char *s) {
+    const char *c = strrchr(s, ':');
+    if (!c || c == s) return 0;
+    if (s[0] == '[' && c[-1] != ']') return 0;
+    int64_t port;
+    if (parse_int(c + 1, &port) != FEAT_OK || port < 0 || port > 65535) return 0;
+    return 1;
+}
+
+/* ---- loader state ----------------------------------------------------- */
+
+typedef struct loader {
+    feat_config_t *cfg;
+    char *err;
+    size_t errlen;
+    int failed;
+    unsigned char *seen_fixed; /* per opts[] row, for duplicate detection */
+} loader_t;
+
+static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t len, const char *fmt, ...) {
+    if (!err || !len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Stores text into the field of row o at base.  full = the key's full name. */
+static int apply_opt(const opt_t *o, void *base, const char *full, const char *val, char *err, size_t errlen) {
+    char *field = (char *)base + o->off;
+    int64_t iv;
+    int bv;
+    switch (o->type) {
+    case OPT_BOOL:
+        if (parse_bool(val, &bv)) {
+            set_err(err, errlen, "%s: \"%s\" is not a boolean (use true or false)", full, val);
+            return FEAT_ERR_CONFIG;
+        }
+        *(int *)field = bv;
+        return FEAT_OK;
+    case OPT_LOGLEVEL:
+        bv = feat_log_level_parse(val);
+        if (bv < 0 || bv > FEAT_LOG_ERROR) {
+            set_err(err, errlen, "%s: \"%s\" is not a log level (debug, info, warn, error)", full, val);
+            return FEAT_ERR_CONFIG;
+        }
+        *(int *)field = bv;
+        return FEAT_OK;
+    case OPT_INT:
+    case OPT_SIZE:
+    case OPT_DURATION: {
+        int rc = o->type == OPT_INT ? parse_int(val, &iv)
+               : o->type == OPT_SIZE ? feat_parse_size(val, &iv)
+               : feat_parse_duration_ms(val, &iv);
+        if (rc) {
+            set_err(err, errlen, "%s: \"%s\" is not %s", full, val,
+                    o->type == OPT_INT ? "an integer"
+                    : o->type == OPT_SIZE ? "a size (e.g. 4096, 64KiB, 128MiB)"
+                    : "a duration with a unit (e.g. 500ms, 30s, 5m, 24h, 7d)");
+            return FEAT_ERR_CONFIG;
+        }
+        if (iv < o->min || iv > o->max) {
+            set_err(err, errlen, "%s: %s is out of range [%lld, %lld]%s", full, val,
+                    (long long)o->min, (long long)o->max,
+                    o->type == OPT_DURATION ? " milliseconds" : o->type == OPT_SIZE ? " bytes" : "");
+            return FEAT_ERR_CONFIG;
+        }
+        *(int64_t *)field = iv;
+        return FEAT_OK;
+    }
+    case OPT_ADDR:
+        if (!addr_ok(val)) {
+            set_err(err, errlen, "%s: \"%s\" is not host:port", full, val);
+            return FEAT_ERR_CONFIG;
+        }
+        break;
+    case OPT_ENUM: {
+        size_t vl = strlen(val);
+        const char *p = o->enums;
+        int ok = 0;
+        while (p && *p) {
+            const char *bar = strchr(p, '|');
+            size_t l = bar ? (size_t)(bar - p) : strlen(p);
+            if (l == vl && memcmp(p, val, l) == 0) ok = 1;
+            p = bar ? bar + 1 : NULL;
+        }
+        if (!ok) {
+            set_err(err, errlen, "%s: \"%s\" is not one of %s", full, val, o->enums);
+            return FEAT_ERR_CONFIG;
+        }
+        break;
+    }
+    case OPT_TOPIC:
+        if (!topic_ok(val)) {
+            set_err(err, errlen, "%s: \"%s\" is not a valid Kafka topic name", full, val);
+            return FEAT_ERR_CONFIG;
+        }
+        break;
+    case OPT_NAME:
+        if (!name_ok(val)) {
+            set_err(err, errlen, "%s: \"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
+                    full, val, FEAT_MAX_NAME);
+            return FEAT_ERR_CONFIG;
+        }
+        break;
+    case OPT_STRING:
+        break;
+    }
+    char *dup = strdup(val);
+    if (!dup) {
+        set_err(err, errlen, "%s: out of memory", full);
+        return FEAT_ERR_NOMEM;
+    }
+    free(*(char **)field);
+    *(char **)field = dup;
+    return FEAT_OK;
+}
+
+static const opt_t *find_opt(const char *section, const char *key) {
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].section, section) == 0 && strcmp(opts[i].key, key) == 0) return &opts[i];
+    return NULL;
+}
+
+static int apply_defaults(const char *section, void *base, char *err, size_t errlen) {
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (strcmp(opts[i].section, section) != 0 || !opts[i].def) continue;
+        char full[128];
+        snprintf(full, sizeof(full), "%s.%s", section, opts[i].key);
+        int rc = apply_opt(&opts[i], base, full, opts[i].def, err, errlen);
+        if (rc) return rc;
+    }
+    return FEAT_OK;
+}
+
+static feat_table_conf_t *get_table(feat_config_t *c, const char *name, int create, char *err, size_t errlen) {
+    for (size_t i = 0; i < c->ntables; i++)
+        if (strcmp(c->tables[i].name, name) == 0) return &c->tables[i];
+    if (!create) return NULL;
+    feat_table_conf_t *nt = realloc(c->tables, (c->ntables + 1) * sizeof(*nt));
+    if (!nt) return NULL;
+    c->tables = nt;
+    feat_table_conf_t *t = &c->tables[c->ntables++];
+    memset(t, 0, sizeof(*t));
+    t->name = strdup(name);
+    if (!t->name || apply_defaults("table", t, err, errlen)) return NULL;
+    return t;
+}
+
+static feat_model_conf_t *get_model(feat_config_t *c, const char *name, int create, char *err, size_t errlen) {
+    for (size_t i = 0; i < c->nmodels; i++)
+        if (strcmp(c->models[i].name, name) == 0) return &c->models[i];
+    if (!create) return NULL;
+    feat_model_conf_t *nm = realloc(c->models, (c->nmodels + 1) * sizeof(*nm));
+    if (!nm) return NULL;
+    c->models = nm;
+    feat_model_conf_t *m = &c->models[c->nmodels++];
+    memset(m, 0, sizeof(*m));
+    m->name = strdup(name);
+    if (!m->name || apply_defaults("model", m, err, errlen)) return NULL;
+    return m;
+}
+
+static int set_kafka(feat_config_t *c, const char *key, const char *val, char *err, size_t errlen) {
+    if (!feat_config_kafka_allowed(key)) {
+        if (!strcmp(key, "enable.auto.commit") || !strcmp(key, "enable.auto.offset.store") ||
+            !strcmp(key, "auto.commit.interval.ms"))
+            set_err(err, errlen, "kafka.%s: not allowed: featd stores offsets with the data and commits them itself", key);
+        else
+            set_err(err, errlen, "kafka.%s: unknown key (not a featd key nor an allowed librdkafka property)", key);
+        return FEAT_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < c->nkafka; i++) {
+        if (strcmp(c->kafka[i].key, key) == 0) {
+            char *v = strdup(val);
+            if (!v) return FEAT_ERR_NOMEM;
+            free(c->kafka[i].value);
+            c->kafka[i].value = v;
+            return FEAT_OK;
+        }
+    }
+    feat_kv_t *nk = realloc(c->kafka, (c->nkafka + 1) * sizeof(*nk));
+    if (!nk) return FEAT_ERR_NOMEM;
+    c->kafka = nk;
+    nk[c->nkafka].key = strdup(key);
+    nk[c->nkafka].value = strdup(val);
+    if (!nk[c->nkafka].key || !nk[c->nkafka].value) {
+        free(nk[c->nkafka].key);
+        free(nk[c->nkafka].value);
+        return FEAT_ERR_NOMEM;
+    }
+    c->nkafka++;
+    return FEAT_OK;
+}
+
+/* section: "serve" or "table user"; key; value. */
+static int set_one(feat_config_t *c, const char *section, const char *key, const char *val,
+                   char *err, size_t errlen) {
+    char full[256];
+    const char *sp = strchr(section, ' ');
+    if (sp) {
+        char kind[16];
+        size_t kl = (size_t)(sp - section);
+        const char *name = sp + 1;
+        while (*name == ' ') name++;
+        if (kl >= sizeof(kind)) kl = sizeof(kind) - 1;
+        memcpy(kind, section, kl);
+        kind[kl] = 0;
+        snprintf(full, sizeof(full), "%s.%s.%s", kind, name, key);
+        if (strcmp(kind, "table") && strcmp(kind, "model")) {
+            set_err(err, errlen, "[%s]: unknown section (expected [table NAME] or [model NAME])", section);
+            return FEAT_ERR_CONFIG;
+        }
+        if (!name_ok(name)) {
+            set_err(err, errlen, "[%s]: \"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*)", section, name);
+            return FEAT_ERR_CONFIG;
+        }
+        if (strcmp(kind, "table") == 0) {
+            feat_table_conf_t *t = get_table(c, name, 1, err, errlen);
+            if (!t) return FEAT_ERR_CONFIG;
+            if (strncmp(key, "feature.", 8) == 0) {
+                const char *fname = key + 8;
+                if (!name_ok(fname)) {
+                    set_err(err, errlen, "%s: \"%s\" is not a feature name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
+                            full, fname, FEAT_MAX_NAME);
+                    return FEAT_ERR_CONFIG;
+                }
+                feat_ftype_t ft = feat_ftype_parse(val);
+                if (ft == FEAT_FT_NONE) {
+                    set_err(err, errlen, "%s: \"%s\" is not a feature type (double, int64, bool, string)", full, val);
+                    return FEAT_ERR_CONFIG;
+                }
+                int idx = feat_table_feature_index(t, fname, strlen(fname));
+                if (idx >= 0) {
+                    t->features[idx].type = ft;
+                    return FEAT_OK;
+                }
+                if (t->nfeatures >= FEAT_MAX_FEATURES) {
+                    set_err(err, errlen, "%s: more than %d features in one table", full, FEAT_MAX_FEATURES);
+                    return FEAT_ERR_CONFIG;
+                }
+                feat_feature_conf_t *nf = realloc(t->features, (t->nfeatures + 1) * sizeof(*nf));
+                if (!nf) return FEAT_ERR_NOMEM;
+                t->features = nf;
+                nf[t->nfeatures].name = strdup(fname);
+                nf[t->nfeatures].type = ft;
+                if (!nf[t->nfeatures].name) return FEAT_ERR_NOMEM;
+                t->nfeatures++;
+                return FEAT_OK;
+            }
+            const opt_t *o = find_opt("table", key);
+            if (!o) {
+                set_err(err, errlen, "%s: unknown key (table keys: entity, topic, ttl, feature.NAME)", full);
+                return FEAT_ERR_CONFIG;
+            }
+            return apply_opt(o, t, full, val, err, errlen);
+        }
+        feat_model_conf_t *m = get_model(c, name, 1, err, errlen);
+        if (!m) return FEAT_ERR_CONFIG;
+        const opt_t *o = find_opt("model", key);
+        if (!o) {
+            set_err(err, errlen, "%s: unknown key", full);
+            return FEAT_ERR_CONFIG;
+        }
+        return apply_opt(o, m, full, val, err, errlen);
+    }
+    snprintf(full, sizeof(full), "%s.%s", section, key);
+    const opt_t *o = find_opt(section, key);
+    if (!o && strcmp(section, "kafka") == 0) return set_kafka(c, key, val, err, errlen);
+    if (!o || !strcmp(section, "table") || !strcmp(section, "model")) {
+        int known = 0;
+        for (size_t i = 0; i < NOPTS; i++) known |= strcmp(opts[i].section, section) == 0;
+        if (!known || !strcmp(section, "table") || !strcmp(section, "model"))
+            set_err(err, errlen, "[%s]: unknown section (at key %s)", section, key);
+        else
+            set_err(err, errlen, "%s: unknown key", full);
+        return FEAT_ERR_CONFIG;
+    }
+    return apply_opt(o, c, full, val, err, errlen);
+}
+
+int feat_config_set(feat_config_t *c, const char *name, const char *value, char *err, size_t errlen) {
+    /* "table.user.ttl" → section "table user", key "ttl"; "kafka.bootstrap.servers" →
+     * section "kafka", key "bootstrap.servers". */
+    char sec[160];
+    const char *dot = strchr(name, '.');
+    if (!dot) {
+        set_err(err, errlen, "%s: expected section.key", name);
+        return FEAT_ERR_CONFIG;
+    }
+    size_t sl = (size_t)(dot - name);
+    if (sl >= sizeof(sec)) sl = sizeof(sec) - 1;
+    memcpy(sec, name, sl);
+    sec[sl] = 0;
+    if (strcmp(sec, "table") == 0 || strcmp(sec, "model") == 0) {
+        const char *dot2 = strchr(dot + 1, '.');
+        if (!dot2) {
+            set_err(err, errlen, "%s: expected %s.NAME.key", name, sec);
+            return FEAT_ERR_CONFIG;
+        }
+        snprintf(sec, sizeof(sec), "%.*s %.*s", (int)sl, name, (int)(dot2 - dot - 1), dot + 1);
+        return set_one(c, sec, dot2 + 1, value, err, errlen);
+    }
+    return set_one(c, sec, dot + 1, value, err, errlen);
+}
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value) {
+    loader_t *l = user;
+    if (l->failed) return 0;
+    if (!*section) {
+        set_err(l->err, l->errlen, "%s: key outside any section", name);
+        l->failed = 1;
+        return 0;
+    }
+    /* duplicate keys in fixed sections are most likely mistakes */
+    if (!strchr(section, ' ')) {
+        const opt_t *o = find_opt(section, name);
+        if (o) {
+            size_t i = (size_t)(o - opts);
+            if (l->seen_fixed[i]) {
+                set_err(l->err, l->errlen, "%s.%s: set twice", section, name);
+                l->failed = 1;
+                return 0;
+            }
+            l->seen_fixed[i] = 1;
+        }
+    }
+    if (set_one(l->cfg, section, name, value, l->err, l->errlen) != FEAT_OK) {
+        l->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static feat_config_t *config_new(char *err, size_t errlen) {
+    feat_config_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    static const char *const fixed[] = {"featd", "store", "ingest", "kafka", "demo"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (apply_defaults(fixed[i], c, err, errlen)) {
+            feat_config_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static int split_list(const char *s, char ***out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        if (!*p) break;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t') e++;
+        char **na = realloc(*out, (*n + 1) * sizeof(char *));
+        if (!na) return FEAT_ERR_NOMEM;
+        *out = na;
+        na[*n] = strndup(p, (size_t)(e - p));
+        if (!na[*n]) return FEAT_ERR_NOMEM;
+        (*n)++;
+        p = e;
+    }
+    return FEAT_OK;
+}
+
+int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
+    const char *bootstrap = NULL;
+    for (size_t i = 0; i < c->nkafka; i++)
+        if (strcmp(c->kafka[i].key, "bootstrap.servers") == 0) bootstrap = c->kafka[i].value;
+    if (c->kafka_embedded && bootstrap) {
+        set_err(err, errlen, "kafka.embedded: true conflicts with kafka.bootstrap.servers (set embedded = false to use a real cluster)");
+        return FEAT_ERR_CONFIG;
+    }
+    if (!c->kafka_embedded && !bootstrap) {
+        set_err(err, errlen, "kafka.bootstrap.servers: required when kafka.embedded = false");
+        return FEAT_ERR_CONFIG;
+    }
+    if (!c->data_dir || !*c->data_dir) {
+        set_err(err, errlen, "featd.data_dir: must not be empty");
+        return FEAT_ERR_CONFIG;
+    }
+    if (c->ntables == 0) {
+        set_err(err, errlen, "table: no [table NAME] section; declare at least one feature table");
+        return FEAT_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < c->ntables; i++) {
+        feat_table_conf_t *t = &c->tables[i];
+        if (!t->topic) {
+            set_err(err, errlen, "table.%s.topic: required", t->name);
+            return FEAT_ERR_CONFIG;
+        }
+        if (t->nfeatures == 0) {
+            set_err(err, errlen, "table.%s.feature: no features (add lines like feature.clicks = int64)", t->name);
+            return FEAT_ERR_CONFIG;
+        }
+    }
+    for (size_t i = 0; i < c->nmodels; i++) {
+        feat_model_conf_t *m = &c->models[i];
+        if (!m->table) {
+            set_err(err, errlen, "model.%s.table: required", m->name);
+            return FEAT_ERR_CONFIG;
+        }
+        if (!m->label_topic) {
+            set_err(err, errlen, "model.%s.label_topic: required", m->name);
+            return FEAT_ERR_CONFIG;
+        }
+        const feat_table_conf_t *t = feat_config_table(c, m->table);
+        if (!t) {
+            set_err(err, errlen, "model.%s.table: no table named \"%s\"", m->name, m->table);
+            return FEAT_ERR_CONFIG;
+        }
+        for (size_t k = 0; k < c->ntables; k++) {
+            if (strcmp(c->tables[k].topic, m->label_topic) == 0) {
+                set_err(err, errlen, "model.%s.label_topic: \"%s\" is also the source topic of table %s",
+                        m->name, m->label_topic, c->tables[k].name);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+        for (size_t k = 0; k < m->nfeatures; k++) free(m->features[k]);
+        free(m->features);
+        m->features = NULL;
+        m->nfeatures = 0;
+        if (m->features_list && *m->features_list) {
+            if (split_list(m->features_list, &m->features, &m->nfeatures)) return FEAT_ERR_NOMEM;
+            for (size_t k = 0; k < m->nfeatures; k++) {
+                if (feat_table_feature_index(t, m->features[k], strlen(m->features[k])) < 0) {
+                    set_err(err, errlen, "model.%s.features: table %s has no feature \"%s\"", m->name,
+                            t->name, m->features[k]);
+                    return FEAT_ERR_CONFIG;
+                }
+                for (size_t j = 0; j < k; j++) {
+                    if (strcmp(m->features[j], m->features[k]) == 0) {
+                        set_err(err, errlen, "model.%s.features: \"%s\" listed twice", m->name, m->features[k]);
+                        return FEAT_ERR_CONFIG;
+                    }
+                }
+            }
+        } else {
+            m->features = calloc(t->nfeatures, sizeof(char *));
+            if (!m->features) return FEAT_ERR_NOMEM;
+            for (size_t k = 0; k < t->nfeatures; k++) {
+                m->features[k] = strdup(t->features[k].name);
+                if (!m->features[k]) return FEAT_ERR_NOMEM;
+                m->nfeatures++;
+            }
+        }
+    }
+    return FEAT_OK;
+}
+
+static feat_config_t *finish(feat_config_t *c, loader_t *l, int rc, const char *where, char *err, size_t errlen) {
+    if (rc != 0 && !l->failed) {
+        if (rc < 0) set_err(err, errlen, "%s: cannot read: %s", where, strerror(errno ? errno : ENOENT));
+        else set_err(err, errlen, "%s line %d: syntax error (expected [section] or key = value)", where, rc);
+        feat_config_free(c);
+        return NULL;
+    }
+    if (l->failed) {
+        if (rc > 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen > n ? errlen - n : 0, " (%s line %d)", where, rc);
+        }
+        feat_config_free(c);
+        return NULL;
+    }
+    if (feat_config_validate(c, err, errlen)) {
+        feat_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+feat_config_t *feat_config_load(const char *path, char *err, size_t errlen) {
+    feat_config_t *c = config_new(err, errlen);
+    if (!c) return NULL;
+    if (!path) return c;
+    c->path = strdup(path);
+    unsigned char seen[NOPTS] = {0};
+    loader_t l = {c, err, errlen, 0, seen};
+    errno = 0;
+    int rc = ini_parse(path, ini_cb, &l);
+    return finish(c, &l, rc, path, err, errlen);
+}
+
+feat_config_t *feat_config_parse(const char *text, size_t len, char *err, size_t errlen) {
+    feat_config_t *c = config_new(err, errlen);
+    if (!c) return NULL;
+    char *s = malloc(len + 1);
+    if (!s) {
+        feat_config_free(c);
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    memcpy(s, text, len);
+    s[len] = 0;
+    if (strlen(s) != len) { /* NUL inside: not a text file */
+        free(s);
+        feat_config_free(c);
+        set_err(err, errlen, "config: contains a NUL byte");
+        return NULL;
+    }
+    unsigned char seen[NOPTS] = {0};
+    loader_t l = {c, err, errlen, 0, seen};
+    int rc = ini_parse_string(s, ini_cb, &l);
+    free(s);
+    return finish(c, &l, rc, "config", err, errlen);
+}
+
+void feat_config_free(feat_config_t *c) {
+    if (!c) return;
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &opts[i];
+        int is_str = o->type == OPT_STRING || o->type == OPT_ADDR || o->type == OPT_ENUM ||
+                     o->type == OPT_TOPIC || o->type == OPT_NAME;
+        if (!is_str) continue;
+        if (strcmp(o->section, "table") == 0) {
+            for (size_t k = 0; k < c->ntables; k++) free(*(char **)((char *)&c->tables[k] + o->off));
+        } else if (strcmp(o->section, "model") == 0) {
+            for (size_t k = 0; k < c->nmodels; k++) free(*(char **)((char *)&c->models[k] + o->off));
+        } else {
+            free(*(char **)((char *)c + o->off));
+        }
+    }
+    for (size_t k = 0; k < c->ntables; k++) {
+        free(c->tables[k].name);
+        for (size_t f = 0; f < c->tables[k].nfeatures; f++) free(c->tables[k].features[f].name);
+        free(c->tables[k].features);
+    }
+    for (size_t k = 0; k < c->nmodels; k++) {
+        free(c->models[k].name);
+        for (size_t f = 0; f < c->models[k].nfeatures; f++) free(c->models[k].features[f]);
+        free(c->models[k].features);
+    }
+    for (size_t k = 0; k < c->nkafka; k++) {
+        free(c->kafka[k].key);
+        free(c->kafka[k].value);
+    }
+    free(c->kafka);
+    free(c->tables);
+    free(c->models);
+    free(c->path);
+    free(c);
+}
+
+const feat_table_conf_t *feat_config_table(const feat_config_t *c, const char *name) {
+    for (size_t i = 0; i < c->ntables; i++)
+        if (strcmp(c->tables[i].name, name) == 0) return &c->tables[i];
+    return NULL;
+}
+
+const feat_model_conf_t *feat_config_model(const feat_config_t *c, const char *name) {
+    for (size_t i = 0; i < c->nmodels; i++)
+        if (strcmp(c->models[i].name, name) == 0) return &c->models[i];
+    return NULL;
+}
+
+int feat_table_feature_index(const feat_table_conf_t *t, const char *name, size_t len) {
+    for (size_t i = 0; i < t->nfeatures; i++)
+        if (strlen(t->features[i].name) == len && memcmp(t->features[i].name, name, len) == 0) return (int)i;
+    return -1;
+}
+
+static const char *type_doc(const opt_t *o) {
+    switch (o->type) {
+    case OPT_BOOL: return "bool";
+    case OPT_INT: return "integer";
+    case OPT_SIZE: return "size";
+    case OPT_DURATION: return "duration";
+    case OPT_ADDR: return "host:port";
+    case OPT_LOGLEVEL: return "log level";
+    case OPT_ENUM: return "enum";
+    case OPT_TOPIC: return "topic";
+    case OPT_NAME: return "name";
+    default: return "string";
+    }
+}
+
+void feat_config_reference(feat_buf_t *b) {
+    feat_buf_puts(b, "# featd configuration reference\n\n"
+                     "Generated from the option table in common/config.c by `featd --config-reference`;\n"
+                     "do not edit by hand. The file is INI: `[section]` headers and `key = value` lines;\n"
+                     "`;` or `#` start a comment. Sizes take KiB/MiB/GiB; durations need a unit\n"
+                     "(ms, s, m, h, d) except 0. A bad value stops start-up with exit status 2 and one\n"
+                     "line naming the key.\n");
+    const char *cur = "";
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &opts[i];
+        if (strcmp(o->section, cur) != 0) {
+            cur = o->section;
+            if (!strcmp(cur, "table"))
+                feat_buf_puts(b, "\n## [table NAME]\n\nOne section per feature table. Features are declared as\n"
+                                 "`feature.NAME = double | int64 | bool | string` (at most 1024 per table, in\n"
+                                 "file order; names match `[A-Za-z_][A-Za-z0-9_]*`).\n\n");
+            else if (!strcmp(cur, "model"))
+                feat_buf_puts(b, "\n## [model NAME]\n\nOne section per model.\n\n");
+            else
+                feat_buf_printf(b, "\n## [%s]\n\n", cur);
+            feat_buf_puts(b, "| key | type | default | range | meaning |\n|---|---|---|---|---|\n");
+        }
+        char range[96] = "";
+        if (o->type == OPT_INT || o->type == OPT_SIZE || o->type == OPT_DURATION)
+            snprintf(range, sizeof(range), "%lld … %lld%s", (long long)o->min, (long long)o->max,
+                     o->type == OPT_DURATION ? " ms" : o->type == OPT_SIZE ? " B" : "");
+        else if (o->type == OPT_ENUM)
+            snprintf(range, sizeof(range), "%s", o->enums);
+        feat_buf_printf(b, "| `%s` | %s | %s%s%s | %s | %s |\n", o->key, type_doc(o),
+                        o->def ? "`" : "", o->def ? (*o->def ? o->def : "\"\"") : "required",
+                        o->def ? "`" : "", range, o->doc);
+        if (!strcmp(cur, "kafka") && (i + 1 == NOPTS || strcmp(opts[i + 1].section, "kafka"))) {
+            feat_buf_puts(b, "\nAny other `[kafka]` key is a librdkafka property passed through after an\n"
+                             "allow-list check. Allowed: ");
+            for (size_t k = 0; k < sizeof(kafka_allowed) / sizeof(kafka_allowed[0]); k++)
+                feat_buf_printf(b, "%s`%s`", k ? ", " : "", kafka_allowed[k]);
+            feat_buf_puts(b, ". `enable.auto.commit` and the offset-store keys are refused: featd keeps\n"
+                             "offsets in its own store, in the same write as the data.\n");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+/*
+ * common/config.h — featd's configuration: one table of options (name, type,
+ * range, default, doc) that parses, validates and documents the INI file.
+ *
+ *   [featd] [store] [ingest] [serve] [admin] [demo] [kafka] — fixed sections
+ *   [table NAME]  — a feature table (entity key, source topic, TTL, features)
+ *   [model NAME]  — a model (table, features, label topic, task)
+ *
+ * A key is named by section and key, e.g. "serve.listen" or "table.user.ttl".
+ * [kafka] keys that featd does not own are passed to librdkafka after an
+ * allow-list check (feat_config_kafka_allowed).
+ *
+ * feat_config_load() applies defaults, reads the file, validates every value
+ * and the relations between sections; on failure it returns NULL and writes
+ * one line naming the key and the problem into errstr.  The result is
+ * read-only afterwards and may be shared by all threads; free it with
+ * feat_config_free() after every module is destroyed.
+ */
+#ifndef FEAT_COMMON_CONFIG_H
+#define FEAT_COMMON_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+typedef enum feat_ftype {
+    FEAT_FT_NONE = 0,
+    FEAT_FT_DOUBLE = 1,
+    FEAT_FT_INT64 = 2,
+    FEAT_FT_BOOL = 3,
+    FEAT_FT_STRING = 4
+} feat_ftype_t;
+
+const char *feat_ftype_name(feat_ftype_t t); /* "double", ...; "none" */
+feat_ftype_t feat_ftype_parse(const char *s); /* FEAT_FT_NONE if unknown */
+
+#define FEAT_MAX_FEATURES 1024   /* per table */
+#define FEAT_MAX_NAME 64         /* table, feature and model names, bytes */
+
+typedef struct feat_feature_conf {
+    char *name;          /* [A-Za-z_][A-Za-z0-9_]*, at most FEAT_MAX_NAME bytes */
+    feat_ftype_t type;
+} feat_feature_conf_t;
+
+typedef struct feat_table_conf {
+    char *name;
+    char *entity;        /* entity key name (documentation and JSON "key" alias) */
+    char *topic;         /* source topic */
+    int64_t ttl_ms;      /* 0 = values never expire */
+    size_t nfeatures;    /* 1 .. FEAT_MAX_FEATURES, in file order */
+    feat_feature_conf_t *features;
+} feat_table_conf_t;
+
+typedef struct feat_model_conf {
+    char *name;
+    char *table;         /* a declared table */
+    char *label_topic;   /* topic of LabelEvents for this model */
+    char *task;          /* "logreg" | "linreg" | "mlp" */
+    char *features_list; /* comma-separated; empty = every feature of the table */
+    size_t nfeatures;    /* resolved feature list (names owned here) */
+    char **features;
+} feat_model_conf_t;
+
+typedef struct feat_kv {
+    char *key;           /* librdkafka property name, without "kafka." */
+    char *value;
+} feat_kv_t;
+
+typedef struct feat_config {
+    char *path;                 /* file it came from, or NULL */
+    /* [featd] */
+    char *data_dir;
+    int log_level;              /* feat_log_level_t */
+    char *log_file;             /* empty = stderr */
+    int64_t progress_ms;        /* progress log interval, 0 = off */
+    /* [store] */
+    int store_sync;             /* fsync the WAL on every batch */
+    int64_t store_block_cache;  /* bytes */
+    int64_t store_write_buffer; /* bytes */
+    /* [ingest] */
+    int64_t ingest_batch_max;   /* messages per WriteBatch */
+    int64_t ingest_max_value;   /* bytes of one Kafka message value */
+    int64_t ingest_max_key;     /* bytes of one entity key */
+    int64_t ingest_max_string;  /* bytes of one string feature value */
+    int64_t ingest_max_future_ms;
+    int64_t ingest_max_age_ms;
+    int64_t ingest_commit_ms;   /* broker (lag-only) commit interval */
+    /* [kafka] (featd's own keys) */
+    int kafka_embedded;
+    int64_t kafka_embedded_brokers;
+    int64_t kafka_partitions;
+    size_t nkafka;              /* pass-through librdkafka properties */
+    feat_kv_t *kafka;
+    /* [demo] */
+    int demo_enabled;
+    int64_t demo_rate;          /* events per second */
+    int64_t demo_entities;
+    /* tables and models */
+    size_t ntables;
+    feat_table_conf_t *tables;
+    size_t nmodels;
+    feat_model_conf_t *models;
+} feat_config_t;
+
+/* Loads and validates path.  NULL path = defaults only (no tables; invalid
+ * unless tables are added with feat_config_set).  NULL + errstr on failure. */
+feat_config_t *feat_config_load(const char *path, char *errstr, size_t errlen);
+
+/* Parses text as a config file would be (used by tests and the fuzzer). */
+feat_config_t *feat_config_parse(const char *text, size_t len, char *errstr, size_t errlen);
+
+/* Overrides one key, "section.key=value" style: name "serve.listen" or
+ * "table.user.ttl".  Call feat_config_validate() afterwards. */
+int feat_config_set(feat_config_t *cfg, const char *name, const char *value, char *errstr, size_t errlen);
+int feat_config_validate(feat_config_t *cfg, char *errstr, size_t errlen);
+
+void feat_config_free(feat_config_t *cfg); /* NULL is fine */
+
+const feat_table_conf_t *feat_config_table(const feat_config_t *cfg, const char *name);
+const feat_model_conf_t *feat_config_model(const feat_config_t *cfg, const char *name);
+/* Index of a feature in a table, or -1. */
+int feat_table_feature_index(const feat_table_conf_t *t, const char *name, size_t len);
+
+/* 1 if "kafka.<key>" may be passed to librdkafka. */
+int feat_config_kafka_allowed(const char *key);
+
+/* Writes the Markdown reference of every key, generated from the table. */
+void feat_config_reference(feat_buf_t *out);
+
+/* Parsers shared with other modules: "250ms", "30s", "5m", "2h", "7d"; "0". */
+int feat_parse_duration_ms(const char *s, int64_t *out);
+/* "4096", "64KiB", "64MiB", "1GiB" (also K/M/G, KB/MB/GB as powers of 1024). */
+int feat_parse_size(const char *s, int64_t *out);
+
+#endif

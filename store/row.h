@@ -1,0 +1,51 @@
+/*
+ * store/row.h — byte formats of online and offline rows (internal to store/,
+ * exposed for unit tests and the fuzzers).
+ *
+ * Online row, version 1: 0x01, then entries sorted by feature id:
+ *   u16 id | u8 type | i64 ts | i64 offset | i32 partition | value
+ * Offline row, version 1: 0x01, then entries: u16 id | u8 type | value
+ * value: double/int64 = 8 bytes; bool = 1 byte; string = u32 length + bytes.
+ * All integers little-endian.
+ */
+#ifndef FEAT_STORE_ROW_H
+#define FEAT_STORE_ROW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "store/store.h"
+
+#define FEAT_ROW_V1 0x01
+
+/* A decoded entry; s points into the row bytes. */
+typedef struct feat_row_entry {
+    uint16_t id;
+    uint8_t type;
+    int64_t ts;
+    int64_t offset;
+    int32_t partition;
+    feat_value_t val;
+} feat_row_entry_t;
+
+/* Iterates entries of an online (online = 1) or offline row.  Returns 1 and
+ * fills *e, 0 at the end, FEAT_ERR_CORRUPT on malformed bytes. */
+int feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row_entry_t *e);
+
+/* Appends one entry. */
+void feat_row_put(feat_buf_t *b, int online, uint16_t id, const feat_value_t *v, int64_t ts,
+                  int64_t offset, int32_t partition);
+
+/* 1 if entry a beats b: greater (ts, offset, partition). */
+static inline int feat_row_newer(const feat_row_entry_t *a, const feat_row_entry_t *b) {
+    if (a->ts != b->ts) return a->ts > b->ts;
+    if (a->offset != b->offset) return a->offset > b->offset;
+    return a->partition > b->partition;
+}
+
+/* Merges two online rows into out (reset first): per id, the newer entry.
+ * FEAT_OK or FEAT_ERR_CORRUPT. */
+int feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_buf_t *out);
+
+#endif

@@ -1,0 +1,1028 @@
+/*
+ * store/store.c — RocksDB behind store.h.  The only file that includes
+ * RocksDB's header; its errptr strings become feat_err_t + errstr here.
+ */
+#include "store/store.h"
+#include "store/row.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cf_names[FEAT_CF_COUNT] = {
+    "online", "offline", "labels", "predictions", "offsets", "models", "references",
+    "dead_letters", "meta"};
+
+#define SCHEMA_VERSION "1"
+
+struct feat_store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_options_t *cf_opts[FEAT_CF_COUNT];
+    rocksdb_column_family_handle_t *cf[FEAT_CF_COUNT + 1]; /* +1: "default" */
+    rocksdb_mergeoperator_t *merge;
+    rocksdb_cache_t *cache;
+    rocksdb_block_based_table_options_t *bbto;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts;
+    const feat_config_t *cfg;
+    feat_table_t *tables;
+    size_t ntables;
+    feat_write_hook_fn *hook;
+    void *hook_arg;
+};
+
+typedef struct online_ref {
+    const feat_table_t *t;
+    size_t off;   /* entity key offset in keys arena */
+    size_t len;
+} online_ref_t;
+
+struct feat_wb {
+    feat_store_t *st;
+    rocksdb_writebatch_t *b;
+    feat_buf_t key;     /* scratch for one key */
+    feat_buf_t val;     /* scratch for one value */
+    feat_buf_t val2;
+    feat_buf_t keys;    /* arena of touched entity keys */
+    online_ref_t *refs;
+    size_t nrefs, caprefs;
+    size_t count;
+};
+
+struct feat_pit_reader {
+    feat_store_t *st;
+    const rocksdb_snapshot_t *snap;
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it;
+    feat_buf_t key;
+};
+
+/* ---- merge operator ------------------------------------------------------ */
+
+static void merge_destroy(void *state) { (void)state; }
+static const char *merge_name(void *state) { (void)state; return "featd.online.v1"; }
+static void merge_delete(void *state, const char *v, size_t len) { (void)state; (void)len; free((void *)v); }
+
+static char *merge_many(const char *base, size_t blen, const char *const *ops, const size_t *lens,
+                        int nops, unsigned char *success, size_t *out_len) {
+    feat_buf_t cur = FEAT_BUF_INIT, nxt = FEAT_BUF_INIT;
+    if (base) feat_buf_append(&cur, base, blen);
+    else feat_buf_putc(&cur, FEAT_ROW_V1);
+    for (int i = 0; i < nops; i++) {
+        if (feat_row_merge(cur.data, cur.len, ops[i], lens[i], &nxt) != FEAT_OK) {
+            feat_buf_free(&cur);
+            feat_buf_free(&nxt);
+            *success = 0;
+            return NULL;
+        }
+        feat_buf_t t = cur;
+        cur = nxt;
+        nxt = t;
+    }
+    feat_buf_free(&nxt);
+    if (cur.oom) {
+        feat_buf_free(&cur);
+        *success = 0;
+        return NULL;
+    }
+    *success = 1;
+    *out_len = cur.len;
+    return cur.data;
+}
+
+static char *merge_full(void *state, const char *key, size_t klen, const char *existing,
+                        size_t elen, const char *const *ops, const size_t *lens, int nops,
+                        unsigned char *success, size_t *out_len) {
+    (void)state; (void)key; (void)klen;
+    return merge_many(existing, elen, ops, lens, nops, success, out_len);
+}
+
+static char *merge_partial(void *state, const char *key, size_t klen, const char *const *ops,
+                           const size_t *lens, int nops, unsigned char *success, size_t *out_len) {
+    (void)state; (void)key; (void)klen;
+    if (nops <= 0) { *success = 0; return NULL; }
+    return merge_many(ops[0], lens[0], ops + 1, lens + 1, nops - 1, success, out_len);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static int io_err(char *errstr, size_t errlen, const char *what, char *rerr) {
+    if (errstr && errlen) snprintf(errstr, errlen, "%s: %s", what, rerr ? rerr : "unknown RocksDB error");
+    feat_log(FEAT_LOG_ERROR, "store", "%s: %s", what, rerr ? rerr : "?");
+    rocksdb_free(rerr);
+    return FEAT_ERR_IO;
+}
+
+/* table \0 entity */
+static void online_key(feat_buf_t *k, const feat_table_t *t, const char *key, size_t klen) {
+    feat_buf_reset(k);
+    feat_buf_puts(k, t->conf->name);
+    feat_buf_putc(k, 0);
+    feat_buf_append(k, key, klen);
+}
+
+/* table \0 entity \0 */
+static void offline_prefix(feat_buf_t *k, const feat_table_t *t, const char *key, size_t klen) {
+    online_key(k, t, key, klen);
+    feat_buf_putc(k, 0);
+}
+
+static void put_ts_src(feat_buf_t *k, int64_t ts, uint64_t offset, uint32_t partition) {
+    unsigned char b[20];
+    feat_put_ts(b, ts);
+    feat_put_be64(b + 8, offset ^ 0x8000000000000000ull);
+    feat_put_be32(b + 16, partition ^ 0x80000000u);
+    feat_buf_append(k, b, 20);
+}
+
+/* ---- table definitions in meta ------------------------------------------ */
+
+typedef struct stored_feat {
+    uint16_t id;
+    uint8_t type;
+    char name[FEAT_MAX_NAME + 1];
+} stored_feat_t;
+
+static int load_table_def(feat_store_t *st, const char *name, stored_feat_t **out, size_t *n, char *errstr, size_t errlen) {
+    char key[FEAT_MAX_NAME + 16];
+    snprintf(key, sizeof(key), "table/%s", name);
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[FEAT_CF_META], key, strlen(key), &vlen, &rerr);
+    *out = NULL;
+    *n = 0;
+    if (rerr) return io_err(errstr, errlen, "reading table definitions", rerr);
+    if (!v) return FEAT_OK;
+    const unsigned char *p = (const unsigned char *)v;
+    int rc = FEAT_OK;
+    if (vlen < 3 || p[0] != 1) { rc = FEAT_ERR_CORRUPT; goto done; }
+    size_t cnt = (size_t)(p[1] | (p[2] << 8)), i = 3;
+    *out = calloc(cnt ? cnt : 1, sizeof(stored_feat_t));
+    if (!*out) { rc = FEAT_ERR_NOMEM; goto done; }
+    for (size_t k = 0; k < cnt; k++) {
+        if (vlen - i < 4) { rc = FEAT_ERR_CORRUPT; goto done; }
+        stored_feat_t *f = &(*out)[k];
+        f->id = (uint16_t)(p[i] | (p[i + 1] << 8));
+        f->type = p[i + 2];
+        size_t nl = p[i + 3];
+        i += 4;
+        if (nl > FEAT_MAX_NAME || vlen - i < nl) { rc = FEAT_ERR_CORRUPT; goto done; }
+        memcpy(f->name, p + i, nl);
+        f->name[nl] = 0;
+        i += nl;
+        (*n)++;
+    }
+done:
+    rocksdb_free(v);
+    if (rc == FEAT_ERR_CORRUPT && errstr) snprintf(errstr, errlen, "meta: table/%s: corrupt definition", name);
+    return rc;
+}
+
+static int setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
+    const feat_config_t *cfg = st->cfg;
+    st->ntables = cfg->ntables;
+    st->tables = calloc(cfg->ntables ? cfg->ntables : 1, sizeof(feat_table_t));
+    if (!st->tables) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    int rc = FEAT_OK;
+    for (size_t ti = 0; ti < cfg->ntables; ti++) {
+        const feat_table_conf_t *tc = &cfg->tables[ti];
+        feat_table_t *t = &st->tables[ti];
+        t->conf = tc;
+        t->index = (uint32_t)ti;
+        stored_feat_t *sf = NULL;
+        size_t nsf = 0;
+        rc = load_table_def(st, tc->name, &sf, &nsf, errstr, errlen);
+        if (rc) break;
+        t->ids = calloc(tc->nfeatures, sizeof(uint16_t));
+        if (!t->ids) { free(sf); rc = FEAT_ERR_NOMEM; break; }
+        uint16_t next_id = 0;
+        for (size_t k = 0; k < nsf; k++)
+            if (sf[k].id >= next_id) next_id = (uint16_t)(sf[k].id + 1);
+        size_t nnew = 0;
+        for (size_t f = 0; f < tc->nfeatures; f++) {
+            size_t k;
+            for (k = 0; k < nsf; k++)
+                if (strcmp(sf[k].name, tc->features[f].name) == 0) break;
+            if (k < nsf) {
+                if (sf[k].type != tc->features[f].type) {
+                    snprintf(errstr, errlen,
+                             "table.%s.feature.%s: type changed from %s to %s; the store holds %s values "
+                             "(declare a feature with a new name instead)",
+                             tc->name, tc->features[f].name, feat_ftype_name((feat_ftype_t)sf[k].type),
+                             feat_ftype_name(tc->features[f].type), feat_ftype_name((feat_ftype_t)sf[k].type));
+                    rc = FEAT_ERR_CONFIG;
+                    break;
+                }
+                t->ids[f] = sf[k].id;
+            } else {
+                if (next_id == UINT16_MAX) {
+                    snprintf(errstr, errlen, "table.%s: feature ids exhausted", tc->name);
+                    rc = FEAT_ERR_CONFIG;
+                    break;
+                }
+                t->ids[f] = next_id++;
+                nnew++;
+            }
+        }
+        if (rc) { free(sf); break; }
+        t->max_id = next_id ? (uint16_t)(next_id - 1) : 0;
+        t->index_of_id = malloc(((size_t)t->max_id + 1) * sizeof(int16_t));
+        if (!t->index_of_id) { free(sf); rc = FEAT_ERR_NOMEM; break; }
+        for (size_t i = 0; i <= t->max_id; i++) t->index_of_id[i] = -1;
+        for (size_t f = 0; f < tc->nfeatures; f++) t->index_of_id[t->ids[f]] = (int16_t)f;
+        if (nnew || nsf == 0) {
+            /* persist: every stored feature (retired ones too) plus the new ones */
+            feat_buf_t v = FEAT_BUF_INIT;
+            size_t total = nsf + nnew;
+            feat_buf_putc(&v, 1);
+            feat_buf_putc(&v, (char)(total & 0xff));
+            feat_buf_putc(&v, (char)(total >> 8));
+            for (size_t k = 0; k < nsf; k++) {
+                unsigned char h[4] = {(unsigned char)sf[k].id, (unsigned char)(sf[k].id >> 8), sf[k].type,
+                                      (unsigned char)strlen(sf[k].name)};
+                feat_buf_append(&v, h, 4);
+                feat_buf_puts(&v, sf[k].name);
+            }
+            for (size_t f = 0; f < tc->nfeatures; f++) {
+                size_t k;
+                for (k = 0; k < nsf; k++)
+                    if (strcmp(sf[k].name, tc->features[f].name) == 0) break;
+                if (k < nsf) continue;
+                unsigned char h[4] = {(unsigned char)t->ids[f], (unsigned char)(t->ids[f] >> 8),
+                                      (unsigned char)tc->features[f].type,
+                                      (unsigned char)strlen(tc->features[f].name)};
+                feat_buf_append(&v, h, 4);
+                feat_buf_puts(&v, tc->features[f].name);
+            }
+            char key[FEAT_MAX_NAME + 16];
+            snprintf(key, sizeof(key), "table/%s", tc->name);
+            rocksdb_writebatch_put_cf(wb, st->cf[FEAT_CF_META], key, strlen(key), v.data, v.len);
+            feat_buf_free(&v);
+        }
+        free(sf);
+    }
+    if (!rc) {
+        rocksdb_writebatch_put_cf(wb, st->cf[FEAT_CF_META], "schema_version", 14, SCHEMA_VERSION, 1);
+        char *rerr = NULL;
+        rocksdb_write(st->db, st->wopts, wb, &rerr);
+        if (rerr) rc = io_err(errstr, errlen, "writing table definitions", rerr);
+    }
+    rocksdb_writebatch_destroy(wb);
+    return rc;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_t errlen) {
+    feat_store_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        snprintf(errstr, errlen, "store: out of memory");
+        return NULL;
+    }
+    st->cfg = conf->cfg;
+    st->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(st->opts, 1);
+    rocksdb_options_set_create_missing_column_families(st->opts, 1);
+    rocksdb_options_increase_parallelism(st->opts, 2);
+    rocksdb_options_set_max_background_jobs(st->opts, 2);
+    rocksdb_options_set_keep_log_file_num(st->opts, 3);
+    rocksdb_options_set_max_total_wal_size(st->opts, 512ull << 20);
+
+    st->cache = rocksdb_cache_create_lru((size_t)(conf->block_cache_bytes > 0 ? conf->block_cache_bytes : (128 << 20)));
+    st->bbto = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
+    rocksdb_block_based_options_set_filter_policy(st->bbto, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->bbto, 1);
+
+    st->merge = rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial,
+                                             merge_delete, merge_name);
+    const char *names[FEAT_CF_COUNT + 1];
+    const rocksdb_options_t *cfo[FEAT_CF_COUNT + 1];
+    for (int i = 0; i < FEAT_CF_COUNT; i++) {
+        rocksdb_options_t *o = rocksdb_options_create_copy(st->opts);
+        rocksdb_options_set_block_based_table_factory(o, st->bbto);
+        rocksdb_options_set_write_buffer_size(o, (size_t)(conf->write_buffer_bytes > 0 ? conf->write_buffer_bytes : (64 << 20)));
+        if (i == FEAT_CF_ONLINE) {
+            rocksdb_options_set_merge_operator(o, st->merge);
+            /* bound the operands a read must fold: at most this many per key
+             * in a memtable before RocksDB folds them at write time */
+            rocksdb_options_set_max_successive_merges(o, 32);
+        }
+        if (i == FEAT_CF_OFFLINE || i == FEAT_CF_LABELS || i == FEAT_CF_PREDICTIONS ||
+            i == FEAT_CF_DEAD_LETTERS)
+            rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+        st->cf_opts[i] = o;
+        names[i] = cf_names[i];
+        cfo[i] = o;
+    }
+    names[FEAT_CF_COUNT] = "default";
+    cfo[FEAT_CF_COUNT] = st->opts;
+    char *rerr = NULL;
+    st->db = rocksdb_open_column_families(st->opts, conf->path, FEAT_CF_COUNT + 1, names, cfo, st->cf, &rerr);
+    if (rerr) {
+        io_err(errstr, errlen, conf->path, rerr);
+        feat_store_close(st);
+        return NULL;
+    }
+    st->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(st->wopts, conf->sync ? 1 : 0);
+    st->ropts = rocksdb_readoptions_create();
+    int rc = setup_tables(st, errstr, errlen);
+    if (rc) {
+        feat_store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+void feat_store_close(feat_store_t *st) {
+    if (!st) return;
+    if (st->db) {
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        char *rerr = NULL;
+        for (int i = 0; i < FEAT_CF_COUNT; i++) {
+            rocksdb_flush_cf(st->db, fo, st->cf[i], &rerr);
+            if (rerr) {
+                feat_log(FEAT_LOG_WARN, "store", "flush on close: %s", rerr);
+                rocksdb_free(rerr);
+                rerr = NULL;
+            }
+        }
+        rocksdb_flushoptions_destroy(fo);
+        for (int i = 0; i <= FEAT_CF_COUNT; i++)
+            if (st->cf[i]) rocksdb_column_family_handle_destroy(st->cf[i]);
+        rocksdb_close(st->db);
+    }
+    for (int i = 0; i < FEAT_CF_COUNT; i++)
+        if (st->cf_opts[i]) rocksdb_options_destroy(st->cf_opts[i]);
+    if (st->opts) rocksdb_options_destroy(st->opts);
+    /* st->merge is owned by the column-family options (set_merge_operator) */
+    if (st->bbto) rocksdb_block_based_options_destroy(st->bbto);
+    if (st->cache) rocksdb_cache_destroy(st->cache);
+    if (st->wopts) rocksdb_writeoptions_destroy(st->wopts);
+    if (st->ropts) rocksdb_readoptions_destroy(st->ropts);
+    for (size_t i = 0; i < st->ntables; i++) {
+        free(st->tables[i].ids);
+        free(st->tables[i].index_of_id);
+    }
+    free(st->tables);
+    free(st);
+}
+
+const feat_table_t *feat_store_table(const feat_store_t *st, const char *name) {
+    for (size_t i = 0; i < st->ntables; i++)
+        if (strcmp(st->tables[i].conf->name, name) == 0) return &st->tables[i];
+    return NULL;
+}
+
+const feat_table_t *feat_store_table_at(const feat_store_t *st, size_t i) {
+    return i < st->ntables ? &st->tables[i] : NULL;
+}
+
+size_t feat_store_ntables(const feat_store_t *st) { return st->ntables; }
+
+/* ---- write batches ---------------------------------------------------------- */
+
+feat_wb_t *feat_wb_new(feat_store_t *st) {
+    feat_wb_t *wb = calloc(1, sizeof(*wb));
+    if (!wb) return NULL;
+    wb->st = st;
+    wb->b = rocksdb_writebatch_create();
+    return wb;
+}
+
+void feat_wb_clear(feat_wb_t *wb) {
+    rocksdb_writebatch_clear(wb->b);
+    feat_buf_reset(&wb->keys);
+    wb->nrefs = 0;
+    wb->count = 0;
+}
+
+void feat_wb_destroy(feat_wb_t *wb) {
+    if (!wb) return;
+    rocksdb_writebatch_destroy(wb->b);
+    feat_buf_free(&wb->key);
+    feat_buf_free(&wb->val);
+    feat_buf_free(&wb->val2);
+    feat_buf_free(&wb->keys);
+    free(wb->refs);
+    free(wb);
+}
+
+size_t feat_wb_count(const feat_wb_t *wb) { return wb->count; }
+
+static int wb_check(feat_wb_t *wb) {
+    return (wb->key.oom || wb->val.oom || wb->keys.oom) ? FEAT_ERR_NOMEM : FEAT_OK;
+}
+
+int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
+                      int64_t ts, int32_t partition, int64_t offset,
+                      const uint16_t *fidx, const feat_value_t *vals, size_t n) {
+    feat_store_t *st = wb->st;
+    if (n == 0 || n > FEAT_MAX_FEATURES) return FEAT_ERR_INVALID;
+    /* entries sorted by stable id (insertion sort: n is small) */
+    uint16_t order[FEAT_MAX_FEATURES];
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        while (j > 0 && t->ids[fidx[order[j - 1]]] > t->ids[fidx[i]]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (uint16_t)i;
+    }
+    feat_buf_reset(&wb->val);
+    feat_buf_reset(&wb->val2);
+    feat_buf_putc(&wb->val, FEAT_ROW_V1);
+    feat_buf_putc(&wb->val2, FEAT_ROW_V1);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        uint16_t id = t->ids[fidx[i]];
+        feat_row_put(&wb->val, 1, id, &vals[i], ts, offset, partition);
+        feat_row_put(&wb->val2, 0, id, &vals[i], ts, offset, partition);
+    }
+    online_key(&wb->key, t, key, klen);
+    if (wb_check(wb) || wb->val2.oom) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_merge_cf(wb->b, st->cf[FEAT_CF_ONLINE], wb->key.data, wb->key.len, wb->val.data, wb->val.len);
+    feat_buf_putc(&wb->key, 0);
+    put_ts_src(&wb->key, ts, (uint64_t)offset, (uint32_t)partition);
+    if (wb_check(wb)) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_put_cf(wb->b, st->cf[FEAT_CF_OFFLINE], wb->key.data, wb->key.len, wb->val2.data, wb->val2.len);
+    /* remember the online key for write hooks */
+    if (wb->nrefs == wb->caprefs) {
+        size_t nc = wb->caprefs ? wb->caprefs * 2 : 256;
+        online_ref_t *nr = realloc(wb->refs, nc * sizeof(*nr));
+        if (!nr) return FEAT_ERR_NOMEM;
+        wb->refs = nr;
+        wb->caprefs = nc;
+    }
+    wb->refs[wb->nrefs].t = t;
+    wb->refs[wb->nrefs].off = wb->keys.len;
+    wb->refs[wb->nrefs].len = klen;
+    feat_buf_append(&wb->keys, key, klen);
+    if (wb->keys.oom) return FEAT_ERR_NOMEM;
+    wb->nrefs++;
+    wb->count++;
+    return FEAT_OK;
+}
+
+int feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                      int64_t ts, double label, int32_t partition, int64_t offset) {
+    feat_buf_reset(&wb->key);
+    feat_buf_puts(&wb->key, model);
+    feat_buf_putc(&wb->key, 0);
+    unsigned char b[20];
+    feat_put_ts(b, ts);
+    feat_buf_append(&wb->key, b, 8);
+    feat_buf_append(&wb->key, key, klen);
+    uint64_t u;
+    memcpy(&u, &label, 8);
+    feat_put_le64(b, u);
+    feat_put_le32(b + 8, (uint32_t)partition);
+    feat_put_le64(b + 12, (uint64_t)offset);
+    if (wb_check(wb)) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_LABELS], wb->key.data, wb->key.len, (const char *)b, 20);
+    wb->count++;
+    return FEAT_OK;
+}
+
+int feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                           int64_t ts, uint64_t version, double score) {
+    feat_buf_reset(&wb->key);
+    feat_buf_puts(&wb->key, model);
+    feat_buf_putc(&wb->key, 0);
+    unsigned char b[16];
+    feat_put_ts(b, ts);
+    feat_buf_append(&wb->key, b, 8);
+    feat_buf_append(&wb->key, key, klen);
+    uint64_t u;
+    memcpy(&u, &score, 8);
+    feat_put_le64(b, version);
+    feat_put_le64(b + 8, u);
+    if (wb_check(wb)) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_PREDICTIONS], wb->key.data, wb->key.len, (const char *)b, 16);
+    return FEAT_OK;
+}
+
+static void topic_part_key(feat_buf_t *k, const char *topic, int32_t partition) {
+    feat_buf_reset(k);
+    feat_buf_puts(k, topic);
+    feat_buf_putc(k, 0);
+    unsigned char b[4];
+    feat_put_be32(b, (uint32_t)partition);
+    feat_buf_append(k, b, 4);
+}
+
+int feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
+                            const char *reason, const char *detail, const void *key, size_t klen,
+                            const void *value, size_t vlen, int64_t received_ms) {
+    topic_part_key(&wb->key, topic, partition);
+    unsigned char b[8];
+    feat_put_be64(b, (uint64_t)offset);
+    feat_buf_append(&wb->key, b, 8);
+    feat_buf_t *v = &wb->val;
+    feat_buf_reset(v);
+    feat_buf_putc(v, 1);
+    size_t rl = strlen(reason), dl = detail ? strlen(detail) : 0;
+    if (rl > 255) rl = 255;
+    if (dl > 65535) dl = 65535;
+    feat_buf_putc(v, (char)rl);
+    feat_buf_append(v, reason, rl);
+    feat_buf_putc(v, (char)(dl & 0xff));
+    feat_buf_putc(v, (char)(dl >> 8));
+    feat_buf_append(v, detail, dl);
+    feat_put_le32(b, (uint32_t)klen);
+    feat_buf_append(v, b, 4);
+    feat_buf_append(v, key, klen);
+    feat_put_le32(b, (uint32_t)vlen);
+    feat_buf_append(v, b, 4);
+    feat_buf_append(v, value, vlen);
+    feat_put_le64(b, (uint64_t)received_ms);
+    feat_buf_append(v, b, 8);
+    if (wb_check(wb)) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_DEAD_LETTERS], wb->key.data, wb->key.len, v->data, v->len);
+    wb->count++;
+    return FEAT_OK;
+}
+
+int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset) {
+    topic_part_key(&wb->key, topic, partition);
+    unsigned char b[8];
+    feat_put_le64(b, (uint64_t)next_offset);
+    if (wb_check(wb)) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_OFFSETS], wb->key.data, wb->key.len, (const char *)b, 8);
+    return FEAT_OK;
+}
+
+size_t feat_wb_online_count(const feat_wb_t *wb) { return wb->nrefs; }
+
+void feat_wb_online_at(const feat_wb_t *wb, size_t i, const feat_table_t **t, const char **key, size_t *klen) {
+    *t = wb->refs[i].t;
+    *key = wb->keys.data + wb->refs[i].off;
+    *klen = wb->refs[i].len;
+}
+
+void feat_store_set_write_hook(feat_store_t *st, feat_write_hook_fn *fn, void *arg) {
+    st->hook = fn;
+    st->hook_arg = arg;
+}
+
+int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen) {
+    if (st->hook) st->hook(st->hook_arg, wb, 0);
+    char *rerr = NULL;
+    rocksdb_write(st->db, st->wopts, wb->b, &rerr);
+    if (rerr) {
+        if (st->hook) st->hook(st->hook_arg, wb, 2); /* 2: failed; release marks */
+        return io_err(errstr, errlen, "write", rerr);
+    }
+    if (st->hook) st->hook(st->hook_arg, wb, 1);
+    return FEAT_OK;
+}
+
+/* ---- offsets ----------------------------------------------------------------- */
+
+int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next) {
+    feat_buf_t k = FEAT_BUF_INIT;
+    topic_part_key(&k, topic, partition);
+    char *rerr = NULL;
+    size_t vl = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[FEAT_CF_OFFSETS], k.data, k.len, &vl, &rerr);
+    feat_buf_free(&k);
+    if (rerr) return io_err(NULL, 0, "reading offset", rerr);
+    if (!v) return FEAT_ERR_NOT_FOUND;
+    int rc = FEAT_OK;
+    if (vl != 8) rc = FEAT_ERR_CORRUPT;
+    else *next = (int64_t)feat_get_le64((const unsigned char *)v);
+    rocksdb_free(v);
+    return rc;
+}
+
+/* ---- online reads -------------------------------------------------------------- */
+
+int feat_store_get_row(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen, feat_buf_t *out) {
+    feat_buf_t k = FEAT_BUF_INIT;
+    char kbuf[512];
+    const char *kp;
+    size_t kl = strlen(t->conf->name) + 1 + klen;
+    if (kl <= sizeof(kbuf)) {
+        size_t nl = kl - 1 - klen;
+        memcpy(kbuf, t->conf->name, nl);
+        kbuf[nl] = 0;
+        memcpy(kbuf + nl + 1, key, klen);
+        kp = kbuf;
+    } else {
+        online_key(&k, t, key, klen);
+        if (k.oom) return FEAT_ERR_NOMEM;
+        kp = k.data;
+    }
+    char *rerr = NULL;
+    rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[FEAT_CF_ONLINE], kp, kl, &rerr);
+    feat_buf_free(&k);
+    if (rerr) return io_err(NULL, 0, "online get", rerr);
+    feat_buf_reset(out);
+    if (!ps) return FEAT_ERR_NOT_FOUND;
+    size_t vl = 0;
+    const char *v = rocksdb_pinnableslice_value(ps, &vl);
+    feat_buf_append(out, v, vl);
+    rocksdb_pinnableslice_destroy(ps);
+    return out->oom ? FEAT_ERR_NOMEM : FEAT_OK;
+}
+
+int feat_store_get_rows(feat_store_t *st, const feat_table_t *t, size_t nkeys, const char *const *keys,
+                        const size_t *klens, feat_buf_t *rows, int *found) {
+    if (nkeys == 0) return FEAT_OK;
+    size_t nl = strlen(t->conf->name);
+    feat_buf_t arena = FEAT_BUF_INIT;
+    size_t *offs = malloc(nkeys * sizeof(size_t));
+    size_t *lens = malloc(nkeys * sizeof(size_t));
+    const char **kp = malloc(nkeys * sizeof(char *));
+    const rocksdb_column_family_handle_t **cfs = malloc(nkeys * sizeof(*cfs));
+    char **vals = malloc(nkeys * sizeof(char *));
+    size_t *vlens = malloc(nkeys * sizeof(size_t));
+    char **errs = malloc(nkeys * sizeof(char *));
+    int rc = FEAT_OK;
+    if (!offs || !lens || !kp || !cfs || !vals || !vlens || !errs) { rc = FEAT_ERR_NOMEM; goto out; }
+    for (size_t i = 0; i < nkeys; i++) {
+        offs[i] = arena.len;
+        feat_buf_append(&arena, t->conf->name, nl);
+        feat_buf_putc(&arena, 0);
+        feat_buf_append(&arena, keys[i], klens[i]);
+        lens[i] = nl + 1 + klens[i];
+        cfs[i] = st->cf[FEAT_CF_ONLINE];
+    }
+    if (arena.oom) { rc = FEAT_ERR_NOMEM; goto out; }
+    for (size_t i = 0; i < nkeys; i++) kp[i] = arena.data + offs[i];
+    rocksdb_multi_get_cf(st->db, st->ropts, cfs, nkeys, kp, lens, vals, vlens, errs);
+    for (size_t i = 0; i < nkeys; i++) {
+        feat_buf_reset(&rows[i]);
+        found[i] = 0;
+        if (errs[i]) {
+            if (rc == FEAT_OK) rc = io_err(NULL, 0, "online multi-get", errs[i]);
+            else rocksdb_free(errs[i]);
+            if (vals[i]) rocksdb_free(vals[i]);
+            continue;
+        }
+        if (vals[i]) {
+            feat_buf_append(&rows[i], vals[i], vlens[i]);
+            found[i] = 1;
+            rocksdb_free(vals[i]);
+            if (rows[i].oom && rc == FEAT_OK) rc = FEAT_ERR_NOMEM;
+        }
+    }
+out:
+    feat_buf_free(&arena);
+    free(offs); free(lens); free(kp); free(cfs); free(vals); free(vlens); free(errs);
+    return rc;
+}
+
+int feat_row_decode(const feat_table_t *t, const char *row, size_t len, const uint16_t *fidx,
+                    size_t n, int64_t now_ms, feat_value_t *out) {
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        out[i].type = (uint8_t)t->conf->features[fidx[i]].type;
+        out[i].status = FEAT_ST_NOT_FOUND;
+    }
+    if (!row) return FEAT_OK;
+    int64_t ttl = t->conf->ttl_ms;
+    size_t pos = 0;
+    feat_row_entry_t e;
+    int r;
+    /* Common case: requested features are few; map id → request slots by a
+     * scan of fidx per entry (n is small) or a direct index when many. */
+    while ((r = feat_row_next(row, len, &pos, 1, &e)) == 1) {
+        if (e.id > t->max_id) continue;
+        int f = t->index_of_id[e.id];
+        if (f < 0) continue;
+        for (size_t i = 0; i < n; i++) {
+            if (fidx[i] != (uint16_t)f) continue;
+            out[i] = e.val;
+            out[i].ts = e.ts;
+            out[i].status = (ttl > 0 && now_ms - e.ts > ttl) ? FEAT_ST_EXPIRED : FEAT_ST_PRESENT;
+        }
+    }
+    return r < 0 ? FEAT_ERR_CORRUPT : FEAT_OK;
+}
+
+int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                          const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                          feat_buf_t *scratch) {
+    int rc = feat_store_get_row(st, t, key, klen, scratch);
+    if (rc == FEAT_ERR_NOT_FOUND) return feat_row_decode(t, NULL, 0, fidx, n, now_ms, out);
+    if (rc) return rc;
+    return feat_row_decode(t, scratch->data, scratch->len, fidx, n, now_ms, out);
+}
+
+/* ---- history -------------------------------------------------------------------- */
+
+static int decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_t *ts, int64_t *off, int32_t *part) {
+    if (kl != plen + 20) return FEAT_ERR_CORRUPT;
+    const unsigned char *p = (const unsigned char *)k + plen;
+    *ts = feat_get_ts(p);
+    *off = (int64_t)(feat_get_be64(p + 8) ^ 0x8000000000000000ull);
+    *part = (int32_t)(feat_get_be32(p + 16) ^ 0x80000000u);
+    return FEAT_OK;
+}
+
+int feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                       int64_t from_ms, int64_t to_ms, feat_history_fn *fn, void *arg) {
+    feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
+    offline_prefix(&lo, t, key, klen);
+    size_t plen = lo.len;
+    feat_buf_append(&hi, lo.data, lo.len);
+    put_ts_src(&lo, from_ms, 0x8000000000000000ull /* min offset */, 0x80000000u);
+    put_ts_src(&hi, to_ms, 0x7fffffffffffffffull, 0x7fffffffu);
+    feat_buf_putc(&hi, 1); /* upper bound is exclusive: just past the max key */
+    size_t nf = t->conf->nfeatures;
+    feat_value_t *vals = calloc(nf, sizeof(*vals));
+    if (!vals || lo.oom || hi.oom) {
+        free(vals); feat_buf_free(&lo); feat_buf_free(&hi);
+        return FEAT_ERR_NOMEM;
+    }
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_OFFLINE]);
+    int rc = FEAT_OK;
+    for (rocksdb_iter_seek(it, lo.data, lo.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        int64_t ts, off;
+        int32_t part;
+        if (kl < plen || memcmp(k, lo.data, plen) != 0) break;
+        if (decode_offline_key_tail(k, kl, plen, &ts, &off, &part)) { rc = FEAT_ERR_CORRUPT; break; }
+        for (size_t i = 0; i < nf; i++) {
+            memset(&vals[i], 0, sizeof(vals[i]));
+            vals[i].type = (uint8_t)t->conf->features[i].type;
+            vals[i].status = FEAT_ST_NOT_FOUND;
+        }
+        size_t pos = 0;
+        feat_row_entry_t e;
+        int r;
+        while ((r = feat_row_next(v, vl, &pos, 0, &e)) == 1) {
+            if (e.id > t->max_id || t->index_of_id[e.id] < 0) continue;
+            feat_value_t *o = &vals[t->index_of_id[e.id]];
+            *o = e.val;
+            o->ts = ts;
+        }
+        if (r < 0) { rc = FEAT_ERR_CORRUPT; break; }
+        if (fn(arg, ts, part, off, vals, nf)) break;
+    }
+    if (rc == FEAT_OK) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr) rc = io_err(NULL, 0, "history scan", rerr);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    free(vals);
+    feat_buf_free(&lo);
+    feat_buf_free(&hi);
+    return rc;
+}
+
+/* ---- point-in-time reads ------------------------------------------------------------ */
+
+feat_pit_reader_t *feat_pit_reader_new(feat_store_t *st) {
+    feat_pit_reader_t *r = calloc(1, sizeof(*r));
+    if (!r) return NULL;
+    r->st = st;
+    r->snap = rocksdb_create_snapshot(st->db);
+    r->ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(r->ro, r->snap);
+    r->it = rocksdb_create_iterator_cf(st->db, r->ro, st->cf[FEAT_CF_OFFLINE]);
+    return r;
+}
+
+void feat_pit_reader_destroy(feat_pit_reader_t *r) {
+    if (!r) return;
+    rocksdb_iter_destroy(r->it);
+    rocksdb_readoptions_destroy(r->ro);
+    rocksdb_release_snapshot(r->st->db, r->snap);
+    feat_buf_free(&r->key);
+    free(r);
+}
+
+int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
+                  int64_t as_of, const uint16_t *fidx, size_t n, int report_expired,
+                  feat_value_t *out, feat_buf_t *strings) {
+    int64_t ttl = t->conf->ttl_ms;
+    feat_buf_reset(strings);
+    size_t unresolved = n;
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        out[i].type = (uint8_t)t->conf->features[fidx[i]].type;
+        out[i].status = FEAT_ST_NOT_FOUND;
+    }
+    if (n == 0) return FEAT_OK;
+    offline_prefix(&r->key, t, key, klen);
+    size_t plen = r->key.len;
+    put_ts_src(&r->key, as_of, 0x7fffffffffffffffull, 0x7fffffffu);
+    if (r->key.oom) return FEAT_ERR_NOMEM;
+    /* string values are copied; remember their offsets, fix pointers at the end */
+    int rc = FEAT_OK;
+    rocksdb_iter_seek_for_prev(r->it, r->key.data, r->key.len);
+    for (; rocksdb_iter_valid(r->it) && unresolved; rocksdb_iter_prev(r->it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(r->it, &kl);
+        if (kl < plen || memcmp(k, r->key.data, plen) != 0) break;
+        int64_t ts, off;
+        int32_t part;
+        if (decode_offline_key_tail(k, kl, plen, &ts, &off, &part)) { rc = FEAT_ERR_CORRUPT; break; }
+        int expired = ttl > 0 && as_of - ts > ttl;
+        if (expired && !report_expired) break;
+        const char *v = rocksdb_iter_value(r->it, &vl);
+        size_t pos = 0;
+        feat_row_entry_t e;
+        int res;
+        while ((res = feat_row_next(v, vl, &pos, 0, &e)) == 1) {
+            if (e.id > t->max_id) continue;
+            int f = t->index_of_id[e.id];
+            if (f < 0) continue;
+            for (size_t i = 0; i < n; i++) {
+                if (fidx[i] != (uint16_t)f || out[i].status != FEAT_ST_NOT_FOUND) continue;
+                out[i] = e.val;
+                out[i].ts = ts;
+                out[i].status = expired ? FEAT_ST_EXPIRED : FEAT_ST_PRESENT;
+                if (e.type == FEAT_FT_STRING) {
+                    out[i].v.s = (const char *)(uintptr_t)strings->len; /* offset until fix-up */
+                    feat_buf_append(strings, e.val.v.s, e.val.slen);
+                }
+                unresolved--;
+            }
+        }
+        if (res < 0) { rc = FEAT_ERR_CORRUPT; break; }
+    }
+    if (rc == FEAT_OK) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(r->it, &rerr);
+        if (rerr) rc = io_err(NULL, 0, "point-in-time read", rerr);
+    }
+    if (strings->oom) rc = FEAT_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].status == FEAT_ST_NOT_FOUND || out[i].type != FEAT_FT_STRING) continue;
+        out[i].v.s = rc == FEAT_OK ? strings->data + (uintptr_t)out[i].v.s : "";
+    }
+    return rc;
+}
+
+/* ---- labels, dead letters, blobs ----------------------------------------------------- */
+
+int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                      feat_label_fn *fn, void *arg) {
+    feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
+    unsigned char b[8];
+    feat_buf_puts(&lo, model);
+    feat_buf_putc(&lo, 0);
+    size_t plen = lo.len;
+    feat_buf_append(&hi, lo.data, lo.len);
+    feat_put_ts(b, from_ms);
+    feat_buf_append(&lo, b, 8);
+    if (to_ms == INT64_MAX) {
+        feat_buf_puts(&hi, "\xff\xff\xff\xff\xff\xff\xff\xff\xff");
+    } else {
+        feat_put_ts(b, to_ms + 1);
+        feat_buf_append(&hi, b, 8);
+    }
+    if (lo.oom || hi.oom) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_LABELS]);
+    int rc = FEAT_OK;
+    for (rocksdb_iter_seek(it, lo.data, lo.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (kl < plen + 8 || vl < 8) { rc = FEAT_ERR_CORRUPT; break; }
+        int64_t ts = feat_get_ts((const unsigned char *)k + plen);
+        uint64_t u = feat_get_le64((const unsigned char *)v);
+        double label;
+        memcpy(&label, &u, 8);
+        if (fn(arg, ts, k + plen + 8, kl - plen - 8, label)) break;
+    }
+    if (rc == FEAT_OK) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr) rc = io_err(NULL, 0, "label scan", rerr);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    feat_buf_free(&lo);
+    feat_buf_free(&hi);
+    return rc;
+}
+
+int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_DEAD_LETTERS]);
+    int rc = FEAT_OK;
+    char topic[256];
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
+        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+        const unsigned char *z = memchr(k, 0, kl);
+        if (!z || (size_t)(z - k) >= sizeof(topic) || kl != (size_t)(z - k) + 13) { rc = FEAT_ERR_CORRUPT; break; }
+        size_t tl = (size_t)(z - k);
+        memcpy(topic, k, tl);
+        topic[tl] = 0;
+        int32_t part = (int32_t)feat_get_be32(z + 1);
+        int64_t off = (int64_t)feat_get_be64(z + 5);
+        size_t i = 1;
+        if (vl < 2 || v[0] != 1) { rc = FEAT_ERR_CORRUPT; break; }
+        size_t rl = v[i++];
+        if (vl - i < rl + 2) { rc = FEAT_ERR_CORRUPT; break; }
+        char reason[256], detail[65536];
+        memcpy(reason, v + i, rl);
+        reason[rl] = 0;
+        i += rl;
+        size_t dl = (size_t)(v[i] | (v[i + 1] << 8));
+        i += 2;
+        if (vl - i < dl + 4) { rc = FEAT_ERR_CORRUPT; break; }
+        memcpy(detail, v + i, dl);
+        detail[dl] = 0;
+        i += dl;
+        size_t keyl = feat_get_le32(v + i);
+        i += 4;
+        if (vl - i < keyl + 4) { rc = FEAT_ERR_CORRUPT; break; }
+        const char *key = (const char *)v + i;
+        i += keyl;
+        size_t vall = feat_get_le32(v + i);
+        i += 4;
+        if (vl - i < vall) { rc = FEAT_ERR_CORRUPT; break; }
+        if (fn(arg, topic, part, off, reason, detail, key, keyl, (const char *)v + i, vall)) break;
+    }
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+int feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen) {
+    char *rerr = NULL;
+    rocksdb_put_cf(st->db, st->wopts, st->cf[cf], key, klen, val, vlen, &rerr);
+    return rerr ? io_err(NULL, 0, "put", rerr) : FEAT_OK;
+}
+
+int feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, feat_buf_t *out) {
+    char *rerr = NULL;
+    size_t vl = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[cf], key, klen, &vl, &rerr);
+    if (rerr) return io_err(NULL, 0, "get", rerr);
+    feat_buf_reset(out);
+    if (!v) return FEAT_ERR_NOT_FOUND;
+    feat_buf_append(out, v, vl);
+    rocksdb_free(v);
+    return out->oom ? FEAT_ERR_NOMEM : FEAT_OK;
+}
+
+int feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen) {
+    char *rerr = NULL;
+    rocksdb_delete_cf(st->db, st->wopts, st->cf[cf], key, klen, &rerr);
+    return rerr ? io_err(NULL, 0, "delete", rerr) : FEAT_OK;
+}
+
+int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn, void *arg) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
+    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < plen || memcmp(k, prefix, plen) != 0) break;
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (fn(arg, k, kl, v, vl)) break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    return rerr ? io_err(NULL, 0, "scan", rerr) : FEAT_OK;
+}
+
+uint64_t feat_store_size_bytes(feat_store_t *st) {
+    uint64_t total = 0;
+    for (int i = 0; i < FEAT_CF_COUNT; i++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.total-sst-files-size", &v) == 0) total += v;
+        if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.cur-size-all-mem-tables", &v) == 0) total += v;
+    }
+    return total;
+}
+
+int feat_store_flush(feat_store_t *st) {
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    int rc = FEAT_OK;
+    for (int i = 0; i < FEAT_CF_COUNT && rc == FEAT_OK; i++) {
+        char *rerr = NULL;
+        rocksdb_flush_cf(st->db, fo, st->cf[i], &rerr);
+        if (rerr) rc = io_err(NULL, 0, "flush", rerr);
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return rc;
+}
+
+int feat_store_compact(feat_store_t *st) {
+    for (int i = 0; i < FEAT_CF_COUNT; i++) rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0, NULL, 0);
+    return FEAT_OK;
+}

@@ -1,0 +1,217 @@
+/*
+ * store/store.h — featd's RocksDB store: online and offline feature tables,
+ * labels, consumer offsets, dead letters, model blobs and metadata.
+ *
+ * Column families (DESIGN.md, "Storage"):
+ *   online       table \0 entity                      → row: per feature (id, type, ts, src, value)
+ *   offline      table \0 entity \0 ts offset part    → the event's features
+ *   labels       model \0 ts entity                   → label, src
+ *   predictions  model \0 ts entity                   → version, score        (serve)
+ *   offsets      topic \0 partition                   → next offset to read
+ *   models       model \0 version                     → model blob            (train)
+ *   references   model \0 version \0 feature          → reference sketch      (train, drift)
+ *   dead_letters topic \0 partition offset            → reason, raw key, raw value
+ *   meta         name                                 → schema version, table definitions
+ * Integers in keys are big-endian (event times with the sign bit flipped) so
+ * keys sort in numeric order.
+ *
+ * Online rows are written with a RocksDB merge operator, never read before a
+ * write: per feature, the value with the greater (event time, source offset,
+ * source partition) wins, so out-of-order and duplicate events resolve the
+ * same way whatever order they are applied in.  Offline rows keep every
+ * applied event.  Every write goes through one feat_wb_t committed atomically
+ * with the consumer's next offsets: after a crash a batch is wholly applied or
+ * not at all.
+ *
+ * Threads: a feat_store_t is safe to share; feat_wb_t and feat_pit_reader_t
+ * belong to one thread at a time.
+ */
+#ifndef FEAT_STORE_STORE_H
+#define FEAT_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/err.h"
+
+typedef struct feat_store feat_store_t;
+typedef struct feat_wb feat_wb_t;
+typedef struct feat_pit_reader feat_pit_reader_t;
+
+typedef enum feat_status {
+    FEAT_ST_NOT_FOUND = 0,
+    FEAT_ST_PRESENT = 1,
+    FEAT_ST_EXPIRED = 2
+} feat_status_t;
+
+/* One typed value.  For strings, v.s points at slen bytes (not terminated)
+ * owned by whoever filled the struct; each function says how long it lives. */
+typedef struct feat_value {
+    uint8_t type;     /* feat_ftype_t */
+    uint8_t status;   /* feat_status_t, on reads */
+    uint32_t slen;    /* string length */
+    int64_t ts;       /* event time in ms, on reads */
+    union {
+        double d;
+        int64_t i;
+        int b;
+        const char *s;
+    } v;
+} feat_value_t;
+
+/* A table as the store knows it: the config's declaration plus stable
+ * feature ids (persisted in meta; never reused, so renaming or dropping a
+ * feature never misreads old rows).  Read-only after feat_store_open. */
+typedef struct feat_table {
+    const feat_table_conf_t *conf;  /* borrowed from the config */
+    uint32_t index;                 /* position in cfg->tables */
+    uint16_t *ids;                  /* [conf->nfeatures] stable id per feature */
+    int16_t *index_of_id;           /* [max_id + 1] feature index per id, -1 = retired */
+    uint16_t max_id;
+} feat_table_t;
+
+typedef struct feat_store_conf {
+    const char *path;               /* RocksDB directory (created if missing) */
+    const feat_config_t *cfg;       /* tables and models; borrowed for the store's life */
+    int sync;                       /* fsync WAL per write */
+    int64_t block_cache_bytes;
+    int64_t write_buffer_bytes;
+} feat_store_conf_t;
+
+/* Opens (creating if needed) the store.  Checks the stored table definitions
+ * against the config: a feature whose type changed is refused (errstr names
+ * it).  NULL on failure with errstr set. */
+feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_t errlen);
+/* Flushes and closes.  NULL is fine.  No other call may be in flight. */
+void feat_store_close(feat_store_t *st);
+
+const feat_table_t *feat_store_table(const feat_store_t *st, const char *name);
+const feat_table_t *feat_store_table_at(const feat_store_t *st, size_t i);
+size_t feat_store_ntables(const feat_store_t *st);
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* A batch that will be written to st. */
+feat_wb_t *feat_wb_new(feat_store_t *st);
+void feat_wb_clear(feat_wb_t *wb);    /* keeps capacity */
+void feat_wb_destroy(feat_wb_t *wb);  /* NULL is fine */
+size_t feat_wb_count(const feat_wb_t *wb); /* events + labels + dead letters */
+
+/* One feature event: an online merge operand and an offline row.  vals[i]
+ * is feature fidx[i] of t (config index); strings are copied. */
+int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
+                      int64_t ts, int32_t partition, int64_t offset,
+                      const uint16_t *fidx, const feat_value_t *vals, size_t n);
+int feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                      int64_t ts, double label, int32_t partition, int64_t offset);
+/* reason: a short code ("bad_json"); detail: one human line. */
+int feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
+                            const char *reason, const char *detail, const void *key, size_t klen,
+                            const void *value, size_t vlen, int64_t received_ms);
+int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset);
+/* A prediction log row (serve). */
+int feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                           int64_t ts, uint64_t version, double score);
+
+/* Online keys a batch touches, for cache invalidation by write hooks. */
+size_t feat_wb_online_count(const feat_wb_t *wb);
+void feat_wb_online_at(const feat_wb_t *wb, size_t i, const feat_table_t **t, const char **key, size_t *klen);
+
+/* Called on the writing thread just before (phase 0) and just after
+ * (phase 1, only when the write succeeded) each feat_store_write.  Must not
+ * call back into the store's write path. */
+typedef void feat_write_hook_fn(void *arg, const feat_wb_t *wb, int phase);
+void feat_store_set_write_hook(feat_store_t *st, feat_write_hook_fn *fn, void *arg);
+
+/* Commits wb atomically (WAL on; fsync when conf->sync).  FEAT_OK or
+ * FEAT_ERR_IO (errstr set); on failure nothing of wb is applied. */
+int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen);
+
+/* ---- offsets -------------------------------------------------------------- */
+
+/* Next offset to read for (topic, partition); FEAT_ERR_NOT_FOUND when none stored. */
+int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next);
+
+/* ---- online reads ------------------------------------------------------- */
+
+/* Reads the encoded online row of (t, key) into out (replacing its contents).
+ * FEAT_OK, FEAT_ERR_NOT_FOUND (no row), or FEAT_ERR_IO. */
+int feat_store_get_row(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen, feat_buf_t *out);
+
+/* Reads many rows at once (one RocksDB MultiGet).  rows[i] receives key i's
+ * row, found[i] 1 or 0.  FEAT_OK or FEAT_ERR_IO. */
+int feat_store_get_rows(feat_store_t *st, const feat_table_t *t, size_t nkeys, const char *const *keys,
+                        const size_t *klens, feat_buf_t *rows, int *found);
+
+/* Decodes the requested features of an encoded row.  out[i] gets feature
+ * fidx[i] with status PRESENT, EXPIRED (now − ts > TTL; value kept) or
+ * NOT_FOUND.  Strings point into row, valid while row is.  row may be NULL
+ * (all NOT_FOUND).  FEAT_ERR_CORRUPT when the bytes do not decode. */
+int feat_row_decode(const feat_table_t *t, const char *row, size_t len, const uint16_t *fidx,
+                    size_t n, int64_t now_ms, feat_value_t *out);
+
+/* Convenience: get_row + decode.  Strings live in *scratch. */
+int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                          const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                          feat_buf_t *scratch);
+
+/* ---- history and point-in-time reads ---------------------------------- */
+
+/* Called once per offline row of an entity in ascending (ts, offset,
+ * partition) order.  vals is indexed by feature index (t->conf->nfeatures
+ * entries; absent features have status NOT_FOUND, present ones PRESENT);
+ * strings valid during the call.  Return non-zero to stop the scan. */
+typedef int feat_history_fn(void *arg, int64_t ts, int32_t partition, int64_t offset,
+                            const feat_value_t *vals, size_t n);
+/* Scans rows with from_ms <= ts <= to_ms.  FEAT_OK, FEAT_ERR_IO, FEAT_ERR_CORRUPT. */
+int feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                       int64_t from_ms, int64_t to_ms, feat_history_fn *fn, void *arg);
+
+/* A point-in-time reader over a consistent snapshot; reuse it for many reads. */
+feat_pit_reader_t *feat_pit_reader_new(feat_store_t *st);
+void feat_pit_reader_destroy(feat_pit_reader_t *r); /* NULL is fine */
+/* Features of entity key as of time as_of: for each fidx[i], the latest
+ * value with ts <= as_of and as_of − ts <= TTL → PRESENT.  With
+ * report_expired, a feature whose latest value at or before as_of is older
+ * than the TTL reads EXPIRED (this scans further back); otherwise NOT_FOUND.
+ * Strings are copied into *strings (reset by the call) and valid until the
+ * next read.  FEAT_OK, FEAT_ERR_IO, FEAT_ERR_CORRUPT. */
+int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
+                  int64_t as_of, const uint16_t *fidx, size_t n, int report_expired,
+                  feat_value_t *out, feat_buf_t *strings);
+
+/* ---- labels, dead letters, blobs, stats ----------------------------------- */
+
+typedef int feat_label_fn(void *arg, int64_t ts, const char *key, size_t klen, double label);
+/* Labels of model with from_ms <= ts <= to_ms in ts order. */
+int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                      feat_label_fn *fn, void *arg);
+
+typedef int feat_dead_letter_fn(void *arg, const char *topic, int32_t partition, int64_t offset,
+                                const char *reason, const char *detail, const char *key, size_t klen,
+                                const char *value, size_t vlen);
+int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg);
+
+typedef enum feat_cf {
+    FEAT_CF_ONLINE = 0, FEAT_CF_OFFLINE, FEAT_CF_LABELS, FEAT_CF_PREDICTIONS, FEAT_CF_OFFSETS,
+    FEAT_CF_MODELS, FEAT_CF_REFERENCES, FEAT_CF_DEAD_LETTERS, FEAT_CF_META, FEAT_CF_COUNT
+} feat_cf_t;
+
+/* Generic blob access for the models, references and meta families. */
+int feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen);
+int feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, feat_buf_t *out);
+int feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen);
+typedef int feat_blob_fn(void *arg, const char *key, size_t klen, const char *val, size_t vlen);
+/* Visits keys starting with prefix in order. */
+int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn, void *arg);
+
+/* Approximate bytes on disk plus memtables. */
+uint64_t feat_store_size_bytes(feat_store_t *st);
+/* Flushes memtables (tests and benchmarks). */
+int feat_store_flush(feat_store_t *st);
+/* Compacts the whole store (tests: forces merge operands to be resolved). */
+int feat_store_compact(feat_store_t *st);
+
+#endif

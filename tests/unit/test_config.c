@@ -1,0 +1,168 @@
+/* Unit tests for common/config.c: values, defaults, and that every kind of
+ * mistake is refused with one line naming the key. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+
+static const char *good =
+    "[featd]\n"
+    "data_dir = /tmp/x\n"
+    "log_level = debug\n"
+    "[store]\n"
+    "block_cache = 64MiB\n"
+    "[ingest]\n"
+    "max_future = 2h\n"
+    "[kafka]\n"
+    "embedded = false\n"
+    "bootstrap.servers = 127.0.0.1:9092\n"
+    "session.timeout.ms = 6000\n"
+    "[table user]\n"
+    "entity = user_id\n"
+    "topic = user_events\n"
+    "ttl = 7d\n"
+    "feature.clicks = int64\n"
+    "feature.ctr = double\n"
+    "feature.country = string\n"
+    "feature.premium = bool\n"
+    "[model churn]\n"
+    "table = user\n"
+    "label_topic = churn_labels\n"
+    "features = clicks, country\n";
+
+START_TEST(parses_values_and_defaults) {
+    char err[256] = "";
+    feat_config_t *c = feat_config_parse(good, strlen(good), err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->data_dir, "/tmp/x");
+    ck_assert_int_eq(c->log_level, FEAT_LOG_DEBUG);
+    ck_assert_int_eq(c->store_block_cache, 64LL << 20);
+    ck_assert_int_eq(c->ingest_max_future_ms, 7200000);
+    ck_assert_int_eq(c->ingest_batch_max, 10000); /* default */
+    ck_assert_int_eq(c->kafka_embedded, 0);
+    ck_assert_int_eq(c->nkafka, 2);
+    ck_assert_str_eq(c->kafka[0].key, "bootstrap.servers");
+    ck_assert_str_eq(c->kafka[1].value, "6000");
+    ck_assert_int_eq(c->ntables, 1);
+    const feat_table_conf_t *t = feat_config_table(c, "user");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t->entity, "user_id");
+    ck_assert_int_eq(t->ttl_ms, 7LL * 86400000);
+    ck_assert_int_eq(t->nfeatures, 4);
+    ck_assert_str_eq(t->features[2].name, "country");
+    ck_assert_int_eq(t->features[2].type, FEAT_FT_STRING);
+    ck_assert_int_eq(t->features[3].type, FEAT_FT_BOOL);
+    const feat_model_conf_t *m = feat_config_model(c, "churn");
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(m->task, "logreg");
+    ck_assert_int_eq(m->nfeatures, 2);
+    ck_assert_str_eq(m->features[1], "country");
+    ck_assert_int_eq(feat_table_feature_index(t, "ctr", 3), 1);
+    ck_assert_int_eq(feat_table_feature_index(t, "nope", 4), -1);
+    /* overrides by name */
+    ck_assert_int_eq(feat_config_set(c, "table.user.ttl", "30s", err, sizeof(err)), 0);
+    ck_assert_int_eq(t->ttl_ms, 30000);
+    ck_assert_int_ne(feat_config_set(c, "ingest.batch_max", "0", err, sizeof(err)), 0);
+    ck_assert_msg(strstr(err, "ingest.batch_max") != NULL, "%s", err);
+    feat_config_free(c);
+}
+END_TEST
+
+/* Each bad config must fail and its one-line error must name `key`. */
+static const struct { const char *text; const char *key; } bad[] = {
+    {"[featd]\nlog_level = loud\n", "featd.log_level"},
+    {"[featd]\nbogus = 1\n", "featd.bogus"},
+    {"[nosuch]\nx = 1\n", "[nosuch]"},
+    {"[store]\nblock_cache = lots\n", "store.block_cache"},
+    {"[store]\nblock_cache = 1\n", "store.block_cache"},           /* below range */
+    {"[store]\nsync = maybe\n", "store.sync"},
+    {"[ingest]\nmax_future = 10\n", "ingest.max_future"},          /* no unit */
+    {"[ingest]\nbatch_max = 12x\n", "ingest.batch_max"},
+    {"[ingest]\nbatch_max = 1\nbatch_max = 2\n", "ingest.batch_max"}, /* twice */
+    {"[kafka]\nenable.auto.commit = true\n", "kafka.enable.auto.commit"},
+    {"[kafka]\nsasl.passwd = x\n", "kafka.sasl.passwd"},
+    {"[kafka]\nbootstrap.servers = h:1\n[table t]\ntopic=x\nfeature.a=int64\n", "kafka.embedded"},
+    {"[kafka]\nembedded = false\n[table t]\ntopic=x\nfeature.a=int64\n", "kafka.bootstrap.servers"},
+    {"[featd]\ndata_dir = /tmp\n", "table"},                       /* no tables */
+    {"[table t]\nfeature.a = int64\n", "table.t.topic"},
+    {"[table t]\ntopic = x\n", "table.t.feature"},
+    {"[table t]\ntopic = bad topic!\nfeature.a=int64\n", "table.t.topic"},
+    {"[table t]\ntopic = x\nfeature.a = float128\n", "table.t.feature.a"},
+    {"[table t]\ntopic = x\nfeature.9a = int64\n", "table.t.feature.9a"},
+    {"[table t]\ntopic = x\nttl = forever\nfeature.a=int64\n", "table.t.ttl"},
+    {"[table t]\ntopic = x\ncolour = red\nfeature.a=int64\n", "table.t.colour"},
+    {"[table bad-name]\ntopic = x\n", "bad-name"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\nlabel_topic = l\n", "model.m.table"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable = t\n", "model.m.label_topic"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable = u\nlabel_topic=l\n", "model.m.table"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable = t\nlabel_topic=x\n", "model.m.label_topic"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable = t\nlabel_topic=l\nfeatures = a, b\n", "model.m.features"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable = t\nlabel_topic=l\ntask = svm\n", "model.m.task"},
+    {"this is not ini\n", "line 1"},
+    {"key_without_section = 1\n", "key_without_section"},
+};
+
+START_TEST(bad_config_names_the_key) {
+    char err[512] = "";
+    feat_config_t *c = feat_config_parse(bad[_i].text, strlen(bad[_i].text), err, sizeof(err));
+    ck_assert_msg(c == NULL, "case %d accepted", _i);
+    ck_assert_msg(strstr(err, bad[_i].key) != NULL, "case %d: error \"%s\" does not name %s", _i, err, bad[_i].key);
+    ck_assert_msg(strchr(err, '\n') == NULL, "case %d: error is not one line: %s", _i, err);
+}
+END_TEST
+
+START_TEST(missing_file_is_a_clear_error) {
+    char err[512];
+    ck_assert_ptr_null(feat_config_load("/nonexistent/featd.ini", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "/nonexistent/featd.ini") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(parsers) {
+    int64_t v;
+    ck_assert_int_eq(feat_parse_duration_ms("250ms", &v), 0); ck_assert_int_eq(v, 250);
+    ck_assert_int_eq(feat_parse_duration_ms("1.5s", &v), 0);  ck_assert_int_eq(v, 1500);
+    ck_assert_int_eq(feat_parse_duration_ms("2h", &v), 0);    ck_assert_int_eq(v, 7200000);
+    ck_assert_int_eq(feat_parse_duration_ms("0", &v), 0);     ck_assert_int_eq(v, 0);
+    ck_assert_int_ne(feat_parse_duration_ms("5", &v), 0);
+    ck_assert_int_ne(feat_parse_duration_ms("-1s", &v), 0);
+    ck_assert_int_ne(feat_parse_duration_ms("1y", &v), 0);
+    ck_assert_int_eq(feat_parse_size("4096", &v), 0);  ck_assert_int_eq(v, 4096);
+    ck_assert_int_eq(feat_parse_size("64KiB", &v), 0); ck_assert_int_eq(v, 65536);
+    ck_assert_int_eq(feat_parse_size("2M", &v), 0);    ck_assert_int_eq(v, 2097152);
+    ck_assert_int_ne(feat_parse_size("-4", &v), 0);
+    ck_assert_int_ne(feat_parse_size("1.5", &v), 0);   /* fractional bytes */
+    ck_assert_int_ne(feat_parse_size("12 parsecs", &v), 0);
+}
+END_TEST
+
+START_TEST(reference_lists_every_key) {
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_config_reference(&b);
+    feat_buf_putc(&b, 0);
+    const char *keys[] = {"`data_dir`", "`log_level`", "`block_cache`", "`batch_max`", "`max_future`",
+                          "`embedded`", "`partitions`", "`topic`", "`ttl`", "`label_topic`", "`task`",
+                          "`bootstrap.servers`", "[table NAME]", "[model NAME]"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(strstr(b.data, keys[i]) != NULL, "reference lacks %s", keys[i]);
+    feat_buf_free(&b);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, parses_values_and_defaults);
+    tcase_add_loop_test(tc, bad_config_names_the_key, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, missing_file_is_a_clear_error);
+    tcase_add_test(tc, parsers);
+    tcase_add_test(tc, reference_lists_every_key);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,493 @@
+/* Unit tests for store/: merge semantics, TTL, point-in-time reads, history,
+ * schema evolution, offsets, labels and dead letters. */
+#include "testutil.h"
+
+#include <check.h>
+#include <math.h>
+
+#include "common/config.h"
+#include "store/row.h"
+#include "store/store.h"
+
+static const char *base_cfg =
+    "[table user]\n"
+    "topic = user_events\n"
+    "ttl = 1s\n"
+    "feature.a = int64\n"
+    "feature.b = double\n"
+    "feature.c = string\n"
+    "feature.d = bool\n"
+    "[table item]\n"
+    "topic = item_events\n"
+    "feature.price = double\n";
+
+typedef struct fixture {
+    char *dir;
+    feat_config_t *cfg;
+    feat_store_t *st;
+    const feat_table_t *user;
+} fixture_t;
+
+static void fx_open_cfg(fixture_t *fx, const char *cfgtext) {
+    char err[512];
+    fx->cfg = feat_config_parse(cfgtext, strlen(cfgtext), err, sizeof(err));
+    ck_assert_msg(fx->cfg != NULL, "config: %s", err);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/db", fx->dir);
+    feat_store_conf_t sc = {path, fx->cfg, 0, 8 << 20, 4 << 20};
+    fx->st = feat_store_open(&sc, err, sizeof(err));
+    ck_assert_msg(fx->st != NULL, "open: %s", err);
+    fx->user = feat_store_table(fx->st, "user");
+}
+
+static void fx_close(fixture_t *fx) {
+    feat_store_close(fx->st);
+    feat_config_free(fx->cfg);
+    fx->st = NULL;
+    fx->cfg = NULL;
+}
+
+static fixture_t fx_new(void) {
+    fixture_t fx = {0};
+    fx.dir = tu_tmpdir();
+    ck_assert_ptr_nonnull(fx.dir);
+    fx_open_cfg(&fx, base_cfg);
+    return fx;
+}
+
+static void fx_free(fixture_t *fx) {
+    fx_close(fx);
+    tu_rmrf(fx->dir);
+    free(fx->dir);
+}
+
+static feat_value_t vint(int64_t i) { feat_value_t v = {0}; v.type = FEAT_FT_INT64; v.v.i = i; return v; }
+static feat_value_t vdbl(double d) { feat_value_t v = {0}; v.type = FEAT_FT_DOUBLE; v.v.d = d; return v; }
+static feat_value_t vstr(const char *s) { feat_value_t v = {0}; v.type = FEAT_FT_STRING; v.v.s = s; v.slen = (uint32_t)strlen(s); return v; }
+
+/* Writes one event with a single feature in its own batch. */
+static void put1(fixture_t *fx, const char *key, int64_t ts, int32_t part, int64_t off, uint16_t f, feat_value_t v) {
+    char err[256];
+    feat_wb_t *wb = feat_wb_new(fx->st);
+    ck_assert_int_eq(feat_wb_put_event(wb, fx->user, key, strlen(key), ts, part, off, &f, &v, 1), FEAT_OK);
+    ck_assert_int_eq(feat_store_write(fx->st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+}
+
+static feat_value_t get1(fixture_t *fx, const char *key, uint16_t f, int64_t now) {
+    feat_value_t out;
+    feat_buf_t scratch = FEAT_BUF_INIT;
+    ck_assert_int_eq(feat_store_get_online(fx->st, fx->user, key, strlen(key), &f, 1, now, &out, &scratch), FEAT_OK);
+    static char sbuf[256];
+    if (out.type == FEAT_FT_STRING && out.status != FEAT_ST_NOT_FOUND) {
+        memcpy(sbuf, out.v.s, out.slen);
+        sbuf[out.slen] = 0;
+        out.v.s = sbuf;
+    }
+    feat_buf_free(&scratch);
+    return out;
+}
+
+START_TEST(out_of_order_never_overwrites_newer) {
+    fixture_t fx = fx_new();
+    put1(&fx, "u1", 2000, 0, 10, 0, vint(2));
+    put1(&fx, "u1", 1000, 0, 11, 0, vint(1)); /* older event arrives later */
+    feat_value_t v = get1(&fx, "u1", 0, 2100);
+    ck_assert_int_eq(v.status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(v.v.i, 2);
+    ck_assert_int_eq(v.ts, 2000);
+    fx_free(&fx);
+}
+END_TEST
+
+START_TEST(equal_times_higher_offset_wins_any_order) {
+    fixture_t fx = fx_new();
+    put1(&fx, "x", 1000, 0, 5, 1, vdbl(5.0));
+    put1(&fx, "x", 1000, 0, 7, 1, vdbl(7.0));
+    put1(&fx, "y", 1000, 0, 7, 1, vdbl(7.0));
+    put1(&fx, "y", 1000, 0, 5, 1, vdbl(5.0));
+    /* same offset, different partitions: higher partition wins */
+    put1(&fx, "z", 1000, 3, 9, 1, vdbl(3.0));
+    put1(&fx, "z", 1000, 1, 9, 1, vdbl(1.0));
+    ck_assert_double_eq(get1(&fx, "x", 1, 1000).v.d, 7.0);
+    ck_assert_double_eq(get1(&fx, "y", 1, 1000).v.d, 7.0);
+    ck_assert_double_eq(get1(&fx, "z", 1, 1000).v.d, 3.0);
+    fx_free(&fx);
+}
+END_TEST
+
+static int count_rows(void *arg, int64_t ts, int32_t p, int64_t o, const feat_value_t *v, size_t n) {
+    (void)ts; (void)p; (void)o; (void)v; (void)n;
+    (*(int *)arg)++;
+    return 0;
+}
+
+START_TEST(duplicate_event_applied_once) {
+    fixture_t fx = fx_new();
+    put1(&fx, "d", 1000, 0, 3, 2, vstr("first"));
+    put1(&fx, "d", 1000, 0, 3, 2, vstr("first")); /* redelivered */
+    feat_value_t v = get1(&fx, "d", 2, 1000);
+    ck_assert_str_eq(v.v.s, "first");
+    int rows = 0;
+    ck_assert_int_eq(feat_store_history(fx.st, fx.user, "d", 1, INT64_MIN, INT64_MAX, count_rows, &rows), FEAT_OK);
+    ck_assert_int_eq(rows, 1);
+    fx_free(&fx);
+}
+END_TEST
+
+START_TEST(per_feature_merge) {
+    fixture_t fx = fx_new();
+    char err[256];
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    uint16_t f2[2] = {0, 1};
+    feat_value_t v2[2] = {vint(1), vdbl(1.5)};
+    ck_assert_int_eq(feat_wb_put_event(wb, fx.user, "p", 1, 100, 0, 1, f2, v2, 2), FEAT_OK);
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+    put1(&fx, "p", 200, 0, 2, 0, vint(2));     /* newer a */
+    put1(&fx, "p", 50, 0, 3, 1, vdbl(9.0));    /* older b: ignored online */
+    feat_value_t a = get1(&fx, "p", 0, 200), b = get1(&fx, "p", 1, 200);
+    ck_assert_int_eq(a.v.i, 2);
+    ck_assert_int_eq(a.ts, 200);
+    ck_assert_double_eq(b.v.d, 1.5);
+    ck_assert_int_eq(b.ts, 100);
+    ck_assert_int_eq(get1(&fx, "p", 3, 200).status, FEAT_ST_NOT_FOUND);
+    ck_assert_int_eq(get1(&fx, "nobody", 0, 200).status, FEAT_ST_NOT_FOUND);
+    fx_free(&fx);
+}
+END_TEST
+
+/* Random events, applied in random batches, some flushed and compacted
+ * midway (exercising partial and full merges), against a model computed
+ * here by brute force. */
+START_TEST(random_merge_matches_model) {
+    fixture_t fx = fx_new();
+    enum { NE = 7, NF = 2, NEV = 3000 };
+    struct { int64_t ts, off; int32_t part; int64_t val; int set; } best[NE][NF];
+    memset(best, 0, sizeof(best));
+    srand(12345);
+    char err[256];
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    for (int i = 0; i < NEV; i++) {
+        int e = rand() % NE;
+        int64_t ts = 1000 + rand() % 50; /* many equal times */
+        int32_t part = rand() % 3;
+        int64_t off = rand() % 40;       /* many equal offsets */
+        int nf = 1 + rand() % NF;
+        uint16_t f[NF];
+        feat_value_t v[NF];
+        int first = rand() % NF;
+        for (int k = 0; k < nf; k++) {
+            f[k] = (uint16_t)((first + k) % NF);
+            /* value is a function of the source, as for a real event */
+            int64_t val = ts * 1000000 + off * 100 + part * 10 + f[k];
+            v[k] = vint(val);
+            if (f[k] == 1) { v[k] = vdbl((double)val); }
+            int fi = f[k];
+            int newer = !best[e][fi].set || ts > best[e][fi].ts ||
+                        (ts == best[e][fi].ts && (off > best[e][fi].off ||
+                                                  (off == best[e][fi].off && part > best[e][fi].part)));
+            if (newer) {
+                best[e][fi].ts = ts; best[e][fi].off = off; best[e][fi].part = part;
+                best[e][fi].val = val; best[e][fi].set = 1;
+            }
+        }
+        char key[8];
+        snprintf(key, sizeof(key), "e%d", e);
+        ck_assert_int_eq(feat_wb_put_event(wb, fx.user, key, strlen(key), ts, part, off, f, v, (size_t)nf), FEAT_OK);
+        if (rand() % 50 == 0) {
+            ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+            feat_wb_clear(wb);
+        }
+        if (i == NEV / 3) feat_store_flush(fx.st);
+        if (i == 2 * NEV / 3) { feat_store_flush(fx.st); feat_store_compact(fx.st); }
+    }
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int e = 0; e < NE; e++) {
+            char key[8];
+            snprintf(key, sizeof(key), "e%d", e);
+            for (int fi = 0; fi < NF; fi++) {
+                feat_value_t got = get1(&fx, key, (uint16_t)fi, 1000);
+                ck_assert(best[e][fi].set);
+                ck_assert_int_eq(got.ts, best[e][fi].ts);
+                if (fi == 0) ck_assert_int_eq(got.v.i, best[e][fi].val);
+                else ck_assert_double_eq(got.v.d, (double)best[e][fi].val);
+            }
+        }
+        feat_store_flush(fx.st);
+        feat_store_compact(fx.st);
+    }
+    fx_free(&fx);
+}
+END_TEST
+
+START_TEST(ttl_statuses) {
+    fixture_t fx = fx_new(); /* user ttl = 1s */
+    put1(&fx, "t", 10000, 0, 1, 0, vint(1));
+    ck_assert_int_eq(get1(&fx, "t", 0, 10500).status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(get1(&fx, "t", 0, 11000).status, FEAT_ST_PRESENT); /* exactly TTL old */
+    feat_value_t v = get1(&fx, "t", 0, 11001);
+    ck_assert_int_eq(v.status, FEAT_ST_EXPIRED);
+    ck_assert_int_eq(v.ts, 10000);
+    ck_assert_int_eq(v.v.i, 1);
+    ck_assert_int_eq(get1(&fx, "t", 1, 10500).status, FEAT_ST_NOT_FOUND);
+    /* a table without TTL never expires */
+    const feat_table_t *item = feat_store_table(fx.st, "item");
+    char err[256];
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    uint16_t f = 0;
+    feat_value_t p = vdbl(3.5);
+    ck_assert_int_eq(feat_wb_put_event(wb, item, "i", 1, 1, 0, 1, &f, &p, 1), FEAT_OK);
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+    feat_value_t out;
+    feat_buf_t s = FEAT_BUF_INIT;
+    ck_assert_int_eq(feat_store_get_online(fx.st, item, "i", 1, &f, 1, INT64_MAX / 2, &out, &s), FEAT_OK);
+    ck_assert_int_eq(out.status, FEAT_ST_PRESENT);
+    feat_buf_free(&s);
+    fx_free(&fx);
+}
+END_TEST
+
+START_TEST(point_in_time_reads) {
+    fixture_t fx = fx_new(); /* ttl 1s = 1000 ms */
+    put1(&fx, "k", 10000, 0, 1, 0, vint(1));
+    put1(&fx, "k", 10200, 0, 2, 0, vint(2));
+    put1(&fx, "k", 10200, 0, 3, 2, vstr("s2"));
+    put1(&fx, "k", 10300, 0, 4, 0, vint(3));
+    put1(&fx, "k", 10250, 0, 5, 0, vint(99)); /* out of order, lands in history */
+    put1(&fx, "kk", 10210, 0, 6, 0, vint(777)); /* another entity sharing a prefix */
+    feat_pit_reader_t *r = feat_pit_reader_new(fx.st);
+    feat_buf_t strs = FEAT_BUF_INIT;
+    uint16_t f[3] = {0, 2, 1};
+    feat_value_t out[3];
+    /* as of 10220: a = 2 (10200), c = s2, b never set */
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 10220, f, 3, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[0].status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(out[0].v.i, 2);
+    ck_assert_int_eq(out[0].ts, 10200);
+    ck_assert_int_eq(out[1].status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(out[1].slen, 2);
+    ck_assert(memcmp(out[1].v.s, "s2", 2) == 0);
+    ck_assert_int_eq(out[2].status, FEAT_ST_NOT_FOUND);
+    /* boundary: ts <= as_of inclusive */
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 10250, f, 1, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[0].v.i, 99);
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 10249, f, 1, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[0].v.i, 2);
+    /* before anything */
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 9999, f, 2, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[0].status, FEAT_ST_NOT_FOUND);
+    ck_assert_int_eq(out[1].status, FEAT_ST_NOT_FOUND);
+    /* TTL: as of 11250, c (10200) is 1050 ms old > 1000 → missing; a (10300) is present */
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 11250, f, 2, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[0].status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(out[0].v.i, 3);
+    ck_assert_int_eq(out[1].status, FEAT_ST_NOT_FOUND);
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 11250, f, 2, 1, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[1].status, FEAT_ST_EXPIRED);
+    ck_assert(memcmp(out[1].v.s, "s2", 2) == 0);
+    /* exactly TTL old is still present */
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 11200, f, 2, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[1].status, FEAT_ST_PRESENT);
+    /* the snapshot: writes after the reader was made are invisible to it */
+    put1(&fx, "k", 10210, 0, 7, 0, vint(555));
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 10220, f, 1, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[0].v.i, 2);
+    feat_pit_reader_destroy(r);
+    r = feat_pit_reader_new(fx.st);
+    ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 10220, f, 1, 0, out, &strs), FEAT_OK);
+    ck_assert_int_eq(out[0].v.i, 555);
+    feat_pit_reader_destroy(r);
+    feat_buf_free(&strs);
+    fx_free(&fx);
+}
+END_TEST
+
+typedef struct hist { int n; int64_t ts[16]; int64_t a[16]; } hist_t;
+static int collect(void *arg, int64_t ts, int32_t p, int64_t o, const feat_value_t *v, size_t n) {
+    (void)p; (void)o; (void)n;
+    hist_t *h = arg;
+    h->ts[h->n] = ts;
+    h->a[h->n] = v[0].status == FEAT_ST_PRESENT ? v[0].v.i : -1;
+    h->n++;
+    return 0;
+}
+
+START_TEST(history_range_in_time_order) {
+    fixture_t fx = fx_new();
+    put1(&fx, "h", 300, 0, 1, 0, vint(3));
+    put1(&fx, "h", 100, 0, 2, 0, vint(1));
+    put1(&fx, "h", -50, 0, 3, 0, vint(-1)); /* negative times sort first */
+    put1(&fx, "h", 200, 0, 4, 1, vdbl(2.0));
+    put1(&fx, "h2", 150, 0, 5, 0, vint(42));
+    hist_t h = {0};
+    ck_assert_int_eq(feat_store_history(fx.st, fx.user, "h", 1, INT64_MIN, INT64_MAX, collect, &h), FEAT_OK);
+    ck_assert_int_eq(h.n, 4);
+    int64_t want_ts[] = {-50, 100, 200, 300}, want_a[] = {-1, 1, -1, 3};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(h.ts[i], want_ts[i]);
+        ck_assert_int_eq(h.a[i], want_a[i]);
+    }
+    memset(&h, 0, sizeof(h));
+    ck_assert_int_eq(feat_store_history(fx.st, fx.user, "h", 1, 100, 200, collect, &h), FEAT_OK);
+    ck_assert_int_eq(h.n, 2);
+    ck_assert_int_eq(h.ts[0], 100);
+    ck_assert_int_eq(h.ts[1], 200);
+    fx_free(&fx);
+}
+END_TEST
+
+START_TEST(schema_ids_stable_and_type_change_refused) {
+    fixture_t fx = fx_new();
+    put1(&fx, "s", 100, 0, 1, 1, vdbl(1.25)); /* feature b */
+    fx_close(&fx);
+    /* reorder, add a feature, drop one: b keeps its id */
+    fx_open_cfg(&fx, "[table user]\ntopic = user_events\nfeature.new = int64\nfeature.b = double\n");
+    uint16_t f = 1; /* b is now at index 1 */
+    feat_value_t out;
+    feat_buf_t s = FEAT_BUF_INIT;
+    ck_assert_int_eq(feat_store_get_online(fx.st, fx.user, "s", 1, &f, 1, 100, &out, &s), FEAT_OK);
+    ck_assert_int_eq(out.status, FEAT_ST_PRESENT);
+    ck_assert_double_eq(out.v.d, 1.25);
+    f = 0;
+    ck_assert_int_eq(feat_store_get_online(fx.st, fx.user, "s", 1, &f, 1, 100, &out, &s), FEAT_OK);
+    ck_assert_int_eq(out.status, FEAT_ST_NOT_FOUND); /* new id, not a's old id */
+    feat_buf_free(&s);
+    fx_close(&fx);
+    char err[512];
+    const char *bad = "[table user]\ntopic = user_events\nfeature.b = string\n";
+    fx.cfg = feat_config_parse(bad, strlen(bad), err, sizeof(err));
+    ck_assert_ptr_nonnull(fx.cfg);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/db", fx.dir);
+    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 4 << 20};
+    ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "table.user.feature.b") != NULL, "%s", err);
+    feat_config_free(fx.cfg);
+    fx.cfg = NULL;
+    tu_rmrf(fx.dir);
+    free(fx.dir);
+}
+END_TEST
+
+typedef struct lab { int n; int64_t ts[8]; char key[8][8]; double v[8]; } lab_t;
+static int on_label(void *arg, int64_t ts, const char *k, size_t kl, double label) {
+    lab_t *l = arg;
+    l->ts[l->n] = ts;
+    memcpy(l->key[l->n], k, kl);
+    l->key[l->n][kl] = 0;
+    l->v[l->n++] = label;
+    return 0;
+}
+
+typedef struct dl { int n; char reason[32]; char val[32]; int64_t off; } dl_t;
+static int on_dl(void *arg, const char *topic, int32_t p, int64_t off, const char *reason, const char *detail,
+                 const char *key, size_t kl, const char *val, size_t vl) {
+    (void)topic; (void)p; (void)detail; (void)key; (void)kl;
+    dl_t *d = arg;
+    d->n++;
+    snprintf(d->reason, sizeof(d->reason), "%s", reason);
+    snprintf(d->val, sizeof(d->val), "%.*s", (int)vl, val);
+    d->off = off;
+    return 0;
+}
+
+static int hook_calls[3];
+static size_t hook_keys;
+static void hook(void *arg, const feat_wb_t *wb, int phase) {
+    (void)arg;
+    hook_calls[phase]++;
+    if (phase == 1) hook_keys = feat_wb_online_count(wb);
+}
+
+START_TEST(offsets_labels_dead_letters_and_hooks) {
+    fixture_t fx = fx_new();
+    char err[256];
+    int64_t next = 0;
+    ck_assert_int_eq(feat_store_get_offset(fx.st, "user_events", 0, &next), FEAT_ERR_NOT_FOUND);
+    feat_store_set_write_hook(fx.st, hook, NULL);
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    uint16_t f = 0;
+    feat_value_t v = vint(1);
+    ck_assert_int_eq(feat_wb_put_event(wb, fx.user, "a", 1, 5, 2, 10, &f, &v, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_event(wb, fx.user, "b", 1, 5, 2, 11, &f, &v, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_label(wb, "churn", "a", 1, 300, 1.0, 0, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_label(wb, "churn", "b", 1, 100, 0.0, 0, 2), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_label(wb, "other", "c", 1, 200, 0.5, 0, 3), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_dead_letter(wb, "user_events", 2, 12, "bad_json", "expected '{'", "k", 1,
+                                             "garbage", 7, 1234), FEAT_OK);
+    ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 2, 13), FEAT_OK);
+    ck_assert_int_eq(feat_wb_count(wb), 6);
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+    ck_assert_int_eq(hook_calls[0], 1);
+    ck_assert_int_eq(hook_calls[1], 1);
+    ck_assert_int_eq(hook_keys, 2);
+    ck_assert_int_eq(feat_store_get_offset(fx.st, "user_events", 2, &next), FEAT_OK);
+    ck_assert_int_eq(next, 13);
+    lab_t l = {0};
+    ck_assert_int_eq(feat_store_labels(fx.st, "churn", INT64_MIN, INT64_MAX, on_label, &l), FEAT_OK);
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_int_eq(l.ts[0], 100);
+    ck_assert_str_eq(l.key[0], "b");
+    ck_assert_double_eq(l.v[1], 1.0);
+    memset(&l, 0, sizeof(l));
+    ck_assert_int_eq(feat_store_labels(fx.st, "churn", 101, 300, on_label, &l), FEAT_OK);
+    ck_assert_int_eq(l.n, 1);
+    dl_t d = {0};
+    ck_assert_int_eq(feat_store_dead_letters(fx.st, on_dl, &d), FEAT_OK);
+    ck_assert_int_eq(d.n, 1);
+    ck_assert_str_eq(d.reason, "bad_json");
+    ck_assert_str_eq(d.val, "garbage");
+    ck_assert_int_eq(d.off, 12);
+    fx_free(&fx);
+}
+END_TEST
+
+START_TEST(row_codec_rejects_corrupt_bytes) {
+    feat_buf_t b = FEAT_BUF_INIT, out = FEAT_BUF_INIT;
+    feat_buf_putc(&b, FEAT_ROW_V1);
+    feat_value_t s = vstr("hello");
+    feat_row_put(&b, 1, 3, &s, 1, 2, 3);
+    /* every truncation is rejected, never read past the end */
+    for (size_t cut = 2; cut < b.len; cut++) { /* cut 1 = empty row, valid */
+        size_t pos = 0;
+        feat_row_entry_t e;
+        int r = feat_row_next(b.data, cut, &pos, 1, &e);
+        ck_assert_int_eq(r, FEAT_ERR_CORRUPT);
+        ck_assert_int_eq(feat_row_merge(b.data, cut, b.data, b.len, &out), FEAT_ERR_CORRUPT);
+    }
+    b.data[0] = 7; /* unknown version */
+    size_t pos = 0;
+    feat_row_entry_t e;
+    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 1, &e), FEAT_ERR_CORRUPT);
+    feat_buf_free(&b);
+    feat_buf_free(&out);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("store");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, out_of_order_never_overwrites_newer);
+    tcase_add_test(tc, equal_times_higher_offset_wins_any_order);
+    tcase_add_test(tc, duplicate_event_applied_once);
+    tcase_add_test(tc, per_feature_merge);
+    tcase_add_test(tc, random_merge_matches_model);
+    tcase_add_test(tc, ttl_statuses);
+    tcase_add_test(tc, point_in_time_reads);
+    tcase_add_test(tc, history_range_in_time_order);
+    tcase_add_test(tc, schema_ids_stable_and_type_change_refused);
+    tcase_add_test(tc, offsets_labels_dead_letters_and_hooks);
+    tcase_add_test(tc, row_codec_rejects_corrupt_bytes);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
