@@ -33,6 +33,7 @@ struct feat_store {
     size_t ntables;
     feat_write_hook_fn *hook;
     void *hook_arg;
+    int read_only;
 };
 
 typedef struct online_ref {
@@ -235,7 +236,7 @@ static int setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
         if (!t->index_of_id) { free(sf); rc = FEAT_ERR_NOMEM; break; }
         for (size_t i = 0; i <= t->max_id; i++) t->index_of_id[i] = -1;
         for (size_t f = 0; f < tc->nfeatures; f++) t->index_of_id[t->ids[f]] = (int16_t)f;
-        if (nnew || nsf == 0) {
+        if ((nnew || nsf == 0) && !st->read_only) {
             /* persist: every stored feature (retired ones too) plus the new ones */
             feat_buf_t v = FEAT_BUF_INIT;
             size_t total = nsf + nnew;
@@ -266,7 +267,7 @@ static int setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
         }
         free(sf);
     }
-    if (!rc) {
+    if (!rc && !st->read_only) {
         rocksdb_writebatch_put_cf(wb, st->cf[FEAT_CF_META], "schema_version", 14, SCHEMA_VERSION, 1);
         char *rerr = NULL;
         rocksdb_write(st->db, st->wopts, wb, &rerr);
@@ -324,7 +325,12 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
     names[FEAT_CF_COUNT] = "default";
     cfo[FEAT_CF_COUNT] = st->opts;
     char *rerr = NULL;
-    st->db = rocksdb_open_column_families(st->opts, conf->path, FEAT_CF_COUNT + 1, names, cfo, st->cf, &rerr);
+    st->read_only = conf->read_only;
+    if (conf->read_only)
+        st->db = rocksdb_open_for_read_only_column_families(st->opts, conf->path, FEAT_CF_COUNT + 1, names, cfo,
+                                                            st->cf, 0, &rerr);
+    else
+        st->db = rocksdb_open_column_families(st->opts, conf->path, FEAT_CF_COUNT + 1, names, cfo, st->cf, &rerr);
     if (rerr) {
         io_err(errstr, errlen, conf->path, rerr);
         feat_store_close(st);
@@ -343,7 +349,7 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
 
 void feat_store_close(feat_store_t *st) {
     if (!st) return;
-    if (st->db) {
+    if (st->db && !st->read_only) {
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         rocksdb_flushoptions_set_wait(fo, 1);
         char *rerr = NULL;
@@ -356,6 +362,8 @@ void feat_store_close(feat_store_t *st) {
             }
         }
         rocksdb_flushoptions_destroy(fo);
+    }
+    if (st->db) {
         for (int i = 0; i <= FEAT_CF_COUNT; i++)
             if (st->cf[i]) rocksdb_column_family_handle_destroy(st->cf[i]);
         rocksdb_close(st->db);
@@ -551,12 +559,13 @@ int feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition,
     return FEAT_OK;
 }
 
-int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset) {
+int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset, uint64_t applied) {
     topic_part_key(&wb->key, topic, partition);
-    unsigned char b[8];
+    unsigned char b[16];
     feat_put_le64(b, (uint64_t)next_offset);
+    feat_put_le64(b + 8, applied);
     if (wb_check(wb)) return FEAT_ERR_NOMEM;
-    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_OFFSETS], wb->key.data, wb->key.len, (const char *)b, 8);
+    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_OFFSETS], wb->key.data, wb->key.len, (const char *)b, 16);
     return FEAT_OK;
 }
 
@@ -587,7 +596,7 @@ int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errle
 
 /* ---- offsets ----------------------------------------------------------------- */
 
-int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next) {
+int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next, uint64_t *applied) {
     feat_buf_t k = FEAT_BUF_INIT;
     topic_part_key(&k, topic, partition);
     char *rerr = NULL;
@@ -597,9 +606,55 @@ int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition
     if (rerr) return io_err(NULL, 0, "reading offset", rerr);
     if (!v) return FEAT_ERR_NOT_FOUND;
     int rc = FEAT_OK;
-    if (vl != 8) rc = FEAT_ERR_CORRUPT;
-    else *next = (int64_t)feat_get_le64((const unsigned char *)v);
+    if (vl != 16) rc = FEAT_ERR_CORRUPT;
+    else {
+        *next = (int64_t)feat_get_le64((const unsigned char *)v);
+        if (applied) *applied = feat_get_le64((const unsigned char *)v + 8);
+    }
     rocksdb_free(v);
+    return rc;
+}
+
+int feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_OFFSETS]);
+    int rc = FEAT_OK;
+    char topic[256];
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
+        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+        const unsigned char *z = memchr(k, 0, kl);
+        if (!z || (size_t)(z - k) >= sizeof(topic) || kl != (size_t)(z - k) + 5 || vl != 16) { rc = FEAT_ERR_CORRUPT; break; }
+        memcpy(topic, k, (size_t)(z - k));
+        topic[z - k] = 0;
+        if (fn(arg, topic, (int32_t)feat_get_be32(z + 1), (int64_t)feat_get_le64(v), feat_get_le64(v + 8))) break;
+    }
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+int64_t feat_store_clear_offsets(feat_store_t *st) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_OFFSETS]);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    int64_t n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        rocksdb_writebatch_delete_cf(b, st->cf[FEAT_CF_OFFSETS], k, kl);
+        n++;
+    }
+    rocksdb_iter_destroy(it);
+    char *rerr = NULL;
+    rocksdb_write(st->db, st->wopts, b, &rerr);
+    rocksdb_writebatch_destroy(b);
+    return rerr ? io_err(NULL, 0, "clearing offsets", rerr) : n;
+}
+
+int feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition) {
+    feat_buf_t k = FEAT_BUF_INIT;
+    topic_part_key(&k, topic, partition);
+    int rc = k.oom ? FEAT_ERR_NOMEM : feat_store_delete_blob(st, FEAT_CF_OFFSETS, k.data, k.len);
+    feat_buf_free(&k);
     return rc;
 }
 
@@ -716,6 +771,96 @@ int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *k
     if (rc == FEAT_ERR_NOT_FOUND) return feat_row_decode(t, NULL, 0, fidx, n, now_ms, out);
     if (rc) return rc;
     return feat_row_decode(t, scratch->data, scratch->len, fidx, n, now_ms, out);
+}
+
+static int decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_t *ts, int64_t *off, int32_t *part);
+
+int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_ONLINE]);
+    int rc = FEAT_OK;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        const char *z = memchr(k, 0, kl);
+        if (!z) { rc = FEAT_ERR_CORRUPT; break; }
+        const feat_table_t *t = NULL;
+        for (size_t i = 0; i < st->ntables; i++)
+            if (strlen(st->tables[i].conf->name) == (size_t)(z - k) && !memcmp(st->tables[i].conf->name, k, (size_t)(z - k)))
+                t = &st->tables[i];
+        if (!t) continue; /* a table no longer configured */
+        if (fn(arg, t, z + 1, kl - (size_t)(z - k) - 1, v, vl)) break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+    if (rerr) return io_err(NULL, 0, "online scan", rerr);
+    return rc;
+}
+
+int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg) {
+    feat_buf_t pre = FEAT_BUF_INIT;
+    feat_buf_puts(&pre, t->conf->name);
+    feat_buf_putc(&pre, 0);
+    size_t nf = t->conf->nfeatures;
+    feat_value_t *vals = calloc(nf ? nf : 1, sizeof(*vals));
+    if (!vals || pre.oom) { free(vals); feat_buf_free(&pre); return FEAT_ERR_NOMEM; }
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_OFFLINE]);
+    int rc = FEAT_OK;
+    for (rocksdb_iter_seek(it, pre.data, pre.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < pre.len || memcmp(k, pre.data, pre.len) != 0) break;
+        if (kl < pre.len + 21) { rc = FEAT_ERR_CORRUPT; break; }
+        const char *ent = k + pre.len;
+        size_t elen = kl - pre.len - 21;
+        int64_t ts, off;
+        int32_t part;
+        decode_offline_key_tail(k, kl, kl - 20, &ts, &off, &part);
+        const char *v = rocksdb_iter_value(it, &vl);
+        for (size_t i = 0; i < nf; i++) {
+            memset(&vals[i], 0, sizeof(vals[i]));
+            vals[i].type = (uint8_t)t->conf->features[i].type;
+        }
+        size_t pos = 0;
+        feat_row_entry_t e;
+        int r;
+        while ((r = feat_row_next(v, vl, &pos, 0, &e)) == 1) {
+            if (e.id > t->max_id || t->index_of_id[e.id] < 0) continue;
+            vals[t->index_of_id[e.id]] = e.val;
+            vals[t->index_of_id[e.id]].ts = ts;
+        }
+        if (r < 0) { rc = FEAT_ERR_CORRUPT; break; }
+        if (fn(arg, ent, elen, ts, part, off, vals, nf)) break;
+    }
+    rocksdb_iter_destroy(it);
+    free(vals);
+    feat_buf_free(&pre);
+    return rc;
+}
+
+int feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg) {
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_LABELS]);
+    int rc = FEAT_OK;
+    char model[FEAT_MAX_NAME + 1];
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+        const char *z = memchr(k, 0, kl);
+        if (!z || (size_t)(z - k) > FEAT_MAX_NAME || kl < (size_t)(z - k) + 9 || vl != 20) { rc = FEAT_ERR_CORRUPT; break; }
+        memcpy(model, k, (size_t)(z - k));
+        model[z - k] = 0;
+        int64_t ts = feat_get_ts((const unsigned char *)z + 1);
+        uint64_t u = feat_get_le64(v);
+        double label;
+        memcpy(&label, &u, 8);
+        if (fn(arg, model, ts, z + 9, kl - (size_t)(z - k) - 9, label, (int32_t)feat_get_le32(v + 8),
+               (int64_t)feat_get_le64(v + 12)))
+            break;
+    }
+    rocksdb_iter_destroy(it);
+    return rc;
 }
 
 /* ---- history -------------------------------------------------------------------- */
@@ -1007,6 +1152,12 @@ uint64_t feat_store_size_bytes(feat_store_t *st) {
         if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.cur-size-all-mem-tables", &v) == 0) total += v;
     }
     return total;
+}
+
+uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf) {
+    uint64_t v = 0;
+    if (rocksdb_property_int_cf(st->db, st->cf[cf], "rocksdb.estimate-num-keys", &v) != 0) v = 0;
+    return v;
 }
 
 int feat_store_flush(feat_store_t *st) {

@@ -78,6 +78,7 @@ typedef struct feat_store_conf {
     int sync;                       /* fsync WAL per write */
     int64_t block_cache_bytes;
     int64_t write_buffer_bytes;
+    int read_only;                  /* open for reading only (tools; may run beside featd) */
 } feat_store_conf_t;
 
 /* Opens (creating if needed) the store.  Checks the stored table definitions
@@ -110,7 +111,10 @@ int feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t 
 int feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
                             const char *reason, const char *detail, const void *key, size_t klen,
                             const void *value, size_t vlen, int64_t received_ms);
-int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset);
+/* The partition's next offset and the running count of messages applied from
+ * it (an exactly-once audit: it equals the number of distinct offsets stored
+ * unless something was applied twice). */
+int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset, uint64_t applied);
 /* A prediction log row (serve). */
 int feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
                            int64_t ts, uint64_t version, double score);
@@ -131,8 +135,17 @@ int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errle
 
 /* ---- offsets -------------------------------------------------------------- */
 
-/* Next offset to read for (topic, partition); FEAT_ERR_NOT_FOUND when none stored. */
-int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next);
+/* Next offset to read for (topic, partition) and the applied count (may be
+ * NULL); FEAT_ERR_NOT_FOUND when none stored. */
+int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next, uint64_t *applied);
+typedef int feat_offset_fn(void *arg, const char *topic, int32_t partition, int64_t next, uint64_t applied);
+int feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg);
+
+/* Forgets every stored offset (the embedded broker starts with empty logs).
+ * Returns how many were removed, or a negative feat_err_t. */
+int64_t feat_store_clear_offsets(feat_store_t *st);
+/* Forgets the stored offset of one partition. */
+int feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition);
 
 /* ---- online reads ------------------------------------------------------- */
 
@@ -156,6 +169,15 @@ int feat_row_decode(const feat_table_t *t, const char *row, size_t len, const ui
 int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
                           const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
                           feat_buf_t *scratch);
+
+/* Visits every online row (t->index order is not guaranteed). */
+typedef int feat_online_fn(void *arg, const feat_table_t *t, const char *key, size_t klen, const char *row, size_t len);
+int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg);
+/* Visits every offline row of every entity of table t, ordered by entity then
+ * time; vals as for feat_history_fn. */
+typedef int feat_offline_fn(void *arg, const char *key, size_t klen, int64_t ts, int32_t partition, int64_t offset,
+                            const feat_value_t *vals, size_t n);
+int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg);
 
 /* ---- history and point-in-time reads ---------------------------------- */
 
@@ -185,6 +207,10 @@ int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, 
 /* ---- labels, dead letters, blobs, stats ----------------------------------- */
 
 typedef int feat_label_fn(void *arg, int64_t ts, const char *key, size_t klen, double label);
+typedef int feat_label_src_fn(void *arg, const char *model, int64_t ts, const char *key, size_t klen, double label,
+                              int32_t partition, int64_t offset);
+/* Every label of every model with its source position (audits, tools). */
+int feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg);
 /* Labels of model with from_ms <= ts <= to_ms in ts order. */
 int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
                       feat_label_fn *fn, void *arg);
@@ -209,6 +235,8 @@ int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, si
 
 /* Approximate bytes on disk plus memtables. */
 uint64_t feat_store_size_bytes(feat_store_t *st);
+/* RocksDB's estimate of the keys in one column family. */
+uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf);
 /* Flushes memtables (tests and benchmarks). */
 int feat_store_flush(feat_store_t *st);
 /* Compacts the whole store (tests: forces merge operands to be resolved). */

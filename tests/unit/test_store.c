@@ -34,7 +34,7 @@ static void fx_open_cfg(fixture_t *fx, const char *cfgtext) {
     ck_assert_msg(fx->cfg != NULL, "config: %s", err);
     char path[512];
     snprintf(path, sizeof(path), "%s/db", fx->dir);
-    feat_store_conf_t sc = {path, fx->cfg, 0, 8 << 20, 4 << 20};
+    feat_store_conf_t sc = {path, fx->cfg, 0, 8 << 20, 4 << 20, 0};
     fx->st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(fx->st != NULL, "open: %s", err);
     fx->user = feat_store_table(fx->st, "user");
@@ -363,7 +363,7 @@ START_TEST(schema_ids_stable_and_type_change_refused) {
     ck_assert_ptr_nonnull(fx.cfg);
     char path[512];
     snprintf(path, sizeof(path), "%s/db", fx.dir);
-    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 4 << 20};
+    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 4 << 20, 0};
     ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
     ck_assert_msg(strstr(err, "table.user.feature.b") != NULL, "%s", err);
     feat_config_free(fx.cfg);
@@ -407,7 +407,7 @@ START_TEST(offsets_labels_dead_letters_and_hooks) {
     fixture_t fx = fx_new();
     char err[256];
     int64_t next = 0;
-    ck_assert_int_eq(feat_store_get_offset(fx.st, "user_events", 0, &next), FEAT_ERR_NOT_FOUND);
+    ck_assert_int_eq(feat_store_get_offset(fx.st, "user_events", 0, &next, NULL), FEAT_ERR_NOT_FOUND);
     feat_store_set_write_hook(fx.st, hook, NULL);
     feat_wb_t *wb = feat_wb_new(fx.st);
     uint16_t f = 0;
@@ -419,15 +419,17 @@ START_TEST(offsets_labels_dead_letters_and_hooks) {
     ck_assert_int_eq(feat_wb_put_label(wb, "other", "c", 1, 200, 0.5, 0, 3), FEAT_OK);
     ck_assert_int_eq(feat_wb_put_dead_letter(wb, "user_events", 2, 12, "bad_json", "expected '{'", "k", 1,
                                              "garbage", 7, 1234), FEAT_OK);
-    ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 2, 13), FEAT_OK);
+    ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 2, 13, 7), FEAT_OK);
     ck_assert_int_eq(feat_wb_count(wb), 6);
     ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
     feat_wb_destroy(wb);
     ck_assert_int_eq(hook_calls[0], 1);
     ck_assert_int_eq(hook_calls[1], 1);
     ck_assert_int_eq(hook_keys, 2);
-    ck_assert_int_eq(feat_store_get_offset(fx.st, "user_events", 2, &next), FEAT_OK);
+    uint64_t applied = 0;
+    ck_assert_int_eq(feat_store_get_offset(fx.st, "user_events", 2, &next, &applied), FEAT_OK);
     ck_assert_int_eq(next, 13);
+    ck_assert_int_eq(applied, 7);
     lab_t l = {0};
     ck_assert_int_eq(feat_store_labels(fx.st, "churn", INT64_MIN, INT64_MAX, on_label, &l), FEAT_OK);
     ck_assert_int_eq(l.n, 2);

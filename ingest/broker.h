@@ -1,0 +1,33 @@
+/*
+ * ingest/broker.h — the embedded Kafka-protocol broker (librdkafka's mock
+ * cluster) on loopback, for kafka.embedded = true, tests, and the standalone
+ * featd-broker process.
+ *
+ * Limits inherited from the mock cluster (librdkafka 2.0.2): data lives in
+ * memory; each partition keeps roughly the newest 5 MiB or 100k message sets.
+ */
+#ifndef FEAT_INGEST_BROKER_H
+#define FEAT_INGEST_BROKER_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+
+typedef struct feat_broker feat_broker_t;
+
+/* Starts nbrokers mock brokers.  NULL with errstr on failure. */
+feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen);
+/* Creates topic with partitions (replication 1).  FEAT_OK or FEAT_ERR_KAFKA. */
+int feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions);
+/* Creates every source and label topic of cfg with kafka.partitions partitions. */
+int feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen);
+/* "127.0.0.1:port,..."; valid until destroy. */
+const char *feat_broker_bootstraps(const feat_broker_t *b);
+/* Fault injection for tests: take broker id (1-based) down or up. */
+int feat_broker_set_down(feat_broker_t *b, int broker_id, int down);
+void feat_broker_destroy(feat_broker_t *b); /* NULL is fine */
+
+/* Writes data to path atomically (temp file + rename), mode 0600. */
+int feat_write_file_atomic(const char *path, const char *data, size_t len);
+
+#endif

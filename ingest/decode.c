@@ -1,0 +1,686 @@
+/*
+ * ingest/decode.c — see decode.h.
+ *
+ * The protobuf path is a small zero-copy reader of the wire format for
+ * FeatureEvent and LabelEvent (field numbers from proto/featd/v1/event.proto);
+ * it allocates nothing and sees string lengths exactly, so a NUL inside a
+ * key is caught rather than truncated.  tests/unit/test_decode.c checks it
+ * against protobuf-c's generated packer.
+ */
+#include "ingest/decode.h"
+#include "common/json.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const reason_names[FEAT_DL_COUNT] = {
+    "undecodable", "unknown_table", "unknown_feature", "unknown_model", "wrong_type",
+    "missing_key", "bad_key", "missing_timestamp", "bad_timestamp", "non_finite",
+    "oversize", "no_features", "duplicate_feature"};
+
+const char *feat_dl_reason_name(feat_dl_reason_t r) {
+    return (unsigned)r < FEAT_DL_COUNT ? reason_names[r] : "unknown";
+}
+
+typedef struct route {
+    const char *topic;
+    uint32_t tables[8];   /* tables fed by this topic (first 8; more is refused at start) */
+    size_t ntables;
+    uint32_t models[8];
+    size_t nmodels;
+} route_t;
+
+/* A raw (not yet typed) feature from either format. */
+typedef struct raw_feat {
+    const char *name;
+    size_t nlen;
+    int kind;             /* RAW_* */
+    int escaped_name;
+    union { double d; int64_t i; int b; struct { const char *p; size_t n; } s; } v;
+    int json_tok;         /* JSON: value token index */
+} raw_feat_t;
+
+enum { RAW_NONE = 0, RAW_DOUBLE, RAW_INT, RAW_BOOL, RAW_STRING, RAW_JSON };
+
+struct feat_decoder {
+    const feat_config_t *cfg;
+    route_t *routes;
+    size_t nroutes;
+    feat_json_tok_t *toks;
+    size_t ntoks;
+    raw_feat_t *raw;
+    size_t nraw_cap;
+    feat_buf_t scratch;   /* unescaped strings; capacity reserved per message */
+};
+
+feat_decoder_t *feat_decoder_new(const feat_config_t *cfg) {
+    feat_decoder_t *d = calloc(1, sizeof(*d));
+    if (!d) return NULL;
+    d->cfg = cfg;
+    size_t maxr = cfg->ntables + cfg->nmodels;
+    d->routes = calloc(maxr ? maxr : 1, sizeof(route_t));
+    d->nraw_cap = FEAT_MAX_FEATURES + 1;
+    d->raw = calloc(d->nraw_cap, sizeof(raw_feat_t));
+    d->ntoks = 2 * (FEAT_MAX_FEATURES + 1) + 64;
+    d->toks = calloc(d->ntoks, sizeof(feat_json_tok_t));
+    if (!d->routes || !d->raw || !d->toks) {
+        feat_decoder_destroy(d);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->ntables + cfg->nmodels; i++) {
+        int is_table = i < cfg->ntables;
+        const char *topic = is_table ? cfg->tables[i].topic : cfg->models[i - cfg->ntables].label_topic;
+        route_t *r = NULL;
+        for (size_t k = 0; k < d->nroutes; k++)
+            if (strcmp(d->routes[k].topic, topic) == 0) r = &d->routes[k];
+        if (!r) {
+            r = &d->routes[d->nroutes++];
+            r->topic = topic;
+        }
+        if (is_table && r->ntables < 8) r->tables[r->ntables++] = (uint32_t)i;
+        if (!is_table && r->nmodels < 8) r->models[r->nmodels++] = (uint32_t)(i - cfg->ntables);
+    }
+    return d;
+}
+
+void feat_decoder_destroy(feat_decoder_t *d) {
+    if (!d) return;
+    free(d->routes);
+    free(d->raw);
+    free(d->toks);
+    feat_buf_free(&d->scratch);
+    free(d);
+}
+
+static int dead(feat_decoded_t *out, feat_dl_reason_t r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int dead(feat_decoded_t *out, feat_dl_reason_t r, const char *fmt, ...) {
+    out->kind = FEAT_DEC_DEAD;
+    out->reason = r;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
+    va_end(ap);
+    return FEAT_DEC_DEAD;
+}
+
+/* printable, bounded rendering of input bytes for details */
+static const char *show(const char *s, size_t n, char *buf, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"') buf[o++] = (char)c;
+        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+    }
+    if (n && o + 5 >= cap && cap > 4) memcpy(buf + cap - 4, "...", 4);
+    else buf[o] = 0;
+    return buf;
+}
+
+/* ---- time ------------------------------------------------------------------ */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, size_t n, size_t at, size_t cnt, int *out) {
+    if (at + cnt > n) return 0;
+    int v = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        char c = s[at + i];
+        if (c < '0' || c > '9') return 0;
+        v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+int feat_parse_rfc3339(const char *s, size_t n, int64_t *ms) {
+    int Y, M, D, h, mi, sec;
+    if (!digits(s, n, 0, 4, &Y) || n < 20 || s[4] != '-' || !digits(s, n, 5, 2, &M) || s[7] != '-' ||
+        !digits(s, n, 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        !digits(s, n, 11, 2, &h) || s[13] != ':' || !digits(s, n, 14, 2, &mi) || s[16] != ':' ||
+        !digits(s, n, 17, 2, &sec))
+        return FEAT_ERR_INVALID;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || mi > 59 || sec > 60) return FEAT_ERR_INVALID;
+    int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (M == 2 && D == 29 && !leap) return FEAT_ERR_INVALID;
+    size_t i = 19;
+    int64_t frac_ms = 0;
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t start = i;
+        int64_t scale = 100;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            frac_ms += (s[i] - '0') * scale;
+            scale /= 10;
+            i++;
+        }
+        if (i == start) return FEAT_ERR_INVALID;
+    }
+    int64_t off_min = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        if (!digits(s, n, i + 1, 2, &oh) || i + 3 >= n || s[i + 3] != ':' || !digits(s, n, i + 4, 2, &om) ||
+            oh > 23 || om > 59)
+            return FEAT_ERR_INVALID;
+        off_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
+        i += 6;
+    } else {
+        return FEAT_ERR_INVALID;
+    }
+    if (i != n) return FEAT_ERR_INVALID;
+    int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec) - off_min * 60;
+    *ms = secs * 1000 + frac_ms;
+    return FEAT_OK;
+}
+
+/* ---- protobuf wire reader ---------------------------------------------------- */
+
+typedef struct pb {
+    const unsigned char *p, *end;
+} pb_t;
+
+static int pb_varint(pb_t *r, uint64_t *v) {
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) return 0;
+        unsigned char b = *r->p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads one field: number, wire type, and its payload (varint value, fixed
+ * bytes or length-delimited slice).  0 on malformed input. */
+typedef struct pb_field {
+    uint32_t num;
+    int wt;
+    uint64_t u;           /* varint / fixed64 / fixed32 */
+    const unsigned char *s;
+    size_t n;             /* length-delimited */
+} pb_field_t;
+
+static int pb_next(pb_t *r, pb_field_t *f) {
+    uint64_t tag;
+    if (!pb_varint(r, &tag)) return 0;
+    f->num = (uint32_t)(tag >> 3);
+    f->wt = (int)(tag & 7);
+    if (f->num == 0 || tag >> 32) return 0;
+    switch (f->wt) {
+    case 0: return pb_varint(r, &f->u);
+    case 1:
+        if (r->end - r->p < 8) return 0;
+        f->u = feat_get_le64(r->p);
+        r->p += 8;
+        return 1;
+    case 5:
+        if (r->end - r->p < 4) return 0;
+        f->u = feat_get_le32(r->p);
+        r->p += 4;
+        return 1;
+    case 2: {
+        uint64_t len;
+        if (!pb_varint(r, &len) || len > (uint64_t)(r->end - r->p)) return 0;
+        f->s = r->p;
+        f->n = (size_t)len;
+        r->p += len;
+        return 1;
+    }
+    default:
+        return 0; /* groups (3, 4) and reserved types */
+    }
+}
+
+typedef struct msg_fields {
+    const char *name; size_t nlen; int has_name;   /* table or model */
+    const char *key; size_t klen; int has_key;
+    int64_t ts; int has_ts;
+    double label; int has_label;
+    size_t nfeat;
+} msg_fields_t;
+
+/* Parses a Value message into rf. */
+static int pb_value(const unsigned char *s, size_t n, raw_feat_t *rf) {
+    pb_t r = {s, s + n};
+    pb_field_t f;
+    rf->kind = RAW_NONE;
+    while (r.p < r.end) {
+        if (!pb_next(&r, &f)) return 0;
+        if (f.num == 1 && f.wt == 1) { rf->kind = RAW_DOUBLE; memcpy(&rf->v.d, &f.u, 8); }
+        else if (f.num == 2 && f.wt == 0) { rf->kind = RAW_INT; rf->v.i = (int64_t)f.u; }
+        else if (f.num == 3 && f.wt == 0) { rf->kind = RAW_BOOL; rf->v.b = f.u != 0; }
+        else if (f.num == 4 && f.wt == 2) { rf->kind = RAW_STRING; rf->v.s.p = (const char *)f.s; rf->v.s.n = f.n; }
+        else if (f.num <= 4) return 0; /* known field, wrong wire type */
+    }
+    return 1;
+}
+
+/* Returns 0 ok, or a dead-letter reason + 1. */
+static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, msg_fields_t *m,
+                    feat_decoded_t *out) {
+    pb_t r = {val, (const unsigned char *)val + vlen};
+    pb_field_t f;
+    memset(m, 0, sizeof(*m));
+    while (r.p < r.end) {
+        if (!pb_next(&r, &f)) {
+            dead(out, FEAT_DL_UNDECODABLE, "not a valid protobuf %s (or JSON) message", label ? "LabelEvent" : "FeatureEvent");
+            return 1;
+        }
+        if (f.num == 1 && f.wt == 2) { m->name = (const char *)f.s; m->nlen = f.n; m->has_name = f.n > 0; }
+        else if (f.num == 2 && f.wt == 2) { m->key = (const char *)f.s; m->klen = f.n; m->has_key = 1; }
+        else if (f.num == 3 && f.wt == 0) { m->ts = (int64_t)f.u; m->has_ts = f.u != 0; }
+        else if (label && f.num == 4 && f.wt == 1) { memcpy(&m->label, &f.u, 8); m->has_label = 1; }
+        else if (!label && f.num == 4 && f.wt == 2) {
+            if (m->nfeat >= d->nraw_cap) {
+                dead(out, FEAT_DL_OVERSIZE, "more than %d features in one event", FEAT_MAX_FEATURES);
+                return 1;
+            }
+            raw_feat_t *rf = &d->raw[m->nfeat++];
+            memset(rf, 0, sizeof(*rf));
+            pb_t e = {f.s, f.s + f.n};
+            pb_field_t ef;
+            int has_val = 0;
+            while (e.p < e.end) {
+                if (!pb_next(&e, &ef)) {
+                    dead(out, FEAT_DL_UNDECODABLE, "malformed features map entry");
+                    return 1;
+                }
+                if (ef.num == 1 && ef.wt == 2) { rf->name = (const char *)ef.s; rf->nlen = ef.n; }
+                else if (ef.num == 2 && ef.wt == 2) {
+                    if (!pb_value(ef.s, ef.n, rf)) {
+                        dead(out, FEAT_DL_UNDECODABLE, "malformed Value in features map");
+                        return 1;
+                    }
+                    has_val = 1;
+                } else if (ef.num <= 2) {
+                    dead(out, FEAT_DL_UNDECODABLE, "malformed features map entry");
+                    return 1;
+                }
+            }
+            if (!has_val) rf->kind = RAW_NONE;
+            if (!rf->name) { rf->name = ""; rf->nlen = 0; }
+        } else if (f.num <= 4) {
+            dead(out, FEAT_DL_UNDECODABLE, "field %u has the wrong wire type", f.num);
+            return 1;
+        }
+        /* unknown fields are skipped (forward compatibility) */
+    }
+    if (m->has_name && !feat_utf8_valid(m->name, m->nlen)) {
+        dead(out, FEAT_DL_UNDECODABLE, "%s name is not valid UTF-8", label ? "model" : "table");
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- JSON reader --------------------------------------------------------------- */
+
+/* Resolves a JSON string token to bytes (unescaping into scratch). */
+static int json_str(feat_decoder_t *d, const char *text, const feat_json_tok_t *t, const char **s, size_t *n) {
+    if (!t->escaped) {
+        *s = text + t->start;
+        *n = t->end - t->start;
+        return 1;
+    }
+    /* capacity was reserved for the whole message: pointers stay valid */
+    size_t room = d->scratch.cap - d->scratch.len;
+    int l = feat_json_unescape(text, t, d->scratch.data + d->scratch.len, room);
+    if (l < 0) return 0;
+    *s = d->scratch.data + d->scratch.len;
+    *n = (size_t)l;
+    d->scratch.len += (size_t)l;
+    return 1;
+}
+
+static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int label, const char *entity_alt,
+                      msg_fields_t *m, feat_decoded_t *out) {
+    memset(m, 0, sizeof(*m));
+    size_t eoff = 0;
+    int nt = feat_json_parse(text, vlen, d->toks, d->ntoks, 16, &eoff);
+    if (nt == FEAT_ERR_TOO_LARGE) {
+        dead(out, FEAT_DL_OVERSIZE, "JSON too large or too deeply nested (more than %d features?)", FEAT_MAX_FEATURES);
+        return 1;
+    }
+    if (nt < 0) {
+        dead(out, FEAT_DL_UNDECODABLE, "invalid JSON at byte %zu", eoff);
+        return 1;
+    }
+    feat_json_tok_t *t = d->toks;
+    if (t[0].type != FEAT_JSON_OBJECT) {
+        dead(out, FEAT_DL_UNDECODABLE, "JSON event is not an object");
+        return 1;
+    }
+    feat_buf_reset(&d->scratch);
+    if (feat_buf_grow(&d->scratch, vlen + 1) != FEAT_OK) {
+        dead(out, FEAT_DL_OVERSIZE, "out of memory decoding");
+        return 1;
+    }
+    uint32_t i = 1;
+    int features_tok = -1;
+    for (uint32_t k = 0; k < t[0].size; k++) {
+        feat_json_tok_t *kt = &t[i], *vt = &t[i + 1];
+        const char *kname = text + kt->start;
+        size_t kl = kt->end - kt->start;
+#define KEY_IS(lit) (!kt->escaped && kl == sizeof(lit) - 1 && memcmp(kname, lit, kl) == 0)
+        if (KEY_IS("table") || KEY_IS("model")) {
+            if ((label != 0) != KEY_IS("model")) {
+                /* "table" on a label topic or "model" on a feature topic: say so */
+                dead(out, label ? FEAT_DL_UNKNOWN_MODEL : FEAT_DL_UNKNOWN_TABLE,
+                     "\"%.*s\" given on a %s topic", (int)kl, kname, label ? "label" : "feature");
+                return 1;
+            }
+            if (vt->type != FEAT_JSON_STRING || !json_str(d, text, vt, &m->name, &m->nlen)) {
+                dead(out, FEAT_DL_WRONG_TYPE, "\"%s\" must be a string", label ? "model" : "table");
+                return 1;
+            }
+            m->has_name = m->nlen > 0;
+        } else if (KEY_IS("key") || (entity_alt && feat_json_str_eq(text, kt, entity_alt, strlen(entity_alt)))) {
+            if (vt->type == FEAT_JSON_STRING) {
+                if (!json_str(d, text, vt, &m->key, &m->klen)) return dead(out, FEAT_DL_OVERSIZE, "key too long"), 1;
+            } else if (vt->type == FEAT_JSON_NUMBER && vt->integral) {
+                /* numeric ids are common; keep their literal text */
+                m->key = text + vt->start;
+                m->klen = vt->end - vt->start;
+            } else {
+                dead(out, FEAT_DL_WRONG_TYPE, "\"key\" must be a string or an integer");
+                return 1;
+            }
+            m->has_key = 1;
+        } else if (KEY_IS("ts")) {
+            if (vt->type == FEAT_JSON_NUMBER) {
+                if (feat_json_int64(text, vt, &m->ts) != FEAT_OK) {
+                    dead(out, FEAT_DL_BAD_TIMESTAMP, "\"ts\" must be integer milliseconds since the epoch");
+                    return 1;
+                }
+            } else if (vt->type == FEAT_JSON_STRING) {
+                const char *s;
+                size_t n;
+                if (!json_str(d, text, vt, &s, &n) || feat_parse_rfc3339(s, n, &m->ts) != FEAT_OK) {
+                    char b[64];
+                    dead(out, FEAT_DL_BAD_TIMESTAMP, "\"ts\" \"%s\" is not RFC 3339", show(s, n, b, sizeof(b)));
+                    return 1;
+                }
+            } else if (vt->type == FEAT_JSON_NULL) {
+                dead(out, FEAT_DL_MISSING_TIMESTAMP, "\"ts\" is null");
+                return 1;
+            } else {
+                dead(out, FEAT_DL_BAD_TIMESTAMP, "\"ts\" must be a number or an RFC 3339 string");
+                return 1;
+            }
+            m->has_ts = 1;
+        } else if (!label && KEY_IS("features")) {
+            if (vt->type != FEAT_JSON_OBJECT) {
+                dead(out, FEAT_DL_WRONG_TYPE, "\"features\" must be an object");
+                return 1;
+            }
+            features_tok = (int)(i + 1);
+        } else if (label && KEY_IS("label")) {
+            if (vt->type == FEAT_JSON_TRUE || vt->type == FEAT_JSON_FALSE) {
+                m->label = vt->type == FEAT_JSON_TRUE;
+            } else if (vt->type != FEAT_JSON_NUMBER) {
+                dead(out, FEAT_DL_WRONG_TYPE, "\"label\" must be a number or a boolean");
+                return 1;
+            } else if (feat_json_double(text, vt, &m->label) != FEAT_OK) {
+                dead(out, FEAT_DL_NON_FINITE, "\"label\" is not a finite number");
+                return 1;
+            }
+            m->has_label = 1;
+        }
+#undef KEY_IS
+        i = t[i + 1].next;
+    }
+    if (features_tok >= 0) {
+        feat_json_tok_t *ft = &t[features_tok];
+        uint32_t j = (uint32_t)features_tok + 1;
+        for (uint32_t k = 0; k < ft->size; k++) {
+            if (m->nfeat >= d->nraw_cap) {
+                dead(out, FEAT_DL_OVERSIZE, "more than %d features in one event", FEAT_MAX_FEATURES);
+                return 1;
+            }
+            raw_feat_t *rf = &d->raw[m->nfeat++];
+            memset(rf, 0, sizeof(*rf));
+            if (!json_str(d, text, &t[j], &rf->name, &rf->nlen)) return dead(out, FEAT_DL_OVERSIZE, "feature name too long"), 1;
+            rf->kind = RAW_JSON;
+            rf->json_tok = (int)(j + 1);
+            j = t[j + 1].next;
+        }
+    }
+    return 0;
+}
+
+/* ---- typing and validation ---------------------------------------------------- */
+
+static int check_key(feat_decoder_t *d, const char *key, size_t klen, feat_decoded_t *out) {
+    if (!key || klen == 0) return dead(out, FEAT_DL_MISSING_KEY, "no entity key (set \"key\" or the Kafka message key)"), 1;
+    if ((int64_t)klen > d->cfg->ingest_max_key)
+        return dead(out, FEAT_DL_OVERSIZE, "entity key is %zu bytes; ingest.max_key_bytes is %lld", klen,
+                    (long long)d->cfg->ingest_max_key), 1;
+    if (memchr(key, 0, klen) || !feat_utf8_valid(key, klen))
+        return dead(out, FEAT_DL_BAD_KEY, "entity key has a NUL byte or is not valid UTF-8"), 1;
+    return 0;
+}
+
+static int check_ts(feat_decoder_t *d, const msg_fields_t *m, int64_t now, feat_decoded_t *out) {
+    if (!m->has_ts) return dead(out, FEAT_DL_MISSING_TIMESTAMP, "no event time (\"ts\")"), 1;
+    if (m->ts > now + d->cfg->ingest_max_future_ms)
+        return dead(out, FEAT_DL_BAD_TIMESTAMP, "event time %lld is more than ingest.max_future ahead of now",
+                    (long long)m->ts), 1;
+    if (m->ts < now - d->cfg->ingest_max_age_ms)
+        return dead(out, FEAT_DL_BAD_TIMESTAMP, "event time %lld is older than ingest.max_age", (long long)m->ts), 1;
+    return 0;
+}
+
+/* Types raw feature rf as feature f of table t into *v. */
+static int type_feature(feat_decoder_t *d, const char *text, const feat_table_conf_t *t, int f,
+                        const raw_feat_t *rf, feat_value_t *v, feat_decoded_t *out) {
+    feat_ftype_t want = t->features[f].type;
+    const char *fname = t->features[f].name;
+    memset(v, 0, sizeof(*v));
+    v->type = (uint8_t)want;
+    int kind = rf->kind;
+    double dv = 0;
+    int64_t iv = 0;
+    const char *sp = NULL;
+    size_t sn = 0;
+    const char *got = "nothing";
+    if (kind == RAW_JSON) {
+        const feat_json_tok_t *vt = &d->toks[rf->json_tok];
+        switch (vt->type) {
+        case FEAT_JSON_NUMBER:
+            got = "a number";
+            if (want == FEAT_FT_DOUBLE) {
+                if (feat_json_double(text, vt, &dv) != FEAT_OK)
+                    return dead(out, FEAT_DL_NON_FINITE, "feature %s is not a finite number", fname), 1;
+                kind = RAW_DOUBLE;
+            } else if (want == FEAT_FT_INT64) {
+                if (feat_json_int64(text, vt, &iv) != FEAT_OK)
+                    return dead(out, FEAT_DL_WRONG_TYPE, "feature %s of table %s is int64, got a non-integer or out-of-range number",
+                                fname, t->name), 1;
+                kind = RAW_INT;
+            } else {
+                kind = RAW_NONE;
+            }
+            break;
+        case FEAT_JSON_STRING:
+            got = "a string";
+            if (!json_str(d, text, vt, &sp, &sn)) return dead(out, FEAT_DL_OVERSIZE, "string too long"), 1;
+            kind = RAW_STRING;
+            break;
+        case FEAT_JSON_TRUE:
+        case FEAT_JSON_FALSE:
+            got = "a boolean";
+            kind = RAW_BOOL;
+            iv = vt->type == FEAT_JSON_TRUE;
+            break;
+        case FEAT_JSON_NULL: got = "null"; kind = RAW_NONE; break;
+        case FEAT_JSON_OBJECT: got = "an object"; kind = RAW_NONE; break;
+        default: got = "an array"; kind = RAW_NONE; break;
+        }
+    } else {
+        switch (kind) {
+        case RAW_DOUBLE: got = "double_value"; dv = rf->v.d; break;
+        case RAW_INT: got = "int64_value"; iv = rf->v.i; break;
+        case RAW_BOOL: got = "bool_value"; iv = rf->v.b; break;
+        case RAW_STRING: got = "string_value"; sp = rf->v.s.p; sn = rf->v.s.n; break;
+        default: got = "no value"; break;
+        }
+    }
+    switch (want) {
+    case FEAT_FT_DOUBLE:
+        if (kind == RAW_INT) dv = (double)iv; /* integers widen to double */
+        else if (kind != RAW_DOUBLE) break;
+        if (!isfinite(dv)) return dead(out, FEAT_DL_NON_FINITE, "feature %s is %s", fname, isnan(dv) ? "NaN" : "infinite"), 1;
+        v->v.d = dv;
+        return 0;
+    case FEAT_FT_INT64:
+        if (kind != RAW_INT) break;
+        v->v.i = iv;
+        return 0;
+    case FEAT_FT_BOOL:
+        if (kind != RAW_BOOL) break;
+        v->v.b = (int)iv;
+        return 0;
+    case FEAT_FT_STRING:
+        if (kind != RAW_STRING) break;
+        if ((int64_t)sn > d->cfg->ingest_max_string)
+            return dead(out, FEAT_DL_OVERSIZE, "feature %s is a %zu-byte string; ingest.max_string_bytes is %lld",
+                        fname, sn, (long long)d->cfg->ingest_max_string), 1;
+        if (!feat_utf8_valid(sp, sn)) return dead(out, FEAT_DL_UNDECODABLE, "feature %s is not valid UTF-8", fname), 1;
+        v->v.s = sp;
+        v->slen = (uint32_t)sn;
+        return 0;
+    default:
+        break;
+    }
+    return dead(out, FEAT_DL_WRONG_TYPE, "feature %s of table %s is %s, got %s", fname, t->name,
+                feat_ftype_name(want), got), 1;
+}
+
+static const route_t *find_route(feat_decoder_t *d, const char *topic) {
+    for (size_t i = 0; i < d->nroutes; i++)
+        if (strcmp(d->routes[i].topic, topic) == 0) return &d->routes[i];
+    return NULL;
+}
+
+static int is_json(const char *v, size_t n, const char *ct, size_t ctlen) {
+    if (ct && ctlen) {
+        if (ctlen >= 16 && strncmp(ct, "application/json", 16) == 0) return 1;
+        if ((ctlen >= 22 && strncmp(ct, "application/x-protobuf", 22) == 0) ||
+            (ctlen >= 20 && strncmp(ct, "application/protobuf", 20) == 0) ||
+            (ctlen >= 31 && strncmp(ct, "application/vnd.google.protobuf", 31) == 0))
+            return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+        return c == '{';
+    }
+    return 0;
+}
+
+int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t klen, const void *val,
+                size_t vlen, const char *ct, size_t ctlen, int64_t now_ms, feat_decoded_t *out) {
+    out->kind = FEAT_DEC_DEAD;
+    out->n = 0;
+    out->detail[0] = 0;
+    const route_t *r = find_route(d, topic);
+    if (!r) return dead(out, FEAT_DL_UNKNOWN_TABLE, "topic %s feeds no table or model", topic);
+    if ((int64_t)vlen > d->cfg->ingest_max_value)
+        return dead(out, FEAT_DL_OVERSIZE, "message is %zu bytes; ingest.max_value_bytes is %lld", vlen,
+                    (long long)d->cfg->ingest_max_value);
+    if (!val || vlen == 0) return dead(out, FEAT_DL_UNDECODABLE, "empty message value");
+    int label = r->ntables == 0;
+    int json = is_json(val, vlen, ct, ctlen);
+    msg_fields_t m;
+    const char *entity_alt = (!label && r->ntables == 1) ? d->cfg->tables[r->tables[0]].entity : NULL;
+    if (entity_alt && strcmp(entity_alt, "key") == 0) entity_alt = NULL;
+    if (json ? json_parse(d, val, vlen, label, entity_alt, &m, out)
+             : pb_parse(d, val, vlen, label, &m, out))
+        return FEAT_DEC_DEAD;
+    const char *ekey = m.has_key && m.klen ? m.key : key;
+    size_t eklen = m.has_key && m.klen ? m.klen : klen;
+    char sb[80];
+    if (label) {
+        uint32_t mi;
+        if (m.has_name) {
+            size_t k;
+            for (k = 0; k < r->nmodels; k++) {
+                const char *mn = d->cfg->models[r->models[k]].name;
+                if (strlen(mn) == m.nlen && memcmp(mn, m.name, m.nlen) == 0) break;
+            }
+            if (k == r->nmodels)
+                return dead(out, FEAT_DL_UNKNOWN_MODEL, "no model \"%s\" takes labels from topic %s",
+                            show(m.name, m.nlen, sb, sizeof(sb)), topic);
+            mi = r->models[k];
+        } else if (r->nmodels == 1) {
+            mi = r->models[0];
+        } else {
+            return dead(out, FEAT_DL_UNKNOWN_MODEL, "topic %s feeds several models; set \"model\"", topic);
+        }
+        if (check_key(d, ekey, eklen, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
+        if (!m.has_label) return dead(out, FEAT_DL_WRONG_TYPE, "no \"label\"");
+        if (!isfinite(m.label)) return dead(out, FEAT_DL_NON_FINITE, "label is not finite");
+        out->kind = FEAT_DEC_LABEL;
+        out->model = mi;
+        out->key = ekey;
+        out->klen = eklen;
+        out->ts = m.ts;
+        out->label = m.label;
+        return FEAT_DEC_LABEL;
+    }
+    uint32_t ti;
+    if (m.has_name) {
+        size_t k;
+        for (k = 0; k < r->ntables; k++) {
+            const char *tn = d->cfg->tables[r->tables[k]].name;
+            if (strlen(tn) == m.nlen && memcmp(tn, m.name, m.nlen) == 0) break;
+        }
+        if (k == r->ntables)
+            return dead(out, FEAT_DL_UNKNOWN_TABLE, "no table \"%s\" is fed by topic %s",
+                        show(m.name, m.nlen, sb, sizeof(sb)), topic);
+        ti = r->tables[k];
+    } else if (r->ntables == 1) {
+        ti = r->tables[0];
+    } else {
+        return dead(out, FEAT_DL_UNKNOWN_TABLE, "topic %s feeds several tables; set \"table\"", topic);
+    }
+    if (check_key(d, ekey, eklen, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
+    if (m.nfeat == 0) return dead(out, FEAT_DL_NO_FEATURES, "event has no features");
+    const feat_table_conf_t *t = &d->cfg->tables[ti];
+    /* seen[] marks features already set, to refuse duplicates */
+    unsigned char seen[FEAT_MAX_FEATURES];
+    memset(seen, 0, t->nfeatures);
+    for (size_t k = 0; k < m.nfeat; k++) {
+        const raw_feat_t *rf = &d->raw[k];
+        int f = feat_table_feature_index(t, rf->name, rf->nlen);
+        if (f < 0)
+            return dead(out, FEAT_DL_UNKNOWN_FEATURE, "table %s has no feature \"%s\"", t->name,
+                        show(rf->name, rf->nlen, sb, sizeof(sb)));
+        if (seen[f]) return dead(out, FEAT_DL_DUPLICATE_FEATURE, "feature %s appears twice", t->features[f].name);
+        seen[f] = 1;
+        if (type_feature(d, val, t, f, rf, &out->vals[k], out)) return FEAT_DEC_DEAD;
+        out->fidx[k] = (uint16_t)f;
+    }
+    out->kind = FEAT_DEC_EVENT;
+    out->table = ti;
+    out->key = ekey;
+    out->klen = eklen;
+    out->ts = m.ts;
+    out->n = m.nfeat;
+    return FEAT_DEC_EVENT;
+}

@@ -1,0 +1,92 @@
+/*
+ * ingest/decode.h — Kafka message → feature event, label, or dead letter.
+ *
+ * Pure code: no librdkafka, no store.  The consumer hands each message's
+ * topic, key, value and content-type header to feat_decode(); the result says
+ * what to write.  Every way an input can be wrong maps to one reason code
+ * (feat_dl_reason_t) and a one-line detail; nothing in the input can crash it.
+ *
+ * Formats: protobuf featd.v1.FeatureEvent / LabelEvent, or JSON
+ *   {"table": "user", "key": "u42", "ts": 1732406400000, "features": {...}}
+ *   {"model": "churn", "key": "u42", "ts": 1732406400000, "label": 1}
+ * chosen by the content-type header (application/json, application/x-protobuf,
+ * application/protobuf, application/vnd.google.protobuf), else detected:
+ * a value whose first non-blank byte is '{' is JSON, anything else protobuf.
+ * The entity key is the event's "key" (or the table's entity name in JSON),
+ * else the Kafka message key.  "ts" is milliseconds since the epoch or an
+ * RFC 3339 string.  "table"/"model" may be left out when the topic feeds
+ * exactly one table/model.
+ *
+ * A feat_decoder_t is owned by one thread; the decoded result points into the
+ * message and the decoder's scratch and is valid until the next feat_decode.
+ */
+#ifndef FEAT_INGEST_DECODE_H
+#define FEAT_INGEST_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "store/store.h"
+
+typedef enum feat_dl_reason {
+    FEAT_DL_UNDECODABLE = 0,   /* not JSON / not protobuf / bad UTF-8 */
+    FEAT_DL_UNKNOWN_TABLE,
+    FEAT_DL_UNKNOWN_FEATURE,
+    FEAT_DL_UNKNOWN_MODEL,
+    FEAT_DL_WRONG_TYPE,
+    FEAT_DL_MISSING_KEY,       /* no key, or an empty one */
+    FEAT_DL_BAD_KEY,           /* key with a NUL byte or invalid UTF-8 */
+    FEAT_DL_MISSING_TIMESTAMP,
+    FEAT_DL_BAD_TIMESTAMP,     /* unparseable or absurd (too old / in the future) */
+    FEAT_DL_NON_FINITE,        /* NaN or ±Inf */
+    FEAT_DL_OVERSIZE,          /* message, key or string value over its limit */
+    FEAT_DL_NO_FEATURES,
+    FEAT_DL_DUPLICATE_FEATURE,
+    FEAT_DL_COUNT
+} feat_dl_reason_t;
+
+/* Stable short name used in dead letters and metric labels ("unknown_table"). */
+const char *feat_dl_reason_name(feat_dl_reason_t r);
+
+typedef enum feat_dec_kind {
+    FEAT_DEC_EVENT = 1,
+    FEAT_DEC_LABEL = 2,
+    FEAT_DEC_DEAD = 3
+} feat_dec_kind_t;
+
+typedef struct feat_decoded {
+    feat_dec_kind_t kind;
+    /* event or label */
+    const char *key;            /* entity key, klen bytes, valid UTF-8 without NUL */
+    size_t klen;
+    int64_t ts;                 /* event time, ms */
+    /* event */
+    uint32_t table;             /* index into cfg->tables */
+    size_t n;                   /* features in this event */
+    uint16_t fidx[FEAT_MAX_FEATURES];      /* feature index in the table */
+    feat_value_t vals[FEAT_MAX_FEATURES];
+    /* label */
+    uint32_t model;             /* index into cfg->models */
+    double label;
+    /* dead letter */
+    feat_dl_reason_t reason;
+    char detail[256];
+} feat_decoded_t;
+
+typedef struct feat_decoder feat_decoder_t;
+
+/* cfg is borrowed and must outlive the decoder.  NULL on allocation failure. */
+feat_decoder_t *feat_decoder_new(const feat_config_t *cfg);
+void feat_decoder_destroy(feat_decoder_t *d); /* NULL is fine */
+
+/* Decodes one message.  content_type may be NULL (detect).  Always fills
+ * out->kind; returns out->kind. */
+int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t klen, const void *val,
+                size_t vlen, const char *content_type, size_t ctlen, int64_t now_ms, feat_decoded_t *out);
+
+/* Parses an RFC 3339 time ("2024-11-24T00:00:00.123Z", "+01:00" offsets) to
+ * ms since the epoch.  FEAT_OK or FEAT_ERR_INVALID. */
+int feat_parse_rfc3339(const char *s, size_t n, int64_t *ms);
+
+#endif

@@ -1,0 +1,217 @@
+/* ingest/demo.c — see demo.h. */
+#include "ingest/demo.h"
+#include "ingest/kconf.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "featd/v1/event.pb-c.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct feat_demo {
+    const feat_config_t *cfg;
+    rd_kafka_t *rk;
+    pthread_t thr;
+    atomic_int stop;
+    _Atomic uint64_t sent;
+    uint64_t rng;
+};
+
+static uint64_t rnd(uint64_t *s) { /* xorshift64* */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+static double unif(uint64_t *s) { return (double)(rnd(s) >> 11) / 9007199254740992.0; }
+static double gauss(uint64_t *s) {
+    double u = unif(s), v = unif(s);
+    if (u < 1e-300) u = 1e-300;
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* Latent score of an entity: fixed, from its key. */
+static double latent(long e) {
+    uint64_t h = feat_hash_mix(feat_hash64(&e, sizeof(e)));
+    uint64_t s = h | 1;
+    return gauss(&s);
+}
+
+static const char *const countries[] = {"US", "DE", "FR", "IN", "BR", "JP"};
+
+static void produce(feat_demo_t *d, const char *topic, const char *key, const void *val, size_t len, int json) {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    const char *ct = json ? "application/json" : "application/x-protobuf";
+    rd_kafka_header_add(h, "content-type", -1, ct, -1);
+    for (int tries = 0; tries < 100; tries++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                                  RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_HEADERS(h),
+                                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (!e) {
+            atomic_fetch_add(&d->sent, 1);
+            return;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(d->rk, 10);
+    }
+    rd_kafka_headers_destroy(h);
+}
+
+static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
+    uint64_t *s = &d->rng;
+    long e = (long)(rnd(s) % (uint64_t)d->cfg->demo_entities);
+    char key[32];
+    snprintf(key, sizeof(key), "%s%ld", t->entity && strcmp(t->entity, "key") ? "" : "e", e);
+    double z = latent(e);
+    int64_t ts = now;
+    if (unif(s) < 0.01) ts -= 1000 + (int64_t)(unif(s) * 30000); /* out of order */
+    double bad = unif(s);
+    if (bad < 0.002) { /* malformed, of several kinds */
+        char buf[256];
+        int kind = (int)(rnd(s) % 4);
+        if (kind == 0) snprintf(buf, sizeof(buf), "{\"ts\": %lld, \"features\": {", (long long)ts);
+        else if (kind == 1) snprintf(buf, sizeof(buf), "{\"ts\": %lld, \"features\": {\"no_such_feature\": 1}}", (long long)ts);
+        else if (kind == 2) snprintf(buf, sizeof(buf), "{\"features\": {\"%s\": 1}}", t->features[0].name);
+        else snprintf(buf, sizeof(buf), "{\"ts\": %lld, \"features\": {\"%s\": [1, 2]}}", (long long)ts, t->features[0].name);
+        produce(d, t->topic, key, buf, strlen(buf), 1);
+        return;
+    }
+    int json = rnd(s) & 1;
+    if (json) {
+        char buf[4096];
+        size_t o = (size_t)snprintf(buf, sizeof(buf), "{\"table\":\"%s\",\"ts\":%lld,\"features\":{", t->name, (long long)ts);
+        for (size_t f = 0; f < t->nfeatures && o < sizeof(buf) - 128; f++) {
+            const feat_feature_conf_t *fc = &t->features[f];
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s\"%s\":", f ? "," : "", fc->name);
+            switch (fc->type) {
+            case FEAT_FT_DOUBLE: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%.6g", z * (double)(f + 1) + gauss(s)); break;
+            case FEAT_FT_INT64: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%lld", (long long)fmax(0, round(5 + 3 * z + gauss(s)))); break;
+            case FEAT_FT_BOOL: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s", z + gauss(s) > 0 ? "true" : "false"); break;
+            default: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\"%s\"", countries[(int)fmin(5, fmax(0, floor(z + 3)))]); break;
+            }
+        }
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "}}");
+        produce(d, t->topic, key, buf, o, 1);
+        return;
+    }
+    Featd__V1__FeatureEvent ev = FEATD__V1__FEATURE_EVENT__INIT;
+    Featd__V1__FeatureEvent__FeaturesEntry ents[32], *ptrs[32];
+    Featd__V1__Value vals[32];
+    size_t nf = t->nfeatures < 32 ? t->nfeatures : 32;
+    ev.table = (char *)t->name;
+    ev.key = "";
+    ev.ts = ts;
+    for (size_t f = 0; f < nf; f++) {
+        featd__v1__feature_event__features_entry__init(&ents[f]);
+        featd__v1__value__init(&vals[f]);
+        const feat_feature_conf_t *fc = &t->features[f];
+        ents[f].key = fc->name;
+        ents[f].value = &vals[f];
+        ptrs[f] = &ents[f];
+        switch (fc->type) {
+        case FEAT_FT_DOUBLE: vals[f].kind_case = FEATD__V1__VALUE__KIND_DOUBLE_VALUE; vals[f].double_value = z * (double)(f + 1) + gauss(s); break;
+        case FEAT_FT_INT64: vals[f].kind_case = FEATD__V1__VALUE__KIND_INT64_VALUE; vals[f].int64_value = (int64_t)fmax(0, round(5 + 3 * z + gauss(s))); break;
+        case FEAT_FT_BOOL: vals[f].kind_case = FEATD__V1__VALUE__KIND_BOOL_VALUE; vals[f].bool_value = z + gauss(s) > 0; break;
+        default: vals[f].kind_case = FEATD__V1__VALUE__KIND_STRING_VALUE; vals[f].string_value = (char *)countries[(int)fmin(5, fmax(0, floor(z + 3)))]; break;
+        }
+    }
+    ev.n_features = nf;
+    ev.features = ptrs;
+    uint8_t buf[4096];
+    size_t n = featd__v1__feature_event__get_packed_size(&ev);
+    if (n > sizeof(buf)) return;
+    featd__v1__feature_event__pack(&ev, buf);
+    produce(d, t->topic, key, buf, n, 0);
+}
+
+static void one_label(feat_demo_t *d, const feat_model_conf_t *m, int64_t now) {
+    uint64_t *s = &d->rng;
+    const feat_table_conf_t *t = feat_config_table(d->cfg, m->table);
+    long e = (long)(rnd(s) % (uint64_t)d->cfg->demo_entities);
+    char key[32], buf[256];
+    snprintf(key, sizeof(key), "%s%ld", t && t->entity && strcmp(t->entity, "key") ? "" : "e", e);
+    double z = latent(e);
+    double y;
+    if (!strcmp(m->task, "linreg")) y = 2.0 * z + 0.5 * gauss(s);
+    else y = unif(s) < 1.0 / (1.0 + exp(-2.5 * z)) ? 1 : 0;
+    int n = snprintf(buf, sizeof(buf), "{\"model\":\"%s\",\"ts\":%lld,\"label\":%.6g}", m->name, (long long)now, y);
+    produce(d, m->label_topic, key, buf, (size_t)n, 1);
+}
+
+static void *run(void *arg) {
+    feat_demo_t *d = arg;
+    const feat_config_t *cfg = d->cfg;
+    double per_tick = (double)cfg->demo_rate / 100.0, carry = 0;
+    uint64_t t0 = feat_mono_ns(), tick = 0;
+    while (!atomic_load(&d->stop)) {
+        int64_t now = feat_now_ms();
+        carry += per_tick;
+        int n = (int)carry;
+        carry -= n;
+        for (int i = 0; i < n; i++) {
+            one_event(d, &cfg->tables[rnd(&d->rng) % cfg->ntables], now);
+            /* one label per five events, for entities that have features */
+            if (cfg->nmodels && rnd(&d->rng) % 5 == 0) one_label(d, &cfg->models[rnd(&d->rng) % cfg->nmodels], now);
+        }
+        rd_kafka_poll(d->rk, 0);
+        tick++;
+        uint64_t due = t0 + tick * 10000000ull, now_ns = feat_mono_ns();
+        if (due > now_ns) {
+            struct timespec ts = {0, (long)(due - now_ns)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
+    feat_demo_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(errstr, errlen, "demo: out of memory");
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)feat_now_ms();
+    rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
+    if (!kc) {
+        free(d);
+        return NULL;
+    }
+    feat_kconf_set(kc, "linger.ms", "5", errstr, errlen);
+    feat_kconf_set(kc, "queue.buffering.max.messages", "1000000", errstr, errlen);
+    char kerr[256];
+    d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, kerr, sizeof(kerr));
+    if (!d->rk) {
+        rd_kafka_conf_destroy(kc);
+        snprintf(errstr, errlen, "demo: %s", kerr);
+        free(d);
+        return NULL;
+    }
+    if (pthread_create(&d->thr, NULL, run, d) != 0) {
+        rd_kafka_destroy(d->rk);
+        free(d);
+        snprintf(errstr, errlen, "demo: cannot start thread");
+        return NULL;
+    }
+    feat_log(FEAT_LOG_INFO, "demo", "demo producer: %lld events/s over %lld entities", (long long)cfg->demo_rate,
+             (long long)cfg->demo_entities);
+    return d;
+}
+
+uint64_t feat_demo_sent(const feat_demo_t *d) { return d ? atomic_load(&((feat_demo_t *)d)->sent) : 0; }
+
+void feat_demo_stop(feat_demo_t *d) {
+    if (!d) return;
+    atomic_store(&d->stop, 1);
+    pthread_join(d->thr, NULL);
+    rd_kafka_flush(d->rk, 2000);
+    rd_kafka_destroy(d->rk);
+    free(d);
+}

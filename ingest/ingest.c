@@ -1,0 +1,612 @@
+/*
+ * ingest/ingest.c — the consumer thread.  See ingest.h for the contract.
+ *
+ * Thread model: one ingest thread owns the rd_kafka_t handle, the decoder,
+ * the write batch and the partition table's offsets; rebalance callbacks run
+ * on it (from inside poll), so no batch is ever in flight during a
+ * rebalance.  Other threads read partition status under `lock` and counters
+ * through atomics.
+ */
+#include "ingest/ingest.h"
+#include "ingest/kconf.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pstate {
+    char *topic;
+    int32_t partition;
+    int assigned;
+    int64_t next;      /* next offset the store holds; -1 = none yet */
+    int64_t pending;   /* next offset after this batch */
+    uint64_t applied;  /* messages applied from this partition, ever (stored) */
+    uint64_t pending_applied;
+    int touched;
+} pstate_t;
+
+struct feat_ingest {
+    const feat_config_t *cfg;
+    feat_store_t *st;
+    feat_metrics_t *metrics;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    feat_decoder_t *dec;
+    feat_decoded_t *d;
+    feat_wb_t *wb;
+    rd_kafka_message_t **msgs;
+    size_t batch_max;
+    pthread_t thr;
+    int started;
+    atomic_int stop;
+    atomic_int failed;
+    char error[256];           /* guarded by lock */
+    pthread_mutex_t lock;      /* parts, error */
+    pstate_t *parts;
+    size_t nparts, capparts;
+    size_t last_ps;            /* lookup cache (ingest thread only) */
+    char **topics;
+    size_t ntopics;
+    const feat_table_t **tables;
+    _Atomic int64_t *newest;   /* per table */
+    _Atomic uint64_t *tevents; /* per table */
+    _Atomic uint64_t events, labels, dead, skipped, batches;
+    _Atomic uint64_t dead_by[FEAT_DL_COUNT];
+    atomic_int assigned;
+    feat_metric_t **m_events;  /* per table */
+    feat_metric_t **m_labels;  /* per model */
+    feat_metric_t *m_dead[FEAT_DL_COUNT];
+    feat_metric_t *m_batches, *m_skipped, *m_batch_sec, *m_kerr, *m_batch_size;
+    feat_ingest_observer_fn *observer;
+    void *observer_arg;
+    int64_t last_commit_ms;
+};
+
+/* ---- partition table -------------------------------------------------------- */
+
+static pstate_t *ps_find(feat_ingest_t *ing, const char *topic, int32_t partition) {
+    if (ing->last_ps < ing->nparts) {
+        pstate_t *p = &ing->parts[ing->last_ps];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) return p;
+    }
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+            ing->last_ps = i;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Adds or refreshes a partition, reading its next offset from the store.
+ * Caller holds ing->lock. */
+static pstate_t *ps_load(feat_ingest_t *ing, const char *topic, int32_t partition) {
+    pstate_t *p = ps_find(ing, topic, partition);
+    if (!p) {
+        if (ing->nparts == ing->capparts) {
+            size_t nc = ing->capparts ? ing->capparts * 2 : 16;
+            pstate_t *np = realloc(ing->parts, nc * sizeof(*np));
+            if (!np) return NULL;
+            ing->parts = np;
+            ing->capparts = nc;
+        }
+        p = &ing->parts[ing->nparts];
+        memset(p, 0, sizeof(*p));
+        p->topic = strdup(topic);
+        if (!p->topic) return NULL;
+        p->partition = partition;
+        ing->nparts++;
+    }
+    int64_t next;
+    uint64_t applied = 0;
+    int rc = feat_store_get_offset(ing->st, topic, partition, &next, &applied);
+    p->next = rc == FEAT_OK ? next : -1;
+    p->applied = rc == FEAT_OK ? applied : 0;
+    p->pending = p->next;
+    p->pending_applied = p->applied;
+    p->touched = 0;
+    return p;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    feat_ingest_t *ing = opaque;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        pthread_mutex_lock(&ing->lock);
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            pstate_t *p = ps_load(ing, tp->topic, tp->partition);
+            if (!p) continue;
+            p->assigned = 1;
+            if (p->next > 0) {
+                /* A stored offset past the end of the log means the log was
+                 * recreated (topic deleted, or a broker that lost its data):
+                 * every offset we hold for it names a record that no longer
+                 * exists.  Start the new log from its beginning. */
+                int64_t lo = -1, hi = -1;
+                rd_kafka_resp_err_t qe = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 5000);
+                if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0 && p->next > hi) {
+                    feat_log(FEAT_LOG_WARN, "ingest",
+                             "%s[%d]: stored offset %lld is past the log end %lld; the log was recreated, "
+                             "reading it from the beginning", tp->topic, tp->partition, (long long)p->next, (long long)hi);
+                    feat_store_clear_offset(ing->st, tp->topic, tp->partition);
+                    p->next = p->pending = -1;
+                    p->applied = p->pending_applied = 0;
+                }
+            }
+            /* resume from the store, not from the broker's committed offset */
+            tp->offset = p->next >= 0 ? p->next : RD_KAFKA_OFFSET_BEGINNING;
+            feat_log(FEAT_LOG_INFO, "ingest", "assigned %s[%d] from offset %lld%s", tp->topic, tp->partition,
+                     (long long)(p->next >= 0 ? p->next : 0), p->next >= 0 ? " (stored)" : " (beginning)");
+        }
+        pthread_mutex_unlock(&ing->lock);
+        rd_kafka_error_t *e = NULL;
+        rd_kafka_resp_err_t ae = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (coop) e = rd_kafka_incremental_assign(rk, parts);
+        else ae = rd_kafka_assign(rk, parts);
+        if (e) {
+            feat_log(FEAT_LOG_ERROR, "ingest", "assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        } else if (ae) {
+            feat_log(FEAT_LOG_ERROR, "ingest", "assign: %s", rd_kafka_err2str(ae));
+        }
+    } else {
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            feat_log(FEAT_LOG_WARN, "ingest", "rebalance error: %s", rd_kafka_err2str(err));
+        pthread_mutex_lock(&ing->lock);
+        for (int i = 0; i < parts->cnt; i++) {
+            pstate_t *p = ps_find(ing, parts->elems[i].topic, parts->elems[i].partition);
+            if (p) p->assigned = 0;
+        }
+        pthread_mutex_unlock(&ing->lock);
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e) rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+    }
+    int n = 0;
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < ing->nparts; i++) n += ing->parts[i].assigned;
+    pthread_mutex_unlock(&ing->lock);
+    atomic_store(&ing->assigned, n);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    feat_ingest_t *ing = opaque;
+    feat_metric_add(ing->m_kerr, 1);
+    feat_log(err == RD_KAFKA_RESP_ERR__FATAL ? FEAT_LOG_ERROR : FEAT_LOG_WARN, "ingest", "kafka: %s: %s",
+             rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    (void)rk; (void)offsets; (void)opaque;
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        feat_log(FEAT_LOG_DEBUG, "ingest", "lag commit: %s (offsets are kept in the store; this only affects lag reporting)",
+                 rd_kafka_err2str(err));
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+static void collect(feat_metrics_emit_t *em, void *arg) {
+    feat_ingest_t *ing = arg;
+    char labels[320], esc[200];
+    pthread_mutex_lock(&ing->lock);
+    feat_metrics_emit_family(em, "featd_kafka_lag", "Messages between the broker's high watermark and the next offset featd will apply.", FEAT_METRIC_GAUGE);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (!p->assigned) continue;
+        int64_t lo = -1, hi = -1;
+        rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi);
+        int64_t next = p->next >= 0 ? p->next : (lo >= 0 ? lo : 0);
+        feat_metrics_label_escape(p->topic, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", esc, p->partition);
+        feat_metrics_emit_sample(em, labels, hi >= 0 ? (double)(hi > next ? hi - next : 0) : -1);
+    }
+    feat_metrics_emit_family(em, "featd_kafka_next_offset", "Next offset featd will apply, as stored with the data.", FEAT_METRIC_GAUGE);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (!p->assigned) continue;
+        feat_metrics_label_escape(p->topic, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", esc, p->partition);
+        feat_metrics_emit_sample(em, labels, (double)(p->next >= 0 ? p->next : 0));
+    }
+    pthread_mutex_unlock(&ing->lock);
+    feat_metrics_emit_family(em, "featd_ingest_assigned_partitions", "Partitions assigned to the consumer.", FEAT_METRIC_GAUGE);
+    feat_metrics_emit_sample(em, NULL, atomic_load(&ing->assigned));
+    feat_metrics_emit_family(em, "featd_freshness_seconds", "Now minus the newest applied event time, per table.", FEAT_METRIC_GAUGE);
+    int64_t now = feat_now_ms();
+    for (size_t t = 0; t < ing->cfg->ntables; t++) {
+        int64_t newest = atomic_load(&ing->newest[t]);
+        feat_metrics_label_escape(ing->cfg->tables[t].name, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "table=\"%s\"", esc);
+        feat_metrics_emit_sample(em, labels, newest ? (double)(now - newest) / 1000.0 : -1);
+    }
+    feat_metrics_emit_family(em, "featd_ingest_failed", "1 after a fatal store error stopped ingest.", FEAT_METRIC_GAUGE);
+    feat_metrics_emit_sample(em, NULL, atomic_load(&ing->failed));
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+void feat_ingest_set_observer(feat_ingest_t *ing, feat_ingest_observer_fn *fn, void *arg) {
+    ing->observer = fn;
+    ing->observer_arg = arg;
+}
+
+static int add_topic(feat_ingest_t *ing, const char *t) {
+    for (size_t i = 0; i < ing->ntopics; i++)
+        if (strcmp(ing->topics[i], t) == 0) return FEAT_OK;
+    ing->topics[ing->ntopics++] = (char *)t;
+    return FEAT_OK;
+}
+
+feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen) {
+    const feat_config_t *cfg = conf->cfg;
+    feat_ingest_t *ing = calloc(1, sizeof(*ing));
+    if (!ing) goto nomem;
+    ing->cfg = cfg;
+    ing->st = st;
+    ing->metrics = conf->metrics ? conf->metrics : feat_metrics_global();
+    pthread_mutex_init(&ing->lock, NULL);
+    ing->batch_max = (size_t)cfg->ingest_batch_max;
+    ing->msgs = calloc(ing->batch_max, sizeof(*ing->msgs));
+    ing->dec = feat_decoder_new(cfg);
+    ing->d = malloc(sizeof(*ing->d));
+    ing->wb = feat_wb_new(st);
+    ing->topics = calloc(cfg->ntables + cfg->nmodels + 1, sizeof(char *));
+    ing->tables = calloc(cfg->ntables + 1, sizeof(*ing->tables));
+    ing->newest = calloc(cfg->ntables + 1, sizeof(*ing->newest));
+    ing->tevents = calloc(cfg->ntables + 1, sizeof(*ing->tevents));
+    ing->m_events = calloc(cfg->ntables + 1, sizeof(*ing->m_events));
+    ing->m_labels = calloc(cfg->nmodels + 1, sizeof(*ing->m_labels));
+    if (!ing->msgs || !ing->dec || !ing->d || !ing->wb || !ing->topics || !ing->tables || !ing->newest ||
+        !ing->tevents || !ing->m_events || !ing->m_labels)
+        goto nomem;
+    char labels[200], esc[160];
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        ing->tables[i] = feat_store_table(st, cfg->tables[i].name);
+        add_topic(ing, cfg->tables[i].topic);
+        feat_metrics_label_escape(cfg->tables[i].name, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "table=\"%s\"", esc);
+        ing->m_events[i] = feat_counter(ing->metrics, "featd_ingest_events_total", "Feature events applied.", labels);
+    }
+    for (size_t i = 0; i < cfg->nmodels; i++) {
+        add_topic(ing, cfg->models[i].label_topic);
+        feat_metrics_label_escape(cfg->models[i].name, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "model=\"%s\"", esc);
+        ing->m_labels[i] = feat_counter(ing->metrics, "featd_ingest_labels_total", "Label events applied.", labels);
+    }
+    for (int r = 0; r < FEAT_DL_COUNT; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", feat_dl_reason_name((feat_dl_reason_t)r));
+        ing->m_dead[r] = feat_counter(ing->metrics, "featd_dead_letters_total",
+                                      "Messages stored as dead letters, by reason.", labels);
+    }
+    ing->m_batches = feat_counter(ing->metrics, "featd_ingest_batches_total", "Write batches committed.", NULL);
+    ing->m_skipped = feat_counter(ing->metrics, "featd_ingest_skipped_total",
+                                  "Redelivered messages skipped because the store already holds them.", NULL);
+    ing->m_kerr = feat_counter(ing->metrics, "featd_kafka_errors_total", "Errors reported by the Kafka client.", NULL);
+    ing->m_batch_sec = feat_histogram(ing->metrics, "featd_ingest_batch_write_seconds",
+                                      "Time to commit one write batch to RocksDB.", NULL, feat_latency_buckets,
+                                      feat_latency_nbuckets);
+    static const double sizes[] = {1, 10, 100, 1000, 10000, 100000};
+    ing->m_batch_size = feat_histogram(ing->metrics, "featd_ingest_batch_messages", "Messages per write batch.",
+                                       NULL, sizes, 6);
+
+    rd_kafka_conf_t *kc = feat_kconf_new(cfg, conf->bootstrap, errstr, errlen);
+    if (!kc) goto fail;
+    /* featd owns offsets: these are not user-settable (the allow-list refuses them) */
+    if (feat_kconf_set(kc, "enable.auto.commit", "false", errstr, errlen) ||
+        feat_kconf_set(kc, "enable.auto.offset.store", "false", errstr, errlen) ||
+        feat_kconf_set(kc, "enable.partition.eof", "false", errstr, errlen)) {
+        rd_kafka_conf_destroy(kc);
+        goto fail;
+    }
+    /* defaults a user may override in [kafka] */
+    char tmp[64];
+    size_t tl = sizeof(tmp);
+    if (rd_kafka_conf_get(kc, "group.id", tmp, &tl) != RD_KAFKA_CONF_OK || tl <= 1)
+        feat_kconf_set(kc, "group.id", "featd", errstr, errlen);
+    int user_fetch_wait = 0;
+    for (size_t i = 0; i < cfg->nkafka; i++) user_fetch_wait |= !strcmp(cfg->kafka[i].key, "fetch.wait.max.ms");
+    if (!user_fetch_wait) feat_kconf_set(kc, "fetch.wait.max.ms", "10", errstr, errlen); /* freshness */
+    rd_kafka_conf_set_opaque(kc, ing);
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(kc, error_cb);
+    rd_kafka_conf_set_offset_commit_cb(kc, commit_cb);
+    char kerr[512];
+    ing->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, kerr, sizeof(kerr));
+    if (!ing->rk) {
+        rd_kafka_conf_destroy(kc);
+        snprintf(errstr, errlen, "kafka: cannot create consumer: %s", kerr);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(ing->rk);
+    ing->q = rd_kafka_queue_get_consumer(ing->rk);
+    feat_metrics_add_collector(ing->metrics, collect, ing);
+    return ing;
+nomem:
+    snprintf(errstr, errlen, "ingest: out of memory");
+fail:
+    feat_ingest_destroy(ing);
+    return NULL;
+}
+
+/* ---- the batch ------------------------------------------------------------------- */
+
+static void fatal(feat_ingest_t *ing, const char *what) {
+    pthread_mutex_lock(&ing->lock);
+    snprintf(ing->error, sizeof(ing->error), "%s", what);
+    pthread_mutex_unlock(&ing->lock);
+    atomic_store(&ing->failed, 1);
+    feat_log(FEAT_LOG_ERROR, "ingest", "stopping ingest: %s", what);
+}
+
+static int process_batch(feat_ingest_t *ing, rd_kafka_message_t **msgs, size_t n) {
+    feat_wb_t *wb = ing->wb;
+    feat_decoded_t *d = ing->d;
+    const feat_config_t *cfg = ing->cfg;
+    int64_t now = feat_now_ms();
+    uint64_t n_ev = 0, n_lab = 0, n_dead = 0, n_skip = 0;
+    uint64_t dead_by[FEAT_DL_COUNT] = {0};
+    uint32_t tev[64] = {0};              /* per-table counts (first 64 tables; rest counted below) */
+    int64_t newest_local[64] = {0};
+    feat_wb_clear(wb);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        ing->parts[i].touched = 0;
+        ing->parts[i].pending = ing->parts[i].next;
+        ing->parts[i].pending_applied = ing->parts[i].applied;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = msgs[i];
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                feat_metric_add(ing->m_kerr, 1);
+                feat_log(FEAT_LOG_WARN, "ingest", "consume: %s", rd_kafka_message_errstr(m));
+            }
+            continue;
+        }
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        pstate_t *ps = ps_find(ing, topic, m->partition);
+        if (!ps) {
+            pthread_mutex_lock(&ing->lock);
+            ps = ps_load(ing, topic, m->partition);
+            pthread_mutex_unlock(&ing->lock);
+            if (!ps) { fatal(ing, "out of memory"); return -1; }
+        }
+        if (ps->pending >= 0 && m->offset < ps->pending) { /* already applied */
+            n_skip++;
+            continue;
+        }
+        const void *ct = NULL;
+        size_t ctlen = 0;
+        rd_kafka_headers_t *hdrs = NULL;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_header_get_last(hdrs, "content-type", &ct, &ctlen);
+        int kind = feat_decode(ing->dec, topic, m->key, m->key_len, m->payload, m->len, ct, ctlen, now, d);
+        int rc = FEAT_OK;
+        if (kind == FEAT_DEC_EVENT) {
+            rc = feat_wb_put_event(wb, ing->tables[d->table], d->key, d->klen, d->ts, m->partition, m->offset,
+                                   d->fidx, d->vals, d->n);
+            n_ev++;
+            if (d->table < 64) {
+                tev[d->table]++;
+                if (d->ts > newest_local[d->table]) newest_local[d->table] = d->ts;
+            } else {
+                atomic_fetch_add(&ing->tevents[d->table], 1);
+            }
+            if (ing->observer)
+                ing->observer(ing->observer_arg, d->table, d->key, d->klen, d->ts, d->fidx, d->vals, d->n);
+        } else if (kind == FEAT_DEC_LABEL) {
+            rc = feat_wb_put_label(wb, cfg->models[d->model].name, d->key, d->klen, d->ts, d->label, m->partition,
+                                   m->offset);
+            n_lab++;
+            feat_metric_add(ing->m_labels[d->model], 1);
+        } else {
+            rc = feat_wb_put_dead_letter(wb, topic, m->partition, m->offset, feat_dl_reason_name(d->reason),
+                                         d->detail, m->key, m->key ? m->key_len : 0, m->payload,
+                                         m->payload ? m->len : 0, now);
+            n_dead++;
+            dead_by[d->reason]++;
+            feat_log(FEAT_LOG_DEBUG, "ingest", "dead letter %s[%d]@%lld: %s: %s", topic, m->partition,
+                     (long long)m->offset, feat_dl_reason_name(d->reason), d->detail);
+        }
+        if (rc) { fatal(ing, "out of memory building a write batch"); return -1; }
+        ps->pending = m->offset + 1;
+        ps->pending_applied++;
+        ps->touched = 1;
+    }
+    int any = 0;
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (!p->touched) continue;
+        any = 1;
+        if (feat_wb_set_offset(wb, p->topic, p->partition, p->pending, p->pending_applied)) { fatal(ing, "out of memory"); return -1; }
+    }
+    if (n_skip) {
+        atomic_fetch_add(&ing->skipped, n_skip);
+        feat_metric_add(ing->m_skipped, n_skip);
+    }
+    if (!any) return 0;
+    char err[256];
+    uint64_t t0 = feat_mono_ns();
+    if (feat_store_write(ing->st, wb, err, sizeof(err)) != FEAT_OK) {
+        char what[300];
+        snprintf(what, sizeof(what), "store write failed: %s", err);
+        fatal(ing, what);
+        return -1;
+    }
+    feat_metric_observe(ing->m_batch_sec, (double)(feat_mono_ns() - t0) / 1e9);
+    feat_metric_observe(ing->m_batch_size, (double)n);
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < ing->nparts; i++)
+        if (ing->parts[i].touched) {
+            ing->parts[i].next = ing->parts[i].pending;
+            ing->parts[i].applied = ing->parts[i].pending_applied;
+        }
+    pthread_mutex_unlock(&ing->lock);
+    for (size_t t = 0; t < cfg->ntables && t < 64; t++) {
+        if (!tev[t]) continue;
+        atomic_fetch_add(&ing->tevents[t], tev[t]);
+        feat_metric_add(ing->m_events[t], tev[t]);
+        int64_t cur = atomic_load(&ing->newest[t]);
+        while (newest_local[t] > cur && !atomic_compare_exchange_weak(&ing->newest[t], &cur, newest_local[t])) {
+        }
+    }
+    for (int r = 0; r < FEAT_DL_COUNT; r++) {
+        if (!dead_by[r]) continue;
+        atomic_fetch_add(&ing->dead_by[r], dead_by[r]);
+        feat_metric_add(ing->m_dead[r], dead_by[r]);
+    }
+    atomic_fetch_add(&ing->events, n_ev);
+    atomic_fetch_add(&ing->labels, n_lab);
+    atomic_fetch_add(&ing->dead, n_dead);
+    atomic_fetch_add(&ing->batches, 1);
+    feat_metric_add(ing->m_batches, 1);
+    return 0;
+}
+
+/* Commits our stored positions to the broker, asynchronously: lag only. */
+static void lag_commit(feat_ingest_t *ing) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)ing->nparts + 1);
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (p->assigned && p->next >= 0)
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->next;
+    }
+    pthread_mutex_unlock(&ing->lock);
+    if (l->cnt) rd_kafka_commit(ing->rk, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void *run(void *arg) {
+    feat_ingest_t *ing = arg;
+    while (!atomic_load(&ing->stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->rk, 100);
+        int64_t now = feat_now_ms();
+        if (now - ing->last_commit_ms >= ing->cfg->ingest_commit_ms) {
+            ing->last_commit_ms = now;
+            lag_commit(ing);
+        }
+        if (!m) continue;
+        ing->msgs[0] = m;
+        size_t n = 1;
+        if (ing->batch_max > 1) {
+            ssize_t k = rd_kafka_consume_batch_queue(ing->q, 0, ing->msgs + 1, ing->batch_max - 1);
+            if (k > 0) n += (size_t)k;
+        }
+        int rc = process_batch(ing, ing->msgs, n);
+        for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(ing->msgs[i]);
+        if (rc) break;
+    }
+    if (!atomic_load(&ing->failed)) lag_commit(ing);
+    return NULL;
+}
+
+int feat_ingest_start(feat_ingest_t *ing, char *errstr, size_t errlen) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)ing->ntopics);
+    for (size_t i = 0; i < ing->ntopics; i++)
+        rd_kafka_topic_partition_list_add(l, ing->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(ing->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(errstr, errlen, "kafka: subscribe: %s", rd_kafka_err2str(e));
+        return FEAT_ERR_KAFKA;
+    }
+    ing->last_commit_ms = feat_now_ms();
+    if (pthread_create(&ing->thr, NULL, run, ing) != 0) {
+        snprintf(errstr, errlen, "ingest: cannot start thread");
+        return FEAT_ERR_NOMEM;
+    }
+    ing->started = 1;
+    feat_log(FEAT_LOG_INFO, "ingest", "consuming %zu topic(s)", ing->ntopics);
+    return FEAT_OK;
+}
+
+void feat_ingest_stop(feat_ingest_t *ing) {
+    if (!ing || !ing->started) return;
+    atomic_store(&ing->stop, 1);
+    pthread_join(ing->thr, NULL);
+    ing->started = 0;
+    /* close runs the revoke callback on this thread; no batch is in flight */
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(ing->rk);
+    if (e) feat_log(FEAT_LOG_WARN, "ingest", "consumer close: %s", rd_kafka_err2str(e));
+}
+
+void feat_ingest_destroy(feat_ingest_t *ing) {
+    if (!ing) return;
+    feat_ingest_stop(ing);
+    feat_metrics_remove_collector(ing->metrics, collect, ing);
+    if (ing->q) rd_kafka_queue_destroy(ing->q);
+    if (ing->rk) rd_kafka_destroy(ing->rk);
+    feat_decoder_destroy(ing->dec);
+    feat_wb_destroy(ing->wb);
+    for (size_t i = 0; i < ing->nparts; i++) free(ing->parts[i].topic);
+    free(ing->parts);
+    free(ing->msgs);
+    free(ing->d);
+    free(ing->topics);
+    free(ing->tables);
+    free((void *)ing->newest);
+    free((void *)ing->tevents);
+    free(ing->m_events);
+    free(ing->m_labels);
+    pthread_mutex_destroy(&ing->lock);
+    free(ing);
+}
+
+/* ---- status -------------------------------------------------------------------------- */
+
+void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out) {
+    memset(out, 0, sizeof(*out));
+    out->events = atomic_load(&ing->events);
+    out->labels = atomic_load(&ing->labels);
+    out->dead_letters = atomic_load(&ing->dead);
+    out->skipped = atomic_load(&ing->skipped);
+    out->batches = atomic_load(&ing->batches);
+    for (int r = 0; r < FEAT_DL_COUNT; r++) out->dead_by_reason[r] = atomic_load(&ing->dead_by[r]);
+    out->assigned = atomic_load(&ing->assigned);
+    out->failed = atomic_load(&ing->failed);
+    pthread_mutex_lock(&ing->lock);
+    snprintf(out->error, sizeof(out->error), "%s", ing->error);
+    pthread_mutex_unlock(&ing->lock);
+}
+
+int feat_ingest_failed(feat_ingest_t *ing) { return atomic_load(&ing->failed); }
+
+size_t feat_ingest_partitions(feat_ingest_t *ing, feat_partition_status_t *out, size_t max) {
+    size_t n = 0;
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (!p->assigned) continue;
+        if (n < max) {
+            feat_partition_status_t *s = &out[n];
+            snprintf(s->topic, sizeof(s->topic), "%s", p->topic);
+            s->partition = p->partition;
+            int64_t lo = -1, hi = -1;
+            rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi);
+            s->next_offset = p->next >= 0 ? p->next : (lo >= 0 ? lo : 0);
+            s->high_watermark = hi;
+            s->lag = hi >= 0 ? (hi > s->next_offset ? hi - s->next_offset : 0) : -1;
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&ing->lock);
+    return n;
+}
+
+int64_t feat_ingest_newest_event(feat_ingest_t *ing, size_t table) {
+    return table < ing->cfg->ntables ? atomic_load(&ing->newest[table]) : 0;
+}
+
+uint64_t feat_ingest_table_events(feat_ingest_t *ing, size_t table) {
+    return table < ing->cfg->ntables ? atomic_load(&ing->tevents[table]) : 0;
+}

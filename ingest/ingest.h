@@ -1,0 +1,82 @@
+/*
+ * ingest/ingest.h — the Kafka consumer that applies feature events and labels
+ * to the store exactly once.
+ *
+ * One thread consumes every configured source topic and label topic with a
+ * librdkafka consumer group (enable.auto.commit=false).  Each poll batch
+ * becomes one store write holding the online merges, history rows, labels,
+ * dead letters and the next offset of every partition it touched.  On
+ * assignment the consumer seeks to the offsets stored in RocksDB (or the
+ * beginning when none), never the broker's committed ones; offsets are
+ * committed to the broker asynchronously, for lag monitoring only.  A message
+ * below a partition's stored next offset is skipped.  So after any crash
+ * every record is applied exactly once.
+ *
+ * A failed store write stops ingest (feat_ingest_failed() turns true with the
+ * error); the daemon then shuts down cleanly rather than skipping data.
+ */
+#ifndef FEAT_INGEST_INGEST_H
+#define FEAT_INGEST_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+#include "ingest/decode.h"
+#include "store/store.h"
+
+typedef struct feat_ingest feat_ingest_t;
+
+typedef struct feat_ingest_conf {
+    const feat_config_t *cfg;   /* borrowed for the consumer's life */
+    const char *bootstrap;      /* bootstrap servers; NULL = kafka.bootstrap.servers */
+    feat_metrics_t *metrics;    /* NULL = the global registry */
+} feat_ingest_conf_t;
+
+/* Called on the ingest thread for every event in a batch, after the batch
+ * committed.  vals/fidx as in feat_decoded_t; valid during the call only. */
+typedef void feat_ingest_observer_fn(void *arg, uint32_t table, const char *key, size_t klen, int64_t ts,
+                                     const uint16_t *fidx, const feat_value_t *vals, size_t n);
+
+/* Creates the consumer (validating kafka.* properties: errstr names the key).
+ * st is borrowed and must outlive the consumer. */
+feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen);
+/* Set before start. */
+void feat_ingest_set_observer(feat_ingest_t *ing, feat_ingest_observer_fn *fn, void *arg);
+int feat_ingest_start(feat_ingest_t *ing, char *errstr, size_t errlen);
+/* Finishes the batch in flight (committed or not applied at all), closes the
+ * consumer and joins the thread.  Idempotent. */
+void feat_ingest_stop(feat_ingest_t *ing);
+void feat_ingest_destroy(feat_ingest_t *ing); /* stops first; NULL is fine */
+
+typedef struct feat_ingest_stats {
+    uint64_t events;            /* feature events applied */
+    uint64_t labels;
+    uint64_t dead_letters;
+    uint64_t skipped;           /* redelivered below the stored offset */
+    uint64_t batches;
+    uint64_t dead_by_reason[FEAT_DL_COUNT];
+    int assigned;               /* partitions assigned now */
+    int failed;                 /* 1 after a fatal store error */
+    char error[256];
+} feat_ingest_stats_t;
+
+void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out);
+int feat_ingest_failed(feat_ingest_t *ing);
+
+typedef struct feat_partition_status {
+    char topic[128];
+    int32_t partition;
+    int64_t next_offset;        /* next offset to apply (what the store holds) */
+    int64_t high_watermark;     /* -1 unknown */
+    int64_t lag;                /* -1 unknown */
+} feat_partition_status_t;
+
+/* Copies up to max assigned partitions; returns how many there are. */
+size_t feat_ingest_partitions(feat_ingest_t *ing, feat_partition_status_t *out, size_t max);
+/* Newest applied event time of table i (ms; 0 = none yet) and its event count. */
+int64_t feat_ingest_newest_event(feat_ingest_t *ing, size_t table);
+uint64_t feat_ingest_table_events(feat_ingest_t *ing, size_t table);
+
+#endif

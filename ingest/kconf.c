@@ -1,0 +1,40 @@
+/* ingest/kconf.c — see kconf.h. */
+#include "ingest/kconf.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+    feat_log_level_t l = level <= 3 ? FEAT_LOG_ERROR : level == 4 ? FEAT_LOG_WARN
+                         : level <= 6 ? FEAT_LOG_INFO : FEAT_LOG_DEBUG;
+    feat_log(l, "kafka", "%s: %s", fac, buf);
+}
+
+int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen) {
+    char kerr[256];
+    if (rd_kafka_conf_set(conf, name, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errlen, "kafka.%s: %s", name, kerr);
+        return FEAT_ERR_CONFIG;
+    }
+    return FEAT_OK;
+}
+
+rd_kafka_conf_t *feat_kconf_new(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    /* quieter defaults; the user may override any of them */
+    if (feat_kconf_set(conf, "log.connection.close", "false", errstr, errlen)) goto fail;
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        if (bootstrap && strcmp(cfg->kafka[i].key, "bootstrap.servers") == 0) continue;
+        if (feat_kconf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, errstr, errlen)) goto fail;
+    }
+    if (bootstrap && feat_kconf_set(conf, "bootstrap.servers", bootstrap, errstr, errlen)) goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}

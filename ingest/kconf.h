@@ -1,0 +1,20 @@
+/*
+ * ingest/kconf.h — librdkafka helpers private to ingest/ (the only module
+ * that includes librdkafka's headers).
+ */
+#ifndef FEAT_INGEST_KCONF_H
+#define FEAT_INGEST_KCONF_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/config.h"
+
+/* Builds a librdkafka conf: bootstrap (NULL = from the config), the
+ * pass-through kafka.* properties, and featd's log routing.  NULL with
+ * errstr naming the failing key ("kafka.session.timeout.ms: ..."). */
+rd_kafka_conf_t *feat_kconf_new(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen);
+
+/* Sets one property; on failure writes "kafka.<name>: <reason>" to errstr. */
+int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen);
+
+#endif

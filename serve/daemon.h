@@ -1,0 +1,31 @@
+/*
+ * serve/daemon.h — the running daemon's parts, shared by main, the gRPC
+ * server and the admin HTTP server.  Built in main() in dependency order and
+ * torn down in reverse (serve → ingest → drift → train → store).
+ */
+#ifndef FEAT_SERVE_DAEMON_H
+#define FEAT_SERVE_DAEMON_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+#include "ingest/broker.h"
+#include "ingest/demo.h"
+#include "ingest/ingest.h"
+#include "store/store.h"
+
+typedef struct featd {
+    feat_config_t *cfg;
+    feat_metrics_t *metrics;
+    feat_broker_t *broker;       /* embedded mode only */
+    char *bootstrap;             /* servers ingest uses */
+    feat_store_t *st;
+    feat_ingest_t *ingest;
+    feat_demo_t *demo;
+    int64_t started_ms;
+    atomic_int shutting_down;
+} featd_t;
+
+#endif

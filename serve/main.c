@@ -1,0 +1,305 @@
+/*
+ * serve/main.c — featd's main: parse arguments, load the config, start the
+ * modules in dependency order, run the event loop, stop in reverse order.
+ *
+ *   featd --config FILE [--demo] [--set section.key=value]...
+ *   featd --version | --config-reference
+ *
+ * Exit status: 0 after a clean stop, 1 on a runtime failure (store, broker),
+ * 2 on bad arguments or configuration (one line naming the key).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "serve/daemon.h"
+
+typedef struct loop_ctx {
+    featd_t *fd;
+    struct event_base *base;
+    int exit_code;
+    uint64_t last_events;
+    uint64_t last_ns;
+    int64_t last_progress_ms;
+} loop_ctx_t;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: featd --config FILE [--demo] [--set section.key=value]...\n"
+               "       featd --version\n"
+               "       featd --config-reference\n");
+}
+
+/* mkdir -p with mode 0700 for every directory it creates. */
+static int mkdirs(const char *path, char *err, size_t errlen) {
+    char tmp[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp)) {
+        snprintf(err, errlen, "featd.data_dir: path too long");
+        return -1;
+    }
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "featd.data_dir: cannot create %s: %s", tmp, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "featd.data_dir: cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (stat(tmp, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "featd.data_dir: %s is not a directory", tmp);
+        return -1;
+    }
+    if (access(tmp, W_OK) != 0) {
+        snprintf(err, errlen, "featd.data_dir: %s is not writable: %s", tmp, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    (void)what;
+    loop_ctx_t *lc = arg;
+    feat_log(FEAT_LOG_INFO, "featd", "%s received; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    atomic_store(&lc->fd->shutting_down, 1);
+    event_base_loopbreak(lc->base);
+}
+
+static void progress(loop_ctx_t *lc) {
+    featd_t *fd = lc->fd;
+    feat_ingest_stats_t s;
+    feat_ingest_get_stats(fd->ingest, &s);
+    uint64_t now_ns = feat_mono_ns();
+    double secs = lc->last_ns ? (double)(now_ns - lc->last_ns) / 1e9 : 0;
+    double rate = secs > 0 ? (double)(s.events + s.labels + s.dead_letters - lc->last_events) / secs : 0;
+    lc->last_events = s.events + s.labels + s.dead_letters;
+    lc->last_ns = now_ns;
+    feat_partition_status_t parts[256];
+    size_t np = feat_ingest_partitions(fd->ingest, parts, 256);
+    int64_t lag = 0;
+    int lag_known = 0;
+    for (size_t i = 0; i < np && i < 256; i++)
+        if (parts[i].lag >= 0) { lag += parts[i].lag; lag_known = 1; }
+    int64_t newest = 0;
+    for (size_t t = 0; t < fd->cfg->ntables; t++) {
+        int64_t n = feat_ingest_newest_event(fd->ingest, t);
+        if (n > newest) newest = n;
+    }
+    char fresh[32] = "-";
+    if (newest) snprintf(fresh, sizeof(fresh), "%lld ms", (long long)(feat_now_ms() - newest));
+    char lagbuf[32] = "-";
+    if (lag_known) snprintf(lagbuf, sizeof(lagbuf), "%lld", (long long)lag);
+    feat_log(FEAT_LOG_INFO, "progress",
+             "%.0f msgs/s | applied %llu events, %llu labels, %llu dead letters | lag %s over %zu partitions | "
+             "rows: online ~%llu, offline ~%llu | freshness %s%s",
+             rate, (unsigned long long)s.events, (unsigned long long)s.labels, (unsigned long long)s.dead_letters,
+             lagbuf, np, (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_ONLINE),
+             (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_OFFLINE), fresh,
+             fd->demo ? "" : "");
+}
+
+static void on_tick(evutil_socket_t s, short what, void *arg) {
+    (void)s; (void)what;
+    loop_ctx_t *lc = arg;
+    featd_t *fd = lc->fd;
+    if (feat_ingest_failed(fd->ingest)) {
+        feat_ingest_stats_t st;
+        feat_ingest_get_stats(fd->ingest, &st);
+        feat_log(FEAT_LOG_ERROR, "featd", "ingest stopped: %s; shutting down", st.error);
+        lc->exit_code = 1;
+        event_base_loopbreak(lc->base);
+        return;
+    }
+    int64_t now = feat_now_ms();
+    if (fd->cfg->progress_ms > 0 && now - lc->last_progress_ms >= fd->cfg->progress_ms) {
+        lc->last_progress_ms = now;
+        progress(lc);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *cfg_path = NULL;
+    int demo = 0;
+    const char *sets[64];
+    int nsets = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--version")) {
+            printf("featd %s\n", FEATD_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--config-reference")) {
+            feat_buf_t b = FEAT_BUF_INIT;
+            feat_config_reference(&b);
+            fwrite(b.data, 1, b.len, stdout);
+            feat_buf_free(&b);
+            return 0;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--config") && i + 1 < argc) {
+            cfg_path = argv[++i];
+        } else if (!strcmp(a, "--demo")) {
+            demo = 1;
+        } else if (!strcmp(a, "--set") && i + 1 < argc && nsets < 64) {
+            sets[nsets++] = argv[++i];
+        } else {
+            fprintf(stderr, "featd: unknown argument %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfg_path) {
+        fprintf(stderr, "featd: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    featd_t fd;
+    memset(&fd, 0, sizeof(fd));
+    fd.cfg = feat_config_load(cfg_path, err, sizeof(err));
+    if (!fd.cfg) {
+        fprintf(stderr, "featd: config: %s\n", err);
+        return 2;
+    }
+    for (int i = 0; i < nsets; i++) {
+        char key[256];
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof(key)) {
+            fprintf(stderr, "featd: --set %s: expected section.key=value\n", sets[i]);
+            feat_config_free(fd.cfg);
+            return 2;
+        }
+        memcpy(key, sets[i], (size_t)(eq - sets[i]));
+        key[eq - sets[i]] = 0;
+        if (feat_config_set(fd.cfg, key, eq + 1, err, sizeof(err))) {
+            fprintf(stderr, "featd: config: %s (from --set)\n", err);
+            feat_config_free(fd.cfg);
+            return 2;
+        }
+    }
+    if (nsets && feat_config_validate(fd.cfg, err, sizeof(err))) {
+        fprintf(stderr, "featd: config: %s\n", err);
+        feat_config_free(fd.cfg);
+        return 2;
+    }
+    if (demo) fd.cfg->demo_enabled = 1;
+    feat_config_t *cfg = fd.cfg;
+    feat_log_set_level((feat_log_level_t)cfg->log_level);
+    if (cfg->log_file && *cfg->log_file && feat_log_set_file(cfg->log_file)) {
+        fprintf(stderr, "featd: config: featd.log_file: cannot open %s: %s\n", cfg->log_file, strerror(errno));
+        feat_config_free(cfg);
+        return 2;
+    }
+    if (geteuid() == 0)
+        feat_log(FEAT_LOG_WARN, "featd", "running as root; run featd as its own user (see deploy/featd.service)");
+    fd.metrics = feat_metrics_global();
+    fd.started_ms = feat_now_ms();
+    int code = 1;
+    struct event_base *base = NULL;
+    struct event *ev_int = NULL, *ev_term = NULL, *ev_tick = NULL;
+    loop_ctx_t lc;
+    memset(&lc, 0, sizeof(lc));
+    signal(SIGPIPE, SIG_IGN);
+
+    if (mkdirs(cfg->data_dir, err, sizeof(err))) {
+        fprintf(stderr, "featd: %s\n", err);
+        feat_config_free(cfg);
+        return 1;
+    }
+    char path[PATH_MAX];
+    if (cfg->kafka_embedded) {
+        fd.broker = feat_broker_new((int)cfg->kafka_embedded_brokers, err, sizeof(err));
+        if (!fd.broker || feat_broker_create_config_topics(fd.broker, cfg, err, sizeof(err))) {
+            fprintf(stderr, "featd: %s\n", err);
+            goto out;
+        }
+        fd.bootstrap = strdup(feat_broker_bootstraps(fd.broker));
+        snprintf(path, sizeof(path), "%s/kafka.bootstrap", cfg->data_dir);
+        if (!fd.bootstrap || feat_write_file_atomic(path, fd.bootstrap, strlen(fd.bootstrap))) {
+            fprintf(stderr, "featd: cannot write %s\n", path);
+            goto out;
+        }
+        feat_log(FEAT_LOG_INFO, "featd", "embedded Kafka at %s (written to %s)", fd.bootstrap, path);
+    }
+    snprintf(path, sizeof(path), "%s/db", cfg->data_dir);
+    feat_store_conf_t sc = {path, cfg, cfg->store_sync, cfg->store_block_cache, cfg->store_write_buffer, 0};
+    fd.st = feat_store_open(&sc, err, sizeof(err));
+    if (!fd.st) {
+        fprintf(stderr, "featd: store: %s\n", err);
+        code = strstr(err, "table.") == err ? 2 : 1;
+        goto out;
+    }
+    if (fd.broker) {
+        /* the in-process broker starts with empty logs: offsets stored by an
+         * earlier run name records that no longer exist */
+        int64_t n = feat_store_clear_offsets(fd.st);
+        if (n > 0)
+            feat_log(FEAT_LOG_INFO, "featd", "embedded broker starts empty; forgot %lld stored offsets of the last run",
+                     (long long)n);
+    }
+    feat_ingest_conf_t ic = {cfg, fd.bootstrap, fd.metrics};
+    fd.ingest = feat_ingest_new(&ic, fd.st, err, sizeof(err));
+    if (!fd.ingest) {
+        fprintf(stderr, "featd: config: %s\n", err);
+        code = 2;
+        goto out;
+    }
+    if (feat_ingest_start(fd.ingest, err, sizeof(err))) {
+        fprintf(stderr, "featd: %s\n", err);
+        goto out;
+    }
+    if (cfg->demo_enabled) {
+        fd.demo = feat_demo_start(cfg, fd.bootstrap, err, sizeof(err));
+        if (!fd.demo) {
+            fprintf(stderr, "featd: %s\n", err);
+            goto out;
+        }
+    }
+    base = event_base_new();
+    if (!base) {
+        fprintf(stderr, "featd: cannot create the event loop\n");
+        goto out;
+    }
+    lc.fd = &fd;
+    lc.base = base;
+    ev_int = evsignal_new(base, SIGINT, on_signal, &lc);
+    ev_term = evsignal_new(base, SIGTERM, on_signal, &lc);
+    ev_tick = event_new(base, -1, EV_PERSIST, on_tick, &lc);
+    struct timeval tick = {0, 200000};
+    event_add(ev_int, NULL);
+    event_add(ev_term, NULL);
+    event_add(ev_tick, &tick);
+    feat_log(FEAT_LOG_INFO, "featd", "featd %s running: %zu table(s), %zu model(s), data in %s", FEATD_VERSION,
+             cfg->ntables, cfg->nmodels, cfg->data_dir);
+    event_base_dispatch(base);
+    code = lc.exit_code;
+
+out:
+    atomic_store(&fd.shutting_down, 1);
+    feat_demo_stop(fd.demo);
+    feat_ingest_destroy(fd.ingest);
+    feat_store_close(fd.st);
+    feat_broker_destroy(fd.broker);
+    if (ev_int) event_free(ev_int);
+    if (ev_term) event_free(ev_term);
+    if (ev_tick) event_free(ev_tick);
+    if (base) event_base_free(base);
+    free(fd.bootstrap);
+    feat_log(FEAT_LOG_INFO, "featd", "stopped (exit %d)", code);
+    feat_config_free(cfg);
+    return code;
+}

@@ -1,0 +1,8 @@
+# drift/ statistics core: the CLI the Python test drives, and the test itself
+# (hundreds of random cases compared with SciPy / NumPy; about a minute).
+add_executable(featd_drift_stats_cli ${PROJECT_SOURCE_DIR}/drift/tools/stats_cli.c)
+featd_warnings(featd_drift_stats_cli)
+target_link_libraries(featd_drift_stats_cli PRIVATE featd_drift_stats)
+
+featd_py_test(drift_stats SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/drift_stats.py
+              LABELS integration drift TIMEOUT 900)

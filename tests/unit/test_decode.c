@@ -1,0 +1,296 @@
+/* Unit tests for ingest/decode.c: every valid form is accepted, every class
+ * of bad input becomes a dead letter with the right reason.  Protobuf inputs
+ * are built with protobuf-c's generated packer, an encoder independent of the
+ * decoder under test. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "featd/v1/event.pb-c.h"
+#include "ingest/decode.h"
+
+static const char *cfg_text =
+    "[table user]\n"
+    "entity = user_id\n"
+    "topic = user_events\n"
+    "feature.clicks = int64\n"
+    "feature.ctr = double\n"
+    "feature.country = string\n"
+    "feature.premium = bool\n"
+    "[table a]\ntopic = shared\nfeature.x = double\n"
+    "[table b]\ntopic = shared\nfeature.x = double\n"
+    "[model churn]\ntable = user\nlabel_topic = churn_labels\n"
+    "[model m1]\ntable = user\nlabel_topic = multi\n"
+    "[model m2]\ntable = user\nlabel_topic = multi\n"
+    "[ingest]\nmax_string_bytes = 16\nmax_key_bytes = 8\nmax_value_bytes = 4KiB\n";
+
+#define NOW 1732406400000LL
+
+static feat_config_t *cfg;
+static feat_decoder_t *dec;
+static feat_decoded_t out;
+
+static void setup(void) {
+    char err[256];
+    cfg = feat_config_parse(cfg_text, strlen(cfg_text), err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "%s", err);
+    dec = feat_decoder_new(cfg);
+    ck_assert_ptr_nonnull(dec);
+}
+
+static void teardown(void) {
+    feat_decoder_destroy(dec);
+    feat_config_free(cfg);
+}
+
+static int dj(const char *topic, const char *key, const char *json) {
+    return feat_decode(dec, topic, key, key ? strlen(key) : 0, json, strlen(json), NULL, 0, NOW, &out);
+}
+
+static int find(const char *fname) {
+    const feat_table_conf_t *t = &cfg->tables[out.table];
+    for (size_t i = 0; i < out.n; i++)
+        if (strcmp(t->features[out.fidx[i]].name, fname) == 0) return (int)i;
+    return -1;
+}
+
+START_TEST(json_full_event) {
+    ck_assert_int_eq(dj("user_events", NULL,
+                        "{\"table\":\"user\",\"key\":\"u42\",\"ts\":1732406400000,"
+                        "\"features\":{\"clicks\":3,\"ctr\":0.25,\"country\":\"D\\u00c9\",\"premium\":true}}"),
+                     FEAT_DEC_EVENT);
+    ck_assert_int_eq(out.table, 0);
+    ck_assert_int_eq(out.klen, 3);
+    ck_assert(memcmp(out.key, "u42", 3) == 0);
+    ck_assert_int_eq(out.ts, NOW);
+    ck_assert_int_eq(out.n, 4);
+    ck_assert_int_eq(out.vals[find("clicks")].v.i, 3);
+    ck_assert_double_eq(out.vals[find("ctr")].v.d, 0.25);
+    int c = find("country");
+    ck_assert_int_eq(out.vals[c].slen, 3);
+    ck_assert(memcmp(out.vals[c].v.s, "D\xc3\x89", 3) == 0);
+    ck_assert_int_eq(out.vals[find("premium")].v.b, 1);
+}
+END_TEST
+
+START_TEST(json_short_forms) {
+    /* table omitted (topic feeds one table), key from the Kafka message key */
+    ck_assert_int_eq(dj("user_events", "kafkakey", "{\"ts\":1732406400000,\"features\":{\"clicks\":1}}"), FEAT_DEC_EVENT);
+    ck_assert_int_eq(out.klen, 8);
+    ck_assert(memcmp(out.key, "kafkakey", 8) == 0);
+    /* the event's key wins over the Kafka key; entity name as the field */
+    ck_assert_int_eq(dj("user_events", "kafkakey", "{\"user_id\":\"u7\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}"), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 2 && memcmp(out.key, "u7", 2) == 0);
+    /* numeric key; RFC 3339 time; integer widened to double */
+    ck_assert_int_eq(dj("user_events", NULL, "{\"key\":123,\"ts\":\"2024-11-24T00:00:00.5+01:00\",\"features\":{\"ctr\":2}}"), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 3 && memcmp(out.key, "123", 3) == 0);
+    ck_assert_int_eq(out.ts, NOW - 3600000 + 500);
+    ck_assert_double_eq(out.vals[0].v.d, 2.0);
+    /* unknown top-level fields are ignored; whitespace everywhere */
+    ck_assert_int_eq(dj("user_events", "k", " {\n\"extra\": [1, {\"z\": null}], \"ts\" : 1732406400000 , \"features\" : { \"premium\" : false } } "), FEAT_DEC_EVENT);
+    ck_assert_int_eq(out.vals[0].v.b, 0);
+    /* a shared topic with the table named */
+    ck_assert_int_eq(dj("shared", "k", "{\"table\":\"b\",\"ts\":1732406400000,\"features\":{\"x\":1.5}}"), FEAT_DEC_EVENT);
+    ck_assert_int_eq(out.table, 2);
+}
+END_TEST
+
+START_TEST(json_labels) {
+    ck_assert_int_eq(dj("churn_labels", NULL, "{\"model\":\"churn\",\"key\":\"u42\",\"ts\":1732406400000,\"label\":1}"), FEAT_DEC_LABEL);
+    ck_assert_int_eq(out.model, 0);
+    ck_assert_double_eq(out.label, 1.0);
+    ck_assert_int_eq(dj("churn_labels", "u1", "{\"ts\":1732406400000,\"label\":false}"), FEAT_DEC_LABEL);
+    ck_assert_double_eq(out.label, 0.0);
+    ck_assert_int_eq(dj("multi", "u1", "{\"model\":\"m2\",\"ts\":1732406400000,\"label\":0.5}"), FEAT_DEC_LABEL);
+    ck_assert_int_eq(out.model, 2);
+}
+END_TEST
+
+static size_t pack_event(const char *table, const char *key, int64_t ts, int nf, const char **names,
+                         Featd__V1__Value *vals, uint8_t *buf) {
+    Featd__V1__FeatureEvent ev = FEATD__V1__FEATURE_EVENT__INIT;
+    Featd__V1__FeatureEvent__FeaturesEntry ents[8], *ptrs[8];
+    ev.table = (char *)table;
+    ev.key = (char *)key;
+    ev.ts = ts;
+    for (int i = 0; i < nf; i++) {
+        featd__v1__feature_event__features_entry__init(&ents[i]);
+        ents[i].key = (char *)names[i];
+        ents[i].value = &vals[i];
+        ptrs[i] = &ents[i];
+    }
+    ev.n_features = (size_t)nf;
+    ev.features = ptrs;
+    return featd__v1__feature_event__pack(&ev, buf);
+}
+
+START_TEST(protobuf_event_and_label) {
+    uint8_t buf[512];
+    Featd__V1__Value v[4];
+    for (int i = 0; i < 4; i++) featd__v1__value__init(&v[i]);
+    v[0].kind_case = FEATD__V1__VALUE__KIND_INT64_VALUE; v[0].int64_value = -7;
+    v[1].kind_case = FEATD__V1__VALUE__KIND_DOUBLE_VALUE; v[1].double_value = 1e-300;
+    v[2].kind_case = FEATD__V1__VALUE__KIND_STRING_VALUE; v[2].string_value = "FR";
+    v[3].kind_case = FEATD__V1__VALUE__KIND_BOOL_VALUE; v[3].bool_value = 1;
+    const char *names[4] = {"clicks", "ctr", "country", "premium"};
+    size_t n = pack_event("user", "u9", NOW, 4, names, v, buf);
+    ck_assert_int_eq(feat_decode(dec, "user_events", NULL, 0, buf, n, NULL, 0, NOW, &out), FEAT_DEC_EVENT);
+    ck_assert_int_eq(out.n, 4);
+    ck_assert(out.klen == 2 && memcmp(out.key, "u9", 2) == 0);
+    ck_assert_int_eq(out.vals[find("clicks")].v.i, -7);
+    ck_assert_double_eq(out.vals[find("ctr")].v.d, 1e-300);
+    ck_assert(memcmp(out.vals[find("country")].v.s, "FR", 2) == 0);
+    ck_assert_int_eq(out.vals[find("premium")].v.b, 1);
+    /* explicit content-type; table and key left empty */
+    n = pack_event("", "", NOW, 1, names, v, buf);
+    ck_assert_int_eq(feat_decode(dec, "user_events", "mk", 2, buf, n, "application/x-protobuf", 22, NOW, &out), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 2 && memcmp(out.key, "mk", 2) == 0);
+    Featd__V1__LabelEvent le = FEATD__V1__LABEL_EVENT__INIT;
+    le.model = "churn"; le.key = "u1"; le.ts = NOW; le.label = 0.75;
+    n = featd__v1__label_event__pack(&le, buf);
+    ck_assert_int_eq(feat_decode(dec, "churn_labels", NULL, 0, buf, n, NULL, 0, NOW, &out), FEAT_DEC_LABEL);
+    ck_assert_double_eq(out.label, 0.75);
+}
+END_TEST
+
+/* Each case: topic, Kafka key, value (JSON text, or NULL + protobuf case id), expected reason. */
+typedef struct bad_case { const char *topic; const char *key; const char *json; feat_dl_reason_t want; } bad_case_t;
+static const bad_case_t bad[] = {
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"clicks\":1}", FEAT_DL_UNDECODABLE},
+    {"user_events", "k", "[1,2,3]", FEAT_DL_UNDECODABLE},
+    {"user_events", "k", "\x08\x96\x01\xff\xff", FEAT_DL_UNDECODABLE},  /* truncated protobuf */
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"country\":\"\xc3\x28\"}}", FEAT_DL_UNDECODABLE},
+    {"user_events", "k", "{\"table\":\"item\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_UNKNOWN_TABLE},
+    {"shared", "k", "{\"ts\":1732406400000,\"features\":{\"x\":1}}", FEAT_DL_UNKNOWN_TABLE},
+    {"nowhere", "k", "{\"ts\":1732406400000,\"features\":{\"x\":1}}", FEAT_DL_UNKNOWN_TABLE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"clicks\":1,\"bogus\":2}}", FEAT_DL_UNKNOWN_FEATURE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"clicks\":\"3\"}}", FEAT_DL_WRONG_TYPE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"clicks\":3.5}}", FEAT_DL_WRONG_TYPE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"clicks\":99999999999999999999}}", FEAT_DL_WRONG_TYPE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"premium\":1}}", FEAT_DL_WRONG_TYPE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"ctr\":null}}", FEAT_DL_WRONG_TYPE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"country\":[\"x\"]}}", FEAT_DL_WRONG_TYPE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":[1]}", FEAT_DL_WRONG_TYPE},
+    {"user_events", NULL, "{\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_KEY},
+    {"user_events", "", "{\"key\":\"\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_KEY},
+    {"user_events", NULL, "{\"key\":\"a\\u0000b\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_BAD_KEY},
+    {"user_events", "k", "{\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_TIMESTAMP},
+    {"user_events", "k", "{\"ts\":null,\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_TIMESTAMP},
+    {"user_events", "k", "{\"ts\":\"yesterday\",\"features\":{\"clicks\":1}}", FEAT_DL_BAD_TIMESTAMP},
+    {"user_events", "k", "{\"ts\":1.5,\"features\":{\"clicks\":1}}", FEAT_DL_BAD_TIMESTAMP},
+    {"user_events", "k", "{\"ts\":99999999999999,\"features\":{\"clicks\":1}}", FEAT_DL_BAD_TIMESTAMP},  /* year 5138 */
+    {"user_events", "k", "{\"ts\":-5,\"features\":{\"clicks\":1}}", FEAT_DL_BAD_TIMESTAMP},
+    {"user_events", "k", "{\"ts\":\"2024-02-30T00:00:00Z\",\"features\":{\"clicks\":1}}", FEAT_DL_BAD_TIMESTAMP},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"ctr\":1e999}}", FEAT_DL_NON_FINITE},
+    {"churn_labels", "k", "{\"ts\":1732406400000,\"label\":-1e999}", FEAT_DL_NON_FINITE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"country\":\"0123456789abcdefX\"}}", FEAT_DL_OVERSIZE},
+    {"user_events", "123456789", "{\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_OVERSIZE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{}}", FEAT_DL_NO_FEATURES},
+    {"user_events", "k", "{\"ts\":1732406400000}", FEAT_DL_NO_FEATURES},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"clicks\":1,\"clicks\":2}}", FEAT_DL_DUPLICATE_FEATURE},
+    {"churn_labels", "k", "{\"model\":\"nope\",\"ts\":1732406400000,\"label\":1}", FEAT_DL_UNKNOWN_MODEL},
+    {"multi", "k", "{\"ts\":1732406400000,\"label\":1}", FEAT_DL_UNKNOWN_MODEL},
+    {"churn_labels", "k", "{\"ts\":1732406400000,\"label\":\"yes\"}", FEAT_DL_WRONG_TYPE},
+    {"churn_labels", "k", "{\"ts\":1732406400000}", FEAT_DL_WRONG_TYPE},
+    {"user_events", "k", "", FEAT_DL_UNDECODABLE},
+};
+
+START_TEST(bad_inputs_become_dead_letters) {
+    const bad_case_t *c = &bad[_i];
+    int k = dj(c->topic, c->key, c->json);
+    ck_assert_msg(k == FEAT_DEC_DEAD, "case %d accepted", _i);
+    ck_assert_msg(out.reason == c->want, "case %d: reason %s (%s), want %s", _i, feat_dl_reason_name(out.reason),
+                  out.detail, feat_dl_reason_name(c->want));
+    ck_assert_msg(out.detail[0] != 0, "case %d: no detail", _i);
+}
+END_TEST
+
+START_TEST(protobuf_bad_inputs) {
+    uint8_t buf[512];
+    Featd__V1__Value v;
+    featd__v1__value__init(&v);
+    const char *name[1] = {"ctr"};
+    /* NaN and infinity in a double_value */
+    v.kind_case = FEATD__V1__VALUE__KIND_DOUBLE_VALUE;
+    v.double_value = NAN;
+    size_t n = pack_event("user", "k", NOW, 1, name, &v, buf);
+    ck_assert_int_eq(feat_decode(dec, "user_events", NULL, 0, buf, n, NULL, 0, NOW, &out), FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_NON_FINITE);
+    v.double_value = -INFINITY;
+    n = pack_event("user", "k", NOW, 1, name, &v, buf);
+    ck_assert_int_eq(feat_decode(dec, "user_events", NULL, 0, buf, n, NULL, 0, NOW, &out), FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_NON_FINITE);
+    /* a value with no oneof set */
+    v.kind_case = FEATD__V1__VALUE__KIND__NOT_SET;
+    n = pack_event("user", "k", NOW, 1, name, &v, buf);
+    ck_assert_int_eq(feat_decode(dec, "user_events", NULL, 0, buf, n, NULL, 0, NOW, &out), FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_WRONG_TYPE);
+    /* ts missing (proto3 zero) */
+    v.kind_case = FEATD__V1__VALUE__KIND_DOUBLE_VALUE;
+    v.double_value = 1;
+    n = pack_event("user", "k", 0, 1, name, &v, buf);
+    ck_assert_int_eq(feat_decode(dec, "user_events", NULL, 0, buf, n, NULL, 0, NOW, &out), FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_MISSING_TIMESTAMP);
+    /* a NUL inside the key (hand-built: protobuf-c cannot pack it): field 2, len 3, "a\0b" */
+    static const uint8_t nulkey[] = {0x12, 0x03, 'a', 0x00, 'b', 0x18, 0x80, 0xa8, 0xdf, 0xdb, 0xb5, 0x32,
+                                     0x22, 0x10, 0x0a, 0x03, 'c', 't', 'r', 0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    ck_assert_int_eq(feat_decode(dec, "user_events", NULL, 0, nulkey, sizeof(nulkey), "application/protobuf", 20, NOW, &out), FEAT_DEC_DEAD);
+    ck_assert_msg(out.reason == FEAT_DL_BAD_KEY, "%s: %s", feat_dl_reason_name(out.reason), out.detail);
+    /* the same bytes with a clean key decode */
+    uint8_t ok[sizeof(nulkey)];
+    memcpy(ok, nulkey, sizeof(ok));
+    ok[3] = 'x';
+    ck_assert_int_eq(feat_decode(dec, "user_events", NULL, 0, ok, sizeof(ok), NULL, 0, NOW, &out), FEAT_DEC_EVENT);
+    ck_assert_int_eq(out.ts, NOW);
+    ck_assert_double_eq(out.vals[0].v.d, 1.0);
+    /* every truncation of a valid message is rejected or decodes to a subset, never crashes */
+    for (size_t cut = 1; cut < sizeof(ok); cut++)
+        feat_decode(dec, "user_events", NULL, 0, ok, cut, NULL, 0, NOW, &out);
+}
+END_TEST
+
+START_TEST(oversize_message) {
+    char big[5000];
+    memset(big, ' ', sizeof(big));
+    big[0] = '{';
+    big[sizeof(big) - 2] = '}';
+    big[sizeof(big) - 1] = 0;
+    ck_assert_int_eq(dj("user_events", "k", big), FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_OVERSIZE);
+}
+END_TEST
+
+START_TEST(rfc3339) {
+    int64_t ms;
+    ck_assert_int_eq(feat_parse_rfc3339("1970-01-01T00:00:00Z", 20, &ms), 0);
+    ck_assert_int_eq(ms, 0);
+    ck_assert_int_eq(feat_parse_rfc3339("2024-11-24T00:00:00Z", 20, &ms), 0);
+    ck_assert_int_eq(ms, NOW);
+    ck_assert_int_eq(feat_parse_rfc3339("2000-02-29T12:34:56.789-02:30", 29, &ms), 0);
+    ck_assert_int_eq(ms, 951827696789LL + 9000000LL);
+    ck_assert_int_ne(feat_parse_rfc3339("2023-02-29T00:00:00Z", 20, &ms), 0);
+    ck_assert_int_ne(feat_parse_rfc3339("2024-11-24T00:00:00", 19, &ms), 0);
+    ck_assert_int_ne(feat_parse_rfc3339("2024-13-01T00:00:00Z", 20, &ms), 0);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("decode");
+    TCase *tc = tcase_create("decode");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, json_full_event);
+    tcase_add_test(tc, json_short_forms);
+    tcase_add_test(tc, json_labels);
+    tcase_add_test(tc, protobuf_event_and_label);
+    tcase_add_loop_test(tc, bad_inputs_become_dead_letters, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, protobuf_bad_inputs);
+    tcase_add_test(tc, oversize_message);
+    tcase_add_test(tc, rfc3339);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
