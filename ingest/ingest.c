@@ -247,6 +247,13 @@ static int add_topic(feat_ingest_t *ing, const char *t) {
     return FEAT_OK;
 }
 
+int feat_ingest_check_config(const feat_config_t *cfg, char *errstr, size_t errlen) {
+    rd_kafka_conf_t *kc = feat_kconf_new(cfg, NULL, errstr, errlen);
+    if (!kc) return FEAT_ERR_CONFIG;
+    rd_kafka_conf_destroy(kc);
+    return FEAT_OK;
+}
+
 feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen) {
     const feat_config_t *cfg = conf->cfg;
     feat_ingest_t *ing = calloc(1, sizeof(*ing));

@@ -39,6 +39,11 @@ typedef struct feat_ingest_conf {
 typedef void feat_ingest_observer_fn(void *arg, uint32_t table, const char *key, size_t klen, int64_t ts,
                                      const uint16_t *fidx, const feat_value_t *vals, size_t n);
 
+/* Checks every kafka.* property against librdkafka without connecting, so
+ * bad values stop start-up before anything runs.  FEAT_OK or FEAT_ERR_CONFIG
+ * with errstr naming the key. */
+int feat_ingest_check_config(const feat_config_t *cfg, char *errstr, size_t errlen);
+
 /* Creates the consumer (validating kafka.* properties: errstr names the key).
  * st is borrowed and must outlive the consumer. */
 feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen);

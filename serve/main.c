@@ -196,6 +196,11 @@ int main(int argc, char **argv) {
         feat_config_free(fd.cfg);
         return 2;
     }
+    if (feat_ingest_check_config(fd.cfg, err, sizeof(err))) {
+        fprintf(stderr, "featd: config: %s\n", err);
+        feat_config_free(fd.cfg);
+        return 2;
+    }
     if (demo) fd.cfg->demo_enabled = 1;
     feat_config_t *cfg = fd.cfg;
     feat_log_set_level((feat_log_level_t)cfg->log_level);

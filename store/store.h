@@ -130,7 +130,8 @@ typedef void feat_write_hook_fn(void *arg, const feat_wb_t *wb, int phase);
 void feat_store_set_write_hook(feat_store_t *st, feat_write_hook_fn *fn, void *arg);
 
 /* Commits wb atomically (WAL on; fsync when conf->sync).  FEAT_OK or
- * FEAT_ERR_IO (errstr set); on failure nothing of wb is applied. */
+ * FEAT_ERR_IO (errstr set); on failure nothing of wb is applied.  Either way
+ * call feat_wb_clear before reusing wb. */
 int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen);
 
 /* ---- offsets -------------------------------------------------------------- */

@@ -5,4 +5,5 @@ featd_warnings(featd_drift_stats_cli)
 target_link_libraries(featd_drift_stats_cli PRIVATE featd_drift_stats)
 
 featd_py_test(drift_stats SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/drift_stats.py
-              LABELS integration drift TIMEOUT 900)
+              LABELS integration drift TIMEOUT 900
+              ARGS --cli $<TARGET_FILE:featd_drift_stats_cli>)

@@ -17,9 +17,14 @@ def parse_args(extra=None):
     p.add_argument("--build-dir", required=True)
     p.add_argument("--source-dir", required=True)
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--long", action="store_true", help="a long run: skipped (exit 77) unless FEATD_LONG=1")
     if extra:
         extra(p)
-    return p.parse_args()
+    a = p.parse_args()
+    if a.long and os.environ.get("FEATD_LONG") != "1":
+        print("SKIPPED: long test; run with FEATD_LONG=1 (ctest -L long)", flush=True)
+        sys.exit(77)
+    return a
 
 
 def log(*a):

@@ -1,2 +1,6 @@
 featd_py_test(integration_ingest_e2e SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_ingest_e2e.py
               LABELS integration TIMEOUT 300)
+featd_py_test(integration_crash SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_crash.py
+              LABELS integration TIMEOUT 600)
+featd_py_test(long_crash SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_crash.py
+              LABELS long TIMEOUT 3600 ARGS --long --kills 25 --events 300000)

@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""featd's command line: --version, the generated config reference matches
+docs/CONFIG.md, and bad configurations stop start-up with exit status 2 and
+one line that names the key."""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H
+
+BAD = [
+    ("[featd]\nlog_level = chatty\n[table t]\ntopic=x\nfeature.a=int64\n", "featd.log_level"),
+    ("[table t]\ntopic=x\nfeature.a=float128\n", "table.t.feature.a"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[kafka]\nenable.auto.commit=true\n", "kafka.enable.auto.commit"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[kafka]\nembedded=false\nbootstrap.servers=h:1\n"
+     "session.timeout.ms=banana\n", "kafka.session.timeout.ms"),
+    ("[table t]\nfeature.a=int64\n", "table.t.topic"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=nope\nlabel_topic=l\n", "model.m.table"),
+]
+
+
+def main():
+    args = H.parse_args()
+    b = H.bins(args)
+    v = subprocess.run([b["featd"], "--version"], capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.startswith("featd "), v
+    ref = subprocess.run([b["featd"], "--config-reference"], capture_output=True, text=True, check=True).stdout
+    doc = open(os.path.join(args.source_dir, "docs", "CONFIG.md")).read()
+    assert ref == doc, "docs/CONFIG.md is stale: regenerate with `featd --config-reference > docs/CONFIG.md`"
+    with tempfile.TemporaryDirectory() as d:
+        for text, key in BAD:
+            path = os.path.join(d, "bad.ini")
+            open(path, "w").write(f"[featd]\ndata_dir = {d}/data\n" + text if "[featd]" not in text else text)
+            r = subprocess.run([b["featd"], "--config", path], capture_output=True, text=True, timeout=30)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2, f"{key}: exit {r.returncode}, stderr {r.stderr!r}"
+            assert len(lines) == 1 and key in lines[0], f"{key}: stderr was {r.stderr!r}"
+        r = subprocess.run([b["featd"], "--config", os.path.join(d, "missing.ini")], capture_output=True, text=True)
+        assert r.returncode == 2 and "missing.ini" in r.stderr, r
+        r = subprocess.run([b["featd"], "--bogus"], capture_output=True, text=True)
+        assert r.returncode == 2, r
+        # a store whose feature changed type refuses to start, naming the feature
+        good = f"[featd]\ndata_dir = {d}/data2\n[kafka]\nembedded = true\n[table t]\ntopic=x\nfeature.a=int64\n"
+        path = os.path.join(d, "good.ini")
+        open(path, "w").write(good)
+        p = H.Proc([b["featd"], "--config", path], os.path.join(d, "featd.log"))
+        H.wait_for(lambda: "running" in p.tail(), 20, "featd to start")
+        assert p.stop() == 0
+        assert oct(os.stat(f"{d}/data2").st_mode & 0o777) == "0o700", "data_dir must be created 0700"
+        open(path, "w").write(good.replace("feature.a=int64", "feature.a=string"))
+        r = subprocess.run([b["featd"], "--config", path], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "table.t.feature.a" in r.stderr, r
+    H.log("OK: --version, config reference up to date, bad configs exit 2 naming the key")
+
+
+if __name__ == "__main__":
+    main()

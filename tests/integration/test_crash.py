@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""Crash test: featd is killed with SIGKILL at random moments while it ingests
+a stream of >= 100k events from a broker in another process (featd-broker),
+and the broker goes down and comes back once mid-stream.  After a final clean
+run, for every partition:
+  - every offset 0..n-1 appears exactly once across history, labels and dead
+    letters, and nothing else does;
+  - the applied count stored with the offset equals n (a message applied twice
+    would push it past n even though idempotent keys hide the duplicate);
+  - history holds exactly the produced valid events (by sequence number);
+  - online equals a replay of history.
+Short mode by default; --kills and --events make it longer."""
+import json
+import os
+import random
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H
+
+
+def config(wd, bootstrap, group):
+    return f"""
+[featd]
+data_dir = {wd.file("data")}
+progress_interval = 1s
+[kafka]
+embedded = false
+bootstrap.servers = {bootstrap}
+group.id = {group}
+session.timeout.ms = 6000
+partitions = 8
+[table user]
+topic = crash_events
+feature.seq = int64
+feature.v = double
+feature.tag = string
+[model m]
+table = user
+label_topic = crash_labels
+"""
+
+
+def main():
+    def extra(p):
+        p.add_argument("--kills", type=int, default=6)
+        p.add_argument("--events", type=int, default=120000)
+        p.add_argument("--seed", type=int, default=int(time.time()))
+    args = H.parse_args(extra)
+    H.log(f"seed {args.seed}, {args.kills} kills, {args.events} events")
+    rnd = random.Random(args.seed)
+    wd = H.Workdir(args, "crash")
+    bcfg = wd.file("broker.ini")
+    open(bcfg, "w").write(config(wd, "127.0.0.1:1", "x").replace("embedded = false", "embedded = false"))
+    broker, bs = H.start_broker(args, wd, bcfg, partitions=8)
+    H.log("featd-broker at", bs)
+    ok = False
+    featd = None
+    try:
+        prod = H.producer(bs, **{"message.timeout.ms": 300000, "queue.buffering.max.messages": 2000000})
+        msgs = []      # (topic, kind, seq)
+        delivered = {}
+        lock = threading.Lock()
+        done = threading.Event()
+
+        # spread production over the whole kill schedule (about 4 s a run plus
+        # the outage) so every kill lands while featd is ingesting
+        duration = args.kills * 4.0 + 12.0
+
+        def produce_all():
+            rate = args.events / duration
+            t0 = time.time()
+            for i in range(args.events):
+                r = i % 97
+                key = f"e{i % 5000}"
+                ts = int(t0 * 1000) - 600000 + (i * 7919) % 500000   # scrambled: out of order
+                if r == 13:
+                    topic, kind, val = "crash_events", "dead", b"{not json"
+                elif r == 29:
+                    topic, kind = "crash_labels", "label"
+                    val = json.dumps({"ts": ts + i, "label": i % 2}).encode()
+                else:
+                    topic, kind = "crash_events", "event"
+                    val = json.dumps({"ts": ts, "features": {"seq": i, "v": i * 0.5, "tag": f"t{i % 7}"}}).encode()
+                idx = len(msgs)
+                msgs.append((topic, kind, i))
+
+                def cb(err, m, idx=idx):
+                    if err:
+                        raise RuntimeError(err)
+                    with lock:
+                        delivered[idx] = (m.topic(), m.partition(), m.offset())
+                while True:
+                    try:
+                        prod.produce(topic, value=val, key=key, on_delivery=cb)
+                        break
+                    except BufferError:
+                        prod.poll(0.05)
+                prod.poll(0)
+                lag = i / rate - (time.time() - t0)
+                if lag > 0:
+                    time.sleep(lag)
+            prod.flush(120)
+            done.set()
+
+        pt = threading.Thread(target=produce_all, daemon=True)
+        pt.start()
+        cfg = wd.file("featd.ini")
+        broker_down_at = args.kills // 2
+        busy_runs = []
+        for k in range(args.kills + 1):
+            # a fresh group id per run: offsets live in featd's store, so the
+            # new member need not wait out the killed one's session
+            open(cfg, "w").write(config(wd, bs, f"crash-{k}"))
+            featd = H.start_featd(args, wd, cfg, logname=f"featd-{k}.log")
+            H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
+            if k == broker_down_at:
+                time.sleep(1.0)
+                H.log("broker down for 8 s")
+                broker.p.send_signal(10)   # SIGUSR1
+                time.sleep(8)
+                broker.p.send_signal(12)   # SIGUSR2
+                H.log("broker up")
+            if k == args.kills:
+                break
+            time.sleep(rnd.uniform(0.2, 2.5))
+            assert featd.alive(), "featd died on its own:\n" + featd.tail()
+            H.log(f"kill -9 #{k + 1}")
+            featd.kill9()
+            last = [l for l in featd.tail(400).splitlines() if "progress:" in l]
+            # the run's cumulative "applied N events" in its last progress line
+            import re
+            m = re.search(r"applied (\d+) events", last[-1]) if last else None
+            busy = bool(m) and int(m.group(1)) > 0
+            busy_runs.append(busy)
+            H.log(f"  run {k}: {'ingesting' if busy else 'idle'} when killed")
+        assert sum(busy_runs) * 2 >= len(busy_runs), f"most kills landed while featd was idle: {busy_runs}"
+        done.wait(600)
+        assert len(delivered) == len(msgs), f"only {len(delivered)} of {len(msgs)} delivered"
+        per_part = {}
+        for t, p, o in delivered.values():
+            per_part[(t, p)] = max(per_part.get((t, p), 0), o + 1)
+
+        def caught_up():
+            offs = {(r["topic"], r["partition"]): r["next"] for r in H.inspect(args, cfg, "offsets")}
+            return all(offs.get(k) == n for k, n in per_part.items())
+        H.wait_for(caught_up, 180, "the final run to catch up", interval=1.0)
+        assert featd.stop() == 0, featd.tail()
+        featd = None
+
+        dump = H.inspect(args, cfg)
+        seen = {}
+
+        def mark(t, p, o):
+            seen.setdefault((t, p), []).append(o)
+        hist = [r for r in dump if r["kind"] == "offline"]
+        for r in hist:
+            mark("crash_events", r["partition"], r["offset"])
+        for r in dump:
+            if r["kind"] == "label":
+                mark("crash_labels", r["partition"], r["offset"])
+            elif r["kind"] == "dead_letter":
+                mark(r["topic"], r["partition"], r["offset"])
+        for k, n in per_part.items():
+            offs = sorted(seen.get(k, []))
+            assert offs == list(range(n)), f"{k}: offsets are not exactly 0..{n - 1} once each " \
+                f"({len(offs)} stored, {len(set(offs))} distinct)"
+        for r in dump:
+            if r["kind"] == "offset":
+                n = per_part[(r["topic"], r["partition"])]
+                assert r["applied"] == n, f"{r}: applied {r['applied']} != {n} messages: applied twice?"
+        want = {i: delivered[idx] for idx, (t, kind, i) in enumerate(msgs) if kind == "event"}
+        got = {r["features"]["seq"]: ("crash_events", r["partition"], r["offset"]) for r in hist}
+        assert got == want, "history does not hold exactly the produced events at their offsets"
+        want_online = H.replay_online(hist)
+        got_online = H.online_from_dump([r for r in dump if r["kind"] == "online"])
+        assert got_online == want_online, "online differs from a replay of history"
+        H.log(f"OK: {len(msgs)} messages over {len(per_part)} partitions, {args.kills} kills and a broker "
+              f"outage: every offset applied exactly once; online equals a replay of history")
+        ok = True
+    finally:
+        if featd and featd.alive():
+            featd.kill9()
+        broker.stop()
+        wd.cleanup(ok)
+
+
+if __name__ == "__main__":
+    main()
