@@ -4,7 +4,7 @@
  *
  * Column families (DESIGN.md, "Storage"):
  *   online       table \0 entity                      → row: per feature (id, type, ts, src, value)
- *   offline      table \0 entity \0 ts offset part    → the event's features
+ *   offline      table \0 entity \0 ~(ts offset part) → the event's features (newest first)
  *   labels       model \0 ts entity                   → label, src
  *   predictions  model \0 ts entity                   → version, score        (serve)
  *   offsets      topic \0 partition                   → next offset to read
@@ -175,15 +175,15 @@ int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *k
 typedef int feat_online_fn(void *arg, const feat_table_t *t, const char *key, size_t klen, const char *row, size_t len);
 int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg);
 /* Visits every offline row of every entity of table t, ordered by entity then
- * time; vals as for feat_history_fn. */
+ * newest first; vals as for feat_history_fn. */
 typedef int feat_offline_fn(void *arg, const char *key, size_t klen, int64_t ts, int32_t partition, int64_t offset,
                             const feat_value_t *vals, size_t n);
 int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg);
 
 /* ---- history and point-in-time reads ---------------------------------- */
 
-/* Called once per offline row of an entity in ascending (ts, offset,
- * partition) order.  vals is indexed by feature index (t->conf->nfeatures
+/* Called once per offline row of an entity, newest first: descending (ts,
+ * offset, partition) order.  vals is indexed by feature index (t->conf->nfeatures
  * entries; absent features have status NOT_FOUND, present ones PRESENT);
  * strings valid during the call.  Return non-zero to stop the scan. */
 typedef int feat_history_fn(void *arg, int64_t ts, int32_t partition, int64_t offset,

@@ -301,6 +301,26 @@ START_TEST(point_in_time_reads) {
     ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 10220, f, 1, 0, out, &strs), FEAT_OK);
     ck_assert_int_eq(out[0].v.i, 555);
     feat_pit_reader_destroy(r);
+    /* the same answers from SST files (prefix blooms, other iterators) */
+    for (int pass = 0; pass < 2; pass++) {
+        feat_store_flush(fx.st);
+        if (pass) feat_store_compact(fx.st);
+        r = feat_pit_reader_new(fx.st);
+        ck_assert_int_eq(feat_pit_read(r, fx.user, "kk", 2, 10500, f, 1, 0, out, &strs), FEAT_OK);
+        ck_assert_int_eq(out[0].v.i, 777);
+        ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 10220, f, 3, 0, out, &strs), FEAT_OK);
+        ck_assert_int_eq(out[0].v.i, 555);
+        ck_assert(memcmp(out[1].v.s, "s2", 2) == 0);
+        ck_assert_int_eq(out[2].status, FEAT_ST_NOT_FOUND);
+        ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 11250, f, 2, 1, out, &strs), FEAT_OK);
+        ck_assert_int_eq(out[0].v.i, 3);
+        ck_assert_int_eq(out[1].status, FEAT_ST_EXPIRED);
+        ck_assert_int_eq(feat_pit_read(r, fx.user, "k", 1, 9999, f, 1, 0, out, &strs), FEAT_OK);
+        ck_assert_int_eq(out[0].status, FEAT_ST_NOT_FOUND);
+        ck_assert_int_eq(feat_pit_read(r, fx.user, "nobody", 6, 99999, f, 1, 1, out, &strs), FEAT_OK);
+        ck_assert_int_eq(out[0].status, FEAT_ST_NOT_FOUND);
+        feat_pit_reader_destroy(r);
+    }
     feat_buf_free(&strs);
     fx_free(&fx);
 }
@@ -316,7 +336,7 @@ static int collect(void *arg, int64_t ts, int32_t p, int64_t o, const feat_value
     return 0;
 }
 
-START_TEST(history_range_in_time_order) {
+START_TEST(history_range_newest_first) {
     fixture_t fx = fx_new();
     put1(&fx, "h", 300, 0, 1, 0, vint(3));
     put1(&fx, "h", 100, 0, 2, 0, vint(1));
@@ -326,7 +346,7 @@ START_TEST(history_range_in_time_order) {
     hist_t h = {0};
     ck_assert_int_eq(feat_store_history(fx.st, fx.user, "h", 1, INT64_MIN, INT64_MAX, collect, &h), FEAT_OK);
     ck_assert_int_eq(h.n, 4);
-    int64_t want_ts[] = {-50, 100, 200, 300}, want_a[] = {-1, 1, -1, 3};
+    int64_t want_ts[] = {300, 200, 100, -50}, want_a[] = {3, -1, 1, -1}; /* newest first */
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(h.ts[i], want_ts[i]);
         ck_assert_int_eq(h.a[i], want_a[i]);
@@ -334,8 +354,18 @@ START_TEST(history_range_in_time_order) {
     memset(&h, 0, sizeof(h));
     ck_assert_int_eq(feat_store_history(fx.st, fx.user, "h", 1, 100, 200, collect, &h), FEAT_OK);
     ck_assert_int_eq(h.n, 2);
-    ck_assert_int_eq(h.ts[0], 100);
-    ck_assert_int_eq(h.ts[1], 200);
+    ck_assert_int_eq(h.ts[0], 200);
+    ck_assert_int_eq(h.ts[1], 100);
+    /* equal times: higher offset first */
+    put1(&fx, "eq", 500, 0, 7, 0, vint(7));
+    put1(&fx, "eq", 500, 0, 9, 0, vint(9));
+    put1(&fx, "eq", 500, 1, 8, 0, vint(8));
+    memset(&h, 0, sizeof(h));
+    ck_assert_int_eq(feat_store_history(fx.st, fx.user, "eq", 2, 500, 500, collect, &h), FEAT_OK);
+    ck_assert_int_eq(h.n, 3);
+    ck_assert_int_eq(h.a[0], 9);
+    ck_assert_int_eq(h.a[1], 8);
+    ck_assert_int_eq(h.a[2], 7);
     fx_free(&fx);
 }
 END_TEST
@@ -482,7 +512,7 @@ int main(void) {
     tcase_add_test(tc, random_merge_matches_model);
     tcase_add_test(tc, ttl_statuses);
     tcase_add_test(tc, point_in_time_reads);
-    tcase_add_test(tc, history_range_in_time_order);
+    tcase_add_test(tc, history_range_newest_first);
     tcase_add_test(tc, schema_ids_stable_and_type_change_refused);
     tcase_add_test(tc, offsets_labels_dead_letters_and_hooks);
     tcase_add_test(tc, row_codec_rejects_corrupt_bytes);
