@@ -170,6 +170,25 @@ def test_ks_fallback_and_dists(cli, rng):
                              [0.5 / n, 1.0 / n, 0.75 / n, 0.5, 0.51]])
         qs += [(n, float(x)) for x in xs if 0 <= x <= 1]
     out = cli.run([f"kstwo {n} {x!r}" for n, x in qs] + [f"smirnov {n} {x!r}" for n, x in qs])
+    zs = [float(z) for z in np.concatenate([rng.random(60) * 3, [0.0406, 0.05, 0.3, 0.82, 0.8201, 1.0, 5.0, 20.0]])]
+    outz = cli.run([f"kolmog {z!r}" for z in zs])
+    for z, o in zip(zs, outz):
+        want = special.kolmogorov(z)
+        if not rel_ok(float(o), want, 1e-12, 1e-300):
+            fail(f"kolmogorov({z!r}) = {o} vs scipy {want!r}")
+    # the LIMIT p-value is kstwobign.sf(sqrt(en) D) for any sizes
+    reqs = []
+    lim = []
+    for t in range(100):
+        n1, n2 = (int(v) for v in rng.integers(1, 10**7, size=2))
+        d = float(rng.random() * 0.2)
+        lim.append((d, n1, n2))
+        reqs.append(f"kspv 0 3 {d!r} {n1} {n2}")
+    for (d, n1, n2), o in zip(lim, cli.run(reqs)):
+        p = float(o.split()[0])
+        want = stats.kstwobign.sf(math.sqrt(n1 * n2 / (n1 + n2)) * d)
+        if not rel_ok(p, want, 1e-10, 1e-300) or o.split()[2] != "3":
+            fail(f"LIMIT p-value d={d} n1={n1} n2={n2}: {o} vs {want!r}")
     worst = 0.0
     for i, (n, x) in enumerate(qs):
         for want, got, name in ((stats.kstwo.sf(x, n), float(out[i]), "kstwo"),
@@ -179,7 +198,7 @@ def test_ks_fallback_and_dists(cli, rng):
             if not rel_ok(got, want, 1e-9):
                 fail(f"{name}({n}, {x!r}) = {got!r}, scipy {want!r}")
             worst = max(worst, abs(got - want) / want)
-    print(f"kstwo/smirnov: {2 * len(qs)} values, worst rel err {worst:.2e}; "
+    print(f"kstwo/smirnov: {2 * len(qs)} values, worst rel err {worst:.2e}; kolmogorov/LIMIT ok; "
           f"fallback cases {nfall}")
 
 

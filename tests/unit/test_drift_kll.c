@@ -426,17 +426,21 @@ START_TEST(test_corrupt_rejected) {
     longer[len] = 0;
     ck_assert_int_eq(feat_kll_deserialize(longer, len + 1, &out), FEAT_ERR_CORRUPT);
     free(longer);
-    /* every single-bit flip is caught (CRC), the version byte by version */
+    /* every single-bit flip is caught (CRC) */
     for (size_t i = 0; i < len; i++) {
         for (int bit = 0; bit < 8; bit += 3) {
             memcpy(t, b, len);
             t[i] ^= (unsigned char)(1u << bit);
-            feat_err_t e = feat_kll_deserialize(t, len, &out);
-            if (i == 4) ck_assert_int_eq(e, FEAT_ERR_UNIMPLEMENTED);
-            else ck_assert_int_eq(e, FEAT_ERR_CORRUPT);
+            ck_assert_int_eq(feat_kll_deserialize(t, len, &out), FEAT_ERR_CORRUPT);
             ck_assert_ptr_null(out);
         }
     }
+    /* an intact blob of a future version */
+    memcpy(t, b, len);
+    t[4] = 2;
+    fix_crc(t, len);
+    ck_assert_int_eq(feat_kll_deserialize(t, len, &out), FEAT_ERR_UNIMPLEMENTED);
+    ck_assert_ptr_null(out);
     /* random garbage with a valid CRC: structural checks, never a crash */
     rng_state = 77;
     for (int trial = 0; trial < 20000; trial++) {
@@ -510,6 +514,49 @@ START_TEST(test_corrupt_rejected) {
 }
 END_TEST
 
+
+/* A valid sketch at the top of the range (8 items of weight 2^55, built as a
+ * blob): merging copies of it must fail cleanly with FEAT_ERR_TOO_LARGE —
+ * out of levels or count overflow — never crash or corrupt memory. */
+START_TEST(test_limits) {
+    enum { H = 56 };
+    size_t len = 56 + 4 * H + 8 * 8 + 4;
+    unsigned char *b = calloc(1, len);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, "FKLL", 4);
+    b[4] = 1;
+    b[5] = 8;
+    b[6] = 8;                      /* k = 8 */
+    b[8] = H;
+    feat_put_u32(b + 12, 8);       /* retained */
+    feat_put_u64(b + 16, UINT64_C(8) << 55);
+    feat_put_f64(b + 24, 0.0);
+    feat_put_f64(b + 32, 7.0);
+    feat_put_f64(b + 40, 1e30);    /* V */
+    feat_put_u64(b + 48, 1);
+    feat_put_u32(b + 56 + 4 * (H - 1), 8);
+    for (int i = 0; i < 8; i++) feat_put_f64(b + 56 + 4 * H + 8 * i, (double)i);
+    uint32_t c = feat_crc32(0, b, len - 4);
+    feat_put_u32(b + len - 4, c);
+    feat_kll_t *s = NULL, *t = NULL;
+    ck_assert_int_eq(feat_kll_deserialize(b, len, &s), FEAT_OK);
+    ck_assert_int_eq(feat_kll_deserialize(b, len, &t), FEAT_OK);
+    ck_assert_uint_eq(feat_kll_count(s), UINT64_C(8) << 55);
+    ck_assert(feat_kll_cdf(s, 3.0) == 0.5);
+    feat_err_t e = FEAT_OK;
+    for (int i = 0; i < 70 && e == FEAT_OK; i++) e = feat_kll_merge(s, t);
+    ck_assert_int_eq(e, FEAT_ERR_TOO_LARGE);
+    /* updates keep working or fail cleanly too */
+    for (int i = 0; i < 1000; i++) {
+        e = feat_kll_update(t, (double)i);
+        ck_assert(e == FEAT_OK || e == FEAT_ERR_TOO_LARGE);
+    }
+    feat_kll_destroy(s);
+    feat_kll_destroy(t);
+    free(b);
+}
+END_TEST
+
 static Suite *kll_suite(void) {
     Suite *s = suite_create("drift_kll");
     TCase *tc = tcase_create("kll");
@@ -525,6 +572,7 @@ static Suite *kll_suite(void) {
     tcase_add_test(tc, test_reset_and_memory);
     tcase_add_test(tc, test_determinism_and_roundtrip);
     tcase_add_test(tc, test_corrupt_rejected);
+    tcase_add_test(tc, test_limits);
     suite_add_tcase(s, tc);
     return s;
 }

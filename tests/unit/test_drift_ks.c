@@ -38,7 +38,7 @@ START_TEST(test_invalid) {
     ck_assert_int_eq(feat_ks_2samp(a, 3, a, 3, TWO, FEAT_KS_AUTO, NULL), FEAT_ERR_INVALID);
     ck_assert_int_eq(feat_ks_2samp(nan, 2, a, 3, TWO, FEAT_KS_AUTO, &r), FEAT_ERR_INVALID);
     ck_assert_int_eq(feat_ks_2samp(a, 3, a, 3, (feat_ks_alt_t)7, FEAT_KS_AUTO, &r), FEAT_ERR_INVALID);
-    ck_assert_int_eq(feat_ks_2samp(a, 3, a, 3, TWO, (feat_ks_method_t)9, &r), FEAT_ERR_INVALID);
+    ck_assert_int_eq(feat_ks_2samp(a, 3, a, 3, TWO, (feat_ks_method_t)4, &r), FEAT_ERR_INVALID);
     double p;
     ck_assert_int_eq(feat_ks_pvalue(1.5, 3, 3, TWO, FEAT_KS_AUTO, &p, NULL, NULL), FEAT_ERR_INVALID);
     ck_assert_int_eq(feat_ks_pvalue(0.5, 0, 3, TWO, FEAT_KS_AUTO, &p, NULL, NULL), FEAT_ERR_INVALID);
@@ -131,6 +131,17 @@ START_TEST(test_auto_switch) {
     ck_assert_int_eq(feat_ks_pvalue(1.0 / sqrt(2e6), 4000000, 4000000, TWO, FEAT_KS_AUTO, &p,
                                     &du, &m), FEAT_OK);
     ck_assert_msg(fabs(p - q1) < 2e-3, "p %g", p);
+    /* LIMIT: Kolmogorov's Q(sqrt(en) D), O(1), for any sizes */
+    ck_assert(fabs(feat_ks_kolmogorov_sf(1.0) - q1) < 1e-15);
+    ck_assert(feat_ks_kolmogorov_sf(0.0) == 1.0 && feat_ks_kolmogorov_sf(40.0) == 0.0);
+    double q05 = 0;      /* small z: the other theta series, 3 terms suffice */
+    for (int k = 1; k < 4; k++)
+        q05 += exp(-(2.0 * k - 1) * (2.0 * k - 1) * M_PI * M_PI / (8 * 0.25));
+    q05 = 1 - sqrt(2 * M_PI) / 0.5 * q05;
+    ck_assert(fabs(feat_ks_kolmogorov_sf(0.5) - q05) < 1e-15);
+    ck_assert_int_eq(feat_ks_pvalue(0.05, 300, 200, TWO, FEAT_KS_LIMIT, &p, &du, &m), FEAT_OK);
+    ck_assert_int_eq(m, FEAT_KS_LIMIT);
+    ck_assert(du == 0.05 && fabs(p - feat_ks_kolmogorov_sf(sqrt(120.0) * 0.05)) < 1e-16);
     /* EXACT with an lcm beyond 31 bits switches to ASYMP */
     ck_assert_int_eq(feat_ks_pvalue(0.01, 100003, 100019, TWO, FEAT_KS_EXACT, &p, &du, &m), FEAT_OK);
     ck_assert_int_eq(m, FEAT_KS_ASYMP);
@@ -198,6 +209,11 @@ START_TEST(test_sketch_ks) {
         feat_ks_pvalue(sk.statistic, n1, n2, TWO, FEAT_KS_AUTO, &p, NULL, NULL);
         ck_assert(p == sk.pvalue);
         ck_assert_int_eq(sk.method, FEAT_KS_ASYMP);     /* 50000 > 10000 */
+        feat_ks_sketch_result_t sl;
+        ck_assert_int_eq(feat_ks_kll(s1, s2, TWO, FEAT_KS_LIMIT, 0.01, &sl), FEAT_OK);
+        ck_assert(sl.statistic == sk.statistic && sl.method == FEAT_KS_LIMIT);
+        double en = (double)n1 * n2 / (n1 + n2);
+        ck_assert(sl.pvalue == feat_ks_kolmogorov_sf(sqrt(en) * sl.statistic));
         feat_kll_destroy(s1);
         feat_kll_destroy(s2);
     }
