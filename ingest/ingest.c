@@ -22,12 +22,30 @@ typedef struct pstate {
     char *topic;
     int32_t partition;
     int assigned;
-    int64_t next;      /* next offset the store holds; -1 = none yet */
-    int64_t pending;   /* next offset after this batch */
-    uint64_t applied;  /* messages applied from this partition, ever (stored) */
+    int64_t next;      /* next offset the store holds; -1 = none yet (lock) */
+    uint64_t applied;  /* messages applied from this partition, ever (lock) */
+    int64_t pending;   /* next offset after the batches built so far (ingest thread) */
     uint64_t pending_applied;
-    int touched;
+    int touched;       /* by the batch being built (ingest thread) */
 } pstate_t;
+
+/* A built batch on its way to the store, with what to publish once it commits. */
+typedef struct touched {
+    size_t part;       /* index into parts */
+    int64_t next;
+    uint64_t applied;
+} touched_t;
+
+typedef struct batch {
+    feat_wb_t *wb;
+    size_t nmsgs;
+    uint64_t n_ev, n_lab, n_dead;
+    uint64_t dead_by[FEAT_DL_COUNT];
+    uint64_t *tev;     /* per table */
+    int64_t *newest;   /* per table */
+    touched_t *touched;
+    size_t ntouched, captouched;
+} batch_t;
 
 struct feat_ingest {
     const feat_config_t *cfg;
@@ -37,7 +55,14 @@ struct feat_ingest {
     rd_kafka_queue_t *q;
     feat_decoder_t *dec;
     feat_decoded_t *d;
-    feat_wb_t *wb;
+    batch_t bufs[2];           /* one being built, one being written */
+    int cur;                   /* index of the one being built */
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t wlock;     /* guards inflight and writer_stop */
+    pthread_cond_t wcond;
+    batch_t *inflight;         /* handed to the writer, not yet committed */
+    int writer_stop;
     rd_kafka_message_t **msgs;
     size_t batch_max;
     pthread_t thr;
@@ -113,9 +138,13 @@ static pstate_t *ps_load(feat_ingest_t *ing, const char *topic, int32_t partitio
     return p;
 }
 
+static void drain(feat_ingest_t *ing);
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     feat_ingest_t *ing = opaque;
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* offsets read from the store below must include every batch built */
+    drain(ing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         pthread_mutex_lock(&ing->lock);
         for (int i = 0; i < parts->cnt; i++) {
@@ -266,14 +295,21 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     ing->msgs = calloc(ing->batch_max, sizeof(*ing->msgs));
     ing->dec = feat_decoder_new(cfg);
     ing->d = malloc(sizeof(*ing->d));
-    ing->wb = feat_wb_new(st);
+    pthread_mutex_init(&ing->wlock, NULL);
+    pthread_cond_init(&ing->wcond, NULL);
+    for (int i = 0; i < 2; i++) {
+        ing->bufs[i].wb = feat_wb_new(st);
+        ing->bufs[i].tev = calloc(cfg->ntables + 1, sizeof(uint64_t));
+        ing->bufs[i].newest = calloc(cfg->ntables + 1, sizeof(int64_t));
+        if (!ing->bufs[i].wb || !ing->bufs[i].tev || !ing->bufs[i].newest) goto nomem;
+    }
     ing->topics = calloc(cfg->ntables + cfg->nmodels + 1, sizeof(char *));
     ing->tables = calloc(cfg->ntables + 1, sizeof(*ing->tables));
     ing->newest = calloc(cfg->ntables + 1, sizeof(*ing->newest));
     ing->tevents = calloc(cfg->ntables + 1, sizeof(*ing->tevents));
     ing->m_events = calloc(cfg->ntables + 1, sizeof(*ing->m_events));
     ing->m_labels = calloc(cfg->nmodels + 1, sizeof(*ing->m_labels));
-    if (!ing->msgs || !ing->dec || !ing->d || !ing->wb || !ing->topics || !ing->tables || !ing->newest ||
+    if (!ing->msgs || !ing->dec || !ing->d || !ing->topics || !ing->tables || !ing->newest ||
         !ing->tevents || !ing->m_events || !ing->m_labels)
         goto nomem;
     char labels[200], esc[160];
@@ -355,21 +391,101 @@ static void fatal(feat_ingest_t *ing, const char *what) {
     feat_log(FEAT_LOG_ERROR, "ingest", "stopping ingest: %s", what);
 }
 
-static int process_batch(feat_ingest_t *ing, rd_kafka_message_t **msgs, size_t n) {
-    feat_wb_t *wb = ing->wb;
+static void batch_reset(feat_ingest_t *ing, batch_t *b) {
+    feat_wb_clear(b->wb);
+    b->nmsgs = 0;
+    b->n_ev = b->n_lab = b->n_dead = 0;
+    memset(b->dead_by, 0, sizeof(b->dead_by));
+    memset(b->tev, 0, ing->cfg->ntables * sizeof(*b->tev));
+    memset(b->newest, 0, ing->cfg->ntables * sizeof(*b->newest));
+    b->ntouched = 0;
+}
+
+/* Publishes a committed batch: stored offsets, counters, freshness. */
+static void publish(feat_ingest_t *ing, batch_t *b) {
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < b->ntouched; i++) {
+        pstate_t *p = &ing->parts[b->touched[i].part];
+        p->next = b->touched[i].next;
+        p->applied = b->touched[i].applied;
+    }
+    pthread_mutex_unlock(&ing->lock);
+    for (size_t t = 0; t < ing->cfg->ntables; t++) {
+        if (!b->tev[t]) continue;
+        atomic_fetch_add(&ing->tevents[t], b->tev[t]);
+        feat_metric_add(ing->m_events[t], b->tev[t]);
+        int64_t cur = atomic_load(&ing->newest[t]);
+        while (b->newest[t] > cur && !atomic_compare_exchange_weak(&ing->newest[t], &cur, b->newest[t])) {
+        }
+    }
+    for (int r = 0; r < FEAT_DL_COUNT; r++) {
+        if (!b->dead_by[r]) continue;
+        atomic_fetch_add(&ing->dead_by[r], b->dead_by[r]);
+        feat_metric_add(ing->m_dead[r], b->dead_by[r]);
+    }
+    atomic_fetch_add(&ing->events, b->n_ev);
+    atomic_fetch_add(&ing->labels, b->n_lab);
+    atomic_fetch_add(&ing->dead, b->n_dead);
+    atomic_fetch_add(&ing->batches, 1);
+    feat_metric_add(ing->m_batches, 1);
+    feat_metric_observe(ing->m_batch_size, (double)b->nmsgs);
+}
+
+/* The writer thread: commits one batch at a time, in the order built. */
+static void *writer_run(void *arg) {
+    feat_ingest_t *ing = arg;
+    pthread_mutex_lock(&ing->wlock);
+    for (;;) {
+        while (!ing->inflight && !ing->writer_stop) pthread_cond_wait(&ing->wcond, &ing->wlock);
+        if (!ing->inflight) break;
+        batch_t *b = ing->inflight;
+        pthread_mutex_unlock(&ing->wlock);
+        char err[256];
+        uint64_t t0 = feat_mono_ns();
+        int rc = atomic_load(&ing->failed) ? -1 : feat_store_write(ing->st, b->wb, err, sizeof(err));
+        if (rc == FEAT_OK) {
+            feat_metric_observe(ing->m_batch_sec, (double)(feat_mono_ns() - t0) / 1e9);
+            publish(ing, b);
+        } else if (!atomic_load(&ing->failed)) {
+            char what[300];
+            snprintf(what, sizeof(what), "store write failed: %s", err);
+            fatal(ing, what);
+        }
+        pthread_mutex_lock(&ing->wlock);
+        ing->inflight = NULL;
+        pthread_cond_broadcast(&ing->wcond);
+    }
+    pthread_mutex_unlock(&ing->wlock);
+    return NULL;
+}
+
+/* Waits until the writer holds no batch. */
+static void drain(feat_ingest_t *ing) {
+    pthread_mutex_lock(&ing->wlock);
+    while (ing->inflight) pthread_cond_wait(&ing->wcond, &ing->wlock);
+    pthread_mutex_unlock(&ing->wlock);
+}
+
+static int touch(batch_t *b, size_t part) {
+    if (b->ntouched == b->captouched) {
+        size_t nc = b->captouched ? b->captouched * 2 : 16;
+        touched_t *nt = realloc(b->touched, nc * sizeof(*nt));
+        if (!nt) return FEAT_ERR_NOMEM;
+        b->touched = nt;
+        b->captouched = nc;
+    }
+    b->touched[b->ntouched].part = part;
+    b->ntouched++;
+    return FEAT_OK;
+}
+
+/* Decodes msgs into the batch being built.  Runs on the ingest thread while
+ * the writer may be committing the previous batch. */
+static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs, size_t n) {
     feat_decoded_t *d = ing->d;
     const feat_config_t *cfg = ing->cfg;
     int64_t now = feat_now_ms();
-    uint64_t n_ev = 0, n_lab = 0, n_dead = 0, n_skip = 0;
-    uint64_t dead_by[FEAT_DL_COUNT] = {0};
-    uint32_t tev[64] = {0};              /* per-table counts (first 64 tables; rest counted below) */
-    int64_t newest_local[64] = {0};
-    feat_wb_clear(wb);
-    for (size_t i = 0; i < ing->nparts; i++) {
-        ing->parts[i].touched = 0;
-        ing->parts[i].pending = ing->parts[i].next;
-        ing->parts[i].pending_applied = ing->parts[i].applied;
-    }
+    uint64_t n_skip = 0;
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = msgs[i];
         if (m->err) {
@@ -382,12 +498,15 @@ static int process_batch(feat_ingest_t *ing, rd_kafka_message_t **msgs, size_t n
         const char *topic = rd_kafka_topic_name(m->rkt);
         pstate_t *ps = ps_find(ing, topic, m->partition);
         if (!ps) {
+            /* a partition we were not told about: its stored offset must be
+             * current before we read it */
+            drain(ing);
             pthread_mutex_lock(&ing->lock);
             ps = ps_load(ing, topic, m->partition);
             pthread_mutex_unlock(&ing->lock);
             if (!ps) { fatal(ing, "out of memory"); return -1; }
         }
-        if (ps->pending >= 0 && m->offset < ps->pending) { /* already applied */
+        if (ps->pending >= 0 && m->offset < ps->pending) { /* already applied or in flight */
             n_skip++;
             continue;
         }
@@ -399,84 +518,65 @@ static int process_batch(feat_ingest_t *ing, rd_kafka_message_t **msgs, size_t n
         int kind = feat_decode(ing->dec, topic, m->key, m->key_len, m->payload, m->len, ct, ctlen, now, d);
         int rc = FEAT_OK;
         if (kind == FEAT_DEC_EVENT) {
-            rc = feat_wb_put_event(wb, ing->tables[d->table], d->key, d->klen, d->ts, m->partition, m->offset,
+            rc = feat_wb_put_event(b->wb, ing->tables[d->table], d->key, d->klen, d->ts, m->partition, m->offset,
                                    d->fidx, d->vals, d->n);
-            n_ev++;
-            if (d->table < 64) {
-                tev[d->table]++;
-                if (d->ts > newest_local[d->table]) newest_local[d->table] = d->ts;
-            } else {
-                atomic_fetch_add(&ing->tevents[d->table], 1);
-            }
+            b->n_ev++;
+            b->tev[d->table]++;
+            if (d->ts > b->newest[d->table]) b->newest[d->table] = d->ts;
             if (ing->observer)
                 ing->observer(ing->observer_arg, d->table, d->key, d->klen, d->ts, d->fidx, d->vals, d->n);
         } else if (kind == FEAT_DEC_LABEL) {
-            rc = feat_wb_put_label(wb, cfg->models[d->model].name, d->key, d->klen, d->ts, d->label, m->partition,
-                                   m->offset);
-            n_lab++;
+            rc = feat_wb_put_label(b->wb, cfg->models[d->model].name, d->key, d->klen, d->ts, d->label,
+                                   m->partition, m->offset);
+            b->n_lab++;
             feat_metric_add(ing->m_labels[d->model], 1);
         } else {
-            rc = feat_wb_put_dead_letter(wb, topic, m->partition, m->offset, feat_dl_reason_name(d->reason),
+            rc = feat_wb_put_dead_letter(b->wb, topic, m->partition, m->offset, feat_dl_reason_name(d->reason),
                                          d->detail, m->key, m->key ? m->key_len : 0, m->payload,
                                          m->payload ? m->len : 0, now);
-            n_dead++;
-            dead_by[d->reason]++;
+            b->n_dead++;
+            b->dead_by[d->reason]++;
             feat_log(FEAT_LOG_DEBUG, "ingest", "dead letter %s[%d]@%lld: %s: %s", topic, m->partition,
                      (long long)m->offset, feat_dl_reason_name(d->reason), d->detail);
         }
         if (rc) { fatal(ing, "out of memory building a write batch"); return -1; }
+        if (!ps->touched) {
+            ps->touched = 1;
+            if (touch(b, (size_t)(ps - ing->parts))) { fatal(ing, "out of memory"); return -1; }
+        }
         ps->pending = m->offset + 1;
         ps->pending_applied++;
-        ps->touched = 1;
-    }
-    int any = 0;
-    for (size_t i = 0; i < ing->nparts; i++) {
-        pstate_t *p = &ing->parts[i];
-        if (!p->touched) continue;
-        any = 1;
-        if (feat_wb_set_offset(wb, p->topic, p->partition, p->pending, p->pending_applied)) { fatal(ing, "out of memory"); return -1; }
+        b->nmsgs++;
     }
     if (n_skip) {
         atomic_fetch_add(&ing->skipped, n_skip);
         feat_metric_add(ing->m_skipped, n_skip);
     }
-    if (!any) return 0;
-    char err[256];
-    uint64_t t0 = feat_mono_ns();
-    if (feat_store_write(ing->st, wb, err, sizeof(err)) != FEAT_OK) {
-        char what[300];
-        snprintf(what, sizeof(what), "store write failed: %s", err);
-        fatal(ing, what);
-        return -1;
-    }
-    feat_metric_observe(ing->m_batch_sec, (double)(feat_mono_ns() - t0) / 1e9);
-    feat_metric_observe(ing->m_batch_size, (double)n);
-    pthread_mutex_lock(&ing->lock);
-    for (size_t i = 0; i < ing->nparts; i++)
-        if (ing->parts[i].touched) {
-            ing->parts[i].next = ing->parts[i].pending;
-            ing->parts[i].applied = ing->parts[i].pending_applied;
-        }
-    pthread_mutex_unlock(&ing->lock);
-    for (size_t t = 0; t < cfg->ntables && t < 64; t++) {
-        if (!tev[t]) continue;
-        atomic_fetch_add(&ing->tevents[t], tev[t]);
-        feat_metric_add(ing->m_events[t], tev[t]);
-        int64_t cur = atomic_load(&ing->newest[t]);
-        while (newest_local[t] > cur && !atomic_compare_exchange_weak(&ing->newest[t], &cur, newest_local[t])) {
+    for (size_t i = 0; i < b->ntouched; i++) {
+        pstate_t *p = &ing->parts[b->touched[i].part];
+        p->touched = 0;
+        b->touched[i].next = p->pending;
+        b->touched[i].applied = p->pending_applied;
+        if (feat_wb_set_offset(b->wb, p->topic, p->partition, p->pending, p->pending_applied)) {
+            fatal(ing, "out of memory");
+            return -1;
         }
     }
-    for (int r = 0; r < FEAT_DL_COUNT; r++) {
-        if (!dead_by[r]) continue;
-        atomic_fetch_add(&ing->dead_by[r], dead_by[r]);
-        feat_metric_add(ing->m_dead[r], dead_by[r]);
-    }
-    atomic_fetch_add(&ing->events, n_ev);
-    atomic_fetch_add(&ing->labels, n_lab);
-    atomic_fetch_add(&ing->dead, n_dead);
-    atomic_fetch_add(&ing->batches, 1);
-    feat_metric_add(ing->m_batches, 1);
     return 0;
+}
+
+/* Hands the built batch to the writer (after it finished the previous one)
+ * and switches to the other buffer. */
+static void submit(feat_ingest_t *ing) {
+    batch_t *b = &ing->bufs[ing->cur];
+    if (b->ntouched == 0) return; /* nothing to write (all skipped or errors) */
+    pthread_mutex_lock(&ing->wlock);
+    while (ing->inflight) pthread_cond_wait(&ing->wcond, &ing->wlock);
+    ing->inflight = b;
+    pthread_cond_broadcast(&ing->wcond);
+    pthread_mutex_unlock(&ing->wlock);
+    ing->cur ^= 1;
+    batch_reset(ing, &ing->bufs[ing->cur]); /* the writer finished it before taking b */
 }
 
 /* Commits our stored positions to the broker, asynchronously: lag only. */
@@ -495,7 +595,7 @@ static void lag_commit(feat_ingest_t *ing) {
 
 static void *run(void *arg) {
     feat_ingest_t *ing = arg;
-    while (!atomic_load(&ing->stop)) {
+    while (!atomic_load(&ing->stop) && !atomic_load(&ing->failed)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->rk, 100);
         int64_t now = feat_now_ms();
         if (now - ing->last_commit_ms >= ing->cfg->ingest_commit_ms) {
@@ -509,10 +609,12 @@ static void *run(void *arg) {
             ssize_t k = rd_kafka_consume_batch_queue(ing->q, 0, ing->msgs + 1, ing->batch_max - 1);
             if (k > 0) n += (size_t)k;
         }
-        int rc = process_batch(ing, ing->msgs, n);
+        int rc = build_batch(ing, &ing->bufs[ing->cur], ing->msgs, n);
         for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(ing->msgs[i]);
         if (rc) break;
+        submit(ing);
     }
+    drain(ing);
     if (!atomic_load(&ing->failed)) lag_commit(ing);
     return NULL;
 }
@@ -528,6 +630,11 @@ int feat_ingest_start(feat_ingest_t *ing, char *errstr, size_t errlen) {
         return FEAT_ERR_KAFKA;
     }
     ing->last_commit_ms = feat_now_ms();
+    if (pthread_create(&ing->writer, NULL, writer_run, ing) != 0) {
+        snprintf(errstr, errlen, "ingest: cannot start the writer thread");
+        return FEAT_ERR_NOMEM;
+    }
+    ing->writer_started = 1;
     if (pthread_create(&ing->thr, NULL, run, ing) != 0) {
         snprintf(errstr, errlen, "ingest: cannot start thread");
         return FEAT_ERR_NOMEM;
@@ -537,14 +644,29 @@ int feat_ingest_start(feat_ingest_t *ing, char *errstr, size_t errlen) {
     return FEAT_OK;
 }
 
+static void stop_writer(feat_ingest_t *ing) {
+    if (!ing->writer_started) return;
+    pthread_mutex_lock(&ing->wlock);
+    ing->writer_stop = 1;
+    pthread_cond_broadcast(&ing->wcond);
+    pthread_mutex_unlock(&ing->wlock);
+    pthread_join(ing->writer, NULL);
+    ing->writer_started = 0;
+}
+
 void feat_ingest_stop(feat_ingest_t *ing) {
-    if (!ing || !ing->started) return;
+    if (!ing) return;
+    if (!ing->started) {
+        stop_writer(ing);
+        return;
+    }
     atomic_store(&ing->stop, 1);
     pthread_join(ing->thr, NULL);
     ing->started = 0;
     /* close runs the revoke callback on this thread; no batch is in flight */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(ing->rk);
     if (e) feat_log(FEAT_LOG_WARN, "ingest", "consumer close: %s", rd_kafka_err2str(e));
+    stop_writer(ing);
 }
 
 void feat_ingest_destroy(feat_ingest_t *ing) {
@@ -554,7 +676,14 @@ void feat_ingest_destroy(feat_ingest_t *ing) {
     if (ing->q) rd_kafka_queue_destroy(ing->q);
     if (ing->rk) rd_kafka_destroy(ing->rk);
     feat_decoder_destroy(ing->dec);
-    feat_wb_destroy(ing->wb);
+    for (int i = 0; i < 2; i++) {
+        feat_wb_destroy(ing->bufs[i].wb);
+        free(ing->bufs[i].tev);
+        free(ing->bufs[i].newest);
+        free(ing->bufs[i].touched);
+    }
+    pthread_mutex_destroy(&ing->wlock);
+    pthread_cond_destroy(&ing->wcond);
     for (size_t i = 0; i < ing->nparts; i++) free(ing->parts[i].topic);
     free(ing->parts);
     free(ing->msgs);

@@ -59,7 +59,9 @@ def main():
     ok = False
     featd = None
     try:
-        prod = H.producer(bs, **{"message.timeout.ms": 300000, "queue.buffering.max.messages": 2000000})
+        # idempotent: retries during the broker outage must not duplicate records in the log
+        prod = H.producer(bs, **{"message.timeout.ms": 300000, "queue.buffering.max.messages": 2000000,
+                                 "enable.idempotence": True})
         msgs = []      # (topic, kind, seq)
         delivered = {}
         lock = threading.Lock()
@@ -165,8 +167,13 @@ def main():
                 mark(r["topic"], r["partition"], r["offset"])
         for k, n in per_part.items():
             offs = sorted(seen.get(k, []))
-            assert offs == list(range(n)), f"{k}: offsets are not exactly 0..{n - 1} once each " \
-                f"({len(offs)} stored, {len(set(offs))} distinct)"
+            if offs != list(range(n)):
+                missing = sorted(set(range(n)) - set(offs))
+                extra = sorted(set(offs) - set(range(n)))
+                rec = [r for r in dump if r["kind"] == "offset" and (r["topic"], r["partition"]) == k]
+                raise AssertionError(f"{k}: offsets are not exactly 0..{n - 1} once each ({len(offs)} stored, "
+                                     f"{len(set(offs))} distinct; missing {missing[:10]}, extra {extra[:10]}; "
+                                     f"offset record {rec})")
         for r in dump:
             if r["kind"] == "offset":
                 n = per_part[(r["topic"], r["partition"])]
