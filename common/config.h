@@ -23,14 +23,8 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/ftype.h"
 
-typedef enum feat_ftype {
-    FEAT_FT_NONE = 0,
-    FEAT_FT_DOUBLE = 1,
-    FEAT_FT_INT64 = 2,
-    FEAT_FT_BOOL = 3,
-    FEAT_FT_STRING = 4
-} feat_ftype_t;
 
 const char *feat_ftype_name(feat_ftype_t t); /* "double", ...; "none" */
 feat_ftype_t feat_ftype_parse(const char *s); /* FEAT_FT_NONE if unknown */
