@@ -337,8 +337,51 @@ int feat_json_obj_get(const char *text, const feat_json_tok_t *toks, int obj, co
     return -1;
 }
 
+/* Clinger's fast path: a literal whose digits fit in 2^53 and whose decimal
+ * exponent is within +-22 is m * 10^e with both factors exact doubles, so one
+ * IEEE multiply or divide gives the correctly rounded result strtod would.
+ * Returns 1 and sets *out, or 0 to fall back to strtod. */
+static int fast_double(const char *s, size_t n, double *out) {
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    int neg = 0;
+    if (s[0] == '-') { neg = 1; i = 1; }
+    uint64_t m = 0;
+    int digits = 0, scale = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (m || s[i] != '0') digits++;
+        if (digits > 15) return 0;
+        m = m * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (i < n && s[i] == '.') {
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (m || s[i] != '0') digits++;
+            if (digits > 15) return 0;
+            m = m * 10 + (uint64_t)(s[i] - '0');
+            scale--;
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int eneg = 0, e = 0;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (e > 1000) return 0;
+            e = e * 10 + (s[i] - '0');
+        }
+        scale += eneg ? -e : e;
+    }
+    if (i != n || scale < -22 || scale > 22) return 0;
+    double d = (double)m; /* exact: m < 10^15 < 2^53 */
+    d = scale >= 0 ? d * p10[scale] : d / p10[-scale];
+    *out = neg ? -d : d;
+    return 1;
+}
+
 int feat_json_double(const char *text, const feat_json_tok_t *t, double *out) {
     if (t->type != FEAT_JSON_NUMBER) return FEAT_ERR_INVALID;
+    if (fast_double(text + t->start, t->end - t->start, out)) return FEAT_OK;
     char tmp[64];
     size_t n = t->end - t->start;
     if (n >= sizeof(tmp)) {

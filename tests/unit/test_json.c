@@ -1,6 +1,8 @@
 /* Unit tests for common/json.c. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -80,12 +82,36 @@ START_TEST(limits) {
 }
 END_TEST
 
+/* The number fast path must agree bit for bit with strtod. */
+START_TEST(doubles_match_strtod) {
+    uint64_t st = 12345;
+    char lit[64];
+    feat_json_tok_t t[2];
+    for (int i = 0; i < 200000; i++) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        int form = (int)(st % 5);
+        uint64_t m = (st >> 8) % 1000000000000000ull >> (st % 40);
+        int e = (int)((st >> 3) % 60) - 30;
+        if (form == 0) snprintf(lit, sizeof(lit), "%llu", (unsigned long long)m);
+        else if (form == 1) snprintf(lit, sizeof(lit), "-%llu.%03d", (unsigned long long)m, (int)(st % 1000));
+        else if (form == 2) snprintf(lit, sizeof(lit), "%llue%d", (unsigned long long)m, e);
+        else if (form == 3) snprintf(lit, sizeof(lit), "0.%06llu", (unsigned long long)(m % 1000000));
+        else snprintf(lit, sizeof(lit), "%.17g", (double)m * 1.000001);
+        ck_assert_int_eq(feat_json_parse(lit, strlen(lit), t, 2, 4, NULL), 1);
+        double got, want = strtod(lit, NULL);
+        ck_assert_int_eq(feat_json_double(lit, &t[0], &got), 0);
+        ck_assert_msg(memcmp(&got, &want, sizeof(double)) == 0, "%s: %.17g != %.17g", lit, got, want);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("json");
     TCase *tc = tcase_create("json");
     tcase_add_test(tc, valid_documents);
     tcase_add_test(tc, invalid_documents);
     tcase_add_test(tc, limits);
+    tcase_add_test(tc, doubles_match_strtod);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
