@@ -93,6 +93,26 @@ static const opt_t opts[] = {
     {"kafka", "partitions", OPT_INT, 1, 256, "4", NULL, C(kafka_partitions),
      "Partitions of each topic the embedded broker creates."},
 
+    {"serve", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7070", NULL, C(serve_listen),
+     "gRPC listen address (host:port; port 0 picks a free one). Loopback by default."},
+    {"serve", "threads", OPT_INT, 1, 64, "2", NULL, C(serve_threads),
+     "gRPC completion-queue threads; each polls, handles and answers its own calls."},
+    {"serve", "calls_per_method", OPT_INT, 1, 1024, "16", NULL, C(serve_calls_per_method),
+     "Calls armed per method per thread (requests accepted without waiting for a handler)."},
+    {"serve", "max_keys", OPT_INT, 1, 1000000, "1000", NULL, C(serve_max_keys),
+     "Most entity keys in one GetOnlineFeatures or Predict call; more is INVALID_ARGUMENT."},
+    {"serve", "max_message", OPT_SIZE, 1024, 1024LL * MiB, "4MiB", NULL, C(serve_max_message),
+     "Largest request or response message; larger requests get RESOURCE_EXHAUSTED."},
+    {"serve", "max_history_rows", OPT_INT, 1, 100000000, "1000000", NULL, C(serve_max_history_rows),
+     "Most (entity, timestamp) rows in one GetHistoricalFeatures call."},
+    {"serve", "cache", OPT_SIZE, 0, 1024 * GiB, "64MiB", NULL, C(serve_cache_bytes),
+     "Read-through cache of decoded online rows, in bytes; 0 turns it off."},
+    {"serve", "shutdown_grace", OPT_DURATION, 0, 600000, "5s", NULL, C(serve_shutdown_grace_ms),
+     "On SIGTERM, how long calls in flight may take to finish before they are cancelled."},
+
+    {"admin", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7071", NULL, C(admin_listen),
+     "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default."},
+
     {"demo", "enabled", OPT_BOOL, 0, 0, "false", NULL, C(demo_enabled),
      "Run the built-in demo producer (same as --demo): it writes feature events, labels and a "
      "few malformed events to the configured topics."},
@@ -585,7 +605,7 @@ static feat_config_t *config_new(char *err, size_t errlen) {
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    static const char *const fixed[] = {"featd", "store", "ingest", "kafka", "demo"};
+    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "admin", "kafka", "demo"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (apply_defaults(fixed[i], c, err, errlen)) {
             feat_config_free(c);

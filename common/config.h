@@ -86,6 +86,17 @@ typedef struct feat_config {
     int64_t kafka_partitions;
     size_t nkafka;              /* pass-through librdkafka properties */
     feat_kv_t *kafka;
+    /* [serve] */
+    char *serve_listen;
+    int64_t serve_threads;
+    int64_t serve_calls_per_method;
+    int64_t serve_max_keys;       /* entity keys per lookup */
+    int64_t serve_max_message;    /* bytes, request and response */
+    int64_t serve_max_history_rows;
+    int64_t serve_cache_bytes;
+    int64_t serve_shutdown_grace_ms;
+    /* [admin] */
+    char *admin_listen;
     /* [demo] */
     int demo_enabled;
     int64_t demo_rate;          /* events per second */

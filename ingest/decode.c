@@ -9,6 +9,8 @@
  */
 #include "ingest/decode.h"
 #include "common/json.h"
+#include "common/pbwire.h"
+#include "common/timefmt.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -119,133 +121,11 @@ static const char *show(const char *s, size_t n, char *buf, size_t cap) {
     return buf;
 }
 
-/* ---- time ------------------------------------------------------------------ */
+/* ---- protobuf wire reader: common/pbwire.h ---- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int digits(const char *s, size_t n, size_t at, size_t cnt, int *out) {
-    if (at + cnt > n) return 0;
-    int v = 0;
-    for (size_t i = 0; i < cnt; i++) {
-        char c = s[at + i];
-        if (c < '0' || c > '9') return 0;
-        v = v * 10 + (c - '0');
-    }
-    *out = v;
-    return 1;
-}
-
-int feat_parse_rfc3339(const char *s, size_t n, int64_t *ms) {
-    int Y, M, D, h, mi, sec;
-    if (!digits(s, n, 0, 4, &Y) || n < 20 || s[4] != '-' || !digits(s, n, 5, 2, &M) || s[7] != '-' ||
-        !digits(s, n, 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s, n, 11, 2, &h) || s[13] != ':' || !digits(s, n, 14, 2, &mi) || s[16] != ':' ||
-        !digits(s, n, 17, 2, &sec))
-        return FEAT_ERR_INVALID;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || mi > 59 || sec > 60) return FEAT_ERR_INVALID;
-    int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-    if (M == 2 && D == 29 && !leap) return FEAT_ERR_INVALID;
-    size_t i = 19;
-    int64_t frac_ms = 0;
-    if (i < n && s[i] == '.') {
-        i++;
-        size_t start = i;
-        int64_t scale = 100;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            frac_ms += (s[i] - '0') * scale;
-            scale /= 10;
-            i++;
-        }
-        if (i == start) return FEAT_ERR_INVALID;
-    }
-    int64_t off_min = 0;
-    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
-        int oh, om;
-        if (!digits(s, n, i + 1, 2, &oh) || i + 3 >= n || s[i + 3] != ':' || !digits(s, n, i + 4, 2, &om) ||
-            oh > 23 || om > 59)
-            return FEAT_ERR_INVALID;
-        off_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
-        i += 6;
-    } else {
-        return FEAT_ERR_INVALID;
-    }
-    if (i != n) return FEAT_ERR_INVALID;
-    int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
-    int64_t secs = days * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec) - off_min * 60;
-    *ms = secs * 1000 + frac_ms;
-    return FEAT_OK;
-}
-
-/* ---- protobuf wire reader ---------------------------------------------------- */
-
-typedef struct pb {
-    const unsigned char *p, *end;
-} pb_t;
-
-static int pb_varint(pb_t *r, uint64_t *v) {
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end) return 0;
-        unsigned char b = *r->p++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Reads one field: number, wire type, and its payload (varint value, fixed
- * bytes or length-delimited slice).  0 on malformed input. */
-typedef struct pb_field {
-    uint32_t num;
-    int wt;
-    uint64_t u;           /* varint / fixed64 / fixed32 */
-    const unsigned char *s;
-    size_t n;             /* length-delimited */
-} pb_field_t;
-
-static int pb_next(pb_t *r, pb_field_t *f) {
-    uint64_t tag;
-    if (!pb_varint(r, &tag)) return 0;
-    f->num = (uint32_t)(tag >> 3);
-    f->wt = (int)(tag & 7);
-    if (f->num == 0 || tag >> 32) return 0;
-    switch (f->wt) {
-    case 0: return pb_varint(r, &f->u);
-    case 1:
-        if (r->end - r->p < 8) return 0;
-        f->u = feat_get_le64(r->p);
-        r->p += 8;
-        return 1;
-    case 5:
-        if (r->end - r->p < 4) return 0;
-        f->u = feat_get_le32(r->p);
-        r->p += 4;
-        return 1;
-    case 2: {
-        uint64_t len;
-        if (!pb_varint(r, &len) || len > (uint64_t)(r->end - r->p)) return 0;
-        f->s = r->p;
-        f->n = (size_t)len;
-        r->p += len;
-        return 1;
-    }
-    default:
-        return 0; /* groups (3, 4) and reserved types */
-    }
-}
+typedef feat_pb_t pb_t;
+typedef feat_pb_field_t pb_field_t;
+#define pb_next feat_pb_next
 
 typedef struct msg_fields {
     const char *name; size_t nlen; int has_name;   /* table or model */
@@ -257,7 +137,8 @@ typedef struct msg_fields {
 
 /* Parses a Value message into rf. */
 static int pb_value(const unsigned char *s, size_t n, raw_feat_t *rf) {
-    pb_t r = {s, s + n};
+    pb_t r;
+    feat_pb_init(&r, s, n);
     pb_field_t f;
     rf->kind = RAW_NONE;
     while (r.p < r.end) {
@@ -274,7 +155,8 @@ static int pb_value(const unsigned char *s, size_t n, raw_feat_t *rf) {
 /* Returns 0 ok, or a dead-letter reason + 1. */
 static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, msg_fields_t *m,
                     feat_decoded_t *out) {
-    pb_t r = {val, (const unsigned char *)val + vlen};
+    pb_t r;
+    feat_pb_init(&r, val, vlen);
     pb_field_t f;
     memset(m, 0, sizeof(*m));
     while (r.p < r.end) {
@@ -293,7 +175,8 @@ static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, 
             }
             raw_feat_t *rf = &d->raw[m->nfeat++];
             memset(rf, 0, sizeof(*rf));
-            pb_t e = {f.s, f.s + f.n};
+            pb_t e;
+            feat_pb_init(&e, f.s, f.n);
             pb_field_t ef;
             int has_val = 0;
             while (e.p < e.end) {
@@ -561,6 +444,7 @@ static int type_feature(feat_decoder_t *d, const char *text, const feat_table_co
             return dead(out, FEAT_DL_OVERSIZE, "feature %s is a %zu-byte string; ingest.max_string_bytes is %lld",
                         fname, sn, (long long)d->cfg->ingest_max_string), 1;
         if (!feat_utf8_valid(sp, sn)) return dead(out, FEAT_DL_UNDECODABLE, "feature %s is not valid UTF-8", fname), 1;
+        if (memchr(sp, 0, sn)) return dead(out, FEAT_DL_UNDECODABLE, "feature %s contains a NUL byte", fname), 1;
         v->v.s = sp;
         v->slen = (uint32_t)sn;
         return 0;

@@ -85,8 +85,5 @@ void feat_decoder_destroy(feat_decoder_t *d); /* NULL is fine */
 int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t klen, const void *val,
                 size_t vlen, const char *content_type, size_t ctlen, int64_t now_ms, feat_decoded_t *out);
 
-/* Parses an RFC 3339 time ("2024-11-24T00:00:00.123Z", "+01:00" offsets) to
- * ms since the epoch.  FEAT_OK or FEAT_ERR_INVALID. */
-int feat_parse_rfc3339(const char *s, size_t n, int64_t *ms);
 
 #endif

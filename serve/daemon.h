@@ -16,6 +16,10 @@
 #include "ingest/ingest.h"
 #include "store/store.h"
 
+struct feat_cache;
+struct feat_server;
+struct feat_http;
+
 typedef struct featd {
     feat_config_t *cfg;
     feat_metrics_t *metrics;
@@ -24,8 +28,18 @@ typedef struct featd {
     feat_store_t *st;
     feat_ingest_t *ingest;
     feat_demo_t *demo;
+    struct feat_cache *cache;    /* online row cache (may be disabled: 0 bytes) */
+    struct feat_server *grpc;
+    struct feat_http *http;
     int64_t started_ms;
     atomic_int shutting_down;
 } featd_t;
+
+/* serve/service.c: the gRPC methods featd serves (FeatureService, AdminService). */
+struct feat_method;
+const struct feat_method *featd_methods(size_t *n);
+
+/* Whether featd is ready to serve: store open and partitions assigned. */
+int featd_ready(featd_t *fd);
 
 #endif

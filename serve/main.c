@@ -20,7 +20,10 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "serve/cache.h"
 #include "serve/daemon.h"
+#include "serve/http.h"
+#include "serve/rpc.h"
 
 typedef struct loop_ctx {
     featd_t *fd;
@@ -256,6 +259,15 @@ int main(int argc, char **argv) {
             feat_log(FEAT_LOG_INFO, "featd", "embedded broker starts empty; forgot %lld stored offsets of the last run",
                      (long long)n);
     }
+    if (cfg->serve_cache_bytes > 0) {
+        fd.cache = feat_cache_new((size_t)cfg->serve_cache_bytes, 64, fd.metrics);
+        if (!fd.cache) {
+            fprintf(stderr, "featd: serve.cache: cannot allocate the cache\n");
+            goto out;
+        }
+        /* ingest's writes invalidate cached rows (see serve/cache.h) */
+        feat_store_set_write_hook(fd.st, feat_cache_write_hook, fd.cache);
+    }
     feat_ingest_conf_t ic = {cfg, fd.bootstrap, fd.metrics};
     fd.ingest = feat_ingest_new(&ic, fd.st, err, sizeof(err));
     if (!fd.ingest) {
@@ -274,10 +286,37 @@ int main(int argc, char **argv) {
             goto out;
         }
     }
+    size_t nmethods;
+    const feat_method_t *methods = featd_methods(&nmethods);
+    feat_server_conf_t gc = {cfg->serve_listen, (int)cfg->serve_threads, (int)cfg->serve_calls_per_method,
+                             cfg->serve_max_message, fd.metrics, NULL};
+    fd.grpc = feat_server_new(&gc, methods, nmethods, &fd, err, sizeof(err));
+    if (!fd.grpc || feat_server_start(fd.grpc, err, sizeof(err))) {
+        fprintf(stderr, "featd: %s\n", err);
+        goto out;
+    }
     base = event_base_new();
     if (!base) {
         fprintf(stderr, "featd: cannot create the event loop\n");
         goto out;
+    }
+    fd.http = feat_http_new(base, &fd, cfg->admin_listen, err, sizeof(err));
+    if (!fd.http) {
+        fprintf(stderr, "featd: %s\n", err);
+        goto out;
+    }
+    {
+        /* where we listen, for tools and tests (ports may be chosen by the OS) */
+        char addr[600], host[256];
+        const char *c = strrchr(cfg->serve_listen, ':');
+        snprintf(host, sizeof(host), "%.*s", (int)(c - cfg->serve_listen), cfg->serve_listen);
+        const char *ac = strrchr(cfg->admin_listen, ':');
+        int n = snprintf(addr, sizeof(addr), "{\"grpc\": \"%s:%d\", \"admin\": \"%.*s:%d\"}\n", host,
+                         feat_server_port(fd.grpc), (int)(ac - cfg->admin_listen), cfg->admin_listen,
+                         feat_http_port(fd.http));
+        snprintf(path, sizeof(path), "%s/featd.addr", cfg->data_dir);
+        if (feat_write_file_atomic(path, addr, (size_t)n))
+            feat_log(FEAT_LOG_WARN, "featd", "cannot write %s", path);
     }
     lc.fd = &fd;
     lc.base = base;
@@ -294,9 +333,15 @@ int main(int argc, char **argv) {
     code = lc.exit_code;
 
 out:
+    /* reverse dependency order: serve, then ingest, then the store */
     atomic_store(&fd.shutting_down, 1);
+    if (fd.grpc) feat_server_shutdown(fd.grpc, cfg->serve_shutdown_grace_ms);
+    feat_http_destroy(fd.http);
     feat_demo_stop(fd.demo);
     feat_ingest_destroy(fd.ingest);
+    feat_server_destroy(fd.grpc);
+    if (fd.st) feat_store_set_write_hook(fd.st, NULL, NULL);
+    feat_cache_destroy(fd.cache);
     feat_store_close(fd.st);
     feat_broker_destroy(fd.broker);
     if (ev_int) event_free(ev_int);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "featd/v1/event.pb-c.h"
+#include "common/timefmt.h"
 #include "ingest/decode.h"
 
 static const char *cfg_text =
@@ -194,6 +195,7 @@ static const bad_case_t bad[] = {
     {"churn_labels", "k", "{\"ts\":1732406400000,\"label\":\"yes\"}", FEAT_DL_WRONG_TYPE},
     {"churn_labels", "k", "{\"ts\":1732406400000}", FEAT_DL_WRONG_TYPE},
     {"user_events", "k", "", FEAT_DL_UNDECODABLE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"country\":\"a\\u0000b\"}}", FEAT_DL_UNDECODABLE},
 };
 
 START_TEST(bad_inputs_become_dead_letters) {

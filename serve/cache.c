@@ -1,0 +1,346 @@
+/* serve/cache.c — see cache.h. */
+#include "serve/cache.h"
+#include "common/hash.h"
+#include "store/row.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PEND_SLOTS 512   /* counting filter of pending entities per shard */
+
+/* One decoded feature value of a cached row. */
+typedef struct cval {
+    int64_t ts;
+    union { double d; int64_t i; int b; } v;
+    uint32_t soff, slen;   /* string bytes, relative to the entry's blob */
+    uint8_t type;
+    uint8_t present;
+} cval_t;
+
+typedef struct entry {
+    struct entry *chain;           /* hash bucket */
+    struct entry *prev, *next;     /* LRU, most recent at head */
+    uint64_t hash;
+    const feat_table_t *table;
+    uint32_t klen;
+    uint32_t nf;                   /* = table's feature count */
+    size_t size;                   /* bytes charged */
+    /* key bytes, then nf cval_t (aligned), then string bytes */
+    char data[];
+} entry_t;
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    entry_t **buckets;
+    size_t nbuckets, count;
+    entry_t *head, *tail;
+    size_t bytes, max_bytes;
+    uint64_t epoch;                /* bumped whenever a write touches the shard */
+    uint32_t pend[PEND_SLOTS];
+    uint64_t hits, misses, bypasses, evictions, invalidations;
+} shard_t;
+
+struct feat_cache {
+    shard_t *shards;
+    size_t nshards;                /* power of two */
+    size_t max_bytes;
+    feat_metrics_t *metrics;
+};
+
+static uint64_t key_hash(const feat_table_t *t, const char *key, size_t klen) {
+    uint64_t h = feat_hash64(&t->index, sizeof(t->index));
+    return feat_hash_mix(feat_hash64_more(h, key, klen));
+}
+
+static inline char *ekey(entry_t *e) { return e->data; }
+static inline cval_t *evals(entry_t *e) {
+    size_t off = (e->klen + 7) & ~(size_t)7;
+    return (cval_t *)(void *)(e->data + off);
+}
+static inline char *eblob(entry_t *e) { return (char *)(evals(e) + e->nf); }
+
+static void collect(feat_metrics_emit_t *em, void *arg);
+
+feat_cache_t *feat_cache_new(size_t max_bytes, size_t nshards, feat_metrics_t *metrics) {
+    feat_cache_t *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    size_t n = 1;
+    while (n < nshards && n < 4096) n <<= 1;
+    c->nshards = n;
+    c->max_bytes = max_bytes;
+    c->shards = calloc(n, sizeof(shard_t));
+    if (!c->shards) {
+        free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        shard_t *s = &c->shards[i];
+        pthread_mutex_init(&s->lock, NULL);
+        s->nbuckets = 64;
+        s->buckets = calloc(s->nbuckets, sizeof(entry_t *));
+        s->max_bytes = max_bytes / n;
+        if (!s->buckets) {
+            feat_cache_destroy(c);
+            return NULL;
+        }
+    }
+    c->metrics = metrics;
+    if (metrics) feat_metrics_add_collector(metrics, collect, c);
+    return c;
+}
+
+void feat_cache_destroy(feat_cache_t *c) {
+    if (!c) return;
+    if (c->metrics) feat_metrics_remove_collector(c->metrics, collect, c);
+    for (size_t i = 0; c->shards && i < c->nshards; i++) {
+        shard_t *s = &c->shards[i];
+        for (entry_t *e = s->head, *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+        free(s->buckets);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(c->shards);
+    free(c);
+}
+
+static inline shard_t *shard_of(feat_cache_t *c, uint64_t h) { return &c->shards[h & (c->nshards - 1)]; }
+static inline uint32_t pend_slot(uint64_t h) { return (uint32_t)((h >> 32) % PEND_SLOTS); }
+
+static entry_t **find_slot(shard_t *s, uint64_t h, const feat_table_t *t, const char *key, size_t klen) {
+    entry_t **pp = &s->buckets[(h >> 16) & (s->nbuckets - 1)];
+    for (; *pp; pp = &(*pp)->chain) {
+        entry_t *e = *pp;
+        if (e->hash == h && e->table == t && e->klen == klen && memcmp(ekey(e), key, klen) == 0) return pp;
+    }
+    return pp;
+}
+
+static void lru_unlink(shard_t *s, entry_t *e) {
+    if (e->prev) e->prev->next = e->next; else s->head = e->next;
+    if (e->next) e->next->prev = e->prev; else s->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push(shard_t *s, entry_t *e) {
+    e->prev = NULL;
+    e->next = s->head;
+    if (s->head) s->head->prev = e;
+    s->head = e;
+    if (!s->tail) s->tail = e;
+}
+
+static void remove_entry(shard_t *s, entry_t **pp) {
+    entry_t *e = *pp;
+    *pp = e->chain;
+    lru_unlink(s, e);
+    s->bytes -= e->size;
+    s->count--;
+    free(e);
+}
+
+static void grow(shard_t *s) {
+    size_t nb = s->nbuckets * 2;
+    entry_t **b = calloc(nb, sizeof(entry_t *));
+    if (!b) return; /* stay at the current size */
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        for (entry_t *e = s->buckets[i], *n; e; e = n) {
+            n = e->chain;
+            entry_t **pp = &b[(e->hash >> 16) & (nb - 1)];
+            e->chain = *pp;
+            *pp = e;
+        }
+    }
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = nb;
+}
+
+int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                   const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                   feat_buf_t *strings, uint64_t *ticket) {
+    uint64_t h = key_hash(t, key, klen);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->lock);
+    if (s->pend[pend_slot(h)]) {
+        s->bypasses++;
+        pthread_mutex_unlock(&s->lock);
+        return FEAT_CACHE_BYPASS;
+    }
+    entry_t *e = c->max_bytes ? *find_slot(s, h, t, key, klen) : NULL;
+    if (!e) {
+        s->misses++;
+        *ticket = s->epoch;
+        pthread_mutex_unlock(&s->lock);
+        return FEAT_CACHE_MISS;
+    }
+    s->hits++;
+    if (s->head != e) {
+        lru_unlink(s, e);
+        lru_push(s, e);
+    }
+    int64_t ttl = t->conf->ttl_ms;
+    const cval_t *cv = evals(e);
+    const char *blob = eblob(e);
+    size_t base = strings->len;
+    for (size_t i = 0; i < n; i++) {
+        const cval_t *v = &cv[fidx[i]];
+        feat_value_t *o = &out[i];
+        o->type = (uint8_t)t->conf->features[fidx[i]].type;
+        if (!v->present) {
+            o->status = FEAT_ST_NOT_FOUND;
+            o->ts = 0;
+            o->slen = 0;
+            o->v.i = 0;
+            continue;
+        }
+        o->status = (ttl > 0 && now_ms - v->ts > ttl) ? FEAT_ST_EXPIRED : FEAT_ST_PRESENT;
+        o->ts = v->ts;
+        o->slen = v->slen;
+        if (v->type == FEAT_FT_STRING) {
+            o->v.s = (const char *)(uintptr_t)(strings->len - base); /* fixed up below */
+            feat_buf_append(strings, blob + v->soff, v->slen);
+        } else {
+            o->v.i = v->v.i;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++)
+        if (out[i].status != FEAT_ST_NOT_FOUND && out[i].type == FEAT_FT_STRING)
+            out[i].v.s = strings->oom ? "" : strings->data + base + (uintptr_t)out[i].v.s;
+    return FEAT_CACHE_HIT;
+}
+
+void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                    const char *row, size_t len, uint64_t ticket) {
+    if (!c->max_bytes) return;
+    uint32_t nf = (uint32_t)t->conf->nfeatures;
+    /* size the entry: key, values, string bytes */
+    size_t sbytes = 0;
+    size_t pos = 0;
+    feat_row_entry_t re;
+    int r;
+    while (row && (r = feat_row_next(row, len, &pos, 1, &re)) == 1)
+        if (re.type == FEAT_FT_STRING) sbytes += re.val.slen;
+    size_t koff = (klen + 7) & ~(size_t)7;
+    size_t size = sizeof(entry_t) + koff + nf * sizeof(cval_t) + sbytes;
+    uint64_t h = key_hash(t, key, klen);
+    shard_t *s = shard_of(c, h);
+    if (size > s->max_bytes / 4) return; /* never let one row flush a shard */
+    entry_t *e = malloc(size);
+    if (!e) return;
+    e->hash = h;
+    e->table = t;
+    e->klen = (uint32_t)klen;
+    e->nf = nf;
+    e->size = size;
+    e->chain = e->prev = e->next = NULL;
+    memcpy(ekey(e), key, klen);
+    cval_t *cv = evals(e);
+    memset(cv, 0, nf * sizeof(cval_t));
+    char *blob = eblob(e);
+    uint32_t so = 0;
+    pos = 0;
+    while (row && (r = feat_row_next(row, len, &pos, 1, &re)) == 1) {
+        if (re.id > t->max_id || t->index_of_id[re.id] < 0) continue;
+        cval_t *v = &cv[t->index_of_id[re.id]];
+        v->present = 1;
+        v->type = re.type;
+        v->ts = re.ts;
+        if (re.type == FEAT_FT_STRING) {
+            memcpy(blob + so, re.val.v.s, re.val.slen);
+            v->soff = so;
+            v->slen = re.val.slen;
+            so += re.val.slen;
+        } else {
+            v->v.i = re.val.v.i;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->epoch != ticket || s->pend[pend_slot(h)]) { /* a write raced the read */
+        pthread_mutex_unlock(&s->lock);
+        free(e);
+        return;
+    }
+    entry_t **pp = find_slot(s, h, t, key, klen);
+    if (*pp) remove_entry(s, pp); /* another reader got there first; ours is as fresh */
+    pp = find_slot(s, h, t, key, klen);
+    e->chain = *pp;
+    *pp = e;
+    lru_push(s, e);
+    s->bytes += size;
+    s->count++;
+    while (s->bytes > s->max_bytes && s->tail && s->tail != e) {
+        entry_t *victim = s->tail;
+        remove_entry(s, find_slot(s, victim->hash, victim->table, ekey(victim), victim->klen));
+        s->evictions++;
+    }
+    if (s->count > s->nbuckets) grow(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void feat_cache_write_hook(void *arg, const feat_wb_t *wb, int phase) {
+    feat_cache_t *c = arg;
+    size_t n = feat_wb_online_count(wb);
+    for (size_t i = 0; i < n; i++) {
+        const feat_table_t *t;
+        const char *key;
+        size_t klen;
+        feat_wb_online_at(wb, i, &t, &key, &klen);
+        uint64_t h = key_hash(t, key, klen);
+        shard_t *s = shard_of(c, h);
+        pthread_mutex_lock(&s->lock);
+        if (phase == 0) {
+            s->pend[pend_slot(h)]++;
+            s->epoch++;
+            entry_t **pp = find_slot(s, h, t, key, klen);
+            if (*pp) {
+                remove_entry(s, pp);
+                s->invalidations++;
+            }
+        } else if (s->pend[pend_slot(h)]) {
+            s->pend[pend_slot(h)]--;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+void feat_cache_get_stats(feat_cache_t *c, feat_cache_stats_t *st) {
+    memset(st, 0, sizeof(*st));
+    st->max_bytes = c->max_bytes;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard_t *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        st->hits += s->hits;
+        st->misses += s->misses;
+        st->bypasses += s->bypasses;
+        st->evictions += s->evictions;
+        st->invalidations += s->invalidations;
+        st->entries += s->count;
+        st->bytes += s->bytes;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static void collect(feat_metrics_emit_t *em, void *arg) {
+    feat_cache_stats_t s;
+    feat_cache_get_stats(arg, &s);
+    feat_metrics_emit_family(em, "featd_cache_requests_total", "Online row cache lookups by result.", FEAT_METRIC_COUNTER);
+    feat_metrics_emit_sample(em, "result=\"hit\"", (double)s.hits);
+    feat_metrics_emit_sample(em, "result=\"miss\"", (double)s.misses);
+    feat_metrics_emit_sample(em, "result=\"bypass\"", (double)s.bypasses);
+    feat_metrics_emit_family(em, "featd_cache_hit_ratio", "Hits over all cache lookups since start.", FEAT_METRIC_GAUGE);
+    uint64_t all = s.hits + s.misses + s.bypasses;
+    feat_metrics_emit_sample(em, NULL, all ? (double)s.hits / (double)all : 0);
+    feat_metrics_emit_family(em, "featd_cache_bytes", "Bytes held by the online row cache.", FEAT_METRIC_GAUGE);
+    feat_metrics_emit_sample(em, NULL, (double)s.bytes);
+    feat_metrics_emit_family(em, "featd_cache_entries", "Rows held by the online row cache.", FEAT_METRIC_GAUGE);
+    feat_metrics_emit_sample(em, NULL, (double)s.entries);
+    feat_metrics_emit_family(em, "featd_cache_evictions_total", "Rows evicted to stay within serve.cache.", FEAT_METRIC_COUNTER);
+    feat_metrics_emit_sample(em, NULL, (double)s.evictions);
+    feat_metrics_emit_family(em, "featd_cache_invalidations_total", "Cached rows dropped because ingest wrote them.", FEAT_METRIC_COUNTER);
+    feat_metrics_emit_sample(em, NULL, (double)s.invalidations);
+}

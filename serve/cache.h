@@ -1,0 +1,61 @@
+/*
+ * serve/cache.h — read-through cache of decoded online rows.
+ *
+ * Sharded (a mutex per shard), bounded in bytes (LRU per shard), keyed by
+ * (table, entity).  An entry holds the row decoded per feature index, so a
+ * hit copies out just the requested features; rows that do not exist are
+ * cached too (as all-absent), so repeated lookups of unknown entities do not
+ * reach RocksDB.
+ *
+ * Consistency with ingest: feat_cache_write_hook() is installed as the
+ * store's write hook.  Before a batch commits it marks every entity the batch
+ * touches as pending and drops its entry; after the commit it clears the
+ * marks.  A lookup of a pending entity reads the store and does not cache
+ * what it read; a miss caches its read only if no write touched the shard
+ * meanwhile.  So once a batch's commit returns, no lookup returns a value
+ * older than it.
+ *
+ * Threads: all functions are safe to call from any thread.
+ */
+#ifndef FEAT_SERVE_CACHE_H
+#define FEAT_SERVE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/metrics.h"
+#include "store/store.h"
+
+typedef struct feat_cache feat_cache_t;
+
+/* max_bytes 0 disables caching (every lookup misses).  metrics may be NULL. */
+feat_cache_t *feat_cache_new(size_t max_bytes, size_t nshards, feat_metrics_t *metrics);
+void feat_cache_destroy(feat_cache_t *c); /* NULL is fine */
+
+enum { FEAT_CACHE_HIT = 0, FEAT_CACHE_MISS = 1, FEAT_CACHE_BYPASS = 2 };
+
+/* Looks up (t, key).  On HIT fills out[i] for feature fidx[i] (status
+ * PRESENT/EXPIRED by t's TTL at now_ms, or NOT_FOUND) with strings copied
+ * into *strings (pointers fixed up at the end; *strings is appended to, not
+ * reset).  On MISS fills *ticket for feat_cache_put; on BYPASS the caller
+ * reads the store and must not put. */
+int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                   const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                   feat_buf_t *strings, uint64_t *ticket);
+
+/* Caches the encoded online row of (t, key) (row NULL = entity absent), if
+ * the ticket from the miss is still valid.  Decodes once; the hit path never
+ * decodes again. */
+void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                    const char *row, size_t len, uint64_t ticket);
+
+/* The store write hook (feat_store_set_write_hook(st, feat_cache_write_hook, c)). */
+void feat_cache_write_hook(void *cache, const feat_wb_t *wb, int phase);
+
+typedef struct feat_cache_stats {
+    uint64_t hits, misses, bypasses, evictions, invalidations;
+    uint64_t entries, bytes, max_bytes;
+} feat_cache_stats_t;
+void feat_cache_get_stats(feat_cache_t *c, feat_cache_stats_t *s);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * featctl — command-line client of a running featd (gRPC).
+ *
+ *   featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F] COMMAND ...
+ *     get TABLE KEY... [--features F1,F2]     latest values (GetOnlineFeatures)
+ *     history TABLE KEY@TIME... [--features F1,F2]
+ *                                             values as of TIME (ms or RFC 3339), point in time
+ *     status                                  version, readiness, ingest, lag, freshness
+ *     tables                                  table schemas
+ *
+ * Human-readable tables by default, --json for scripts.  Exit status: 0 ok,
+ * 1 the call failed (daemon unreachable, bad request: one line on stderr),
+ * 2 bad usage.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/json.h"
+#include "common/timefmt.h"
+#include "featd/v1/admin.pb-c.h"
+#include "featd/v1/feature_service.pb-c.h"
+#include "serve/client.h"
+
+static int json_out;
+static int64_t timeout_ms = 10000;
+static const char *addr = NULL;
+static feat_client_t *cli;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F] COMMAND\n"
+               "  get TABLE KEY... [--features F1,F2]\n"
+               "  history TABLE KEY@TIME... [--features F1,F2]   (TIME: ms since epoch or RFC 3339)\n"
+               "  status\n"
+               "  tables\n");
+}
+
+static int fail_call(const char *what, int code, const char *msg) {
+    if (code == 14) /* UNAVAILABLE */
+        fprintf(stderr, "featctl: cannot reach featd at %s: %s\n", addr, msg && *msg ? msg : "unavailable");
+    else
+        fprintf(stderr, "featctl: %s: %s: %s\n", what, feat_grpc_code_name(code), msg && *msg ? msg : "(no message)");
+    return 1;
+}
+
+static int call(const char *method, const ProtobufCMessage *req, feat_buf_t *resp, const char *what) {
+    size_t n = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) return 1;
+    protobuf_c_message_pack(req, buf);
+    char msg[512];
+    int code = feat_client_unary(cli, method, buf, n, resp, timeout_ms, msg, sizeof(msg));
+    free(buf);
+    return code ? fail_call(what, code, msg) : 0;
+}
+
+/* Splits "a,b,c" into an array (pointers into s, which is modified). */
+static size_t split(char *s, char **out, size_t max) {
+    size_t n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) out[n++] = tok;
+    return n;
+}
+
+static void value_text(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
+    if (!v || v->status == FEATD__V1__FEATURE_STATUS__NOT_FOUND || !v->value) {
+        feat_buf_puts(b, "-");
+        return;
+    }
+    const Featd__V1__Value *x = v->value;
+    switch (x->kind_case) {
+    case FEATD__V1__VALUE__KIND_DOUBLE_VALUE: feat_buf_printf(b, "%.10g", x->double_value); break;
+    case FEATD__V1__VALUE__KIND_INT64_VALUE: feat_buf_printf(b, "%lld", (long long)x->int64_value); break;
+    case FEATD__V1__VALUE__KIND_BOOL_VALUE: feat_buf_puts(b, x->bool_value ? "true" : "false"); break;
+    case FEATD__V1__VALUE__KIND_STRING_VALUE: feat_buf_puts(b, x->string_value); break;
+    default: feat_buf_puts(b, "?"); break;
+    }
+    if (v->status == FEATD__V1__FEATURE_STATUS__EXPIRED) feat_buf_puts(b, "*");
+}
+
+static void value_json(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
+    const char *st = !v ? "NOT_FOUND"
+                     : v->status == FEATD__V1__FEATURE_STATUS__PRESENT ? "PRESENT"
+                     : v->status == FEATD__V1__FEATURE_STATUS__EXPIRED ? "EXPIRED" : "NOT_FOUND";
+    feat_buf_printf(b, "{\"status\":\"%s\"", st);
+    if (v && v->value && v->status != FEATD__V1__FEATURE_STATUS__NOT_FOUND) {
+        const Featd__V1__Value *x = v->value;
+        feat_buf_puts(b, ",\"value\":");
+        switch (x->kind_case) {
+        case FEATD__V1__VALUE__KIND_DOUBLE_VALUE: feat_buf_printf(b, "%.17g", x->double_value); break;
+        case FEATD__V1__VALUE__KIND_INT64_VALUE: feat_buf_printf(b, "%lld", (long long)x->int64_value); break;
+        case FEATD__V1__VALUE__KIND_BOOL_VALUE: feat_buf_puts(b, x->bool_value ? "true" : "false"); break;
+        case FEATD__V1__VALUE__KIND_STRING_VALUE: feat_buf_json_str(b, x->string_value, strlen(x->string_value)); break;
+        default: feat_buf_puts(b, "null"); break;
+        }
+        feat_buf_printf(b, ",\"event_time_ms\":%lld", (long long)v->event_time_ms);
+    }
+    feat_buf_putc(b, '}');
+}
+
+/* Prints rows as an aligned table: header, then cells[r * ncols + c]. */
+static void print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows) {
+    size_t *w = calloc(ncols, sizeof(size_t));
+    for (size_t c = 0; c < ncols; c++) w[c] = strlen(header[c]);
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncols; c++)
+            if (cells[r * ncols + c].len > w[c]) w[c] = cells[r * ncols + c].len;
+    for (size_t c = 0; c < ncols; c++) printf("%-*s%s", (int)w[c], header[c], c + 1 < ncols ? "  " : "\n");
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncols; c++) {
+            feat_buf_t *x = &cells[r * ncols + c];
+            printf("%-*.*s%s", (int)w[c], (int)x->len, x->data ? x->data : "", c + 1 < ncols ? "  " : "\n");
+        }
+    free(w);
+}
+
+static int cmd_get(int argc, char **argv) {
+    char *fl = NULL;
+    char **keys = calloc((size_t)argc + 1, sizeof(char *));
+    size_t nk = 0;
+    const char *table = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--features") && i + 1 < argc) fl = argv[++i];
+        else if (!table) table = argv[i];
+        else keys[nk++] = argv[i];
+    }
+    if (!table || !nk) {
+        usage(stderr);
+        free(keys);
+        return 2;
+    }
+    char *feats[1024];
+    size_t nf = fl ? split(fl, feats, 1024) : 0;
+    Featd__V1__GetOnlineFeaturesRequest req = FEATD__V1__GET_ONLINE_FEATURES_REQUEST__INIT;
+    req.table = (char *)table;
+    req.n_entity_keys = nk;
+    req.entity_keys = keys;
+    req.n_features = nf;
+    req.features = feats;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call("/featd.v1.FeatureService/GetOnlineFeatures", &req.base, &resp, "get");
+    free(keys);
+    if (rc) {
+        feat_buf_free(&resp);
+        return rc;
+    }
+    Featd__V1__GetOnlineFeaturesResponse *r =
+        featd__v1__get_online_features_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) {
+        fprintf(stderr, "featctl: get: the reply does not decode\n");
+        return 1;
+    }
+    feat_buf_t b = FEAT_BUF_INIT;
+    if (json_out) {
+        feat_buf_puts(&b, "{\"table\":");
+        feat_buf_json_str(&b, table, strlen(table));
+        feat_buf_puts(&b, ",\"rows\":[");
+        for (size_t k = 0; k < r->n_rows; k++) {
+            feat_buf_printf(&b, "%s{\"entity\":", k ? "," : "");
+            feat_buf_json_str(&b, r->rows[k]->entity_key, strlen(r->rows[k]->entity_key));
+            feat_buf_puts(&b, ",\"features\":{");
+            for (size_t j = 0; j < r->n_features; j++) {
+                feat_buf_printf(&b, "%s\"%s\":", j ? "," : "", r->features[j]);
+                value_json(j < r->rows[k]->n_values ? r->rows[k]->values[j] : NULL, &b);
+            }
+            feat_buf_puts(&b, "}}");
+        }
+        feat_buf_puts(&b, "]}\n");
+        fwrite(b.data, 1, b.len, stdout);
+    } else {
+        size_t ncols = r->n_features + 1;
+        char **hdr = calloc(ncols, sizeof(char *));
+        feat_buf_t *cells = calloc(ncols * (r->n_rows ? r->n_rows : 1), sizeof(feat_buf_t));
+        hdr[0] = "ENTITY";
+        int expired = 0;
+        for (size_t j = 0; j < r->n_features; j++) hdr[j + 1] = r->features[j];
+        for (size_t k = 0; k < r->n_rows; k++) {
+            feat_buf_puts(&cells[k * ncols], r->rows[k]->entity_key);
+            for (size_t j = 0; j < r->n_features && j < r->rows[k]->n_values; j++) {
+                value_text(r->rows[k]->values[j], &cells[k * ncols + j + 1]);
+                expired |= r->rows[k]->values[j]->status == FEATD__V1__FEATURE_STATUS__EXPIRED;
+            }
+        }
+        print_table(hdr, ncols, cells, r->n_rows);
+        if (expired) printf("* expired: older than the table's TTL\n");
+        for (size_t i = 0; i < ncols * (r->n_rows ? r->n_rows : 1); i++) feat_buf_free(&cells[i]);
+        free(cells);
+        free(hdr);
+    }
+    feat_buf_free(&b);
+    featd__v1__get_online_features_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+typedef struct hist_ctx {
+    size_t n;
+    char **features;
+    size_t nf;
+    feat_buf_t out;
+    feat_buf_t *cells;
+    size_t cap;
+} hist_ctx_t;
+
+static int on_hist(void *arg, const uint8_t *data, size_t len) {
+    hist_ctx_t *h = arg;
+    Featd__V1__HistoricalRow *row = featd__v1__historical_row__unpack(NULL, len, data);
+    if (!row) return 1;
+    if (h->n == 0 && row->n_features) {
+        h->nf = row->n_features;
+        h->features = calloc(h->nf, sizeof(char *));
+        for (size_t j = 0; j < h->nf; j++) h->features[j] = strdup(row->features[j]);
+    }
+    char ts[40];
+    feat_format_rfc3339(row->ts_ms, ts, sizeof(ts));
+    if (json_out) {
+        feat_buf_printf(&h->out, "%s{\"entity\":", h->n ? "," : "");
+        feat_buf_json_str(&h->out, row->entity_key, strlen(row->entity_key));
+        feat_buf_printf(&h->out, ",\"ts_ms\":%lld,\"features\":{", (long long)row->ts_ms);
+        for (size_t j = 0; j < h->nf && j < row->n_values; j++) {
+            feat_buf_printf(&h->out, "%s\"%s\":", j ? "," : "", h->features[j]);
+            value_json(row->values[j], &h->out);
+        }
+        feat_buf_puts(&h->out, "}}");
+    } else {
+        size_t ncols = h->nf + 2;
+        if ((h->n + 1) * ncols > h->cap) {
+            size_t nc = ((h->n + 1) * ncols) * 2;
+            h->cells = realloc(h->cells, nc * sizeof(feat_buf_t));
+            memset(h->cells + h->cap, 0, (nc - h->cap) * sizeof(feat_buf_t));
+            h->cap = nc;
+        }
+        feat_buf_t *c = &h->cells[h->n * ncols];
+        feat_buf_puts(&c[0], row->entity_key);
+        feat_buf_puts(&c[1], ts);
+        for (size_t j = 0; j < h->nf && j < row->n_values; j++) value_text(row->values[j], &c[j + 2]);
+    }
+    h->n++;
+    featd__v1__historical_row__free_unpacked(row, NULL);
+    return 0;
+}
+
+static int cmd_history(int argc, char **argv) {
+    char *fl = NULL;
+    const char *table = NULL;
+    Featd__V1__EntityTime *rows = calloc((size_t)argc + 1, sizeof(*rows));
+    Featd__V1__EntityTime **rp = calloc((size_t)argc + 1, sizeof(*rp));
+    size_t n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--features") && i + 1 < argc) { fl = argv[++i]; continue; }
+        if (!table) { table = argv[i]; continue; }
+        char *at = strrchr(argv[i], '@');
+        if (!at) {
+            fprintf(stderr, "featctl: history: \"%s\" is not KEY@TIME\n", argv[i]);
+            free(rows); free(rp);
+            return 2;
+        }
+        *at = 0;
+        int64_t ts;
+        char *end;
+        errno = 0;
+        long long v = strtoll(at + 1, &end, 10);
+        if (!errno && *end == 0 && end != at + 1) ts = v;
+        else if (feat_parse_rfc3339(at + 1, strlen(at + 1), &ts) != 0) {
+            fprintf(stderr, "featctl: history: \"%s\" is not ms since the epoch or RFC 3339\n", at + 1);
+            free(rows); free(rp);
+            return 2;
+        }
+        featd__v1__entity_time__init(&rows[n]);
+        rows[n].entity_key = argv[i];
+        rows[n].ts_ms = ts;
+        rp[n] = &rows[n];
+        n++;
+    }
+    if (!table || !n) {
+        usage(stderr);
+        free(rows); free(rp);
+        return 2;
+    }
+    char *feats[1024];
+    size_t nf = fl ? split(fl, feats, 1024) : 0;
+    Featd__V1__GetHistoricalFeaturesRequest req = FEATD__V1__GET_HISTORICAL_FEATURES_REQUEST__INIT;
+    req.table = (char *)table;
+    req.n_rows = n;
+    req.rows = rp;
+    req.n_features = nf;
+    req.features = feats;
+    size_t len = protobuf_c_message_get_packed_size(&req.base);
+    uint8_t *buf = malloc(len + 1);
+    protobuf_c_message_pack(&req.base, buf);
+    hist_ctx_t h;
+    memset(&h, 0, sizeof(h));
+    char msg[512];
+    int code = feat_client_stream(cli, "/featd.v1.FeatureService/GetHistoricalFeatures", buf, len, on_hist, &h,
+                                  timeout_ms, msg, sizeof(msg));
+    free(buf);
+    free(rows);
+    free(rp);
+    int rc = 0;
+    if (code) {
+        rc = fail_call("history", code, msg);
+    } else if (json_out) {
+        printf("{\"table\":\"%s\",\"rows\":[%.*s]}\n", table, (int)h.out.len, h.out.data ? h.out.data : "");
+    } else {
+        size_t ncols = h.nf + 2;
+        char **hdr = calloc(ncols, sizeof(char *));
+        hdr[0] = "ENTITY";
+        hdr[1] = "AS_OF";
+        for (size_t j = 0; j < h.nf; j++) hdr[j + 2] = h.features[j];
+        print_table(hdr, ncols, h.cells, h.n);
+        free(hdr);
+    }
+    for (size_t i = 0; i < h.cap; i++) feat_buf_free(&h.cells[i]);
+    free(h.cells);
+    for (size_t j = 0; j < h.nf; j++) free(h.features[j]);
+    free(h.features);
+    feat_buf_free(&h.out);
+    return rc;
+}
+
+static int cmd_status(void) {
+    Featd__V1__StatusRequest req = FEATD__V1__STATUS_REQUEST__INIT;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call("/featd.v1.AdminService/Status", &req.base, &resp, "status");
+    if (rc) return rc;
+    Featd__V1__StatusResponse *r = featd__v1__status_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    if (json_out) {
+        printf("{\"version\":\"%s\",\"uptime_s\":%lld,\"ready\":%s,\"events_applied\":%llu,\"dead_letters\":%llu,"
+               "\"store_bytes\":%llu,\"tables\":[",
+               r->version, (long long)r->uptime_s, r->ready ? "true" : "false",
+               (unsigned long long)r->events_applied, (unsigned long long)r->dead_letters,
+               (unsigned long long)r->store_bytes);
+        for (size_t i = 0; i < r->n_tables; i++)
+            printf("%s{\"name\":\"%s\",\"events_applied\":%llu,\"newest_event_time_ms\":%lld,\"freshness_ms\":%lld}",
+                   i ? "," : "", r->tables[i]->name, (unsigned long long)r->tables[i]->events_applied,
+                   (long long)r->tables[i]->newest_event_time_ms, (long long)r->tables[i]->freshness_ms);
+        printf("],\"partitions\":[");
+        for (size_t i = 0; i < r->n_partitions; i++)
+            printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld}",
+                   i ? "," : "", r->partitions[i]->topic, r->partitions[i]->partition,
+                   (long long)r->partitions[i]->next_offset, (long long)r->partitions[i]->high_watermark,
+                   (long long)r->partitions[i]->lag);
+        printf("]}\n");
+    } else {
+        int64_t lag = 0;
+        for (size_t i = 0; i < r->n_partitions; i++) if (r->partitions[i]->lag > 0) lag += r->partitions[i]->lag;
+        printf("featd %s, up %llds, %s\n", r->version, (long long)r->uptime_s, r->ready ? "ready" : "NOT READY");
+        printf("applied %llu events, %llu dead letters; store %.1f MiB; lag %lld over %zu partitions\n",
+               (unsigned long long)r->events_applied, (unsigned long long)r->dead_letters,
+               (double)r->store_bytes / 1048576.0, (long long)lag, r->n_partitions);
+        char *hdr[] = {"TABLE", "EVENTS", "NEWEST EVENT", "FRESHNESS"};
+        feat_buf_t *cells = calloc(4 * (r->n_tables ? r->n_tables : 1), sizeof(feat_buf_t));
+        for (size_t i = 0; i < r->n_tables; i++) {
+            char ts[40] = "-";
+            if (r->tables[i]->newest_event_time_ms) feat_format_rfc3339(r->tables[i]->newest_event_time_ms, ts, sizeof(ts));
+            feat_buf_puts(&cells[i * 4], r->tables[i]->name);
+            feat_buf_printf(&cells[i * 4 + 1], "%llu", (unsigned long long)r->tables[i]->events_applied);
+            feat_buf_puts(&cells[i * 4 + 2], ts);
+            if (r->tables[i]->freshness_ms >= 0) feat_buf_printf(&cells[i * 4 + 3], "%lld ms", (long long)r->tables[i]->freshness_ms);
+            else feat_buf_puts(&cells[i * 4 + 3], "-");
+        }
+        print_table(hdr, 4, cells, r->n_tables);
+        for (size_t i = 0; i < 4 * (r->n_tables ? r->n_tables : 1); i++) feat_buf_free(&cells[i]);
+        free(cells);
+    }
+    featd__v1__status_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int cmd_tables(void) {
+    Featd__V1__ListTablesRequest req = FEATD__V1__LIST_TABLES_REQUEST__INIT;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call("/featd.v1.AdminService/ListTables", &req.base, &resp, "tables");
+    if (rc) return rc;
+    Featd__V1__ListTablesResponse *r = featd__v1__list_tables_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    if (json_out) printf("{\"tables\":[");
+    for (size_t i = 0; i < r->n_tables; i++) {
+        Featd__V1__TableSchema *t = r->tables[i];
+        if (json_out) {
+            printf("%s{\"name\":\"%s\",\"entity\":\"%s\",\"topic\":\"%s\",\"ttl_ms\":%lld,\"features\":[", i ? "," : "",
+                   t->name, t->entity, t->topic, (long long)t->ttl_ms);
+            for (size_t f = 0; f < t->n_features; f++)
+                printf("%s{\"name\":\"%s\",\"type\":\"%s\"}", f ? "," : "", t->features[f]->name, t->features[f]->type);
+            printf("]}");
+        } else {
+            printf("%s (entity %s, topic %s, ttl %s%lld ms)\n", t->name, t->entity, t->topic,
+                   t->ttl_ms ? "" : "none: ", (long long)t->ttl_ms);
+            for (size_t f = 0; f < t->n_features; f++) printf("  %-32s %s\n", t->features[f]->name, t->features[f]->type);
+        }
+    }
+    if (json_out) printf("]}\n");
+    featd__v1__list_tables_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* The address from <data_dir>/featd.addr, else serve.listen. */
+static char *addr_from_config(const char *path) {
+    char err[512];
+    feat_config_t *cfg = feat_config_load(path, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "featctl: config: %s\n", err);
+        exit(2);
+    }
+    char *out = NULL, fpath[4096];
+    snprintf(fpath, sizeof(fpath), "%s/featd.addr", cfg->data_dir);
+    FILE *f = fopen(fpath, "r");
+    if (f) {
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        feat_json_tok_t toks[16];
+        if (feat_json_parse(buf, n, toks, 16, 4, NULL) > 0) {
+            int v = feat_json_obj_get(buf, toks, 0, "grpc");
+            if (v > 0) out = strndup(buf + toks[v].start, toks[v].end - toks[v].start);
+        }
+    }
+    if (!out) out = strdup(cfg->serve_listen);
+    feat_config_free(cfg);
+    return out;
+}
+
+int main(int argc, char **argv) {
+    int i = 1;
+    char *owned_addr = NULL, *token = NULL;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json")) json_out = 1;
+        else if (!strcmp(a, "--addr") && i + 1 < argc) addr = argv[++i];
+        else if (!strcmp(a, "--config") && i + 1 < argc) addr = owned_addr = addr_from_config(argv[++i]);
+        else if (!strcmp(a, "--timeout") && i + 1 < argc) timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
+        else if (!strcmp(a, "--token-file") && i + 1 < argc) {
+            FILE *f = fopen(argv[++i], "r");
+            char buf[512];
+            if (!f || !fgets(buf, sizeof(buf), f)) {
+                fprintf(stderr, "featctl: cannot read token file %s\n", argv[i]);
+                if (f) fclose(f);
+                return 2;
+            }
+            fclose(f);
+            buf[strcspn(buf, "\r\n")] = 0;
+            token = strdup(buf);
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "featctl: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!addr) addr = "127.0.0.1:7070";
+    char err[256];
+    cli = feat_client_new(addr, err, sizeof(err));
+    if (!cli) {
+        fprintf(stderr, "featctl: %s\n", err);
+        return 1;
+    }
+    if (token) feat_client_set_token(cli, token);
+    const char *cmd = argv[i++];
+    int rc;
+    if (!strcmp(cmd, "get")) rc = cmd_get(argc - i, argv + i);
+    else if (!strcmp(cmd, "history")) rc = cmd_history(argc - i, argv + i);
+    else if (!strcmp(cmd, "status")) rc = cmd_status();
+    else if (!strcmp(cmd, "tables")) rc = cmd_tables();
+    else {
+        fprintf(stderr, "featctl: unknown command %s\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    feat_client_destroy(cli);
+    free(owned_addr);
+    free(token);
+    return rc;
+}

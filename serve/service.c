@@ -1,0 +1,442 @@
+/*
+ * serve/service.c — featd's gRPC methods: FeatureService and AdminService.
+ *
+ * Handlers decode requests with protobuf-c into the call's arena, validate
+ * them (every error names the offending table, feature or key), read the
+ * cache and the store, and encode the reply.  They run on the gRPC worker
+ * threads and never block on anything but RocksDB.  Methods whose features
+ * have not been built yet answer UNIMPLEMENTED with a message, so clients
+ * already see the whole API.
+ */
+#include "serve/cache.h"
+#include "serve/lookup.h"
+#include "serve/daemon.h"
+#include "serve/rpc.h"
+#include "common/clock.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/pbwire.h"
+#include "featd/v1/admin.pb-c.h"
+#include "featd/v1/feature_service.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (code))
+
+/* ---- request validation ------------------------------------------------------- */
+
+/* 1 if a string field (fields[] of the message, or of the nested message in
+ * field `nested`) holds a NUL byte: protobuf-c would cut the string there. */
+static int has_nul(const uint8_t *p, size_t n, uint32_t str_mask, uint32_t nested, uint32_t nested_mask) {
+    feat_pb_t r;
+    feat_pb_field_t f;
+    feat_pb_init(&r, p, n);
+    while (r.p < r.end) {
+        if (!feat_pb_next(&r, &f)) return 0; /* malformed: protobuf-c will refuse it */
+        if (f.wt != 2 || f.num >= 32) continue;
+        if ((str_mask >> f.num) & 1) {
+            if (memchr(f.s, 0, f.n)) return 1;
+        } else if (f.num == nested && has_nul(f.s, f.n, nested_mask, 0, 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const feat_table_t *resolve_table(featd_t *fd, feat_rpc_call_t *call, const char *name, int *err) {
+    if (!name || !*name) {
+        *err = ERR(call, FEAT_ERR_INVALID, "table is required");
+        return NULL;
+    }
+    const feat_table_t *t = feat_store_table(fd->st, name);
+    if (!t) *err = ERR(call, FEAT_ERR_INVALID, "unknown table \"%.64s\"", name);
+    return t;
+}
+
+/* Feature indexes for the requested names (all features when none). */
+static uint16_t *resolve_features(const feat_table_t *t, feat_rpc_call_t *call, char **names, size_t n,
+                                  size_t *nout, int *err) {
+    const feat_table_conf_t *tc = t->conf;
+    size_t cnt = n ? n : tc->nfeatures;
+    uint16_t *fidx = feat_arena_alloc(call->arena, cnt * sizeof(uint16_t) + 1);
+    unsigned char *seen = feat_arena_calloc(call->arena, tc->nfeatures + 1);
+    if (!fidx || !seen) {
+        *err = FEAT_ERR_NOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (!n) {
+            fidx[i] = (uint16_t)i;
+            continue;
+        }
+        int f = feat_table_feature_index(tc, names[i], strlen(names[i]));
+        if (f < 0) {
+            *err = ERR(call, FEAT_ERR_INVALID, "unknown feature \"%.64s\" in table %s", names[i], tc->name);
+            return NULL;
+        }
+        if (seen[f]) {
+            *err = ERR(call, FEAT_ERR_INVALID, "feature \"%s\" requested twice", names[i]);
+            return NULL;
+        }
+        seen[f] = 1;
+        fidx[i] = (uint16_t)f;
+    }
+    *nout = cnt;
+    return fidx;
+}
+
+/* Checks keys: present, non-empty, not too long, unique, not too many. */
+static int check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n) {
+    if (n == 0) return ERR(call, FEAT_ERR_INVALID, "entity_keys is empty");
+    if ((int64_t)n > fd->cfg->serve_max_keys)
+        return ERR(call, FEAT_ERR_INVALID, "too many entity keys: %zu > serve.max_keys = %lld", n,
+                   (long long)fd->cfg->serve_max_keys);
+    size_t cap = 16;
+    while (cap < n * 2) cap <<= 1;
+    uint32_t *slots = feat_arena_calloc(call->arena, cap * sizeof(uint32_t));
+    if (!slots) return FEAT_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(keys[i]);
+        if (l == 0) return ERR(call, FEAT_ERR_INVALID, "entity key %zu is empty", i);
+        if ((int64_t)l > fd->cfg->ingest_max_key)
+            return ERR(call, FEAT_ERR_INVALID, "entity key %zu is %zu bytes; the limit is %lld", i, l,
+                       (long long)fd->cfg->ingest_max_key);
+        size_t h = (size_t)feat_hash64(keys[i], l) & (cap - 1);
+        while (slots[h]) {
+            if (strcmp(keys[slots[h] - 1], keys[i]) == 0)
+                return ERR(call, FEAT_ERR_INVALID, "duplicate entity key \"%.64s\" (positions %u and %zu)", keys[i],
+                           slots[h] - 1, i);
+            h = (h + 1) & (cap - 1);
+        }
+        slots[h] = (uint32_t)i + 1;
+    }
+    return FEAT_OK;
+}
+
+/* ---- values ------------------------------------------------------------------------ */
+
+static Featd__V1__FeatureValue *to_pb(feat_arena_t *a, const feat_value_t *v) {
+    Featd__V1__FeatureValue *fv = feat_arena_alloc(a, sizeof(*fv));
+    if (!fv) return NULL;
+    featd__v1__feature_value__init(fv);
+    fv->status = v->status == FEAT_ST_PRESENT   ? FEATD__V1__FEATURE_STATUS__PRESENT
+                 : v->status == FEAT_ST_EXPIRED ? FEATD__V1__FEATURE_STATUS__EXPIRED
+                                                : FEATD__V1__FEATURE_STATUS__NOT_FOUND;
+    if (v->status == FEAT_ST_NOT_FOUND) return fv;
+    fv->event_time_ms = v->ts;
+    Featd__V1__Value *pv = feat_arena_alloc(a, sizeof(*pv));
+    if (!pv) return NULL;
+    featd__v1__value__init(pv);
+    switch (v->type) {
+    case FEAT_FT_DOUBLE: pv->kind_case = FEATD__V1__VALUE__KIND_DOUBLE_VALUE; pv->double_value = v->v.d; break;
+    case FEAT_FT_INT64: pv->kind_case = FEATD__V1__VALUE__KIND_INT64_VALUE; pv->int64_value = v->v.i; break;
+    case FEAT_FT_BOOL: pv->kind_case = FEATD__V1__VALUE__KIND_BOOL_VALUE; pv->bool_value = v->v.b != 0; break;
+    case FEAT_FT_STRING:
+        pv->kind_case = FEATD__V1__VALUE__KIND_STRING_VALUE;
+        pv->string_value = feat_arena_strndup(a, v->v.s, v->slen);
+        if (!pv->string_value) return NULL;
+        break;
+    default: break;
+    }
+    fv->value = pv;
+    return fv;
+}
+
+static int pack(feat_buf_t *out, const ProtobufCMessage *m) {
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (feat_buf_grow(out, n)) return FEAT_ERR_NOMEM;
+    protobuf_c_message_pack(m, (uint8_t *)out->data + out->len);
+    out->len += n;
+    return FEAT_OK;
+}
+
+/* ---- GetOnlineFeatures ----------------------------------------------------------------- */
+
+static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    if (has_nul(call->req, call->req_len, (1u << 1) | (1u << 2) | (1u << 3), 0, 0))
+        return ERR(call, FEAT_ERR_INVALID, "a table, feature or entity key contains a NUL byte");
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__GetOnlineFeaturesRequest *req =
+        featd__v1__get_online_features_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetOnlineFeaturesRequest");
+    int err = FEAT_OK;
+    const feat_table_t *t = resolve_table(fd, call, req->table, &err);
+    if (!t) return err;
+    size_t nf = 0;
+    uint16_t *fidx = resolve_features(t, call, req->features, req->n_features, &nf, &err);
+    if (!fidx) return err;
+    if ((err = check_keys(fd, call, req->entity_keys, req->n_entity_keys))) return err;
+    size_t n = req->n_entity_keys;
+    feat_value_t *vals = feat_arena_alloc(call->arena, n * nf * sizeof(feat_value_t) + 1);
+    if (!vals) return FEAT_ERR_NOMEM;
+    size_t *klens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    if (!klens) return FEAT_ERR_NOMEM;
+    for (size_t k = 0; k < n; k++) klens[k] = strlen(req->entity_keys[k]);
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    err = feat_online_lookup(fd->st, fd->cache, t, n, (const char *const *)req->entity_keys, klens, fidx, nf,
+                             feat_now_ms(), vals, &ls);
+    if (err) {
+        feat_lookup_scratch_free(&ls);
+        return ERR(call, err, "online read failed: %s", feat_err_str(err));
+    }
+    Featd__V1__GetOnlineFeaturesResponse res = FEATD__V1__GET_ONLINE_FEATURES_RESPONSE__INIT;
+    res.n_features = nf;
+    res.features = feat_arena_alloc(call->arena, nf * sizeof(char *) + 1);
+    res.n_rows = n;
+    res.rows = feat_arena_alloc(call->arena, n * sizeof(Featd__V1__EntityRow *) + 1);
+    Featd__V1__EntityRow *rows = feat_arena_alloc(call->arena, n * sizeof(Featd__V1__EntityRow) + 1);
+    Featd__V1__FeatureValue **fvs = feat_arena_alloc(call->arena, n * nf * sizeof(void *) + 1);
+    if (!res.features || !res.rows || !rows || !fvs) err = FEAT_ERR_NOMEM;
+    for (size_t j = 0; !err && j < nf; j++) res.features[j] = t->conf->features[fidx[j]].name;
+    for (size_t k = 0; !err && k < n; k++) {
+        featd__v1__entity_row__init(&rows[k]);
+        rows[k].entity_key = req->entity_keys[k];
+        rows[k].n_values = nf;
+        rows[k].values = fvs + k * nf;
+        for (size_t j = 0; j < nf; j++)
+            if (!(fvs[k * nf + j] = to_pb(call->arena, &vals[k * nf + j]))) err = FEAT_ERR_NOMEM;
+        res.rows[k] = &rows[k];
+    }
+    if (!err) err = pack(resp, &res.base);
+    feat_lookup_scratch_free(&ls);
+    return err;
+}
+
+/* ---- GetHistoricalFeatures ----------------------------------------------------------------- */
+
+typedef struct hist_state {
+    featd_t *fd;
+    Featd__V1__GetHistoricalFeaturesRequest *req;
+    const feat_table_t *t;
+    uint16_t *fidx;
+    size_t nf;
+    size_t i;
+    feat_pit_reader_t *reader;
+    feat_value_t *vals;
+    feat_buf_t strings;
+    feat_arena_t row_arena;
+} hist_state_t;
+
+static void *hist_begin(feat_rpc_call_t *call, int *err) {
+    featd_t *fd = call->app;
+    if (has_nul(call->req, call->req_len, (1u << 1) | (1u << 3), 2, 1u << 1)) {
+        *err = ERR(call, FEAT_ERR_INVALID, "a table, feature or entity key contains a NUL byte");
+        return NULL;
+    }
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__GetHistoricalFeaturesRequest *req =
+        featd__v1__get_historical_features_request__unpack(&al, call->req_len, call->req);
+    if (!req) {
+        *err = ERR(call, FEAT_ERR_INVALID, "request is not a GetHistoricalFeaturesRequest");
+        return NULL;
+    }
+    hist_state_t *hs = feat_arena_calloc(call->arena, sizeof(*hs));
+    if (!hs) {
+        *err = FEAT_ERR_NOMEM;
+        return NULL;
+    }
+    hs->fd = fd;
+    hs->req = req;
+    *err = FEAT_OK;
+    hs->t = resolve_table(fd, call, req->table, err);
+    if (!hs->t) return NULL;
+    hs->fidx = resolve_features(hs->t, call, req->features, req->n_features, &hs->nf, err);
+    if (!hs->fidx) return NULL;
+    if (req->n_rows == 0) {
+        *err = ERR(call, FEAT_ERR_INVALID, "rows is empty");
+        return NULL;
+    }
+    if ((int64_t)req->n_rows > fd->cfg->serve_max_history_rows) {
+        *err = ERR(call, FEAT_ERR_INVALID, "too many rows: %zu > serve.max_history_rows = %lld", req->n_rows,
+                   (long long)fd->cfg->serve_max_history_rows);
+        return NULL;
+    }
+    for (size_t i = 0; i < req->n_rows; i++) {
+        if (!req->rows[i]->entity_key || !*req->rows[i]->entity_key) {
+            *err = ERR(call, FEAT_ERR_INVALID, "row %zu has an empty entity key", i);
+            return NULL;
+        }
+    }
+    hs->vals = feat_arena_alloc(call->arena, hs->nf * sizeof(feat_value_t) + 1);
+    hs->reader = feat_pit_reader_new(fd->st);
+    if (!hs->vals || !hs->reader) {
+        feat_pit_reader_destroy(hs->reader);
+        *err = FEAT_ERR_NOMEM;
+        return NULL;
+    }
+    feat_arena_init(&hs->row_arena, 16384);
+    return hs;
+}
+
+static int hist_next(feat_rpc_call_t *call, void *state, feat_buf_t *out) {
+    hist_state_t *hs = state;
+    if (hs->i >= hs->req->n_rows) return 0;
+    Featd__V1__EntityTime *et = hs->req->rows[hs->i];
+    int rc = feat_pit_read(hs->reader, hs->t, et->entity_key, strlen(et->entity_key), et->ts_ms, hs->fidx, hs->nf, 1,
+                           hs->vals, &hs->strings);
+    if (rc) return ERR(call, rc, "point-in-time read failed for row %zu", hs->i);
+    feat_arena_reset(&hs->row_arena);
+    Featd__V1__HistoricalRow row = FEATD__V1__HISTORICAL_ROW__INIT;
+    row.entity_key = et->entity_key;
+    row.ts_ms = et->ts_ms;
+    row.n_values = hs->nf;
+    row.values = feat_arena_alloc(&hs->row_arena, hs->nf * sizeof(void *) + 1);
+    if (!row.values) return FEAT_ERR_NOMEM;
+    for (size_t j = 0; j < hs->nf; j++)
+        if (!(row.values[j] = to_pb(&hs->row_arena, &hs->vals[j]))) return FEAT_ERR_NOMEM;
+    if (hs->i == 0) {
+        row.n_features = hs->nf;
+        row.features = feat_arena_alloc(&hs->row_arena, hs->nf * sizeof(char *) + 1);
+        if (!row.features) return FEAT_ERR_NOMEM;
+        for (size_t j = 0; j < hs->nf; j++) row.features[j] = hs->t->conf->features[hs->fidx[j]].name;
+    }
+    hs->i++;
+    return pack(out, &row.base) == FEAT_OK ? 1 : FEAT_ERR_NOMEM;
+}
+
+static void hist_end(void *state) {
+    hist_state_t *hs = state;
+    feat_pit_reader_destroy(hs->reader);
+    feat_buf_free(&hs->strings);
+    feat_arena_free(&hs->row_arena);
+}
+
+static const feat_stream_ops_t hist_ops = {hist_begin, hist_next, hist_end};
+
+/* ---- AdminService: Status, ListTables ------------------------------------------------------ */
+
+static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__StatusRequest *req = featd__v1__status_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a StatusRequest");
+    feat_arena_t *a = call->arena;
+    Featd__V1__StatusResponse res = FEATD__V1__STATUS_RESPONSE__INIT;
+    res.version = FEATD_VERSION;
+    int64_t now = feat_now_ms();
+    res.uptime_s = (now - fd->started_ms) / 1000;
+    res.ready = featd_ready(fd);
+    feat_ingest_stats_t st;
+    feat_ingest_get_stats(fd->ingest, &st);
+    res.events_applied = st.events;
+    res.dead_letters = st.dead_letters;
+    res.store_bytes = feat_store_size_bytes(fd->st);
+    res.n_tables = fd->cfg->ntables;
+    res.tables = feat_arena_alloc(a, res.n_tables * sizeof(void *) + 1);
+    if (!res.tables) return FEAT_ERR_NOMEM;
+    for (size_t i = 0; i < res.n_tables; i++) {
+        Featd__V1__TableStatus *ts = feat_arena_alloc(a, sizeof(*ts));
+        if (!ts) return FEAT_ERR_NOMEM;
+        featd__v1__table_status__init(ts);
+        ts->name = fd->cfg->tables[i].name;
+        ts->newest_event_time_ms = feat_ingest_newest_event(fd->ingest, i);
+        ts->freshness_ms = ts->newest_event_time_ms ? now - ts->newest_event_time_ms : -1;
+        ts->events_applied = feat_ingest_table_events(fd->ingest, i);
+        res.tables[i] = ts;
+    }
+    size_t np = feat_ingest_partitions(fd->ingest, NULL, 0);
+    feat_partition_status_t *ps = feat_arena_alloc(a, (np + 1) * sizeof(*ps));
+    if (!ps) return FEAT_ERR_NOMEM;
+    np = feat_ingest_partitions(fd->ingest, ps, np + 1);
+    res.n_partitions = np;
+    res.partitions = feat_arena_alloc(a, np * sizeof(void *) + 1);
+    if (!res.partitions) return FEAT_ERR_NOMEM;
+    for (size_t i = 0; i < np; i++) {
+        Featd__V1__PartitionStatus *p = feat_arena_alloc(a, sizeof(*p));
+        if (!p) return FEAT_ERR_NOMEM;
+        featd__v1__partition_status__init(p);
+        p->topic = ps[i].topic;
+        p->partition = ps[i].partition;
+        p->next_offset = ps[i].next_offset;
+        p->high_watermark = ps[i].high_watermark;
+        p->lag = ps[i].lag;
+        res.partitions[i] = p;
+    }
+    return pack(resp, &res.base);
+}
+
+static int list_tables(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    if (!featd__v1__list_tables_request__unpack(&al, call->req_len, call->req))
+        return ERR(call, FEAT_ERR_INVALID, "request is not a ListTablesRequest");
+    feat_arena_t *a = call->arena;
+    Featd__V1__ListTablesResponse res = FEATD__V1__LIST_TABLES_RESPONSE__INIT;
+    res.n_tables = fd->cfg->ntables;
+    res.tables = feat_arena_alloc(a, res.n_tables * sizeof(void *) + 1);
+    if (!res.tables) return FEAT_ERR_NOMEM;
+    for (size_t i = 0; i < res.n_tables; i++) {
+        const feat_table_conf_t *tc = &fd->cfg->tables[i];
+        Featd__V1__TableSchema *ts = feat_arena_alloc(a, sizeof(*ts));
+        if (!ts) return FEAT_ERR_NOMEM;
+        featd__v1__table_schema__init(ts);
+        ts->name = tc->name;
+        ts->entity = tc->entity;
+        ts->topic = tc->topic;
+        ts->ttl_ms = tc->ttl_ms;
+        ts->n_features = tc->nfeatures;
+        ts->features = feat_arena_alloc(a, tc->nfeatures * sizeof(void *) + 1);
+        if (!ts->features) return FEAT_ERR_NOMEM;
+        for (size_t f = 0; f < tc->nfeatures; f++) {
+            Featd__V1__FeatureSchema *fs = feat_arena_alloc(a, sizeof(*fs));
+            if (!fs) return FEAT_ERR_NOMEM;
+            featd__v1__feature_schema__init(fs);
+            fs->name = tc->features[f].name;
+            fs->type = (char *)feat_ftype_name(tc->features[f].type);
+            ts->features[f] = fs;
+        }
+        res.tables[i] = ts;
+    }
+    return pack(resp, &res.base);
+}
+
+/* ---- declared but not built yet ------------------------------------------------------------- */
+
+static int not_yet(feat_rpc_call_t *call, const char *what) {
+    return ERR(call, FEAT_ERR_UNIMPLEMENTED, "%s is not available in featd %s yet", what, FEATD_VERSION);
+}
+static int predict(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "Predict (model serving)"); }
+static int list_models(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "ListModels (model registry)"); }
+static int promote(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "Promote (model registry)"); }
+static int rollback(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "Rollback (model registry)"); }
+static int retrain(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "TriggerRetrain (training)"); }
+static int retrain_status(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "GetRetrainStatus (training)"); }
+static int drift_report(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "GetDriftReport (drift monitoring)"); }
+static int pin_reference(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "PinDriftReference (drift monitoring)"); }
+
+#define FS "/featd.v1.FeatureService/"
+#define AS "/featd.v1.AdminService/"
+
+static const feat_method_t methods[] = {
+    {FS "GetOnlineFeatures", "GetOnlineFeatures", get_online, NULL, FEAT_RPC_READ},
+    {FS "GetHistoricalFeatures", "GetHistoricalFeatures", NULL, &hist_ops, FEAT_RPC_READ},
+    {FS "Predict", "Predict", predict, NULL, FEAT_RPC_READ},
+    {AS "Status", "Status", status, NULL, FEAT_RPC_READ},
+    {AS "ListTables", "ListTables", list_tables, NULL, FEAT_RPC_READ},
+    {AS "ListModels", "ListModels", list_models, NULL, FEAT_RPC_READ},
+    {AS "Promote", "Promote", promote, NULL, FEAT_RPC_ADMIN},
+    {AS "Rollback", "Rollback", rollback, NULL, FEAT_RPC_ADMIN},
+    {AS "TriggerRetrain", "TriggerRetrain", retrain, NULL, FEAT_RPC_ADMIN},
+    {AS "GetRetrainStatus", "GetRetrainStatus", retrain_status, NULL, FEAT_RPC_READ},
+    {AS "GetDriftReport", "GetDriftReport", drift_report, NULL, FEAT_RPC_READ},
+    {AS "PinDriftReference", "PinDriftReference", pin_reference, NULL, FEAT_RPC_ADMIN},
+};
+
+const feat_method_t *featd_methods(size_t *n) {
+    *n = sizeof(methods) / sizeof(methods[0]);
+    return methods;
+}
+
+int featd_ready(featd_t *fd) {
+    if (!fd->st || !fd->ingest || feat_ingest_failed(fd->ingest) || atomic_load(&fd->shutting_down)) return 0;
+    feat_ingest_stats_t s;
+    feat_ingest_get_stats(fd->ingest, &s);
+    return s.assigned > 0;
+}

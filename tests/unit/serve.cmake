@@ -1,0 +1,1 @@
+featd_check_test(test_cache SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_cache.c LIBS featd_serve)

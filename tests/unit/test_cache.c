@@ -1,0 +1,246 @@
+/* Unit tests for serve/cache.c and serve/lookup.c: hits and misses, cached
+ * absences, TTL evaluated at read time, the byte bound, and — with a writer
+ * and readers racing — that no lookup starting after a batch committed ever
+ * returns an older value. */
+#include "testutil.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common/config.h"
+#include "serve/cache.h"
+#include "serve/lookup.h"
+#include "store/store.h"
+
+static const char *cfg_text = "[table t]\ntopic = x\nttl = 10s\nfeature.v = int64\nfeature.s = string\n";
+
+typedef struct fx {
+    char *dir;
+    feat_config_t *cfg;
+    feat_store_t *st;
+    feat_cache_t *cache;
+    const feat_table_t *t;
+} fx_t;
+
+static fx_t fx_new(size_t cache_bytes) {
+    fx_t f = {0};
+    char err[256], path[512];
+    f.dir = tu_tmpdir();
+    f.cfg = feat_config_parse(cfg_text, strlen(cfg_text), err, sizeof(err));
+    ck_assert_ptr_nonnull(f.cfg);
+    snprintf(path, sizeof(path), "%s/db", f.dir);
+    feat_store_conf_t sc = {path, f.cfg, 0, 8 << 20, 8 << 20, 0};
+    f.st = feat_store_open(&sc, err, sizeof(err));
+    ck_assert_msg(f.st != NULL, "%s", err);
+    f.cache = feat_cache_new(cache_bytes, 8, NULL);
+    ck_assert_ptr_nonnull(f.cache);
+    feat_store_set_write_hook(f.st, feat_cache_write_hook, f.cache);
+    f.t = feat_store_table(f.st, "t");
+    return f;
+}
+
+static void fx_free(fx_t *f) {
+    feat_store_set_write_hook(f->st, NULL, NULL);
+    feat_cache_destroy(f->cache);
+    feat_store_close(f->st);
+    feat_config_free(f->cfg);
+    tu_rmrf(f->dir);
+    free(f->dir);
+}
+
+static void put(fx_t *f, feat_wb_t *wb, const char *key, int64_t ts, int64_t v, int64_t off) {
+    uint16_t fi[2] = {0, 1};
+    char s[32];
+    snprintf(s, sizeof(s), "s%lld", (long long)v);
+    feat_value_t vals[2] = {{0}};
+    vals[0].type = FEAT_FT_INT64;
+    vals[0].v.i = v;
+    vals[1].type = FEAT_FT_STRING;
+    vals[1].v.s = s;
+    vals[1].slen = (uint32_t)strlen(s);
+    ck_assert_int_eq(feat_wb_put_event(wb, f->t, key, strlen(key), ts, 0, off, fi, vals, 2), FEAT_OK);
+}
+
+static void commit(fx_t *f, feat_wb_t *wb) {
+    char err[256];
+    ck_assert_int_eq(feat_store_write(f->st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_clear(wb);
+}
+
+START_TEST(hits_misses_absences_ttl) {
+    fx_t f = fx_new(1 << 20);
+    feat_wb_t *wb = feat_wb_new(f.st);
+    put(&f, wb, "a", 1000, 7, 1);
+    commit(&f, wb);
+    const char *keys[2] = {"a", "ghost"};
+    size_t lens[2] = {1, 5};
+    uint16_t fi[2] = {0, 1};
+    feat_value_t vals[4];
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(feat_online_lookup(f.st, f.cache, f.t, 2, keys, lens, fi, 2, 2000, vals, &ls), FEAT_OK);
+        ck_assert_int_eq(vals[0].status, FEAT_ST_PRESENT);
+        ck_assert_int_eq(vals[0].v.i, 7);
+        ck_assert_int_eq(vals[1].slen, 2);
+        ck_assert(memcmp(vals[1].v.s, "s7", 2) == 0);
+        ck_assert_int_eq(vals[2].status, FEAT_ST_NOT_FOUND);
+        ck_assert_int_eq(vals[3].status, FEAT_ST_NOT_FOUND);
+        feat_lookup_scratch_free(&ls);
+    }
+    feat_cache_stats_t s;
+    feat_cache_get_stats(f.cache, &s);
+    ck_assert_uint_eq(s.misses, 2);  /* first round only: the absence is cached too */
+    ck_assert_uint_eq(s.hits, 4);
+    ck_assert_uint_eq(s.entries, 2);
+    /* TTL is judged when read, from the cached event time */
+    ck_assert_int_eq(feat_online_lookup(f.st, f.cache, f.t, 1, keys, lens, fi, 1, 1000 + 10001, vals, &ls), FEAT_OK);
+    ck_assert_int_eq(vals[0].status, FEAT_ST_EXPIRED);
+    ck_assert_int_eq(vals[0].v.i, 7);
+    feat_lookup_scratch_free(&ls);
+    /* a write drops the entry and the next read sees the new value */
+    put(&f, wb, "a", 1500, 8, 2);
+    put(&f, wb, "ghost", 1500, 9, 3);
+    commit(&f, wb);
+    ck_assert_int_eq(feat_online_lookup(f.st, f.cache, f.t, 2, keys, lens, fi, 1, 2000, vals, &ls), FEAT_OK);
+    ck_assert_int_eq(vals[0].v.i, 8);
+    ck_assert_int_eq(vals[1].status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(vals[1].v.i, 9);
+    feat_lookup_scratch_free(&ls);
+    feat_cache_get_stats(f.cache, &s);
+    ck_assert_uint_eq(s.invalidations, 2);
+    feat_wb_destroy(wb);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(byte_bound_holds) {
+    fx_t f = fx_new(64 * 1024);
+    feat_wb_t *wb = feat_wb_new(f.st);
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        put(&f, wb, key, 1000, i, i);
+    }
+    commit(&f, wb);
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    uint16_t fi = 0;
+    feat_value_t v;
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        const char *k = key;
+        size_t l = strlen(key);
+        ck_assert_int_eq(feat_online_lookup(f.st, f.cache, f.t, 1, &k, &l, &fi, 1, 2000, &v, &ls), FEAT_OK);
+        ck_assert_int_eq(v.v.i, i);
+    }
+    feat_lookup_scratch_free(&ls);
+    feat_cache_stats_t s;
+    feat_cache_get_stats(f.cache, &s);
+    ck_assert_msg(s.bytes <= 64 * 1024, "cache holds %llu bytes", (unsigned long long)s.bytes);
+    ck_assert_uint_gt(s.evictions, 0);
+    ck_assert_uint_gt(s.entries, 0);
+    feat_wb_destroy(wb);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- writer vs readers ---------------------------------------------------- */
+
+enum { NKEYS = 40, VERSIONS = 1500, READERS = 3 };
+static fx_t rf;
+static atomic_llong committed;   /* highest version whose write returned */
+static atomic_int done;
+static atomic_llong violations, reads;
+
+static void *writer(void *arg) {
+    (void)arg;
+    feat_wb_t *wb = feat_wb_new(rf.st);
+    char key[16];
+    for (int64_t v = 1; v <= VERSIONS; v++) {
+        /* each batch touches a rotating half of the keys: others stay cached */
+        for (int k = 0; k < NKEYS; k++) {
+            if ((k + v) % 2) continue;
+            snprintf(key, sizeof(key), "e%d", k);
+            put(&rf, wb, key, 1000 + v, v, v * NKEYS + k);
+        }
+        commit(&rf, wb);
+        atomic_store(&committed, v);
+    }
+    feat_wb_destroy(wb);
+    atomic_store(&done, 1);
+    return NULL;
+}
+
+static void *reader(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    int64_t last[NKEYS] = {0};
+    char keys[NKEYS][16];
+    const char *kp[NKEYS];
+    size_t kl[NKEYS];
+    for (int k = 0; k < NKEYS; k++) {
+        snprintf(keys[k], sizeof(keys[k]), "e%d", k);
+        kp[k] = keys[k];
+        kl[k] = strlen(keys[k]);
+    }
+    uint16_t fi = 0;
+    feat_value_t v[NKEYS];
+    while (!atomic_load(&done)) {
+        int64_t c = atomic_load(&committed); /* read before the lookup starts */
+        int first = (int)(rand_r(&seed) % NKEYS), n = 1 + (int)(rand_r(&seed) % 8);
+        if (first + n > NKEYS) n = NKEYS - first;
+        if (feat_online_lookup(rf.st, rf.cache, rf.t, (size_t)n, kp + first, kl + first, &fi, 1, 5000, v, &ls)) {
+            atomic_fetch_add(&violations, 1);
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int k = first + i;
+            int64_t got = v[i].status == FEAT_ST_NOT_FOUND ? 0 : v[i].v.i;
+            /* the newest version written for key k at or before c */
+            int64_t want = c;
+            while (want > 0 && (k + want) % 2) want--;
+            if (got < want || got < last[k]) atomic_fetch_add(&violations, 1);
+            last[k] = got;
+        }
+        atomic_fetch_add(&reads, 1);
+        feat_lookup_scratch_free(&ls);
+    }
+    feat_lookup_scratch_free(&ls);
+    return NULL;
+}
+
+START_TEST(no_stale_read_after_commit) {
+    rf = fx_new(1 << 20);
+    atomic_store(&committed, 0);
+    atomic_store(&done, 0);
+    atomic_store(&violations, 0);
+    atomic_store(&reads, 0);
+    pthread_t w, r[READERS];
+    for (int i = 0; i < READERS; i++) pthread_create(&r[i], NULL, reader, (void *)(uintptr_t)(i + 1));
+    pthread_create(&w, NULL, writer, NULL);
+    pthread_join(w, NULL);
+    for (int i = 0; i < READERS; i++) pthread_join(r[i], NULL);
+    feat_cache_stats_t s;
+    feat_cache_get_stats(rf.cache, &s);
+    ck_assert_msg(atomic_load(&violations) == 0, "%lld stale or failed reads out of %lld",
+                  (long long)atomic_load(&violations), (long long)atomic_load(&reads));
+    ck_assert_int_gt(atomic_load(&reads), 100);
+    ck_assert_uint_gt(s.hits, 0); /* the race was with a working cache */
+    fx_free(&rf);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("cache");
+    TCase *tc = tcase_create("cache");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, hits_misses_absences_ttl);
+    tcase_add_test(tc, byte_bound_holds);
+    tcase_add_test(tc, no_stale_read_after_commit);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
