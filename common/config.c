@@ -95,8 +95,14 @@ static const opt_t opts[] = {
 
     {"serve", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7070", NULL, C(serve_listen),
      "gRPC listen address (host:port; port 0 picks a free one). Loopback by default."},
-    {"serve", "threads", OPT_INT, 1, 64, "2", NULL, C(serve_threads),
-     "gRPC completion-queue threads; each polls, handles and answers its own calls."},
+    {"serve", "threads", OPT_INT, 1, 64, "1", NULL, C(serve_threads),
+     "gRPC completion-queue threads; each polls, handles and answers its own calls.  One is fastest on "
+     "small machines (a second poller adds thread hand-offs to every call: tests/bench, BENCHMARKS.md); "
+     "raise it when many cores serve many connections."},
+    {"serve", "busy_poll_us", OPT_INT, 0, 100000, "200", NULL, C(serve_busy_poll_us),
+     "After each call a gRPC thread keeps polling this many microseconds (yielding the CPU between polls) "
+     "before it sleeps, so a request that follows soon needs no wake-up: across cores that halves lookup "
+     "latency on the bench machine (BENCHMARKS.md). Costs CPU only while calls keep arriving; 0 turns it off."},
     {"serve", "calls_per_method", OPT_INT, 1, 1024, "16", NULL, C(serve_calls_per_method),
      "Calls armed per method per thread (requests accepted without waiting for a handler)."},
     {"serve", "max_keys", OPT_INT, 1, 1000000, "1000", NULL, C(serve_max_keys),

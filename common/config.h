@@ -89,6 +89,7 @@ typedef struct feat_config {
     /* [serve] */
     char *serve_listen;
     int64_t serve_threads;
+    int64_t serve_busy_poll_us;
     int64_t serve_calls_per_method;
     int64_t serve_max_keys;       /* entity keys per lookup */
     int64_t serve_max_message;    /* bytes, request and response */

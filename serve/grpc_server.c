@@ -11,7 +11,8 @@
  * checked between messages, a separate receive-close batch to notice clients
  * that go away.
  *
- * Nothing here polls on a timer: workers block in grpc_completion_queue_next.
+ * Nothing here polls on a timer: workers block in grpc_completion_queue_next,
+ * after polling without blocking for serve.busy_poll_us following each event.
  */
 #include "serve/rpc.h"
 #include "common/clock.h"
@@ -28,6 +29,7 @@
 #include <grpc/support/time.h>
 #include <protobuf-c/protobuf-c.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -467,8 +469,26 @@ static void on_event(ctag_t *t, int success) {
 static void *worker_run(void *arg) {
     worker_t *w = arg;
     feat_server_t *s = w->srv;
+    /* Busy polling: for busy_poll_us after an event, poll without blocking
+     * (yielding the CPU between polls) before sleeping in the kernel.  A
+     * request that arrives in that window needs no wake-up of this thread,
+     * which on the bench machine costs more than the call itself across
+     * cores (BENCHMARKS.md).  An idle server blocks as usual. */
+    uint64_t spin_ns = (uint64_t)s->conf.busy_poll_us * 1000;
+    uint64_t last = 0;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev;
+        ev.type = GRPC_QUEUE_TIMEOUT;
+        if (spin_ns) {
+            while (feat_mono_ns() - last < spin_ns) {
+                ev = grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+                if (ev.type != GRPC_QUEUE_TIMEOUT) break;
+                sched_yield();
+            }
+        }
+        if (ev.type == GRPC_QUEUE_TIMEOUT)
+            ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        last = feat_mono_ns();
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type != GRPC_OP_COMPLETE) continue;
         ctag_t *t = ev.tag;

@@ -289,7 +289,7 @@ int main(int argc, char **argv) {
     size_t nmethods;
     const feat_method_t *methods = featd_methods(&nmethods);
     feat_server_conf_t gc = {cfg->serve_listen, (int)cfg->serve_threads, (int)cfg->serve_calls_per_method,
-                             cfg->serve_max_message, fd.metrics, NULL};
+                             cfg->serve_max_message, cfg->serve_busy_poll_us, fd.metrics, NULL};
     fd.grpc = feat_server_new(&gc, methods, nmethods, &fd, err, sizeof(err));
     if (!fd.grpc || feat_server_start(fd.grpc, err, sizeof(err))) {
         fprintf(stderr, "featd: %s\n", err);

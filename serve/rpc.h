@@ -61,6 +61,7 @@ typedef struct feat_server_conf {
     int threads;                /* completion-queue threads */
     int calls_per_method;       /* calls armed per method per thread */
     int64_t max_message;        /* bytes, both directions */
+    int64_t busy_poll_us;       /* poll without sleeping this long after each event; 0 = never */
     feat_metrics_t *metrics;
     /* authorization hook (NULL = allow all): FEAT_OK, FEAT_ERR_UNAUTHENTICATED or FEAT_ERR_PERMISSION */
     int (*authorize)(void *app, const feat_method_t *m, const char *token, char *msg, size_t msglen);
