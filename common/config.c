@@ -10,6 +10,7 @@
 #include "common/log.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -28,14 +29,15 @@ typedef enum opt_type {
     OPT_LOGLEVEL,  /* debug/info/warn/error → int */
     OPT_ENUM,      /* one of opt->enums ("a|b|c") → char * */
     OPT_TOPIC,     /* Kafka topic name → char * */
-    OPT_NAME       /* identifier (table/feature names) → char * */
+    OPT_NAME,      /* identifier (table/feature names) → char * */
+    OPT_DOUBLE     /* finite number in [dmin, dmax] → double */
 } opt_type_t;
 
 typedef struct opt {
     const char *section; /* "featd", ..., or "table" / "model" for named sections */
     const char *key;
     opt_type_t type;
-    int64_t min, max;    /* inclusive, for INT/SIZE/DURATION */
+    int64_t min, max;    /* inclusive, for INT/SIZE/DURATION; DOUBLE: [min/1e6, max/1e6] */
     const char *def;     /* default as text; NULL = required */
     const char *enums;   /* OPT_ENUM choices */
     size_t off;          /* into feat_config_t, feat_table_conf_t or feat_model_conf_t */
@@ -119,6 +121,45 @@ static const opt_t opts[] = {
     {"admin", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7071", NULL, C(admin_listen),
      "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default."},
 
+    {"drift", "enabled", OPT_BOOL, 0, 0, "true", NULL, C(drift_enabled),
+     "Watch every feature (and every model's predictions) for drift against a reference."},
+    {"drift", "window_events", OPT_INT, 10, 100000000, "10000", NULL, C(drift_window_events),
+     "A tumbling window of a table closes after this many of its events..."},
+    {"drift", "window_time", OPT_DURATION, 0, 30 * DAY_MS, "0", NULL, C(drift_window_ms),
+     "...or this long after it opened, whichever comes first (0 = by count only)."},
+    {"drift", "min_window", OPT_INT, 1, 100000000, "200", NULL, C(drift_min_window),
+     "A feature with fewer values than this in a window is not judged for that window."},
+    {"drift", "reference_events", OPT_INT, 10, 100000000, "10000", NULL, C(drift_reference_events),
+     "Without a model reference or a pinned window, a feature's first this-many values are its reference."},
+    {"drift", "sketch_k", OPT_INT, 32, 4096, "200", NULL, C(drift_sketch_k),
+     "KLL sketch size: memory per feature is constant (about 8.4 KB per sketch at 200); the rank error "
+     "is about 2% at 200 and falls as 1/k."},
+    {"drift", "bins", OPT_INT, 2, 100, "10", NULL, C(drift_bins),
+     "Bins for KL and PSI, cut at the reference's quantiles."},
+    {"drift", "ks", OPT_DOUBLE, 0, 1000000, "0.1", NULL, C(drift_ks),
+     "Effect size: a window drifts when the KS test is significant AND the KS statistic is at least this "
+     "(or KL reaches drift.kl) — or when PSI alone reaches drift.psi."},
+    {"drift", "psi", OPT_DOUBLE, 0, 100000000, "0.25", NULL, C(drift_psi),
+     "PSI at or above this is drift on its own (0.1-0.25 is the usual 'moderate' band)."},
+    {"drift", "kl", OPT_DOUBLE, 0, 100000000, "0.1", NULL, C(drift_kl),
+     "KL(live || reference) effect size, nats, over the reference-quantile bins."},
+    {"drift", "js", OPT_DOUBLE, 0, 1000000, "0.1", NULL, C(drift_js),
+     "Effect size for categorical features: Jensen-Shannon distance (base 2) with a significant chi-square."},
+    {"drift", "p_value", OPT_DOUBLE, 0, 1000000, "0.01", NULL, C(drift_p_value),
+     "Significance level of the KS and chi-square tests."},
+    {"drift", "recovery_windows", OPT_INT, 1, 1000, "2", NULL, C(drift_recovery_windows),
+     "Consecutive clean windows before a drifting feature is reported recovered."},
+    {"drift", "history", OPT_INT, 1, 10000, "50", NULL, C(drift_history),
+     "Closed windows kept per feature for the drift report and page."},
+    {"drift", "alert_topic", OPT_STRING, 0, 0, "", NULL, C(drift_alert_topic),
+     "Kafka topic that receives featd.v1.DriftAlert messages (protobuf); empty = none."},
+    {"drift", "webhook", OPT_STRING, 0, 0, "", NULL, C(drift_webhook),
+     "http:// URL that receives each alert as a JSON POST (queued, retried with backoff); empty = none."},
+    {"drift", "webhook_queue", OPT_INT, 1, 1000000, "1000", NULL, C(drift_webhook_queue),
+     "Alerts waiting for the webhook; beyond this the oldest are dropped (and counted)."},
+    {"drift", "retrain_on_drift", OPT_BOOL, 0, 0, "false", NULL, C(drift_retrain_on_drift),
+     "A drift alert also asks for a retrain of the models that use the feature."},
+
     {"demo", "enabled", OPT_BOOL, 0, 0, "false", NULL, C(demo_enabled),
      "Run the built-in demo producer (same as --demo): it writes feature events, labels and a "
      "few malformed events to the configured topics."},
@@ -126,6 +167,10 @@ static const opt_t opts[] = {
      "Demo producer events per second."},
     {"demo", "entities", OPT_INT, 1, 100000000, "1000", NULL, C(demo_entities),
      "Number of distinct entity keys the demo producer uses."},
+    {"demo", "shift_after", OPT_DURATION, 0, 30 * DAY_MS, "0", NULL, C(demo_shift_after_ms),
+     "After this long the demo shifts one feature's distribution (to show drift alerts); 0 = never."},
+    {"demo", "shift_feature", OPT_STRING, 0, 0, "", NULL, C(demo_shift_feature),
+     "table.feature the demo shifts (default: the first numeric feature of the first table)."},
 
     {"table", "entity", OPT_NAME, 0, 0, "key", NULL, T(entity),
      "Name of the entity key (a JSON event may carry it under this name or \"key\")."},
@@ -341,6 +386,21 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
         *(int64_t *)field = iv;
         return FEAT_OK;
     }
+    case OPT_DOUBLE: {
+        char *end;
+        errno = 0;
+        double d = strtod(val, &end);
+        if (errno || end == val || *end || !(d == d) || d > 1e300 || d < -1e300) {
+            set_err(err, errlen, "%s: \"%s\" is not a number", full, val);
+            return FEAT_ERR_CONFIG;
+        }
+        if (d < (double)o->min / 1e6 || d > (double)o->max / 1e6) {
+            set_err(err, errlen, "%s: %s is out of range [%g, %g]", full, val, (double)o->min / 1e6, (double)o->max / 1e6);
+            return FEAT_ERR_CONFIG;
+        }
+        *(double *)field = d;
+        return FEAT_OK;
+    }
     case OPT_ADDR:
         if (!addr_ok(val)) {
             set_err(err, errlen, "%s: \"%s\" is not host:port", full, val);
@@ -466,6 +526,46 @@ static int set_kafka(feat_config_t *c, const char *key, const char *val, char *e
     return FEAT_OK;
 }
 
+/* "FEATURE.STAT = value" inside [table NAME]: a per-feature drift override.
+ * The feature must be declared before it (file order). */
+static int set_feature_drift(feat_table_conf_t *t, const char *spec, const char *val, const char *full, char *err,
+                             size_t errlen) {
+    const char *dot = strrchr(spec, '.');
+    if (!dot || dot == spec) {
+        set_err(err, errlen, "%s: expected drift.FEATURE.STAT (STAT: enabled, ks, psi, kl, js, p_value)", full);
+        return FEAT_ERR_CONFIG;
+    }
+    int f = feat_table_feature_index(t, spec, (size_t)(dot - spec));
+    if (f < 0) {
+        set_err(err, errlen, "%s: no feature \"%.*s\" declared above in table %s", full, (int)(dot - spec), spec, t->name);
+        return FEAT_ERR_CONFIG;
+    }
+    feat_drift_thresh_t *d = &t->features[f].drift;
+    const char *stat = dot + 1;
+    if (strcmp(stat, "enabled") == 0) {
+        if (parse_bool(val, &d->enabled)) {
+            set_err(err, errlen, "%s: \"%s\" is not a boolean", full, val);
+            return FEAT_ERR_CONFIG;
+        }
+        return FEAT_OK;
+    }
+    double *slot = !strcmp(stat, "ks") ? &d->ks : !strcmp(stat, "psi") ? &d->psi : !strcmp(stat, "kl") ? &d->kl
+                 : !strcmp(stat, "js") ? &d->js : !strcmp(stat, "p_value") ? &d->p_value : NULL;
+    if (!slot) {
+        set_err(err, errlen, "%s: unknown statistic \"%s\" (enabled, ks, psi, kl, js, p_value)", full, stat);
+        return FEAT_ERR_CONFIG;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !(v >= 0) || v > 1e9) {
+        set_err(err, errlen, "%s: \"%s\" is not a non-negative number", full, val);
+        return FEAT_ERR_CONFIG;
+    }
+    *slot = v;
+    return FEAT_OK;
+}
+
 /* section: "serve" or "table user"; key; value. */
 static int set_one(feat_config_t *c, const char *section, const char *key, const char *val,
                    char *err, size_t errlen) {
@@ -515,15 +615,18 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
                 feat_feature_conf_t *nf = realloc(t->features, (t->nfeatures + 1) * sizeof(*nf));
                 if (!nf) return FEAT_ERR_NOMEM;
                 t->features = nf;
+                memset(&nf[t->nfeatures], 0, sizeof(nf[t->nfeatures]));
                 nf[t->nfeatures].name = strdup(fname);
                 nf[t->nfeatures].type = ft;
+                nf[t->nfeatures].drift = (feat_drift_thresh_t){NAN, NAN, NAN, NAN, NAN, -1};
                 if (!nf[t->nfeatures].name) return FEAT_ERR_NOMEM;
                 t->nfeatures++;
                 return FEAT_OK;
             }
+            if (strncmp(key, "drift.", 6) == 0) return set_feature_drift(t, key + 6, val, full, err, errlen);
             const opt_t *o = find_opt("table", key);
             if (!o) {
-                set_err(err, errlen, "%s: unknown key (table keys: entity, topic, ttl, feature.NAME)", full);
+                set_err(err, errlen, "%s: unknown key (table keys: entity, topic, ttl, feature.NAME, drift.FEATURE.STAT)", full);
                 return FEAT_ERR_CONFIG;
             }
             return apply_opt(o, t, full, val, err, errlen);
@@ -611,7 +714,7 @@ static feat_config_t *config_new(char *err, size_t errlen) {
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "admin", "kafka", "demo"};
+    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "admin", "kafka", "drift", "demo"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (apply_defaults(fixed[i], c, err, errlen)) {
             feat_config_free(c);
@@ -651,6 +754,14 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     }
     if (!c->kafka_embedded && !bootstrap) {
         set_err(err, errlen, "kafka.bootstrap.servers: required when kafka.embedded = false");
+        return FEAT_ERR_CONFIG;
+    }
+    if (c->drift_alert_topic && *c->drift_alert_topic && !topic_ok(c->drift_alert_topic)) {
+        set_err(err, errlen, "drift.alert_topic: \"%s\" is not a valid Kafka topic name", c->drift_alert_topic);
+        return FEAT_ERR_CONFIG;
+    }
+    if (c->drift_webhook && *c->drift_webhook && strncmp(c->drift_webhook, "http://", 7) != 0) {
+        set_err(err, errlen, "drift.webhook: \"%s\" must be an http:// URL", c->drift_webhook);
         return FEAT_ERR_CONFIG;
     }
     if (!c->data_dir || !*c->data_dir) {
@@ -849,6 +960,7 @@ static const char *type_doc(const opt_t *o) {
     case OPT_ENUM: return "enum";
     case OPT_TOPIC: return "topic";
     case OPT_NAME: return "name";
+    case OPT_DOUBLE: return "number";
     default: return "string";
     }
 }
@@ -876,7 +988,9 @@ void feat_config_reference(feat_buf_t *b) {
             feat_buf_puts(b, "| key | type | default | range | meaning |\n|---|---|---|---|---|\n");
         }
         char range[96] = "";
-        if (o->type == OPT_INT || o->type == OPT_SIZE || o->type == OPT_DURATION)
+        if (o->type == OPT_DOUBLE)
+            snprintf(range, sizeof(range), "%g … %g", (double)o->min / 1e6, (double)o->max / 1e6);
+        else if (o->type == OPT_INT || o->type == OPT_SIZE || o->type == OPT_DURATION)
             snprintf(range, sizeof(range), "%lld … %lld%s", (long long)o->min, (long long)o->max,
                      o->type == OPT_DURATION ? " ms" : o->type == OPT_SIZE ? " B" : "");
         else if (o->type == OPT_ENUM)

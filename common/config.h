@@ -32,9 +32,16 @@ feat_ftype_t feat_ftype_parse(const char *s); /* FEAT_FT_NONE if unknown */
 #define FEAT_MAX_FEATURES 1024   /* per table */
 #define FEAT_MAX_NAME 64         /* table, feature and model names, bytes */
 
+/* Drift thresholds of one feature; NaN / -1 = use the [drift] default. */
+typedef struct feat_drift_thresh {
+    double ks, psi, kl, js, p_value;
+    int enabled;         /* -1 default, 0 off, 1 on */
+} feat_drift_thresh_t;
+
 typedef struct feat_feature_conf {
     char *name;          /* [A-Za-z_][A-Za-z0-9_]*, at most FEAT_MAX_NAME bytes */
     feat_ftype_t type;
+    feat_drift_thresh_t drift;
 } feat_feature_conf_t;
 
 typedef struct feat_table_conf {
@@ -98,10 +105,27 @@ typedef struct feat_config {
     int64_t serve_shutdown_grace_ms;
     /* [admin] */
     char *admin_listen;
+    /* [drift] */
+    int drift_enabled;
+    int64_t drift_window_events;  /* a window closes after this many events of its table... */
+    int64_t drift_window_ms;      /* ...or this long after it opened (0 = by count only) */
+    int64_t drift_min_window;     /* fewer values of a feature in a window: not judged */
+    int64_t drift_reference_events; /* first-N reference size */
+    int64_t drift_sketch_k;
+    int64_t drift_bins;
+    int64_t drift_recovery_windows;
+    int64_t drift_history;        /* windows kept per feature for reports */
+    double drift_ks, drift_psi, drift_kl, drift_js, drift_p_value;
+    char *drift_alert_topic;      /* "" = none */
+    char *drift_webhook;          /* "" = none */
+    int64_t drift_webhook_queue;
+    int drift_retrain_on_drift;
     /* [demo] */
     int demo_enabled;
     int64_t demo_rate;          /* events per second */
     int64_t demo_entities;
+    int64_t demo_shift_after_ms;  /* shift one feature's distribution after this long (0 = never) */
+    char *demo_shift_feature;     /* "table.feature" */
     /* tables and models */
     size_t ntables;
     feat_table_conf_t *tables;

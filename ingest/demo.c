@@ -22,7 +22,17 @@ struct feat_demo {
     atomic_int stop;
     _Atomic uint64_t sent;
     uint64_t rng;
+    /* demo.shift_after: from shift_at on, feature shift_f of table shift_t moves */
+    const feat_table_conf_t *shift_t;
+    int shift_f;
+    uint64_t shift_at_ns;
+    int shifting;
 };
+
+/* Shifted value of feature f of table t: +4 standard units after the shift. */
+static double shifted(feat_demo_t *d, const feat_table_conf_t *t, size_t f, double x) {
+    return d->shifting && t == d->shift_t && (int)f == d->shift_f ? x + 4.0 * (double)(f + 1) : x;
+}
 
 static uint64_t rnd(uint64_t *s) { /* xorshift64* */
     *s ^= *s >> 12;
@@ -91,8 +101,8 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
             const feat_feature_conf_t *fc = &t->features[f];
             o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s\"%s\":", f ? "," : "", fc->name);
             switch (fc->type) {
-            case FEAT_FT_DOUBLE: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%.6g", z * (double)(f + 1) + gauss(s)); break;
-            case FEAT_FT_INT64: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%lld", (long long)fmax(0, round(5 + 3 * z + gauss(s)))); break;
+            case FEAT_FT_DOUBLE: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%.6g", shifted(d, t, f, z * (double)(f + 1) + gauss(s))); break;
+            case FEAT_FT_INT64: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%lld", (long long)shifted(d, t, f, fmax(0, round(5 + 3 * z + gauss(s))))); break;
             case FEAT_FT_BOOL: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s", z + gauss(s) > 0 ? "true" : "false"); break;
             default: o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\"%s\"", countries[(int)fmin(5, fmax(0, floor(z + 3)))]); break;
             }
@@ -116,8 +126,8 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
         ents[f].value = &vals[f];
         ptrs[f] = &ents[f];
         switch (fc->type) {
-        case FEAT_FT_DOUBLE: vals[f].kind_case = FEATD__V1__VALUE__KIND_DOUBLE_VALUE; vals[f].double_value = z * (double)(f + 1) + gauss(s); break;
-        case FEAT_FT_INT64: vals[f].kind_case = FEATD__V1__VALUE__KIND_INT64_VALUE; vals[f].int64_value = (int64_t)fmax(0, round(5 + 3 * z + gauss(s))); break;
+        case FEAT_FT_DOUBLE: vals[f].kind_case = FEATD__V1__VALUE__KIND_DOUBLE_VALUE; vals[f].double_value = shifted(d, t, f, z * (double)(f + 1) + gauss(s)); break;
+        case FEAT_FT_INT64: vals[f].kind_case = FEATD__V1__VALUE__KIND_INT64_VALUE; vals[f].int64_value = (int64_t)shifted(d, t, f, fmax(0, round(5 + 3 * z + gauss(s)))); break;
         case FEAT_FT_BOOL: vals[f].kind_case = FEATD__V1__VALUE__KIND_BOOL_VALUE; vals[f].bool_value = z + gauss(s) > 0; break;
         default: vals[f].kind_case = FEATD__V1__VALUE__KIND_STRING_VALUE; vals[f].string_value = (char *)countries[(int)fmin(5, fmax(0, floor(z + 3)))]; break;
         }
@@ -152,6 +162,11 @@ static void *run(void *arg) {
     uint64_t t0 = feat_mono_ns(), tick = 0;
     while (!atomic_load(&d->stop)) {
         int64_t now = feat_now_ms();
+        if (d->shift_t && !d->shifting && feat_mono_ns() >= d->shift_at_ns) {
+            d->shifting = 1;
+            feat_log(FEAT_LOG_INFO, "demo", "shifting %s.%s by +4 standard units (demo.shift_after)", d->shift_t->name,
+                     d->shift_t->features[d->shift_f].name);
+        }
         carry += per_tick;
         int n = (int)carry;
         carry -= n;
@@ -179,6 +194,29 @@ feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, ch
     }
     d->cfg = cfg;
     d->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)feat_now_ms();
+    if (cfg->demo_shift_after_ms > 0) {
+        d->shift_f = -1;
+        const char *sf = cfg->demo_shift_feature;
+        const char *dot = sf ? strchr(sf, '.') : NULL;
+        for (size_t t = 0; t < cfg->ntables && d->shift_f < 0; t++) {
+            const feat_table_conf_t *tc = &cfg->tables[t];
+            if (dot && (strlen(tc->name) != (size_t)(dot - sf) || strncmp(tc->name, sf, (size_t)(dot - sf)))) continue;
+            for (size_t f = 0; f < tc->nfeatures; f++) {
+                int numeric = tc->features[f].type == FEAT_FT_DOUBLE || tc->features[f].type == FEAT_FT_INT64;
+                if (dot ? !strcmp(tc->features[f].name, dot + 1) && numeric : numeric) {
+                    d->shift_t = tc;
+                    d->shift_f = (int)f;
+                    break;
+                }
+            }
+        }
+        if (!d->shift_t) {
+            snprintf(errstr, errlen, "demo.shift_feature: \"%s\" is not a numeric feature of a table", sf ? sf : "");
+            free(d);
+            return NULL;
+        }
+        d->shift_at_ns = feat_mono_ns() + (uint64_t)cfg->demo_shift_after_ms * 1000000u;
+    }
     rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
     if (!kc) {
         free(d);

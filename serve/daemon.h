@@ -17,6 +17,9 @@
 #include "store/store.h"
 
 struct feat_cache;
+struct feat_drift;
+struct feat_producer;
+struct feat_webhook;
 struct feat_server;
 struct feat_http;
 
@@ -29,6 +32,9 @@ typedef struct featd {
     feat_ingest_t *ingest;
     feat_demo_t *demo;
     struct feat_cache *cache;    /* online row cache (may be disabled: 0 bytes) */
+    struct feat_drift *drift;    /* NULL when drift.enabled = false */
+    struct feat_producer *alert_producer; /* drift.alert_topic */
+    struct feat_webhook *webhook;         /* drift.webhook */
     struct feat_server *grpc;
     struct feat_http *http;
     int64_t started_ms;

@@ -7,6 +7,8 @@
  *                                             values as of TIME (ms or RFC 3339), point in time
  *     status                                  version, readiness, ingest, lag, freshness
  *     tables                                  table schemas
+ *     drift [TABLE [FEATURE]]                 drift status and statistics per feature
+ *     drift pin TABLE [FEATURE]               make the last window the reference
  *
  * Human-readable tables by default, --json for scripts.  Exit status: 0 ok,
  * 1 the call failed (daemon unreachable, bad request: one line on stderr),
@@ -35,7 +37,9 @@ static void usage(FILE *f) {
                "  get TABLE KEY... [--features F1,F2]\n"
                "  history TABLE KEY@TIME... [--features F1,F2]   (TIME: ms since epoch or RFC 3339)\n"
                "  status\n"
-               "  tables\n");
+               "  tables\n"
+               "  drift [TABLE [FEATURE]]\n"
+               "  drift pin TABLE [FEATURE]\n");
 }
 
 static int fail_call(const char *what, int code, const char *msg) {
@@ -399,6 +403,73 @@ static int cmd_tables(void) {
     return 0;
 }
 
+static int cmd_drift(int argc, char **argv) {
+    if (argc >= 1 && !strcmp(argv[0], "pin")) {
+        if (argc < 2) {
+            usage(stderr);
+            return 2;
+        }
+        Featd__V1__PinDriftReferenceRequest req = FEATD__V1__PIN_DRIFT_REFERENCE_REQUEST__INIT;
+        req.table = argv[1];
+        req.feature = argc > 2 ? argv[2] : "";
+        feat_buf_t resp = FEAT_BUF_INIT;
+        int rc = call("/featd.v1.AdminService/PinDriftReference", &req.base, &resp, "drift pin");
+        if (rc) return rc;
+        Featd__V1__PinDriftReferenceResponse *r =
+            featd__v1__pin_drift_reference_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+        feat_buf_free(&resp);
+        if (!r) return 1;
+        if (json_out) printf("{\"pinned\":%u}\n", r->pinned);
+        else printf("pinned the last window as the reference of %u feature(s)\n", r->pinned);
+        featd__v1__pin_drift_reference_response__free_unpacked(r, NULL);
+        return 0;
+    }
+    Featd__V1__GetDriftReportRequest req = FEATD__V1__GET_DRIFT_REPORT_REQUEST__INIT;
+    req.table = argc > 0 ? argv[0] : "";
+    req.feature = argc > 1 ? argv[1] : "";
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call("/featd.v1.AdminService/GetDriftReport", &req.base, &resp, "drift");
+    if (rc) return rc;
+    Featd__V1__DriftReport *r = featd__v1__drift_report__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    if (json_out) {
+        printf("{\"features\":[");
+        for (size_t i = 0; i < r->n_features; i++) {
+            Featd__V1__FeatureDrift *f = r->features[i];
+            printf("%s{\"table\":\"%s\",\"feature\":\"%s\",\"model\":\"%s\",\"status\":\"%s\",\"ks\":%.6g,"
+                   "\"ks_p_value\":%.6g,\"psi\":%.6g,\"kl\":%.6g,\"js\":%.6g,\"chi2_p_value\":%.6g,"
+                   "\"window_size\":%llu,\"reference_size\":%llu,\"reference_source\":\"%s\"}",
+                   i ? "," : "", f->table, f->feature, f->model, f->status, f->ks, f->ks_p_value, f->psi, f->kl, f->js,
+                   f->chi2_p_value, (unsigned long long)f->window_size, (unsigned long long)f->reference_size,
+                   f->reference_source);
+        }
+        printf("]}\n");
+    } else {
+        char *hdr[] = {"STREAM", "FEATURE", "STATUS", "KS", "P", "PSI", "KL", "JS", "WINDOW", "REFERENCE"};
+        feat_buf_t *cells = calloc(10 * (r->n_features ? r->n_features : 1), sizeof(feat_buf_t));
+        for (size_t i = 0; i < r->n_features; i++) {
+            Featd__V1__FeatureDrift *f = r->features[i];
+            feat_buf_t *c = &cells[i * 10];
+            feat_buf_puts(&c[0], *f->table ? f->table : f->model);
+            feat_buf_puts(&c[1], f->feature);
+            feat_buf_puts(&c[2], f->status);
+            feat_buf_printf(&c[3], "%.4f", f->ks);
+            feat_buf_printf(&c[4], "%.3g", *f->feature && f->chi2_p_value != 1 && f->ks == 0 ? f->chi2_p_value : f->ks_p_value);
+            feat_buf_printf(&c[5], "%.4f", f->psi);
+            feat_buf_printf(&c[6], "%.4f", f->kl);
+            feat_buf_printf(&c[7], "%.4f", f->js);
+            feat_buf_printf(&c[8], "%llu", (unsigned long long)f->window_size);
+            feat_buf_printf(&c[9], "%llu (%s)", (unsigned long long)f->reference_size, f->reference_source);
+        }
+        print_table(hdr, 10, cells, r->n_features);
+        for (size_t i = 0; i < 10 * (r->n_features ? r->n_features : 1); i++) feat_buf_free(&cells[i]);
+        free(cells);
+    }
+    featd__v1__drift_report__free_unpacked(r, NULL);
+    return 0;
+}
+
 /* The address from <data_dir>/featd.addr, else serve.listen. */
 static char *addr_from_config(const char *path) {
     char err[512];
@@ -473,6 +544,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "history")) rc = cmd_history(argc - i, argv + i);
     else if (!strcmp(cmd, "status")) rc = cmd_status();
     else if (!strcmp(cmd, "tables")) rc = cmd_tables();
+    else if (!strcmp(cmd, "drift")) rc = cmd_drift(argc - i, argv + i);
     else {
         fprintf(stderr, "featctl: unknown command %s\n", cmd);
         usage(stderr);

@@ -1,5 +1,6 @@
 /* serve/http.c — see http.h. */
 #include "serve/http.h"
+#include "serve/alerts.h"
 #include "serve/cache.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -100,6 +101,17 @@ void featd_status_json(featd_t *fd, feat_buf_t *b) {
     feat_buf_printf(b, ",\"store_bytes\":%llu}\n", (unsigned long long)feat_store_size_bytes(fd->st));
 }
 
+typedef struct drift_json_ctx {
+    feat_buf_t *b;
+    int n;
+} drift_json_ctx_t;
+
+static void drift_json_entry(void *arg, const feat_drift_entry_t *e) {
+    drift_json_ctx_t *dc = arg;
+    if (dc->n++) feat_buf_putc(dc->b, ',');
+    feat_drift_entry_json(e, dc->b);
+}
+
 static void handle(struct evhttp_request *req, void *arg) {
     feat_http_t *h = arg;
     featd_t *fd = h->fd;
@@ -128,8 +140,27 @@ static void handle(struct evhttp_request *req, void *arg) {
     } else if (!strcmp(path, "/v1/status")) {
         featd_status_json(fd, &b);
         reply(req, 200, "OK", "application/json", b.data, b.len);
+    } else if (!strcmp(path, "/v1/drift") || !strcmp(path, "/drift")) {
+        if (!fd->drift) {
+            reply_json_error(req, 404, "Not Found", "drift monitoring is off (drift.enabled = false)");
+        } else if (!strcmp(path, "/drift")) {
+            feat_drift_page(fd->drift, FEATD_VERSION, &b);
+            reply(req, 200, "OK", "text/html; charset=utf-8", b.data, b.len);
+        } else {
+            struct evkeyvalq q;
+            const char *query = evhttp_uri_get_query(uri);
+            memset(&q, 0, sizeof(q));
+            if (query) evhttp_parse_query_str(query, &q);
+            drift_json_ctx_t dc = {&b, 0};
+            feat_buf_puts(&b, "{\"features\":[");
+            feat_drift_report(fd->drift, query ? evhttp_find_header(&q, "table") : NULL,
+                              query ? evhttp_find_header(&q, "feature") : NULL, drift_json_entry, &dc);
+            feat_buf_puts(&b, "]}\n");
+            if (query) evhttp_clear_headers(&q);
+            reply(req, 200, "OK", "application/json", b.data, b.len);
+        }
     } else {
-        reply_json_error(req, 404, "Not Found", "no such page; try /metrics, /healthz, /readyz, /v1/status");
+        reply_json_error(req, 404, "Not Found", "no such page; try /metrics, /healthz, /readyz, /v1/status, /v1/drift, /drift");
     }
     feat_buf_free(&b);
 }

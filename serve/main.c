@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,10 +21,14 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "drift/monitor.h"
+#include "ingest/producer.h"
+#include "serve/alerts.h"
 #include "serve/cache.h"
 #include "serve/daemon.h"
 #include "serve/http.h"
 #include "serve/rpc.h"
+#include "serve/webhook.h"
 
 typedef struct loop_ctx {
     featd_t *fd;
@@ -134,6 +139,34 @@ static void on_tick(evutil_socket_t s, short what, void *arg) {
     }
 }
 
+/* The ingest observer: every decoded event feeds drift monitoring. */
+static void drift_observer(void *arg, uint32_t table, const char *key, size_t klen, int64_t ts,
+                           const uint16_t *fidx, const feat_value_t *vals, size_t n) {
+    (void)key; (void)klen;
+    feat_drift_observe(arg, table, fidx, vals, n, ts);
+}
+
+/* Drift alert sinks (called on the drift monitor's thread; none blocks). */
+static void kafka_alert_sink(void *arg, const feat_drift_alert_t *a) {
+    featd_t *fd = arg;
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_alert_to_pb(a, &b);
+    char key[160];
+    snprintf(key, sizeof(key), "%s.%s", a->table ? a->table : (a->model ? a->model : ""), a->feature);
+    if (!b.oom)
+        feat_producer_send(fd->alert_producer, fd->cfg->drift_alert_topic, key, strlen(key), b.data, b.len,
+                           "application/x-protobuf");
+    feat_buf_free(&b);
+}
+
+static void webhook_alert_sink(void *arg, const feat_drift_alert_t *a) {
+    featd_t *fd = arg;
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_alert_to_json(a, &b);
+    if (!b.oom) feat_webhook_post(fd->webhook, b.data, b.len);
+    feat_buf_free(&b);
+}
+
 int main(int argc, char **argv) {
     const char *cfg_path = NULL;
     int demo = 0;
@@ -231,8 +264,10 @@ int main(int argc, char **argv) {
     char path[PATH_MAX];
     if (cfg->kafka_embedded) {
         fd.broker = feat_broker_new((int)cfg->kafka_embedded_brokers, err, sizeof(err));
-        if (!fd.broker || feat_broker_create_config_topics(fd.broker, cfg, err, sizeof(err))) {
-            fprintf(stderr, "featd: %s\n", err);
+        if (!fd.broker || feat_broker_create_config_topics(fd.broker, cfg, err, sizeof(err)) ||
+            (*cfg->drift_alert_topic &&
+             feat_broker_create_topic(fd.broker, cfg->drift_alert_topic, (int)cfg->kafka_partitions))) {
+            fprintf(stderr, "featd: %s\n", fd.broker ? err : "embedded broker failed");
             goto out;
         }
         fd.bootstrap = strdup(feat_broker_bootstraps(fd.broker));
@@ -268,6 +303,40 @@ int main(int argc, char **argv) {
         /* ingest's writes invalidate cached rows (see serve/cache.h) */
         feat_store_set_write_hook(fd.st, feat_cache_write_hook, fd.cache);
     }
+    evthread_use_pthreads(); /* the webhook is fed from the drift thread */
+    base = event_base_new();
+    if (!base) {
+        fprintf(stderr, "featd: cannot create the event loop\n");
+        goto out;
+    }
+    if (cfg->drift_enabled) {
+        fd.drift = feat_drift_new(cfg, fd.st, fd.metrics, err, sizeof(err));
+        if (!fd.drift) {
+            fprintf(stderr, "featd: %s\n", err);
+            goto out;
+        }
+        if (*cfg->drift_alert_topic) {
+            fd.alert_producer = feat_producer_new(cfg, fd.bootstrap, fd.metrics, err, sizeof(err));
+            if (!fd.alert_producer) {
+                fprintf(stderr, "featd: drift.alert_topic: %s\n", err);
+                goto out;
+            }
+            feat_drift_add_sink(fd.drift, kafka_alert_sink, &fd);
+        }
+        if (*cfg->drift_webhook) {
+            fd.webhook = feat_webhook_new(base, cfg->drift_webhook, (size_t)cfg->drift_webhook_queue, fd.metrics, err,
+                                          sizeof(err));
+            if (!fd.webhook) {
+                fprintf(stderr, "featd: %s\n", err);
+                goto out;
+            }
+            feat_drift_add_sink(fd.drift, webhook_alert_sink, &fd);
+        }
+        if (feat_drift_start(fd.drift)) {
+            fprintf(stderr, "featd: cannot start drift monitoring\n");
+            goto out;
+        }
+    }
     feat_ingest_conf_t ic = {cfg, fd.bootstrap, fd.metrics};
     fd.ingest = feat_ingest_new(&ic, fd.st, err, sizeof(err));
     if (!fd.ingest) {
@@ -275,6 +344,7 @@ int main(int argc, char **argv) {
         code = 2;
         goto out;
     }
+    if (fd.drift) feat_ingest_set_observer(fd.ingest, drift_observer, fd.drift);
     if (feat_ingest_start(fd.ingest, err, sizeof(err))) {
         fprintf(stderr, "featd: %s\n", err);
         goto out;
@@ -293,11 +363,6 @@ int main(int argc, char **argv) {
     fd.grpc = feat_server_new(&gc, methods, nmethods, &fd, err, sizeof(err));
     if (!fd.grpc || feat_server_start(fd.grpc, err, sizeof(err))) {
         fprintf(stderr, "featd: %s\n", err);
-        goto out;
-    }
-    base = event_base_new();
-    if (!base) {
-        fprintf(stderr, "featd: cannot create the event loop\n");
         goto out;
     }
     fd.http = feat_http_new(base, &fd, cfg->admin_listen, err, sizeof(err));
@@ -339,6 +404,9 @@ out:
     feat_http_destroy(fd.http);
     feat_demo_stop(fd.demo);
     feat_ingest_destroy(fd.ingest);
+    feat_drift_destroy(fd.drift);
+    feat_producer_destroy(fd.alert_producer);
+    feat_webhook_destroy(fd.webhook);
     feat_server_destroy(fd.grpc);
     if (fd.st) feat_store_set_write_hook(fd.st, NULL, NULL);
     feat_cache_destroy(fd.cache);

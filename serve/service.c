@@ -9,6 +9,7 @@
  * already see the whole API.
  */
 #include "serve/cache.h"
+#include "drift/monitor.h"
 #include "serve/lookup.h"
 #include "serve/daemon.h"
 #include "serve/rpc.h"
@@ -408,8 +409,91 @@ static int promote(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(
 static int rollback(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "Rollback (model registry)"); }
 static int retrain(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "TriggerRetrain (training)"); }
 static int retrain_status(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "GetRetrainStatus (training)"); }
-static int drift_report(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "GetDriftReport (drift monitoring)"); }
-static int pin_reference(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "PinDriftReference (drift monitoring)"); }
+typedef struct drift_ctx {
+    feat_arena_t *a;
+    Featd__V1__FeatureDrift **out;
+    size_t n, cap;
+    int nomem;
+} drift_ctx_t;
+
+static char *dup_or_empty(feat_arena_t *a, const char *s) {
+    return s ? feat_arena_strndup(a, s, strlen(s)) : (char *)"";
+}
+
+static void drift_entry(void *arg, const feat_drift_entry_t *e) {
+    drift_ctx_t *dc = arg;
+    if (dc->n == dc->cap) {
+        size_t nc = dc->cap ? dc->cap * 2 : 64;
+        Featd__V1__FeatureDrift **no = feat_arena_alloc(dc->a, nc * sizeof(void *));
+        if (!no) { dc->nomem = 1; return; }
+        if (dc->n) memcpy(no, dc->out, dc->n * sizeof(void *));
+        dc->out = no;
+        dc->cap = nc;
+    }
+    Featd__V1__FeatureDrift *f = feat_arena_alloc(dc->a, sizeof(*f));
+    if (!f) { dc->nomem = 1; return; }
+    featd__v1__feature_drift__init(f);
+    f->table = dup_or_empty(dc->a, e->table);
+    f->feature = dup_or_empty(dc->a, e->feature);
+    f->model = dup_or_empty(dc->a, e->model);
+    f->status = (char *)feat_drift_state_name(e->state);
+    f->ks = e->ks;
+    f->ks_p_value = e->ks_p;
+    f->psi = e->psi;
+    f->kl = e->kl;
+    f->js = e->js;
+    f->chi2 = e->chi2;
+    f->chi2_p_value = e->chi2_p;
+    f->ks_threshold = e->th_ks;
+    f->psi_threshold = e->th_psi;
+    f->kl_threshold = e->th_kl;
+    f->p_value_threshold = e->th_p;
+    f->window_size = e->window_size;
+    f->reference_size = e->reference_size;
+    f->window_end_ms = e->window_end_ms;
+    f->reference_source = (char *)feat_drift_source_name(e->source);
+    dc->out[dc->n++] = f;
+}
+
+static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__GetDriftReportRequest *req = featd__v1__get_drift_report_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetDriftReportRequest");
+    if (!fd->drift) return ERR(call, FEAT_ERR_STATE, "drift monitoring is off (drift.enabled = false)");
+    if (req->table && *req->table && !feat_store_table(fd->st, req->table) && !feat_config_model(fd->cfg, req->table))
+        return ERR(call, FEAT_ERR_INVALID, "unknown table or model \"%.64s\"", req->table);
+    drift_ctx_t dc = {call->arena, NULL, 0, 0, 0};
+    size_t n = feat_drift_report(fd->drift, req->table, req->feature, drift_entry, &dc);
+    if (dc.nomem) return FEAT_ERR_NOMEM;
+    if (n == 0 && req->feature && *req->feature)
+        return ERR(call, FEAT_ERR_INVALID, "unknown feature \"%.64s\"", req->feature);
+    Featd__V1__DriftReport res = FEATD__V1__DRIFT_REPORT__INIT;
+    res.n_features = dc.n;
+    res.features = dc.out;
+    return pack(resp, &res.base);
+}
+
+static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__PinDriftReferenceRequest *req =
+        featd__v1__pin_drift_reference_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a PinDriftReferenceRequest");
+    if (!fd->drift) return ERR(call, FEAT_ERR_STATE, "drift monitoring is off (drift.enabled = false)");
+    int pinned = 0;
+    int rc = feat_drift_pin(fd->drift, req->table, req->feature, &pinned);
+    if (rc == FEAT_ERR_NOT_FOUND)
+        return ERR(call, FEAT_ERR_INVALID, "unknown table \"%.64s\" or feature \"%.64s\"", req->table ? req->table : "",
+                   req->feature ? req->feature : "");
+    if (rc == FEAT_ERR_STATE) return ERR(call, FEAT_ERR_STATE, "no window has closed yet to pin");
+    if (rc) return ERR(call, rc, "pin failed");
+    Featd__V1__PinDriftReferenceResponse res = FEATD__V1__PIN_DRIFT_REFERENCE_RESPONSE__INIT;
+    res.pinned = (uint32_t)pinned;
+    return pack(resp, &res.base);
+}
 
 #define FS "/featd.v1.FeatureService/"
 #define AS "/featd.v1.AdminService/"

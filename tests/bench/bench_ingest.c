@@ -28,6 +28,7 @@
 #include "ingest/broker.h"
 #include "ingest/decode.h"
 #include "ingest/ingest.h"
+#include "drift/monitor.h"
 #include "store/store.h"
 
 #define NF 10
@@ -42,7 +43,7 @@ typedef struct row {
 
 static int N = 400000, P = 32, ROUNDS = 3, JSON = 0;
 static const char *WRITE_BUFFER = "64MiB";
-static const char *ONLY = NULL; /* consume | store | featd */
+static const char *ONLY = NULL; /* consume | store | featd | drift */
 static const char *TOPIC = "bench_events";
 
 static double now_s(void) { return (double)feat_mono_ns() / 1e9; }
@@ -199,14 +200,29 @@ static double raw_store(feat_config_t *cfg, const row_t *rows) {
     return N / dt;
 }
 
-static double featd_ingest(const char *bs, feat_config_t *cfg, int round) {
+static void observe(void *arg, uint32_t table, const char *key, size_t klen, int64_t ts, const uint16_t *fidx,
+                    const feat_value_t *vals, size_t n) {
+    (void)key; (void)klen;
+    feat_drift_observe(arg, table, fidx, vals, n, ts);
+}
+
+static double featd_ingest_with(const char *bs, feat_config_t *cfg, int round, int drift);
+static double featd_ingest(const char *bs, feat_config_t *cfg, int round) { return featd_ingest_with(bs, cfg, round, 0); }
+
+static double featd_ingest_with(const char *bs, feat_config_t *cfg, int round, int drift) {
     char *dir = tu_tmpdir();
     feat_store_t *st = open_store(cfg, dir);
     char err[256], group[64];
-    snprintf(group, sizeof(group), "bench-featd-%d-%d", (int)getpid(), round);
+    snprintf(group, sizeof(group), "bench-featd-%d-%d-%d", (int)getpid(), round, drift);
     feat_config_set(cfg, "kafka.group.id", group, err, sizeof(err));
     feat_ingest_conf_t ic = {cfg, bs, feat_metrics_new()};
     feat_ingest_t *ing = feat_ingest_new(&ic, st, err, sizeof(err));
+    feat_drift_t *dm = NULL;
+    if (drift) {
+        dm = feat_drift_new(cfg, st, ic.metrics, err, sizeof(err));
+        if (!dm || feat_drift_start(dm)) { fprintf(stderr, "drift: %s\n", err); exit(1); }
+        feat_ingest_set_observer(ing, observe, dm);
+    }
     if (!ing || feat_ingest_start(ing, err, sizeof(err))) { fprintf(stderr, "ingest: %s\n", err); exit(1); }
     feat_ingest_stats_t s;
     double t_first = 0;
@@ -221,6 +237,13 @@ static double featd_ingest(const char *bs, feat_config_t *cfg, int round) {
     }
     double rate = (double)(N - first_n) / (now_s() - t_first);
     feat_ingest_destroy(ing);
+    if (dm) {
+        feat_drift_stats_t ds;
+        feat_drift_get_stats(dm, &ds);
+        printf("  (drift: %llu windows judged, %llu delayed)\n", (unsigned long long)ds.windows_closed,
+               (unsigned long long)ds.windows_delayed);
+        feat_drift_destroy(dm);
+    }
     feat_metrics_destroy(ic.metrics);
     feat_store_close(st);
     tu_rmrf(dir);
@@ -257,7 +280,24 @@ int main(int argc, char **argv) {
            P, now_s() - tp);
     row_t *rows = calloc((size_t)N, sizeof(row_t));
     raw_consume(bs, cfg, rows); /* decodes the rows for baseline B (untimed use) */
-    double a[16], bb[16], c[16];
+    double a[16], bb[16], c[16], dr[16];
+    if (ONLY && !strcmp(ONLY, "drift")) { /* monitoring on vs off, alternating, same data */
+        for (int r = 0; r < ROUNDS && r < 16; r++) {
+            c[r] = featd_ingest_with(bs, cfg, r, 0);
+            dr[r] = featd_ingest_with(bs, cfg, r, 1);
+            printf("round %d: featd ingest %.0f events/s without drift monitoring, %.0f with (%.1f%% cost)\n", r + 1,
+                   c[r], dr[r], 100.0 * (1 - dr[r] / c[r]));
+            fflush(stdout);
+        }
+        qsort(c, (size_t)ROUNDS, sizeof(double), cmpd);
+        qsort(dr, (size_t)ROUNDS, sizeof(double), cmpd);
+        printf("median: without %.0f/s, with %.0f/s: monitoring costs %.1f%% of ingest throughput\n", c[ROUNDS / 2],
+               dr[ROUNDS / 2], 100.0 * (1 - dr[ROUNDS / 2] / c[ROUNDS / 2]));
+        free(rows);
+        feat_config_free(cfg);
+        feat_broker_destroy(b);
+        return 0;
+    }
     for (int r = 0; r < ROUNDS && r < 16; r++) {
         a[r] = !ONLY || !strcmp(ONLY, "consume") ? raw_consume(bs, cfg, NULL) : 1;
         bb[r] = !ONLY || !strcmp(ONLY, "store") ? raw_store(cfg, rows) : 1;

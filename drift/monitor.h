@@ -1,0 +1,134 @@
+/*
+ * drift/monitor.h — live drift monitoring of every feature and every model's
+ * prediction stream.
+ *
+ * Per table (and per model's predictions) values fill tumbling windows: a
+ * window closes after drift.window_events events of its table, or after
+ * drift.window_time.  Each feature keeps a bounded sketch per window — KLL for
+ * numbers, category frequencies for strings and booleans — so memory per
+ * feature is constant however much traffic flows.  A closed window is
+ * compared with the feature's reference (a model's training distribution when
+ * one is set, an operator-pinned window, or else the feature's first
+ * drift.reference_events values): KS (statistic, p-value), PSI and KL over
+ * bins cut at the reference's quantiles, JS; chi-square for categories.
+ *
+ * A window drifts when a test is significant (p < drift.p_value) AND an effect
+ * size clears its threshold (KS statistic, KL; JS for categories), or when PSI
+ * alone does.  Alerts go to the sinks on each change of state: OK → DRIFTING
+ * at once, DRIFTING → RECOVERED after drift.recovery_windows clean windows.
+ *
+ * Threads: feat_drift_observe() is called by the ingest thread: a mutex per
+ * table and a few sketch updates, no allocation, no I/O.  Window evaluation,
+ * alerts and reference persistence run on the monitor's own thread.
+ * feat_drift_observe_prediction() may be called from any thread.  Reports
+ * may be taken from any thread.
+ */
+#ifndef FEAT_DRIFT_MONITOR_H
+#define FEAT_DRIFT_MONITOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+#include "store/store.h"
+
+typedef struct feat_drift feat_drift_t;
+
+typedef enum feat_drift_state {
+    FEAT_DRIFT_WARMING = 0,    /* no reference yet */
+    FEAT_DRIFT_OK = 1,
+    FEAT_DRIFT_DRIFTING = 2
+} feat_drift_state_t;
+
+typedef enum feat_drift_ref_source {
+    FEAT_REF_NONE = 0,
+    FEAT_REF_FIRST_N = 1,      /* the feature's first values */
+    FEAT_REF_PINNED = 2,       /* an operator pinned a window */
+    FEAT_REF_MODEL = 3         /* a model's training set */
+} feat_drift_ref_source_t;
+
+const char *feat_drift_state_name(int state);   /* "warming_up", "ok", "drifting" */
+const char *feat_drift_source_name(int source); /* "none", "first_n", "pinned", "model" */
+
+/* An alert as plain data; sinks encode it (DriftAlert protobuf, JSON). */
+typedef struct feat_drift_alert {
+    char id[48];               /* unique: table.feature.window-number */
+    int64_t time_ms;           /* when the window closed */
+    int drifting;              /* 1 = started drifting, 0 = recovered */
+    const char *table;         /* NULL for a model's predictions */
+    const char *feature;       /* or "prediction" */
+    const char *model;         /* model whose reference was used, or NULL */
+    const char *statistic;     /* "ks", "kl", "psi", "chi2", "js" */
+    double value, threshold, p_value;
+    double ks, psi, kl;
+    uint64_t window_size, reference_size;
+    int retrain_requested;
+} feat_drift_alert_t;
+
+/* Called on the monitor thread; must not block (queue and return). */
+typedef void feat_drift_sink_fn(void *arg, const feat_drift_alert_t *a);
+
+/* cfg and st borrowed for the monitor's life; metrics NULL = global. */
+feat_drift_t *feat_drift_new(const feat_config_t *cfg, feat_store_t *st, feat_metrics_t *metrics, char *errstr,
+                             size_t errlen);
+/* Before start.  At most 8 sinks. */
+int feat_drift_add_sink(feat_drift_t *d, feat_drift_sink_fn *fn, void *arg);
+int feat_drift_start(feat_drift_t *d);
+/* Evaluates windows already closed, then joins the thread. */
+void feat_drift_stop(feat_drift_t *d);
+void feat_drift_destroy(feat_drift_t *d); /* NULL is fine */
+
+/* The ingest observer: one feature event of cfg->tables[table]. */
+void feat_drift_observe(feat_drift_t *d, uint32_t table, const uint16_t *fidx, const feat_value_t *vals, size_t n,
+                        int64_t ts);
+/* One served prediction of cfg->models[model]. */
+void feat_drift_observe_prediction(feat_drift_t *d, uint32_t model, double score);
+
+/* Makes the last closed window of the feature (all features when feature is
+ * NULL or empty) its reference.  FEAT_OK with *pinned set, FEAT_ERR_NOT_FOUND
+ * for an unknown table or feature, FEAT_ERR_STATE when no window has closed. */
+int feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int *pinned);
+
+/* Installs a model's reference for one of its features ("prediction" for its
+ * scores): blob is a serialized KLL sketch (numbers) or category frequencies
+ * (strings, booleans), as train/ stores them. */
+int feat_drift_set_model_reference(feat_drift_t *d, const char *model, const char *feature, const void *blob,
+                                   size_t len);
+
+/* One monitored stream, copied out for reports. */
+#define FEAT_DRIFT_REPORT_BINS 100
+#define FEAT_DRIFT_REPORT_HISTORY 100
+typedef struct feat_drift_entry {
+    const char *table;         /* NULL for a model's predictions */
+    const char *feature;
+    const char *model;
+    int categorical;
+    int state;
+    int source;
+    uint64_t window_size, reference_size, windows;
+    int64_t window_end_ms;
+    double ks, ks_p, psi, kl, js, chi2, chi2_p;
+    double th_ks, th_psi, th_kl, th_js, th_p;
+    /* histogram of the reference and the last window over the same bins */
+    uint32_t nbins;
+    double edges[FEAT_DRIFT_REPORT_BINS + 1];  /* numeric: nbins + 1 edges (first/last = min/max) */
+    char labels[FEAT_DRIFT_REPORT_BINS][32];   /* categorical: bin names */
+    double ref_frac[FEAT_DRIFT_REPORT_BINS], live_frac[FEAT_DRIFT_REPORT_BINS];
+    /* the statistic over recent windows, oldest first */
+    uint32_t nhist;
+    double hist_ks[FEAT_DRIFT_REPORT_HISTORY], hist_psi[FEAT_DRIFT_REPORT_HISTORY];
+    uint8_t hist_drift[FEAT_DRIFT_REPORT_HISTORY];
+} feat_drift_entry_t;
+
+/* Calls fn for each monitored stream matching table/feature (NULL or "" =
+ * all).  Returns the number of entries. */
+typedef void feat_drift_report_fn(void *arg, const feat_drift_entry_t *e);
+size_t feat_drift_report(feat_drift_t *d, const char *table, const char *feature, feat_drift_report_fn *fn, void *arg);
+
+typedef struct feat_drift_stats {
+    uint64_t windows_closed, windows_delayed, alerts, recoveries;
+} feat_drift_stats_t;
+void feat_drift_get_stats(feat_drift_t *d, feat_drift_stats_t *s);
+
+#endif
