@@ -188,6 +188,40 @@ static const opt_t opts[] = {
      "classification)."},
     {"model", "features", OPT_STRING, 0, 0, "", NULL, M(features_list),
      "Comma-separated feature names of the table; empty = all of them."},
+    {"model", "policy", OPT_ENUM, 0, 0, "manual", "manual|auto", M(policy),
+     "manual: a new version becomes the challenger and an operator promotes it; auto: it is promoted "
+     "when it beats the champion on the same validation window by promote_margin (or there is no champion)."},
+    {"model", "promote_margin", OPT_DOUBLE, 0, 1000000, "0.005", NULL, M(promote_margin),
+     "auto policy: a challenger needs AUC >= champion's + this (classification) or RMSE <= champion's "
+     "x (1 - this) (regression), measured on the challenger's validation rows."},
+    {"model", "retrain_every", OPT_DURATION, 0, 365 * DAY_MS, "0", NULL, M(retrain_every_ms),
+     "Retrain on this schedule; 0 = no schedule."},
+    {"model", "retrain_after_labels", OPT_INT, 0, 1000000000, "0", NULL, M(retrain_after_labels),
+     "Retrain after this many new labels; 0 = off."},
+    {"model", "train_window", OPT_DURATION, 0, 36500 * DAY_MS, "0", NULL, M(train_window_ms),
+     "Train on labels from this long ago up to now; 0 = every label."},
+    {"model", "min_rows", OPT_INT, 2, 1000000000, "100", NULL, M(min_rows),
+     "A training run with fewer labelled rows fails instead of registering a weak model."},
+    {"model", "learning_rate", OPT_STRING, 0, 0, "0.01", NULL, M(lr_list),
+     "Adam step size; a comma list (e.g. 0.003,0.01,0.03) makes a grid chosen by validation metric."},
+    {"model", "l2", OPT_STRING, 0, 0, "0.0001", NULL, M(l2_list), "L2 penalty; a comma list makes a grid."},
+    {"model", "epochs", OPT_STRING, 0, 0, "10", NULL, M(epochs_list), "Passes over the training split; a comma list makes a grid."},
+    {"model", "hidden", OPT_STRING, 0, 0, "32", NULL, M(hidden_list), "MLP hidden units; a comma list makes a grid."},
+    {"model", "batch_size", OPT_INT, 1, 65536, "256", NULL, M(batch_size), "Rows per Adam step."},
+    {"model", "valid_fraction", OPT_DOUBLE, 0, 900000, "0.25", NULL, M(valid_fraction),
+     "The newest fraction of the training set (by label time) validates."},
+    {"model", "top_k", OPT_INT, 0, 4096, "16", NULL, M(top_k),
+     "String features: one-hot columns for this many most frequent categories; the rest share hashed buckets."},
+    {"model", "device", OPT_ENUM, 0, 0, "auto", "auto|cpu|gpu", M(device),
+     "Where training runs: auto uses a GPU when CUDA finds one, else the CPU."},
+    {"model", "prediction_topic", OPT_STRING, 0, 0, "", NULL, M(prediction_topic),
+     "Also publish every prediction (JSON) to this Kafka topic; they are always logged in the store."},
+    {"model", "quality_floor", OPT_DOUBLE, 0, 1000000000000LL, "0", NULL, M(quality_floor),
+     "Live quality alert: rolling AUC below this (classification) or RMSE above it (regression); 0 = off."},
+    {"model", "quality_window", OPT_INT, 10, 10000000, "1000", NULL, M(quality_window),
+     "Prediction/label pairs in the rolling live-quality window."},
+    {"model", "quality_horizon", OPT_DURATION, 1, 3650 * DAY_MS, "1d", NULL, M(quality_horizon_ms),
+     "A label is joined with the entity's latest prediction made at most this long before it."},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -802,6 +836,58 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
             if (strcmp(c->tables[k].topic, m->label_topic) == 0) {
                 set_err(err, errlen, "model.%s.label_topic: \"%s\" is also the source topic of table %s",
                         m->name, m->label_topic, c->tables[k].name);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+        struct { const char *key, *text; double *d; uint32_t *u; size_t *n; double lo, hi; } lists[] = {
+            {"learning_rate", m->lr_list, m->lr, NULL, &m->nlr, 1e-9, 10},
+            {"l2", m->l2_list, m->l2, NULL, &m->nl2, 0, 1e4},
+            {"epochs", m->epochs_list, NULL, m->epochs, &m->nepochs, 1, 100000},
+            {"hidden", m->hidden_list, NULL, m->hidden, &m->nhidden, 1, 4096},
+        };
+        for (size_t li = 0; li < sizeof(lists) / sizeof(lists[0]); li++) {
+            *lists[li].n = 0;
+            const char *p = lists[li].text ? lists[li].text : "";
+            while (*p) {
+                while (*p == ' ' || *p == ',') p++;
+                if (!*p) break;
+                char *end;
+                errno = 0;
+                double v = strtod(p, &end);
+                if (end == p || errno || !(v >= lists[li].lo && v <= lists[li].hi) || (lists[li].u && v != floor(v))) {
+                    set_err(err, errlen, "model.%s.%s: \"%s\" is not a list of numbers in [%g, %g]%s", m->name,
+                            lists[li].key, lists[li].text, lists[li].lo, lists[li].hi, lists[li].u ? " (integers)" : "");
+                    return FEAT_ERR_CONFIG;
+                }
+                if (*lists[li].n >= 16) {
+                    set_err(err, errlen, "model.%s.%s: at most 16 values", m->name, lists[li].key);
+                    return FEAT_ERR_CONFIG;
+                }
+                if (lists[li].d) lists[li].d[*lists[li].n] = v;
+                else lists[li].u[*lists[li].n] = (uint32_t)v;
+                (*lists[li].n)++;
+                p = end;
+                while (*p == ' ') p++;
+                if (*p && *p != ',') {
+                    set_err(err, errlen, "model.%s.%s: \"%s\" is not a comma-separated list", m->name, lists[li].key,
+                            lists[li].text);
+                    return FEAT_ERR_CONFIG;
+                }
+            }
+            if (*lists[li].n == 0) {
+                set_err(err, errlen, "model.%s.%s: needs at least one value", m->name, lists[li].key);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+        if (m->prediction_topic && *m->prediction_topic && !topic_ok(m->prediction_topic)) {
+            set_err(err, errlen, "model.%s.prediction_topic: \"%s\" is not a valid Kafka topic name", m->name,
+                    m->prediction_topic);
+            return FEAT_ERR_CONFIG;
+        }
+        if (!strcmp(m->task, "logreg") || !strcmp(m->task, "mlp")) {
+            if (m->quality_floor > 1) {
+                set_err(err, errlen, "model.%s.quality_floor: %g is not an AUC in [0, 1] (task %s)", m->name,
+                        m->quality_floor, m->task);
                 return FEAT_ERR_CONFIG;
             }
         }

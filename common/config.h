@@ -61,6 +61,26 @@ typedef struct feat_model_conf {
     char *features_list; /* comma-separated; empty = every feature of the table */
     size_t nfeatures;    /* resolved feature list (names owned here) */
     char **features;
+    /* training */
+    char *policy;                 /* "manual" | "auto" */
+    double promote_margin;        /* auto: AUC +margin, or RMSE x (1 - margin) */
+    int64_t retrain_every_ms;     /* 0 = no schedule */
+    int64_t retrain_after_labels; /* 0 = off */
+    int64_t train_window_ms;      /* labels this recent; 0 = all */
+    int64_t min_rows;
+    char *lr_list, *l2_list, *epochs_list, *hidden_list; /* comma lists: more than one value = a grid */
+    double lr[16], l2[16];
+    uint32_t epochs[16], hidden[16];
+    size_t nlr, nl2, nepochs, nhidden;
+    int64_t batch_size;
+    double valid_fraction;
+    int64_t top_k;                /* one-hot categories per string feature */
+    char *device;                 /* "auto" | "cpu" | "gpu" */
+    /* serving */
+    char *prediction_topic;       /* "" = predictions logged in the store only */
+    double quality_floor;         /* live AUC below (or RMSE above) this alerts; 0 = off */
+    int64_t quality_window;       /* prediction/label pairs in the rolling window */
+    int64_t quality_horizon_ms;   /* a label joins the entity's latest prediction at most this old */
 } feat_model_conf_t;
 
 typedef struct feat_kv {

@@ -698,6 +698,18 @@ void feat_drift_destroy(feat_drift_t *d) {
     free(d);
 }
 
+void feat_drift_raise(feat_drift_t *d, const feat_drift_alert_t *a) {
+    if (!d) return;
+    if (a->drifting) {
+        atomic_fetch_add(&d->alerts, 1);
+        feat_metric_add(d->m_drift, 1);
+    } else {
+        atomic_fetch_add(&d->recoveries, 1);
+        feat_metric_add(d->m_recover, 1);
+    }
+    for (int i = 0; i < d->nsinks; i++) d->sinks[i].fn(d->sinks[i].arg, a);
+}
+
 /* ---- operator and training hooks ---------------------------------------------------------- */
 
 static smon_t *find_stream(feat_drift_t *d, const char *name, int models) {

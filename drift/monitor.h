@@ -85,6 +85,10 @@ void feat_drift_observe(feat_drift_t *d, uint32_t table, const uint16_t *fidx, c
 /* One served prediction of cfg->models[model]. */
 void feat_drift_observe_prediction(feat_drift_t *d, uint32_t model, double score);
 
+/* Sends an alert raised elsewhere (live model quality) through the sinks, on
+ * the calling thread (sinks never block). */
+void feat_drift_raise(feat_drift_t *d, const feat_drift_alert_t *a);
+
 /* Makes the last closed window of the feature (all features when feature is
  * NULL or empty) its reference.  FEAT_OK with *pinned set, FEAT_ERR_NOT_FOUND
  * for an unknown table or feature, FEAT_ERR_STATE when no window has closed. */

@@ -19,6 +19,15 @@ typedef struct cval {
     uint8_t present;
 } cval_t;
 
+#define SCORES 4
+
+typedef struct cscore {
+    uint64_t version;              /* 0 = empty slot */
+    uint32_t model;
+    uint32_t missing;
+    double score;
+} cscore_t;
+
 typedef struct entry {
     struct entry *chain;           /* hash bucket */
     struct entry *prev, *next;     /* LRU, most recent at head */
@@ -26,6 +35,7 @@ typedef struct entry {
     const feat_table_t *table;
     uint32_t klen;
     uint32_t nf;                   /* = table's feature count */
+    cscore_t scores[SCORES];       /* predictions computed from this row */
     size_t size;                   /* bytes charged */
     /* key bytes, then nf cval_t (aligned), then string bytes */
     char data[];
@@ -238,6 +248,7 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
     e->nf = nf;
     e->size = size;
     e->chain = e->prev = e->next = NULL;
+    memset(e->scores, 0, sizeof(e->scores));
     memcpy(ekey(e), key, klen);
     cval_t *cv = evals(e);
     memset(cv, 0, nf * sizeof(cval_t));
@@ -279,6 +290,48 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
         s->evictions++;
     }
     if (s->count > s->nbuckets) grow(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
+                         uint64_t version, double *score, uint32_t *missing) {
+    if (!c->max_bytes) return FEAT_CACHE_MISS;
+    uint64_t h = key_hash(t, key, klen);
+    shard_t *s = shard_of(c, h);
+    int r = FEAT_CACHE_MISS;
+    pthread_mutex_lock(&s->lock);
+    if (s->pend[pend_slot(h)]) {
+        r = FEAT_CACHE_BYPASS;
+    } else {
+        entry_t *e = *find_slot(s, h, t, key, klen);
+        for (int i = 0; e && i < SCORES; i++) {
+            if (e->scores[i].version == version && e->scores[i].model == model) {
+                *score = e->scores[i].score;
+                *missing = e->scores[i].missing;
+                r = FEAT_CACHE_HIT;
+                break;
+            }
+        }
+    }
+    if (r == FEAT_CACHE_HIT) s->hits++;
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+void feat_cache_put_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
+                          uint64_t version, double score, uint32_t missing) {
+    if (!c->max_bytes || !version) return;
+    uint64_t h = key_hash(t, key, klen);
+    shard_t *s = shard_of(c, h);
+    pthread_mutex_lock(&s->lock);
+    entry_t *e = s->pend[pend_slot(h)] ? NULL : *find_slot(s, h, t, key, klen);
+    if (e) {
+        int slot = -1;
+        for (int i = 0; i < SCORES && slot < 0; i++)
+            if (e->scores[i].model == model || !e->scores[i].version) slot = i;
+        if (slot < 0) slot = (int)(model % SCORES);
+        e->scores[slot] = (cscore_t){version, model, missing, score};
+    }
     pthread_mutex_unlock(&s->lock);
 }
 

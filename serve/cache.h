@@ -49,6 +49,16 @@ int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size
 void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
                     const char *row, size_t len, uint64_t ticket);
 
+/* Prediction results ride on the cached row of their entity: a write to the
+ * entity drops them with the row, and a model swap changes the version, so
+ * a stale score is never returned.  get: FEAT_CACHE_HIT with *score and
+ * *missing, else MISS (or BYPASS while a write is pending).  put: stored only
+ * if the row is cached (and not pending); at most 4 (model, version) per row. */
+int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
+                         uint64_t version, double *score, uint32_t *missing);
+void feat_cache_put_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
+                          uint64_t version, double score, uint32_t missing);
+
 /* The store write hook (feat_store_set_write_hook(st, feat_cache_write_hook, c)). */
 void feat_cache_write_hook(void *cache, const feat_wb_t *wb, int phase);
 

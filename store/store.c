@@ -662,6 +662,18 @@ int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int6
     return FEAT_OK;
 }
 
+int feat_wb_put_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen) {
+    if (cf != FEAT_CF_MODELS && cf != FEAT_CF_REFERENCES && cf != FEAT_CF_META) return FEAT_ERR_INVALID;
+    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[cf], key, klen, val, vlen);
+    return FEAT_OK;
+}
+
+int feat_wb_delete_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen) {
+    if (cf != FEAT_CF_MODELS && cf != FEAT_CF_REFERENCES && cf != FEAT_CF_META) return FEAT_ERR_INVALID;
+    rocksdb_writebatch_delete_cf(wb->b, wb->st->cf[cf], key, klen);
+    return FEAT_OK;
+}
+
 size_t feat_wb_online_count(const feat_wb_t *wb) { return wb->on.n; }
 
 void feat_wb_online_at(const feat_wb_t *wb, size_t i, const feat_table_t **t, const char **key, size_t *klen) {
@@ -1260,6 +1272,41 @@ int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, si
     rocksdb_iter_get_error(it, &rerr);
     rocksdb_iter_destroy(it);
     return rerr ? io_err(NULL, 0, "scan", rerr) : FEAT_OK;
+}
+
+int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                           feat_prediction_fn *fn, void *arg) {
+    feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
+    unsigned char b[8];
+    feat_buf_puts(&lo, model);
+    feat_buf_putc(&lo, 0);
+    size_t plen = lo.len;
+    feat_buf_append(&hi, lo.data, lo.len);
+    feat_put_ts(b, from_ms);
+    feat_buf_append(&lo, b, 8);
+    if (to_ms == INT64_MAX) feat_buf_puts(&hi, "\xff\xff\xff\xff\xff\xff\xff\xff\xff");
+    else { feat_put_ts(b, to_ms + 1); feat_buf_append(&hi, b, 8); }
+    if (lo.oom || hi.oom) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_PREDICTIONS]);
+    int rc = FEAT_OK;
+    for (rocksdb_iter_seek(it, lo.data, lo.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+        if (kl < plen + 8 || vl != 16) { rc = FEAT_ERR_CORRUPT; break; }
+        uint64_t u = feat_get_le64(v + 8);
+        double score;
+        memcpy(&score, &u, 8);
+        if (fn(arg, feat_get_ts((const unsigned char *)k + plen), k + plen + 8, kl - plen - 8, feat_get_le64(v), score))
+            break;
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    feat_buf_free(&lo);
+    feat_buf_free(&hi);
+    return rc;
 }
 
 uint64_t feat_store_size_bytes(feat_store_t *st) {

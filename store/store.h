@@ -92,6 +92,11 @@ const feat_table_t *feat_store_table(const feat_store_t *st, const char *name);
 const feat_table_t *feat_store_table_at(const feat_store_t *st, size_t i);
 size_t feat_store_ntables(const feat_store_t *st);
 
+typedef enum feat_cf {
+    FEAT_CF_ONLINE = 0, FEAT_CF_OFFLINE, FEAT_CF_LABELS, FEAT_CF_PREDICTIONS, FEAT_CF_OFFSETS,
+    FEAT_CF_MODELS, FEAT_CF_REFERENCES, FEAT_CF_DEAD_LETTERS, FEAT_CF_META, FEAT_CF_COUNT
+} feat_cf_t;
+
 /* ---- writing ------------------------------------------------------------ */
 
 /* A batch that will be written to st. */
@@ -118,6 +123,11 @@ int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int6
 /* A prediction log row (serve). */
 int feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
                            int64_t ts, uint64_t version, double score);
+
+/* A blob put or delete in the models, references or meta family, committed
+ * with the rest of the batch (registering a model version is one batch). */
+int feat_wb_put_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen);
+int feat_wb_delete_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen);
 
 /* Online keys a batch touches, for cache invalidation by write hooks. */
 size_t feat_wb_online_count(const feat_wb_t *wb);
@@ -221,10 +231,6 @@ typedef int feat_dead_letter_fn(void *arg, const char *topic, int32_t partition,
                                 const char *value, size_t vlen);
 int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg);
 
-typedef enum feat_cf {
-    FEAT_CF_ONLINE = 0, FEAT_CF_OFFLINE, FEAT_CF_LABELS, FEAT_CF_PREDICTIONS, FEAT_CF_OFFSETS,
-    FEAT_CF_MODELS, FEAT_CF_REFERENCES, FEAT_CF_DEAD_LETTERS, FEAT_CF_META, FEAT_CF_COUNT
-} feat_cf_t;
 
 /* Generic blob access for the models, references and meta families. */
 int feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen);
@@ -233,6 +239,11 @@ int feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size
 typedef int feat_blob_fn(void *arg, const char *key, size_t klen, const char *val, size_t vlen);
 /* Visits keys starting with prefix in order. */
 int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn, void *arg);
+
+/* Logged predictions of model with from_ms <= ts <= to_ms, in time order. */
+typedef int feat_prediction_fn(void *arg, int64_t ts, const char *key, size_t klen, uint64_t version, double score);
+int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                           feat_prediction_fn *fn, void *arg);
 
 /* Approximate bytes on disk plus memtables. */
 uint64_t feat_store_size_bytes(feat_store_t *st);

@@ -1,0 +1,168 @@
+/* train/trainset.c — see trainset.h. */
+#include "train/trainset.h"
+#include "common/log.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+feat_raw_t feat_raw_from_value(const feat_value_t *v) {
+    if (v->status != FEAT_ST_PRESENT) return feat_raw_missing();
+    switch (v->type) {
+    case FEAT_FT_DOUBLE: return feat_raw_double(v->v.d);
+    case FEAT_FT_INT64: return feat_raw_int64(v->v.i);
+    case FEAT_FT_BOOL: return feat_raw_bool(v->v.b);
+    case FEAT_FT_STRING: return feat_raw_string(v->v.s, v->slen);
+    default: return feat_raw_missing();
+    }
+}
+
+typedef struct build {
+    feat_store_t *st;
+    const feat_table_t *t;
+    const feat_model_conf_t *m;
+    const uint16_t *fidx;
+    feat_pit_reader_t *reader;
+    feat_value_t *vals;
+    feat_buf_t strings;
+    feat_trainset_t *out;
+    const feat_trainset_cb_t *cb;
+    uint64_t total, done;
+    int binary;
+    int rc;
+    char *err;
+    size_t errlen;
+} build_t;
+
+static int count_label(void *arg, int64_t ts, const char *key, size_t klen, double label) {
+    (void)ts; (void)key; (void)klen; (void)label;
+    ((build_t *)arg)->total++;
+    return 0;
+}
+
+static int grow(feat_trainset_t *o) {
+    size_t nc = o->cap ? o->cap * 2 : 1024;
+    feat_raw_t *r = realloc(o->rows, nc * o->nf * sizeof(feat_raw_t));
+    if (r) o->rows = r;
+    double *l = realloc(o->labels, nc * sizeof(double));
+    if (l) o->labels = l;
+    int64_t *t = realloc(o->ts, nc * sizeof(int64_t));
+    if (t) o->ts = t;
+    char **k = realloc(o->keys, nc * sizeof(char *));
+    if (k) o->keys = k;
+    if (!r || !l || !t || !k) return FEAT_ERR_NOMEM;
+    o->cap = nc;
+    return FEAT_OK;
+}
+
+static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double label) {
+    build_t *b = arg;
+    feat_trainset_t *o = b->out;
+    if (b->binary && label != 0 && label != 1) {
+        snprintf(b->err, b->errlen, "model %s: label %g of entity \"%.*s\" at %lld is not 0 or 1 (task %s)",
+                 b->m->name, label, (int)(klen > 64 ? 64 : klen), key, (long long)ts, b->m->task);
+        b->rc = FEAT_ERR_INVALID;
+        return 1;
+    }
+    if (!isfinite(label)) return 0; /* ingest refuses these; be safe */
+    if (o->n == o->cap && grow(o)) {
+        b->rc = FEAT_ERR_NOMEM;
+        return 1;
+    }
+    int rc = feat_pit_read(b->reader, b->t, key, klen, ts, b->fidx, o->nf, 0, b->vals, &b->strings);
+    if (rc) {
+        snprintf(b->err, b->errlen, "point-in-time read failed: %s", feat_err_str(rc));
+        b->rc = rc;
+        return 1;
+    }
+    feat_raw_t *row = o->rows + o->n * o->nf;
+    for (size_t j = 0; j < o->nf; j++) {
+        row[j] = feat_raw_from_value(&b->vals[j]);
+        if (row[j].type == FEAT_V_MISSING) o->missing++;
+        if (row[j].type == FEAT_V_STRING) { /* keep the bytes: the reader's buffer is reused */
+            char *s = feat_arena_strndup(&o->arena, row[j].v.str, row[j].len);
+            if (!s) {
+                b->rc = FEAT_ERR_NOMEM;
+                return 1;
+            }
+            row[j].v.str = s;
+        }
+    }
+    o->labels[o->n] = label;
+    o->ts[o->n] = ts;
+    o->keys[o->n] = feat_arena_strndup(&o->arena, key, klen);
+    if (!o->keys[o->n]) {
+        b->rc = FEAT_ERR_NOMEM;
+        return 1;
+    }
+    if (o->n == 0) o->from_ms = ts;
+    o->to_ms = ts;
+    o->n++;
+    if ((++b->done & 1023) == 0) {
+        if (b->cb && b->cb->progress) b->cb->progress(b->cb->arg, b->done, b->total);
+        if (b->cb && b->cb->cancel && b->cb->cancel(b->cb->arg)) {
+            snprintf(b->err, b->errlen, "cancelled");
+            b->rc = FEAT_ERR_UNAVAILABLE;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int feat_trainset_build(feat_store_t *st, const feat_config_t *cfg, const feat_model_conf_t *m, int64_t from_ms,
+                        int64_t to_ms, const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr,
+                        size_t errlen) {
+    (void)cfg;
+    memset(out, 0, sizeof(*out));
+    if (errlen) errstr[0] = 0;
+    feat_arena_init(&out->arena, 65536);
+    const feat_table_t *t = feat_store_table(st, m->table);
+    if (!t) {
+        snprintf(errstr, errlen, "model %s: no table %s", m->name, m->table);
+        return FEAT_ERR_NOT_FOUND;
+    }
+    out->nf = m->nfeatures;
+    out->defs = calloc(out->nf, sizeof(feat_feature_def_t));
+    uint16_t *fidx = calloc(out->nf, sizeof(uint16_t));
+    feat_value_t *vals = calloc(out->nf, sizeof(feat_value_t));
+    if (!out->defs || !fidx || !vals) {
+        free(fidx);
+        free(vals);
+        snprintf(errstr, errlen, "out of memory");
+        return FEAT_ERR_NOMEM;
+    }
+    for (size_t j = 0; j < out->nf; j++) {
+        int f = feat_table_feature_index(t->conf, m->features[j], strlen(m->features[j]));
+        fidx[j] = (uint16_t)f;
+        out->defs[j].name = t->conf->features[f].name;
+        out->defs[j].type = t->conf->features[f].type;
+    }
+    build_t b = {st, t, m, fidx, NULL, vals, FEAT_BUF_INIT, out, cb, 0, 0, 0, FEAT_OK, errstr, errlen};
+    b.binary = strcmp(m->task, "linreg") != 0;
+    int rc = feat_store_labels(st, m->name, from_ms, to_ms, count_label, &b);
+    if (!rc) {
+        b.reader = feat_pit_reader_new(st);
+        if (!b.reader) rc = FEAT_ERR_NOMEM;
+    }
+    if (!rc) rc = feat_store_labels(st, m->name, from_ms, to_ms, on_label, &b);
+    if (!rc) rc = b.rc;
+    if (rc && !*errstr) snprintf(errstr, errlen, "building the training set: %s", feat_err_str(rc));
+    if (cb && cb->progress && !rc) cb->progress(cb->arg, b.done, b.total);
+    feat_pit_reader_destroy(b.reader);
+    feat_buf_free(&b.strings);
+    free(fidx);
+    free(vals);
+    if (rc) feat_trainset_free(out);
+    return rc;
+}
+
+void feat_trainset_free(feat_trainset_t *ts) {
+    free(ts->defs);
+    free(ts->rows);
+    free(ts->labels);
+    free(ts->ts);
+    free(ts->keys);
+    feat_arena_free(&ts->arena);
+    memset(ts, 0, sizeof(*ts));
+}
