@@ -190,7 +190,8 @@ static const opt_t opts[] = {
      "Comma-separated feature names of the table; empty = all of them."},
     {"model", "policy", OPT_ENUM, 0, 0, "manual", "manual|auto", M(policy),
      "manual: a new version becomes the challenger and an operator promotes it; auto: it is promoted "
-     "when it beats the champion on the same validation window by promote_margin (or there is no champion)."},
+     "when it beats the champion on the same validation window by promote_margin. Under either policy a "
+     "model's first version becomes its champion."},
     {"model", "promote_margin", OPT_DOUBLE, 0, 1000000, "0.005", NULL, M(promote_margin),
      "auto policy: a challenger needs AUC >= champion's + this (classification) or RMSE <= champion's "
      "x (1 - this) (regression), measured on the challenger's validation rows."},

@@ -190,6 +190,7 @@ static int parse_container(jp_t *p, unsigned depth, int is_obj) {
     uint32_t n = 0;
     if (p->pos < p->len && p->s[p->pos] == close) {
         p->pos++;
+        p->toks[ti].end = (uint32_t)p->pos;
         p->toks[ti].next = (uint32_t)p->ntok;
         return ti;
     }
@@ -214,6 +215,7 @@ static int parse_container(jp_t *p, unsigned depth, int is_obj) {
         return -1;
     }
     p->toks[ti].size = n;
+    p->toks[ti].end = (uint32_t)p->pos;
     p->toks[ti].next = (uint32_t)p->ntok;
     return ti;
 }

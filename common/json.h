@@ -6,6 +6,7 @@
  * the caller's text, which must stay alive while tokens are used.
  *   object: size = number of members; its members follow as (key, value) pairs
  *   array:  size = number of elements
+ *   object, array: [start, end) spans the brackets (the value's whole text)
  *   string: [start, end) excludes the quotes; escaped = 1 when it holds '\'
  *   number: [start, end) is the literal; integral = 1 when it has no '.'/'e'
  * Every token's `next` is the index just past its subtree, so siblings are

@@ -66,6 +66,14 @@ int feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg,
             return FEAT_ERR_KAFKA;
         }
     }
+    /* featd's own output topics */
+    for (size_t i = 0; i <= cfg->nmodels; i++) {
+        const char *t = i < cfg->nmodels ? cfg->models[i].prediction_topic : cfg->drift_alert_topic;
+        if (t && *t && feat_broker_create_topic(b, t, (int)cfg->kafka_partitions)) {
+            snprintf(errstr, errlen, "embedded broker: cannot create topic %s", t);
+            return FEAT_ERR_KAFKA;
+        }
+    }
     return FEAT_OK;
 }
 

@@ -19,7 +19,8 @@ typedef struct feat_broker feat_broker_t;
 feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen);
 /* Creates topic with partitions (replication 1).  FEAT_OK or FEAT_ERR_KAFKA. */
 int feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions);
-/* Creates every source and label topic of cfg with kafka.partitions partitions. */
+/* Creates every topic cfg names (sources, labels, predictions, drift alerts)
+ * with kafka.partitions partitions. */
 int feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen);
 /* "127.0.0.1:port,..."; valid until destroy. */
 const char *feat_broker_bootstraps(const feat_broker_t *b);

@@ -88,6 +88,8 @@ struct feat_ingest {
     feat_metric_t *m_batches, *m_skipped, *m_batch_sec, *m_kerr, *m_batch_size;
     feat_ingest_observer_fn *observer;
     void *observer_arg;
+    feat_ingest_label_fn *label_observer;
+    void *label_observer_arg;
     int64_t last_commit_ms;
 };
 
@@ -267,6 +269,11 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
 void feat_ingest_set_observer(feat_ingest_t *ing, feat_ingest_observer_fn *fn, void *arg) {
     ing->observer = fn;
     ing->observer_arg = arg;
+}
+
+void feat_ingest_set_label_observer(feat_ingest_t *ing, feat_ingest_label_fn *fn, void *arg) {
+    ing->label_observer = fn;
+    ing->label_observer_arg = arg;
 }
 
 static int add_topic(feat_ingest_t *ing, const char *t) {
@@ -530,6 +537,8 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
                                    m->partition, m->offset);
             b->n_lab++;
             feat_metric_add(ing->m_labels[d->model], 1);
+            if (ing->label_observer)
+                ing->label_observer(ing->label_observer_arg, d->model, d->key, d->klen, d->ts, d->label);
         } else {
             rc = feat_wb_put_dead_letter(b->wb, topic, m->partition, m->offset, feat_dl_reason_name(d->reason),
                                          d->detail, m->key, m->key ? m->key_len : 0, m->payload,

@@ -34,10 +34,15 @@ typedef struct feat_ingest_conf {
     feat_metrics_t *metrics;    /* NULL = the global registry */
 } feat_ingest_conf_t;
 
-/* Called on the ingest thread for every event in a batch, after the batch
- * committed.  vals/fidx as in feat_decoded_t; valid during the call only. */
+/* Called on the consumer thread for every event as it joins a batch (a
+ * batch that then fails to commit stops ingest, so observers see at most
+ * what the store holds plus one batch).  vals/fidx as in feat_decoded_t;
+ * valid during the call only. */
 typedef void feat_ingest_observer_fn(void *arg, uint32_t table, const char *key, size_t klen, int64_t ts,
                                      const uint16_t *fidx, const feat_value_t *vals, size_t n);
+/* The same for every label (model = index into cfg->models). */
+typedef void feat_ingest_label_fn(void *arg, uint32_t model, const char *key, size_t klen, int64_t ts,
+                                  double label);
 
 /* Checks every kafka.* property against librdkafka without connecting, so
  * bad values stop start-up before anything runs.  FEAT_OK or FEAT_ERR_CONFIG
@@ -49,6 +54,7 @@ int feat_ingest_check_config(const feat_config_t *cfg, char *errstr, size_t errl
 feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen);
 /* Set before start. */
 void feat_ingest_set_observer(feat_ingest_t *ing, feat_ingest_observer_fn *fn, void *arg);
+void feat_ingest_set_label_observer(feat_ingest_t *ing, feat_ingest_label_fn *fn, void *arg);
 int feat_ingest_start(feat_ingest_t *ing, char *errstr, size_t errlen);
 /* Finishes the batch in flight (committed or not applied at all), closes the
  * consumer and joins the thread.  Idempotent. */

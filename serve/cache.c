@@ -26,6 +26,7 @@ typedef struct cscore {
     uint32_t model;
     uint32_t missing;
     double score;
+    int64_t valid_until;           /* ms: the first of its inputs' TTL expiries */
 } cscore_t;
 
 typedef struct entry {
@@ -50,6 +51,7 @@ typedef struct shard {
     uint64_t epoch;                /* bumped whenever a write touches the shard */
     uint32_t pend[PEND_SLOTS];
     uint64_t hits, misses, bypasses, evictions, invalidations;
+    uint64_t score_hits, score_misses;
 } shard_t;
 
 struct feat_cache {
@@ -294,8 +296,7 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
 }
 
 int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
-                         uint64_t version, double *score, uint32_t *missing) {
-    if (!c->max_bytes) return FEAT_CACHE_MISS;
+                         uint64_t version, int64_t now_ms, double *score, uint32_t *missing, uint64_t *ticket) {
     uint64_t h = key_hash(t, key, klen);
     shard_t *s = shard_of(c, h);
     int r = FEAT_CACHE_MISS;
@@ -303,34 +304,37 @@ int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key
     if (s->pend[pend_slot(h)]) {
         r = FEAT_CACHE_BYPASS;
     } else {
-        entry_t *e = *find_slot(s, h, t, key, klen);
+        *ticket = s->epoch;
+        entry_t *e = c->max_bytes ? *find_slot(s, h, t, key, klen) : NULL;
         for (int i = 0; e && i < SCORES; i++) {
-            if (e->scores[i].version == version && e->scores[i].model == model) {
-                *score = e->scores[i].score;
-                *missing = e->scores[i].missing;
+            const cscore_t *cs = &e->scores[i];
+            if (cs->version == version && cs->model == model && now_ms < cs->valid_until) {
+                *score = cs->score;
+                *missing = cs->missing;
                 r = FEAT_CACHE_HIT;
                 break;
             }
         }
     }
-    if (r == FEAT_CACHE_HIT) s->hits++;
+    if (r == FEAT_CACHE_HIT) s->score_hits++;
+    else s->score_misses++;
     pthread_mutex_unlock(&s->lock);
     return r;
 }
 
 void feat_cache_put_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
-                          uint64_t version, double score, uint32_t missing) {
+                          uint64_t version, double score, uint32_t missing, int64_t valid_until, uint64_t ticket) {
     if (!c->max_bytes || !version) return;
     uint64_t h = key_hash(t, key, klen);
     shard_t *s = shard_of(c, h);
     pthread_mutex_lock(&s->lock);
-    entry_t *e = s->pend[pend_slot(h)] ? NULL : *find_slot(s, h, t, key, klen);
+    entry_t *e = s->epoch != ticket || s->pend[pend_slot(h)] ? NULL : *find_slot(s, h, t, key, klen);
     if (e) {
         int slot = -1;
         for (int i = 0; i < SCORES && slot < 0; i++)
             if (e->scores[i].model == model || !e->scores[i].version) slot = i;
         if (slot < 0) slot = (int)(model % SCORES);
-        e->scores[slot] = (cscore_t){version, model, missing, score};
+        e->scores[slot] = (cscore_t){version, model, missing, score, valid_until};
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -372,6 +376,8 @@ void feat_cache_get_stats(feat_cache_t *c, feat_cache_stats_t *st) {
         st->bypasses += s->bypasses;
         st->evictions += s->evictions;
         st->invalidations += s->invalidations;
+        st->score_hits += s->score_hits;
+        st->score_misses += s->score_misses;
         st->entries += s->count;
         st->bytes += s->bytes;
         pthread_mutex_unlock(&s->lock);
@@ -388,6 +394,10 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
     feat_metrics_emit_family(em, "featd_cache_hit_ratio", "Hits over all cache lookups since start.", FEAT_METRIC_GAUGE);
     uint64_t all = s.hits + s.misses + s.bypasses;
     feat_metrics_emit_sample(em, NULL, all ? (double)s.hits / (double)all : 0);
+    feat_metrics_emit_family(em, "featd_cache_score_requests_total",
+                             "Predict score lookups in the cache by result (a miss computes the score).", FEAT_METRIC_COUNTER);
+    feat_metrics_emit_sample(em, "result=\"hit\"", (double)s.score_hits);
+    feat_metrics_emit_sample(em, "result=\"miss\"", (double)s.score_misses);
     feat_metrics_emit_family(em, "featd_cache_bytes", "Bytes held by the online row cache.", FEAT_METRIC_GAUGE);
     feat_metrics_emit_sample(em, NULL, (double)s.bytes);
     feat_metrics_emit_family(em, "featd_cache_entries", "Rows held by the online row cache.", FEAT_METRIC_GAUGE);

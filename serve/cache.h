@@ -50,20 +50,24 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
                     const char *row, size_t len, uint64_t ticket);
 
 /* Prediction results ride on the cached row of their entity: a write to the
- * entity drops them with the row, and a model swap changes the version, so
- * a stale score is never returned.  get: FEAT_CACHE_HIT with *score and
- * *missing, else MISS (or BYPASS while a write is pending).  put: stored only
- * if the row is cached (and not pending); at most 4 (model, version) per row. */
+ * entity drops them with the row, a model swap changes the version, and a
+ * score expires when the first feature it read passes its TTL, so a stale
+ * score is never returned.
+ * get: FEAT_CACHE_HIT with *score and *missing; MISS with *ticket for put;
+ * BYPASS while a write is pending (do not put).
+ * put: stored only if the row is cached and no write touched its shard since
+ * the ticket; at most 4 (model, version) per row. */
 int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
-                         uint64_t version, double *score, uint32_t *missing);
+                         uint64_t version, int64_t now_ms, double *score, uint32_t *missing, uint64_t *ticket);
 void feat_cache_put_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
-                          uint64_t version, double score, uint32_t missing);
+                          uint64_t version, double score, uint32_t missing, int64_t valid_until, uint64_t ticket);
 
 /* The store write hook (feat_store_set_write_hook(st, feat_cache_write_hook, c)). */
 void feat_cache_write_hook(void *cache, const feat_wb_t *wb, int phase);
 
 typedef struct feat_cache_stats {
     uint64_t hits, misses, bypasses, evictions, invalidations;
+    uint64_t score_hits, score_misses;
     uint64_t entries, bytes, max_bytes;
 } feat_cache_stats_t;
 void feat_cache_get_stats(feat_cache_t *c, feat_cache_stats_t *s);

@@ -1,7 +1,7 @@
 /*
  * serve/daemon.h — the running daemon's parts, shared by main, the gRPC
  * server and the admin HTTP server.  Built in main() in dependency order and
- * torn down in reverse (serve → ingest → drift → train → store).
+ * torn down in reverse (serve → prediction log → ingest → train → drift → store).
  */
 #ifndef FEAT_SERVE_DAEMON_H
 #define FEAT_SERVE_DAEMON_H
@@ -22,6 +22,8 @@ struct feat_producer;
 struct feat_webhook;
 struct feat_server;
 struct feat_http;
+struct feat_models;
+struct feat_predlog;
 
 typedef struct featd {
     feat_config_t *cfg;
@@ -33,8 +35,10 @@ typedef struct featd {
     feat_demo_t *demo;
     struct feat_cache *cache;    /* online row cache (may be disabled: 0 bytes) */
     struct feat_drift *drift;    /* NULL when drift.enabled = false */
-    struct feat_producer *alert_producer; /* drift.alert_topic */
     struct feat_webhook *webhook;         /* drift.webhook */
+    struct feat_models *models;  /* registry, retrain engine, live quality */
+    struct feat_predlog *predlog;         /* served predictions → store, quality, drift, Kafka */
+    struct feat_producer *producer;       /* featd's own topics: alerts and predictions (NULL when none) */
     struct feat_server *grpc;
     struct feat_http *http;
     int64_t started_ms;

@@ -9,6 +9,13 @@
  *     tables                                  table schemas
  *     drift [TABLE [FEATURE]]                 drift status and statistics per feature
  *     drift pin TABLE [FEATURE]               make the last window the reference
+ *     models [MODEL]                          registered versions, stages and metrics
+ *     promote MODEL [VERSION]                 make a version (default: the challenger) the champion
+ *     rollback MODEL                          return to the previous champion
+ *     retrain MODEL [--reason TEXT] [--wait]  request a training run (--wait: progress bar)
+ *     predict MODEL KEY...                    scores from the entities' online features
+ *     score MODEL --at TIME [KEY...|--keys-file F] [--out F.csv]
+ *                                             batch prediction as of TIME, to CSV
  *
  * Human-readable tables by default, --json for scripts.  Exit status: 0 ok,
  * 1 the call failed (daemon unreachable, bad request: one line on stderr),
@@ -26,23 +33,30 @@
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 #include "serve/client.h"
+#include "serve/featctl.h"
 
-static int json_out;
-static int64_t timeout_ms = 10000;
-static const char *addr = NULL;
-static feat_client_t *cli;
+int json_out;
+int64_t timeout_ms = 10000;
+const char *addr = NULL;
+feat_client_t *cli;
 
-static void usage(FILE *f) {
+void usage(FILE *f) {
     fprintf(f, "usage: featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F] COMMAND\n"
                "  get TABLE KEY... [--features F1,F2]\n"
                "  history TABLE KEY@TIME... [--features F1,F2]   (TIME: ms since epoch or RFC 3339)\n"
                "  status\n"
                "  tables\n"
                "  drift [TABLE [FEATURE]]\n"
-               "  drift pin TABLE [FEATURE]\n");
+               "  drift pin TABLE [FEATURE]\n"
+               "  models [MODEL]\n"
+               "  promote MODEL [VERSION]          (no VERSION: the challenger)\n"
+               "  rollback MODEL\n"
+               "  retrain MODEL [--reason TEXT] [--wait]\n"
+               "  predict MODEL KEY... [--alias champion|challenger] [--version N]\n"
+               "  score MODEL --at TIME [--keys-file FILE|-] [KEY...] [--out FILE.csv] [--alias A] [--version N]\n");
 }
 
-static int fail_call(const char *what, int code, const char *msg) {
+int fail_call(const char *what, int code, const char *msg) {
     if (code == 14) /* UNAVAILABLE */
         fprintf(stderr, "featctl: cannot reach featd at %s: %s\n", addr, msg && *msg ? msg : "unavailable");
     else
@@ -50,7 +64,7 @@ static int fail_call(const char *what, int code, const char *msg) {
     return 1;
 }
 
-static int call(const char *method, const ProtobufCMessage *req, feat_buf_t *resp, const char *what) {
+int call(const char *method, const ProtobufCMessage *req, feat_buf_t *resp, const char *what) {
     size_t n = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) return 1;
@@ -62,7 +76,7 @@ static int call(const char *method, const ProtobufCMessage *req, feat_buf_t *res
 }
 
 /* Splits "a,b,c" into an array (pointers into s, which is modified). */
-static size_t split(char *s, char **out, size_t max) {
+size_t split(char *s, char **out, size_t max) {
     size_t n = 0;
     for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) out[n++] = tok;
     return n;
@@ -105,7 +119,7 @@ static void value_json(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
 }
 
 /* Prints rows as an aligned table: header, then cells[r * ncols + c]. */
-static void print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows) {
+void print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows) {
     size_t *w = calloc(ncols, sizeof(size_t));
     for (size_t c = 0; c < ncols; c++) w[c] = strlen(header[c]);
     for (size_t r = 0; r < nrows; r++)
@@ -538,6 +552,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (token) feat_client_set_token(cli, token);
+    /* --json may also follow the command */
+    for (int k = i + 1, w = i + 1; k <= argc; k++) {
+        if (k < argc && !strcmp(argv[k], "--json")) { json_out = 1; continue; }
+        argv[w++] = k < argc ? argv[k] : NULL;
+        if (k == argc) argc = w - 1;
+    }
     const char *cmd = argv[i++];
     int rc;
     if (!strcmp(cmd, "get")) rc = cmd_get(argc - i, argv + i);
@@ -545,6 +565,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "status")) rc = cmd_status();
     else if (!strcmp(cmd, "tables")) rc = cmd_tables();
     else if (!strcmp(cmd, "drift")) rc = cmd_drift(argc - i, argv + i);
+    else if (!strcmp(cmd, "models")) rc = featctl_models(argc - i, argv + i);
+    else if (!strcmp(cmd, "promote")) rc = featctl_promote(argc - i, argv + i);
+    else if (!strcmp(cmd, "rollback")) rc = featctl_rollback(argc - i, argv + i);
+    else if (!strcmp(cmd, "retrain")) rc = featctl_retrain(argc - i, argv + i);
+    else if (!strcmp(cmd, "predict")) rc = featctl_predict(argc - i, argv + i);
+    else if (!strcmp(cmd, "score")) rc = featctl_score(argc - i, argv + i);
     else {
         fprintf(stderr, "featctl: unknown command %s\n", cmd);
         usage(stderr);

@@ -25,6 +25,8 @@
 #include "ingest/producer.h"
 #include "serve/alerts.h"
 #include "serve/cache.h"
+#include "serve/predlog.h"
+#include "train/models.h"
 #include "serve/daemon.h"
 #include "serve/http.h"
 #include "serve/rpc.h"
@@ -146,6 +148,19 @@ static void drift_observer(void *arg, uint32_t table, const char *key, size_t kl
     feat_drift_observe(arg, table, fidx, vals, n, ts);
 }
 
+/* Every label counts toward retrain_after_labels and joins live quality. */
+static void label_observer(void *arg, uint32_t model, const char *key, size_t klen, int64_t ts, double label) {
+    feat_models_on_label(arg, model, key, klen, ts, label);
+}
+
+/* Whether featd publishes anything to Kafka itself. */
+static int needs_producer(const feat_config_t *cfg) {
+    if (cfg->drift_enabled && *cfg->drift_alert_topic) return 1;
+    for (size_t i = 0; i < cfg->nmodels; i++)
+        if (*cfg->models[i].prediction_topic) return 1;
+    return 0;
+}
+
 /* Drift alert sinks (called on the drift monitor's thread; none blocks). */
 static void kafka_alert_sink(void *arg, const feat_drift_alert_t *a) {
     featd_t *fd = arg;
@@ -154,7 +169,7 @@ static void kafka_alert_sink(void *arg, const feat_drift_alert_t *a) {
     char key[160];
     snprintf(key, sizeof(key), "%s.%s", a->table ? a->table : (a->model ? a->model : ""), a->feature);
     if (!b.oom)
-        feat_producer_send(fd->alert_producer, fd->cfg->drift_alert_topic, key, strlen(key), b.data, b.len,
+        feat_producer_send(fd->producer, fd->cfg->drift_alert_topic, key, strlen(key), b.data, b.len,
                            "application/x-protobuf");
     feat_buf_free(&b);
 }
@@ -264,9 +279,7 @@ int main(int argc, char **argv) {
     char path[PATH_MAX];
     if (cfg->kafka_embedded) {
         fd.broker = feat_broker_new((int)cfg->kafka_embedded_brokers, err, sizeof(err));
-        if (!fd.broker || feat_broker_create_config_topics(fd.broker, cfg, err, sizeof(err)) ||
-            (*cfg->drift_alert_topic &&
-             feat_broker_create_topic(fd.broker, cfg->drift_alert_topic, (int)cfg->kafka_partitions))) {
+        if (!fd.broker || feat_broker_create_config_topics(fd.broker, cfg, err, sizeof(err))) {
             fprintf(stderr, "featd: %s\n", fd.broker ? err : "embedded broker failed");
             goto out;
         }
@@ -309,20 +322,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "featd: cannot create the event loop\n");
         goto out;
     }
+    if (needs_producer(cfg)) {
+        fd.producer = feat_producer_new(cfg, fd.bootstrap, fd.metrics, err, sizeof(err));
+        if (!fd.producer) {
+            fprintf(stderr, "featd: Kafka producer (drift.alert_topic, model.*.prediction_topic): %s\n", err);
+            goto out;
+        }
+    }
     if (cfg->drift_enabled) {
         fd.drift = feat_drift_new(cfg, fd.st, fd.metrics, err, sizeof(err));
         if (!fd.drift) {
             fprintf(stderr, "featd: %s\n", err);
             goto out;
         }
-        if (*cfg->drift_alert_topic) {
-            fd.alert_producer = feat_producer_new(cfg, fd.bootstrap, fd.metrics, err, sizeof(err));
-            if (!fd.alert_producer) {
-                fprintf(stderr, "featd: drift.alert_topic: %s\n", err);
-                goto out;
-            }
-            feat_drift_add_sink(fd.drift, kafka_alert_sink, &fd);
-        }
+        if (*cfg->drift_alert_topic) feat_drift_add_sink(fd.drift, kafka_alert_sink, &fd);
         if (*cfg->drift_webhook) {
             fd.webhook = feat_webhook_new(base, cfg->drift_webhook, (size_t)cfg->drift_webhook_queue, fd.metrics, err,
                                           sizeof(err));
@@ -332,10 +345,24 @@ int main(int argc, char **argv) {
             }
             feat_drift_add_sink(fd.drift, webhook_alert_sink, &fd);
         }
+    }
+    /* the registry hands its champions' references to drift before drift starts */
+    fd.models = feat_models_new(cfg, fd.st, fd.drift, fd.metrics, err, sizeof(err));
+    if (!fd.models) {
+        fprintf(stderr, "featd: %s\n", err);
+        goto out;
+    }
+    if (fd.drift) {
+        feat_drift_add_sink(fd.drift, feat_models_drift_sink, fd.models);
         if (feat_drift_start(fd.drift)) {
             fprintf(stderr, "featd: cannot start drift monitoring\n");
             goto out;
         }
+    }
+    fd.predlog = feat_predlog_new(cfg, fd.st, fd.models, fd.drift, fd.producer, fd.metrics);
+    if (!fd.predlog || feat_predlog_start(fd.predlog) || feat_models_start(fd.models)) {
+        fprintf(stderr, "featd: cannot start the prediction log or the training engine\n");
+        goto out;
     }
     feat_ingest_conf_t ic = {cfg, fd.bootstrap, fd.metrics};
     fd.ingest = feat_ingest_new(&ic, fd.st, err, sizeof(err));
@@ -345,6 +372,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (fd.drift) feat_ingest_set_observer(fd.ingest, drift_observer, fd.drift);
+    feat_ingest_set_label_observer(fd.ingest, label_observer, fd.models);
     if (feat_ingest_start(fd.ingest, err, sizeof(err))) {
         fprintf(stderr, "featd: %s\n", err);
         goto out;
@@ -403,9 +431,12 @@ out:
     if (fd.grpc) feat_server_shutdown(fd.grpc, cfg->serve_shutdown_grace_ms);
     feat_http_destroy(fd.http);
     feat_demo_stop(fd.demo);
+    feat_predlog_destroy(fd.predlog);       /* writes what serving logged */
     feat_ingest_destroy(fd.ingest);
+    feat_models_stop(fd.models);            /* cancels a run in progress */
     feat_drift_destroy(fd.drift);
-    feat_producer_destroy(fd.alert_producer);
+    feat_models_destroy(fd.models);
+    feat_producer_destroy(fd.producer);
     feat_webhook_destroy(fd.webhook);
     feat_server_destroy(fd.grpc);
     if (fd.st) feat_store_set_write_hook(fd.st, NULL, NULL);

@@ -4,15 +4,15 @@
  * Handlers decode requests with protobuf-c into the call's arena, validate
  * them (every error names the offending table, feature or key), read the
  * cache and the store, and encode the reply.  They run on the gRPC worker
- * threads and never block on anything but RocksDB.  Methods whose features
- * have not been built yet answer UNIMPLEMENTED with a message, so clients
- * already see the whole API.
+ * threads and never block on anything but RocksDB.  The model methods are
+ * in serve/models_rpc.c.
  */
 #include "serve/cache.h"
 #include "drift/monitor.h"
 #include "serve/lookup.h"
 #include "serve/daemon.h"
 #include "serve/rpc.h"
+#include "serve/svc.h"
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -24,13 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (code))
-
 /* ---- request validation ------------------------------------------------------- */
 
-/* 1 if a string field (fields[] of the message, or of the nested message in
- * field `nested`) holds a NUL byte: protobuf-c would cut the string there. */
-static int has_nul(const uint8_t *p, size_t n, uint32_t str_mask, uint32_t nested, uint32_t nested_mask) {
+int featd_svc_has_nul(const uint8_t *p, size_t n, uint32_t str_mask, uint32_t nested, uint32_t nested_mask) {
     feat_pb_t r;
     feat_pb_field_t f;
     feat_pb_init(&r, p, n);
@@ -39,7 +35,7 @@ static int has_nul(const uint8_t *p, size_t n, uint32_t str_mask, uint32_t neste
         if (f.wt != 2 || f.num >= 32) continue;
         if ((str_mask >> f.num) & 1) {
             if (memchr(f.s, 0, f.n)) return 1;
-        } else if (f.num == nested && has_nul(f.s, f.n, nested_mask, 0, 0)) {
+        } else if (f.num == nested && featd_svc_has_nul(f.s, f.n, nested_mask, 0, 0)) {
             return 1;
         }
     }
@@ -88,8 +84,7 @@ static uint16_t *resolve_features(const feat_table_t *t, feat_rpc_call_t *call, 
     return fidx;
 }
 
-/* Checks keys: present, non-empty, not too long, unique, not too many. */
-static int check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n) {
+int featd_svc_check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n) {
     if (n == 0) return ERR(call, FEAT_ERR_INVALID, "entity_keys is empty");
     if ((int64_t)n > fd->cfg->serve_max_keys)
         return ERR(call, FEAT_ERR_INVALID, "too many entity keys: %zu > serve.max_keys = %lld", n,
@@ -145,7 +140,7 @@ static Featd__V1__FeatureValue *to_pb(feat_arena_t *a, const feat_value_t *v) {
     return fv;
 }
 
-static int pack(feat_buf_t *out, const ProtobufCMessage *m) {
+int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
     size_t n = protobuf_c_message_get_packed_size(m);
     if (feat_buf_grow(out, n)) return FEAT_ERR_NOMEM;
     protobuf_c_message_pack(m, (uint8_t *)out->data + out->len);
@@ -157,7 +152,7 @@ static int pack(feat_buf_t *out, const ProtobufCMessage *m) {
 
 static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
-    if (has_nul(call->req, call->req_len, (1u << 1) | (1u << 2) | (1u << 3), 0, 0))
+    if (featd_svc_has_nul(call->req, call->req_len, (1u << 1) | (1u << 2) | (1u << 3), 0, 0))
         return ERR(call, FEAT_ERR_INVALID, "a table, feature or entity key contains a NUL byte");
     ProtobufCAllocator al;
     feat_rpc_pb_allocator(call->arena, &al);
@@ -170,7 +165,7 @@ static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
     size_t nf = 0;
     uint16_t *fidx = resolve_features(t, call, req->features, req->n_features, &nf, &err);
     if (!fidx) return err;
-    if ((err = check_keys(fd, call, req->entity_keys, req->n_entity_keys))) return err;
+    if ((err = featd_svc_check_keys(fd, call, req->entity_keys, req->n_entity_keys))) return err;
     size_t n = req->n_entity_keys;
     feat_value_t *vals = feat_arena_alloc(call->arena, n * nf * sizeof(feat_value_t) + 1);
     if (!vals) return FEAT_ERR_NOMEM;
@@ -202,7 +197,7 @@ static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
             if (!(fvs[k * nf + j] = to_pb(call->arena, &vals[k * nf + j]))) err = FEAT_ERR_NOMEM;
         res.rows[k] = &rows[k];
     }
-    if (!err) err = pack(resp, &res.base);
+    if (!err) err = featd_svc_pack(resp, &res.base);
     feat_lookup_scratch_free(&ls);
     return err;
 }
@@ -224,7 +219,7 @@ typedef struct hist_state {
 
 static void *hist_begin(feat_rpc_call_t *call, int *err) {
     featd_t *fd = call->app;
-    if (has_nul(call->req, call->req_len, (1u << 1) | (1u << 3), 2, 1u << 1)) {
+    if (featd_svc_has_nul(call->req, call->req_len, (1u << 1) | (1u << 3), 2, 1u << 1)) {
         *err = ERR(call, FEAT_ERR_INVALID, "a table, feature or entity key contains a NUL byte");
         return NULL;
     }
@@ -297,7 +292,7 @@ static int hist_next(feat_rpc_call_t *call, void *state, feat_buf_t *out) {
         for (size_t j = 0; j < hs->nf; j++) row.features[j] = hs->t->conf->features[hs->fidx[j]].name;
     }
     hs->i++;
-    return pack(out, &row.base) == FEAT_OK ? 1 : FEAT_ERR_NOMEM;
+    return featd_svc_pack(out, &row.base) == FEAT_OK ? 1 : FEAT_ERR_NOMEM;
 }
 
 static void hist_end(void *state) {
@@ -359,7 +354,7 @@ static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
         p->lag = ps[i].lag;
         res.partitions[i] = p;
     }
-    return pack(resp, &res.base);
+    return featd_svc_pack(resp, &res.base);
 }
 
 static int list_tables(feat_rpc_call_t *call, feat_buf_t *resp) {
@@ -395,20 +390,11 @@ static int list_tables(feat_rpc_call_t *call, feat_buf_t *resp) {
         }
         res.tables[i] = ts;
     }
-    return pack(resp, &res.base);
+    return featd_svc_pack(resp, &res.base);
 }
 
-/* ---- declared but not built yet ------------------------------------------------------------- */
+/* ---- drift ------------------------------------------------------------------------------------- */
 
-static int not_yet(feat_rpc_call_t *call, const char *what) {
-    return ERR(call, FEAT_ERR_UNIMPLEMENTED, "%s is not available in featd %s yet", what, FEATD_VERSION);
-}
-static int predict(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "Predict (model serving)"); }
-static int list_models(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "ListModels (model registry)"); }
-static int promote(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "Promote (model registry)"); }
-static int rollback(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "Rollback (model registry)"); }
-static int retrain(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "TriggerRetrain (training)"); }
-static int retrain_status(feat_rpc_call_t *c, feat_buf_t *r) { (void)r; return not_yet(c, "GetRetrainStatus (training)"); }
 typedef struct drift_ctx {
     feat_arena_t *a;
     Featd__V1__FeatureDrift **out;
@@ -472,7 +458,7 @@ static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
     Featd__V1__DriftReport res = FEATD__V1__DRIFT_REPORT__INIT;
     res.n_features = dc.n;
     res.features = dc.out;
-    return pack(resp, &res.base);
+    return featd_svc_pack(resp, &res.base);
 }
 
 static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
@@ -492,7 +478,7 @@ static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (rc) return ERR(call, rc, "pin failed");
     Featd__V1__PinDriftReferenceResponse res = FEATD__V1__PIN_DRIFT_REFERENCE_RESPONSE__INIT;
     res.pinned = (uint32_t)pinned;
-    return pack(resp, &res.base);
+    return featd_svc_pack(resp, &res.base);
 }
 
 #define FS "/featd.v1.FeatureService/"
@@ -501,14 +487,14 @@ static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
 static const feat_method_t methods[] = {
     {FS "GetOnlineFeatures", "GetOnlineFeatures", get_online, NULL, FEAT_RPC_READ},
     {FS "GetHistoricalFeatures", "GetHistoricalFeatures", NULL, &hist_ops, FEAT_RPC_READ},
-    {FS "Predict", "Predict", predict, NULL, FEAT_RPC_READ},
+    {FS "Predict", "Predict", featd_svc_predict, NULL, FEAT_RPC_READ},
     {AS "Status", "Status", status, NULL, FEAT_RPC_READ},
     {AS "ListTables", "ListTables", list_tables, NULL, FEAT_RPC_READ},
-    {AS "ListModels", "ListModels", list_models, NULL, FEAT_RPC_READ},
-    {AS "Promote", "Promote", promote, NULL, FEAT_RPC_ADMIN},
-    {AS "Rollback", "Rollback", rollback, NULL, FEAT_RPC_ADMIN},
-    {AS "TriggerRetrain", "TriggerRetrain", retrain, NULL, FEAT_RPC_ADMIN},
-    {AS "GetRetrainStatus", "GetRetrainStatus", retrain_status, NULL, FEAT_RPC_READ},
+    {AS "ListModels", "ListModels", featd_svc_list_models, NULL, FEAT_RPC_READ},
+    {AS "Promote", "Promote", featd_svc_promote, NULL, FEAT_RPC_ADMIN},
+    {AS "Rollback", "Rollback", featd_svc_rollback, NULL, FEAT_RPC_ADMIN},
+    {AS "TriggerRetrain", "TriggerRetrain", featd_svc_retrain, NULL, FEAT_RPC_ADMIN},
+    {AS "GetRetrainStatus", "GetRetrainStatus", featd_svc_retrain_status, NULL, FEAT_RPC_READ},
     {AS "GetDriftReport", "GetDriftReport", drift_report, NULL, FEAT_RPC_READ},
     {AS "PinDriftReference", "PinDriftReference", pin_reference, NULL, FEAT_RPC_ADMIN},
 };

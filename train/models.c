@@ -47,12 +47,15 @@ struct feat_loaded {
 typedef struct vinfo {
     uint64_t version;
     int64_t created_ms;
-    char trigger[16], task[16], device[8];
+    char trigger[16], task[16], device[8], table[FEAT_MAX_NAME + 1];
     feat_eval_t train, valid;
     uint64_t n_train, n_valid;
     int64_t from_ms, to_ms;
     double seconds;
     char *json;
+    char **features;        /* names, in the model's order */
+    size_t nfeatures;
+    char *params;           /* the "params" object's text */
 } vinfo_t;
 
 typedef struct qslot {
@@ -236,6 +239,7 @@ static int vinfo_parse(vinfo_t *v) {
     v->created_ms = (int64_t)jnum(v->json, t, 0, "created_ms");
     jstr(v->json, t, 0, "trigger", v->trigger, sizeof(v->trigger));
     jstr(v->json, t, 0, "task", v->task, sizeof(v->task));
+    jstr(v->json, t, 0, "table", v->table, sizeof(v->table));
     jstr(v->json, t, 0, "device", v->device, sizeof(v->device));
     jeval(v->json, t, 0, "train_metrics", &v->train);
     jeval(v->json, t, 0, "validation_metrics", &v->valid);
@@ -245,8 +249,26 @@ static int vinfo_parse(vinfo_t *v) {
     v->from_ms = (int64_t)jnum(v->json, t, d, "from_ms");
     v->to_ms = (int64_t)jnum(v->json, t, d, "to_ms");
     v->seconds = jnum(v->json, t, 0, "train_seconds");
+    int p = feat_json_obj_get(v->json, t, 0, "params");
+    if (p > 0 && t[p].type == FEAT_JSON_OBJECT) v->params = strndup(v->json + t[p].start, t[p].end - t[p].start);
+    int f = feat_json_obj_get(v->json, t, 0, "features");
+    if (f > 0 && t[f].type == FEAT_JSON_ARRAY && t[f].size) {
+        v->features = calloc(t[f].size, sizeof(char *));
+        for (int i = f + 1, k = 0; v->features && k < (int)t[f].size; k++, i = (int)t[i].next) {
+            char name[FEAT_MAX_NAME + 1];
+            jstr(v->json, t, i, "name", name, sizeof(name));
+            if ((v->features[v->nfeatures] = strdup(name))) v->nfeatures++;
+        }
+    }
     free(t);
     return FEAT_OK;
+}
+
+static void vinfo_free(vinfo_t *v) {
+    free(v->json);
+    free(v->params);
+    for (size_t i = 0; i < v->nfeatures; i++) free(v->features[i]);
+    free(v->features);
 }
 
 /* ---- loading ------------------------------------------------------------------------------- */
@@ -456,7 +478,7 @@ void feat_models_destroy(feat_models_t *ms) {
         feat_loaded_release(s->champion);
         feat_loaded_release(s->challenger);
         for (int k = 0; k < 4; k++) feat_loaded_release(s->pinned[k]);
-        for (size_t k = 0; k < s->nv; k++) free(s->v[k].json);
+        for (size_t k = 0; k < s->nv; k++) vinfo_free(&s->v[k]);
         free(s->v);
         free(s->hist);
         free(s->q.slots);
@@ -543,8 +565,9 @@ int feat_models_list(feat_models_t *ms, const char *model, feat_version_fn *fn, 
             feat_version_info_t vi = {s->conf->name, v->version,
                                       v->version == s->champion_v     ? FEAT_STAGE_CHAMPION
                                       : v->version == s->challenger_v ? FEAT_STAGE_CHALLENGER : FEAT_STAGE_ARCHIVED,
-                                      v->created_ms, v->trigger, v->task, v->device, v->train, v->valid, v->n_train,
-                                      v->n_valid, v->from_ms, v->to_ms, v->seconds, v->json};
+                                      v->created_ms, v->trigger, v->task, v->table, v->device, v->train, v->valid, v->n_train,
+                                      v->n_valid, v->from_ms, v->to_ms, v->seconds, v->json,
+                                      (const char *const *)v->features, v->nfeatures, v->params ? v->params : "{}"};
             fn(arg, &vi);
         }
         pthread_mutex_unlock(&s->lock);
@@ -893,7 +916,8 @@ static void do_run(feat_models_t *ms, run_t *r) {
     uint64_t version = s->next_version;
     int has_champion = s->champion_v != 0;
     pthread_mutex_unlock(&s->lock);
-    int promote = !strcmp(mc->policy, "auto") && (!has_champion || better);
+    /* a model with no champion serves its first version under either policy */
+    int promote = !has_champion || (!strcmp(mc->policy, "auto") && better);
     /* metadata */
     feat_buf_t js = FEAT_BUF_INIT;
     const feat_model_info_t *mi = feat_model_info(model);

@@ -84,12 +84,16 @@ typedef struct feat_version_info {
     int64_t created_ms;
     const char *trigger;       /* operator, schedule, labels, drift */
     const char *task;          /* logreg, linreg, mlp */
+    const char *table;
     const char *device;        /* cpu, gpu */
     feat_eval_t train, valid;  /* metrics on the training and validation splits */
     uint64_t n_train, n_valid;
     int64_t from_ms, to_ms;    /* label-time range of the training set */
     double train_seconds;
-    const char *json;          /* the whole metadata document: also params, features, preprocessing */
+    const char *json;          /* the whole metadata document: also preprocessing, champion comparison */
+    const char *const *features;
+    size_t nfeatures;
+    const char *params;        /* JSON object: the hyper-parameters that won */
 } feat_version_info_t;
 typedef void feat_version_fn(void *arg, const feat_version_info_t *v);
 /* Versions of model (NULL = all models), newest first.  FEAT_ERR_NOT_FOUND for an unknown model. */

@@ -211,8 +211,9 @@ def main():
         expect(grpc.StatusCode.RESOURCE_EXHAUSTED, G(table="user", entity_keys=["x" * 1500 + str(i) for i in range(49)]))
         raw = ch.unary_unary("/featd.v1.FeatureService/GetOnlineFeatures")
         expect(IA, lambda: raw(b"\xff\xff\xff\xff", timeout=5))
-        expect(grpc.StatusCode.UNIMPLEMENTED, lambda: feat.Predict(fs.PredictRequest(model="m"), timeout=5), "Predict")
-        expect(grpc.StatusCode.UNIMPLEMENTED, lambda: admin.ListModels(admin_pb2.ListModelsRequest(), timeout=5))
+        expect(IA, lambda: feat.Predict(fs.PredictRequest(model="m"), timeout=5), "empty")
+        expect(grpc.StatusCode.NOT_FOUND, lambda: feat.Predict(fs.PredictRequest(model="m", entity_keys=["u1"]), timeout=5),
+               "unknown model")
         expect(grpc.StatusCode.UNIMPLEMENTED, lambda: ch.unary_unary("/featd.v1.Nope/Nothing")(b"", timeout=5), "Nothing")
         H_ = lambda **kw: lambda: list(feat.GetHistoricalFeatures(fs.GetHistoricalFeaturesRequest(**kw), timeout=10))
         expect(IA, H_(table="user", rows=[]), "rows")

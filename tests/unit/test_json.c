@@ -22,6 +22,13 @@ START_TEST(valid_documents) {
     int a = feat_json_obj_get(s, t, 0, "a");
     ck_assert_int_eq(t[a].type, FEAT_JSON_ARRAY);
     ck_assert_int_eq(t[a].size, 5);
+    /* containers span their brackets */
+    ck_assert_int_eq(t[a].end - t[a].start, (int)strlen("[1, -2.5e3, true, false, null]"));
+    ck_assert_int_eq(memcmp(s + t[a].start, "[1, -2.5e3, true, false, null]", t[a].end - t[a].start), 0);
+    ck_assert_int_eq(t[0].start, 0);
+    ck_assert_int_eq(t[0].end, (int)strlen(s));
+    int cobj = feat_json_obj_get(s, t, 0, "c");
+    ck_assert_int_eq(t[cobj].end - t[cobj].start, 2);
     double d;
     ck_assert_int_eq(feat_json_double(s, &t[a + 2], &d), 0);
     ck_assert_double_eq(d, -2500.0);

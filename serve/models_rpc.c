@@ -1,0 +1,429 @@
+/*
+ * serve/models_rpc.c — Predict and the model registry's admin methods.
+ *
+ * Predict by entity keys: for each key the cache may hold the score this
+ * model version computed from the entity's current row (see cache.h); the
+ * rest are read with feat_online_lookup() — the same code and cache
+ * GetOnlineFeatures uses — turned into raw rows (a feature that is not
+ * PRESENT is missing and imputed by the model's preprocessing), scored in one
+ * batch, and cached.  Predict by raw rows checks each value's type against
+ * the model's schema.  Either way the reply names the one version that
+ * produced every score (the handler holds a reference to it for the whole
+ * call, so a concurrent promote never mixes versions or frees a model in
+ * use), and the predictions go to the prediction log (predlog.h) unless the
+ * request is a batch scoring job.
+ */
+#include "common/clock.h"
+#include "common/pbwire.h"
+#include "featd/v1/admin.pb-c.h"
+#include "featd/v1/feature_service.pb-c.h"
+#include "serve/cache.h"
+#include "serve/lookup.h"
+#include "serve/predlog.h"
+#include "serve/svc.h"
+#include "train/models.h"
+#include "train/trainset.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- request checks ---------------------------------------------------------------------------- */
+
+static int str_has_nul(const feat_pb_field_t *f) { return f->wt == 2 && memchr(f->s, 0, f->n) != NULL; }
+
+/* NUL bytes anywhere in PredictRequest's strings, raw rows included. */
+static int predict_has_nul(const uint8_t *p, size_t n) {
+    feat_pb_t r, rr, er, vr;
+    feat_pb_field_t f, g, h, v;
+    feat_pb_init(&r, p, n);
+    while (r.p < r.end) {
+        if (!feat_pb_next(&r, &f)) return 0; /* malformed: protobuf-c refuses it */
+        if ((f.num == 1 || f.num == 2 || f.num == 4) && str_has_nul(&f)) return 1;
+        if (f.num != 3 || f.wt != 2) continue;
+        feat_pb_init(&rr, f.s, f.n);
+        while (rr.p < rr.end && feat_pb_next(&rr, &g)) {
+            if (g.num == 1 && str_has_nul(&g)) return 1;
+            if (g.num != 2 || g.wt != 2) continue;
+            feat_pb_init(&er, g.s, g.n);
+            while (er.p < er.end && feat_pb_next(&er, &h)) {
+                if (h.num == 1 && str_has_nul(&h)) return 1;
+                if (h.num != 2 || h.wt != 2) continue;
+                feat_pb_init(&vr, h.s, h.n);
+                while (vr.p < vr.end && feat_pb_next(&vr, &v))
+                    if (v.num == 4 && str_has_nul(&v)) return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The model version a request names, or NULL with the status and message. */
+static feat_loaded_t *acquire(featd_t *fd, feat_rpc_call_t *call, const char *model, const char *alias,
+                              uint64_t version, int *err) {
+    if (!model || !*model) {
+        *err = ERR(call, FEAT_ERR_INVALID, "model is required");
+        return NULL;
+    }
+    const feat_model_conf_t *mc = feat_config_model(fd->cfg, model);
+    if (!mc) {
+        *err = ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", model);
+        return NULL;
+    }
+    feat_loaded_t *l = feat_models_acquire(fd->models, model, alias, version, err);
+    if (l) return l;
+    if (*err == FEAT_ERR_INVALID)
+        *err = ERR(call, FEAT_ERR_INVALID, "alias must be \"champion\" or \"challenger\", not \"%.32s\"", alias);
+    else if (version)
+        *err = ERR(call, FEAT_ERR_NOT_FOUND, "model %s has no version %llu", mc->name, (unsigned long long)version);
+    else
+        *err = ERR(call, FEAT_ERR_NOT_FOUND, "model %s has no %s yet (train one: featctl retrain %s)", mc->name,
+                   alias && *alias ? alias : "champion", mc->name);
+    return NULL;
+}
+
+/* ---- Predict ----------------------------------------------------------------------------------- */
+
+/* Raw rows of the keys cache misses need, read from the online table. */
+static int score_keys(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l, char **keys, size_t n,
+                      int64_t now, double *scores, uint32_t *missing, size_t *klens) {
+    const feat_model_t *m = feat_loaded_model(l);
+    const feat_table_t *t = feat_loaded_table(l);
+    uint32_t midx = feat_loaded_index(l);
+    uint64_t ver = feat_loaded_version(l);
+    size_t nf = feat_loaded_nfeatures(l);
+    int64_t ttl = t->conf->ttl_ms;
+    size_t *todo = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    uint64_t *tickets = feat_arena_alloc(call->arena, n * sizeof(uint64_t) + 1);
+    int *put = feat_arena_alloc(call->arena, n * sizeof(int) + 1);
+    const char **tkeys = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
+    size_t *tlens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    if (!todo || !tickets || !put || !tkeys || !tlens) return FEAT_ERR_NOMEM;
+    size_t nt = 0;
+    for (size_t k = 0; k < n; k++) {
+        klens[k] = strlen(keys[k]);
+        int r = fd->cache ? feat_cache_get_score(fd->cache, t, keys[k], klens[k], midx, ver, now, &scores[k],
+                                                 &missing[k], &tickets[nt])
+                          : FEAT_CACHE_BYPASS;
+        if (r == FEAT_CACHE_HIT) continue;
+        put[nt] = r == FEAT_CACHE_MISS;
+        tkeys[nt] = keys[k];
+        tlens[nt] = klens[k];
+        todo[nt++] = k;
+    }
+    if (!nt) return FEAT_OK;
+    feat_value_t *vals = feat_arena_alloc(call->arena, nt * nf * sizeof(feat_value_t) + 1);
+    feat_raw_t *raw = feat_arena_alloc(call->arena, nt * nf * sizeof(feat_raw_t) + 1);
+    double *out = feat_arena_alloc(call->arena, nt * sizeof(double));
+    int64_t *until = feat_arena_alloc(call->arena, nt * sizeof(int64_t));
+    size_t scratch_len = feat_model_scratch_size(m);
+    void *scratch = feat_arena_alloc(call->arena, scratch_len + 1);
+    if (!vals || !raw || !out || !until || !scratch) return FEAT_ERR_NOMEM;
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    int rc = feat_online_lookup(fd->st, fd->cache, t, nt, tkeys, tlens, feat_loaded_fidx(l), nf, now, vals, &ls);
+    if (rc) {
+        feat_lookup_scratch_free(&ls);
+        return ERR(call, rc, "online read failed: %s", feat_err_str(rc));
+    }
+    for (size_t i = 0; i < nt; i++) {
+        uint32_t miss = 0;
+        int64_t u = INT64_MAX;
+        for (size_t j = 0; j < nf; j++) {
+            const feat_value_t *v = &vals[i * nf + j];
+            raw[i * nf + j] = feat_raw_from_value(v);
+            if (v->status != FEAT_ST_PRESENT) miss++;
+            else if (ttl > 0 && v->ts + ttl < u) u = v->ts + ttl; /* the score changes when this value expires */
+        }
+        missing[todo[i]] = miss;
+        until[i] = u;
+    }
+    rc = feat_model_predict_batch(m, raw, nt, scratch, scratch_len, out);
+    feat_lookup_scratch_free(&ls); /* string values point into it: predict first */
+    if (rc) return ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
+    for (size_t i = 0; i < nt; i++) {
+        scores[todo[i]] = out[i];
+        if (put[i])
+            feat_cache_put_score(fd->cache, t, tkeys[i], tlens[i], midx, ver, out[i], missing[todo[i]], until[i],
+                                 tickets[i]);
+    }
+    return FEAT_OK;
+}
+
+static const char *value_kind(const Featd__V1__Value *v) {
+    switch (v->kind_case) {
+    case FEATD__V1__VALUE__KIND_DOUBLE_VALUE: return "double";
+    case FEATD__V1__VALUE__KIND_INT64_VALUE: return "int64";
+    case FEATD__V1__VALUE__KIND_BOOL_VALUE: return "bool";
+    case FEATD__V1__VALUE__KIND_STRING_VALUE: return "string";
+    default: return "unset";
+    }
+}
+
+/* Raw rows from the request, checked against the model's schema. */
+static int score_rows(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l, Featd__V1__RawRow **rows, size_t n,
+                      double *scores, uint32_t *missing) {
+    const feat_model_t *m = feat_loaded_model(l);
+    size_t nf = feat_loaded_nfeatures(l);
+    feat_raw_t *raw = feat_arena_alloc(call->arena, n * nf * sizeof(feat_raw_t) + 1);
+    size_t scratch_len = feat_model_scratch_size(m);
+    void *scratch = feat_arena_alloc(call->arena, scratch_len + 1);
+    if (!raw || !scratch) return FEAT_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        feat_raw_t *row = raw + i * nf;
+        for (size_t j = 0; j < nf; j++) row[j] = feat_raw_missing();
+        for (size_t e = 0; e < rows[i]->n_features; e++) {
+            const Featd__V1__RawRow__FeaturesEntry *fe = rows[i]->features[e];
+            long j = feat_model_feature_index(m, fe->key);
+            if (j < 0)
+                return ERR(call, FEAT_ERR_INVALID, "row %zu: model %s v%llu has no feature \"%.64s\"", i,
+                           fd->cfg->models[feat_loaded_index(l)].name, (unsigned long long)feat_loaded_version(l), fe->key);
+            const Featd__V1__Value *v = fe->value;
+            if (!v || v->kind_case == FEATD__V1__VALUE__KIND__NOT_SET) continue; /* missing */
+            feat_ftype_t want = feat_model_feature_type(m, (size_t)j);
+            int ok = 1;
+            switch (want) {
+            case FEAT_FT_DOUBLE:
+                if (v->kind_case == FEATD__V1__VALUE__KIND_DOUBLE_VALUE) row[j] = feat_raw_double(v->double_value);
+                else if (v->kind_case == FEATD__V1__VALUE__KIND_INT64_VALUE) row[j] = feat_raw_double((double)v->int64_value);
+                else ok = 0;
+                break;
+            case FEAT_FT_INT64:
+                if (v->kind_case == FEATD__V1__VALUE__KIND_INT64_VALUE) row[j] = feat_raw_int64(v->int64_value);
+                else ok = 0;
+                break;
+            case FEAT_FT_BOOL:
+                if (v->kind_case == FEATD__V1__VALUE__KIND_BOOL_VALUE) row[j] = feat_raw_bool(v->bool_value);
+                else ok = 0;
+                break;
+            case FEAT_FT_STRING:
+                if (v->kind_case == FEATD__V1__VALUE__KIND_STRING_VALUE)
+                    row[j] = feat_raw_string(v->string_value, strlen(v->string_value));
+                else ok = 0;
+                break;
+            default: ok = 0; break;
+            }
+            if (!ok)
+                return ERR(call, FEAT_ERR_INVALID, "row %zu: feature %s is %s, got a %s value", i, fe->key,
+                           feat_ftype_name(want), value_kind(v));
+            if (want == FEAT_FT_DOUBLE && !isfinite(row[j].v.f64))
+                return ERR(call, FEAT_ERR_INVALID, "row %zu: feature %s is not a finite number", i, fe->key);
+        }
+        uint32_t miss = 0;
+        for (size_t j = 0; j < nf; j++) miss += row[j].type == FEAT_V_MISSING;
+        missing[i] = miss;
+    }
+    int rc = feat_model_predict_batch(m, raw, n, scratch, scratch_len, scores);
+    if (rc) return ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
+    return FEAT_OK;
+}
+
+int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    if (predict_has_nul(call->req, call->req_len))
+        return ERR(call, FEAT_ERR_INVALID, "a model name, alias, entity key, feature name or value contains a NUL byte");
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__PredictRequest *req = featd__v1__predict_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a PredictRequest");
+    if (req->n_entity_keys && req->n_rows)
+        return ERR(call, FEAT_ERR_INVALID, "give entity_keys or rows, not both");
+    if (!req->n_entity_keys && !req->n_rows) return ERR(call, FEAT_ERR_INVALID, "entity_keys and rows are both empty");
+    size_t n = req->n_entity_keys ? req->n_entity_keys : req->n_rows;
+    if ((int64_t)n > fd->cfg->serve_max_keys)
+        return ERR(call, FEAT_ERR_INVALID, "too many %s: %zu > serve.max_keys = %lld", req->n_rows ? "rows" : "entity keys",
+                   n, (long long)fd->cfg->serve_max_keys);
+    int err = FEAT_OK;
+    if (req->n_entity_keys && (err = featd_svc_check_keys(fd, call, req->entity_keys, n))) return err;
+    feat_loaded_t *l = acquire(fd, call, req->model, req->alias, req->version, &err);
+    if (!l) return err;
+    int64_t now = feat_now_ms();
+    double *scores = feat_arena_alloc(call->arena, n * sizeof(double));
+    uint32_t *missing = feat_arena_alloc(call->arena, n * sizeof(uint32_t));
+    size_t *klens = feat_arena_alloc(call->arena, n * sizeof(size_t));
+    const char **keys = feat_arena_alloc(call->arena, n * sizeof(char *));
+    if (!scores || !missing || !klens || !keys) err = FEAT_ERR_NOMEM;
+    else if (req->n_entity_keys) err = score_keys(fd, call, l, req->entity_keys, n, now, scores, missing, klens);
+    else err = score_rows(fd, call, l, req->rows, n, scores, missing);
+    Featd__V1__PredictResponse res = FEATD__V1__PREDICT_RESPONSE__INIT;
+    res.model = req->model;
+    res.version = feat_loaded_version(l);
+    res.n_predictions = n;
+    res.predictions = err ? NULL : feat_arena_alloc(call->arena, n * sizeof(void *));
+    Featd__V1__Prediction *pv = err ? NULL : feat_arena_alloc(call->arena, n * sizeof(Featd__V1__Prediction));
+    if (!err && (!res.predictions || !pv)) err = FEAT_ERR_NOMEM;
+    for (size_t i = 0; !err && i < n; i++) {
+        featd__v1__prediction__init(&pv[i]);
+        keys[i] = req->n_entity_keys ? req->entity_keys[i] : req->rows[i]->entity_key;
+        if (!req->n_entity_keys) klens[i] = strlen(keys[i]);
+        pv[i].entity_key = (char *)keys[i];
+        pv[i].score = scores[i];
+        pv[i].missing_features = missing[i];
+        res.predictions[i] = &pv[i];
+    }
+    if (!err) err = featd_svc_pack(resp, &res.base);
+    if (!err && !req->batch)
+        feat_predlog_add(fd->predlog, feat_loaded_index(l), res.version, now, n, keys, klens, scores);
+    feat_loaded_release(l);
+    return err;
+}
+
+/* ---- the registry ------------------------------------------------------------------------------- */
+
+static Featd__V1__ModelMetrics *metrics_pb(feat_arena_t *a, const feat_eval_t *e, uint64_t rows) {
+    Featd__V1__ModelMetrics *m = feat_arena_alloc(a, sizeof(*m));
+    if (!m) return NULL;
+    featd__v1__model_metrics__init(m);
+    m->auc = e->auc;
+    m->log_loss = e->logloss;
+    m->accuracy = e->accuracy;
+    m->rmse = e->rmse;
+    m->mae = e->mae;
+    m->rows = rows;
+    return m;
+}
+
+static char *adup(feat_arena_t *a, const char *s) { return feat_arena_strndup(a, s ? s : "", s ? strlen(s) : 0); }
+
+static Featd__V1__ModelVersion *version_pb(feat_arena_t *a, const feat_version_info_t *v) {
+    Featd__V1__ModelVersion *p = feat_arena_alloc(a, sizeof(*p));
+    if (!p) return NULL;
+    featd__v1__model_version__init(p);
+    p->model = adup(a, v->model);
+    p->version = v->version;
+    p->stage = (char *)feat_stage_name(v->stage);
+    p->task = adup(a, v->task);
+    p->table = adup(a, v->table);
+    p->created_ms = v->created_ms;
+    p->trigger = adup(a, v->trigger);
+    p->n_features = v->nfeatures;
+    p->features = feat_arena_alloc(a, v->nfeatures * sizeof(char *) + 1);
+    for (size_t i = 0; p->features && i < v->nfeatures; i++) p->features[i] = adup(a, v->features[i]);
+    p->params_json = adup(a, v->params);
+    p->train_metrics = metrics_pb(a, &v->train, v->n_train);
+    p->validation_metrics = metrics_pb(a, &v->valid, v->n_valid);
+    p->data_from_ms = v->from_ms;
+    p->data_to_ms = v->to_ms;
+    p->train_rows = v->n_train;
+    p->validation_rows = v->n_valid;
+    p->device = adup(a, v->device);
+    p->train_seconds = v->train_seconds;
+    if (!p->model || !p->features || !p->params_json || !p->train_metrics || !p->validation_metrics) return NULL;
+    return p;
+}
+
+typedef struct list_ctx {
+    feat_arena_t *a;
+    Featd__V1__ModelVersion **out;
+    size_t n, cap;
+    uint64_t only;          /* non-zero: just this version */
+    int nomem;
+} list_ctx_t;
+
+static void on_version(void *arg, const feat_version_info_t *v) {
+    list_ctx_t *c = arg;
+    if (c->only && v->version != c->only) return;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        Featd__V1__ModelVersion **no = feat_arena_alloc(c->a, nc * sizeof(void *));
+        if (!no) { c->nomem = 1; return; }
+        if (c->n) memcpy(no, c->out, c->n * sizeof(void *));
+        c->out = no;
+        c->cap = nc;
+    }
+    if (!(c->out[c->n] = version_pb(c->a, v))) c->nomem = 1;
+    else c->n++;
+}
+
+int featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__ListModelsRequest *req = featd__v1__list_models_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a ListModelsRequest");
+    list_ctx_t c = {call->arena, NULL, 0, 0, 0, 0};
+    if (feat_models_list(fd->models, req->model, on_version, &c) == FEAT_ERR_NOT_FOUND)
+        return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
+    if (c.nomem) return FEAT_ERR_NOMEM;
+    Featd__V1__ListModelsResponse res = FEATD__V1__LIST_MODELS_RESPONSE__INIT;
+    res.n_versions = c.n;
+    res.versions = c.out;
+    return featd_svc_pack(resp, &res.base);
+}
+
+/* The champion's registry entry, for Promote and Rollback replies. */
+static Featd__V1__ModelVersion *one_version(featd_t *fd, feat_arena_t *a, const char *model, uint64_t version) {
+    list_ctx_t c = {a, NULL, 0, 0, version, 0};
+    feat_models_list(fd->models, model, on_version, &c);
+    return c.n ? c.out[0] : NULL;
+}
+
+int featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__PromoteRequest *req = featd__v1__promote_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a PromoteRequest");
+    if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
+    uint64_t champion = 0;
+    int rc = feat_models_promote(fd->models, req->model, req->version, &champion, call->msg, sizeof(call->msg));
+    if (rc) return rc;
+    Featd__V1__PromoteResponse res = FEATD__V1__PROMOTE_RESPONSE__INIT;
+    res.champion = one_version(fd, call->arena, req->model, champion);
+    return featd_svc_pack(resp, &res.base);
+}
+
+int featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__RollbackRequest *req = featd__v1__rollback_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a RollbackRequest");
+    if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
+    uint64_t champion = 0;
+    int rc = feat_models_rollback(fd->models, req->model, &champion, call->msg, sizeof(call->msg));
+    if (rc) return rc;
+    Featd__V1__RollbackResponse res = FEATD__V1__ROLLBACK_RESPONSE__INIT;
+    res.champion = one_version(fd, call->arena, req->model, champion);
+    return featd_svc_pack(resp, &res.base);
+}
+
+int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__TriggerRetrainRequest *req = featd__v1__trigger_retrain_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a TriggerRetrainRequest");
+    if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
+    uint64_t id = 0;
+    int co = 0;
+    if (feat_models_request(fd->models, req->model, FEAT_TRIGGER_OPERATOR, req->reason, &id, &co) == FEAT_ERR_NOT_FOUND)
+        return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
+    Featd__V1__TriggerRetrainResponse res = FEATD__V1__TRIGGER_RETRAIN_RESPONSE__INIT;
+    res.run_id = id;
+    res.coalesced = co != 0;
+    return featd_svc_pack(resp, &res.base);
+}
+
+int featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    Featd__V1__GetRetrainStatusRequest *req = featd__v1__get_retrain_status_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetRetrainStatusRequest");
+    if (req->model && *req->model && !feat_config_model(fd->cfg, req->model))
+        return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
+    feat_run_status_t st;
+    if (feat_models_run_status(fd->models, req->model, req->run_id, &st) != FEAT_OK) {
+        if (req->run_id) return ERR(call, FEAT_ERR_NOT_FOUND, "no retrain run %llu", (unsigned long long)req->run_id);
+        return ERR(call, FEAT_ERR_NOT_FOUND, "no retrain run for %s yet", req->model && *req->model ? req->model : "any model");
+    }
+    Featd__V1__RetrainStatus res = FEATD__V1__RETRAIN_STATUS__INIT;
+    res.run_id = st.run_id;
+    res.state = adup(call->arena, st.state);
+    res.progress = st.progress;
+    res.phase = adup(call->arena, st.phase);
+    res.error = adup(call->arena, st.error);
+    res.version = st.version;
+    return featd_svc_pack(resp, &res.base);
+}

@@ -1,0 +1,50 @@
+/*
+ * serve/predlog.h — the prediction log.
+ *
+ * Predict hands every served prediction to the log and returns; a writer
+ * thread drains the log every 50 ms (sooner when it fills) and, per batch,
+ * writes the predictions to the store's predictions family (model, time,
+ * entity → version, score: what later joins with labels read), feeds live
+ * quality (feat_models_on_prediction) and drift monitoring of the
+ * prediction stream, and publishes them to the model's prediction_topic when
+ * it has one.  The serving path takes one mutex per request and copies the
+ * keys; it never waits for I/O.  When the writer falls behind by
+ * FEAT_PREDLOG_MAX predictions, new ones are dropped and counted
+ * (featd_predictions_dropped_total) rather than slowing serving down.
+ *
+ * Two predictions of one entity by one model in the same millisecond share a
+ * store key: the later one is kept.
+ */
+#ifndef FEAT_SERVE_PREDLOG_H
+#define FEAT_SERVE_PREDLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+#include "store/store.h"
+
+#define FEAT_PREDLOG_MAX 131072
+
+struct feat_models;
+struct feat_drift;
+struct feat_producer;
+typedef struct feat_predlog feat_predlog_t;
+
+/* All borrowed and outliving the log; models, drift and producer may be NULL. */
+feat_predlog_t *feat_predlog_new(const feat_config_t *cfg, feat_store_t *st, struct feat_models *models,
+                                 struct feat_drift *drift, struct feat_producer *producer, feat_metrics_t *metrics);
+int feat_predlog_start(feat_predlog_t *pl);
+/* Logs n predictions of cfg->models[model] made at ts by version.  keys[i]
+ * of length klens[i]; a row with an empty key feeds drift monitoring only. */
+void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int64_t ts, size_t n,
+                      const char *const *keys, const size_t *klens, const double *scores);
+/* Writes what is queued, then stops the writer.  Idempotent. */
+void feat_predlog_stop(feat_predlog_t *pl);
+void feat_predlog_destroy(feat_predlog_t *pl); /* stops first; NULL is fine */
+
+/* Predictions written to the store so far (tests, status). */
+uint64_t feat_predlog_written(feat_predlog_t *pl);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * serve/svc.h — what featd's gRPC handler files share (internal to serve/).
+ * service.c holds FeatureService's lookups and the admin methods;
+ * models_rpc.c holds Predict and the model registry methods.
+ */
+#ifndef FEAT_SERVE_SVC_H
+#define FEAT_SERVE_SVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "common/buf.h"
+#include "serve/daemon.h"
+#include "serve/rpc.h"
+
+/* Sets the client's message and evaluates to code. */
+#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (code))
+
+/* 1 if a string field (fields in str_mask, or in the nested message of field
+ * `nested`) holds a NUL byte: protobuf-c would cut the string there. */
+int featd_svc_has_nul(const uint8_t *p, size_t n, uint32_t str_mask, uint32_t nested, uint32_t nested_mask);
+/* Entity keys: present, non-empty, within ingest.max_key, unique, at most serve.max_keys. */
+int featd_svc_check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n);
+/* Appends m's encoding to out. */
+int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
+
+int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp);
+int featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp);
+int featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp);
+int featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp);
+int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp);
+int featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp);
+
+#endif
