@@ -2,9 +2,10 @@
  * featd-inspect — dumps a featd store as JSON lines, read-only (safe beside
  * a running featd; it sees the store as of its start).
  *
- *   featd-inspect --config FILE [--data-dir DIR] [online|offline|labels|dead-letters|offsets]...
+ *   featd-inspect --config FILE [--data-dir DIR] [online|offline|labels|dead-letters|offsets|predictions|models]...
  *
- * With no section named, dumps them all.  Used by the integration and crash
+ * With no section named, dumps them all.  "models" audits the model registry
+ * (train/models.h: feat_models_audit) and exits 1 when it is inconsistent.  Used by the integration and crash
  * tests, and by operators checking a backup.
  */
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "common/config.h"
 #include "store/row.h"
 #include "store/store.h"
+#include "train/models.h"
 
 static feat_buf_t out;
 
@@ -121,18 +123,42 @@ static int on_offset(void *arg, const char *topic, int32_t part, int64_t next, u
     return 0;
 }
 
+static const char *cur_model;
+
+static int on_prediction(void *arg, int64_t ts, const char *key, size_t klen, uint64_t version, double score) {
+    (void)arg;
+    feat_buf_puts(&out, "{\"kind\":\"prediction\",\"model\":");
+    feat_buf_json_str(&out, cur_model, strlen(cur_model));
+    feat_buf_puts(&out, ",\"key\":");
+    feat_buf_json_str(&out, key, klen);
+    feat_buf_printf(&out, ",\"ts\":%lld,\"version\":%llu,\"score\":%.17g}", (long long)ts, (unsigned long long)version,
+                    score);
+    flush_line();
+    return 0;
+}
+
+static void on_model_line(void *arg, const char *json, size_t len) {
+    (void)arg;
+    feat_buf_append(&out, json, len);
+    flush_line();
+}
+
+#define NSECTIONS 7
+
 int main(int argc, char **argv) {
     const char *cfg_path = NULL, *data_dir = NULL;
-    int want[5] = {0}, any = 0;
-    static const char *const names[5] = {"online", "offline", "labels", "dead-letters", "offsets"};
+    int want[NSECTIONS] = {0}, any = 0;
+    static const char *const names[NSECTIONS] = {"online", "offline", "labels", "dead-letters", "offsets",
+                                                 "predictions", "models"};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) { cfg_path = argv[++i]; continue; }
         if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) { data_dir = argv[++i]; continue; }
         int k;
-        for (k = 0; k < 5; k++)
+        for (k = 0; k < NSECTIONS; k++)
             if (!strcmp(argv[i], names[k])) break;
-        if (k == 5) {
-            fprintf(stderr, "usage: featd-inspect --config FILE [--data-dir DIR] [online|offline|labels|dead-letters|offsets]...\n");
+        if (k == NSECTIONS) {
+            fprintf(stderr, "usage: featd-inspect --config FILE [--data-dir DIR] "
+                            "[online|offline|labels|dead-letters|offsets|predictions|models]...\n");
             return 2;
         }
         want[k] = any = 1;
@@ -142,7 +168,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!any)
-        for (int k = 0; k < 5; k++) want[k] = 1;
+        for (int k = 0; k < NSECTIONS; k++) want[k] = 1;
     char err[512], path[4096];
     feat_config_t *cfg = feat_config_load(cfg_path, err, sizeof(err));
     if (!cfg) {
@@ -167,10 +193,16 @@ int main(int argc, char **argv) {
     if (want[2]) rc |= feat_store_all_labels(st, on_label, NULL);
     if (want[3]) rc |= feat_store_dead_letters(st, on_dead, NULL);
     if (want[4]) rc |= feat_store_offsets(st, on_offset, NULL);
+    for (size_t m = 0; want[5] && m < cfg->nmodels; m++) {
+        cur_model = cfg->models[m].name;
+        rc |= feat_store_predictions(st, cur_model, INT64_MIN, INT64_MAX, on_prediction, NULL);
+    }
+    int problems = want[6] ? feat_models_audit(st, cfg, on_model_line, NULL) : 0;
     fflush(stdout);
     feat_buf_free(&out);
     feat_store_close(st);
     feat_config_free(cfg);
     if (rc) fprintf(stderr, "featd-inspect: the store has corrupt records\n");
-    return rc ? 1 : 0;
+    if (problems) fprintf(stderr, "featd-inspect: the model registry has %d problem(s)\n", problems);
+    return rc || problems ? 1 : 0;
 }

@@ -698,8 +698,8 @@ static int op_cmp(const void *a, const void *b, void *arena) {
 
 int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen) {
     /* materialize the buffered ops in key order (see op_t) */
-    qsort_r(wb->on.v, wb->on.n, sizeof(op_t), op_cmp, wb->arena.data);
-    qsort_r(wb->off.v, wb->off.n, sizeof(op_t), op_cmp, wb->arena.data);
+    if (wb->on.n > 1) qsort_r(wb->on.v, wb->on.n, sizeof(op_t), op_cmp, wb->arena.data);
+    if (wb->off.n > 1) qsort_r(wb->off.v, wb->off.n, sizeof(op_t), op_cmp, wb->arena.data);
     const char *a = wb->arena.data;
     for (size_t i = 0; i < wb->on.n; i++) {
         const op_t *o = &wb->on.v[i];

@@ -69,7 +69,7 @@ typedef struct quality {
     qslot_t *slots;
     double *p, *y;          /* ring of the last window pairs */
     size_t n, head, cap;
-    uint64_t pairs, since;
+    uint64_t pairs;
     double value;           /* last AUC or RMSE; NaN before enough pairs */
     int below;
 } quality_t;
@@ -1203,8 +1203,7 @@ void feat_models_on_label(feat_models_t *ms, uint32_t model, const char *key, si
         q->pairs++;
         feat_metric_add(s->m_pred_quality, 1);
         size_t need = q->cap < 100 ? q->cap : 100;
-        if (q->n >= need && ++q->since >= 25) {
-            q->since = 0;
+        if (q->n >= need && q->pairs % 25 == 0) { /* every 25 pairs once the window has 100 (or all) */
             feat_eval_t e;
             if (feat_eval_compute(s->binary ? FEAT_TASK_BINARY : FEAT_TASK_REGRESSION, q->p, q->y, q->n, &e) == FEAT_OK) {
                 q->value = s->binary ? e.auc : e.rmse;
@@ -1232,6 +1231,10 @@ void feat_models_drift_sink(void *arg, const feat_drift_alert_t *a) {
     for (size_t i = 0; i < ms->n; i++) {
         const feat_model_conf_t *mc = ms->m[i].conf;
         int uses = a->table ? !strcmp(mc->table, a->table) : a->model && !strcmp(mc->name, a->model);
+        if (uses && a->table) { /* a table's feature: only models that read it */
+            uses = 0;
+            for (size_t j = 0; j < mc->nfeatures && !uses; j++) uses = !strcmp(mc->features[j], a->feature);
+        }
         if (!uses) continue;
         uint64_t id;
         int co;
@@ -1261,4 +1264,125 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
         snprintf(labels, sizeof(labels), "model=\"%s\"", s->conf->name);
         feat_metrics_emit_sample(em, labels, v);
     }
+}
+
+/* ---- audit ---------------------------------------------------------------------------------------- */
+
+typedef struct audit_ctx {
+    feat_store_t *st;
+    const feat_model_conf_t *mc;
+    feat_models_line_fn *line;
+    void *arg;
+    feat_buf_t out;
+    uint64_t *versions;
+    size_t nv, capv;
+    int problems;
+} audit_ctx_t;
+
+static void audit_emit(audit_ctx_t *c) {
+    c->line(c->arg, c->out.data, c->out.len);
+    feat_buf_reset(&c->out);
+}
+
+static int ref_count(void *arg, const char *key, size_t klen, const char *val, size_t vlen) {
+    (void)key; (void)klen; (void)val;
+    if (vlen >= 2) (*(size_t *)arg)++;
+    return 0;
+}
+
+static int audit_version(void *arg, const char *key, size_t klen, const char *val, size_t vlen) {
+    audit_ctx_t *c = arg;
+    size_t ml = strlen(c->mc->name);
+    if (klen != ml + 11) return 0;
+    uint64_t version = feat_get_be64((const unsigned char *)key + ml + 3);
+    char err[256] = "";
+    const unsigned char *p = (const unsigned char *)val;
+    uint32_t jl = vlen >= 5 ? feat_get_le32(p + 1) : 0;
+    feat_model_t *m = NULL;
+    feat_json_tok_t *toks = malloc(4096 * sizeof(*toks));
+    if (vlen < 5 || p[0] != 1 || jl > vlen - 5) snprintf(err, sizeof(err), "record header is corrupt");
+    else if (!toks || feat_json_parse(val + 5, jl, toks, 4096, 16, NULL) < 0) snprintf(err, sizeof(err), "metadata is not JSON");
+    else if (feat_model_deserialize(p + 5 + jl, vlen - 5 - jl, &m, err, sizeof(err)) != FEAT_OK && !err[0])
+        snprintf(err, sizeof(err), "model blob does not decode");
+    free(toks);
+    size_t nref = 0;
+    if (!err[0]) {
+        char prefix[512];
+        size_t pl = rkey(prefix, sizeof(prefix), c->mc->name, version, "");
+        if (pl) feat_store_scan_blobs(c->st, FEAT_CF_REFERENCES, prefix, pl, ref_count, &nref);
+        if (!nref) snprintf(err, sizeof(err), "no reference distributions");
+    }
+    feat_model_destroy(m);
+    if (err[0]) c->problems++;
+    if (c->nv == c->capv) {
+        size_t nc = c->capv ? c->capv * 2 : 16;
+        uint64_t *nvv = realloc(c->versions, nc * sizeof(uint64_t));
+        if (nvv) { c->versions = nvv; c->capv = nc; }
+    }
+    if (c->nv < c->capv) c->versions[c->nv++] = version;
+    feat_buf_printf(&c->out, "{\"kind\":\"model_version\",\"model\":\"%s\",\"version\":%llu,\"ok\":%s,\"error\":",
+                    c->mc->name, (unsigned long long)version, err[0] ? "false" : "true");
+    feat_buf_json_str(&c->out, err, strlen(err));
+    feat_buf_printf(&c->out, ",\"bytes\":%zu,\"references\":%zu,\"meta\":", vlen, nref);
+    if (err[0]) feat_buf_puts(&c->out, "null");
+    else feat_buf_append(&c->out, val + 5, jl);
+    feat_buf_putc(&c->out, '}');
+    audit_emit(c);
+    return 0;
+}
+
+int feat_models_audit(feat_store_t *st, const feat_config_t *cfg, feat_models_line_fn *line, void *arg) {
+    audit_ctx_t c;
+    memset(&c, 0, sizeof(c));
+    c.st = st;
+    c.line = line;
+    c.arg = arg;
+    for (size_t i = 0; i < cfg->nmodels; i++) {
+        c.mc = &cfg->models[i];
+        c.nv = 0;
+        char prefix[FEAT_MAX_NAME + 4];
+        size_t pl = strlen(c.mc->name);
+        memcpy(prefix, c.mc->name, pl);
+        prefix[pl] = 0;
+        prefix[pl + 1] = 'v';
+        prefix[pl + 2] = 0;
+        if (feat_store_scan_blobs(st, FEAT_CF_MODELS, prefix, pl + 3, audit_version, &c) != FEAT_OK) c.problems++;
+        char key[FEAT_MAX_NAME + 4];
+        feat_buf_t b = FEAT_BUF_INIT;
+        int have = feat_store_get_blob(st, FEAT_CF_MODELS, key, akey(key, c.mc->name), &b) == FEAT_OK;
+        if (!have && !c.nv) {
+            feat_buf_free(&b);
+            continue;
+        }
+        mstate_t s;
+        memset(&s, 0, sizeof(s));
+        char err[160] = "";
+        if (!have) snprintf(err, sizeof(err), "versions exist but no aliases record");
+        else if (aliases_decode(&s, (const unsigned char *)b.data, b.len) != FEAT_OK) snprintf(err, sizeof(err), "aliases record is corrupt");
+        feat_buf_free(&b);
+        uint64_t named[2] = {s.champion_v, s.challenger_v}, maxv = 0;
+        for (size_t k = 0; k < c.nv; k++) if (c.versions[k] > maxv) maxv = c.versions[k];
+        for (int k = 0; k < 2 && !err[0]; k++) {
+            int found = !named[k];
+            for (size_t j = 0; j < c.nv && !found; j++) found = c.versions[j] == named[k];
+            if (!found) snprintf(err, sizeof(err), "%s v%llu has no version record", k ? "challenger" : "champion",
+                                 (unsigned long long)named[k]);
+        }
+        if (!err[0] && have && s.next_version <= maxv)
+            snprintf(err, sizeof(err), "next version %llu is not above the newest, %llu", (unsigned long long)s.next_version,
+                     (unsigned long long)maxv);
+        if (err[0]) c.problems++;
+        feat_buf_printf(&c.out, "{\"kind\":\"model_aliases\",\"model\":\"%s\",\"champion\":%llu,\"challenger\":%llu,"
+                                "\"next\":%llu,\"history\":[", c.mc->name, (unsigned long long)s.champion_v,
+                        (unsigned long long)s.challenger_v, (unsigned long long)s.next_version);
+        for (size_t k = 0; k < s.nhist; k++) feat_buf_printf(&c.out, "%s%llu", k ? "," : "", (unsigned long long)s.hist[k]);
+        feat_buf_printf(&c.out, "],\"versions\":%zu,\"ok\":%s,\"error\":", c.nv, err[0] ? "false" : "true");
+        feat_buf_json_str(&c.out, err, strlen(err));
+        feat_buf_putc(&c.out, '}');
+        audit_emit(&c);
+        free(s.hist);
+    }
+    feat_buf_free(&c.out);
+    free(c.versions);
+    return c.problems;
 }

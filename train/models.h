@@ -130,4 +130,14 @@ void feat_models_on_prediction(feat_models_t *ms, uint32_t model, const char *ke
 /* The drift sink: alerts that ask for a retrain request one. */
 void feat_models_drift_sink(void *models, const feat_drift_alert_t *a);
 
+/* ---- audit (featd-inspect, crash tests) ---- */
+
+/* Checks the registry in st without serving it: every version record decodes
+ * (metadata JSON, a model blob whose CRC matches) and has its reference
+ * distributions; each model's aliases name existing versions and a next
+ * version above them all.  line() gets one JSON object per version and per
+ * model.  Returns the number of problems (0 = consistent). */
+typedef void feat_models_line_fn(void *arg, const char *json, size_t len);
+int feat_models_audit(feat_store_t *st, const feat_config_t *cfg, feat_models_line_fn *line, void *arg);
+
 #endif

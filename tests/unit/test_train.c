@@ -1,0 +1,634 @@
+/* Unit tests for train/trainset.c and train/models.c against a real store:
+ * point-in-time training sets compared with an independent scan of the
+ * events the test wrote (TTL included); the registry's life cycle (first
+ * version champion, challenger, promote, rollback, reload, audit), request
+ * coalescing, the auto policy's margin, retrain triggers (labels, schedule,
+ * drift), and live quality (rolling AUC equal to an independently computed
+ * one, the floor alert). */
+#include "testutil.h"
+
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "drift/monitor.h"
+#include "store/store.h"
+#include "train/models.h"
+#include "train/trainset.h"
+
+static uint64_t rng = 88172645463325252ull;
+static double unif(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+static double gauss(void) { return sqrt(-2 * log(unif() + 1e-300)) * cos(6.283185307179586 * unif()); }
+
+typedef struct fx {
+    char *dir;
+    feat_config_t *cfg;
+    feat_store_t *st;
+    const feat_table_t *t;
+    feat_wb_t *wb;
+    int64_t offset;
+} fx_t;
+
+static void fx_open(fx_t *f, const char *cfgtext) {
+    char err[256], path[512];
+    f->cfg = feat_config_parse(cfgtext, strlen(cfgtext), err, sizeof(err));
+    ck_assert_msg(f->cfg != NULL, "%s", err);
+    snprintf(path, sizeof(path), "%s/db", f->dir);
+    feat_store_conf_t sc = {path, f->cfg, 0, 8 << 20, 8 << 20, 0};
+    f->st = feat_store_open(&sc, err, sizeof(err));
+    ck_assert_msg(f->st != NULL, "%s", err);
+    f->t = feat_store_table(f->st, "t");
+    f->wb = feat_wb_new(f->st);
+}
+
+static void fx_close(fx_t *f) {
+    feat_wb_destroy(f->wb);
+    feat_store_close(f->st);
+    feat_config_free(f->cfg);
+}
+
+static void fx_new(fx_t *f, const char *cfgtext) {
+    memset(f, 0, sizeof(*f));
+    f->dir = tu_tmpdir();
+    fx_open(f, cfgtext);
+}
+
+static void fx_free(fx_t *f) {
+    fx_close(f);
+    tu_rmrf(f->dir);
+    free(f->dir);
+}
+
+static void flush(fx_t *f) {
+    char err[256];
+    ck_assert_msg(feat_store_write(f->st, f->wb, err, sizeof(err)) == FEAT_OK, "%s", err);
+    feat_wb_clear(f->wb);
+}
+
+static void put_label(fx_t *f, const char *model, const char *key, int64_t ts, double y) {
+    ck_assert_int_eq(feat_wb_put_label(f->wb, model, key, strlen(key), ts, y, 0, f->offset++), FEAT_OK);
+}
+
+/* ---- point-in-time training sets ----------------------------------------------------------------- */
+
+#define NE 40
+#define MAXEV 12
+
+typedef struct ev {
+    int64_t ts;
+    int has[3];
+    double x;
+    int64_t n;
+    char c[8];
+} ev_t;
+
+static const char *pit_cfg =
+    "[table t]\ntopic = te\nttl = 1s\nfeature.x = double\nfeature.n = int64\nfeature.c = string\n"
+    "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nmin_rows = 2\n";
+
+START_TEST(trainset_is_point_in_time_with_ttl) {
+    fx_t f;
+    fx_new(&f, pit_cfg);
+    static ev_t evs[NE][MAXEV];
+    int nev[NE];
+    for (int e = 0; e < NE; e++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", e);
+        nev[e] = 1 + (int)(unif() * MAXEV);
+        if (nev[e] > MAXEV) nev[e] = MAXEV;
+        int64_t ts = (int64_t)(unif() * 500);
+        for (int i = 0; i < nev[e]; i++) {
+            ev_t *v = &evs[e][i];
+            ts += 1 + (int64_t)(unif() * 900); /* unique, increasing: gaps sometimes beyond the 1 s TTL... */
+            if (unif() < 0.2) ts += 1500;      /* ...and sometimes well beyond it */
+            v->ts = ts;
+            v->has[0] = 1;
+            v->has[1] = unif() < 0.6;
+            v->has[2] = unif() < 0.5;
+            v->x = gauss();
+            v->n = (int64_t)(unif() * 100) - 50;
+            snprintf(v->c, sizeof(v->c), "c%d", (int)(unif() * 4));
+            feat_value_t vals[3];
+            uint16_t fidx[3];
+            size_t nv = 0;
+            if (v->has[0]) { vals[nv] = (feat_value_t){.type = FEAT_FT_DOUBLE, .v.d = v->x}; fidx[nv++] = 0; }
+            if (v->has[1]) { vals[nv] = (feat_value_t){.type = FEAT_FT_INT64, .v.i = v->n}; fidx[nv++] = 1; }
+            if (v->has[2]) {
+                vals[nv] = (feat_value_t){.type = FEAT_FT_STRING, .slen = (uint32_t)strlen(v->c), .v.s = v->c};
+                fidx[nv++] = 2;
+            }
+            ck_assert_int_eq(feat_wb_put_event(f.wb, f.t, key, strlen(key), v->ts, 0, f.offset++, fidx, vals, nv), FEAT_OK);
+        }
+    }
+    flush(&f);
+    /* labels at random times, some before an entity's first event */
+    enum { NL = 400 };
+    static struct { int e; int64_t ts; double y; } lab[NL];
+    for (int i = 0; i < NL; i++) {
+        lab[i].e = (int)(unif() * NE);
+        lab[i].ts = 100000 + i; /* placeholder, replaced below */
+        lab[i].ts = (int64_t)(unif() * (double)(evs[lab[i].e][nev[lab[i].e] - 1].ts + 2000));
+        lab[i].y = unif() < 0.5;
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", lab[i].e);
+        put_label(&f, "m", key, lab[i].ts, lab[i].y);
+    }
+    flush(&f);
+
+    feat_trainset_t ts;
+    char err[256];
+    ck_assert_msg(feat_trainset_build(f.st, f.cfg, &f.cfg->models[0], INT64_MIN, INT64_MAX, NULL, &ts, err, sizeof(err)) ==
+                      FEAT_OK, "%s", err);
+    ck_assert_uint_eq(ts.nf, 3);
+    ck_assert_str_eq(ts.defs[0].name, "x");
+    ck_assert_str_eq(ts.defs[2].name, "c");
+    /* labels that share (ts, key) collapse to one store key: count distinct */
+    size_t distinct = 0;
+    for (int i = 0; i < NL; i++) {
+        int dup = 0;
+        for (int j = i + 1; j < NL && !dup; j++) dup = lab[j].e == lab[i].e && lab[j].ts == lab[i].ts;
+        distinct += !dup;
+    }
+    ck_assert_uint_eq(ts.n, distinct);
+    uint64_t missing = 0;
+    int64_t prev = INT64_MIN;
+    for (size_t r = 0; r < ts.n; r++) {
+        ck_assert_int_ge(ts.ts[r], prev); /* oldest label first */
+        prev = ts.ts[r];
+        int e = atoi(ts.keys[r] + 1);
+        /* the last label written for (e, ts) is the one stored */
+        int li = -1;
+        for (int i = 0; i < NL; i++)
+            if (lab[i].e == e && lab[i].ts == ts.ts[r]) li = i;
+        ck_assert_int_ge(li, 0);
+        ck_assert_double_eq(ts.labels[r], lab[li].y);
+        for (int j = 0; j < 3; j++) {
+            /* independent: the newest event with this feature at or before the label, within 1 s */
+            const ev_t *best = NULL;
+            for (int i = 0; i < nev[e]; i++)
+                if (evs[e][i].has[j] && evs[e][i].ts <= ts.ts[r]) best = &evs[e][i];
+            if (best && ts.ts[r] - best->ts > 1000) best = NULL;
+            const feat_raw_t *v = &ts.rows[r * 3 + j];
+            if (!best) {
+                ck_assert_msg(v->type == FEAT_V_MISSING, "row %zu feature %d: expected missing", r, j);
+                missing++;
+                continue;
+            }
+            switch (j) {
+            case 0: ck_assert_int_eq(v->type, FEAT_V_DOUBLE); ck_assert_double_eq(v->v.f64, best->x); break;
+            case 1: ck_assert_int_eq(v->type, FEAT_V_INT64); ck_assert_int_eq(v->v.i64, best->n); break;
+            default:
+                ck_assert_int_eq(v->type, FEAT_V_STRING);
+                ck_assert_uint_eq(v->len, strlen(best->c));
+                ck_assert_int_eq(memcmp(v->v.str, best->c, v->len), 0);
+            }
+        }
+    }
+    ck_assert_uint_eq(ts.missing, missing);
+    ck_assert_uint_gt(missing, 0); /* the data exercises TTL and "before the first event" */
+    ck_assert_uint_lt(missing, ts.n * 3);
+    feat_trainset_free(&ts);
+
+    /* a time range keeps only labels inside it */
+    ck_assert_int_eq(feat_trainset_build(f.st, f.cfg, &f.cfg->models[0], 1000, 2000, NULL, &ts, err, sizeof(err)), FEAT_OK);
+    for (size_t r = 0; r < ts.n; r++) ck_assert(ts.ts[r] >= 1000 && ts.ts[r] <= 2000);
+    feat_trainset_free(&ts);
+
+    /* a binary model refuses a label that is not 0 or 1, naming it */
+    put_label(&f, "m", "k1", 5, 0.5);
+    flush(&f);
+    ck_assert_int_eq(feat_trainset_build(f.st, f.cfg, &f.cfg->models[0], INT64_MIN, INT64_MAX, NULL, &ts, err, sizeof(err)),
+                     FEAT_ERR_INVALID);
+    ck_assert_msg(strstr(err, "0.5") != NULL, "%s", err);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- the registry --------------------------------------------------------------------------------- */
+
+static const char *reg_cfg =
+    "[table t]\ntopic = te\nfeature.x = double\nfeature.n = int64\nfeature.c = string\nfeature.unused = double\n"
+    "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nfeatures = x,n,c\nmin_rows = 50\nepochs = 3\n"
+    "policy = manual\ndevice = cpu\n"
+    "[model a]\ntable = t\nlabel_topic = la\ntask = logreg\nfeatures = x,n,c\nmin_rows = 50\nepochs = 3\n"
+    "policy = auto\npromote_margin = 1\ndevice = cpu\n"
+    "[model tiny]\ntable = t\nlabel_topic = lt\ntask = logreg\nmin_rows = 100000\n";
+
+/* 400 entities, one event each; labels for m and a from P(y) = sigmoid(2x + 0.05 n) */
+static void fill_registry_data(fx_t *f) {
+    for (int e = 0; e < 400; e++) {
+        char key[16], c[4];
+        snprintf(key, sizeof(key), "k%d", e);
+        snprintf(c, sizeof(c), "c%d", e % 3);
+        double x = gauss();
+        int64_t n = (int64_t)(unif() * 20) - 10;
+        feat_value_t vals[3] = {{.type = FEAT_FT_DOUBLE, .v.d = x}, {.type = FEAT_FT_INT64, .v.i = n},
+                                {.type = FEAT_FT_STRING, .slen = 2, .v.s = c}};
+        uint16_t fidx[3] = {0, 1, 2};
+        ck_assert_int_eq(feat_wb_put_event(f->wb, f->t, key, strlen(key), 1000 + e, 0, f->offset++, fidx, vals, 3), FEAT_OK);
+        double p = 1 / (1 + exp(-(2 * x + 0.05 * (double)n)));
+        put_label(f, "m", key, 5000 + e, unif() < p);
+        put_label(f, "a", key, 5000 + e, unif() < p);
+    }
+    flush(f);
+}
+
+static feat_run_status_t wait_run(feat_models_t *ms, const char *model, uint64_t run) {
+    feat_run_status_t st;
+    for (int i = 0; i < 6000; i++) { /* a generous limit on a hang, not a speed bound */
+        ck_assert_int_eq(feat_models_run_status(ms, model, run, &st), FEAT_OK);
+        if (!strcmp(st.state, "succeeded") || !strcmp(st.state, "failed")) return st;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("run %llu of %s did not finish", (unsigned long long)run, model);
+    return st;
+}
+
+typedef struct vlist {
+    int n;
+    uint64_t version[16];
+    int stage[16];
+    char trigger[16][16];
+    feat_version_info_t first; /* the newest (strings not kept) */
+    uint64_t n_train, n_valid;
+    int64_t from_ms, to_ms;
+    double auc;
+    size_t nfeatures;
+    char features[3][8];
+    char table[8];
+} vlist_t;
+
+static void on_v(void *arg, const feat_version_info_t *v) {
+    vlist_t *l = arg;
+    if (l->n < 16) {
+        l->version[l->n] = v->version;
+        l->stage[l->n] = v->stage;
+        snprintf(l->trigger[l->n], 16, "%s", v->trigger);
+    }
+    if (l->n == 0) {
+        l->n_train = v->n_train;
+        l->n_valid = v->n_valid;
+        l->from_ms = v->from_ms;
+        l->to_ms = v->to_ms;
+        l->auc = v->valid.auc;
+        l->nfeatures = v->nfeatures;
+        for (size_t i = 0; i < v->nfeatures && i < 3; i++) snprintf(l->features[i], 8, "%s", v->features[i]);
+        snprintf(l->table, sizeof(l->table), "%s", v->table);
+    }
+    l->n++;
+}
+
+static vlist_t versions(feat_models_t *ms, const char *model) {
+    vlist_t l;
+    memset(&l, 0, sizeof(l));
+    ck_assert_int_eq(feat_models_list(ms, model, on_v, &l), FEAT_OK);
+    return l;
+}
+
+static int stage_of(const vlist_t *l, uint64_t v) {
+    for (int i = 0; i < l->n; i++)
+        if (l->version[i] == v) return l->stage[i];
+    return -1;
+}
+
+static void count_line(void *arg, const char *json, size_t len) {
+    (void)json; (void)len;
+    (*(int *)arg)++;
+}
+
+START_TEST(registry_life_cycle) {
+    fx_t f;
+    fx_new(&f, reg_cfg);
+    fill_registry_data(&f);
+    char err[256], msg[256];
+    feat_metrics_t *reg = feat_metrics_new();
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    ck_assert_msg(ms != NULL, "%s", err);
+    int e;
+    ck_assert_ptr_null(feat_models_acquire(ms, "m", NULL, 0, &e));
+    ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
+    ck_assert_ptr_null(feat_models_acquire(ms, "nope", NULL, 0, &e));
+    ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
+
+    /* requests before the engine runs: the second joins the first */
+    uint64_t r1, r2;
+    int co;
+    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_OPERATOR, "test", &r1, &co), FEAT_OK);
+    ck_assert_int_eq(co, 0);
+    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_SCHEDULE, "again", &r2, &co), FEAT_OK);
+    ck_assert_int_eq(co, 1);
+    ck_assert_uint_eq(r1, r2);
+    ck_assert_int_eq(feat_models_request(ms, "nope", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_ERR_NOT_FOUND);
+    ck_assert_int_eq(feat_models_start(ms), FEAT_OK);
+    feat_run_status_t st = wait_run(ms, "m", r1);
+    ck_assert_msg(!strcmp(st.state, "succeeded"), "%s", st.error);
+    ck_assert_uint_eq(st.version, 1);
+    ck_assert_int_eq(st.trigger, FEAT_TRIGGER_OPERATOR);
+
+    /* the first version is the champion even under the manual policy */
+    vlist_t l = versions(ms, "m");
+    ck_assert_int_eq(l.n, 1);
+    ck_assert_int_eq(l.stage[0], FEAT_STAGE_CHAMPION);
+    ck_assert_str_eq(l.trigger[0], "operator");
+    ck_assert_uint_eq(l.n_train + l.n_valid, 400);
+    ck_assert_uint_eq(l.n_valid, 100); /* the newest quarter */
+    ck_assert_int_eq(l.from_ms, 5000);
+    ck_assert_int_eq(l.to_ms, 5399);
+    ck_assert_uint_eq(l.nfeatures, 3);
+    ck_assert_str_eq(l.features[0], "x");
+    ck_assert_str_eq(l.features[2], "c");
+    ck_assert_str_eq(l.table, "t");
+    ck_assert_msg(l.auc > 0.7 && l.auc <= 1, "validation AUC %g", l.auc);
+
+    feat_loaded_t *v1 = feat_models_acquire(ms, "m", "champion", 0, &e);
+    ck_assert_ptr_nonnull(v1);
+    ck_assert_uint_eq(feat_loaded_version(v1), 1);
+    ck_assert_uint_eq(feat_loaded_nfeatures(v1), 3);
+    ck_assert_uint_eq(feat_loaded_fidx(v1)[1], 1);
+    ck_assert_ptr_null(feat_models_acquire(ms, "m", "challenger", 0, &e));
+    ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
+    ck_assert_ptr_null(feat_models_acquire(ms, "m", "bogus", 0, &e));
+    ck_assert_int_eq(e, FEAT_ERR_INVALID);
+
+    /* a second run: the challenger */
+    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    st = wait_run(ms, "m", r2);
+    ck_assert_str_eq(st.state, "succeeded");
+    ck_assert_uint_eq(st.version, 2);
+    l = versions(ms, "m");
+    ck_assert_int_eq(stage_of(&l, 2), FEAT_STAGE_CHALLENGER);
+    ck_assert_int_eq(stage_of(&l, 1), FEAT_STAGE_CHAMPION);
+    feat_loaded_t *c2 = feat_models_acquire(ms, "m", "challenger", 0, &e);
+    ck_assert_uint_eq(feat_loaded_version(c2), 2);
+    feat_loaded_release(c2);
+
+    /* promote the challenger; the old champion's handle stays usable */
+    uint64_t champ = 0;
+    ck_assert_int_eq(feat_models_promote(ms, "m", 99, &champ, msg, sizeof(msg)), FEAT_ERR_NOT_FOUND);
+    ck_assert_int_eq(feat_models_promote(ms, "m", 0, &champ, msg, sizeof(msg)), FEAT_OK);
+    ck_assert_uint_eq(champ, 2);
+    feat_raw_t row[3] = {feat_raw_double(0.5), feat_raw_int64(3), feat_raw_string("c1", 2)};
+    double p1;
+    ck_assert_int_eq(feat_model_predict(feat_loaded_model(v1), row, NULL, 0, &p1), FEAT_OK);
+    ck_assert(p1 > 0 && p1 < 1);
+    feat_loaded_release(v1);
+    feat_loaded_t *c = feat_models_acquire(ms, "m", NULL, 0, &e);
+    ck_assert_uint_eq(feat_loaded_version(c), 2);
+    feat_loaded_release(c);
+    ck_assert_int_eq(feat_models_promote(ms, "m", 0, &champ, msg, sizeof(msg)), FEAT_ERR_STATE); /* no challenger now */
+
+    /* rollback, once */
+    ck_assert_int_eq(feat_models_rollback(ms, "m", &champ, msg, sizeof(msg)), FEAT_OK);
+    ck_assert_uint_eq(champ, 1);
+    ck_assert_int_eq(feat_models_rollback(ms, "m", &champ, msg, sizeof(msg)), FEAT_ERR_STATE);
+    /* a pinned version is served on demand */
+    feat_loaded_t *p2 = feat_models_acquire(ms, "m", NULL, 2, &e);
+    ck_assert_ptr_nonnull(p2);
+    ck_assert_uint_eq(feat_loaded_version(p2), 2);
+    feat_loaded_release(p2);
+    ck_assert_ptr_null(feat_models_acquire(ms, "m", NULL, 7, &e));
+    ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
+
+    /* too few rows: the run fails and names the key */
+    ck_assert_int_eq(feat_models_request(ms, "tiny", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    st = wait_run(ms, "tiny", r2);
+    ck_assert_str_eq(st.state, "failed");
+    ck_assert_msg(strstr(st.error, "model.tiny.min_rows") != NULL, "%s", st.error);
+
+    /* auto policy with margin 1: the first version is champion, the second cannot beat it by 1 AUC */
+    ck_assert_int_eq(feat_models_request(ms, "a", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    ck_assert_str_eq(wait_run(ms, "a", r2).state, "succeeded");
+    ck_assert_int_eq(feat_models_request(ms, "a", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    ck_assert_str_eq(wait_run(ms, "a", r2).state, "succeeded");
+    l = versions(ms, "a");
+    ck_assert_int_eq(stage_of(&l, 1), FEAT_STAGE_CHAMPION);
+    ck_assert_int_eq(stage_of(&l, 2), FEAT_STAGE_CHALLENGER);
+    feat_models_destroy(ms);
+
+    /* reload: aliases and versions persist */
+    ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    ck_assert_msg(ms != NULL, "%s", err);
+    l = versions(ms, "m");
+    ck_assert_int_eq(l.n, 2);
+    ck_assert_int_eq(stage_of(&l, 1), FEAT_STAGE_CHAMPION);
+    ck_assert_int_eq(stage_of(&l, 2), FEAT_STAGE_ARCHIVED);
+    c = feat_models_acquire(ms, "m", NULL, 0, &e);
+    ck_assert_ptr_nonnull(c);
+    double p1b;
+    ck_assert_int_eq(feat_model_predict(feat_loaded_model(c), row, NULL, 0, &p1b), FEAT_OK);
+    ck_assert_double_eq(p1, p1b); /* the stored model predicts exactly what it did before */
+    feat_loaded_release(c);
+    /* the next run continues the numbering */
+    ck_assert_int_eq(feat_models_start(ms), FEAT_OK);
+    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    ck_assert_uint_eq(wait_run(ms, "m", r2).version, 3);
+    feat_models_destroy(ms);
+    int lines = 0;
+    ck_assert_int_eq(feat_models_audit(f.st, f.cfg, count_line, &lines), 0);
+    ck_assert_int_eq(lines, 3 + 1 + 2 + 1); /* m: 3 versions + aliases; a: 2 + aliases; tiny: none */
+    feat_metrics_destroy(reg);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- triggers ------------------------------------------------------------------------------------ */
+
+static const char *trig_cfg =
+    "[table t]\ntopic = te\nfeature.x = double\nfeature.n = int64\nfeature.c = string\nfeature.unused = double\n"
+    "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nfeatures = x,n,c\nmin_rows = 50\nepochs = 2\n"
+    "retrain_after_labels = 10\ndevice = cpu\n"
+    "[model a]\ntable = t\nlabel_topic = la\ntask = logreg\nfeatures = x,n,c\nmin_rows = 50\nepochs = 2\n"
+    "retrain_every = 1s\ndevice = cpu\n"
+    "[model tiny]\ntable = t\nlabel_topic = lt\ntask = logreg\nfeatures = unused\n";
+
+static int has_run(feat_models_t *ms, const char *model, int trigger) {
+    feat_run_status_t st;
+    return feat_models_run_status(ms, model, 0, &st) == FEAT_OK && st.trigger == trigger;
+}
+
+START_TEST(triggers_labels_schedule_drift) {
+    fx_t f;
+    fx_new(&f, trig_cfg);
+    fill_registry_data(&f);
+    char err[256];
+    feat_metrics_t *reg = feat_metrics_new();
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    ck_assert_msg(ms != NULL, "%s", err);
+    /* drift: an alert on a feature m reads asks for m (and a), not tiny */
+    feat_drift_alert_t a;
+    memset(&a, 0, sizeof(a));
+    a.drifting = 1;
+    a.retrain_requested = 1;
+    a.table = "t";
+    a.feature = "x";
+    a.statistic = "ks";
+    feat_models_drift_sink(ms, &a);
+    ck_assert(has_run(ms, "m", FEAT_TRIGGER_DRIFT));
+    ck_assert(!has_run(ms, "tiny", FEAT_TRIGGER_DRIFT));
+    a.feature = "unused"; /* only tiny reads it */
+    feat_models_drift_sink(ms, &a);
+    ck_assert(has_run(ms, "tiny", FEAT_TRIGGER_DRIFT));
+    a.drifting = 0; /* a recovery asks for nothing */
+    a.feature = "x";
+    uint64_t before = 0;
+    feat_run_status_t st;
+    feat_models_run_status(ms, "a", 0, &st);
+    before = st.run_id;
+    feat_models_drift_sink(ms, &a);
+    feat_models_run_status(ms, "a", 0, &st);
+    ck_assert_uint_eq(st.run_id, before);
+    ck_assert_int_eq(feat_models_start(ms), FEAT_OK);
+    /* labels: 10 new ones for m */
+    wait_run(ms, "m", 0);
+    for (int i = 0; i < 10; i++) feat_models_on_label(ms, 0, "k1", 2, 9000 + i, 1);
+    int seen = 0;
+    for (int i = 0; i < 1000 && !seen; i++) {
+        seen = has_run(ms, "m", FEAT_TRIGGER_LABELS);
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(seen, "10 labels did not request a retrain");
+    ck_assert_str_eq(wait_run(ms, "m", 0).state, "succeeded");
+    /* schedule: a retrains every second */
+    seen = 0;
+    for (int i = 0; i < 1000 && !seen; i++) {
+        seen = has_run(ms, "a", FEAT_TRIGGER_SCHEDULE);
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_msg(seen, "retrain_every = 1s requested nothing");
+    feat_models_destroy(ms);
+    feat_metrics_destroy(reg);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- live quality ------------------------------------------------------------------------------- */
+
+static const char *q_cfg =
+    "[drift]\nwindow_events = 100000\n"
+    "[table t]\ntopic = te\nfeature.x = double\n"
+    "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nquality_window = 200\nquality_floor = 0.9\n"
+    "quality_horizon = 1h\n";
+
+typedef struct qalerts {
+    pthread_mutex_t lock;
+    int n, drifting;
+    char feature[16], model[16], stat[8];
+    double value;
+} qalerts_t;
+
+static void qsink(void *arg, const feat_drift_alert_t *a) {
+    qalerts_t *q = arg;
+    pthread_mutex_lock(&q->lock);
+    q->n++;
+    q->drifting = a->drifting;
+    snprintf(q->feature, sizeof(q->feature), "%s", a->feature);
+    snprintf(q->model, sizeof(q->model), "%s", a->model ? a->model : "");
+    snprintf(q->stat, sizeof(q->stat), "%s", a->statistic);
+    q->value = a->value;
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* AUC by pairs (ties count one half): independent of train/core/metrics.c */
+static double pair_auc(const double *p, const double *y, int n) {
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (y[i] == 1 && y[j] == 0) {
+                den++;
+                num += p[i] > p[j] ? 1 : p[i] == p[j] ? 0.5 : 0;
+            }
+    return num / den;
+}
+
+static double metric_value(feat_metrics_t *reg, const char *needle) {
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_metrics_render(reg, &b);
+    feat_buf_putc(&b, 0);
+    const char *p = strstr(b.data, needle);
+    double v = p ? strtod(p + strlen(needle), NULL) : -1;
+    feat_buf_free(&b);
+    return v;
+}
+
+START_TEST(live_quality_joins_labels_and_alerts) {
+    fx_t f;
+    fx_new(&f, q_cfg);
+    char err[256];
+    feat_metrics_t *reg = feat_metrics_new();
+    feat_drift_t *d = feat_drift_new(f.cfg, f.st, reg, err, sizeof(err));
+    ck_assert_msg(d != NULL, "%s", err);
+    qalerts_t q;
+    memset(&q, 0, sizeof(q));
+    pthread_mutex_init(&q.lock, NULL);
+    feat_drift_add_sink(d, qsink, &q);
+    ck_assert_int_eq(feat_drift_start(d), FEAT_OK);
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, d, reg, err, sizeof(err));
+    ck_assert_msg(ms != NULL, "%s", err);
+    enum { N = 200 };
+    double p[N], y[N];
+    char key[16];
+    /* predictions, then labels within the horizon: a weak model (AUC well under the 0.9 floor) */
+    for (int i = 0; i < N; i++) {
+        y[i] = unif() < 0.5;
+        p[i] = 1 / (1 + exp(-(0.6 * (y[i] - 0.5) + gauss())));
+        snprintf(key, sizeof(key), "e%d", i);
+        feat_models_on_prediction(ms, 0, key, strlen(key), 1000000 + i, p[i]);
+    }
+    /* a label outside the horizon, and one for an entity never predicted, join nothing */
+    feat_models_on_label(ms, 0, "e0", 2, 1000000 + 3600001, 1);
+    feat_models_on_label(ms, 0, "zz", 2, 1000500, 1);
+    ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "e%d", i);
+        feat_models_on_label(ms, 0, key, strlen(key), 1000000 + i + 60000, y[i]);
+    }
+    ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
+    double want = pair_auc(p, y, N);
+    double got = metric_value(reg, "featd_model_quality{model=\"m\",metric=\"auc\"} ");
+    ck_assert_msg(fabs(got - want) < 1e-9, "live AUC %.12g, independent %.12g", got, want);
+    ck_assert(want < 0.9);
+    pthread_mutex_lock(&q.lock);
+    ck_assert_int_eq(q.n, 1);
+    ck_assert_int_eq(q.drifting, 1);
+    ck_assert_str_eq(q.feature, "quality");
+    ck_assert_str_eq(q.model, "m");
+    ck_assert_str_eq(q.stat, "auc");
+    /* raised by the first evaluation, over the first 100 pairs */
+    double want100 = pair_auc(p, y, 100);
+    ck_assert_msg(fabs(q.value - want100) < 1e-9, "alert value %.12g, independent %.12g", q.value, want100);
+    pthread_mutex_unlock(&q.lock);
+    feat_models_destroy(ms);
+    feat_drift_destroy(d);
+    feat_metrics_destroy(reg);
+    fx_free(&f);
+}
+END_TEST
+
+int main(void) {
+    feat_log_set_level(FEAT_LOG_WARN);
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, trainset_is_point_in_time_with_ttl);
+    tcase_add_test(tc, registry_life_cycle);
+    tcase_add_test(tc, triggers_labels_schedule_drift);
+    tcase_add_test(tc, live_quality_joins_labels_and_alerts);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
