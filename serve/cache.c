@@ -197,7 +197,6 @@ int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size
     int64_t ttl = t->conf->ttl_ms;
     const cval_t *cv = evals(e);
     const char *blob = eblob(e);
-    size_t base = strings->len;
     for (size_t i = 0; i < n; i++) {
         const cval_t *v = &cv[fidx[i]];
         feat_value_t *o = &out[i];
@@ -213,17 +212,20 @@ int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size
         o->ts = v->ts;
         o->slen = v->slen;
         if (v->type == FEAT_FT_STRING) {
-            o->v.s = (const char *)(uintptr_t)(strings->len - base); /* fixed up below */
+            o->v.s = (const char *)(uintptr_t)strings->len; /* an offset: see feat_cache_fix_strings() */
             feat_buf_append(strings, blob + v->soff, v->slen);
         } else {
             o->v.i = v->v.i;
         }
     }
     pthread_mutex_unlock(&s->lock);
-    for (size_t i = 0; i < n; i++)
-        if (out[i].status != FEAT_ST_NOT_FOUND && out[i].type == FEAT_FT_STRING)
-            out[i].v.s = strings->oom ? "" : strings->data + base + (uintptr_t)out[i].v.s;
     return FEAT_CACHE_HIT;
+}
+
+void feat_cache_fix_strings(feat_value_t *vals, size_t n, const feat_buf_t *strings) {
+    for (size_t i = 0; i < n; i++)
+        if (vals[i].status != FEAT_ST_NOT_FOUND && vals[i].type == FEAT_FT_STRING)
+            vals[i].v.s = strings->oom ? "" : strings->data + (uintptr_t)vals[i].v.s;
 }
 
 void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,

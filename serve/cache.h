@@ -35,13 +35,17 @@ void feat_cache_destroy(feat_cache_t *c); /* NULL is fine */
 enum { FEAT_CACHE_HIT = 0, FEAT_CACHE_MISS = 1, FEAT_CACHE_BYPASS = 2 };
 
 /* Looks up (t, key).  On HIT fills out[i] for feature fidx[i] (status
- * PRESENT/EXPIRED by t's TTL at now_ms, or NOT_FOUND) with strings copied
- * into *strings (pointers fixed up at the end; *strings is appended to, not
- * reset).  On MISS fills *ticket for feat_cache_put; on BYPASS the caller
- * reads the store and must not put. */
+ * PRESENT/EXPIRED by t's TTL at now_ms, or NOT_FOUND) with string bytes
+ * appended to *strings; a string value's v.s holds its offset in *strings
+ * until feat_cache_fix_strings() turns offsets into pointers, once every
+ * lookup that appends to *strings is done (appending may move it).  On MISS
+ * fills *ticket for feat_cache_put; on BYPASS the caller reads the store and
+ * must not put. */
 int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
                    const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
                    feat_buf_t *strings, uint64_t *ticket);
+
+void feat_cache_fix_strings(feat_value_t *vals, size_t n, const feat_buf_t *strings);
 
 /* Caches the encoded online row of (t, key) (row NULL = entity absent), if
  * the ticket from the miss is still valid.  Decodes once; the hit path never

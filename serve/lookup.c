@@ -41,6 +41,11 @@ int feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t
         ls->miss[nmiss++] = k;
     }
     if (ls->strings.oom) return FEAT_ERR_NOMEM;
+    /* hits' strings: offsets into ls->strings until now (it may have moved) */
+    for (size_t k = 0, m = 0; k < n; k++) {
+        if (m < nmiss && ls->miss[m] == k) { m++; continue; }
+        feat_cache_fix_strings(vals + k * nf, nf, &ls->strings);
+    }
     if (!nmiss) return FEAT_OK;
     if (nmiss > ls->caprows) {
         feat_buf_t *nr = realloc(ls->rows, nmiss * sizeof(*nr));

@@ -114,6 +114,46 @@ START_TEST(hits_misses_absences_ttl) {
 }
 END_TEST
 
+/* Regression: many cached strings in one lookup (the strings buffer grows
+ * and moves while hits are copied; every value must still point at its own
+ * bytes), mixed with misses. */
+START_TEST(many_string_hits_in_one_lookup) {
+    fx_t f = fx_new(8 << 20);
+    feat_wb_t *wb = feat_wb_new(f.st);
+    enum { N = 600 };
+    static char names[N][16];
+    const char *keys[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "k%d", i);
+        keys[i] = names[i];
+        lens[i] = strlen(names[i]);
+        put(&f, wb, names[i], 1000, 100000 + i, i + 1);
+    }
+    commit(&f, wb);
+    uint16_t fi[2] = {1, 0};
+    static feat_value_t vals[2 * N];
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    /* warm every other key, then read all: hits and misses interleaved */
+    for (int i = 0; i < N; i += 2)
+        ck_assert_int_eq(feat_online_lookup(f.st, f.cache, f.t, 1, &keys[i], &lens[i], fi, 2, 2000, vals, &ls), FEAT_OK);
+    feat_lookup_scratch_free(&ls);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(feat_online_lookup(f.st, f.cache, f.t, N, keys, lens, fi, 2, 2000, vals, &ls), FEAT_OK);
+        for (int i = 0; i < N; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "s%d", 100000 + i);
+            ck_assert_int_eq(vals[2 * i].slen, strlen(want));
+            ck_assert_msg(memcmp(vals[2 * i].v.s, want, strlen(want)) == 0, "key %d round %d", i, round);
+            ck_assert_int_eq(vals[2 * i + 1].v.i, 100000 + i);
+        }
+        feat_lookup_scratch_free(&ls);
+    }
+    feat_wb_destroy(wb);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(byte_bound_holds) {
     fx_t f = fx_new(64 * 1024);
     feat_wb_t *wb = feat_wb_new(f.st);
@@ -235,6 +275,7 @@ int main(void) {
     TCase *tc = tcase_create("cache");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, hits_misses_absences_ttl);
+    tcase_add_test(tc, many_string_hits_in_one_lookup);
     tcase_add_test(tc, byte_bound_holds);
     tcase_add_test(tc, no_stale_read_after_commit);
     suite_add_tcase(s, tc);
