@@ -154,3 +154,52 @@ def online_from_dump(rows):
         for f, e in r["features"].items():
             out[(r["table"], r["key"], f)] = (e["ts"], e["value"])
     return out
+
+
+def metric(admin_addr, name, labels=None):
+    """One sample of /metrics (sum over series when labels is None), or None."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://{admin_addr}/metrics", timeout=5).read().decode()
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        base, _, lab = series.partition("{")
+        if base != name:
+            continue
+        if labels is not None and lab.rstrip("}") != labels:
+            continue
+        total += float(value)
+        found = True
+    return total if found else None
+
+
+def read_topic(bootstrap, topic, partitions=1, idle_s=1.5):
+    """Every message of topic, read from the beginning by an independent consumer."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time()}", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out, idle = [], 0.0
+    while idle < idle_s:
+        ms = c.consume(500, timeout=0.5)
+        idle = idle + 0.5 if not ms else 0.0
+        out.extend(m for m in ms if not m.error())
+    c.close()
+    return out
+
+
+def auc(scores, labels):
+    """Rank AUC (Mann-Whitney, ties one half), computed here, independent of featd."""
+    pairs = sorted(zip(scores, labels))
+    n1 = sum(1 for _, y in pairs if y == 1)
+    n0 = len(pairs) - n1
+    rank_sum, i = 0.0, 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            j += 1
+        r = (i + 1 + j) / 2.0  # average rank of the tie group
+        rank_sum += r * sum(1 for k in range(i, j) if pairs[k][1] == 1)
+        i = j
+    return (rank_sum - n1 * (n1 + 1) / 2.0) / (n1 * n0)
