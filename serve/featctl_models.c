@@ -35,7 +35,8 @@ static void version_json(const Featd__V1__ModelVersion *v, feat_buf_t *b) {
         if (i) feat_buf_putc(b, ',');
         feat_buf_json_str(b, v->features[i], strlen(v->features[i]));
     }
-    feat_buf_printf(b, "],\"params\":%s", *v->params_json ? v->params_json : "{}");
+    feat_buf_printf(b, "],\"params\":%s,\"reason\":", *v->params_json ? v->params_json : "{}");
+    feat_buf_json_str(b, v->reason, strlen(v->reason));
     const Featd__V1__ModelMetrics *ms[2] = {v->train_metrics, v->validation_metrics};
     const char *names[2] = {"train_metrics", "validation_metrics"};
     for (int k = 0; k < 2; k++) {

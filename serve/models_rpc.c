@@ -296,6 +296,7 @@ static Featd__V1__ModelVersion *version_pb(feat_arena_t *a, const feat_version_i
     p->table = adup(a, v->table);
     p->created_ms = v->created_ms;
     p->trigger = adup(a, v->trigger);
+    p->reason = adup(a, v->reason);
     p->n_features = v->nfeatures;
     p->features = feat_arena_alloc(a, v->nfeatures * sizeof(char *) + 1);
     for (size_t i = 0; p->features && i < v->nfeatures; i++) p->features[i] = adup(a, v->features[i]);

@@ -31,7 +31,8 @@
 #include <string.h>
 
 #define MAX_RUNS 64        /* statuses remembered */
-#define QSLOTS 65536       /* remembered predictions per model (direct-mapped by entity) */
+#define QSLOTS 65536       /* remembered predictions per model */
+#define QWAYS 4            /* ...in 4-way buckets by entity; a full bucket forgets its oldest */
 
 struct feat_loaded {
     _Atomic int refs;
@@ -47,7 +48,7 @@ struct feat_loaded {
 typedef struct vinfo {
     uint64_t version;
     int64_t created_ms;
-    char trigger[16], task[16], device[8], table[FEAT_MAX_NAME + 1];
+    char trigger[16], task[16], device[8], table[FEAT_MAX_NAME + 1], reason[128];
     feat_eval_t train, valid;
     uint64_t n_train, n_valid;
     int64_t from_ms, to_ms;
@@ -240,6 +241,7 @@ static int vinfo_parse(vinfo_t *v) {
     jstr(v->json, t, 0, "trigger", v->trigger, sizeof(v->trigger));
     jstr(v->json, t, 0, "task", v->task, sizeof(v->task));
     jstr(v->json, t, 0, "table", v->table, sizeof(v->table));
+    jstr(v->json, t, 0, "reason", v->reason, sizeof(v->reason));
     jstr(v->json, t, 0, "device", v->device, sizeof(v->device));
     jeval(v->json, t, 0, "train_metrics", &v->train);
     jeval(v->json, t, 0, "validation_metrics", &v->valid);
@@ -565,7 +567,7 @@ int feat_models_list(feat_models_t *ms, const char *model, feat_version_fn *fn, 
             feat_version_info_t vi = {s->conf->name, v->version,
                                       v->version == s->champion_v     ? FEAT_STAGE_CHAMPION
                                       : v->version == s->challenger_v ? FEAT_STAGE_CHALLENGER : FEAT_STAGE_ARCHIVED,
-                                      v->created_ms, v->trigger, v->task, v->table, v->device, v->train, v->valid, v->n_train,
+                                      v->created_ms, v->trigger, v->reason, v->task, v->table, v->device, v->train, v->valid, v->n_train,
                                       v->n_valid, v->from_ms, v->to_ms, v->seconds, v->json,
                                       (const char *const *)v->features, v->nfeatures, v->params ? v->params : "{}"};
             fn(arg, &vi);
@@ -1151,13 +1153,22 @@ void feat_models_stop(feat_models_t *ms) {
 
 static uint64_t khash(const char *key, size_t klen) { return feat_hash_mix(feat_hash64(key, klen)) | 1; }
 
+static qslot_t *qbucket(quality_t *q, uint64_t h) { return &q->slots[(h >> 32) % (QSLOTS / QWAYS) * QWAYS]; }
+
 void feat_models_on_prediction(feat_models_t *ms, uint32_t model, const char *key, size_t klen, int64_t ts,
                                double score) {
     if (!ms || model >= ms->n) return;
     quality_t *q = &ms->m[model].q;
     uint64_t h = khash(key, klen);
     pthread_mutex_lock(&q->lock);
-    qslot_t *sl = &q->slots[h % QSLOTS];
+    qslot_t *b = qbucket(q, h), *sl = b;
+    for (int i = 0; i < QWAYS; i++) {
+        if (b[i].h == h || b[i].h == 0) {
+            sl = &b[i];
+            break;
+        }
+        if (b[i].ts < sl->ts) sl = &b[i];
+    }
     sl->h = h;
     sl->ts = ts;
     sl->score = score;
@@ -1194,8 +1205,11 @@ void feat_models_on_label(feat_models_t *ms, uint32_t model, const char *key, si
     int alert = -1;
     double value = NAN;
     pthread_mutex_lock(&q->lock);
-    qslot_t *sl = &q->slots[h % QSLOTS];
-    if (sl->h == h && ts >= sl->ts && ts - sl->ts <= s->conf->quality_horizon_ms) {
+    qslot_t *b = qbucket(q, h), *sl = NULL;
+    for (int i = 0; i < QWAYS && !sl; i++)
+        if (b[i].h == h) sl = &b[i];
+    if (sl && ts >= sl->ts && ts - sl->ts <= s->conf->quality_horizon_ms) {
+        sl->h = 0; /* a prediction joins one label */
         q->p[q->head] = sl->score;
         q->y[q->head] = label;
         q->head = (q->head + 1) % q->cap;

@@ -83,6 +83,7 @@ typedef struct feat_version_info {
     int stage;
     int64_t created_ms;
     const char *trigger;       /* operator, schedule, labels, drift */
+    const char *reason;
     const char *task;          /* logreg, linreg, mlp */
     const char *table;
     const char *device;        /* cpu, gpu */

@@ -616,6 +616,37 @@ START_TEST(live_quality_joins_labels_and_alerts) {
 }
 END_TEST
 
+/* 3000 entities in flight: a direct-mapped table of 65536 would lose ~70 of
+ * them to collisions (the birthday bound); the 4-way buckets lose none. */
+START_TEST(live_quality_joins_every_prediction_once) {
+    fx_t f;
+    fx_new(&f, q_cfg);
+    char err[256];
+    feat_metrics_t *reg = feat_metrics_new();
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    ck_assert_msg(ms != NULL, "%s", err);
+    enum { N = 3000 };
+    char key[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "ent-%d", i);
+        feat_models_on_prediction(ms, 0, key, strlen(key), 5000 + i, 0.5);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "ent-%d", i);
+        feat_models_on_label(ms, 0, key, strlen(key), 9000 + i, i & 1);
+    }
+    ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
+    feat_models_on_label(ms, 0, "ent-7", 5, 9999, 1); /* a second label for a joined prediction */
+    ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
+    feat_models_on_prediction(ms, 0, "ent-7", 5, 20000, 0.9); /* a new prediction joins again */
+    feat_models_on_label(ms, 0, "ent-7", 5, 20001, 1);
+    ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N + 1);
+    feat_models_destroy(ms);
+    feat_metrics_destroy(reg);
+    fx_free(&f);
+}
+END_TEST
+
 int main(void) {
     feat_log_set_level(FEAT_LOG_WARN);
     Suite *s = suite_create("train");
@@ -625,6 +656,7 @@ int main(void) {
     tcase_add_test(tc, registry_life_cycle);
     tcase_add_test(tc, triggers_labels_schedule_drift);
     tcase_add_test(tc, live_quality_joins_labels_and_alerts);
+    tcase_add_test(tc, live_quality_joins_every_prediction_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
