@@ -8,7 +8,8 @@
  *        (one completion queue, one thread, one call armed at a time); with
  *        --featd-server, featd's own server code (serve/grpc_server.c)
  *   bench_rpc client ADDR WHAT N [--concurrency C] [--entities E] [--features F] [--table T]
- *        WHAT = echo | online: unary calls; prints p50/p90/p99/mean and calls/s
+ *        [--model M]
+ *        WHAT = echo | online | predict: unary calls; prints p50/p90/p99/mean and calls/s
  *
  * Each process pins nothing itself: run it under taskset to pin.
  */
@@ -202,12 +203,18 @@ static int client(int argc, char **argv) {
     const char *addr = argv[0], *what = argv[1];
     size_t n = (size_t)atol(argv[2]);
     int conc = 1, entities = 1, features = 10;
-    const char *table = "bench";
+    const char *table = "bench", *model = "m";
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--concurrency") && i + 1 < argc) conc = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--entities") && i + 1 < argc) entities = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--features") && i + 1 < argc) features = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--table") && i + 1 < argc) table = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+    }
+    char **keys = calloc((size_t)entities, sizeof(char *));
+    for (int e = 0; e < entities; e++) {
+        keys[e] = malloc(24);
+        snprintf(keys[e], 24, "e%d", e * 37 % 10000);
     }
     uint8_t *req;
     size_t len;
@@ -216,16 +223,21 @@ static int client(int argc, char **argv) {
         method = "/bench.Echo/Echo";
         len = 64;
         req = calloc(1, len);
+    } else if (!strcmp(what, "predict")) {
+        method = "/featd.v1.FeatureService/Predict";
+        Featd__V1__PredictRequest r = FEATD__V1__PREDICT_REQUEST__INIT;
+        r.model = (char *)model;
+        r.n_entity_keys = (size_t)entities;
+        r.entity_keys = keys;
+        len = protobuf_c_message_get_packed_size(&r.base);
+        req = malloc(len);
+        protobuf_c_message_pack(&r.base, req);
     } else {
         method = "/featd.v1.FeatureService/GetOnlineFeatures";
         Featd__V1__GetOnlineFeaturesRequest r = FEATD__V1__GET_ONLINE_FEATURES_REQUEST__INIT;
         r.table = (char *)table;
         r.n_entity_keys = (size_t)entities;
-        r.entity_keys = calloc((size_t)entities, sizeof(char *));
-        for (int e = 0; e < entities; e++) {
-            r.entity_keys[e] = malloc(24);
-            snprintf(r.entity_keys[e], 24, "e%d", e * 37 % 10000);
-        }
+        r.entity_keys = keys;
         r.n_features = (size_t)features;
         r.features = calloc((size_t)features, sizeof(char *));
         for (int f = 0; f < features; f++) {
@@ -251,8 +263,9 @@ static int client(int argc, char **argv) {
     }
     double secs = (double)(feat_mono_ns() - t0) / 1e9;
     char label[128];
-    snprintf(label, sizeof(label), "%s%s", what, strcmp(what, "online") ? "" : (entities > 1 ? "x100" : "x1"));
-    if (strcmp(what, "online") == 0) snprintf(label, sizeof(label), "online(%dx%d)", entities, features);
+    if (!strcmp(what, "online")) snprintf(label, sizeof(label), "online(%dx%d)", entities, features);
+    else if (!strcmp(what, "predict")) snprintf(label, sizeof(label), "predict(%s, %d)", model, entities);
+    else snprintf(label, sizeof(label), "%s", what);
     report(label, all, n * (size_t)conc, secs, conc);
     if (failures) {
         fprintf(stderr, "%d calls failed\n", failures);

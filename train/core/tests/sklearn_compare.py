@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 try:
     import numpy as np
@@ -171,17 +172,25 @@ def case(exe, tmp, rng, task, n, failures):
 
     if task == "logreg":
         sk = LogisticRegression(C=1.0 / (l2 * n_train), max_iter=5000, tol=1e-10)
+        t0 = time.perf_counter()
         sk.fit(Xt, yt)
+        sk_s = time.perf_counter() - t0
         auc_sk = roc_auc_score(yv, sk.predict_proba(Xv)[:, 1])
         auc = res["valid"]["auc"]
         print(f"      featd AUC {auc:.5f}  sklearn AUC {auc_sk:.5f}  "
               f"(featd logloss {res['valid']['logloss']:.5f}, {res['rows_per_second']:.3g} rows/s)")
+        print(f"      training time: featd {res['train_seconds'] * 1e3:.1f} ms (30 epochs, {n_train} rows), "
+              f"sklearn lbfgs {sk_s * 1e3:.1f} ms")
         check(abs(auc - auc_sk) <= 0.005, f"logreg: |AUC - sklearn AUC| = {abs(auc - auc_sk):.5f} <= 0.005")
     else:
+        t0 = time.perf_counter()
         lin = LinearRegression().fit(Xt, yt)
+        sk_s = time.perf_counter() - t0
         rmse_sk = math.sqrt(mean_squared_error(yv, lin.predict(Xv)))
         rmse = res["valid"]["rmse"]
         print(f"      featd RMSE {rmse:.5f}  sklearn LinearRegression RMSE {rmse_sk:.5f}")
+        print(f"      training time: featd {res['train_seconds'] * 1e3:.1f} ms (30 epochs, {n_train} rows), "
+              f"sklearn LinearRegression {sk_s * 1e3:.1f} ms")
         check(abs(rmse - rmse_sk) <= 0.01 * rmse_sk,
               f"linreg: RMSE within 1% of LinearRegression ({100 * abs(rmse - rmse_sk) / rmse_sk:.3f}%)")
         l2 = 0.01
