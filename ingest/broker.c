@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct feat_broker {
     rd_kafka_t *rk;               /* handle the mock cluster hangs off */
     rd_kafka_mock_cluster_t *mc;
     char *bootstraps;
+    int nbrokers;
 };
 
 feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
@@ -33,6 +35,7 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
         free(b);
         return NULL;
     }
+    b->nbrokers = nbrokers;
     b->mc = rd_kafka_mock_cluster_new(b->rk, nbrokers);
     if (!b->mc) {
         snprintf(errstr, errlen, "embedded broker: cannot start the mock cluster");
@@ -83,6 +86,135 @@ int feat_broker_set_down(feat_broker_t *b, int broker_id, int down) {
     rd_kafka_resp_err_t e = down ? rd_kafka_mock_broker_set_down(b->mc, broker_id)
                                  : rd_kafka_mock_broker_set_up(b->mc, broker_id);
     return e ? FEAT_ERR_KAFKA : FEAT_OK;
+}
+
+/* ---- fault injection by command ------------------------------------------- */
+
+/* Kafka protocol request names (ApiKey numbers from the protocol guide). */
+static const struct { const char *name; int16_t key; } api_names[] = {
+    {"Produce", 0}, {"Fetch", 1}, {"ListOffsets", 2}, {"Metadata", 3}, {"OffsetCommit", 8},
+    {"OffsetFetch", 9}, {"FindCoordinator", 10}, {"JoinGroup", 11}, {"Heartbeat", 12},
+    {"LeaveGroup", 13}, {"SyncGroup", 14}, {"ApiVersions", 18}, {"InitProducerId", 22},
+};
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_api(const char *s, int16_t *out) {
+    for (size_t i = 0; s && i < sizeof(api_names) / sizeof(api_names[0]); i++)
+        if (!strcasecmp(s, api_names[i].name)) { *out = api_names[i].key; return 0; }
+    long v;
+    if (parse_long(s, 0, 100, &v)) return -1;
+    *out = (int16_t)v;
+    return 0;
+}
+
+/* An error name as rd_kafka_err2name prints it (with or without the
+ * RD_KAFKA_RESP_ERR_ prefix), or its number. */
+static int parse_err(const char *s, rd_kafka_resp_err_t *out) {
+    if (!s) return -1;
+    if (!strncasecmp(s, "RD_KAFKA_RESP_ERR_", 18)) s += 18;
+    const struct rd_kafka_err_desc *d;
+    size_t n;
+    rd_kafka_get_err_descs(&d, &n);
+    for (size_t i = 0; i < n; i++)
+        if (d[i].name && !strcasecmp(s, d[i].name)) { *out = d[i].code; return 0; }
+    long v;
+    if (parse_long(s, -200, 200, &v)) return -1;
+    *out = (rd_kafka_resp_err_t)v;
+    return 0;
+}
+
+/* BROKER: 1..nbrokers, or "all" (-1). */
+static int parse_broker(const feat_broker_t *b, const char *s, int32_t *out) {
+    if (s && !strcmp(s, "all")) { *out = -1; return 0; }
+    long v;
+    if (parse_long(s, 1, b->nbrokers, &v)) return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+/* Applies fn to one broker or each of them. */
+static rd_kafka_resp_err_t each_broker(feat_broker_t *b, int32_t id, int arg,
+                                       rd_kafka_resp_err_t (*fn)(feat_broker_t *, int32_t, int)) {
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int32_t i = id < 0 ? 1 : id; i <= (id < 0 ? b->nbrokers : id) && !e; i++) e = fn(b, i, arg);
+    return e;
+}
+static rd_kafka_resp_err_t do_down(feat_broker_t *b, int32_t id, int arg) {
+    (void)arg;
+    return rd_kafka_mock_broker_set_down(b->mc, id);
+}
+static rd_kafka_resp_err_t do_up(feat_broker_t *b, int32_t id, int arg) {
+    (void)arg;
+    return rd_kafka_mock_broker_set_up(b->mc, id);
+}
+static rd_kafka_resp_err_t do_rtt(feat_broker_t *b, int32_t id, int ms) {
+    return rd_kafka_mock_broker_set_rtt(b->mc, id, ms);
+}
+
+int feat_broker_command(feat_broker_t *b, const char *line, char *reply, size_t rlen) {
+    char buf[512], *argv[8], *save = NULL;
+    int argc = 0;
+    snprintf(buf, sizeof(buf), "%s", line ? line : "");
+    for (char *t = strtok_r(buf, " \t\r\n", &save); t && argc < 8; t = strtok_r(NULL, " \t\r\n", &save))
+        argv[argc++] = t;
+    for (int i = argc; i < 8; i++) argv[i] = NULL;
+    const char *cmd = argc ? argv[0] : "";
+    int16_t api;
+    rd_kafka_resp_err_t err, e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int32_t id;
+    long cnt = 1, ms = 0, part;
+    if (!strcmp(cmd, "ping") && argc == 1) {
+        snprintf(reply, rlen, "ok %d brokers", b->nbrokers);
+        return FEAT_OK;
+    } else if (!strcmp(cmd, "errors") && (argc == 3 || argc == 4)) {
+        if (parse_api(argv[1], &api) || parse_err(argv[2], &err) || (argc == 4 && parse_long(argv[3], 1, 100000, &cnt)))
+            goto usage;
+        for (long i = 0; i < cnt; i++) rd_kafka_mock_push_request_errors_array(b->mc, api, 1, &err);
+    } else if (!strcmp(cmd, "broker-errors") && (argc == 5 || argc == 6)) {
+        if (parse_broker(b, argv[1], &id) || id < 0 || parse_api(argv[2], &api) || parse_err(argv[3], &err) ||
+            parse_long(argv[4], 0, 600000, &ms) || (argc == 6 && parse_long(argv[5], 1, 100000, &cnt)))
+            goto usage;
+        for (long i = 0; i < cnt && !e; i++)
+            e = rd_kafka_mock_broker_push_request_error_rtts(b->mc, id, api, 1, err, (int)ms);
+    } else if (!strcmp(cmd, "clear") && argc == 2) {
+        if (parse_api(argv[1], &api)) goto usage;
+        rd_kafka_mock_clear_request_errors(b->mc, api);
+    } else if ((!strcmp(cmd, "down") || !strcmp(cmd, "up")) && argc == 2) {
+        if (parse_broker(b, argv[1], &id)) goto usage;
+        e = each_broker(b, id, 0, cmd[0] == 'd' ? do_down : do_up);
+    } else if (!strcmp(cmd, "rtt") && argc == 3) {
+        if (parse_broker(b, argv[1], &id) || parse_long(argv[2], 0, 600000, &ms)) goto usage;
+        e = each_broker(b, id, (int)ms, do_rtt);
+    } else if (!strcmp(cmd, "leader") && argc == 4) {
+        if (parse_long(argv[2], 0, 1 << 20, &part)) goto usage;
+        if (strcmp(argv[3], "-1") && (parse_broker(b, argv[3], &id) || id < 0)) goto usage;
+        if (!strcmp(argv[3], "-1")) id = -1;
+        e = rd_kafka_mock_partition_set_leader(b->mc, argv[1], (int32_t)part, id);
+    } else if (!strcmp(cmd, "coordinator") && argc == 4) {
+        if ((strcmp(argv[1], "group") && strcmp(argv[1], "transaction")) || parse_broker(b, argv[3], &id) || id < 0)
+            goto usage;
+        e = rd_kafka_mock_coordinator_set(b->mc, argv[1], argv[2], id);
+    } else {
+        goto usage;
+    }
+    if (e) {
+        snprintf(reply, rlen, "error: %s: %s", cmd, rd_kafka_err2str(e));
+        return FEAT_ERR_INVALID;
+    }
+    snprintf(reply, rlen, "ok");
+    feat_log(FEAT_LOG_WARN, "broker", "fault: %s", line);
+    return FEAT_OK;
+usage:
+    snprintf(reply, rlen, "error: bad command \"%.200s\" (see featd-broker --help)", line ? line : "");
+    return FEAT_ERR_INVALID;
 }
 
 void feat_broker_destroy(feat_broker_t *b) {

@@ -26,6 +26,24 @@ int feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg,
 const char *feat_broker_bootstraps(const feat_broker_t *b);
 /* Fault injection for tests: take broker id (1-based) down or up. */
 int feat_broker_set_down(feat_broker_t *b, int broker_id, int down);
+/* Fault injection by command line (featd-broker's control port).  line is
+ * one command without its newline; reply receives "ok ..." or "error: ...".
+ * Returns FEAT_OK when the command was applied, FEAT_ERR_INVALID otherwise.
+ * Commands (BROKER = 1..n or "all"; API = a request name such as Fetch,
+ * OffsetCommit, FindCoordinator, JoinGroup, SyncGroup, Heartbeat, Metadata,
+ * OffsetFetch, ListOffsets, Produce, LeaveGroup, or its number; ERR = a
+ * librdkafka error name such as NOT_LEADER_FOR_PARTITION, or its number):
+ *   ping
+ *   errors API ERR [COUNT]            next COUNT (1) API requests to any broker fail with ERR
+ *   broker-errors BROKER API ERR RTT_MS [COUNT]
+ *                                     the same on one broker, each answer delayed RTT_MS
+ *   clear API                         forget pushed cluster-wide errors for API
+ *   down BROKER | up BROKER           refuse / accept connections (no leader change)
+ *   leader TOPIC PARTITION BROKER     move a partition's leader (-1: none)
+ *   coordinator group|transaction KEY BROKER
+ *   rtt BROKER MS                     delay every answer of BROKER
+ * Call from one thread at a time. */
+int feat_broker_command(feat_broker_t *b, const char *line, char *reply, size_t rlen);
 void feat_broker_destroy(feat_broker_t *b); /* NULL is fine */
 
 /* Writes data to path atomically (temp file + rename), mode 0600. */

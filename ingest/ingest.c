@@ -85,7 +85,8 @@ struct feat_ingest {
     feat_metric_t **m_events;  /* per table */
     feat_metric_t **m_labels;  /* per model */
     feat_metric_t *m_dead[FEAT_DL_COUNT];
-    feat_metric_t *m_batches, *m_skipped, *m_batch_sec, *m_kerr, *m_batch_size;
+    feat_metric_t *m_batches, *m_skipped, *m_batch_sec, *m_batch_size;
+    feat_metric_t *m_rebalance[3];  /* assign, revoke, error */
     feat_ingest_observer_fn *observer;
     void *observer_arg;
     feat_ingest_label_fn *label_observer;
@@ -142,11 +143,23 @@ static pstate_t *ps_load(feat_ingest_t *ing, const char *topic, int32_t partitio
 
 static void drain(feat_ingest_t *ing);
 
+/* featd_kafka_errors_total{code}: one series per librdkafka error name,
+ * registered on first use (errors are rare; registration takes a lock). */
+static void count_kafka_error(feat_ingest_t *ing, rd_kafka_resp_err_t err) {
+    char labels[96];
+    snprintf(labels, sizeof(labels), "code=\"%s\"", rd_kafka_err2name(err));
+    feat_metric_add(feat_counter(ing->metrics, "featd_kafka_errors_total",
+                                 "Errors reported by the Kafka client (client errors, consume errors, failed lag "
+                                 "commits), by librdkafka error name.", labels), 1);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     feat_ingest_t *ing = opaque;
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     /* offsets read from the store below must include every batch built */
     drain(ing);
+    feat_metric_add(ing->m_rebalance[err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS   ? 0
+                                     : err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? 1 : 2], 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         pthread_mutex_lock(&ing->lock);
         for (int i = 0; i < parts->cnt; i++) {
@@ -168,6 +181,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                     feat_store_clear_offset(ing->st, tp->topic, tp->partition);
                     p->next = p->pending = -1;
                     p->applied = p->pending_applied = 0;
+                } else if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && lo > p->next) {
+                    /* Retention deleted records before featd applied them:
+                     * they are gone; resume at the oldest one left (the
+                     * consumer would otherwise reset per auto.offset.reset). */
+                    feat_log(FEAT_LOG_WARN, "ingest",
+                             "%s[%d]: offsets %lld..%lld were deleted from the log (retention) before featd applied "
+                             "them; resuming at %lld", tp->topic, tp->partition, (long long)p->next, (long long)lo - 1,
+                             (long long)lo);
                 }
             }
             /* resume from the store, not from the broker's committed offset */
@@ -212,13 +233,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     (void)rk;
     feat_ingest_t *ing = opaque;
-    feat_metric_add(ing->m_kerr, 1);
+    count_kafka_error(ing, (rd_kafka_resp_err_t)err);
     feat_log(err == RD_KAFKA_RESP_ERR__FATAL ? FEAT_LOG_ERROR : FEAT_LOG_WARN, "ingest", "kafka: %s: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets, void *opaque) {
-    (void)rk; (void)offsets; (void)opaque;
+    (void)rk; (void)offsets;
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) count_kafka_error(opaque, err);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         feat_log(FEAT_LOG_DEBUG, "ingest", "lag commit: %s (offsets are kept in the store; this only affects lag reporting)",
                  rd_kafka_err2str(err));
@@ -341,7 +363,12 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     ing->m_batches = feat_counter(ing->metrics, "featd_ingest_batches_total", "Write batches committed.", NULL);
     ing->m_skipped = feat_counter(ing->metrics, "featd_ingest_skipped_total",
                                   "Redelivered messages skipped because the store already holds them.", NULL);
-    ing->m_kerr = feat_counter(ing->metrics, "featd_kafka_errors_total", "Errors reported by the Kafka client.", NULL);
+    static const char *const rebalance_events[3] = {"assign", "revoke", "error"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(labels, sizeof(labels), "event=\"%s\"", rebalance_events[i]);
+        ing->m_rebalance[i] = feat_counter(ing->metrics, "featd_kafka_rebalances_total",
+                                           "Consumer group rebalance callbacks, by event.", labels);
+    }
     ing->m_batch_sec = feat_histogram(ing->metrics, "featd_ingest_batch_write_seconds",
                                       "Time to commit one write batch to RocksDB.", NULL, feat_latency_buckets,
                                       feat_latency_nbuckets);
@@ -366,6 +393,13 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     int user_fetch_wait = 0;
     for (size_t i = 0; i < cfg->nkafka; i++) user_fetch_wait |= !strcmp(cfg->kafka[i].key, "fetch.wait.max.ms");
     if (!user_fetch_wait) feat_kconf_set(kc, "fetch.wait.max.ms", "10", errstr, errlen); /* freshness */
+    /* A position out of range (retention deleted records featd had not yet
+     * applied) resumes at the oldest record left: librdkafka's default,
+     * "latest", would skip every record still in the log as well.  Records
+     * below the stored offsets are skipped, so this never applies one twice. */
+    int user_reset = 0;
+    for (size_t i = 0; i < cfg->nkafka; i++) user_reset |= !strcmp(cfg->kafka[i].key, "auto.offset.reset");
+    if (!user_reset) feat_kconf_set(kc, "auto.offset.reset", "earliest", errstr, errlen);
     rd_kafka_conf_set_opaque(kc, ing);
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, error_cb);
@@ -497,7 +531,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
         rd_kafka_message_t *m = msgs[i];
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                feat_metric_add(ing->m_kerr, 1);
+                count_kafka_error(ing, m->err);
                 feat_log(FEAT_LOG_WARN, "ingest", "consume: %s", rd_kafka_message_errstr(m));
             }
             continue;
@@ -711,6 +745,7 @@ void feat_ingest_destroy(feat_ingest_t *ing) {
 
 void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out) {
     memset(out, 0, sizeof(*out));
+    if (!ing) return;
     out->events = atomic_load(&ing->events);
     out->labels = atomic_load(&ing->labels);
     out->dead_letters = atomic_load(&ing->dead);
@@ -724,10 +759,11 @@ void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out) {
     pthread_mutex_unlock(&ing->lock);
 }
 
-int feat_ingest_failed(feat_ingest_t *ing) { return atomic_load(&ing->failed); }
+int feat_ingest_failed(feat_ingest_t *ing) { return ing ? atomic_load(&ing->failed) : 0; }
 
 size_t feat_ingest_partitions(feat_ingest_t *ing, feat_partition_status_t *out, size_t max) {
     size_t n = 0;
+    if (!ing) return 0;
     pthread_mutex_lock(&ing->lock);
     for (size_t i = 0; i < ing->nparts; i++) {
         pstate_t *p = &ing->parts[i];
@@ -749,9 +785,9 @@ size_t feat_ingest_partitions(feat_ingest_t *ing, feat_partition_status_t *out, 
 }
 
 int64_t feat_ingest_newest_event(feat_ingest_t *ing, size_t table) {
-    return table < ing->cfg->ntables ? atomic_load(&ing->newest[table]) : 0;
+    return ing && table < ing->cfg->ntables ? atomic_load(&ing->newest[table]) : 0;
 }
 
 uint64_t feat_ingest_table_events(feat_ingest_t *ing, size_t table) {
-    return table < ing->cfg->ntables ? atomic_load(&ing->tevents[table]) : 0;
+    return ing && table < ing->cfg->ntables ? atomic_load(&ing->tevents[table]) : 0;
 }

@@ -73,6 +73,7 @@ typedef struct feat_ingest_stats {
     char error[256];
 } feat_ingest_stats_t;
 
+/* The status accessors below take NULL (no ingest: zeros, not failed, no partitions). */
 void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out);
 int feat_ingest_failed(feat_ingest_t *ing);
 

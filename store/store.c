@@ -7,10 +7,15 @@
 #include "common/clock.h"
 #include "common/log.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const cf_names[FEAT_CF_COUNT] = {
     "online", "offline", "labels", "predictions", "offsets", "models", "references",
@@ -35,6 +40,7 @@ struct feat_store {
     feat_write_hook_fn *hook;
     void *hook_arg;
     int read_only;
+    atomic_int write_failed;  /* a write returned an error: RocksDB refuses writes from now on */
 };
 
 /* A buffered online merge or offline put: key and value live in wb->arena.
@@ -171,6 +177,13 @@ static int io_err(char *errstr, size_t errlen, const char *what, char *rerr) {
     feat_log(FEAT_LOG_ERROR, "store", "%s: %s", what, rerr ? rerr : "?");
     rocksdb_free(rerr);
     return FEAT_ERR_IO;
+}
+
+/* The same for a failed write: remembers it, so close does not ask a DB
+ * in RocksDB's background-error state to flush. */
+static int write_err(feat_store_t *st, char *errstr, size_t errlen, const char *what, char *rerr) {
+    atomic_store(&st->write_failed, 1);
+    return io_err(errstr, errlen, what, rerr);
 }
 
 /* table \0 entity */
@@ -351,6 +364,12 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
     rocksdb_options_increase_parallelism(st->opts, 2);
     rocksdb_options_set_max_background_jobs(st->opts, 2);
     rocksdb_options_set_keep_log_file_num(st->opts, 3);
+    /* RocksDB's own LOG file (beside the data) gets only fatal messages and
+     * its start-up header: Debian's librocksdb 7.8 is built with assertions,
+     * and once one LOG write fails (disk full) the next LOG line aborts the
+     * process (WritableFileWriter "sync_without_flush_called_") instead of
+     * letting featd stop cleanly.  featd logs every store error itself. */
+    rocksdb_options_set_info_log_level(st->opts, 4 /* FATAL_LEVEL */);
     rocksdb_options_set_max_total_wal_size(st->opts, 512ull << 20);
     /* hash memtables (below) take one writer at a time; featd has one */
     rocksdb_options_set_allow_concurrent_memtable_write(st->opts, 0);
@@ -369,7 +388,8 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
     for (int i = 0; i < FEAT_CF_COUNT; i++) {
         rocksdb_options_t *o = rocksdb_options_create_copy(st->opts);
         rocksdb_options_set_block_based_table_factory(o, st->bbto);
-        rocksdb_options_set_write_buffer_size(o, (size_t)(conf->write_buffer_bytes > 0 ? conf->write_buffer_bytes : (64 << 20)));
+        size_t wbuf = (size_t)(conf->write_buffer_bytes > 0 ? conf->write_buffer_bytes : (64 << 20));
+        rocksdb_options_set_write_buffer_size(o, wbuf);
         if (i == FEAT_CF_ONLINE || i == FEAT_CF_OFFLINE) {
             rocksdb_options_set_prefix_extractor(
                 o, i == FEAT_CF_ONLINE
@@ -377,7 +397,12 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
                                                        never_in_range, online_prefix_name)
                        : rocksdb_slicetransform_create(NULL, no_destroy, offline_prefix_fn, offline_in_domain,
                                                        never_in_range, offline_prefix_name));
-            rocksdb_options_set_hash_skip_list_rep(o, 1 << 18, 4, 4);
+            /* The bucket array (8 bytes a bucket) lives in each memtable's
+             * arena: kept to 1/8 of the write buffer, or a small
+             * store.write_buffer makes every new memtable "full" at birth
+             * (RocksDB asserts on it: 1<<18 buckets aborted featd at 2 MiB). */
+            size_t buckets = wbuf / 64 < (1u << 18) ? wbuf / 64 : (1u << 18);
+            rocksdb_options_set_hash_skip_list_rep(o, buckets, 4, 4);
         }
         if (i == FEAT_CF_ONLINE) {
             rocksdb_options_set_merge_operator(o, st->merge);
@@ -426,7 +451,9 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
 
 void feat_store_close(feat_store_t *st) {
     if (!st) return;
-    if (st->db && !st->read_only) {
+    /* After a failed write (disk full, read-only) the WAL holds everything
+     * acknowledged; flushing would only retry the I/O that failed. */
+    if (st->db && !st->read_only && !atomic_load(&st->write_failed)) {
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         rocksdb_flushoptions_set_wait(fo, 1);
         char *rerr = NULL;
@@ -714,7 +741,7 @@ int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errle
     rocksdb_write(st->db, st->wopts, wb->b, &rerr);
     if (rerr) {
         if (st->hook) st->hook(st->hook_arg, wb, 2); /* 2: failed; release marks */
-        return io_err(errstr, errlen, "write", rerr);
+        return write_err(st, errstr, errlen, "write", rerr);
     }
     if (st->hook) st->hook(st->hook_arg, wb, 1);
     return FEAT_OK;
@@ -773,7 +800,7 @@ int64_t feat_store_clear_offsets(feat_store_t *st) {
     char *rerr = NULL;
     rocksdb_write(st->db, st->wopts, b, &rerr);
     rocksdb_writebatch_destroy(b);
-    return rerr ? io_err(NULL, 0, "clearing offsets", rerr) : n;
+    return rerr ? write_err(st, NULL, 0, "clearing offsets", rerr) : n;
 }
 
 int feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition) {
@@ -1238,7 +1265,7 @@ int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg
 int feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen) {
     char *rerr = NULL;
     rocksdb_put_cf(st->db, st->wopts, st->cf[cf], key, klen, val, vlen, &rerr);
-    return rerr ? io_err(NULL, 0, "put", rerr) : FEAT_OK;
+    return rerr ? write_err(st, NULL, 0, "put", rerr) : FEAT_OK;
 }
 
 int feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, feat_buf_t *out) {
@@ -1256,7 +1283,7 @@ int feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t 
 int feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen) {
     char *rerr = NULL;
     rocksdb_delete_cf(st->db, st->wopts, st->cf[cf], key, klen, &rerr);
-    return rerr ? io_err(NULL, 0, "delete", rerr) : FEAT_OK;
+    return rerr ? write_err(st, NULL, 0, "delete", rerr) : FEAT_OK;
 }
 
 int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn, void *arg) {
@@ -1319,6 +1346,18 @@ uint64_t feat_store_size_bytes(feat_store_t *st) {
     return total;
 }
 
+void feat_store_memory(feat_store_t *st, feat_store_memory_t *m) {
+    memset(m, 0, sizeof(*m));
+    for (int i = 0; i < FEAT_CF_COUNT; i++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.cur-size-all-mem-tables", &v) == 0) m->memtables += v;
+        if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.estimate-table-readers-mem", &v) == 0)
+            m->table_readers += v;
+    }
+    m->block_cache = rocksdb_cache_get_usage(st->cache);
+    m->block_cache_pinned = rocksdb_cache_get_pinned_usage(st->cache);
+}
+
 uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf) {
     uint64_t v = 0;
     if (rocksdb_property_int_cf(st->db, st->cf[cf], "rocksdb.estimate-num-keys", &v) != 0) v = 0;
@@ -1340,5 +1379,62 @@ int feat_store_flush(feat_store_t *st) {
 
 int feat_store_compact(feat_store_t *st) {
     for (int i = 0; i < FEAT_CF_COUNT; i++) rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0, NULL, 0);
+    return FEAT_OK;
+}
+
+/* ---- backup ------------------------------------------------------------- */
+
+/* Sums the regular files directly in dir (a checkpoint has no subfolders). */
+static int checkpoint_stats(const char *dir, feat_checkpoint_info_t *info) {
+    memset(info, 0, sizeof(*info));
+    DIR *d = opendir(dir);
+    if (!d) return FEAT_ERR_IO;
+    char path[PATH_MAX];
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
+        struct stat sb;
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path)) continue;
+        if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+        info->bytes += (uint64_t)sb.st_size;
+        info->files++;
+        if (sb.st_nlink > 1) info->linked_files++;
+    }
+    closedir(d);
+    return FEAT_OK;
+}
+
+int feat_store_checkpoint(feat_store_t *st, const char *dir, feat_checkpoint_info_t *info, char *errstr,
+                          size_t errlen) {
+    char parent[PATH_MAX];
+    size_t n = dir ? strlen(dir) : 0;
+    while (n > 1 && dir[n - 1] == '/') n--; /* "a/b/" names a/b */
+    if (n == 0 || n >= sizeof(parent)) {
+        snprintf(errstr, errlen, "backup directory: empty or longer than %d bytes", PATH_MAX - 1);
+        return FEAT_ERR_INVALID;
+    }
+    memcpy(parent, dir, n);
+    parent[n] = 0;
+    struct stat sb;
+    if (lstat(parent, &sb) == 0) {
+        snprintf(errstr, errlen, "%s already exists (a backup needs a new directory)", parent);
+        return FEAT_ERR_EXISTS;
+    }
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = 0;       /* "/x": parent "/" */
+    else if (slash) *slash = 0;
+    else strcpy(parent, ".");
+    if (stat(parent, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(errstr, errlen, "%s: no such directory (the backup's parent must exist)", parent);
+        return FEAT_ERR_INVALID;
+    }
+    char *rerr = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(st->db, &rerr);
+    if (rerr) return io_err(errstr, errlen, "checkpoint", rerr);
+    /* log_size_for_flush 0: flush the memtables first, so the backup is
+     * mostly hard-linked SSTs and opens without a long WAL replay */
+    rocksdb_checkpoint_create(cp, dir, 0, &rerr);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (rerr) return io_err(errstr, errlen, dir, rerr);
+    feat_checkpoint_info_t tmp;
+    checkpoint_stats(dir, info ? info : &tmp);
     return FEAT_OK;
 }

@@ -247,11 +247,41 @@ int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms,
 
 /* Approximate bytes on disk plus memtables. */
 uint64_t feat_store_size_bytes(feat_store_t *st);
+
+/* Memory RocksDB holds for the store: memtables of every family (each is
+ * bounded by store.write_buffer, two per family at most), the block cache
+ * (bounded by store.block_cache; index and filter blocks are charged to it)
+ * and table readers outside the cache. */
+typedef struct feat_store_memory {
+    uint64_t memtables, block_cache, block_cache_pinned, table_readers;
+} feat_store_memory_t;
+void feat_store_memory(feat_store_t *st, feat_store_memory_t *m);
 /* RocksDB's estimate of the keys in one column family. */
 uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf);
 /* Flushes memtables (tests and benchmarks). */
 int feat_store_flush(feat_store_t *st);
 /* Compacts the whole store (tests: forces merge operands to be resolved). */
 int feat_store_compact(feat_store_t *st);
+
+/* ---- backup ------------------------------------------------------------- */
+
+typedef struct feat_checkpoint_info {
+    uint64_t bytes;         /* sum of the checkpoint's file sizes */
+    uint64_t files;
+    uint64_t linked_files;  /* of those, hard links shared with the live store (no extra disk) */
+} feat_checkpoint_info_t;
+
+/* A consistent online backup (RocksDB checkpoint) of the whole store into
+ * dir, a complete RocksDB directory that feat_store_open (and featd-inspect)
+ * can open.  Memtables are flushed first; SST files are hard-linked when dir
+ * is on the store's file system and copied otherwise; the live WAL is copied.
+ * Every WriteBatch is in it wholly or not at all, so data and Kafka offsets
+ * agree.  Runs beside writers and readers (it does not block ingest except
+ * for the flush).  dir must not exist; its parent must.  FEAT_OK (*info
+ * filled when info is not NULL), FEAT_ERR_EXISTS, FEAT_ERR_INVALID (parent
+ * missing) or FEAT_ERR_IO, with errstr set.  RocksDB builds the checkpoint
+ * in dir.tmp and renames it, so a failure leaves no dir behind. */
+int feat_store_checkpoint(feat_store_t *st, const char *dir, feat_checkpoint_info_t *info, char *errstr,
+                          size_t errlen);
 
 #endif

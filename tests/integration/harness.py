@@ -203,3 +203,87 @@ def auc(scores, labels):
         rank_sum += r * sum(1 for k in range(i, j) if pairs[k][1] == 1)
         i = j
     return (rank_sum - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+
+
+def control(ctl_file, *commands):
+    """Sends fault-injection commands to featd-broker's control port
+    (--control-file); returns the replies, raising on "error: ..."."""
+    import socket
+    host, _, port = open(ctl_file).read().strip().rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        f = s.makefile("rw")
+        out = []
+        for c in commands:
+            f.write(c + "\n")
+            f.flush()
+            r = f.readline().strip()
+            if not r.startswith("ok"):
+                raise AssertionError(f"featd-broker control {c!r}: {r!r}")
+            out.append(r)
+        return out
+
+
+def check_store_against_log(args, config, bootstrap, topics, event_topic):
+    """The exactly-once audit of test_crash.py, for a stopped featd: with the
+    log as the oracle (read back by an independent consumer), every offset of
+    every partition of topics is stored exactly once (history, labels or dead
+    letters), each partition's applied count equals its length, history holds
+    exactly the log's valid events of event_topic (records carry
+    features.seq), and online equals a replay of history.  Returns
+    (per-partition lengths, {(partition, offset): seq} of the log's events)."""
+    from confluent_kafka import Consumer, TopicPartition
+    oracle = Consumer({"bootstrap.servers": bootstrap, "group.id": f"oracle-{time.time()}",
+                       "enable.auto.commit": False})
+    try:
+        per_part = {}
+        for t in topics:
+            md = oracle.list_topics(t, timeout=10).topics[t]
+            for p in md.partitions:
+                per_part[(t, p)] = oracle.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+        dump = inspect(args, config)
+        seen = {}
+        hist = [r for r in dump if r["kind"] == "offline"]
+        for r in hist:
+            seen.setdefault((event_topic, r["partition"]), []).append(r["offset"])
+        for r in dump:
+            if r["kind"] == "label":
+                k = next(t for t in topics if t != event_topic)
+                seen.setdefault((k, r["partition"]), []).append(r["offset"])
+            elif r["kind"] == "dead_letter":
+                seen.setdefault((r["topic"], r["partition"]), []).append(r["offset"])
+        for k, n in per_part.items():
+            offs = sorted(seen.get(k, []))
+            if offs != list(range(n)):
+                missing = sorted(set(range(n)) - set(offs))
+                extra = sorted(set(offs) - set(range(n)))
+                raise AssertionError(f"{k}: offsets are not exactly 0..{n - 1} once each ({len(offs)} stored, "
+                                     f"{len(set(offs))} distinct; missing {missing[:10]}, extra {extra[:10]})")
+        for r in dump:
+            if r["kind"] == "offset" and (r["topic"], r["partition"]) in per_part:
+                n = per_part[(r["topic"], r["partition"])]
+                assert r["applied"] == n, f"{r}: applied {r['applied']} != {n} messages: applied twice?"
+        oracle.assign([TopicPartition(t, p, 0) for (t, p) in per_part])
+        log_events = {}
+        got_to = {k: 0 for k in per_part}
+        deadline = time.time() + 120
+        while any(got_to[k] < n for k, n in per_part.items()) and time.time() < deadline:
+            for m in oracle.consume(10000, timeout=1.0):
+                if m.error():
+                    continue
+                got_to[(m.topic(), m.partition())] = m.offset() + 1
+                if m.topic() == event_topic:
+                    try:
+                        log_events[(m.partition(), m.offset())] = json.loads(m.value())["features"]["seq"]
+                    except ValueError:
+                        pass
+        assert all(got_to[k] >= n for k, n in per_part.items()), f"could not read the whole log back: {got_to}"
+    finally:
+        oracle.close()
+    got = {(r["partition"], r["offset"]): r["features"]["seq"] for r in hist}
+    assert got == log_events, (f"history differs from the log: {len(set(log_events) - set(got))} log records "
+                               f"missing, {len(set(got) - set(log_events))} extra, "
+                               f"{sum(1 for k in got if k in log_events and got[k] != log_events[k])} different")
+    want_online = replay_online(hist)
+    got_online = online_from_dump([r for r in dump if r["kind"] == "online"])
+    assert got_online == want_online, "online differs from a replay of history"
+    return per_part, log_events

@@ -4,3 +4,7 @@ featd_py_test(integration_crash SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/t
               LABELS integration TIMEOUT 600)
 featd_py_test(long_crash SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_crash.py
               LABELS long TIMEOUT 3600 ARGS --long --kills 25 --events 300000)
+featd_py_test(integration_broker_faults SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_broker_faults.py
+              LABELS integration TIMEOUT 300)
+featd_py_test(long_broker_faults SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_broker_faults.py
+              LABELS long TIMEOUT 1800 ARGS --long --rounds 4 --outage 60)

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #include "common/config.h"
 #include "store/row.h"
@@ -501,6 +502,114 @@ START_TEST(row_codec_rejects_corrupt_bytes) {
 }
 END_TEST
 
+/* store.write_buffer's smallest allowed value (1 MiB): the store opens and
+ * survives memtable switches and flushes (RocksDB used to abort: the hash
+ * memtable's bucket array alone outgrew a small write buffer). */
+START_TEST(smallest_write_buffer_works) {
+    fixture_t fx = {0};
+    fx.dir = tu_tmpdir();
+    ck_assert_ptr_nonnull(fx.dir);
+    char err[512], path[512];
+    fx.cfg = feat_config_parse(base_cfg, strlen(base_cfg), err, sizeof(err));
+    ck_assert_msg(fx.cfg != NULL, "config: %s", err);
+    snprintf(path, sizeof(path), "%s/db", fx.dir);
+    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 1 << 20, 0};
+    fx.st = feat_store_open(&sc, err, sizeof(err));
+    ck_assert_msg(fx.st != NULL, "open: %s", err);
+    fx.user = feat_store_table(fx.st, "user");
+    static char big[1025];
+    memset(big, 'x', 1024);
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    uint16_t f = 2;
+    for (int b = 0; b < 40; b++) { /* 40 batches of 100 1-KiB events: ~8 MiB through 1 MiB memtables */
+        for (int i = 0; i < 100; i++) {
+            char key[32];
+            int n = b * 100 + i;
+            snprintf(key, sizeof(key), "k%d", n % 50);
+            big[0] = (char)('a' + n % 26);
+            feat_value_t v = vstr(big);
+            ck_assert_int_eq(feat_wb_put_event(wb, fx.user, key, strlen(key), 1000 + n, 0, n, &f, &v, 1), FEAT_OK);
+        }
+        ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 0, (b + 1) * 100, (uint64_t)(b + 1) * 100), FEAT_OK);
+        ck_assert_msg(feat_store_write(fx.st, wb, err, sizeof(err)) == FEAT_OK, "write: %s", err);
+        feat_wb_clear(wb);
+    }
+    feat_wb_destroy(wb);
+    /* k7 was last written by event 3957 (3957 % 50 == 7) */
+    feat_value_t v;
+    feat_buf_t scratch = FEAT_BUF_INIT;
+    ck_assert_int_eq(feat_store_get_online(fx.st, fx.user, "k7", 2, &f, 1, 1000 + 3957, &v, &scratch), FEAT_OK);
+    ck_assert_int_eq(v.status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(v.slen, 1024);
+    ck_assert_int_eq(v.v.s[0], 'a' + 3957 % 26);
+    feat_buf_free(&scratch);
+    int rows = 0;
+    ck_assert_int_eq(feat_store_history(fx.st, fx.user, "k7", 2, INT64_MIN, INT64_MAX, count_rows, &rows), FEAT_OK);
+    ck_assert_int_eq(rows, 80);
+    int64_t next = 0;
+    ck_assert_int_eq(feat_store_get_offset(fx.st, "user_events", 0, &next, NULL), FEAT_OK);
+    ck_assert_int_eq(next, 4000);
+    fx_free(&fx);
+}
+END_TEST
+
+/* feat_store_checkpoint: refuses an existing target and a missing parent;
+ * the checkpoint opens as a store holding the data and offsets as of the
+ * call, and writes after it reach only the live store. */
+START_TEST(checkpoint_is_a_consistent_copy) {
+    fixture_t fx = fx_new();
+    char err[512], bk[512], db[600];
+    put1(&fx, "k1", 1000, 0, 0, 0, vint(1));
+    put1(&fx, "k2", 1000, 0, 1, 2, vstr("before"));
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 0, 2, 2), FEAT_OK);
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_clear(wb);
+    snprintf(bk, sizeof(bk), "%s/bk", fx.dir);
+    snprintf(db, sizeof(db), "%s/db", bk);
+    ck_assert_int_eq(feat_store_checkpoint(fx.st, db, NULL, err, sizeof(err)), FEAT_ERR_INVALID); /* no bk/ */
+    ck_assert_int_eq(mkdir(bk, 0700), 0);
+    feat_checkpoint_info_t info;
+    ck_assert_msg(feat_store_checkpoint(fx.st, db, &info, err, sizeof(err)) == FEAT_OK, "checkpoint: %s", err);
+    ck_assert_uint_gt(info.files, 0);
+    ck_assert_uint_gt(info.bytes, 0);
+    ck_assert_uint_le(info.linked_files, info.files);
+    ck_assert_int_eq(feat_store_checkpoint(fx.st, db, NULL, err, sizeof(err)), FEAT_ERR_EXISTS);
+    /* after the checkpoint: a newer value and a later offset, live only */
+    put1(&fx, "k1", 2000, 0, 2, 0, vint(2));
+    ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 0, 3, 3), FEAT_OK);
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+    ck_assert_int_eq(get1(&fx, "k1", 0, 2000).v.i, 2);
+
+    feat_store_conf_t sc = {db, fx.cfg, 0, 8 << 20, 4 << 20, 1};
+    feat_store_t *copy = feat_store_open(&sc, err, sizeof(err));
+    ck_assert_msg(copy != NULL, "open checkpoint: %s", err);
+    const feat_table_t *u = feat_store_table(copy, "user");
+    feat_value_t out;
+    feat_buf_t scratch = FEAT_BUF_INIT;
+    uint16_t f = 0;
+    ck_assert_int_eq(feat_store_get_online(copy, u, "k1", 2, &f, 1, 1000, &out, &scratch), FEAT_OK);
+    ck_assert_int_eq(out.status, FEAT_ST_PRESENT);
+    ck_assert_int_eq(out.v.i, 1);
+    f = 2;
+    ck_assert_int_eq(feat_store_get_online(copy, u, "k2", 2, &f, 1, 1000, &out, &scratch), FEAT_OK);
+    ck_assert_int_eq(out.slen, 6);
+    ck_assert_int_eq(memcmp(out.v.s, "before", 6), 0);
+    int64_t next = 0;
+    uint64_t applied = 0;
+    ck_assert_int_eq(feat_store_get_offset(copy, "user_events", 0, &next, &applied), FEAT_OK);
+    ck_assert_int_eq(next, 2);
+    ck_assert_uint_eq(applied, 2);
+    int rows = 0;
+    ck_assert_int_eq(feat_store_history(copy, u, "k1", 2, INT64_MIN, INT64_MAX, count_rows, &rows), FEAT_OK);
+    ck_assert_int_eq(rows, 1);
+    feat_buf_free(&scratch);
+    feat_store_close(copy);
+    fx_free(&fx);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -516,6 +625,8 @@ int main(void) {
     tcase_add_test(tc, schema_ids_stable_and_type_change_refused);
     tcase_add_test(tc, offsets_labels_dead_letters_and_hooks);
     tcase_add_test(tc, row_codec_rejects_corrupt_bytes);
+    tcase_add_test(tc, smallest_write_buffer_works);
+    tcase_add_test(tc, checkpoint_is_a_consistent_copy);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
