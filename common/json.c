@@ -267,50 +267,55 @@ int feat_json_parse(const char *text, size_t len, feat_json_tok_t *toks, size_t 
     return (int)p.ntok;
 }
 
+/* Decodes the character at text[*i] of a validated string token into b (1-4
+ * UTF-8 bytes), advancing *i past it (and past its escape); returns the count. */
+static size_t next_char(const char *text, uint32_t *i, unsigned char b[4]) {
+    char c = text[*i];
+    if (c != '\\') {
+        b[0] = (unsigned char)c;
+        (*i)++;
+        return 1;
+    }
+    char e = text[*i + 1];
+    *i += 2;
+    uint32_t cp;
+    switch (e) {
+    case 'b': cp = '\b'; break;
+    case 'f': cp = '\f'; break;
+    case 'n': cp = '\n'; break;
+    case 'r': cp = '\r'; break;
+    case 't': cp = '\t'; break;
+    case 'u': {
+        cp = 0;
+        for (int k = 0; k < 4; k++) cp = cp * 16 + (uint32_t)hexval(text[*i + k]);
+        *i += 4;
+        if (cp >= 0xd800 && cp <= 0xdbff) { /* validated by the parser */
+            uint32_t lo = 0;
+            for (int k = 2; k < 6; k++) lo = lo * 16 + (uint32_t)hexval(text[*i + k]);
+            *i += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+        break;
+    }
+    default: cp = (unsigned char)e; break;
+    }
+    if (cp < 0x80) { b[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) { b[0] = (unsigned char)(0xc0 | (cp >> 6)); b[1] = (unsigned char)(0x80 | (cp & 0x3f)); return 2; }
+    if (cp < 0x10000) {
+        b[0] = (unsigned char)(0xe0 | (cp >> 12)); b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        b[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    b[0] = (unsigned char)(0xf0 | (cp >> 18)); b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+    b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)); b[3] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
 int feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, size_t cap) {
     size_t o = 0;
+    unsigned char b[4];
     for (uint32_t i = t->start; i < t->end;) {
-        char c = text[i];
-        if (c != '\\') {
-            if (o >= cap) return FEAT_ERR_TOO_LARGE;
-            out[o++] = c;
-            i++;
-            continue;
-        }
-        char e = text[i + 1];
-        i += 2;
-        uint32_t cp;
-        switch (e) {
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
-        case 'u': {
-            cp = 0;
-            for (int k = 0; k < 4; k++) cp = cp * 16 + (uint32_t)hexval(text[i + k]);
-            i += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) { /* validated by the parser */
-                uint32_t lo = 0;
-                for (int k = 2; k < 6; k++) lo = lo * 16 + (uint32_t)hexval(text[i + k]);
-                i += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
-            break;
-        }
-        default: cp = (unsigned char)e; break;
-        }
-        unsigned char b[4];
-        size_t n;
-        if (cp < 0x80) { b[0] = (unsigned char)cp; n = 1; }
-        else if (cp < 0x800) { b[0] = (unsigned char)(0xc0 | (cp >> 6)); b[1] = (unsigned char)(0x80 | (cp & 0x3f)); n = 2; }
-        else if (cp < 0x10000) {
-            b[0] = (unsigned char)(0xe0 | (cp >> 12)); b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-            b[2] = (unsigned char)(0x80 | (cp & 0x3f)); n = 3;
-        } else {
-            b[0] = (unsigned char)(0xf0 | (cp >> 18)); b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-            b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)); b[3] = (unsigned char)(0x80 | (cp & 0x3f)); n = 4;
-        }
+        size_t n = next_char(text, &i, b);
         if (o + n > cap) return FEAT_ERR_TOO_LARGE;
         memcpy(out + o, b, n);
         o += n;
@@ -318,12 +323,18 @@ int feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, si
     return (int)o;
 }
 
+/* Compares as it unescapes: no buffer, so no length limit. */
 int feat_json_str_eq(const char *text, const feat_json_tok_t *t, const char *s, size_t n) {
     if (t->type != FEAT_JSON_STRING) return 0;
     if (!t->escaped) return (size_t)(t->end - t->start) == n && memcmp(text + t->start, s, n) == 0;
-    char tmp[256];
-    int m = feat_json_unescape(text, t, tmp, sizeof(tmp));
-    return m >= 0 && (size_t)m == n && memcmp(tmp, s, n) == 0;
+    size_t o = 0;
+    unsigned char b[4];
+    for (uint32_t i = t->start; i < t->end;) {
+        size_t k = next_char(text, &i, b);
+        if (o + k > n || memcmp(s + o, b, k) != 0) return 0;
+        o += k;
+    }
+    return o == n;
 }
 
 int feat_json_obj_get(const char *text, const feat_json_tok_t *toks, int obj, const char *key) {

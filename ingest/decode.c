@@ -135,12 +135,13 @@ typedef struct msg_fields {
     size_t nfeat;
 } msg_fields_t;
 
-/* Parses a Value message into rf. */
+/* Parses a Value message into rf.  A Value that appears again in the same
+ * entry merges into the earlier one (protobuf's rule for a repeated message
+ * field): a later oneof member replaces the earlier, an empty one keeps it. */
 static int pb_value(const unsigned char *s, size_t n, raw_feat_t *rf) {
     pb_t r;
     feat_pb_init(&r, s, n);
     pb_field_t f;
-    rf->kind = RAW_NONE;
     while (r.p < r.end) {
         if (!pb_next(&r, &f)) return 0;
         if (f.num == 1 && f.wt == 1) { rf->kind = RAW_DOUBLE; memcpy(&rf->v.d, &f.u, 8); }

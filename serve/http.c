@@ -1,6 +1,7 @@
 /* serve/http.c — see http.h. */
 #include "serve/http.h"
 #include "serve/alerts.h"
+#include "serve/auth.h"
 #include "serve/cache.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -34,13 +35,23 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     if (b) evbuffer_free(b);
 }
 
-static void reply_json_error(struct evhttp_request *req, int code, const char *reason, const char *msg) {
-    feat_buf_t b = FEAT_BUF_INIT;
-    feat_buf_puts(&b, "{\"error\":");
-    feat_buf_json_str(&b, msg, strlen(msg));
-    feat_buf_puts(&b, "}\n");
-    reply(req, code, reason, "application/json", b.data, b.len);
-    feat_buf_free(&b);
+static void answer(feat_http_reply_t *out, int code, const char *reason, const char *ctype) {
+    out->code = code;
+    out->reason = reason;
+    out->ctype = ctype;
+}
+
+static void answer_text(feat_http_reply_t *out, int code, const char *reason, const char *text) {
+    answer(out, code, reason, "text/plain");
+    feat_buf_puts(&out->body, text);
+}
+
+static void answer_json_error(feat_http_reply_t *out, int code, const char *reason, const char *msg) {
+    answer(out, code, reason, "application/json");
+    feat_buf_reset(&out->body);
+    feat_buf_puts(&out->body, "{\"error\":");
+    feat_buf_json_str(&out->body, msg, strlen(msg));
+    feat_buf_puts(&out->body, "}\n");
 }
 
 void featd_status_json(featd_t *fd, feat_buf_t *b) {
@@ -112,63 +123,108 @@ static void drift_json_entry(void *arg, const feat_drift_entry_t *e) {
     feat_drift_entry_json(e, dc->b);
 }
 
-static void handle(struct evhttp_request *req, void *arg) {
-    feat_http_t *h = arg;
-    featd_t *fd = h->fd;
-    feat_metric_add(h->requests, 1);
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-        reply_json_error(req, 405, "Method Not Allowed", "only GET and HEAD are served here");
+void feat_http_answer(featd_t *fd, int method, const char *path, const char *query, feat_http_reply_t *out) {
+    memset(out, 0, sizeof(*out));
+    feat_buf_t *b = &out->body;
+    if (method != FEAT_HTTP_GET && method != FEAT_HTTP_HEAD) {
+        out->allow = "GET, HEAD";
+        answer_json_error(out, 405, "Method Not Allowed", "only GET and HEAD are served here");
         return;
     }
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!path) path = "/";
-    feat_buf_t b = FEAT_BUF_INIT;
+    if (!path || !*path) path = "/";
     if (!strcmp(path, "/metrics")) {
-        feat_metrics_render(fd->metrics, &b);
-        if (b.oom) reply_json_error(req, 500, "Internal Server Error", "out of memory");
-        else reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
+        feat_metrics_render(fd->metrics, b);
+        if (b->oom) answer_json_error(out, 500, "Internal Server Error", "out of memory");
+        else answer(out, 200, "OK", "text/plain; version=0.0.4; charset=utf-8");
     } else if (!strcmp(path, "/healthz")) {
-        int ok = !feat_ingest_failed(fd->ingest);
-        if (ok) reply(req, 200, "OK", "text/plain", "ok\n", 3);
-        else reply(req, 503, "Service Unavailable", "text/plain", "ingest stopped\n", 15);
+        if (!feat_ingest_failed(fd->ingest)) answer_text(out, 200, "OK", "ok\n");
+        else answer_text(out, 503, "Service Unavailable", "ingest stopped\n");
     } else if (!strcmp(path, "/readyz")) {
-        if (featd_ready(fd)) reply(req, 200, "OK", "text/plain", "ready\n", 6);
-        else reply(req, 503, "Service Unavailable", "text/plain", "not ready\n", 10);
+        if (featd_ready(fd)) answer_text(out, 200, "OK", "ready\n");
+        else answer_text(out, 503, "Service Unavailable", "not ready\n");
     } else if (!strcmp(path, "/v1/status")) {
-        featd_status_json(fd, &b);
-        reply(req, 200, "OK", "application/json", b.data, b.len);
+        featd_status_json(fd, b);
+        answer(out, 200, "OK", "application/json");
     } else if (!strcmp(path, "/v1/drift") || !strcmp(path, "/drift")) {
         if (!fd->drift) {
-            reply_json_error(req, 404, "Not Found", "drift monitoring is off (drift.enabled = false)");
+            answer_json_error(out, 404, "Not Found", "drift monitoring is off (drift.enabled = false)");
         } else if (!strcmp(path, "/drift")) {
-            feat_drift_page(fd->drift, FEATD_VERSION, &b);
-            reply(req, 200, "OK", "text/html; charset=utf-8", b.data, b.len);
+            feat_drift_page(fd->drift, FEATD_VERSION, b);
+            answer(out, 200, "OK", "text/html; charset=utf-8");
         } else {
             struct evkeyvalq q;
-            const char *query = evhttp_uri_get_query(uri);
             memset(&q, 0, sizeof(q));
             if (query) evhttp_parse_query_str(query, &q);
-            drift_json_ctx_t dc = {&b, 0};
-            feat_buf_puts(&b, "{\"features\":[");
+            drift_json_ctx_t dc = {b, 0};
+            feat_buf_puts(b, "{\"features\":[");
             feat_drift_report(fd->drift, query ? evhttp_find_header(&q, "table") : NULL,
                               query ? evhttp_find_header(&q, "feature") : NULL, drift_json_entry, &dc);
-            feat_buf_puts(&b, "]}\n");
+            feat_buf_puts(b, "]}\n");
             if (query) evhttp_clear_headers(&q);
-            reply(req, 200, "OK", "application/json", b.data, b.len);
+            answer(out, 200, "OK", "application/json");
         }
     } else {
-        reply_json_error(req, 404, "Not Found", "no such page; try /metrics, /healthz, /readyz, /v1/status, /v1/drift, /drift");
+        answer_json_error(out, 404, "Not Found", "no such page; try /metrics, /healthz, /readyz, /v1/status, /v1/drift, /drift");
     }
-    feat_buf_free(&b);
+    if (b->oom) answer_json_error(out, 500, "Internal Server Error", "out of memory");
+}
+
+/* With [auth] token files: /healthz and /readyz stay open (probes carry no
+ * token), every other page needs a read token, and any method but GET and
+ * HEAD (a write) an admin token.  Refuses with 401 (no or unknown token,
+ * WWW-Authenticate: Bearer) or 403 and returns 0; 1 = go on. */
+static int http_authorized(feat_http_t *h, struct evhttp_request *req, int method, const char *path) {
+    int write = method != FEAT_HTTP_GET && method != FEAT_HTTP_HEAD;
+    if (!write && path && (!strcmp(path, "/healthz") || !strcmp(path, "/readyz"))) return 1;
+    const char *hv = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    size_t len = 0;
+    const char *tok = feat_auth_bearer(hv, &len);
+    feat_auth_level_t l = tok ? feat_auth_check(h->fd->auth, tok, len) : FEAT_AUTH_NONE;
+    if (l == FEAT_AUTH_ADMIN || (l == FEAT_AUTH_READ && !write)) return 1;
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    feat_http_reply_t r;
+    memset(&r, 0, sizeof(r));
+    if (l == FEAT_AUTH_NONE) {
+        evhttp_add_header(oh, "WWW-Authenticate", tok ? "Bearer realm=\"featd\", error=\"invalid_token\""
+                                                      : "Bearer realm=\"featd\"");
+        answer_json_error(&r, 401, "Unauthorized",
+                          tok ? "unknown bearer token" : "send \"Authorization: Bearer TOKEN\" (auth.read_tokens_file)");
+    } else {
+        evhttp_add_header(oh, "WWW-Authenticate", "Bearer realm=\"featd\", error=\"insufficient_scope\"");
+        answer_json_error(&r, 403, "Forbidden", "this needs an admin token (auth.admin_tokens_file)");
+    }
+    reply(req, r.code, r.reason, r.ctype, r.body.data ? r.body.data : "", r.body.len);
+    feat_buf_free(&r.body);
+    return 0;
+}
+
+static void handle(struct evhttp_request *req, void *arg) {
+    feat_http_t *h = arg;
+    feat_metric_add(h->requests, 1);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    int method = cmd == EVHTTP_REQ_GET ? FEAT_HTTP_GET : cmd == EVHTTP_REQ_HEAD ? FEAT_HTTP_HEAD : FEAT_HTTP_OTHER;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    if (h->fd->auth && !http_authorized(h, req, method, uri ? evhttp_uri_get_path(uri) : NULL)) return;
+    feat_http_reply_t r;
+    feat_http_answer(h->fd, method, uri ? evhttp_uri_get_path(uri) : NULL, uri ? evhttp_uri_get_query(uri) : NULL, &r);
+    if (r.allow) evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", r.allow);
+    reply(req, r.code, r.reason, r.ctype, r.body.data ? r.body.data : "", r.body.len);
+    feat_buf_free(&r.body);
 }
 
 static void collect(feat_metrics_emit_t *em, void *arg) {
     featd_t *fd = arg;
     feat_metrics_emit_family(em, "featd_store_bytes", "RocksDB size on disk plus memtables.", FEAT_METRIC_GAUGE);
     feat_metrics_emit_sample(em, NULL, (double)feat_store_size_bytes(fd->st));
+    feat_store_memory_t mem;
+    feat_store_memory(fd->st, &mem);
+    feat_metrics_emit_family(em, "featd_store_memory_bytes",
+                             "Memory RocksDB holds: memtables, block cache (pinned part included), table readers.",
+                             FEAT_METRIC_GAUGE);
+    feat_metrics_emit_sample(em, "kind=\"memtables\"", (double)mem.memtables);
+    feat_metrics_emit_sample(em, "kind=\"block_cache\"", (double)mem.block_cache);
+    feat_metrics_emit_sample(em, "kind=\"block_cache_pinned\"", (double)mem.block_cache_pinned);
+    feat_metrics_emit_sample(em, "kind=\"table_readers\"", (double)mem.table_readers);
     feat_metrics_emit_family(em, "featd_uptime_seconds", "Seconds since featd started.", FEAT_METRIC_GAUGE);
     feat_metrics_emit_sample(em, NULL, (double)(feat_now_ms() - fd->started_ms) / 1000.0);
     feat_metrics_emit_family(em, "featd_ready", "1 when the store is open and partitions are assigned.", FEAT_METRIC_GAUGE);

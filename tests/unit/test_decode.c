@@ -252,6 +252,52 @@ START_TEST(protobuf_bad_inputs) {
 }
 END_TEST
 
+/* Hand-built wire forms no packer writes but protobuf allows (fuzz_event_proto
+ * found both; protobuf-c's unpacker refuses them, protobuf C++ and upb do not):
+ * a map entry whose Value appears more than once merges them, and a field tag
+ * written as a zero-padded 6-byte varint is still that tag. */
+START_TEST(protobuf_value_merge_and_padded_tags) {
+    /* ts = NOW (field 3), then entry "ctr" (field 4) with Values A, B, ... appended */
+    static const uint8_t head[] = {0x18, 0x80, 0xa8, 0xdf, 0xdb, 0xb5, 0x32};
+    static const uint8_t v25[] = {0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0x04, 0x40}; /* Value{double 2.5} */
+    static const uint8_t v40[] = {0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0x10, 0x40}; /* Value{double 4.0} */
+    static const uint8_t empty[] = {0x12, 0x00};                                     /* Value{} */
+    const struct { const uint8_t *a, *b; size_t na, nb; double want; } cases[] = {
+        {v25, empty, sizeof(v25), sizeof(empty), 2.5}, /* an empty Value later keeps the value */
+        {empty, v25, sizeof(empty), sizeof(v25), 2.5},
+        {v25, v40, sizeof(v25), sizeof(v40), 4.0},     /* a later member replaces it */
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        uint8_t msg[64];
+        size_t n = 0;
+        memcpy(msg, head, sizeof(head));
+        n += sizeof(head);
+        msg[n++] = 0x22;
+        msg[n++] = (uint8_t)(5 + cases[c].na + cases[c].nb);
+        memcpy(msg + n, "\x0a\x03" "ctr", 5);
+        n += 5;
+        memcpy(msg + n, cases[c].a, cases[c].na);
+        n += cases[c].na;
+        memcpy(msg + n, cases[c].b, cases[c].nb);
+        n += cases[c].nb;
+        ck_assert_int_eq(feat_decode(dec, "user_events", "k", 1, msg, n, NULL, 0, NOW, &out), FEAT_DEC_EVENT);
+        ck_assert_int_eq(out.n, 1);
+        ck_assert_double_eq(out.vals[0].v.d, cases[c].want);
+    }
+    /* only empty Values: no value, a dead letter */
+    static const uint8_t none[] = {0x18, 0x80, 0xa8, 0xdf, 0xdb, 0xb5, 0x32, 0x22, 0x09, 0x0a, 0x03, 'c', 't', 'r',
+                                   0x12, 0x00, 0x12, 0x00};
+    ck_assert_int_eq(feat_decode(dec, "user_events", "k", 1, none, sizeof(none), NULL, 0, NOW, &out), FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_WRONG_TYPE);
+    /* ts written with a padded 6-byte tag (0x98 0x80 0x80 0x80 0x80 0x00 = field 3, varint) */
+    static const uint8_t padded[] = {0x98, 0x80, 0x80, 0x80, 0x80, 0x00, 0x80, 0xa8, 0xdf, 0xdb, 0xb5, 0x32,
+                                     0x22, 0x10, 0x0a, 0x03, 'c', 't', 'r', 0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    ck_assert_int_eq(feat_decode(dec, "user_events", "k", 1, padded, sizeof(padded), NULL, 0, NOW, &out), FEAT_DEC_EVENT);
+    ck_assert_int_eq(out.ts, NOW);
+    ck_assert_double_eq(out.vals[0].v.d, 1.0);
+}
+END_TEST
+
 START_TEST(oversize_message) {
     char big[5000];
     memset(big, ' ', sizeof(big));
@@ -287,6 +333,7 @@ int main(void) {
     tcase_add_test(tc, protobuf_event_and_label);
     tcase_add_loop_test(tc, bad_inputs_become_dead_letters, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, protobuf_bad_inputs);
+    tcase_add_test(tc, protobuf_value_merge_and_padded_tags);
     tcase_add_test(tc, oversize_message);
     tcase_add_test(tc, rfc3339);
     suite_add_tcase(s, tc);

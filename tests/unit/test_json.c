@@ -112,6 +112,37 @@ START_TEST(doubles_match_strtod) {
 }
 END_TEST
 
+/* fuzz_event_json found it: an escaped string longer than 256 bytes once never
+ * compared equal, not even to its own unescaping. */
+START_TEST(long_escaped_strings_compare) {
+    enum { N = 600 };
+    static char doc[4 * N + 16], want[N + 1];
+    size_t o = 0;
+    doc[o++] = '"';
+    for (int i = 0; i < N; i++) {
+        want[i] = (char)('a' + i % 26);
+        if (i % 3 == 0) { doc[o++] = '\\'; doc[o++] = 'u'; o += (size_t)sprintf(doc + o, "%04x", (unsigned)want[i]); }
+        else doc[o++] = want[i];
+    }
+    doc[o++] = '"';
+    doc[o] = 0;
+    feat_json_tok_t t[2];
+    ck_assert_int_eq(parse(doc, t, 2), 1);
+    ck_assert_int_eq(t[0].escaped, 1);
+    ck_assert(feat_json_str_eq(doc, &t[0], want, N));
+    ck_assert(!feat_json_str_eq(doc, &t[0], want, N - 1));       /* a prefix is not equal */
+    want[N - 1] ^= 1;
+    ck_assert(!feat_json_str_eq(doc, &t[0], want, N));           /* nor is a different last byte */
+    want[N - 1] ^= 1;
+    want[N] = 'x';
+    ck_assert(!feat_json_str_eq(doc, &t[0], want, N + 1));       /* nor a longer string */
+    static char out[N];
+    ck_assert_int_eq(feat_json_unescape(doc, &t[0], out, N), N);
+    ck_assert(memcmp(out, want, N) == 0);
+    ck_assert_int_eq(feat_json_unescape(doc, &t[0], out, N - 1), FEAT_ERR_TOO_LARGE);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("json");
     TCase *tc = tcase_create("json");
@@ -119,6 +150,7 @@ int main(void) {
     tcase_add_test(tc, invalid_documents);
     tcase_add_test(tc, limits);
     tcase_add_test(tc, doubles_match_strtod);
+    tcase_add_test(tc, long_escaped_strings_compare);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,135 @@
+/*
+ * tests/fuzz/fuzz_grpc_request.c — libFuzzer target: every gRPC method featd
+ * serves (featd_methods(), serve/service.c and serve/models_rpc.c) called
+ * with fuzzed request bytes, exactly as serve/grpc_server.c calls them: a
+ * feat_rpc_call_t with a per-call arena, the handler's own protobuf-c unpack
+ * and validation, then the store, cache, models and drift monitor of a small
+ * daemon (fuzz_daemon.h).
+ *
+ * Input: "MethodName\n" followed by the request message; without a known
+ * name, byte 0 picks the method (modulo their number) and the rest is the
+ * request.  Checks beyond the sanitizers: the request is also unpacked with
+ * protobuf-c's default allocator (the arena hides small overruns from ASan);
+ * a handler returns FEAT_OK with a response that unpacks as the method's
+ * declared output type, or a known negative feat_err_t with a message for
+ * the client; a stream yields at most max_history_rows rows, each a valid
+ * HistoricalRow.
+ *
+ * Backup (it creates the directory the request names, anywhere on the host)
+ * gets only the unpack of its request: its handler is not called.
+ */
+#include "fuzz_daemon.h"
+
+#include "featd/v1/admin.pb-c.h"
+#include "featd/v1/feature_service.pb-c.h"
+#include "serve/rpc.h"
+
+static featd_t *fd;
+static const feat_method_t *methods;
+static size_t nmethods;
+static feat_arena_t arena;
+static int verbose; /* FUZZ_VERBOSE=1: one line per call (what the seeds reach) */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc; (void)argv;
+    fd = fuzz_daemon();
+    methods = featd_methods(&nmethods);
+    FUZZ_CHECK(nmethods > 0, "no methods");
+    feat_arena_init(&arena, 16384);
+    verbose = getenv("FUZZ_VERBOSE") != NULL;
+    return 0;
+}
+
+/* The method's input and output types, from the generated service descriptors. */
+static const ProtobufCMethodDescriptor *describe(const feat_method_t *m) {
+    static const ProtobufCServiceDescriptor *const services[] = {&featd__v1__feature_service__descriptor,
+                                                                &featd__v1__admin_service__descriptor};
+    for (size_t s = 0; s < 2; s++) {
+        size_t nl = strlen(services[s]->name);
+        if (strncmp(m->path + 1, services[s]->name, nl) == 0 && m->path[1 + nl] == '/') {
+            const ProtobufCMethodDescriptor *md =
+                protobuf_c_service_descriptor_get_method_by_name(services[s], m->path + 2 + nl);
+            if (md) return md;
+        }
+    }
+    FUZZ_CHECK(0, "method %s is not in the .proto services", m->path);
+    return NULL;
+}
+
+static void check_error(const feat_method_t *m, const feat_rpc_call_t *call, int rc) {
+    if (verbose) fprintf(stderr, "%s: %s: %s\n", m->name, feat_err_str(rc), call->msg);
+    FUZZ_CHECK(rc < 0 && strcmp(feat_err_str(rc), "unknown error") != 0, "%s returned %d", m->name, rc);
+    FUZZ_CHECK(memchr(call->msg, 0, sizeof(call->msg)) != NULL, "%s: message not terminated", m->name);
+    if (rc != FEAT_ERR_NOMEM) FUZZ_CHECK(call->msg[0] != 0, "%s failed (%s) without a message", m->name, feat_err_str(rc));
+}
+
+static void check_reply(const feat_method_t *m, const ProtobufCMessageDescriptor *out, const feat_buf_t *resp) {
+    ProtobufCMessage *r = protobuf_c_message_unpack(out, NULL, resp->len, (const uint8_t *)resp->data);
+    if (verbose) fprintf(stderr, "%s: ok, %zu bytes\n", m->name, resp->len);
+    FUZZ_CHECK(r != NULL, "%s: the reply is not a %s", m->name, out->name);
+    if (out == &featd__v1__predict_response__descriptor) {
+        const Featd__V1__PredictResponse *p = (const Featd__V1__PredictResponse *)r;
+        FUZZ_CHECK(p->n_predictions >= 1 && (int64_t)p->n_predictions <= fd->cfg->serve_max_keys, "%zu predictions",
+                   p->n_predictions);
+        for (size_t i = 0; i < p->n_predictions; i++)
+            FUZZ_CHECK(isfinite(p->predictions[i]->score), "prediction %zu is %g", i, p->predictions[i]->score);
+    }
+    protobuf_c_message_free_unpacked(r, NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    const feat_method_t *m = NULL;
+    size_t skip = 1;
+    const uint8_t *nl = memchr(data, '\n', size < 40 ? size : 40);
+    if (nl) {
+        for (size_t i = 0; i < nmethods && !m; i++)
+            if (strlen(methods[i].name) == (size_t)(nl - data) && memcmp(methods[i].name, data, (size_t)(nl - data)) == 0)
+                m = &methods[i];
+        if (m) skip = (size_t)(nl - data) + 1;
+    }
+    if (!m) m = &methods[data[0] % nmethods];
+    const ProtobufCMethodDescriptor *md = describe(m);
+    size_t len = size - skip;
+    uint8_t *req = malloc(len ? len : 1); /* its own allocation: ASan sees over-reads */
+    FUZZ_CHECK(req != NULL, "malloc");
+    memcpy(req, data + skip, len);
+
+    ProtobufCMessage *plain = protobuf_c_message_unpack(md->input, NULL, len, req);
+    if (plain) protobuf_c_message_free_unpacked(plain, NULL);
+
+    if (strcmp(m->name, "Backup") != 0) {
+        feat_rpc_call_t call;
+        memset(&call, 0, sizeof(call));
+        call.app = fd;
+        call.arena = &arena;
+        call.req = req;
+        call.req_len = len;
+        call.deadline_ms = INT64_MAX;
+        feat_buf_t resp = FEAT_BUF_INIT;
+        if (m->unary) {
+            int rc = m->unary(&call, &resp);
+            if (rc == FEAT_OK) check_reply(m, md->output, &resp);
+            else check_error(m, &call, rc);
+        } else {
+            int err = FEAT_OK;
+            void *st = m->stream->begin(&call, &err);
+            if (!st) {
+                check_error(m, &call, err);
+            } else {
+                int rc, rows = 0;
+                while ((rc = m->stream->next(&call, st, &resp)) == 1) {
+                    FUZZ_CHECK(++rows <= fd->cfg->serve_max_history_rows, "%s: more rows than allowed", m->name);
+                    check_reply(m, md->output, &resp);
+                    feat_buf_reset(&resp);
+                }
+                if (rc != 0) check_error(m, &call, rc);
+                m->stream->end(st);
+            }
+        }
+        feat_buf_free(&resp);
+        feat_arena_reset(&arena);
+    }
+    free(req);
+    return 0;
+}

@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""tests/fuzz/gen_corpus.py — writes the seed corpora of featd's fuzzers into
+tests/fuzz/corpus/<target>/ (small valid and near-valid inputs; protobuf is
+hand-encoded here, independently of protoc-c).  Run it from anywhere after
+changing it; files named regress-* are crash reproducers kept by hand and are
+left alone.  Input layouts are described at the top of each fuzz_*.c."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOW = 1732406400000
+
+
+def varint(v):
+    v &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def key(num, wt):
+    return varint(num << 3 | wt)
+
+
+def s(num, text):
+    data = text.encode() if isinstance(text, str) else text
+    return key(num, 2) + varint(len(data)) + data
+
+
+def u(num, v):
+    return key(num, 0) + varint(v)
+
+
+def d(num, v):
+    return key(num, 1) + struct.pack('<d', v)
+
+
+def msg(num, body):
+    return key(num, 2) + varint(len(body)) + body
+
+
+def value(kind, v):
+    if kind == 'd':
+        return d(1, v)
+    if kind == 'i':
+        return u(2, v)
+    if kind == 'b':
+        return u(3, 1 if v else 0)
+    return s(4, v)
+
+
+def entry(name, kind, v, num=4):
+    """A map<string, Value> entry as field num."""
+    return msg(num, s(1, name) + msg(2, value(kind, v)))
+
+
+def write(target, name, data):
+    d_ = os.path.join(HERE, 'corpus', target)
+    os.makedirs(d_, exist_ok=True)
+    with open(os.path.join(d_, name), 'wb') as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+def proto_seeds():
+    t = 'fuzz_event_proto'
+    full = s(1, 'user') + s(2, 'u1') + u(3, NOW) + entry('clicks', 'i', 3) + entry('ctr', 'd', 0.25) + \
+        entry('country', 's', 'DE') + entry('premium', 'b', True)
+    write(t, 'event-full', b'0' + full)
+    write(t, 'event-kafka-key', b'4' + u(3, NOW) + entry('ctr', 'i', 7))  # int widened to double
+    write(t, 'event-shared', b'1' + s(1, 'a') + s(2, 'k') + u(3, NOW) + entry('x', 'd', 1.5) + entry('s', 's', 'hi'))
+    write(t, 'event-unknown-field', b'0' + s(2, 'u1') + u(3, NOW) + entry('clicks', 'i', 1) + u(9, 5))
+    write(t, 'label-churn', b'2' + s(1, 'churn') + s(2, 'u1') + u(3, NOW) + d(4, 1.0))
+    write(t, 'label-multi', b'3' + s(1, 'm2') + s(2, 'u2') + u(3, NOW) + d(4, 0.0))
+    write(t, 'near-duplicate', b'0' + s(2, 'u1') + u(3, NOW) + entry('clicks', 'i', 1) + entry('clicks', 'i', 2))
+    write(t, 'near-wrong-wiretype', b'0' + s(2, 'u1') + u(3, NOW) + msg(4, s(1, 'ctr') + msg(2, u(1, 5))))
+    write(t, 'near-truncated', b'0' + full[:-3])
+    write(t, 'near-nul-key', b'0' + s(2, b'u\x001') + u(3, NOW) + entry('clicks', 'i', 1))
+    write(t, 'near-long-string', b'0' + s(2, 'u1') + u(3, NOW) + entry('country', 's', 'x' * 17))
+    write(t, 'near-label-nan', b'2' + s(2, 'u1') + u(3, NOW) + d(4, float('nan')))
+
+
+def json_seeds():
+    t = 'fuzz_event_json'
+    ts = str(NOW)
+    write(t, 'event-full', '0{"table":"user","key":"u42","ts":' + ts +
+          ',"features":{"clicks":3,"ctr":0.25,"country":"D\\u00c9","premium":true}}')
+    write(t, 'event-rfc3339', '4{"ts":"2024-11-24T00:00:00Z","features":{"clicks":1}}')
+    write(t, 'event-entity-alias', '8{"user_id":"u7","ts":' + ts + ',"features":{"ctr":1e-3}}')
+    write(t, 'event-shared', '1{"table":"a","key":"k","ts":' + ts + ',"features":{"x":-1.5E2,"s":"\\ud83d\\ude00"}}')
+    write(t, 'event-numeric-key', '0{"key":12345,"ts":' + ts + ',"features":{"premium":false}}')
+    write(t, 'label-churn', '2{"model":"churn","key":"u1","ts":' + ts + ',"label":true}')
+    write(t, 'label-multi', '3 {"model":"m1","key":"u1","ts":' + ts + ',"label":0.5}\n')
+    write(t, 'near-wrong-type', '0{"key":"u1","ts":' + ts + ',"features":{"clicks":1.5}}')
+    write(t, 'near-unterminated', '0{"key":"u1","ts":' + ts + ',"features":{"clicks":1')
+    write(t, 'near-not-object', '8[1,2,{"a":null}]')
+    write(t, 'near-deep', '0{"features":' + '[' * 20 + ']' * 20 + '}')
+    write(t, 'near-bad-escape', '0{"key":"\\ud800","ts":' + ts + ',"features":{"country":"a\\u0000b"}}')
+
+
+CONFIG_MIN = """[table user]
+topic = user_features
+feature.clicks = int64
+"""
+
+CONFIG_FULL = """[featd]
+data_dir = ./data
+log_level = warn
+[kafka]
+embedded = false
+bootstrap.servers = 127.0.0.1:9092
+session.timeout.ms = 6000
+[serve]
+listen = 127.0.0.1:7070
+max_keys = 100
+cache = 16MiB
+[ingest]
+max_value_bytes = 64KiB
+max_future = 5m
+[drift]
+window_events = 500
+ks = 0.2
+alert_topic = featd.alerts
+[table user]
+entity = user_id
+topic = user_features
+ttl = 7d
+feature.clicks = int64
+feature.ctr = double
+feature.country = string
+feature.premium = bool
+drift.ctr.ks = 0.3
+drift.country.enabled = false
+[model churn]
+table = user
+label_topic = churn_labels
+task = mlp
+features = clicks, ctr,country
+learning_rate = 0.1,0.01
+hidden = 8,16
+epochs = 5
+policy = auto
+promote_margin = 0.002
+retrain_every = 10m
+quality_floor = 0.6
+"""
+
+
+def config_seeds():
+    t = 'fuzz_config'
+    write(t, 'minimal.ini', CONFIG_MIN)
+    write(t, 'full.ini', CONFIG_FULL)
+    write(t, 'override.ini', CONFIG_MIN + "table.user.ttl=1h\n")
+    write(t, 'near-dup-key.ini', "[serve]\nmax_keys = 1\nmax_keys = 2\n" + CONFIG_MIN)
+    write(t, 'near-unknown-table.ini', CONFIG_MIN + "[model m]\ntable = nope\nlabel_topic = l\n")
+    write(t, 'near-bad-values.ini', CONFIG_MIN + "[ingest]\nmax_value_bytes = 1.5QiB\nmax_age = -3d\n")
+    write(t, 'near-bad-names.ini', "[table 9x]\ntopic = a b\nfeature.x-y = float\n")
+
+
+def grpc_seeds():
+    t = 'fuzz_grpc_request'
+
+    def w(name, method, body):
+        write(t, name, method.encode() + b'\n' + body)
+    w('online', 'GetOnlineFeatures', s(1, 't') + s(2, 'k1') + s(2, 'k2') + s(2, 'nobody') + s(3, 'x') + s(3, 'c'))
+    w('online-all', 'GetOnlineFeatures', s(1, 't') + s(2, 'k3'))
+    w('online-dup-key', 'GetOnlineFeatures', s(1, 't') + s(2, 'k1') + s(2, 'k1'))
+    w('online-bad-feature', 'GetOnlineFeatures', s(1, 't') + s(2, 'k1') + s(3, 'zz'))
+    w('history', 'GetHistoricalFeatures', s(1, 't') + msg(2, s(1, 'k1') + u(2, 3000)) +
+      msg(2, s(1, 'k2') + u(2, 500)) + s(3, 'x') + s(3, 'n'))
+    w('predict-keys', 'Predict', s(1, 'm') + s(2, 'k1') + s(2, 'k5') + s(2, 'nobody'))
+    w('predict-rows', 'Predict', s(1, 'm') + msg(3, s(1, 'r1') + entry('x', 'd', 1.5, 2) + entry('n', 'i', 3, 2) +
+                                                  entry('c', 's', 'c1', 2)) + u(6, 1))
+    w('predict-row-wrong-type', 'Predict', s(1, 'm') + msg(3, entry('x', 's', 'one', 2)))
+    w('predict-version', 'Predict', s(1, 'm') + s(2, 'k1') + u(5, 1))
+    w('predict-challenger', 'Predict', s(1, 'm') + s(2, 'k1') + s(4, 'challenger'))
+    w('predict-untrained', 'Predict', s(1, 'r') + s(2, 'k1'))
+    w('status', 'Status', b'')
+    w('list-tables', 'ListTables', b'')
+    w('list-models', 'ListModels', s(1, 'm'))
+    w('promote', 'Promote', s(1, 'm') + u(2, 1))
+    w('rollback', 'Rollback', s(1, 'm'))
+    w('retrain', 'TriggerRetrain', s(1, 'r') + s(2, 'fuzz'))
+    w('retrain-status', 'GetRetrainStatus', s(1, 'm') + u(2, 1))
+    w('drift', 'GetDriftReport', s(1, 't') + s(2, 'x'))
+    w('pin', 'PinDriftReference', s(1, 't') + s(2, 'c'))
+    w('backup', 'Backup', s(1, '/nonexistent/featd-fuzz-backup'))
+
+
+def http_seeds():
+    t = 'fuzz_admin_http'
+    for name, target in [('metrics', 'G/metrics'), ('healthz', 'H/healthz'), ('readyz', 'G/readyz'),
+                         ('status', 'G/v1/status'), ('drift-page', 'G/drift'),
+                         ('drift-all', 'G/v1/drift'), ('drift-query', 'G/v1/drift?table=t&feature=x'),
+                         ('drift-escaped', 'G/v1/drift?table=%74&feature=%22%5C%00x&table=t'),
+                         ('not-found', 'G/nope?x=1#frag'), ('post', 'P/v1/status'),
+                         ('absolute', 'Ghttp://127.0.0.1:7071/v1/drift?feature=c')]:
+        write(t, name, target)
+
+
+if __name__ == '__main__':
+    proto_seeds()
+    json_seeds()
+    config_seeds()
+    grpc_seeds()
+    http_seeds()
