@@ -9,6 +9,7 @@
 #include "common/err.h"
 #include "common/log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
 #include <errno.h>
@@ -117,9 +118,49 @@ static const opt_t opts[] = {
      "Read-through cache of decoded online rows, in bytes; 0 turns it off."},
     {"serve", "shutdown_grace", OPT_DURATION, 0, 600000, "5s", NULL, C(serve_shutdown_grace_ms),
      "On SIGTERM, how long calls in flight may take to finish before they are cancelled."},
+    {"serve", "tls_cert", OPT_STRING, 0, 0, "", NULL, C(serve_tls_cert),
+     "PEM file: the certificate chain the gRPC server presents (leaf first). With serve.tls_key it turns "
+     "TLS on; empty = plain text. Read and checked at start-up: unreadable, not PEM, or not matching the "
+     "key stops featd (exit 2 naming the key); an expired certificate is logged as a warning."},
+    {"serve", "tls_key", OPT_STRING, 0, 0, "", NULL, C(serve_tls_key),
+     "PEM file: the private key of serve.tls_cert (unencrypted; keep it 0600, readable by featd's user only)."},
+    {"serve", "tls_client_ca", OPT_STRING, 0, 0, "", NULL, C(serve_tls_client_ca),
+     "PEM file of CA certificates. Set = mutual TLS: every client must present a certificate signed by "
+     "one of them or the handshake fails. Needs serve.tls_cert."},
+    {"serve", "plaintext", OPT_BOOL, 0, 0, "false", NULL, C(serve_plaintext),
+     "Plain text only when configured explicitly: without serve.tls_cert featd refuses to start "
+     "(exit 2) on a serve.listen that is not loopback (127.0.0.0/8, ::1, localhost) unless this is true. "
+     "A loopback listener (the default 127.0.0.1:7070) may stay plain text without it."},
 
     {"admin", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7071", NULL, C(admin_listen),
-     "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default."},
+     "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default. Plain "
+     "HTTP always: featd logs a warning when it is not loopback (bearer tokens would cross the network "
+     "in clear text; put a TLS proxy in front)."},
+
+    {"auth", "read_tokens_file", OPT_STRING, 0, 0, "", NULL, C(auth_read_tokens_file),
+     "File of bearer tokens allowed to read: one token per line (16-256 characters of A-Z a-z 0-9 - . _ ~ + / "
+     "=), blank lines and lines starting with # ignored. Setting either tokens file turns authentication on: "
+     "every gRPC call needs \"authorization: Bearer TOKEN\" (none or unknown: UNAUTHENTICATED), and so do "
+     "the admin HTTP pages except /healthz and /readyz (401). A read token on an admin method gets "
+     "PERMISSION_DENIED (HTTP 403). Read once at start-up; featd warns when the file is readable by others."},
+    {"auth", "admin_tokens_file", OPT_STRING, 0, 0, "", NULL, C(auth_admin_tokens_file),
+     "File of bearer tokens (same format) allowed everything, including Promote, Rollback, TriggerRetrain, "
+     "PinDriftReference and any writing admin HTTP endpoint. With only read_tokens_file set, nobody may call "
+     "admin methods."},
+
+    {"featctl", "tls_ca", OPT_STRING, 0, 0, "", NULL, C(featctl_tls_ca),
+     "featctl --config only (featd ignores this section): PEM CA file that verifies featd's certificate; "
+     "set = TLS (same as --tls-ca). Without it featctl uses TLS with gRPC's default roots when "
+     "serve.tls_cert is set."},
+    {"featctl", "tls_cert", OPT_STRING, 0, 0, "", NULL, C(featctl_tls_cert),
+     "featctl's client certificate (PEM) for mutual TLS (same as --tls-cert); needs featctl.tls_key."},
+    {"featctl", "tls_key", OPT_STRING, 0, 0, "", NULL, C(featctl_tls_key),
+     "Private key (PEM) of featctl.tls_cert (same as --tls-key)."},
+    {"featctl", "tls_server_name", OPT_STRING, 0, 0, "", NULL, C(featctl_tls_server_name),
+     "Name to check featd's certificate against instead of the host featctl connects to (same as "
+     "--tls-server-name); e.g. when the certificate names featd.example.com and featctl dials 127.0.0.1."},
+    {"featctl", "token_file", OPT_STRING, 0, 0, "", NULL, C(featctl_token_file),
+     "File whose first token line featctl sends as its bearer token (same as --token-file)."},
 
     {"drift", "enabled", OPT_BOOL, 0, 0, "true", NULL, C(drift_enabled),
      "Watch every feature (and every model's predictions) for drift against a reference."},
@@ -241,10 +282,14 @@ static const char *const kafka_allowed[] = {
     "security.protocol", "ssl.ca.location", "ssl.certificate.location", "ssl.key.location",
     "ssl.key.password", "ssl.crl.location", "ssl.cipher.suites", "ssl.curves.list",
     "ssl.endpoint.identification.algorithm", "enable.ssl.certificate.verification",
+    "ssl.ca.pem", "ssl.certificate.pem", "ssl.key.pem", "ssl.sigalgs.list",
+    "ssl.keystore.location", "ssl.keystore.password", "ssl.providers",
     "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password",
     "sasl.kerberos.service.name", "sasl.kerberos.principal", "sasl.kerberos.keytab",
+    "sasl.kerberos.kinit.cmd", "sasl.kerberos.min.time.before.relogin",
     "sasl.oauthbearer.method", "sasl.oauthbearer.client.id", "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.token.endpoint.url", "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.token.endpoint.url", "sasl.oauthbearer.scope", "sasl.oauthbearer.extensions",
+    "sasl.oauthbearer.config",
     "message.max.bytes", "receive.message.max.bytes", "compression.type", "linger.ms",
     "acks", "enable.idempotence",
 };
@@ -357,6 +402,29 @@ static int addr_ok(const char *s) {
     int64_t port;
     if (parse_int(c + 1, &port) != FEAT_OK || port < 0 || port > 65535) return 0;
     return 1;
+}
+
+int feat_addr_is_loopback(const char *s) {
+    const char *c = s ? strrchr(s, ':') : NULL;
+    if (!c || c == s) return 0;
+    char host[64];
+    size_t n = (size_t)(c - s);
+    if (s[0] == '[' && n >= 2 && s[n - 1] == ']') {
+        s++;
+        n -= 2;
+    }
+    if (n >= sizeof(host)) return 0;
+    memcpy(host, s, n);
+    host[n] = 0;
+    if (strcasecmp(host, "localhost") == 0) return 1;
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) == 1) {
+        static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+        static const unsigned char v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        return memcmp(a, one, 16) == 0 || (memcmp(a, v4, 12) == 0 && a[12] == 127);
+    }
+    return 0;
 }
 
 /* ---- loader state ----------------------------------------------------- */
@@ -749,7 +817,8 @@ static feat_config_t *config_new(char *err, size_t errlen) {
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "admin", "kafka", "drift", "demo"};
+    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "admin", "auth", "featctl",
+                                         "kafka", "drift", "demo"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (apply_defaults(fixed[i], c, err, errlen)) {
             feat_config_free(c);
@@ -779,6 +848,35 @@ static int split_list(const char *s, char ***out, size_t *n) {
     return FEAT_OK;
 }
 
+/* TLS keys come in pairs; plain text off loopback only when asked for.  The
+ * files themselves are read by featd at start-up (serve/tls.c), not here:
+ * featctl loads the same file and may not be allowed to read featd's key. */
+static int validate_tls(const feat_config_t *c, char *err, size_t errlen) {
+    const struct { const char *a, *an, *b, *bn; } pairs[] = {
+        {c->serve_tls_cert, "serve.tls_cert", c->serve_tls_key, "serve.tls_key"},
+        {c->featctl_tls_cert, "featctl.tls_cert", c->featctl_tls_key, "featctl.tls_key"},
+    };
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        int ha = pairs[i].a && *pairs[i].a, hb = pairs[i].b && *pairs[i].b;
+        if (ha != hb) {
+            set_err(err, errlen, "%s: required when %s is set", ha ? pairs[i].bn : pairs[i].an,
+                    ha ? pairs[i].an : pairs[i].bn);
+            return FEAT_ERR_CONFIG;
+        }
+    }
+    int tls = c->serve_tls_cert && *c->serve_tls_cert;
+    if (!tls && c->serve_tls_client_ca && *c->serve_tls_client_ca) {
+        set_err(err, errlen, "serve.tls_client_ca: mutual TLS needs serve.tls_cert and serve.tls_key");
+        return FEAT_ERR_CONFIG;
+    }
+    if (!tls && !c->serve_plaintext && !feat_addr_is_loopback(c->serve_listen)) {
+        set_err(err, errlen, "serve.listen: %s is not a loopback address and TLS is off; set serve.tls_cert and "
+                "serve.tls_key, or serve.plaintext = true to serve plain text on it on purpose", c->serve_listen);
+        return FEAT_ERR_CONFIG;
+    }
+    return FEAT_OK;
+}
+
 int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     const char *bootstrap = NULL;
     for (size_t i = 0; i < c->nkafka; i++)
@@ -803,6 +901,7 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
         set_err(err, errlen, "featd.data_dir: must not be empty");
         return FEAT_ERR_CONFIG;
     }
+    if (validate_tls(c, err, errlen)) return FEAT_ERR_CONFIG;
     if (c->ntables == 0) {
         set_err(err, errlen, "table: no [table NAME] section; declare at least one feature table");
         return FEAT_ERR_CONFIG;
@@ -1095,3 +1194,100 @@ void feat_config_reference(feat_buf_t *b) {
         }
     }
 }
+
+/* ---- example file ------------------------------------------------------------ */
+
+/* text as "; " comment lines of at most about 80 columns. */
+static void comment_wrapped(feat_buf_t *b, const char *text) {
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') p++;
+        size_t n = strlen(p), cut = n;
+        if (n > 76) {
+            cut = 76;
+            while (cut > 0 && p[cut] != ' ') cut--;
+            if (cut == 0)
+                for (cut = 76; p[cut] && p[cut] != ' '; cut++) {}
+        }
+        if (cut == 0) break;
+        feat_buf_puts(b, "; ");
+        feat_buf_append(b, p, cut);
+        feat_buf_putc(b, '\n');
+        p += cut;
+    }
+}
+
+/* "; (integer, 1..64)" and the key, commented out with its default unless
+ * value (an example) is given. */
+static void example_key(feat_buf_t *b, const opt_t *o, const char *value) {
+    comment_wrapped(b, o->doc);
+    feat_buf_printf(b, "; (%s", type_doc(o));
+    if (o->type == OPT_DOUBLE)
+        feat_buf_printf(b, ", %g..%g", (double)o->min / 1e6, (double)o->max / 1e6);
+    else if (o->type == OPT_INT || o->type == OPT_SIZE || o->type == OPT_DURATION)
+        feat_buf_printf(b, ", %lld..%lld%s", (long long)o->min, (long long)o->max,
+                        o->type == OPT_DURATION ? " ms" : o->type == OPT_SIZE ? " bytes" : "");
+    else if (o->type == OPT_ENUM)
+        feat_buf_printf(b, ": %s", o->enums);
+    if (!o->def) feat_buf_puts(b, "; required");
+    else if (value && strcmp(value, o->def) != 0) feat_buf_printf(b, "; default %s", *o->def ? o->def : "empty");
+    feat_buf_puts(b, ")\n");
+    if (value) feat_buf_printf(b, "%s = %s\n\n", o->key, value);
+    else feat_buf_printf(b, ";%s =%s%s\n\n", o->key, *o->def ? " " : "", o->def);
+}
+
+/* Example values for the named sections' keys; others stay commented out. */
+static const struct { const char *section, *key, *value; } example_values[] = {
+    {"table", "entity", "user_id"}, {"table", "topic", "user_features"}, {"table", "ttl", "7d"},
+    {"model", "table", "user"}, {"model", "label_topic", "churn_labels"},
+};
+
+void feat_config_example(feat_buf_t *b) {
+    feat_buf_puts(b, "; featd example configuration: every key, with its help text and default.\n"
+                     "; Generated from the option table in common/config.c by `featd --config-example`\n"
+                     "; (checked in as deploy/featd.example.ini; do not edit by hand; the reference\n"
+                     "; with ranges is docs/CONFIG.md).  A commented-out key shows its default: remove\n"
+                     "; the leading ';' to change it.  The [table user] and [model churn] sections at\n"
+                     "; the end are a working example: this file starts featd as it is (an embedded\n"
+                     "; Kafka broker on loopback, data in ./featd-data).  Sizes take KiB/MiB/GiB;\n"
+                     "; durations need a unit (ms, s, m, h, d) except 0.\n");
+    const char *cur = "";
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &opts[i];
+        if (strcmp(o->section, cur) != 0) {
+            if (!strcmp(cur, "kafka"))
+                feat_buf_puts(b, "; Any other key here is a librdkafka property, passed through after an\n"
+                                 "; allow-list check (docs/CONFIG.md lists the allowed ones).  For a real\n"
+                                 "; Kafka cluster set kafka.embedded = false and, for example:\n"
+                                 ";bootstrap.servers = kafka1:9092,kafka2:9092\n"
+                                 ";group.id = featd\n"
+                                 ";security.protocol = SASL_SSL\n\n");
+            cur = o->section;
+            if (!strcmp(cur, "table"))
+                feat_buf_puts(b, "; ---- one [table NAME] section per feature table ----\n"
+                                 "[table user]\n\n");
+            else if (!strcmp(cur, "model"))
+                feat_buf_puts(b, "; ---- one [model NAME] section per model ----\n"
+                                 "[model churn]\n\n");
+            else
+                feat_buf_printf(b, "%s[%s]\n\n", i ? "" : "\n", cur);
+        }
+        const char *value = NULL;
+        for (size_t k = 0; k < sizeof(example_values) / sizeof(example_values[0]); k++)
+            if (!strcmp(example_values[k].section, cur) && !strcmp(example_values[k].key, o->key))
+                value = example_values[k].value;
+        example_key(b, o, value);
+        if (!strcmp(cur, "table") && (i + 1 == NOPTS || strcmp(opts[i + 1].section, "table")))
+            feat_buf_puts(b, "; Features: feature.NAME = double | int64 | bool | string (at most 1024 per\n"
+                             "; table, in file order; names match [A-Za-z_][A-Za-z0-9_]*).\n"
+                             "feature.clicks_1h = int64\n"
+                             "feature.ctr_7d = double\n"
+                             "feature.country = string\n"
+                             "feature.is_premium = bool\n\n"
+                             "; Per-feature drift overrides, after the feature's declaration:\n"
+                             "; drift.FEATURE.STAT = value, STAT one of enabled, ks, psi, kl, js, p_value.\n"
+                             ";drift.ctr_7d.psi = 0.2\n"
+                             ";drift.country.enabled = false\n\n");
+    }
+}
+

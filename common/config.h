@@ -123,8 +123,17 @@ typedef struct feat_config {
     int64_t serve_max_history_rows;
     int64_t serve_cache_bytes;
     int64_t serve_shutdown_grace_ms;
+    char *serve_tls_cert;         /* PEM paths; "" = none (plain text) */
+    char *serve_tls_key;
+    char *serve_tls_client_ca;    /* "" = no client certificates; set = mutual TLS */
+    int serve_plaintext;          /* plain text allowed on a non-loopback serve.listen */
     /* [admin] */
     char *admin_listen;
+    /* [auth] */
+    char *auth_read_tokens_file;  /* "" = none; either set = tokens required */
+    char *auth_admin_tokens_file;
+    /* [featctl] (read by featctl --config only) */
+    char *featctl_tls_ca, *featctl_tls_cert, *featctl_tls_key, *featctl_tls_server_name, *featctl_token_file;
     /* [drift] */
     int drift_enabled;
     int64_t drift_window_events;  /* a window closes after this many events of its table... */
@@ -172,11 +181,21 @@ const feat_model_conf_t *feat_config_model(const feat_config_t *cfg, const char 
 /* Index of a feature in a table, or -1. */
 int feat_table_feature_index(const feat_table_conf_t *t, const char *name, size_t len);
 
+/* 1 if the host of "host:port" is a loopback address: 127.0.0.0/8, ::1 (also
+ * [::1] and ::ffff:127.x.x.x) or "localhost".  Anything else, including
+ * 0.0.0.0 and other host names, is not. */
+int feat_addr_is_loopback(const char *hostport);
+
 /* 1 if "kafka.<key>" may be passed to librdkafka. */
 int feat_config_kafka_allowed(const char *key);
 
 /* Writes the Markdown reference of every key, generated from the table. */
 void feat_config_reference(feat_buf_t *out);
+/* Writes an example INI file from the same table (deploy/featd.example.ini):
+ * every key of every fixed section commented out with its help, type, range
+ * and default, sections in table order, then an uncommented example [table]
+ * and [model] so the file loads as it is. */
+void feat_config_example(feat_buf_t *out);
 
 /* Parsers shared with other modules: "250ms", "30s", "5m", "2h", "7d"; "0". */
 int feat_parse_duration_ms(const char *s, int64_t *out);

@@ -3,18 +3,22 @@
 # Idempotent: does nothing when everything is already installed.  Runs apt-get
 # through sudo when not root.  CUDA is optional and not installed here: the
 # build uses nvcc from /usr/local/cuda when present, and a CPU trainer always.
+# --build-only installs just what `cmake --build` needs (deploy/Dockerfile).
 set -euo pipefail
 
 PACKAGES=(
   # build
   build-essential cmake pkg-config
-  librdkafka-dev librocksdb-dev libevent-dev libgrpc-dev
+  librdkafka-dev librocksdb-dev libevent-dev libgrpc-dev libssl-dev
   protobuf-c-compiler libprotobuf-c-dev libinih-dev check libsubunit-dev
+)
+TEST_PACKAGES=(
   # tests: outside clients, reference implementations, tools
   python3 python3-confluent-kafka python3-grpcio python3-grpc-tools python3-protobuf
   python3-numpy python3-scipy python3-sklearn
-  kcat prometheus valgrind clang libclang-rt-14-dev chromium
+  kcat prometheus valgrind clang libclang-rt-14-dev chromium openssl
 )
+if [ "${1:-}" != "--build-only" ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

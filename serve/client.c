@@ -36,13 +36,17 @@ const char *feat_grpc_code_name(int code) {
 }
 
 feat_client_t *feat_client_new(const char *target, char *errstr, size_t errlen) {
+    return feat_client_new_tls(target, NULL, errstr, errlen);
+}
+
+feat_client_t *feat_client_new_tls(const char *target, const feat_client_tls_t *tls, char *errstr, size_t errlen) {
     pthread_once(&once, init_once);
     feat_client_t *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
-    grpc_arg args[2];
+    grpc_arg args[3];
     memset(args, 0, sizeof(args));
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -51,9 +55,21 @@ feat_client_t *feat_client_new(const char *target, char *errstr, size_t errlen) 
     args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[1].value.integer = 256 << 20;
     grpc_channel_args ca = {2, args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    c->ch = grpc_channel_create(target, creds, &ca);
-    grpc_channel_credentials_release(creds);
+    grpc_channel_credentials *creds;
+    if (tls) {
+        grpc_ssl_pem_key_cert_pair pair = {tls->key_pem, tls->cert_pem};
+        creds = grpc_ssl_credentials_create_ex(tls->ca_pem, tls->cert_pem && tls->key_pem ? &pair : NULL, NULL, NULL);
+        if (tls->server_name && *tls->server_name) {
+            args[2].type = GRPC_ARG_STRING;
+            args[2].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+            args[2].value.string = (char *)tls->server_name;
+            ca.num_args = 3;
+        }
+    } else {
+        creds = grpc_insecure_credentials_create();
+    }
+    c->ch = creds ? grpc_channel_create(target, creds, &ca) : NULL;
+    if (creds) grpc_channel_credentials_release(creds);
     c->cq = grpc_completion_queue_create_for_pluck(NULL);
     if (!c->ch || !c->cq) {
         snprintf(errstr, errlen, "cannot create a channel to %s", target);

@@ -24,6 +24,7 @@ struct feat_server;
 struct feat_http;
 struct feat_models;
 struct feat_predlog;
+struct feat_auth;
 
 typedef struct featd {
     feat_config_t *cfg;
@@ -41,6 +42,7 @@ typedef struct featd {
     struct feat_producer *producer;       /* featd's own topics: alerts and predictions (NULL when none) */
     struct feat_server *grpc;
     struct feat_http *http;
+    struct feat_auth *auth;      /* bearer tokens ([auth]); NULL = no token files, everything open */
     int64_t started_ms;
     atomic_int shutting_down;
 } featd_t;

@@ -1,7 +1,8 @@
 /*
  * featctl — command-line client of a running featd (gRPC).
  *
- *   featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F] COMMAND ...
+ *   featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F]
+ *           [--tls] [--tls-ca F] [--tls-cert F --tls-key F] [--tls-server-name NAME] COMMAND ...
  *     get TABLE KEY... [--features F1,F2]     latest values (GetOnlineFeatures)
  *     history TABLE KEY@TIME... [--features F1,F2]
  *                                             values as of TIME (ms or RFC 3339), point in time
@@ -16,6 +17,14 @@
  *     predict MODEL KEY...                    scores from the entities' online features
  *     score MODEL --at TIME [KEY...|--keys-file F] [--out F.csv]
  *                                             batch prediction as of TIME, to CSV
+ *     backup DIR                              consistent copy of the store into the new
+ *                                             directory DIR on featd's host (Backup)
+ *
+ * Security: --tls-ca F verifies featd's certificate (--tls alone: gRPC's
+ * default roots), --tls-cert/--tls-key present a client certificate (mutual
+ * TLS), --tls-server-name NAME is the name checked instead of the host;
+ * --token-file F sends the file's first token line as "authorization: Bearer".
+ * With --config FILE the [featctl] keys give the same settings (flags win).
  *
  * Human-readable tables by default, --json for scripts.  Exit status: 0 ok,
  * 1 the call failed (daemon unreachable, bad request: one line on stderr),
@@ -25,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/config.h"
@@ -34,14 +44,17 @@
 #include "featd/v1/feature_service.pb-c.h"
 #include "serve/client.h"
 #include "serve/featctl.h"
+#include "serve/tls.h"
 
 int json_out;
 int64_t timeout_ms = 10000;
 const char *addr = NULL;
 feat_client_t *cli;
+static int using_tls;         /* the channel is TLS */
 
 void usage(FILE *f) {
-    fprintf(f, "usage: featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F] COMMAND\n"
+    fprintf(f, "usage: featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F]\n"
+               "               [--tls] [--tls-ca F] [--tls-cert F --tls-key F] [--tls-server-name NAME] COMMAND\n"
                "  get TABLE KEY... [--features F1,F2]\n"
                "  history TABLE KEY@TIME... [--features F1,F2]   (TIME: ms since epoch or RFC 3339)\n"
                "  status\n"
@@ -53,12 +66,15 @@ void usage(FILE *f) {
                "  rollback MODEL\n"
                "  retrain MODEL [--reason TEXT] [--wait]\n"
                "  predict MODEL KEY... [--alias champion|challenger] [--version N]\n"
-               "  score MODEL --at TIME [--keys-file FILE|-] [KEY...] [--out FILE.csv] [--alias A] [--version N]\n");
+               "  score MODEL --at TIME [--keys-file FILE|-] [KEY...] [--out FILE.csv] [--alias A] [--version N]\n"
+               "  backup DIR                       (a new directory on featd's host; relative = from here)\n");
 }
 
 int fail_call(const char *what, int code, const char *msg) {
     if (code == 14) /* UNAVAILABLE */
-        fprintf(stderr, "featctl: cannot reach featd at %s: %s\n", addr, msg && *msg ? msg : "unavailable");
+        fprintf(stderr, "featctl: cannot reach featd at %s: %s%s\n", addr, msg && *msg ? msg : "unavailable",
+                using_tls ? " (TLS: check --tls-ca, --tls-server-name and, for mutual TLS, --tls-cert/--tls-key)"
+                          : " (if featd serves TLS: --tls-ca FILE)");
     else
         fprintf(stderr, "featctl: %s: %s: %s\n", what, feat_grpc_code_name(code), msg && *msg ? msg : "(no message)");
     return 1;
@@ -484,8 +500,63 @@ static int cmd_drift(int argc, char **argv) {
     return 0;
 }
 
-/* The address from <data_dir>/featd.addr, else serve.listen. */
-static char *addr_from_config(const char *path) {
+/* backup DIR: featd writes the backup itself, so DIR is a path on featd's
+ * host; a relative one is made absolute against this process's directory
+ * (right when featctl runs on the same host, the usual case). */
+static int cmd_backup(int argc, char **argv) {
+    if (argc != 1 || !*argv[0]) {
+        usage(stderr);
+        return 2;
+    }
+    char dir[4096];
+    if (argv[0][0] == '/') {
+        snprintf(dir, sizeof(dir), "%s", argv[0]);
+    } else {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof(cwd))) {
+            fprintf(stderr, "featctl: backup: cannot read the current directory: %s\n", strerror(errno));
+            return 1;
+        }
+        snprintf(dir, sizeof(dir), "%s/%s", cwd, argv[0]);
+    }
+    Featd__V1__BackupRequest req = FEATD__V1__BACKUP_REQUEST__INIT;
+    req.dir = dir;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call("/featd.v1.AdminService/Backup", &req.base, &resp, "backup");
+    if (rc) return rc;
+    Featd__V1__BackupResponse *r = featd__v1__backup_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    if (json_out) {
+        feat_buf_t b = FEAT_BUF_INIT;
+        feat_buf_puts(&b, "{\"dir\":");
+        feat_buf_json_str(&b, r->dir, strlen(r->dir));
+        feat_buf_printf(&b, ",\"bytes\":%llu,\"files\":%llu,\"linked_files\":%llu,\"duration_ms\":%lld}\n",
+                        (unsigned long long)r->bytes, (unsigned long long)r->files,
+                        (unsigned long long)r->linked_files, (long long)r->duration_ms);
+        fwrite(b.data, 1, b.len, stdout);
+        feat_buf_free(&b);
+    } else {
+        printf("backup written to %s: %llu bytes in %llu files (%llu hard-linked to the live store), %lld ms\n"
+               "restore: stop featd, make this directory its featd.data_dir, start featd\n",
+               r->dir, (unsigned long long)r->bytes, (unsigned long long)r->files,
+               (unsigned long long)r->linked_files, (long long)r->duration_ms);
+    }
+    featd__v1__backup_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* What featctl takes from --config FILE: the address (<data_dir>/featd.addr,
+ * else serve.listen) and the [featctl] keys.  Strings owned; NULL = unset. */
+typedef struct conn_conf {
+    char *addr;
+    char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *token_file;
+    int server_tls;              /* serve.tls_cert is set: featd serves TLS */
+} conn_conf_t;
+
+static char *dup_set(const char *s) { return s && *s ? strdup(s) : NULL; }
+
+static void conn_from_config(const char *path, conn_conf_t *cc) {
     char err[512];
     feat_config_t *cfg = feat_config_load(path, err, sizeof(err));
     if (!cfg) {
@@ -507,31 +578,60 @@ static char *addr_from_config(const char *path) {
         }
     }
     if (!out) out = strdup(cfg->serve_listen);
+    cc->addr = out;
+    cc->tls_ca = dup_set(cfg->featctl_tls_ca);
+    cc->tls_cert = dup_set(cfg->featctl_tls_cert);
+    cc->tls_key = dup_set(cfg->featctl_tls_key);
+    cc->tls_server_name = dup_set(cfg->featctl_tls_server_name);
+    cc->token_file = dup_set(cfg->featctl_token_file);
+    cc->server_tls = *cfg->serve_tls_cert != 0;
     feat_config_free(cfg);
-    return out;
+}
+
+/* The first token of a token file (blank lines and # comment lines skipped);
+ * exits 2 with a line naming `name` when there is none. */
+static char *read_token(const char *path, const char *name) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "featctl: %s: cannot read token file %s: %s\n", name, path, strerror(errno));
+        exit(2);
+    }
+    char buf[1024], *tok = NULL;
+    while (!tok && fgets(buf, sizeof(buf), f)) {
+        char *t = buf + strspn(buf, " \t");
+        t[strcspn(t, "\r\n")] = 0;
+        size_t l = strlen(t);
+        while (l > 0 && (t[l - 1] == ' ' || t[l - 1] == '\t')) t[--l] = 0;
+        if (l && t[0] != '#') tok = strdup(t);
+    }
+    fclose(f);
+    memset(buf, 0, sizeof(buf));
+    if (!tok) {
+        fprintf(stderr, "featctl: %s: %s holds no token\n", name, path);
+        exit(2);
+    }
+    return tok;
 }
 
 int main(int argc, char **argv) {
     int i = 1;
     char *owned_addr = NULL, *token = NULL;
+    const char *config = NULL, *token_file = NULL, *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL,
+               *tls_name = NULL;
+    int tls = 0;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) json_out = 1;
         else if (!strcmp(a, "--addr") && i + 1 < argc) addr = argv[++i];
-        else if (!strcmp(a, "--config") && i + 1 < argc) addr = owned_addr = addr_from_config(argv[++i]);
+        else if (!strcmp(a, "--config") && i + 1 < argc) config = argv[++i];
         else if (!strcmp(a, "--timeout") && i + 1 < argc) timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
-        else if (!strcmp(a, "--token-file") && i + 1 < argc) {
-            FILE *f = fopen(argv[++i], "r");
-            char buf[512];
-            if (!f || !fgets(buf, sizeof(buf), f)) {
-                fprintf(stderr, "featctl: cannot read token file %s\n", argv[i]);
-                if (f) fclose(f);
-                return 2;
-            }
-            fclose(f);
-            buf[strcspn(buf, "\r\n")] = 0;
-            token = strdup(buf);
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        else if (!strcmp(a, "--token-file") && i + 1 < argc) token_file = argv[++i];
+        else if (!strcmp(a, "--tls")) tls = 1;
+        else if (!strcmp(a, "--tls-ca") && i + 1 < argc) tls_ca = argv[++i];
+        else if (!strcmp(a, "--tls-cert") && i + 1 < argc) tls_cert = argv[++i];
+        else if (!strcmp(a, "--tls-key") && i + 1 < argc) tls_key = argv[++i];
+        else if (!strcmp(a, "--tls-server-name") && i + 1 < argc) tls_name = argv[++i];
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else {
@@ -544,9 +644,42 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!addr) addr = "127.0.0.1:7070";
-    char err[256];
-    cli = feat_client_new(addr, err, sizeof(err));
+    if (!tls_cert != !tls_key) {
+        fprintf(stderr, "featctl: %s needs %s (a client certificate and its key)\n", tls_cert ? "--tls-cert" : "--tls-key",
+                tls_cert ? "--tls-key" : "--tls-cert");
+        return 2;
+    }
+    /* flags first, then the [featctl] keys of --config */
+    conn_conf_t cc;
+    memset(&cc, 0, sizeof(cc));
+    if (config) conn_from_config(config, &cc);
+    owned_addr = cc.addr;
+    if (!addr) addr = owned_addr ? owned_addr : "127.0.0.1:7070";
+    if (token_file) token = read_token(token_file, "--token-file");
+    else if (cc.token_file) token = read_token(cc.token_file, "featctl.token_file");
+    feat_tls_files_t tf = {tls_cert ? tls_cert : cc.tls_cert, tls_cert ? "--tls-cert" : "featctl.tls_cert",
+                           tls_key ? tls_key : cc.tls_key,   tls_key ? "--tls-key" : "featctl.tls_key",
+                           tls_ca ? tls_ca : cc.tls_ca,      tls_ca ? "--tls-ca" : "featctl.tls_ca"};
+    if (!tls_name) tls_name = cc.tls_server_name;
+    using_tls = tls || tf.ca || tf.cert || tls_name || cc.server_tls;
+    char err[512];
+    if (using_tls) {
+        feat_tls_pem_t pem;
+        if (feat_tls_load(&tf, &pem, err, sizeof(err))) {
+            fprintf(stderr, "featctl: %s\n", err);
+            return 2;
+        }
+        feat_client_tls_t ct = {pem.ca, pem.cert, pem.key, tls_name};
+        cli = feat_client_new_tls(addr, &ct, err, sizeof(err));
+        feat_tls_pem_free(&pem);
+    } else {
+        cli = feat_client_new(addr, err, sizeof(err));
+    }
+    free(cc.tls_ca);
+    free(cc.tls_cert);
+    free(cc.tls_key);
+    free(cc.token_file);
+    free(cc.tls_server_name); /* tls_name: gRPC holds its own copy */
     if (!cli) {
         fprintf(stderr, "featctl: %s\n", err);
         return 1;
@@ -571,6 +704,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "retrain")) rc = featctl_retrain(argc - i, argv + i);
     else if (!strcmp(cmd, "predict")) rc = featctl_predict(argc - i, argv + i);
     else if (!strcmp(cmd, "score")) rc = featctl_score(argc - i, argv + i);
+    else if (!strcmp(cmd, "backup")) rc = cmd_backup(argc - i, argv + i);
     else {
         fprintf(stderr, "featctl: unknown command %s\n", cmd);
         usage(stderr);

@@ -13,8 +13,14 @@
  *
  * Nothing here polls on a timer: workers block in grpc_completion_queue_next,
  * after polling without blocking for serve.busy_poll_us following each event.
+ *
+ * Security: conf->tls selects TLS or mutual TLS for the one listener (the PEM
+ * files were checked by serve/tls.c); conf->authorize, when set, sees every
+ * call's bearer token (copied from the metadata into the call state, no
+ * allocation) before the handler runs.
  */
 #include "serve/rpc.h"
+#include "serve/tls.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -66,6 +72,8 @@ struct call_state {
     feat_arena_t sarena;         /* streaming per-call memory */
     feat_rpc_call_t rc;
     char token[512];
+    int rearm;                   /* no replacement was armed when the call came: re-arm this one */
+    call_state_t *next;          /* in the worker's spare list */
 };
 
 typedef struct method_rt {
@@ -81,6 +89,8 @@ struct worker {
     int started;
     feat_arena_t arena;          /* unary per-call memory */
     feat_buf_t resp;
+    call_state_t *spare;         /* finished call states, for the next replacements */
+    size_t nspare;
 };
 
 struct feat_server {
@@ -94,6 +104,7 @@ struct feat_server {
     worker_t *workers;
     int nworkers;
     int port;
+    const char *security;        /* "plain text", "TLS", "mutual TLS" (static) */
     int started;
     atomic_int shutting_down;
     ctag_t shutdown_tag;
@@ -170,6 +181,30 @@ static void cs_free(call_state_t *cs) {
     free(cs);
 }
 
+/* A call state for method midx: a spare one, or a new one. */
+static call_state_t *cs_take(worker_t *w, int midx) {
+    call_state_t *cs = w->spare;
+    if (!cs) return cs_new(w, midx);
+    w->spare = cs->next;
+    w->nspare--;
+    cs->next = NULL;
+    if (cs->midx < 0 && midx >= 0) grpc_call_details_destroy(&cs->details);
+    if (cs->midx >= 0 && midx < 0) grpc_call_details_init(&cs->details);
+    cs->midx = midx;
+    return cs;
+}
+
+static void cs_put(worker_t *w, call_state_t *cs) {
+    feat_server_t *s = w->srv;
+    if (w->nspare >= s->nmethods * (size_t)s->conf.calls_per_method + 2) {
+        cs_free(cs);
+        return;
+    }
+    cs->next = w->spare;
+    w->spare = cs;
+    w->nspare++;
+}
+
 static int arm(worker_t *w, call_state_t *cs) {
     feat_server_t *s = w->srv;
     grpc_call_error e;
@@ -234,7 +269,9 @@ static void finish(call_state_t *cs) {
     cs->outstanding = 0;
     cs->final_sent = 0;
     cs->cancelled = 0;
-    if (atomic_load(&s->shutting_down) || arm(w, cs) != FEAT_OK) cs_free(cs);
+    if (atomic_load(&s->shutting_down)) cs_free(cs);
+    else if (!cs->rearm) cs_put(w, cs);
+    else if (arm(w, cs) != FEAT_OK) cs_free(cs);
 }
 
 /* Sends the final status (and, for unary calls, the message) in one batch. */
@@ -331,6 +368,16 @@ static void on_request(call_state_t *cs) {
     worker_t *w = cs->w;
     feat_server_t *s = w->srv;
     cs->start_ns = feat_mono_ns();
+    /* Arm a replacement now rather than re-arming cs when the call ends: a
+     * call whose client does not read its reply (zero flow-control window)
+     * never ends, and calls_per_method of those used to leave the method
+     * with no armed call, every other client waiting (test_grpc_abuse.py). */
+    cs->rearm = 1;
+    if (!atomic_load(&s->shutting_down)) {
+        call_state_t *n = cs_take(w, cs->midx);
+        if (n && arm(w, n) == FEAT_OK) cs->rearm = 0;
+        else if (n) cs_free(n);
+    }
     if (cs->midx < 0) {
         char msg[300];
         snprintf(msg, sizeof(msg), "unknown method %.*s", (int)GRPC_SLICE_LENGTH(cs->details.method),
@@ -526,7 +573,7 @@ feat_server_t *feat_server_new(const feat_server_conf_t *conf, const feat_method
     s->nworkers = s->conf.threads;
     s->workers = calloc((size_t)s->nworkers, sizeof(worker_t));
     if (!s->listen || !s->rt || !s->workers) goto nomem;
-    grpc_arg args[3];
+    grpc_arg args[4];
     memset(args, 0, sizeof(args));
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -537,7 +584,13 @@ feat_server_t *feat_server_new(const feat_server_conf_t *conf, const feat_method
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
     args[2].value.integer = 0;
-    grpc_channel_args ca = {3, args};
+    /* Calls in flight per connection: a client that stops reading its
+     * replies holds each call's reply in memory until it leaves, so one
+     * connection may hold at most this many (the HTTP/2 default is no limit). */
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+    args[3].value.integer = 256;
+    grpc_channel_args ca = {4, args};
     s->server = grpc_server_create(&ca, NULL);
     for (size_t i = 0; i < nmethods; i++) {
         s->rt[i].handle = grpc_server_register_method(s->server, methods[i].path, NULL,
@@ -561,11 +614,28 @@ feat_server_t *feat_server_new(const feat_server_conf_t *conf, const feat_method
         feat_arena_init(&w->arena, 65536);
         grpc_server_register_completion_queue(s->server, w->cq, NULL);
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    s->port = grpc_server_add_http2_port(s->server, conf->listen, creds);
-    grpc_server_credentials_release(creds);
+    grpc_server_credentials *creds;
+    const feat_tls_pem_t *tls = conf->tls;
+    if (tls && tls->cert && tls->key) {
+        /* mutual TLS: gRPC verifies the client's chain against ca during the handshake */
+        grpc_ssl_pem_key_cert_pair pair = {tls->key, tls->cert};
+        creds = grpc_ssl_server_credentials_create_ex(tls->ca, &pair, 1,
+                                                      tls->ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                              : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+                                                      NULL);
+        s->security = tls->ca ? "mutual TLS" : "TLS";
+    } else {
+        creds = grpc_insecure_server_credentials_create();
+        s->security = "plain text";
+    }
+    s->port = creds ? grpc_server_add_http2_port(s->server, conf->listen, creds) : 0;
+    if (creds) grpc_server_credentials_release(creds);
     if (s->port <= 0) {
-        snprintf(errstr, errlen, "serve.listen: cannot listen on %s", conf->listen);
+        if (tls)
+            snprintf(errstr, errlen, "serve.listen: cannot listen on %s with TLS (address in use? gRPC refused "
+                     "serve.tls_cert / serve.tls_key: see the grpc log line above)", conf->listen);
+        else
+            snprintf(errstr, errlen, "serve.listen: cannot listen on %s", conf->listen);
         feat_server_destroy(s);
         return NULL;
     }
@@ -605,7 +675,8 @@ int feat_server_start(feat_server_t *s, char *errstr, size_t errlen) {
         }
         w->started = 1;
     }
-    feat_log(FEAT_LOG_INFO, "serve", "gRPC on %s (port %d), %d threads", s->listen, s->port, s->nworkers);
+    feat_log(FEAT_LOG_INFO, "serve", "gRPC on %s (port %d, %s), %d threads", s->listen, s->port, s->security,
+             s->nworkers);
     return FEAT_OK;
 }
 
@@ -654,6 +725,11 @@ void feat_server_destroy(feat_server_t *s) {
         }
         feat_arena_free(&w->arena);
         feat_buf_free(&w->resp);
+        while (w->spare) {
+            call_state_t *cs = w->spare;
+            w->spare = cs->next;
+            cs_free(cs);
+        }
     }
     free(s->workers);
     free(s->rt);

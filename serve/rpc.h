@@ -63,8 +63,12 @@ typedef struct feat_server_conf {
     int64_t max_message;        /* bytes, both directions */
     int64_t busy_poll_us;       /* poll without sleeping this long after each event; 0 = never */
     feat_metrics_t *metrics;
-    /* authorization hook (NULL = allow all): FEAT_OK, FEAT_ERR_UNAUTHENTICATED or FEAT_ERR_PERMISSION */
+    /* authorization hook (NULL = allow all): FEAT_OK, FEAT_ERR_UNAUTHENTICATED or FEAT_ERR_PERMISSION.
+     * Runs on the worker thread for every call, before the handler: keep it cheap, no allocation. */
     int (*authorize)(void *app, const feat_method_t *m, const char *token, char *msg, size_t msglen);
+    /* TLS (serve/tls.h; NULL = plain text): cert and key PEM required; ca set = mutual TLS, clients must
+     * present a certificate signed by it.  Borrowed only during feat_server_new (gRPC copies it). */
+    const struct feat_tls_pem *tls;
 } feat_server_conf_t;
 
 /* methods and app are borrowed for the server's life. */

@@ -1,6 +1,7 @@
 /* Unit tests for common/config.c: values, defaults, and that every kind of
  * mistake is refused with one line naming the key. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,18 @@ static const struct { const char *text; const char *key; } bad[] = {
     {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable = t\nlabel_topic=l\ntask = svm\n", "model.m.task"},
     {"this is not ini\n", "line 1"},
     {"key_without_section = 1\n", "key_without_section"},
+    /* security: plain text off loopback only when asked for; TLS keys in pairs */
+    {"[serve]\nlisten = 0.0.0.0:7070\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.plaintext"},
+    {"[serve]\nlisten = 0.0.0.0:7070\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.tls_cert"},
+    {"[serve]\nlisten = [::]:7070\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.plaintext"},
+    {"[serve]\nlisten = 10.1.2.3:7070\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.plaintext"},
+    {"[serve]\nlisten = featd.example:7070\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.plaintext"},
+    {"[serve]\ntls_cert = /c.pem\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.tls_key"},
+    {"[serve]\ntls_key = /k.pem\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.tls_cert"},
+    {"[serve]\ntls_client_ca = /ca.pem\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.tls_client_ca"},
+    {"[serve]\nplaintext = sometimes\n", "serve.plaintext"},
+    {"[featctl]\ntls_cert = /c.pem\n[table t]\ntopic=x\nfeature.a=int64\n", "featctl.tls_key"},
+    {"[auth]\ntokens = x\n", "auth.tokens"},
 };
 
 START_TEST(bad_config_names_the_key) {
@@ -110,6 +123,67 @@ START_TEST(bad_config_names_the_key) {
     ck_assert_msg(c == NULL, "case %d accepted", _i);
     ck_assert_msg(strstr(err, bad[_i].key) != NULL, "case %d: error \"%s\" does not name %s", _i, err, bad[_i].key);
     ck_assert_msg(strchr(err, '\n') == NULL, "case %d: error is not one line: %s", _i, err);
+}
+END_TEST
+
+/* Accepted: loopback listeners without TLS, any listener with TLS or with
+ * plaintext = true. */
+START_TEST(plaintext_only_when_explicit) {
+    static const char *const ok[] = {
+        "[serve]\nlisten = 127.0.0.1:7070\n",
+        "[serve]\nlisten = 127.3.4.5:0\n",
+        "[serve]\nlisten = localhost:7070\n",
+        "[serve]\nlisten = [::1]:7070\n",
+        "[serve]\nlisten = 0.0.0.0:7070\nplaintext = true\n",
+        "[serve]\nlisten = 0.0.0.0:7070\ntls_cert = /c.pem\ntls_key = /k.pem\n",
+        "[serve]\nlisten = [::]:7070\ntls_cert = /c.pem\ntls_key = /k.pem\ntls_client_ca = /ca.pem\n",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char text[512], err[512] = "";
+        snprintf(text, sizeof(text), "%s[table t]\ntopic=x\nfeature.a=int64\n", ok[i]);
+        feat_config_t *c = feat_config_parse(text, strlen(text), err, sizeof(err));
+        ck_assert_msg(c != NULL, "case %zu refused: %s", i, err);
+        feat_config_free(c);
+    }
+    /* defaults: loopback, no TLS, no tokens */
+    char err[512] = "";
+    const char *t = "[table t]\ntopic=x\nfeature.a=int64\n";
+    feat_config_t *c = feat_config_parse(t, strlen(t), err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->serve_listen, "127.0.0.1:7070");
+    ck_assert_str_eq(c->admin_listen, "127.0.0.1:7071");
+    ck_assert_int_eq(c->serve_plaintext, 0);
+    ck_assert_str_eq(c->serve_tls_cert, "");
+    ck_assert_str_eq(c->auth_read_tokens_file, "");
+    ck_assert_str_eq(c->auth_admin_tokens_file, "");
+    feat_config_free(c);
+
+    ck_assert_int_eq(feat_addr_is_loopback("127.0.0.1:1"), 1);
+    ck_assert_int_eq(feat_addr_is_loopback("127.255.0.9:1"), 1);
+    ck_assert_int_eq(feat_addr_is_loopback("LOCALHOST:1"), 1);
+    ck_assert_int_eq(feat_addr_is_loopback("[::1]:1"), 1);
+    ck_assert_int_eq(feat_addr_is_loopback("[::ffff:127.0.0.1]:1"), 1);
+    ck_assert_int_eq(feat_addr_is_loopback("0.0.0.0:1"), 0);
+    ck_assert_int_eq(feat_addr_is_loopback("128.0.0.1:1"), 0);
+    ck_assert_int_eq(feat_addr_is_loopback("[::]:1"), 0);
+    ck_assert_int_eq(feat_addr_is_loopback("[::2]:1"), 0);
+    ck_assert_int_eq(feat_addr_is_loopback("localhost.evil.example:1"), 0);
+    ck_assert_int_eq(feat_addr_is_loopback("127.0.0.1"), 0); /* no port: not host:port */
+    ck_assert_int_eq(feat_addr_is_loopback(":1"), 0);
+    ck_assert_int_eq(feat_addr_is_loopback(NULL), 0);
+}
+END_TEST
+
+START_TEST(kafka_security_keys_pass) {
+    static const char *const keys[] = {"security.protocol", "ssl.ca.location", "ssl.certificate.location",
+                                       "ssl.key.location", "ssl.key.password", "ssl.ca.pem", "ssl.keystore.location",
+                                       "ssl.endpoint.identification.algorithm", "sasl.mechanism", "sasl.mechanisms",
+                                       "sasl.username", "sasl.password", "sasl.oauthbearer.token.endpoint.url",
+                                       "sasl.kerberos.keytab"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(feat_config_kafka_allowed(keys[i]), "%s refused", keys[i]);
+    ck_assert_int_eq(feat_config_kafka_allowed("enable.auto.commit"), 0);
+    ck_assert_int_eq(feat_config_kafka_allowed("ssl.engine.location"), 0); /* loads a shared object */
 }
 END_TEST
 
@@ -157,6 +231,8 @@ int main(void) {
     tcase_add_test(tc, parses_values_and_defaults);
     tcase_add_loop_test(tc, bad_config_names_the_key, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, missing_file_is_a_clear_error);
+    tcase_add_test(tc, plaintext_only_when_explicit);
+    tcase_add_test(tc, kafka_security_keys_pass);
     tcase_add_test(tc, parsers);
     tcase_add_test(tc, reference_lists_every_key);
     suite_add_tcase(s, tc);
