@@ -3,7 +3,8 @@
  * modules in dependency order, run the event loop, stop in reverse order.
  *
  *   featd --config FILE [--demo] [--set section.key=value]...
- *   featd --version | --config-reference
+ *   featd --config FILE --check [--set section.key=value]...
+ *   featd --version | --config-reference | --config-example
  *
  * Exit status: 0 after a clean stop, 1 on a runtime failure (store, broker),
  * 2 on bad arguments or configuration (one line naming the key).
@@ -24,12 +25,14 @@
 #include "drift/monitor.h"
 #include "ingest/producer.h"
 #include "serve/alerts.h"
+#include "serve/auth.h"
 #include "serve/cache.h"
 #include "serve/predlog.h"
 #include "train/models.h"
 #include "serve/daemon.h"
 #include "serve/http.h"
 #include "serve/rpc.h"
+#include "serve/tls.h"
 #include "serve/webhook.h"
 
 typedef struct loop_ctx {
@@ -44,7 +47,8 @@ typedef struct loop_ctx {
 static void usage(FILE *f) {
     fprintf(f, "usage: featd --config FILE [--demo] [--set section.key=value]...\n"
                "       featd --version\n"
-               "       featd --config-reference\n");
+               "       featd --config FILE --check   (validate the config and exit)\n"
+               "       featd --config-reference | --config-example\n");
 }
 
 /* mkdir -p with mode 0700 for every directory it creates. */
@@ -74,6 +78,9 @@ static int mkdirs(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "featd.data_dir: %s is not a directory", tmp);
         return -1;
     }
+    if (sb.st_mode & 077)
+        feat_log(FEAT_LOG_WARN, "featd", "featd.data_dir: %s is open to other users (mode %03o); chmod 700 it", tmp,
+                 (unsigned)(sb.st_mode & 0777));
     if (access(tmp, W_OK) != 0) {
         snprintf(err, errlen, "featd.data_dir: %s is not writable: %s", tmp, strerror(errno));
         return -1;
@@ -182,9 +189,50 @@ static void webhook_alert_sink(void *arg, const feat_drift_alert_t *a) {
     feat_buf_free(&b);
 }
 
+/* The gRPC server's authorize hook when [auth] names token files: runs for
+ * every call on its worker thread (constant-time comparison, no allocation). */
+static int grpc_authorize(void *app, const feat_method_t *m, const char *token, char *msg, size_t msglen) {
+    featd_t *fd = app;
+    feat_auth_level_t l = token ? feat_auth_check(fd->auth, token, strlen(token)) : FEAT_AUTH_NONE;
+    if (l == FEAT_AUTH_NONE) {
+        snprintf(msg, msglen, token ? "unknown bearer token" : "no bearer token (send \"authorization: Bearer TOKEN\")");
+        return FEAT_ERR_UNAUTHENTICATED;
+    }
+    if (m->access == FEAT_RPC_ADMIN && l != FEAT_AUTH_ADMIN) {
+        snprintf(msg, msglen, "%s needs an admin token (auth.admin_tokens_file); this one may only read", m->name);
+        return FEAT_ERR_PERMISSION;
+    }
+    return FEAT_OK;
+}
+
+/* Reads serve.tls_* and the [auth] token files (exit 2 naming the key on
+ * failure) and warns about listeners that are plain text off loopback. */
+static int load_security(featd_t *fd, feat_tls_pem_t *tls, char *err, size_t errlen) {
+    const feat_config_t *cfg = fd->cfg;
+    if (*cfg->serve_tls_cert) {
+        feat_tls_files_t tf = {cfg->serve_tls_cert, "serve.tls_cert", cfg->serve_tls_key, "serve.tls_key",
+                               cfg->serve_tls_client_ca, "serve.tls_client_ca"};
+        if (feat_tls_load(&tf, tls, err, errlen)) return FEAT_ERR_CONFIG;
+    } else if (!feat_addr_is_loopback(cfg->serve_listen)) {
+        feat_log(FEAT_LOG_WARN, "featd", "serve.listen %s is not loopback and serve.plaintext = true: gRPC calls "
+                 "(and their bearer tokens) cross the network in clear text", cfg->serve_listen);
+    }
+    if (feat_auth_load(cfg->auth_read_tokens_file, "auth.read_tokens_file", cfg->auth_admin_tokens_file,
+                       "auth.admin_tokens_file", &fd->auth, err, errlen)) {
+        feat_tls_pem_free(tls);
+        return FEAT_ERR_CONFIG;
+    }
+    if (!feat_addr_is_loopback(cfg->admin_listen))
+        feat_log(FEAT_LOG_WARN, "featd", "admin.listen %s is not loopback: admin HTTP is plain text%s",
+                 cfg->admin_listen,
+                 fd->auth ? " and bearer tokens sent to it can be read on the network"
+                          : " and, with no [auth] tokens, open to anyone who reaches it");
+    return FEAT_OK;
+}
+
 int main(int argc, char **argv) {
     const char *cfg_path = NULL;
-    int demo = 0;
+    int demo = 0, check_only = 0;
     const char *sets[64];
     int nsets = 0;
     for (int i = 1; i < argc; i++) {
@@ -198,6 +246,14 @@ int main(int argc, char **argv) {
             fwrite(b.data, 1, b.len, stdout);
             feat_buf_free(&b);
             return 0;
+        } else if (!strcmp(a, "--config-example")) {
+            feat_buf_t b = FEAT_BUF_INIT;
+            feat_config_example(&b);
+            fwrite(b.data, 1, b.len, stdout);
+            feat_buf_free(&b);
+            return 0;
+        } else if (!strcmp(a, "--check")) {
+            check_only = 1;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -252,11 +308,26 @@ int main(int argc, char **argv) {
         feat_config_free(fd.cfg);
         return 2;
     }
+    feat_tls_pem_t tls = {NULL, NULL, NULL};
+    if (load_security(&fd, &tls, err, sizeof(err))) {
+        fprintf(stderr, "featd: config: %s\n", err);
+        feat_config_free(fd.cfg);
+        return 2;
+    }
+    if (check_only) {
+        printf("featd: config %s is valid\n", cfg_path);
+        feat_tls_pem_free(&tls);
+        feat_auth_destroy(fd.auth);
+        feat_config_free(fd.cfg);
+        return 0;
+    }
     if (demo) fd.cfg->demo_enabled = 1;
     feat_config_t *cfg = fd.cfg;
     feat_log_set_level((feat_log_level_t)cfg->log_level);
     if (cfg->log_file && *cfg->log_file && feat_log_set_file(cfg->log_file)) {
         fprintf(stderr, "featd: config: featd.log_file: cannot open %s: %s\n", cfg->log_file, strerror(errno));
+        feat_tls_pem_free(&tls);
+        feat_auth_destroy(fd.auth);
         feat_config_free(cfg);
         return 2;
     }
@@ -273,6 +344,8 @@ int main(int argc, char **argv) {
 
     if (mkdirs(cfg->data_dir, err, sizeof(err))) {
         fprintf(stderr, "featd: %s\n", err);
+        feat_tls_pem_free(&tls);
+        feat_auth_destroy(fd.auth);
         feat_config_free(cfg);
         return 1;
     }
@@ -387,8 +460,13 @@ int main(int argc, char **argv) {
     size_t nmethods;
     const feat_method_t *methods = featd_methods(&nmethods);
     feat_server_conf_t gc = {cfg->serve_listen, (int)cfg->serve_threads, (int)cfg->serve_calls_per_method,
-                             cfg->serve_max_message, cfg->serve_busy_poll_us, fd.metrics, NULL};
+                             cfg->serve_max_message, cfg->serve_busy_poll_us, fd.metrics,
+                             fd.auth ? grpc_authorize : NULL, tls.cert ? &tls : NULL};
+    if (fd.auth)
+        feat_log(FEAT_LOG_INFO, "featd", "bearer tokens required: %zu read, %zu admin", feat_auth_count(fd.auth, FEAT_AUTH_READ),
+                 feat_auth_count(fd.auth, FEAT_AUTH_ADMIN));
     fd.grpc = feat_server_new(&gc, methods, nmethods, &fd, err, sizeof(err));
+    feat_tls_pem_free(&tls); /* gRPC holds its own copy */
     if (!fd.grpc || feat_server_start(fd.grpc, err, sizeof(err))) {
         fprintf(stderr, "featd: %s\n", err);
         goto out;
@@ -448,6 +526,8 @@ out:
     if (ev_tick) event_free(ev_tick);
     if (base) event_base_free(base);
     free(fd.bootstrap);
+    feat_tls_pem_free(&tls);
+    feat_auth_destroy(fd.auth); /* after the servers that check tokens */
     feat_log(FEAT_LOG_INFO, "featd", "stopped (exit %d)", code);
     feat_config_free(cfg);
     return code;

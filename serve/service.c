@@ -20,9 +20,12 @@
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- request validation ------------------------------------------------------- */
 
@@ -142,6 +145,7 @@ static Featd__V1__FeatureValue *to_pb(feat_arena_t *a, const feat_value_t *v) {
 
 int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
     size_t n = protobuf_c_message_get_packed_size(m);
+    if (n == 0) return FEAT_OK; /* an empty message: out may have no buffer at all */
     if (feat_buf_grow(out, n)) return FEAT_ERR_NOMEM;
     protobuf_c_message_pack(m, (uint8_t *)out->data + out->len);
     out->len += n;
@@ -481,6 +485,59 @@ static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
     return featd_svc_pack(resp, &res.base);
 }
 
+/* Backup: dir becomes a data directory whose db/ is a RocksDB checkpoint of
+ * the live store.  Runs on the calling gRPC thread (a flush plus hard links:
+ * usually well under a second). */
+static int backup(feat_rpc_call_t *call, feat_buf_t *resp) {
+    featd_t *fd = call->app;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    if (featd_svc_has_nul(call->req, call->req_len, 1u << 1, 0, 0))
+        return ERR(call, FEAT_ERR_INVALID, "dir holds a NUL byte");
+    Featd__V1__BackupRequest *req = featd__v1__backup_request__unpack(&al, call->req_len, call->req);
+    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a BackupRequest");
+    const char *dir = req->dir ? req->dir : "";
+    if (!*dir) return ERR(call, FEAT_ERR_INVALID, "dir is required");
+    if (dir[0] != '/') return ERR(call, FEAT_ERR_INVALID, "dir must be an absolute path on featd's host");
+    if (strlen(dir) > 3500) return ERR(call, FEAT_ERR_INVALID, "dir is longer than 3500 bytes");
+    feat_metric_t *ok = feat_counter(fd->metrics, "featd_backups_total", "Backups (Backup RPC) by result", "result=\"ok\"");
+    feat_metric_t *bad = feat_counter(fd->metrics, "featd_backups_total", "Backups (Backup RPC) by result", "result=\"error\"");
+    int64_t t0 = feat_now_ms();
+    if (mkdir(dir, 0700) != 0) {
+        int e = errno;
+        feat_metric_add(bad, 1);
+        if (e == EEXIST) return ERR(call, FEAT_ERR_EXISTS, "%.200s already exists (a backup needs a new directory)", dir);
+        if (e == ENOENT || e == ENOTDIR)
+            return ERR(call, FEAT_ERR_INVALID, "%.200s: the parent directory does not exist", dir);
+        return ERR(call, FEAT_ERR_IO, "cannot create %.200s: %s", dir, strerror(e));
+    }
+    char db[4096], err[512];
+    snprintf(db, sizeof(db), "%s/db", dir);
+    feat_checkpoint_info_t info;
+    int rc = feat_store_checkpoint(fd->st, db, &info, err, sizeof(err));
+    if (rc) {
+        rmdir(dir);
+        feat_metric_add(bad, 1);
+        feat_log(FEAT_LOG_ERROR, "serve", "backup to %s failed: %s", dir, err);
+        return ERR(call, rc, "backup failed: %.200s", err);
+    }
+    int64_t ms = feat_now_ms() - t0;
+    feat_metric_add(ok, 1);
+    feat_metric_set(feat_gauge(fd->metrics, "featd_backup_last_success_timestamp_seconds",
+                               "Unix time of the last successful backup", NULL),
+                    (double)feat_now_ms() / 1000.0);
+    feat_log(FEAT_LOG_INFO, "serve", "backup: %s (%llu bytes in %llu files, %llu hard-linked) in %lld ms", dir,
+             (unsigned long long)info.bytes, (unsigned long long)info.files, (unsigned long long)info.linked_files,
+             (long long)ms);
+    Featd__V1__BackupResponse res = FEATD__V1__BACKUP_RESPONSE__INIT;
+    res.dir = (char *)dir;
+    res.bytes = info.bytes;
+    res.files = info.files;
+    res.linked_files = info.linked_files;
+    res.duration_ms = ms;
+    return featd_svc_pack(resp, &res.base);
+}
+
 #define FS "/featd.v1.FeatureService/"
 #define AS "/featd.v1.AdminService/"
 
@@ -497,6 +554,7 @@ static const feat_method_t methods[] = {
     {AS "GetRetrainStatus", "GetRetrainStatus", featd_svc_retrain_status, NULL, FEAT_RPC_READ},
     {AS "GetDriftReport", "GetDriftReport", drift_report, NULL, FEAT_RPC_READ},
     {AS "PinDriftReference", "PinDriftReference", pin_reference, NULL, FEAT_RPC_ADMIN},
+    {AS "Backup", "Backup", backup, NULL, FEAT_RPC_ADMIN},
 };
 
 const feat_method_t *featd_methods(size_t *n) {

@@ -3,6 +3,7 @@
 docs/CONFIG.md, and bad configurations stop start-up with exit status 2 and
 one line that names the key."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,37 @@ BAD = [
 ]
 
 
+def check_example(args, b):
+    """deploy/featd.example.ini is `featd --config-example`, loads as it is, and
+    still loads with every commented-out default uncommented (so each default
+    it shows is a valid value); --check validates without starting."""
+    ex = subprocess.run([b["featd"], "--config-example"], capture_output=True, text=True, check=True).stdout
+    path = os.path.join(args.source_dir, "deploy", "featd.example.ini")
+    assert ex == open(path).read(), \
+        "deploy/featd.example.ini is stale: regenerate with `featd --config-example > deploy/featd.example.ini`"
+    r = subprocess.run([b["featd"], "--config", path, "--check"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "valid" in r.stdout, r
+    out, section, n = [], "", 0
+    for line in ex.splitlines():
+        if line.startswith("["):
+            section = line
+        m = re.match(r"^;([A-Za-z_][A-Za-z0-9_.]*) =( .*)?$", line)
+        # the [kafka] pass-through lines are examples for a real cluster, not defaults
+        if m and not (section == "[kafka]" and "." in m.group(1)):
+            line, n = line[1:], n + 1
+        out.append(line)
+    assert n > 50, f"only {n} commented-out keys in the example"
+    with tempfile.TemporaryDirectory() as d:
+        full = os.path.join(d, "full.ini")
+        open(full, "w").write("\n".join(out) + "\n")
+        r = subprocess.run([b["featd"], "--config", full, "--check"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, f"the example with its {n} defaults uncommented does not load: {r.stderr}"
+        bad = os.path.join(d, "bad.ini")
+        open(bad, "w").write(ex.replace(";batch_max = 10000", "batch_max = 0"))
+        r = subprocess.run([b["featd"], "--config", bad, "--check"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "ingest.batch_max" in r.stderr, r
+
+
 def main():
     args = H.parse_args()
     b = H.bins(args)
@@ -29,6 +61,7 @@ def main():
     ref = subprocess.run([b["featd"], "--config-reference"], capture_output=True, text=True, check=True).stdout
     doc = open(os.path.join(args.source_dir, "docs", "CONFIG.md")).read()
     assert ref == doc, "docs/CONFIG.md is stale: regenerate with `featd --config-reference > docs/CONFIG.md`"
+    check_example(args, b)
     with tempfile.TemporaryDirectory() as d:
         for text, key in BAD:
             path = os.path.join(d, "bad.ini")
@@ -46,7 +79,8 @@ def main():
         path = os.path.join(d, "good.ini")
         open(path, "w").write(good)
         p = H.Proc([b["featd"], "--config", path], os.path.join(d, "featd.log"))
-        H.wait_for(lambda: "running" in p.tail(), 20, "featd to start")
+        # " running: " is the start-up line; a bare "running" also matches the root warning
+        H.wait_for(lambda: " running: " in p.tail(), 20, "featd to start")
         assert p.stop() == 0
         assert oct(os.stat(f"{d}/data2").st_mode & 0o777) == "0o700", "data_dir must be created 0700"
         open(path, "w").write(good.replace("feature.a=int64", "feature.a=string"))
