@@ -2,3 +2,9 @@ featd_py_test(integration_serve SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/t
 featd_py_test(integration_serve_concurrency SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_serve_concurrency.py LABELS integration TIMEOUT 300)
 featd_py_test(integration_models SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_models.py LABELS integration TIMEOUT 600)
 featd_py_test(integration_retrain SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_retrain.py LABELS integration TIMEOUT 600)
+featd_py_test(integration_backup SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_backup.py LABELS integration TIMEOUT 300)
+featd_py_test(integration_security SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_security.py LABELS integration TIMEOUT 300)
+featd_py_test(integration_grpc_abuse SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_grpc_abuse.py LABELS integration TIMEOUT 600)
+featd_py_test(integration_crash_loop SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_crash_loop.py LABELS integration TIMEOUT 300)
+featd_py_test(long_crash_loop SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_crash_loop.py
+              LABELS long TIMEOUT 3600 ARGS --long --kills 150)
