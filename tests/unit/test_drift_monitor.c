@@ -48,6 +48,7 @@ typedef struct fx {
     feat_config_t *cfg;
     feat_store_t *st;
     feat_drift_t *d;
+    feat_metrics_t *reg;
     alerts_t al;
     uint64_t rng;
 } fx_t;
@@ -67,7 +68,8 @@ static void open_all(fx_t *f, const char *window_time) {
     feat_store_conf_t sc = {path, f->cfg, 0, 8 << 20, 8 << 20, 0};
     f->st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_ptr_nonnull(f->st);
-    f->d = feat_drift_new(f->cfg, f->st, feat_metrics_new(), err, sizeof(err));
+    f->reg = feat_metrics_new();
+    f->d = feat_drift_new(f->cfg, f->st, f->reg, err, sizeof(err));
     ck_assert_msg(f->d != NULL, "%s", err);
     pthread_mutex_init(&f->al.lock, NULL);
     f->al.n = 0;
@@ -77,6 +79,7 @@ static void open_all(fx_t *f, const char *window_time) {
 
 static void close_all(fx_t *f) {
     feat_drift_destroy(f->d);
+    feat_metrics_destroy(f->reg);
     feat_store_close(f->st);
     feat_config_free(f->cfg);
 }
