@@ -437,15 +437,6 @@ typedef struct loader {
     unsigned char *seen_fixed; /* per opts[] row, for duplicate detection */
 } loader_t;
 
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t len, const char *fmt, ...) {
-    if (!err || !len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
 /* Stores text into the field of row o at base.  full = the key's full name. */
 static int apply_opt(const opt_t *o, void *base, const char *full, const char *val, char *err, size_t errlen) {
     char *field = (char *)base + o->off;
@@ -454,7 +445,7 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
     switch (o->type) {
     case OPT_BOOL:
         if (parse_bool(val, &bv)) {
-            set_err(err, errlen, "%s: \"%s\" is not a boolean (use true or false)", full, val);
+            feat_errf(err, errlen, "%s: \"%s\" is not a boolean (use true or false)", full, val);
             return FEAT_ERR_CONFIG;
         }
         *(int *)field = bv;
@@ -462,7 +453,7 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
     case OPT_LOGLEVEL:
         bv = feat_log_level_parse(val);
         if (bv < 0 || bv > FEAT_LOG_ERROR) {
-            set_err(err, errlen, "%s: \"%s\" is not a log level (debug, info, warn, error)", full, val);
+            feat_errf(err, errlen, "%s: \"%s\" is not a log level (debug, info, warn, error)", full, val);
             return FEAT_ERR_CONFIG;
         }
         *(int *)field = bv;
@@ -474,14 +465,14 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
                : o->type == OPT_SIZE ? feat_parse_size(val, &iv)
                : feat_parse_duration_ms(val, &iv);
         if (rc) {
-            set_err(err, errlen, "%s: \"%s\" is not %s", full, val,
+            feat_errf(err, errlen, "%s: \"%s\" is not %s", full, val,
                     o->type == OPT_INT ? "an integer"
                     : o->type == OPT_SIZE ? "a size (e.g. 4096, 64KiB, 128MiB)"
                     : "a duration with a unit (e.g. 500ms, 30s, 5m, 24h, 7d)");
             return FEAT_ERR_CONFIG;
         }
         if (iv < o->min || iv > o->max) {
-            set_err(err, errlen, "%s: %s is out of range [%lld, %lld]%s", full, val,
+            feat_errf(err, errlen, "%s: %s is out of range [%lld, %lld]%s", full, val,
                     (long long)o->min, (long long)o->max,
                     o->type == OPT_DURATION ? " milliseconds" : o->type == OPT_SIZE ? " bytes" : "");
             return FEAT_ERR_CONFIG;
@@ -494,11 +485,11 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
         errno = 0;
         double d = strtod(val, &end);
         if (errno || end == val || *end || !(d == d) || d > 1e300 || d < -1e300) {
-            set_err(err, errlen, "%s: \"%s\" is not a number", full, val);
+            feat_errf(err, errlen, "%s: \"%s\" is not a number", full, val);
             return FEAT_ERR_CONFIG;
         }
         if (d < (double)o->min / 1e6 || d > (double)o->max / 1e6) {
-            set_err(err, errlen, "%s: %s is out of range [%g, %g]", full, val, (double)o->min / 1e6, (double)o->max / 1e6);
+            feat_errf(err, errlen, "%s: %s is out of range [%g, %g]", full, val, (double)o->min / 1e6, (double)o->max / 1e6);
             return FEAT_ERR_CONFIG;
         }
         *(double *)field = d;
@@ -506,7 +497,7 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
     }
     case OPT_ADDR:
         if (!addr_ok(val)) {
-            set_err(err, errlen, "%s: \"%s\" is not host:port", full, val);
+            feat_errf(err, errlen, "%s: \"%s\" is not host:port", full, val);
             return FEAT_ERR_CONFIG;
         }
         break;
@@ -521,20 +512,20 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
             p = bar ? bar + 1 : NULL;
         }
         if (!ok) {
-            set_err(err, errlen, "%s: \"%s\" is not one of %s", full, val, o->enums);
+            feat_errf(err, errlen, "%s: \"%s\" is not one of %s", full, val, o->enums);
             return FEAT_ERR_CONFIG;
         }
         break;
     }
     case OPT_TOPIC:
         if (!topic_ok(val)) {
-            set_err(err, errlen, "%s: \"%s\" is not a valid Kafka topic name", full, val);
+            feat_errf(err, errlen, "%s: \"%s\" is not a valid Kafka topic name", full, val);
             return FEAT_ERR_CONFIG;
         }
         break;
     case OPT_NAME:
         if (!name_ok(val)) {
-            set_err(err, errlen, "%s: \"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
+            feat_errf(err, errlen, "%s: \"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
                     full, val, FEAT_MAX_NAME);
             return FEAT_ERR_CONFIG;
         }
@@ -544,7 +535,7 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
     }
     char *dup = strdup(val);
     if (!dup) {
-        set_err(err, errlen, "%s: out of memory", full);
+        feat_errf(err, errlen, "%s: out of memory", full);
         return FEAT_ERR_NOMEM;
     }
     free(*(char **)field);
@@ -601,9 +592,9 @@ static int set_kafka(feat_config_t *c, const char *key, const char *val, char *e
     if (!feat_config_kafka_allowed(key)) {
         if (!strcmp(key, "enable.auto.commit") || !strcmp(key, "enable.auto.offset.store") ||
             !strcmp(key, "auto.commit.interval.ms"))
-            set_err(err, errlen, "kafka.%s: not allowed: featd stores offsets with the data and commits them itself", key);
+            feat_errf(err, errlen, "kafka.%s: not allowed: featd stores offsets with the data and commits them itself", key);
         else
-            set_err(err, errlen, "kafka.%s: unknown key (not a featd key nor an allowed librdkafka property)", key);
+            feat_errf(err, errlen, "kafka.%s: unknown key (not a featd key nor an allowed librdkafka property)", key);
         return FEAT_ERR_CONFIG;
     }
     for (size_t i = 0; i < c->nkafka; i++) {
@@ -635,19 +626,19 @@ static int set_feature_drift(feat_table_conf_t *t, const char *spec, const char 
                              size_t errlen) {
     const char *dot = strrchr(spec, '.');
     if (!dot || dot == spec) {
-        set_err(err, errlen, "%s: expected drift.FEATURE.STAT (STAT: enabled, ks, psi, kl, js, p_value)", full);
+        feat_errf(err, errlen, "%s: expected drift.FEATURE.STAT (STAT: enabled, ks, psi, kl, js, p_value)", full);
         return FEAT_ERR_CONFIG;
     }
     int f = feat_table_feature_index(t, spec, (size_t)(dot - spec));
     if (f < 0) {
-        set_err(err, errlen, "%s: no feature \"%.*s\" declared above in table %s", full, (int)(dot - spec), spec, t->name);
+        feat_errf(err, errlen, "%s: no feature \"%.*s\" declared above in table %s", full, (int)(dot - spec), spec, t->name);
         return FEAT_ERR_CONFIG;
     }
     feat_drift_thresh_t *d = &t->features[f].drift;
     const char *stat = dot + 1;
     if (strcmp(stat, "enabled") == 0) {
         if (parse_bool(val, &d->enabled)) {
-            set_err(err, errlen, "%s: \"%s\" is not a boolean", full, val);
+            feat_errf(err, errlen, "%s: \"%s\" is not a boolean", full, val);
             return FEAT_ERR_CONFIG;
         }
         return FEAT_OK;
@@ -655,14 +646,14 @@ static int set_feature_drift(feat_table_conf_t *t, const char *spec, const char 
     double *slot = !strcmp(stat, "ks") ? &d->ks : !strcmp(stat, "psi") ? &d->psi : !strcmp(stat, "kl") ? &d->kl
                  : !strcmp(stat, "js") ? &d->js : !strcmp(stat, "p_value") ? &d->p_value : NULL;
     if (!slot) {
-        set_err(err, errlen, "%s: unknown statistic \"%s\" (enabled, ks, psi, kl, js, p_value)", full, stat);
+        feat_errf(err, errlen, "%s: unknown statistic \"%s\" (enabled, ks, psi, kl, js, p_value)", full, stat);
         return FEAT_ERR_CONFIG;
     }
     char *end;
     errno = 0;
     double v = strtod(val, &end);
     if (errno || end == val || *end || !(v >= 0) || v > 1e9) {
-        set_err(err, errlen, "%s: \"%s\" is not a non-negative number", full, val);
+        feat_errf(err, errlen, "%s: \"%s\" is not a non-negative number", full, val);
         return FEAT_ERR_CONFIG;
     }
     *slot = v;
@@ -684,11 +675,11 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
         kind[kl] = 0;
         snprintf(full, sizeof(full), "%s.%s.%s", kind, name, key);
         if (strcmp(kind, "table") && strcmp(kind, "model")) {
-            set_err(err, errlen, "[%s]: unknown section (expected [table NAME] or [model NAME])", section);
+            feat_errf(err, errlen, "[%s]: unknown section (expected [table NAME] or [model NAME])", section);
             return FEAT_ERR_CONFIG;
         }
         if (!name_ok(name)) {
-            set_err(err, errlen, "[%s]: \"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*)", section, name);
+            feat_errf(err, errlen, "[%s]: \"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*)", section, name);
             return FEAT_ERR_CONFIG;
         }
         if (strcmp(kind, "table") == 0) {
@@ -697,13 +688,13 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
             if (strncmp(key, "feature.", 8) == 0) {
                 const char *fname = key + 8;
                 if (!name_ok(fname)) {
-                    set_err(err, errlen, "%s: \"%s\" is not a feature name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
+                    feat_errf(err, errlen, "%s: \"%s\" is not a feature name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
                             full, fname, FEAT_MAX_NAME);
                     return FEAT_ERR_CONFIG;
                 }
                 feat_ftype_t ft = feat_ftype_parse(val);
                 if (ft == FEAT_FT_NONE) {
-                    set_err(err, errlen, "%s: \"%s\" is not a feature type (double, int64, bool, string)", full, val);
+                    feat_errf(err, errlen, "%s: \"%s\" is not a feature type (double, int64, bool, string)", full, val);
                     return FEAT_ERR_CONFIG;
                 }
                 int idx = feat_table_feature_index(t, fname, strlen(fname));
@@ -712,7 +703,7 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
                     return FEAT_OK;
                 }
                 if (t->nfeatures >= FEAT_MAX_FEATURES) {
-                    set_err(err, errlen, "%s: more than %d features in one table", full, FEAT_MAX_FEATURES);
+                    feat_errf(err, errlen, "%s: more than %d features in one table", full, FEAT_MAX_FEATURES);
                     return FEAT_ERR_CONFIG;
                 }
                 feat_feature_conf_t *nf = realloc(t->features, (t->nfeatures + 1) * sizeof(*nf));
@@ -729,7 +720,7 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
             if (strncmp(key, "drift.", 6) == 0) return set_feature_drift(t, key + 6, val, full, err, errlen);
             const opt_t *o = find_opt("table", key);
             if (!o) {
-                set_err(err, errlen, "%s: unknown key (table keys: entity, topic, ttl, feature.NAME, drift.FEATURE.STAT)", full);
+                feat_errf(err, errlen, "%s: unknown key (table keys: entity, topic, ttl, feature.NAME, drift.FEATURE.STAT)", full);
                 return FEAT_ERR_CONFIG;
             }
             return apply_opt(o, t, full, val, err, errlen);
@@ -738,7 +729,7 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
         if (!m) return FEAT_ERR_CONFIG;
         const opt_t *o = find_opt("model", key);
         if (!o) {
-            set_err(err, errlen, "%s: unknown key", full);
+            feat_errf(err, errlen, "%s: unknown key", full);
             return FEAT_ERR_CONFIG;
         }
         return apply_opt(o, m, full, val, err, errlen);
@@ -750,9 +741,9 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
         int known = 0;
         for (size_t i = 0; i < NOPTS; i++) known |= strcmp(opts[i].section, section) == 0;
         if (!known || !strcmp(section, "table") || !strcmp(section, "model"))
-            set_err(err, errlen, "[%s]: unknown section (at key %s)", section, key);
+            feat_errf(err, errlen, "[%s]: unknown section (at key %s)", section, key);
         else
-            set_err(err, errlen, "%s: unknown key", full);
+            feat_errf(err, errlen, "%s: unknown key", full);
         return FEAT_ERR_CONFIG;
     }
     return apply_opt(o, c, full, val, err, errlen);
@@ -764,7 +755,7 @@ int feat_config_set(feat_config_t *c, const char *name, const char *value, char 
     char sec[160];
     const char *dot = strchr(name, '.');
     if (!dot) {
-        set_err(err, errlen, "%s: expected section.key", name);
+        feat_errf(err, errlen, "%s: expected section.key", name);
         return FEAT_ERR_CONFIG;
     }
     size_t sl = (size_t)(dot - name);
@@ -774,7 +765,7 @@ int feat_config_set(feat_config_t *c, const char *name, const char *value, char 
     if (strcmp(sec, "table") == 0 || strcmp(sec, "model") == 0) {
         const char *dot2 = strchr(dot + 1, '.');
         if (!dot2) {
-            set_err(err, errlen, "%s: expected %s.NAME.key", name, sec);
+            feat_errf(err, errlen, "%s: expected %s.NAME.key", name, sec);
             return FEAT_ERR_CONFIG;
         }
         snprintf(sec, sizeof(sec), "%.*s %.*s", (int)sl, name, (int)(dot2 - dot - 1), dot + 1);
@@ -787,7 +778,7 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
     loader_t *l = user;
     if (l->failed) return 0;
     if (!*section) {
-        set_err(l->err, l->errlen, "%s: key outside any section", name);
+        feat_errf(l->err, l->errlen, "%s: key outside any section", name);
         l->failed = 1;
         return 0;
     }
@@ -797,7 +788,7 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         if (o) {
             size_t i = (size_t)(o - opts);
             if (l->seen_fixed[i]) {
-                set_err(l->err, l->errlen, "%s.%s: set twice", section, name);
+                feat_errf(l->err, l->errlen, "%s.%s: set twice", section, name);
                 l->failed = 1;
                 return 0;
             }
@@ -814,7 +805,7 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 static feat_config_t *config_new(char *err, size_t errlen) {
     feat_config_t *c = calloc(1, sizeof(*c));
     if (!c) {
-        set_err(err, errlen, "out of memory");
+        feat_errf(err, errlen, "out of memory");
         return NULL;
     }
     static const char *const fixed[] = {"featd", "store", "ingest", "serve", "admin", "auth", "featctl",
@@ -859,18 +850,18 @@ static int validate_tls(const feat_config_t *c, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
         int ha = pairs[i].a && *pairs[i].a, hb = pairs[i].b && *pairs[i].b;
         if (ha != hb) {
-            set_err(err, errlen, "%s: required when %s is set", ha ? pairs[i].bn : pairs[i].an,
+            feat_errf(err, errlen, "%s: required when %s is set", ha ? pairs[i].bn : pairs[i].an,
                     ha ? pairs[i].an : pairs[i].bn);
             return FEAT_ERR_CONFIG;
         }
     }
     int tls = c->serve_tls_cert && *c->serve_tls_cert;
     if (!tls && c->serve_tls_client_ca && *c->serve_tls_client_ca) {
-        set_err(err, errlen, "serve.tls_client_ca: mutual TLS needs serve.tls_cert and serve.tls_key");
+        feat_errf(err, errlen, "serve.tls_client_ca: mutual TLS needs serve.tls_cert and serve.tls_key");
         return FEAT_ERR_CONFIG;
     }
     if (!tls && !c->serve_plaintext && !feat_addr_is_loopback(c->serve_listen)) {
-        set_err(err, errlen, "serve.listen: %s is not a loopback address and TLS is off; set serve.tls_cert and "
+        feat_errf(err, errlen, "serve.listen: %s is not a loopback address and TLS is off; set serve.tls_cert and "
                 "serve.tls_key, or serve.plaintext = true to serve plain text on it on purpose", c->serve_listen);
         return FEAT_ERR_CONFIG;
     }
@@ -882,59 +873,59 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     for (size_t i = 0; i < c->nkafka; i++)
         if (strcmp(c->kafka[i].key, "bootstrap.servers") == 0) bootstrap = c->kafka[i].value;
     if (c->kafka_embedded && bootstrap) {
-        set_err(err, errlen, "kafka.embedded: true conflicts with kafka.bootstrap.servers (set embedded = false to use a real cluster)");
+        feat_errf(err, errlen, "kafka.embedded: true conflicts with kafka.bootstrap.servers (set embedded = false to use a real cluster)");
         return FEAT_ERR_CONFIG;
     }
     if (!c->kafka_embedded && !bootstrap) {
-        set_err(err, errlen, "kafka.bootstrap.servers: required when kafka.embedded = false");
+        feat_errf(err, errlen, "kafka.bootstrap.servers: required when kafka.embedded = false");
         return FEAT_ERR_CONFIG;
     }
     if (c->drift_alert_topic && *c->drift_alert_topic && !topic_ok(c->drift_alert_topic)) {
-        set_err(err, errlen, "drift.alert_topic: \"%s\" is not a valid Kafka topic name", c->drift_alert_topic);
+        feat_errf(err, errlen, "drift.alert_topic: \"%s\" is not a valid Kafka topic name", c->drift_alert_topic);
         return FEAT_ERR_CONFIG;
     }
     if (c->drift_webhook && *c->drift_webhook && strncmp(c->drift_webhook, "http://", 7) != 0) {
-        set_err(err, errlen, "drift.webhook: \"%s\" must be an http:// URL", c->drift_webhook);
+        feat_errf(err, errlen, "drift.webhook: \"%s\" must be an http:// URL", c->drift_webhook);
         return FEAT_ERR_CONFIG;
     }
     if (!c->data_dir || !*c->data_dir) {
-        set_err(err, errlen, "featd.data_dir: must not be empty");
+        feat_errf(err, errlen, "featd.data_dir: must not be empty");
         return FEAT_ERR_CONFIG;
     }
     if (validate_tls(c, err, errlen)) return FEAT_ERR_CONFIG;
     if (c->ntables == 0) {
-        set_err(err, errlen, "table: no [table NAME] section; declare at least one feature table");
+        feat_errf(err, errlen, "table: no [table NAME] section; declare at least one feature table");
         return FEAT_ERR_CONFIG;
     }
     for (size_t i = 0; i < c->ntables; i++) {
         feat_table_conf_t *t = &c->tables[i];
         if (!t->topic) {
-            set_err(err, errlen, "table.%s.topic: required", t->name);
+            feat_errf(err, errlen, "table.%s.topic: required", t->name);
             return FEAT_ERR_CONFIG;
         }
         if (t->nfeatures == 0) {
-            set_err(err, errlen, "table.%s.feature: no features (add lines like feature.clicks = int64)", t->name);
+            feat_errf(err, errlen, "table.%s.feature: no features (add lines like feature.clicks = int64)", t->name);
             return FEAT_ERR_CONFIG;
         }
     }
     for (size_t i = 0; i < c->nmodels; i++) {
         feat_model_conf_t *m = &c->models[i];
         if (!m->table) {
-            set_err(err, errlen, "model.%s.table: required", m->name);
+            feat_errf(err, errlen, "model.%s.table: required", m->name);
             return FEAT_ERR_CONFIG;
         }
         if (!m->label_topic) {
-            set_err(err, errlen, "model.%s.label_topic: required", m->name);
+            feat_errf(err, errlen, "model.%s.label_topic: required", m->name);
             return FEAT_ERR_CONFIG;
         }
         const feat_table_conf_t *t = feat_config_table(c, m->table);
         if (!t) {
-            set_err(err, errlen, "model.%s.table: no table named \"%s\"", m->name, m->table);
+            feat_errf(err, errlen, "model.%s.table: no table named \"%s\"", m->name, m->table);
             return FEAT_ERR_CONFIG;
         }
         for (size_t k = 0; k < c->ntables; k++) {
             if (strcmp(c->tables[k].topic, m->label_topic) == 0) {
-                set_err(err, errlen, "model.%s.label_topic: \"%s\" is also the source topic of table %s",
+                feat_errf(err, errlen, "model.%s.label_topic: \"%s\" is also the source topic of table %s",
                         m->name, m->label_topic, c->tables[k].name);
                 return FEAT_ERR_CONFIG;
             }
@@ -955,12 +946,12 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
                 errno = 0;
                 double v = strtod(p, &end);
                 if (end == p || errno || !(v >= lists[li].lo && v <= lists[li].hi) || (lists[li].u && v != floor(v))) {
-                    set_err(err, errlen, "model.%s.%s: \"%s\" is not a list of numbers in [%g, %g]%s", m->name,
+                    feat_errf(err, errlen, "model.%s.%s: \"%s\" is not a list of numbers in [%g, %g]%s", m->name,
                             lists[li].key, lists[li].text, lists[li].lo, lists[li].hi, lists[li].u ? " (integers)" : "");
                     return FEAT_ERR_CONFIG;
                 }
                 if (*lists[li].n >= 16) {
-                    set_err(err, errlen, "model.%s.%s: at most 16 values", m->name, lists[li].key);
+                    feat_errf(err, errlen, "model.%s.%s: at most 16 values", m->name, lists[li].key);
                     return FEAT_ERR_CONFIG;
                 }
                 if (lists[li].d) lists[li].d[*lists[li].n] = v;
@@ -969,24 +960,24 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
                 p = end;
                 while (*p == ' ') p++;
                 if (*p && *p != ',') {
-                    set_err(err, errlen, "model.%s.%s: \"%s\" is not a comma-separated list", m->name, lists[li].key,
+                    feat_errf(err, errlen, "model.%s.%s: \"%s\" is not a comma-separated list", m->name, lists[li].key,
                             lists[li].text);
                     return FEAT_ERR_CONFIG;
                 }
             }
             if (*lists[li].n == 0) {
-                set_err(err, errlen, "model.%s.%s: needs at least one value", m->name, lists[li].key);
+                feat_errf(err, errlen, "model.%s.%s: needs at least one value", m->name, lists[li].key);
                 return FEAT_ERR_CONFIG;
             }
         }
         if (m->prediction_topic && *m->prediction_topic && !topic_ok(m->prediction_topic)) {
-            set_err(err, errlen, "model.%s.prediction_topic: \"%s\" is not a valid Kafka topic name", m->name,
+            feat_errf(err, errlen, "model.%s.prediction_topic: \"%s\" is not a valid Kafka topic name", m->name,
                     m->prediction_topic);
             return FEAT_ERR_CONFIG;
         }
         if (!strcmp(m->task, "logreg") || !strcmp(m->task, "mlp")) {
             if (m->quality_floor > 1) {
-                set_err(err, errlen, "model.%s.quality_floor: %g is not an AUC in [0, 1] (task %s)", m->name,
+                feat_errf(err, errlen, "model.%s.quality_floor: %g is not an AUC in [0, 1] (task %s)", m->name,
                         m->quality_floor, m->task);
                 return FEAT_ERR_CONFIG;
             }
@@ -999,13 +990,13 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
             if (split_list(m->features_list, &m->features, &m->nfeatures)) return FEAT_ERR_NOMEM;
             for (size_t k = 0; k < m->nfeatures; k++) {
                 if (feat_table_feature_index(t, m->features[k], strlen(m->features[k])) < 0) {
-                    set_err(err, errlen, "model.%s.features: table %s has no feature \"%s\"", m->name,
+                    feat_errf(err, errlen, "model.%s.features: table %s has no feature \"%s\"", m->name,
                             t->name, m->features[k]);
                     return FEAT_ERR_CONFIG;
                 }
                 for (size_t j = 0; j < k; j++) {
                     if (strcmp(m->features[j], m->features[k]) == 0) {
-                        set_err(err, errlen, "model.%s.features: \"%s\" listed twice", m->name, m->features[k]);
+                        feat_errf(err, errlen, "model.%s.features: \"%s\" listed twice", m->name, m->features[k]);
                         return FEAT_ERR_CONFIG;
                     }
                 }
@@ -1025,8 +1016,8 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
 
 static feat_config_t *finish(feat_config_t *c, loader_t *l, int rc, const char *where, char *err, size_t errlen) {
     if (rc != 0 && !l->failed) {
-        if (rc < 0) set_err(err, errlen, "%s: cannot read: %s", where, strerror(errno ? errno : ENOENT));
-        else set_err(err, errlen, "%s line %d: syntax error (expected [section] or key = value)", where, rc);
+        if (rc < 0) feat_errf(err, errlen, "%s: cannot read: %s", where, strerror(errno ? errno : ENOENT));
+        else feat_errf(err, errlen, "%s line %d: syntax error (expected [section] or key = value)", where, rc);
         feat_config_free(c);
         return NULL;
     }
@@ -1063,7 +1054,7 @@ feat_config_t *feat_config_parse(const char *text, size_t len, char *err, size_t
     char *s = malloc(len + 1);
     if (!s) {
         feat_config_free(c);
-        set_err(err, errlen, "out of memory");
+        feat_errf(err, errlen, "out of memory");
         return NULL;
     }
     memcpy(s, text, len);
@@ -1071,7 +1062,7 @@ feat_config_t *feat_config_parse(const char *text, size_t len, char *err, size_t
     if (strlen(s) != len) { /* NUL inside: not a text file */
         free(s);
         feat_config_free(c);
-        set_err(err, errlen, "config: contains a NUL byte");
+        feat_errf(err, errlen, "config: contains a NUL byte");
         return NULL;
     }
     unsigned char seen[NOPTS] = {0};

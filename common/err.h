@@ -13,6 +13,10 @@
 #ifndef FEAT_COMMON_ERR_H
 #define FEAT_COMMON_ERR_H
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -59,6 +63,19 @@ static inline const char *feat_err_str(int err) {
     case FEAT_ERR_STATE: return "wrong state";
     default: return "unknown error";
     }
+}
+
+/* Formats a one-line error message into err (len bytes) for the caller to
+ * report, like snprintf; does nothing when err is NULL or len is 0. */
+#if defined(__GNUC__)
+static inline void feat_errf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#endif
+static inline void feat_errf(char *err, size_t len, const char *fmt, ...) {
+    if (!err || !len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
 }
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 /* serve/auth.c — see auth.h. */
 #include "serve/auth.h"
+#include "serve/tls.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -24,15 +25,6 @@ struct feat_auth {
     size_t n;
     slot_t *slots;
 };
-
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t len, const char *fmt, ...) {
-    if (!err || !len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 /* RFC 6750 b64token characters. */
 static int token_char(unsigned char c) {
@@ -60,20 +52,9 @@ static int add_token(feat_auth_t *a, const char *t, size_t len, uint32_t bits) {
 }
 
 static int load_file(feat_auth_t *a, const char *path, const char *key, uint32_t bits, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        set_err(err, errlen, "%s: cannot read %s: %s", key, path, strerror(errno));
-        return FEAT_ERR_CONFIG;
-    }
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        set_err(err, errlen, "%s: %s is not a regular file", key, path);
-        fclose(f);
-        return FEAT_ERR_CONFIG;
-    }
-    if (sb.st_mode & S_IROTH)
-        feat_log(FEAT_LOG_WARN, "auth", "%s: %s is readable by every user (mode %03o); chmod 600 or 640 it", key,
-                 path, (unsigned)(sb.st_mode & 0777));
+    FILE *f = feat_secret_open(path, key, "auth", "chmod 600 or 640 it", &sb, err, errlen);
+    if (!f) return FEAT_ERR_CONFIG;
     char line[FEAT_TOKEN_MAX + 64];
     int lineno = 0, found = 0, rc = FEAT_OK;
     while (fgets(line, sizeof(line), f)) {
@@ -85,7 +66,7 @@ static int load_file(feat_auth_t *a, const char *path, const char *key, uint32_t
             while ((ch = fgetc(f)) != EOF && ch != '\n') {
             }
             if (line[strspn(line, " \t")] == '#') continue;
-            set_err(err, errlen, "%s: %s line %d: token longer than %d characters", key, path, lineno, FEAT_TOKEN_MAX);
+            feat_errf(err, errlen, "%s: %s line %d: token longer than %d characters", key, path, lineno, FEAT_TOKEN_MAX);
             rc = FEAT_ERR_CONFIG;
             break;
         }
@@ -97,14 +78,14 @@ static int load_file(feat_auth_t *a, const char *path, const char *key, uint32_t
         int ok = l >= FEAT_TOKEN_MIN && l <= FEAT_TOKEN_MAX;
         for (size_t i = 0; ok && i < l; i++) ok = token_char((unsigned char)t[i]);
         if (!ok) {
-            set_err(err, errlen, "%s: %s line %d: a token is %d to %d characters of A-Z a-z 0-9 - . _ ~ + / = "
+            feat_errf(err, errlen, "%s: %s line %d: a token is %d to %d characters of A-Z a-z 0-9 - . _ ~ + / = "
                     "(one per line; # starts a comment line)", key, path, lineno, FEAT_TOKEN_MIN, FEAT_TOKEN_MAX);
             rc = FEAT_ERR_CONFIG;
             break;
         }
         int r = add_token(a, t, l, bits);
         if (r) {
-            set_err(err, errlen, "%s: %s line %d: %s", key, path, lineno,
+            feat_errf(err, errlen, "%s: %s line %d: %s", key, path, lineno,
                     r == FEAT_ERR_TOO_LARGE ? "too many tokens (at most 4096 in all)" : "out of memory");
             rc = FEAT_ERR_CONFIG;
             break;
@@ -112,11 +93,11 @@ static int load_file(feat_auth_t *a, const char *path, const char *key, uint32_t
         found++;
     }
     if (rc == FEAT_OK && ferror(f)) {
-        set_err(err, errlen, "%s: cannot read %s", key, path);
+        feat_errf(err, errlen, "%s: cannot read %s", key, path);
         rc = FEAT_ERR_CONFIG;
     }
     if (rc == FEAT_OK && !found) {
-        set_err(err, errlen, "%s: %s holds no token (one per line; # starts a comment line)", key, path);
+        feat_errf(err, errlen, "%s: %s holds no token (one per line; # starts a comment line)", key, path);
         rc = FEAT_ERR_CONFIG;
     }
     memset(line, 0, sizeof(line));
@@ -131,7 +112,7 @@ int feat_auth_load(const char *read_file, const char *read_key, const char *admi
     if (!have_read && !have_admin) return FEAT_OK;
     feat_auth_t *a = calloc(1, sizeof(*a));
     if (!a) {
-        set_err(err, errlen, "%s: out of memory", have_read ? read_key : admin_key);
+        feat_errf(err, errlen, "%s: out of memory", have_read ? read_key : admin_key);
         return FEAT_ERR_CONFIG;
     }
     if ((have_read && load_file(a, read_file, read_key, 1, err, errlen)) ||

@@ -15,15 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t len, const char *fmt, ...) {
-    if (!err || !len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
 /* The newest OpenSSL error as text (and an empty queue afterwards: gRPC uses
  * the same library in this process and must not find our leftovers). */
 static const char *ssl_reason(char *buf, size_t len) {
@@ -34,30 +25,37 @@ static const char *ssl_reason(char *buf, size_t len) {
     return buf;
 }
 
-/* Reads path into a NUL-terminated string (NULL + err naming `name`). */
-static char *read_file(const char *path, const char *name, int warn_others, char *err, size_t errlen) {
+FILE *feat_secret_open(const char *path, const char *name, const char *component, const char *advice,
+                       struct stat *sb, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "%s: cannot read %s: %s", name, path, strerror(errno));
+        feat_errf(err, errlen, "%s: cannot read %s: %s", name, path, strerror(errno));
         return NULL;
     }
+    if (fstat(fileno(f), sb) != 0 || !S_ISREG(sb->st_mode)) {
+        feat_errf(err, errlen, "%s: %s is not a regular file", name, path);
+        fclose(f);
+        return NULL;
+    }
+    if (advice && (sb->st_mode & S_IROTH))
+        feat_log(FEAT_LOG_WARN, component, "%s: %s is readable by every user (mode %03o); %s", name, path,
+                 (unsigned)(sb->st_mode & 0777), advice);
+    return f;
+}
+
+/* Reads path into a NUL-terminated string (NULL + err naming `name`). */
+static char *read_file(const char *path, const char *name, int warn_others, char *err, size_t errlen) {
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        set_err(err, errlen, "%s: %s is not a regular file", name, path);
-        fclose(f);
-        return NULL;
-    }
+    FILE *f = feat_secret_open(path, name, "tls", warn_others ? "chmod 600 it" : NULL, &sb, err, errlen);
+    if (!f) return NULL;
     if (sb.st_size > FEAT_TLS_MAX_FILE) {
-        set_err(err, errlen, "%s: %s is larger than %d bytes; not a PEM file", name, path, FEAT_TLS_MAX_FILE);
+        feat_errf(err, errlen, "%s: %s is larger than %d bytes; not a PEM file", name, path, FEAT_TLS_MAX_FILE);
         fclose(f);
         return NULL;
     }
-    if (warn_others && (sb.st_mode & S_IROTH))
-        feat_log(FEAT_LOG_WARN, "tls", "%s: %s is readable by every user (mode %03o); chmod 600 it", name, path,
-                 (unsigned)(sb.st_mode & 0777));
     char *buf = malloc((size_t)sb.st_size + 1);
     if (!buf) {
-        set_err(err, errlen, "%s: out of memory", name);
+        feat_errf(err, errlen, "%s: out of memory", name);
         fclose(f);
         return NULL;
     }
@@ -65,13 +63,13 @@ static char *read_file(const char *path, const char *name, int warn_others, char
     int bad = ferror(f);
     fclose(f);
     if (bad) {
-        set_err(err, errlen, "%s: cannot read %s", name, path);
+        feat_errf(err, errlen, "%s: cannot read %s", name, path);
         free(buf);
         return NULL;
     }
     buf[n] = 0;
     if (strlen(buf) != n) {
-        set_err(err, errlen, "%s: %s contains a NUL byte; not a PEM file", name, path);
+        feat_errf(err, errlen, "%s: %s contains a NUL byte; not a PEM file", name, path);
         free(buf);
         return NULL;
     }
@@ -125,7 +123,7 @@ int feat_tls_load(const feat_tls_files_t *f, feat_tls_pem_t *out, char *err, siz
         out->cert = read_file(f->cert, f->cert_name, 0, err, errlen);
         if (!out->cert) goto fail;
         if (count_certs(out->cert, &leaf) == 0) {
-            set_err(err, errlen, "%s: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", f->cert_name, f->cert);
+            feat_errf(err, errlen, "%s: %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", f->cert_name, f->cert);
             goto fail;
         }
         if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
@@ -142,12 +140,12 @@ int feat_tls_load(const feat_tls_files_t *f, feat_tls_pem_t *out, char *err, siz
         pkey = b ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
         BIO_free(b);
         if (!pkey) {
-            set_err(err, errlen, "%s: %s holds no unencrypted PEM private key (%s)", f->key_name, f->key,
+            feat_errf(err, errlen, "%s: %s holds no unencrypted PEM private key (%s)", f->key_name, f->key,
                     ssl_reason(why, sizeof(why)));
             goto fail;
         }
         if (leaf && X509_check_private_key(leaf, pkey) != 1) {
-            set_err(err, errlen, "%s: the key in %s does not match the certificate in %s (%s)", f->key_name, f->key,
+            feat_errf(err, errlen, "%s: the key in %s does not match the certificate in %s (%s)", f->key_name, f->key,
                     f->cert, f->cert_name);
             ERR_clear_error();
             goto fail;
@@ -157,7 +155,7 @@ int feat_tls_load(const feat_tls_files_t *f, feat_tls_pem_t *out, char *err, siz
         out->ca = read_file(f->ca, f->ca_name, 0, err, errlen);
         if (!out->ca) goto fail;
         if (count_certs(out->ca, NULL) == 0) {
-            set_err(err, errlen, "%s: %s holds no PEM CA certificate (-----BEGIN CERTIFICATE-----)", f->ca_name, f->ca);
+            feat_errf(err, errlen, "%s: %s holds no PEM CA certificate (-----BEGIN CERTIFICATE-----)", f->ca_name, f->ca);
             goto fail;
         }
     }

@@ -15,6 +15,8 @@
 #define FEAT_SERVE_TLS_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 /* Files to load; a NULL or "" path is not loaded.  *_name is how messages
  * call the file: a config key ("serve.tls_key") or a flag ("--tls-key"). */
@@ -33,6 +35,13 @@ typedef struct feat_tls_pem {
 } feat_tls_pem_t;
 
 #define FEAT_TLS_MAX_FILE (1024 * 1024) /* bytes of one PEM file */
+
+/* Opens a file that holds secrets (a key, tokens) named by config key or flag
+ * `name`: it must be a regular file.  Fills *sb; when advice is not NULL and
+ * every user may read the file, logs a warning (as `component`) ending in
+ * advice.  NULL + a one-line err naming `name` on failure. */
+FILE *feat_secret_open(const char *path, const char *name, const char *component, const char *advice,
+                       struct stat *sb, char *err, size_t errlen);
 
 /* Reads and checks every named file: readable, at most FEAT_TLS_MAX_FILE,
  * at least one PEM certificate (cert, ca), an unencrypted private key (key)

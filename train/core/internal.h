@@ -231,12 +231,7 @@ const char *feat_hyper_check(const feat_hyper_t *h);
  * with free(). */
 void *feat_alloc_big(size_t bytes);
 
-/* Writes errstr (may be NULL) like snprintf. */
-void feat_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+/* feat_errf (common/err.h) writes one-line error messages. */
 
 /* Monotonic seconds. */
 double feat_now(void);

@@ -85,14 +85,6 @@ const char *feat_backend_name(feat_backend_t b) {
     return "?";
 }
 
-void feat_errf(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    if (!errstr || errstr_size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
 
 double feat_now(void) {
     struct timespec ts;
