@@ -17,7 +17,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -68,8 +67,7 @@ topic = bench_events
     procs = []
     results = {}
     try:
-        afile = wd.file("data/featd.addr")
-        addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd)
         bs = open(wd.file("data/kafka.bootstrap")).read().strip()
         ch = grpc.insecure_channel(addrs["grpc"])
         admin = admin_pb2_grpc.AdminServiceStub(ch)

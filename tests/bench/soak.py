@@ -147,8 +147,7 @@ quality_floor = 0.55
     lock = threading.Lock()
     ok = False
     try:
-        afile = wd.file("data/featd.addr")
-        addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd)
         ch = grpc.insecure_channel(addrs["grpc"])
         admin = admin_pb2_grpc.AdminServiceStub(ch)
         feat = feature_service_pb2_grpc.FeatureServiceStub(ch)

@@ -114,6 +114,13 @@ def start_featd(args, wd, config, extra=(), logname="featd.log"):
     return Proc([bins(args)["featd"], "--config", config, *extra], wd.file(logname))
 
 
+def featd_addrs(wd, timeout=30):
+    """featd's listeners ({"grpc": ..., "admin": ...}), from <data_dir>/featd.addr
+    once featd has written it (the work dir's data/ is the data_dir)."""
+    afile = wd.file("data/featd.addr")
+    return json.loads(wait_for(lambda: os.path.exists(afile) and open(afile).read(), timeout, "featd.addr"))
+
+
 def inspect(args, config, *sections):
     out = subprocess.run([bins(args)["inspect"], "--config", config, *sections], capture_output=True, check=True)
     return [json.loads(l) for l in out.stdout.decode().splitlines() if l.strip()]

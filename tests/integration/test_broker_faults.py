@@ -139,8 +139,7 @@ def main():
         cfg = wd.file("featd.ini")
         open(cfg, "w").write(config(wd, bs, args.kafka_debug))
         featd = H.start_featd(args, wd, cfg)
-        afile = wd.file("data/featd.addr")
-        admin = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))["admin"]
+        admin = H.featd_addrs(wd)["admin"]
         H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
         prod = Producer(bs, args.rate)
 

@@ -81,8 +81,7 @@ feature.b = bool
     featd = H.start_featd(args, wd, cfg)
     ok = False
     try:
-        afile = wd.file("data/featd.addr")
-        addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd)
         bs = open(wd.file("data/kafka.bootstrap")).read().strip()
         admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(addrs["grpc"]))
         H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")

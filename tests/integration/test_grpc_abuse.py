@@ -27,12 +27,10 @@ stops cleanly with exit status 0."""
 import json
 import os
 import random
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -253,8 +251,7 @@ device = cpu
     stop_path = wd.file("good.stop")
     ok = False
     try:
-        afile = wd.file("data/featd.addr")
-        addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd)
         gaddr = addrs["grpc"]
         ghost, gport = gaddr.rsplit(":", 1)
         gport = int(gport)

@@ -7,7 +7,6 @@ script computes independently from the same log and the broker's delivery
 reports (partition, offset)."""
 import datetime
 import json
-import math
 import os
 import random
 import sys

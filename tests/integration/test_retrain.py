@@ -88,8 +88,7 @@ device = cpu
     featd = H.start_featd(args, wd, cfg)
     ok = False
     try:
-        afile = wd.file("data/featd.addr")
-        addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd)
         bs = open(wd.file("data/kafka.bootstrap")).read().strip()
         ch = grpc.insecure_channel(addrs["grpc"])
         feat = feature_service_pb2_grpc.FeatureServiceStub(ch)

@@ -69,8 +69,7 @@ def main():
     featd = H.start_featd(args, wd, cfg)
     ok = False
     try:
-        afile = wd.file("data/featd.addr")
-        addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd)
         bs = open(wd.file("data/kafka.bootstrap")).read().strip()
         H.log("featd at", addrs, "kafka", bs)
         opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]

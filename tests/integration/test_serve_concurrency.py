@@ -6,7 +6,6 @@ Status.  Checks: no call fails; no read returns an older version than a read
 of the same entity that finished before it started (no stale read after a
 commit was visible); featd exits 0 (under the ASan build, that also means no
 leak)."""
-import bisect
 import json
 import os
 import random
@@ -47,8 +46,7 @@ feature.v = int64
     featd = H.start_featd(args, wd, cfg)
     ok = False
     try:
-        afile = wd.file("data/featd.addr")
-        addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd)
         bs = open(wd.file("data/kafka.bootstrap")).read().strip()
         ch = grpc.insecure_channel(addrs["grpc"])
         admin = admin_pb2_grpc.AdminServiceStub(ch)
