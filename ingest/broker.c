@@ -28,6 +28,10 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char kerr[256];
     rd_kafka_conf_set(conf, "log.connection.close", "false", kerr, sizeof(kerr));
+    /* this handle only hosts the mock cluster: its notice that it has no
+     * bootstrap servers of its own means nothing to an operator */
+    rd_kafka_conf_set(conf, "log_level", "4", kerr, sizeof(kerr));
+    feat_kconf_route_logs(conf);
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
     if (!b->rk) {
         rd_kafka_conf_destroy(conf);

@@ -11,8 +11,16 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
     feat_log_level_t l = level <= 3 ? FEAT_LOG_ERROR : level == 4 ? FEAT_LOG_WARN
                          : level <= 6 ? FEAT_LOG_INFO : FEAT_LOG_DEBUG;
+    /* One kafka.* section configures featd's consumer and its producers, so
+     * librdkafka warns that each client ignores the other's properties:
+     * expected, not worth an operator's attention. */
+    if (!strcmp(fac, "CONFWARN") && (strstr(buf, "is a consumer property and will be ignored by this producer") ||
+                                     strstr(buf, "is a producer property and will be ignored by this consumer")))
+        l = FEAT_LOG_DEBUG;
     feat_log(l, "kafka", "%s: %s", fac, buf);
 }
+
+void feat_kconf_route_logs(rd_kafka_conf_t *conf) { rd_kafka_conf_set_log_cb(conf, log_cb); }
 
 int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen) {
     char kerr[256];

@@ -14,6 +14,9 @@
  * errstr naming the failing key ("kafka.session.timeout.ms: ..."). */
 rd_kafka_conf_t *feat_kconf_new(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen);
 
+/* Routes a conf's librdkafka log lines into featd's log. */
+void feat_kconf_route_logs(rd_kafka_conf_t *conf);
+
 /* Sets one property; on failure writes "kafka.<name>: <reason>" to errstr. */
 int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen);
 
