@@ -225,6 +225,13 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
     feat_metrics_emit_sample(em, "kind=\"block_cache\"", (double)mem.block_cache);
     feat_metrics_emit_sample(em, "kind=\"block_cache_pinned\"", (double)mem.block_cache_pinned);
     feat_metrics_emit_sample(em, "kind=\"table_readers\"", (double)mem.table_readers);
+    feat_metrics_emit_family(em, "featd_store_write_delayed_bytes_per_second",
+                             "RocksDB's write-stall throttle: the rate writes are held to; 0 = not delayed.",
+                             FEAT_METRIC_GAUGE);
+    feat_metrics_emit_sample(em, NULL, (double)mem.delayed_write_rate);
+    feat_metrics_emit_family(em, "featd_store_write_stopped",
+                             "1 while RocksDB stops writes until compaction or flush catches up.", FEAT_METRIC_GAUGE);
+    feat_metrics_emit_sample(em, NULL, (double)mem.write_stopped);
     feat_metrics_emit_family(em, "featd_uptime_seconds", "Seconds since featd started.", FEAT_METRIC_GAUGE);
     feat_metrics_emit_sample(em, NULL, (double)(feat_now_ms() - fd->started_ms) / 1000.0);
     feat_metrics_emit_family(em, "featd_ready", "1 when the store is open and partitions are assigned.", FEAT_METRIC_GAUGE);

@@ -1354,6 +1354,9 @@ void feat_store_memory(feat_store_t *st, feat_store_memory_t *m) {
         if (rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.estimate-table-readers-mem", &v) == 0)
             m->table_readers += v;
     }
+    uint64_t v = 0;
+    if (rocksdb_property_int(st->db, "rocksdb.actual-delayed-write-rate", &v) == 0) m->delayed_write_rate = v;
+    if (rocksdb_property_int(st->db, "rocksdb.is-write-stopped", &v) == 0) m->write_stopped = v;
     m->block_cache = rocksdb_cache_get_usage(st->cache);
     m->block_cache_pinned = rocksdb_cache_get_pinned_usage(st->cache);
 }

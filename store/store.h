@@ -254,6 +254,10 @@ uint64_t feat_store_size_bytes(feat_store_t *st);
  * and table readers outside the cache. */
 typedef struct feat_store_memory {
     uint64_t memtables, block_cache, block_cache_pinned, table_readers;
+    /* write stalls: RocksDB's delayed write rate (bytes/s; 0 = writes not
+     * delayed) and 1 while writes are stopped (too many L0 files or
+     * memtables waiting for flush/compaction) */
+    uint64_t delayed_write_rate, write_stopped;
 } feat_store_memory_t;
 void feat_store_memory(feat_store_t *st, feat_store_memory_t *m);
 /* RocksDB's estimate of the keys in one column family. */
