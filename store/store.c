@@ -1175,23 +1175,32 @@ int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, 
 
 /* ---- labels, dead letters, blobs ----------------------------------------------------- */
 
+/* Key bounds of "model \0 ts ..." rows with from_ms <= ts <= to_ms (INT64_MAX:
+ * no upper bound): lo inclusive, hi exclusive; *plen = the model prefix's
+ * length.  Non-zero when a buffer could not grow. */
+static int model_range(feat_buf_t *lo, feat_buf_t *hi, const char *model, int64_t from_ms, int64_t to_ms,
+                       size_t *plen) {
+    unsigned char b[8];
+    feat_buf_puts(lo, model);
+    feat_buf_putc(lo, 0);
+    *plen = lo->len;
+    feat_buf_append(hi, lo->data, lo->len);
+    feat_put_ts(b, from_ms);
+    feat_buf_append(lo, b, 8);
+    if (to_ms == INT64_MAX) {
+        feat_buf_puts(hi, "\xff\xff\xff\xff\xff\xff\xff\xff\xff");
+    } else {
+        feat_put_ts(b, to_ms + 1);
+        feat_buf_append(hi, b, 8);
+    }
+    return lo->oom || hi->oom;
+}
+
 int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
                       feat_label_fn *fn, void *arg) {
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
-    unsigned char b[8];
-    feat_buf_puts(&lo, model);
-    feat_buf_putc(&lo, 0);
-    size_t plen = lo.len;
-    feat_buf_append(&hi, lo.data, lo.len);
-    feat_put_ts(b, from_ms);
-    feat_buf_append(&lo, b, 8);
-    if (to_ms == INT64_MAX) {
-        feat_buf_puts(&hi, "\xff\xff\xff\xff\xff\xff\xff\xff\xff");
-    } else {
-        feat_put_ts(b, to_ms + 1);
-        feat_buf_append(&hi, b, 8);
-    }
-    if (lo.oom || hi.oom) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
+    size_t plen;
+    if (model_range(&lo, &hi, model, from_ms, to_ms, &plen)) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_LABELS]);
@@ -1304,16 +1313,8 @@ int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, si
 int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
                            feat_prediction_fn *fn, void *arg) {
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
-    unsigned char b[8];
-    feat_buf_puts(&lo, model);
-    feat_buf_putc(&lo, 0);
-    size_t plen = lo.len;
-    feat_buf_append(&hi, lo.data, lo.len);
-    feat_put_ts(b, from_ms);
-    feat_buf_append(&lo, b, 8);
-    if (to_ms == INT64_MAX) feat_buf_puts(&hi, "\xff\xff\xff\xff\xff\xff\xff\xff\xff");
-    else { feat_put_ts(b, to_ms + 1); feat_buf_append(&hi, b, 8); }
-    if (lo.oom || hi.oom) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
+    size_t plen;
+    if (model_range(&lo, &hi, model, from_ms, to_ms, &plen)) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_PREDICTIONS]);
