@@ -68,8 +68,12 @@ static const opt_t opts[] = {
      "crash may lose the newest batches, which Kafka then redelivers — a process crash loses nothing)."},
     {"store", "block_cache", OPT_SIZE, 1 * MiB, 1024 * GiB, "128MiB", NULL, C(store_block_cache),
      "RocksDB block cache shared by all column families."},
-    {"store", "write_buffer", OPT_SIZE, 1 * MiB, 16 * GiB, "64MiB", NULL, C(store_write_buffer),
-     "RocksDB memtable size per column family."},
+    {"store", "write_buffer", OPT_SIZE, 1 * MiB, 16 * GiB, "16MiB", NULL, C(store_write_buffer),
+     "Size of one RocksDB memtable (see write_buffers)."},
+    {"store", "write_buffers", OPT_INT, 2, 64, "8", NULL, C(store_write_buffers),
+     "Memtables per column family: the one being written and those waiting to be flushed. When all "
+     "are full RocksDB stops writes until a flush ends; memtable memory per family is at most "
+     "write_buffer × write_buffers."},
 
     {"ingest", "batch_max", OPT_INT, 1, 1000000, "10000", NULL, C(ingest_batch_max),
      "Most Kafka messages applied in one RocksDB WriteBatch."},

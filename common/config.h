@@ -99,6 +99,7 @@ typedef struct feat_config {
     int store_sync;             /* fsync the WAL on every batch */
     int64_t store_block_cache;  /* bytes */
     int64_t store_write_buffer; /* bytes */
+    int64_t store_write_buffers; /* memtables per column family */
     /* [ingest] */
     int64_t ingest_batch_max;   /* messages per WriteBatch */
     int64_t ingest_max_value;   /* bytes of one Kafka message value */

@@ -312,6 +312,13 @@ int feat_ingest_check_config(const feat_config_t *cfg, char *errstr, size_t errl
     return FEAT_OK;
 }
 
+/* 1 if [kafka] sets key: featd's defaults below never override the user */
+static int user_set(const feat_config_t *cfg, const char *key) {
+    for (size_t i = 0; i < cfg->nkafka; i++)
+        if (!strcmp(cfg->kafka[i].key, key)) return 1;
+    return 0;
+}
+
 feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen) {
     const feat_config_t *cfg = conf->cfg;
     feat_ingest_t *ing = calloc(1, sizeof(*ing));
@@ -390,16 +397,21 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     size_t tl = sizeof(tmp);
     if (rd_kafka_conf_get(kc, "group.id", tmp, &tl) != RD_KAFKA_CONF_OK || tl <= 1)
         feat_kconf_set(kc, "group.id", "featd", errstr, errlen);
-    int user_fetch_wait = 0;
-    for (size_t i = 0; i < cfg->nkafka; i++) user_fetch_wait |= !strcmp(cfg->kafka[i].key, "fetch.wait.max.ms");
-    if (!user_fetch_wait) feat_kconf_set(kc, "fetch.wait.max.ms", "10", errstr, errlen); /* freshness */
+    if (!user_set(cfg, "fetch.wait.max.ms")) feat_kconf_set(kc, "fetch.wait.max.ms", "10", errstr, errlen); /* freshness */
+    /* Once the prefetch queue holds queued.min.messages, librdkafka 2.0 stops
+     * fetching and looks again only after a fixed 1 s (the backoff that 2.2
+     * made configurable as fetch.queue.backoff.ms; librdkafka #2879).  With
+     * the default 100,000 a catching-up featd drained that in 0.2-0.3 s and
+     * then waited, idle, for the rest of the second: a third of the time in
+     * tests/bench/bench_ingest.  So the queue is sized to hold more than a
+     * second of featd's fastest ingest; queued.max.messages.kbytes (64 MiB by
+     * default) still bounds its memory. */
+    if (!user_set(cfg, "queued.min.messages")) feat_kconf_set(kc, "queued.min.messages", "1000000", errstr, errlen);
     /* A position out of range (retention deleted records featd had not yet
      * applied) resumes at the oldest record left: librdkafka's default,
      * "latest", would skip every record still in the log as well.  Records
      * below the stored offsets are skipped, so this never applies one twice. */
-    int user_reset = 0;
-    for (size_t i = 0; i < cfg->nkafka; i++) user_reset |= !strcmp(cfg->kafka[i].key, "auto.offset.reset");
-    if (!user_reset) feat_kconf_set(kc, "auto.offset.reset", "earliest", errstr, errlen);
+    if (!user_set(cfg, "auto.offset.reset")) feat_kconf_set(kc, "auto.offset.reset", "earliest", errstr, errlen);
     rd_kafka_conf_set_opaque(kc, ing);
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, error_cb);
@@ -613,6 +625,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
 static void submit(feat_ingest_t *ing) {
     batch_t *b = &ing->bufs[ing->cur];
     if (b->ntouched == 0) return; /* nothing to write (all skipped or errors) */
+    feat_wb_seal(b->wb);          /* while the writer still commits the previous batch */
     pthread_mutex_lock(&ing->wlock);
     while (ing->inflight) pthread_cond_wait(&ing->wcond, &ing->wlock);
     ing->inflight = b;

@@ -365,7 +365,8 @@ int main(int argc, char **argv) {
         feat_log(FEAT_LOG_INFO, "featd", "embedded Kafka at %s (written to %s)", fd.bootstrap, path);
     }
     snprintf(path, sizeof(path), "%s/db", cfg->data_dir);
-    feat_store_conf_t sc = {path, cfg, cfg->store_sync, cfg->store_block_cache, cfg->store_write_buffer, 0};
+    feat_store_conf_t sc = {path, cfg, cfg->store_sync, cfg->store_block_cache, cfg->store_write_buffer, 0,
+                            (int)cfg->store_write_buffers};
     fd.st = feat_store_open(&sc, err, sizeof(err));
     if (!fd.st) {
         fprintf(stderr, "featd: store: %s\n", err);

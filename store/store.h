@@ -79,6 +79,7 @@ typedef struct feat_store_conf {
     int64_t block_cache_bytes;
     int64_t write_buffer_bytes;
     int read_only;                  /* open for reading only (tools; may run beside featd) */
+    int write_buffers;              /* memtables per column family; 0 = 8 */
 } feat_store_conf_t;
 
 /* Opens (creating if needed) the store.  Checks the stored table definitions
@@ -138,6 +139,12 @@ void feat_wb_online_at(const feat_wb_t *wb, size_t i, const feat_table_t **t, co
  * call back into the store's write path. */
 typedef void feat_write_hook_fn(void *arg, const feat_wb_t *wb, int phase);
 void feat_store_set_write_hook(feat_store_t *st, feat_write_hook_fn *fn, void *arg);
+
+/* Does the CPU work of committing wb (sorting its rows by key and laying
+ * them out as a RocksDB batch) on the calling thread, so a pipelined writer
+ * thread only pays for RocksDB's own work.  Optional; feat_store_write seals
+ * whatever is left.  Rows added after a seal are sealed by the next one. */
+void feat_wb_seal(feat_wb_t *wb);
 
 /* Commits wb atomically (WAL on; fsync when conf->sync).  FEAT_OK or
  * FEAT_ERR_IO (errstr set); on failure nothing of wb is applied.  Either way
@@ -249,9 +256,10 @@ int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms,
 uint64_t feat_store_size_bytes(feat_store_t *st);
 
 /* Memory RocksDB holds for the store: memtables of every family (each is
- * bounded by store.write_buffer, two per family at most), the block cache
+ * bounded by store.write_buffer, store.write_buffers per family), the block cache
  * (bounded by store.block_cache; index and filter blocks are charged to it)
- * and table readers outside the cache. */
+ * and table readers outside the cache.  Memtables: at most write_buffer ×
+ * write_buffers per family. */
 typedef struct feat_store_memory {
     uint64_t memtables, block_cache, block_cache_pinned, table_readers;
     /* write stalls: RocksDB's delayed write rate (bytes/s; 0 = writes not

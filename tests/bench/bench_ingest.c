@@ -42,8 +42,11 @@ typedef struct row {
 } row_t;
 
 static int N = 400000, P = 32, ROUNDS = 3, JSON = 0;
-static const char *WRITE_BUFFER = "64MiB";
+static const char *WRITE_BUFFER = NULL; /* featd's default unless --write-buffer */
 static const char *ONLY = NULL; /* consume | store | featd | drift */
+static int TRACE = 0;            /* print featd's progress every 100 ms (shows stalls) */
+static char KAFKA_EXTRA[512];    /* --kafka KEY=VALUE lines for featd's [kafka] section */
+static const char *AB = NULL;    /* --ab SECTION.KEY=A,B: featd alternately with value A and B */
 static const char *TOPIC = "bench_events";
 
 static double now_s(void) { return (double)feat_mono_ns() / 1e9; }
@@ -165,7 +168,8 @@ static double raw_consume(const char *bs, feat_config_t *cfg, row_t *rows) {
 static feat_store_t *open_store(feat_config_t *cfg, const char *dir) {
     char path[512], err[256];
     snprintf(path, sizeof(path), "%s/db", dir);
-    feat_store_conf_t sc = {path, cfg, 0, cfg->store_block_cache, cfg->store_write_buffer, 0};
+    feat_store_conf_t sc = {path, cfg, 0, cfg->store_block_cache, cfg->store_write_buffer, 0,
+                            (int)cfg->store_write_buffers};
     feat_store_t *st = feat_store_open(&sc, err, sizeof(err));
     if (!st) { fprintf(stderr, "store: %s\n", err); exit(1); }
     return st;
@@ -230,6 +234,17 @@ static double featd_ingest_with(const char *bs, feat_config_t *cfg, int round, i
     for (;;) {
         feat_ingest_get_stats(ing, &s);
         if (!t_first && s.events) { t_first = now_s(); first_n = s.events; }
+        if (TRACE && t_first) {
+            static double last;
+            double tn = now_s();
+            if (tn - last >= 0.1) {
+                last = tn;
+                feat_store_memory_t mem;
+                feat_store_memory(st, &mem);
+                printf("  t=%.2f s events=%llu memtables=%.0f MiB%s\n", tn - t_first, (unsigned long long)s.events,
+                       (double)mem.memtables / 1048576, mem.write_stopped ? " (RocksDB writes stopped)" : "");
+            }
+        }
         if (s.events >= (uint64_t)N) break;
         if (s.failed) { fprintf(stderr, "ingest failed: %s\n", s.error); exit(1); }
         struct timespec ts = {0, 200000};
@@ -259,7 +274,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--json")) JSON = 1;
         else if (!strcmp(argv[i], "--write-buffer") && i + 1 < argc) WRITE_BUFFER = argv[++i];
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) ONLY = argv[++i];
-        else { fprintf(stderr, "usage: bench_ingest [--events N] [--partitions P] [--rounds R] [--json]\n"); return 2; }
+        else if (!strcmp(argv[i], "--trace")) TRACE = 1;
+        else if (!strcmp(argv[i], "--ab") && i + 1 < argc) AB = argv[++i];
+        else if (!strcmp(argv[i], "--kafka") && i + 1 < argc) {
+            size_t l = strlen(KAFKA_EXTRA);
+            snprintf(KAFKA_EXTRA + l, sizeof(KAFKA_EXTRA) - l, "%s\n", argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_ingest [--events N] [--partitions P] [--rounds R] [--json] [--write-buffer SIZE]\n"
+                            "                    [--only consume|store|featd|drift] [--kafka KEY=VALUE]... [--trace]\n"
+                            "                    [--ab SECTION.KEY=A,B]\n");
+            return 2;
+        }
     }
     feat_log_set_level(FEAT_LOG_WARN);
     char err[512];
@@ -268,9 +293,9 @@ int main(int argc, char **argv) {
     const char *bs = feat_broker_bootstraps(b);
     char cfgtext[2048];
     int o = snprintf(cfgtext, sizeof(cfgtext),
-                     "[kafka]\nembedded = false\nbootstrap.servers = %s\nsession.timeout.ms = 6000\n"
-                     "[store]\nwrite_buffer = %s\n[ingest]\nbatch_max = 10000\n[table bench]\ntopic = %s\n", bs,
-                     WRITE_BUFFER, TOPIC);
+                     "[kafka]\nembedded = false\nbootstrap.servers = %s\nsession.timeout.ms = 6000\n%s"
+                     "[store]\n%s%s\n[ingest]\nbatch_max = 10000\n[table bench]\ntopic = %s\n", bs,
+                     KAFKA_EXTRA, WRITE_BUFFER ? "write_buffer = " : "", WRITE_BUFFER ? WRITE_BUFFER : "", TOPIC);
     for (int f = 0; f < NF; f++) o += snprintf(cfgtext + o, sizeof(cfgtext) - (size_t)o, "feature.f%d = double\n", f);
     feat_config_t *cfg = feat_config_parse(cfgtext, strlen(cfgtext), err, sizeof(err));
     if (!cfg) { fprintf(stderr, "config: %s\n", err); return 1; }
@@ -281,6 +306,26 @@ int main(int argc, char **argv) {
     row_t *rows = calloc((size_t)N, sizeof(row_t));
     raw_consume(bs, cfg, rows); /* decodes the rows for baseline B (untimed use) */
     double a[16], bb[16], c[16], dr[16];
+    if (AB) { /* one setting, two values, alternating rounds: same data, same broker */
+        char key[128], va[128], vb[128];
+        if (sscanf(AB, "%127[^=]=%127[^,],%127s", key, va, vb) != 3) { fprintf(stderr, "--ab SECTION.KEY=A,B\n"); return 2; }
+        for (int r = 0; r < ROUNDS && r < 16; r++) {
+            if (feat_config_set(cfg, key, va, err, sizeof(err))) { fprintf(stderr, "%s\n", err); return 2; }
+            c[r] = featd_ingest_with(bs, cfg, 2 * r, 0);
+            if (feat_config_set(cfg, key, vb, err, sizeof(err))) { fprintf(stderr, "%s\n", err); return 2; }
+            dr[r] = featd_ingest_with(bs, cfg, 2 * r + 1, 0);
+            printf("round %d: featd ingest %.0f events/s with %s=%s, %.0f with %s=%s\n", r + 1, c[r], key, va, dr[r], key, vb);
+            fflush(stdout);
+        }
+        qsort(c, (size_t)ROUNDS, sizeof(double), cmpd);
+        qsort(dr, (size_t)ROUNDS, sizeof(double), cmpd);
+        printf("median: %s=%s %.0f/s, %s=%s %.0f/s (ratio %.2f)\n", key, va, c[ROUNDS / 2], key, vb, dr[ROUNDS / 2],
+               dr[ROUNDS / 2] / c[ROUNDS / 2]);
+        free(rows);
+        feat_config_free(cfg);
+        feat_broker_destroy(b);
+        return 0;
+    }
     if (ONLY && !strcmp(ONLY, "drift")) { /* monitoring on vs off, alternating, same data */
         for (int r = 0; r < ROUNDS && r < 16; r++) {
             c[r] = featd_ingest_with(bs, cfg, r, 0);

@@ -35,7 +35,7 @@ static void fx_open_cfg(fixture_t *fx, const char *cfgtext) {
     ck_assert_msg(fx->cfg != NULL, "config: %s", err);
     char path[512];
     snprintf(path, sizeof(path), "%s/db", fx->dir);
-    feat_store_conf_t sc = {path, fx->cfg, 0, 8 << 20, 4 << 20, 0};
+    feat_store_conf_t sc = {path, fx->cfg, 0, 8 << 20, 4 << 20, 0, 0};
     fx->st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(fx->st != NULL, "open: %s", err);
     fx->user = feat_store_table(fx->st, "user");
@@ -371,6 +371,45 @@ START_TEST(history_range_newest_first) {
 }
 END_TEST
 
+/* feat_wb_seal (the ingest thread's share of a commit) may run several times
+ * while a batch is built: every row is written exactly once, whichever side
+ * of a seal it was added on. */
+START_TEST(sealed_batch_writes_every_row_once) {
+    fixture_t fx = fx_new();
+    char err[256];
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    enum { NE = 5, PER = 12 };
+    int64_t off = 0;
+    for (int i = 0; i < PER; i++) {
+        for (int e = 0; e < NE; e++) {
+            char key[8];
+            snprintf(key, sizeof(key), "s%d", e);
+            uint16_t f = 0;
+            feat_value_t v = vint(100 * e + i);
+            /* times descend for odd entities: their newest is the first event */
+            int64_t ts = e % 2 ? 1000 - i : 1000 + i;
+            ck_assert_int_eq(feat_wb_put_event(wb, fx.user, key, strlen(key), ts, 0, off++, &f, &v, 1), FEAT_OK);
+        }
+        if (i == 3 || i == 4 || i == 9) feat_wb_seal(wb); /* twice in a row: nothing new the second time */
+    }
+    ck_assert_uint_eq(feat_wb_online_count(wb), NE * PER);
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+    for (int e = 0; e < NE; e++) {
+        char key[8];
+        snprintf(key, sizeof(key), "s%d", e);
+        hist_t h = {0};
+        ck_assert_int_eq(feat_store_history(fx.st, fx.user, key, strlen(key), INT64_MIN, INT64_MAX, collect, &h),
+                         FEAT_OK);
+        ck_assert_int_eq(h.n, PER);
+        feat_value_t got = get1(&fx, key, 0, 2000);
+        ck_assert_int_eq(got.status, FEAT_ST_PRESENT);
+        ck_assert_int_eq(got.v.i, 100 * e + (e % 2 ? 0 : PER - 1));
+    }
+    fx_free(&fx);
+}
+END_TEST
+
 START_TEST(schema_ids_stable_and_type_change_refused) {
     fixture_t fx = fx_new();
     put1(&fx, "s", 100, 0, 1, 1, vdbl(1.25)); /* feature b */
@@ -394,7 +433,7 @@ START_TEST(schema_ids_stable_and_type_change_refused) {
     ck_assert_ptr_nonnull(fx.cfg);
     char path[512];
     snprintf(path, sizeof(path), "%s/db", fx.dir);
-    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 4 << 20, 0};
+    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 4 << 20, 0, 0};
     ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
     ck_assert_msg(strstr(err, "table.user.feature.b") != NULL, "%s", err);
     feat_config_free(fx.cfg);
@@ -513,7 +552,7 @@ START_TEST(smallest_write_buffer_works) {
     fx.cfg = feat_config_parse(base_cfg, strlen(base_cfg), err, sizeof(err));
     ck_assert_msg(fx.cfg != NULL, "config: %s", err);
     snprintf(path, sizeof(path), "%s/db", fx.dir);
-    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 1 << 20, 0};
+    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 1 << 20, 0, 0};
     fx.st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(fx.st != NULL, "open: %s", err);
     fx.user = feat_store_table(fx.st, "user");
@@ -582,7 +621,7 @@ START_TEST(checkpoint_is_a_consistent_copy) {
     feat_wb_destroy(wb);
     ck_assert_int_eq(get1(&fx, "k1", 0, 2000).v.i, 2);
 
-    feat_store_conf_t sc = {db, fx.cfg, 0, 8 << 20, 4 << 20, 1};
+    feat_store_conf_t sc = {db, fx.cfg, 0, 8 << 20, 4 << 20, 1, 0};
     feat_store_t *copy = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(copy != NULL, "open checkpoint: %s", err);
     const feat_table_t *u = feat_store_table(copy, "user");
@@ -622,6 +661,7 @@ int main(void) {
     tcase_add_test(tc, ttl_statuses);
     tcase_add_test(tc, point_in_time_reads);
     tcase_add_test(tc, history_range_newest_first);
+    tcase_add_test(tc, sealed_batch_writes_every_row_once);
     tcase_add_test(tc, schema_ids_stable_and_type_change_refused);
     tcase_add_test(tc, offsets_labels_dead_letters_and_hooks);
     tcase_add_test(tc, row_codec_rejects_corrupt_bytes);
