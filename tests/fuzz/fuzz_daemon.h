@@ -82,7 +82,7 @@ static featd_t *fuzz_daemon(void) {
     fd->metrics = feat_metrics_new();
     char path[4200];
     snprintf(path, sizeof(path), "%s/db", fuzz_dir);
-    feat_store_conf_t sc = {path, fd->cfg, 0, 8 << 20, 8 << 20, 0};
+    feat_store_conf_t sc = {path, fd->cfg, 0, 8 << 20, 8 << 20, 0, 0};
     fd->st = feat_store_open(&sc, err, sizeof(err));
     FUZZ_CHECK(fd->st != NULL, "%s", err);
     fd->cache = feat_cache_new(1 << 20, 4, fd->metrics);
