@@ -739,6 +739,7 @@ static int op_cmp(const void *a, const void *b, void *arena) {
  * RocksDB batch (see op_t). */
 static void seal_ops(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf, oplist_t *l, size_t *done,
                      const char *a, int merge) {
+    if (l->n == *done) return; /* nothing new (l->v may still be NULL) */
     op_t *v = l->v + *done;
     size_t n = l->n - *done;
     if (n > 1) qsort_r(v, n, sizeof(op_t), op_cmp, (void *)a);
