@@ -258,8 +258,7 @@ uint64_t feat_store_size_bytes(feat_store_t *st);
 /* Memory RocksDB holds for the store: memtables of every family (each is
  * bounded by store.write_buffer, store.write_buffers per family), the block cache
  * (bounded by store.block_cache; index and filter blocks are charged to it)
- * and table readers outside the cache.  Memtables: at most write_buffer ×
- * write_buffers per family. */
+ * and table readers outside the cache. */
 typedef struct feat_store_memory {
     uint64_t memtables, block_cache, block_cache_pinned, table_readers;
     /* write stalls: RocksDB's delayed write rate (bytes/s; 0 = writes not
