@@ -7,14 +7,16 @@ refuses the writes).  In turn:
   (b)  full during ingest: a producer sends large events until the tmpfs is
        full → featd stops by itself with exit status 1 and an error line
        naming "No space left on device";
-  (b2) full at start: featd started again on the still-full store → non-zero
-       exit, one line naming the problem, nothing changed;
-  (c)  space freed (the tmpfs grown): featd opens the same store and catches
+  (b2) full at start: a filler file takes the space (b) left, featd is
+       started again on the store → non-zero exit, one line naming the
+       problem;
+  (c)  space freed (filler removed, the tmpfs grown): featd opens the same store and catches
        up; every offset is applied exactly once, history is exactly the log,
        online equals a replay of history (as test_crash.py);
   (a2) read-only at start with that store (remounted ro) → non-zero exit with
        one clear line; remounted rw, the store still passes the same audit.
 Skips (exit 77) when this machine does not let the test mount a tmpfs."""
+import errno
 import json
 import os
 import re
@@ -62,6 +64,22 @@ def error_lines(text, what):
     """Lines of featd's output that report the problem: its one-line
     start-up errors ("featd: ...") and ERROR lines, naming what."""
     return [l for l in text.splitlines() if what in l and (l.startswith("featd: ") or " ERROR " in l)]
+
+
+def fill(path):
+    """Write path until the file system has no block left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for chunk in (1 << 16, 1 << 12):
+            buf = b"\0" * chunk
+            try:
+                while True:
+                    os.write(fd, buf)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
 
 
 def run_to_exit(args, wd, cfg, logname, timeout=60):
@@ -158,8 +176,15 @@ def main():
         df = os.statvfs(mnt)
         H.log(f"    tmpfs: {df.f_bavail * df.f_frsize // 1024} KiB free")
 
-        # (b2) full at start: the store is there, the disk still full
+        # (b2) full at start: the store is there, the disk still full.  What
+        # (b) left free depends on how far featd got before a write failed
+        # (a slow machine leaves megabytes, enough to apply the rest of the
+        # log), so a filler file takes every block that is left.
         before = sorted(os.listdir(os.path.join(data, "db")))
+        filler = os.path.join(mnt, "filler")
+        fill(filler)
+        H.log(f"    filler: {os.path.getsize(filler) // 1024} KiB; tmpfs: "
+              f"{os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize // 1024} KiB free")
         rc, out = run_to_exit(args, wd, cfg, "featd-b2.log")
         lines = error_lines(out, "No space left on device")
         H.log(f"(b2) full at start: exit {rc}: {lines[:3]}")
@@ -167,6 +192,7 @@ def main():
         assert lines, f"no line names the full disk:\n{out[-3000:]}"
 
         # (c) space freed: the same store opens and catches up exactly once
+        os.unlink(filler)
         remount("size=512m")
         featd = H.start_featd(args, wd, cfg, logname="featd-c.log")
         from confluent_kafka import Consumer, TopicPartition
