@@ -2,8 +2,16 @@
  * store/row.h — byte formats of online and offline rows (internal to store/,
  * exposed for unit tests and the fuzzers).
  *
- * Online row, version 1: 0x01, then entries sorted by feature id:
- *   u16 id | u8 type | i64 ts | i64 offset | i32 partition | value
+ * Online row, version 2 (written since 0.x; see CHANGELOG): 0x02, then, when
+ * the row has entries, the row's source  i64 ts | i64 offset | i32 partition,
+ * then entries sorted by feature id:
+ *   u16 id | u8 type | value                       (the row's source), or
+ *   u16 id | u8 type|0x80 | i64 ts | i64 offset | i32 partition | value
+ * An event's operand has one source for all its features: 21 + 11 bytes a
+ * double feature instead of version 1's 1 + 31 (the WAL, memtables, flushes
+ * and compactions carry every byte of it).
+ * Online row, version 1 (still read, never written): 0x01, then entries
+ * sorted by feature id:  u16 id | u8 type | i64 ts | i64 offset | i32 partition | value
  * Offline row, version 1: 0x01, then entries: u16 id | u8 type | value
  * value: double/int64 = 8 bytes; bool = 1 byte; string = u32 length + bytes.
  * All integers little-endian.
@@ -18,6 +26,7 @@
 #include "store/store.h"
 
 #define FEAT_ROW_V1 0x01
+#define FEAT_ROW_V2 0x02 /* online rows only */
 
 /* A decoded entry; s points into the row bytes. */
 typedef struct feat_row_entry {
@@ -33,7 +42,12 @@ typedef struct feat_row_entry {
  * fills *e, 0 at the end, FEAT_ERR_CORRUPT on malformed bytes. */
 int feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row_entry_t *e);
 
-/* Appends one entry. */
+/* Starts a row in b (which must be empty): an online row (version 2) whose
+ * source is (ts, offset, partition), or an offline row (version 1). */
+void feat_row_begin(feat_buf_t *b, int online, int64_t ts, int64_t offset, int32_t partition);
+
+/* Appends one entry to the row begun in b: entries of an online row go in
+ * feature id order; one whose source differs from the row's carries its own. */
 void feat_row_put(feat_buf_t *b, int online, uint16_t id, const feat_value_t *v, int64_t ts,
                   int64_t offset, int32_t partition);
 
@@ -44,8 +58,9 @@ static inline int feat_row_newer(const feat_row_entry_t *a, const feat_row_entry
     return a->partition > b->partition;
 }
 
-/* Merges two online rows into out (reset first): per id, the newer entry.
- * FEAT_OK or FEAT_ERR_CORRUPT. */
+/* Merges two online rows (either version) into out (reset first) as a
+ * version 2 row: per id, the newer entry.  FEAT_OK, FEAT_ERR_CORRUPT or
+ * FEAT_ERR_NOMEM. */
 int feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_buf_t *out);
 
 #endif

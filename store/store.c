@@ -90,7 +90,7 @@ static char *merge_many(const char *base, size_t blen, const char *const *ops, c
                         int nops, unsigned char *success, size_t *out_len) {
     feat_buf_t cur = FEAT_BUF_INIT, nxt = FEAT_BUF_INIT;
     if (base) feat_buf_append(&cur, base, blen);
-    else feat_buf_putc(&cur, FEAT_ROW_V1);
+    else feat_buf_putc(&cur, FEAT_ROW_V2);
     for (int i = 0; i < nops; i++) {
         if (feat_row_merge(cur.data, cur.len, ops[i], lens[i], &nxt) != FEAT_OK) {
             feat_buf_free(&cur);
@@ -590,8 +590,8 @@ int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, siz
     }
     feat_buf_reset(&wb->val);
     feat_buf_reset(&wb->val2);
-    feat_buf_putc(&wb->val, FEAT_ROW_V1);
-    feat_buf_putc(&wb->val2, FEAT_ROW_V1);
+    feat_row_begin(&wb->val, 1, ts, offset, partition);
+    feat_row_begin(&wb->val2, 0, ts, offset, partition);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
         uint16_t id = t->ids[fidx[i]];

@@ -541,6 +541,137 @@ START_TEST(row_codec_rejects_corrupt_bytes) {
 }
 END_TEST
 
+/* Online rows, version 2: an event's operand states its source once; rows
+ * of version 1 (stores written before) still read and merge the same. */
+typedef struct { int set; int64_t ts, off; int32_t part; int64_t val; } mentry_t;
+enum { MID = 12 };
+
+/* a row holding the entries of m, in version 1 or 2 (source: m[first]'s) */
+static void enc_row(feat_buf_t *b, const mentry_t *m, int version) {
+    feat_buf_reset(b);
+    int first = -1;
+    for (int id = 0; id < MID && first < 0; id++)
+        if (m[id].set) first = id;
+    if (version == 1) feat_buf_putc(b, FEAT_ROW_V1);
+    else if (first < 0) feat_buf_putc(b, FEAT_ROW_V2);
+    else feat_row_begin(b, 1, m[first].ts, m[first].off, m[first].part);
+    for (int id = 0; id < MID; id++) {
+        if (!m[id].set) continue;
+        feat_value_t v = id % 2 ? vdbl((double)m[id].val) : vint(m[id].val);
+        feat_row_put(b, 1, (uint16_t)id, &v, m[id].ts, m[id].off, m[id].part);
+    }
+    ck_assert(!b->oom);
+}
+
+static void check_row(const feat_buf_t *b, const mentry_t *m) {
+    size_t pos = 0;
+    feat_row_entry_t e;
+    int r, prev = -1, n = 0, want = 0;
+    for (int id = 0; id < MID; id++) want += m[id].set;
+    while ((r = feat_row_next(b->data, b->len, &pos, 1, &e)) == 1) {
+        ck_assert_int_gt(e.id, prev);
+        ck_assert(e.id < MID && m[e.id].set);
+        ck_assert_int_eq(e.ts, m[e.id].ts);
+        ck_assert_int_eq(e.offset, m[e.id].off);
+        ck_assert_int_eq(e.partition, m[e.id].part);
+        if (e.id % 2) ck_assert_double_eq(e.val.v.d, (double)m[e.id].val);
+        else ck_assert_int_eq(e.val.v.i, m[e.id].val);
+        prev = e.id;
+        n++;
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(n, want);
+}
+
+START_TEST(row_v2_is_compact_and_merges_like_v1) {
+    feat_buf_t b = FEAT_BUF_INIT, a1 = FEAT_BUF_INIT, b1 = FEAT_BUF_INIT, out = FEAT_BUF_INIT;
+    /* one event, 10 doubles: 1 + 20 source bytes, then 2 + 1 + 8 per feature
+     * (version 1: 1, then 2 + 1 + 20 + 8 per feature) */
+    mentry_t ev[MID];
+    memset(ev, 0, sizeof(ev));
+    for (int id = 1; id <= 10; id++) ev[id] = (mentry_t){1, 5000, 77, 3, id * 11};
+    enc_row(&b, ev, 2);
+    ck_assert_uint_eq(b.len, 1 + 20 + 10 * (2 + 1 + 8));
+    check_row(&b, ev);
+    enc_row(&b, ev, 1);
+    ck_assert_uint_eq(b.len, 1 + 10 * (2 + 1 + 20 + 8));
+    check_row(&b, ev);
+
+    /* random rows, each with a few sources, merged in every pair of versions:
+     * the result holds, per id, the entry with the greatest source */
+    srand(4242);
+    for (int iter = 0; iter < 2000; iter++) {
+        mentry_t ma[MID], mb[MID], want[MID];
+        memset(ma, 0, sizeof(ma));
+        memset(mb, 0, sizeof(mb));
+        for (int id = 0; id < MID; id++) {
+            mentry_t *m[2] = {ma, mb};
+            for (int k = 0; k < 2; k++) {
+                if (rand() % 3 == 0) continue;
+                int src = rand() % 4; /* few sources: equal and shared ones */
+                m[k][id] = (mentry_t){1, 100 + src / 2, src % 3, src % 2, iter * 1000 + id * 10 + src};
+            }
+        }
+        for (int id = 0; id < MID; id++) {
+            const mentry_t *x = &ma[id], *y = &mb[id];
+            int ynewer = y->set && (!x->set || y->ts > x->ts ||
+                                    (y->ts == x->ts && (y->off > x->off || (y->off == x->off && y->part > x->part))));
+            want[id] = ynewer ? *y : *x;
+        }
+        for (int va = 1; va <= 2; va++)
+            for (int vb = 1; vb <= 2; vb++) {
+                enc_row(&a1, ma, va);
+                enc_row(&b1, mb, vb);
+                check_row(&a1, ma);
+                ck_assert_int_eq(feat_row_merge(a1.data, a1.len, b1.data, b1.len, &out), FEAT_OK);
+                ck_assert_uint_eq((unsigned char)out.data[0], FEAT_ROW_V2);
+                check_row(&out, want);
+                /* merging the result again changes nothing */
+                ck_assert_int_eq(feat_row_merge(out.data, out.len, b1.data, b1.len, &b), FEAT_OK);
+                ck_assert_uint_eq(b.len, out.len);
+                ck_assert_mem_eq(b.data, out.data, out.len);
+            }
+    }
+    feat_buf_free(&b);
+    feat_buf_free(&a1);
+    feat_buf_free(&b1);
+    feat_buf_free(&out);
+}
+END_TEST
+
+START_TEST(row_v2_rejects_corrupt_bytes) {
+    feat_buf_t b = FEAT_BUF_INIT, out = FEAT_BUF_INIT;
+    feat_value_t s = vstr("hello");
+    feat_row_begin(&b, 1, 1, 2, 3);
+    feat_row_put(&b, 1, 3, &s, 9, 2, 3); /* its own source */
+    ck_assert_uint_eq(b.len, 1 + 20 + 3 + 20 + 4 + 5);
+    for (size_t cut = 2; cut < b.len; cut++) {
+        size_t pos = 0;
+        feat_row_entry_t e;
+        int r = feat_row_next(b.data, cut, &pos, 1, &e);
+        /* cut 21: the row's source and no entries, a valid empty row */
+        ck_assert_int_eq(r, cut == 21 ? 0 : FEAT_ERR_CORRUPT);
+        if (cut != 21) ck_assert_int_eq(feat_row_merge(b.data, cut, b.data, b.len, &out), FEAT_ERR_CORRUPT);
+    }
+    /* the own-source flag is not a version 1 type */
+    feat_buf_reset(&b);
+    feat_buf_putc(&b, FEAT_ROW_V1);
+    feat_row_put(&b, 1, 3, &s, 1, 2, 3);
+    b.data[3] |= (char)0x80;
+    size_t pos = 0;
+    feat_row_entry_t e;
+    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 1, &e), FEAT_ERR_CORRUPT);
+    /* offline rows have no version 2 */
+    feat_buf_reset(&b);
+    feat_row_begin(&b, 1, 1, 2, 3);
+    feat_row_put(&b, 1, 3, &s, 1, 2, 3);
+    pos = 0;
+    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 0, &e), FEAT_ERR_CORRUPT);
+    feat_buf_free(&b);
+    feat_buf_free(&out);
+}
+END_TEST
+
 /* store.write_buffer's smallest allowed value (1 MiB): the store opens and
  * survives memtable switches and flushes (RocksDB used to abort: the hash
  * memtable's bucket array alone outgrew a small write buffer). */
@@ -665,6 +796,8 @@ int main(void) {
     tcase_add_test(tc, schema_ids_stable_and_type_change_refused);
     tcase_add_test(tc, offsets_labels_dead_letters_and_hooks);
     tcase_add_test(tc, row_codec_rejects_corrupt_bytes);
+    tcase_add_test(tc, row_v2_is_compact_and_merges_like_v1);
+    tcase_add_test(tc, row_v2_rejects_corrupt_bytes);
     tcase_add_test(tc, smallest_write_buffer_works);
     tcase_add_test(tc, checkpoint_is_a_consistent_copy);
     suite_add_tcase(s, tc);
