@@ -456,6 +456,18 @@ static int type_feature(feat_decoder_t *d, const char *text, const feat_table_co
                 feat_ftype_name(want), got), 1;
 }
 
+/* The index of feature name in t: producers usually send an event's
+ * features in the order the table declares them, so the one after prev is
+ * tried before the scan. */
+static int feature_after(const feat_table_conf_t *t, int prev, const char *name, size_t len) {
+    size_t h = (size_t)(prev + 1);
+    if (h < t->nfeatures) {
+        const char *fn = t->features[h].name;
+        if (strnlen(fn, len + 1) == len && memcmp(fn, name, len) == 0) return (int)h;
+    }
+    return feat_table_feature_index(t, name, len);
+}
+
 static const route_t *find_route(feat_decoder_t *d, const char *topic) {
     for (size_t i = 0; i < d->nroutes; i++)
         if (strcmp(d->routes[i].topic, topic) == 0) return &d->routes[i];
@@ -550,9 +562,10 @@ int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t kl
     /* seen[] marks features already set, to refuse duplicates */
     unsigned char seen[FEAT_MAX_FEATURES];
     memset(seen, 0, t->nfeatures);
+    int f = -1;
     for (size_t k = 0; k < m.nfeat; k++) {
         const raw_feat_t *rf = &d->raw[k];
-        int f = feat_table_feature_index(t, rf->name, rf->nlen);
+        f = feature_after(t, f, rf->name, rf->nlen);
         if (f < 0)
             return dead(out, FEAT_DL_UNKNOWN_FEATURE, "table %s has no feature \"%s\"", t->name,
                         show(rf->name, rf->nlen, sb, sizeof(sb)));
