@@ -13,6 +13,8 @@
  * Online row, version 1 (still read, never written): 0x01, then entries
  * sorted by feature id:  u16 id | u8 type | i64 ts | i64 offset | i32 partition | value
  * Offline row, version 1: 0x01, then entries: u16 id | u8 type | value
+ * (the same bytes as the entries of an online row, version 2, that use the
+ * row's source: an event's history row and online operand share them).
  * value: double/int64 = 8 bytes; bool = 1 byte; string = u32 length + bytes.
  * All integers little-endian.
  */

@@ -588,16 +588,18 @@ int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, siz
         }
         order[j] = (uint16_t)i;
     }
+    /* the history row's entries are, byte for byte, those of the online
+     * operand (row.h): built once, copied behind the operand's source */
     feat_buf_reset(&wb->val);
     feat_buf_reset(&wb->val2);
-    feat_row_begin(&wb->val, 1, ts, offset, partition);
     feat_row_begin(&wb->val2, 0, ts, offset, partition);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
-        uint16_t id = t->ids[fidx[i]];
-        feat_row_put(&wb->val, 1, id, &vals[i], ts, offset, partition);
-        feat_row_put(&wb->val2, 0, id, &vals[i], ts, offset, partition);
+        feat_row_put(&wb->val2, 0, t->ids[fidx[i]], &vals[i], ts, offset, partition);
     }
+    if (wb->val2.oom) return FEAT_ERR_NOMEM;
+    feat_row_begin(&wb->val, 1, ts, offset, partition);
+    feat_buf_append(&wb->val, wb->val2.data + 1, wb->val2.len - 1);
     online_key(&wb->key, t, key, klen);
     if (wb_check(wb) || wb->val2.oom) return FEAT_ERR_NOMEM;
     size_t ent_at = wb->key.len - klen;
