@@ -21,7 +21,10 @@ static const char *const cf_names[FEAT_CF_COUNT] = {
     "online", "offline", "labels", "predictions", "offsets", "models", "references",
     "dead_letters", "meta"};
 
-#define SCHEMA_VERSION "1"
+/* 2: online rows of version 2 (store/row.h).  A store of version 1 is read
+ * as it is and marked 2 on open; a store marked higher is refused (a newer
+ * featd wrote rows this one may not read). */
+#define SCHEMA_VERSION "2"
 
 struct feat_store {
     rocksdb_t *db;
@@ -256,8 +259,32 @@ done:
     return rc;
 }
 
+static int check_schema(feat_store_t *st, char *errstr, size_t errlen) {
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[FEAT_CF_META], "schema_version", 14, &vlen, &rerr);
+    if (rerr) return io_err(errstr, errlen, "reading schema_version", rerr);
+    int rc = FEAT_OK;
+    if (v) {
+        char n[16];
+        snprintf(n, sizeof(n), "%.*s", (int)(vlen < 15 ? vlen : 15), v);
+        char *end;
+        long got = strtol(n, &end, 10);
+        if (*end || got < 1 || got > atoi(SCHEMA_VERSION)) {
+            snprintf(errstr, errlen,
+                     "store: schema_version %s is not one this featd reads (1 to %s): a newer featd wrote "
+                     "this store; run that version or restore a backup taken before the upgrade", n, SCHEMA_VERSION);
+            rc = FEAT_ERR_CONFIG;
+        }
+    }
+    rocksdb_free(v);
+    return rc;
+}
+
 static int setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
     const feat_config_t *cfg = st->cfg;
+    int src = check_schema(st, errstr, errlen);
+    if (src) return src;
     st->ntables = cfg->ntables;
     st->tables = calloc(cfg->ntables ? cfg->ntables : 1, sizeof(feat_table_t));
     if (!st->tables) return FEAT_ERR_NOMEM;

@@ -437,6 +437,28 @@ START_TEST(schema_ids_stable_and_type_change_refused) {
     ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
     ck_assert_msg(strstr(err, "table.user.feature.b") != NULL, "%s", err);
     feat_config_free(fx.cfg);
+    /* a store marked by a newer featd is refused, one marked 1 opens */
+    fx_open_cfg(&fx, "[table user]\ntopic = user_events\nfeature.b = double\n");
+    feat_buf_t v = FEAT_BUF_INIT;
+    ck_assert_int_eq(feat_store_get_blob(fx.st, FEAT_CF_META, "schema_version", 14, &v), FEAT_OK);
+    ck_assert_uint_eq(v.len, 1);
+    ck_assert_int_eq(v.data[0], '2');
+    feat_buf_free(&v);
+    ck_assert_int_eq(feat_store_put_blob(fx.st, FEAT_CF_META, "schema_version", 14, "1", 1), FEAT_OK);
+    fx_close(&fx);
+    fx_open_cfg(&fx, "[table user]\ntopic = user_events\nfeature.b = double\n");
+    ck_assert_int_eq(feat_store_get_blob(fx.st, FEAT_CF_META, "schema_version", 14, &v), FEAT_OK);
+    ck_assert_int_eq(v.data[0], '2'); /* version 1 opened and marked 2 */
+    feat_buf_free(&v);
+    ck_assert_int_eq(feat_store_put_blob(fx.st, FEAT_CF_META, "schema_version", 14, "3", 1), FEAT_OK);
+    fx_close(&fx);
+    const char *good = "[table user]\ntopic = user_events\nfeature.b = double\n";
+    fx.cfg = feat_config_parse(good, strlen(good), err, sizeof(err));
+    ck_assert_ptr_nonnull(fx.cfg);
+    sc.cfg = fx.cfg;
+    ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "schema_version 3") != NULL, "%s", err);
+    feat_config_free(fx.cfg);
     fx.cfg = NULL;
     tu_rmrf(fx.dir);
     free(fx.dir);
