@@ -203,7 +203,34 @@ def http_seeds():
         write(t, name, target)
 
 
+def row_src(ts, off, part):
+    return struct.pack('<qqi', ts, off, part)
+
+
+def row_entry(fid, kind, v, src=None):
+    """An online row entry: kind d/i/b/s; src: its own source (version 2
+    sets the 0x80 type flag; version 1 always has one)."""
+    t = {'d': 1, 'i': 2, 'b': 3, 's': 4}[kind]
+    body = {'d': lambda: struct.pack('<d', v), 'i': lambda: struct.pack('<q', v),
+            'b': lambda: bytes([v]), 's': lambda: struct.pack('<I', len(v)) + v}[kind]()
+    return struct.pack('<HB', fid, t | (0x80 if src is not None else 0)) + (src or b'') + body
+
+
+def row_seeds():
+    """Pairs of online rows (fuzz_row.c): byte 0 = length of the first."""
+    t = 'fuzz_row'
+    s1, s2 = row_src(1000, 5, 0), row_src(1000, 7, 1)
+    v2a = b'\x02' + s1 + row_entry(1, 'd', 1.5) + row_entry(3, 'i', -4) + row_entry(7, 's', b'abc')
+    v2b = b'\x02' + s2 + row_entry(1, 'd', 2.5) + row_entry(2, 'b', 1) + row_entry(7, 's', b'', row_src(900, 1, 2))
+    v1a = b'\x01' + b''.join(struct.pack('<HB', i, k) + s1 + b for i, k, b in
+                               ((1, 1, struct.pack('<d', 0.5)), (4, 3, b'\x00')))
+    for name, a, b in [('v2-v2', v2a, v2b), ('v1-v2', v1a, v2b), ('v2-v1', v2b, v1a), ('empty-v2', b'', v2a),
+                       ('v2empty-v1', b'\x02', v1a), ('v2-truncated', v2a, v2b[:30])]:
+        write(t, name, bytes([len(a)]) + a + b)
+
+
 if __name__ == '__main__':
+    row_seeds()
     proto_seeds()
     json_seeds()
     config_seeds()
