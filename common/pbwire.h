@@ -48,6 +48,9 @@ static inline int feat_pb_varint(feat_pb_t *r, uint64_t *v) {
 /* Reads the next field; 1 on success, 0 on malformed input. */
 static inline int feat_pb_next(feat_pb_t *r, feat_pb_field_t *f) {
     uint64_t tag;
+    f->u = 0; /* every member defined whatever the wire type (gcc -O3 checks) */
+    f->s = NULL;
+    f->n = 0;
     if (!feat_pb_varint(r, &tag)) return 0;
     f->num = (uint32_t)(tag >> 3);
     f->wt = (int)(tag & 7);

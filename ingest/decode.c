@@ -224,7 +224,11 @@ static int json_str(feat_decoder_t *d, const char *text, const feat_json_tok_t *
     /* capacity was reserved for the whole message: pointers stay valid */
     size_t room = d->scratch.cap - d->scratch.len;
     int l = feat_json_unescape(text, t, d->scratch.data + d->scratch.len, room);
-    if (l < 0) return 0;
+    if (l < 0) {
+        *s = ""; /* callers may still name the value in a dead letter */
+        *n = 0;
+        return 0;
+    }
     *s = d->scratch.data + d->scratch.len;
     *n = (size_t)l;
     d->scratch.len += (size_t)l;

@@ -438,7 +438,7 @@ fail:
 
 static void fatal(feat_ingest_t *ing, const char *what) {
     pthread_mutex_lock(&ing->lock);
-    snprintf(ing->error, sizeof(ing->error), "%s", what);
+    snprintf(ing->error, sizeof(ing->error), "%.*s", (int)sizeof(ing->error) - 1, what); /* truncated on purpose */
     pthread_mutex_unlock(&ing->lock);
     atomic_store(&ing->failed, 1);
     feat_log(FEAT_LOG_ERROR, "ingest", "stopping ingest: %s", what);
