@@ -148,7 +148,7 @@ static void put_entry(feat_buf_t *out, const char *row, size_t start, size_t end
 
 int feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_buf_t *out) {
     feat_buf_reset(out);
-    size_t pa = 0, pb = 0, sa = 0, sb = 0;
+    size_t pa = 0, pb = 0;
     feat_row_entry_t ea, eb;
     int ha = feat_row_next(a, alen, &pa, 1, &ea);
     int hb = feat_row_next(b, blen, &pb, 1, &eb);
@@ -168,8 +168,7 @@ int feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_
     /* entries of a version 2 input with out's source are copied as they are */
     int a_same = a2 && memcmp(a + 1, out->data + 1, SRC_LEN) == 0;
     int b_same = b2 && memcmp(b + 1, out->data + 1, SRC_LEN) == 0;
-    sa = a2 ? 1 + SRC_LEN : 1;
-    sb = b2 ? 1 + SRC_LEN : 1;
+    size_t sa = a2 ? 1 + SRC_LEN : 1, sb = b2 ? 1 + SRC_LEN : 1; /* where the current entries start */
     while (ha == 1 || hb == 1) {
         if (hb != 1 || (ha == 1 && ea.id < eb.id)) {
             put_entry(out, a, sa, pa, &ea, a_same);

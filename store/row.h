@@ -2,7 +2,7 @@
  * store/row.h — byte formats of online and offline rows (internal to store/,
  * exposed for unit tests and the fuzzers).
  *
- * Online row, version 2 (written since 0.x; see CHANGELOG): 0x02, then, when
+ * Online row, version 2 (store schema_version 2; CHANGELOG): 0x02, then, when
  * the row has entries, the row's source  i64 ts | i64 offset | i32 partition,
  * then entries sorted by feature id:
  *   u16 id | u8 type | value                       (the row's source), or

@@ -25,6 +25,7 @@ static const char *const cf_names[FEAT_CF_COUNT] = {
  * as it is and marked 2 on open; a store marked higher is refused (a newer
  * featd wrote rows this one may not read). */
 #define SCHEMA_VERSION "2"
+#define SCHEMA_VERSION_MAX 2 /* the same, as a number */
 
 struct feat_store {
     rocksdb_t *db;
@@ -270,10 +271,11 @@ static int check_schema(feat_store_t *st, char *errstr, size_t errlen) {
         snprintf(n, sizeof(n), "%.*s", (int)(vlen < 15 ? vlen : 15), v);
         char *end;
         long got = strtol(n, &end, 10);
-        if (*end || got < 1 || got > atoi(SCHEMA_VERSION)) {
+        if (*end || got < 1 || got > SCHEMA_VERSION_MAX) {
             snprintf(errstr, errlen,
-                     "store: schema_version %s is not one this featd reads (1 to %s): a newer featd wrote "
-                     "this store; run that version or restore a backup taken before the upgrade", n, SCHEMA_VERSION);
+                     "schema_version \"%s\" is not one this featd reads (1 to %d): a newer featd "
+                     "wrote this store; run that version or restore a backup taken before the upgrade", n,
+                     SCHEMA_VERSION_MAX);
             rc = FEAT_ERR_CONFIG;
         }
     }
@@ -628,7 +630,7 @@ int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, siz
     feat_row_begin(&wb->val, 1, ts, offset, partition);
     feat_buf_append(&wb->val, wb->val2.data + 1, wb->val2.len - 1);
     online_key(&wb->key, t, key, klen);
-    if (wb_check(wb) || wb->val2.oom) return FEAT_ERR_NOMEM;
+    if (wb_check(wb)) return FEAT_ERR_NOMEM;
     size_t ent_at = wb->key.len - klen;
     int rc = push_op(wb, &wb->on, t, &wb->key, &wb->val, ent_at, klen);
     if (rc) return rc;

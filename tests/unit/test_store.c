@@ -457,7 +457,7 @@ START_TEST(schema_ids_stable_and_type_change_refused) {
     ck_assert_ptr_nonnull(fx.cfg);
     sc.cfg = fx.cfg;
     ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
-    ck_assert_msg(strstr(err, "schema_version 3") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "schema_version \"3\"") != NULL, "%s", err);
     feat_config_free(fx.cfg);
     fx.cfg = NULL;
     tu_rmrf(fx.dir);
