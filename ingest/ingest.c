@@ -27,6 +27,7 @@ typedef struct pstate {
     int64_t pending;   /* next offset after the batches built so far (ingest thread) */
     uint64_t pending_applied;
     int touched;       /* by the batch being built (ingest thread) */
+    uint64_t gap;      /* records deleted from the log before featd applied them, this run (lock) */
 } pstate_t;
 
 /* A built batch on its way to the store, with what to publish once it commits. */
@@ -79,7 +80,7 @@ struct feat_ingest {
     const feat_table_t **tables;
     _Atomic int64_t *newest;   /* per table */
     _Atomic uint64_t *tevents; /* per table */
-    _Atomic uint64_t events, labels, dead, skipped, batches;
+    _Atomic uint64_t events, labels, dead, skipped, batches, gap_total;
     _Atomic uint64_t dead_by[FEAT_DL_COUNT];
     atomic_int assigned;
     feat_metric_t **m_events;  /* per table */
@@ -92,6 +93,7 @@ struct feat_ingest {
     feat_ingest_label_fn *label_observer;
     void *label_observer_arg;
     int64_t last_commit_ms;
+    int64_t unapplied_at_stop; /* set by feat_ingest_stop; -1 unknown */
 };
 
 /* ---- partition table -------------------------------------------------------- */
@@ -153,6 +155,55 @@ static void count_kafka_error(feat_ingest_t *ing, rd_kafka_resp_err_t err) {
                                  "commits), by librdkafka error name.", labels), 1);
 }
 
+/* Records [from, to) of p's log were deleted before featd applied them: a
+ * gap.  Logged as an ERROR with the range and counted per partition
+ * (featd_ingest_gap_records_total).  why names the place it was seen;
+ * locked says whether the caller holds ing->lock. */
+static void count_gap(feat_ingest_t *ing, pstate_t *p, int64_t from, int64_t to, const char *why, int locked) {
+    if (to <= from) return;
+    if (!locked) pthread_mutex_lock(&ing->lock);
+    p->gap += (uint64_t)(to - from);
+    if (!locked) pthread_mutex_unlock(&ing->lock);
+    atomic_fetch_add(&ing->gap_total, (uint64_t)(to - from));
+    feat_log(FEAT_LOG_ERROR, "ingest",
+             "gap: %s[%d] offsets %lld..%lld (%lld records) were deleted from the log before featd applied them "
+             "(%s): retention, the embedded broker's size cap, or a recreated topic; resuming at %lld",
+             p->topic, p->partition, (long long)from, (long long)to - 1, (long long)(to - from), why, (long long)to);
+}
+
+/* A message at offset `off` came after p->pending with offsets missing in
+ * between.  Offsets may be missing for harmless reasons (transaction markers,
+ * aborted transactions, compaction), so the broker's log start decides: what
+ * lies below it was deleted.  The low watermark librdkafka caches is not
+ * filled by the Fetch version 2.0 speaks, so this asks the broker
+ * (ListOffsets, on the ingest thread; jumps are rare outside transactional
+ * or compacted topics). */
+static void check_jump(feat_ingest_t *ing, pstate_t *p, int64_t off) {
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi, 2000);
+    if (e) {
+        feat_log(FEAT_LOG_WARN, "ingest",
+                 "%s[%d]: offsets %lld..%lld were skipped by the broker and its log start is unknown (%s): "
+                 "not counted as a gap", p->topic, p->partition, (long long)p->pending, (long long)off - 1,
+                 rd_kafka_err2str(e));
+        return;
+    }
+    if (lo > p->pending) count_gap(ing, p, p->pending, lo < off ? lo : off, "seen in the stream", 0);
+}
+
+/* Writes p's next offset forward to `next` on its own, so that a gap found at
+ * assignment is not found (and counted) again at the next start when no
+ * record of the partition was applied in between. */
+static void store_offset(feat_ingest_t *ing, pstate_t *p, int64_t next) {
+    feat_wb_t *wb = feat_wb_new(ing->st);
+    char err[256];
+    if (wb && feat_wb_set_offset(wb, p->topic, p->partition, next, p->applied) == FEAT_OK &&
+        feat_store_write(ing->st, wb, err, sizeof(err)) == FEAT_OK) {
+        p->next = next;
+    }
+    feat_wb_destroy(wb);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     feat_ingest_t *ing = opaque;
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -182,17 +233,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                     p->next = p->pending = -1;
                     p->applied = p->pending_applied = 0;
                 } else if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && lo > p->next) {
-                    /* Retention deleted records before featd applied them:
-                     * they are gone; resume at the oldest one left (the
-                     * consumer would otherwise reset per auto.offset.reset). */
-                    feat_log(FEAT_LOG_WARN, "ingest",
-                             "%s[%d]: offsets %lld..%lld were deleted from the log (retention) before featd applied "
-                             "them; resuming at %lld", tp->topic, tp->partition, (long long)p->next, (long long)lo - 1,
-                             (long long)lo);
+                    /* Records were deleted before featd applied them: they
+                     * are gone; resume at the oldest one left (the consumer
+                     * would otherwise reset per auto.offset.reset). */
+                    count_gap(ing, p, p->next, lo, "found at assignment", 1);
+                    store_offset(ing, p, lo);
+                    p->pending = lo;
                 }
             }
             /* resume from the store, not from the broker's committed offset */
-            tp->offset = p->next >= 0 ? p->next : RD_KAFKA_OFFSET_BEGINNING;
+            tp->offset = p->pending >= 0 ? p->pending : RD_KAFKA_OFFSET_BEGINNING;
             feat_log(FEAT_LOG_INFO, "ingest", "assigned %s[%d] from offset %lld%s", tp->topic, tp->partition,
                      (long long)(p->next >= 0 ? p->next : 0), p->next >= 0 ? " (stored)" : " (beginning)");
         }
@@ -270,6 +320,15 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
         feat_metrics_label_escape(p->topic, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", esc, p->partition);
         feat_metrics_emit_sample(em, labels, (double)(p->next >= 0 ? p->next : 0));
+    }
+    feat_metrics_emit_family(em, "featd_ingest_gap_records_total",
+                             "Records deleted from the log (retention, the embedded broker's cap, a recreated topic) "
+                             "before featd applied them, since start.", FEAT_METRIC_COUNTER);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        feat_metrics_label_escape(p->topic, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", esc, p->partition);
+        feat_metrics_emit_sample(em, labels, (double)p->gap);
     }
     pthread_mutex_unlock(&ing->lock);
     feat_metrics_emit_family(em, "featd_ingest_assigned_partitions", "Partitions assigned to the consumer.", FEAT_METRIC_GAUGE);
@@ -563,6 +622,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
             n_skip++;
             continue;
         }
+        if (ps->pending >= 0 && m->offset > ps->pending) check_jump(ing, ps, m->offset);
         const void *ct = NULL;
         size_t ctlen = 0;
         rd_kafka_headers_t *hdrs = NULL;
@@ -586,9 +646,15 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
             if (ing->label_observer)
                 ing->label_observer(ing->label_observer_arg, d->model, d->key, d->klen, d->ts, d->label);
         } else {
+            size_t vlen = m->payload ? m->len : 0;
+            if (vlen > FEAT_DL_RAW_MAX) { /* an oversize record: keep its head */
+                size_t dl = strlen(d->detail);
+                snprintf(d->detail + dl, sizeof(d->detail) - dl, " (raw value truncated to its first %d bytes)",
+                         FEAT_DL_RAW_MAX);
+                vlen = FEAT_DL_RAW_MAX;
+            }
             rc = feat_wb_put_dead_letter(b->wb, topic, m->partition, m->offset, feat_dl_reason_name(d->reason),
-                                         d->detail, m->key, m->key ? m->key_len : 0, m->payload,
-                                         m->payload ? m->len : 0, now);
+                                         d->detail, m->key, m->key ? m->key_len : 0, m->payload, vlen, now);
             b->n_dead++;
             b->dead_by[d->reason]++;
             feat_log(FEAT_LOG_DEBUG, "ingest", "dead letter %s[%d]@%lld: %s: %s", topic, m->partition,
@@ -719,6 +785,23 @@ void feat_ingest_stop(feat_ingest_t *ing) {
     atomic_store(&ing->stop, 1);
     pthread_join(ing->thr, NULL);
     ing->started = 0;
+    /* what the broker holds beyond what the store applied, for the stop's
+     * log line (the embedded broker loses it with the process) */
+    int64_t left = 0;
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        int64_t lo = -1, hi = -1;
+        if (!p->assigned) continue;
+        if (rd_kafka_query_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi, 1000)) {
+            left = -1;
+            break;
+        }
+        int64_t next = p->next >= 0 ? p->next : lo;
+        if (hi > next) left += hi - next;
+    }
+    pthread_mutex_unlock(&ing->lock);
+    ing->unapplied_at_stop = left;
     /* close runs the revoke callback on this thread; no batch is in flight */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(ing->rk);
     if (e) feat_log(FEAT_LOG_WARN, "ingest", "consumer close: %s", rd_kafka_err2str(e));
@@ -764,6 +847,7 @@ void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out) {
     out->dead_letters = atomic_load(&ing->dead);
     out->skipped = atomic_load(&ing->skipped);
     out->batches = atomic_load(&ing->batches);
+    out->gap_records = atomic_load(&ing->gap_total);
     for (int r = 0; r < FEAT_DL_COUNT; r++) out->dead_by_reason[r] = atomic_load(&ing->dead_by[r]);
     out->assigned = atomic_load(&ing->assigned);
     out->failed = atomic_load(&ing->failed);
@@ -773,6 +857,8 @@ void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out) {
 }
 
 int feat_ingest_failed(feat_ingest_t *ing) { return ing ? atomic_load(&ing->failed) : 0; }
+
+int64_t feat_ingest_unapplied_at_stop(const feat_ingest_t *ing) { return ing ? ing->unapplied_at_stop : 0; }
 
 size_t feat_ingest_partitions(feat_ingest_t *ing, feat_partition_status_t *out, size_t max) {
     size_t n = 0;
@@ -790,6 +876,7 @@ size_t feat_ingest_partitions(feat_ingest_t *ing, feat_partition_status_t *out, 
             s->next_offset = p->next >= 0 ? p->next : (lo >= 0 ? lo : 0);
             s->high_watermark = hi;
             s->lag = hi >= 0 ? (hi > s->next_offset ? hi - s->next_offset : 0) : -1;
+            s->gap_records = p->gap;
         }
         n++;
     }

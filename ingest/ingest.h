@@ -12,6 +12,15 @@
  * below a partition's stored next offset is skipped.  So after any crash
  * every record is applied exactly once.
  *
+ * A gap is a record featd never applied and never dead-lettered because the
+ * broker deleted it first (retention, the embedded broker's size cap, a
+ * recreated topic).  featd finds one at assignment (the log starts past the
+ * stored offset) and in the stream (a message after missing offsets while
+ * the log now starts past them: the consumer reset per auto.offset.reset);
+ * each logs an ERROR with the offset range and adds to
+ * featd_ingest_gap_records_total{topic,partition}.  Offsets the broker skips
+ * for other reasons (transaction markers, compaction) are not gaps.
+ *
  * A failed store write stops ingest (feat_ingest_failed() turns true with the
  * error); the daemon then shuts down cleanly rather than skipping data.
  */
@@ -27,6 +36,11 @@
 #include "store/store.h"
 
 typedef struct feat_ingest feat_ingest_t;
+
+/* A dead letter keeps at most this many bytes of its record's value (an
+ * oversize record, over ingest.max_value_bytes, keeps its head); the detail
+ * says when it was cut. */
+#define FEAT_DL_RAW_MAX 65536
 
 typedef struct feat_ingest_conf {
     const feat_config_t *cfg;   /* borrowed for the consumer's life */
@@ -67,6 +81,7 @@ typedef struct feat_ingest_stats {
     uint64_t dead_letters;
     uint64_t skipped;           /* redelivered below the stored offset */
     uint64_t batches;
+    uint64_t gap_records;       /* records deleted before featd applied them, since start */
     uint64_t dead_by_reason[FEAT_DL_COUNT];
     int assigned;               /* partitions assigned now */
     int failed;                 /* 1 after a fatal store error */
@@ -76,6 +91,10 @@ typedef struct feat_ingest_stats {
 /* The status accessors below take NULL (no ingest: zeros, not failed, no partitions). */
 void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out);
 int feat_ingest_failed(feat_ingest_t *ing);
+/* After feat_ingest_stop: records the broker held beyond what the store had
+ * applied when ingest stopped (the lag at stop), over the assigned
+ * partitions; -1 when the broker could not be asked, 0 before a stop. */
+int64_t feat_ingest_unapplied_at_stop(const feat_ingest_t *ing);
 
 typedef struct feat_partition_status {
     char topic[128];
@@ -83,6 +102,7 @@ typedef struct feat_partition_status {
     int64_t next_offset;        /* next offset to apply (what the store holds) */
     int64_t high_watermark;     /* -1 unknown */
     int64_t lag;                /* -1 unknown */
+    uint64_t gap_records;       /* records deleted before featd applied them, since start */
 } feat_partition_status_t;
 
 /* Copies up to max assigned partitions; returns how many there are. */

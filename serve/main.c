@@ -129,6 +129,29 @@ static void progress(loop_ctx_t *lc) {
              fd->demo ? "" : "");
 }
 
+/* At a stop: what the broker held that featd had not applied.  The
+ * embedded broker keeps its log in memory, so those records are lost with
+ * this process; a real broker keeps them for the next start. */
+static void report_unapplied(featd_t *fd) {
+    int64_t left = feat_ingest_unapplied_at_stop(fd->ingest);
+    feat_ingest_stats_t s;
+    feat_ingest_get_stats(fd->ingest, &s);
+    if (fd->broker)
+        feat_log(left != 0 ? FEAT_LOG_WARN : FEAT_LOG_INFO, "featd",
+                 left < 0 ? "embedded broker: could not count the records it held beyond what featd applied; they "
+                            "are lost with it (%lld)"
+                          : "embedded broker: %lld record(s) produced to it were never applied; its log is in memory "
+                            "and goes with this process",
+                 (long long)left);
+    else if (left > 0)
+        feat_log(FEAT_LOG_INFO, "featd", "%lld record(s) in Kafka are not applied yet; the next start resumes at them",
+                 (long long)left);
+    if (s.gap_records)
+        feat_log(FEAT_LOG_WARN, "featd", "%llu record(s) were deleted from the log before featd applied them (gaps) "
+                                         "since start; see featd_ingest_gap_records_total",
+                 (unsigned long long)s.gap_records);
+}
+
 static void on_tick(evutil_socket_t s, short what, void *arg) {
     (void)s; (void)what;
     loop_ctx_t *lc = arg;
@@ -511,6 +534,8 @@ out:
     feat_http_destroy(fd.http);
     feat_demo_stop(fd.demo);
     feat_predlog_destroy(fd.predlog);       /* writes what serving logged */
+    feat_ingest_stop(fd.ingest);
+    if (fd.ingest) report_unapplied(&fd);
     feat_ingest_destroy(fd.ingest);
     feat_models_stop(fd.models);            /* cancels a run in progress */
     feat_drift_destroy(fd.drift);
