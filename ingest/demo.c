@@ -17,7 +17,8 @@
 
 struct feat_demo {
     const feat_config_t *cfg;
-    rd_kafka_t *rk;
+    rd_kafka_t *rk;           /* feature events: batches of DEMO_EVENT_LINGER_MS */
+    rd_kafka_t *rk_labels;    /* labels: batches of DEMO_LABEL_LINGER_MS */
     pthread_t thr;
     atomic_int stop;
     _Atomic uint64_t sent;
@@ -56,12 +57,27 @@ static double latent(long e) {
 
 static const char *const countries[] = {"US", "DE", "FR", "IN", "BR", "JP"};
 
-static void produce(feat_demo_t *d, const char *topic, const char *key, const void *val, size_t len, int json) {
+/* How long librdkafka gathers records into one batch (a message set) per
+ * partition.  The embedded broker (librdkafka 2.0.2's mock cluster) finds a
+ * fetch's offset by walking a partition's message sets from the oldest, and
+ * keeps up to 5 MiB of them: its CPU grows with (batches per second) x
+ * (batches kept), so tiny batches (the 5 ms this once was: one record a
+ * batch) had its thread at 100% of a core within minutes, the consumer fell
+ * behind and the broker dropped records featd had not applied.  50 ms keeps
+ * feature events fresh (a table's four partitions land a batch every ~12 ms)
+ * and its thread at a few percent; labels need no freshness, and their
+ * smaller records would otherwise be kept longest, so they wait longer.
+ * tests/integration/test_readme_soak.py checks the result from /metrics. */
+#define DEMO_EVENT_LINGER_MS "50"
+#define DEMO_LABEL_LINGER_MS "250"
+
+static void produce(feat_demo_t *d, rd_kafka_t *rk, const char *topic, const char *key, const void *val, size_t len,
+                    int json) {
     rd_kafka_headers_t *h = rd_kafka_headers_new(1);
     const char *ct = json ? "application/json" : "application/x-protobuf";
     rd_kafka_header_add(h, "content-type", -1, ct, -1);
     for (int tries = 0; tries < 100; tries++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
                                                   RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_HEADERS(h),
                                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!e) {
@@ -69,7 +85,7 @@ static void produce(feat_demo_t *d, const char *topic, const char *key, const vo
             return;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-        rd_kafka_poll(d->rk, 10);
+        rd_kafka_poll(rk, 10);
     }
     rd_kafka_headers_destroy(h);
 }
@@ -90,7 +106,7 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
         else if (kind == 1) snprintf(buf, sizeof(buf), "{\"ts\": %lld, \"features\": {\"no_such_feature\": 1}}", (long long)ts);
         else if (kind == 2) snprintf(buf, sizeof(buf), "{\"features\": {\"%s\": 1}}", t->features[0].name);
         else snprintf(buf, sizeof(buf), "{\"ts\": %lld, \"features\": {\"%s\": [1, 2]}}", (long long)ts, t->features[0].name);
-        produce(d, t->topic, key, buf, strlen(buf), 1);
+        produce(d, d->rk, t->topic, key, buf, strlen(buf), 1);
         return;
     }
     int json = rnd(s) & 1;
@@ -108,7 +124,7 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
             }
         }
         o += (size_t)snprintf(buf + o, sizeof(buf) - o, "}}");
-        produce(d, t->topic, key, buf, o, 1);
+        produce(d, d->rk, t->topic, key, buf, o, 1);
         return;
     }
     Featd__V1__FeatureEvent ev = FEATD__V1__FEATURE_EVENT__INIT;
@@ -138,7 +154,7 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
     size_t n = featd__v1__feature_event__get_packed_size(&ev);
     if (n > sizeof(buf)) return;
     featd__v1__feature_event__pack(&ev, buf);
-    produce(d, t->topic, key, buf, n, 0);
+    produce(d, d->rk, t->topic, key, buf, n, 0);
 }
 
 static void one_label(feat_demo_t *d, const feat_model_conf_t *m, int64_t now) {
@@ -152,7 +168,7 @@ static void one_label(feat_demo_t *d, const feat_model_conf_t *m, int64_t now) {
     if (!strcmp(m->task, "linreg")) y = 2.0 * z + 0.5 * gauss(s);
     else y = unif(s) < 1.0 / (1.0 + exp(-2.5 * z)) ? 1 : 0;
     int n = snprintf(buf, sizeof(buf), "{\"model\":\"%s\",\"ts\":%lld,\"label\":%.6g}", m->name, (long long)now, y);
-    produce(d, m->label_topic, key, buf, (size_t)n, 1);
+    produce(d, d->rk_labels, m->label_topic, key, buf, (size_t)n, 1);
 }
 
 static void *run(void *arg) {
@@ -176,6 +192,7 @@ static void *run(void *arg) {
             if (cfg->nmodels && rnd(&d->rng) % 5 == 0) one_label(d, &cfg->models[rnd(&d->rng) % cfg->nmodels], now);
         }
         rd_kafka_poll(d->rk, 0);
+        rd_kafka_poll(d->rk_labels, 0);
         tick++;
         uint64_t due = t0 + tick * 10000000ull, now_ns = feat_mono_ns();
         if (due > now_ns) {
@@ -184,6 +201,24 @@ static void *run(void *arg) {
         }
     }
     return NULL;
+}
+
+static rd_kafka_t *new_producer(const feat_config_t *cfg, const char *bootstrap, const char *linger, char *errstr,
+                                size_t errlen) {
+    rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
+    if (!kc) return NULL;
+    if (feat_kconf_set(kc, "linger.ms", linger, errstr, errlen) ||
+        feat_kconf_set(kc, "queue.buffering.max.messages", "1000000", errstr, errlen)) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+    }
+    char kerr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, kerr, sizeof(kerr));
+    if (!rk) {
+        rd_kafka_conf_destroy(kc);
+        snprintf(errstr, errlen, "demo: %s", kerr);
+    }
+    return rk;
 }
 
 feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
@@ -217,23 +252,16 @@ feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, ch
         }
         d->shift_at_ns = feat_mono_ns() + (uint64_t)cfg->demo_shift_after_ms * 1000000u;
     }
-    rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
-    if (!kc) {
-        free(d);
-        return NULL;
-    }
-    feat_kconf_set(kc, "linger.ms", "5", errstr, errlen);
-    feat_kconf_set(kc, "queue.buffering.max.messages", "1000000", errstr, errlen);
-    char kerr[256];
-    d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, kerr, sizeof(kerr));
-    if (!d->rk) {
-        rd_kafka_conf_destroy(kc);
-        snprintf(errstr, errlen, "demo: %s", kerr);
+    d->rk = new_producer(cfg, bootstrap, DEMO_EVENT_LINGER_MS, errstr, errlen);
+    d->rk_labels = d->rk ? new_producer(cfg, bootstrap, DEMO_LABEL_LINGER_MS, errstr, errlen) : NULL;
+    if (!d->rk_labels) {
+        if (d->rk) rd_kafka_destroy(d->rk);
         free(d);
         return NULL;
     }
     if (pthread_create(&d->thr, NULL, run, d) != 0) {
         rd_kafka_destroy(d->rk);
+        rd_kafka_destroy(d->rk_labels);
         free(d);
         snprintf(errstr, errlen, "demo: cannot start thread");
         return NULL;
@@ -250,6 +278,8 @@ void feat_demo_stop(feat_demo_t *d) {
     atomic_store(&d->stop, 1);
     pthread_join(d->thr, NULL);
     rd_kafka_flush(d->rk, 2000);
+    rd_kafka_flush(d->rk_labels, 2000);
     rd_kafka_destroy(d->rk);
+    rd_kafka_destroy(d->rk_labels);
     free(d);
 }

@@ -59,10 +59,12 @@ void featd_status_json(featd_t *fd, feat_buf_t *b) {
     feat_ingest_stats_t st;
     feat_ingest_get_stats(fd->ingest, &st);
     feat_buf_printf(b, "{\"version\":\"%s\",\"uptime_s\":%lld,\"ready\":%s,\"ingest\":{\"events\":%llu,"
-                       "\"labels\":%llu,\"dead_letters\":%llu,\"skipped\":%llu,\"batches\":%llu,\"failed\":%s",
+                       "\"labels\":%llu,\"dead_letters\":%llu,\"skipped\":%llu,\"batches\":%llu,\"gap_records\":%llu,"
+                       "\"failed\":%s",
                     FEATD_VERSION, (long long)((now - fd->started_ms) / 1000), featd_ready(fd) ? "true" : "false",
                     (unsigned long long)st.events, (unsigned long long)st.labels, (unsigned long long)st.dead_letters,
-                    (unsigned long long)st.skipped, (unsigned long long)st.batches, st.failed ? "true" : "false");
+                    (unsigned long long)st.skipped, (unsigned long long)st.batches,
+                    (unsigned long long)st.gap_records, st.failed ? "true" : "false");
     if (st.failed) {
         feat_buf_puts(b, ",\"error\":");
         feat_buf_json_str(b, st.error, strlen(st.error));
@@ -92,9 +94,10 @@ void featd_status_json(featd_t *fd, feat_buf_t *b) {
         for (size_t i = 0; i < np; i++) {
             feat_buf_printf(b, "%s{\"topic\":", i ? "," : "");
             feat_buf_json_str(b, ps[i].topic, strlen(ps[i].topic));
-            feat_buf_printf(b, ",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld}",
+            feat_buf_printf(b, ",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld,"
+                               "\"gap_records\":%llu}",
                             ps[i].partition, (long long)ps[i].next_offset, (long long)ps[i].high_watermark,
-                            (long long)ps[i].lag);
+                            (long long)ps[i].lag, (unsigned long long)ps[i].gap_records);
         }
         free(ps);
     }

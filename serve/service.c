@@ -326,6 +326,7 @@ static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_ingest_get_stats(fd->ingest, &st);
     res.events_applied = st.events;
     res.dead_letters = st.dead_letters;
+    res.gap_records = st.gap_records;
     res.store_bytes = feat_store_size_bytes(fd->st);
     res.n_tables = fd->cfg->ntables;
     res.tables = feat_arena_alloc(a, res.n_tables * sizeof(void *) + 1);
@@ -356,6 +357,7 @@ static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
         p->next_offset = ps[i].next_offset;
         p->high_watermark = ps[i].high_watermark;
         p->lag = ps[i].lag;
+        p->gap_records = ps[i].gap_records;
         res.partitions[i] = p;
     }
     return featd_svc_pack(resp, &res.base);

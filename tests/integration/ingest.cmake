@@ -10,3 +10,5 @@ featd_py_test(long_broker_faults SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/
               LABELS long TIMEOUT 1800 ARGS --long --rounds 4 --outage 60)
 featd_py_test(integration_gaps SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_gaps.py
               LABELS integration TIMEOUT 300)
+featd_py_test(long_readme_soak SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_readme_soak.py
+              LABELS long TIMEOUT 2400 ARGS --long --minutes 30)

@@ -122,6 +122,10 @@ def case_assignment(args, wd, bs, cfg):
     got = gaps(admin)
     assert got == lo - 100, f"gap counted {got}, the broker deleted {lo - 100} unapplied records"
     assert log_has(feat, f"gap: {TOPIC}[0] offsets 100..{lo - 1} ({lo - 100} records)"), feat.tail()
+    import urllib.request
+    st = json.loads(urllib.request.urlopen(f"http://{admin}/v1/status", timeout=5).read())
+    assert st["ingest"]["gap_records"] == lo - 100, st["ingest"]
+    assert [p["gap_records"] for p in st["partitions"] if p["topic"] == TOPIC] == [lo - 100], st["partitions"]
     assert feat.stop() == 0
     os.remove(wd.file("data/featd.addr"))
     # found once: the stored offset moved past the gap
