@@ -12,7 +12,10 @@
  *
  * feat_config_load() applies defaults, reads the file, validates every value
  * and the relations between sections; on failure it returns NULL and writes
- * one line naming the key and the problem into errstr.  The result is
+ * one line naming the key and the problem into errstr.  A key set twice in
+ * one section, a feature declared twice, a section declared twice, a value
+ * continued on an indented line and a line longer than libinih reads are
+ * refused too (one of the two values would be lost).  The result is
  * read-only afterwards and may be shared by all threads; free it with
  * feat_config_free() after every module is destroyed.
  */

@@ -19,6 +19,17 @@ BAD = [
      "session.timeout.ms=banana\n", "kafka.session.timeout.ms"),
     ("[table t]\nfeature.a=int64\n", "table.t.topic"),
     ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=nope\nlabel_topic=l\n", "model.m.table"),
+    # declared twice: one of the two would be silently lost
+    ("[table user]\ntopic=x\nfeature.clicks_1h=int64\nfeature.clicks_1h=int64\n", "table.user.feature.clicks_1h"),
+    ("[table user]\ntopic=x\nfeature.clicks_1h=int64\nfeature.clicks_1h=double\n", "table.user.feature.clicks_1h"),
+    ("[table t]\ntopic=x\nttl=1d\nfeature.a=int64\nttl=7d\n", "table.t.ttl"),
+    ("[serve]\nthreads=2\nthreads=4\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.threads"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[kafka]\nembedded=false\nbootstrap.servers=h:1\n"
+     "session.timeout.ms=6000\nsession.timeout.ms=7000\n", "kafka.session.timeout.ms"),
+    ("[table user]\ntopic=x\nfeature.a=int64\n[table user]\nfeature.b=int64\n", "[table user]"),
+    ("[store]\nsync=true\n[table t]\ntopic=x\nfeature.a=int64\n[store]\nblock_cache=64MiB\n", "[store]"),
+    ("[kafka]\nembedded=false\nbootstrap.servers = h:1,\n  h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.bootstrap.servers"),
 ]
 
 

@@ -115,6 +115,29 @@ static const struct { const char *text; const char *key; } bad[] = {
     {"[serve]\nplaintext = sometimes\n", "serve.plaintext"},
     {"[featctl]\ntls_cert = /c.pem\n[table t]\ntopic=x\nfeature.a=int64\n", "featctl.tls_key"},
     {"[auth]\ntokens = x\n", "auth.tokens"},
+    /* declared twice: the second declaration would silently win */
+    {"[table t]\ntopic=x\nfeature.a=int64\nfeature.a=int64\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=int64\nfeature.a=double\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=double\nfeature.b=bool\nfeature.a=float\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\ntopic=y\nfeature.a=int64\n", "table.t.topic"},
+    {"[table t]\ntopic=x\nfeature.a=int64\ndrift.a.psi=0.1\ndrift.a.psi=0.2\n", "table.t.drift.a.psi"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\nlabel_topic=k\n", "model.m.label_topic"},
+    {"[kafka]\nembedded=false\nbootstrap.servers=h:1\nbootstrap.servers=h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.bootstrap.servers"},
+    {"[kafka]\nembedded=false\nembedded=false\nbootstrap.servers=h:1\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.embedded"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[table t]\nttl=1h\n", "[table t]"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[table t]\nfeature.b=int64\n", "[table t]"},
+    {"[store]\nsync=true\n[table t]\ntopic=x\nfeature.a=int64\n[store]\nblock_cache=64MiB\n", "[store]"},
+    {"[store]\nsync=true\n[store]\nblock_cache=64MiB\n[table t]\ntopic=x\nfeature.a=int64\n", "[store]"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\n[model m]\n", "[model m]"},
+    /* an indented line continues the value above in libinih: featd would keep only it */
+    {"[kafka]\nembedded=false\nbootstrap.servers = h:1,\n  h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.bootstrap.servers"},
+    /* type spellings that were never accepted */
+    {"[table t]\ntopic=x\nfeature.a=str\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=boolean\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=Float64\n", "table.t.feature.a"},
 };
 
 START_TEST(bad_config_names_the_key) {
@@ -171,6 +194,40 @@ START_TEST(plaintext_only_when_explicit) {
     ck_assert_int_eq(feat_addr_is_loopback("127.0.0.1"), 0); /* no port: not host:port */
     ck_assert_int_eq(feat_addr_is_loopback(":1"), 0);
     ck_assert_int_eq(feat_addr_is_loopback(NULL), 0);
+}
+END_TEST
+
+/* The message of a duplicate names the line of the second and the first. */
+START_TEST(duplicates_say_where) {
+    static const struct { const char *text, *msg; } cases[] = {
+        {"[table user]\ntopic=x\nfeature.clicks_1h=int64\nfeature.clicks_1h=double\n",
+         "table.user.feature.clicks_1h: declared twice: int64 at line 3, then double (config line 4)"},
+        {"[serve]\nlisten=127.0.0.1:1\n\nlisten=127.0.0.1:2\n", "serve.listen: set twice, first at line 2 (config line 4)"},
+        {"[table user]\ntopic=x\nfeature.a=int64\n\n[table user]\nttl=1h\n",
+         "[table user]: section declared twice, first at line 1 (config line 5)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[512] = "";
+        ck_assert_ptr_null(feat_config_parse(cases[i].text, strlen(cases[i].text), err, sizeof(err)));
+        ck_assert_str_eq(err, cases[i].msg);
+    }
+}
+END_TEST
+
+/* Section headers longer than libinih keeps (49 bytes) would be cut silently,
+ * and so would lines longer than 199 bytes. */
+START_TEST(long_headers_and_lines_refused) {
+    char text[1024], err[512] = "";
+    const char *name = "t23456789012345678901234567890123456789012345"; /* 45 bytes: a valid name */
+    snprintf(text, sizeof(text), "[table %s]\ntopic=x\nfeature.a=int64\n", name);
+    ck_assert_ptr_null(feat_config_parse(text, strlen(text), err, sizeof(err)));
+    ck_assert_msg(strstr(err, name) != NULL && !strchr(err, '\n'), "%s", err);
+    char longv[300];
+    memset(longv, 'a', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = 0;
+    snprintf(text, sizeof(text), "[table t]\ntopic=x\nfeature.a=int64\n[featd]\ndata_dir = /%s\n", longv);
+    ck_assert_ptr_null(feat_config_parse(text, strlen(text), err, sizeof(err)));
+    ck_assert_msg(strstr(err, "featd.data_dir") != NULL && strstr(err, "line 5") && !strchr(err, '\n'), "%s", err);
 }
 END_TEST
 
@@ -235,6 +292,8 @@ int main(void) {
     tcase_add_test(tc, kafka_security_keys_pass);
     tcase_add_test(tc, parsers);
     tcase_add_test(tc, reference_lists_every_key);
+    tcase_add_test(tc, duplicates_say_where);
+    tcase_add_test(tc, long_headers_and_lines_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
