@@ -311,12 +311,39 @@ const char *feat_ftype_name(feat_ftype_t t) {
     return (unsigned)t <= FEAT_FT_STRING ? ftype_names[t] : "none";
 }
 
+/* Other spellings of the 64-bit types, accepted since the first commit and
+ * listed in the generated reference.  No more are added: a spelling featd
+ * does not know (str, boolean, Float32) is refused, naming the feature. */
+static const struct { const char *alias; feat_ftype_t type; } ftype_aliases[] = {
+    {"float", FEAT_FT_DOUBLE}, {"float64", FEAT_FT_DOUBLE}, {"int", FEAT_FT_INT64}, {"long", FEAT_FT_INT64},
+};
+#define NALIASES (sizeof(ftype_aliases) / sizeof(ftype_aliases[0]))
+
 feat_ftype_t feat_ftype_parse(const char *s) {
     for (int i = 1; i <= FEAT_FT_STRING; i++)
         if (strcmp(s, ftype_names[i]) == 0) return (feat_ftype_t)i;
-    if (strcmp(s, "float") == 0 || strcmp(s, "float64") == 0) return FEAT_FT_DOUBLE;
-    if (strcmp(s, "int") == 0 || strcmp(s, "long") == 0) return FEAT_FT_INT64;
+    for (size_t i = 0; i < NALIASES; i++)
+        if (strcmp(s, ftype_aliases[i].alias) == 0) return ftype_aliases[i].type;
     return FEAT_FT_NONE;
+}
+
+/* "`float` and `float64` mean `double`; `int` and `long` mean `int64`", with
+ * quote around each type name ("" for the example file). */
+static void aliases_doc(feat_buf_t *b, const char *quote) {
+    int groups = 0;
+    for (int t = 1; t <= FEAT_FT_STRING; t++) {
+        size_t n = 0, k = 0;
+        for (size_t i = 0; i < NALIASES; i++) n += ftype_aliases[i].type == (feat_ftype_t)t;
+        if (!n) continue;
+        if (groups++) feat_buf_puts(b, "; ");
+        for (size_t i = 0; i < NALIASES; i++) {
+            if (ftype_aliases[i].type != (feat_ftype_t)t) continue;
+            feat_buf_printf(b, "%s%s%s%s", k == 0 ? "" : k + 1 == n ? " and " : ", ", quote, ftype_aliases[i].alias,
+                            quote);
+            k++;
+        }
+        feat_buf_printf(b, " mean%s %s%s%s", n > 1 ? "" : "s", quote, ftype_names[t], quote);
+    }
 }
 
 /* ---- value parsers ---------------------------------------------------- */
@@ -1357,7 +1384,9 @@ void feat_config_reference(feat_buf_t *b) {
             if (!strcmp(cur, "table")) {
                 feat_buf_puts(b, "\n## [table NAME]\n\nOne section per feature table. Features are declared as\n"
                                  "`feature.NAME = double | int64 | bool | string` (at most 1024 per table, in\n"
-                                 "file order; names match `[A-Za-z_][A-Za-z0-9_]*`).\n\n");
+                                 "file order; names match `[A-Za-z_][A-Za-z0-9_]*`). Other spellings accepted:\n");
+                aliases_doc(b, "`");
+                feat_buf_puts(b, "\n(featd has no 32-bit types: a `float` feature holds a 64-bit double).\n\n");
             } else if (!strcmp(cur, "model"))
                 feat_buf_puts(b, "\n## [model NAME]\n\nOne section per model.\n\n");
             else
@@ -1471,7 +1500,9 @@ void feat_config_example(feat_buf_t *b) {
         if (!strcmp(cur, "table") && (i + 1 == NOPTS || strcmp(opts[i + 1].section, "table"))) {
             feat_buf_puts(b, "; Features: feature.NAME = double | int64 | bool | string (at most 1024 per\n"
                              "; table, in file order; names match [A-Za-z_][A-Za-z0-9_]*), each declared\n"
-                             "; once.\n"
+                             "; once.\n; Other spellings: ");
+            aliases_doc(b, "");
+            feat_buf_puts(b, ".\n"
                              "feature.clicks_1h = int64\n"
                              "feature.ctr_7d = double\n"
                              "feature.country = string\n"

@@ -30,6 +30,7 @@ BAD = [
     ("[store]\nsync=true\n[table t]\ntopic=x\nfeature.a=int64\n[store]\nblock_cache=64MiB\n", "[store]"),
     ("[kafka]\nembedded=false\nbootstrap.servers = h:1,\n  h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
      "kafka.bootstrap.servers"),
+    ("[table t]\ntopic=x\nfeature.a=str\n", "table.t.feature.a"),
 ]
 
 

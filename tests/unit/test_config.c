@@ -214,6 +214,27 @@ START_TEST(duplicates_say_where) {
 }
 END_TEST
 
+/* float, float64, int and long were always accepted: they stay, are documented,
+ * and mean the 64-bit types. */
+START_TEST(type_aliases_documented) {
+    const char *t = "[table t]\ntopic=x\nfeature.a=float\nfeature.b=float64\nfeature.c=int\nfeature.d=long\n";
+    char err[512] = "";
+    feat_config_t *c = feat_config_parse(t, strlen(t), err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->tables[0].features[0].type, FEAT_FT_DOUBLE);
+    ck_assert_int_eq(c->tables[0].features[1].type, FEAT_FT_DOUBLE);
+    ck_assert_int_eq(c->tables[0].features[2].type, FEAT_FT_INT64);
+    ck_assert_int_eq(c->tables[0].features[3].type, FEAT_FT_INT64);
+    feat_config_free(c);
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_config_reference(&b);
+    feat_buf_putc(&b, 0);
+    for (const char *const *a = (const char *const[]){"`float`", "`float64`", "`int`", "`long`", NULL}; *a; a++)
+        ck_assert_msg(strstr(b.data, *a) != NULL, "reference does not document %s", *a);
+    feat_buf_free(&b);
+}
+END_TEST
+
 /* Section headers longer than libinih keeps (49 bytes) would be cut silently,
  * and so would lines longer than 199 bytes. */
 START_TEST(long_headers_and_lines_refused) {
@@ -293,6 +314,7 @@ int main(void) {
     tcase_add_test(tc, parsers);
     tcase_add_test(tc, reference_lists_every_key);
     tcase_add_test(tc, duplicates_say_where);
+    tcase_add_test(tc, type_aliases_documented);
     tcase_add_test(tc, long_headers_and_lines_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
