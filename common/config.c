@@ -1236,8 +1236,40 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     return FEAT_OK;
 }
 
+/* Applies "section.key=value" overrides in order (each name at most once). */
+static int apply_sets(feat_config_t *c, const char *const *sets, size_t nsets, char *err, size_t errlen) {
+    for (size_t i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i]) {
+            feat_errf(err, errlen, "%s: expected section.key=value (from --set)", sets[i]);
+            return FEAT_ERR_CONFIG;
+        }
+        size_t kl = (size_t)(eq - sets[i]);
+        for (size_t j = 0; j < i; j++) {
+            if (strncmp(sets[j], sets[i], kl) == 0 && sets[j][kl] == '=') {
+                feat_errf(err, errlen, "%.*s: set twice by --set", (int)kl, sets[i]);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+        char *name = strndup(sets[i], kl);
+        if (!name) {
+            feat_errf(err, errlen, "out of memory");
+            return FEAT_ERR_NOMEM;
+        }
+        int rc = feat_config_set(c, name, eq + 1, err, errlen);
+        free(name);
+        if (rc) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen > n ? errlen - n : 0, " (from --set)");
+            return rc;
+        }
+    }
+    return FEAT_OK;
+}
+
 /* After libinih's rc: the first mistake in file order wins, with its line. */
-static feat_config_t *finish(feat_config_t *c, loader_t *l, int rc, char *err, size_t errlen) {
+static feat_config_t *finish(feat_config_t *c, loader_t *l, int rc, const char *const *sets, size_t nsets,
+                             char *err, size_t errlen) {
     strset_free(&l->sections);
     strset_free(&l->keys);
     if (rc > 0 && (!l->failed || rc < l->fail_line)) {
@@ -1256,33 +1288,41 @@ static feat_config_t *finish(feat_config_t *c, loader_t *l, int rc, char *err, s
         feat_config_free(c);
         return NULL;
     }
-    if (feat_config_validate(c, err, errlen)) {
+    if (apply_sets(c, sets, nsets, err, errlen) || feat_config_validate(c, err, errlen)) {
         feat_config_free(c);
         return NULL;
     }
     return c;
 }
 
-feat_config_t *feat_config_load(const char *path, char *err, size_t errlen) {
+feat_config_t *feat_config_load_set(const char *path, const char *const *sets, size_t nsets, char *err,
+                                    size_t errlen) {
     feat_config_t *c = config_new(err, errlen);
     if (!c) return NULL;
-    if (!path) return c;
-    if (!(c->path = strdup(path))) {
-        feat_errf(err, errlen, "out of memory");
-        feat_config_free(c);
-        return NULL;
+    loader_t l = {.cfg = c, .err = err, .errlen = errlen, .where = path ? path : "--set"};
+    int rc = 0;
+    if (path) {
+        if (!(c->path = strdup(path))) {
+            feat_errf(err, errlen, "out of memory");
+            feat_config_free(c);
+            return NULL;
+        }
+        l.file = fopen(path, "r");
+        if (!l.file) {
+            feat_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            feat_config_free(c);
+            return NULL;
+        }
+        rc = ini_parse_stream(read_line, &l, ini_cb, &l);
+        if (ferror(l.file) && !l.failed && rc == 0) rc = -1;
+        fclose(l.file);
     }
-    loader_t l = {.cfg = c, .err = err, .errlen = errlen, .where = path};
-    l.file = fopen(path, "r");
-    if (!l.file) {
-        feat_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        feat_config_free(c);
-        return NULL;
-    }
-    int rc = ini_parse_stream(read_line, &l, ini_cb, &l);
-    if (ferror(l.file) && !l.failed && rc == 0) rc = -1;
-    fclose(l.file);
-    return finish(c, &l, rc, err, errlen);
+    return finish(c, &l, rc, sets, nsets, err, errlen);
+}
+
+feat_config_t *feat_config_load(const char *path, char *err, size_t errlen) {
+    if (!path) return config_new(err, errlen);
+    return feat_config_load_set(path, NULL, 0, err, errlen);
 }
 
 feat_config_t *feat_config_parse(const char *text, size_t len, char *err, size_t errlen) {
@@ -1295,7 +1335,7 @@ feat_config_t *feat_config_parse(const char *text, size_t len, char *err, size_t
     }
     loader_t l = {.cfg = c, .err = err, .errlen = errlen, .where = "config", .ptr = text, .left = len};
     int rc = ini_parse_stream(read_line, &l, ini_cb, &l);
-    return finish(c, &l, rc, err, errlen);
+    return finish(c, &l, rc, NULL, 0, err, errlen);
 }
 
 void feat_config_free(feat_config_t *c) {
@@ -1375,7 +1415,9 @@ void feat_config_reference(feat_buf_t *b) {
                      "`;` or `#` start a comment. Sizes take KiB/MiB/GiB; durations need a unit\n"
                      "(ms, s, m, h, d) except 0. A bad value stops start-up with exit status 2 and one\n"
                      "line naming the key; so does a key set twice in one section, a section declared\n"
-                     "twice or a feature declared twice.\n");
+                     "twice or a feature declared twice. `featd --set section.key=value` (also\n"
+                     "`table.NAME.key`) overrides or supplies a key of the file before the whole is\n"
+                     "validated.\n");
     const char *cur = "";
     for (size_t i = 0; i < NOPTS; i++) {
         const opt_t *o = &opts[i];

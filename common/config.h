@@ -170,6 +170,14 @@ typedef struct feat_config {
  * unless tables are added with feat_config_set).  NULL + errstr on failure. */
 feat_config_t *feat_config_load(const char *path, char *errstr, size_t errlen);
 
+/* Loads path, then applies sets[0..nsets) ("section.key=value", featd's
+ * --set; each name at most once) over it, then validates: an override may
+ * supply a key the file lacks, and one the file has is replaced.  NULL path
+ * = defaults and the overrides only.  NULL + errstr on failure; a refused
+ * override's message ends in "(from --set)".  sets are borrowed. */
+feat_config_t *feat_config_load_set(const char *path, const char *const *sets, size_t nsets, char *errstr,
+                                    size_t errlen);
+
 /* Parses text as a config file would be (used by tests and the fuzzer). */
 feat_config_t *feat_config_parse(const char *text, size_t len, char *errstr, size_t errlen);
 

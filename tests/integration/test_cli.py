@@ -33,6 +33,15 @@ BAD = [
     ("[table t]\ntopic=x\nfeature.a=str\n", "table.t.feature.a"),
 ]
 
+# --set is applied over the file before validation: (file, --set values, key)
+SET_BAD = [
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=bad topic!"], "table.t.topic"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=x", "ingest.batch_max=0"], "ingest.batch_max"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=x", "kafka.embedded=false"], "kafka.bootstrap.servers"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=x", "table.t.topic=y"], "table.t.topic"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic"], "table.t.topic"),
+]
+
 
 def check_example(args, b):
     """deploy/featd.example.ini is `featd --config-example`, loads as it is, and
@@ -82,6 +91,23 @@ def main():
             lines = r.stderr.strip().splitlines()
             assert r.returncode == 2, f"{key}: exit {r.returncode}, stderr {r.stderr!r}"
             assert len(lines) == 1 and key in lines[0], f"{key}: stderr was {r.stderr!r}"
+        for text, sets, key in SET_BAD:
+            path = os.path.join(d, "bad.ini")
+            open(path, "w").write(f"[featd]\ndata_dir = {d}/data\n" + text)
+            argv = [b["featd"], "--config", path] + [a for s in sets for a in ("--set", s)]
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2, f"--set {sets}: exit {r.returncode}, stderr {r.stderr!r}"
+            assert len(lines) == 1 and key in lines[0], f"--set {sets}: stderr was {r.stderr!r}"
+        # a --set may supply a key the file lacks, and beats the file
+        path = os.path.join(d, "partial.ini")
+        open(path, "w").write(f"[featd]\ndata_dir = {d}/data\n[table t]\nfeature.a=int64\n")
+        r = subprocess.run([b["featd"], "--config", path, "--check"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "table.t.topic" in r.stderr, r
+        r = subprocess.run([b["featd"], "--config", path, "--check", "--set", "table.t.topic=events",
+                            "--set", "featd.data_dir=" + os.path.join(d, "other")],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "valid" in r.stdout, r
         r = subprocess.run([b["featd"], "--config", os.path.join(d, "missing.ini")], capture_output=True, text=True)
         assert r.returncode == 2 and "missing.ini" in r.stderr, r
         r = subprocess.run([b["featd"], "--bogus"], capture_output=True, text=True)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -252,6 +253,52 @@ START_TEST(long_headers_and_lines_refused) {
 }
 END_TEST
 
+static char *write_tmp(const char *text) {
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/test_config_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* --set is applied before validation: it may supply what the file lacks, and a
+ * bad value is refused naming the key. */
+START_TEST(set_before_validation) {
+    char err[512] = "";
+    char *path = write_tmp("[serve]\nlisten = 127.0.0.1:1\n[table t]\nfeature.a = int64\n");
+    ck_assert_ptr_null(feat_config_load(path, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "table.t.topic") != NULL, "%s", err);
+    const char *supply[] = {"table.t.topic=events", "serve.listen=127.0.0.1:2"};
+    feat_config_t *c = feat_config_load_set(path, supply, 2, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->tables[0].topic, "events");
+    ck_assert_str_eq(c->serve_listen, "127.0.0.1:2"); /* --set beats the file */
+    feat_config_free(c);
+    static const struct { const char *set, *key; } bad_sets[] = {
+        {"table.t.topic=bad topic!", "table.t.topic"},
+        {"ingest.batch_max=0", "ingest.batch_max"},
+        {"table.t.feature.b=float128", "table.t.feature.b"},
+        {"kafka.embedded=false", "kafka.bootstrap.servers"}, /* valid value, invalid config */
+        {"nosuchkey=1", "nosuchkey"},
+        {"serve.listen", "serve.listen"},                    /* no '=' */
+    };
+    for (size_t i = 0; i < sizeof(bad_sets) / sizeof(bad_sets[0]); i++) {
+        const char *sets[] = {"table.t.topic=events", bad_sets[i].set};
+        err[0] = 0;
+        ck_assert_ptr_null(feat_config_load_set(path, sets, 2, err, sizeof(err)));
+        ck_assert_msg(strstr(err, bad_sets[i].key) != NULL, "--set %s: \"%s\"", bad_sets[i].set, err);
+        ck_assert_msg(!strchr(err, '\n'), "%s", err);
+    }
+    const char *twice[] = {"table.t.topic=events", "table.t.topic=other"};
+    ck_assert_ptr_null(feat_config_load_set(path, twice, 2, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "table.t.topic") && strstr(err, "twice"), "%s", err);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(kafka_security_keys_pass) {
     static const char *const keys[] = {"security.protocol", "ssl.ca.location", "ssl.certificate.location",
                                        "ssl.key.location", "ssl.key.password", "ssl.ca.pem", "ssl.keystore.location",
@@ -316,6 +363,7 @@ int main(void) {
     tcase_add_test(tc, duplicates_say_where);
     tcase_add_test(tc, type_aliases_documented);
     tcase_add_test(tc, long_headers_and_lines_refused);
+    tcase_add_test(tc, set_before_validation);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
