@@ -7,6 +7,7 @@
  */
 #include "common/config.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
@@ -310,12 +311,39 @@ const char *feat_ftype_name(feat_ftype_t t) {
     return (unsigned)t <= FEAT_FT_STRING ? ftype_names[t] : "none";
 }
 
+/* Other spellings of the 64-bit types, accepted since the first commit and
+ * listed in the generated reference.  No more are added: a spelling featd
+ * does not know (str, boolean, Float32) is refused, naming the feature. */
+static const struct { const char *alias; feat_ftype_t type; } ftype_aliases[] = {
+    {"float", FEAT_FT_DOUBLE}, {"float64", FEAT_FT_DOUBLE}, {"int", FEAT_FT_INT64}, {"long", FEAT_FT_INT64},
+};
+#define NALIASES (sizeof(ftype_aliases) / sizeof(ftype_aliases[0]))
+
 feat_ftype_t feat_ftype_parse(const char *s) {
     for (int i = 1; i <= FEAT_FT_STRING; i++)
         if (strcmp(s, ftype_names[i]) == 0) return (feat_ftype_t)i;
-    if (strcmp(s, "float") == 0 || strcmp(s, "float64") == 0) return FEAT_FT_DOUBLE;
-    if (strcmp(s, "int") == 0 || strcmp(s, "long") == 0) return FEAT_FT_INT64;
+    for (size_t i = 0; i < NALIASES; i++)
+        if (strcmp(s, ftype_aliases[i].alias) == 0) return ftype_aliases[i].type;
     return FEAT_FT_NONE;
+}
+
+/* "`float` and `float64` mean `double`; `int` and `long` mean `int64`", with
+ * quote around each type name ("" for the example file). */
+static void aliases_doc(feat_buf_t *b, const char *quote) {
+    int groups = 0;
+    for (int t = 1; t <= FEAT_FT_STRING; t++) {
+        size_t n = 0, k = 0;
+        for (size_t i = 0; i < NALIASES; i++) n += ftype_aliases[i].type == (feat_ftype_t)t;
+        if (!n) continue;
+        if (groups++) feat_buf_puts(b, "; ");
+        for (size_t i = 0; i < NALIASES; i++) {
+            if (ftype_aliases[i].type != (feat_ftype_t)t) continue;
+            feat_buf_printf(b, "%s%s%s%s", k == 0 ? "" : k + 1 == n ? " and " : ", ", quote, ftype_aliases[i].alias,
+                            quote);
+            k++;
+        }
+        feat_buf_printf(b, " mean%s %s%s%s", n > 1 ? "" : "s", quote, ftype_names[t], quote);
+    }
 }
 
 /* ---- value parsers ---------------------------------------------------- */
@@ -433,13 +461,176 @@ int feat_addr_is_loopback(const char *s) {
 
 /* ---- loader state ----------------------------------------------------- */
 
+/* A set of strings (open addressing), for keys already set while reading. */
+typedef struct strset {
+    char **slot;
+    int *line;           /* the line each was set on */
+    size_t cap, n;       /* cap: 0 or a power of two */
+} strset_t;
+
+/* Adds s; returns 0 if added, the line it was first added on if present, -1
+ * when out of memory. */
+static int strset_add(strset_t *ss, const char *s, int line) {
+    if ((ss->n + 1) * 2 > ss->cap) {
+        size_t ncap = ss->cap ? ss->cap * 2 : 64;
+        char **ns = calloc(ncap, sizeof(char *));
+        int *nl = calloc(ncap, sizeof(int));
+        if (!ns || !nl) {
+            free(ns);
+            free(nl);
+            return -1;
+        }
+        for (size_t i = 0; i < ss->cap; i++) {
+            if (!ss->slot[i]) continue;
+            size_t h = (size_t)feat_hash64(ss->slot[i], strlen(ss->slot[i])) & (ncap - 1);
+            while (ns[h]) h = (h + 1) & (ncap - 1);
+            ns[h] = ss->slot[i];
+            nl[h] = ss->line[i];
+        }
+        free(ss->slot);
+        free(ss->line);
+        ss->slot = ns;
+        ss->line = nl;
+        ss->cap = ncap;
+    }
+    size_t h = (size_t)feat_hash64(s, strlen(s)) & (ss->cap - 1);
+    for (; ss->slot[h]; h = (h + 1) & (ss->cap - 1))
+        if (strcmp(ss->slot[h], s) == 0) return ss->line[h];
+    if (!(ss->slot[h] = strdup(s))) return -1;
+    ss->line[h] = line;
+    ss->n++;
+    return 0;
+}
+
+static void strset_free(strset_t *ss) {
+    for (size_t i = 0; i < ss->cap; i++) free(ss->slot[i]);
+    free(ss->slot);
+    free(ss->line);
+}
+
+/* While a file is read.  libinih reports keys but not [section] headers, so
+ * the loader also reads the lines itself (read_line) and follows the headers
+ * the way libinih does: a section declared twice, or one whose name libinih
+ * would cut short, is refused there. */
 typedef struct loader {
     feat_config_t *cfg;
     char *err;
     size_t errlen;
     int failed;
-    unsigned char *seen_fixed; /* per opts[] row, for duplicate detection */
+    int fail_line;       /* line of the failure, when failed */
+    const char *where;   /* path or "config", for messages */
+    FILE *file;          /* the input: a file, or text (ptr, left) */
+    const char *ptr;
+    size_t left;
+    int lineno;          /* lines returned so far = the line libinih is on */
+    int in_key;          /* a key = value line since the last header: an indented line continues it */
+    int cont;            /* the current line is such a continuation */
+    char section[256];   /* the current header, uncut; "" before the first */
+    strset_t sections;   /* headers seen: "store", "table user" */
+    strset_t keys;       /* keys set: "table user\nfeature.clicks" */
 } loader_t;
+
+/* "serve" + "listen" → "serve.listen"; "table user" + "ttl" → "table.user.ttl". */
+static void full_key(char *out, size_t outlen, const char *section, const char *key) {
+    const char *sp = strchr(section, ' ');
+    if (!sp) {
+        snprintf(out, outlen, "%s.%s", section, key);
+        return;
+    }
+    const char *name = sp + 1;
+    while (*name == ' ') name++;
+    snprintf(out, outlen, "%.*s.%s.%s", (int)(sp - section), section, name, key);
+}
+
+static void fail_at(loader_t *l, int line) {
+    l->failed = 1;
+    l->fail_line = line;
+}
+
+/* What libinih will make of line (its rules: an optional BOM on line 1, then
+ * comments, continuations, [headers] and key = value lines; an inline comment
+ * is ';' after whitespace). */
+static void note_line(loader_t *l, const char *line) {
+    const char *p = line;
+    if (l->lineno == 1 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
+        p += 3;
+    int indented = p != line || isspace((unsigned char)*p);
+    while (*p && isspace((unsigned char)*p)) p++;
+    l->cont = 0;
+    if (!*p || *p == ';' || *p == '#') return;
+    if (l->in_key && indented) {
+        l->cont = 1;
+        return;
+    }
+    const char *e = *p == '[' ? p + 1 : p;
+    int was_space = 0;
+    while (*e && !(*p == '[' ? *e == ']' : (*e == '=' || *e == ':')) && !(was_space && *e == ';')) {
+        was_space = isspace((unsigned char)*e);
+        e++;
+    }
+    if (*p != '[') {
+        if (*e == '=' || *e == ':') l->in_key = 1;
+        return;
+    }
+    if (*e != ']') return; /* libinih reports the syntax error */
+    l->in_key = 0;
+    snprintf(l->section, sizeof(l->section), "%.*s", (int)(e - p - 1), p + 1);
+    /* "table  user" is the same table as "table user" (set_one skips the spaces) */
+    char id[sizeof(l->section)];
+    const char *sp = strchr(l->section, ' '), *name = sp;
+    while (name && *name == ' ') name++;
+    if (sp) snprintf(id, sizeof(id), "%.*s %s", (int)(sp - l->section), l->section, name);
+    else snprintf(id, sizeof(id), "%s", l->section);
+    int first = strset_add(&l->sections, id, l->lineno);
+    if (first < 0) {
+        feat_errf(l->err, l->errlen, "out of memory");
+        fail_at(l, l->lineno);
+    } else if (first > 0) {
+        feat_errf(l->err, l->errlen, "[%s]: section declared twice, first at line %d", l->section, first);
+        fail_at(l, l->lineno);
+    }
+}
+
+/* libinih's reader (fgets() semantics) over l's file or text.  Stops the
+ * parse (NULL) after a failure, and refuses a line longer than libinih's
+ * buffer, whose rest it would read as another line. */
+static char *read_line(char *str, int num, void *stream) {
+    loader_t *l = stream;
+    if (l->failed || num < 2) return NULL;
+    size_t n = 0;
+    int more;
+    if (l->file) {
+        if (!fgets(str, num, l->file)) return NULL;
+        n = strlen(str);
+        int c = getc(l->file);
+        more = c != EOF;
+        if (more) ungetc(c, l->file);
+    } else {
+        if (!l->left) return NULL;
+        while (n + 1 < (size_t)num && l->left) {
+            l->left--;
+            if ((str[n++] = *l->ptr++) == '\n') break;
+        }
+        str[n] = 0;
+        more = l->left != 0;
+    }
+    l->lineno++;
+    if (n == (size_t)num - 1 && str[n - 1] != '\n' && more) {
+        const char *p = str;
+        while (isspace((unsigned char)*p)) p++;
+        size_t kl = strcspn(p, "=:");
+        while (kl && isspace((unsigned char)p[kl - 1])) kl--;
+        char key[128], full[sizeof(l->section) + sizeof(key) + 1];
+        snprintf(key, sizeof(key), "%.*s", (int)(kl < 64 ? kl : 64), p);
+        if (*l->section && p[kl] && *key) full_key(full, sizeof(full), l->section, key);
+        else snprintf(full, sizeof(full), "%s", key);
+        feat_errf(l->err, l->errlen, "%s: line longer than %d bytes, the most featd reads", full, num - 2);
+        fail_at(l, l->lineno);
+        return NULL;
+    }
+    note_line(l, str);
+    return l->failed ? NULL : str;
+}
 
 /* Stores text into the field of row o at base.  full = the key's full name. */
 static int apply_opt(const opt_t *o, void *base, const char *full, const char *val, char *err, size_t errlen) {
@@ -783,24 +974,51 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
     if (l->failed) return 0;
     if (!*section) {
         feat_errf(l->err, l->errlen, "%s: key outside any section", name);
-        l->failed = 1;
+        fail_at(l, l->lineno);
         return 0;
     }
-    /* duplicate keys in fixed sections are most likely mistakes */
-    if (!strchr(section, ' ')) {
-        const opt_t *o = find_opt(section, name);
-        if (o) {
-            size_t i = (size_t)(o - opts);
-            if (l->seen_fixed[i]) {
-                feat_errf(l->err, l->errlen, "%s.%s: set twice", section, name);
-                l->failed = 1;
-                return 0;
-            }
-            l->seen_fixed[i] = 1;
-        }
+    char full[300];
+    full_key(full, sizeof(full), section, name);
+    if (strcmp(section, l->section) != 0) { /* libinih keeps 49 bytes of a header */
+        feat_errf(l->err, l->errlen, "[%s]: section name too long (libinih keeps %zu bytes of it)", l->section,
+                  strlen(section));
+        fail_at(l, l->lineno);
+        return 0;
+    }
+    if (l->cont) {
+        feat_errf(l->err, l->errlen, "%s: an indented line continues the value above; featd does not join lines, "
+                  "write the value on one line", full);
+        fail_at(l, l->lineno);
+        return 0;
+    }
+    /* a second setting of a key, or a second declaration of a feature, is a
+     * mistake: one of the two values would be silently lost */
+    char id[300];
+    snprintf(id, sizeof(id), "%s\n%s", section, name);
+    int first = strset_add(&l->keys, id, l->lineno);
+    if (first < 0) {
+        feat_errf(l->err, l->errlen, "%s: out of memory", full);
+        fail_at(l, l->lineno);
+        return 0;
+    }
+    if (first > 0) {
+        const feat_table_conf_t *t = NULL;
+        const char *tname = section + 6;
+        while (*tname == ' ') tname++;
+        int f = -1;
+        if (strncmp(section, "table ", 6) == 0 && strncmp(name, "feature.", 8) == 0 &&
+            (t = feat_config_table(l->cfg, tname)) != NULL)
+            f = feat_table_feature_index(t, name + 8, strlen(name + 8));
+        if (f >= 0)
+            feat_errf(l->err, l->errlen, "%s: declared twice: %s at line %d, then %s", full,
+                      feat_ftype_name(t->features[f].type), first, value);
+        else
+            feat_errf(l->err, l->errlen, "%s: set twice, first at line %d", full, first);
+        fail_at(l, l->lineno);
+        return 0;
     }
     if (set_one(l->cfg, section, name, value, l->err, l->errlen) != FEAT_OK) {
-        l->failed = 1;
+        fail_at(l, l->lineno);
         return 0;
     }
     return 1;
@@ -1018,62 +1236,106 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     return FEAT_OK;
 }
 
-static feat_config_t *finish(feat_config_t *c, loader_t *l, int rc, const char *where, char *err, size_t errlen) {
-    if (rc != 0 && !l->failed) {
-        if (rc < 0) feat_errf(err, errlen, "%s: cannot read: %s", where, strerror(errno ? errno : ENOENT));
-        else feat_errf(err, errlen, "%s line %d: syntax error (expected [section] or key = value)", where, rc);
+/* Applies "section.key=value" overrides in order (each name at most once). */
+static int apply_sets(feat_config_t *c, const char *const *sets, size_t nsets, char *err, size_t errlen) {
+    for (size_t i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i]) {
+            feat_errf(err, errlen, "%s: expected section.key=value (from --set)", sets[i]);
+            return FEAT_ERR_CONFIG;
+        }
+        size_t kl = (size_t)(eq - sets[i]);
+        for (size_t j = 0; j < i; j++) {
+            if (strncmp(sets[j], sets[i], kl) == 0 && sets[j][kl] == '=') {
+                feat_errf(err, errlen, "%.*s: set twice by --set", (int)kl, sets[i]);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+        char *name = strndup(sets[i], kl);
+        if (!name) {
+            feat_errf(err, errlen, "out of memory");
+            return FEAT_ERR_NOMEM;
+        }
+        int rc = feat_config_set(c, name, eq + 1, err, errlen);
+        free(name);
+        if (rc) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen > n ? errlen - n : 0, " (from --set)");
+            return rc;
+        }
+    }
+    return FEAT_OK;
+}
+
+/* After libinih's rc: the first mistake in file order wins, with its line. */
+static feat_config_t *finish(feat_config_t *c, loader_t *l, int rc, const char *const *sets, size_t nsets,
+                             char *err, size_t errlen) {
+    strset_free(&l->sections);
+    strset_free(&l->keys);
+    if (rc > 0 && (!l->failed || rc < l->fail_line)) {
+        feat_errf(err, errlen, "%s line %d: syntax error (expected [section] or key = value)", l->where, rc);
         feat_config_free(c);
         return NULL;
     }
     if (l->failed) {
-        if (rc > 0) {
-            size_t n = strlen(err);
-            snprintf(err + n, errlen > n ? errlen - n : 0, " (%s line %d)", where, rc);
-        }
+        size_t n = strlen(err);
+        snprintf(err + n, errlen > n ? errlen - n : 0, " (%s line %d)", l->where, l->fail_line);
         feat_config_free(c);
         return NULL;
     }
-    if (feat_config_validate(c, err, errlen)) {
+    if (rc < 0) {
+        feat_errf(err, errlen, "%s: cannot read", l->where);
+        feat_config_free(c);
+        return NULL;
+    }
+    if (apply_sets(c, sets, nsets, err, errlen) || feat_config_validate(c, err, errlen)) {
         feat_config_free(c);
         return NULL;
     }
     return c;
 }
 
-feat_config_t *feat_config_load(const char *path, char *err, size_t errlen) {
+feat_config_t *feat_config_load_set(const char *path, const char *const *sets, size_t nsets, char *err,
+                                    size_t errlen) {
     feat_config_t *c = config_new(err, errlen);
     if (!c) return NULL;
-    if (!path) return c;
-    c->path = strdup(path);
-    unsigned char seen[NOPTS] = {0};
-    loader_t l = {c, err, errlen, 0, seen};
-    errno = 0;
-    int rc = ini_parse(path, ini_cb, &l);
-    return finish(c, &l, rc, path, err, errlen);
+    loader_t l = {.cfg = c, .err = err, .errlen = errlen, .where = path ? path : "--set"};
+    int rc = 0;
+    if (path) {
+        if (!(c->path = strdup(path))) {
+            feat_errf(err, errlen, "out of memory");
+            feat_config_free(c);
+            return NULL;
+        }
+        l.file = fopen(path, "r");
+        if (!l.file) {
+            feat_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            feat_config_free(c);
+            return NULL;
+        }
+        rc = ini_parse_stream(read_line, &l, ini_cb, &l);
+        if (ferror(l.file) && !l.failed && rc == 0) rc = -1;
+        fclose(l.file);
+    }
+    return finish(c, &l, rc, sets, nsets, err, errlen);
+}
+
+feat_config_t *feat_config_load(const char *path, char *err, size_t errlen) {
+    if (!path) return config_new(err, errlen);
+    return feat_config_load_set(path, NULL, 0, err, errlen);
 }
 
 feat_config_t *feat_config_parse(const char *text, size_t len, char *err, size_t errlen) {
     feat_config_t *c = config_new(err, errlen);
     if (!c) return NULL;
-    char *s = malloc(len + 1);
-    if (!s) {
-        feat_config_free(c);
-        feat_errf(err, errlen, "out of memory");
-        return NULL;
-    }
-    memcpy(s, text, len);
-    s[len] = 0;
-    if (strlen(s) != len) { /* NUL inside: not a text file */
-        free(s);
+    if (len && memchr(text, 0, len)) { /* NUL inside: not a text file */
         feat_config_free(c);
         feat_errf(err, errlen, "config: contains a NUL byte");
         return NULL;
     }
-    unsigned char seen[NOPTS] = {0};
-    loader_t l = {c, err, errlen, 0, seen};
-    int rc = ini_parse_string(s, ini_cb, &l);
-    free(s);
-    return finish(c, &l, rc, "config", err, errlen);
+    loader_t l = {.cfg = c, .err = err, .errlen = errlen, .where = "config", .ptr = text, .left = len};
+    int rc = ini_parse_stream(read_line, &l, ini_cb, &l);
+    return finish(c, &l, rc, NULL, 0, err, errlen);
 }
 
 void feat_config_free(feat_config_t *c) {
@@ -1152,17 +1414,22 @@ void feat_config_reference(feat_buf_t *b) {
                      "do not edit by hand. The file is INI: `[section]` headers and `key = value` lines;\n"
                      "`;` or `#` start a comment. Sizes take KiB/MiB/GiB; durations need a unit\n"
                      "(ms, s, m, h, d) except 0. A bad value stops start-up with exit status 2 and one\n"
-                     "line naming the key.\n");
+                     "line naming the key; so does a key set twice in one section, a section declared\n"
+                     "twice or a feature declared twice. `featd --set section.key=value` (also\n"
+                     "`table.NAME.key`) overrides or supplies a key of the file before the whole is\n"
+                     "validated.\n");
     const char *cur = "";
     for (size_t i = 0; i < NOPTS; i++) {
         const opt_t *o = &opts[i];
         if (strcmp(o->section, cur) != 0) {
             cur = o->section;
-            if (!strcmp(cur, "table"))
+            if (!strcmp(cur, "table")) {
                 feat_buf_puts(b, "\n## [table NAME]\n\nOne section per feature table. Features are declared as\n"
                                  "`feature.NAME = double | int64 | bool | string` (at most 1024 per table, in\n"
-                                 "file order; names match `[A-Za-z_][A-Za-z0-9_]*`).\n\n");
-            else if (!strcmp(cur, "model"))
+                                 "file order; names match `[A-Za-z_][A-Za-z0-9_]*`). Other spellings accepted:\n");
+                aliases_doc(b, "`");
+                feat_buf_puts(b, "\n(featd has no 32-bit types: a `float` feature holds a 64-bit double).\n\n");
+            } else if (!strcmp(cur, "model"))
                 feat_buf_puts(b, "\n## [model NAME]\n\nOne section per model.\n\n");
             else
                 feat_buf_printf(b, "\n## [%s]\n\n", cur);
@@ -1272,9 +1539,12 @@ void feat_config_example(feat_buf_t *b) {
             if (!strcmp(example_values[k].section, cur) && !strcmp(example_values[k].key, o->key))
                 value = example_values[k].value;
         example_key(b, o, value);
-        if (!strcmp(cur, "table") && (i + 1 == NOPTS || strcmp(opts[i + 1].section, "table")))
+        if (!strcmp(cur, "table") && (i + 1 == NOPTS || strcmp(opts[i + 1].section, "table"))) {
             feat_buf_puts(b, "; Features: feature.NAME = double | int64 | bool | string (at most 1024 per\n"
-                             "; table, in file order; names match [A-Za-z_][A-Za-z0-9_]*).\n"
+                             "; table, in file order; names match [A-Za-z_][A-Za-z0-9_]*), each declared\n"
+                             "; once.\n; Other spellings: ");
+            aliases_doc(b, "");
+            feat_buf_puts(b, ".\n"
                              "feature.clicks_1h = int64\n"
                              "feature.ctr_7d = double\n"
                              "feature.country = string\n"
@@ -1283,6 +1553,7 @@ void feat_config_example(feat_buf_t *b) {
                              "; drift.FEATURE.STAT = value, STAT one of enabled, ks, psi, kl, js, p_value.\n"
                              ";drift.ctr_7d.psi = 0.2\n"
                              ";drift.country.enabled = false\n\n");
+        }
     }
 }
 

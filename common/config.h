@@ -12,7 +12,10 @@
  *
  * feat_config_load() applies defaults, reads the file, validates every value
  * and the relations between sections; on failure it returns NULL and writes
- * one line naming the key and the problem into errstr.  The result is
+ * one line naming the key and the problem into errstr.  A key set twice in
+ * one section, a feature declared twice, a section declared twice, a value
+ * continued on an indented line and a line longer than libinih reads are
+ * refused too (one of the two values would be lost).  The result is
  * read-only afterwards and may be shared by all threads; free it with
  * feat_config_free() after every module is destroyed.
  */
@@ -166,6 +169,14 @@ typedef struct feat_config {
 /* Loads and validates path.  NULL path = defaults only (no tables; invalid
  * unless tables are added with feat_config_set).  NULL + errstr on failure. */
 feat_config_t *feat_config_load(const char *path, char *errstr, size_t errlen);
+
+/* Loads path, then applies sets[0..nsets) ("section.key=value", featd's
+ * --set; each name at most once) over it, then validates: an override may
+ * supply a key the file lacks, and one the file has is replaced.  NULL path
+ * = defaults and the overrides only.  NULL + errstr on failure; a refused
+ * override's message ends in "(from --set)".  sets are borrowed. */
+feat_config_t *feat_config_load_set(const char *path, const char *const *sets, size_t nsets, char *errstr,
+                                    size_t errlen);
 
 /* Parses text as a config file would be (used by tests and the fuzzer). */
 feat_config_t *feat_config_parse(const char *text, size_t len, char *errstr, size_t errlen);

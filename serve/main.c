@@ -256,7 +256,7 @@ static int load_security(featd_t *fd, feat_tls_pem_t *tls, char *err, size_t err
 int main(int argc, char **argv) {
     const char *cfg_path = NULL;
     int demo = 0, check_only = 0;
-    const char *sets[64];
+    const char *sets[64];    /* --set, in order */
     int nsets = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -284,7 +284,11 @@ int main(int argc, char **argv) {
             cfg_path = argv[++i];
         } else if (!strcmp(a, "--demo")) {
             demo = 1;
-        } else if (!strcmp(a, "--set") && i + 1 < argc && nsets < 64) {
+        } else if (!strcmp(a, "--set") && i + 1 < argc) {
+            if (nsets == (int)(sizeof(sets) / sizeof(sets[0]))) {
+                fprintf(stderr, "featd: --set %s: at most %d --set\n", argv[i + 1], nsets);
+                return 2;
+            }
             sets[nsets++] = argv[++i];
         } else {
             fprintf(stderr, "featd: unknown argument %s\n", a);
@@ -300,30 +304,11 @@ int main(int argc, char **argv) {
     char err[1024];
     featd_t fd;
     memset(&fd, 0, sizeof(fd));
-    fd.cfg = feat_config_load(cfg_path, err, sizeof(err));
+    /* --set is applied over the file before validation, so it may supply a
+     * key the file lacks; a bad override is refused like a bad file */
+    fd.cfg = feat_config_load_set(cfg_path, sets, (size_t)nsets, err, sizeof(err));
     if (!fd.cfg) {
         fprintf(stderr, "featd: config: %s\n", err);
-        return 2;
-    }
-    for (int i = 0; i < nsets; i++) {
-        char key[256];
-        const char *eq = strchr(sets[i], '=');
-        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof(key)) {
-            fprintf(stderr, "featd: --set %s: expected section.key=value\n", sets[i]);
-            feat_config_free(fd.cfg);
-            return 2;
-        }
-        memcpy(key, sets[i], (size_t)(eq - sets[i]));
-        key[eq - sets[i]] = 0;
-        if (feat_config_set(fd.cfg, key, eq + 1, err, sizeof(err))) {
-            fprintf(stderr, "featd: config: %s (from --set)\n", err);
-            feat_config_free(fd.cfg);
-            return 2;
-        }
-    }
-    if (nsets && feat_config_validate(fd.cfg, err, sizeof(err))) {
-        fprintf(stderr, "featd: config: %s\n", err);
-        feat_config_free(fd.cfg);
         return 2;
     }
     if (feat_ingest_check_config(fd.cfg, err, sizeof(err))) {

@@ -160,6 +160,9 @@ def config_seeds():
     write(t, 'near-unknown-table.ini', CONFIG_MIN + "[model m]\ntable = nope\nlabel_topic = l\n")
     write(t, 'near-bad-values.ini', CONFIG_MIN + "[ingest]\nmax_value_bytes = 1.5QiB\nmax_age = -3d\n")
     write(t, 'near-bad-names.ini', "[table 9x]\ntopic = a b\nfeature.x-y = float\n")
+    write(t, 'near-dup-feature.ini', CONFIG_MIN + "feature.ctr = double\nfeature.clicks = double\n")
+    write(t, 'near-dup-section.ini', "[store]\nsync = true\n" + CONFIG_MIN + "[store]\nblock_cache = 64MiB\n")
+    write(t, 'near-continued.ini', "[kafka]\nembedded = false\nbootstrap.servers = h:1,\n  h:2\n" + CONFIG_MIN)
 
 
 def grpc_seeds():

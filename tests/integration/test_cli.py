@@ -19,6 +19,27 @@ BAD = [
      "session.timeout.ms=banana\n", "kafka.session.timeout.ms"),
     ("[table t]\nfeature.a=int64\n", "table.t.topic"),
     ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=nope\nlabel_topic=l\n", "model.m.table"),
+    # declared twice: one of the two would be silently lost
+    ("[table user]\ntopic=x\nfeature.clicks_1h=int64\nfeature.clicks_1h=int64\n", "table.user.feature.clicks_1h"),
+    ("[table user]\ntopic=x\nfeature.clicks_1h=int64\nfeature.clicks_1h=double\n", "table.user.feature.clicks_1h"),
+    ("[table t]\ntopic=x\nttl=1d\nfeature.a=int64\nttl=7d\n", "table.t.ttl"),
+    ("[serve]\nthreads=2\nthreads=4\n[table t]\ntopic=x\nfeature.a=int64\n", "serve.threads"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[kafka]\nembedded=false\nbootstrap.servers=h:1\n"
+     "session.timeout.ms=6000\nsession.timeout.ms=7000\n", "kafka.session.timeout.ms"),
+    ("[table user]\ntopic=x\nfeature.a=int64\n[table user]\nfeature.b=int64\n", "[table user]"),
+    ("[store]\nsync=true\n[table t]\ntopic=x\nfeature.a=int64\n[store]\nblock_cache=64MiB\n", "[store]"),
+    ("[kafka]\nembedded=false\nbootstrap.servers = h:1,\n  h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.bootstrap.servers"),
+    ("[table t]\ntopic=x\nfeature.a=str\n", "table.t.feature.a"),
+]
+
+# --set is applied over the file before validation: (file, --set values, key)
+SET_BAD = [
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=bad topic!"], "table.t.topic"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=x", "ingest.batch_max=0"], "ingest.batch_max"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=x", "kafka.embedded=false"], "kafka.bootstrap.servers"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic=x", "table.t.topic=y"], "table.t.topic"),
+    ("[table t]\nfeature.a=int64\n", ["table.t.topic"], "table.t.topic"),
 ]
 
 
@@ -70,6 +91,23 @@ def main():
             lines = r.stderr.strip().splitlines()
             assert r.returncode == 2, f"{key}: exit {r.returncode}, stderr {r.stderr!r}"
             assert len(lines) == 1 and key in lines[0], f"{key}: stderr was {r.stderr!r}"
+        for text, sets, key in SET_BAD:
+            path = os.path.join(d, "bad.ini")
+            open(path, "w").write(f"[featd]\ndata_dir = {d}/data\n" + text)
+            argv = [b["featd"], "--config", path] + [a for s in sets for a in ("--set", s)]
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2, f"--set {sets}: exit {r.returncode}, stderr {r.stderr!r}"
+            assert len(lines) == 1 and key in lines[0], f"--set {sets}: stderr was {r.stderr!r}"
+        # a --set may supply a key the file lacks, and beats the file
+        path = os.path.join(d, "partial.ini")
+        open(path, "w").write(f"[featd]\ndata_dir = {d}/data\n[table t]\nfeature.a=int64\n")
+        r = subprocess.run([b["featd"], "--config", path, "--check"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "table.t.topic" in r.stderr, r
+        r = subprocess.run([b["featd"], "--config", path, "--check", "--set", "table.t.topic=events",
+                            "--set", "featd.data_dir=" + os.path.join(d, "other")],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "valid" in r.stdout, r
         r = subprocess.run([b["featd"], "--config", os.path.join(d, "missing.ini")], capture_output=True, text=True)
         assert r.returncode == 2 and "missing.ini" in r.stderr, r
         r = subprocess.run([b["featd"], "--bogus"], capture_output=True, text=True)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -115,6 +116,29 @@ static const struct { const char *text; const char *key; } bad[] = {
     {"[serve]\nplaintext = sometimes\n", "serve.plaintext"},
     {"[featctl]\ntls_cert = /c.pem\n[table t]\ntopic=x\nfeature.a=int64\n", "featctl.tls_key"},
     {"[auth]\ntokens = x\n", "auth.tokens"},
+    /* declared twice: the second declaration would silently win */
+    {"[table t]\ntopic=x\nfeature.a=int64\nfeature.a=int64\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=int64\nfeature.a=double\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=double\nfeature.b=bool\nfeature.a=float\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\ntopic=y\nfeature.a=int64\n", "table.t.topic"},
+    {"[table t]\ntopic=x\nfeature.a=int64\ndrift.a.psi=0.1\ndrift.a.psi=0.2\n", "table.t.drift.a.psi"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\nlabel_topic=k\n", "model.m.label_topic"},
+    {"[kafka]\nembedded=false\nbootstrap.servers=h:1\nbootstrap.servers=h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.bootstrap.servers"},
+    {"[kafka]\nembedded=false\nembedded=false\nbootstrap.servers=h:1\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.embedded"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[table t]\nttl=1h\n", "[table t]"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[table t]\nfeature.b=int64\n", "[table t]"},
+    {"[store]\nsync=true\n[table t]\ntopic=x\nfeature.a=int64\n[store]\nblock_cache=64MiB\n", "[store]"},
+    {"[store]\nsync=true\n[store]\nblock_cache=64MiB\n[table t]\ntopic=x\nfeature.a=int64\n", "[store]"},
+    {"[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\n[model m]\n", "[model m]"},
+    /* an indented line continues the value above in libinih: featd would keep only it */
+    {"[kafka]\nembedded=false\nbootstrap.servers = h:1,\n  h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
+     "kafka.bootstrap.servers"},
+    /* type spellings that were never accepted */
+    {"[table t]\ntopic=x\nfeature.a=str\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=boolean\n", "table.t.feature.a"},
+    {"[table t]\ntopic=x\nfeature.a=Float64\n", "table.t.feature.a"},
 };
 
 START_TEST(bad_config_names_the_key) {
@@ -171,6 +195,107 @@ START_TEST(plaintext_only_when_explicit) {
     ck_assert_int_eq(feat_addr_is_loopback("127.0.0.1"), 0); /* no port: not host:port */
     ck_assert_int_eq(feat_addr_is_loopback(":1"), 0);
     ck_assert_int_eq(feat_addr_is_loopback(NULL), 0);
+}
+END_TEST
+
+/* The message of a duplicate names the line of the second and the first. */
+START_TEST(duplicates_say_where) {
+    static const struct { const char *text, *msg; } cases[] = {
+        {"[table user]\ntopic=x\nfeature.clicks_1h=int64\nfeature.clicks_1h=double\n",
+         "table.user.feature.clicks_1h: declared twice: int64 at line 3, then double (config line 4)"},
+        {"[serve]\nlisten=127.0.0.1:1\n\nlisten=127.0.0.1:2\n", "serve.listen: set twice, first at line 2 (config line 4)"},
+        {"[table user]\ntopic=x\nfeature.a=int64\n\n[table user]\nttl=1h\n",
+         "[table user]: section declared twice, first at line 1 (config line 5)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[512] = "";
+        ck_assert_ptr_null(feat_config_parse(cases[i].text, strlen(cases[i].text), err, sizeof(err)));
+        ck_assert_str_eq(err, cases[i].msg);
+    }
+}
+END_TEST
+
+/* float, float64, int and long were always accepted: they stay, are documented,
+ * and mean the 64-bit types. */
+START_TEST(type_aliases_documented) {
+    const char *t = "[table t]\ntopic=x\nfeature.a=float\nfeature.b=float64\nfeature.c=int\nfeature.d=long\n";
+    char err[512] = "";
+    feat_config_t *c = feat_config_parse(t, strlen(t), err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->tables[0].features[0].type, FEAT_FT_DOUBLE);
+    ck_assert_int_eq(c->tables[0].features[1].type, FEAT_FT_DOUBLE);
+    ck_assert_int_eq(c->tables[0].features[2].type, FEAT_FT_INT64);
+    ck_assert_int_eq(c->tables[0].features[3].type, FEAT_FT_INT64);
+    feat_config_free(c);
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_config_reference(&b);
+    feat_buf_putc(&b, 0);
+    for (const char *const *a = (const char *const[]){"`float`", "`float64`", "`int`", "`long`", NULL}; *a; a++)
+        ck_assert_msg(strstr(b.data, *a) != NULL, "reference does not document %s", *a);
+    feat_buf_free(&b);
+}
+END_TEST
+
+/* Section headers longer than libinih keeps (49 bytes) would be cut silently,
+ * and so would lines longer than 199 bytes. */
+START_TEST(long_headers_and_lines_refused) {
+    char text[1024], err[512] = "";
+    const char *name = "t23456789012345678901234567890123456789012345"; /* 45 bytes: a valid name */
+    snprintf(text, sizeof(text), "[table %s]\ntopic=x\nfeature.a=int64\n", name);
+    ck_assert_ptr_null(feat_config_parse(text, strlen(text), err, sizeof(err)));
+    ck_assert_msg(strstr(err, name) != NULL && !strchr(err, '\n'), "%s", err);
+    char longv[300];
+    memset(longv, 'a', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = 0;
+    snprintf(text, sizeof(text), "[table t]\ntopic=x\nfeature.a=int64\n[featd]\ndata_dir = /%s\n", longv);
+    ck_assert_ptr_null(feat_config_parse(text, strlen(text), err, sizeof(err)));
+    ck_assert_msg(strstr(err, "featd.data_dir") != NULL && strstr(err, "line 5") && !strchr(err, '\n'), "%s", err);
+}
+END_TEST
+
+static char *write_tmp(const char *text) {
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/test_config_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* --set is applied before validation: it may supply what the file lacks, and a
+ * bad value is refused naming the key. */
+START_TEST(set_before_validation) {
+    char err[512] = "";
+    char *path = write_tmp("[serve]\nlisten = 127.0.0.1:1\n[table t]\nfeature.a = int64\n");
+    ck_assert_ptr_null(feat_config_load(path, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "table.t.topic") != NULL, "%s", err);
+    const char *supply[] = {"table.t.topic=events", "serve.listen=127.0.0.1:2"};
+    feat_config_t *c = feat_config_load_set(path, supply, 2, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->tables[0].topic, "events");
+    ck_assert_str_eq(c->serve_listen, "127.0.0.1:2"); /* --set beats the file */
+    feat_config_free(c);
+    static const struct { const char *set, *key; } bad_sets[] = {
+        {"table.t.topic=bad topic!", "table.t.topic"},
+        {"ingest.batch_max=0", "ingest.batch_max"},
+        {"table.t.feature.b=float128", "table.t.feature.b"},
+        {"kafka.embedded=false", "kafka.bootstrap.servers"}, /* valid value, invalid config */
+        {"nosuchkey=1", "nosuchkey"},
+        {"serve.listen", "serve.listen"},                    /* no '=' */
+    };
+    for (size_t i = 0; i < sizeof(bad_sets) / sizeof(bad_sets[0]); i++) {
+        const char *sets[] = {"table.t.topic=events", bad_sets[i].set};
+        err[0] = 0;
+        ck_assert_ptr_null(feat_config_load_set(path, sets, 2, err, sizeof(err)));
+        ck_assert_msg(strstr(err, bad_sets[i].key) != NULL, "--set %s: \"%s\"", bad_sets[i].set, err);
+        ck_assert_msg(!strchr(err, '\n'), "%s", err);
+    }
+    const char *twice[] = {"table.t.topic=events", "table.t.topic=other"};
+    ck_assert_ptr_null(feat_config_load_set(path, twice, 2, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "table.t.topic") && strstr(err, "twice"), "%s", err);
+    unlink(path);
 }
 END_TEST
 
@@ -235,6 +360,10 @@ int main(void) {
     tcase_add_test(tc, kafka_security_keys_pass);
     tcase_add_test(tc, parsers);
     tcase_add_test(tc, reference_lists_every_key);
+    tcase_add_test(tc, duplicates_say_where);
+    tcase_add_test(tc, type_aliases_documented);
+    tcase_add_test(tc, long_headers_and_lines_refused);
+    tcase_add_test(tc, set_before_validation);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
