@@ -39,6 +39,7 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/json.h"
+#include "common/textwidth.h"
 #include "common/timefmt.h"
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
@@ -134,18 +135,31 @@ static void value_json(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
     feat_buf_putc(b, '}');
 }
 
-/* Prints rows as an aligned table: header, then cells[r * ncols + c]. */
+/* Prints text, then spaces up to width columns (by display width: a CJK
+ * character or an emoji takes two columns, a combining mark none). */
+static void print_padded(const char *text, size_t len, size_t width, const char *sep) {
+    size_t w = feat_text_width(text, len);
+    printf("%.*s%*s%s", (int)len, text, (int)(width > w && *sep != '\n' ? width - w : 0), "", sep);
+}
+
+/* Prints rows as an aligned table: header, then cells[r * ncols + c].
+ * Columns are as wide as their widest cell in terminal columns, so values
+ * holding CJK or emoji line up; the last column is not padded. */
 void print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows) {
     size_t *w = calloc(ncols, sizeof(size_t));
-    for (size_t c = 0; c < ncols; c++) w[c] = strlen(header[c]);
-    for (size_t r = 0; r < nrows; r++)
-        for (size_t c = 0; c < ncols; c++)
-            if (cells[r * ncols + c].len > w[c]) w[c] = cells[r * ncols + c].len;
-    for (size_t c = 0; c < ncols; c++) printf("%-*s%s", (int)w[c], header[c], c + 1 < ncols ? "  " : "\n");
+    if (!w) return;
+    for (size_t c = 0; c < ncols; c++) w[c] = feat_text_width(header[c], strlen(header[c]));
     for (size_t r = 0; r < nrows; r++)
         for (size_t c = 0; c < ncols; c++) {
-            feat_buf_t *x = &cells[r * ncols + c];
-            printf("%-*.*s%s", (int)w[c], (int)x->len, x->data ? x->data : "", c + 1 < ncols ? "  " : "\n");
+            const feat_buf_t *x = &cells[r * ncols + c];
+            size_t cw = x->data ? feat_text_width(x->data, x->len) : 0;
+            if (cw > w[c]) w[c] = cw;
+        }
+    for (size_t c = 0; c < ncols; c++) print_padded(header[c], strlen(header[c]), w[c], c + 1 < ncols ? "  " : "\n");
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncols; c++) {
+            const feat_buf_t *x = &cells[r * ncols + c];
+            print_padded(x->data ? x->data : "", x->data ? x->len : 0, w[c], c + 1 < ncols ? "  " : "\n");
         }
     free(w);
 }
