@@ -59,10 +59,10 @@ def bins(args):
 class Proc:
     """A child process with its output in a log file."""
 
-    def __init__(self, argv, logpath, env=None):
+    def __init__(self, argv, logpath, env=None, cwd=None):
         self.logpath = logpath
         self.logf = open(logpath, "ab")
-        self.p = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT, env=env,
+        self.p = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                   start_new_session=True)
 
     def alive(self):
