@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import urllib.error
@@ -305,11 +304,11 @@ def main():
                 result["n"] = n
             except grpc.RpcError as e:
                 result["err"] = e.code()
-        th = threading.Thread(target=stream)
-        th.start()
+        workers = H.Workers()
+        workers.start(stream)
         time.sleep(0.3)
         featd.p.send_signal(signal.SIGTERM)
-        th.join(60)
+        workers.join(60)
         assert result.get("n") == 3000, f"the stream in flight was cut: {result}"
         try:
             admin.Status(admin_pb2.StatusRequest(), timeout=3)
