@@ -163,6 +163,34 @@ class Workers:
             raise AssertionError(f"worker(s) still running after {timeout}s: {alive}")
 
 
+def char_width(ch):
+    """Terminal columns of one character, from unicodedata (independent of
+    featd's common/textwidth.c): controls, combining marks and format
+    characters but U+00AD 0; East Asian Wide/Fullwidth 2; else 1."""
+    import unicodedata
+    cp = ord(ch)
+    if 0xD800 <= cp <= 0xDFFF:
+        return 1
+    cat = unicodedata.category(ch)
+    if cat == "Cc" or cat in ("Mn", "Me") or (cat == "Cf" and cp != 0xAD) or 0x1160 <= cp <= 0x11FF:
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def column_starts(line):
+    """Display columns at which each whitespace-separated field of line starts."""
+    starts, col, prev_space = [], 0, True
+    for ch in line:
+        if ch == " ":
+            prev_space = True
+        else:
+            if prev_space:
+                starts.append(col)
+            prev_space = False
+        col += char_width(ch)
+    return starts
+
+
 def run_threads(fns, timeout=600, stop=None):
     """Runs each callable of fns in its own thread, waits for all of them and
     re-raises the first worker exception (see Workers)."""

@@ -1,7 +1,7 @@
 """featctl's display width (common/textwidth.c) against Python's unicodedata
 for every code point U+0000..U+10FFFF: the binary is run with --dump and each
-width compared with the rules, computed here from east_asian_width() and
-category().  Python's Unicode version must be the one the table was made
+width compared with the rules, computed from east_asian_width() and
+category() (harness.char_width).  Python's Unicode version must be the one the table was made
 from (common/textwidth_gen.py), else the test says so and is skipped."""
 import os
 import subprocess
@@ -15,13 +15,7 @@ TABLE_UNICODE = "14.0.0"
 
 
 def want(cp):
-    if 0xD800 <= cp <= 0xDFFF:
-        return 1
-    c = chr(cp)
-    cat = unicodedata.category(c)
-    if cat == "Cc" or cat in ("Mn", "Me") or (cat == "Cf" and cp != 0xAD) or 0x1160 <= cp <= 0x11FF:
-        return 0
-    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return H.char_width(chr(cp))
 
 
 def main():
