@@ -62,7 +62,7 @@ static const opt_t opts[] = {
     {"featd", "log_file", OPT_STRING, 0, 0, "", NULL, C(log_file),
      "Append log lines to this file instead of stderr (empty = stderr)."},
     {"featd", "progress_interval", OPT_DURATION, 0, DAY_MS, "10s", NULL, C(progress_ms),
-     "How often a progress line (events/s, lag, rows stored) is logged; 0 turns it off."},
+     "How often a progress line (events/s, lag, store size estimates, freshness) is logged; 0 turns it off."},
 
     {"store", "sync", OPT_BOOL, 0, 0, "false", NULL, C(store_sync),
      "fsync the write-ahead log on every batch (the WAL is always on; without sync a machine "

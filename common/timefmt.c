@@ -81,3 +81,22 @@ void feat_format_rfc3339(int64_t ms, char *out, size_t cap) {
     snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
              tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
+
+const char *feat_format_duration(int64_t ms, char *out, size_t cap) {
+    static const struct { const char *name; uint64_t ms; } units[] = {
+        {"y", 365ull * 86400000}, {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1},
+    };
+    enum { NUNITS = sizeof(units) / sizeof(units[0]) };
+    if (!out || cap == 0) return out;
+    /* magnitude in uint64: -INT64_MIN does not fit an int64 */
+    uint64_t mag = ms < 0 ? (uint64_t)(-(ms + 1)) + 1 : (uint64_t)ms;
+    const char *sign = ms < 0 ? "-" : "";
+    size_t u = 0;
+    while (u + 1 < NUNITS && mag < units[u].ms) u++;
+    uint64_t a = mag / units[u].ms;
+    uint64_t b = u + 1 < NUNITS ? mag % units[u].ms / units[u + 1].ms : 0;
+    if (b) snprintf(out, cap, "%s%llu %s %llu %s", sign, (unsigned long long)a, units[u].name, (unsigned long long)b,
+                    units[u + 1].name);
+    else snprintf(out, cap, "%s%llu %s", sign, (unsigned long long)a, units[u].name);
+    return out;
+}

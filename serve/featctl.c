@@ -39,6 +39,7 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/json.h"
+#include "common/textwidth.h"
 #include "common/timefmt.h"
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
@@ -134,18 +135,31 @@ static void value_json(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
     feat_buf_putc(b, '}');
 }
 
-/* Prints rows as an aligned table: header, then cells[r * ncols + c]. */
+/* Prints text, then spaces up to width columns (by display width: a CJK
+ * character or an emoji takes two columns, a combining mark none). */
+static void print_padded(const char *text, size_t len, size_t width, const char *sep) {
+    size_t w = feat_text_width(text, len);
+    printf("%.*s%*s%s", (int)len, text, (int)(width > w && *sep != '\n' ? width - w : 0), "", sep);
+}
+
+/* Prints rows as an aligned table: header, then cells[r * ncols + c].
+ * Columns are as wide as their widest cell in terminal columns, so values
+ * holding CJK or emoji line up; the last column is not padded. */
 void print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows) {
     size_t *w = calloc(ncols, sizeof(size_t));
-    for (size_t c = 0; c < ncols; c++) w[c] = strlen(header[c]);
-    for (size_t r = 0; r < nrows; r++)
-        for (size_t c = 0; c < ncols; c++)
-            if (cells[r * ncols + c].len > w[c]) w[c] = cells[r * ncols + c].len;
-    for (size_t c = 0; c < ncols; c++) printf("%-*s%s", (int)w[c], header[c], c + 1 < ncols ? "  " : "\n");
+    if (!w) return;
+    for (size_t c = 0; c < ncols; c++) w[c] = feat_text_width(header[c], strlen(header[c]));
     for (size_t r = 0; r < nrows; r++)
         for (size_t c = 0; c < ncols; c++) {
-            feat_buf_t *x = &cells[r * ncols + c];
-            printf("%-*.*s%s", (int)w[c], (int)x->len, x->data ? x->data : "", c + 1 < ncols ? "  " : "\n");
+            const feat_buf_t *x = &cells[r * ncols + c];
+            size_t cw = x->data ? feat_text_width(x->data, x->len) : 0;
+            if (cw > w[c]) w[c] = cw;
+        }
+    for (size_t c = 0; c < ncols; c++) print_padded(header[c], strlen(header[c]), w[c], c + 1 < ncols ? "  " : "\n");
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncols; c++) {
+            const feat_buf_t *x = &cells[r * ncols + c];
+            print_padded(x->data ? x->data : "", x->data ? x->len : 0, w[c], c + 1 < ncols ? "  " : "\n");
         }
     free(w);
 }
@@ -382,7 +396,9 @@ static int cmd_status(void) {
     } else {
         int64_t lag = 0;
         for (size_t i = 0; i < r->n_partitions; i++) if (r->partitions[i]->lag > 0) lag += r->partitions[i]->lag;
-        printf("featd %s, up %llds, %s\n", r->version, (long long)r->uptime_s, r->ready ? "ready" : "NOT READY");
+        char up[FEAT_DURATION_MAX];
+        feat_format_duration(r->uptime_s * 1000, up, sizeof(up));
+        printf("featd %s, up %s, %s\n", r->version, up, r->ready ? "ready" : "NOT READY");
         printf("applied %llu events, %llu dead letters; store %.1f MiB; lag %lld over %zu partitions\n",
                (unsigned long long)r->events_applied, (unsigned long long)r->dead_letters,
                (double)r->store_bytes / 1048576.0, (long long)lag, r->n_partitions);
@@ -394,8 +410,14 @@ static int cmd_status(void) {
             feat_buf_puts(&cells[i * 4], r->tables[i]->name);
             feat_buf_printf(&cells[i * 4 + 1], "%llu", (unsigned long long)r->tables[i]->events_applied);
             feat_buf_puts(&cells[i * 4 + 2], ts);
-            if (r->tables[i]->freshness_ms >= 0) feat_buf_printf(&cells[i * 4 + 3], "%lld ms", (long long)r->tables[i]->freshness_ms);
-            else feat_buf_puts(&cells[i * 4 + 3], "-");
+            /* featd sends -1 for a table with no event yet; a negative freshness
+             * with an event is an event time in the future, printed as such */
+            if (r->tables[i]->newest_event_time_ms) {
+                char d[FEAT_DURATION_MAX];
+                feat_buf_puts(&cells[i * 4 + 3], feat_format_duration(r->tables[i]->freshness_ms, d, sizeof(d)));
+            } else {
+                feat_buf_puts(&cells[i * 4 + 3], "-");
+            }
         }
         print_table(hdr, 4, cells, r->n_tables);
         for (size_t i = 0; i < 4 * (r->n_tables ? r->n_tables : 1); i++) feat_buf_free(&cells[i]);
@@ -423,8 +445,9 @@ static int cmd_tables(void) {
                 printf("%s{\"name\":\"%s\",\"type\":\"%s\"}", f ? "," : "", t->features[f]->name, t->features[f]->type);
             printf("]}");
         } else {
-            printf("%s (entity %s, topic %s, ttl %s%lld ms)\n", t->name, t->entity, t->topic,
-                   t->ttl_ms ? "" : "none: ", (long long)t->ttl_ms);
+            char ttl[FEAT_DURATION_MAX] = "none";
+            if (t->ttl_ms) feat_format_duration(t->ttl_ms, ttl, sizeof(ttl));
+            printf("%s (entity %s, topic %s, ttl %s)\n", t->name, t->entity, t->topic, ttl);
             for (size_t f = 0; f < t->n_features; f++) printf("  %-32s %s\n", t->features[f]->name, t->features[f]->type);
         }
     }
@@ -537,10 +560,11 @@ static int cmd_backup(int argc, char **argv) {
         fwrite(b.data, 1, b.len, stdout);
         feat_buf_free(&b);
     } else {
-        printf("backup written to %s: %llu bytes in %llu files (%llu hard-linked to the live store), %lld ms\n"
+        char took[FEAT_DURATION_MAX];
+        printf("backup written to %s: %llu bytes in %llu files (%llu hard-linked to the live store), %s\n"
                "restore: stop featd, make this directory its featd.data_dir, start featd\n",
                r->dir, (unsigned long long)r->bytes, (unsigned long long)r->files,
-               (unsigned long long)r->linked_files, (long long)r->duration_ms);
+               (unsigned long long)r->linked_files, feat_format_duration(r->duration_ms, took, sizeof(took)));
     }
     featd__v1__backup_response__free_unpacked(r, NULL);
     return 0;

@@ -83,7 +83,7 @@ int featctl_models(int argc, char **argv) {
         printf("no model versions yet (train one: featctl retrain MODEL)\n");
     } else {
         char *hdr[] = {"MODEL", "VERSION", "STAGE", "TASK", "CREATED", "TRIGGER", "ROWS (TRAIN/VALID)", "VALIDATION",
-                       "DEVICE", "SECONDS"};
+                       "DEVICE", "TRAIN TIME"};
         enum { NC = 10 };
         feat_buf_t *cells = calloc(NC * r->n_versions, sizeof(feat_buf_t));
         for (size_t i = 0; cells && i < r->n_versions; i++) {
@@ -100,7 +100,8 @@ int featctl_models(int argc, char **argv) {
             feat_buf_printf(&c[6], "%llu/%llu", (unsigned long long)v->train_rows, (unsigned long long)v->validation_rows);
             metric_text(v, v->validation_metrics, &c[7]);
             feat_buf_puts(&c[8], v->device);
-            feat_buf_printf(&c[9], "%.3f", v->train_seconds);
+            char took[FEAT_DURATION_MAX];
+            feat_buf_puts(&c[9], feat_format_duration((int64_t)(v->train_seconds * 1000.0), took, sizeof(took)));
         }
         if (cells) print_table(hdr, NC, cells, r->n_versions);
         for (size_t i = 0; cells && i < NC * r->n_versions; i++) feat_buf_free(&cells[i]);

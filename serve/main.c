@@ -22,6 +22,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "drift/monitor.h"
 #include "ingest/producer.h"
 #include "serve/alerts.h"
@@ -116,17 +117,21 @@ static void progress(loop_ctx_t *lc) {
         int64_t n = feat_ingest_newest_event(fd->ingest, t);
         if (n > newest) newest = n;
     }
-    char fresh[32] = "-";
-    if (newest) snprintf(fresh, sizeof(fresh), "%lld ms", (long long)(feat_now_ms() - newest));
+    char fresh[FEAT_DURATION_MAX] = "-";
+    if (newest) feat_format_duration(feat_now_ms() - newest, fresh, sizeof(fresh));
     char lagbuf[32] = "-";
     if (lag_known) snprintf(lagbuf, sizeof(lagbuf), "%lld", (long long)lag);
+    /* Store sizes are RocksDB's key estimates, free to read (an exact count
+     * is a scan; `featd-inspect online | wc -l` counts entities).  The
+     * online estimate counts every merge operand not yet compacted, so it
+     * runs well above the number of entities: the line says so. */
     feat_log(FEAT_LOG_INFO, "progress",
              "%.0f msgs/s | applied %llu events, %llu labels, %llu dead letters | lag %s over %zu partitions | "
-             "rows: online ~%llu, offline ~%llu | freshness %s%s",
+             "store ~%llu history rows, ~%llu online keys (RocksDB estimates; online counts unmerged versions) | "
+             "freshness %s",
              rate, (unsigned long long)s.events, (unsigned long long)s.labels, (unsigned long long)s.dead_letters,
-             lagbuf, np, (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_ONLINE),
-             (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_OFFLINE), fresh,
-             fd->demo ? "" : "");
+             lagbuf, np, (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_OFFLINE),
+             (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_ONLINE), fresh);
 }
 
 /* At a stop: what the broker held that featd had not applied.  The

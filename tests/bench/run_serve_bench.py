@@ -144,8 +144,8 @@ topic = bench_events
                     time.sleep(lag)
             p.flush(10)
             rate_seen["rate"] = sent / (time.time() - t0)
-        bt = threading.Thread(target=background)
-        bt.start()
+        workers = H.Workers(stop)   # the background producer's failure ends the run
+        workers.start(background)
         time.sleep(2)
         probe = H.producer(bs, **{"linger.ms": 0})
         lat = []
@@ -165,7 +165,7 @@ topic = bench_events
             lat.append((time.monotonic() - t0) * 1000)
             time.sleep(0.02)
         stop.set()
-        bt.join()
+        workers.join(60)
         lat.sort()
         st = admin.Status(admin_pb2.StatusRequest(), timeout=5)
         results[("freshness", "20k/s")] = {"p50": lat[len(lat) // 2], "p99": lat[len(lat) * 99 // 100],

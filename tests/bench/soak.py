@@ -204,10 +204,10 @@ quality_floor = 0.55
                     time.sleep(0.05)
                 time.sleep(0.002)
 
-        threads = [threading.Thread(target=ingest), threading.Thread(target=caller, args=("lookups",)),
-                   threading.Thread(target=caller, args=("predicts",))]
-        for t in threads:
-            t.start()
+        workers = H.Workers(stop)   # a worker's exception ends the soak and is raised
+        workers.start(ingest)
+        workers.start(caller, "lookups")
+        workers.start(caller, "predicts")
         samples = []
         t0 = time.time()
         end = t0 + args.minutes * 60
@@ -215,6 +215,7 @@ quality_floor = 0.55
         seen_versions = 0
         while time.time() < end:
             time.sleep(5)
+            workers.check()
             if not featd.alive():
                 raise AssertionError("featd died during the soak:\n" + featd.tail(40))
             now = time.time()
@@ -244,8 +245,7 @@ quality_floor = 0.55
                       f"applied {s['applied']}, lookups {s['lookups']}, predicts {s['predicts']}, "
                       f"versions {nver}, errors {s['errors']}")
         stop.set()
-        for t in threads:
-            t.join()
+        workers.join(60)
         code = featd.stop(timeout=120)
         with open(os.path.join(out_dir, "soak.csv"), "w") as f:
             cols = ["t", "rss", "hwm", "memtables", "block_cache", "table_readers", "cache", "applied", "versions", "events", "labels", "lookups", "predicts", "errors"]

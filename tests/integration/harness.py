@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 
 
 def parse_args(extra=None):
@@ -59,10 +61,10 @@ def bins(args):
 class Proc:
     """A child process with its output in a log file."""
 
-    def __init__(self, argv, logpath, env=None):
+    def __init__(self, argv, logpath, env=None, cwd=None):
         self.logpath = logpath
         self.logf = open(logpath, "ab")
-        self.p = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT, env=env,
+        self.p = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                   start_new_session=True)
 
     def alive(self):
@@ -90,14 +92,138 @@ class Proc:
             return b"".join(f.readlines()[-n:]).decode(errors="replace")
 
 
-def wait_for(pred, timeout, what, interval=0.2):
+def wait_for(pred, timeout, what, interval=0.2, watch=None):
+    """Polls pred until it returns something true (returned).  With watch
+    (a Workers or a HookServer), a failure in one of its threads ends the
+    wait at once, re-raised."""
     end = time.time() + timeout
     while time.time() < end:
+        if watch:
+            watch.check()
         v = pred()
         if v:
             return v
         time.sleep(interval)
+    if watch:
+        watch.check()
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Workers:
+    """Threads whose failures fail the test.  An exception in a plain
+    threading.Thread (an assert, an RpcError, a delivery callback raising in
+    poll()) is printed to stderr and lost: the test carries on and passes.
+    Here each worker's exception is kept, `stop` (a threading.Event, if
+    given) is set so the other workers end early, and check() / join()
+    re-raise the first one in the test's thread, naming the worker and
+    carrying its traceback.  Threads are daemons, so a hung worker cannot
+    keep a failed test alive."""
+
+    def __init__(self, stop=None):
+        self.stop = stop
+        self.threads = []
+        self.errors = []          # (worker name, exception, formatted traceback)
+        self._lock = threading.Lock()
+
+    def start(self, fn, *args, name=None):
+        """Runs fn(*args) in a new thread; returns the thread."""
+        name = name or f"{getattr(fn, '__name__', 'worker')}{list(args) if args else ''}"
+
+        def body():
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: B902 - every failure must reach the test
+                with self._lock:
+                    self.errors.append((name, e, traceback.format_exc()))
+                if self.stop is not None:
+                    self.stop.set()
+        t = threading.Thread(target=body, name=name, daemon=True)
+        self.threads.append(t)
+        t.start()
+        return t
+
+    def check(self):
+        """Raises the first worker failure so far, if any."""
+        with self._lock:
+            errs = list(self.errors)
+        if errs:
+            name, e, tb = errs[0]
+            more = f" (and {len(errs) - 1} other worker(s) failed too)" if len(errs) > 1 else ""
+            raise AssertionError(f"worker {name} failed{more}:\n{tb}") from e
+
+    def join(self, timeout=60):
+        """Waits for every worker (timeout seconds in all), then re-raises the
+        first failure; a worker still running then is a failure too."""
+        end = time.time() + timeout
+        for t in self.threads:
+            t.join(max(0.0, end - time.time()))
+        self.check()
+        alive = [t.name for t in self.threads if t.is_alive()]
+        if alive:
+            raise AssertionError(f"worker(s) still running after {timeout}s: {alive}")
+
+
+def char_width(ch):
+    """Terminal columns of one character, from unicodedata (independent of
+    featd's common/textwidth.c): controls, combining marks and format
+    characters but U+00AD 0; East Asian Wide/Fullwidth 2; else 1."""
+    import unicodedata
+    cp = ord(ch)
+    if 0xD800 <= cp <= 0xDFFF:
+        return 1
+    cat = unicodedata.category(ch)
+    if cat == "Cc" or cat in ("Mn", "Me") or (cat == "Cf" and cp != 0xAD) or 0x1160 <= cp <= 0x11FF:
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def column_starts(line):
+    """Display columns at which each whitespace-separated field of line starts."""
+    starts, col, prev_space = [], 0, True
+    for ch in line:
+        if ch == " ":
+            prev_space = True
+        else:
+            if prev_space:
+                starts.append(col)
+            prev_space = False
+        col += char_width(ch)
+    return starts
+
+
+def run_threads(fns, timeout=600, stop=None):
+    """Runs each callable of fns in its own thread, waits for all of them and
+    re-raises the first worker exception (see Workers)."""
+    w = Workers(stop)
+    for f in fns:
+        w.start(f)
+    w.join(timeout)
+
+
+class HookServer:
+    """A local HTTP server (http.server.ThreadingHTTPServer with handler) on
+    a free port, serving from a daemon thread.  An exception in a handler is
+    kept in errors, not just printed: check() re-raises the first."""
+
+    def __init__(self, handler):
+        import http.server
+        outer = self
+        self.errors = []
+
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                outer.errors.append(traceback.format_exc())
+
+        self.server = Server(("127.0.0.1", 0), handler)
+        self.server_address = self.server.server_address
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def check(self):
+        if self.errors:
+            raise AssertionError(f"an HTTP handler failed ({len(self.errors)} in all):\n{self.errors[0]}")
+
+    def shutdown(self):
+        self.server.shutdown()
 
 
 def start_broker(args, wd, config, partitions=None):

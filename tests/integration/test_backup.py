@@ -148,9 +148,9 @@ def main():
 
         featd = H.start_featd(args, wd, cfg, logname="featd-a.log")
         H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
-        pt = threading.Thread(target=produce_all, daemon=True)
-        pt.start()
-        H.wait_for(lambda: len(delivered) > args.events // 4, 60, "a quarter of the events")
+        workers = H.Workers()
+        workers.start(produce_all)
+        H.wait_for(lambda: len(delivered) > args.events // 4, 60, "a quarter of the events", watch=workers)
 
         # refused targets, then the backup itself, while events keep arriving
         os.makedirs(wd.file("exists"))
@@ -169,7 +169,8 @@ def main():
         r = featctl(args, cfg, "backup", bdir)
         assert r.returncode == 1 and "ALREADY_EXISTS" in r.stderr, r
 
-        assert done.wait(120), "production did not finish"
+        workers.join(120)   # production finished, or its exception is raised here
+        assert done.is_set(), "production did not finish"
         from confluent_kafka import Consumer, TopicPartition
         oracle = Consumer({"bootstrap.servers": bs, "group.id": "bk-oracle", "enable.auto.commit": False})
         ends = {}

@@ -69,8 +69,8 @@ class Producer:
         self.failed = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
+        self.workers = H.Workers()
+        self.workers.start(self.run)
 
     def run(self):
         t0 = time.time()
@@ -108,7 +108,7 @@ class Producer:
 
     def finish(self, timeout):
         self.stop.set()
-        self.t.join()
+        self.workers.join(60)
         left = self.p.flush(timeout)
         assert left == 0 and not self.failed, f"{left} messages undelivered, failures {self.failed[:5]}"
         assert self.delivered == self.sent, f"{self.delivered} of {self.sent} delivered"

@@ -107,12 +107,13 @@ def main():
             prod.flush(120)
             done.set()
 
-        pt = threading.Thread(target=produce_all, daemon=True)
-        pt.start()
+        workers = H.Workers()
+        workers.start(produce_all)
         cfg = wd.file("featd.ini")
         broker_down_at = args.kills // 2
         busy_runs = []
         for k in range(args.kills + 1):
+            workers.check()   # the producer is still sending
             # a fresh group id per run: offsets live in featd's store, so the
             # new member need not wait out the killed one's session
             open(cfg, "w").write(config(wd, bs, f"crash-{k}"))
@@ -139,8 +140,8 @@ def main():
             busy_runs.append(busy)
             H.log(f"  run {k}: {'ingesting' if busy else 'idle'} when killed")
         assert sum(busy_runs) * 2 >= len(busy_runs), f"most kills landed while featd was idle: {busy_runs}"
-        done.wait(600)
-        assert len(delivered) == len(msgs), f"only {len(delivered)} of {len(msgs)} delivered"
+        workers.join(600)   # production finished, or its exception is raised here
+        assert done.is_set() and len(delivered) == len(msgs), f"only {len(delivered)} of {len(msgs)} delivered"
         # each partition's end is the broker's high watermark (it may hold
         # records re-appended after the last one the producer saw delivered)
         from confluent_kafka import Consumer, TopicPartition

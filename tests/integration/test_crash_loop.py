@@ -137,8 +137,9 @@ def main():
             prod.flush(120)
             done.set()
 
-        pt = threading.Thread(target=produce_all, daemon=True)
-        pt.start()
+        # the producer and the clients: an exception in any of them fails the test
+        workers = H.Workers(stop)
+        workers.start(produce_all)
 
         # ---- clients: GetOnlineFeatures and Predict without pause; errors expected while featd is down ----
         cur = {"gen": -1, "addr": None}
@@ -171,9 +172,8 @@ def main():
                     time.sleep(0.05)
             if ch:
                 ch.close()
-        clients = [threading.Thread(target=client, args=(k,), daemon=True) for k in ("online", "predict")]
-        for t in clients:
-            t.start()
+        for k in ("online", "predict"):
+            workers.start(client, k)
 
         cfg = wd.file("featd.ini")
         afile = wd.file("data/featd.addr")
@@ -214,6 +214,7 @@ def main():
                 return False
 
         for k in range(args.kills + 1):
+            workers.check()   # the producer and the clients are still running
             # the final run retrains only when asked, so that the checks see a registry at rest
             open(cfg, "w").write(config(wd, bs, f"crash-loop-{k}", retrain=k < args.kills))
             if os.path.exists(afile):
@@ -281,10 +282,8 @@ def main():
 
         # ---- the final run: catch up, then check ----
         stop.set()
-        done.wait(120)
-        for t in clients:
-            t.join(10)
-        assert len(delivered) == len(msgs), f"only {len(delivered)} of {len(msgs)} delivered"
+        workers.join(130)
+        assert done.is_set() and len(delivered) == len(msgs), f"only {len(delivered)} of {len(msgs)} delivered"
         from confluent_kafka import Consumer, TopicPartition
         oracle = Consumer({"bootstrap.servers": bs, "group.id": "crash-loop-oracle", "enable.auto.commit": False})
         parts = {(t, p) for t, p, o in delivered.values()}

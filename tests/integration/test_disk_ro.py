@@ -57,10 +57,10 @@ def main():
 
     try:
         featd = H.Proc([H.bins(args)["featd"], "--config", cfg], wd.file("featd-ro.log"), env=env)
-        pt = threading.Thread(target=produce)
-        pt.start()
-        H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
-        H.wait_for(lambda: sent[0] > 20000, 60, "20k events produced")
+        workers = H.Workers()
+        workers.start(produce)
+        H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment", watch=workers)
+        H.wait_for(lambda: sent[0] > 20000, 60, "20k events produced", watch=workers)
         time.sleep(1)
         open(trigger, "w").close()
         H.log(f"data_dir read-only from now on ({sent[0]} events produced so far)")
@@ -69,7 +69,7 @@ def main():
         except Exception:
             raise AssertionError("featd kept running on a read-only data_dir:\n" + featd.tail())
         stop.set()
-        pt.join()
+        workers.join(90)
         out = open(featd.logpath, errors="replace").read()
         featd = None
         lines = error_lines(out, "Read-only file system")

@@ -14,7 +14,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
@@ -51,8 +50,7 @@ def main():
     import grpc
     from confluent_kafka import Consumer, TopicPartition
     from featd.v1 import admin_pb2, admin_pb2_grpc, event_pb2
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook = H.HookServer(Hook)   # a handler's exception fails the test (hook.check())
     cfg = wd.file("featd.ini")
     open(cfg, "w").write(f"""
 [featd]
@@ -162,7 +160,8 @@ feature.b = bool
         assert window_no == 21, f"alert in window {window_no}; the shift began in window 21"
         assert a.statistic in ("ks", "kl", "psi") and a.value >= a.threshold and a.window_size == WINDOW
         assert a.reference_size == REF and a.ks > 0.2
-        H.wait_for(lambda: any(p["state"] == "DRIFTING" for p in Hook.posts), 30, "the alert at the webhook (retried)")
+        H.wait_for(lambda: any(p["state"] == "DRIFTING" for p in Hook.posts), 30, "the alert at the webhook (retried)",
+                   watch=hook)
         wp = [p for p in Hook.posts if p["state"] == "DRIFTING"]
         assert len(wp) == 1 and wp[0]["feature"] == "x" and wp[0]["table"] == "t" and wp[0]["id"] == a.id, wp
         assert Hook.calls >= 2, "the first POST failed, so a retry must have happened"
@@ -222,7 +221,8 @@ feature.b = bool
         rec = H.wait_for(lambda: [a for a in alerts_on_topic() if a.state == event_pb2.DriftAlert.RECOVERED], 20,
                          "the recovery event on Kafka")
         assert len(rec) == 1 and rec[0].feature == "x" and int(rec[0].id.rsplit(".", 1)[1]) == 25, rec
-        H.wait_for(lambda: any(p["state"] == "RECOVERED" for p in Hook.posts), 30, "the recovery at the webhook")
+        H.wait_for(lambda: any(p["state"] == "RECOVERED" for p in Hook.posts), 30, "the recovery at the webhook",
+                   watch=hook)
         assert len(alerts_on_topic()) == 2, "one alert and one recovery, no storm"
 
         # ---- pinning a reference ----
@@ -236,6 +236,7 @@ feature.b = bool
             assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "nope" in e.details()
         H.log("recovery after 2 clean windows (window 25) on Kafka and at the webhook; pin works")
         assert featd.stop() == 0, featd.tail()
+        hook.check()
         ok = True
     finally:
         hook.shutdown()

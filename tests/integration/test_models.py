@@ -333,9 +333,9 @@ def main():
                     if mixed:
                         errors.append(f"v{pr.version} reply with other scores for {mixed[:3]}")
                 time.sleep(0.005)  # keep the logged predictions within the mock broker's log limit
-        threads = [threading.Thread(target=load) for _ in range(4)]
-        for t in threads:
-            t.start()
+        workers = H.Workers(stop)
+        for _ in range(4):
+            workers.start(load)
         time.sleep(0.3)
         for _ in range(10):
             admin.Promote(admin_pb2.PromoteRequest(model="churn", version=2), timeout=5)
@@ -344,8 +344,7 @@ def main():
             time.sleep(0.05)
         time.sleep(0.2)
         stop.set()
-        for t in threads:
-            t.join()
+        workers.join(60)
         served += calls[0] * len(keys)
         H.log(f"20 swaps under load: {calls[0]} Predict calls, versions seen {seen}, errors {len(errors)}")
         assert not errors, errors[:5]

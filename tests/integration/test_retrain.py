@@ -16,7 +16,6 @@ import math
 import os
 import random
 import sys
-import threading
 import time
 import urllib.request
 
@@ -42,8 +41,7 @@ def main():
     H.gen_protos(args, wd.path)
     import grpc
     from featd.v1 import admin_pb2, admin_pb2_grpc, feature_service_pb2 as fs, feature_service_pb2_grpc
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook = H.HookServer(Hook)   # a handler's exception fails the test (hook.check())
     cfg = wd.file("featd.ini")
     open(cfg, "w").write(f"""
 [featd]
@@ -160,7 +158,7 @@ device = cpu
         got = H.metric(addrs["admin"], "featd_model_quality", 'model="q",metric="auc"')
         H.log(f"live AUC {got:.6f}; computed from served scores and sent labels {want:.6f}")
         assert abs(got - want) < 1e-9, (got, want)
-        qa = H.wait_for(lambda: [a for a in Hook.posts if a.get("feature") == "quality"], 30, "quality alert")
+        qa = H.wait_for(lambda: [a for a in Hook.posts if a.get("feature") == "quality"], 30, "quality alert", watch=hook)
         assert qa[0]["model"] == "q" and qa[0]["state"] == "DRIFTING" and qa[0]["statistic"] == "auc", qa[0]
         H.log(f"quality alert: {qa[0]}")
 
@@ -170,12 +168,13 @@ device = cpu
             entity(f"d{i}", base + i, shift=3.0)
         prod.flush(30)
         da = H.wait_for(lambda: [a for a in Hook.posts if a.get("table") == "t" and a.get("feature") == "x"
-                                 and a.get("state") == "DRIFTING"], 60, "drift alert on t.x")
+                                 and a.get("state") == "DRIFTING"], 60, "drift alert on t.x", watch=hook)
         assert da[0]["retrain_requested"], da[0]
         vd = H.wait_for(lambda: [v for v in versions("q") if v.trigger == "drift" and "t.x" in v.reason], 60,
                         "q retrained on drift")
         H.log(f"drift: alert {da[0]['statistic']}={da[0]['value']:.3f} → q v{vd[0].version} ({vd[0].reason})")
         assert not [v for v in versions("s") if v.trigger == "drift" and "t.x" not in v.reason]
+        hook.check()
         ok = featd.stop() == 0
         assert ok, "featd did not exit cleanly"
     finally:

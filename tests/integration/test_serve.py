@@ -9,10 +9,10 @@ stream finish and refuses new calls."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import urllib.error
@@ -275,6 +275,32 @@ def main():
                     assert e["value"] == want[3] and e["event_time_ms"] == want[0], (row["entity"], f, e, want)
         r = subprocess.run([fc, "--config", cfg, "get", "user", keys[0]], capture_output=True, text=True, timeout=20)
         assert r.returncode == 0 and keys[0] in r.stdout and "clicks" in r.stdout
+        # wide characters: columns still line up on the terminal (CJK and emoji
+        # take two columns, a combining mark none), whatever featctl's locale
+        wide = {"w-東京": "東京都", "w-emoji": "😀🎉", "w-accent": "e\u0301te\u0301", "w-ascii": "plain",
+                "w-カナ": "ｶﾅ ﾃｽﾄ".replace(" ", "")}
+        for k, v in wide.items():
+            prod.produce("user_events", key=k, value=json.dumps({"key": k, "ts": now, "features": {
+                "clicks": 1, "ctr": 0.5, "country": v, "premium": True}}).encode())
+        assert prod.flush(30) == 0
+
+        def wide_table():
+            r = subprocess.run([fc, "--config", cfg, "get", "user", *wide], capture_output=True, timeout=20,
+                               env=dict(os.environ, LC_ALL="C"))
+            out = r.stdout.decode()
+            return out if r.returncode == 0 and all(v in out for v in wide.values()) else None
+        out = H.wait_for(wide_table, 30, "the wide values online")
+        lines = out.splitlines()
+        want = H.column_starts(lines[0])
+        assert len(want) == 5, lines[0]
+        for line in lines[1:]:
+            assert H.column_starts(line) == want, f"columns do not line up:\n{out}"
+        H.log("featctl get: CJK, emoji and combining values line up:\n" + out.rstrip())
+        r = subprocess.run([fc, "--config", cfg, "status"], capture_output=True, text=True, timeout=20)
+        dur = r"-?\d+ (y|d|h|m|s|ms)( \d+ (d|h|m|s|ms))?"
+        assert r.returncode == 0 and re.search(rf"^featd \S+, up {dur}, ready$", r.stdout, re.M), r.stdout
+        fresh = [l.split("  ")[-1].strip() for l in r.stdout.splitlines()[3:]]
+        assert fresh and all(re.fullmatch(dur, f) for f in fresh), f"freshness is not a duration:\n{r.stdout}"
         for argv in (["get", "nosuch", "k"], ["get", "user", "a", "a"]):
             r = subprocess.run([fc, "--config", cfg, *argv], capture_output=True, text=True, timeout=20)
             assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "INVALID_ARGUMENT" in r.stderr, r
@@ -305,11 +331,11 @@ def main():
                 result["n"] = n
             except grpc.RpcError as e:
                 result["err"] = e.code()
-        th = threading.Thread(target=stream)
-        th.start()
+        workers = H.Workers()
+        workers.start(stream)
         time.sleep(0.3)
         featd.p.send_signal(signal.SIGTERM)
-        th.join(60)
+        workers.join(60)
         assert result.get("n") == 3000, f"the stream in flight was cut: {result}"
         try:
             admin.Status(admin_pb2.StatusRequest(), timeout=3)

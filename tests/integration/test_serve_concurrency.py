@@ -96,7 +96,7 @@ feature.v = int64
                     fs.EntityTime(entity_key=rnd.choice(keys), ts_ms=base + rnd.randrange(0, 5000)) for _ in range(200)])
                 try:
                     n = sum(1 for _ in stub.GetHistoricalFeatures(req, timeout=20))
-                    assert n == 200
+                    assert n == 200, f"{n} rows streamed for 200 asked"
                 except grpc.RpcError as e:
                     errors.append(f"GetHistoricalFeatures: {e.code()} {e.details()}")
                     return
@@ -110,14 +110,16 @@ feature.v = int64
                     return
                 time.sleep(0.05)
 
-        threads = [threading.Thread(target=produce)] + [threading.Thread(target=read, args=(i,)) for i in range(8)] + \
-                  [threading.Thread(target=stream, args=(100 + i,)) for i in range(2)] + [threading.Thread(target=status)]
-        for t in threads:
-            t.start()
-        time.sleep(args.seconds)
+        workers = H.Workers(stop)
+        workers.start(produce)
+        for i in range(8):
+            workers.start(read, i)
+        for i in range(2):
+            workers.start(stream, 100 + i)
+        workers.start(status)
+        stop.wait(args.seconds)   # a failing worker sets stop: no need to sit out the run
         stop.set()
-        for t in threads:
-            t.join(60)
+        workers.join(60)          # re-raises a worker's exception (an assert included)
         assert not errors, errors[:5]
         # global check: sweep reads by start time, keeping for each key the
         # highest version among reads that ended before this read started

@@ -1,3 +1,6 @@
 featd_check_test(test_config SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_config.c LIBS featd_common)
 featd_check_test(test_json SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_json.c LIBS featd_common)
 featd_check_test(test_metrics SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_metrics.c LIBS featd_common)
+featd_check_test(test_timefmt SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_timefmt.c LIBS featd_common)
+featd_check_test(test_textwidth SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_textwidth.c LIBS featd_common)
+featd_py_test(test_textwidth_unicodedata SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_textwidth.py LABELS unit TIMEOUT 120)
