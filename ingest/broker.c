@@ -31,6 +31,22 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
     /* this handle only hosts the mock cluster: its notice that it has no
      * bootstrap servers of its own means nothing to an operator */
     rd_kafka_conf_set(conf, "log_level", "4", kerr, sizeof(kerr));
+    /* The mock cluster reads requests up to this handle's
+     * receive.message.max.bytes and closes the connection of a client that
+     * sends a larger one.  Its partitions keep 5 MiB, and a message set over
+     * half of that can make it lose the set and the next one (when it drops
+     * the last older set to fit a new one, its log start jumps past the new
+     * one).  So the embedded broker refuses produce requests over
+     * FEAT_BROKER_MAX_REQUEST, as a real broker refuses a record over its
+     * message.max.bytes: the client retries and reports the record failed. */
+    char lim[32];
+    snprintf(lim, sizeof(lim), "%d", FEAT_BROKER_MAX_REQUEST);
+    if (rd_kafka_conf_set(conf, "receive.message.max.bytes", lim, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, errlen, "embedded broker: %s", kerr);
+        free(b);
+        return NULL;
+    }
     feat_kconf_route_logs(conf);
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
     if (!b->rk) {

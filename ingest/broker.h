@@ -4,7 +4,12 @@
  * featd-broker process.
  *
  * Limits inherited from the mock cluster (librdkafka 2.0.2): data lives in
- * memory; each partition keeps roughly the newest 5 MiB or 100k message sets.
+ * memory; each partition keeps roughly the newest 5 MiB or 100k message sets
+ * and drops older ones, applied or not; finding a fetch's offset walks a
+ * partition's sets from the oldest.  featd adds one: a request over
+ * FEAT_BROKER_MAX_REQUEST bytes is refused (the connection is closed; the
+ * client retries and then fails the record), because a larger message set
+ * can make the mock cluster lose it and the next one.
  */
 #ifndef FEAT_INGEST_BROKER_H
 #define FEAT_INGEST_BROKER_H
@@ -14,6 +19,10 @@
 #include "common/config.h"
 
 typedef struct feat_broker feat_broker_t;
+
+/* The largest request (a producer's batch plus ~100 bytes) the embedded
+ * broker reads: 2 MiB, under half of a partition's 5 MiB. */
+#define FEAT_BROKER_MAX_REQUEST (2 * 1024 * 1024)
 
 /* Starts nbrokers mock brokers.  NULL with errstr on failure. */
 feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen);
