@@ -378,20 +378,21 @@ static int cmd_status(void) {
     if (!r) return 1;
     if (json_out) {
         printf("{\"version\":\"%s\",\"uptime_s\":%lld,\"ready\":%s,\"events_applied\":%llu,\"dead_letters\":%llu,"
-               "\"store_bytes\":%llu,\"tables\":[",
+               "\"store_bytes\":%llu,\"gap_records\":%llu,\"tables\":[",
                r->version, (long long)r->uptime_s, r->ready ? "true" : "false",
                (unsigned long long)r->events_applied, (unsigned long long)r->dead_letters,
-               (unsigned long long)r->store_bytes);
+               (unsigned long long)r->store_bytes, (unsigned long long)r->gap_records);
         for (size_t i = 0; i < r->n_tables; i++)
             printf("%s{\"name\":\"%s\",\"events_applied\":%llu,\"newest_event_time_ms\":%lld,\"freshness_ms\":%lld}",
                    i ? "," : "", r->tables[i]->name, (unsigned long long)r->tables[i]->events_applied,
                    (long long)r->tables[i]->newest_event_time_ms, (long long)r->tables[i]->freshness_ms);
         printf("],\"partitions\":[");
         for (size_t i = 0; i < r->n_partitions; i++)
-            printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld}",
+            printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld,"
+                   "\"gap_records\":%llu}",
                    i ? "," : "", r->partitions[i]->topic, r->partitions[i]->partition,
                    (long long)r->partitions[i]->next_offset, (long long)r->partitions[i]->high_watermark,
-                   (long long)r->partitions[i]->lag);
+                   (long long)r->partitions[i]->lag, (unsigned long long)r->partitions[i]->gap_records);
         printf("]}\n");
     } else {
         int64_t lag = 0;
@@ -402,6 +403,14 @@ static int cmd_status(void) {
         printf("applied %llu events, %llu dead letters; store %.1f MiB; lag %lld over %zu partitions\n",
                (unsigned long long)r->events_applied, (unsigned long long)r->dead_letters,
                (double)r->store_bytes / 1048576.0, (long long)lag, r->n_partitions);
+        if (r->gap_records) {
+            printf("GAPS: %llu record(s) were deleted from the log before featd applied them (see featd's log):\n",
+                   (unsigned long long)r->gap_records);
+            for (size_t i = 0; i < r->n_partitions; i++)
+                if (r->partitions[i]->gap_records)
+                    printf("  %s[%d]: %llu\n", r->partitions[i]->topic, r->partitions[i]->partition,
+                           (unsigned long long)r->partitions[i]->gap_records);
+        }
         char *hdr[] = {"TABLE", "EVENTS", "NEWEST EVENT", "FRESHNESS"};
         feat_buf_t *cells = calloc(4 * (r->n_tables ? r->n_tables : 1), sizeof(feat_buf_t));
         for (size_t i = 0; i < r->n_tables; i++) {

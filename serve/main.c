@@ -126,11 +126,13 @@ static void progress(loop_ctx_t *lc) {
      * online estimate counts every merge operand not yet compacted, so it
      * runs well above the number of entities: the line says so. */
     feat_log(FEAT_LOG_INFO, "progress",
-             "%.0f msgs/s | applied %llu events, %llu labels, %llu dead letters | lag %s over %zu partitions | "
+             "%.0f msgs/s | applied %llu events, %llu labels, %llu dead letters | lag %s over %zu partitions, "
+             "%llu lost to gaps | "
              "store ~%llu history rows, ~%llu online keys (RocksDB estimates; online counts unmerged versions) | "
              "freshness %s",
              rate, (unsigned long long)s.events, (unsigned long long)s.labels, (unsigned long long)s.dead_letters,
-             lagbuf, np, (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_OFFLINE),
+             lagbuf, np, (unsigned long long)s.gap_records,
+             (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_OFFLINE),
              (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_ONLINE), fresh);
 }
 

@@ -27,6 +27,7 @@ Every check reads the broker's own watermarks for the expected numbers."""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -125,6 +126,12 @@ def case_assignment(args, wd, bs, cfg):
     st = json.loads(urllib.request.urlopen(f"http://{admin}/v1/status", timeout=5).read())
     assert st["ingest"]["gap_records"] == lo - 100, st["ingest"]
     assert [p["gap_records"] for p in st["partitions"] if p["topic"] == TOPIC] == [lo - 100], st["partitions"]
+    grpc = H.featd_addrs(wd)["grpc"]
+    ctl = [H.bins(args)["featctl"], "--addr", grpc, "status"]
+    js = json.loads(subprocess.run(ctl + ["--json"], capture_output=True, check=True).stdout)
+    assert js["gap_records"] == lo - 100 and js["partitions"][0]["gap_records"] == lo - 100, js
+    human = subprocess.run(ctl, capture_output=True, check=True, text=True).stdout
+    assert f"GAPS: {lo - 100} record(s)" in human and f"{TOPIC}[0]: {lo - 100}" in human, human
     assert feat.stop() == 0
     os.remove(wd.file("data/featd.addr"))
     # found once: the stored offset moved past the gap
