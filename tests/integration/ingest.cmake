@@ -8,3 +8,7 @@ featd_py_test(integration_broker_faults SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integ
               LABELS integration TIMEOUT 300)
 featd_py_test(long_broker_faults SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_broker_faults.py
               LABELS long TIMEOUT 1800 ARGS --long --rounds 4 --outage 60)
+featd_py_test(integration_differential SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_differential.py
+              LABELS integration TIMEOUT 300)
+featd_py_test(long_differential SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_differential.py
+              LABELS long TIMEOUT 3600 ARGS --long)
