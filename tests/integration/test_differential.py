@@ -52,6 +52,7 @@ below; they are expected to fail on code that predates the change):
 Pass condition: zero mismatches.  Every mismatch is printed (up to --show)
 with its case, partition/offset and the PENDING marker where it applies.
 --long (ctest -L long, FEATD_LONG=1) produces a much longer log."""
+import bisect
 import collections
 import datetime
 import json
@@ -77,6 +78,8 @@ TTL_MS = 3600_000              # table user: ttl = 1h; table item: no TTL
 FRESH_SPAN = 30 * 60_000
 OLD_MIN = 70 * 60_000
 MAX_RUN_MS = 25 * 60_000
+CHUNK_BYTES = 3 << 20         # produced at a time (featd-broker keeps 5 MiB a partition)
+OVERSIZE_ROUNDS = 12          # adversarial rounds that include the oversize burst (big records)
 
 SCHEMA = {
     "user": {"clicks": "int64", "ctr": "double", "premium": "bool", "country": "string"},
@@ -285,11 +288,23 @@ class Gen:
             if mkey != key.encode() or r.random() < 0.6:
                 obj["key" if r.random() < 0.5 else ENTITY[table]] = key
             obj["ts"] = rfc3339(ts) if r.random() < 0.25 else ts
-            obj["features"] = dict(feats)
+            # some doubles written with more digits than the shortest form
+            # (17, 25, 40 significant digits): any literal that reads back
+            # to the same double in Python must read back to it in featd
+            fe, lits = dict(feats), []
+            for f, v in feats.items():
+                if SCHEMA[table][f] == "double" and r.random() < 0.3:
+                    lit = r.choice(["%.17g", "%.25g", "%.17e", "%.40g"]) % v
+                    if struct.pack("<d", float(lit)) == struct.pack("<d", v):
+                        fe[f] = f"@@NUM{len(lits)}@@"
+                        lits.append(lit.encode())
+            obj["features"] = fe
             items = list(obj.items())
             r.shuffle(items)
             val = json.dumps(dict(items), ensure_ascii=r.random() < 0.5,
                              indent=r.choice([None, None, 1])).encode()
+            for i, lit in enumerate(lits):
+                val = val.replace(b'"@@NUM%d@@"' % i, lit)
             if r.random() < 0.3:
                 headers = [("content-type", r.choice([b"application/json", b"application/json; charset=utf-8"]))]
         self.last.setdefault((table, key), []).append(ts)
@@ -428,48 +443,8 @@ class Gen:
                  pb_event(ts=ts, feats=[("title", "string", b"t" + bad_bytes)]), "invalid_utf8", pending=True,
                  headers=[("content-type", b"application/x-protobuf")])
 
-        # ---- oversize: a burst on one partition, normal records before, between and after
-        p = r.randrange(PARTITIONS)
-        t0 = self.fresh_ts()
-        okey = f"oversize-neighbour-{n}"
-
-        def neighbour(i):
-            self.encode_event("item", okey, t0 + i, {"stock": i, "price": float(i)}, kafka_key="same", partition=p,
-                              case="oversize_neighbour")
-
-        def padded(size, key, stock):
-            """A JSON record of exactly size bytes (whitespace padding)."""
-            body = jdump({"key": key, "ts": t0 + 100, "features": {"stock": stock}})
-            assert len(body) < size
-            return body[:-1] + b" " * (size - len(body)) + b"}"
-
-        neighbour(0)
-        add_dead("oversize_json_one_byte", I, okey.encode(), padded(MAX_VALUE + 1, dl("over1"), 1), "oversize",
-                 partition=p)
-        neighbour(1)
-        k = f"at-limit-{n}"
-        self.add(I, okey.encode(), padded(MAX_VALUE, k, 2), "value_exactly_at_limit",
-                 ev("item", k, t0 + 100, {"stock": 2}), partition=p)
-        k = f"under-limit-{n}"
-        self.add(I, okey.encode(), padded(MAX_VALUE - 1, k, 3), "value_one_under_limit",
-                 ev("item", k, t0 + 100, {"stock": 3}), partition=p)
-        add_dead("oversize_json_big_string", I, okey.encode(),
-                 jdump({"key": dl("over2"), "ts": t0, "features": {"title": "y" * (2 * MAX_VALUE)}}), "oversize",
-                 partition=p)
-        neighbour(2)
-        add_dead("oversize_pb", I, okey.encode(),
-                 pb_event(key=dl("over3"), ts=t0, feats=[("title", "string", "z" * (MAX_VALUE + 10))]), "oversize",
-                 partition=p)
-        add_dead("oversize_pb_4x", I, okey.encode(),
-                 pb_event(key=dl("over4"), ts=t0, feats=[("title", "string", "z" * (4 * MAX_VALUE))]), "oversize",
-                 partition=p)
-        neighbour(3)
-        k = f"big-string-{n}"
-        s = "s" * (MAX_VALUE - 200)
-        body = jdump({"key": k, "ts": t0 + 5, "features": {"title": s}})
-        assert len(body) <= MAX_VALUE
-        self.add(I, okey.encode(), body, "big_string_under_limit", ev("item", k, t0 + 5, {"title": s}), partition=p)
-        neighbour(4)
+        if n <= OVERSIZE_ROUNDS:
+            self.oversize_burst(n, dl)
 
         # ---- duplicates (exactly the same record twice), JSON and protobuf
         k = f"dup-{n}"
@@ -556,6 +531,27 @@ class Gen:
         self.add(U, k.encode(), jdump({"ts": rfc3339(ts), "features": {"clicks": 20}}), "ts_rfc3339",
                  ev("user", k, ts, {"clicks": 20}))
 
+        # ---- JSON member names written with escapes are the same members (RFC 8259, 7 and 8.3)
+        k = f"escaped-key-member-{n}"
+        self.add(U, dl("escaped-key-route").encode(),
+                 b'{"\\u006bey": "%s", "ts": %d, "features": {"clicks": 21}}' % (k.encode(), ts),
+                 "json_escaped_member_key", ev("user", k, ts, {"clicks": 21}))
+        k = f"escaped-entity-member-{n}"
+        self.add(U, dl("escaped-entity-route").encode(),
+                 b'{"user\\u005fid": "%s", "ts": %d, "features": {"clicks": 22}}' % (k.encode(), ts),
+                 "json_escaped_member_entity", ev("user", k, ts, {"clicks": 22}))
+        k = f"escaped-ts-member-{n}"
+        self.add(U, k.encode(), b'{"\\u0074s": %d, "features": {"clicks": 23}}' % ts,
+                 "json_escaped_member_ts", ev("user", k, ts, {"clicks": 23}))
+        k = f"escaped-features-member-{n}"
+        self.add(U, k.encode(), b'{"ts": %d, "f\\u0065atures": {"clicks": 24}}' % ts,
+                 "json_escaped_member_features", ev("user", k, ts, {"clicks": 24}))
+        add_dead("json_escaped_member_table", U, dl("escaped-table").encode(),
+                 b'{"t\\u0061ble": "nope", "ts": %d, "features": {"clicks": 25}}' % ts, "unknown_table")
+        k = f"escaped-feature-name-{n}"
+        self.add(U, k.encode(), b'{"ts": %d, "features": {"cl\\u0069cks": 26, "\\u0063ountry": "\\u00fc\\n"}}' % ts,
+                 "json_escaped_feature_name", ev("user", k, ts, {"clicks": 26, "country": "\u00fc\n"}))
+
         # ---- undecodable
         add_dead("truncated_json", U, dl("undecodable").encode(),
                  jdump({"ts": ts, "features": {"clicks": 1}})[:-2], "undecodable")
@@ -563,6 +559,58 @@ class Gen:
         add_dead("empty_value", U, dl("undecodable").encode(), b"", "undecodable")
         add_dead("json_array", U, dl("undecodable").encode(), b"[1, 2, 3]", "undecodable",
                  headers=[("content-type", b"application/json")])
+
+    def oversize_burst(self, n, dl):
+        """Records over, at and just under ingest.max_value_bytes, among normal ones on one partition."""
+        I = TOPIC["item"]
+
+        def jdump(obj):
+            return json.dumps(obj).encode()
+
+        def add_dead(case, topic, key, value, reason, partition=None):
+            self.add(topic, key, value, case, dead(reason), partition=partition)
+
+        p = n % PARTITIONS
+        t0 = self.fresh_ts()
+        okey = f"oversize-neighbour-{n}"
+
+        def neighbour(i):
+            self.encode_event("item", okey, t0 + i, {"stock": i, "price": float(i)}, kafka_key="same", partition=p,
+                              case="oversize_neighbour")
+
+        def padded(size, key, stock):
+            """A JSON record of exactly size bytes (whitespace padding)."""
+            body = jdump({"key": key, "ts": t0 + 100, "features": {"stock": stock}})
+            assert len(body) < size
+            return body[:-1] + b" " * (size - len(body)) + b"}"
+
+        neighbour(0)
+        add_dead("oversize_json_one_byte", I, okey.encode(), padded(MAX_VALUE + 1, dl("over1"), 1), "oversize",
+                 partition=p)
+        neighbour(1)
+        k = f"at-limit-{n}"
+        self.add(I, okey.encode(), padded(MAX_VALUE, k, 2), "value_exactly_at_limit",
+                 ev("item", k, t0 + 100, {"stock": 2}), partition=p)
+        k = f"under-limit-{n}"
+        self.add(I, okey.encode(), padded(MAX_VALUE - 1, k, 3), "value_one_under_limit",
+                 ev("item", k, t0 + 100, {"stock": 3}), partition=p)
+        add_dead("oversize_json_big_string", I, okey.encode(),
+                 jdump({"key": dl("over2"), "ts": t0, "features": {"title": "y" * (2 * MAX_VALUE)}}), "oversize",
+                 partition=p)
+        neighbour(2)
+        add_dead("oversize_pb", I, okey.encode(),
+                 pb_event(key=dl("over3"), ts=t0, feats=[("title", "string", "z" * (MAX_VALUE + 10))]), "oversize",
+                 partition=p)
+        add_dead("oversize_pb_4x", I, okey.encode(),
+                 pb_event(key=dl("over4"), ts=t0, feats=[("title", "string", "z" * (4 * MAX_VALUE))]), "oversize",
+                 partition=p)
+        neighbour(3)
+        k = f"big-string-{n}"
+        s = "s" * (MAX_VALUE - 200)
+        body = jdump({"key": k, "ts": t0 + 5, "features": {"title": s}})
+        assert len(body) <= MAX_VALUE
+        self.add(I, okey.encode(), body, "big_string_under_limit", ev("item", k, t0 + 5, {"title": s}), partition=p)
+        neighbour(4)
 
     def build(self):
         r = self.rnd
@@ -596,18 +644,28 @@ class Reference:
             else:
                 self.dead[m.expect[1]] += 1
         self.events_per_table = collections.Counter(e["table"] for e in self.events)
+        # per (table, entity, feature): its events in winner order, and their event times
+        self.chain = collections.defaultdict(list)
+        for e in self.events:
+            for f in e["features"]:
+                self.chain[(e["table"], e["key"], f)].append(e)
+        self.chain_ts = {}
+        for k, evs in self.chain.items():
+            evs.sort(key=rank)
+            self.chain_ts[k] = [e["ts"] for e in evs]
 
     def value_at(self, table, key, feature, as_of=None):
-        """(ts, value, winner) of the latest value of feature with ts <= as_of (None: online), or None."""
-        best = None
-        for e in self.by_entity.get((table, key), ()):
-            if feature not in e["features"]:
-                continue
-            if as_of is not None and e["ts"] > as_of:
-                continue
-            if best is None or rank(e) > rank(best):
-                best = e
-        return None if best is None else (best["ts"], best["features"][feature], best)
+        """(ts, value, winner) of the latest value of feature with ts <= as_of
+        (None: online, the winner of all), or None: the greatest rank() among
+        those events, i.e. the last of the sorted chain with ts <= as_of."""
+        evs = self.chain.get((table, key, feature))
+        if not evs:
+            return None
+        i = len(evs) if as_of is None else bisect.bisect_right(self.chain_ts[(table, key, feature)], as_of)
+        if i == 0:
+            return None
+        best = evs[i - 1]
+        return best["ts"], best["features"][feature], best
 
     @staticmethod
     def status(table, ts, now):
@@ -623,6 +681,12 @@ def same_value(ftype, a, b):
     if ftype == "int64":
         return isinstance(b, int) and not isinstance(b, bool) and a == b
     return isinstance(b, str) and a == b
+
+
+def pbval(fv):
+    """A FeatureValue's value on one line."""
+    k = fv.value.WhichOneof("kind") if fv.HasField("value") else None
+    return f"{k}={short(getattr(fv.value, k))}" if k else "no value"
 
 
 def short(v, n=60):
@@ -733,38 +797,55 @@ def main():
                 else:
                     m.pos = (rec.partition(), rec.offset())
             return cb
-        for m in msgs:
-            kw = {}
-            if m.headers:
-                kw["headers"] = m.headers
-            if m.partition is not None:
-                kw["partition"] = m.partition
-            while True:
-                try:
-                    prod.produce(m.topic, value=m.value, key=m.key, on_delivery=cb_for(m), **kw)
-                    break
-                except BufferError:
-                    prod.poll(0.05)
-            prod.poll(0)
-        assert prod.flush(60) == 0, "producer could not deliver everything"
-        assert not errors, errors[:5]
-        assert all(m.pos for m in msgs)
-        ends = collections.defaultdict(int)
-        for m in msgs:
-            ends[(m.topic, m.pos[0])] = max(ends[(m.topic, m.pos[0])], m.pos[1] + 1)
-        used = collections.Counter(m.pos[0] for m in msgs)
-        H.log(f"produced; records per partition {dict(sorted(used.items()))}")
-        assert len(used) >= 4, "entities did not spread over the partitions"
 
-        # ---- wait for featd to apply everything: next offsets reach the ends, lag 0
-        def caught_up():
+        def caught_up(ends):
+            """featd's next offsets (as stored with its data) reached ends, and its lag is 0."""
             ms = scrape(addrs["admin"])
             nxt = {(dict(l)["topic"], int(dict(l)["partition"])): v for (n, l), v in ms.items()
                    if n == "featd_kafka_next_offset"}
             lag = [v for (n, l), v in ms.items() if n == "featd_kafka_lag"]
             return all(nxt.get(k, -1) >= e for k, e in ends.items()) and lag and all(v == 0 for v in lag)
-        H.wait_for(caught_up, 600 if args.long else 120, "featd to apply every record (featd_kafka_next_offset)",
-                   interval=0.5)
+
+        # featd-broker is librdkafka's mock cluster, which keeps only the newest
+        # 5 MiB of each partition and silently deletes older records.  So the log
+        # goes out in chunks of at most CHUNK_BYTES, each applied by featd before
+        # the next: nothing is deleted before featd has read it.
+        ends = collections.defaultdict(int)
+        i = 0
+        while i < len(msgs):
+            j, size = i, 0
+            while j < len(msgs) and (j == i or size + len(msgs[j].value) < CHUNK_BYTES):
+                size += len(msgs[j].value) + len(msgs[j].key or b"")
+                j += 1
+            for m in msgs[i:j]:
+                kw = {}
+                if m.headers:
+                    kw["headers"] = m.headers
+                if m.partition is not None:
+                    kw["partition"] = m.partition
+                while True:
+                    try:
+                        prod.produce(m.topic, value=m.value, key=m.key, on_delivery=cb_for(m), **kw)
+                        break
+                    except BufferError:
+                        prod.poll(0.05)
+                prod.poll(0)
+            assert prod.flush(60) == 0, "producer could not deliver everything"
+            assert not errors, errors[:5]
+            for m in msgs[i:j]:
+                ends[(m.topic, m.pos[0])] = max(ends[(m.topic, m.pos[0])], m.pos[1] + 1)
+            H.wait_for(lambda: caught_up(ends), 600 if args.long else 120,
+                       "featd to apply every record (featd_kafka_next_offset)", interval=0.2)
+            i = j
+        assert all(m.pos for m in msgs)
+        used = collections.Counter(m.pos[0] for m in msgs)
+        H.log(f"produced; records per partition {dict(sorted(used.items()))}")
+        assert len(used) >= 4, "entities did not spread over the partitions"
+        from confluent_kafka import Consumer, TopicPartition
+        c = Consumer({"bootstrap.servers": bs, "group.id": "difftest-watermarks"})
+        lows = {k: c.get_watermark_offsets(TopicPartition(k[0], k[1]), timeout=10)[0] for k in ends}
+        c.close()
+        H.log(f"low watermarks now (records the broker has deleted since featd applied them): {lows}")
         H.log("featd caught up")
         assert featd.alive(), featd.tail()
 
@@ -860,10 +941,12 @@ def main():
         ch = grpc.insecure_channel(addrs["grpc"], options=[("grpc.max_receive_message_length", 256 << 20),
                                                            ("grpc.max_send_message_length", 64 << 20)])
         svc = feature_service_pb2_grpc.FeatureServiceStub(ch)
-        names = set(entity_msgs)
+        names = {k for k in entity_msgs if not k.startswith("route-")}
+        names |= set(sorted(k for k in entity_msgs if k.startswith("route-"))[:50])  # Kafka keys only, never entities
         names |= {f"never-{i}" for i in range(5)} | {"u999999", "ü-never"}
         names = sorted(k for k in names if k and len(k.encode()) <= MAX_KEY and "\x00" not in k)
         n_online = n_hist = 0
+        seen = collections.Counter()   # what the comparisons covered, for the log
         for table in SCHEMA:
             for rep in range(2):  # the second pass reads through serve's cache
                 for i in range(0, len(names), 200):
@@ -883,17 +966,21 @@ def main():
                             w = ref.value_at(table, key, f)
                             st = fs.FeatureStatus.Name(fv.status)
                             if w is None:
+                                seen["online NOT_FOUND"] += 1
                                 if st != "NOT_FOUND" or fv.event_time_ms != 0 or fv.HasField("value"):
-                                    mm.add("online", f"{table}/{key!r}.{f} (pass {rep}): got {st} ts {fv.event_time_ms} "
-                                           f"{short(fv.value, 60)}; want NOT_FOUND", attribution(key))
+                                    mm.add("online", f"{table}/{key!r}.{f} (pass {rep}): got {st} ts "
+                                           f"{fv.event_time_ms} {pbval(fv)}; want NOT_FOUND", attribution(key))
                                 continue
                             wts, wv, win = w
                             wst = Reference.status(table, wts, t_read)
+                            seen["online " + wst] += 1
+                            if ref.chain_ts[(table, key, f)].count(wts) > 1:
+                                seen["online ties on event time"] += 1
                             gv = getattr(fv.value, SCHEMA[table][f] + "_value") if fv.HasField("value") else None
                             if (st != wst or fv.event_time_ms != wts or fv.value.WhichOneof("kind") !=
                                     SCHEMA[table][f] + "_value" or not same_value(SCHEMA[table][f], wv, gv)):
                                 mm.add("online", f"{table}/{key!r}.{f} (pass {rep}): got {st} ts {fv.event_time_ms} "
-                                       f"{short(gv)}; want {wst} ts {wts} {short(wv)} from "
+                                       f"{pbval(fv)}; want {wst} ts {wts} {short(wv)} from "
                                        f"{win['msg'].where()} ({win['msg'].case})", attribution(key))
 
         # ---- 4. point in time: many timestamps per entity
@@ -931,17 +1018,19 @@ def main():
                         w = ref.value_at(table, key, f, as_of=t)
                         st = fs.FeatureStatus.Name(fv.status)
                         if w is None:
+                            seen["historical NOT_FOUND"] += 1
                             if st != "NOT_FOUND" or fv.event_time_ms != 0 or fv.HasField("value"):
-                                mm.add("historical", f"{table}/{key!r}.{f} @ {t}: got {st} ts {fv.event_time_ms}; "
-                                       f"want NOT_FOUND", attribution(key))
+                                mm.add("historical", f"{table}/{key!r}.{f} @ {t}: got {st} ts {fv.event_time_ms} "
+                                       f"{pbval(fv)}; want NOT_FOUND", attribution(key))
                             continue
                         wts, wv, win = w
                         wst = Reference.status(table, wts, t)
+                        seen["historical " + wst] += 1
                         gv = getattr(fv.value, SCHEMA[table][f] + "_value") if fv.HasField("value") else None
                         if (st != wst or fv.event_time_ms != wts or fv.value.WhichOneof("kind") !=
                                 SCHEMA[table][f] + "_value" or not same_value(SCHEMA[table][f], wv, gv)):
                             mm.add("historical", f"{table}/{key!r}.{f} @ {t} (= ts{t - wts:+d}): got {st} ts "
-                                   f"{fv.event_time_ms} {short(gv)}; want {wst} ts {wts} {short(wv)} from "
+                                   f"{fv.event_time_ms} {pbval(fv)}; want {wst} ts {wts} {short(wv)} from "
                                    f"{win['msg'].where()} ({win['msg'].case})", attribution(key))
         ch.close()
         assert featd.alive(), "featd died during the reads:\n" + featd.tail()
@@ -950,7 +1039,8 @@ def main():
             mm.add("shutdown", f"featd exited {rc} on SIGTERM")
 
         H.log(f"compared {len(msgs)} records, {n_online} online values, {n_hist} point-in-time values, "
-              f"{len(ref.dead)} dead-letter reasons, {len(SCHEMA)} event counters")
+              f"{len(ref.dead)} dead-letter reasons, {len(SCHEMA)} event counters; wanted: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
         if mm.items:
             pend = sum(1 for _, p, _, _ in mm.items if p)
             print(f"\n{len(mm.items)} mismatches ({pend} only from cases whose rule is PENDING a change, "
