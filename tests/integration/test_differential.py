@@ -382,6 +382,12 @@ class Gen:
             add_dead("key_non_string", U, dl("key-nonstring").encode(),
                      jdump({"key": bad, "ts": ts, "features": {"clicks": 6}}), "wrong_type")
         add_dead("key_with_nul", U, None, jdump({"key": "u\u00001", "ts": ts, "features": {"clicks": 7}}), "bad_key")
+        k = f"max-key-{n}-"
+        k += "k" * (MAX_KEY - len(k))
+        self.add(U, dl("max-key-route").encode(), jdump({"key": k, "ts": ts, "features": {"clicks": 27}}),
+                 "key_at_max_key_bytes", ev("user", k, ts, {"clicks": 27}))
+        add_dead("key_over_max_key_bytes", U, dl("max-key-route").encode(),
+                 jdump({"key": k + "k", "ts": ts, "features": {"clicks": 28}}), "oversize")
         add_dead("kafka_key_oversize", U, ("K" * (MAX_KEY + 1)).encode(),
                  jdump({"ts": ts, "features": {"clicks": 8}}), "oversize")
 
@@ -719,26 +725,32 @@ def series(ms, name):
 # ---- main -----------------------------------------------------------------------------
 
 class Mismatches:
-    def __init__(self, show):
-        self.items = []   # (check, pending, text, cases)
-        self.show = show
+    """Mismatches, each with the records to blame: given, or (key=) the
+    records naming an entity that featd stored wrongly, resolved at the end."""
 
-    def add(self, check, text, msgs=()):
-        cases = sorted({m.case for m in msgs})
-        pending = bool(msgs) and all(m.pending for m in msgs)
-        self.items.append((check, pending, text, cases))
-        if len(self.items) <= self.show:
-            mark = "PENDING-RULE " if pending else ""
-            print(f"MISMATCH {mark}[{check}] {text}" + (f"  (cases: {', '.join(cases)})" if cases else ""),
-                  flush=True)
+    def __init__(self):
+        self.items = []   # (check, text, msgs, key)
 
-    def summary(self):
-        by = collections.Counter((c, p, tuple(cs)) for c, p, _, cs in self.items)
-        lines = []
-        for (check, pending, cases), n in sorted(by.items(), key=lambda x: (x[0][1], x[0][0], x[0][2])):
-            lines.append(f"  {n:6d}  {'PENDING-RULE' if pending else 'OTHER       '}  {check:<22} "
-                         f"{', '.join(cases) or '-'}")
-        return lines
+    def add(self, check, text, msgs=(), key=None):
+        self.items.append((check, text, list(msgs), key))
+
+    def resolve(self, attribution):
+        out = []
+        for check, text, msgs, key in self.items:
+            if key is not None:
+                msgs = attribution(key)
+            cases = tuple(sorted({m.case for m in msgs}))
+            out.append((check, bool(msgs) and all(m.pending for m in msgs), text, cases))
+        return out
+
+
+def summary(items):
+    by = collections.Counter((c, p, cs) for c, p, _, cs in items)
+    lines = []
+    for (check, pending, cases), n in sorted(by.items(), key=lambda x: (x[0][1], x[0][0], x[0][2])):
+        lines.append(f"  {n:6d}  {'PENDING-RULE' if pending else 'OTHER       '}  {check:<22} "
+                     f"{', '.join(cases) or '-'}")
+    return lines
 
 
 def main():
@@ -787,71 +799,7 @@ def main():
                 assert age < TTL_MS - MAX_RUN_MS or age > TTL_MS, (m.case, age)  # status cannot flip mid-run
         H.log(f"generated {len(msgs)} records ({sum(m.expect[0] == 'dead' for m in msgs)} must become dead letters)")
 
-        prod = H.producer(bs, **{"message.max.bytes": 4 << 20, "enable.idempotence": True})
-        errors = []
-
-        def cb_for(m):
-            def cb(err, rec):
-                if err:
-                    errors.append((m.case, err))
-                else:
-                    m.pos = (rec.partition(), rec.offset())
-            return cb
-
-        def caught_up(ends):
-            """featd's next offsets (as stored with its data) reached ends, and its lag is 0."""
-            ms = scrape(addrs["admin"])
-            nxt = {(dict(l)["topic"], int(dict(l)["partition"])): v for (n, l), v in ms.items()
-                   if n == "featd_kafka_next_offset"}
-            lag = [v for (n, l), v in ms.items() if n == "featd_kafka_lag"]
-            return all(nxt.get(k, -1) >= e for k, e in ends.items()) and lag and all(v == 0 for v in lag)
-
-        # featd-broker is librdkafka's mock cluster, which keeps only the newest
-        # 5 MiB of each partition and silently deletes older records.  So the log
-        # goes out in chunks of at most CHUNK_BYTES, each applied by featd before
-        # the next: nothing is deleted before featd has read it.
-        ends = collections.defaultdict(int)
-        i = 0
-        while i < len(msgs):
-            j, size = i, 0
-            while j < len(msgs) and (j == i or size + len(msgs[j].value) < CHUNK_BYTES):
-                size += len(msgs[j].value) + len(msgs[j].key or b"")
-                j += 1
-            for m in msgs[i:j]:
-                kw = {}
-                if m.headers:
-                    kw["headers"] = m.headers
-                if m.partition is not None:
-                    kw["partition"] = m.partition
-                while True:
-                    try:
-                        prod.produce(m.topic, value=m.value, key=m.key, on_delivery=cb_for(m), **kw)
-                        break
-                    except BufferError:
-                        prod.poll(0.05)
-                prod.poll(0)
-            assert prod.flush(60) == 0, "producer could not deliver everything"
-            assert not errors, errors[:5]
-            for m in msgs[i:j]:
-                ends[(m.topic, m.pos[0])] = max(ends[(m.topic, m.pos[0])], m.pos[1] + 1)
-            H.wait_for(lambda: caught_up(ends), 600 if args.long else 120,
-                       "featd to apply every record (featd_kafka_next_offset)", interval=0.2)
-            i = j
-        assert all(m.pos for m in msgs)
-        used = collections.Counter(m.pos[0] for m in msgs)
-        H.log(f"produced; records per partition {dict(sorted(used.items()))}")
-        assert len(used) >= 4, "entities did not spread over the partitions"
-        from confluent_kafka import Consumer, TopicPartition
-        c = Consumer({"bootstrap.servers": bs, "group.id": "difftest-watermarks"})
-        lows = {k: c.get_watermark_offsets(TopicPartition(k[0], k[1]), timeout=10)[0] for k in ends}
-        c.close()
-        H.log(f"low watermarks now (records the broker has deleted since featd applied them): {lows}")
-        H.log("featd caught up")
-        assert featd.alive(), featd.tail()
-
-        ref = Reference(msgs)
-        mm = Mismatches(args.show)
-        by_pos = {(m.topic, m.pos[0], m.pos[1]): m for m in msgs}
+        mm = Mismatches()
         # entity key -> the records that name it (as the expected entity, the
         # Kafka key, or a dedicated "...-N" name in the body): the entities to
         # read back, and for a wrong read, the records to blame
@@ -878,6 +826,128 @@ def main():
             with none of them is a serving or ordering bug."""
             return [m for m in entity_msgs.get(key, []) if m in rec_bad]
 
+        ch = grpc.insecure_channel(addrs["grpc"], options=[("grpc.max_receive_message_length", 256 << 20),
+                                                           ("grpc.max_send_message_length", 64 << 20)])
+        svc = feature_service_pb2_grpc.FeatureServiceStub(ch)
+        names = {k for k in entity_msgs if not k.startswith("route-")}
+        names |= set(sorted(k for k in entity_msgs if k.startswith("route-"))[:50])  # Kafka keys only, never entities
+        names |= {f"never-{i}" for i in range(5)} | {"u999999", "ü-never"}
+        names = sorted(k for k in names if k and len(k.encode()) <= MAX_KEY and "\x00" not in k)
+        n_online = n_hist = 0
+        seen = collections.Counter()   # what the comparisons covered, for the log
+
+        def check_online(ref, what):
+            """GetOnlineFeatures for every entity named anywhere (and some
+            never named), every feature, against ref."""
+            nonlocal n_online
+            for table in SCHEMA:
+                for i in range(0, len(names), 200):
+                    chunk = names[i:i + 200]
+                    resp = svc.GetOnlineFeatures(fs.GetOnlineFeaturesRequest(table=table, entity_keys=chunk),
+                                                 timeout=30)
+                    t_read = int(time.time() * 1000)
+                    assert t_read - now < MAX_RUN_MS, "the run took too long for the TTL margins of the log"
+                    feats = list(resp.features)
+                    assert set(feats) == set(SCHEMA[table]), feats
+                    assert len(resp.rows) == len(chunk)
+                    for key, row in zip(chunk, resp.rows):
+                        if row.entity_key != key:
+                            mm.add("online " + what, f"{table}/{key!r}: row names entity {row.entity_key!r}")
+                        for f, fv in zip(feats, row.values):
+                            n_online += 1
+                            w = ref.value_at(table, key, f)
+                            st = fs.FeatureStatus.Name(fv.status)
+                            if w is None:
+                                seen["online NOT_FOUND"] += 1
+                                if st != "NOT_FOUND" or fv.event_time_ms != 0 or fv.HasField("value"):
+                                    mm.add("online " + what, f"{table}/{key!r}.{f}: got {st} ts {fv.event_time_ms} "
+                                           f"{pbval(fv)}; want NOT_FOUND", key=key)
+                                continue
+                            wts, wv, win = w
+                            wst = Reference.status(table, wts, t_read)
+                            seen["online " + wst] += 1
+                            if ref.chain_ts[(table, key, f)].count(wts) > 1:
+                                seen["online ties on event time"] += 1
+                            gv = getattr(fv.value, SCHEMA[table][f] + "_value") if fv.HasField("value") else None
+                            if (st != wst or fv.event_time_ms != wts or fv.value.WhichOneof("kind") !=
+                                    SCHEMA[table][f] + "_value" or not same_value(SCHEMA[table][f], wv, gv)):
+                                mm.add("online " + what, f"{table}/{key!r}.{f}: got {st} ts {fv.event_time_ms} "
+                                       f"{pbval(fv)}; want {wst} ts {wts} {short(wv)} from "
+                                       f"{win['msg'].where()} ({win['msg'].case})", key=key)
+
+        prod = H.producer(bs, **{"message.max.bytes": 4 << 20, "enable.idempotence": True})
+        errors = []
+
+        def cb_for(m):
+            def cb(err, rec):
+                if err:
+                    errors.append((m.case, err))
+                else:
+                    m.pos = (rec.partition(), rec.offset())
+            return cb
+
+        def caught_up(ends):
+            """featd's next offsets (as stored with its data) reached ends, and its lag is 0."""
+            ms = scrape(addrs["admin"])
+            nxt = {(dict(l)["topic"], int(dict(l)["partition"])): v for (n, l), v in ms.items()
+                   if n == "featd_kafka_next_offset"}
+            lag = [v for (n, l), v in ms.items() if n == "featd_kafka_lag"]
+            return all(nxt.get(k, -1) >= e for k, e in ends.items()) and lag and all(v == 0 for v in lag)
+
+        # featd-broker is librdkafka's mock cluster, which keeps only the newest
+        # 5 MiB of each partition and silently deletes older records.  So the log
+        # goes out in chunks of at most CHUNK_BYTES, each applied by featd before
+        # the next: nothing is deleted before featd has read it.  At half way,
+        # online reads must match the reference of the first half (and fill
+        # serve's cache, which the second half must then invalidate).
+        ends = collections.defaultdict(int)
+        half = len(msgs) // 2
+        i = 0
+        while i < len(msgs):
+            j, size = i, 0
+            while j < len(msgs) and (j == i or size + len(msgs[j].value) < CHUNK_BYTES) and (i >= half or j < half):
+                size += len(msgs[j].value) + len(msgs[j].key or b"")
+                j += 1
+            for m in msgs[i:j]:
+                kw = {}
+                if m.headers:
+                    kw["headers"] = m.headers
+                if m.partition is not None:
+                    kw["partition"] = m.partition
+                while True:
+                    try:
+                        prod.produce(m.topic, value=m.value, key=m.key, on_delivery=cb_for(m), **kw)
+                        break
+                    except BufferError:
+                        prod.poll(0.05)
+                prod.poll(0)
+            assert prod.flush(60) == 0, "producer could not deliver everything"
+            assert not errors, errors[:5]
+            for m in msgs[i:j]:
+                ends[(m.topic, m.pos[0])] = max(ends[(m.topic, m.pos[0])], m.pos[1] + 1)
+            H.wait_for(lambda: caught_up(ends), 600 if args.long else 120,
+                       "featd to apply every record (featd_kafka_next_offset)", interval=0.2)
+            if j == half:
+                check_online(Reference(msgs[:half]), "half way")
+                H.log(f"compared online reads half way ({half} records)")
+            i = j
+        assert all(m.pos for m in msgs)
+        used = collections.Counter(m.pos[0] for m in msgs)
+        H.log(f"produced; records per partition {dict(sorted(used.items()))}")
+        assert len(used) >= 4, "entities did not spread over the partitions"
+        from confluent_kafka import Consumer, TopicPartition
+        c = Consumer({"bootstrap.servers": bs, "group.id": "difftest-watermarks"})
+        lows = {k: c.get_watermark_offsets(TopicPartition(k[0], k[1]), timeout=10)[0] for k in ends}
+        c.close()
+        H.log(f"low watermarks now (records the broker has deleted since featd applied them): {lows}")
+        H.log("featd caught up")
+        assert featd.alive(), featd.tail()
+
+        # ---- 3. online, after everything: twice, the second time through serve's cache
+        ref = Reference(msgs)
+        check_online(ref, "end")
+        check_online(ref, "end, again")
+
         # ---- 1. per record: applied or dead letter, and why (featd-inspect, read-only beside featd)
         dump = H.inspect(args, cfg, "offline", "dead-letters")
         got = {}
@@ -888,6 +958,7 @@ def main():
             elif r["kind"] == "dead_letter":
                 got[(r["topic"], r["partition"], r["offset"])] = ("dead", r)
         got_by_msg = {}
+        by_pos = {(m.topic, m.pos[0], m.pos[1]): m for m in msgs}
         for pos, m in sorted(by_pos.items(), key=lambda x: x[0]):
             g = got.pop(pos, None)
             if g is not None:
@@ -937,52 +1008,6 @@ def main():
                          (got_by_msg.get(m, ("",))[0] == "event" and got_by_msg[m][1]["table"] == table)]
                 mm.add("metric_events", f'featd_ingest_events_total{{table="{table}"}} = {g}; want {w}', blame)
 
-        # ---- 3. online: every entity named anywhere, every feature
-        ch = grpc.insecure_channel(addrs["grpc"], options=[("grpc.max_receive_message_length", 256 << 20),
-                                                           ("grpc.max_send_message_length", 64 << 20)])
-        svc = feature_service_pb2_grpc.FeatureServiceStub(ch)
-        names = {k for k in entity_msgs if not k.startswith("route-")}
-        names |= set(sorted(k for k in entity_msgs if k.startswith("route-"))[:50])  # Kafka keys only, never entities
-        names |= {f"never-{i}" for i in range(5)} | {"u999999", "ü-never"}
-        names = sorted(k for k in names if k and len(k.encode()) <= MAX_KEY and "\x00" not in k)
-        n_online = n_hist = 0
-        seen = collections.Counter()   # what the comparisons covered, for the log
-        for table in SCHEMA:
-            for rep in range(2):  # the second pass reads through serve's cache
-                for i in range(0, len(names), 200):
-                    chunk = names[i:i + 200]
-                    resp = svc.GetOnlineFeatures(fs.GetOnlineFeaturesRequest(table=table, entity_keys=chunk),
-                                                 timeout=30)
-                    t_read = int(time.time() * 1000)
-                    assert t_read - now < MAX_RUN_MS, "the run took too long for the TTL margins of the log"
-                    feats = list(resp.features)
-                    assert set(feats) == set(SCHEMA[table]), feats
-                    assert len(resp.rows) == len(chunk)
-                    for key, row in zip(chunk, resp.rows):
-                        if row.entity_key != key:
-                            mm.add("online", f"{table}/{key!r}: row names entity {row.entity_key!r}")
-                        for f, fv in zip(feats, row.values):
-                            n_online += 1
-                            w = ref.value_at(table, key, f)
-                            st = fs.FeatureStatus.Name(fv.status)
-                            if w is None:
-                                seen["online NOT_FOUND"] += 1
-                                if st != "NOT_FOUND" or fv.event_time_ms != 0 or fv.HasField("value"):
-                                    mm.add("online", f"{table}/{key!r}.{f} (pass {rep}): got {st} ts "
-                                           f"{fv.event_time_ms} {pbval(fv)}; want NOT_FOUND", attribution(key))
-                                continue
-                            wts, wv, win = w
-                            wst = Reference.status(table, wts, t_read)
-                            seen["online " + wst] += 1
-                            if ref.chain_ts[(table, key, f)].count(wts) > 1:
-                                seen["online ties on event time"] += 1
-                            gv = getattr(fv.value, SCHEMA[table][f] + "_value") if fv.HasField("value") else None
-                            if (st != wst or fv.event_time_ms != wts or fv.value.WhichOneof("kind") !=
-                                    SCHEMA[table][f] + "_value" or not same_value(SCHEMA[table][f], wv, gv)):
-                                mm.add("online", f"{table}/{key!r}.{f} (pass {rep}): got {st} ts {fv.event_time_ms} "
-                                       f"{pbval(fv)}; want {wst} ts {wts} {short(wv)} from "
-                                       f"{win['msg'].where()} ({win['msg'].case})", attribution(key))
-
         # ---- 4. point in time: many timestamps per entity
         for table in SCHEMA:
             queries = []
@@ -1021,7 +1046,7 @@ def main():
                             seen["historical NOT_FOUND"] += 1
                             if st != "NOT_FOUND" or fv.event_time_ms != 0 or fv.HasField("value"):
                                 mm.add("historical", f"{table}/{key!r}.{f} @ {t}: got {st} ts {fv.event_time_ms} "
-                                       f"{pbval(fv)}; want NOT_FOUND", attribution(key))
+                                       f"{pbval(fv)}; want NOT_FOUND", key=key)
                             continue
                         wts, wv, win = w
                         wst = Reference.status(table, wts, t)
@@ -1031,7 +1056,7 @@ def main():
                                 SCHEMA[table][f] + "_value" or not same_value(SCHEMA[table][f], wv, gv)):
                             mm.add("historical", f"{table}/{key!r}.{f} @ {t} (= ts{t - wts:+d}): got {st} ts "
                                    f"{fv.event_time_ms} {pbval(fv)}; want {wst} ts {wts} {short(wv)} from "
-                                   f"{win['msg'].where()} ({win['msg'].case})", attribution(key))
+                                   f"{win['msg'].where()} ({win['msg'].case})", key=key)
         ch.close()
         assert featd.alive(), "featd died during the reads:\n" + featd.tail()
         rc = featd.stop()
@@ -1041,11 +1066,15 @@ def main():
         H.log(f"compared {len(msgs)} records, {n_online} online values, {n_hist} point-in-time values, "
               f"{len(ref.dead)} dead-letter reasons, {len(SCHEMA)} event counters; wanted: "
               + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
-        if mm.items:
-            pend = sum(1 for _, p, _, _ in mm.items if p)
-            print(f"\n{len(mm.items)} mismatches ({pend} only from cases whose rule is PENDING a change, "
-                  f"{len(mm.items) - pend} OTHER); by check and case:", flush=True)
-            print("\n".join(mm.summary()), flush=True)
+        items = mm.resolve(attribution)
+        if items:
+            for check, pending, text, cases in items[:args.show]:
+                print(f"MISMATCH {'PENDING-RULE ' if pending else ''}[{check}] {text}"
+                      + (f"  (cases: {', '.join(cases)})" if cases else ""), flush=True)
+            pend = sum(1 for _, p, _, _ in items if p)
+            print(f"\n{len(items)} mismatches ({pend} only from cases whose rule is PENDING a change, "
+                  f"{len(items) - pend} OTHER); by check and case:", flush=True)
+            print("\n".join(summary(items)), flush=True)
             print(f"seed {seed}", flush=True)
             raise SystemExit(1)
         H.log(f"OK: zero mismatches (seed {seed})")
