@@ -770,7 +770,7 @@ def main():
     def extra(p):
         p.add_argument("--seed", type=int, default=None)
         p.add_argument("--events", type=int, default=3000, help="normal events (adversarial rounds scale with it)")
-        p.add_argument("--show", type=int, default=200, help="mismatches printed in full")
+        p.add_argument("--show", type=int, default=5, help="mismatches printed in full, per check and case")
     args = H.parse_args(extra)
     if args.long and args.events == 3000:
         args.events = 150_000
@@ -1083,9 +1083,12 @@ def main():
               + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
         items = mm.resolve(attribution)
         if items:
-            for check, pending, text, cases in items[:args.show]:
-                print(f"MISMATCH {'PENDING-RULE ' if pending else ''}[{check}] {text}"
-                      + (f"  (cases: {', '.join(cases)})" if cases else ""), flush=True)
+            shown = collections.Counter()
+            for check, pending, text, cases in sorted(items, key=lambda x: (x[1], x[0], x[3])):
+                shown[(check, pending, cases)] += 1
+                if shown[(check, pending, cases)] <= args.show:
+                    print(f"MISMATCH {'PENDING-RULE ' if pending else 'OTHER '}[{check}] {text}"
+                          + (f"  (cases: {', '.join(cases)})" if cases else ""), flush=True)
             pend = sum(1 for _, p, _, _ in items if p)
             print(f"\n{len(items)} mismatches ({pend} only from cases whose rule is PENDING a change, "
                   f"{len(items) - pend} OTHER); by check and case:", flush=True)
