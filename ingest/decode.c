@@ -264,7 +264,7 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
         feat_json_tok_t *kt = &t[i], *vt = &t[i + 1];
         const char *kname = text + kt->start;
         size_t kl = kt->end - kt->start;
-#define KEY_IS(lit) (!kt->escaped && kl == sizeof(lit) - 1 && memcmp(kname, lit, kl) == 0)
+#define KEY_IS(lit) feat_json_str_eq(text, kt, lit, sizeof(lit) - 1)
         if (KEY_IS("table") || KEY_IS("model")) {
             if ((label != 0) != KEY_IS("model")) {
                 /* "table" on a label topic or "model" on a feature topic: say so */

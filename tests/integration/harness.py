@@ -249,7 +249,9 @@ def featd_addrs(wd, timeout=30):
 
 def inspect(args, config, *sections):
     out = subprocess.run([bins(args)["inspect"], "--config", config, *sections], capture_output=True, check=True)
-    return [json.loads(l) for l in out.stdout.decode().splitlines() if l.strip()]
+    # split on "\n" only: str.splitlines() also splits at U+2028, U+0085 and other
+    # characters a JSON string may hold unescaped
+    return [json.loads(l) for l in out.stdout.decode().split("\n") if l.strip()]
 
 
 def producer(bootstrap, **extra):

@@ -12,3 +12,7 @@ featd_py_test(integration_gaps SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/te
               LABELS integration TIMEOUT 300)
 featd_py_test(long_readme_soak SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_readme_soak.py
               LABELS long TIMEOUT 2400 ARGS --long --minutes 30)
+featd_py_test(integration_differential SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_differential.py
+              LABELS integration TIMEOUT 300)
+featd_py_test(long_differential SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_differential.py
+              LABELS long TIMEOUT 3600 ARGS --long)

@@ -57,7 +57,7 @@ label_topic = bk_labels
 def inspect(args, cfg, data_dir, *sections):
     out = subprocess.run([H.bins(args)["inspect"], "--config", cfg, "--data-dir", data_dir, *sections],
                          capture_output=True, check=True)
-    return [json.loads(l) for l in out.stdout.decode().splitlines() if l.strip()]
+    return [json.loads(l) for l in out.stdout.decode().split("\n") if l.strip()]
 
 
 def featctl(args, cfg, *argv):

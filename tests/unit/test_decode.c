@@ -97,6 +97,24 @@ START_TEST(json_short_forms) {
 }
 END_TEST
 
+START_TEST(json_escaped_member_names) {
+    /* a member name written with \u escapes is the same member (RFC 8259, section 8.3) */
+    ck_assert_int_eq(dj("user_events", "kafkakey",
+                        "{\"\\u006bey\":\"u9\",\"\\u0074s\":1732406400000,\"f\\u0065atures\":{\"cl\\u0069cks\":1}}"),
+                     FEAT_DEC_EVENT);
+    ck_assert(out.klen == 2 && memcmp(out.key, "u9", 2) == 0);
+    ck_assert_int_eq(out.ts, NOW);
+    ck_assert_int_eq(out.vals[find("clicks")].v.i, 1);
+    ck_assert_int_eq(dj("user_events", "k", "{\"t\\u0061ble\":\"nope\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}"),
+                     FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_UNKNOWN_TABLE);
+    ck_assert_int_eq(dj("churn_labels", "k", "{\"m\\u006fdel\":\"nope\",\"ts\":1732406400000,\"l\\u0061bel\":1}"),
+                     FEAT_DEC_DEAD);
+    ck_assert_int_eq(out.reason, FEAT_DL_UNKNOWN_MODEL);
+    ck_assert_int_eq(dj("churn_labels", "k", "{\"ts\":1732406400000,\"l\\u0061bel\":1}"), FEAT_DEC_LABEL);
+}
+END_TEST
+
 START_TEST(json_labels) {
     ck_assert_int_eq(dj("churn_labels", NULL, "{\"model\":\"churn\",\"key\":\"u42\",\"ts\":1732406400000,\"label\":1}"), FEAT_DEC_LABEL);
     ck_assert_int_eq(out.model, 0);
@@ -329,6 +347,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, json_full_event);
     tcase_add_test(tc, json_short_forms);
+    tcase_add_test(tc, json_escaped_member_names);
     tcase_add_test(tc, json_labels);
     tcase_add_test(tc, protobuf_event_and_label);
     tcase_add_loop_test(tc, bad_inputs_become_dead_letters, 0, (int)(sizeof(bad) / sizeof(bad[0])));
