@@ -21,6 +21,10 @@
  *   cat CAP PINS LABELCAP EPS PIN nref s... nlive s...
  *       -> ncat chi2 p dof kl psi js unseen; then aligned ref and live counts
  *   kllser K SEED n x...                  -> hex blob
+ *   kstime ALT METHOD REPS n1 n2 x1... x2...
+ *       -> D p method t_2samp t_pvalue: as ks2, plus the median wall time
+ *          in seconds over REPS (1..1000) calls of feat_ks_2samp and of
+ *          feat_ks_pvalue on its D (for tests/bench/bench_ks_exact.py)
  * ALT: 0 two-sided, 1 less, 2 greater.  METHOD: 0 auto, 1 exact, 2 asymp,
  * 3 limit.
  * Exit status 0; a malformed request prints "error ..." and exits 2.
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "drift/catfreq.h"
 #include "drift/divergence.h"
@@ -140,6 +145,42 @@ static void cmd_kspv(void) {
     feat_ks_method_t mu;
     check(feat_ks_pvalue(d, n1, n2, (feat_ks_alt_t)alt, (feat_ks_method_t)method, &p, &du, &mu));
     printf("%.17g %.17g %d\n", p, du, (int)mu);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b);
+
+static double median_of(double *t, size_t n) {
+    qsort(t, n, sizeof(double), cmp_d);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+static void cmd_kstime(void) {
+    int alt = (int)ru(), method = (int)ru();
+    size_t reps = ru(), n1 = ru(), n2 = ru();
+    if (reps < 1 || reps > 1000) die("reps");
+    double *a = rdv(n1), *b = rdv(n2), t2[1000], tp[1000];
+    feat_ks_result_t r;
+    for (size_t i = 0; i < reps; i++) {
+        double t0 = now_s();
+        check(feat_ks_2samp(a, n1, b, n2, (feat_ks_alt_t)alt, (feat_ks_method_t)method, &r));
+        t2[i] = now_s() - t0;
+    }
+    for (size_t i = 0; i < reps; i++) {
+        double p, t0 = now_s();
+        check(feat_ks_pvalue(r.statistic, n1, n2, (feat_ks_alt_t)alt, (feat_ks_method_t)method,
+                             &p, NULL, NULL));
+        tp[i] = now_s() - t0;
+    }
+    printf("%.17g %.17g %d %.9g %.9g\n", r.statistic, r.pvalue, (int)r.method,
+           median_of(t2, reps), median_of(tp, reps));
+    free(a);
+    free(b);
 }
 
 static void cmd_kll(int merge) {
@@ -373,6 +414,7 @@ int main(void) {
         else if (!strcmp(cmd, "gammaq")) { double a = rd(), x = rd(); printf("%.17g\n", feat_gamma_q(a, x)); }
         else if (!strcmp(cmd, "cat")) cmd_cat();
         else if (!strcmp(cmd, "kllser")) cmd_kllser();
+        else if (!strcmp(cmd, "kstime")) cmd_kstime();
         else die("command");
     }
     fflush(stdout);
