@@ -105,7 +105,7 @@ def timed(fn, budget, reps_max):
 
 
 def ms(t):
-    return f"{t * 1e3:.3f}" if t >= 1e-4 else f"{t * 1e3:.4f}"
+    return f"{t * 1e3:.4g}"
 
 
 def main():
