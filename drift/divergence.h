@@ -89,8 +89,26 @@ feat_err_t feat_psi(const double *ref, const double *live, size_t nbins, double 
                     double *out);
 
 /* Jensen–Shannon distance sqrt(JSD) with base-2 logs, in [0, 1]; no
- * smoothing. */
+ * smoothing.  Symmetric.  JSD(P, Q) = (KL(P || M) + KL(Q || M)) / 2 with
+ * M = (P + Q) / 2; the distance, not JSD, is returned (as
+ * scipy.spatial.distance.jensenshannon(p, q, base=2)); square it for JSD in
+ * bits. */
 feat_err_t feat_js_distance(const double *p, const double *q, size_t nbins, double *out);
+
+/* The three divergences of a live window against its reference over the
+ * same bins, in the directions the drift monitor reports them. */
+typedef struct feat_divergences {
+    double kl;      /* KL(live || ref), nats, both smoothed with eps */
+    double psi;     /* sum (live~ - ref~) ln(live~ / ref~), nats, smoothed */
+    double js;      /* JS distance, base 2, in [0, 1], unsmoothed */
+} feat_divergences_t;
+
+/* feat_kl_divergence(live, ref), feat_psi(ref, live) and
+ * feat_js_distance(live, ref) over ref[0..nbins) and live[0..nbins) (counts
+ * or fractions, aligned bin by bin).  FEAT_ERR_INVALID as those; *out is
+ * untouched on error. */
+feat_err_t feat_divergences(const double *ref, const double *live, size_t nbins, double eps,
+                            feat_divergences_t *out);
 
 /* ---- chi-square ---- */
 

@@ -16,6 +16,12 @@
  *   edges NB n x... | edgesk K SEED NB n x...   -> ne e...
  *   counts ne e... n x... | countsk K SEED ne e... n x...   -> counts...
  *   kl EPS B p... q... | psi EPS B r... l... | js B p... q...   -> value
+ *   divs EPS B ref... live...             -> kl psi js (feat_divergences)
+ *   binsk K SEED NB EPS nref ref... nlive live...
+ *       -> the monitor's numeric path: edges at the quantiles of a sketch of
+ *          ref (seed SEED), counts of both sketches (live: SEED + 1) at
+ *          those edges, then feat_divergences; four lines: "ne e...",
+ *          ref counts, live counts, "kl psi js"
  *   chi2h B r... l... | chi2g EPS B obs... ref...   -> stat p dof ncat
  *   chi2sf x dof | gammap a x | gammaq a x          -> value
  *   cat CAP PINS LABELCAP EPS PIN nref s... nlive s...
@@ -309,6 +315,48 @@ static void cmd_div(const char *which) {
     free(q);
 }
 
+static void print_divs(const double *ref, const double *live, size_t b, double eps) {
+    feat_divergences_t dv;
+    check(feat_divergences(ref, live, b, eps, &dv));
+    printf("%.17g %.17g %.17g\n", dv.kl, dv.psi, dv.js);
+}
+
+static void cmd_divs(void) {
+    double eps = rd();
+    size_t b = ru();
+    double *ref = rdv(b), *live = rdv(b);
+    print_divs(ref, live, b, eps);
+    free(ref);
+    free(live);
+}
+
+static void cmd_binsk(void) {
+    uint32_t k = (uint32_t)ru();
+    uint64_t seed = ru();
+    uint32_t nb = (uint32_t)ru();
+    double eps = rd();
+    size_t nr = ru();
+    double *r = rdv(nr);
+    size_t nl = ru();
+    double *l = rdv(nl);
+    feat_kll_t *sr = sketch_of(k, seed, r, nr), *sl = sketch_of(k, seed + 1, l, nl);
+    double edges[FEAT_BINS_MAX], rc[FEAT_BINS_MAX + 1], lc[FEAT_BINS_MAX + 1];
+    uint32_t ne = 0;
+    check(feat_bins_edges_kll(sr, nb, edges, &ne));
+    check(feat_bins_count_kll(sr, edges, ne, rc));
+    check(feat_bins_count_kll(sl, edges, ne, lc));
+    printf("%u", ne);
+    for (uint32_t i = 0; i < ne; i++) printf(" %.17g", edges[i]);
+    printf("\n");
+    print_vec(rc, ne + 1);
+    print_vec(lc, ne + 1);
+    print_divs(rc, lc, ne + 1, eps);
+    free(r);
+    free(l);
+    feat_kll_destroy(sr);
+    feat_kll_destroy(sl);
+}
+
 static void cmd_chi2(int gof) {
     double eps = gof ? rd() : 0.0;
     size_t b = ru();
@@ -415,6 +463,8 @@ int main(void) {
         else if (!strcmp(cmd, "cat")) cmd_cat();
         else if (!strcmp(cmd, "kllser")) cmd_kllser();
         else if (!strcmp(cmd, "kstime")) cmd_kstime();
+        else if (!strcmp(cmd, "divs")) cmd_divs();
+        else if (!strcmp(cmd, "binsk")) cmd_binsk();
         else die("command");
     }
     fflush(stdout);
