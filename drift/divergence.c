@@ -156,6 +156,18 @@ feat_err_t feat_js_distance(const double *p, const double *q, size_t nbins, doub
     return FEAT_OK;
 }
 
+feat_err_t feat_divergences(const double *ref, const double *live, size_t nbins, double eps,
+                            feat_divergences_t *out) {
+    feat_divergences_t d;
+    if (!out) return FEAT_ERR_INVALID;
+    feat_err_t err = feat_kl_divergence(live, ref, nbins, eps, &d.kl);
+    if (err == FEAT_OK) err = feat_psi(ref, live, nbins, eps, &d.psi);
+    if (err == FEAT_OK) err = feat_js_distance(live, ref, nbins, &d.js);
+    if (err != FEAT_OK) return err;
+    *out = d;
+    return FEAT_OK;
+}
+
 /* -------------------------------------------------------- incomplete gamma */
 
 #define IG_MAXITER 1000000

@@ -10,12 +10,25 @@
  * = (e_last, +inf).  Equal edges (heavy ties in the reference) are merged,
  * and edges >= the reference's maximum are dropped (such a bin could hold no
  * reference mass), so a constant reference yields one bin and a boolean one
- * two.  So there are nedges + 1 <= n_bins bins.
+ * two.  So there are nedges + 1 <= n_bins bins; live values outside the
+ * reference's range fall in the first or last bin.
+ *
+ * Numeric features in the monitor (drift/monitor.c): n_bins = drift.bins
+ * (default 10).  When a reference is set, the edges are taken from the
+ * reference's KLL sketch (feat_bins_edges_kll: its quantiles, exact while
+ * the sketch holds every value, else within its rank error) and kept; the
+ * reference's bin masses are that sketch's ranks at the edges
+ * (feat_bins_count_kll).  At each window close the live window's sketch is
+ * counted at the same edges the same way.  Categorical features are not
+ * cut: a bin is a category (drift/catfreq.h: the reference's tracked
+ * categories plus one "other" bucket that also takes live categories the
+ * reference never saw; categories empty on both sides are left out).
  *
  * Empty bins (the documented epsilon).  KL and PSI are infinite when a bin is
  * empty on one side.  Both distributions are therefore smoothed additively:
  *     p~_i = (p_i + eps) / (1 + B eps),   p_i = count_i / sum(count),
- * B = number of bins, with eps = FEAT_DRIFT_EPS = 1e-4 by default.  Why
+ * B = number of bins (for categories: those compared), with eps =
+ * FEAT_DRIFT_EPS = 1e-4 in the monitor.  Why
  * additive smoothing with that eps: it keeps proper distributions (so
  * KL >= 0 and PSI >= 0 still hold), is continuous in the counts, treats both
  * sides alike, and bounds the contribution of one bin empty in the
@@ -23,11 +36,21 @@
  * while it changes non-empty bins by a relative 1e-4 / p_i + B 1e-4 — below
  * 0.1% for 10 equal-mass bins, far under the sampling noise of any window
  * that is worth testing.  eps = 0 disables smoothing (infinite results are
- * then possible and returned as +inf).
+ * then possible and returned as +inf).  JS is not smoothed: it is finite
+ * with empty bins.
+ *
+ * Directions (feat_divergences, the monitor, feat_catfreq_compare):
+ *   KL  = KL(live || ref) = sum live~ ln(live~ / ref~): not symmetric; large
+ *         when the live window puts mass where the reference had little;
+ *   PSI = sum (live~ - ref~) ln(live~ / ref~) = KL(live||ref) + KL(ref||live):
+ *         symmetric;
+ *   JS  = Jensen–Shannon distance sqrt(JSD(live, ref)): symmetric.
+ * The single functions take the direction from their argument order.
  *
  * Logarithms: KL and PSI in nats (natural log); JS distance in base 2, so it
- * lies in [0, 1] (scipy.spatial.distance.jensenshannon(p, q, base=2)).  JS
- * needs no smoothing.
+ * lies in [0, 1] (scipy.spatial.distance.jensenshannon(p, q, base=2), which
+ * also returns the distance, the square root of the divergence).
+ * docs/DRIFT.md has the same in prose, with how each is tested.
  *
  * Every function here is reentrant and allocation-free unless it says
  * otherwise.  Count arrays hold non-negative finite numbers (counts or
@@ -89,8 +112,26 @@ feat_err_t feat_psi(const double *ref, const double *live, size_t nbins, double 
                     double *out);
 
 /* Jensen–Shannon distance sqrt(JSD) with base-2 logs, in [0, 1]; no
- * smoothing. */
+ * smoothing.  Symmetric.  JSD(P, Q) = (KL(P || M) + KL(Q || M)) / 2 with
+ * M = (P + Q) / 2; the distance, not JSD, is returned (as
+ * scipy.spatial.distance.jensenshannon(p, q, base=2)); square it for JSD in
+ * bits. */
 feat_err_t feat_js_distance(const double *p, const double *q, size_t nbins, double *out);
+
+/* The three divergences of a live window against its reference over the
+ * same bins, in the directions the drift monitor reports them. */
+typedef struct feat_divergences {
+    double kl;      /* KL(live || ref), nats, both smoothed with eps */
+    double psi;     /* sum (live~ - ref~) ln(live~ / ref~), nats, smoothed */
+    double js;      /* JS distance, base 2, in [0, 1], unsmoothed */
+} feat_divergences_t;
+
+/* feat_kl_divergence(live, ref), feat_psi(ref, live) and
+ * feat_js_distance(live, ref) over ref[0..nbins) and live[0..nbins) (counts
+ * or fractions, aligned bin by bin).  FEAT_ERR_INVALID as those; *out is
+ * untouched on error. */
+feat_err_t feat_divergences(const double *ref, const double *live, size_t nbins, double eps,
+                            feat_divergences_t *out);
 
 /* ---- chi-square ---- */
 

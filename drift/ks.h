@@ -23,7 +23,11 @@
  * below and tests/bench/bench_drift.c).
  * The one-sided exact p-value for n1 != n2 uses path counting with binomial
  * coefficients, whose cancellation makes it (like SciPy's) less precise for
- * large samples; it is O(min(n1,n2)^2).
+ * large samples.  It needs C(n1+n2, n1) as a double, so it is only tried up
+ * to n1 + n2 of about 1030 (beyond, it falls back to ASYMP at once, as SciPy
+ * does after its overflow); there it is O(min(n1,n2)^2) binomials,
+ * 35-60 ms at worst (515 vs 514 on the dev VM), and it stops at the first
+ * count that overflows.
  *
  * Costs: sorting (feat_ks_2samp copies its inputs: one malloc of n1+n2
  * doubles); the exact two-sided p-value is O(n1 + n2) when n1 == n2 and

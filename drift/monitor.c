@@ -503,10 +503,12 @@ static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) 
             live_frac[i] = lt > 0 ? lc[i] / lt : 0;
             ref_frac[i] = f->ref_bins[i];
         }
-        if (nbins > 1) {
-            feat_psi(ref_frac, live_frac, nbins, FEAT_DRIFT_EPS, &psi);
-            feat_kl_divergence(live_frac, ref_frac, nbins, FEAT_DRIFT_EPS, &kl);
-            feat_js_distance(live_frac, ref_frac, nbins, &js);
+        feat_divergences_t dv;
+        if (nbins > 1 &&
+            feat_divergences(ref_frac, live_frac, nbins, FEAT_DRIFT_EPS, &dv) == FEAT_OK) {
+            kl = dv.kl;
+            psi = dv.psi;
+            js = dv.js;
         }
         int sig = ks_p < f->th_p;
         if (sig && ks >= f->th_ks) { drift = 1; stat = "ks"; value = ks; th = f->th_ks; }

@@ -16,11 +16,21 @@
  *   edges NB n x... | edgesk K SEED NB n x...   -> ne e...
  *   counts ne e... n x... | countsk K SEED ne e... n x...   -> counts...
  *   kl EPS B p... q... | psi EPS B r... l... | js B p... q...   -> value
+ *   divs EPS B ref... live...             -> kl psi js (feat_divergences)
+ *   binsk K SEED NB EPS nref ref... nlive live...
+ *       -> the monitor's numeric path: edges at the quantiles of a sketch of
+ *          ref (seed SEED), counts of both sketches (live: SEED + 1) at
+ *          those edges, then feat_divergences; four lines: "ne e...",
+ *          ref counts, live counts, "kl psi js"
  *   chi2h B r... l... | chi2g EPS B obs... ref...   -> stat p dof ncat
  *   chi2sf x dof | gammap a x | gammaq a x          -> value
  *   cat CAP PINS LABELCAP EPS PIN nref s... nlive s...
  *       -> ncat chi2 p dof kl psi js unseen; then aligned ref and live counts
  *   kllser K SEED n x...                  -> hex blob
+ *   kstime ALT METHOD REPS n1 n2 x1... x2...
+ *       -> D p method t_2samp t_pvalue: as ks2, plus the median wall time
+ *          in seconds over REPS (1..1000) calls of feat_ks_2samp and of
+ *          feat_ks_pvalue on its D (for tests/bench/bench_ks_exact.py)
  * ALT: 0 two-sided, 1 less, 2 greater.  METHOD: 0 auto, 1 exact, 2 asymp,
  * 3 limit.
  * Exit status 0; a malformed request prints "error ..." and exits 2.
@@ -29,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "drift/catfreq.h"
 #include "drift/divergence.h"
@@ -140,6 +151,42 @@ static void cmd_kspv(void) {
     feat_ks_method_t mu;
     check(feat_ks_pvalue(d, n1, n2, (feat_ks_alt_t)alt, (feat_ks_method_t)method, &p, &du, &mu));
     printf("%.17g %.17g %d\n", p, du, (int)mu);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b);
+
+static double median_of(double *t, size_t n) {
+    qsort(t, n, sizeof(double), cmp_d);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+static void cmd_kstime(void) {
+    int alt = (int)ru(), method = (int)ru();
+    size_t reps = ru(), n1 = ru(), n2 = ru();
+    if (reps < 1 || reps > 1000) die("reps");
+    double *a = rdv(n1), *b = rdv(n2), t2[1000], tp[1000];
+    feat_ks_result_t r;
+    for (size_t i = 0; i < reps; i++) {
+        double t0 = now_s();
+        check(feat_ks_2samp(a, n1, b, n2, (feat_ks_alt_t)alt, (feat_ks_method_t)method, &r));
+        t2[i] = now_s() - t0;
+    }
+    for (size_t i = 0; i < reps; i++) {
+        double p, t0 = now_s();
+        check(feat_ks_pvalue(r.statistic, n1, n2, (feat_ks_alt_t)alt, (feat_ks_method_t)method,
+                             &p, NULL, NULL));
+        tp[i] = now_s() - t0;
+    }
+    printf("%.17g %.17g %d %.9g %.9g\n", r.statistic, r.pvalue, (int)r.method,
+           median_of(t2, reps), median_of(tp, reps));
+    free(a);
+    free(b);
 }
 
 static void cmd_kll(int merge) {
@@ -268,6 +315,48 @@ static void cmd_div(const char *which) {
     free(q);
 }
 
+static void print_divs(const double *ref, const double *live, size_t b, double eps) {
+    feat_divergences_t dv;
+    check(feat_divergences(ref, live, b, eps, &dv));
+    printf("%.17g %.17g %.17g\n", dv.kl, dv.psi, dv.js);
+}
+
+static void cmd_divs(void) {
+    double eps = rd();
+    size_t b = ru();
+    double *ref = rdv(b), *live = rdv(b);
+    print_divs(ref, live, b, eps);
+    free(ref);
+    free(live);
+}
+
+static void cmd_binsk(void) {
+    uint32_t k = (uint32_t)ru();
+    uint64_t seed = ru();
+    uint32_t nb = (uint32_t)ru();
+    double eps = rd();
+    size_t nr = ru();
+    double *r = rdv(nr);
+    size_t nl = ru();
+    double *l = rdv(nl);
+    feat_kll_t *sr = sketch_of(k, seed, r, nr), *sl = sketch_of(k, seed + 1, l, nl);
+    double edges[FEAT_BINS_MAX], rc[FEAT_BINS_MAX + 1], lc[FEAT_BINS_MAX + 1];
+    uint32_t ne = 0;
+    check(feat_bins_edges_kll(sr, nb, edges, &ne));
+    check(feat_bins_count_kll(sr, edges, ne, rc));
+    check(feat_bins_count_kll(sl, edges, ne, lc));
+    printf("%u", ne);
+    for (uint32_t i = 0; i < ne; i++) printf(" %.17g", edges[i]);
+    printf("\n");
+    print_vec(rc, ne + 1);
+    print_vec(lc, ne + 1);
+    print_divs(rc, lc, ne + 1, eps);
+    free(r);
+    free(l);
+    feat_kll_destroy(sr);
+    feat_kll_destroy(sl);
+}
+
 static void cmd_chi2(int gof) {
     double eps = gof ? rd() : 0.0;
     size_t b = ru();
@@ -373,6 +462,9 @@ int main(void) {
         else if (!strcmp(cmd, "gammaq")) { double a = rd(), x = rd(); printf("%.17g\n", feat_gamma_q(a, x)); }
         else if (!strcmp(cmd, "cat")) cmd_cat();
         else if (!strcmp(cmd, "kllser")) cmd_kllser();
+        else if (!strcmp(cmd, "kstime")) cmd_kstime();
+        else if (!strcmp(cmd, "divs")) cmd_divs();
+        else if (!strcmp(cmd, "binsk")) cmd_binsk();
         else die("command");
     }
     fflush(stdout);

@@ -7,3 +7,10 @@ target_link_libraries(featd_drift_stats_cli PRIVATE featd_drift_stats)
 featd_py_test(drift_stats SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/drift_stats.py
               LABELS integration drift TIMEOUT 900
               ARGS --cli $<TARGET_FILE:featd_drift_stats_cli>)
+
+# KL, PSI and JS as the monitor computes them (feat_divergences, the numeric
+# path from KLL sketches, categories) against scipy.stats.entropy,
+# jensenshannon and NumPy on the same bins; about 10 s.
+featd_py_test(drift_divergence SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/drift_divergence.py
+              LABELS integration drift TIMEOUT 300
+              ARGS --cli $<TARGET_FILE:featd_drift_stats_cli>)

@@ -7,7 +7,9 @@ compares every answer with an independent computation:
   * two-sample KS: scipy.stats.ks_2samp(method='auto') over hundreds of sample
     pairs (sizes 1 .. 20000, equal and unequal, across the 10000 exact/asymp
     switch, continuous and with ties); statistic within 1e-12, p-value within
-    1e-6 relative; also the exact->asymp fallback, kstwo.sf and smirnov;
+    1e-6 relative; one-sided method='exact' at all sizes, with the same
+    exact-vs-fallback decision; also the exact->asymp fallback, kstwo.sf and
+    smirnov;
   * bins at reference quantiles and bin counts (integer arithmetic, numpy);
   * KL, PSI, JS against NumPy formulas, JS against scipy's jensenshannon;
   * chi-square (scipy.stats.chi2_contingency, chisquare, chi2.sf,
@@ -143,6 +145,53 @@ def test_ks_samples(cli, rng, ncases):
           f"methods {crossed}, C {t_c:.1f}s")
     if crossed["exact"] < 50 or crossed["asymp"] < 50:
         fail(f"ks_2samp: too few cases on one side of the switch: {crossed}")
+
+
+def test_ks_one_sided_exact(cli, rng, ncases):
+    """One-sided, method='exact', at every size (test_ks_samples keeps
+    one-sided to small and ASYMP sizes): p-value and the exact-vs-fallback
+    decision, which SciPy announces with a warning.  Sizes cluster at the
+    edge n1 + n2 of about 1030 where C(n1+n2, n1) overflows a double."""
+    sizes = [1, 2, 3, 7, 50, 257, 499, 500, 510, 514, 515, 516, 520, 1000, 2500, 5000,
+             9999, 10000, 10001, 20000]
+    cases = []
+    for t in range(ncases):
+        r = rng.random()
+        if r < 0.4:
+            n1, n2 = int(rng.choice(sizes)), int(rng.choice(sizes))
+        elif r < 0.7:
+            n1, n2 = (int(v) for v in rng.integers(1, 1100, size=2))
+        else:
+            n1, n2 = int(rng.integers(490, 540)), int(rng.integers(480, 545))
+        a, b, kind = sample_pair(rng, n1, n2)
+        cases.append((a, b, int(rng.choice([1, 2])), kind))
+    reqs = [f"ks2 {alt} 1 {len(a)} {len(b)} {fmt(a)} {fmt(b)}" for a, b, alt, _ in cases]
+    t0 = time.time()
+    out = cli.run(reqs)
+    t_c = time.time() - t0
+    alts = ["two-sided", "less", "greater"]
+    worst, nexact, t_s = 0.0, 0, 0.0
+    for (a, b, alt, kind), line in zip(cases, out):
+        t1 = time.time()
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            r = stats.ks_2samp(a, b, alternative=alts[alt], method="exact")
+        t_s += time.time() - t1
+        scipy_exact = not any("Exact calculation unsuccessful" in str(x.message) for x in w)
+        f = line.split()
+        d, p, meth = float(f[0]), float(f[1]), int(f[4])
+        tag = f"ks2 exact n1={len(a)} n2={len(b)} alt={alts[alt]} {kind}"
+        nexact += meth == 1
+        if (meth == 1) != scipy_exact:
+            fail(f"{tag}: method {meth}, scipy exact={scipy_exact}")
+        if abs(d - r.statistic) > 1e-12 or not rel_ok(p, r.pvalue, 1e-6, 1e-300):
+            fail(f"{tag}: D, p {d!r}, {p!r} vs scipy {r.statistic!r}, {r.pvalue!r}")
+        elif r.pvalue > 1e-300:
+            worst = max(worst, abs(p - r.pvalue) / r.pvalue)
+    print(f"ks_2samp one-sided exact: {len(cases)} pairs ({nexact} exact, the rest fell back "
+          f"as SciPy did), worst p rel err {worst:.2e}, C {t_c:.1f}s, SciPy {t_s:.1f}s")
+    if nexact < ncases // 4 or nexact > ncases - ncases // 4:
+        fail(f"one-sided exact: {nexact} of {ncases} exact; want both sides of the overflow edge")
 
 
 def test_ks_fallback_and_dists(cli, rng):
@@ -592,6 +641,7 @@ def main():
     scale = 0.25 if args.quick else 1.0
     test_ks_samples(cli, rng, int(600 * scale))
     test_ks_fallback_and_dists(cli, rng)
+    test_ks_one_sided_exact(cli, np.random.default_rng(args.seed + 1), int(160 * scale))
     test_bins(cli, rng)
     test_divergences(cli, rng)
     test_chi2(cli, rng)

@@ -141,6 +141,33 @@ START_TEST(test_kl_psi_js) {
 }
 END_TEST
 
+/* feat_divergences: the monitor's directions.  ref = (1/2, 1/2), live =
+ * (1/4, 3/4): KL(live || ref) = 1/4 ln(1/2) + 3/4 ln(3/2), which is not
+ * KL(ref || live) = 1/2 ln 2 + 1/2 ln(2/3). */
+START_TEST(test_divergences_direction) {
+    double ref[2] = {1, 1}, live[2] = {1, 3}, v;
+    feat_divergences_t d;
+    ck_assert_int_eq(feat_divergences(ref, live, 2, 0.0, &d), FEAT_OK);
+    ck_assert(close_rel(d.kl, 0.25 * log(0.5) + 0.75 * log(1.5), 1e-14));
+    ck_assert(!close_rel(d.kl, 0.5 * log(2.0) + 0.5 * log(2.0 / 3.0), 1e-3));
+    ck_assert_int_eq(feat_psi(ref, live, 2, 0.0, &v), FEAT_OK);
+    ck_assert(d.psi == v);
+    ck_assert_int_eq(feat_js_distance(ref, live, 2, &v), FEAT_OK);
+    ck_assert(close_rel(d.js, v, 1e-15));            /* symmetric */
+    /* with eps, each as the single functions give it */
+    ck_assert_int_eq(feat_divergences(ref, live, 2, FEAT_DRIFT_EPS, &d), FEAT_OK);
+    ck_assert_int_eq(feat_kl_divergence(live, ref, 2, FEAT_DRIFT_EPS, &v), FEAT_OK);
+    ck_assert(d.kl == v);
+    /* errors leave *out alone */
+    double zero[2] = {0, 0};
+    d.kl = d.psi = d.js = -7.0;
+    ck_assert_int_eq(feat_divergences(ref, zero, 2, FEAT_DRIFT_EPS, &d), FEAT_ERR_INVALID);
+    ck_assert_int_eq(feat_divergences(ref, live, 2, -1.0, &d), FEAT_ERR_INVALID);
+    ck_assert(d.kl == -7.0 && d.psi == -7.0 && d.js == -7.0);
+    ck_assert_int_eq(feat_divergences(ref, live, 2, 0.0, NULL), FEAT_ERR_INVALID);
+}
+END_TEST
+
 START_TEST(test_gamma_chi2) {
     /* P(1, x) = 1 - e^-x; Q(1/2, x) = erfc(sqrt x); Q(2, x) = e^-x (1 + x) */
     double xs[] = {1e-8, 0.01, 0.5, 1, 2, 5, 20, 100, 700};
@@ -209,6 +236,7 @@ static Suite *div_suite(void) {
     tcase_add_test(tc, test_edges_sample);
     tcase_add_test(tc, test_counts);
     tcase_add_test(tc, test_kl_psi_js);
+    tcase_add_test(tc, test_divergences_direction);
     tcase_add_test(tc, test_gamma_chi2);
     tcase_add_test(tc, test_chi2_tests);
     suite_add_tcase(s, tc);

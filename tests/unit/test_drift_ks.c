@@ -115,6 +115,35 @@ START_TEST(test_exact_fallback) {
 }
 END_TEST
 
+/* One-sided EXACT with n1 != n2 counts paths and divides by C(n1+n2, n1),
+ * which overflows a double past n1 + n2 of about 1030: C(1029, 514) fits,
+ * C(1030, 520) does not.  Beyond, SciPy falls back to Hodges' asymptotic
+ * formula and so does featd (at once: the count is never formed). */
+static double hodges(double d, double n1, double n2) {
+    double m = n1 > n2 ? n1 : n2, n = n1 > n2 ? n2 : n1;
+    double z = sqrt(m * n / (m + n)) * d;
+    return exp(-2 * z * z - 2 * z * (m + 2 * n) / sqrt(m * n * (m + n)) / 3.0);
+}
+
+START_TEST(test_one_sided_overflow_fallback) {
+    double p, du;
+    feat_ks_method_t m;
+    ck_assert_int_eq(feat_ks_pvalue(0.05, 515, 514, FEAT_KS_GREATER, FEAT_KS_EXACT, &p, &du, &m),
+                     FEAT_OK);
+    ck_assert_int_eq(m, FEAT_KS_EXACT);
+    ck_assert(p > 0.0 && p < 1.0);
+    const uint64_t sizes[][2] = {{520, 510}, {1000, 999}, {10000, 9999}, {5000, 10000}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        for (int alt = FEAT_KS_LESS; alt <= FEAT_KS_GREATER; alt++) {
+            ck_assert_int_eq(feat_ks_pvalue(0.02, sizes[i][0], sizes[i][1], (feat_ks_alt_t)alt,
+                                            FEAT_KS_EXACT, &p, &du, &m), FEAT_OK);
+            ck_assert_int_eq(m, FEAT_KS_ASYMP);
+            ck_assert(close_rel(p, hodges(du, (double)sizes[i][0], (double)sizes[i][1]), 1e-15));
+        }
+    }
+}
+END_TEST
+
 /* AUTO: exact up to max(n1, n2) = 10000, asymptotic above. */
 START_TEST(test_auto_switch) {
     double p, du;
@@ -245,6 +274,7 @@ static Suite *ks_suite(void) {
     tcase_add_test(tc, test_identical_and_ties);
     tcase_add_test(tc, test_hand_cases);
     tcase_add_test(tc, test_exact_fallback);
+    tcase_add_test(tc, test_one_sided_overflow_fallback);
     tcase_add_test(tc, test_auto_switch);
     tcase_add_test(tc, test_one_sample_closed_forms);
     tcase_add_test(tc, test_sketch_ks);
