@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/pbwire.h"
 #include "common/timefmt.h"
+#include "common/utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
