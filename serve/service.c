@@ -30,19 +30,22 @@
 
 /* ---- request validation ------------------------------------------------------- */
 
-/* Walks message m (desc) on the wire.  A string field that is not valid
+/* Walks message p[0..n) (desc) on the wire.  A string field that is not valid
  * UTF-8 or holds a NUL byte stops the walk: its dotted path ("rows[3].entity_key")
- * goes to path and the return is 1 (NUL) or 2 (UTF-8, at byte *at).  Malformed
- * bytes end the walk quietly: protobuf-c's unpack refuses them next. */
+ * goes to path and the return is 1 (NUL) or 2 (UTF-8, at byte *at).  Bytes the
+ * wire reader refuses return 3: protobuf-c's unpack is laxer (it keeps the low
+ * 32 bits of a tag varint that is longer), so what the walk cannot see must
+ * not reach it. */
 static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t n, unsigned depth, char *path,
                       size_t cap, size_t *at) {
     feat_pb_t r;
     feat_pb_field_t f;
     unsigned seen[32]; /* occurrences so far of desc->fields[i], for repeated fields' indexes */
+    if (n == 0) return 0; /* an empty message may come without a buffer */
     memset(seen, 0, sizeof(seen));
     feat_pb_init(&r, p, n);
     while (r.p < r.end) {
-        if (!feat_pb_next(&r, &f)) return 0;
+        if (!feat_pb_next(&r, &f)) return 3;
         if (f.wt != 2) continue;
         const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.num);
         if (!fd) continue;
@@ -84,6 +87,7 @@ int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescrip
     int bad = bad_string(desc, call->req, call->req_len, 0, path, sizeof(path), &at);
     if (bad == 1) return ERR(call, FEAT_ERR_INVALID, "%s contains a NUL byte", path);
     if (bad == 2) return ERR(call, FEAT_ERR_INVALID, "%s is not valid UTF-8 (at byte %zu)", path, at);
+    if (bad == 3) return ERR(call, FEAT_ERR_INVALID, "request is not a valid %s (malformed protobuf)", desc->name);
     return FEAT_OK;
 }
 

@@ -25,8 +25,8 @@
  * client such as Python's cannot parse a reply that echoes it) or holds a NUL
  * byte (protobuf-c would cut the string there) gives FEAT_ERR_INVALID with
  * call->msg naming the field, "entity_keys[2] is not valid UTF-8 (at byte 5)".
- * The bytes themselves are never echoed.  FEAT_OK otherwise, malformed
- * messages included (the unpack refuses those). */
+ * The bytes themselves are never echoed.  Bytes common/pbwire.h cannot read
+ * are FEAT_ERR_INVALID too (protobuf-c would take some of them, unchecked). */
 int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc);
 /* Entity keys: present, non-empty, within ingest.max_key, unique, at most serve.max_keys. */
 int featd_svc_check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n);

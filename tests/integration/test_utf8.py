@@ -212,6 +212,14 @@ device = cpu
         except grpc.RpcError as e:
             assert e.code() == SC.INVALID_ARGUMENT and e.details() == "entity_keys[0] contains a NUL byte", e.details()
 
+        # a tag varint longer than 32 bits, which protobuf-c truncates and takes, hides nothing
+        wire = b"\xf0\xff\xff\xff\x63\x74" + b"\x0a\x07" + BAD + b"\x12\x01k"
+        try:
+            raw.unary_unary(FSV + "Predict")(wire, timeout=10)
+            raise AssertionError("long tag accepted")
+        except grpc.RpcError as e:
+            assert e.code() == SC.INVALID_ARGUMENT and "malformed" in e.details(), e.details()
+
         # valid non-ASCII is fine, echoed intact, through the ordinary stubs
         r = feat.GetOnlineFeatures(fs.GetOnlineFeaturesRequest(table="user", entity_keys=["\u00e9\U0001f600", "good1"]),
                                    timeout=10)
