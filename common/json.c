@@ -1,6 +1,7 @@
 /* common/json.c — see json.h.  Recursive descent with an explicit depth cap. */
 #include "common/json.h"
 #include "common/err.h"
+#include "common/utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -43,37 +44,6 @@ static int hexval(char c) {
     return -1;
 }
 
-/* Validates one UTF-8 sequence at s[i..n); returns its length or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t i, size_t n) {
-    unsigned char c = s[i];
-    if (c < 0x80) return 1;
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (i + len > n) return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
-    if (cp >= 0xd800 && cp <= 0xdfff) return 0;
-    return len;
-}
-
-int feat_utf8_valid(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        if (u[i] < 0x80) { i++; continue; }
-        size_t l = utf8_seq(u, i, n);
-        if (!l) return 0;
-        i += l;
-    }
-    return 1;
-}
-
 static int parse_string(jp_t *p, int as_tok) {
     /* p->pos at the opening quote */
     p->pos++;
@@ -103,6 +73,7 @@ static int parse_string(jp_t *p, int as_tok) {
             if (++p->pos >= p->len) break;
             char e = p->s[p->pos];
             if (e == 'u') {
+                size_t esc = p->pos - 1; /* the backslash: where a lone surrogate is reported */
                 if (p->pos + 4 >= p->len) break;
                 int v = 0;
                 for (int k = 1; k <= 4; k++) {
@@ -112,16 +83,23 @@ static int parse_string(jp_t *p, int as_tok) {
                 }
                 p->pos += 5;
                 if (v >= 0xd800 && v <= 0xdbff) { /* needs a low surrogate */
-                    if (p->pos + 6 > p->len || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') break;
+                    if (p->pos + 6 > p->len || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
+                        p->pos = esc;
+                        break;
+                    }
                     int lo = 0;
                     for (int k = 2; k <= 5; k++) {
                         int h = hexval(p->s[p->pos + k]);
                         if (h < 0) { p->err = FEAT_ERR_INVALID; return -1; }
                         lo = lo * 16 + h;
                     }
-                    if (lo < 0xdc00 || lo > 0xdfff) break;
+                    if (lo < 0xdc00 || lo > 0xdfff) {
+                        p->pos = esc;
+                        break;
+                    }
                     p->pos += 6;
                 } else if (v >= 0xdc00 && v <= 0xdfff) {
+                    p->pos = esc;
                     break;
                 }
                 continue;
@@ -131,8 +109,8 @@ static int parse_string(jp_t *p, int as_tok) {
             continue;
         }
         if (c < 0x80) { p->pos++; continue; }
-        size_t l = utf8_seq(u, p->pos, p->len);
-        if (!l) break;
+        size_t l = feat_utf8_seq(u + p->pos, p->len - p->pos);
+        if (!l) break; /* p->pos stays on the bad sequence: see feat_json_parse's err_off */
         p->pos += l;
     }
     p->err = FEAT_ERR_INVALID;

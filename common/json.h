@@ -41,7 +41,10 @@ typedef struct feat_json_tok {
 /* Parses text[0..len).  Returns the number of tokens (>= 1), or
  * FEAT_ERR_INVALID for malformed text, FEAT_ERR_TOO_LARGE when it needs more
  * than ntoks tokens, nests deeper than max_depth, or len >= 2^32.  On error,
- * *err_off (if not NULL) receives the byte offset where parsing stopped. */
+ * *err_off (if not NULL) receives the byte offset where parsing stopped:
+ * for a string that is not valid UTF-8 (common/utf8.h), the first byte of
+ * the bad sequence; for a \u escape of a lone surrogate (RFC 8259 allows
+ * it, but no UTF-8 text can hold it, so it is refused), its backslash. */
 int feat_json_parse(const char *text, size_t len, feat_json_tok_t *toks, size_t ntoks,
                     unsigned max_depth, size_t *err_off);
 
@@ -60,8 +63,5 @@ int feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, si
 int feat_json_double(const char *text, const feat_json_tok_t *t, double *out);
 /* Integral number token → int64 (FEAT_ERR_INVALID if not integral or overflows). */
 int feat_json_int64(const char *text, const feat_json_tok_t *t, int64_t *out);
-
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-int feat_utf8_valid(const char *s, size_t n);
 
 #endif

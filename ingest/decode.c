@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/pbwire.h"
 #include "common/timefmt.h"
+#include "common/utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -21,7 +22,7 @@
 static const char *const reason_names[FEAT_DL_COUNT] = {
     "undecodable", "unknown_table", "unknown_feature", "unknown_model", "wrong_type",
     "missing_key", "bad_key", "missing_timestamp", "bad_timestamp", "non_finite",
-    "oversize", "no_features", "duplicate_feature"};
+    "oversize", "no_features", "duplicate_feature", "empty_key", "invalid_utf8"};
 
 const char *feat_dl_reason_name(feat_dl_reason_t r) {
     return (unsigned)r < FEAT_DL_COUNT ? reason_names[r] : "unknown";
@@ -166,7 +167,7 @@ static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, 
             return 1;
         }
         if (f.num == 1 && f.wt == 2) { m->name = (const char *)f.s; m->nlen = f.n; m->has_name = f.n > 0; }
-        else if (f.num == 2 && f.wt == 2) { m->key = (const char *)f.s; m->klen = f.n; m->has_key = 1; }
+        else if (f.num == 2 && f.wt == 2) { m->key = (const char *)f.s; m->klen = f.n; m->has_key = f.n > 0; }
         else if (f.num == 3 && f.wt == 0) { m->ts = (int64_t)f.u; m->has_ts = f.u != 0; }
         else if (label && f.num == 4 && f.wt == 1) { memcpy(&m->label, &f.u, 8); m->has_label = 1; }
         else if (!label && f.num == 4 && f.wt == 2) {
@@ -205,10 +206,6 @@ static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, 
         }
         /* unknown fields are skipped (forward compatibility) */
     }
-    if (m->has_name && !feat_utf8_valid(m->name, m->nlen)) {
-        dead(out, FEAT_DL_UNDECODABLE, "%s name is not valid UTF-8", label ? "model" : "table");
-        return 1;
-    }
     return 0;
 }
 
@@ -245,6 +242,28 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
         return 1;
     }
     if (nt < 0) {
+        /* feat_json_parse stops on the first byte of an invalid UTF-8 sequence, or on the
+         * backslash of a lone surrogate's escape (json.h) */
+        const unsigned char *u = (const unsigned char *)text;
+        if (eoff < vlen && u[eoff] >= 0x80 && !feat_utf8_seq(u + eoff, vlen - eoff)) {
+            dead(out, FEAT_DL_INVALID_UTF8, "JSON text is not valid UTF-8 at byte %zu", eoff);
+            return 1;
+        }
+        if (eoff + 6 <= vlen && u[eoff] == '\\' && u[eoff + 1] == 'u') {
+            unsigned v = 0;
+            int hex = 1;
+            for (int k = 2; k < 6; k++) {
+                int c = u[eoff + k] | 0x20;
+                if (c >= '0' && c <= '9') v = v * 16 + (unsigned)(c - '0');
+                else if (c >= 'a' && c <= 'f') v = v * 16 + (unsigned)(c - 'a' + 10);
+                else hex = 0;
+            }
+            if (hex && v >= 0xd800 && v <= 0xdfff) {
+                dead(out, FEAT_DL_INVALID_UTF8, "JSON string escapes a lone surrogate (\\u%04x) at byte %zu: not valid UTF-8",
+                     v, eoff);
+                return 1;
+            }
+        }
         dead(out, FEAT_DL_UNDECODABLE, "invalid JSON at byte %zu", eoff);
         return 1;
     }
@@ -272,21 +291,26 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
                      "\"%.*s\" given on a %s topic", (int)kl, kname, label ? "label" : "feature");
                 return 1;
             }
-            if (vt->type != FEAT_JSON_STRING || !json_str(d, text, vt, &m->name, &m->nlen)) {
-                dead(out, FEAT_DL_WRONG_TYPE, "\"%s\" must be a string", label ? "model" : "table");
-                return 1;
-            }
-            m->has_name = m->nlen > 0;
+            /* present means given: empty or not a string names no table (model) */
+            const char *what = label ? "model" : "table";
+            feat_dl_reason_t r = label ? FEAT_DL_UNKNOWN_MODEL : FEAT_DL_UNKNOWN_TABLE;
+            if (vt->type != FEAT_JSON_STRING) return dead(out, r, "\"%s\" must be a string naming a %s", what, what), 1;
+            if (!json_str(d, text, vt, &m->name, &m->nlen)) return dead(out, FEAT_DL_OVERSIZE, "%s name too long", what), 1;
+            if (m->nlen == 0) return dead(out, r, "\"%s\" is empty (leave it out to use the topic's only %s)", what, what), 1;
+            m->has_name = 1;
         } else if (KEY_IS("key") || (entity_alt && feat_json_str_eq(text, kt, entity_alt, strlen(entity_alt)))) {
+            /* present means given: an empty or non-string key is not the Kafka key's cue */
             if (vt->type == FEAT_JSON_STRING) {
                 if (!json_str(d, text, vt, &m->key, &m->klen)) return dead(out, FEAT_DL_OVERSIZE, "key too long"), 1;
+                if (m->klen == 0)
+                    return dead(out, FEAT_DL_EMPTY_KEY, "\"%.*s\" is empty (leave it out to use the Kafka message key)",
+                                (int)kl, kname), 1;
             } else if (vt->type == FEAT_JSON_NUMBER && vt->integral) {
                 /* numeric ids are common; keep their literal text */
                 m->key = text + vt->start;
                 m->klen = vt->end - vt->start;
             } else {
-                dead(out, FEAT_DL_WRONG_TYPE, "\"key\" must be a string or an integer");
-                return 1;
+                return dead(out, FEAT_DL_EMPTY_KEY, "\"%.*s\" must be a non-empty string or an integer", (int)kl, kname), 1;
             }
             m->has_key = 1;
         } else if (KEY_IS("ts")) {
@@ -353,14 +377,28 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
 
 /* ---- typing and validation ---------------------------------------------------- */
 
-static int check_key(feat_decoder_t *d, const char *key, size_t klen, feat_decoded_t *out) {
+/* from_kafka: the key is the Kafka message key (the event named none). */
+static int check_key(feat_decoder_t *d, const char *key, size_t klen, int from_kafka, feat_decoded_t *out) {
     if (!key || klen == 0) return dead(out, FEAT_DL_MISSING_KEY, "no entity key (set \"key\" or the Kafka message key)"), 1;
+    const char *src = from_kafka ? " (the Kafka message key)" : "";
     if ((int64_t)klen > d->cfg->ingest_max_key)
-        return dead(out, FEAT_DL_OVERSIZE, "entity key is %zu bytes; ingest.max_key_bytes is %lld", klen,
+        return dead(out, FEAT_DL_OVERSIZE, "entity key%s is %zu bytes; ingest.max_key_bytes is %lld", src, klen,
                     (long long)d->cfg->ingest_max_key), 1;
-    if (memchr(key, 0, klen) || !feat_utf8_valid(key, klen))
-        return dead(out, FEAT_DL_BAD_KEY, "entity key has a NUL byte or is not valid UTF-8"), 1;
+    size_t bad = feat_utf8_valid_prefix(key, klen);
+    if (bad < klen) return dead(out, FEAT_DL_INVALID_UTF8, "entity key%s is not valid UTF-8 at byte %zu", src, bad), 1;
+    if (memchr(key, 0, klen)) return dead(out, FEAT_DL_BAD_KEY, "entity key%s has a NUL byte", src), 1;
     return 0;
+}
+
+/* A table, model or feature name that matched nothing: invalid_utf8 when it
+ * is not UTF-8 (configured names all are, so a match needs no check). */
+static int bad_name(feat_decoded_t *out, const char *what, const char *name, size_t n) {
+    size_t bad = feat_utf8_valid_prefix(name, n);
+    if (bad == n) return 0;
+    char sb[80];
+    dead(out, FEAT_DL_INVALID_UTF8, "%s name \"%s\" is not valid UTF-8 at byte %zu", what, show(name, n, sb, sizeof(sb)),
+         bad);
+    return 1;
 }
 
 static int check_ts(feat_decoder_t *d, const msg_fields_t *m, int64_t now, feat_decoded_t *out) {
@@ -448,7 +486,8 @@ static int type_feature(feat_decoder_t *d, const char *text, const feat_table_co
         if ((int64_t)sn > d->cfg->ingest_max_string)
             return dead(out, FEAT_DL_OVERSIZE, "feature %s is a %zu-byte string; ingest.max_string_bytes is %lld",
                         fname, sn, (long long)d->cfg->ingest_max_string), 1;
-        if (!feat_utf8_valid(sp, sn)) return dead(out, FEAT_DL_UNDECODABLE, "feature %s is not valid UTF-8", fname), 1;
+        size_t bad = feat_utf8_valid_prefix(sp, sn);
+        if (bad < sn) return dead(out, FEAT_DL_INVALID_UTF8, "feature %s is not valid UTF-8 at byte %zu", fname, bad), 1;
         if (memchr(sp, 0, sn)) return dead(out, FEAT_DL_UNDECODABLE, "feature %s contains a NUL byte", fname), 1;
         v->v.s = sp;
         v->slen = (uint32_t)sn;
@@ -513,8 +552,10 @@ int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t kl
     if (json ? json_parse(d, val, vlen, label, entity_alt, &m, out)
              : pb_parse(d, val, vlen, label, &m, out))
         return FEAT_DEC_DEAD;
-    const char *ekey = m.has_key && m.klen ? m.key : key;
-    size_t eklen = m.has_key && m.klen ? m.klen : klen;
+    /* the event's key when it names one (never empty here: JSON refused an empty
+     * one, protobuf's empty is absent), else the Kafka message key */
+    const char *ekey = m.has_key ? m.key : key;
+    size_t eklen = m.has_key ? m.klen : klen;
     char sb[80];
     if (label) {
         uint32_t mi;
@@ -524,6 +565,7 @@ int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t kl
                 const char *mn = d->cfg->models[r->models[k]].name;
                 if (strlen(mn) == m.nlen && memcmp(mn, m.name, m.nlen) == 0) break;
             }
+            if (k == r->nmodels && bad_name(out, "model", m.name, m.nlen)) return FEAT_DEC_DEAD;
             if (k == r->nmodels)
                 return dead(out, FEAT_DL_UNKNOWN_MODEL, "no model \"%s\" takes labels from topic %s",
                             show(m.name, m.nlen, sb, sizeof(sb)), topic);
@@ -533,7 +575,7 @@ int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t kl
         } else {
             return dead(out, FEAT_DL_UNKNOWN_MODEL, "topic %s feeds several models; set \"model\"", topic);
         }
-        if (check_key(d, ekey, eklen, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
+        if (check_key(d, ekey, eklen, !m.has_key, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
         if (!m.has_label) return dead(out, FEAT_DL_WRONG_TYPE, "no \"label\"");
         if (!isfinite(m.label)) return dead(out, FEAT_DL_NON_FINITE, "label is not finite");
         out->kind = FEAT_DEC_LABEL;
@@ -551,6 +593,7 @@ int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t kl
             const char *tn = d->cfg->tables[r->tables[k]].name;
             if (strlen(tn) == m.nlen && memcmp(tn, m.name, m.nlen) == 0) break;
         }
+        if (k == r->ntables && bad_name(out, "table", m.name, m.nlen)) return FEAT_DEC_DEAD;
         if (k == r->ntables)
             return dead(out, FEAT_DL_UNKNOWN_TABLE, "no table \"%s\" is fed by topic %s",
                         show(m.name, m.nlen, sb, sizeof(sb)), topic);
@@ -560,7 +603,7 @@ int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t kl
     } else {
         return dead(out, FEAT_DL_UNKNOWN_TABLE, "topic %s feeds several tables; set \"table\"", topic);
     }
-    if (check_key(d, ekey, eklen, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
+    if (check_key(d, ekey, eklen, !m.has_key, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
     if (m.nfeat == 0) return dead(out, FEAT_DL_NO_FEATURES, "event has no features");
     const feat_table_conf_t *t = &d->cfg->tables[ti];
     /* seen[] marks features already set, to refuse duplicates */
@@ -570,6 +613,7 @@ int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t kl
     for (size_t k = 0; k < m.nfeat; k++) {
         const raw_feat_t *rf = &d->raw[k];
         f = feature_after(t, f, rf->name, rf->nlen);
+        if (f < 0 && bad_name(out, "feature", rf->name, rf->nlen)) return FEAT_DEC_DEAD;
         if (f < 0)
             return dead(out, FEAT_DL_UNKNOWN_FEATURE, "table %s has no feature \"%s\"", t->name,
                         show(rf->name, rf->nlen, sb, sizeof(sb)));

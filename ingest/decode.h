@@ -17,6 +17,20 @@
  * RFC 3339 string.  "table"/"model" may be left out when the topic feeds
  * exactly one table/model.
  *
+ * Present but empty is not absent.  In JSON, "key": "" (or "key": null, or
+ * any value that is neither a string nor an integer) is a dead letter
+ * (empty_key), not a fall-back to the Kafka key; "table": "" or a
+ * non-string "table" is unknown_table, and "model" likewise unknown_model.
+ * In protobuf an empty string and an absent field are the same on the wire
+ * (proto3 writes no default), so there an empty table, model or key IS
+ * absent: the topic's only table or model, the Kafka message key.
+ *
+ * Every stored string is valid UTF-8: an entity key (the Kafka message key
+ * too, when it is the one used), table, model or feature name or string
+ * value that is not is a dead letter, invalid_utf8, in either format; so is
+ * JSON text with invalid UTF-8 in a string, or a \u escape of a lone
+ * surrogate ("\ud800"), which no UTF-8 text can hold.
+ *
  * A feat_decoder_t is owned by one thread; the decoded result points into the
  * message and the decoder's scratch and is valid until the next feat_decode.
  */
@@ -29,20 +43,26 @@
 #include "common/config.h"
 #include "store/store.h"
 
+/* Values and names are stable (metrics, dead letters, dashboards): new
+ * reasons go at the end, before FEAT_DL_COUNT. */
 typedef enum feat_dl_reason {
-    FEAT_DL_UNDECODABLE = 0,   /* not JSON / not protobuf / bad UTF-8 */
-    FEAT_DL_UNKNOWN_TABLE,
+    FEAT_DL_UNDECODABLE = 0,   /* not JSON / not protobuf */
+    FEAT_DL_UNKNOWN_TABLE,     /* also: "table" present but empty or not a string (JSON) */
     FEAT_DL_UNKNOWN_FEATURE,
-    FEAT_DL_UNKNOWN_MODEL,
+    FEAT_DL_UNKNOWN_MODEL,     /* also: "model" present but empty or not a string (JSON) */
     FEAT_DL_WRONG_TYPE,
-    FEAT_DL_MISSING_KEY,       /* no key, or an empty one */
-    FEAT_DL_BAD_KEY,           /* key with a NUL byte or invalid UTF-8 */
+    FEAT_DL_MISSING_KEY,       /* no key in the event and no Kafka message key */
+    FEAT_DL_BAD_KEY,           /* key with a NUL byte */
     FEAT_DL_MISSING_TIMESTAMP,
     FEAT_DL_BAD_TIMESTAMP,     /* unparseable or absurd (too old / in the future) */
     FEAT_DL_NON_FINITE,        /* NaN or ±Inf */
     FEAT_DL_OVERSIZE,          /* message, key or string value over its limit */
     FEAT_DL_NO_FEATURES,
     FEAT_DL_DUPLICATE_FEATURE,
+    FEAT_DL_EMPTY_KEY,         /* JSON "key" (or its entity-name alias) present but empty, or
+                                  neither a string nor an integer */
+    FEAT_DL_INVALID_UTF8,      /* a key, table, model or feature name, or string value, or the
+                                  JSON text, is not valid UTF-8 (common/utf8.h) */
     FEAT_DL_COUNT
 } feat_dl_reason_t;
 

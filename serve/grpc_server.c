@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -292,7 +293,20 @@ static void send_final(call_state_t *cs, int status, const char *msg, const feat
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)status;
     if (msg && *msg) {
-        cs->status_details = grpc_slice_from_copied_string(msg);
+        /* never invalid UTF-8 in grpc-message: clients decode it as UTF-8.  Handlers
+         * echo only checked strings, but "%.64s" or a full buffer can cut a
+         * character in two, and an unknown method's path is raw client bytes:
+         * bytes that start no valid sequence are left out. */
+        char clean[512];
+        size_t len = strlen(msg), o = 0;
+        if (len >= sizeof(clean)) len = sizeof(clean) - 1;
+        for (size_t i = 0; i < len;) {
+            size_t v = feat_utf8_valid_prefix(msg + i, len - i);
+            memcpy(clean + o, msg + i, v);
+            o += v;
+            i += v + (i + v < len);
+        }
+        cs->status_details = grpc_slice_from_copied_buffer(clean, o);
         cs->have_details = 1;
         ops[n].data.send_status_from_server.status_details = &cs->status_details;
     }

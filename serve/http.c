@@ -5,6 +5,7 @@
 #include "serve/cache.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -158,13 +159,24 @@ void feat_http_answer(featd_t *fd, int method, const char *path, const char *que
             struct evkeyvalq q;
             memset(&q, 0, sizeof(q));
             if (query) evhttp_parse_query_str(query, &q);
-            drift_json_ctx_t dc = {b, 0};
-            feat_buf_puts(b, "{\"features\":[");
-            feat_drift_report(fd->drift, query ? evhttp_find_header(&q, "table") : NULL,
-                              query ? evhttp_find_header(&q, "feature") : NULL, drift_json_entry, &dc);
-            feat_buf_puts(b, "]}\n");
+            const char *table = query ? evhttp_find_header(&q, "table") : NULL;
+            const char *feature = query ? evhttp_find_header(&q, "feature") : NULL;
+            /* names are UTF-8; say which parameter is not, without echoing its bytes */
+            const char *bad = table && !feat_utf8_valid(table, strlen(table))       ? "table"
+                              : feature && !feat_utf8_valid(feature, strlen(feature)) ? "feature"
+                                                                                    : NULL;
+            if (bad) {
+                char msg[96];
+                snprintf(msg, sizeof(msg), "query parameter %s is not valid UTF-8", bad);
+                answer_json_error(out, 400, "Bad Request", msg);
+            } else {
+                drift_json_ctx_t dc = {b, 0};
+                feat_buf_puts(b, "{\"features\":[");
+                feat_drift_report(fd->drift, table, feature, drift_json_entry, &dc);
+                feat_buf_puts(b, "]}\n");
+                answer(out, 200, "OK", "application/json");
+            }
             if (query) evhttp_clear_headers(&q);
-            answer(out, 200, "OK", "application/json");
         }
     } else {
         answer_json_error(out, 404, "Not Found", "no such page; try /metrics, /healthz, /readyz, /v1/status, /v1/drift, /drift");

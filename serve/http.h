@@ -21,7 +21,7 @@ void feat_http_destroy(feat_http_t *h); /* NULL is fine */
 
 /* One answer of the admin endpoint, built without a socket. */
 typedef struct feat_http_reply {
-    int code;                   /* HTTP status: 200, 404, 405, 500, 503 */
+    int code;                   /* HTTP status: 200, 400, 404, 405, 500, 503 */
     const char *reason;         /* static strings */
     const char *ctype;
     const char *allow;          /* "Allow" header value, or NULL */
@@ -32,7 +32,8 @@ enum { FEAT_HTTP_GET = 0, FEAT_HTTP_HEAD = 1, FEAT_HTTP_OTHER = 2 };
 
 /* Routes one request: method FEAT_HTTP_*, path (NULL = "/") and the raw
  * query string (NULL = none), as libevent parsed them from the request line.
- * Fills *out (body even for HEAD; the server drops it).  Used by the server's
+ * Fills *out (body even for HEAD; the server drops it).  A query parameter
+ * that is not valid UTF-8 once percent-decoded is 400, naming the parameter.  Used by the server's
  * callback and by tests/fuzz/fuzz_admin_http.c. */
 void feat_http_answer(featd_t *fd, int method, const char *path, const char *query, feat_http_reply_t *out);
 

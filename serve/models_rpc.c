@@ -14,7 +14,6 @@
  * request is a batch scoring job.
  */
 #include "common/clock.h"
-#include "common/pbwire.h"
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 #include "serve/cache.h"
@@ -28,36 +27,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- request checks ---------------------------------------------------------------------------- */
-
-static int str_has_nul(const feat_pb_field_t *f) { return f->wt == 2 && memchr(f->s, 0, f->n) != NULL; }
-
-/* NUL bytes anywhere in PredictRequest's strings, raw rows included. */
-static int predict_has_nul(const uint8_t *p, size_t n) {
-    feat_pb_t r, rr, er, vr;
-    feat_pb_field_t f, g, h, v;
-    feat_pb_init(&r, p, n);
-    while (r.p < r.end) {
-        if (!feat_pb_next(&r, &f)) return 0; /* malformed: protobuf-c refuses it */
-        if ((f.num == 1 || f.num == 2 || f.num == 4) && str_has_nul(&f)) return 1;
-        if (f.num != 3 || f.wt != 2) continue;
-        feat_pb_init(&rr, f.s, f.n);
-        while (rr.p < rr.end && feat_pb_next(&rr, &g)) {
-            if (g.num == 1 && str_has_nul(&g)) return 1;
-            if (g.num != 2 || g.wt != 2) continue;
-            feat_pb_init(&er, g.s, g.n);
-            while (er.p < er.end && feat_pb_next(&er, &h)) {
-                if (h.num == 1 && str_has_nul(&h)) return 1;
-                if (h.num != 2 || h.wt != 2) continue;
-                feat_pb_init(&vr, h.s, h.n);
-                while (vr.p < vr.end && feat_pb_next(&vr, &v))
-                    if (v.num == 4 && str_has_nul(&v)) return 1;
-            }
-        }
-    }
-    return 0;
-}
 
 /* The model version a request names, or NULL with the status and message. */
 static feat_loaded_t *acquire(featd_t *fd, feat_rpc_call_t *call, const char *model, const char *alias,
@@ -220,8 +189,8 @@ static int score_rows(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l
 
 int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
-    if (predict_has_nul(call->req, call->req_len))
-        return ERR(call, FEAT_ERR_INVALID, "a model name, alias, entity key, feature name or value contains a NUL byte");
+    int bad = featd_svc_check_strings(call, &featd__v1__predict_request__descriptor);
+    if (bad) return bad;
     ProtobufCAllocator al;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__PredictRequest *req = featd__v1__predict_request__unpack(&al, call->req_len, call->req);
@@ -339,6 +308,8 @@ static void on_version(void *arg, const feat_version_info_t *v) {
 int featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
+    int bad = featd_svc_check_strings(call, &featd__v1__list_models_request__descriptor);
+    if (bad) return bad;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__ListModelsRequest *req = featd__v1__list_models_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a ListModelsRequest");
@@ -362,6 +333,8 @@ static Featd__V1__ModelVersion *one_version(featd_t *fd, feat_arena_t *a, const 
 int featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
+    int bad = featd_svc_check_strings(call, &featd__v1__promote_request__descriptor);
+    if (bad) return bad;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__PromoteRequest *req = featd__v1__promote_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a PromoteRequest");
@@ -377,6 +350,8 @@ int featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp) {
 int featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
+    int bad = featd_svc_check_strings(call, &featd__v1__rollback_request__descriptor);
+    if (bad) return bad;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__RollbackRequest *req = featd__v1__rollback_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a RollbackRequest");
@@ -392,6 +367,8 @@ int featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
 int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
+    int bad = featd_svc_check_strings(call, &featd__v1__trigger_retrain_request__descriptor);
+    if (bad) return bad;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__TriggerRetrainRequest *req = featd__v1__trigger_retrain_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a TriggerRetrainRequest");
@@ -409,6 +386,8 @@ int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
 int featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
+    int bad = featd_svc_check_strings(call, &featd__v1__get_retrain_status_request__descriptor);
+    if (bad) return bad;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__GetRetrainStatusRequest *req = featd__v1__get_retrain_status_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetRetrainStatusRequest");

@@ -17,6 +17,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/pbwire.h"
+#include "common/utf8.h"
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 
@@ -29,20 +30,65 @@
 
 /* ---- request validation ------------------------------------------------------- */
 
-int featd_svc_has_nul(const uint8_t *p, size_t n, uint32_t str_mask, uint32_t nested, uint32_t nested_mask) {
+/* Walks message p[0..n) (desc) on the wire.  A string field that is not valid
+ * UTF-8 or holds a NUL byte stops the walk: its dotted path ("rows[3].entity_key")
+ * goes to path and the return is 1 (NUL) or 2 (UTF-8, at byte *at).  Bytes the
+ * wire reader refuses return 3: protobuf-c's unpack is laxer (it keeps the low
+ * 32 bits of a tag varint that is longer), so what the walk cannot see must
+ * not reach it. */
+static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t n, unsigned depth, char *path,
+                      size_t cap, size_t *at) {
     feat_pb_t r;
     feat_pb_field_t f;
+    unsigned seen[32]; /* occurrences so far of desc->fields[i], for repeated fields' indexes */
+    if (n == 0) return 0; /* an empty message may come without a buffer */
+    memset(seen, 0, sizeof(seen));
     feat_pb_init(&r, p, n);
     while (r.p < r.end) {
-        if (!feat_pb_next(&r, &f)) return 0; /* malformed: protobuf-c will refuse it */
-        if (f.wt != 2 || f.num >= 32) continue;
-        if ((str_mask >> f.num) & 1) {
-            if (memchr(f.s, 0, f.n)) return 1;
-        } else if (f.num == nested && featd_svc_has_nul(f.s, f.n, nested_mask, 0, 0)) {
-            return 1;
+        if (!feat_pb_next(&r, &f)) return 3;
+        if (f.wt != 2) continue;
+        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.num);
+        if (!fd) continue;
+        size_t fi = (size_t)(fd - desc->fields);
+        unsigned idx = fi < 32 ? seen[fi]++ : 0;
+        int bad = 0;
+        size_t used = strlen(path);
+        if (fd->type == PROTOBUF_C_TYPE_STRING) {
+            size_t v = feat_utf8_valid_prefix((const char *)f.s, f.n);
+            if (v < f.n) {
+                bad = 2;
+                *at = v;
+            } else if (memchr(f.s, 0, f.n)) {
+                bad = 1;
+            }
+        } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8) {
+            if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+                snprintf(path + used, cap - used, "%s%s[%u]", used ? "." : "", fd->name, idx);
+            else
+                snprintf(path + used, cap - used, "%s%s", used ? "." : "", fd->name);
+            bad = bad_string(fd->descriptor, f.s, f.n, depth + 1, path, cap, at);
+            if (bad) return bad;
+            path[used] = 0;
+            continue;
         }
+        if (!bad) continue;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+            snprintf(path + used, cap - used, "%s%s[%u]", used ? "." : "", fd->name, idx);
+        else
+            snprintf(path + used, cap - used, "%s%s", used ? "." : "", fd->name);
+        return bad;
     }
     return 0;
+}
+
+int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc) {
+    char path[128] = "";
+    size_t at = 0;
+    int bad = bad_string(desc, call->req, call->req_len, 0, path, sizeof(path), &at);
+    if (bad == 1) return ERR(call, FEAT_ERR_INVALID, "%s contains a NUL byte", path);
+    if (bad == 2) return ERR(call, FEAT_ERR_INVALID, "%s is not valid UTF-8 (at byte %zu)", path, at);
+    if (bad == 3) return ERR(call, FEAT_ERR_INVALID, "request is not a valid %s (malformed protobuf)", desc->name);
+    return FEAT_OK;
 }
 
 static const feat_table_t *resolve_table(featd_t *fd, feat_rpc_call_t *call, const char *name, int *err) {
@@ -156,14 +202,13 @@ int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
 
 static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
-    if (featd_svc_has_nul(call->req, call->req_len, (1u << 1) | (1u << 2) | (1u << 3), 0, 0))
-        return ERR(call, FEAT_ERR_INVALID, "a table, feature or entity key contains a NUL byte");
+    int err = featd_svc_check_strings(call, &featd__v1__get_online_features_request__descriptor);
+    if (err) return err;
     ProtobufCAllocator al;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__GetOnlineFeaturesRequest *req =
         featd__v1__get_online_features_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetOnlineFeaturesRequest");
-    int err = FEAT_OK;
     const feat_table_t *t = resolve_table(fd, call, req->table, &err);
     if (!t) return err;
     size_t nf = 0;
@@ -223,10 +268,7 @@ typedef struct hist_state {
 
 static void *hist_begin(feat_rpc_call_t *call, int *err) {
     featd_t *fd = call->app;
-    if (featd_svc_has_nul(call->req, call->req_len, (1u << 1) | (1u << 3), 2, 1u << 1)) {
-        *err = ERR(call, FEAT_ERR_INVALID, "a table, feature or entity key contains a NUL byte");
-        return NULL;
-    }
+    if ((*err = featd_svc_check_strings(call, &featd__v1__get_historical_features_request__descriptor))) return NULL;
     ProtobufCAllocator al;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__GetHistoricalFeaturesRequest *req =
@@ -450,6 +492,8 @@ static void drift_entry(void *arg, const feat_drift_entry_t *e) {
 static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
+    int bad = featd_svc_check_strings(call, &featd__v1__get_drift_report_request__descriptor);
+    if (bad) return bad;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__GetDriftReportRequest *req = featd__v1__get_drift_report_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetDriftReportRequest");
@@ -470,6 +514,8 @@ static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
 static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
+    int bad = featd_svc_check_strings(call, &featd__v1__pin_drift_reference_request__descriptor);
+    if (bad) return bad;
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__PinDriftReferenceRequest *req =
         featd__v1__pin_drift_reference_request__unpack(&al, call->req_len, call->req);
@@ -494,8 +540,8 @@ static int backup(feat_rpc_call_t *call, feat_buf_t *resp) {
     featd_t *fd = call->app;
     ProtobufCAllocator al;
     feat_rpc_pb_allocator(call->arena, &al);
-    if (featd_svc_has_nul(call->req, call->req_len, 1u << 1, 0, 0))
-        return ERR(call, FEAT_ERR_INVALID, "dir holds a NUL byte");
+    int serr = featd_svc_check_strings(call, &featd__v1__backup_request__descriptor);
+    if (serr) return serr;
     Featd__V1__BackupRequest *req = featd__v1__backup_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a BackupRequest");
     const char *dir = req->dir ? req->dir : "";

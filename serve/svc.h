@@ -19,9 +19,15 @@
 /* Sets the client's message and evaluates to code. */
 #define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (code))
 
-/* 1 if a string field (fields in str_mask, or in the nested message of field
- * `nested`) holds a NUL byte: protobuf-c would cut the string there. */
-int featd_svc_has_nul(const uint8_t *p, size_t n, uint32_t str_mask, uint32_t nested, uint32_t nested_mask);
+/* Checks every string field of the request (call->req, a desc message),
+ * nested messages and map entries included, before protobuf-c unpacks it:
+ * one that is not valid UTF-8 (common/utf8.h; proto3 requires it, and a
+ * client such as Python's cannot parse a reply that echoes it) or holds a NUL
+ * byte (protobuf-c would cut the string there) gives FEAT_ERR_INVALID with
+ * call->msg naming the field, "entity_keys[2] is not valid UTF-8 (at byte 5)".
+ * The bytes themselves are never echoed.  Bytes common/pbwire.h cannot read
+ * are FEAT_ERR_INVALID too (protobuf-c would take some of them, unchecked). */
+int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc);
 /* Entity keys: present, non-empty, within ingest.max_key, unique, at most serve.max_keys. */
 int featd_svc_check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n);
 /* Appends m's encoding to out. */

@@ -8,7 +8,8 @@
  * parsed by libevent's URI parser with the flags its HTTP server uses, as
  * evhttp does before calling featd's callback.  Checks: a known status code
  * with a reason and content type; JSON bodies (status, drift report, errors)
- * are valid JSON; 405 comes with an Allow header.
+ * are valid JSON (so valid UTF-8: the tokenizer is strict); 405 comes with an
+ * Allow header; 400 (a query parameter that is not UTF-8) only on /v1/drift.
  */
 #include "fuzz_daemon.h"
 
@@ -39,10 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (uri) {
         feat_http_reply_t r;
         feat_http_answer(fd, method, evhttp_uri_get_path(uri), evhttp_uri_get_query(uri), &r);
-        FUZZ_CHECK(r.code == 200 || r.code == 404 || r.code == 405 || r.code == 500 || r.code == 503, "status %d", r.code);
+        FUZZ_CHECK(r.code == 200 || r.code == 400 || r.code == 404 || r.code == 405 || r.code == 500 || r.code == 503,
+                   "status %d", r.code);
         FUZZ_CHECK(r.reason && *r.reason && r.ctype && *r.ctype, "no reason or content type");
         FUZZ_CHECK(!r.body.oom, "body out of memory");
         if (r.code == 405) FUZZ_CHECK(r.allow && *r.allow, "405 without Allow");
+        if (r.code == 400) FUZZ_CHECK(!strcmp(evhttp_uri_get_path(uri), "/v1/drift"), "400 outside /v1/drift");
         if (!strcmp(r.ctype, "application/json"))
             FUZZ_CHECK(fuzz_json_valid(r.body.data ? r.body.data : "", r.body.len), "%d body is not JSON: %.*s", r.code,
                        (int)r.body.len, r.body.data ? r.body.data : "");

@@ -13,7 +13,10 @@
  * a handler returns FEAT_OK with a response that unpacks as the method's
  * declared output type, or a known negative feat_err_t with a message for
  * the client; a stream yields at most max_history_rows rows, each a valid
- * HistoricalRow.
+ * HistoricalRow.  Nothing featd sends back is invalid UTF-8: every string
+ * field of every reply (walked on the wire by its descriptor), and every
+ * error message but for a character that "%.64s" cut in two (the server
+ * drops those bytes before they leave, serve/grpc_server.c).
  *
  * Backup (it creates the directory the request names, anywhere on the host)
  * gets only the unpack of its request: its handler is not called.
@@ -22,6 +25,7 @@
 
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
+#include "common/pbwire.h"
 #include "serve/rpc.h"
 
 static featd_t *fd;
@@ -56,17 +60,46 @@ static const ProtobufCMethodDescriptor *describe(const feat_method_t *m) {
     return NULL;
 }
 
+/* The name of the first string field of message p[0..n) (desc) that is not
+ * valid UTF-8, or NULL.  Independent of serve/service.c's request check. */
+static const char *bad_utf8_field(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t n, int depth) {
+    feat_pb_t r;
+    feat_pb_field_t f;
+    if (n == 0) return NULL; /* an empty reply may have no buffer at all */
+    feat_pb_init(&r, p, n);
+    while (r.p < r.end && feat_pb_next(&r, &f)) {
+        const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field(desc, f.num);
+        if (!field || f.wt != 2) continue;
+        if (field->type == PROTOBUF_C_TYPE_STRING && !feat_utf8_valid((const char *)f.s, f.n)) return field->name;
+        if (field->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8) {
+            const char *b = bad_utf8_field(field->descriptor, f.s, f.n, depth + 1);
+            if (b) return b;
+        }
+    }
+    return NULL;
+}
+
 static void check_error(const feat_method_t *m, const feat_rpc_call_t *call, int rc) {
     if (verbose) fprintf(stderr, "%s: %s: %s\n", m->name, feat_err_str(rc), call->msg);
     FUZZ_CHECK(rc < 0 && strcmp(feat_err_str(rc), "unknown error") != 0, "%s returned %d", m->name, rc);
     FUZZ_CHECK(memchr(call->msg, 0, sizeof(call->msg)) != NULL, "%s: message not terminated", m->name);
     if (rc != FEAT_ERR_NOMEM) FUZZ_CHECK(call->msg[0] != 0, "%s failed (%s) without a message", m->name, feat_err_str(rc));
+    /* bytes starting no valid sequence: at most one character cut by a precision or a full buffer */
+    size_t len = strlen(call->msg), skipped = 0;
+    for (size_t i = 0; i < len;) {
+        size_t v = feat_utf8_valid_prefix(call->msg + i, len - i);
+        i += v;
+        if (i < len) i++, skipped++;
+    }
+    FUZZ_CHECK(skipped <= 3, "%s: message holds %zu bytes of invalid UTF-8: %s", m->name, skipped, call->msg);
 }
 
 static void check_reply(const feat_method_t *m, const ProtobufCMessageDescriptor *out, const feat_buf_t *resp) {
     ProtobufCMessage *r = protobuf_c_message_unpack(out, NULL, resp->len, (const uint8_t *)resp->data);
     if (verbose) fprintf(stderr, "%s: ok, %zu bytes\n", m->name, resp->len);
     FUZZ_CHECK(r != NULL, "%s: the reply is not a %s", m->name, out->name);
+    const char *bad = bad_utf8_field(out, (const uint8_t *)resp->data, resp->len, 0);
+    FUZZ_CHECK(bad == NULL, "%s: reply field %s is not valid UTF-8", m->name, bad);
     if (out == &featd__v1__predict_response__descriptor) {
         const Featd__V1__PredictResponse *p = (const Featd__V1__PredictResponse *)r;
         FUZZ_CHECK(p->n_predictions >= 1 && (int64_t)p->n_predictions <= fd->cfg->serve_max_keys, "%zu predictions",

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/utf8.h"
 
 #define FUZZ_CHECK(cond, ...)                                                          \
     do {                                                                               \

@@ -83,6 +83,9 @@ def proto_seeds():
     write(t, 'near-nul-key', b'0' + s(2, b'u\x001') + u(3, NOW) + entry('clicks', 'i', 1))
     write(t, 'near-long-string', b'0' + s(2, 'u1') + u(3, NOW) + entry('country', 's', 'x' * 17))
     write(t, 'near-label-nan', b'2' + s(2, 'u1') + u(3, NOW) + d(4, float('nan')))
+    write(t, 'near-bad-utf8-key', b'0' + s(2, b'u\xed\xa0\x80') + u(3, NOW) + entry('clicks', 'i', 1))
+    write(t, 'near-bad-utf8-value', b'0' + s(2, 'u1') + u(3, NOW) + entry('country', 's', b'F\xc3'))
+    write(t, 'near-empty-key-kafka', b'4' + s(1, '') + s(2, '') + u(3, NOW) + entry('clicks', 'i', 1))
 
 
 def json_seeds():
@@ -101,6 +104,8 @@ def json_seeds():
     write(t, 'near-not-object', '8[1,2,{"a":null}]')
     write(t, 'near-deep', '0{"features":' + '[' * 20 + ']' * 20 + '}')
     write(t, 'near-bad-escape', '0{"key":"\\ud800","ts":' + ts + ',"features":{"country":"a\\u0000b"}}')
+    write(t, 'near-empty-key', '4{"key":"","table":"","ts":' + ts + ',"features":{"clicks":1}}')
+    write(t, 'near-bad-utf8', b'4{"ts":' + ts.encode() + b',"features":{"country":"\xc0\xaf"}}')
 
 
 CONFIG_MIN = """[table user]
@@ -174,6 +179,7 @@ def grpc_seeds():
     w('online-all', 'GetOnlineFeatures', s(1, 't') + s(2, 'k3'))
     w('online-dup-key', 'GetOnlineFeatures', s(1, 't') + s(2, 'k1') + s(2, 'k1'))
     w('online-bad-feature', 'GetOnlineFeatures', s(1, 't') + s(2, 'k1') + s(3, 'zz'))
+    w('online-bad-utf8', 'GetOnlineFeatures', s(1, 't') + s(2, 'k1') + s(2, b'k\xff'))
     w('history', 'GetHistoricalFeatures', s(1, 't') + msg(2, s(1, 'k1') + u(2, 3000)) +
       msg(2, s(1, 'k2') + u(2, 500)) + s(3, 'x') + s(3, 'n'))
     w('predict-keys', 'Predict', s(1, 'm') + s(2, 'k1') + s(2, 'k5') + s(2, 'nobody'))
@@ -202,8 +208,18 @@ def http_seeds():
                          ('drift-all', 'G/v1/drift'), ('drift-query', 'G/v1/drift?table=t&feature=x'),
                          ('drift-escaped', 'G/v1/drift?table=%74&feature=%22%5C%00x&table=t'),
                          ('not-found', 'G/nope?x=1#frag'), ('post', 'P/v1/status'),
-                         ('absolute', 'Ghttp://127.0.0.1:7071/v1/drift?feature=c')]:
+                         ('absolute', 'Ghttp://127.0.0.1:7071/v1/drift?feature=c'),
+                         ('drift-bad-utf8', 'G/v1/drift?table=t&feature=x%ed%a0%80')]:
         write(t, name, target)
+
+
+def utf8_seeds():
+    t = 'fuzz_utf8'
+    for name, b in [('ascii', b'hello'), ('valid-mixed', 'caf\u00e9 \u20ac \U0001f600 \U0010ffff'.encode()),
+                    ('surrogate', b'abcdefgh\xed\xa0\x80ijklmnop'),
+                    ('overlong-and-past-max', b'\xc0\xaf\xe0\x80\xaf\xf0\x80\x80\xaf\xf4\x90\x80\x80'),
+                    ('truncated', b'abcdefg\xe2\x82')]:
+        write(t, name, b)
 
 
 def row_src(ts, off, part):
@@ -239,3 +255,4 @@ if __name__ == '__main__':
     config_seeds()
     grpc_seeds()
     http_seeds()
+    utf8_seeds()

@@ -4,3 +4,4 @@ featd_check_test(test_metrics SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_metr
 featd_check_test(test_timefmt SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_timefmt.c LIBS featd_common)
 featd_check_test(test_textwidth SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_textwidth.c LIBS featd_common)
 featd_py_test(test_textwidth_unicodedata SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_textwidth.py LABELS unit TIMEOUT 120)
+featd_check_test(test_utf8 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_utf8.c LIBS featd_common)

@@ -179,7 +179,7 @@ static const bad_case_t bad[] = {
     {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"clicks\":1}", FEAT_DL_UNDECODABLE},
     {"user_events", "k", "[1,2,3]", FEAT_DL_UNDECODABLE},
     {"user_events", "k", "\x08\x96\x01\xff\xff", FEAT_DL_UNDECODABLE},  /* truncated protobuf */
-    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"country\":\"\xc3\x28\"}}", FEAT_DL_UNDECODABLE},
+    {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"country\":\"\xc3\x28\"}}", FEAT_DL_INVALID_UTF8},
     {"user_events", "k", "{\"table\":\"item\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_UNKNOWN_TABLE},
     {"shared", "k", "{\"ts\":1732406400000,\"features\":{\"x\":1}}", FEAT_DL_UNKNOWN_TABLE},
     {"nowhere", "k", "{\"ts\":1732406400000,\"features\":{\"x\":1}}", FEAT_DL_UNKNOWN_TABLE},
@@ -192,7 +192,35 @@ static const bad_case_t bad[] = {
     {"user_events", "k", "{\"ts\":1732406400000,\"features\":{\"country\":[\"x\"]}}", FEAT_DL_WRONG_TYPE},
     {"user_events", "k", "{\"ts\":1732406400000,\"features\":[1]}", FEAT_DL_WRONG_TYPE},
     {"user_events", NULL, "{\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_KEY},
-    {"user_events", "", "{\"key\":\"\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_KEY},
+    {"user_events", "", "{\"key\":\"\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_EMPTY_KEY},
+    {"user_events", "", "{\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_KEY},
+    /* present but empty (or not a string) is bad input, not a cue to fall back */
+    {"user_events", "kk", "{\"key\":\"\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_EMPTY_KEY},
+    {"user_events", "kk", "{\"user_id\":\"\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_EMPTY_KEY},
+    {"user_events", "kk", "{\"key\":null,\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_EMPTY_KEY},
+    {"user_events", "kk", "{\"key\":true,\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_EMPTY_KEY},
+    {"user_events", "kk", "{\"key\":1.5,\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_EMPTY_KEY},
+    {"user_events", "kk", "{\"user_id\":{},\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_EMPTY_KEY},
+    {"churn_labels", "kk", "{\"key\":\"\",\"ts\":1732406400000,\"label\":1}", FEAT_DL_EMPTY_KEY},
+    {"user_events", "kk", "{\"table\":\"\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_UNKNOWN_TABLE},
+    {"user_events", "kk", "{\"table\":5,\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_UNKNOWN_TABLE},
+    {"user_events", "kk", "{\"table\":null,\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_UNKNOWN_TABLE},
+    {"churn_labels", "kk", "{\"model\":\"\",\"ts\":1732406400000,\"label\":1}", FEAT_DL_UNKNOWN_MODEL},
+    {"churn_labels", "kk", "{\"model\":[\"churn\"],\"ts\":1732406400000,\"label\":1}", FEAT_DL_UNKNOWN_MODEL},
+    /* invalid UTF-8, raw or escaped, wherever a string is stored; the Kafka key when it is the key */
+    {"user_events", "kk", "{\"key\":\"\xff\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"table\":\"us\xc0\xaf" "er\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_INVALID_UTF8},
+    {"churn_labels", "kk", "{\"model\":\"\xed\xa0\x80\",\"ts\":1732406400000,\"label\":1}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"ts\":1732406400000,\"features\":{\"\xf4\x90\x80\x80\":1}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"ts\":1732406400000,\"features\":{\"country\":\"\xe2\x82\"}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"key\":\"\\ud800\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"key\":\"a\\uDBFF\\u0041\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"ts\":1732406400000,\"features\":{\"country\":\"\\udc00\"}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"ts\":1732406400000,\"features\":{\"\\ud83d\":1}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"ts\":1732406400000,\"junk\":\"\x80\",\"features\":{\"clicks\":1}}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "\xff", "{\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_INVALID_UTF8},
+    {"churn_labels", "a\xc3", "{\"ts\":1732406400000,\"label\":1}", FEAT_DL_INVALID_UTF8},
+    {"user_events", "kk", "{\"key\":\"\\uzzzz\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_UNDECODABLE},
     {"user_events", NULL, "{\"key\":\"a\\u0000b\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}", FEAT_DL_BAD_KEY},
     {"user_events", "k", "{\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_TIMESTAMP},
     {"user_events", "k", "{\"ts\":null,\"features\":{\"clicks\":1}}", FEAT_DL_MISSING_TIMESTAMP},
@@ -316,6 +344,94 @@ START_TEST(protobuf_value_merge_and_padded_tags) {
 }
 END_TEST
 
+/* Absent fields keep their fall-backs: the Kafka key, the topic's only table or model. */
+START_TEST(absent_fields_fall_back) {
+    ck_assert_int_eq(dj("user_events", "kk", "{\"ts\":1732406400000,\"features\":{\"clicks\":1}}"), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 2 && memcmp(out.key, "kk", 2) == 0);
+    ck_assert_int_eq(out.table, 0);
+    ck_assert_int_eq(dj("churn_labels", "kk", "{\"ts\":1732406400000,\"label\":1}"), FEAT_DEC_LABEL);
+    ck_assert(out.klen == 2 && memcmp(out.key, "kk", 2) == 0);
+    ck_assert_int_eq(out.model, 0);
+    /* a Kafka key that is not UTF-8 does not matter when the event names its key */
+    ck_assert_int_eq(dj("user_events", "\xff", "{\"key\":\"u1\",\"ts\":1732406400000,\"features\":{\"clicks\":1}}"), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 2 && memcmp(out.key, "u1", 2) == 0);
+    /* valid multi-byte UTF-8 and escaped surrogate pairs are fine everywhere */
+    ck_assert_int_eq(dj("user_events", NULL, "{\"key\":\"\\ud83d\\ude00\xe2\x82\xac\",\"ts\":1732406400000,"
+                                             "\"features\":{\"country\":\"\xf0\x9f\x98\x80\"}}"), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 7 && memcmp(out.key, "\xf0\x9f\x98\x80\xe2\x82\xac", 7) == 0);
+}
+END_TEST
+
+static int pd(const char *topic, const char *kafka_key, const uint8_t *buf, size_t n) {
+    return feat_decode(dec, topic, kafka_key, kafka_key ? strlen(kafka_key) : 0, buf, n, "application/protobuf", 20, NOW, &out);
+}
+
+#define ASSERT_DEAD(call, want)                                                                              \
+    do {                                                                                                     \
+        ck_assert_int_eq((call), FEAT_DEC_DEAD);                                                             \
+        ck_assert_msg(out.reason == (want), "reason %s (%s), want %s", feat_dl_reason_name(out.reason), out.detail, \
+                      feat_dl_reason_name(want));                                                            \
+    } while (0)
+
+/* protobuf: invalid UTF-8 in every stored string is invalid_utf8; an empty
+ * string is the same as an absent field (proto3), so it falls back. */
+START_TEST(protobuf_utf8_and_empty) {
+    uint8_t buf[512];
+    Featd__V1__Value v[1];
+    featd__v1__value__init(&v[0]);
+    v[0].kind_case = FEATD__V1__VALUE__KIND_STRING_VALUE;
+    v[0].string_value = "FR";
+    const char *country[1] = {"country"};
+    size_t n = pack_event("user", "\xff", NOW, 1, country, v, buf);
+    ASSERT_DEAD(pd("user_events", NULL, buf, n), FEAT_DL_INVALID_UTF8);
+    n = pack_event("us\xe9r", "k", NOW, 1, country, v, buf);
+    ASSERT_DEAD(pd("user_events", NULL, buf, n), FEAT_DL_INVALID_UTF8);
+    const char *badname[1] = {"countr\xc0\xb9"};
+    n = pack_event("user", "k", NOW, 1, badname, v, buf);
+    ASSERT_DEAD(pd("user_events", NULL, buf, n), FEAT_DL_INVALID_UTF8);
+    v[0].string_value = "F\xed\xbf\xbf";
+    n = pack_event("user", "k", NOW, 1, country, v, buf);
+    ASSERT_DEAD(pd("user_events", NULL, buf, n), FEAT_DL_INVALID_UTF8);
+    /* the Kafka key, used because the event's key is empty (absent) */
+    v[0].string_value = "FR";
+    n = pack_event("", "", NOW, 1, country, v, buf);
+    ASSERT_DEAD(pd("user_events", "\xf8\x88\x80\x80\x80", buf, n), FEAT_DL_INVALID_UTF8);
+    ck_assert_int_eq(pd("user_events", "k\xc3\xa9", buf, n), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 3 && memcmp(out.key, "k\xc3\xa9", 3) == 0);
+    ck_assert_int_eq(out.table, 0);
+    Featd__V1__LabelEvent le = FEATD__V1__LABEL_EVENT__INIT;
+    le.model = "ch\x80urn"; le.key = "u1"; le.ts = NOW; le.label = 1;
+    n = featd__v1__label_event__pack(&le, buf);
+    ASSERT_DEAD(pd("churn_labels", NULL, buf, n), FEAT_DL_INVALID_UTF8);
+    le.model = ""; le.key = "";
+    n = featd__v1__label_event__pack(&le, buf);
+    ck_assert_int_eq(pd("churn_labels", "u2", buf, n), FEAT_DEC_LABEL);
+    ck_assert(out.klen == 2 && memcmp(out.key, "u2", 2) == 0 && out.model == 0);
+    ASSERT_DEAD(pd("churn_labels", NULL, buf, n), FEAT_DL_MISSING_KEY);
+    /* empty strings written explicitly on the wire (packers leave them out; others may not):
+     * table "" (0a 00), key "" (12 00), ts, "clicks" = 1 */
+    static const uint8_t explicit_empty[] = {0x0a, 0x00, 0x12, 0x00, 0x18, 0x80, 0xa8, 0xdf, 0xdb, 0xb5, 0x32,
+                                             0x22, 0x0c, 0x0a, 0x06, 'c', 'l', 'i', 'c', 'k', 's', 0x12, 0x02, 0x10, 0x01};
+    ck_assert_int_eq(pd("user_events", "kk", explicit_empty, sizeof(explicit_empty)), FEAT_DEC_EVENT);
+    ck_assert(out.klen == 2 && memcmp(out.key, "kk", 2) == 0 && out.table == 0 && out.vals[0].v.i == 1);
+    ASSERT_DEAD(pd("user_events", NULL, explicit_empty, sizeof(explicit_empty)), FEAT_DL_MISSING_KEY);
+    ASSERT_DEAD(pd("shared", "kk", explicit_empty, sizeof(explicit_empty)), FEAT_DL_UNKNOWN_TABLE);
+}
+END_TEST
+
+START_TEST(reason_names_are_stable) {
+    /* metric labels and stored dead letters use these: existing ones never change */
+    static const char *const names[] = {"undecodable", "unknown_table", "unknown_feature", "unknown_model",
+                                        "wrong_type", "missing_key", "bad_key", "missing_timestamp", "bad_timestamp",
+                                        "non_finite", "oversize", "no_features", "duplicate_feature", "empty_key",
+                                        "invalid_utf8"};
+    ck_assert_int_eq(FEAT_DL_COUNT, sizeof(names) / sizeof(names[0]));
+    for (int r = 0; r < FEAT_DL_COUNT; r++) ck_assert_str_eq(feat_dl_reason_name((feat_dl_reason_t)r), names[r]);
+    ck_assert_str_eq(feat_dl_reason_name(FEAT_DL_EMPTY_KEY), "empty_key");
+    ck_assert_str_eq(feat_dl_reason_name(FEAT_DL_INVALID_UTF8), "invalid_utf8");
+}
+END_TEST
+
 START_TEST(oversize_message) {
     char big[5000];
     memset(big, ' ', sizeof(big));
@@ -353,6 +469,9 @@ int main(void) {
     tcase_add_loop_test(tc, bad_inputs_become_dead_letters, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, protobuf_bad_inputs);
     tcase_add_test(tc, protobuf_value_merge_and_padded_tags);
+    tcase_add_test(tc, absent_fields_fall_back);
+    tcase_add_test(tc, protobuf_utf8_and_empty);
+    tcase_add_test(tc, reason_names_are_stable);
     tcase_add_test(tc, oversize_message);
     tcase_add_test(tc, rfc3339);
     suite_add_tcase(s, tc);
