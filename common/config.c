@@ -98,6 +98,10 @@ static const opt_t opts[] = {
      "kafka.bootstrap.servers is set."},
     {"kafka", "embedded_brokers", OPT_INT, 1, 5, "1", NULL, C(kafka_embedded_brokers),
      "Number of brokers in the embedded cluster."},
+    {"kafka", "embedded_control_file", OPT_STRING, 0, 0, "", NULL, C(kafka_embedded_control_file),
+     "Tests and fault drills only: open the embedded broker's fault-injection port (featd-broker's "
+     "--control-file commands, ingest/broker.h) on loopback, without authentication, and write its "
+     "address to this file. Empty: no port."},
     {"kafka", "partitions", OPT_INT, 1, 256, "4", NULL, C(kafka_partitions),
      "Partitions of each topic the embedded broker creates."},
 

@@ -114,6 +114,7 @@ typedef struct feat_config {
     /* [kafka] (featd's own keys) */
     int kafka_embedded;
     int64_t kafka_embedded_brokers;
+    char *kafka_embedded_control_file; /* "" = none */
     int64_t kafka_partitions;
     size_t nkafka;              /* pass-through librdkafka properties */
     feat_kv_t *kafka;

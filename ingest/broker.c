@@ -4,12 +4,20 @@
 #include "common/err.h"
 #include "common/log.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct feat_broker {
@@ -17,6 +25,11 @@ struct feat_broker {
     rd_kafka_mock_cluster_t *mc;
     char *bootstraps;
     int nbrokers;
+    /* the control port (feat_broker_control_start) */
+    pthread_t ctl_thr;
+    int ctl_started;
+    int ctl_fd;
+    atomic_int ctl_stop;
 };
 
 feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
@@ -25,6 +38,7 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
         snprintf(errstr, errlen, "broker: out of memory");
         return NULL;
     }
+    b->ctl_fd = -1;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char kerr[256];
     rd_kafka_conf_set(conf, "log.connection.close", "false", kerr, sizeof(kerr));
@@ -237,8 +251,140 @@ usage:
     return FEAT_ERR_INVALID;
 }
 
+/* ---- the control port ---------------------------------------------------- */
+
+#define CTL_MAX 8  /* clients at once */
+
+typedef struct ctl_client {
+    int fd;        /* -1 = free slot */
+    char buf[1024];
+    size_t len;
+} ctl_client_t;
+
+/* Listens on 127.0.0.1:0 and writes "127.0.0.1:PORT" to path.  -1 on failure. */
+static int ctl_listen(const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof(a);
+    char addr[64];
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, CTL_MAX) ||
+        getsockname(fd, (struct sockaddr *)&a, &al)) {
+        close(fd);
+        return -1;
+    }
+    int n = snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+    if (feat_write_file_atomic(path, addr, (size_t)n)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads what a client sent (control thread) and answers each complete line; closes the
+ * client on EOF, error, or a line longer than its buffer. */
+static void ctl_serve(feat_broker_t *b, ctl_client_t *c) {
+    ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+    if (r <= 0) {
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+        close(c->fd);
+        c->fd = -1;
+        return;
+    }
+    c->len += (size_t)r;
+    char *nl;
+    while ((nl = memchr(c->buf, '\n', c->len))) {
+        *nl = 0;
+        char reply[600];
+        feat_broker_command(b, c->buf, reply, sizeof(reply));
+        size_t rl = strlen(reply);
+        reply[rl++] = '\n';
+        if (send(c->fd, reply, rl, MSG_NOSIGNAL) != (ssize_t)rl) { /* a slow or gone reader: drop it */
+            close(c->fd);
+            c->fd = -1;
+            return;
+        }
+        size_t used = (size_t)(nl - c->buf) + 1;
+        memmove(c->buf, nl + 1, c->len - used);
+        c->len -= used;
+    }
+    if (c->len == sizeof(c->buf) - 1) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+/* Waits up to ms for control traffic and handles it (control thread). */
+static void ctl_poll(feat_broker_t *b, int lfd, ctl_client_t *cl, int ms) {
+    struct pollfd p[CTL_MAX + 1];
+    int map[CTL_MAX + 1], n = 0;
+    if (lfd >= 0) { p[n].fd = lfd; p[n].events = POLLIN; map[n++] = -1; }
+    for (int i = 0; i < CTL_MAX; i++)
+        if (cl[i].fd >= 0) { p[n].fd = cl[i].fd; p[n].events = POLLIN; map[n++] = i; }
+    if (n == 0) {
+        struct timespec ts = {0, (long)ms * 1000000L};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    if (poll(p, (nfds_t)n, ms) <= 0) return;
+    for (int k = 0; k < n; k++) {
+        if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        if (map[k] >= 0) {
+            ctl_serve(b, &cl[map[k]]);
+            continue;
+        }
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        int slot = -1;
+        for (int i = 0; i < CTL_MAX && slot < 0; i++)
+            if (cl[i].fd < 0) slot = i;
+        if (slot < 0) {
+            close(fd);
+            continue;
+        }
+        cl[slot].fd = fd;
+        cl[slot].len = 0;
+    }
+}
+
+static void *ctl_run(void *arg) {
+    feat_broker_t *b = arg;
+    ctl_client_t cl[CTL_MAX];
+    for (int i = 0; i < CTL_MAX; i++) cl[i].fd = -1;
+    while (!atomic_load(&b->ctl_stop)) ctl_poll(b, b->ctl_fd, cl, 50);
+    for (int i = 0; i < CTL_MAX; i++)
+        if (cl[i].fd >= 0) close(cl[i].fd);
+    return NULL;
+}
+
+int feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, size_t errlen) {
+    if (b->ctl_started) return FEAT_OK;
+    b->ctl_fd = ctl_listen(path);
+    if (b->ctl_fd < 0) {
+        snprintf(errstr, errlen, "broker: cannot open the control port or write %s", path);
+        return FEAT_ERR_IO;
+    }
+    if (pthread_create(&b->ctl_thr, NULL, ctl_run, b) != 0) {
+        close(b->ctl_fd);
+        b->ctl_fd = -1;
+        snprintf(errstr, errlen, "broker: cannot start the control thread");
+        return FEAT_ERR_NOMEM;
+    }
+    b->ctl_started = 1;
+    feat_log(FEAT_LOG_WARN, "broker", "fault-injection control port open (address in %s): for tests only", path);
+    return FEAT_OK;
+}
+
 void feat_broker_destroy(feat_broker_t *b) {
     if (!b) return;
+    if (b->ctl_started) {
+        atomic_store(&b->ctl_stop, 1);
+        pthread_join(b->ctl_thr, NULL);
+        close(b->ctl_fd);
+    }
     if (b->mc) rd_kafka_mock_cluster_destroy(b->mc);
     if (b->rk) rd_kafka_destroy(b->rk);
     free(b->bootstraps);

@@ -53,6 +53,13 @@ int feat_broker_set_down(feat_broker_t *b, int broker_id, int down);
  *   rtt BROKER MS                     delay every answer of BROKER
  * Call from one thread at a time. */
 int feat_broker_command(feat_broker_t *b, const char *line, char *reply, size_t rlen);
+/* Serves feat_broker_command on a loopback TCP port from a thread of its own
+ * (then the only caller of feat_broker_command): one command a line, each
+ * answered by one line "ok ..." or "error: ...".  The port is written to
+ * path as "127.0.0.1:PORT".  No authentication: for tests and fault drills
+ * (featd-broker --control-file, featd's kafka.embedded_control_file).
+ * feat_broker_destroy stops it.  FEAT_OK, or an error with errstr. */
+int feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, size_t errlen);
 void feat_broker_destroy(feat_broker_t *b); /* NULL is fine */
 
 /* Writes data to path atomically (temp file + rename), mode 0600. */

@@ -378,6 +378,11 @@ int main(int argc, char **argv) {
             goto out;
         }
         feat_log(FEAT_LOG_INFO, "featd", "embedded Kafka at %s (written to %s)", fd.bootstrap, path);
+        if (*cfg->kafka_embedded_control_file &&
+            feat_broker_control_start(fd.broker, cfg->kafka_embedded_control_file, err, sizeof(err))) {
+            fprintf(stderr, "featd: %s\n", err);
+            goto out;
+        }
     }
     snprintf(path, sizeof(path), "%s/db", cfg->data_dir);
     feat_store_conf_t sc = {path, cfg, cfg->store_sync, cfg->store_block_cache, cfg->store_write_buffer, 0,

@@ -16,7 +16,9 @@ uses that cap to delete records featd has not applied yet:
      produced; then fetches succeed, the consumer's position is out of range
      and resets to the log start.  The gap is log start - featd's offset
      before the stall.
-  3. Embedded broker (in featd's process): a 6 MB record is refused by the
+  3. Embedded broker (in featd's process, its fault-injection port opened by
+     kafka.embedded_control_file): the gap of case 2, counted exactly; then
+     a 6 MB record is refused by the
      broker (its requests are limited to 2 MiB: a larger message set can
      make librdkafka 2.0.2's mock cluster lose it and the next one), the
      producer is told, and the records before and after it are applied; a
@@ -39,7 +41,7 @@ FILLER = 60               # records of 100 KiB: 6 MiB, over the mock's 5 MiB per
 
 
 def config(wd, bootstrap, embedded=False):
-    kafka = ("embedded = true\npartitions = 1\n" if embedded else
+    kafka = (f"embedded = true\npartitions = 1\nembedded_control_file = {wd.file('embedded.control')}\n" if embedded else
              f"embedded = false\nbootstrap.servers = {bootstrap}\ngroup.id = featd-gaps\n")
     return f"""
 [featd]
@@ -143,7 +145,7 @@ def case_assignment(args, wd, bs, cfg):
     return feat, admin, hi
 
 
-def case_stream(args, wd, bs, ctl, feat, admin, hi0):
+def case_stream(bs, ctl, feat, admin, hi0, gaps0=0):
     H.control(ctl, "errors Fetch NOT_LEADER_FOR_PARTITION 5000")
     produce(bs, [event(1000 + i) for i in range(30)] + [event(2000 + i, pad=100 * 1024) for i in range(FILLER)])
     lo, hi = watermarks(bs)
@@ -152,10 +154,10 @@ def case_stream(args, wd, bs, ctl, feat, admin, hi0):
     assert next_offset(admin) == hi0, "featd fetched while its fetches were failed"
     H.control(ctl, "clear Fetch")
     wait_applied(admin, hi, "after the stall")
-    got = gaps(admin)
+    got = gaps(admin) - gaps0
     assert got == lo - hi0, f"gap counted {got}, the broker deleted {lo - hi0} unapplied records"
     assert log_has(feat, f"gap: {TOPIC}[0] offsets {hi0}..{lo - 1} ({lo - hi0} records)"), feat.tail()
-    assert feat.stop() == 0
+    return hi
 
 
 def case_embedded(args, wd):
@@ -165,8 +167,17 @@ def case_embedded(args, wd):
     feat = H.start_featd(args, wd, cfg, logname="featd-embedded.log")
     admin = H.featd_addrs(wd)["admin"]
     bs = H.wait_for(lambda: open(wd.file("data/kafka.bootstrap")).read().strip(), 20, "kafka.bootstrap")
+    ctl = H.wait_for(lambda: os.path.exists(wd.file("embedded.control")) and wd.file("embedded.control"), 20,
+                     "the embedded broker's control port")
     produce(bs, [event(1)])
     wait_applied(admin, 1, "record A")
+    # a gap in the stream, as on featd-broker: fetches fail while the
+    # partition's 5 MiB cap deletes records featd has not applied
+    hi = case_stream(bs, ctl, feat, admin, 1)
+    H.log("embedded broker: gap found in the stream, counted exactly")
+    g = gaps(admin)
+    events = H.metric(admin, "featd_ingest_events_total", 'table="user"')
+    oversize = H.metric(admin, "featd_dead_letters_total", 'reason="oversize"')  # the filler's strings
     # 6 MB: the embedded broker refuses the request (over its 2 MiB), the
     # client reports the record failed, and nothing else is lost
     failed = []
@@ -176,23 +187,22 @@ def case_embedded(args, wd):
     p.flush(30)
     assert len(failed) == 1, f"the embedded broker took a 6 MB record: {failed}"
     produce(bs, [event(3), event(4)])
-    lo, hi = watermarks(bs)
-    assert (lo, hi) == (0, 3), (lo, hi)
-    wait_applied(admin, 3, "records after the refused one")
-    assert gaps(admin) == 0
-    assert H.metric(admin, "featd_ingest_events_total", 'table="user"') == 3
+    assert watermarks(bs)[1] == hi + 2
+    wait_applied(admin, hi + 2, "records after the refused one")
+    assert gaps(admin) == g
+    assert H.metric(admin, "featd_ingest_events_total", 'table="user"') == events + 2
     # 1.5 MB, over ingest.max_value_bytes (1 MiB) and under the broker's
     # limit: a dead letter holding the value's first 64 KiB; its neighbours
     # are applied
     produce(bs, [event(5, pad=1_500_000), event(6)])
-    wait_applied(admin, 5, "records around the 1.5 MB one")
-    assert gaps(admin) == 0, "a record was lost"
-    assert H.metric(admin, "featd_dead_letters_total", 'reason="oversize"') == 1
-    assert H.metric(admin, "featd_ingest_events_total", 'table="user"') == 4
+    wait_applied(admin, hi + 4, "records around the 1.5 MB one")
+    assert gaps(admin) == g, "a record was lost"
+    assert H.metric(admin, "featd_dead_letters_total", 'reason="oversize"') == oversize + 1
+    assert H.metric(admin, "featd_ingest_events_total", 'table="user"') == events + 3
     assert feat.stop() == 0
     assert log_has(feat, "embedded broker: 0 record(s) produced to it were never applied"), feat.tail()
-    dl = [r for r in H.inspect(args, cfg, "dead-letters") if r["kind"] == "dead_letter"]
-    assert len(dl) == 1 and dl[0]["offset"] == 3 and dl[0]["reason"] == "oversize", dl
+    dl = [r for r in H.inspect(args, cfg, "dead-letters") if r["kind"] == "dead_letter" and r["offset"] == hi + 2]
+    assert len(dl) == 1 and dl[0]["reason"] == "oversize", dl
     assert len(dl[0]["value_hex"]) == 2 * 65536, len(dl[0]["value_hex"]) // 2
     assert bytes.fromhex(dl[0]["value_hex"]).startswith(b"{\"key\": \"e5\", \"ts\": "), dl[0]["value_hex"][:80]
     assert "truncated to its first 65536 bytes" in dl[0]["detail"], dl[0]["detail"]
@@ -215,7 +225,8 @@ def main():
             f.write(config(wd, bs))
         feat, admin, hi = case_assignment(args, wd, bs, cfg)
         H.log("gap found at assignment: counted exactly, once")
-        case_stream(args, wd, bs, ctl, feat, admin, hi)
+        case_stream(bs, ctl, feat, admin, hi)
+        assert feat.stop() == 0
         H.log("gap found in the stream: counted exactly")
         feat = None
         shutil.rmtree(wd.file("data"))
