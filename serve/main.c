@@ -143,13 +143,13 @@ static void report_unapplied(featd_t *fd) {
     int64_t left = feat_ingest_unapplied_at_stop(fd->ingest);
     feat_ingest_stats_t s;
     feat_ingest_get_stats(fd->ingest, &s);
-    if (fd->broker)
-        feat_log(left != 0 ? FEAT_LOG_WARN : FEAT_LOG_INFO, "featd",
-                 left < 0 ? "embedded broker: could not count the records it held beyond what featd applied; they "
-                            "are lost with it (%lld)"
-                          : "embedded broker: %lld record(s) produced to it were never applied; its log is in memory "
-                            "and goes with this process",
-                 (long long)left);
+    if (fd->broker && left < 0)
+        feat_log(FEAT_LOG_WARN, "featd", "embedded broker: could not count the records it held beyond what featd "
+                                         "applied; they are lost with it");
+    else if (fd->broker)
+        feat_log(left ? FEAT_LOG_WARN : FEAT_LOG_INFO, "featd",
+                 "embedded broker: %lld record(s) produced to it were never applied; its log is in memory and goes "
+                 "with this process", (long long)left);
     else if (left > 0)
         feat_log(FEAT_LOG_INFO, "featd", "%lld record(s) in Kafka are not applied yet; the next start resumes at them",
                  (long long)left);

@@ -636,7 +636,7 @@ device = cpu
             # featd must notice each vanished stream (CANCELLED), not keep streaming to nobody
             want = 15
             after = H.wait_for(lambda: (lambda c: c if c["CANCELLED"] - before["CANCELLED"] >= want else None)(
-                codes("GetHistoricalFeatures")), 30, f"featd to record {want} cancelled streams")
+                codes("GetHistoricalFeatures")), 90, f"featd to record {want} cancelled streams")
             H.log(f"  15 streams and 1500 unary calls abandoned; featd recorded "
                   f"{after['CANCELLED'] - before['CANCELLED']:.0f} cancelled streams")
         phase("clients vanishing mid-call", vanishing)
