@@ -30,19 +30,37 @@
 
 /* ---- request validation ------------------------------------------------------- */
 
+/* Puts "name" or "name[idx]" (fd's) and a dot before path, which holds the
+ * failing field's path below fd; cut at cap.  Only on the error path. */
+static void path_prepend(char *path, size_t cap, const ProtobufCFieldDescriptor *fd, unsigned idx) {
+    char seg[96];
+    int n = fd->label == PROTOBUF_C_LABEL_REPEATED ? snprintf(seg, sizeof(seg), "%s[%u]", fd->name, idx)
+                                                   : snprintf(seg, sizeof(seg), "%s", fd->name);
+    size_t sl = n < 0 ? 0 : (size_t)n < sizeof(seg) ? (size_t)n : sizeof(seg) - 1;
+    size_t pl = strlen(path), add = sl + (pl ? 1 : 0);
+    if (add >= cap) return;
+    if (pl + add >= cap) pl = cap - 1 - add; /* keep the head: the outer fields name the place */
+    memmove(path + add, path, pl);
+    path[pl + add] = 0;
+    memcpy(path, seg, sl);
+    if (pl) path[sl] = '.';
+}
+
 /* Walks message p[0..n) (desc) on the wire.  A string field that is not valid
  * UTF-8 or holds a NUL byte stops the walk: its dotted path ("rows[3].entity_key")
- * goes to path and the return is 1 (NUL) or 2 (UTF-8, at byte *at).  Bytes the
- * wire reader refuses return 3: protobuf-c's unpack is laxer (it keeps the low
- * 32 bits of a tag varint that is longer), so what the walk cannot see must
- * not reach it. */
+ * goes to path (built only then, while the walk unwinds) and the return is 1
+ * (NUL) or 2 (UTF-8, at byte *at).  Bytes the wire reader refuses return 3:
+ * protobuf-c's unpack is laxer (it keeps the low 32 bits of a tag varint that
+ * is longer), so what the walk cannot see must not reach it.  Messages nested
+ * deeper than 8 return 4: what is not checked is not accepted (no request
+ * type nests deeper than 3 today). */
 static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t n, unsigned depth, char *path,
                       size_t cap, size_t *at) {
     feat_pb_t r;
     feat_pb_field_t f;
     unsigned seen[32]; /* occurrences so far of desc->fields[i], for repeated fields' indexes */
     if (n == 0) return 0; /* an empty message may come without a buffer */
-    memset(seen, 0, sizeof(seen));
+    memset(seen, 0, (desc->n_fields < 32 ? desc->n_fields : 32) * sizeof(seen[0]));
     feat_pb_init(&r, p, n);
     while (r.p < r.end) {
         if (!feat_pb_next(&r, &f)) return 3;
@@ -52,7 +70,6 @@ static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, 
         size_t fi = (size_t)(fd - desc->fields);
         unsigned idx = fi < 32 ? seen[fi]++ : 0;
         int bad = 0;
-        size_t used = strlen(path);
         if (fd->type == PROTOBUF_C_TYPE_STRING) {
             size_t v = feat_utf8_valid_prefix((const char *)f.s, f.n);
             if (v < f.n) {
@@ -61,21 +78,13 @@ static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, 
             } else if (memchr(f.s, 0, f.n)) {
                 bad = 1;
             }
-        } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8) {
-            if (fd->label == PROTOBUF_C_LABEL_REPEATED)
-                snprintf(path + used, cap - used, "%s%s[%u]", used ? "." : "", fd->name, idx);
-            else
-                snprintf(path + used, cap - used, "%s%s", used ? "." : "", fd->name);
+        } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (depth >= 8) return 4;
             bad = bad_string(fd->descriptor, f.s, f.n, depth + 1, path, cap, at);
-            if (bad) return bad;
-            path[used] = 0;
-            continue;
+            if (bad == 3 || bad == 4) return bad;
         }
         if (!bad) continue;
-        if (fd->label == PROTOBUF_C_LABEL_REPEATED)
-            snprintf(path + used, cap - used, "%s%s[%u]", used ? "." : "", fd->name, idx);
-        else
-            snprintf(path + used, cap - used, "%s%s", used ? "." : "", fd->name);
+        path_prepend(path, cap, fd, idx);
         return bad;
     }
     return 0;
@@ -88,6 +97,7 @@ int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescrip
     if (bad == 1) return ERR(call, FEAT_ERR_INVALID, "%s contains a NUL byte", path);
     if (bad == 2) return ERR(call, FEAT_ERR_INVALID, "%s is not valid UTF-8 (at byte %zu)", path, at);
     if (bad == 3) return ERR(call, FEAT_ERR_INVALID, "request is not a valid %s (malformed protobuf)", desc->name);
+    if (bad == 4) return ERR(call, FEAT_ERR_INVALID, "request nests messages deeper than 8 levels");
     return FEAT_OK;
 }
 
