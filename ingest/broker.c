@@ -29,6 +29,7 @@ struct feat_broker {
     pthread_t ctl_thr;
     int ctl_started;
     int ctl_fd;
+    char *ctl_path;            /* removed at destroy: no stale address for a later run */
     atomic_int ctl_stop;
 };
 
@@ -302,7 +303,7 @@ static void ctl_serve(feat_broker_t *b, ctl_client_t *c) {
         feat_broker_command(b, c->buf, reply, sizeof(reply));
         size_t rl = strlen(reply);
         reply[rl++] = '\n';
-        if (send(c->fd, reply, rl, MSG_NOSIGNAL) != (ssize_t)rl) { /* a slow or gone reader: drop it */
+        if (send(c->fd, reply, rl, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)rl) { /* a slow or gone reader: drop it */
             close(c->fd);
             c->fd = -1;
             return;
@@ -363,6 +364,7 @@ static void *ctl_run(void *arg) {
 int feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, size_t errlen) {
     if (b->ctl_started) return FEAT_OK;
     b->ctl_fd = ctl_listen(path);
+    b->ctl_path = strdup(path);
     if (b->ctl_fd < 0) {
         snprintf(errstr, errlen, "broker: cannot open the control port or write %s", path);
         return FEAT_ERR_IO;
@@ -384,7 +386,9 @@ void feat_broker_destroy(feat_broker_t *b) {
         atomic_store(&b->ctl_stop, 1);
         pthread_join(b->ctl_thr, NULL);
         close(b->ctl_fd);
+        if (b->ctl_path) unlink(b->ctl_path);
     }
+    free(b->ctl_path);
     if (b->mc) rd_kafka_mock_cluster_destroy(b->mc);
     if (b->rk) rd_kafka_destroy(b->rk);
     free(b->bootstraps);

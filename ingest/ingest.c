@@ -94,6 +94,10 @@ struct feat_ingest {
     void *label_observer_arg;
     int64_t last_commit_ms;
     int64_t unapplied_at_stop; /* set by feat_ingest_stop; -1 unknown */
+    pthread_mutex_t rlock;     /* resets, nresets: a leaf lock */
+    struct { char topic[256]; int32_t partition; } resets[64]; /* offset resets not yet taken */
+    size_t nresets;
+    atomic_int nresets_pending; /* nresets, read without rlock on the hot path */
 };
 
 /* ---- partition table -------------------------------------------------------- */
@@ -171,24 +175,60 @@ static void count_gap(feat_ingest_t *ing, pstate_t *p, int64_t from, int64_t to,
              p->topic, p->partition, (long long)from, (long long)to - 1, (long long)(to - from), why, (long long)to);
 }
 
-/* A message at offset `off` came after p->pending with offsets missing in
- * between.  Offsets may be missing for harmless reasons (transaction markers,
- * aborted transactions, compaction), so the broker's log start decides: what
- * lies below it was deleted.  The low watermark librdkafka caches is not
- * filled by the Fetch version 2.0 speaks, so this asks the broker
- * (ListOffsets, on the ingest thread; jumps are rare outside transactional
- * or compacted topics). */
-static void check_jump(feat_ingest_t *ing, pstate_t *p, int64_t off) {
-    int64_t lo = -1, hi = -1;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi, 2000);
-    if (e) {
-        feat_log(FEAT_LOG_WARN, "ingest",
-                 "%s[%d]: offsets %lld..%lld were skipped by the broker and its log start is unknown (%s): "
-                 "not counted as a gap", p->topic, p->partition, (long long)p->pending, (long long)off - 1,
-                 rd_kafka_err2str(e));
-        return;
+/* ---- offset resets ----------------------------------------------------------
+ *
+ * When a fetch position is out of range (the broker deleted what featd was
+ * about to read: retention, the embedded broker's cap), librdkafka moves it
+ * per auto.offset.reset and says so only in a WARNING log line ("T [P]:
+ * offset reset (at offset X, broker B) to ..."), from its own thread.  It
+ * also drops what it had fetched for the partition and not yet handed over.
+ * So after such a reset, the offsets between featd's next offset and the
+ * first message that follows were never applied: a gap.  Offsets skipped
+ * without a reset (transaction markers, aborted transactions, compaction)
+ * are not gaps, and cost nothing to tell apart.  The log callback records
+ * the partition here (rlock, a leaf lock); the ingest thread takes it at the
+ * partition's next message. */
+
+/* Called on librdkafka's threads: records "T [P]: offset reset (at offset"
+ * lines, then logs as every client does. */
+static void consumer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    feat_ingest_t *ing = rd_kafka_opaque(rk);
+    const char *p = ing && !strcmp(fac, "OFFSET") ? strstr(buf, "]: offset reset (at offset ") : NULL;
+    if (p) {
+        /* "... TOPIC [PART]: offset reset": the partition back to " [", the topic back to a space or '[' */
+        const char *lb = p;
+        while (lb > buf && lb[-1] != '[') lb--;
+        const char *te = lb > buf + 1 ? lb - 2 : NULL; /* the space before '[' */
+        const char *ts = te;
+        while (ts && ts > buf && ts[-1] != ' ') ts--;
+        if (te && *te == ' ' && te > ts && (size_t)(te - ts) < sizeof(ing->resets[0].topic)) {
+            pthread_mutex_lock(&ing->rlock);
+            if (ing->nresets < sizeof(ing->resets) / sizeof(ing->resets[0])) {
+                snprintf(ing->resets[ing->nresets].topic, sizeof(ing->resets[0].topic), "%.*s", (int)(te - ts), ts);
+                ing->resets[ing->nresets].partition = (int32_t)strtol(lb, NULL, 10);
+                atomic_store(&ing->nresets_pending, (int)++ing->nresets);
+            }
+            pthread_mutex_unlock(&ing->rlock);
+        }
     }
-    if (lo > p->pending) count_gap(ing, p, p->pending, lo < off ? lo : off, "seen in the stream", 0);
+    feat_kconf_log(rk, level, fac, buf);
+}
+
+/* Takes (and forgets) a reset recorded for p: 1 if there was one.  Ingest thread. */
+static int take_reset(feat_ingest_t *ing, const pstate_t *p) {
+    int found = 0;
+    pthread_mutex_lock(&ing->rlock);
+    for (size_t i = 0; i < ing->nresets;) {
+        if (ing->resets[i].partition == p->partition && !strcmp(ing->resets[i].topic, p->topic)) {
+            ing->resets[i] = ing->resets[--ing->nresets];
+            found = 1;
+        } else {
+            i++;
+        }
+    }
+    atomic_store(&ing->nresets_pending, (int)ing->nresets);
+    pthread_mutex_unlock(&ing->rlock);
+    return found;
 }
 
 /* Writes p's next offset forward to `next` on its own, so that a gap found at
@@ -197,9 +237,13 @@ static void check_jump(feat_ingest_t *ing, pstate_t *p, int64_t off) {
 static void store_offset(feat_ingest_t *ing, pstate_t *p, int64_t next) {
     feat_wb_t *wb = feat_wb_new(ing->st);
     char err[256];
+    err[0] = 0;
     if (wb && feat_wb_set_offset(wb, p->topic, p->partition, next, p->applied) == FEAT_OK &&
         feat_store_write(ing->st, wb, err, sizeof(err)) == FEAT_OK) {
         p->next = next;
+    } else {
+        feat_log(FEAT_LOG_ERROR, "ingest", "%s[%d]: cannot store the offset past the gap (%s); the next start counts "
+                 "it again", p->topic, p->partition, err[0] ? err : "out of memory");
     }
     feat_wb_destroy(wb);
 }
@@ -386,6 +430,7 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     ing->st = st;
     ing->metrics = conf->metrics ? conf->metrics : feat_metrics_global();
     pthread_mutex_init(&ing->lock, NULL);
+    pthread_mutex_init(&ing->rlock, NULL);
     ing->batch_max = (size_t)cfg->ingest_batch_max;
     ing->msgs = calloc(ing->batch_max, sizeof(*ing->msgs));
     ing->dec = feat_decoder_new(cfg);
@@ -475,6 +520,7 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_error_cb(kc, error_cb);
     rd_kafka_conf_set_offset_commit_cb(kc, commit_cb);
+    rd_kafka_conf_set_log_cb(kc, consumer_log_cb);
     char kerr[512];
     ing->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, kerr, sizeof(kerr));
     if (!ing->rk) {
@@ -622,7 +668,9 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
             n_skip++;
             continue;
         }
-        if (ps->pending >= 0 && m->offset > ps->pending) check_jump(ing, ps, m->offset);
+        if (atomic_load_explicit(&ing->nresets_pending, memory_order_relaxed) && take_reset(ing, ps) &&
+            ps->pending >= 0 && m->offset > ps->pending)
+            count_gap(ing, ps, ps->pending, m->offset, "the consumer's position was out of range and was reset", 0);
         const void *ct = NULL;
         size_t ctlen = 0;
         rd_kafka_headers_t *hdrs = NULL;
@@ -786,18 +834,20 @@ void feat_ingest_stop(feat_ingest_t *ing) {
     pthread_join(ing->thr, NULL);
     ing->started = 0;
     /* what the broker holds beyond what the store applied, for the stop's
-     * log line (the embedded broker loses it with the process) */
+     * log line (the embedded broker loses it with the process), from the
+     * high watermarks the last fetches brought: asking the broker could wait
+     * on one that is gone (librdkafka 2.0 does not enforce that timeout) */
     int64_t left = 0;
     pthread_mutex_lock(&ing->lock);
     for (size_t i = 0; i < ing->nparts; i++) {
         pstate_t *p = &ing->parts[i];
         int64_t lo = -1, hi = -1;
         if (!p->assigned) continue;
-        if (rd_kafka_query_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi, 1000)) {
+        if (rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi) || hi < 0) {
             left = -1;
             break;
         }
-        int64_t next = p->next >= 0 ? p->next : lo;
+        int64_t next = p->next >= 0 ? p->next : hi;
         if (hi > next) left += hi - next;
     }
     pthread_mutex_unlock(&ing->lock);
@@ -834,6 +884,7 @@ void feat_ingest_destroy(feat_ingest_t *ing) {
     free(ing->m_events);
     free(ing->m_labels);
     pthread_mutex_destroy(&ing->lock);
+    pthread_mutex_destroy(&ing->rlock);
     free(ing);
 }
 

@@ -15,11 +15,14 @@
  * A gap is a record featd never applied and never dead-lettered because the
  * broker deleted it first (retention, the embedded broker's size cap, a
  * recreated topic).  featd finds one at assignment (the log starts past the
- * stored offset) and in the stream (a message after missing offsets while
- * the log now starts past them: the consumer reset per auto.offset.reset);
- * each logs an ERROR with the offset range and adds to
+ * stored offset) and in the stream (the consumer's position fell out of
+ * range and librdkafka reset it per auto.offset.reset: the offsets between
+ * featd's next one and the first message after the reset were never
+ * applied); each logs an ERROR with the offset range and adds to
  * featd_ingest_gap_records_total{topic,partition}.  Offsets the broker skips
- * for other reasons (transaction markers, compaction) are not gaps.
+ * without a reset (transaction markers, compaction) are not gaps.  A topic
+ * recreated while featd runs is not detected (librdkafka 2.0 has no topic
+ * ids); at assignment, a log that ends below the stored offset is read anew.
  *
  * A failed store write stops ingest (feat_ingest_failed() turns true with the
  * error); the daemon then shuts down cleanly rather than skipping data.

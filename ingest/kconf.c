@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+void feat_kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
     /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
     feat_log_level_t l = level <= 3 ? FEAT_LOG_ERROR : level == 4 ? FEAT_LOG_WARN
@@ -20,7 +20,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     feat_log(l, "kafka", "%s: %s", fac, buf);
 }
 
-void feat_kconf_route_logs(rd_kafka_conf_t *conf) { rd_kafka_conf_set_log_cb(conf, log_cb); }
+void feat_kconf_route_logs(rd_kafka_conf_t *conf) { rd_kafka_conf_set_log_cb(conf, feat_kconf_log); }
 
 int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen) {
     char kerr[256];
@@ -33,7 +33,7 @@ int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, c
 
 rd_kafka_conf_t *feat_kconf_new(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, feat_kconf_log);
     /* quieter defaults; the user may override any of them */
     if (feat_kconf_set(conf, "log.connection.close", "false", errstr, errlen)) goto fail;
     for (size_t i = 0; i < cfg->nkafka; i++) {

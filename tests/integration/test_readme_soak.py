@@ -111,6 +111,7 @@ def main():
             if now - t0 >= 60:
                 if rate is None:
                     rate = msgs / (now - t0)   # the demo's rate, as featd applied it over the first minute
+                    assert rate > 0, "featd applied nothing in the first minute"
                 fresh.extend(fr)
                 lag_s.append(lag / rate)
                 if lag > rate:
@@ -138,8 +139,9 @@ def main():
         log = open(wd.file("featd.log"), errors="replace").read()
         stop = re.search(r"embedded broker: (\d+) record\(s\) produced to it were never applied", log)
         summary = (f"{args.minutes:g} min: broker thread max {max(r['broker_core'] for r in rows):.3f} core, "
-                   f"lag max {max(lag_s):.3f} s of events (p99 {pct(lag_s, .99):.3f} s), freshness p50 "
-                   f"{pct(fresh, .5) * 1000:.0f} ms p99 {pct(fresh, .99) * 1000:.0f} ms max {max(fresh) * 1000:.0f} ms, "
+                   f"lag max {max(lag_s, default=float('nan')):.3f} s of events (p99 {pct(lag_s, .99):.3f} s), freshness p50 "
+                   f"{pct(fresh, .5) * 1000:.0f} ms p99 {pct(fresh, .99) * 1000:.0f} ms max "
+                   f"{max(fresh, default=float('nan')) * 1000:.0f} ms, "
                    f"{rows[-1]['gaps']} gap records, {stop.group(1) if stop else '?'} unapplied at stop, "
                    f"RSS {rows[0]['rss_mib']} -> {rows[-1]['rss_mib']} MiB, exit {rc}") if rows else "no minute completed"
         H.log(summary)
