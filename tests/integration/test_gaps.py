@@ -88,6 +88,13 @@ def watermarks(bootstrap):
 
 
 LABELS = f'topic="{TOPIC}",partition="0"'
+STARTED = []   # every featd this test starts, killed at the end whatever failed
+
+
+def start_featd(args, wd, cfg, logname="featd.log"):
+    p = H.start_featd(args, wd, cfg, logname=logname)
+    STARTED.append(p)
+    return p
 
 
 def next_offset(admin):
@@ -110,7 +117,7 @@ def log_has(proc, text):
 
 
 def case_assignment(args, wd, bs, cfg):
-    feat = H.start_featd(args, wd, cfg)
+    feat = start_featd(args, wd, cfg)
     admin = H.featd_addrs(wd)["admin"]
     produce(bs, [event(i) for i in range(100)])
     wait_applied(admin, 100, "first 100")
@@ -120,7 +127,7 @@ def case_assignment(args, wd, bs, cfg):
     lo, hi = watermarks(bs)
     H.log(f"assignment case: the log now holds {lo}..{hi - 1}; featd stored 100")
     assert lo > 150, f"the filler did not push the log start past the unapplied records: {lo}"
-    feat = H.start_featd(args, wd, cfg, logname="featd2.log")
+    feat = start_featd(args, wd, cfg, logname="featd2.log")
     admin = H.featd_addrs(wd)["admin"]
     wait_applied(admin, hi, "after the gap")
     got = gaps(admin)
@@ -140,7 +147,7 @@ def case_assignment(args, wd, bs, cfg):
     assert feat.stop() == 0
     os.remove(wd.file("data/featd.addr"))
     # found once: the stored offset moved past the gap
-    feat = H.start_featd(args, wd, cfg, logname="featd3.log")
+    feat = start_featd(args, wd, cfg, logname="featd3.log")
     admin = H.featd_addrs(wd)["admin"]
     H.wait_for(lambda: H.metric(admin, "featd_ingest_assigned_partitions") == 1, 60, "assignment")
     wait_applied(admin, hi, "third start")
@@ -169,7 +176,7 @@ def case_embedded(args, wd):
     cfg = wd.file("embedded.ini")
     with open(cfg, "w") as f:
         f.write(config(wd, None, embedded=True))
-    feat = H.start_featd(args, wd, cfg, logname="featd-embedded.log")
+    feat = start_featd(args, wd, cfg, logname="featd-embedded.log")
     admin = H.featd_addrs(wd)["admin"]
     bs = H.wait_for(lambda: open(wd.file("data/kafka.bootstrap")).read().strip(), 20, "kafka.bootstrap")
     ctl = H.wait_for(lambda: os.path.exists(wd.file("embedded.control")) and wd.file("embedded.control"), 20,
@@ -239,8 +246,9 @@ def main():
         H.log("embedded broker: the 6 MB record refused, the 1.5 MB one a dead letter, nothing else lost")
         ok = True
     finally:
-        if feat:
-            feat.kill9()
+        for p in STARTED:
+            if p.alive():
+                p.kill9()
         if broker:
             broker.stop()
         wd.cleanup(ok)
