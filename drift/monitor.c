@@ -15,10 +15,10 @@
  * Closed slots and the last window belong to the monitor thread.
  */
 #include "drift/monitor.h"
-#include "drift/catfreq.h"
-#include "drift/divergence.h"
-#include "drift/kll.h"
-#include "drift/ks.h"
+#include "stats/catfreq.h"
+#include "stats/divergence.h"
+#include "stats/kll.h"
+#include "stats/ks.h"
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"

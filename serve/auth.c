@@ -1,6 +1,6 @@
 /* serve/auth.c — see auth.h. */
 #include "serve/auth.h"
-#include "serve/tls.h"
+#include "rpc/tls.h"
 #include "common/err.h"
 #include "common/log.h"
 

@@ -13,8 +13,8 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "common/buf.h"
-#include "serve/daemon.h"
-#include "serve/rpc.h"
+#include "daemon/daemon.h"
+#include "rpc/rpc.h"
 
 /* Sets the client's message and evaluates to code. */
 #define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (code))

@@ -24,11 +24,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "drift/catfreq.h"
-#include "drift/divergence.h"
-#include "drift/kll.h"
-#include "drift/ks.h"
-#include "drift/stats_util.h"
+#include "stats/catfreq.h"
+#include "stats/divergence.h"
+#include "stats/kll.h"
+#include "stats/ks.h"
+#include "stats/stats_util.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -5,7 +5,7 @@ For each case (n1, n2, alternative) one sample pair is drawn (normal, the
 second shifted by 0.03 so that D is moderate), and both sides compute the
 test with method='exact':
 
-  2samp   featd feat_ks_2samp(EXACT) (timed inside featd_drift_stats_cli's
+  2samp   featd feat_ks_2samp(EXACT) (timed inside featd_stats_cli's
           `kstime`, so no process start or parsing is counted) against
           scipy.stats.ks_2samp(method='exact') (timed here, warnings on);
   pvalue  the p-value step alone on that D: feat_ks_pvalue(EXACT) against
@@ -23,7 +23,7 @@ within 1e-6 relative of SciPy's and came from the same method.
 This is a benchmark, not a test: it asserts nothing about time.  It exits 1
 only when the two disagree on a p-value.
 
-  cmake --build build --target featd_drift_stats_cli
+  cmake --build build --target featd_stats_cli
   /usr/bin/python3 tests/bench/bench_ks_exact.py --build-dir build [--quick]
 """
 import argparse
@@ -52,7 +52,7 @@ QUICK = [(100, 99), (1000, 999), (10000, 9999)]
 
 
 def find_cli(build_dir):
-    hits = glob.glob(os.path.join(build_dir, "**", "featd_drift_stats_cli"), recursive=True)
+    hits = glob.glob(os.path.join(build_dir, "**", "featd_stats_cli"), recursive=True)
     return hits[0] if hits else None
 
 
@@ -118,7 +118,7 @@ def main():
     args = ap.parse_args()
     cli = args.cli or find_cli(args.build_dir)
     if not cli:
-        print("FAIL: featd_drift_stats_cli not built")
+        print("FAIL: featd_stats_cli not built")
         return 1
     warnings.simplefilter("ignore")   # SciPy's fallback warning, in the timed loops
     rng = np.random.default_rng(args.seed)

@@ -27,8 +27,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "featd/v1/feature_service.pb-c.h"
-#include "serve/client.h"
-#include "serve/rpc.h"
+#include "rpc/client.h"
+#include "rpc/rpc.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>

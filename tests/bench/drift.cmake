@@ -2,7 +2,7 @@
 # (--quick); record numbers from a full run: <build>/.../bench_drift
 add_executable(bench_drift ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_drift.c)
 featd_warnings(bench_drift)
-target_link_libraries(bench_drift PRIVATE featd_drift_stats)
+target_link_libraries(bench_drift PRIVATE featd_stats)
 add_test(NAME bench_drift_quick COMMAND bench_drift --quick)
 set_tests_properties(bench_drift_quick PROPERTIES LABELS "bench;drift")
 
@@ -11,4 +11,4 @@ set_tests_properties(bench_drift_quick PROPERTIES LABELS "bench;drift")
 # numbers from a full run, see the script's docstring.
 featd_py_test(bench_ks_exact_smoke SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_ks_exact.py
               LABELS smoke bench drift TIMEOUT 300
-              ARGS --cli $<TARGET_FILE:featd_drift_stats_cli> --quick)
+              ARGS --cli $<TARGET_FILE:featd_stats_cli> --quick)

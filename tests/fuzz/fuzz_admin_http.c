@@ -15,7 +15,7 @@
 
 #include <event2/http.h>
 
-#include "serve/http.h"
+#include "admin/http.h"
 
 static featd_t *fd;
 

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_daemon.h — a small featd for the gRPC and admin HTTP
- * fuzzers: the daemon's parts built as serve/main.c builds them, minus the
+ * fuzzers: the daemon's parts built as daemon/main.c builds them, minus the
  * network and Kafka.  A RocksDB store in a temporary directory holds one
  * table with 200 entities and labels; model "m" has a trained champion
  * (version 1); model "r" has none; the drift monitor has closed windows of
@@ -27,7 +27,7 @@
 #include "common/metrics.h"
 #include "drift/monitor.h"
 #include "serve/cache.h"
-#include "serve/daemon.h"
+#include "daemon/daemon.h"
 #include "store/store.h"
 #include "train/models.h"
 

@@ -26,7 +26,7 @@
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 #include "common/pbwire.h"
-#include "serve/rpc.h"
+#include "rpc/rpc.h"
 
 static featd_t *fd;
 static const feat_method_t *methods;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """tests/integration/drift_divergence.py — KL, PSI and JS as the drift monitor computes them.
 
-Drives featd_drift_stats_cli (drift/tools/stats_cli.c) and recomputes every
+Drives featd_stats_cli (stats/tools/stats_cli.c) and recomputes every
 answer independently on the same bins (docs/DRIFT.md says what the bins are):
 
   * KL(live || ref): scipy.stats.entropy(live~, ref~), natural log, where x~
@@ -247,7 +247,7 @@ def test_categories(cli, rng):
 def find_cli(args):
     if args.cli and os.path.exists(args.cli):
         return args.cli
-    hits = glob.glob(os.path.join(args.build_dir, "**", "featd_drift_stats_cli"), recursive=True)
+    hits = glob.glob(os.path.join(args.build_dir, "**", "featd_stats_cli"), recursive=True)
     return hits[0] if hits else None
 
 
@@ -260,7 +260,7 @@ def main():
     args = ap.parse_args()
     cli = find_cli(args)
     if not cli:
-        print("FAIL: featd_drift_stats_cli not built")
+        print("FAIL: featd_stats_cli not built")
         return 1
     rng = np.random.default_rng(args.seed)
     test_vectors(cli, rng)

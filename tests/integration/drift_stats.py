@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """tests/integration/drift_stats.py — the drift statistics core against SciPy / NumPy.
 
-Drives featd_drift_stats_cli (drift/tools/stats_cli.c) with random data and
+Drives featd_stats_cli (stats/tools/stats_cli.c) with random data and
 compares every answer with an independent computation:
 
   * two-sample KS: scipy.stats.ks_2samp(method='auto') over hundreds of sample
@@ -616,7 +616,7 @@ def test_categories(cli, rng):
 def find_cli(args):
     if args.cli and os.path.exists(args.cli):
         return args.cli
-    for pat in ("featd_drift_stats_cli", "tests/featd_drift_stats_cli", "**/featd_drift_stats_cli"):
+    for pat in ("featd_stats_cli", "tests/featd_stats_cli", "**/featd_stats_cli"):
         hits = glob.glob(os.path.join(args.build_dir, pat), recursive=True)
         if hits:
             return hits[0]
@@ -633,7 +633,7 @@ def main():
     args = ap.parse_args()
     path = find_cli(args)
     if not path:
-        print("FAIL: featd_drift_stats_cli not built")
+        print("FAIL: featd_stats_cli not built")
         return 1
     cli = Cli(path)
     rng = np.random.default_rng(args.seed)

@@ -51,10 +51,10 @@ class Workdir:
 def bins(args):
     b = args.build_dir
     return {
-        "featd": os.path.join(b, "serve", "featd"),
-        "featctl": os.path.join(b, "serve", "featctl"),
+        "featd": os.path.join(b, "daemon", "featd"),
+        "featctl": os.path.join(b, "featctl", "featctl"),
         "broker": os.path.join(b, "ingest", "featd-broker"),
-        "inspect": os.path.join(b, "store", "featd-inspect"),
+        "inspect": os.path.join(b, "tools", "featd-inspect"),
     }
 
 

@@ -2,7 +2,7 @@
 """README soak: the README's run command, as written, for --minutes (30 by
 default; a long test: skipped unless FEATD_LONG=1), checked from /metrics.
 
-The command (`./build/serve/featd --config deploy/featd.ini --demo`, the part
+The command (`./build/daemon/featd --config deploy/featd.ini --demo`, the part
 of the README's run command after the build) runs in a scratch directory
 where build/ and deploy/ link to this tree, so its data_dir (./featd-data)
 lands there; it listens on deploy/featd.ini's ports (7070, 7071), which must
@@ -39,7 +39,7 @@ def readme_featd_command(source_dir):
     m = re.search(r"<!-- run-command -->\s*```sh\n(.*?)\n```", text, re.S)
     assert m, "README.md has no run command"
     cmd = m.group(1).split("&&")[-1].strip()
-    assert cmd.startswith("./build/serve/featd "), cmd
+    assert cmd.startswith("./build/daemon/featd "), cmd
     return cmd.split()
 
 

@@ -3,7 +3,7 @@ foreach(t kll ks divergence catfreq)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_drift_${t}.c)
     featd_check_test(test_drift_${t}
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_drift_${t}.c
-                     LIBS featd_drift_stats
+                     LIBS featd_stats
                      LABELS drift)
   endif()
 endforeach()

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drift/catfreq.h"
-#include "drift/divergence.h"
-#include "drift/stats_util.h"
+#include "stats/catfreq.h"
+#include "stats/divergence.h"
+#include "stats/stats_util.h"
 
 static feat_catfreq_t *mk(uint32_t cap, uint32_t pins, uint32_t lcap) {
     feat_err_t e;

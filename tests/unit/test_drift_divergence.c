@@ -7,8 +7,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "drift/divergence.h"
-#include "drift/kll.h"
+#include "stats/divergence.h"
+#include "stats/kll.h"
 
 static int close_rel(double a, double b, double rel) {
     return fabs(a - b) <= rel * fabs(b);

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drift/kll.h"
-#include "drift/stats_util.h"
+#include "stats/kll.h"
+#include "stats/stats_util.h"
 
 /* ---- helpers ---- */
 

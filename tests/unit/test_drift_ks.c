@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drift/kll.h"
-#include "drift/ks.h"
-#include "drift/stats_util.h"
+#include "stats/kll.h"
+#include "stats/ks.h"
+#include "stats/stats_util.h"
 
 #define TWO FEAT_KS_TWO_SIDED
 

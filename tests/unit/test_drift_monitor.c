@@ -12,7 +12,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "drift/kll.h"
+#include "stats/kll.h"
 #include "drift/monitor.h"
 #include "store/store.h"
 

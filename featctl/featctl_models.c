@@ -1,0 +1,557 @@
+/*
+ * featctl/featctl_models.c — featctl's model commands: models, promote,
+ * rollback, retrain [--wait], predict and score (batch prediction to CSV).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/timefmt.h"
+#include "featd/v1/admin.pb-c.h"
+#include "featd/v1/feature_service.pb-c.h"
+#include "featctl/featctl.h"
+
+#define AS "/featd.v1.AdminService/"
+#define FS "/featd.v1.FeatureService/"
+
+static void metric_text(const Featd__V1__ModelVersion *v, const Featd__V1__ModelMetrics *m, feat_buf_t *b) {
+    if (!m) { feat_buf_puts(b, "-"); return; }
+    if (!strcmp(v->task, "linreg")) feat_buf_printf(b, "RMSE %.4g", m->rmse);
+    else feat_buf_printf(b, "AUC %.4f", m->auc);
+}
+
+static void version_json(const Featd__V1__ModelVersion *v, feat_buf_t *b) {
+    feat_buf_printf(b, "{\"model\":\"%s\",\"version\":%llu,\"stage\":\"%s\",\"task\":\"%s\",\"table\":\"%s\","
+                       "\"created_ms\":%lld,\"trigger\":\"%s\",\"device\":\"%s\",\"train_seconds\":%.6g,"
+                       "\"train_rows\":%llu,\"validation_rows\":%llu,\"data_from_ms\":%lld,\"data_to_ms\":%lld,"
+                       "\"features\":[",
+                    v->model, (unsigned long long)v->version, v->stage, v->task, v->table, (long long)v->created_ms,
+                    v->trigger, v->device, v->train_seconds, (unsigned long long)v->train_rows,
+                    (unsigned long long)v->validation_rows, (long long)v->data_from_ms, (long long)v->data_to_ms);
+    for (size_t i = 0; i < v->n_features; i++) {
+        if (i) feat_buf_putc(b, ',');
+        feat_buf_json_str(b, v->features[i], strlen(v->features[i]));
+    }
+    feat_buf_printf(b, "],\"params\":%s,\"reason\":", *v->params_json ? v->params_json : "{}");
+    feat_buf_json_str(b, v->reason, strlen(v->reason));
+    const Featd__V1__ModelMetrics *ms[2] = {v->train_metrics, v->validation_metrics};
+    const char *names[2] = {"train_metrics", "validation_metrics"};
+    for (int k = 0; k < 2; k++) {
+        if (!ms[k]) continue;
+        feat_buf_printf(b, ",\"%s\":{", names[k]);
+        double x[5] = {ms[k]->auc, ms[k]->log_loss, ms[k]->accuracy, ms[k]->rmse, ms[k]->mae};
+        const char *xn[5] = {"auc", "log_loss", "accuracy", "rmse", "mae"};
+        int first = 1;
+        for (int j = 0; j < 5; j++) {
+            if (isnan(x[j])) continue;
+            feat_buf_printf(b, "%s\"%s\":%.6g", first ? "" : ",", xn[j], x[j]);
+            first = 0;
+        }
+        feat_buf_putc(b, '}');
+    }
+    feat_buf_putc(b, '}');
+}
+
+static Featd__V1__ListModelsResponse *list(const char *model) {
+    Featd__V1__ListModelsRequest req = FEATD__V1__LIST_MODELS_REQUEST__INIT;
+    req.model = (char *)(model ? model : "");
+    feat_buf_t resp = FEAT_BUF_INIT;
+    if (call(AS "ListModels", &req.base, &resp, "models")) return NULL;
+    Featd__V1__ListModelsResponse *r =
+        featd__v1__list_models_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) fprintf(stderr, "featctl: models: unreadable reply\n");
+    return r;
+}
+
+int featctl_models(int argc, char **argv) {
+    Featd__V1__ListModelsResponse *r = list(argc > 0 ? argv[0] : NULL);
+    if (!r) return 1;
+    feat_buf_t out = FEAT_BUF_INIT;
+    if (json_out) {
+        feat_buf_puts(&out, "{\"versions\":[");
+        for (size_t i = 0; i < r->n_versions; i++) {
+            if (i) feat_buf_putc(&out, ',');
+            version_json(r->versions[i], &out);
+        }
+        feat_buf_puts(&out, "]}\n");
+        fwrite(out.data, 1, out.len, stdout);
+    } else if (!r->n_versions) {
+        printf("no model versions yet (train one: featctl retrain MODEL)\n");
+    } else {
+        char *hdr[] = {"MODEL", "VERSION", "STAGE", "TASK", "CREATED", "TRIGGER", "ROWS (TRAIN/VALID)", "VALIDATION",
+                       "DEVICE", "TRAIN TIME"};
+        enum { NC = 10 };
+        feat_buf_t *cells = calloc(NC * r->n_versions, sizeof(feat_buf_t));
+        for (size_t i = 0; cells && i < r->n_versions; i++) {
+            const Featd__V1__ModelVersion *v = r->versions[i];
+            feat_buf_t *c = &cells[i * NC];
+            char ts[40];
+            feat_format_rfc3339(v->created_ms, ts, sizeof(ts));
+            feat_buf_puts(&c[0], v->model);
+            feat_buf_printf(&c[1], "%llu", (unsigned long long)v->version);
+            feat_buf_puts(&c[2], v->stage);
+            feat_buf_puts(&c[3], v->task);
+            feat_buf_puts(&c[4], ts);
+            feat_buf_puts(&c[5], v->trigger);
+            feat_buf_printf(&c[6], "%llu/%llu", (unsigned long long)v->train_rows, (unsigned long long)v->validation_rows);
+            metric_text(v, v->validation_metrics, &c[7]);
+            feat_buf_puts(&c[8], v->device);
+            char took[FEAT_DURATION_MAX];
+            feat_buf_puts(&c[9], feat_format_duration((int64_t)(v->train_seconds * 1000.0), took, sizeof(took)));
+        }
+        if (cells) print_table(hdr, NC, cells, r->n_versions);
+        for (size_t i = 0; cells && i < NC * r->n_versions; i++) feat_buf_free(&cells[i]);
+        free(cells);
+    }
+    feat_buf_free(&out);
+    featd__v1__list_models_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int print_champion(const char *what, const char *model, const Featd__V1__ModelVersion *v) {
+    if (json_out) {
+        feat_buf_t b = FEAT_BUF_INIT;
+        feat_buf_puts(&b, "{\"champion\":");
+        if (v) version_json(v, &b);
+        else feat_buf_puts(&b, "null");
+        feat_buf_puts(&b, "}\n");
+        fwrite(b.data, 1, b.len, stdout);
+        feat_buf_free(&b);
+    } else if (v) {
+        feat_buf_t m = FEAT_BUF_INIT;
+        metric_text(v, v->validation_metrics, &m);
+        printf("%s: %s v%llu is the champion (validation %.*s on %llu rows)\n", what, model,
+               (unsigned long long)v->version, (int)m.len, m.data ? m.data : "", (unsigned long long)v->validation_rows);
+        feat_buf_free(&m);
+    }
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+int featctl_promote(int argc, char **argv) {
+    Featd__V1__PromoteRequest req = FEATD__V1__PROMOTE_REQUEST__INIT;
+    if (argc < 1 || argc > 2 || (argc == 2 && parse_u64(argv[1], &req.version))) {
+        usage(stderr);
+        return 2;
+    }
+    req.model = argv[0];
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call(AS "Promote", &req.base, &resp, "promote");
+    if (rc) return rc;
+    Featd__V1__PromoteResponse *r = featd__v1__promote_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    print_champion("promoted", argv[0], r->champion);
+    featd__v1__promote_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+int featctl_rollback(int argc, char **argv) {
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    Featd__V1__RollbackRequest req = FEATD__V1__ROLLBACK_REQUEST__INIT;
+    req.model = argv[0];
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call(AS "Rollback", &req.base, &resp, "rollback");
+    if (rc) return rc;
+    Featd__V1__RollbackResponse *r = featd__v1__rollback_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    print_champion("rolled back", argv[0], r->champion);
+    featd__v1__rollback_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static Featd__V1__RetrainStatus *run_status(const char *model, uint64_t run_id) {
+    Featd__V1__GetRetrainStatusRequest req = FEATD__V1__GET_RETRAIN_STATUS_REQUEST__INIT;
+    req.model = (char *)model;
+    req.run_id = run_id;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    if (call(AS "GetRetrainStatus", &req.base, &resp, "retrain status")) return NULL;
+    Featd__V1__RetrainStatus *r = featd__v1__retrain_status__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    return r;
+}
+
+/* "[##########..........]  50% training" on one terminal line. */
+static void draw_bar(const char *model, uint64_t run, const Featd__V1__RetrainStatus *s, int tty, char *last, size_t cap) {
+    int width = 30, fill = (int)(s->progress * width + 0.5);
+    if (fill > width) fill = width;
+    if (fill < 0) fill = 0;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    if (tty) {
+        fprintf(stderr, "\r%s run %llu [%s] %3d%% %-24s", model, (unsigned long long)run, bar, (int)(s->progress * 100 + 0.5),
+                s->phase);
+        fflush(stderr);
+    } else if (strcmp(last, s->phase)) { /* logs and pipes: one line per phase */
+        fprintf(stderr, "%s run %llu [%s] %3d%% %s\n", model, (unsigned long long)run, bar, (int)(s->progress * 100 + 0.5),
+                s->phase);
+    }
+    snprintf(last, cap, "%s", s->phase);
+}
+
+int featctl_retrain(int argc, char **argv) {
+    const char *model = NULL, *reason = "featctl";
+    int wait = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--wait")) wait = 1;
+        else if (!strcmp(argv[i], "--reason") && i + 1 < argc) reason = argv[++i];
+        else if (!model && argv[i][0] != '-') model = argv[i];
+        else { usage(stderr); return 2; }
+    }
+    if (!model) { usage(stderr); return 2; }
+    Featd__V1__TriggerRetrainRequest req = FEATD__V1__TRIGGER_RETRAIN_REQUEST__INIT;
+    req.model = (char *)model;
+    req.reason = (char *)reason;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = call(AS "TriggerRetrain", &req.base, &resp, "retrain");
+    if (rc) return rc;
+    Featd__V1__TriggerRetrainResponse *r =
+        featd__v1__trigger_retrain_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    uint64_t run = r->run_id;
+    int coalesced = r->coalesced;
+    featd__v1__trigger_retrain_response__free_unpacked(r, NULL);
+    if (!wait) {
+        if (json_out) printf("{\"run_id\":%llu,\"coalesced\":%s}\n", (unsigned long long)run, coalesced ? "true" : "false");
+        else printf("%s: retrain run %llu %s\n", model, (unsigned long long)run, coalesced ? "already queued or running (joined it)" : "queued");
+        return 0;
+    }
+    int tty = isatty(2);
+    char last[64] = "";
+    if (!json_out && coalesced) fprintf(stderr, "%s: joined run %llu, already queued or running\n", model, (unsigned long long)run);
+    for (;;) {
+        Featd__V1__RetrainStatus *s = run_status(model, run);
+        if (!s) return 1;
+        if (!json_out) draw_bar(model, run, s, tty, last, sizeof(last));
+        int done = !strcmp(s->state, "succeeded") || !strcmp(s->state, "failed");
+        if (done) {
+            if (!json_out && tty) fputc('\n', stderr);
+            int ok = !strcmp(s->state, "succeeded");
+            if (json_out) {
+                feat_buf_t b = FEAT_BUF_INIT;
+                feat_buf_printf(&b, "{\"run_id\":%llu,\"state\":\"%s\",\"version\":%llu,\"error\":", (unsigned long long)run,
+                                s->state, (unsigned long long)s->version);
+                feat_buf_json_str(&b, s->error, strlen(s->error));
+                feat_buf_puts(&b, "}\n");
+                fwrite(b.data, 1, b.len, stdout);
+                feat_buf_free(&b);
+            } else if (ok) {
+                printf("%s: run %llu succeeded: registered v%llu\n", model, (unsigned long long)run,
+                       (unsigned long long)s->version);
+            } else {
+                fprintf(stderr, "featctl: retrain: run %llu failed: %s\n", (unsigned long long)run, s->error);
+            }
+            featd__v1__retrain_status__free_unpacked(s, NULL);
+            if (ok && !json_out) {
+                char v[32];
+                snprintf(v, sizeof(v), "%s", model);
+                char *args[] = {v};
+                featctl_models(1, args);
+            }
+            return ok ? 0 : 1;
+        }
+        featd__v1__retrain_status__free_unpacked(s, NULL);
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void print_predictions(const Featd__V1__PredictResponse *r) {
+    if (json_out) {
+        feat_buf_t b = FEAT_BUF_INIT;
+        feat_buf_printf(&b, "{\"model\":\"%s\",\"version\":%llu,\"predictions\":[", r->model, (unsigned long long)r->version);
+        for (size_t i = 0; i < r->n_predictions; i++) {
+            feat_buf_printf(&b, "%s{\"entity_key\":", i ? "," : "");
+            feat_buf_json_str(&b, r->predictions[i]->entity_key, strlen(r->predictions[i]->entity_key));
+            feat_buf_printf(&b, ",\"score\":%.17g,\"missing_features\":%u}", r->predictions[i]->score,
+                            r->predictions[i]->missing_features);
+        }
+        feat_buf_puts(&b, "]}\n");
+        fwrite(b.data, 1, b.len, stdout);
+        feat_buf_free(&b);
+        return;
+    }
+    printf("%s v%llu\n", r->model, (unsigned long long)r->version);
+    char *hdr[] = {"ENTITY", "SCORE", "MISSING"};
+    feat_buf_t *cells = calloc(3 * (r->n_predictions ? r->n_predictions : 1), sizeof(feat_buf_t));
+    for (size_t i = 0; cells && i < r->n_predictions; i++) {
+        feat_buf_puts(&cells[i * 3], r->predictions[i]->entity_key);
+        feat_buf_printf(&cells[i * 3 + 1], "%.6f", r->predictions[i]->score);
+        feat_buf_printf(&cells[i * 3 + 2], "%u", r->predictions[i]->missing_features);
+    }
+    if (cells) print_table(hdr, 3, cells, r->n_predictions);
+    for (size_t i = 0; cells && i < 3 * r->n_predictions; i++) feat_buf_free(&cells[i]);
+    free(cells);
+}
+
+static Featd__V1__PredictResponse *predict_call(Featd__V1__PredictRequest *req) {
+    feat_buf_t resp = FEAT_BUF_INIT;
+    if (call(FS "Predict", &req->base, &resp, "predict")) return NULL;
+    Featd__V1__PredictResponse *r = featd__v1__predict_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    return r;
+}
+
+int featctl_predict(int argc, char **argv) {
+    Featd__V1__PredictRequest req = FEATD__V1__PREDICT_REQUEST__INIT;
+    char **keys = calloc((size_t)argc + 1, sizeof(char *));
+    size_t nk = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--alias") && i + 1 < argc) req.alias = argv[++i];
+        else if (!strcmp(argv[i], "--version") && i + 1 < argc) {
+            if (parse_u64(argv[++i], &req.version)) { free(keys); usage(stderr); return 2; }
+        } else if (!*req.model) req.model = argv[i];
+        else keys[nk++] = argv[i];
+    }
+    if (!*req.model || !nk) {
+        free(keys);
+        usage(stderr);
+        return 2;
+    }
+    req.n_entity_keys = nk;
+    req.entity_keys = keys;
+    Featd__V1__PredictResponse *r = predict_call(&req);
+    free(keys);
+    if (!r) return 1;
+    print_predictions(r);
+    featd__v1__predict_response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* ---- score: batch prediction as of a time ------------------------------------------------------ */
+
+typedef struct score_ctx {
+    Featd__V1__HistoricalRow **rows;
+    size_t n, cap;
+} score_ctx_t;
+
+static int on_row(void *arg, const uint8_t *data, size_t len) {
+    score_ctx_t *c = arg;
+    Featd__V1__HistoricalRow *row = featd__v1__historical_row__unpack(NULL, len, data);
+    if (!row) return 1;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 256;
+        Featd__V1__HistoricalRow **nr = realloc(c->rows, nc * sizeof(*nr));
+        if (!nr) { featd__v1__historical_row__free_unpacked(row, NULL); return 1; }
+        c->rows = nr;
+        c->cap = nc;
+    }
+    c->rows[c->n++] = row;
+    return 0;
+}
+
+/* Scores keys[0..n) as of at with version v; appends CSV lines to out. */
+static int score_chunk(const char *model, const Featd__V1__ModelVersion *v, char **keys, size_t n, int64_t at,
+                       FILE *out, uint64_t *missing_total) {
+    Featd__V1__EntityTime *et = calloc(n, sizeof(*et));
+    Featd__V1__EntityTime **etp = calloc(n, sizeof(*etp));
+    if (!et || !etp) { free(et); free(etp); return 1; }
+    for (size_t i = 0; i < n; i++) {
+        featd__v1__entity_time__init(&et[i]);
+        et[i].entity_key = keys[i];
+        et[i].ts_ms = at;
+        etp[i] = &et[i];
+    }
+    Featd__V1__GetHistoricalFeaturesRequest hreq = FEATD__V1__GET_HISTORICAL_FEATURES_REQUEST__INIT;
+    hreq.table = v->table;
+    hreq.n_rows = n;
+    hreq.rows = etp;
+    hreq.n_features = v->n_features;
+    hreq.features = v->features;
+    size_t len = protobuf_c_message_get_packed_size(&hreq.base);
+    uint8_t *buf = malloc(len + 1);
+    score_ctx_t c = {NULL, 0, 0};
+    char msg[512];
+    int code = buf ? (protobuf_c_message_pack(&hreq.base, buf),
+                      feat_client_stream(cli, FS "GetHistoricalFeatures", buf, len, on_row, &c, timeout_ms, msg, sizeof(msg)))
+                   : 8;
+    free(buf);
+    free(et);
+    free(etp);
+    int rc = 0;
+    if (code) rc = fail_call("score: reading features", code, msg);
+    else if (c.n != n) {
+        fprintf(stderr, "featctl: score: asked for %zu rows, got %zu\n", n, c.n);
+        rc = 1;
+    }
+    /* raw rows: PRESENT values only (the rest are missing, as when serving) */
+    size_t nf = v->n_features;
+    Featd__V1__RawRow *raw = rc ? NULL : calloc(n, sizeof(*raw));
+    Featd__V1__RawRow **rawp = rc ? NULL : calloc(n, sizeof(*rawp));
+    Featd__V1__RawRow__FeaturesEntry *ents = rc ? NULL : calloc(n * nf + 1, sizeof(*ents));
+    Featd__V1__RawRow__FeaturesEntry **entp = rc ? NULL : calloc(n * nf + 1, sizeof(*entp));
+    if (!rc && (!raw || !rawp || !ents || !entp)) rc = 1;
+    for (size_t i = 0; !rc && i < n; i++) {
+        Featd__V1__HistoricalRow *row = c.rows[i];
+        featd__v1__raw_row__init(&raw[i]);
+        raw[i].entity_key = row->entity_key;
+        raw[i].features = entp + i * nf;
+        for (size_t j = 0; j < nf && j < row->n_values; j++) {
+            const Featd__V1__FeatureValue *fv = row->values[j];
+            if (!fv || fv->status != FEATD__V1__FEATURE_STATUS__PRESENT || !fv->value) continue;
+            Featd__V1__RawRow__FeaturesEntry *e = &ents[i * nf + raw[i].n_features];
+            featd__v1__raw_row__features_entry__init(e);
+            e->key = v->features[j];
+            e->value = fv->value;
+            raw[i].features[raw[i].n_features++] = e;
+        }
+        rawp[i] = &raw[i];
+    }
+    if (!rc) {
+        Featd__V1__PredictRequest req = FEATD__V1__PREDICT_REQUEST__INIT;
+        req.model = (char *)model;
+        req.version = v->version;
+        req.n_rows = n;
+        req.rows = rawp;
+        req.batch = 1;
+        Featd__V1__PredictResponse *r = predict_call(&req);
+        if (!r) rc = 1;
+        else {
+            for (size_t i = 0; i < r->n_predictions; i++) {
+                const Featd__V1__Prediction *p = r->predictions[i];
+                /* keys are quoted when they hold a comma, quote or newline (RFC 4180) */
+                if (strpbrk(p->entity_key, ",\"\r\n")) {
+                    fputc('"', out);
+                    for (const char *k = p->entity_key; *k; k++) {
+                        if (*k == '"') fputc('"', out);
+                        fputc(*k, out);
+                    }
+                    fputc('"', out);
+                } else {
+                    fputs(p->entity_key, out);
+                }
+                fprintf(out, ",%lld,%.17g,%u,%llu\n", (long long)at, p->score, p->missing_features,
+                        (unsigned long long)r->version);
+                *missing_total += p->missing_features;
+            }
+            featd__v1__predict_response__free_unpacked(r, NULL);
+        }
+    }
+    free(raw);
+    free(rawp);
+    free(ents);
+    free(entp);
+    for (size_t i = 0; i < c.n; i++) featd__v1__historical_row__free_unpacked(c.rows[i], NULL);
+    free(c.rows);
+    return rc;
+}
+
+int featctl_score(int argc, char **argv) {
+    const char *model = NULL, *keys_file = NULL, *out_path = NULL, *alias = "champion", *at_s = NULL;
+    uint64_t version = 0;
+    size_t chunk = 500;
+    char **keys = calloc((size_t)argc + 1, sizeof(char *));
+    size_t nk = 0, capk = (size_t)argc + 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--at") && i + 1 < argc) at_s = argv[++i];
+        else if (!strcmp(a, "--keys-file") && i + 1 < argc) keys_file = argv[++i];
+        else if (!strcmp(a, "--out") && i + 1 < argc) out_path = argv[++i];
+        else if (!strcmp(a, "--alias") && i + 1 < argc) alias = argv[++i];
+        else if (!strcmp(a, "--version") && i + 1 < argc) {
+            if (parse_u64(argv[++i], &version)) goto bad;
+        } else if (!strcmp(a, "--chunk") && i + 1 < argc) {
+            chunk = (size_t)atol(argv[++i]);
+            if (!chunk) goto bad;
+        } else if (a[0] == '-' && a[1]) goto bad;
+        else if (!model) model = a;
+        else keys[nk++] = argv[i];
+    }
+    if (!model || !at_s) goto bad;
+    int64_t at;
+    char *end;
+    errno = 0;
+    long long atv = strtoll(at_s, &end, 10);
+    if (!errno && *end == 0 && end != at_s) at = atv;
+    else if (feat_parse_rfc3339(at_s, strlen(at_s), &at) != 0) {
+        fprintf(stderr, "featctl: score: --at \"%s\" is not ms since the epoch or RFC 3339\n", at_s);
+        free(keys);
+        return 2;
+    }
+    size_t nargs = nk; /* keys[nargs..] are strdup'd from the file */
+    if (keys_file) {
+        FILE *f = strcmp(keys_file, "-") ? fopen(keys_file, "r") : stdin;
+        if (!f) {
+            fprintf(stderr, "featctl: score: cannot open %s: %s\n", keys_file, strerror(errno));
+            free(keys);
+            return 2;
+        }
+        char line[4096];
+        while (fgets(line, sizeof(line), f)) {
+            line[strcspn(line, "\r\n")] = 0;
+            if (!line[0]) continue;
+            if (nk == capk) {
+                capk *= 2;
+                char **nkeys = realloc(keys, capk * sizeof(char *));
+                if (!nkeys) break;
+                keys = nkeys;
+            }
+            if (!(keys[nk] = strdup(line))) break;
+            nk++;
+        }
+        if (f != stdin) fclose(f);
+    }
+    int rc = 0;
+    if (!nk) {
+        fprintf(stderr, "featctl: score: no entity keys (give KEY... or --keys-file)\n");
+        rc = 2;
+    }
+    /* the version: pinned, so every chunk is scored by the same one */
+    Featd__V1__ListModelsResponse *lr = rc ? NULL : list(model);
+    const Featd__V1__ModelVersion *v = NULL;
+    if (!rc && !lr) rc = 1;
+    for (size_t i = 0; lr && i < lr->n_versions && !v; i++) {
+        const Featd__V1__ModelVersion *x = lr->versions[i];
+        if (version ? x->version == version : !strcmp(x->stage, alias)) v = x;
+    }
+    if (lr && !v) {
+        if (version) fprintf(stderr, "featctl: score: model %s has no version %llu\n", model, (unsigned long long)version);
+        else fprintf(stderr, "featctl: score: model %s has no %s\n", model, alias);
+        rc = 1;
+    }
+    FILE *out = stdout;
+    if (!rc && out_path && !(out = fopen(out_path, "w"))) {
+        fprintf(stderr, "featctl: score: cannot write %s: %s\n", out_path, strerror(errno));
+        rc = 1;
+        out = stdout;
+    }
+    uint64_t missing = 0;
+    if (!rc) {
+        fprintf(out, "entity_key,as_of_ms,score,missing_features,version\n");
+        for (size_t i = 0; !rc && i < nk; i += chunk)
+            rc = score_chunk(model, v, keys + i, nk - i < chunk ? nk - i : chunk, at, out, &missing);
+    }
+    if (out != stdout && fclose(out) && !rc) {
+        fprintf(stderr, "featctl: score: writing %s failed\n", out_path);
+        rc = 1;
+    }
+    if (!rc && out_path)
+        fprintf(stderr, "featctl: scored %zu entities with %s v%llu as of %s into %s (%llu missing feature values)\n", nk,
+                model, (unsigned long long)v->version, at_s, out_path, (unsigned long long)missing);
+    if (lr) featd__v1__list_models_response__free_unpacked(lr, NULL);
+    for (size_t i = nargs; i < nk; i++) free(keys[i]);
+    free(keys);
+    return rc;
+bad:
+    free(keys);
+    usage(stderr);
+    return 2;
+}
