@@ -45,6 +45,7 @@
 #include "featd/v1/feature_service.pb-c.h"
 #include "rpc/client.h"
 #include "featctl/featctl.h"
+#include "proto/status_json.h"
 #include "rpc/tls.h"
 
 int featctl_json;
@@ -377,23 +378,15 @@ static int cmd_status(void) {
     feat_buf_free(&resp);
     if (!r) return 1;
     if (featctl_json) {
-        printf("{\"version\":\"%s\",\"uptime_s\":%lld,\"ready\":%s,\"events_applied\":%llu,\"dead_letters\":%llu,"
-               "\"store_bytes\":%llu,\"gap_records\":%llu,\"tables\":[",
-               r->version, (long long)r->uptime_s, r->ready ? "true" : "false",
-               (unsigned long long)r->events_applied, (unsigned long long)r->dead_letters,
-               (unsigned long long)r->store_bytes, (unsigned long long)r->gap_records);
-        for (size_t i = 0; i < r->n_tables; i++)
-            printf("%s{\"name\":\"%s\",\"events_applied\":%llu,\"newest_event_time_ms\":%lld,\"freshness_ms\":%lld}",
-                   i ? "," : "", r->tables[i]->name, (unsigned long long)r->tables[i]->events_applied,
-                   (long long)r->tables[i]->newest_event_time_ms, (long long)r->tables[i]->freshness_ms);
-        printf("],\"partitions\":[");
-        for (size_t i = 0; i < r->n_partitions; i++)
-            printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld,"
-                   "\"gap_records\":%llu}",
-                   i ? "," : "", r->partitions[i]->topic, r->partitions[i]->partition,
-                   (long long)r->partitions[i]->next_offset, (long long)r->partitions[i]->high_watermark,
-                   (long long)r->partitions[i]->lag, (unsigned long long)r->partitions[i]->gap_records);
-        printf("]}\n");
+        feat_buf_t b = FEAT_BUF_INIT;
+        feat_status_json(r, &b); /* the rendering /v1/status uses: the same keys */
+        if (b.oom) {
+            fprintf(stderr, "featctl: status: out of memory\n");
+            rc = 1;
+        } else {
+            fwrite(b.data, 1, b.len, stdout);
+        }
+        feat_buf_free(&b);
     } else {
         int64_t lag = 0;
         for (size_t i = 0; i < r->n_partitions; i++) if (r->partitions[i]->lag > 0) lag += r->partitions[i]->lag;
@@ -433,7 +426,7 @@ static int cmd_status(void) {
         free(cells);
     }
     featd__v1__status_response__free_unpacked(r, NULL);
-    return 0;
+    return rc;
 }
 
 static int cmd_tables(void) {
