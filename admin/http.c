@@ -3,6 +3,7 @@
 #include "admin/alerts.h"
 #include "serve/auth.h"
 #include "serve/cache.h"
+#include "serve/status.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/utf8.h"
@@ -56,64 +57,14 @@ static void answer_json_error(feat_http_reply_t *out, int code, const char *reas
 }
 
 void featd_status_json(featd_t *fd, feat_buf_t *b) {
-    int64_t now = feat_now_ms();
-    feat_ingest_stats_t st;
-    feat_ingest_get_stats(fd->ingest, &st);
-    feat_buf_printf(b, "{\"version\":\"%s\",\"uptime_s\":%lld,\"ready\":%s,\"ingest\":{\"events\":%llu,"
-                       "\"labels\":%llu,\"dead_letters\":%llu,\"skipped\":%llu,\"batches\":%llu,\"gap_records\":%llu,"
-                       "\"failed\":%s",
-                    FEATD_VERSION, (long long)((now - fd->started_ms) / 1000), featd_ready(fd) ? "true" : "false",
-                    (unsigned long long)st.events, (unsigned long long)st.labels, (unsigned long long)st.dead_letters,
-                    (unsigned long long)st.skipped, (unsigned long long)st.batches,
-                    (unsigned long long)st.gap_records, st.failed ? "true" : "false");
-    if (st.failed) {
-        feat_buf_puts(b, ",\"error\":");
-        feat_buf_json_str(b, st.error, strlen(st.error));
-    }
-    feat_buf_puts(b, ",\"dead_letters_by_reason\":{");
-    int first = 1;
-    for (int r = 0; r < FEAT_DL_COUNT; r++) {
-        if (!st.dead_by_reason[r]) continue;
-        feat_buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", feat_dl_reason_name((feat_dl_reason_t)r),
-                        (unsigned long long)st.dead_by_reason[r]);
-        first = 0;
-    }
-    feat_buf_puts(b, "}},\"tables\":[");
-    for (size_t i = 0; i < fd->cfg->ntables; i++) {
-        int64_t newest = feat_ingest_newest_event(fd->ingest, i);
-        feat_buf_printf(b, "%s{\"name\":", i ? "," : "");
-        feat_buf_json_str(b, fd->cfg->tables[i].name, strlen(fd->cfg->tables[i].name));
-        feat_buf_printf(b, ",\"events\":%llu,\"newest_event_time_ms\":%lld,\"freshness_ms\":%lld}",
-                        (unsigned long long)feat_ingest_table_events(fd->ingest, i), (long long)newest,
-                        (long long)(newest ? now - newest : -1));
-    }
-    feat_buf_puts(b, "],\"partitions\":[");
-    size_t np = feat_ingest_partitions(fd->ingest, NULL, 0);
-    feat_partition_status_t *ps = calloc(np + 1, sizeof(*ps));
-    if (ps) {
-        np = feat_ingest_partitions(fd->ingest, ps, np + 1);
-        for (size_t i = 0; i < np; i++) {
-            feat_buf_printf(b, "%s{\"topic\":", i ? "," : "");
-            feat_buf_json_str(b, ps[i].topic, strlen(ps[i].topic));
-            feat_buf_printf(b, ",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld,"
-                               "\"gap_records\":%llu}",
-                            ps[i].partition, (long long)ps[i].next_offset, (long long)ps[i].high_watermark,
-                            (long long)ps[i].lag, (unsigned long long)ps[i].gap_records);
-        }
-        free(ps);
-    }
-    feat_buf_puts(b, "]");
-    if (fd->cache) {
-        feat_cache_stats_t cs;
-        feat_cache_get_stats(fd->cache, &cs);
-        uint64_t all = cs.hits + cs.misses + cs.bypasses;
-        feat_buf_printf(b, ",\"cache\":{\"hits\":%llu,\"misses\":%llu,\"bypasses\":%llu,\"hit_ratio\":%.4f,"
-                           "\"entries\":%llu,\"bytes\":%llu,\"max_bytes\":%llu}",
-                        (unsigned long long)cs.hits, (unsigned long long)cs.misses, (unsigned long long)cs.bypasses,
-                        all ? (double)cs.hits / (double)all : 0.0, (unsigned long long)cs.entries,
-                        (unsigned long long)cs.bytes, (unsigned long long)cs.max_bytes);
-    }
-    feat_buf_printf(b, ",\"store_bytes\":%llu}\n", (unsigned long long)feat_store_size_bytes(fd->st));
+    feat_status_src_t src = {fd->st, fd->ingest, fd->cache, fd->cfg->tables, fd->cfg->ntables, fd->started_ms,
+                             featd_ready(fd)};
+    feat_arena_t a;
+    feat_arena_init(&a, 4096);
+    feat_daemon_status_t s;
+    if (feat_status_snapshot(&src, &a, &s) == FEAT_OK) feat_status_json_of(&s, b);
+    else b->oom = 1;
+    feat_arena_free(&a);
 }
 
 typedef struct drift_json_ctx {

@@ -29,6 +29,7 @@
 #include "serve/auth.h"
 #include "serve/cache.h"
 #include "serve/predlog.h"
+#include "serve/status.h"
 #include "train/models.h"
 #include "daemon/daemon.h"
 #include "admin/http.h"
@@ -99,41 +100,23 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 
 static void progress(loop_ctx_t *lc) {
     featd_t *fd = lc->fd;
-    feat_ingest_stats_t s;
-    feat_ingest_get_stats(fd->ingest, &s);
-    uint64_t now_ns = feat_mono_ns();
-    double secs = lc->last_ns ? (double)(now_ns - lc->last_ns) / 1e9 : 0;
-    double rate = secs > 0 ? (double)(s.events + s.labels + s.dead_letters - lc->last_events) / secs : 0;
-    lc->last_events = s.events + s.labels + s.dead_letters;
-    lc->last_ns = now_ns;
-    feat_partition_status_t parts[256];
-    size_t np = feat_ingest_partitions(fd->ingest, parts, 256);
-    int64_t lag = 0;
-    int lag_known = 0;
-    for (size_t i = 0; i < np && i < 256; i++)
-        if (parts[i].lag >= 0) { lag += parts[i].lag; lag_known = 1; }
-    int64_t newest = 0;
-    for (size_t t = 0; t < fd->cfg->ntables; t++) {
-        int64_t n = feat_ingest_newest_event(fd->ingest, t);
-        if (n > newest) newest = n;
+    feat_status_src_t src = {fd->st, fd->ingest, fd->cache, fd->cfg->tables, fd->cfg->ntables, fd->started_ms,
+                             featd_ready(fd)};
+    feat_arena_t a;
+    feat_arena_init(&a, 4096);
+    feat_daemon_status_t s;
+    feat_buf_t line = FEAT_BUF_INIT;
+    if (feat_status_snapshot(&src, &a, &s) == FEAT_OK) {
+        uint64_t now_ns = feat_mono_ns(), seen = s.ingest.events + s.ingest.labels + s.ingest.dead_letters;
+        double secs = lc->last_ns ? (double)(now_ns - lc->last_ns) / 1e9 : 0;
+        double rate = secs > 0 ? (double)(seen - lc->last_events) / secs : 0;
+        lc->last_events = seen;
+        lc->last_ns = now_ns;
+        feat_status_progress(&s, rate, &line);
     }
-    char fresh[FEAT_DURATION_MAX] = "-";
-    if (newest) feat_format_duration(feat_now_ms() - newest, fresh, sizeof(fresh));
-    char lagbuf[32] = "-";
-    if (lag_known) snprintf(lagbuf, sizeof(lagbuf), "%lld", (long long)lag);
-    /* Store sizes are RocksDB's key estimates, free to read (an exact count
-     * is a scan; `featd-inspect online | wc -l` counts entities).  The
-     * online estimate counts every merge operand not yet compacted, so it
-     * runs well above the number of entities: the line says so. */
-    feat_log(FEAT_LOG_INFO, "progress",
-             "%.0f msgs/s | applied %llu events, %llu labels, %llu dead letters | lag %s over %zu partitions, "
-             "%llu lost to gaps | "
-             "store ~%llu history rows, ~%llu online keys (RocksDB estimates; online counts unmerged versions) | "
-             "freshness %s",
-             rate, (unsigned long long)s.events, (unsigned long long)s.labels, (unsigned long long)s.dead_letters,
-             lagbuf, np, (unsigned long long)s.gap_records,
-             (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_OFFLINE),
-             (unsigned long long)feat_store_estimate_keys(fd->st, FEAT_CF_ONLINE), fresh);
+    if (line.len && !line.oom) feat_log(FEAT_LOG_INFO, "progress", "%.*s", (int)line.len, line.data);
+    feat_buf_free(&line);
+    feat_arena_free(&a);
 }
 
 /* At a stop: what the broker held that featd had not applied.  The

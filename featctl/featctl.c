@@ -45,15 +45,16 @@
 #include "featd/v1/feature_service.pb-c.h"
 #include "rpc/client.h"
 #include "featctl/featctl.h"
+#include "proto/status_json.h"
 #include "rpc/tls.h"
 
-int json_out;
-int64_t timeout_ms = 10000;
-const char *addr = NULL;
-feat_client_t *cli;
+int featctl_json;
+int64_t featctl_timeout_ms = 10000;
+feat_client_t *featctl_cli;
+static const char *addr;      /* featd's gRPC address, for messages */
 static int using_tls;         /* the channel is TLS */
 
-void usage(FILE *f) {
+void featctl_usage(FILE *f) {
     fprintf(f, "usage: featctl [--addr HOST:PORT | --config FILE] [--json] [--timeout SECONDS] [--token-file F]\n"
                "               [--tls] [--tls-ca F] [--tls-cert F --tls-key F] [--tls-server-name NAME] COMMAND\n"
                "  get TABLE KEY... [--features F1,F2]\n"
@@ -71,7 +72,7 @@ void usage(FILE *f) {
                "  backup DIR                       (a new directory on featd's host; relative = from here)\n");
 }
 
-int fail_call(const char *what, int code, const char *msg) {
+int featctl_fail_call(const char *what, int code, const char *msg) {
     if (code == 14) /* UNAVAILABLE */
         fprintf(stderr, "featctl: cannot reach featd at %s: %s%s\n", addr, msg && *msg ? msg : "unavailable",
                 using_tls ? " (TLS: check --tls-ca, --tls-server-name and, for mutual TLS, --tls-cert/--tls-key)"
@@ -81,19 +82,19 @@ int fail_call(const char *what, int code, const char *msg) {
     return 1;
 }
 
-int call(const char *method, const ProtobufCMessage *req, feat_buf_t *resp, const char *what) {
+int featctl_call(const char *method, const ProtobufCMessage *req, feat_buf_t *resp, const char *what) {
     size_t n = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) return 1;
     protobuf_c_message_pack(req, buf);
     char msg[512];
-    int code = feat_client_unary(cli, method, buf, n, resp, timeout_ms, msg, sizeof(msg));
+    int code = feat_client_unary(featctl_cli, method, buf, n, resp, featctl_timeout_ms, msg, sizeof(msg));
     free(buf);
-    return code ? fail_call(what, code, msg) : 0;
+    return code ? featctl_fail_call(what, code, msg) : 0;
 }
 
 /* Splits "a,b,c" into an array (pointers into s, which is modified). */
-size_t split(char *s, char **out, size_t max) {
+static size_t split(char *s, char **out, size_t max) {
     size_t n = 0;
     for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) out[n++] = tok;
     return n;
@@ -145,7 +146,7 @@ static void print_padded(const char *text, size_t len, size_t width, const char 
 /* Prints rows as an aligned table: header, then cells[r * ncols + c].
  * Columns are as wide as their widest cell in terminal columns, so values
  * holding CJK or emoji line up; the last column is not padded. */
-void print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows) {
+void featctl_print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows) {
     size_t *w = calloc(ncols, sizeof(size_t));
     if (!w) return;
     for (size_t c = 0; c < ncols; c++) w[c] = feat_text_width(header[c], strlen(header[c]));
@@ -175,7 +176,7 @@ static int cmd_get(int argc, char **argv) {
         else keys[nk++] = argv[i];
     }
     if (!table || !nk) {
-        usage(stderr);
+        featctl_usage(stderr);
         free(keys);
         return 2;
     }
@@ -188,7 +189,7 @@ static int cmd_get(int argc, char **argv) {
     req.n_features = nf;
     req.features = feats;
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call("/featd.v1.FeatureService/GetOnlineFeatures", &req.base, &resp, "get");
+    int rc = featctl_call("/featd.v1.FeatureService/GetOnlineFeatures", &req.base, &resp, "get");
     free(keys);
     if (rc) {
         feat_buf_free(&resp);
@@ -202,7 +203,7 @@ static int cmd_get(int argc, char **argv) {
         return 1;
     }
     feat_buf_t b = FEAT_BUF_INIT;
-    if (json_out) {
+    if (featctl_json) {
         feat_buf_puts(&b, "{\"table\":");
         feat_buf_json_str(&b, table, strlen(table));
         feat_buf_puts(&b, ",\"rows\":[");
@@ -232,7 +233,7 @@ static int cmd_get(int argc, char **argv) {
                 expired |= r->rows[k]->values[j]->status == FEATD__V1__FEATURE_STATUS__EXPIRED;
             }
         }
-        print_table(hdr, ncols, cells, r->n_rows);
+        featctl_print_table(hdr, ncols, cells, r->n_rows);
         if (expired) printf("* expired: older than the table's TTL\n");
         for (size_t i = 0; i < ncols * (r->n_rows ? r->n_rows : 1); i++) feat_buf_free(&cells[i]);
         free(cells);
@@ -263,7 +264,7 @@ static int on_hist(void *arg, const uint8_t *data, size_t len) {
     }
     char ts[40];
     feat_format_rfc3339(row->ts_ms, ts, sizeof(ts));
-    if (json_out) {
+    if (featctl_json) {
         feat_buf_printf(&h->out, "%s{\"entity\":", h->n ? "," : "");
         feat_buf_json_str(&h->out, row->entity_key, strlen(row->entity_key));
         feat_buf_printf(&h->out, ",\"ts_ms\":%lld,\"features\":{", (long long)row->ts_ms);
@@ -323,7 +324,7 @@ static int cmd_history(int argc, char **argv) {
         n++;
     }
     if (!table || !n) {
-        usage(stderr);
+        featctl_usage(stderr);
         free(rows); free(rp);
         return 2;
     }
@@ -341,15 +342,15 @@ static int cmd_history(int argc, char **argv) {
     hist_ctx_t h;
     memset(&h, 0, sizeof(h));
     char msg[512];
-    int code = feat_client_stream(cli, "/featd.v1.FeatureService/GetHistoricalFeatures", buf, len, on_hist, &h,
-                                  timeout_ms, msg, sizeof(msg));
+    int code = feat_client_stream(featctl_cli, "/featd.v1.FeatureService/GetHistoricalFeatures", buf, len, on_hist, &h,
+                                  featctl_timeout_ms, msg, sizeof(msg));
     free(buf);
     free(rows);
     free(rp);
     int rc = 0;
     if (code) {
-        rc = fail_call("history", code, msg);
-    } else if (json_out) {
+        rc = featctl_fail_call("history", code, msg);
+    } else if (featctl_json) {
         printf("{\"table\":\"%s\",\"rows\":[%.*s]}\n", table, (int)h.out.len, h.out.data ? h.out.data : "");
     } else {
         size_t ncols = h.nf + 2;
@@ -357,7 +358,7 @@ static int cmd_history(int argc, char **argv) {
         hdr[0] = "ENTITY";
         hdr[1] = "AS_OF";
         for (size_t j = 0; j < h.nf; j++) hdr[j + 2] = h.features[j];
-        print_table(hdr, ncols, h.cells, h.n);
+        featctl_print_table(hdr, ncols, h.cells, h.n);
         free(hdr);
     }
     for (size_t i = 0; i < h.cap; i++) feat_buf_free(&h.cells[i]);
@@ -371,29 +372,21 @@ static int cmd_history(int argc, char **argv) {
 static int cmd_status(void) {
     Featd__V1__StatusRequest req = FEATD__V1__STATUS_REQUEST__INIT;
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call("/featd.v1.AdminService/Status", &req.base, &resp, "status");
+    int rc = featctl_call("/featd.v1.AdminService/Status", &req.base, &resp, "status");
     if (rc) return rc;
     Featd__V1__StatusResponse *r = featd__v1__status_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
     if (!r) return 1;
-    if (json_out) {
-        printf("{\"version\":\"%s\",\"uptime_s\":%lld,\"ready\":%s,\"events_applied\":%llu,\"dead_letters\":%llu,"
-               "\"store_bytes\":%llu,\"gap_records\":%llu,\"tables\":[",
-               r->version, (long long)r->uptime_s, r->ready ? "true" : "false",
-               (unsigned long long)r->events_applied, (unsigned long long)r->dead_letters,
-               (unsigned long long)r->store_bytes, (unsigned long long)r->gap_records);
-        for (size_t i = 0; i < r->n_tables; i++)
-            printf("%s{\"name\":\"%s\",\"events_applied\":%llu,\"newest_event_time_ms\":%lld,\"freshness_ms\":%lld}",
-                   i ? "," : "", r->tables[i]->name, (unsigned long long)r->tables[i]->events_applied,
-                   (long long)r->tables[i]->newest_event_time_ms, (long long)r->tables[i]->freshness_ms);
-        printf("],\"partitions\":[");
-        for (size_t i = 0; i < r->n_partitions; i++)
-            printf("%s{\"topic\":\"%s\",\"partition\":%d,\"next_offset\":%lld,\"high_watermark\":%lld,\"lag\":%lld,"
-                   "\"gap_records\":%llu}",
-                   i ? "," : "", r->partitions[i]->topic, r->partitions[i]->partition,
-                   (long long)r->partitions[i]->next_offset, (long long)r->partitions[i]->high_watermark,
-                   (long long)r->partitions[i]->lag, (unsigned long long)r->partitions[i]->gap_records);
-        printf("]}\n");
+    if (featctl_json) {
+        feat_buf_t b = FEAT_BUF_INIT;
+        feat_status_json(r, &b); /* the rendering /v1/status uses: the same keys */
+        if (b.oom) {
+            fprintf(stderr, "featctl: status: out of memory\n");
+            rc = 1;
+        } else {
+            fwrite(b.data, 1, b.len, stdout);
+        }
+        feat_buf_free(&b);
     } else {
         int64_t lag = 0;
         for (size_t i = 0; i < r->n_partitions; i++) if (r->partitions[i]->lag > 0) lag += r->partitions[i]->lag;
@@ -428,26 +421,26 @@ static int cmd_status(void) {
                 feat_buf_puts(&cells[i * 4 + 3], "-");
             }
         }
-        print_table(hdr, 4, cells, r->n_tables);
+        featctl_print_table(hdr, 4, cells, r->n_tables);
         for (size_t i = 0; i < 4 * (r->n_tables ? r->n_tables : 1); i++) feat_buf_free(&cells[i]);
         free(cells);
     }
     featd__v1__status_response__free_unpacked(r, NULL);
-    return 0;
+    return rc;
 }
 
 static int cmd_tables(void) {
     Featd__V1__ListTablesRequest req = FEATD__V1__LIST_TABLES_REQUEST__INIT;
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call("/featd.v1.AdminService/ListTables", &req.base, &resp, "tables");
+    int rc = featctl_call("/featd.v1.AdminService/ListTables", &req.base, &resp, "tables");
     if (rc) return rc;
     Featd__V1__ListTablesResponse *r = featd__v1__list_tables_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
     if (!r) return 1;
-    if (json_out) printf("{\"tables\":[");
+    if (featctl_json) printf("{\"tables\":[");
     for (size_t i = 0; i < r->n_tables; i++) {
         Featd__V1__TableSchema *t = r->tables[i];
-        if (json_out) {
+        if (featctl_json) {
             printf("%s{\"name\":\"%s\",\"entity\":\"%s\",\"topic\":\"%s\",\"ttl_ms\":%lld,\"features\":[", i ? "," : "",
                    t->name, t->entity, t->topic, (long long)t->ttl_ms);
             for (size_t f = 0; f < t->n_features; f++)
@@ -460,7 +453,7 @@ static int cmd_tables(void) {
             for (size_t f = 0; f < t->n_features; f++) printf("  %-32s %s\n", t->features[f]->name, t->features[f]->type);
         }
     }
-    if (json_out) printf("]}\n");
+    if (featctl_json) printf("]}\n");
     featd__v1__list_tables_response__free_unpacked(r, NULL);
     return 0;
 }
@@ -468,20 +461,20 @@ static int cmd_tables(void) {
 static int cmd_drift(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "pin")) {
         if (argc < 2) {
-            usage(stderr);
+            featctl_usage(stderr);
             return 2;
         }
         Featd__V1__PinDriftReferenceRequest req = FEATD__V1__PIN_DRIFT_REFERENCE_REQUEST__INIT;
         req.table = argv[1];
         req.feature = argc > 2 ? argv[2] : "";
         feat_buf_t resp = FEAT_BUF_INIT;
-        int rc = call("/featd.v1.AdminService/PinDriftReference", &req.base, &resp, "drift pin");
+        int rc = featctl_call("/featd.v1.AdminService/PinDriftReference", &req.base, &resp, "drift pin");
         if (rc) return rc;
         Featd__V1__PinDriftReferenceResponse *r =
             featd__v1__pin_drift_reference_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
         feat_buf_free(&resp);
         if (!r) return 1;
-        if (json_out) printf("{\"pinned\":%u}\n", r->pinned);
+        if (featctl_json) printf("{\"pinned\":%u}\n", r->pinned);
         else printf("pinned the last window as the reference of %u feature(s)\n", r->pinned);
         featd__v1__pin_drift_reference_response__free_unpacked(r, NULL);
         return 0;
@@ -490,12 +483,12 @@ static int cmd_drift(int argc, char **argv) {
     req.table = argc > 0 ? argv[0] : "";
     req.feature = argc > 1 ? argv[1] : "";
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call("/featd.v1.AdminService/GetDriftReport", &req.base, &resp, "drift");
+    int rc = featctl_call("/featd.v1.AdminService/GetDriftReport", &req.base, &resp, "drift");
     if (rc) return rc;
     Featd__V1__DriftReport *r = featd__v1__drift_report__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
     if (!r) return 1;
-    if (json_out) {
+    if (featctl_json) {
         printf("{\"features\":[");
         for (size_t i = 0; i < r->n_features; i++) {
             Featd__V1__FeatureDrift *f = r->features[i];
@@ -524,7 +517,7 @@ static int cmd_drift(int argc, char **argv) {
             feat_buf_printf(&c[8], "%llu", (unsigned long long)f->window_size);
             feat_buf_printf(&c[9], "%llu (%s)", (unsigned long long)f->reference_size, f->reference_source);
         }
-        print_table(hdr, 10, cells, r->n_features);
+        featctl_print_table(hdr, 10, cells, r->n_features);
         for (size_t i = 0; i < 10 * (r->n_features ? r->n_features : 1); i++) feat_buf_free(&cells[i]);
         free(cells);
     }
@@ -537,7 +530,7 @@ static int cmd_drift(int argc, char **argv) {
  * (right when featctl runs on the same host, the usual case). */
 static int cmd_backup(int argc, char **argv) {
     if (argc != 1 || !*argv[0]) {
-        usage(stderr);
+        featctl_usage(stderr);
         return 2;
     }
     char dir[4096];
@@ -554,12 +547,12 @@ static int cmd_backup(int argc, char **argv) {
     Featd__V1__BackupRequest req = FEATD__V1__BACKUP_REQUEST__INIT;
     req.dir = dir;
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call("/featd.v1.AdminService/Backup", &req.base, &resp, "backup");
+    int rc = featctl_call("/featd.v1.AdminService/Backup", &req.base, &resp, "backup");
     if (rc) return rc;
     Featd__V1__BackupResponse *r = featd__v1__backup_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
     if (!r) return 1;
-    if (json_out) {
+    if (featctl_json) {
         feat_buf_t b = FEAT_BUF_INIT;
         feat_buf_puts(&b, "{\"dir\":");
         feat_buf_json_str(&b, r->dir, strlen(r->dir));
@@ -654,10 +647,10 @@ int main(int argc, char **argv) {
     int tls = 0;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--json")) json_out = 1;
+        if (!strcmp(a, "--json")) featctl_json = 1;
         else if (!strcmp(a, "--addr") && i + 1 < argc) addr = argv[++i];
         else if (!strcmp(a, "--config") && i + 1 < argc) config = argv[++i];
-        else if (!strcmp(a, "--timeout") && i + 1 < argc) timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
+        else if (!strcmp(a, "--timeout") && i + 1 < argc) featctl_timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
         else if (!strcmp(a, "--token-file") && i + 1 < argc) token_file = argv[++i];
         else if (!strcmp(a, "--tls")) tls = 1;
         else if (!strcmp(a, "--tls-ca") && i + 1 < argc) tls_ca = argv[++i];
@@ -665,16 +658,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--tls-key") && i + 1 < argc) tls_key = argv[++i];
         else if (!strcmp(a, "--tls-server-name") && i + 1 < argc) tls_name = argv[++i];
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
+            featctl_usage(stdout);
             return 0;
         } else {
             fprintf(stderr, "featctl: unknown option %s\n", a);
-            usage(stderr);
+            featctl_usage(stderr);
             return 2;
         }
     }
     if (i >= argc) {
-        usage(stderr);
+        featctl_usage(stderr);
         return 2;
     }
     if (!tls_cert != !tls_key) {
@@ -703,24 +696,24 @@ int main(int argc, char **argv) {
             return 2;
         }
         feat_client_tls_t ct = {pem.ca, pem.cert, pem.key, tls_name};
-        cli = feat_client_new_tls(addr, &ct, err, sizeof(err));
+        featctl_cli = feat_client_new_tls(addr, &ct, err, sizeof(err));
         feat_tls_pem_free(&pem);
     } else {
-        cli = feat_client_new(addr, err, sizeof(err));
+        featctl_cli = feat_client_new(addr, err, sizeof(err));
     }
     free(cc.tls_ca);
     free(cc.tls_cert);
     free(cc.tls_key);
     free(cc.token_file);
     free(cc.tls_server_name); /* tls_name: gRPC holds its own copy */
-    if (!cli) {
+    if (!featctl_cli) {
         fprintf(stderr, "featctl: %s\n", err);
         return 1;
     }
-    if (token) feat_client_set_token(cli, token);
+    if (token) feat_client_set_token(featctl_cli, token);
     /* --json may also follow the command */
     for (int k = i + 1, w = i + 1; k <= argc; k++) {
-        if (k < argc && !strcmp(argv[k], "--json")) { json_out = 1; continue; }
+        if (k < argc && !strcmp(argv[k], "--json")) { featctl_json = 1; continue; }
         argv[w++] = k < argc ? argv[k] : NULL;
         if (k == argc) argc = w - 1;
     }
@@ -740,10 +733,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "backup")) rc = cmd_backup(argc - i, argv + i);
     else {
         fprintf(stderr, "featctl: unknown command %s\n", cmd);
-        usage(stderr);
+        featctl_usage(stderr);
         rc = 2;
     }
-    feat_client_destroy(cli);
+    feat_client_destroy(featctl_cli);
     free(owned_addr);
     free(token);
     return rc;

@@ -1,9 +1,10 @@
 /*
  * featctl/featctl.h — what featctl's command files share.  featctl.c holds
- * main, the feature and drift commands; featctl_models.c the model commands.
+ * main, the feature, status and drift commands; featctl_models.c the model
+ * commands.  Every shared name starts with featctl_; the rest is static.
  */
-#ifndef FEAT_SERVE_FEATCTL_H
-#define FEAT_SERVE_FEATCTL_H
+#ifndef FEAT_FEATCTL_FEATCTL_H
+#define FEAT_FEATCTL_FEATCTL_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -13,20 +14,18 @@
 #include "common/buf.h"
 #include "rpc/client.h"
 
-extern int json_out;          /* --json */
-extern int64_t timeout_ms;    /* per call */
-extern const char *addr;
-extern feat_client_t *cli;
+/* Set by main() before a command runs, read-only afterwards. */
+extern int featctl_json;              /* --json: print JSON instead of tables */
+extern int64_t featctl_timeout_ms;    /* per call (--timeout) */
+extern feat_client_t *featctl_cli;    /* the connection to featd */
 
-void usage(FILE *f);
+void featctl_usage(FILE *f);
 /* One line on stderr for a failed call; returns 1. */
-int fail_call(const char *what, int code, const char *msg);
-/* Packs req, calls method, fills resp; 0 or 1 (after fail_call). */
-int call(const char *method, const ProtobufCMessage *req, feat_buf_t *resp, const char *what);
-/* Splits "a,b,c" in place. */
-size_t split(char *s, char **out, size_t max);
+int featctl_fail_call(const char *what, int code, const char *msg);
+/* Packs req, calls method, fills resp; 0 or 1 (after featctl_fail_call). */
+int featctl_call(const char *method, const ProtobufCMessage *req, feat_buf_t *resp, const char *what);
 /* An aligned table: header, then cells[r * ncols + c]. */
-void print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows);
+void featctl_print_table(char **header, size_t ncols, feat_buf_t *cells, size_t nrows);
 
 int featctl_models(int argc, char **argv);
 int featctl_promote(int argc, char **argv);

@@ -59,7 +59,7 @@ static Featd__V1__ListModelsResponse *list(const char *model) {
     Featd__V1__ListModelsRequest req = FEATD__V1__LIST_MODELS_REQUEST__INIT;
     req.model = (char *)(model ? model : "");
     feat_buf_t resp = FEAT_BUF_INIT;
-    if (call(AS "ListModels", &req.base, &resp, "models")) return NULL;
+    if (featctl_call(AS "ListModels", &req.base, &resp, "models")) return NULL;
     Featd__V1__ListModelsResponse *r =
         featd__v1__list_models_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
@@ -71,7 +71,7 @@ int featctl_models(int argc, char **argv) {
     Featd__V1__ListModelsResponse *r = list(argc > 0 ? argv[0] : NULL);
     if (!r) return 1;
     feat_buf_t out = FEAT_BUF_INIT;
-    if (json_out) {
+    if (featctl_json) {
         feat_buf_puts(&out, "{\"versions\":[");
         for (size_t i = 0; i < r->n_versions; i++) {
             if (i) feat_buf_putc(&out, ',');
@@ -103,7 +103,7 @@ int featctl_models(int argc, char **argv) {
             char took[FEAT_DURATION_MAX];
             feat_buf_puts(&c[9], feat_format_duration((int64_t)(v->train_seconds * 1000.0), took, sizeof(took)));
         }
-        if (cells) print_table(hdr, NC, cells, r->n_versions);
+        if (cells) featctl_print_table(hdr, NC, cells, r->n_versions);
         for (size_t i = 0; cells && i < NC * r->n_versions; i++) feat_buf_free(&cells[i]);
         free(cells);
     }
@@ -113,7 +113,7 @@ int featctl_models(int argc, char **argv) {
 }
 
 static int print_champion(const char *what, const char *model, const Featd__V1__ModelVersion *v) {
-    if (json_out) {
+    if (featctl_json) {
         feat_buf_t b = FEAT_BUF_INIT;
         feat_buf_puts(&b, "{\"champion\":");
         if (v) version_json(v, &b);
@@ -143,12 +143,12 @@ static int parse_u64(const char *s, uint64_t *out) {
 int featctl_promote(int argc, char **argv) {
     Featd__V1__PromoteRequest req = FEATD__V1__PROMOTE_REQUEST__INIT;
     if (argc < 1 || argc > 2 || (argc == 2 && parse_u64(argv[1], &req.version))) {
-        usage(stderr);
+        featctl_usage(stderr);
         return 2;
     }
     req.model = argv[0];
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call(AS "Promote", &req.base, &resp, "promote");
+    int rc = featctl_call(AS "Promote", &req.base, &resp, "promote");
     if (rc) return rc;
     Featd__V1__PromoteResponse *r = featd__v1__promote_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
@@ -160,13 +160,13 @@ int featctl_promote(int argc, char **argv) {
 
 int featctl_rollback(int argc, char **argv) {
     if (argc != 1) {
-        usage(stderr);
+        featctl_usage(stderr);
         return 2;
     }
     Featd__V1__RollbackRequest req = FEATD__V1__ROLLBACK_REQUEST__INIT;
     req.model = argv[0];
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call(AS "Rollback", &req.base, &resp, "rollback");
+    int rc = featctl_call(AS "Rollback", &req.base, &resp, "rollback");
     if (rc) return rc;
     Featd__V1__RollbackResponse *r = featd__v1__rollback_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
@@ -181,7 +181,7 @@ static Featd__V1__RetrainStatus *run_status(const char *model, uint64_t run_id) 
     req.model = (char *)model;
     req.run_id = run_id;
     feat_buf_t resp = FEAT_BUF_INIT;
-    if (call(AS "GetRetrainStatus", &req.base, &resp, "retrain status")) return NULL;
+    if (featctl_call(AS "GetRetrainStatus", &req.base, &resp, "retrain status")) return NULL;
     Featd__V1__RetrainStatus *r = featd__v1__retrain_status__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
     return r;
@@ -213,14 +213,14 @@ int featctl_retrain(int argc, char **argv) {
         if (!strcmp(argv[i], "--wait")) wait = 1;
         else if (!strcmp(argv[i], "--reason") && i + 1 < argc) reason = argv[++i];
         else if (!model && argv[i][0] != '-') model = argv[i];
-        else { usage(stderr); return 2; }
+        else { featctl_usage(stderr); return 2; }
     }
-    if (!model) { usage(stderr); return 2; }
+    if (!model) { featctl_usage(stderr); return 2; }
     Featd__V1__TriggerRetrainRequest req = FEATD__V1__TRIGGER_RETRAIN_REQUEST__INIT;
     req.model = (char *)model;
     req.reason = (char *)reason;
     feat_buf_t resp = FEAT_BUF_INIT;
-    int rc = call(AS "TriggerRetrain", &req.base, &resp, "retrain");
+    int rc = featctl_call(AS "TriggerRetrain", &req.base, &resp, "retrain");
     if (rc) return rc;
     Featd__V1__TriggerRetrainResponse *r =
         featd__v1__trigger_retrain_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
@@ -230,22 +230,22 @@ int featctl_retrain(int argc, char **argv) {
     int coalesced = r->coalesced;
     featd__v1__trigger_retrain_response__free_unpacked(r, NULL);
     if (!wait) {
-        if (json_out) printf("{\"run_id\":%llu,\"coalesced\":%s}\n", (unsigned long long)run, coalesced ? "true" : "false");
+        if (featctl_json) printf("{\"run_id\":%llu,\"coalesced\":%s}\n", (unsigned long long)run, coalesced ? "true" : "false");
         else printf("%s: retrain run %llu %s\n", model, (unsigned long long)run, coalesced ? "already queued or running (joined it)" : "queued");
         return 0;
     }
     int tty = isatty(2);
     char last[64] = "";
-    if (!json_out && coalesced) fprintf(stderr, "%s: joined run %llu, already queued or running\n", model, (unsigned long long)run);
+    if (!featctl_json && coalesced) fprintf(stderr, "%s: joined run %llu, already queued or running\n", model, (unsigned long long)run);
     for (;;) {
         Featd__V1__RetrainStatus *s = run_status(model, run);
         if (!s) return 1;
-        if (!json_out) draw_bar(model, run, s, tty, last, sizeof(last));
+        if (!featctl_json) draw_bar(model, run, s, tty, last, sizeof(last));
         int done = !strcmp(s->state, "succeeded") || !strcmp(s->state, "failed");
         if (done) {
-            if (!json_out && tty) fputc('\n', stderr);
+            if (!featctl_json && tty) fputc('\n', stderr);
             int ok = !strcmp(s->state, "succeeded");
-            if (json_out) {
+            if (featctl_json) {
                 feat_buf_t b = FEAT_BUF_INIT;
                 feat_buf_printf(&b, "{\"run_id\":%llu,\"state\":\"%s\",\"version\":%llu,\"error\":", (unsigned long long)run,
                                 s->state, (unsigned long long)s->version);
@@ -260,7 +260,7 @@ int featctl_retrain(int argc, char **argv) {
                 fprintf(stderr, "featctl: retrain: run %llu failed: %s\n", (unsigned long long)run, s->error);
             }
             featd__v1__retrain_status__free_unpacked(s, NULL);
-            if (ok && !json_out) {
+            if (ok && !featctl_json) {
                 char v[32];
                 snprintf(v, sizeof(v), "%s", model);
                 char *args[] = {v};
@@ -275,7 +275,7 @@ int featctl_retrain(int argc, char **argv) {
 }
 
 static void print_predictions(const Featd__V1__PredictResponse *r) {
-    if (json_out) {
+    if (featctl_json) {
         feat_buf_t b = FEAT_BUF_INIT;
         feat_buf_printf(&b, "{\"model\":\"%s\",\"version\":%llu,\"predictions\":[", r->model, (unsigned long long)r->version);
         for (size_t i = 0; i < r->n_predictions; i++) {
@@ -297,14 +297,14 @@ static void print_predictions(const Featd__V1__PredictResponse *r) {
         feat_buf_printf(&cells[i * 3 + 1], "%.6f", r->predictions[i]->score);
         feat_buf_printf(&cells[i * 3 + 2], "%u", r->predictions[i]->missing_features);
     }
-    if (cells) print_table(hdr, 3, cells, r->n_predictions);
+    if (cells) featctl_print_table(hdr, 3, cells, r->n_predictions);
     for (size_t i = 0; cells && i < 3 * r->n_predictions; i++) feat_buf_free(&cells[i]);
     free(cells);
 }
 
 static Featd__V1__PredictResponse *predict_call(Featd__V1__PredictRequest *req) {
     feat_buf_t resp = FEAT_BUF_INIT;
-    if (call(FS "Predict", &req->base, &resp, "predict")) return NULL;
+    if (featctl_call(FS "Predict", &req->base, &resp, "predict")) return NULL;
     Featd__V1__PredictResponse *r = featd__v1__predict_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
     feat_buf_free(&resp);
     return r;
@@ -317,13 +317,13 @@ int featctl_predict(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--alias") && i + 1 < argc) req.alias = argv[++i];
         else if (!strcmp(argv[i], "--version") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &req.version)) { free(keys); usage(stderr); return 2; }
+            if (parse_u64(argv[++i], &req.version)) { free(keys); featctl_usage(stderr); return 2; }
         } else if (!*req.model) req.model = argv[i];
         else keys[nk++] = argv[i];
     }
     if (!*req.model || !nk) {
         free(keys);
-        usage(stderr);
+        featctl_usage(stderr);
         return 2;
     }
     req.n_entity_keys = nk;
@@ -381,13 +381,13 @@ static int score_chunk(const char *model, const Featd__V1__ModelVersion *v, char
     score_ctx_t c = {NULL, 0, 0};
     char msg[512];
     int code = buf ? (protobuf_c_message_pack(&hreq.base, buf),
-                      feat_client_stream(cli, FS "GetHistoricalFeatures", buf, len, on_row, &c, timeout_ms, msg, sizeof(msg)))
+                      feat_client_stream(featctl_cli, FS "GetHistoricalFeatures", buf, len, on_row, &c, featctl_timeout_ms, msg, sizeof(msg)))
                    : 8;
     free(buf);
     free(et);
     free(etp);
     int rc = 0;
-    if (code) rc = fail_call("score: reading features", code, msg);
+    if (code) rc = featctl_fail_call("score: reading features", code, msg);
     else if (c.n != n) {
         fprintf(stderr, "featctl: score: asked for %zu rows, got %zu\n", n, c.n);
         rc = 1;
@@ -552,6 +552,6 @@ int featctl_score(int argc, char **argv) {
     return rc;
 bad:
     free(keys);
-    usage(stderr);
+    featctl_usage(stderr);
     return 2;
 }

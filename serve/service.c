@@ -10,6 +10,7 @@
 #include "serve/cache.h"
 #include "drift/monitor.h"
 #include "serve/lookup.h"
+#include "serve/status.h"
 #include "daemon/daemon.h"
 #include "rpc/rpc.h"
 #include "serve/svc.h"
@@ -368,50 +369,12 @@ static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_rpc_pb_allocator(call->arena, &al);
     Featd__V1__StatusRequest *req = featd__v1__status_request__unpack(&al, call->req_len, call->req);
     if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a StatusRequest");
-    feat_arena_t *a = call->arena;
-    Featd__V1__StatusResponse res = FEATD__V1__STATUS_RESPONSE__INIT;
-    res.version = FEATD_VERSION;
-    int64_t now = feat_now_ms();
-    res.uptime_s = (now - fd->started_ms) / 1000;
-    res.ready = featd_ready(fd);
-    feat_ingest_stats_t st;
-    feat_ingest_get_stats(fd->ingest, &st);
-    res.events_applied = st.events;
-    res.dead_letters = st.dead_letters;
-    res.gap_records = st.gap_records;
-    res.store_bytes = feat_store_size_bytes(fd->st);
-    res.n_tables = fd->cfg->ntables;
-    res.tables = feat_arena_alloc(a, res.n_tables * sizeof(void *) + 1);
-    if (!res.tables) return FEAT_ERR_NOMEM;
-    for (size_t i = 0; i < res.n_tables; i++) {
-        Featd__V1__TableStatus *ts = feat_arena_alloc(a, sizeof(*ts));
-        if (!ts) return FEAT_ERR_NOMEM;
-        featd__v1__table_status__init(ts);
-        ts->name = fd->cfg->tables[i].name;
-        ts->newest_event_time_ms = feat_ingest_newest_event(fd->ingest, i);
-        ts->freshness_ms = ts->newest_event_time_ms ? now - ts->newest_event_time_ms : -1;
-        ts->events_applied = feat_ingest_table_events(fd->ingest, i);
-        res.tables[i] = ts;
-    }
-    size_t np = feat_ingest_partitions(fd->ingest, NULL, 0);
-    feat_partition_status_t *ps = feat_arena_alloc(a, (np + 1) * sizeof(*ps));
-    if (!ps) return FEAT_ERR_NOMEM;
-    np = feat_ingest_partitions(fd->ingest, ps, np + 1);
-    res.n_partitions = np;
-    res.partitions = feat_arena_alloc(a, np * sizeof(void *) + 1);
-    if (!res.partitions) return FEAT_ERR_NOMEM;
-    for (size_t i = 0; i < np; i++) {
-        Featd__V1__PartitionStatus *p = feat_arena_alloc(a, sizeof(*p));
-        if (!p) return FEAT_ERR_NOMEM;
-        featd__v1__partition_status__init(p);
-        p->topic = ps[i].topic;
-        p->partition = ps[i].partition;
-        p->next_offset = ps[i].next_offset;
-        p->high_watermark = ps[i].high_watermark;
-        p->lag = ps[i].lag;
-        p->gap_records = ps[i].gap_records;
-        res.partitions[i] = p;
-    }
+    feat_status_src_t src = {fd->st, fd->ingest, fd->cache, fd->cfg->tables, fd->cfg->ntables, fd->started_ms,
+                             featd_ready(fd)};
+    feat_daemon_status_t s;
+    Featd__V1__StatusResponse res;
+    if (feat_status_snapshot(&src, call->arena, &s) != FEAT_OK || feat_status_to_pb(&s, call->arena, &res) != FEAT_OK)
+        return FEAT_ERR_NOMEM;
     return featd_svc_pack(resp, &res.base);
 }
 

@@ -141,7 +141,7 @@ def case_assignment(args, wd, bs, cfg):
     grpc = H.featd_addrs(wd)["grpc"]
     ctl = [H.bins(args)["featctl"], "--addr", grpc, "status"]
     js = json.loads(subprocess.run(ctl + ["--json"], capture_output=True, check=True).stdout)
-    assert js["gap_records"] == lo - 100 and js["partitions"][0]["gap_records"] == lo - 100, js
+    assert js["ingest"]["gap_records"] == lo - 100 and js["partitions"][0]["gap_records"] == lo - 100, js
     human = subprocess.run(ctl, capture_output=True, check=True, text=True).stdout
     assert f"GAPS: {lo - 100} record(s)" in human and f"{TOPIC}[0]: {lo - 100}" in human, human
     assert feat.stop() == 0
