@@ -21,7 +21,6 @@ import json
 import math
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -30,13 +29,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness as H  # noqa: E402
-
-
-def parse(line):
-    m = re.search(r"p50=([\d.]+)us p90=([\d.]+)us p99=([\d.]+)us mean=([\d.]+)us throughput=(\d+)", line)
-    if not m:
-        raise RuntimeError("bench output: " + line)
-    return {"p50": float(m[1]), "p90": float(m[2]), "p99": float(m[3]), "mean": float(m[4]), "tput": float(m[5])}
 
 
 def config(wd, cache):
@@ -89,7 +81,7 @@ def main():
         def connect():
             addrs = H.featd_addrs(wd)
             admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(addrs["grpc"]))
-            H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+            H.wait_ready(admin)
             return addrs, admin
 
         addrs, admin = connect()
@@ -116,7 +108,7 @@ def main():
             out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
             if out.returncode:
                 raise RuntimeError(out.stderr)
-            return parse(out.stdout)
+            return H.bench_rpc_result(out.stdout)
 
         def measure(phase, grpc_addr):
             cases = [("online 1x10", [B, "client", grpc_addr, "online", str(n)]),

@@ -13,7 +13,6 @@ and freshness (produce -> visible in a lookup) while ingesting 20k events/s.
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -23,13 +22,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness as H  # noqa: E402
-
-
-def parse(line):
-    m = re.search(r"p50=([\d.]+)us p90=([\d.]+)us p99=([\d.]+)us mean=([\d.]+)us throughput=(\d+)", line)
-    if not m:
-        raise RuntimeError("bench output: " + line)
-    return {"p50": float(m[1]), "p90": float(m[2]), "p99": float(m[3]), "mean": float(m[4]), "tput": float(m[5])}
 
 
 def main():
@@ -72,7 +64,7 @@ topic = bench_events
         ch = grpc.insecure_channel(addrs["grpc"])
         admin = admin_pb2_grpc.AdminServiceStub(ch)
         feat = feature_service_pb2_grpc.FeatureServiceStub(ch)
-        H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+        H.wait_ready(admin)
         prod = H.producer(bs)
         now = int(time.time() * 1000)
         for e in range(10000):
@@ -101,7 +93,7 @@ topic = bench_events
             out = subprocess.run(pre + argv, capture_output=True, text=True, timeout=600)
             if out.returncode:
                 raise RuntimeError(out.stderr)
-            return parse(out.stdout)
+            return H.bench_rpc_result(out.stdout)
 
         n = args.calls
         cases = [("tcp", lambda c: client(c, [B, "tcp-client", "19301", str(n * 4)])),
@@ -139,9 +131,7 @@ topic = bench_events
                     p.produce("bench_events", key=f"e{e}", value=json.dumps({"ts": ts, "features": {"f0": sent}}).encode())
                     sent += 1
                 p.poll(0)
-                lag = sent / 20000.0 - (time.time() - t0)
-                if lag > 0:
-                    time.sleep(lag)
+                H.pace(t0, sent, 20000.0)
             p.flush(10)
             rate_seen["rate"] = sent / (time.time() - t0)
         workers = H.Workers(stop)   # the background producer's failure ends the run

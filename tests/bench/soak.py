@@ -151,7 +151,7 @@ quality_floor = 0.55
         ch = grpc.insecure_channel(addrs["grpc"])
         admin = admin_pb2_grpc.AdminServiceStub(ch)
         feat = feature_service_pb2_grpc.FeatureServiceStub(ch)
-        H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+        H.wait_ready(admin)
         N = 20000
         w = [0.8, -0.5, 0.3, 0.0, 0.6, -0.2]
 
@@ -178,9 +178,7 @@ quality_floor = 0.55
                 prod.poll(0)
                 with lock:
                     counts["events"] += 100
-                ahead = sent / args.rate - (time.time() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
+                H.pace(t0, sent, args.rate)
             prod.flush(30)
 
         def caller(kind):

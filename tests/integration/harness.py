@@ -1,9 +1,13 @@
-"""Shared helpers for featd's integration tests: start the real binaries,
-talk to them with real clients (confluent-kafka, grpcio), read the store with
-featd-inspect.  Runs under Debian's /usr/bin/python3."""
+"""Shared helpers for featd's integration tests and benchmark scripts: start
+the real binaries, talk to them with real clients (confluent-kafka, grpcio),
+read the store with featd-inspect, wait for featd, run worker threads whose
+failures fail the test, receive webhooks.  A helper that a second test needs
+moves here rather than being copied; test_harness.py tests them.  Runs under
+Debian's /usr/bin/python3."""
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -226,6 +230,43 @@ class HookServer:
         self.server.shutdown()
 
 
+class Webhook(HookServer):
+    """A webhook receiver: a HookServer that keeps the JSON body of every
+    POST in posts (answered 200) and counts the POSTs in calls.  The first
+    fail_first POSTs are answered 503 and their bodies dropped, so the
+    sender must retry.  A body that is not JSON fails the test (check())."""
+
+    def __init__(self, fail_first=0):
+        import http.server
+        outer = self
+        self.posts = []
+        self.calls = 0
+        lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    outer.calls += 1
+                    fail = outer.calls <= fail_first
+                if fail:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                post = json.loads(body)
+                with lock:
+                    outer.posts.append(post)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        super().__init__(Handler)
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
 def start_broker(args, wd, config, partitions=None):
     bfile = wd.file("broker.bootstrap")
     argv = [bins(args)["broker"], "--config", config, "--bootstrap-file", bfile]
@@ -236,22 +277,76 @@ def start_broker(args, wd, config, partitions=None):
     return proc, bs
 
 
-def start_featd(args, wd, config, extra=(), logname="featd.log"):
-    return Proc([bins(args)["featd"], "--config", config, *extra], wd.file(logname))
+def start_featd(args, wd, config, extra=(), logname="featd.log", env=None):
+    return Proc([bins(args)["featd"], "--config", config, *extra], wd.file(logname), env=env)
 
 
-def featd_addrs(wd, timeout=30):
+def featd_addrs(wd, timeout=30, data_dir="data", proc=None):
     """featd's listeners ({"grpc": ..., "admin": ...}), from <data_dir>/featd.addr
-    once featd has written it (the work dir's data/ is the data_dir)."""
-    afile = wd.file("data/featd.addr")
-    return json.loads(wait_for(lambda: os.path.exists(afile) and open(afile).read(), timeout, "featd.addr"))
+    once featd has written it (data_dir relative to the work dir; data/ unless
+    the test's config says otherwise).  With proc (a Proc), featd exiting
+    first ends the wait with its exit status and log."""
+    afile = os.path.join(wd.path, data_dir, "featd.addr")
+
+    def addr_file():
+        if os.path.exists(afile):
+            return open(afile).read()
+        if proc is not None and not proc.alive():
+            raise AssertionError(f"featd exited {proc.p.returncode} before writing {afile}:\n{proc.tail()}")
+        return None
+    return json.loads(wait_for(addr_file, timeout, "featd.addr"))
 
 
-def inspect(args, config, *sections):
-    out = subprocess.run([bins(args)["inspect"], "--config", config, *sections], capture_output=True, check=True)
+def wait_ready(admin, timeout=30):
+    """Waits until featd's Status RPC says ready (admin: an AdminServiceStub;
+    gen_protos must have run)."""
+    from featd.v1 import admin_pb2
+    wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, timeout, "ready")
+
+
+def wait_assigned(featd, timeout=60, lines=200, watch=None):
+    """Waits until featd's log (its last `lines` lines) shows a partition assignment."""
+    wait_for(lambda: "assigned" in featd.tail(lines), timeout, "partition assignment", watch=watch)
+
+
+def stored_offsets(args, config, data_dir=None):
+    """{(topic, partition): next offset} as featd stored them (featd-inspect offsets)."""
+    return {(r["topic"], r["partition"]): r["next"] for r in inspect(args, config, "offsets", data_dir=data_dir)}
+
+
+def wait_stored(args, config, ends, timeout, what, proc=None, open_may_race=False, data_dir=None, interval=1.0):
+    """Waits until featd has stored every partition of ends ({(topic,
+    partition): offset}) up to exactly that next offset.  proc: featd must
+    stay alive meanwhile.  open_may_race: a featd-inspect that fails (its
+    read-only open can race featd's own open and WAL recovery) is retried,
+    not a failure."""
+    def done():
+        if proc is not None:
+            assert proc.alive(), proc.tail()
+        try:
+            offs = stored_offsets(args, config, data_dir)
+        except subprocess.CalledProcessError as e:
+            if not open_may_race:
+                raise
+            log("    featd-inspect (retrying):", e.stderr.decode(errors="replace").strip()[:300])
+            return False
+        return all(offs.get(k) == n for k, n in ends.items())
+    wait_for(done, timeout, what, interval=interval)
+
+
+def inspect(args, config, *sections, data_dir=None):
+    """featd-inspect's JSON lines (the sections named, or all), as dicts;
+    data_dir overrides the config's."""
+    argv = [bins(args)["inspect"], "--config", config] + (["--data-dir", data_dir] if data_dir else [])
+    out = subprocess.run([*argv, *sections], capture_output=True, check=True)
     # split on "\n" only: str.splitlines() also splits at U+2028, U+0085 and other
     # characters a JSON string may hold unescaped
     return [json.loads(l) for l in out.stdout.decode().split("\n") if l.strip()]
+
+
+def featctl(args, *argv, timeout=60, text=True, env=None):
+    """Runs featctl with argv; returns the CompletedProcess (output captured)."""
+    return subprocess.run([bins(args)["featctl"], *argv], capture_output=True, text=text, timeout=timeout, env=env)
 
 
 def producer(bootstrap, **extra):
@@ -259,6 +354,33 @@ def producer(bootstrap, **extra):
     conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "log.connection.close": False}
     conf.update(extra)
     return Producer(conf)
+
+
+def produce(prod, topic, value, key=None, **kw):
+    """prod.produce(), polling while librdkafka's local queue is full
+    (BufferError) instead of failing."""
+    while True:
+        try:
+            prod.produce(topic, value=value, key=key, **kw)
+            return
+        except BufferError:
+            prod.poll(0.05)
+
+
+def pace(t0, sent, rate):
+    """Sleeps until sent messages at rate per second since t0 (time.time())
+    are due: a producer that calls it after each message keeps to rate."""
+    ahead = sent / rate - (time.time() - t0)
+    if ahead > 0:
+        time.sleep(ahead)
+
+
+def bench_rpc_result(line):
+    """bench_rpc's result line as {"p50", "p90", "p99", "mean" (microseconds), "tput" (calls/s)}."""
+    m = re.search(r"p50=([\d.]+)us p90=([\d.]+)us p99=([\d.]+)us mean=([\d.]+)us throughput=(\d+)", line)
+    if not m:
+        raise RuntimeError("bench output: " + line)
+    return {"p50": float(m[1]), "p90": float(m[2]), "p99": float(m[3]), "mean": float(m[4]), "tput": float(m[5])}
 
 
 def gen_protos(args, outdir):
@@ -289,6 +411,38 @@ def online_from_dump(rows):
         for f, e in r["features"].items():
             out[(r["table"], r["key"], f)] = (e["ts"], e["value"])
     return out
+
+
+PROM_LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(admin_addr):
+    """Every sample of /metrics: {(name, ((label, value), ...) sorted): value}."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://{admin_addr}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.split("\n"):
+        if not line or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        name, _, lab = series.partition("{")
+        out[(name, tuple(sorted(PROM_LABEL_RE.findall(lab))))] = float(value)
+    return out
+
+
+def kafka_positions(samples):
+    """From scrape()'s samples: ({(topic, partition): featd_kafka_next_offset},
+    [featd_kafka_lag of each partition])."""
+    nxt = {(dict(l)["topic"], int(dict(l)["partition"])): v for (n, l), v in samples.items()
+           if n == "featd_kafka_next_offset"}
+    return nxt, [v for (n, l), v in samples.items() if n == "featd_kafka_lag"]
+
+
+def pct(vals, q, empty=float("nan")):
+    """The q quantile of vals (the value at rank int(q * n) of the sorted
+    values); empty when there are none."""
+    s = sorted(vals)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else empty
 
 
 def metric(admin_addr, name, labels=None):

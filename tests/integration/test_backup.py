@@ -18,7 +18,6 @@ Checked against the Kafka log itself, read back by an independent consumer:
     restored store ends equal to the original one."""
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -52,17 +51,6 @@ feature.tag = string
 table = user
 label_topic = bk_labels
 """
-
-
-def inspect(args, cfg, data_dir, *sections):
-    out = subprocess.run([H.bins(args)["inspect"], "--config", cfg, "--data-dir", data_dir, *sections],
-                         capture_output=True, check=True)
-    return [json.loads(l) for l in out.stdout.decode().split("\n") if l.strip()]
-
-
-def featctl(args, cfg, *argv):
-    return subprocess.run([H.bins(args)["featctl"], "--config", cfg, *argv], capture_output=True, text=True,
-                          timeout=60)
 
 
 def check_store(dump, log_events, ends, what):
@@ -133,40 +121,33 @@ def main():
                         raise RuntimeError(err)
                     with lock:
                         delivered.append((m.topic(), m.partition()))
-                while True:
-                    try:
-                        prod.produce(topic, value=val, key=key, on_delivery=cb)
-                        break
-                    except BufferError:
-                        prod.poll(0.05)
+                H.produce(prod, topic, val, key, on_delivery=cb)
                 prod.poll(0)
-                lag = i * duration / args.events - (time.time() - t0)
-                if lag > 0:
-                    time.sleep(lag)
+                H.pace(t0, i, args.events / duration)
             prod.flush(120)
             done.set()
 
         featd = H.start_featd(args, wd, cfg, logname="featd-a.log")
-        H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
+        H.wait_assigned(featd)
         workers = H.Workers()
         workers.start(produce_all)
         H.wait_for(lambda: len(delivered) > args.events // 4, 60, "a quarter of the events", watch=workers)
 
         # refused targets, then the backup itself, while events keep arriving
         os.makedirs(wd.file("exists"))
-        r = featctl(args, cfg, "backup", wd.file("exists"))
+        r = H.featctl(args, "--config", cfg, "backup", wd.file("exists"))
         assert r.returncode == 1 and "ALREADY_EXISTS" in r.stderr, r
-        r = featctl(args, cfg, "backup", wd.file("no/such/parent"))
+        r = H.featctl(args, "--config", cfg, "backup", wd.file("no/such/parent"))
         assert r.returncode == 1 and "INVALID_ARGUMENT" in r.stderr, r
         assert not os.path.exists(wd.file("no")), "a refused backup left a directory behind"
-        r = featctl(args, cfg, "--json", "backup", bdir)
+        r = H.featctl(args, "--config", cfg, "--json", "backup", bdir)
         assert r.returncode == 0, r
         info = json.loads(r.stdout)
         H.log("backup:", info)
         assert info["dir"] == bdir and info["files"] > 0 and info["bytes"] > 0, info
         assert os.path.isdir(os.path.join(bdir, "db")), "no db/ in the backup"
         assert not done.is_set(), "production ended before the backup: not a backup under load"
-        r = featctl(args, cfg, "backup", bdir)
+        r = H.featctl(args, "--config", cfg, "backup", bdir)
         assert r.returncode == 1 and "ALREADY_EXISTS" in r.stderr, r
 
         workers.join(120)   # production finished, or its exception is raised here
@@ -179,10 +160,8 @@ def main():
                 ends[(topic, p)] = oracle.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
         assert sum(ends.values()) == args.events == len(delivered), (ends, len(delivered))
 
-        def caught_up(data_dir):
-            offs = {(r["topic"], r["partition"]): r["next"] for r in inspect(args, cfg, data_dir, "offsets")}
-            return all(offs.get(k) == n for k, n in ends.items() if n)
-        H.wait_for(lambda: caught_up(data), 120, "featd to catch up", interval=1.0)
+        produced = {k: n for k, n in ends.items() if n}
+        H.wait_stored(args, cfg, produced, 120, "featd to catch up", data_dir=data)
         assert featd.stop() == 0, featd.tail()
         featd = None
 
@@ -196,7 +175,7 @@ def main():
         oracle.close()
 
         # 1. the backup on its own: mid-stream and consistent
-        bdump = inspect(args, cfg, bdir)
+        bdump = H.inspect(args, cfg, data_dir=bdir)
         bends = {k: 0 for k in ends}
         for r in bdump:
             if r["kind"] == "offset":
@@ -207,7 +186,7 @@ def main():
         check_store(bdump, log_events, bends, "backup")
 
         # 2. the original store at the end
-        a_online, a_hist = check_store(inspect(args, cfg, data), log_events, ends, "original")
+        a_online, a_hist = check_store(H.inspect(args, cfg, data_dir=data), log_events, ends, "original")
 
         # 3. restore: featd on the backup directory, same consumer group (the
         # broker's committed offsets are past the backup's: resuming from them
@@ -220,10 +199,10 @@ def main():
         rcfg = wd.file("restored.ini")
         open(rcfg, "w").write(config(bdir, bs))
         featd = H.start_featd(args, wd, rcfg, logname="featd-b.log")
-        H.wait_for(lambda: caught_up(bdir), 120, "the restored featd to catch up", interval=1.0)
+        H.wait_stored(args, cfg, produced, 120, "the restored featd to catch up", data_dir=bdir)
         assert featd.stop() == 0, featd.tail()
         featd = None
-        b_online, b_hist = check_store(inspect(args, rcfg, bdir), log_events, ends, "restored")
+        b_online, b_hist = check_store(H.inspect(args, rcfg, data_dir=bdir), log_events, ends, "restored")
         assert b_online == a_online, "the restored store's online table differs from the original's"
         key = lambda r: (r["partition"], r["offset"])  # noqa: E731
         assert sorted(b_hist, key=key) == sorted(a_hist, key=key), "restored history differs from the original's"

@@ -93,18 +93,11 @@ class Producer:
                         self.failed.append(str(err))
                     else:
                         self.delivered += 1
-            while True:
-                try:
-                    self.p.produce(topic, value=val, key=key, on_delivery=cb)
-                    break
-                except BufferError:
-                    self.p.poll(0.05)
+            H.produce(self.p, topic, val, key, on_delivery=cb)
             i += 1
             self.sent = i
             self.p.poll(0)
-            ahead = i / self.rate - (time.time() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
+            H.pace(t0, i, self.rate)
 
     def finish(self, timeout):
         self.stop.set()
@@ -140,7 +133,7 @@ def main():
         open(cfg, "w").write(config(wd, bs, args.kafka_debug))
         featd = H.start_featd(args, wd, cfg)
         admin = H.featd_addrs(wd)["admin"]
-        H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
+        H.wait_assigned(featd)
         prod = Producer(bs, args.rate)
 
         def m(name, labels=None):
@@ -231,26 +224,15 @@ def main():
 
         def lag_zero():
             alive()
-            nxt = {}
-            import urllib.request
-            text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
-            lags = [float(l.rpartition(" ")[2]) for l in text.splitlines() if l.startswith("featd_kafka_lag{")]
-            for l in text.splitlines():
-                if l.startswith("featd_kafka_next_offset{"):
-                    lab = l[l.index("{") + 1:l.index("}")]
-                    d = dict(kv.split("=", 1) for kv in lab.split(","))
-                    nxt[(d["topic"].strip('"'), int(d["partition"].strip('"')))] = int(float(l.rpartition(" ")[2]))
+            nxt, lags = H.kafka_positions(H.scrape(admin))
             return len(lags) == len(hw) and all(x == 0 for x in lags) and nxt == hw
         H.wait_for(lag_zero, 120, "featd_kafka_lag to return to 0 on every partition", interval=1.0)
         H.log(f"lag 0 on {len(hw)} partitions; {sum(hw.values())} messages in the log")
 
         # the faults are visible in /metrics
-        import urllib.request
-        text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
-        errs = {l.split('"')[1]: float(l.rpartition(" ")[2]) for l in text.splitlines()
-                if l.startswith("featd_kafka_errors_total{code=")}
-        rebal = {l.split('"')[1]: float(l.rpartition(" ")[2]) for l in text.splitlines()
-                 if l.startswith("featd_kafka_rebalances_total{event=")}
+        samples = H.scrape(admin)
+        errs = {dict(l)["code"]: v for (n, l), v in samples.items() if n == "featd_kafka_errors_total"}
+        rebal = {dict(l)["event"]: v for (n, l), v in samples.items() if n == "featd_kafka_rebalances_total"}
         H.log("featd_kafka_errors_total:", errs)
         H.log("featd_kafka_rebalances_total:", rebal)
         assert any(errs.get(c, 0) > 0 for c in ("_TRANSPORT", "_ALL_BROKERS_DOWN")), f"the outage is not counted: {errs}"

@@ -94,16 +94,9 @@ def main():
                         raise RuntimeError(err)
                     with lock:
                         delivered[idx] = (m.topic(), m.partition(), m.offset())
-                while True:
-                    try:
-                        prod.produce(topic, value=val, key=key, on_delivery=cb)
-                        break
-                    except BufferError:
-                        prod.poll(0.05)
+                H.produce(prod, topic, val, key, on_delivery=cb)
                 prod.poll(0)
-                lag = i / rate - (time.time() - t0)
-                if lag > 0:
-                    time.sleep(lag)
+                H.pace(t0, i, rate)
             prod.flush(120)
             done.set()
 
@@ -118,7 +111,7 @@ def main():
             # new member need not wait out the killed one's session
             open(cfg, "w").write(config(wd, bs, f"crash-{k}"))
             featd = H.start_featd(args, wd, cfg, logname=f"featd-{k}.log")
-            H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
+            H.wait_assigned(featd, watch=workers)
             if k == broker_down_at:
                 time.sleep(1.0)
                 H.log("broker down for 8 s")
@@ -149,10 +142,7 @@ def main():
         parts = {(t, p) for t, p, o in delivered.values()}
         per_part = {k: oracle.get_watermark_offsets(TopicPartition(*k), timeout=10)[1] for k in sorted(parts)}
 
-        def caught_up():
-            offs = {(r["topic"], r["partition"]): r["next"] for r in H.inspect(args, cfg, "offsets")}
-            return all(offs.get(k) == n for k, n in per_part.items())
-        H.wait_for(caught_up, 180, "the final run to catch up", interval=1.0)
+        H.wait_stored(args, cfg, per_part, 180, "the final run to catch up")
         assert featd.stop() == 0, featd.tail()
         featd = None
 

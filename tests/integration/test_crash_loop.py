@@ -123,17 +123,10 @@ def main():
                             raise RuntimeError(err)
                         with lock:
                             delivered[idx] = (m.topic(), m.partition(), m.offset())
-                    while True:
-                        try:
-                            prod.produce(topic, value=val, key=key, on_delivery=cb)
-                            break
-                        except BufferError:
-                            prod.poll(0.05)
+                    H.produce(prod, topic, val, key, on_delivery=cb)
                 prod.poll(0)
                 i += 1
-                lag = i / args.rate - (time.time() - t0)
-                if lag > 0:
-                    time.sleep(lag)
+                H.pace(t0, i, args.rate)
             prod.flush(120)
             done.set()
 
@@ -185,7 +178,7 @@ def main():
 
         def connect():
             nonlocal ch, feat, admin
-            addrs = json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 60, "featd.addr"))
+            addrs = H.featd_addrs(wd, timeout=60)
             if ch:
                 ch.close()
             ch = grpc.insecure_channel(addrs["grpc"])
@@ -290,18 +283,13 @@ def main():
         per_part = {kp: oracle.get_watermark_offsets(TopicPartition(*kp), timeout=10)[1] for kp in sorted(parts)}
         oracle.close()
 
-        def caught_up():
-            offs = {(r["topic"], r["partition"]): r["next"] for r in H.inspect(args, cfg, "offsets")}
-            return all(offs.get(kp) == n for kp, n in per_part.items())
         # librdkafka's mock broker answers a Fetch with one message set per
         # partition ("FIXME: Multiple messageSets ?" in rdkafka_mock_handlers.c),
         # and this producer's sets hold a message or two, so a backlog drains
         # at a few hundred to a few thousand messages/s whatever featd does: a
         # long loop (150 kills) leaves ~100k behind.  Wait in proportion.
-        backlog = sum(per_part.values()) - sum(r["next"] for r in H.inspect(args, cfg, "offsets")
-                                                if (r["topic"], r["partition"]) in per_part)
-        H.wait_for(caught_up, 120 + max(backlog, 0) / 200, f"the final run to catch up ({backlog} behind)",
-                   interval=1.0)
+        backlog = sum(per_part.values()) - sum(n for kp, n in H.stored_offsets(args, cfg).items() if kp in per_part)
+        H.wait_stored(args, cfg, per_part, 120 + max(backlog, 0) / 200, f"the final run to catch up ({backlog} behind)")
         # let a retrain run on everything, then check every version
         rr = admin.TriggerRetrain(admin_pb2.TriggerRetrainRequest(model="m", reason="final"), timeout=5)
         H.wait_for(lambda: admin.GetRetrainStatus(admin_pb2.GetRetrainStatusRequest(

@@ -70,7 +70,6 @@ import re
 import struct
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -716,22 +715,6 @@ def short(v, n=60):
 
 # ---- metrics --------------------------------------------------------------------------
 
-LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def scrape(admin):
-    text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in text.split("\n"):
-        if not line or line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        name, _, lab = series.partition("{")
-        labels = tuple(sorted(LABEL_RE.findall(lab)))
-        out[(name, labels)] = float(value)
-    return out
-
-
 def series(ms, name):
     return {dict(lab).get("reason") or dict(lab).get("table") or lab: v for (n, lab), v in ms.items() if n == name}
 
@@ -803,7 +786,7 @@ def main():
     ok = False
     try:
         addrs = H.featd_addrs(wd)
-        H.wait_for(lambda: "assigned" in featd.tail(400), 60, "partition assignment")
+        H.wait_assigned(featd, lines=400)
         now = int(time.time() * 1000)
         msgs = Gen(rnd, now, args.events, rounds, event_pb2).build()
         for m in msgs:  # the generator's own invariants
@@ -904,10 +887,7 @@ def main():
 
         def caught_up(ends):
             """featd's next offsets (as stored with its data) reached ends, and its lag is 0."""
-            ms = scrape(addrs["admin"])
-            nxt = {(dict(l)["topic"], int(dict(l)["partition"])): v for (n, l), v in ms.items()
-                   if n == "featd_kafka_next_offset"}
-            lag = [v for (n, l), v in ms.items() if n == "featd_kafka_lag"]
+            nxt, lag = H.kafka_positions(H.scrape(addrs["admin"]))
             return all(nxt.get(k, -1) >= e for k, e in ends.items()) and lag and all(v == 0 for v in lag)
 
         # featd-broker is librdkafka's mock cluster, which keeps only the newest
@@ -930,12 +910,7 @@ def main():
                     kw["headers"] = m.headers
                 if m.partition is not None:
                     kw["partition"] = m.partition
-                while True:
-                    try:
-                        prod.produce(m.topic, value=m.value, key=m.key, on_delivery=cb_for(m), **kw)
-                        break
-                    except BufferError:
-                        prod.poll(0.05)
+                H.produce(prod, m.topic, m.value, m.key, on_delivery=cb_for(m), **kw)
                 prod.poll(0)
             assert prod.flush(60) == 0, "producer could not deliver everything"
             assert not errors, errors[:5]
@@ -1007,7 +982,7 @@ def main():
             mm.add("record", f"{pos}: stored ({g[0]}) but never produced: {short(g[1], 200)}")
 
         # ---- 2. dead letters per reason and events per table, from /metrics
-        ms = scrape(addrs["admin"])
+        ms = H.scrape(addrs["admin"])
         got_dead = {k: v for k, v in series(ms, "featd_dead_letters_total").items()}
         for reason in sorted(set(got_dead) | set(ref.dead)):
             g, w = int(got_dead.get(reason, 0)), ref.dead.get(reason, 0)

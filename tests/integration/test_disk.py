@@ -145,7 +145,7 @@ def main():
         # (b) full during ingest
         mount("size=12m")
         featd = H.start_featd(args, wd, cfg, logname="featd-b.log")
-        H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment")
+        H.wait_assigned(featd)
         prod = H.producer(bs, **{"enable.idempotence": True, "queue.buffering.max.messages": 1000000})
         sent = 0
         pad = "x" * 1000
@@ -155,12 +155,7 @@ def main():
                 i = sent
                 val = json.dumps({"ts": int(t0 * 1000) + (i * 7919) % 100000,
                                   "features": {"seq": i, "v": i * 0.5, "tag": f"{i % 7}{pad}"}}).encode()
-                while True:
-                    try:
-                        prod.produce(EVENTS, value=val, key=f"e{i % 2000}")
-                        break
-                    except BufferError:
-                        prod.poll(0.05)
+                H.produce(prod, EVENTS, val, f"e{i % 2000}")
                 sent += 1
             prod.poll(0)
             time.sleep(0.05)
@@ -201,16 +196,7 @@ def main():
               for p in range(PARTITIONS)}
         oc.close()
 
-        def caught_up():
-            assert featd.alive(), featd.tail()
-            try:
-                offs = {(r["topic"], r["partition"]): r["next"] for r in H.inspect(args, cfg, "offsets")}
-            except subprocess.CalledProcessError as e:
-                # a read-only open can race featd's own open and its WAL recovery
-                H.log("    featd-inspect (retrying):", e.stderr.decode(errors="replace").strip()[:300])
-                return False
-            return all(offs.get(k) == n for k, n in hw.items())
-        H.wait_for(caught_up, 120, "featd to catch up after space was freed", interval=1.0)
+        H.wait_stored(args, cfg, hw, 120, "featd to catch up after space was freed", proc=featd, open_may_race=True)
         assert featd.stop() == 0, featd.tail()
         featd = None
         per_part, log_events = H.check_store_against_log(args, cfg, bs, (EVENTS,), EVENTS)

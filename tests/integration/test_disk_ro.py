@@ -14,7 +14,6 @@ with EROFS, as on a file system remounted read-only.  Checks:
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -56,10 +55,10 @@ def main():
         assert prod.flush(60) == 0
 
     try:
-        featd = H.Proc([H.bins(args)["featd"], "--config", cfg], wd.file("featd-ro.log"), env=env)
+        featd = H.start_featd(args, wd, cfg, logname="featd-ro.log", env=env)
         workers = H.Workers()
         workers.start(produce)
-        H.wait_for(lambda: "assigned" in featd.tail(200), 60, "partition assignment", watch=workers)
+        H.wait_assigned(featd, watch=workers)
         H.wait_for(lambda: sent[0] > 20000, 60, "20k events produced", watch=workers)
         time.sleep(1)
         open(trigger, "w").close()
@@ -84,14 +83,7 @@ def main():
         oc = Consumer({"bootstrap.servers": bs, "group.id": "ro-wm", "enable.auto.commit": False})
         hw = {(EVENTS, p): oc.get_watermark_offsets(TopicPartition(EVENTS, p), timeout=10)[1] for p in range(PARTITIONS)}
         oc.close()
-        def caught_up():
-            assert featd.alive(), featd.tail()
-            try:
-                offs = {(r["topic"], r["partition"]): r["next"] for r in H.inspect(args, cfg, "offsets")}
-            except subprocess.CalledProcessError:
-                return False   # a read-only open can race featd's own open and its WAL recovery
-            return all(offs.get(k) == n for k, n in hw.items())
-        H.wait_for(caught_up, 120, "featd to catch up on the writable store", interval=1.0)
+        H.wait_stored(args, cfg, hw, 120, "featd to catch up on the writable store", proc=featd, open_may_race=True)
         assert featd.stop() == 0, featd.tail()
         featd = None
         per_part, log_events = H.check_store_against_log(args, cfg, bs, (EVENTS,), EVENTS)

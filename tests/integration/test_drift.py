@@ -7,7 +7,6 @@ window; the webhook fails the first POST, so the alert must arrive by retry),
 then the original distribution again (a recovery event must follow).  Reports
 are checked over gRPC, /v1/drift, featctl and /metrics, and the drift page is
 rendered by headless Chromium."""
-import http.server
 import json
 import os
 import random
@@ -24,25 +23,6 @@ WINDOW = 1000
 REF = 2000
 
 
-class Hook(http.server.BaseHTTPRequestHandler):
-    posts = []
-    calls = 0
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        Hook.calls += 1
-        if Hook.calls == 1:            # the first delivery attempt fails
-            self.send_response(503)
-            self.end_headers()
-            return
-        Hook.posts.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
-
-
 def main():
     args = H.parse_args()
     wd = H.Workdir(args, "drift")
@@ -50,7 +30,7 @@ def main():
     import grpc
     from confluent_kafka import Consumer, TopicPartition
     from featd.v1 import admin_pb2, admin_pb2_grpc, event_pb2
-    hook = H.HookServer(Hook)   # a handler's exception fails the test (hook.check())
+    hook = H.Webhook(fail_first=1)   # the first delivery attempt fails; a handler's exception fails the test
     cfg = wd.file("featd.ini")
     open(cfg, "w").write(f"""
 [featd]
@@ -68,7 +48,7 @@ session.timeout.ms = 6000
 window_events = {WINDOW}
 reference_events = {REF}
 alert_topic = drift_alerts
-webhook = http://127.0.0.1:{hook.server_address[1]}/hooks/drift
+webhook = {hook.url("/hooks/drift")}
 [table t]
 topic = t_events
 feature.x = double
@@ -82,7 +62,7 @@ feature.b = bool
         addrs = H.featd_addrs(wd)
         bs = open(wd.file("data/kafka.bootstrap")).read().strip()
         admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(addrs["grpc"]))
-        H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+        H.wait_ready(admin)
         rnd = random.Random(42)
         prod = H.producer(bs)
         sent = [0]
@@ -142,7 +122,7 @@ feature.b = bool
             assert e.reference_source == "first_n" and e.reference_size == REF, (f, e.reference_source, e.reference_size)
         time.sleep(1.5)
         assert not alerts_on_topic(), "stationary data raised an alert on Kafka"
-        assert Hook.calls == 0, "stationary data raised an alert at the webhook"
+        assert hook.calls == 0, "stationary data raised an alert at the webhook"
         H.log("20 stationary windows: every feature ok, no alert anywhere")
 
         # ---- shift x by one standard deviation ----
@@ -160,11 +140,11 @@ feature.b = bool
         assert window_no == 21, f"alert in window {window_no}; the shift began in window 21"
         assert a.statistic in ("ks", "kl", "psi") and a.value >= a.threshold and a.window_size == WINDOW
         assert a.reference_size == REF and a.ks > 0.2
-        H.wait_for(lambda: any(p["state"] == "DRIFTING" for p in Hook.posts), 30, "the alert at the webhook (retried)",
+        H.wait_for(lambda: any(p["state"] == "DRIFTING" for p in hook.posts), 30, "the alert at the webhook (retried)",
                    watch=hook)
-        wp = [p for p in Hook.posts if p["state"] == "DRIFTING"]
+        wp = [p for p in hook.posts if p["state"] == "DRIFTING"]
         assert len(wp) == 1 and wp[0]["feature"] == "x" and wp[0]["table"] == "t" and wp[0]["id"] == a.id, wp
-        assert Hook.calls >= 2, "the first POST failed, so a retry must have happened"
+        assert hook.calls >= 2, "the first POST failed, so a retry must have happened"
         H.log(f"shift: one alert for t.x in window {window_no} on Kafka and (after a retry) at the webhook; "
               f"KS {a.ks:.3f}, PSI {a.psi:.3f}")
 
@@ -177,14 +157,13 @@ feature.b = bool
         assert 'featd_drift_windows_delayed_total 0' in metrics, "a paced producer must not delay windows"
         pt = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
         assert pt.returncode == 0, pt.stdout + pt.stderr
-        fc = H.bins(args)["featctl"]
-        out = subprocess.run([fc, "--config", cfg, "--json", "drift", "t"], capture_output=True, text=True, timeout=20)
+        out = H.featctl(args, "--config", cfg, "--json", "drift", "t", timeout=20)
         assert out.returncode == 0, out.stderr
         st = {f["feature"]: f["status"] for f in json.loads(out.stdout)["features"]}
         assert st == {"x": "drifting", "y": "ok", "c": "ok", "b": "ok"}, st
-        out = subprocess.run([fc, "--config", cfg, "drift"], capture_output=True, text=True, timeout=20)
+        out = H.featctl(args, "--config", cfg, "drift", timeout=20)
         assert out.returncode == 0 and "drifting" in out.stdout, out
-        out = subprocess.run([fc, "--config", cfg, "drift", "nosuch"], capture_output=True, text=True, timeout=20)
+        out = H.featctl(args, "--config", cfg, "drift", "nosuch", timeout=20)
         assert out.returncode == 1 and "INVALID_ARGUMENT" in out.stderr, out
         js = json.loads(urllib.request.urlopen(f"http://{addrs['admin']}/v1/drift", timeout=5).read())
         x = [f for f in js["features"] if f["feature"] == "x"][0]
@@ -221,7 +200,7 @@ feature.b = bool
         rec = H.wait_for(lambda: [a for a in alerts_on_topic() if a.state == event_pb2.DriftAlert.RECOVERED], 20,
                          "the recovery event on Kafka")
         assert len(rec) == 1 and rec[0].feature == "x" and int(rec[0].id.rsplit(".", 1)[1]) == 25, rec
-        H.wait_for(lambda: any(p["state"] == "RECOVERED" for p in Hook.posts), 30, "the recovery at the webhook",
+        H.wait_for(lambda: any(p["state"] == "RECOVERED" for p in hook.posts), 30, "the recovery at the webhook",
                    watch=hook)
         assert len(alerts_on_topic()) == 2, "one alert and one recovery, no storm"
 

@@ -195,12 +195,7 @@ def main():
 
         for i, (topic, key, val, hdrs, _) in enumerate(msgs):
             kw = {"headers": hdrs} if hdrs else {}
-            while True:
-                try:
-                    prod.produce(topic, value=val, key=key, on_delivery=cb_for(i), **kw)
-                    break
-                except BufferError:
-                    prod.poll(0.05)
+            H.produce(prod, topic, val, key, on_delivery=cb_for(i), **kw)
             prod.poll(0)
         assert prod.flush(30) == 0, "producer could not deliver everything"
         assert not errors, errors
@@ -219,11 +214,7 @@ def main():
             else:
                 expect_dead[(t, p, o)] = x
 
-        def caught_up():
-            offs = {(r["topic"], r["partition"]): r["next"] for r in H.inspect(args, cfg, "offsets")}
-            return all(offs.get(k) == n for k, n in per_part.items())
-
-        H.wait_for(caught_up, 90, "featd to apply every message", interval=1.0)
+        H.wait_stored(args, cfg, per_part, 90, "featd to apply every message")
         assert featd.stop() == 0, "featd did not exit 0 on SIGTERM:\n" + featd.tail()
 
         dump = H.inspect(args, cfg)

@@ -128,11 +128,10 @@ def main():
         ch = grpc.insecure_channel(addrs["grpc"])
         feat = feature_service_pb2_grpc.FeatureServiceStub(ch)
         admin = admin_pb2_grpc.AdminServiceStub(ch)
-        H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+        H.wait_ready(admin)
 
         def featctl(*a, check=True):
-            r = subprocess.run([B["featctl"], "--addr", addrs["grpc"], "--timeout", "30", *a], capture_output=True,
-                               text=True, timeout=300)
+            r = H.featctl(args, "--addr", addrs["grpc"], "--timeout", "30", *a, timeout=300)
             if check:
                 assert r.returncode == 0, f"featctl {a}: {r.returncode}\n{r.stdout}\n{r.stderr}"
             return r

@@ -126,12 +126,11 @@ def main():
         shutil.copy(os.path.join(args.source_dir, "deploy", "featd.ini"), wd.file("deploy/featd.ini"))
         os.symlink(os.path.abspath(args.build_dir), wd.file("build"))
         # the later sections call featctl as installed (cmake --install): on PATH
-        ENV["PATH"] = os.path.join(os.path.abspath(args.build_dir), "featctl") + os.pathsep + ENV["PATH"]
+        ENV["PATH"] = os.path.dirname(os.path.abspath(H.bins(args)["featctl"])) + os.pathsep + ENV["PATH"]
         featd = H.Proc([os.path.abspath(H.bins(args)["featd"]), "--config", "deploy/featd.ini", "--demo",
                         "--set", "serve.listen=127.0.0.1:0", "--set", "admin.listen=127.0.0.1:0",
                         "--set", "model.churn.retrain_after_labels=2000"], wd.file("featd.log"), cwd=wd.path)
-        afile = wd.file("featd-data/featd.addr")
-        addrs = H.json.loads(H.wait_for(lambda: os.path.exists(afile) and open(afile).read(), 30, "featd.addr"))
+        addrs = H.featd_addrs(wd, data_dir="featd-data")
         H.wait_for(lambda: featd.alive() and "registered as champion" in featd.tail(400) or not featd.alive(),
                    120, "the demo's first model")
         assert featd.alive(), f"featd exited:\n{featd.tail()}"

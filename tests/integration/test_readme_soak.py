@@ -27,7 +27,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -44,14 +43,10 @@ def readme_featd_command(source_dir):
 
 
 def metrics(admin):
-    text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
+    """/metrics as {name: [the value of each series]}."""
     out = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        series, _, value = line.rpartition(" ")
-        name = series.partition("{")[0]
-        out.setdefault(name, []).append(float(value))
+    for (name, _), v in H.scrape(admin).items():
+        out.setdefault(name, []).append(v)
     return out
 
 
@@ -69,11 +64,6 @@ def thread_cpu(pid, name):
         except OSError:
             pass
     return total / os.sysconf("SC_CLK_TCK")
-
-
-def pct(vals, q):
-    s = sorted(vals)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
 def main():
@@ -139,8 +129,8 @@ def main():
         log = open(wd.file("featd.log"), errors="replace").read()
         stop = re.search(r"embedded broker: (\d+) record\(s\) produced to it were never applied", log)
         summary = (f"{args.minutes:g} min: broker thread max {max(r['broker_core'] for r in rows):.3f} core, "
-                   f"lag max {max(lag_s, default=float('nan')):.3f} s of events (p99 {pct(lag_s, .99):.3f} s), freshness p50 "
-                   f"{pct(fresh, .5) * 1000:.0f} ms p99 {pct(fresh, .99) * 1000:.0f} ms max "
+                   f"lag max {max(lag_s, default=float('nan')):.3f} s of events (p99 {H.pct(lag_s, .99):.3f} s), freshness p50 "
+                   f"{H.pct(fresh, .5) * 1000:.0f} ms p99 {H.pct(fresh, .99) * 1000:.0f} ms max "
                    f"{max(fresh, default=float('nan')) * 1000:.0f} ms, "
                    f"{rows[-1]['gaps']} gap records, {stop.group(1) if stop else '?'} unapplied at stop, "
                    f"RSS {rows[0]['rss_mib']} -> {rows[-1]['rss_mib']} MiB, exit {rc}") if rows else "no minute completed"
@@ -152,7 +142,7 @@ def main():
                 w.writeheader()
                 w.writerows(rows)
         assert not failures, "\n".join(failures[:20])
-        assert fresh and pct(fresh, .99) < 0.1, f"freshness p99 {pct(fresh, .99) * 1000:.0f} ms, not under 100 ms"
+        assert fresh and H.pct(fresh, .99) < 0.1, f"freshness p99 {H.pct(fresh, .99) * 1000:.0f} ms, not under 100 ms"
         assert rc == 0, f"featd exited {rc} on SIGINT"
         assert stop, "featd did not say at stop how many records it never applied"
         ok = True

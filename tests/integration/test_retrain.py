@@ -10,7 +10,6 @@
   - drift: shifting a feature q reads raises a drift alert that asks for a
     retrain (drift.retrain_on_drift), and q gets a version whose trigger is
     drift and whose reason names the feature."""
-import http.server
 import json
 import math
 import os
@@ -23,25 +22,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 
-class Hook(http.server.BaseHTTPRequestHandler):
-    posts = []
-
-    def do_POST(self):
-        Hook.posts.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
-
-
 def main():
     args = H.parse_args()
     wd = H.Workdir(args, "retrain")
     H.gen_protos(args, wd.path)
     import grpc
     from featd.v1 import admin_pb2, admin_pb2_grpc, feature_service_pb2 as fs, feature_service_pb2_grpc
-    hook = H.HookServer(Hook)   # a handler's exception fails the test (hook.check())
+    hook = H.Webhook()   # a handler's exception fails the test (hook.check())
     cfg = wd.file("featd.ini")
     open(cfg, "w").write(f"""
 [featd]
@@ -59,7 +46,7 @@ session.timeout.ms = 6000
 window_events = 500
 reference_events = 500
 retrain_on_drift = true
-webhook = http://127.0.0.1:{hook.server_address[1]}/alerts
+webhook = {hook.url("/alerts")}
 [table t]
 topic = t_events
 feature.x = double
@@ -91,7 +78,7 @@ device = cpu
         ch = grpc.insecure_channel(addrs["grpc"])
         feat = feature_service_pb2_grpc.FeatureServiceStub(ch)
         admin = admin_pb2_grpc.AdminServiceStub(ch)
-        H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+        H.wait_ready(admin)
         prod = H.producer(bs)
         rnd = random.Random(5)
         now = int(time.time() * 1000)
@@ -158,7 +145,7 @@ device = cpu
         got = H.metric(addrs["admin"], "featd_model_quality", 'model="q",metric="auc"')
         H.log(f"live AUC {got:.6f}; computed from served scores and sent labels {want:.6f}")
         assert abs(got - want) < 1e-9, (got, want)
-        qa = H.wait_for(lambda: [a for a in Hook.posts if a.get("feature") == "quality"], 30, "quality alert", watch=hook)
+        qa = H.wait_for(lambda: [a for a in hook.posts if a.get("feature") == "quality"], 30, "quality alert", watch=hook)
         assert qa[0]["model"] == "q" and qa[0]["state"] == "DRIFTING" and qa[0]["statistic"] == "auc", qa[0]
         H.log(f"quality alert: {qa[0]}")
 
@@ -167,7 +154,7 @@ device = cpu
         for i in range(2000):
             entity(f"d{i}", base + i, shift=3.0)
         prod.flush(30)
-        da = H.wait_for(lambda: [a for a in Hook.posts if a.get("table") == "t" and a.get("feature") == "x"
+        da = H.wait_for(lambda: [a for a in hook.posts if a.get("table") == "t" and a.get("feature") == "x"
                                  and a.get("state") == "DRIFTING"], 60, "drift alert on t.x", watch=hook)
         assert da[0]["retrain_requested"], da[0]
         vd = H.wait_for(lambda: [v for v in versions("q") if v.trigger == "drift" and "t.x" in v.reason], 60,

@@ -92,10 +92,7 @@ def start(args, wd, name, text):
     cfg = wd.file(name + ".ini")
     open(cfg, "w").write(text)
     proc = H.start_featd(args, wd, cfg, logname=name + ".log")
-    afile = wd.file(name + "-data/featd.addr")
-    addrs = json.loads(H.wait_for(lambda: (os.path.exists(afile) and open(afile).read())
-                                  or (not proc.alive() and f"exited {proc.p.returncode}: {proc.tail()}"),
-                                  60, f"featd {name}"))
+    addrs = H.featd_addrs(wd, timeout=60, data_dir=name + "-data", proc=proc)
     # featd.addr is written just before the signal handlers: wait for the start-up line
     H.wait_for(lambda: " running: " in proc.tail(), 30, f"featd {name} running")
     return proc, cfg, addrs
@@ -131,10 +128,9 @@ def main():
     open(wd.file("read.token"), "w").write(READ_TOKEN + "\n")
     open(wd.file("admin.token"), "w").write(ADMIN_TOKEN + "\n")
     open(wd.file("other.token"), "w").write(OTHER_TOKEN + "\n")
-    featctl_bin = H.bins(args)["featctl"]
 
     def featctl(*argv):
-        r = subprocess.run([featctl_bin, *argv], capture_output=True, text=True, timeout=60)
+        r = H.featctl(args, *argv)
         return r.returncode, r.stdout, r.stderr
 
     def code_of(fn, req, token=None, timeout=10):

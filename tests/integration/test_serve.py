@@ -262,8 +262,7 @@ def main():
         H.log("admin HTTP: /metrics passes promtool and has every family; /healthz /readyz /v1/status ok")
 
         # ---- featctl ----
-        fc = H.bins(args)["featctl"]
-        r = subprocess.run([fc, "--config", cfg, "--json", "get", "user", *keys[:3]], capture_output=True, text=True, timeout=20)
+        r = H.featctl(args, "--config", cfg, "--json", "get", "user", *keys[:3], timeout=20)
         assert r.returncode == 0, r.stderr
         doc = json.loads(r.stdout)
         for row in doc["rows"]:
@@ -273,7 +272,7 @@ def main():
                     assert e["status"] == "NOT_FOUND"
                 else:
                     assert e["value"] == want[3] and e["event_time_ms"] == want[0], (row["entity"], f, e, want)
-        r = subprocess.run([fc, "--config", cfg, "get", "user", keys[0]], capture_output=True, text=True, timeout=20)
+        r = H.featctl(args, "--config", cfg, "get", "user", keys[0], timeout=20)
         assert r.returncode == 0 and keys[0] in r.stdout and "clicks" in r.stdout
         # wide characters: columns still line up on the terminal (CJK and emoji
         # take two columns, a combining mark none), whatever featctl's locale
@@ -285,8 +284,8 @@ def main():
         assert prod.flush(30) == 0
 
         def wide_table():
-            r = subprocess.run([fc, "--config", cfg, "get", "user", *wide], capture_output=True, timeout=20,
-                               env=dict(os.environ, LC_ALL="C"))
+            r = H.featctl(args, "--config", cfg, "get", "user", *wide, timeout=20, text=False,
+                          env=dict(os.environ, LC_ALL="C"))
             out = r.stdout.decode()
             return out if r.returncode == 0 and all(v in out for v in wide.values()) else None
         out = H.wait_for(wide_table, 30, "the wide values online")
@@ -296,21 +295,21 @@ def main():
         for line in lines[1:]:
             assert H.column_starts(line) == want, f"columns do not line up:\n{out}"
         H.log("featctl get: CJK, emoji and combining values line up:\n" + out.rstrip())
-        r = subprocess.run([fc, "--config", cfg, "status"], capture_output=True, text=True, timeout=20)
+        r = H.featctl(args, "--config", cfg, "status", timeout=20)
         dur = r"-?\d+ (y|d|h|m|s|ms)( \d+ (d|h|m|s|ms))?"
         assert r.returncode == 0 and re.search(rf"^featd \S+, up {dur}, ready$", r.stdout, re.M), r.stdout
         fresh = [l.split("  ")[-1].strip() for l in r.stdout.splitlines()[3:]]
         assert fresh and all(re.fullmatch(dur, f) for f in fresh), f"freshness is not a duration:\n{r.stdout}"
         for argv in (["get", "nosuch", "k"], ["get", "user", "a", "a"]):
-            r = subprocess.run([fc, "--config", cfg, *argv], capture_output=True, text=True, timeout=20)
+            r = H.featctl(args, "--config", cfg, *argv, timeout=20)
             assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "INVALID_ARGUMENT" in r.stderr, r
-        r = subprocess.run([fc, "--addr", "127.0.0.1:1", "status"], capture_output=True, text=True, timeout=20)
+        r = H.featctl(args, "--addr", "127.0.0.1:1", "status", timeout=20)
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "cannot reach" in r.stderr, r
-        r = subprocess.run([fc, "--config", cfg, "--json", "history", "user", f"{keys[0]}@{now}"], capture_output=True,
-                           text=True, timeout=20)
+        r = H.featctl(args, "--config", cfg, "--json", "history", "user", f"{keys[0]}@{now}",
+                           timeout=20)
         assert r.returncode == 0 and json.loads(r.stdout)["rows"][0]["entity"] == keys[0], r
         for argv in (["status"], ["tables"], ["--json", "status"], ["--json", "tables"]):
-            r = subprocess.run([fc, "--config", cfg, *argv], capture_output=True, text=True, timeout=20)
+            r = H.featctl(args, "--config", cfg, *argv, timeout=20)
             assert r.returncode == 0 and r.stdout, (argv, r)
             if "--json" in argv:
                 json.loads(r.stdout)

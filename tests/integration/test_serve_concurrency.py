@@ -50,7 +50,7 @@ feature.v = int64
         bs = open(wd.file("data/kafka.bootstrap")).read().strip()
         ch = grpc.insecure_channel(addrs["grpc"])
         admin = admin_pb2_grpc.AdminServiceStub(ch)
-        H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+        H.wait_ready(admin)
         keys = [f"e{i}" for i in range(20)]
         stop = threading.Event()
         errors = []

@@ -71,7 +71,7 @@ device = cpu
         ch = grpc.insecure_channel(gaddr)
         feat = feature_service_pb2_grpc.FeatureServiceStub(ch)
         admin = admin_pb2_grpc.AdminServiceStub(ch)
-        H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).ready, 30, "ready")
+        H.wait_ready(admin)
         SC = grpc.StatusCode
 
         # ---- ingest: good events and bad ones, JSON and protobuf ----
