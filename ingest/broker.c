@@ -3,6 +3,7 @@
 #include "ingest/kconf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -369,7 +370,7 @@ int feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, 
         snprintf(errstr, errlen, "broker: cannot open the control port or write %s", path);
         return FEAT_ERR_IO;
     }
-    if (pthread_create(&b->ctl_thr, NULL, ctl_run, b) != 0) {
+    if (feat_worker_start(&b->ctl_thr, "broker:ctl", ctl_run, b) != FEAT_OK) {
         close(b->ctl_fd);
         b->ctl_fd = -1;
         snprintf(errstr, errlen, "broker: cannot start the control thread");
@@ -384,7 +385,7 @@ void feat_broker_destroy(feat_broker_t *b) {
     if (!b) return;
     if (b->ctl_started) {
         atomic_store(&b->ctl_stop, 1);
-        pthread_join(b->ctl_thr, NULL);
+        feat_worker_join(b->ctl_thr);
         close(b->ctl_fd);
         if (b->ctl_path) unlink(b->ctl_path);
     }

@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/worker.h"
 #include "featd/v1/event.pb-c.h"
 
 #include <math.h>
@@ -259,7 +260,7 @@ feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, ch
         free(d);
         return NULL;
     }
-    if (pthread_create(&d->thr, NULL, run, d) != 0) {
+    if (feat_worker_start(&d->thr, "demo", run, d) != FEAT_OK) {
         rd_kafka_destroy(d->rk);
         rd_kafka_destroy(d->rk_labels);
         free(d);
@@ -276,7 +277,7 @@ uint64_t feat_demo_sent(const feat_demo_t *d) { return d ? atomic_load(&((feat_d
 void feat_demo_stop(feat_demo_t *d) {
     if (!d) return;
     atomic_store(&d->stop, 1);
-    pthread_join(d->thr, NULL);
+    feat_worker_join(d->thr);
     rd_kafka_flush(d->rk, 2000);
     rd_kafka_flush(d->rk_labels, 2000);
     rd_kafka_destroy(d->rk);

@@ -11,6 +11,7 @@
 #include "ingest/kconf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/worker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -800,12 +801,12 @@ int feat_ingest_start(feat_ingest_t *ing, char *errstr, size_t errlen) {
         return FEAT_ERR_KAFKA;
     }
     ing->last_commit_ms = feat_now_ms();
-    if (pthread_create(&ing->writer, NULL, writer_run, ing) != 0) {
+    if (feat_worker_start(&ing->writer, "ingest:write", writer_run, ing) != FEAT_OK) {
         snprintf(errstr, errlen, "ingest: cannot start the writer thread");
         return FEAT_ERR_NOMEM;
     }
     ing->writer_started = 1;
-    if (pthread_create(&ing->thr, NULL, run, ing) != 0) {
+    if (feat_worker_start(&ing->thr, "ingest:consume", run, ing) != FEAT_OK) {
         snprintf(errstr, errlen, "ingest: cannot start thread");
         return FEAT_ERR_NOMEM;
     }
@@ -820,7 +821,7 @@ static void stop_writer(feat_ingest_t *ing) {
     ing->writer_stop = 1;
     pthread_cond_broadcast(&ing->wcond);
     pthread_mutex_unlock(&ing->wlock);
-    pthread_join(ing->writer, NULL);
+    feat_worker_join(ing->writer);
     ing->writer_started = 0;
 }
 
@@ -831,7 +832,7 @@ void feat_ingest_stop(feat_ingest_t *ing) {
         return;
     }
     atomic_store(&ing->stop, 1);
-    pthread_join(ing->thr, NULL);
+    feat_worker_join(ing->thr);
     ing->started = 0;
     /* what the broker holds beyond what the store applied, for the stop's
      * log line (the embedded broker loses it with the process), from the
