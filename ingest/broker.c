@@ -41,12 +41,6 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
         return NULL;
     }
     b->ctl_fd = -1;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char kerr[256];
-    rd_kafka_conf_set(conf, "log.connection.close", "false", kerr, sizeof(kerr));
-    /* this handle only hosts the mock cluster: its notice that it has no
-     * bootstrap servers of its own means nothing to an operator */
-    rd_kafka_conf_set(conf, "log_level", "4", kerr, sizeof(kerr));
     /* The mock cluster reads requests up to this handle's
      * receive.message.max.bytes and closes the connection of a client that
      * sends a larger one.  Its partitions keep 5 MiB, and a message set over
@@ -57,17 +51,15 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
      * message.max.bytes: the client retries and reports the record failed. */
     char lim[32];
     snprintf(lim, sizeof(lim), "%d", FEAT_BROKER_MAX_REQUEST);
-    if (rd_kafka_conf_set(conf, "receive.message.max.bytes", lim, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(errstr, errlen, "embedded broker: %s", kerr);
-        free(b);
-        return NULL;
-    }
-    feat_kconf_route_logs(conf);
-    b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
+    const char *const set[] = {
+        /* this handle only hosts the mock cluster: its notice that it has no
+         * bootstrap servers of its own means nothing to an operator */
+        "log_level", "4",
+        "receive.message.max.bytes", lim,
+        NULL};
+    b->rk = feat_kafka_new(RD_KAFKA_PRODUCER, &(feat_kafka_conf_t){.set = set, .what = "embedded broker"}, errstr,
+                           errlen);
     if (!b->rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(errstr, errlen, "embedded broker: %s", kerr);
         free(b);
         return NULL;
     }

@@ -206,20 +206,11 @@ static void *run(void *arg) {
 
 static rd_kafka_t *new_producer(const feat_config_t *cfg, const char *bootstrap, const char *linger, char *errstr,
                                 size_t errlen) {
-    rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
-    if (!kc) return NULL;
-    if (feat_kconf_set(kc, "linger.ms", linger, errstr, errlen) ||
-        feat_kconf_set(kc, "queue.buffering.max.messages", "1000000", errstr, errlen)) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
-    }
-    char kerr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, kerr, sizeof(kerr));
-    if (!rk) {
-        rd_kafka_conf_destroy(kc);
-        snprintf(errstr, errlen, "demo: %s", kerr);
-    }
-    return rk;
+    const char *const set[] = {"linger.ms", linger, "queue.buffering.max.messages", "1000000", NULL};
+    return feat_kafka_new(RD_KAFKA_PRODUCER,
+                          &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = bootstrap,
+                                               .set = set, .what = "demo"},
+                          errstr, errlen);
 }
 
 feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
