@@ -5,8 +5,11 @@
  * line "2026-11-24T10:00:00.123Z INFO  ingest: assigned 4 partitions" to the
  * sink (stderr unless feat_log_set_file() says otherwise).  When the level is
  * off the macro returns before evaluating its arguments, so logging costs a
- * load and a compare.  librdkafka's log callback, gRPC's log function and
- * RocksDB's info log are routed here by their owning modules.
+ * load and a compare.  librdkafka's log callback (ingest/kconf.c) and gRPC's
+ * log function (rpc/server.c) are routed here by their owning modules.
+ * RocksDB's info log is not: its C API (7.8) takes no log callback, so it
+ * stays in RocksDB's own LOG file beside the data, limited to fatal lines
+ * (store/store.c says why); store/ logs every store error here itself.
  */
 #ifndef FEAT_COMMON_LOG_H
 #define FEAT_COMMON_LOG_H

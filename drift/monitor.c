@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/worker.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -670,7 +671,7 @@ static void *run(void *arg) {
 }
 
 int feat_drift_start(feat_drift_t *d) {
-    if (pthread_create(&d->thr, NULL, run, d) != 0) return FEAT_ERR_NOMEM;
+    if (feat_worker_start(&d->thr, "drift", run, d) != FEAT_OK) return FEAT_ERR_NOMEM;
     d->started = 1;
     return FEAT_OK;
 }
@@ -681,7 +682,7 @@ void feat_drift_stop(feat_drift_t *d) {
     d->stop = 1;
     pthread_cond_signal(&d->wcond);
     pthread_mutex_unlock(&d->wlock);
-    pthread_join(d->thr, NULL);
+    feat_worker_join(d->thr);
     d->started = 0;
 }
 

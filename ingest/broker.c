@@ -3,6 +3,7 @@
 #include "ingest/kconf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,12 +41,6 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
         return NULL;
     }
     b->ctl_fd = -1;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char kerr[256];
-    rd_kafka_conf_set(conf, "log.connection.close", "false", kerr, sizeof(kerr));
-    /* this handle only hosts the mock cluster: its notice that it has no
-     * bootstrap servers of its own means nothing to an operator */
-    rd_kafka_conf_set(conf, "log_level", "4", kerr, sizeof(kerr));
     /* The mock cluster reads requests up to this handle's
      * receive.message.max.bytes and closes the connection of a client that
      * sends a larger one.  Its partitions keep 5 MiB, and a message set over
@@ -56,17 +51,15 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
      * message.max.bytes: the client retries and reports the record failed. */
     char lim[32];
     snprintf(lim, sizeof(lim), "%d", FEAT_BROKER_MAX_REQUEST);
-    if (rd_kafka_conf_set(conf, "receive.message.max.bytes", lim, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(errstr, errlen, "embedded broker: %s", kerr);
-        free(b);
-        return NULL;
-    }
-    feat_kconf_route_logs(conf);
-    b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
+    const char *const set[] = {
+        /* this handle only hosts the mock cluster: its notice that it has no
+         * bootstrap servers of its own means nothing to an operator */
+        "log_level", "4",
+        "receive.message.max.bytes", lim,
+        NULL};
+    b->rk = feat_kafka_new(RD_KAFKA_PRODUCER, &(feat_kafka_conf_t){.set = set, .what = "embedded broker"}, errstr,
+                           errlen);
     if (!b->rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(errstr, errlen, "embedded broker: %s", kerr);
         free(b);
         return NULL;
     }
@@ -369,7 +362,7 @@ int feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, 
         snprintf(errstr, errlen, "broker: cannot open the control port or write %s", path);
         return FEAT_ERR_IO;
     }
-    if (pthread_create(&b->ctl_thr, NULL, ctl_run, b) != 0) {
+    if (feat_worker_start(&b->ctl_thr, "broker:ctl", ctl_run, b) != FEAT_OK) {
         close(b->ctl_fd);
         b->ctl_fd = -1;
         snprintf(errstr, errlen, "broker: cannot start the control thread");
@@ -384,7 +377,7 @@ void feat_broker_destroy(feat_broker_t *b) {
     if (!b) return;
     if (b->ctl_started) {
         atomic_store(&b->ctl_stop, 1);
-        pthread_join(b->ctl_thr, NULL);
+        feat_worker_join(b->ctl_thr);
         close(b->ctl_fd);
         if (b->ctl_path) unlink(b->ctl_path);
     }

@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/worker.h"
 #include "featd/v1/event.pb-c.h"
 
 #include <math.h>
@@ -205,20 +206,11 @@ static void *run(void *arg) {
 
 static rd_kafka_t *new_producer(const feat_config_t *cfg, const char *bootstrap, const char *linger, char *errstr,
                                 size_t errlen) {
-    rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
-    if (!kc) return NULL;
-    if (feat_kconf_set(kc, "linger.ms", linger, errstr, errlen) ||
-        feat_kconf_set(kc, "queue.buffering.max.messages", "1000000", errstr, errlen)) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
-    }
-    char kerr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, kerr, sizeof(kerr));
-    if (!rk) {
-        rd_kafka_conf_destroy(kc);
-        snprintf(errstr, errlen, "demo: %s", kerr);
-    }
-    return rk;
+    const char *const set[] = {"linger.ms", linger, "queue.buffering.max.messages", "1000000", NULL};
+    return feat_kafka_new(RD_KAFKA_PRODUCER,
+                          &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = bootstrap,
+                                               .set = set, .what = "demo"},
+                          errstr, errlen);
 }
 
 feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
@@ -259,7 +251,7 @@ feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, ch
         free(d);
         return NULL;
     }
-    if (pthread_create(&d->thr, NULL, run, d) != 0) {
+    if (feat_worker_start(&d->thr, "demo", run, d) != FEAT_OK) {
         rd_kafka_destroy(d->rk);
         rd_kafka_destroy(d->rk_labels);
         free(d);
@@ -276,7 +268,7 @@ uint64_t feat_demo_sent(const feat_demo_t *d) { return d ? atomic_load(&((feat_d
 void feat_demo_stop(feat_demo_t *d) {
     if (!d) return;
     atomic_store(&d->stop, 1);
-    pthread_join(d->thr, NULL);
+    feat_worker_join(d->thr);
     rd_kafka_flush(d->rk, 2000);
     rd_kafka_flush(d->rk_labels, 2000);
     rd_kafka_destroy(d->rk);

@@ -11,6 +11,7 @@
 #include "ingest/kconf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/worker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -409,17 +410,7 @@ static int add_topic(feat_ingest_t *ing, const char *t) {
 }
 
 int feat_ingest_check_config(const feat_config_t *cfg, char *errstr, size_t errlen) {
-    rd_kafka_conf_t *kc = feat_kconf_new(cfg, NULL, errstr, errlen);
-    if (!kc) return FEAT_ERR_CONFIG;
-    rd_kafka_conf_destroy(kc);
-    return FEAT_OK;
-}
-
-/* 1 if [kafka] sets key: featd's defaults below never override the user */
-static int user_set(const feat_config_t *cfg, const char *key) {
-    for (size_t i = 0; i < cfg->nkafka; i++)
-        if (!strcmp(cfg->kafka[i].key, key)) return 1;
-    return 0;
+    return feat_kconf_check(cfg->kafka, cfg->nkafka, errstr, errlen);
 }
 
 feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen) {
@@ -487,47 +478,37 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     ing->m_batch_size = feat_histogram(ing->metrics, "featd_ingest_batch_messages", "Messages per write batch.",
                                        NULL, sizes, 6);
 
-    rd_kafka_conf_t *kc = feat_kconf_new(cfg, conf->bootstrap, errstr, errlen);
-    if (!kc) goto fail;
     /* featd owns offsets: these are not user-settable (the allow-list refuses them) */
-    if (feat_kconf_set(kc, "enable.auto.commit", "false", errstr, errlen) ||
-        feat_kconf_set(kc, "enable.auto.offset.store", "false", errstr, errlen) ||
-        feat_kconf_set(kc, "enable.partition.eof", "false", errstr, errlen)) {
-        rd_kafka_conf_destroy(kc);
-        goto fail;
-    }
+    static const char *const owned[] = {"enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                                        "enable.partition.eof", "false", NULL};
     /* defaults a user may override in [kafka] */
-    char tmp[64];
-    size_t tl = sizeof(tmp);
-    if (rd_kafka_conf_get(kc, "group.id", tmp, &tl) != RD_KAFKA_CONF_OK || tl <= 1)
-        feat_kconf_set(kc, "group.id", "featd", errstr, errlen);
-    if (!user_set(cfg, "fetch.wait.max.ms")) feat_kconf_set(kc, "fetch.wait.max.ms", "10", errstr, errlen); /* freshness */
-    /* Once the prefetch queue holds queued.min.messages, librdkafka 2.0 stops
-     * fetching and looks again only after a fixed 1 s (the backoff that 2.2
-     * made configurable as fetch.queue.backoff.ms; librdkafka #2879).  With
-     * the default 100,000 a catching-up featd drained that in 0.2-0.3 s and
-     * then waited, idle, for the rest of the second: a third of the time in
-     * tests/bench/bench_ingest.  So the queue is sized to hold more than a
-     * second of featd's fastest ingest; queued.max.messages.kbytes (64 MiB by
-     * default) still bounds its memory. */
-    if (!user_set(cfg, "queued.min.messages")) feat_kconf_set(kc, "queued.min.messages", "1000000", errstr, errlen);
-    /* A position out of range (retention deleted records featd had not yet
-     * applied) resumes at the oldest record left: librdkafka's default,
-     * "latest", would skip every record still in the log as well.  Records
-     * below the stored offsets are skipped, so this never applies one twice. */
-    if (!user_set(cfg, "auto.offset.reset")) feat_kconf_set(kc, "auto.offset.reset", "earliest", errstr, errlen);
-    rd_kafka_conf_set_opaque(kc, ing);
-    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
-    rd_kafka_conf_set_error_cb(kc, error_cb);
-    rd_kafka_conf_set_offset_commit_cb(kc, commit_cb);
-    rd_kafka_conf_set_log_cb(kc, consumer_log_cb);
-    char kerr[512];
-    ing->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, kerr, sizeof(kerr));
-    if (!ing->rk) {
-        rd_kafka_conf_destroy(kc);
-        snprintf(errstr, errlen, "kafka: cannot create consumer: %s", kerr);
-        goto fail;
-    }
+    static const char *const defaults[] = {
+        "group.id", "featd",
+        "fetch.wait.max.ms", "10", /* freshness */
+        /* Once the prefetch queue holds queued.min.messages, librdkafka 2.0 stops
+         * fetching and looks again only after a fixed 1 s (the backoff that 2.2
+         * made configurable as fetch.queue.backoff.ms; librdkafka #2879).  With
+         * the default 100,000 a catching-up featd drained that in 0.2-0.3 s and
+         * then waited, idle, for the rest of the second: a third of the time in
+         * tests/bench/bench_ingest.  So the queue is sized to hold more than a
+         * second of featd's fastest ingest; queued.max.messages.kbytes (64 MiB by
+         * default) still bounds its memory. */
+        "queued.min.messages", "1000000",
+        /* A position out of range (retention deleted records featd had not yet
+         * applied) resumes at the oldest record left: librdkafka's default,
+         * "latest", would skip every record still in the log as well.  Records
+         * below the stored offsets are skipped, so this never applies one twice. */
+        "auto.offset.reset", "earliest",
+        NULL};
+    ing->rk = feat_kafka_new(RD_KAFKA_CONSUMER,
+                             &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka,
+                                                  .bootstrap = conf->bootstrap, .set = owned, .defaults = defaults,
+                                                  .opaque = ing, .log_cb = consumer_log_cb,
+                                                  .rebalance_cb = rebalance_cb, .error_cb = error_cb,
+                                                  .offset_commit_cb = commit_cb,
+                                                  .what = "kafka: cannot create consumer"},
+                             errstr, errlen);
+    if (!ing->rk) goto fail;
     rd_kafka_poll_set_consumer(ing->rk);
     ing->q = rd_kafka_queue_get_consumer(ing->rk);
     feat_metrics_add_collector(ing->metrics, collect, ing);
@@ -800,12 +781,12 @@ int feat_ingest_start(feat_ingest_t *ing, char *errstr, size_t errlen) {
         return FEAT_ERR_KAFKA;
     }
     ing->last_commit_ms = feat_now_ms();
-    if (pthread_create(&ing->writer, NULL, writer_run, ing) != 0) {
+    if (feat_worker_start(&ing->writer, "ingest:write", writer_run, ing) != FEAT_OK) {
         snprintf(errstr, errlen, "ingest: cannot start the writer thread");
         return FEAT_ERR_NOMEM;
     }
     ing->writer_started = 1;
-    if (pthread_create(&ing->thr, NULL, run, ing) != 0) {
+    if (feat_worker_start(&ing->thr, "ingest:consume", run, ing) != FEAT_OK) {
         snprintf(errstr, errlen, "ingest: cannot start thread");
         return FEAT_ERR_NOMEM;
     }
@@ -820,7 +801,7 @@ static void stop_writer(feat_ingest_t *ing) {
     ing->writer_stop = 1;
     pthread_cond_broadcast(&ing->wcond);
     pthread_mutex_unlock(&ing->wlock);
-    pthread_join(ing->writer, NULL);
+    feat_worker_join(ing->writer);
     ing->writer_started = 0;
 }
 
@@ -831,7 +812,7 @@ void feat_ingest_stop(feat_ingest_t *ing) {
         return;
     }
     atomic_store(&ing->stop, 1);
-    pthread_join(ing->thr, NULL);
+    feat_worker_join(ing->thr);
     ing->started = 0;
     /* what the broker holds beyond what the store applied, for the stop's
      * log line (the embedded broker loses it with the process), from the

@@ -20,9 +20,8 @@ void feat_kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char
     feat_log(l, "kafka", "%s: %s", fac, buf);
 }
 
-void feat_kconf_route_logs(rd_kafka_conf_t *conf) { rd_kafka_conf_set_log_cb(conf, feat_kconf_log); }
-
-int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen) {
+/* Sets one property; on failure writes "kafka.<name>: <reason>" to errstr. */
+static int kset(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen) {
     char kerr[256];
     if (rd_kafka_conf_set(conf, name, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
         snprintf(errstr, errlen, "kafka.%s: %s", name, kerr);
@@ -31,18 +30,57 @@ int feat_kconf_set(rd_kafka_conf_t *conf, const char *name, const char *value, c
     return FEAT_OK;
 }
 
-rd_kafka_conf_t *feat_kconf_new(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
+/* 1 when props give name a non-empty value (the last one given counts, as
+ * it does for librdkafka). */
+static int user_set(const feat_kv_t *props, size_t n, const char *name) {
+    const char *v = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(props[i].key, name)) v = props[i].value;
+    return v && *v;
+}
+
+/* The conf of kc up to its callbacks: NULL (errstr set) when librdkafka
+ * refuses a property. */
+static rd_kafka_conf_t *conf_new(const feat_kafka_conf_t *kc, char *errstr, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(conf, feat_kconf_log);
+    rd_kafka_conf_set_log_cb(conf, kc->log_cb ? kc->log_cb : feat_kconf_log);
     /* quieter defaults; the user may override any of them */
-    if (feat_kconf_set(conf, "log.connection.close", "false", errstr, errlen)) goto fail;
-    for (size_t i = 0; i < cfg->nkafka; i++) {
-        if (bootstrap && strcmp(cfg->kafka[i].key, "bootstrap.servers") == 0) continue;
-        if (feat_kconf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, errstr, errlen)) goto fail;
+    if (kset(conf, "log.connection.close", "false", errstr, errlen)) goto fail;
+    for (size_t i = 0; i < kc->nprops; i++) {
+        if (kc->bootstrap && strcmp(kc->props[i].key, "bootstrap.servers") == 0) continue;
+        if (kset(conf, kc->props[i].key, kc->props[i].value, errstr, errlen)) goto fail;
     }
-    if (bootstrap && feat_kconf_set(conf, "bootstrap.servers", bootstrap, errstr, errlen)) goto fail;
+    if (kc->bootstrap && kset(conf, "bootstrap.servers", kc->bootstrap, errstr, errlen)) goto fail;
+    for (const char *const *p = kc->set; p && p[0]; p += 2)
+        if (kset(conf, p[0], p[1], errstr, errlen)) goto fail;
+    for (const char *const *p = kc->defaults; p && p[0]; p += 2)
+        if (!user_set(kc->props, kc->nprops, p[0]) && kset(conf, p[0], p[1], errstr, errlen)) goto fail;
     return conf;
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+int feat_kconf_check(const feat_kv_t *props, size_t nprops, char *errstr, size_t errlen) {
+    rd_kafka_conf_t *conf = conf_new(&(feat_kafka_conf_t){.props = props, .nprops = nprops}, errstr, errlen);
+    if (!conf) return FEAT_ERR_CONFIG;
+    rd_kafka_conf_destroy(conf);
+    return FEAT_OK;
+}
+
+rd_kafka_t *feat_kafka_new(rd_kafka_type_t type, const feat_kafka_conf_t *kc, char *errstr, size_t errlen) {
+    rd_kafka_conf_t *conf = conf_new(kc, errstr, errlen);
+    if (!conf) return NULL;
+    if (kc->opaque) rd_kafka_conf_set_opaque(conf, kc->opaque);
+    if (kc->dr_msg_cb) rd_kafka_conf_set_dr_msg_cb(conf, kc->dr_msg_cb);
+    if (kc->error_cb) rd_kafka_conf_set_error_cb(conf, kc->error_cb);
+    if (kc->rebalance_cb) rd_kafka_conf_set_rebalance_cb(conf, kc->rebalance_cb);
+    if (kc->offset_commit_cb) rd_kafka_conf_set_offset_commit_cb(conf, kc->offset_commit_cb);
+    char kerr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, kerr, sizeof(kerr)); /* takes conf on success */
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errstr, errlen, "%s: %s", kc->what ? kc->what : "kafka", kerr);
+    }
+    return rk;
 }

@@ -38,19 +38,12 @@ feat_producer_t *feat_producer_new(const feat_config_t *cfg, const char *bootstr
     if (!metrics) metrics = feat_metrics_global();
     p->m_sent = feat_counter(metrics, "featd_produced_total", "Messages featd produced (alerts, logs), delivered.", "result=\"ok\"");
     p->m_failed = feat_counter(metrics, "featd_produced_total", "Messages featd produced (alerts, logs), delivered.", "result=\"failed\"");
-    rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
-    if (!kc) {
-        free(p);
-        return NULL;
-    }
-    feat_kconf_set(kc, "linger.ms", "5", errstr, errlen);
-    rd_kafka_conf_set_opaque(kc, p);
-    rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
-    char kerr[256];
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, kerr, sizeof(kerr));
+    static const char *const set[] = {"linger.ms", "5", NULL};
+    p->rk = feat_kafka_new(RD_KAFKA_PRODUCER,
+                           &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = bootstrap,
+                                                .set = set, .opaque = p, .dr_msg_cb = dr_cb, .what = "producer"},
+                           errstr, errlen);
     if (!p->rk) {
-        rd_kafka_conf_destroy(kc);
-        snprintf(errstr, errlen, "producer: %s", kerr);
         free(p);
         return NULL;
     }

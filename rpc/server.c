@@ -25,6 +25,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/utf8.h"
+#include "common/worker.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -683,7 +684,9 @@ int feat_server_start(feat_server_t *s, char *errstr, size_t errlen) {
                 return FEAT_ERR_NOMEM;
             }
         }
-        if (pthread_create(&w->thr, NULL, worker_run, w) != 0) {
+        char name[FEAT_WORKER_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "rpc:%d", i);
+        if (feat_worker_start(&w->thr, name, worker_run, w) != FEAT_OK) {
             snprintf(errstr, errlen, "serve: cannot start threads");
             return FEAT_ERR_NOMEM;
         }
@@ -719,7 +722,7 @@ void feat_server_shutdown(feat_server_t *s, int64_t grace_ms) {
     }
     for (int i = 0; i < s->nworkers; i++) grpc_completion_queue_shutdown(s->workers[i].cq);
     for (int i = 0; i < s->nworkers; i++)
-        if (s->workers[i].started) pthread_join(s->workers[i].thr, NULL);
+        if (s->workers[i].started) feat_worker_join(s->workers[i].thr);
     s->started = 0;
 }
 

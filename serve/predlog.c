@@ -2,6 +2,7 @@
 #include "serve/predlog.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/worker.h"
 #include "drift/monitor.h"
 #include "ingest/producer.h"
 #include "train/models.h"
@@ -159,7 +160,7 @@ static void *writer(void *arg) {
 }
 
 int feat_predlog_start(feat_predlog_t *pl) {
-    if (pthread_create(&pl->thr, NULL, writer, pl)) return FEAT_ERR_NOMEM;
+    if (feat_worker_start(&pl->thr, "predlog", writer, pl)) return FEAT_ERR_NOMEM;
     pl->started = 1;
     return FEAT_OK;
 }
@@ -170,7 +171,7 @@ void feat_predlog_stop(feat_predlog_t *pl) {
     pl->stop = 1;
     pthread_cond_signal(&pl->cond);
     pthread_mutex_unlock(&pl->lock);
-    pthread_join(pl->thr, NULL);
+    feat_worker_join(pl->thr);
     pl->started = 0;
 }
 

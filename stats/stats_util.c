@@ -1,28 +1,10 @@
 /*
- * stats/stats_util.c — CRC-32 and an allocation-free sort of doubles for the
- * drift statistics library (see stats_util.h).
+ * stats/stats_util.c — an allocation-free sort of doubles for the
+ * statistics library (see stats_util.h).
  */
 #include "stats/stats_util.h"
 
 #include <math.h>
-
-static const uint32_t crc_nibble[16] = {
-    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu,
-    0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
-    0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
-    0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
-};
-
-uint32_t feat_crc32(uint32_t crc, const void *buf, size_t len) {
-    const unsigned char *p = (const unsigned char *)buf;
-    crc = ~crc;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ crc_nibble[crc & 15u];
-        crc = (crc >> 4) ^ crc_nibble[crc & 15u];
-    }
-    return ~crc;
-}
 
 /* Batcher's odd-even merge sort network for 16 inputs (63 comparators,
  * checked over all 2^16 0/1 inputs when generated).  Unrolled with constant

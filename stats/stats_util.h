@@ -1,8 +1,9 @@
 /*
- * stats/stats_util.h — internal helpers of the drift statistics library:
- * little-endian encoding, CRC-32, sorting of doubles, a seedable RNG, a
- * 64-bit string hash.  Not a public interface: only drift sources include it.
- * Every function here is pure (no allocation, no global state).
+ * stats/stats_util.h — internal helpers of the statistics library:
+ * little-endian encoding, sorting of doubles, a seedable RNG.  Its hashes
+ * and CRC-32 are common/hash.h's (included here).  Not a public interface:
+ * only stats sources and their tests include it.  Every function here is
+ * pure (no allocation, no global state).
  */
 #ifndef FEAT_STATS_STATS_UTIL_H
 #define FEAT_STATS_STATS_UTIL_H
@@ -10,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "common/hash.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,33 +53,12 @@ static inline double feat_get_f64(const unsigned char *p) {
     return d;
 }
 
-/* CRC-32 (IEEE 802.3, as zlib.crc32) of buf[0..len), continuing from crc
- * (start with 0). */
-uint32_t feat_crc32(uint32_t crc, const void *buf, size_t len);
-
 /* Sorts a[0..n) ascending in place; a must not contain NaN.  No allocation. */
 void feat_sort_f64(double *a, size_t n);
 
 /* splitmix64: state advances by a constant; output well mixed. */
 static inline uint64_t feat_splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* 64-bit hash of a byte string (FNV-1a followed by the splitmix64 finalizer),
- * stable across platforms and releases: it keys stored category blobs. */
-static inline uint64_t feat_hash_bytes(const void *data, size_t len) {
-    const unsigned char *p = (const unsigned char *)data;
-    uint64_t h = 0xCBF29CE484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001B3ull;
-    }
-    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-    return h ^ (h >> 31);
+    return feat_splitmix64_mix(*state += 0x9E3779B97F4A7C15ull);
 }
 
 #ifdef __cplusplus

@@ -217,6 +217,85 @@ static void put_ts_src(feat_buf_t *k, int64_t ts, uint64_t offset, uint32_t part
     feat_buf_append(k, b, 20);
 }
 
+/* ---- scans ------------------------------------------------------------------
+ * Every walk over a column family is a cursor: cur_begin seeks, cur_next
+ * steps forward while keys stay in range, cur_end turns the iterator's error
+ * into FEAT_ERR_IO and releases it.  A scan is then
+ *     cursor_t c;
+ *     cur_begin(&c, st, &(scan_t){...});
+ *     while (cur_next(&c)) { decode c.k, c.v; break to stop }
+ *     return cur_end(&c, rc);                                               */
+
+typedef struct scan {
+    feat_cf_t cf;
+    int total_order;                /* whole-family order where a prefix extractor is set (ropts_total) */
+    const char *lo; size_t lolen;   /* first key, inclusive; NULL = the family's first */
+    const char *hi; size_t hilen;   /* RocksDB's iterate_upper_bound, exclusive; NULL = none */
+    const char *prefix; size_t plen;/* the scan ends at the first key without it; NULL = none */
+    const char *what;               /* names the scan in the error */
+} scan_t;
+
+typedef struct cursor {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ro;      /* ours to destroy (upper bound set), or NULL */
+    int own_it;                     /* cur_end destroys it */
+    int started;
+    const char *prefix, *what;
+    size_t plen;
+    const char *k, *v;              /* the current pair: valid until the next cur_next */
+    size_t kl, vl;
+} cursor_t;
+
+/* Starts s over it, an iterator the caller keeps (its read options carry
+ * any snapshot and upper bound; s->cf, s->hi and s->total_order are not
+ * looked at). */
+static void cur_begin_on(cursor_t *c, rocksdb_iterator_t *it, const scan_t *s) {
+    memset(c, 0, sizeof(*c));
+    c->it = it;
+    c->prefix = s->prefix;
+    c->plen = s->plen;
+    c->what = s->what;
+    if (s->lo) rocksdb_iter_seek(it, s->lo, s->lolen);
+    else rocksdb_iter_seek_to_first(it);
+}
+
+/* Starts s over a new iterator on the live store (no snapshot). */
+static void cur_begin(cursor_t *c, feat_store_t *st, const scan_t *s) {
+    rocksdb_readoptions_t *ro = NULL;
+    if (s->hi) {
+        ro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_iterate_upper_bound(ro, s->hi, s->hilen);
+        if (s->total_order) rocksdb_readoptions_set_total_order_seek(ro, 1);
+    }
+    const rocksdb_readoptions_t *use = ro ? ro : s->total_order ? st->ropts_total : st->ropts;
+    cur_begin_on(c, rocksdb_create_iterator_cf(st->db, use, st->cf[s->cf]), s);
+    c->ro = ro;
+    c->own_it = 1;
+}
+
+/* 1 with c->k, c->v set to the next pair in range; 0 at the end. */
+static int cur_next(cursor_t *c) {
+    if (c->started) rocksdb_iter_next(c->it);
+    c->started = 1;
+    if (!rocksdb_iter_valid(c->it)) return 0;
+    c->k = rocksdb_iter_key(c->it, &c->kl);
+    if (c->prefix && (c->kl < c->plen || memcmp(c->k, c->prefix, c->plen) != 0)) return 0;
+    c->v = rocksdb_iter_value(c->it, &c->vl);
+    return 1;
+}
+
+/* Ends the scan: rc (the scan's own result) unless it is FEAT_OK and the
+ * iterator failed, then FEAT_ERR_IO (logged). */
+static int cur_end(cursor_t *c, int rc) {
+    char *rerr = NULL;
+    rocksdb_iter_get_error(c->it, &rerr);
+    if (rerr && rc == FEAT_OK) rc = io_err(NULL, 0, c->what, rerr);
+    else rocksdb_free(rerr);
+    if (c->own_it) rocksdb_iter_destroy(c->it);
+    if (c->ro) rocksdb_readoptions_destroy(c->ro);
+    return rc;
+}
+
 /* ---- table definitions in meta ------------------------------------------ */
 
 typedef struct stored_feat {
@@ -821,37 +900,36 @@ int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition
 }
 
 int feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_OFFSETS]);
+    cursor_t c;
+    cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_OFFSETS, .what = "offset scan"});
     int rc = FEAT_OK;
     char topic[256];
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
-        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const unsigned char *k = (const unsigned char *)c.k, *v = (const unsigned char *)c.v;
         const unsigned char *z = memchr(k, 0, kl);
         if (!z || (size_t)(z - k) >= sizeof(topic) || kl != (size_t)(z - k) + 5 || vl != 16) { rc = FEAT_ERR_CORRUPT; break; }
         memcpy(topic, k, (size_t)(z - k));
         topic[z - k] = 0;
         if (fn(arg, topic, (int32_t)feat_get_be32(z + 1), (int64_t)feat_get_le64(v), feat_get_le64(v + 8))) break;
     }
-    rocksdb_iter_destroy(it);
-    return rc;
+    return cur_end(&c, rc);
 }
 
 int64_t feat_store_clear_offsets(feat_store_t *st) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_OFFSETS]);
+    cursor_t c;
+    cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_OFFSETS, .what = "clearing offsets"});
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     int64_t n = 0;
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        rocksdb_writebatch_delete_cf(b, st->cf[FEAT_CF_OFFSETS], k, kl);
+    while (cur_next(&c)) {
+        rocksdb_writebatch_delete_cf(b, st->cf[FEAT_CF_OFFSETS], c.k, c.kl);
         n++;
     }
-    rocksdb_iter_destroy(it);
+    int rc = cur_end(&c, FEAT_OK);
     char *rerr = NULL;
-    rocksdb_write(st->db, st->wopts, b, &rerr);
+    if (rc == FEAT_OK) rocksdb_write(st->db, st->wopts, b, &rerr);
     rocksdb_writebatch_destroy(b);
+    if (rc) return rc; /* a partial read: nothing cleared */
     return rerr ? write_err(st, NULL, 0, "clearing offsets", rerr) : n;
 }
 
@@ -981,12 +1059,12 @@ int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *k
 static int decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_t *ts, int64_t *off, int32_t *part);
 
 int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts_total, st->cf[FEAT_CF_ONLINE]);
+    cursor_t c;
+    cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_ONLINE, .total_order = 1, .what = "online scan"});
     int rc = FEAT_OK;
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const char *k = c.k, *v = c.v;
         const char *z = memchr(k, 0, kl);
         if (!z) { rc = FEAT_ERR_CORRUPT; break; }
         const feat_table_t *t = NULL;
@@ -996,11 +1074,7 @@ int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg) {
         if (!t) continue; /* a table no longer configured */
         if (fn(arg, t, z + 1, kl - (size_t)(z - k) - 1, v, vl)) break;
     }
-    char *rerr = NULL;
-    rocksdb_iter_get_error(it, &rerr);
-    rocksdb_iter_destroy(it);
-    if (rerr) return io_err(NULL, 0, "online scan", rerr);
-    return rc;
+    return cur_end(&c, rc);
 }
 
 int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg) {
@@ -1010,19 +1084,20 @@ int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offlin
     size_t nf = t->conf->nfeatures;
     feat_value_t *vals = calloc(nf ? nf : 1, sizeof(*vals));
     if (!vals || pre.oom) { free(vals); feat_buf_free(&pre); return FEAT_ERR_NOMEM; }
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts_total, st->cf[FEAT_CF_OFFLINE]);
+    cursor_t c;
+    cur_begin(&c, st,
+              &(scan_t){.cf = FEAT_CF_OFFLINE, .total_order = 1, .lo = pre.data, .lolen = pre.len,
+                        .prefix = pre.data, .plen = pre.len, .what = "offline scan"});
     int rc = FEAT_OK;
-    for (rocksdb_iter_seek(it, pre.data, pre.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        if (kl < pre.len || memcmp(k, pre.data, pre.len) != 0) break;
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const char *k = c.k, *v = c.v;
         if (kl < pre.len + 21) { rc = FEAT_ERR_CORRUPT; break; }
         const char *ent = k + pre.len;
         size_t elen = kl - pre.len - 21;
         int64_t ts, off;
         int32_t part;
         decode_offline_key_tail(k, kl, kl - 20, &ts, &off, &part);
-        const char *v = rocksdb_iter_value(it, &vl);
         for (size_t i = 0; i < nf; i++) {
             memset(&vals[i], 0, sizeof(vals[i]));
             vals[i].type = (uint8_t)t->conf->features[i].type;
@@ -1038,20 +1113,21 @@ int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offlin
         if (r < 0) { rc = FEAT_ERR_CORRUPT; break; }
         if (fn(arg, ent, elen, ts, part, off, vals, nf)) break;
     }
-    rocksdb_iter_destroy(it);
+    rc = cur_end(&c, rc);
     free(vals);
     feat_buf_free(&pre);
     return rc;
 }
 
 int feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_LABELS]);
+    cursor_t c;
+    cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_LABELS, .what = "label scan"});
     int rc = FEAT_OK;
     char model[FEAT_MAX_NAME + 1];
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const char *k = c.k;
+        const unsigned char *v = (const unsigned char *)c.v;
         const char *z = memchr(k, 0, kl);
         if (!z || (size_t)(z - k) > FEAT_MAX_NAME || kl < (size_t)(z - k) + 9 || vl != 20) { rc = FEAT_ERR_CORRUPT; break; }
         memcpy(model, k, (size_t)(z - k));
@@ -1064,8 +1140,7 @@ int feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg) {
                (int64_t)feat_get_le64(v + 12)))
             break;
     }
-    rocksdb_iter_destroy(it);
-    return rc;
+    return cur_end(&c, rc);
 }
 
 /* ---- history -------------------------------------------------------------------- */
@@ -1096,17 +1171,16 @@ int feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key,
         free(vals); feat_buf_free(&lo); feat_buf_free(&hi);
         return FEAT_ERR_NOMEM;
     }
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_OFFLINE]);
+    cursor_t c;
+    cur_begin(&c, st,
+              &(scan_t){.cf = FEAT_CF_OFFLINE, .lo = lo.data, .lolen = lo.len, .hi = hi.data, .hilen = hi.len,
+                        .prefix = lo.data, .plen = plen, .what = "history scan"});
     int rc = FEAT_OK;
-    for (rocksdb_iter_seek(it, lo.data, lo.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const char *k = c.k, *v = c.v;
         int64_t ts, off;
         int32_t part;
-        if (kl < plen || memcmp(k, lo.data, plen) != 0) break;
         if (decode_offline_key_tail(k, kl, plen, &ts, &off, &part)) { rc = FEAT_ERR_CORRUPT; break; }
         for (size_t i = 0; i < nf; i++) {
             memset(&vals[i], 0, sizeof(vals[i]));
@@ -1125,13 +1199,7 @@ int feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key,
         if (r < 0) { rc = FEAT_ERR_CORRUPT; break; }
         if (fn(arg, ts, part, off, vals, nf)) break;
     }
-    if (rc == FEAT_OK) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        if (rerr) rc = io_err(NULL, 0, "history scan", rerr);
-    }
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
+    rc = cur_end(&c, rc);
     free(vals);
     feat_buf_free(&lo);
     feat_buf_free(&hi);
@@ -1180,17 +1248,18 @@ int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, 
     int rc = FEAT_OK;
     /* descending keys: the first key at or after (as_of, max) is the newest
      * row with ts <= as_of; Next walks back in time */
-    rocksdb_iter_seek(r->it, r->key.data, r->key.len);
-    for (; rocksdb_iter_valid(r->it) && unresolved; rocksdb_iter_next(r->it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(r->it, &kl);
-        if (kl < plen || memcmp(k, r->key.data, plen) != 0) break;
+    cursor_t c;
+    cur_begin_on(&c, r->it,
+                 &(scan_t){.lo = r->key.data, .lolen = r->key.len, .prefix = r->key.data, .plen = plen,
+                           .what = "point-in-time read"});
+    while (unresolved && cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const char *k = c.k, *v = c.v;
         int64_t ts, off;
         int32_t part;
         if (decode_offline_key_tail(k, kl, plen, &ts, &off, &part)) { rc = FEAT_ERR_CORRUPT; break; }
         int expired = ttl > 0 && as_of - ts > ttl;
         if (expired && !report_expired) break;
-        const char *v = rocksdb_iter_value(r->it, &vl);
         size_t pos = 0;
         feat_row_entry_t e;
         int res;
@@ -1212,11 +1281,7 @@ int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, 
         }
         if (res < 0) { rc = FEAT_ERR_CORRUPT; break; }
     }
-    if (rc == FEAT_OK) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(r->it, &rerr);
-        if (rerr) rc = io_err(NULL, 0, "point-in-time read", rerr);
-    }
+    rc = cur_end(&c, rc);
     if (strings->oom) rc = FEAT_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         if (out[i].status == FEAT_ST_NOT_FOUND || out[i].type != FEAT_FT_STRING) continue;
@@ -1253,14 +1318,14 @@ int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int6
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
     size_t plen;
     if (model_range(&lo, &hi, model, from_ms, to_ms, &plen)) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_LABELS]);
+    cursor_t c;
+    cur_begin(&c, st,
+              &(scan_t){.cf = FEAT_CF_LABELS, .lo = lo.data, .lolen = lo.len, .hi = hi.data, .hilen = hi.len,
+                        .what = "label scan"});
     int rc = FEAT_OK;
-    for (rocksdb_iter_seek(it, lo.data, lo.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const char *k = c.k, *v = c.v;
         if (kl < plen + 8 || vl < 8) { rc = FEAT_ERR_CORRUPT; break; }
         int64_t ts = feat_get_ts((const unsigned char *)k + plen);
         uint64_t u = feat_get_le64((const unsigned char *)v);
@@ -1268,26 +1333,20 @@ int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int6
         memcpy(&label, &u, 8);
         if (fn(arg, ts, k + plen + 8, kl - plen - 8, label)) break;
     }
-    if (rc == FEAT_OK) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        if (rerr) rc = io_err(NULL, 0, "label scan", rerr);
-    }
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
+    rc = cur_end(&c, rc);
     feat_buf_free(&lo);
     feat_buf_free(&hi);
     return rc;
 }
 
 int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_DEAD_LETTERS]);
+    cursor_t c;
+    cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_DEAD_LETTERS, .what = "dead-letter scan"});
     int rc = FEAT_OK;
     char topic[256];
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
-        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const unsigned char *k = (const unsigned char *)c.k, *v = (const unsigned char *)c.v;
         const unsigned char *z = memchr(k, 0, kl);
         if (!z || (size_t)(z - k) >= sizeof(topic) || kl != (size_t)(z - k) + 13) { rc = FEAT_ERR_CORRUPT; break; }
         size_t tl = (size_t)(z - k);
@@ -1319,8 +1378,7 @@ int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg
         if (vl - i < vall) { rc = FEAT_ERR_CORRUPT; break; }
         if (fn(arg, topic, part, off, reason, detail, key, keyl, (const char *)v + i, vall)) break;
     }
-    rocksdb_iter_destroy(it);
-    return rc;
+    return cur_end(&c, rc);
 }
 
 int feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen) {
@@ -1348,18 +1406,11 @@ int feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size
 }
 
 int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn, void *arg) {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
-    for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        if (kl < plen || memcmp(k, prefix, plen) != 0) break;
-        const char *v = rocksdb_iter_value(it, &vl);
-        if (fn(arg, k, kl, v, vl)) break;
-    }
-    char *rerr = NULL;
-    rocksdb_iter_get_error(it, &rerr);
-    rocksdb_iter_destroy(it);
-    return rerr ? io_err(NULL, 0, "scan", rerr) : FEAT_OK;
+    cursor_t c;
+    cur_begin(&c, st, &(scan_t){.cf = cf, .lo = prefix, .lolen = plen, .prefix = prefix, .plen = plen, .what = "scan"});
+    while (cur_next(&c))
+        if (fn(arg, c.k, c.kl, c.v, c.vl)) break;
+    return cur_end(&c, FEAT_OK);
 }
 
 int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
@@ -1367,14 +1418,15 @@ int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms,
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
     size_t plen;
     if (model_range(&lo, &hi, model, from_ms, to_ms, &plen)) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, hi.data, hi.len);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[FEAT_CF_PREDICTIONS]);
+    cursor_t c;
+    cur_begin(&c, st,
+              &(scan_t){.cf = FEAT_CF_PREDICTIONS, .lo = lo.data, .lolen = lo.len, .hi = hi.data, .hilen = hi.len,
+                        .what = "prediction scan"});
     int rc = FEAT_OK;
-    for (rocksdb_iter_seek(it, lo.data, lo.len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+    while (cur_next(&c)) {
+        size_t kl = c.kl, vl = c.vl;
+        const char *k = c.k;
+        const unsigned char *v = (const unsigned char *)c.v;
         if (kl < plen + 8 || vl != 16) { rc = FEAT_ERR_CORRUPT; break; }
         uint64_t u = feat_get_le64(v + 8);
         double score;
@@ -1382,8 +1434,7 @@ int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms,
         if (fn(arg, feat_get_ts((const unsigned char *)k + plen), k + plen + 8, kl - plen - 8, feat_get_le64(v), score))
             break;
     }
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
+    rc = cur_end(&c, rc);
     feat_buf_free(&lo);
     feat_buf_free(&hi);
     return rc;

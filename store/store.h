@@ -2,14 +2,18 @@
  * store/store.h — featd's RocksDB store: online and offline feature tables,
  * labels, consumer offsets, dead letters, model blobs and metadata.
  *
- * Column families (DESIGN.md, "Storage"):
+ * Column families (keys → values):
  *   online       table \0 entity                      → row: per feature (id, type, ts, src, value)
  *   offline      table \0 entity \0 ~(ts offset part) → the event's features (newest first)
  *   labels       model \0 ts entity                   → label, src
  *   predictions  model \0 ts entity                   → version, score        (serve)
  *   offsets      topic \0 partition                   → next offset to read
- *   models       model \0 version                     → model blob            (train)
- *   references   model \0 version \0 feature          → reference sketch      (train, drift)
+ *   models       model \0 "v" \0 version              → metadata + model blob (train)
+ *                model \0 "a"                         → stage aliases         (train)
+ *   references   "model" \0 model \0 version \0 feature
+ *                                                     → training distribution (train)
+ *                "drift" \0 stream \0 feature         → first-N or pinned reference (drift;
+ *                                                        stream: a table or a model's predictions)
  *   dead_letters topic \0 partition offset            → reason, raw key, raw value
  *   meta         name                                 → schema version, table definitions
  * Integers in keys are big-endian (event times with the sign bit flipped) so

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 
 #include "common/config.h"
@@ -802,6 +803,181 @@ START_TEST(checkpoint_is_a_consistent_copy) {
 }
 END_TEST
 
+/* ---- every scan: order, bounds, early stop, corrupt rows ------------------ */
+
+typedef struct visits {
+    char log[2048];
+    int n, stop_at; /* stop_at > 0: the callback asks to stop on that visit */
+} visits_t;
+
+static int visit(visits_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int visit(visits_t *v, const char *fmt, ...) {
+    size_t len = strlen(v->log);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->log + len, sizeof(v->log) - len, fmt, ap);
+    va_end(ap);
+    strncat(v->log, ";", sizeof(v->log) - strlen(v->log) - 1);
+    return ++v->n == v->stop_at;
+}
+
+static int on_offset_v(void *arg, const char *topic, int32_t part, int64_t next, uint64_t applied) {
+    return visit(arg, "%s/%d=%lld,%llu", topic, part, (long long)next, (unsigned long long)applied);
+}
+static int on_online_v(void *arg, const feat_table_t *t, const char *key, size_t klen, const char *row, size_t len) {
+    (void)row;
+    return visit(arg, "%s/%.*s:%d", t->conf->name, (int)klen, key, len > 0);
+}
+static int on_offline_v(void *arg, const char *key, size_t klen, int64_t ts, int32_t part, int64_t off,
+                        const feat_value_t *vals, size_t n) {
+    (void)n;
+    return visit(arg, "%.*s@%lld/%d/%lld=%lld", (int)klen, key, (long long)ts, part, (long long)off,
+                 vals[0].status == FEAT_ST_NOT_FOUND && vals[0].ts == 0 ? -1LL : (long long)vals[0].v.i);
+}
+static int on_label_src_v(void *arg, const char *model, int64_t ts, const char *key, size_t klen, double label,
+                          int32_t part, int64_t off) {
+    return visit(arg, "%s@%lld/%.*s=%g(%d:%lld)", model, (long long)ts, (int)klen, key, label, part, (long long)off);
+}
+static int on_label_v(void *arg, int64_t ts, const char *key, size_t klen, double label) {
+    return visit(arg, "%lld/%.*s=%g", (long long)ts, (int)klen, key, label);
+}
+static int on_pred_v(void *arg, int64_t ts, const char *key, size_t klen, uint64_t version, double score) {
+    return visit(arg, "%lld/%.*s=v%llu:%g", (long long)ts, (int)klen, key, (unsigned long long)version, score);
+}
+static int on_blob_v(void *arg, const char *key, size_t klen, const char *val, size_t vlen) {
+    return visit(arg, "%.*s=%.*s", (int)klen, key, (int)vlen, val);
+}
+static int on_dl_v(void *arg, const char *topic, int32_t part, int64_t off, const char *reason, const char *detail,
+                   const char *key, size_t klen, const char *value, size_t vlen) {
+    (void)detail; (void)key; (void)klen;
+    return visit(arg, "%s/%d/%lld:%s:%.*s", topic, part, (long long)off, reason, (int)vlen, value);
+}
+static int on_hist_v(void *arg, int64_t ts, int32_t part, int64_t off, const feat_value_t *vals, size_t n) {
+    (void)n;
+    return visit(arg, "%lld/%d/%lld=%lld", (long long)ts, part, (long long)off, (long long)vals[0].v.i);
+}
+
+#define VISITS(stop) (visits_t){.stop_at = (stop)}
+
+START_TEST(every_scan_orders_bounds_and_stops) {
+    fixture_t fx = fx_new();
+    char err[256];
+    put1(&fx, "b", 20, 0, 1, 0, vint(1));
+    put1(&fx, "a", 10, 1, 2, 0, vint(2));
+    put1(&fx, "a", 30, 1, 3, 0, vint(3));
+    put1(&fx, "a", 25, 1, 4, 1, vdbl(0.5)); /* a row without feature a */
+    const feat_table_t *item = feat_store_table(fx.st, "item");
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    uint16_t f = 0;
+    feat_value_t p = vdbl(9);
+    ck_assert_int_eq(feat_wb_put_event(wb, item, "i1", 2, 5, 0, 9, &f, &p, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 1, 5, 3), FEAT_OK);
+    ck_assert_int_eq(feat_wb_set_offset(wb, "user_events", 0, 2, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_set_offset(wb, "item_events", 0, 10, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_label(wb, "m", "x", 1, 100, 1.0, 0, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_label(wb, "m", "y", 1, 200, 0.0, 0, 2), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_label(wb, "m", "z", 1, 300, 1.0, 0, 3), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_label(wb, "l", "w", 1, 50, 0.5, 1, 4), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_prediction(wb, "m", "x", 1, 100, 1, 0.25), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_prediction(wb, "m", "y", 1, 200, 2, 0.5), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_prediction(wb, "m", "z", 1, INT64_MAX - 1, 3, 0.75), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_prediction(wb, "mm", "q", 1, 150, 4, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_dead_letter(wb, "t", 1, 7, "bad_json", "d", "k", 1, "v1", 2, 1), FEAT_OK);
+    ck_assert_int_eq(feat_wb_put_dead_letter(wb, "t", 0, 9, "too_old", NULL, "k", 1, "v2", 2, 1), FEAT_OK);
+    static const char *const blobs[] = {"ab", "abc", "abd", "ac", "a"};
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(feat_wb_put_blob(wb, FEAT_CF_META, blobs[i], strlen(blobs[i]), "x", 1), FEAT_OK);
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+
+    visits_t v = VISITS(0);
+    ck_assert_int_eq(feat_store_offsets(fx.st, on_offset_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "item_events/0=10,1;user_events/0=2,1;user_events/1=5,3;");
+    v = VISITS(2);
+    ck_assert_int_eq(feat_store_offsets(fx.st, on_offset_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "item_events/0=10,1;user_events/0=2,1;");
+
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_scan_online(fx.st, on_online_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "item/i1:1;user/a:1;user/b:1;");
+    v = VISITS(1);
+    ck_assert_int_eq(feat_store_scan_online(fx.st, on_online_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "item/i1:1;");
+
+    /* entity order, newest first within an entity; item's rows are not visited */
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_scan_offline(fx.st, fx.user, on_offline_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "a@30/1/3=3;a@25/1/4=-1;a@10/1/2=2;b@20/0/1=1;");
+    v = VISITS(2);
+    ck_assert_int_eq(feat_store_scan_offline(fx.st, fx.user, on_offline_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "a@30/1/3=3;a@25/1/4=-1;");
+
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_history(fx.st, fx.user, "a", 1, 10, 29, on_hist_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "25/1/4=0;10/1/2=2;");
+    v = VISITS(1);
+    ck_assert_int_eq(feat_store_history(fx.st, fx.user, "a", 1, INT64_MIN, INT64_MAX, on_hist_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "30/1/3=3;");
+
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_all_labels(fx.st, on_label_src_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "l@50/w=0.5(1:4);m@100/x=1(0:1);m@200/y=0(0:2);m@300/z=1(0:3);");
+    v = VISITS(3);
+    ck_assert_int_eq(feat_store_all_labels(fx.st, on_label_src_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "l@50/w=0.5(1:4);m@100/x=1(0:1);m@200/y=0(0:2);");
+
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_labels(fx.st, "m", 100, 200, on_label_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "100/x=1;200/y=0;");
+    v = VISITS(1);
+    ck_assert_int_eq(feat_store_labels(fx.st, "m", INT64_MIN, INT64_MAX, on_label_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "100/x=1;");
+
+    /* bounds inclusive; INT64_MAX reaches the last possible time; "mm" is another model */
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_predictions(fx.st, "m", 101, INT64_MAX, on_pred_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "200/y=v2:0.5;9223372036854775806/z=v3:0.75;");
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_predictions(fx.st, "m", 100, 200, on_pred_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "100/x=v1:0.25;200/y=v2:0.5;");
+    v = VISITS(1);
+    ck_assert_int_eq(feat_store_predictions(fx.st, "m", INT64_MIN, INT64_MAX, on_pred_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "100/x=v1:0.25;");
+
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_scan_blobs(fx.st, FEAT_CF_META, "ab", 2, on_blob_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "ab=x;abc=x;abd=x;");
+    v = VISITS(2);
+    ck_assert_int_eq(feat_store_scan_blobs(fx.st, FEAT_CF_META, "ab", 2, on_blob_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "ab=x;abc=x;");
+
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_dead_letters(fx.st, on_dl_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "t/0/9:too_old:v2;t/1/7:bad_json:v1;");
+    v = VISITS(1);
+    ck_assert_int_eq(feat_store_dead_letters(fx.st, on_dl_v, &v), FEAT_OK);
+    ck_assert_str_eq(v.log, "t/0/9:too_old:v2;");
+
+    /* a row that does not decode ends a scan with FEAT_ERR_CORRUPT after the rows before it */
+    ck_assert_int_eq(feat_store_put_blob(fx.st, FEAT_CF_OFFSETS, "zz", 2, "x", 1), FEAT_OK);
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_offsets(fx.st, on_offset_v, &v), FEAT_ERR_CORRUPT);
+    ck_assert_int_eq(v.n, 3);
+    ck_assert_int_eq(feat_store_put_blob(fx.st, FEAT_CF_PREDICTIONS, "m\0\xff\xff\xff\xff\xff\xff\xff\xff", 10, "x", 1), FEAT_OK);
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_predictions(fx.st, "m", INT64_MIN, INT64_MAX, on_pred_v, &v), FEAT_ERR_CORRUPT);
+    ck_assert_int_eq(v.n, 3);
+
+    /* clearing offsets removes every key, decodable or not */
+    ck_assert_int_eq(feat_store_clear_offsets(fx.st), 4);
+    v = VISITS(0);
+    ck_assert_int_eq(feat_store_offsets(fx.st, on_offset_v, &v), FEAT_OK);
+    ck_assert_int_eq(v.n, 0);
+    ck_assert_int_eq(feat_store_clear_offsets(fx.st), 0);
+    fx_free(&fx);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -822,6 +998,7 @@ int main(void) {
     tcase_add_test(tc, row_v2_rejects_corrupt_bytes);
     tcase_add_test(tc, smallest_write_buffer_works);
     tcase_add_test(tc, checkpoint_is_a_consistent_copy);
+    tcase_add_test(tc, every_scan_orders_bounds_and_stops);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

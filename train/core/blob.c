@@ -11,25 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "train/core/internal.h"
 #include "train/core/model.h"
 
 #define MAGIC "FTMB"
 #define HEADER 16u
-
-static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
-    uint32_t table[256];
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        table[i] = c;
-    }
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++)
-        c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    return c ^ 0xffffffffu;
-}
 
 /* ---- writer ----------------------------------------------------------- */
 
@@ -168,7 +155,7 @@ feat_err_t feat_model_serialize(const feat_model_t *m, void **out, size_t *out_l
         return w.oom ? FEAT_ERR_NOMEM : FEAT_ERR_TOO_LARGE;
     }
     write_u32_at(w.p + 8, (uint32_t)(w.len - HEADER));
-    write_u32_at(w.p + 12, crc32_ieee(w.p + HEADER, w.len - HEADER));
+    write_u32_at(w.p + 12, feat_crc32(0, w.p + HEADER, w.len - HEADER));
     *out = w.p;
     *out_len = w.len;
     return FEAT_OK;
@@ -291,7 +278,7 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
                   len - HEADER, plen);
         return FEAT_ERR_CORRUPT;
     }
-    if (crc32_ieee(b + HEADER, len - HEADER) != crc) {
+    if (feat_crc32(0, b + HEADER, len - HEADER) != crc) {
         feat_errf(errstr, errstr_size, "model blob: checksum mismatch");
         return FEAT_ERR_CORRUPT;
     }

@@ -21,7 +21,7 @@ extern "C" {
 /* ---- preprocessing ---------------------------------------------------- */
 
 typedef struct feat_cat_slot {
-    uint64_t hash;            /* fnv1a64 of the category */
+    uint64_t hash;            /* feat_fnv1a64 of the category */
     uint32_t idx1;            /* category index + 1; 0 = empty slot */
     uint32_t pad_;
 } feat_cat_slot_t;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "train/core/internal.h"
 #include "train/core/prep.h"
 
@@ -39,16 +40,6 @@ void feat_prep_conf_init(feat_prep_conf_t *c) {
     c->hash_buckets = 8;
     c->min_count = 1;
     c->missing_indicators = 1;
-}
-
-uint64_t feat_fnv1a64(const void *data, size_t len) {
-    const unsigned char *p = (const unsigned char *)data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 /* ---- value conversion ------------------------------------------------- */

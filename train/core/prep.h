@@ -15,7 +15,8 @@
  *   string feature — K one-hot columns for the K most frequent training
  *     categories (count ≥ min_count; K ≤ top_k; ties in count go to the
  *     bytewise smaller string), then hash_buckets columns: any other string,
- *     seen or unseen in training, sets column  fnv1a64(bytes) mod hash_buckets,
+ *     seen or unseen in training, sets column  fnv1a64(bytes) mod hash_buckets
+ *     (feat_fnv1a64, common/hash.h),
  *     then the indicator column when it has one.  Missing → all zeros and
  *     indicator 1.  One-hot and bucket columns are not standardised.
  *
@@ -93,10 +94,6 @@ feat_err_t feat_prep_info(const feat_prep_t *p, size_t i, feat_prep_info_t *info
 /* Category k (0 = most frequent) of string feature i: its bytes (owned by p,
  * NUL-terminated, may contain NUL) and length; NULL when out of range. */
 const char *feat_prep_category(const feat_prep_t *p, size_t i, size_t k, size_t *len);
-
-/* 64-bit FNV-1a of len bytes: offset basis 0xcbf29ce484222325, prime
- * 0x100000001b3.  The hash bucket of a string is this mod hash_buckets. */
-uint64_t feat_fnv1a64(const void *data, size_t len);
 
 /* NULL is fine. */
 void feat_prep_destroy(feat_prep_t *p);

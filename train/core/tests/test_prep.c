@@ -3,6 +3,7 @@
  * population standard deviations, imputation and indicators, top-K one-hot,
  * hash buckets, type coercions, layout and schema errors.
  */
+#include "common/hash.h"
 #include "train/core/prep.h"
 #include "train/core/tests/tc.h"
 
