@@ -32,7 +32,7 @@
  *    No store write, no training and no callback ever runs under it: a
  *    promote, a rollback or a new version writes the store first and then
  *    swaps the served pointers under that mutex, so a slow store write never
- *    holds Predict up.
+ *    holds Predict up (test_train: slow_registry_write_does_not_stall_predict).
  *  - Promote, rollback and the registration of a new version are serialised
  *    per model by a second mutex, held across their store write;
  *    feat_models_list takes that one, so a list waits for a write in

@@ -2,8 +2,9 @@
  * compared with an independent scan of the events the test wrote (TTL
  * included); the registry's life cycle (first version champion, challenger,
  * promote, rollback, reload, audit), request coalescing, the auto policy's
- * margin; retrain triggers (labels, schedule, alerts through
- * feat_models_alert_sink); and live quality (rolling AUC equal to an
+ * margin; the version metadata document byte for byte; Predict going on
+ * while a registry write is held; retrain triggers (labels, schedule, alerts
+ * through feat_models_alert_sink); and live quality (rolling AUC equal to an
  * independently computed one, the floor alert on the alert bus). */
 #include "testutil.h"
 
@@ -20,6 +21,7 @@
 #include "common/alert.h"
 #include "store/store.h"
 #include "train/models.h"
+#include "train/models_internal.h" /* the metadata codec, tested directly */
 #include "train/trainset.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -451,6 +453,215 @@ START_TEST(registry_life_cycle) {
 }
 END_TEST
 
+/* ---- version metadata ------------------------------------------------------------------------------ */
+
+/* The document a version's record holds is an on-disk format: this one is
+ * byte for byte what featd wrote before the metadata became a struct (the
+ * old do_run's format strings fed the same values). */
+static const char *const meta_golden =
+    "{\"model\":\"m\",\"version\":3,\"created_ms\":1732406400123,\"trigger\":\"drift\","
+    "\"reason\":\"drift on t.x (ks 0.41) \\\"quoted\\\"\\n\",\"task\":\"mlp\",\"table\":\"t\","
+    "\"features\":[{\"name\":\"x\",\"type\":\"double\"},{\"name\":\"n\",\"type\":\"int64\"},"
+    "{\"name\":\"c\",\"type\":\"string\"}],"
+    "\"params\":{\"learning_rate\":0.003,\"l2\":1e-05,\"epochs\":7,\"hidden\":16,\"batch_size\":256,"
+    "\"activation\":\"tanh\",\"seed\":99,\"configs_tried\":4},"
+    "\"preprocessing\":{\"input_dim\":9,\"top_k\":20,\"standardize\":true,"
+    "\"impute\":\"training mean + missing indicator\"},"
+    "\"train_metrics\":{\"auc\":0.9123456789,\"log_loss\":0.3,\"accuracy\":0.8},"
+    "\"validation_metrics\":{\"auc\":0.8765,\"log_loss\":0.35,\"accuracy\":0.79},"
+    "\"champion_validation_metrics\":{\"auc\":0.86,\"log_loss\":0.36,\"accuracy\":0.78},"
+    "\"champion_version\":2,\"beats_champion\":false,"
+    "\"data\":{\"from_ms\":5000,\"to_ms\":5399,\"rows\":400,\"train_rows\":300,\"validation_rows\":100,"
+    "\"missing_values\":17},\"device\":\"gpu\",\"device_note\":\"GPU \\\"fallback\\\"\","
+    "\"train_seconds\":0.0123457,\"rows_per_second\":1.23457e+06,\"run_seconds\":1.5}";
+
+static void eval_eq(const feat_eval_t *a, const feat_eval_t *b) {
+    const double x[5] = {a->auc, a->logloss, a->accuracy, a->rmse, a->mae};
+    const double y[5] = {b->auc, b->logloss, b->accuracy, b->rmse, b->mae};
+    for (int i = 0; i < 5; i++) ck_assert_msg((isnan(x[i]) && isnan(y[i])) || x[i] == y[i], "metric %d: %.17g vs %.17g", i, x[i], y[i]);
+}
+
+START_TEST(version_metadata_is_the_stored_format) {
+    feat_feature_def_t defs[3] = {{"x", FEAT_FT_DOUBLE}, {"n", FEAT_FT_INT64}, {"c", FEAT_FT_STRING}};
+    vmeta_t m = {.model = "m", .version = 3, .created_ms = 1732406400123LL, .trigger = FEAT_TRIGGER_DRIFT,
+                 .reason = "drift on t.x (ks 0.41) \"quoted\"\n", .task = "mlp", .table = "t", .features = defs,
+                 .nfeatures = 3, .configs_tried = 4, .input_dim = 9, .top_k = 20, .champion_version = 2,
+                 .beats_champion = 0, .from_ms = 5000, .to_ms = 5399, .rows = 400, .train_rows = 300,
+                 .validation_rows = 100, .missing_values = 17, .device = "gpu", .device_note = "GPU \"fallback\"",
+                 .train_seconds = 0.0123456789, .rows_per_second = 1234567.891, .run_seconds = 1.5};
+    feat_hyper_init(&m.hyper);
+    m.hyper.learning_rate = 0.003;
+    m.hyper.l2 = 1e-5;
+    m.hyper.hidden = 16;
+    m.hyper.epochs = 7;
+    m.hyper.activation = FEAT_ACT_TANH;
+    m.hyper.seed = 99;
+    m.train = (feat_eval_t){0.91234567891234, 0.3, 0.8, NAN, NAN};
+    m.valid = (feat_eval_t){0.8765, 0.35, 0.79, INFINITY, NAN}; /* not finite: left out */
+    m.champion = (feat_eval_t){0.86, 0.36, 0.78, NAN, NAN};
+    feat_buf_t doc = FEAT_BUF_INIT;
+    feat_meta_json(&m, &doc);
+    ck_assert_uint_eq(doc.len, strlen(meta_golden));
+    ck_assert_msg(!memcmp(doc.data, meta_golden, doc.len), "%.*s", (int)doc.len, doc.data);
+
+    /* a new version lists exactly what it will list when read back after a restart */
+    vinfo_t fresh, stored;
+    ck_assert_int_eq(feat_vinfo_from_meta(&fresh, &m, doc.data, doc.len), FEAT_OK);
+    memset(&stored, 0, sizeof(stored));
+    stored.json = strndup(doc.data, doc.len);
+    ck_assert_int_eq(feat_vinfo_parse(&stored), FEAT_OK);
+    ck_assert_int_eq(fresh.created_ms, stored.created_ms);
+    ck_assert_str_eq(fresh.trigger, stored.trigger);
+    ck_assert_str_eq(fresh.task, stored.task);
+    ck_assert_str_eq(fresh.device, stored.device);
+    ck_assert_str_eq(fresh.table, stored.table);
+    ck_assert_str_eq(fresh.reason, stored.reason);
+    ck_assert_str_eq(fresh.reason, m.reason);
+    eval_eq(&fresh.train, &stored.train);
+    eval_eq(&fresh.valid, &stored.valid);
+    ck_assert_uint_eq(fresh.n_train, stored.n_train);
+    ck_assert_uint_eq(fresh.n_valid, stored.n_valid);
+    ck_assert_int_eq(fresh.from_ms, stored.from_ms);
+    ck_assert_int_eq(fresh.to_ms, stored.to_ms);
+    ck_assert_double_eq(fresh.seconds, stored.seconds);
+    ck_assert_str_eq(fresh.params, stored.params);
+    ck_assert_str_eq(fresh.json, stored.json);
+    ck_assert_uint_eq(fresh.nfeatures, stored.nfeatures);
+    for (size_t j = 0; j < fresh.nfeatures; j++) ck_assert_str_eq(fresh.features[j], stored.features[j]);
+    feat_vinfo_free(&fresh);
+    feat_vinfo_free(&stored);
+    feat_buf_free(&doc);
+}
+END_TEST
+
+/* ---- Predict and a slow store write ------------------------------------------------------------------ */
+
+/* A store write hook that holds the next registry write (phase 0: before it
+ * reaches RocksDB) until the test has acquired and scored the champion.  If
+ * acquire were stalled by the write, the hook would wait its whole timeout
+ * (a limit on a hang, far above any scheduling delay) and say so. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int armed;              /* the next write is held */
+    int writing;            /* a write is held in the hook now */
+    int released;           /* the test's acquire and score returned */
+    int timed_out;          /* ...did not, within the hook's timeout */
+} gate_t;
+
+static void gate_hook(void *arg, const feat_wb_t *wb, int phase) {
+    (void)wb;
+    gate_t *g = arg;
+    if (phase != 0) return;
+    pthread_mutex_lock(&g->lock);
+    if (g->armed) {
+        g->armed = 0;
+        g->writing = 1;
+        pthread_cond_broadcast(&g->cond);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 60;
+        while (!g->released && !g->timed_out)
+            if (pthread_cond_timedwait(&g->cond, &g->lock, &until) != 0) g->timed_out = 1;
+        g->writing = 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+typedef struct op {
+    feat_models_t *models;
+    int kind;               /* 0 promote v2, 1 rollback */
+    int rc;
+    uint64_t champion;
+} op_t;
+
+static void *run_op(void *arg) {
+    op_t *o = arg;
+    char msg[256];
+    o->rc = o->kind == 0 ? feat_models_promote(o->models, "m", 2, &o->champion, msg, sizeof(msg))
+                         : feat_models_rollback(o->models, "m", &o->champion, msg, sizeof(msg));
+    return NULL;
+}
+
+/* Arms the gate, waits until a registry write is held in it, then acquires
+ * and scores the champion (Predict's path) and releases the write.
+ * Returns the version served while the write was held. */
+static uint64_t predict_during_write(gate_t *g, feat_models_t *models) {
+    pthread_mutex_lock(&g->lock);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 600; /* a limit on a hang: the run must reach its write */
+    while (!g->writing) ck_assert_int_eq(pthread_cond_timedwait(&g->cond, &g->lock, &until), 0);
+    pthread_mutex_unlock(&g->lock);
+    int e;
+    feat_loaded_t *l = feat_models_acquire(models, "m", NULL, 0, &e);
+    ck_assert_ptr_nonnull(l);
+    feat_raw_t row[3] = {feat_raw_double(0.5), feat_raw_int64(3), feat_raw_string("c1", 2)};
+    double p;
+    ck_assert_int_eq(feat_model_predict(feat_loaded_model(l), row, NULL, 0, &p), FEAT_OK);
+    uint64_t served = feat_loaded_version(l);
+    feat_loaded_release(l);
+    pthread_mutex_lock(&g->lock);
+    g->released = 1;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    return served;
+}
+
+static void gate_arm(gate_t *g) {
+    pthread_mutex_lock(&g->lock);
+    ck_assert(!g->timed_out);
+    g->armed = 1;
+    g->released = 0;
+    pthread_mutex_unlock(&g->lock);
+}
+
+START_TEST(slow_registry_write_does_not_stall_predict) {
+    fx_t f;
+    fx_new(&f, reg_cfg);
+    fill_registry_data(&f);
+    feat_metrics_t *reg = feat_metrics_new();
+    feat_models_t *models = models_new(&f, NULL, reg);
+    gate_t g = {.armed = 0};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    uint64_t r;
+    int co;
+    ck_assert_int_eq(feat_models_start(models), FEAT_OK);
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_OPERATOR, "", &r, &co), FEAT_OK);
+    ck_assert_int_eq(wait_run(models, "m", r).state, FEAT_RUN_SUCCEEDED);
+    feat_store_set_write_hook(f.st, gate_hook, &g);
+
+    /* a new version (the challenger, v2), written by the engine thread */
+    gate_arm(&g);
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_OPERATOR, "", &r, &co), FEAT_OK);
+    ck_assert_uint_eq(predict_during_write(&g, models), 1);
+    feat_run_status_t st = wait_run(models, "m", r);
+    ck_assert_msg(st.state == FEAT_RUN_SUCCEEDED, "%s", st.error);
+    ck_assert_uint_eq(st.version, 2);
+    ck_assert_msg(!g.timed_out, "acquire waited for the store write of a new version");
+
+    /* promote v2, then roll back: while each write is held, v1 is still served */
+    for (int kind = 0; kind < 2; kind++) {
+        gate_arm(&g);
+        op_t o = {models, kind, -1, 0};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, run_op, &o), 0);
+        ck_assert_uint_eq(predict_during_write(&g, models), kind == 0 ? 1 : 2);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(o.rc, FEAT_OK);
+        ck_assert_uint_eq(o.champion, kind == 0 ? 2 : 1);
+        ck_assert_msg(!g.timed_out, "acquire waited for the store write of a %s", kind == 0 ? "promote" : "rollback");
+    }
+    feat_store_set_write_hook(f.st, NULL, NULL);
+    feat_models_destroy(models);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
+    feat_metrics_destroy(reg);
+    fx_free(&f);
+}
+END_TEST
+
 /* ---- triggers ------------------------------------------------------------------------------------ */
 
 static const char *trig_cfg =
@@ -663,6 +874,8 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, trainset_is_point_in_time_with_ttl);
     tcase_add_test(tc, registry_life_cycle);
+    tcase_add_test(tc, version_metadata_is_the_stored_format);
+    tcase_add_test(tc, slow_registry_write_does_not_stall_predict);
     tcase_add_test(tc, triggers_labels_schedule_drift);
     tcase_add_test(tc, live_quality_joins_labels_and_alerts);
     tcase_add_test(tc, live_quality_joins_every_prediction_once);
