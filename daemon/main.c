@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/alert.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/timefmt.h"
@@ -202,6 +203,46 @@ static void webhook_alert_sink(void *arg, const feat_drift_alert_t *a) {
     feat_buf_free(&b);
 }
 
+/* Alerts cross between drift's sinks and the alert bus both ways while drift
+ * keeps sinks of its own: drift's alerts reach the bus's retrain sink, live
+ * quality's (published on the bus by train) reach drift's counters, Kafka and
+ * webhook sinks.  Sinks run on the raising thread, so a thread-local flag
+ * stops an alert from crossing back. */
+static _Thread_local int alert_relaying;
+
+#define ALERT_COPY(d, s)                                                                            \
+    do {                                                                                            \
+        memcpy((d)->id, (s)->id, sizeof((d)->id));                                                  \
+        (d)->time_ms = (s)->time_ms; (d)->drifting = (s)->drifting; (d)->table = (s)->table;        \
+        (d)->feature = (s)->feature; (d)->model = (s)->model; (d)->statistic = (s)->statistic;      \
+        (d)->value = (s)->value; (d)->threshold = (s)->threshold; (d)->p_value = (s)->p_value;      \
+        (d)->ks = (s)->ks; (d)->psi = (s)->psi; (d)->kl = (s)->kl; (d)->window_size = (s)->window_size; \
+        (d)->reference_size = (s)->reference_size; (d)->retrain_requested = (s)->retrain_requested; \
+    } while (0)
+
+static void drift_to_bus(void *bus, const feat_drift_alert_t *a) {
+    if (alert_relaying) return;
+    feat_alert_t b;
+    ALERT_COPY(&b, a);
+    alert_relaying = 1;
+    feat_alert_publish(bus, &b);
+    alert_relaying = 0;
+}
+
+static void bus_to_drift(void *drift, const feat_alert_t *a) {
+    if (alert_relaying) return;
+    feat_drift_alert_t b;
+    ALERT_COPY(&b, a);
+    alert_relaying = 1;
+    feat_drift_raise(drift, &b);
+    alert_relaying = 0;
+}
+
+/* train hands its champions' reference distributions to drift. */
+static int drift_reference(void *drift, const char *model, const char *feature, const void *blob, size_t len) {
+    return feat_drift_set_model_reference(drift, model, feature, blob, len);
+}
+
 /* The gRPC server's authorize hook when [auth] names token files: runs for
  * every call on its worker thread (constant-time comparison, no allocation). */
 static int grpc_authorize(void *app, const feat_method_t *m, const char *token, char *msg, size_t msglen) {
@@ -335,6 +376,7 @@ int main(int argc, char **argv) {
     fd.started_ms = feat_now_ms();
     int code = 1;
     struct event_base *base = NULL;
+    feat_alert_bus_t *bus = NULL;
     struct event *ev_int = NULL, *ev_term = NULL, *ev_tick = NULL;
     loop_ctx_t lc;
     memset(&lc, 0, sizeof(lc));
@@ -406,6 +448,10 @@ int main(int argc, char **argv) {
             goto out;
         }
     }
+    if (!(bus = feat_alert_bus_new())) {
+        fprintf(stderr, "featd: out of memory\n");
+        goto out;
+    }
     if (cfg->drift_enabled) {
         fd.drift = feat_drift_new(cfg, fd.st, fd.metrics, err, sizeof(err));
         if (!fd.drift) {
@@ -424,13 +470,21 @@ int main(int argc, char **argv) {
         }
     }
     /* the registry hands its champions' references to drift before drift starts */
-    fd.models = feat_models_new(cfg, fd.st, fd.drift, fd.metrics, err, sizeof(err));
+    feat_models_conf_t mconf;
+    feat_models_conf_from_config(cfg, &mconf);
+    mconf.reference = fd.drift ? drift_reference : NULL;
+    mconf.reference_arg = fd.drift;
+    fd.models = feat_models_new(&mconf, fd.st, bus, fd.metrics, err, sizeof(err));
     if (!fd.models) {
         fprintf(stderr, "featd: %s\n", err);
         goto out;
     }
     if (fd.drift) {
-        feat_drift_add_sink(fd.drift, feat_models_drift_sink, fd.models);
+        feat_alert_subscribe(bus, "drift", bus_to_drift, fd.drift);
+        feat_drift_add_sink(fd.drift, drift_to_bus, bus);
+    }
+    feat_alert_subscribe(bus, "retrain", feat_models_alert_sink, fd.models);
+    if (fd.drift) {
         if (feat_drift_start(fd.drift)) {
             fprintf(stderr, "featd: cannot start drift monitoring\n");
             goto out;
@@ -520,6 +574,7 @@ out:
     feat_models_stop(fd.models);            /* cancels a run in progress */
     feat_drift_destroy(fd.drift);
     feat_models_destroy(fd.models);
+    feat_alert_bus_destroy(bus);            /* after every publisher */
     feat_producer_destroy(fd.producer);
     feat_webhook_destroy(fd.webhook);
     feat_server_destroy(fd.grpc);

@@ -400,7 +400,7 @@ int featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
     }
     Featd__V1__RetrainStatus res = FEATD__V1__RETRAIN_STATUS__INIT;
     res.run_id = st.run_id;
-    res.state = adup(call->arena, st.state);
+    res.state = adup(call->arena, feat_run_state_name(st.state));
     res.progress = st.progress;
     res.phase = adup(call->arena, st.phase);
     res.error = adup(call->arena, st.error);

@@ -197,7 +197,9 @@ int main(int argc, char **argv) {
         cur_model = cfg->models[m].name;
         rc |= feat_store_predictions(st, cur_model, INT64_MIN, INT64_MAX, on_prediction, NULL);
     }
-    int problems = want[6] ? feat_models_audit(st, cfg, on_model_line, NULL) : 0;
+    feat_models_conf_t mconf;
+    feat_models_conf_from_config(cfg, &mconf);
+    int problems = want[6] ? feat_models_audit(st, &mconf, on_model_line, NULL) : 0;
     fflush(stdout);
     feat_buf_free(&out);
     feat_store_close(st);

@@ -16,14 +16,32 @@
  * Engine.  One worker thread runs retrains one at a time.  A request for a
  * model that already has a run queued or running joins it (coalesces).
  * Triggers: an operator (TriggerRetrain), the model's schedule
- * (retrain_every), new labels (retrain_after_labels), or a drift alert that
- * asks for one.  Runs read a store snapshot and never block ingest or serving.
+ * (retrain_every), new labels (retrain_after_labels), or an alert that asks
+ * for one (feat_models_alert_sink).  Runs read a store snapshot and never
+ * block ingest or serving.
  *
  * Live quality.  Served predictions are remembered per entity; a label that
  * arrives later joins the entity's latest prediction made at most
  * quality_horizon before it.  The rolling AUC (or RMSE) of the last
- * quality_window pairs is a metric, and crossing quality_floor raises an
- * alert through the drift sinks.
+ * quality_window pairs is a metric, and crossing quality_floor publishes an
+ * alert on the alert bus (common/alert.h).
+ *
+ * Threads and locks — what a caller may rely on:
+ *  - Predict's calls (feat_models_acquire, feat_loaded_*, feat_loaded_release)
+ *    take only a per-model mutex, held for a few pointer loads and stores.
+ *    No store write, no training and no callback ever runs under it: a
+ *    promote, a rollback or a new version writes the store first and then
+ *    swaps the served pointers under that mutex, so a slow store write never
+ *    holds Predict up (test_train: slow_registry_write_does_not_stall_predict).
+ *  - Promote, rollback and the registration of a new version are serialised
+ *    per model by a second mutex, held across their store write;
+ *    feat_models_list takes that one, so a list waits for a write in
+ *    progress and Predict does not.
+ *  - feat_models_on_label / feat_models_on_prediction: any thread (a
+ *    per-model mutex of their own).  Quality alerts are published on the
+ *    thread that calls feat_models_on_label, after its locks are released.
+ *  - conf->reference runs on the thread that changed a champion (feat_models_new's,
+ *    an RPC's, the engine's), with no lock of this module held.
  */
 #ifndef FEAT_TRAIN_MODELS_H
 #define FEAT_TRAIN_MODELS_H
@@ -31,9 +49,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/alert.h"
 #include "common/config.h"
 #include "common/metrics.h"
-#include "drift/monitor.h"
 #include "store/store.h"
 #include "train/core/model.h"
 
@@ -51,13 +69,42 @@ const char *feat_trigger_name(int t);
 typedef enum feat_stage { FEAT_STAGE_ARCHIVED = 0, FEAT_STAGE_CHAMPION = 1, FEAT_STAGE_CHALLENGER = 2 } feat_stage_t;
 const char *feat_stage_name(int s);
 
-/* st, cfg borrowed; drift may be NULL (no references handed over, no quality
- * alerts).  Loads the registry and the champions and challengers. */
-feat_models_t *feat_models_new(const feat_config_t *cfg, feat_store_t *st, feat_drift_t *drift,
+/* Hands one reference distribution of a champion to drift monitoring.
+ * feature is one of the model's features or "prediction" (its scores); blob
+ * is a serialized KLL sketch (numbers) or category frequencies (strings,
+ * booleans), as drift's feat_drift_set_model_reference takes them.  FEAT_OK
+ * when accepted; a refusal is logged and changes nothing here.  Called with
+ * no lock of this module held, at start-up and after each champion change. */
+typedef int feat_models_reference_fn(void *arg, const char *model, const char *feature, const void *blob,
+                                     size_t len);
+
+/* What the models need from the configuration; the daemon fills it (see
+ * feat_models_conf_from_config). */
+typedef struct feat_models_conf {
+    const feat_model_conf_t *models;    /* the [model NAME] sections; borrowed for the object's life */
+    size_t nmodels;
+    uint32_t sketch_k;                  /* drift.sketch_k: size of the KLL reference sketches */
+    int retrain_on_quality;             /* a live quality alert asks for a retrain (drift.retrain_on_drift,
+                                           when drift monitoring is on) */
+    feat_models_reference_fn *reference; /* NULL: references stay in the store only */
+    void *reference_arg;
+} feat_models_conf_t;
+
+/* conf from cfg: its models, drift.sketch_k and drift.retrain_on_drift (off
+ * when drift.enabled is off); reference NULL.  conf->models points into cfg. */
+void feat_models_conf_from_config(const feat_config_t *cfg, feat_models_conf_t *conf);
+
+/* conf is copied (conf->models borrowed); st and bus borrowed for the
+ * object's life.  bus NULL: quality alerts are logged only.  metrics NULL:
+ * the process-wide registry, feat_metrics_global().  Loads the registry and
+ * the champions and challengers, and hands the champions' references to
+ * conf->reference.  NULL with errstr on failure (a corrupt registry record,
+ * out of memory). */
+feat_models_t *feat_models_new(const feat_models_conf_t *conf, feat_store_t *st, feat_alert_bus_t *bus,
                                feat_metrics_t *metrics, char *errstr, size_t errlen);
-int feat_models_start(feat_models_t *ms);   /* the engine thread */
-void feat_models_stop(feat_models_t *ms);   /* cancels a run in progress, joins */
-void feat_models_destroy(feat_models_t *ms); /* NULL is fine */
+int feat_models_start(feat_models_t *models);    /* the engine thread */
+void feat_models_stop(feat_models_t *models);    /* cancels a run in progress, joins; NULL is fine */
+void feat_models_destroy(feat_models_t *models); /* stops first; NULL is fine */
 
 /* ---- serving ---- */
 
@@ -65,11 +112,12 @@ void feat_models_destroy(feat_models_t *ms); /* NULL is fine */
  * "champion" (default, NULL or "") or "challenger".  A reference the caller
  * releases.  NULL with *err: FEAT_ERR_NOT_FOUND (no such model, or no version
  * in that stage), FEAT_ERR_INVALID (bad alias). */
-feat_loaded_t *feat_models_acquire(feat_models_t *ms, const char *model, const char *alias, uint64_t version, int *err);
+feat_loaded_t *feat_models_acquire(feat_models_t *models, const char *model, const char *alias, uint64_t version,
+                                   int *err);
 void feat_loaded_release(feat_loaded_t *l);
 const feat_model_t *feat_loaded_model(const feat_loaded_t *l);
 uint64_t feat_loaded_version(const feat_loaded_t *l);
-uint32_t feat_loaded_index(const feat_loaded_t *l);       /* model index in cfg->models */
+uint32_t feat_loaded_index(const feat_loaded_t *l);       /* model index in conf->models */
 const feat_table_t *feat_loaded_table(const feat_loaded_t *l);
 const uint16_t *feat_loaded_fidx(const feat_loaded_t *l); /* table feature index per model feature */
 size_t feat_loaded_nfeatures(const feat_loaded_t *l);
@@ -96,22 +144,37 @@ typedef struct feat_version_info {
     size_t nfeatures;
     const char *params;        /* JSON object: the hyper-parameters that won */
 } feat_version_info_t;
+/* Called with the model's registry mutex held (not Predict's): fn must not
+ * call back into the registry. */
 typedef void feat_version_fn(void *arg, const feat_version_info_t *v);
 /* Versions of model (NULL = all models), newest first.  FEAT_ERR_NOT_FOUND for an unknown model. */
-int feat_models_list(feat_models_t *ms, const char *model, feat_version_fn *fn, void *arg);
-/* version 0 = the challenger.  On success *champion gets the new champion. */
-int feat_models_promote(feat_models_t *ms, const char *model, uint64_t version, uint64_t *champion, char *msg, size_t msglen);
-int feat_models_rollback(feat_models_t *ms, const char *model, uint64_t *champion, char *msg, size_t msglen);
+int feat_models_list(feat_models_t *models, const char *model, feat_version_fn *fn, void *arg);
+/* version 0 = the challenger.  On success *champion gets the new champion.
+ * Failure: msg says why; FEAT_ERR_NOT_FOUND (model, version), FEAT_ERR_STATE
+ * (no challenger, a version that cannot be loaded), or the store's error
+ * (nothing changed). */
+int feat_models_promote(feat_models_t *models, const char *model, uint64_t version, uint64_t *champion, char *msg,
+                        size_t msglen);
+int feat_models_rollback(feat_models_t *models, const char *model, uint64_t *champion, char *msg, size_t msglen);
 
 /* ---- retraining ---- */
 
-int feat_models_request(feat_models_t *ms, const char *model, feat_trigger_t trigger, const char *reason,
+int feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
                         uint64_t *run_id, int *coalesced);
+
+typedef enum feat_run_state {
+    FEAT_RUN_QUEUED = 0,
+    FEAT_RUN_RUNNING = 1,
+    FEAT_RUN_SUCCEEDED = 2,
+    FEAT_RUN_FAILED = 3
+} feat_run_state_t;
+/* "queued", "running", "succeeded", "failed": the names GetRetrainStatus sends. */
+const char *feat_run_state_name(int state);
 
 typedef struct feat_run_status {
     uint64_t run_id;
     char model[FEAT_MAX_NAME + 1];
-    char state[16];      /* queued, running, succeeded, failed */
+    feat_run_state_t state;
     char phase[48];
     double progress;     /* 0..1 */
     char error[256];
@@ -119,26 +182,31 @@ typedef struct feat_run_status {
     int trigger;
 } feat_run_status_t;
 /* run_id 0 = the model's latest run.  FEAT_ERR_NOT_FOUND when none. */
-int feat_models_run_status(feat_models_t *ms, const char *model, uint64_t run_id, feat_run_status_t *out);
+int feat_models_run_status(feat_models_t *models, const char *model, uint64_t run_id, feat_run_status_t *out);
 
-/* ---- feeds (from ingest and serve) ---- */
+/* ---- feeds (from ingest, serve and the alert bus) ---- */
 
 /* A label was applied (counts toward retrain_after_labels; joins live quality). */
-void feat_models_on_label(feat_models_t *ms, uint32_t model, const char *key, size_t klen, int64_t ts, double label);
+void feat_models_on_label(feat_models_t *models, uint32_t model, const char *key, size_t klen, int64_t ts,
+                          double label);
 /* A prediction was served (live quality). */
-void feat_models_on_prediction(feat_models_t *ms, uint32_t model, const char *key, size_t klen, int64_t ts,
+void feat_models_on_prediction(feat_models_t *models, uint32_t model, const char *key, size_t klen, int64_t ts,
                                double score);
-/* The drift sink: alerts that ask for a retrain request one. */
-void feat_models_drift_sink(void *models, const feat_drift_alert_t *a);
+/* The retrain-request sink (a feat_alert_sink_fn; models is the
+ * feat_models_t): an alert that started drifting and asks for a retrain
+ * requests one for each model that reads its table's feature (a->table set)
+ * or for a->model (a model's predictions or quality).  Queues and returns. */
+void feat_models_alert_sink(void *models, const feat_alert_t *a);
 
 /* ---- audit (featd-inspect, crash tests) ---- */
 
-/* Checks the registry in st without serving it: every version record decodes
- * (metadata JSON, a model blob whose CRC matches) and has its reference
- * distributions; each model's aliases name existing versions and a next
- * version above them all.  line() gets one JSON object per version and per
- * model.  Returns the number of problems (0 = consistent). */
+/* Checks the registry of conf's models in st without serving it: every
+ * version record decodes (metadata JSON, a model blob whose CRC matches) and
+ * has its reference distributions; each model's aliases name existing
+ * versions and a next version above them all.  line() gets one JSON object
+ * per version and per model.  Returns the number of problems (0 =
+ * consistent). */
 typedef void feat_models_line_fn(void *arg, const char *json, size_t len);
-int feat_models_audit(feat_store_t *st, const feat_config_t *cfg, feat_models_line_fn *line, void *arg);
+int feat_models_audit(feat_store_t *st, const feat_models_conf_t *conf, feat_models_line_fn *line, void *arg);
 
 #endif

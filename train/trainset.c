@@ -110,10 +110,8 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
     return 0;
 }
 
-int feat_trainset_build(feat_store_t *st, const feat_config_t *cfg, const feat_model_conf_t *m, int64_t from_ms,
-                        int64_t to_ms, const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr,
-                        size_t errlen) {
-    (void)cfg;
+int feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t from_ms, int64_t to_ms,
+                        const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr, size_t errlen) {
     memset(out, 0, sizeof(*out));
     if (errlen) errstr[0] = 0;
     feat_arena_init(&out->arena, 65536);
@@ -129,6 +127,7 @@ int feat_trainset_build(feat_store_t *st, const feat_config_t *cfg, const feat_m
     if (!out->defs || !fidx || !vals) {
         free(fidx);
         free(vals);
+        feat_trainset_free(out);
         snprintf(errstr, errlen, "out of memory");
         return FEAT_ERR_NOMEM;
     }

@@ -65,6 +65,11 @@ static double fuzz_unif(void) {
     return (double)(fuzz_rng >> 11) / 9007199254740992.0;
 }
 
+/* train hands its champion's references to drift, as daemon/main.c wires it. */
+static int fuzz_drift_reference(void *drift, const char *model, const char *feature, const void *blob, size_t len) {
+    return feat_drift_set_model_reference(drift, model, feature, blob, len);
+}
+
 static void fuzz_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -113,7 +118,11 @@ static featd_t *fuzz_daemon(void) {
     FUZZ_CHECK(feat_store_write(fd->st, wb, err, sizeof(err)) == FEAT_OK, "%s", err);
     feat_wb_destroy(wb);
 
-    fd->models = feat_models_new(fd->cfg, fd->st, fd->drift, fd->metrics, err, sizeof(err));
+    feat_models_conf_t mconf;
+    feat_models_conf_from_config(fd->cfg, &mconf);
+    mconf.reference = fuzz_drift_reference;
+    mconf.reference_arg = fd->drift;
+    fd->models = feat_models_new(&mconf, fd->st, NULL, fd->metrics, err, sizeof(err));
     FUZZ_CHECK(fd->models != NULL, "%s", err);
     uint64_t run;
     int co;
@@ -122,11 +131,11 @@ static featd_t *fuzz_daemon(void) {
     feat_run_status_t rs;
     for (int i = 0;; i++) { /* a limit on a hang, not a speed bound */
         FUZZ_CHECK(feat_models_run_status(fd->models, "m", run, &rs) == FEAT_OK, "run status");
-        if (!strcmp(rs.state, "succeeded") || !strcmp(rs.state, "failed")) break;
+        if (rs.state == FEAT_RUN_SUCCEEDED || rs.state == FEAT_RUN_FAILED) break;
         FUZZ_CHECK(i < 30000, "the fixture's training run did not finish");
         fuzz_sleep_ms(10);
     }
-    FUZZ_CHECK(!strcmp(rs.state, "succeeded"), "training: %s", rs.error);
+    FUZZ_CHECK(rs.state == FEAT_RUN_SUCCEEDED, "training: %s", rs.error);
     feat_models_stop(fd->models);
     for (int i = 0;; i++) {
         feat_drift_stats_t ds;

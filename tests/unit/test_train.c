@@ -1,10 +1,11 @@
-/* Unit tests for train/trainset.c and train/models.c against a real store:
- * point-in-time training sets compared with an independent scan of the
- * events the test wrote (TTL included); the registry's life cycle (first
- * version champion, challenger, promote, rollback, reload, audit), request
- * coalescing, the auto policy's margin, retrain triggers (labels, schedule,
- * drift), and live quality (rolling AUC equal to an independently computed
- * one, the floor alert). */
+/* Unit tests for train/ against a real store: point-in-time training sets
+ * compared with an independent scan of the events the test wrote (TTL
+ * included); the registry's life cycle (first version champion, challenger,
+ * promote, rollback, reload, audit), request coalescing, the auto policy's
+ * margin; the version metadata document byte for byte; Predict going on
+ * while a registry write is held; retrain triggers (labels, schedule, alerts
+ * through feat_models_alert_sink); and live quality (rolling AUC equal to an
+ * independently computed one, the floor alert on the alert bus). */
 #include "testutil.h"
 
 #include <check.h>
@@ -17,9 +18,10 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "drift/monitor.h"
+#include "common/alert.h"
 #include "store/store.h"
 #include "train/models.h"
+#include "train/models_internal.h" /* the metadata codec, tested directly */
 #include "train/trainset.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -146,7 +148,7 @@ START_TEST(trainset_is_point_in_time_with_ttl) {
 
     feat_trainset_t ts;
     char err[256];
-    ck_assert_msg(feat_trainset_build(f.st, f.cfg, &f.cfg->models[0], INT64_MIN, INT64_MAX, NULL, &ts, err, sizeof(err)) ==
+    ck_assert_msg(feat_trainset_build(f.st, &f.cfg->models[0], INT64_MIN, INT64_MAX, NULL, &ts, err, sizeof(err)) ==
                       FEAT_OK, "%s", err);
     ck_assert_uint_eq(ts.nf, 3);
     ck_assert_str_eq(ts.defs[0].name, "x");
@@ -199,14 +201,14 @@ START_TEST(trainset_is_point_in_time_with_ttl) {
     feat_trainset_free(&ts);
 
     /* a time range keeps only labels inside it */
-    ck_assert_int_eq(feat_trainset_build(f.st, f.cfg, &f.cfg->models[0], 1000, 2000, NULL, &ts, err, sizeof(err)), FEAT_OK);
+    ck_assert_int_eq(feat_trainset_build(f.st, &f.cfg->models[0], 1000, 2000, NULL, &ts, err, sizeof(err)), FEAT_OK);
     for (size_t r = 0; r < ts.n; r++) ck_assert(ts.ts[r] >= 1000 && ts.ts[r] <= 2000);
     feat_trainset_free(&ts);
 
     /* a binary model refuses a label that is not 0 or 1, naming it */
     put_label(&f, "m", "k1", 5, 0.5);
     flush(&f);
-    ck_assert_int_eq(feat_trainset_build(f.st, f.cfg, &f.cfg->models[0], INT64_MIN, INT64_MAX, NULL, &ts, err, sizeof(err)),
+    ck_assert_int_eq(feat_trainset_build(f.st, &f.cfg->models[0], INT64_MIN, INT64_MAX, NULL, &ts, err, sizeof(err)),
                      FEAT_ERR_INVALID);
     ck_assert_msg(strstr(err, "0.5") != NULL, "%s", err);
     fx_free(&f);
@@ -242,11 +244,21 @@ static void fill_registry_data(fx_t *f) {
     flush(f);
 }
 
-static feat_run_status_t wait_run(feat_models_t *ms, const char *model, uint64_t run) {
+/* The models of f's config, built as the daemon builds them (bus may be NULL). */
+static feat_models_t *models_new(fx_t *f, feat_alert_bus_t *bus, feat_metrics_t *reg) {
+    char err[256];
+    feat_models_conf_t conf;
+    feat_models_conf_from_config(f->cfg, &conf);
+    feat_models_t *models = feat_models_new(&conf, f->st, bus, reg, err, sizeof(err));
+    ck_assert_msg(models != NULL, "%s", err);
+    return models;
+}
+
+static feat_run_status_t wait_run(feat_models_t *models, const char *model, uint64_t run) {
     feat_run_status_t st;
     for (int i = 0; i < 6000; i++) { /* a generous limit on a hang, not a speed bound */
-        ck_assert_int_eq(feat_models_run_status(ms, model, run, &st), FEAT_OK);
-        if (!strcmp(st.state, "succeeded") || !strcmp(st.state, "failed")) return st;
+        ck_assert_int_eq(feat_models_run_status(models, model, run, &st), FEAT_OK);
+        if (st.state == FEAT_RUN_SUCCEEDED || st.state == FEAT_RUN_FAILED) return st;
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -288,10 +300,10 @@ static void on_v(void *arg, const feat_version_info_t *v) {
     l->n++;
 }
 
-static vlist_t versions(feat_models_t *ms, const char *model) {
+static vlist_t versions(feat_models_t *models, const char *model) {
     vlist_t l;
     memset(&l, 0, sizeof(l));
-    ck_assert_int_eq(feat_models_list(ms, model, on_v, &l), FEAT_OK);
+    ck_assert_int_eq(feat_models_list(models, model, on_v, &l), FEAT_OK);
     return l;
 }
 
@@ -310,33 +322,32 @@ START_TEST(registry_life_cycle) {
     fx_t f;
     fx_new(&f, reg_cfg);
     fill_registry_data(&f);
-    char err[256], msg[256];
+    char msg[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
-    ck_assert_msg(ms != NULL, "%s", err);
+    feat_models_t *models = models_new(&f, NULL, reg);
     int e;
-    ck_assert_ptr_null(feat_models_acquire(ms, "m", NULL, 0, &e));
+    ck_assert_ptr_null(feat_models_acquire(models, "m", NULL, 0, &e));
     ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
-    ck_assert_ptr_null(feat_models_acquire(ms, "nope", NULL, 0, &e));
+    ck_assert_ptr_null(feat_models_acquire(models, "nope", NULL, 0, &e));
     ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
 
     /* requests before the engine runs: the second joins the first */
     uint64_t r1, r2;
     int co;
-    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_OPERATOR, "test", &r1, &co), FEAT_OK);
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_OPERATOR, "test", &r1, &co), FEAT_OK);
     ck_assert_int_eq(co, 0);
-    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_SCHEDULE, "again", &r2, &co), FEAT_OK);
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_SCHEDULE, "again", &r2, &co), FEAT_OK);
     ck_assert_int_eq(co, 1);
     ck_assert_uint_eq(r1, r2);
-    ck_assert_int_eq(feat_models_request(ms, "nope", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_ERR_NOT_FOUND);
-    ck_assert_int_eq(feat_models_start(ms), FEAT_OK);
-    feat_run_status_t st = wait_run(ms, "m", r1);
-    ck_assert_msg(!strcmp(st.state, "succeeded"), "%s", st.error);
+    ck_assert_int_eq(feat_models_request(models, "nope", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_ERR_NOT_FOUND);
+    ck_assert_int_eq(feat_models_start(models), FEAT_OK);
+    feat_run_status_t st = wait_run(models, "m", r1);
+    ck_assert_msg(st.state == FEAT_RUN_SUCCEEDED, "%s", st.error);
     ck_assert_uint_eq(st.version, 1);
     ck_assert_int_eq(st.trigger, FEAT_TRIGGER_OPERATOR);
 
     /* the first version is the champion even under the manual policy */
-    vlist_t l = versions(ms, "m");
+    vlist_t l = versions(models, "m");
     ck_assert_int_eq(l.n, 1);
     ck_assert_int_eq(l.stage[0], FEAT_STAGE_CHAMPION);
     ck_assert_str_eq(l.trigger[0], "operator");
@@ -350,92 +361,302 @@ START_TEST(registry_life_cycle) {
     ck_assert_str_eq(l.table, "t");
     ck_assert_msg(l.auc > 0.7 && l.auc <= 1, "validation AUC %g", l.auc);
 
-    feat_loaded_t *v1 = feat_models_acquire(ms, "m", "champion", 0, &e);
+    feat_loaded_t *v1 = feat_models_acquire(models, "m", "champion", 0, &e);
     ck_assert_ptr_nonnull(v1);
     ck_assert_uint_eq(feat_loaded_version(v1), 1);
     ck_assert_uint_eq(feat_loaded_nfeatures(v1), 3);
     ck_assert_uint_eq(feat_loaded_fidx(v1)[1], 1);
-    ck_assert_ptr_null(feat_models_acquire(ms, "m", "challenger", 0, &e));
+    ck_assert_ptr_null(feat_models_acquire(models, "m", "challenger", 0, &e));
     ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
-    ck_assert_ptr_null(feat_models_acquire(ms, "m", "bogus", 0, &e));
+    ck_assert_ptr_null(feat_models_acquire(models, "m", "bogus", 0, &e));
     ck_assert_int_eq(e, FEAT_ERR_INVALID);
 
     /* a second run: the challenger */
-    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
-    st = wait_run(ms, "m", r2);
-    ck_assert_str_eq(st.state, "succeeded");
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    st = wait_run(models, "m", r2);
+    ck_assert_int_eq(st.state, FEAT_RUN_SUCCEEDED);
     ck_assert_uint_eq(st.version, 2);
-    l = versions(ms, "m");
+    l = versions(models, "m");
     ck_assert_int_eq(stage_of(&l, 2), FEAT_STAGE_CHALLENGER);
     ck_assert_int_eq(stage_of(&l, 1), FEAT_STAGE_CHAMPION);
-    feat_loaded_t *c2 = feat_models_acquire(ms, "m", "challenger", 0, &e);
+    feat_loaded_t *c2 = feat_models_acquire(models, "m", "challenger", 0, &e);
     ck_assert_uint_eq(feat_loaded_version(c2), 2);
     feat_loaded_release(c2);
 
     /* promote the challenger; the old champion's handle stays usable */
     uint64_t champ = 0;
-    ck_assert_int_eq(feat_models_promote(ms, "m", 99, &champ, msg, sizeof(msg)), FEAT_ERR_NOT_FOUND);
-    ck_assert_int_eq(feat_models_promote(ms, "m", 0, &champ, msg, sizeof(msg)), FEAT_OK);
+    ck_assert_int_eq(feat_models_promote(models, "m", 99, &champ, msg, sizeof(msg)), FEAT_ERR_NOT_FOUND);
+    ck_assert_int_eq(feat_models_promote(models, "m", 0, &champ, msg, sizeof(msg)), FEAT_OK);
     ck_assert_uint_eq(champ, 2);
     feat_raw_t row[3] = {feat_raw_double(0.5), feat_raw_int64(3), feat_raw_string("c1", 2)};
     double p1;
     ck_assert_int_eq(feat_model_predict(feat_loaded_model(v1), row, NULL, 0, &p1), FEAT_OK);
     ck_assert(p1 > 0 && p1 < 1);
     feat_loaded_release(v1);
-    feat_loaded_t *c = feat_models_acquire(ms, "m", NULL, 0, &e);
+    feat_loaded_t *c = feat_models_acquire(models, "m", NULL, 0, &e);
     ck_assert_uint_eq(feat_loaded_version(c), 2);
     feat_loaded_release(c);
-    ck_assert_int_eq(feat_models_promote(ms, "m", 0, &champ, msg, sizeof(msg)), FEAT_ERR_STATE); /* no challenger now */
+    ck_assert_int_eq(feat_models_promote(models, "m", 0, &champ, msg, sizeof(msg)), FEAT_ERR_STATE); /* no challenger now */
 
     /* rollback, once */
-    ck_assert_int_eq(feat_models_rollback(ms, "m", &champ, msg, sizeof(msg)), FEAT_OK);
+    ck_assert_int_eq(feat_models_rollback(models, "m", &champ, msg, sizeof(msg)), FEAT_OK);
     ck_assert_uint_eq(champ, 1);
-    ck_assert_int_eq(feat_models_rollback(ms, "m", &champ, msg, sizeof(msg)), FEAT_ERR_STATE);
+    ck_assert_int_eq(feat_models_rollback(models, "m", &champ, msg, sizeof(msg)), FEAT_ERR_STATE);
     /* a pinned version is served on demand */
-    feat_loaded_t *p2 = feat_models_acquire(ms, "m", NULL, 2, &e);
+    feat_loaded_t *p2 = feat_models_acquire(models, "m", NULL, 2, &e);
     ck_assert_ptr_nonnull(p2);
     ck_assert_uint_eq(feat_loaded_version(p2), 2);
     feat_loaded_release(p2);
-    ck_assert_ptr_null(feat_models_acquire(ms, "m", NULL, 7, &e));
+    ck_assert_ptr_null(feat_models_acquire(models, "m", NULL, 7, &e));
     ck_assert_int_eq(e, FEAT_ERR_NOT_FOUND);
 
     /* too few rows: the run fails and names the key */
-    ck_assert_int_eq(feat_models_request(ms, "tiny", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
-    st = wait_run(ms, "tiny", r2);
-    ck_assert_str_eq(st.state, "failed");
+    ck_assert_int_eq(feat_models_request(models, "tiny", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    st = wait_run(models, "tiny", r2);
+    ck_assert_int_eq(st.state, FEAT_RUN_FAILED);
     ck_assert_msg(strstr(st.error, "model.tiny.min_rows") != NULL, "%s", st.error);
 
     /* auto policy with margin 1: the first version is champion, the second cannot beat it by 1 AUC */
-    ck_assert_int_eq(feat_models_request(ms, "a", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
-    ck_assert_str_eq(wait_run(ms, "a", r2).state, "succeeded");
-    ck_assert_int_eq(feat_models_request(ms, "a", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
-    ck_assert_str_eq(wait_run(ms, "a", r2).state, "succeeded");
-    l = versions(ms, "a");
+    ck_assert_int_eq(feat_models_request(models, "a", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    ck_assert_int_eq(wait_run(models, "a", r2).state, FEAT_RUN_SUCCEEDED);
+    ck_assert_int_eq(feat_models_request(models, "a", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    ck_assert_int_eq(wait_run(models, "a", r2).state, FEAT_RUN_SUCCEEDED);
+    l = versions(models, "a");
     ck_assert_int_eq(stage_of(&l, 1), FEAT_STAGE_CHAMPION);
     ck_assert_int_eq(stage_of(&l, 2), FEAT_STAGE_CHALLENGER);
-    feat_models_destroy(ms);
+    feat_models_destroy(models);
 
     /* reload: aliases and versions persist */
-    ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
-    ck_assert_msg(ms != NULL, "%s", err);
-    l = versions(ms, "m");
+    models = models_new(&f, NULL, reg);
+    l = versions(models, "m");
     ck_assert_int_eq(l.n, 2);
     ck_assert_int_eq(stage_of(&l, 1), FEAT_STAGE_CHAMPION);
     ck_assert_int_eq(stage_of(&l, 2), FEAT_STAGE_ARCHIVED);
-    c = feat_models_acquire(ms, "m", NULL, 0, &e);
+    c = feat_models_acquire(models, "m", NULL, 0, &e);
     ck_assert_ptr_nonnull(c);
     double p1b;
     ck_assert_int_eq(feat_model_predict(feat_loaded_model(c), row, NULL, 0, &p1b), FEAT_OK);
     ck_assert_double_eq(p1, p1b); /* the stored model predicts exactly what it did before */
     feat_loaded_release(c);
     /* the next run continues the numbering */
-    ck_assert_int_eq(feat_models_start(ms), FEAT_OK);
-    ck_assert_int_eq(feat_models_request(ms, "m", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
-    ck_assert_uint_eq(wait_run(ms, "m", r2).version, 3);
-    feat_models_destroy(ms);
+    ck_assert_int_eq(feat_models_start(models), FEAT_OK);
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_OPERATOR, "", &r2, &co), FEAT_OK);
+    ck_assert_uint_eq(wait_run(models, "m", r2).version, 3);
+    feat_models_destroy(models);
     int lines = 0;
-    ck_assert_int_eq(feat_models_audit(f.st, f.cfg, count_line, &lines), 0);
+    feat_models_conf_t conf;
+    feat_models_conf_from_config(f.cfg, &conf);
+    ck_assert_int_eq(feat_models_audit(f.st, &conf, count_line, &lines), 0);
     ck_assert_int_eq(lines, 3 + 1 + 2 + 1); /* m: 3 versions + aliases; a: 2 + aliases; tiny: none */
+    feat_metrics_destroy(reg);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- version metadata ------------------------------------------------------------------------------ */
+
+/* The document a version's record holds is an on-disk format: this one is
+ * byte for byte what featd wrote before the metadata became a struct (the
+ * old do_run's format strings fed the same values). */
+static const char *const meta_golden =
+    "{\"model\":\"m\",\"version\":3,\"created_ms\":1732406400123,\"trigger\":\"drift\","
+    "\"reason\":\"drift on t.x (ks 0.41) \\\"quoted\\\"\\n\",\"task\":\"mlp\",\"table\":\"t\","
+    "\"features\":[{\"name\":\"x\",\"type\":\"double\"},{\"name\":\"n\",\"type\":\"int64\"},"
+    "{\"name\":\"c\",\"type\":\"string\"}],"
+    "\"params\":{\"learning_rate\":0.003,\"l2\":1e-05,\"epochs\":7,\"hidden\":16,\"batch_size\":256,"
+    "\"activation\":\"tanh\",\"seed\":99,\"configs_tried\":4},"
+    "\"preprocessing\":{\"input_dim\":9,\"top_k\":20,\"standardize\":true,"
+    "\"impute\":\"training mean + missing indicator\"},"
+    "\"train_metrics\":{\"auc\":0.9123456789,\"log_loss\":0.3,\"accuracy\":0.8},"
+    "\"validation_metrics\":{\"auc\":0.8765,\"log_loss\":0.35,\"accuracy\":0.79},"
+    "\"champion_validation_metrics\":{\"auc\":0.86,\"log_loss\":0.36,\"accuracy\":0.78},"
+    "\"champion_version\":2,\"beats_champion\":false,"
+    "\"data\":{\"from_ms\":5000,\"to_ms\":5399,\"rows\":400,\"train_rows\":300,\"validation_rows\":100,"
+    "\"missing_values\":17},\"device\":\"gpu\",\"device_note\":\"GPU \\\"fallback\\\"\","
+    "\"train_seconds\":0.0123457,\"rows_per_second\":1.23457e+06,\"run_seconds\":1.5}";
+
+static void eval_eq(const feat_eval_t *a, const feat_eval_t *b) {
+    const double x[5] = {a->auc, a->logloss, a->accuracy, a->rmse, a->mae};
+    const double y[5] = {b->auc, b->logloss, b->accuracy, b->rmse, b->mae};
+    for (int i = 0; i < 5; i++) ck_assert_msg((isnan(x[i]) && isnan(y[i])) || x[i] == y[i], "metric %d: %.17g vs %.17g", i, x[i], y[i]);
+}
+
+START_TEST(version_metadata_is_the_stored_format) {
+    feat_feature_def_t defs[3] = {{"x", FEAT_FT_DOUBLE}, {"n", FEAT_FT_INT64}, {"c", FEAT_FT_STRING}};
+    vmeta_t m = {.model = "m", .version = 3, .created_ms = 1732406400123LL, .trigger = FEAT_TRIGGER_DRIFT,
+                 .reason = "drift on t.x (ks 0.41) \"quoted\"\n", .task = "mlp", .table = "t", .features = defs,
+                 .nfeatures = 3, .configs_tried = 4, .input_dim = 9, .top_k = 20, .champion_version = 2,
+                 .beats_champion = 0, .from_ms = 5000, .to_ms = 5399, .rows = 400, .train_rows = 300,
+                 .validation_rows = 100, .missing_values = 17, .device = "gpu", .device_note = "GPU \"fallback\"",
+                 .train_seconds = 0.0123456789, .rows_per_second = 1234567.891, .run_seconds = 1.5};
+    feat_hyper_init(&m.hyper);
+    m.hyper.learning_rate = 0.003;
+    m.hyper.l2 = 1e-5;
+    m.hyper.hidden = 16;
+    m.hyper.epochs = 7;
+    m.hyper.activation = FEAT_ACT_TANH;
+    m.hyper.seed = 99;
+    m.train = (feat_eval_t){0.91234567891234, 0.3, 0.8, NAN, NAN};
+    m.valid = (feat_eval_t){0.8765, 0.35, 0.79, INFINITY, NAN}; /* not finite: left out */
+    m.champion = (feat_eval_t){0.86, 0.36, 0.78, NAN, NAN};
+    feat_buf_t doc = FEAT_BUF_INIT;
+    feat_meta_json(&m, &doc);
+    ck_assert_uint_eq(doc.len, strlen(meta_golden));
+    ck_assert_msg(!memcmp(doc.data, meta_golden, doc.len), "%.*s", (int)doc.len, doc.data);
+
+    /* a new version lists exactly what it will list when read back after a restart */
+    vinfo_t fresh, stored;
+    ck_assert_int_eq(feat_vinfo_from_meta(&fresh, &m, doc.data, doc.len), FEAT_OK);
+    memset(&stored, 0, sizeof(stored));
+    stored.json = strndup(doc.data, doc.len);
+    ck_assert_int_eq(feat_vinfo_parse(&stored), FEAT_OK);
+    ck_assert_int_eq(fresh.created_ms, stored.created_ms);
+    ck_assert_str_eq(fresh.trigger, stored.trigger);
+    ck_assert_str_eq(fresh.task, stored.task);
+    ck_assert_str_eq(fresh.device, stored.device);
+    ck_assert_str_eq(fresh.table, stored.table);
+    ck_assert_str_eq(fresh.reason, stored.reason);
+    ck_assert_str_eq(fresh.reason, m.reason);
+    eval_eq(&fresh.train, &stored.train);
+    eval_eq(&fresh.valid, &stored.valid);
+    ck_assert_uint_eq(fresh.n_train, stored.n_train);
+    ck_assert_uint_eq(fresh.n_valid, stored.n_valid);
+    ck_assert_int_eq(fresh.from_ms, stored.from_ms);
+    ck_assert_int_eq(fresh.to_ms, stored.to_ms);
+    ck_assert_double_eq(fresh.seconds, stored.seconds);
+    ck_assert_str_eq(fresh.params, stored.params);
+    ck_assert_str_eq(fresh.json, stored.json);
+    ck_assert_uint_eq(fresh.nfeatures, stored.nfeatures);
+    for (size_t j = 0; j < fresh.nfeatures; j++) ck_assert_str_eq(fresh.features[j], stored.features[j]);
+    feat_vinfo_free(&fresh);
+    feat_vinfo_free(&stored);
+    feat_buf_free(&doc);
+}
+END_TEST
+
+/* ---- Predict and a slow store write ------------------------------------------------------------------ */
+
+/* A store write hook that holds the next registry write (phase 0: before it
+ * reaches RocksDB) until the test has acquired and scored the champion.  If
+ * acquire were stalled by the write, the hook would wait its whole timeout
+ * (a limit on a hang, far above any scheduling delay) and say so. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int armed;              /* the next write is held */
+    int writing;            /* a write is held in the hook now */
+    int released;           /* the test's acquire and score returned */
+    int timed_out;          /* ...did not, within the hook's timeout */
+} gate_t;
+
+static void gate_hook(void *arg, const feat_wb_t *wb, int phase) {
+    (void)wb;
+    gate_t *g = arg;
+    if (phase != 0) return;
+    pthread_mutex_lock(&g->lock);
+    if (g->armed) {
+        g->armed = 0;
+        g->writing = 1;
+        pthread_cond_broadcast(&g->cond);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 60;
+        while (!g->released && !g->timed_out)
+            if (pthread_cond_timedwait(&g->cond, &g->lock, &until) != 0) g->timed_out = 1;
+        g->writing = 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+typedef struct op {
+    feat_models_t *models;
+    int kind;               /* 0 promote v2, 1 rollback */
+    int rc;
+    uint64_t champion;
+} op_t;
+
+static void *run_op(void *arg) {
+    op_t *o = arg;
+    char msg[256];
+    o->rc = o->kind == 0 ? feat_models_promote(o->models, "m", 2, &o->champion, msg, sizeof(msg))
+                         : feat_models_rollback(o->models, "m", &o->champion, msg, sizeof(msg));
+    return NULL;
+}
+
+/* Arms the gate, waits until a registry write is held in it, then acquires
+ * and scores the champion (Predict's path) and releases the write.
+ * Returns the version served while the write was held. */
+static uint64_t predict_during_write(gate_t *g, feat_models_t *models) {
+    pthread_mutex_lock(&g->lock);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 600; /* a limit on a hang: the run must reach its write */
+    while (!g->writing) ck_assert_int_eq(pthread_cond_timedwait(&g->cond, &g->lock, &until), 0);
+    pthread_mutex_unlock(&g->lock);
+    int e;
+    feat_loaded_t *l = feat_models_acquire(models, "m", NULL, 0, &e);
+    ck_assert_ptr_nonnull(l);
+    feat_raw_t row[3] = {feat_raw_double(0.5), feat_raw_int64(3), feat_raw_string("c1", 2)};
+    double p;
+    ck_assert_int_eq(feat_model_predict(feat_loaded_model(l), row, NULL, 0, &p), FEAT_OK);
+    uint64_t served = feat_loaded_version(l);
+    feat_loaded_release(l);
+    pthread_mutex_lock(&g->lock);
+    g->released = 1;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    return served;
+}
+
+static void gate_arm(gate_t *g) {
+    pthread_mutex_lock(&g->lock);
+    ck_assert(!g->timed_out);
+    g->armed = 1;
+    g->released = 0;
+    pthread_mutex_unlock(&g->lock);
+}
+
+START_TEST(slow_registry_write_does_not_stall_predict) {
+    fx_t f;
+    fx_new(&f, reg_cfg);
+    fill_registry_data(&f);
+    feat_metrics_t *reg = feat_metrics_new();
+    feat_models_t *models = models_new(&f, NULL, reg);
+    gate_t g = {.armed = 0};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    uint64_t r;
+    int co;
+    ck_assert_int_eq(feat_models_start(models), FEAT_OK);
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_OPERATOR, "", &r, &co), FEAT_OK);
+    ck_assert_int_eq(wait_run(models, "m", r).state, FEAT_RUN_SUCCEEDED);
+    feat_store_set_write_hook(f.st, gate_hook, &g);
+
+    /* a new version (the challenger, v2), written by the engine thread */
+    gate_arm(&g);
+    ck_assert_int_eq(feat_models_request(models, "m", FEAT_TRIGGER_OPERATOR, "", &r, &co), FEAT_OK);
+    ck_assert_uint_eq(predict_during_write(&g, models), 1);
+    feat_run_status_t st = wait_run(models, "m", r);
+    ck_assert_msg(st.state == FEAT_RUN_SUCCEEDED, "%s", st.error);
+    ck_assert_uint_eq(st.version, 2);
+    ck_assert_msg(!g.timed_out, "acquire waited for the store write of a new version");
+
+    /* promote v2, then roll back: while each write is held, v1 is still served */
+    for (int kind = 0; kind < 2; kind++) {
+        gate_arm(&g);
+        op_t o = {models, kind, -1, 0};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, run_op, &o), 0);
+        ck_assert_uint_eq(predict_during_write(&g, models), kind == 0 ? 1 : 2);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(o.rc, FEAT_OK);
+        ck_assert_uint_eq(o.champion, kind == 0 ? 2 : 1);
+        ck_assert_msg(!g.timed_out, "acquire waited for the store write of a %s", kind == 0 ? "promote" : "rollback");
+    }
+    feat_store_set_write_hook(f.st, NULL, NULL);
+    feat_models_destroy(models);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
     feat_metrics_destroy(reg);
     fx_free(&f);
 }
@@ -451,63 +672,61 @@ static const char *trig_cfg =
     "retrain_every = 1s\ndevice = cpu\n"
     "[model tiny]\ntable = t\nlabel_topic = lt\ntask = logreg\nfeatures = unused\n";
 
-static int has_run(feat_models_t *ms, const char *model, int trigger) {
+static int has_run(feat_models_t *models, const char *model, int trigger) {
     feat_run_status_t st;
-    return feat_models_run_status(ms, model, 0, &st) == FEAT_OK && st.trigger == trigger;
+    return feat_models_run_status(models, model, 0, &st) == FEAT_OK && st.trigger == trigger;
 }
 
 START_TEST(triggers_labels_schedule_drift) {
     fx_t f;
     fx_new(&f, trig_cfg);
     fill_registry_data(&f);
-    char err[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
-    ck_assert_msg(ms != NULL, "%s", err);
+    feat_models_t *models = models_new(&f, NULL, reg);
     /* drift: an alert on a feature m reads asks for m (and a), not tiny */
-    feat_drift_alert_t a;
+    feat_alert_t a;
     memset(&a, 0, sizeof(a));
     a.drifting = 1;
     a.retrain_requested = 1;
     a.table = "t";
     a.feature = "x";
     a.statistic = "ks";
-    feat_models_drift_sink(ms, &a);
-    ck_assert(has_run(ms, "m", FEAT_TRIGGER_DRIFT));
-    ck_assert(!has_run(ms, "tiny", FEAT_TRIGGER_DRIFT));
+    feat_models_alert_sink(models, &a);
+    ck_assert(has_run(models, "m", FEAT_TRIGGER_DRIFT));
+    ck_assert(!has_run(models, "tiny", FEAT_TRIGGER_DRIFT));
     a.feature = "unused"; /* only tiny reads it */
-    feat_models_drift_sink(ms, &a);
-    ck_assert(has_run(ms, "tiny", FEAT_TRIGGER_DRIFT));
+    feat_models_alert_sink(models, &a);
+    ck_assert(has_run(models, "tiny", FEAT_TRIGGER_DRIFT));
     a.drifting = 0; /* a recovery asks for nothing */
     a.feature = "x";
     uint64_t before = 0;
     feat_run_status_t st;
-    feat_models_run_status(ms, "a", 0, &st);
+    feat_models_run_status(models, "a", 0, &st);
     before = st.run_id;
-    feat_models_drift_sink(ms, &a);
-    feat_models_run_status(ms, "a", 0, &st);
+    feat_models_alert_sink(models, &a);
+    feat_models_run_status(models, "a", 0, &st);
     ck_assert_uint_eq(st.run_id, before);
-    ck_assert_int_eq(feat_models_start(ms), FEAT_OK);
+    ck_assert_int_eq(feat_models_start(models), FEAT_OK);
     /* labels: 10 new ones for m */
-    wait_run(ms, "m", 0);
-    for (int i = 0; i < 10; i++) feat_models_on_label(ms, 0, "k1", 2, 9000 + i, 1);
+    wait_run(models, "m", 0);
+    for (int i = 0; i < 10; i++) feat_models_on_label(models, 0, "k1", 2, 9000 + i, 1);
     int seen = 0;
     for (int i = 0; i < 1000 && !seen; i++) {
-        seen = has_run(ms, "m", FEAT_TRIGGER_LABELS);
+        seen = has_run(models, "m", FEAT_TRIGGER_LABELS);
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
     ck_assert_msg(seen, "10 labels did not request a retrain");
-    ck_assert_str_eq(wait_run(ms, "m", 0).state, "succeeded");
+    ck_assert_int_eq(wait_run(models, "m", 0).state, FEAT_RUN_SUCCEEDED);
     /* schedule: a retrains every second */
     seen = 0;
     for (int i = 0; i < 1000 && !seen; i++) {
-        seen = has_run(ms, "a", FEAT_TRIGGER_SCHEDULE);
+        seen = has_run(models, "a", FEAT_TRIGGER_SCHEDULE);
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
     ck_assert_msg(seen, "retrain_every = 1s requested nothing");
-    feat_models_destroy(ms);
+    feat_models_destroy(models);
     feat_metrics_destroy(reg);
     fx_free(&f);
 }
@@ -516,23 +735,25 @@ END_TEST
 /* ---- live quality ------------------------------------------------------------------------------- */
 
 static const char *q_cfg =
-    "[drift]\nwindow_events = 100000\n"
+    "[drift]\nwindow_events = 100000\nretrain_on_drift = true\n"
     "[table t]\ntopic = te\nfeature.x = double\n"
     "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nquality_window = 200\nquality_floor = 0.9\n"
     "quality_horizon = 1h\n";
 
 typedef struct qalerts {
     pthread_mutex_t lock;
-    int n, drifting;
+    int n, drifting, retrain_requested, has_table;
     char feature[16], model[16], stat[8];
     double value;
 } qalerts_t;
 
-static void qsink(void *arg, const feat_drift_alert_t *a) {
+static void qsink(void *arg, const feat_alert_t *a) {
     qalerts_t *q = arg;
     pthread_mutex_lock(&q->lock);
     q->n++;
     q->drifting = a->drifting;
+    q->retrain_requested = a->retrain_requested;
+    q->has_table = a->table != NULL;
     snprintf(q->feature, sizeof(q->feature), "%s", a->feature);
     snprintf(q->model, sizeof(q->model), "%s", a->model ? a->model : "");
     snprintf(q->stat, sizeof(q->stat), "%s", a->statistic);
@@ -565,17 +786,15 @@ static double metric_value(feat_metrics_t *reg, const char *needle) {
 START_TEST(live_quality_joins_labels_and_alerts) {
     fx_t f;
     fx_new(&f, q_cfg);
-    char err[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_drift_t *d = feat_drift_new(f.cfg, f.st, reg, err, sizeof(err));
-    ck_assert_msg(d != NULL, "%s", err);
+    feat_alert_bus_t *bus = feat_alert_bus_new();
+    ck_assert_ptr_nonnull(bus);
     qalerts_t q;
     memset(&q, 0, sizeof(q));
     pthread_mutex_init(&q.lock, NULL);
-    feat_drift_add_sink(d, qsink, &q);
-    ck_assert_int_eq(feat_drift_start(d), FEAT_OK);
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, d, reg, err, sizeof(err));
-    ck_assert_msg(ms != NULL, "%s", err);
+    ck_assert_int_eq(feat_alert_subscribe(bus, "test", qsink, &q), FEAT_OK);
+    feat_models_t *models = models_new(&f, bus, reg);
+    ck_assert_int_eq(feat_alert_subscribe(bus, "retrain", feat_models_alert_sink, models), FEAT_OK); /* as the daemon */
     enum { N = 200 };
     double p[N], y[N];
     char key[16];
@@ -584,15 +803,15 @@ START_TEST(live_quality_joins_labels_and_alerts) {
         y[i] = unif() < 0.5;
         p[i] = 1 / (1 + exp(-(0.6 * (y[i] - 0.5) + gauss())));
         snprintf(key, sizeof(key), "e%d", i);
-        feat_models_on_prediction(ms, 0, key, strlen(key), 1000000 + i, p[i]);
+        feat_models_on_prediction(models, 0, key, strlen(key), 1000000 + i, p[i]);
     }
     /* a label outside the horizon, and one for an entity never predicted, join nothing */
-    feat_models_on_label(ms, 0, "e0", 2, 1000000 + 3600001, 1);
-    feat_models_on_label(ms, 0, "zz", 2, 1000500, 1);
+    feat_models_on_label(models, 0, "e0", 2, 1000000 + 3600001, 1);
+    feat_models_on_label(models, 0, "zz", 2, 1000500, 1);
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), 0);
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "e%d", i);
-        feat_models_on_label(ms, 0, key, strlen(key), 1000000 + i + 60000, y[i]);
+        feat_models_on_label(models, 0, key, strlen(key), 1000000 + i + 60000, y[i]);
     }
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
     double want = pair_auc(p, y, N);
@@ -605,12 +824,15 @@ START_TEST(live_quality_joins_labels_and_alerts) {
     ck_assert_str_eq(q.feature, "quality");
     ck_assert_str_eq(q.model, "m");
     ck_assert_str_eq(q.stat, "auc");
+    ck_assert_int_eq(q.has_table, 0);
+    ck_assert_int_eq(q.retrain_requested, 1); /* drift.retrain_on_drift: the alert asks for a retrain... */
     /* raised by the first evaluation, over the first 100 pairs */
     double want100 = pair_auc(p, y, 100);
     ck_assert_msg(fabs(q.value - want100) < 1e-9, "alert value %.12g, independent %.12g", q.value, want100);
     pthread_mutex_unlock(&q.lock);
-    feat_models_destroy(ms);
-    feat_drift_destroy(d);
+    ck_assert(has_run(models, "m", FEAT_TRIGGER_DRIFT)); /* ...and the retrain sink on the bus requested it */
+    feat_models_destroy(models);
+    feat_alert_bus_destroy(bus);
     feat_metrics_destroy(reg);
     fx_free(&f);
 }
@@ -621,27 +843,25 @@ END_TEST
 START_TEST(live_quality_joins_every_prediction_once) {
     fx_t f;
     fx_new(&f, q_cfg);
-    char err[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
-    ck_assert_msg(ms != NULL, "%s", err);
+    feat_models_t *models = models_new(&f, NULL, reg);
     enum { N = 3000 };
     char key[16];
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "ent-%d", i);
-        feat_models_on_prediction(ms, 0, key, strlen(key), 5000 + i, 0.5);
+        feat_models_on_prediction(models, 0, key, strlen(key), 5000 + i, 0.5);
     }
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "ent-%d", i);
-        feat_models_on_label(ms, 0, key, strlen(key), 9000 + i, i & 1);
+        feat_models_on_label(models, 0, key, strlen(key), 9000 + i, i & 1);
     }
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
-    feat_models_on_label(ms, 0, "ent-7", 5, 9999, 1); /* a second label for a joined prediction */
+    feat_models_on_label(models, 0, "ent-7", 5, 9999, 1); /* a second label for a joined prediction */
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
-    feat_models_on_prediction(ms, 0, "ent-7", 5, 20000, 0.9); /* a new prediction joins again */
-    feat_models_on_label(ms, 0, "ent-7", 5, 20001, 1);
+    feat_models_on_prediction(models, 0, "ent-7", 5, 20000, 0.9); /* a new prediction joins again */
+    feat_models_on_label(models, 0, "ent-7", 5, 20001, 1);
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N + 1);
-    feat_models_destroy(ms);
+    feat_models_destroy(models);
     feat_metrics_destroy(reg);
     fx_free(&f);
 }
@@ -654,6 +874,8 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, trainset_is_point_in_time_with_ttl);
     tcase_add_test(tc, registry_life_cycle);
+    tcase_add_test(tc, version_metadata_is_the_stored_format);
+    tcase_add_test(tc, slow_registry_write_does_not_stall_predict);
     tcase_add_test(tc, triggers_labels_schedule_drift);
     tcase_add_test(tc, live_quality_joins_labels_and_alerts);
     tcase_add_test(tc, live_quality_joins_every_prediction_once);

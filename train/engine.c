@@ -1,0 +1,519 @@
+/*
+ * train/engine.c — the retrain engine (see models.h): requests and their
+ * coalescing, the triggers (schedule, new labels, alerts), and the runs, one
+ * at a time on the engine thread: training set, training, evaluation against
+ * the champion, and registration of the new version (registry.c).
+ *
+ * Threads: requests and status reads come from any thread and take
+ * models->qlock; a run's status is written under it too.  Everything else of
+ * a run (and last_run_ms, and the version numbering) belongs to the engine
+ * thread.
+ */
+#include "train/models_internal.h"
+#include "train/trainset.h"
+
+#include "common/clock.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "stats/catfreq.h"
+#include "stats/kll.h"
+#include "train/core/metrics.h"
+#include "train/core/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *feat_run_state_name(int state) {
+    static const char *const n[] = {"queued", "running", "succeeded", "failed"};
+    return state >= 0 && state <= FEAT_RUN_FAILED ? n[state] : "queued";
+}
+
+/* ---- requests and statuses ------------------------------------------------------------------ */
+
+static run_t *run_at(feat_models_t *models, size_t i) {
+    return &models->runs[(models->rhead + i) % FEAT_MODELS_MAX_RUNS];
+}
+
+int feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
+                        uint64_t *run_id, int *coalesced) {
+    mstate_t *s = feat_models_find(models, model);
+    if (!s) return FEAT_ERR_NOT_FOUND;
+    pthread_mutex_lock(&models->qlock);
+    for (size_t i = 0; i < models->nruns; i++) {
+        run_t *r = run_at(models, i);
+        if (r->midx == s->idx && (r->st.state == FEAT_RUN_QUEUED || r->st.state == FEAT_RUN_RUNNING)) {
+            *run_id = r->st.run_id;
+            *coalesced = 1;
+            pthread_mutex_unlock(&models->qlock);
+            feat_metric_add(models->m_coalesced, 1);
+            return FEAT_OK;
+        }
+    }
+    if (models->nruns == FEAT_MODELS_MAX_RUNS) { /* forget the oldest finished run */
+        models->rhead = (models->rhead + 1) % FEAT_MODELS_MAX_RUNS;
+        models->nruns--;
+    }
+    run_t *r = run_at(models, models->nruns++);
+    memset(r, 0, sizeof(*r));
+    r->midx = s->idx;
+    r->st.run_id = models->next_run++;
+    r->st.state = FEAT_RUN_QUEUED;
+    snprintf(r->st.model, sizeof(r->st.model), "%s", s->conf->name);
+    snprintf(r->st.phase, sizeof(r->st.phase), "waiting");
+    snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+    r->st.trigger = trigger;
+    *run_id = r->st.run_id;
+    *coalesced = 0;
+    pthread_cond_signal(&models->qcond);
+    pthread_mutex_unlock(&models->qlock);
+    feat_log(FEAT_LOG_INFO, "models", "%s: retrain requested by %s%s%s (run %llu)", s->conf->name,
+             feat_trigger_name(trigger), reason && *reason ? ": " : "", reason ? reason : "", (unsigned long long)*run_id);
+    return FEAT_OK;
+}
+
+int feat_models_run_status(feat_models_t *models, const char *model, uint64_t run_id, feat_run_status_t *out) {
+    int rc = FEAT_ERR_NOT_FOUND;
+    pthread_mutex_lock(&models->qlock);
+    for (size_t i = models->nruns; i-- > 0;) {
+        run_t *r = run_at(models, i);
+        if ((model && *model && strcmp(r->st.model, model)) || (run_id && r->st.run_id != run_id)) continue;
+        *out = r->st;
+        rc = FEAT_OK;
+        break;
+    }
+    pthread_mutex_unlock(&models->qlock);
+    return rc;
+}
+
+void feat_models_alert_sink(void *arg, const feat_alert_t *a) {
+    feat_models_t *models = arg;
+    if (!a->retrain_requested || !a->drifting) return;
+    char why[128];
+    snprintf(why, sizeof(why), "drift on %s.%s (%s %.3g)", a->table ? a->table : (a->model ? a->model : ""), a->feature,
+             a->statistic, a->value);
+    for (size_t i = 0; i < models->n; i++) {
+        const feat_model_conf_t *mc = models->mstates[i].conf;
+        int uses = a->table ? !strcmp(mc->table, a->table) : a->model && !strcmp(mc->name, a->model);
+        if (uses && a->table) { /* a table's feature: only models that read it */
+            uses = 0;
+            for (size_t j = 0; j < mc->nfeatures && !uses; j++) uses = !strcmp(mc->features[j], a->feature);
+        }
+        if (!uses) continue;
+        uint64_t id;
+        int co;
+        feat_models_request(models, mc->name, FEAT_TRIGGER_DRIFT, why, &id, &co);
+    }
+}
+
+/* ---- a run ---------------------------------------------------------------------------------- */
+
+typedef struct run_ctx {
+    feat_models_t *models;
+    run_t *r;               /* its status is guarded by models->qlock */
+    mstate_t *s;
+    int64_t now;            /* when it started (ms since the epoch) */
+    uint64_t t0;            /* ...on the monotonic clock (ns) */
+    uint64_t epochs_done, epochs_total;
+    char err[256];          /* why it failed ("" = feat_err_str of the code) */
+} run_ctx_t;
+
+/* What a run learned about its model, for the metadata and the log. */
+typedef struct outcome {
+    feat_train_report_t rep;
+    feat_eval_t champ;      /* the champion on the same validation rows */
+    double champ_metric;    /* its AUC or RMSE there; NaN: not comparable */
+    double mine;            /* the new model's */
+    int better;             /* beats the champion by model.*.promote_margin (or there is none comparable) */
+} outcome_t;
+
+static void set_phase(run_ctx_t *c, const char *phase, double progress) {
+    pthread_mutex_lock(&c->models->qlock);
+    snprintf(c->r->st.phase, sizeof(c->r->st.phase), "%s", phase);
+    c->r->st.progress = progress;
+    pthread_mutex_unlock(&c->models->qlock);
+}
+
+static void ts_progress(void *arg, uint64_t done, uint64_t total) {
+    run_ctx_t *c = arg;
+    pthread_mutex_lock(&c->models->qlock);
+    c->r->st.progress = total ? 0.3 * (double)done / (double)total : 0;
+    pthread_mutex_unlock(&c->models->qlock);
+}
+
+static int cancelled(void *arg) { return atomic_load(&((run_ctx_t *)arg)->models->cancel); }
+
+/* Called by the trainer between epochs: progress through training. */
+static int epoch_tick(void *arg) {
+    run_ctx_t *c = arg;
+    c->epochs_done++;
+    pthread_mutex_lock(&c->models->qlock);
+    double f = c->epochs_total ? (double)c->epochs_done / (double)c->epochs_total : 1;
+    c->r->st.progress = 0.3 + 0.55 * (f > 1 ? 1 : f);
+    pthread_mutex_unlock(&c->models->qlock);
+    return cancelled(arg);
+}
+
+/* The model's labelled rows within train_window, at least min_rows of them. */
+static feat_err_t build_set(run_ctx_t *c, feat_trainset_t *tset) {
+    const feat_model_conf_t *mc = c->s->conf;
+    set_phase(c, "building training set", 0);
+    feat_trainset_cb_t cb = {ts_progress, cancelled, c};
+    int64_t from = mc->train_window_ms ? c->now - mc->train_window_ms : INT64_MIN;
+    feat_err_t rc = feat_trainset_build(c->models->st, mc, from, c->now, &cb, tset, c->err, sizeof(c->err));
+    if (rc) return rc;
+    if ((int64_t)tset->n < mc->min_rows) {
+        snprintf(c->err, sizeof(c->err), "only %zu labelled rows; model.%s.min_rows is %lld", tset->n, mc->name,
+                 (long long)mc->min_rows);
+        feat_trainset_free(tset);
+        return FEAT_ERR_STATE;
+    }
+    return FEAT_OK;
+}
+
+/* The trainer's configuration from the model's section: a grid where a list
+ * has more than one value. */
+static void train_conf(run_ctx_t *c, feat_train_conf_t *tc) {
+    const feat_model_conf_t *mc = c->s->conf;
+    feat_train_conf_init(tc);
+    tc->kind = !strcmp(mc->task, "linreg") ? FEAT_MODEL_LINREG : !strcmp(mc->task, "mlp") ? FEAT_MODEL_MLP : FEAT_MODEL_LOGREG;
+    tc->task = c->s->binary ? FEAT_TASK_BINARY : FEAT_TASK_REGRESSION;
+    tc->hyper.learning_rate = mc->lr[0];
+    tc->hyper.l2 = mc->l2[0];
+    tc->hyper.epochs = mc->epochs[0];
+    tc->hyper.hidden = mc->hidden[0];
+    tc->hyper.batch_size = (uint32_t)mc->batch_size;
+    int mlp = tc->kind == FEAT_MODEL_MLP;
+    if (mc->nlr > 1) { tc->grid.learning_rate = mc->lr; tc->grid.n_learning_rate = mc->nlr; }
+    if (mc->nl2 > 1) { tc->grid.l2 = mc->l2; tc->grid.n_l2 = mc->nl2; }
+    if (mc->nepochs > 1) { tc->grid.epochs = mc->epochs; tc->grid.n_epochs = mc->nepochs; }
+    if (mc->nhidden > 1 && mlp) { tc->grid.hidden = mc->hidden; tc->grid.n_hidden = mc->nhidden; }
+    tc->prep.top_k = (uint32_t)mc->top_k;
+    tc->valid_fraction = mc->valid_fraction;
+    tc->backend = !strcmp(mc->device, "cpu") ? FEAT_BACKEND_CPU : !strcmp(mc->device, "gpu") ? FEAT_BACKEND_GPU : FEAT_BACKEND_AUTO;
+    tc->label_name = mc->name;
+    tc->cancel = epoch_tick;
+    tc->cancel_arg = c;
+    /* epochs over every configuration, for progress */
+    uint64_t configs = (mc->nlr > 1 ? mc->nlr : 1) * (mc->nl2 > 1 ? mc->nl2 : 1) * (mc->nhidden > 1 && mlp ? mc->nhidden : 1);
+    uint64_t ep = 0;
+    for (size_t i = 0; i < mc->nepochs; i++) ep += mc->epochs[i];
+    c->epochs_total = configs * (mc->nepochs > 1 ? ep : mc->epochs[0]);
+}
+
+static feat_err_t train(run_ctx_t *c, const feat_trainset_t *tset, feat_model_t **model, feat_train_report_t *rep) {
+    set_phase(c, "training", 0.3);
+    feat_train_conf_t tc;
+    train_conf(c, &tc);
+    memset(rep, 0, sizeof(*rep));
+    feat_train_data_t td = {tset->defs, tset->nf, tset->rows, tset->labels, tset->n};
+    return feat_train(&tc, &td, model, rep, c->err, sizeof(c->err));
+}
+
+/* The champion's metric on rows (the challenger's validation window), if
+ * the champion reads the same features.  NaN when not comparable. */
+static double champion_metric(mstate_t *s, const feat_trainset_t *tset, size_t first, size_t n, feat_eval_t *out) {
+    feat_eval_clear(out);
+    pthread_mutex_lock(&s->lock);
+    feat_loaded_t *ch = feat_loaded_ref(s->champion);
+    pthread_mutex_unlock(&s->lock);
+    if (!ch || !n) {
+        feat_loaded_release(ch);
+        return NAN;
+    }
+    double v = NAN;
+    const feat_model_t *m = ch->m;
+    int same = feat_model_info(m)->n_features == tset->nf;
+    for (size_t j = 0; same && j < tset->nf; j++) same = !strcmp(feat_model_feature_name(m, j), tset->defs[j].name);
+    double *pred = same ? malloc(n * sizeof(double)) : NULL;
+    if (pred && feat_model_predict_batch(m, tset->rows + first * tset->nf, n, NULL, 0, pred) == FEAT_OK &&
+        feat_eval_compute(s->binary ? FEAT_TASK_BINARY : FEAT_TASK_REGRESSION, pred, tset->labels + first, n, out) == FEAT_OK)
+        v = s->binary ? out->auc : out->rmse;
+    free(pred);
+    feat_loaded_release(ch);
+    return v;
+}
+
+/* The model's predictions on the whole set (*pred, for the prediction
+ * reference) and its comparison with the champion. */
+static feat_err_t evaluate(run_ctx_t *c, const feat_trainset_t *tset, const feat_model_t *model, outcome_t *o,
+                           double **pred) {
+    mstate_t *s = c->s;
+    set_phase(c, "evaluating", 0.85);
+    if (!(*pred = malloc(tset->n * sizeof(double)))) return FEAT_ERR_NOMEM;
+    feat_err_t rc = feat_model_predict_batch(model, tset->rows, tset->n, NULL, 0, *pred);
+    if (rc) {
+        snprintf(c->err, sizeof(c->err), "predicting the training set: %s", feat_err_str(rc));
+        return rc;
+    }
+    o->champ_metric = champion_metric(s, tset, o->rep.n_train, o->rep.n_valid, &o->champ);
+    o->mine = s->binary ? o->rep.valid.auc : o->rep.valid.rmse;
+    double margin = s->conf->promote_margin;
+    o->better = isnan(o->champ_metric) ? 1
+                : s->binary            ? o->mine >= o->champ_metric + margin
+                                       : o->mine <= o->champ_metric * (1 - margin);
+    return FEAT_OK;
+}
+
+/* Sketches of the training set, per feature and of the predictions, into wb. */
+static feat_err_t build_references(feat_models_t *models, mstate_t *s, uint64_t version, const feat_trainset_t *tset,
+                                   const double *pred, feat_wb_t *wb) {
+    char key[512];
+    for (size_t j = 0; j <= tset->nf; j++) {
+        int categorical = j < tset->nf && (tset->defs[j].type == FEAT_FT_STRING || tset->defs[j].type == FEAT_FT_BOOL);
+        const char *fname = j < tset->nf ? tset->defs[j].name : "prediction";
+        feat_err_t e = FEAT_OK;
+        feat_kll_t *kll = NULL;
+        feat_catfreq_t *cf = NULL;
+        if (categorical) cf = feat_catfreq_new(64, 0, 32, &e);
+        else kll = feat_kll_new(models->conf.sketch_k, feat_hash64(fname, strlen(fname)) ^ version, &e);
+        if (e) return e;
+        size_t nonempty = 0;
+        for (size_t i = 0; i < tset->n; i++) {
+            if (j == tset->nf) {
+                feat_kll_update(kll, pred[i]);
+                nonempty++;
+                continue;
+            }
+            const feat_raw_t *v = &tset->rows[i * tset->nf + j];
+            switch (v->type) {
+            case FEAT_V_DOUBLE: if (kll && isfinite(v->v.f64)) { feat_kll_update(kll, v->v.f64); nonempty++; } break;
+            case FEAT_V_INT64: if (kll) { feat_kll_update(kll, (double)v->v.i64); nonempty++; } break;
+            case FEAT_V_BOOL: if (cf) { feat_catfreq_add(cf, v->v.b ? "true" : "false", v->v.b ? 4 : 5, 1); nonempty++; } break;
+            case FEAT_V_STRING: if (cf) { feat_catfreq_add(cf, v->v.str, v->len, 1); nonempty++; } break;
+            default: break;
+            }
+        }
+        if (nonempty) {
+            size_t sz = categorical ? feat_catfreq_serialized_size(cf) : feat_kll_serialized_size(kll), w = 0;
+            unsigned char *buf = malloc(sz + 1);
+            if (!buf) e = FEAT_ERR_NOMEM;
+            else {
+                buf[0] = (unsigned char)categorical;
+                e = categorical ? feat_catfreq_serialize(cf, buf + 1, sz, &w) : feat_kll_serialize(kll, buf + 1, sz, &w);
+                size_t kl = feat_reg_rkey(key, sizeof(key), s->conf->name, version, fname);
+                if (!e && kl) e = feat_wb_put_blob(wb, FEAT_CF_REFERENCES, key, kl, buf, w + 1);
+                free(buf);
+            }
+        }
+        feat_kll_destroy(kll);
+        feat_catfreq_destroy(cf);
+        if (e) return e;
+    }
+    return FEAT_OK;
+}
+
+/* The new version's metadata. */
+static void fill_meta(run_ctx_t *c, const feat_trainset_t *tset, const feat_model_t *model, const outcome_t *o,
+                      uint64_t version, uint64_t champion, vmeta_t *m) {
+    const feat_model_conf_t *mc = c->s->conf;
+    const feat_train_report_t *rep = &o->rep;
+    *m = (vmeta_t){
+        .model = mc->name,
+        .version = version,
+        .created_ms = c->now,
+        .trigger = c->r->st.trigger,
+        .reason = c->r->reason,
+        .task = mc->task,
+        .table = mc->table,
+        .features = tset->defs,
+        .nfeatures = tset->nf,
+        .hyper = feat_model_info(model)->hyper,
+        .configs_tried = rep->n_configs,
+        .input_dim = rep->input_dim,
+        .top_k = mc->top_k,
+        .train = rep->train,
+        .valid = rep->valid,
+        .champion = o->champ,
+        .champion_version = champion,
+        .beats_champion = isnan(o->champ_metric) ? -1 : o->better,
+        .from_ms = tset->from_ms,
+        .to_ms = tset->to_ms,
+        .rows = tset->n,
+        .train_rows = rep->n_train,
+        .validation_rows = rep->n_valid,
+        .missing_values = tset->missing,
+        .device = rep->backend == FEAT_BACKEND_GPU ? "gpu" : "cpu",
+        .device_note = rep->note,
+        .train_seconds = rep->train_seconds,
+        .rows_per_second = rep->rows_per_second,
+        .run_seconds = (double)(feat_mono_ns() - c->t0) / 1e9,
+    };
+}
+
+/* The version's record (header, metadata document, model blob) and its
+ * references, into wb. */
+static feat_err_t build_batch(run_ctx_t *c, const feat_trainset_t *tset, const double *pred, const feat_model_t *model,
+                              const feat_buf_t *doc, uint64_t version, feat_wb_t *wb) {
+    void *blob = NULL;
+    size_t blen = 0;
+    feat_err_t rc = doc->oom ? FEAT_ERR_NOMEM : feat_model_serialize(model, &blob, &blen);
+    feat_buf_t rec = FEAT_BUF_INIT;
+    if (!rc) {
+        unsigned char h[5] = {1};
+        feat_put_le32(h + 1, (uint32_t)doc->len);
+        feat_buf_append(&rec, h, 5);
+        feat_buf_append(&rec, doc->data, doc->len);
+        feat_buf_append(&rec, blob, blen);
+        char key[FEAT_MAX_NAME + 16];
+        rc = rec.oom ? FEAT_ERR_NOMEM
+                     : feat_wb_put_blob(wb, FEAT_CF_MODELS, key, feat_reg_vkey(key, c->s->conf->name, version), rec.data,
+                                        rec.len);
+    }
+    free(blob);
+    feat_buf_free(&rec);
+    if (!rc) rc = build_references(c->models, c->s, version, tset, pred, wb);
+    return rc;
+}
+
+/* Registers model (consumed) as the model's next version: one batch of its
+ * record, references and the aliases. */
+static feat_err_t register_version(run_ctx_t *c, const feat_trainset_t *tset, const double *pred, feat_model_t *model,
+                                   const outcome_t *o, uint64_t *version, int *promoted) {
+    mstate_t *s = c->s;
+    set_phase(c, "registering", 0.92);
+    pthread_mutex_lock(&s->reg_lock);
+    *version = s->al.next; /* only this thread numbers versions: it stays the next */
+    uint64_t champion = s->al.champion;
+    pthread_mutex_unlock(&s->reg_lock);
+    vmeta_t meta;
+    fill_meta(c, tset, model, o, *version, champion, &meta);
+    feat_buf_t doc = FEAT_BUF_INIT;
+    feat_meta_json(&meta, &doc);
+    feat_wb_t *wb = feat_wb_new(c->models->st);
+    feat_err_t rc = wb ? build_batch(c, tset, pred, model, &doc, *version, wb) : FEAT_ERR_NOMEM;
+    vinfo_t info;
+    if (!rc) rc = feat_vinfo_from_meta(&info, &meta, doc.data, doc.len);
+    feat_buf_free(&doc);
+    if (rc) {
+        snprintf(c->err, sizeof(c->err), "registering: %s", feat_err_str(rc));
+        feat_model_destroy(model);
+    } else {
+        int beats = !strcmp(s->conf->policy, "auto") && o->better;
+        rc = feat_reg_install(c->models, s, *version, model, &info, wb, beats, promoted, c->err, sizeof(c->err));
+    }
+    feat_wb_destroy(wb);
+    return rc;
+}
+
+/* Records the run's end: its status, counters and a log line. */
+static void finish(run_ctx_t *c, feat_err_t rc, uint64_t version, int promoted, const outcome_t *o) {
+    feat_models_t *models = c->models;
+    mstate_t *s = c->s;
+    const char *why = c->err[0] ? c->err : feat_err_str(rc);
+    s->last_run_ms = c->now;
+    if (rc) {
+        feat_metric_add(models->m_runs_fail, 1);
+        feat_log(FEAT_LOG_WARN, "models", "%s: training run %llu failed: %s", s->conf->name,
+                 (unsigned long long)c->r->st.run_id, why);
+    } else {
+        atomic_store(&s->labels_since, 0);
+        feat_metric_add(models->m_runs_ok, 1);
+        int none = isnan(o->champ_metric);
+        feat_log(FEAT_LOG_INFO, "models", "%s v%llu registered as %s: validation %s %.4f on %zu rows (%s %.4f), %zu "
+                 "training rows, %.2f s on %s", s->conf->name, (unsigned long long)version,
+                 promoted ? "champion" : "challenger", s->binary ? "AUC" : "RMSE", o->mine, o->rep.n_valid,
+                 none ? "no comparable champion" : "champion", none ? 0.0 : o->champ_metric, o->rep.n_train,
+                 o->rep.train_seconds, o->rep.backend == FEAT_BACKEND_GPU ? "GPU" : "CPU");
+    }
+    pthread_mutex_lock(&models->qlock);
+    run_t *r = c->r;
+    if (rc) {
+        r->st.state = FEAT_RUN_FAILED;
+        snprintf(r->st.error, sizeof(r->st.error), "%s", why);
+    } else {
+        r->st.state = FEAT_RUN_SUCCEEDED;
+        snprintf(r->st.phase, sizeof(r->st.phase), "done");
+        r->st.progress = 1;
+        r->st.version = version;
+    }
+    pthread_mutex_unlock(&models->qlock);
+}
+
+static void do_run(feat_models_t *models, run_t *r) {
+    run_ctx_t c = {.models = models, .r = r, .s = &models->mstates[r->midx], .now = feat_now_ms(), .t0 = feat_mono_ns()};
+    feat_trainset_t tset;
+    feat_model_t *model = NULL;
+    outcome_t o;
+    memset(&o, 0, sizeof(o));
+    double *pred = NULL;
+    uint64_t version = 0;
+    int promoted = 0;
+    feat_err_t rc = build_set(&c, &tset);
+    if (!rc) {
+        rc = train(&c, &tset, &model, &o.rep);
+        if (!rc) rc = evaluate(&c, &tset, model, &o, &pred);
+        if (!rc) rc = register_version(&c, &tset, pred, model, &o, &version, &promoted); /* consumes model */
+        else feat_model_destroy(model);
+        free(pred);
+        feat_trainset_free(&tset);
+    }
+    finish(&c, rc, version, promoted, &o);
+}
+
+/* ---- the engine thread ------------------------------------------------------------------------ */
+
+static void check_triggers(feat_models_t *models) {
+    int64_t now = feat_now_ms();
+    for (size_t i = 0; i < models->n; i++) {
+        mstate_t *s = &models->mstates[i];
+        const feat_model_conf_t *mc = s->conf;
+        uint64_t id;
+        int co;
+        if (mc->retrain_every_ms > 0 && now - s->last_run_ms >= mc->retrain_every_ms) {
+            s->last_run_ms = now; /* one request per period, whatever its outcome */
+            feat_models_request(models, mc->name, FEAT_TRIGGER_SCHEDULE, "retrain_every", &id, &co);
+        }
+        if (mc->retrain_after_labels > 0 && atomic_load(&s->labels_since) >= (uint64_t)mc->retrain_after_labels) {
+            atomic_store(&s->labels_since, 0);
+            char why[64];
+            snprintf(why, sizeof(why), "%lld new labels", (long long)mc->retrain_after_labels);
+            feat_models_request(models, mc->name, FEAT_TRIGGER_LABELS, why, &id, &co);
+        }
+    }
+}
+
+static void *engine(void *arg) {
+    feat_models_t *models = arg;
+    pthread_mutex_lock(&models->qlock);
+    while (!models->stop) {
+        run_t *next = NULL;
+        for (size_t i = 0; i < models->nruns && !next; i++)
+            if (run_at(models, i)->st.state == FEAT_RUN_QUEUED) next = run_at(models, i);
+        if (!next) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&models->qcond, &models->qlock, &until);
+            pthread_mutex_unlock(&models->qlock);
+            check_triggers(models);
+            pthread_mutex_lock(&models->qlock);
+            continue;
+        }
+        next->st.state = FEAT_RUN_RUNNING;
+        pthread_mutex_unlock(&models->qlock);
+        do_run(models, next); /* next stays valid: only queued-or-finished runs are ever recycled, and this one is running */
+        pthread_mutex_lock(&models->qlock);
+    }
+    pthread_mutex_unlock(&models->qlock);
+    return NULL;
+}
+
+int feat_models_start(feat_models_t *models) {
+    if (pthread_create(&models->thr, NULL, engine, models) != 0) return FEAT_ERR_NOMEM;
+    models->started = 1;
+    return FEAT_OK;
+}
+
+void feat_models_stop(feat_models_t *models) {
+    if (!models || !models->started) return;
+    atomic_store(&models->cancel, 1);
+    pthread_mutex_lock(&models->qlock);
+    models->stop = 1;
+    pthread_cond_signal(&models->qcond);
+    pthread_mutex_unlock(&models->qlock);
+    pthread_join(models->thr, NULL);
+    models->started = 0;
+}

@@ -1,0 +1,570 @@
+/*
+ * train/registry.c — the model registry: versions and aliases in the store,
+ * the served handles, list, promote, rollback, and registry_swap, the one way
+ * what a model serves changes.  The store layout and the locks are described
+ * in train/models_internal.h.
+ */
+#include "train/models_internal.h"
+
+#include "common/hash.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- keys and records ------------------------------------------------------------------ */
+
+size_t feat_reg_vkey(char *k, const char *model, uint64_t version) {
+    size_t n = feat_reg_vprefix(k, model);
+    feat_put_be64((unsigned char *)k + n, version);
+    return n + 8;
+}
+
+size_t feat_reg_vprefix(char *k, const char *model) {
+    size_t n = strlen(model);
+    memcpy(k, model, n);
+    k[n] = 0;
+    k[n + 1] = 'v';
+    k[n + 2] = 0;
+    return n + 3;
+}
+
+size_t feat_reg_akey(char *k, const char *model) {
+    size_t n = strlen(model);
+    memcpy(k, model, n);
+    k[n] = 0;
+    k[n + 1] = 'a';
+    return n + 2;
+}
+
+size_t feat_reg_rkey(char *k, size_t cap, const char *model, uint64_t version, const char *feature) {
+    size_t ml = strlen(model), fl = strlen(feature);
+    if (6 + ml + 1 + 8 + 1 + fl > cap) return 0;
+    memcpy(k, "model", 6); /* includes the NUL */
+    memcpy(k + 6, model, ml);
+    k[6 + ml] = 0;
+    feat_put_be64((unsigned char *)k + 7 + ml, version);
+    k[15 + ml] = 0;
+    memcpy(k + 16 + ml, feature, fl);
+    return 16 + ml + fl;
+}
+
+void feat_aliases_encode(const aliases_t *a, feat_buf_t *b) {
+    unsigned char x[8];
+    feat_buf_putc(b, 1);
+    feat_put_le64(x, a->champion); feat_buf_append(b, x, 8);
+    feat_put_le64(x, a->challenger); feat_buf_append(b, x, 8);
+    feat_put_le64(x, a->next); feat_buf_append(b, x, 8);
+    feat_put_le64(x, a->nhist); feat_buf_append(b, x, 8);
+    for (size_t i = 0; i < a->nhist; i++) {
+        feat_put_le64(x, a->hist[i]);
+        feat_buf_append(b, x, 8);
+    }
+}
+
+feat_err_t feat_aliases_decode(aliases_t *a, const unsigned char *p, size_t n) {
+    if (n < 33 || p[0] != 1) return FEAT_ERR_CORRUPT;
+    a->champion = feat_get_le64(p + 1); /* set even when the history is corrupt: the audit reports them */
+    a->challenger = feat_get_le64(p + 9);
+    a->next = feat_get_le64(p + 17);
+    uint64_t nh = feat_get_le64(p + 25);
+    if (nh > (n - 33) / 8) return FEAT_ERR_CORRUPT;
+    uint64_t *hist = nh ? malloc(nh * sizeof(uint64_t)) : NULL;
+    if (nh && !hist) return FEAT_ERR_NOMEM;
+    for (uint64_t i = 0; i < nh; i++) hist[i] = feat_get_le64(p + 33 + 8 * i);
+    a->hist = hist;
+    a->nhist = (size_t)nh;
+    return FEAT_OK;
+}
+
+/* ---- served handles --------------------------------------------------------------------- */
+
+/* A handle serving m (owned by it from here on, freed on failure) as
+ * version of s: each of m's features must still be in s's table, with the
+ * type it was trained on. */
+static feat_loaded_t *wrap(mstate_t *s, uint64_t version, feat_model_t *m, char *err, size_t errlen) {
+    size_t nf = feat_model_info(m)->n_features;
+    feat_loaded_t *l = calloc(1, sizeof(*l));
+    if (l) l->fidx = calloc(nf ? nf : 1, sizeof(uint16_t));
+    if (!l || !l->fidx) {
+        free(l);
+        feat_model_destroy(m);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t j = 0; j < nf; j++) {
+        const char *name = feat_model_feature_name(m, j);
+        int f = feat_table_feature_index(s->t->conf, name, strlen(name));
+        if (f < 0 || s->t->conf->features[f].type != feat_model_feature_type(m, j)) {
+            snprintf(err, errlen, "model %s version %llu uses feature %s, which table %s no longer has (with that type)",
+                     s->conf->name, (unsigned long long)version, name, s->t->conf->name);
+            free(l->fidx);
+            free(l);
+            feat_model_destroy(m);
+            return NULL;
+        }
+        l->fidx[j] = (uint16_t)f;
+    }
+    atomic_init(&l->refs, 1);
+    l->midx = s->idx;
+    l->version = version;
+    l->m = m;
+    l->t = s->t;
+    l->nf = nf;
+    l->binary = feat_model_info(m)->task == FEAT_TASK_BINARY;
+    return l;
+}
+
+/* Reads version of s from the store.  No lock needed (or held by callers
+ * that Predict takes): the store read may be slow. */
+static feat_loaded_t *load_version(feat_models_t *models, mstate_t *s, uint64_t version, char *err, size_t errlen) {
+    char key[FEAT_MAX_NAME + 16];
+    size_t kl = feat_reg_vkey(key, s->conf->name, version);
+    feat_buf_t b = FEAT_BUF_INIT;
+    if (feat_store_get_blob(models->st, FEAT_CF_MODELS, key, kl, &b) != FEAT_OK) {
+        snprintf(err, errlen, "model %s version %llu is not in the store", s->conf->name, (unsigned long long)version);
+        feat_buf_free(&b);
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)b.data;
+    feat_model_t *m = NULL;
+    uint32_t jl = b.len >= 5 ? feat_get_le32(p + 1) : 0;
+    if (b.len < 5 || p[0] != 1 || jl > b.len - 5) {
+        snprintf(err, errlen, "model %s version %llu: corrupt record", s->conf->name, (unsigned long long)version);
+        feat_buf_free(&b);
+        return NULL;
+    }
+    int rc = feat_model_deserialize(p + 5 + jl, b.len - 5 - jl, &m, err, errlen);
+    feat_buf_free(&b);
+    return rc == FEAT_OK ? wrap(s, version, m, err, errlen) : NULL;
+}
+
+feat_loaded_t *feat_loaded_ref(feat_loaded_t *l) {
+    if (l) atomic_fetch_add(&l->refs, 1);
+    return l;
+}
+
+void feat_loaded_release(feat_loaded_t *l) {
+    if (!l) return;
+    if (atomic_fetch_sub(&l->refs, 1) == 1) {
+        feat_model_destroy(l->m);
+        free(l->fidx);
+        free(l);
+    }
+}
+
+const feat_model_t *feat_loaded_model(const feat_loaded_t *l) { return l->m; }
+uint64_t feat_loaded_version(const feat_loaded_t *l) { return l->version; }
+uint32_t feat_loaded_index(const feat_loaded_t *l) { return l->midx; }
+const feat_table_t *feat_loaded_table(const feat_loaded_t *l) { return l->t; }
+const uint16_t *feat_loaded_fidx(const feat_loaded_t *l) { return l->fidx; }
+size_t feat_loaded_nfeatures(const feat_loaded_t *l) { return l->nf; }
+int feat_loaded_binary(const feat_loaded_t *l) { return l->binary; }
+
+/* Hands the champion's training distributions to drift monitoring (through
+ * conf.reference).  No lock held. */
+static void give_references(feat_models_t *models, mstate_t *s, uint64_t version) {
+    if (!models->conf.reference || !version) return;
+    char key[512];
+    feat_buf_t b = FEAT_BUF_INIT;
+    for (size_t j = 0; j <= s->conf->nfeatures; j++) {
+        const char *f = j < s->conf->nfeatures ? s->conf->features[j] : "prediction";
+        size_t kl = feat_reg_rkey(key, sizeof(key), s->conf->name, version, f);
+        if (!kl || feat_store_get_blob(models->st, FEAT_CF_REFERENCES, key, kl, &b) != FEAT_OK || b.len < 2) continue;
+        if (models->conf.reference(models->conf.reference_arg, s->conf->name, f, b.data + 1, b.len - 1) != FEAT_OK)
+            feat_log(FEAT_LOG_WARN, "models", "%s v%llu: the reference of %s was not accepted by drift monitoring",
+                     s->conf->name, (unsigned long long)version, f);
+    }
+    feat_buf_free(&b);
+}
+
+/* ---- start-up ------------------------------------------------------------------------------ */
+
+/* Room for one more version summary.  Caller holds s->reg_lock; s->lock is
+ * taken here (acquire reads the array). */
+static feat_err_t grow_versions(mstate_t *s) {
+    if (s->nv < s->capv) return FEAT_OK;
+    size_t cap = s->capv ? 2 * s->capv : 8;
+    pthread_mutex_lock(&s->lock);
+    vinfo_t *v = realloc(s->v, cap * sizeof(vinfo_t));
+    if (v) {
+        s->v = v;
+        s->capv = cap;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return v ? FEAT_OK : FEAT_ERR_NOMEM;
+}
+
+typedef struct scan_ctx {
+    mstate_t *s;
+    feat_err_t rc;
+} scan_ctx_t;
+
+static int on_version(void *arg, const char *key, size_t klen, const char *val, size_t vlen) {
+    scan_ctx_t *c = arg;
+    mstate_t *s = c->s;
+    size_t ml = strlen(s->conf->name);
+    if (klen != ml + 11 || vlen < 5 || (unsigned char)val[0] != 1) return 0;
+    uint32_t jl = feat_get_le32((const unsigned char *)val + 1);
+    if (jl > vlen - 5) return 0;
+    if ((c->rc = grow_versions(s))) return 1;
+    vinfo_t *v = &s->v[s->nv];
+    memset(v, 0, sizeof(*v));
+    v->version = feat_get_be64((const unsigned char *)key + ml + 3);
+    if (!(v->json = strndup(val + 5, jl))) {
+        c->rc = FEAT_ERR_NOMEM;
+        return 1;
+    }
+    if (feat_vinfo_parse(v) != FEAT_OK)
+        feat_log(FEAT_LOG_WARN, "models", "%s v%llu: unreadable metadata", s->conf->name, (unsigned long long)v->version);
+    s->nv++;
+    return 0;
+}
+
+feat_err_t feat_reg_open(feat_models_t *models, mstate_t *s, char *errstr, size_t errlen) {
+    char key[FEAT_MAX_NAME + 16];
+    feat_buf_t b = FEAT_BUF_INIT;
+    s->al.next = 1;
+    /* no aliases record (or none readable): a model never trained */
+    if (feat_store_get_blob(models->st, FEAT_CF_MODELS, key, feat_reg_akey(key, s->conf->name), &b) == FEAT_OK &&
+        feat_aliases_decode(&s->al, (const unsigned char *)b.data, b.len) != FEAT_OK) {
+        feat_buf_free(&b);
+        snprintf(errstr, errlen, "model %s: corrupt registry record", s->conf->name);
+        return FEAT_ERR_CORRUPT;
+    }
+    feat_buf_free(&b);
+    scan_ctx_t sc = {s, FEAT_OK};
+    size_t pl = feat_reg_vprefix(key, s->conf->name);
+    feat_err_t rc = feat_store_scan_blobs(models->st, FEAT_CF_MODELS, key, pl, on_version, &sc) ? FEAT_ERR_IO : sc.rc;
+    if (rc) {
+        snprintf(errstr, errlen, "model %s: reading the registry: %s", s->conf->name, feat_err_str(rc));
+        return rc;
+    }
+    char err[256];
+    if (s->al.champion && !(s->champion = load_version(models, s, s->al.champion, err, sizeof(err))))
+        feat_log(FEAT_LOG_ERROR, "models", "cannot serve the champion: %s", err);
+    if (s->al.challenger && !(s->challenger = load_version(models, s, s->al.challenger, err, sizeof(err))))
+        feat_log(FEAT_LOG_ERROR, "models", "cannot load the challenger: %s", err);
+    if (s->champion) give_references(models, s, s->al.champion);
+    if (s->nv)
+        feat_log(FEAT_LOG_INFO, "models", "%s: %zu version(s); champion v%llu, challenger %s%llu", s->conf->name, s->nv,
+                 (unsigned long long)s->al.champion, s->al.challenger ? "v" : "", (unsigned long long)s->al.challenger);
+    return FEAT_OK;
+}
+
+void feat_reg_close(mstate_t *s) {
+    feat_loaded_release(s->champion);
+    feat_loaded_release(s->challenger);
+    for (int k = 0; k < FEAT_MODELS_PINNED; k++) feat_loaded_release(s->pinned[k]);
+    for (size_t k = 0; k < s->nv; k++) feat_vinfo_free(&s->v[k]);
+    free(s->v);
+    free(s->al.hist);
+}
+
+/* ---- serving -------------------------------------------------------------------------------- */
+
+static int has_version(const mstate_t *s, uint64_t v) {
+    for (size_t i = 0; i < s->nv; i++)
+        if (s->v[i].version == v) return 1;
+    return 0;
+}
+
+/* Predict's path: s->lock for a few loads; a pinned version not yet loaded
+ * is read from the store with no lock held. */
+feat_loaded_t *feat_models_acquire(feat_models_t *models, const char *model, const char *alias, uint64_t version,
+                                   int *err) {
+    mstate_t *s = feat_models_find(models, model);
+    *err = FEAT_OK;
+    if (!s) {
+        *err = FEAT_ERR_NOT_FOUND;
+        return NULL;
+    }
+    feat_loaded_t *l = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (version) {
+        if (version == s->al.champion) l = feat_loaded_ref(s->champion);
+        else if (version == s->al.challenger) l = feat_loaded_ref(s->challenger);
+        else
+            for (int k = 0; k < FEAT_MODELS_PINNED && !l; k++)
+                if (s->pinned[k] && s->pinned[k]->version == version) l = feat_loaded_ref(s->pinned[k]);
+        int known = has_version(s, version);
+        pthread_mutex_unlock(&s->lock);
+        if (l) return l;
+        if (!known) {
+            *err = FEAT_ERR_NOT_FOUND;
+            return NULL;
+        }
+        char e[256];
+        feat_loaded_t *nl = load_version(models, s, version, e, sizeof(e));
+        if (!nl) {
+            *err = FEAT_ERR_NOT_FOUND;
+            return NULL;
+        }
+        pthread_mutex_lock(&s->lock);
+        feat_loaded_t *old = s->pinned[FEAT_MODELS_PINNED - 1];
+        memmove(s->pinned + 1, s->pinned, (FEAT_MODELS_PINNED - 1) * sizeof(s->pinned[0]));
+        s->pinned[0] = nl;
+        l = feat_loaded_ref(nl);
+        pthread_mutex_unlock(&s->lock);
+        feat_loaded_release(old);
+        return l;
+    }
+    if (!alias || !*alias || !strcmp(alias, "champion")) l = feat_loaded_ref(s->champion);
+    else if (!strcmp(alias, "challenger")) l = feat_loaded_ref(s->challenger);
+    else *err = FEAT_ERR_INVALID;
+    pthread_mutex_unlock(&s->lock);
+    if (!l && !*err) *err = FEAT_ERR_NOT_FOUND;
+    return l;
+}
+
+/* ---- list --------------------------------------------------------------------------------------- */
+
+int feat_models_list(feat_models_t *models, const char *model, feat_version_fn *fn, void *arg) {
+    if (model && *model && !feat_models_find(models, model)) return FEAT_ERR_NOT_FOUND;
+    for (size_t i = 0; i < models->n; i++) {
+        mstate_t *s = &models->mstates[i];
+        if (model && *model && strcmp(s->conf->name, model)) continue;
+        pthread_mutex_lock(&s->reg_lock);
+        for (size_t k = s->nv; k-- > 0;) {
+            const vinfo_t *v = &s->v[k];
+            feat_version_info_t vi = {
+                .model = s->conf->name,
+                .version = v->version,
+                .stage = v->version == s->al.champion     ? FEAT_STAGE_CHAMPION
+                         : v->version == s->al.challenger ? FEAT_STAGE_CHALLENGER : FEAT_STAGE_ARCHIVED,
+                .created_ms = v->created_ms,
+                .trigger = v->trigger,
+                .reason = v->reason,
+                .task = v->task,
+                .table = v->table,
+                .device = v->device,
+                .train = v->train,
+                .valid = v->valid,
+                .n_train = v->n_train,
+                .n_valid = v->n_valid,
+                .from_ms = v->from_ms,
+                .to_ms = v->to_ms,
+                .train_seconds = v->seconds,
+                .json = v->json,
+                .features = (const char *const *)v->features,
+                .nfeatures = v->nfeatures,
+                .params = v->params ? v->params : "{}",
+            };
+            fn(arg, &vi);
+        }
+        pthread_mutex_unlock(&s->reg_lock);
+    }
+    return FEAT_OK;
+}
+
+/* ---- the swap ---------------------------------------------------------------------------------- */
+
+/* A change to what a model serves. */
+typedef struct swap {
+    aliases_t to;               /* the aliases wanted; to.hist malloc'd */
+    feat_loaded_t *champion;    /* the handle of to.champion, when that differs from today's */
+    feat_loaded_t *challenger;  /* the handle of to.challenger (NULL for none), when that differs */
+    vinfo_t *added;             /* a new version's summary, or NULL */
+} swap_t;
+
+/* to with version pushed on its history (0: nothing to push). */
+static feat_err_t push_hist(aliases_t *to, uint64_t version) {
+    if (!version) return FEAT_OK;
+    uint64_t *h = realloc(to->hist, (to->nhist + 1) * sizeof(uint64_t));
+    if (!h) return FEAT_ERR_NOMEM;
+    to->hist = h;
+    to->hist[to->nhist++] = version;
+    return FEAT_OK;
+}
+
+/* A copy of a (its history duplicated) to edit into a swap's target. */
+static feat_err_t aliases_copy(aliases_t *to, const aliases_t *a) {
+    *to = *a;
+    to->hist = NULL;
+    if (!a->nhist) return FEAT_OK;
+    if (!(to->hist = malloc(a->nhist * sizeof(uint64_t)))) return FEAT_ERR_NOMEM;
+    memcpy(to->hist, a->hist, a->nhist * sizeof(uint64_t));
+    return FEAT_OK;
+}
+
+/* The one way what a model serves changes: promote, rollback and a new
+ * version all come here with the aliases they want and the handles of the
+ * versions those name.  Caller holds s->reg_lock, so s->al cannot change
+ * underneath.
+ *
+ * Order: the store first, then memory — the reverse of swap-then-undo.  The
+ * aliases (added to wb, which may already hold a new version's record and
+ * references; NULL: a batch of their own) are written with s->lock NOT
+ * held; only once the write has succeeded are the served pointers swapped,
+ * under s->lock, with a few stores.  So:
+ *  - Predict, which takes s->lock, never waits for the store;
+ *  - a request is only ever served a champion the store already records (a
+ *    crash between the write and the swap restarts with the new aliases);
+ *  - a failed write needs no undo: nothing in memory has changed, and
+ *    nothing after the write can fail (the one allocation, room for a new
+ *    version's summary, is made before it).
+ * sw is consumed either way: on success its handles, history and summary
+ * belong to s and the handles they replace are released (after s->lock is
+ * dropped); on failure they are freed.  err is set on failure. */
+static feat_err_t registry_swap(feat_models_t *models, mstate_t *s, swap_t *sw, feat_wb_t *wb, char *err,
+                                size_t errlen) {
+    feat_wb_t *own = NULL;
+    feat_err_t rc = FEAT_OK;
+    if (!wb && !(wb = own = feat_wb_new(models->st))) rc = FEAT_ERR_NOMEM;
+    if (!rc && sw->added) rc = grow_versions(s);
+    feat_buf_t b = FEAT_BUF_INIT;
+    char key[FEAT_MAX_NAME + 4];
+    if (!rc) {
+        feat_aliases_encode(&sw->to, &b);
+        rc = b.oom ? FEAT_ERR_NOMEM
+                   : feat_wb_put_blob(wb, FEAT_CF_MODELS, key, feat_reg_akey(key, s->conf->name), b.data, b.len);
+    }
+    feat_buf_free(&b);
+    if (rc) snprintf(err, errlen, "cannot store the new aliases: %s", feat_err_str(rc));
+    else rc = feat_store_write(models->st, wb, err, errlen); /* the slow part: s->lock is not held */
+    feat_wb_destroy(own);
+    feat_loaded_t *old_champion = NULL, *old_challenger = NULL;
+    uint64_t *old_hist = sw->to.hist;
+    int new_champion = 0;
+    if (!rc) {
+        pthread_mutex_lock(&s->lock);
+        if (sw->to.champion != s->al.champion) {
+            new_champion = 1;
+            old_champion = s->champion;
+            s->champion = sw->champion;
+            sw->champion = NULL;
+        }
+        if (sw->to.challenger != s->al.challenger) {
+            old_challenger = s->challenger;
+            s->challenger = sw->challenger;
+            sw->challenger = NULL;
+        }
+        old_hist = s->al.hist;
+        s->al = sw->to;
+        if (sw->added) {
+            s->v[s->nv++] = *sw->added;
+            sw->added = NULL;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (new_champion) feat_metric_add(models->m_swaps, 1);
+    }
+    free(old_hist);
+    feat_loaded_release(old_champion);
+    feat_loaded_release(old_challenger);
+    feat_loaded_release(sw->champion); /* unused or not installed */
+    feat_loaded_release(sw->challenger);
+    if (sw->added) feat_vinfo_free(sw->added);
+    return rc;
+}
+
+/* ---- promote, rollback, a new version ------------------------------------------------------------ */
+
+int feat_models_promote(feat_models_t *models, const char *model, uint64_t version, uint64_t *champion, char *msg,
+                        size_t msglen) {
+    mstate_t *s = feat_models_find(models, model);
+    if (!s) return snprintf(msg, msglen, "unknown model \"%.64s\"", model ? model : ""), FEAT_ERR_NOT_FOUND;
+    swap_t sw = {0};
+    int rc = FEAT_OK;
+    pthread_mutex_lock(&s->reg_lock);
+    if (!version) version = s->al.challenger;
+    uint64_t was = s->al.champion;
+    if (!version) {
+        rc = FEAT_ERR_STATE;
+        snprintf(msg, msglen, "model %s has no challenger to promote", s->conf->name);
+    } else if (!has_version(s, version)) {
+        rc = FEAT_ERR_NOT_FOUND;
+        snprintf(msg, msglen, "model %s has no version %llu", s->conf->name, (unsigned long long)version);
+    } else if (version != was) {
+        if (!(sw.champion = load_version(models, s, version, msg, msglen))) {
+            rc = FEAT_ERR_STATE;
+        } else if ((rc = aliases_copy(&sw.to, &s->al)) || (rc = push_hist(&sw.to, was))) {
+            snprintf(msg, msglen, "out of memory");
+            feat_loaded_release(sw.champion);
+            free(sw.to.hist);
+        } else {
+            sw.to.champion = version;
+            if (sw.to.challenger == version) sw.to.challenger = 0; /* sw.challenger stays NULL: none */
+            rc = registry_swap(models, s, &sw, NULL, msg, msglen);
+        }
+    }
+    pthread_mutex_unlock(&s->reg_lock);
+    if (rc) return rc;
+    if (version != was) {
+        give_references(models, s, version);
+        feat_log(FEAT_LOG_INFO, "models", "%s: v%llu is the champion (was v%llu)", s->conf->name,
+                 (unsigned long long)version, (unsigned long long)was);
+    }
+    *champion = version;
+    return FEAT_OK;
+}
+
+int feat_models_rollback(feat_models_t *models, const char *model, uint64_t *champion, char *msg, size_t msglen) {
+    mstate_t *s = feat_models_find(models, model);
+    if (!s) return snprintf(msg, msglen, "unknown model \"%.64s\"", model ? model : ""), FEAT_ERR_NOT_FOUND;
+    swap_t sw = {0};
+    int rc = FEAT_OK;
+    pthread_mutex_lock(&s->reg_lock);
+    uint64_t was = s->al.champion, prev = s->al.nhist ? s->al.hist[s->al.nhist - 1] : 0;
+    if (!prev) {
+        rc = FEAT_ERR_STATE;
+        snprintf(msg, msglen, "model %s has no earlier champion to roll back to", s->conf->name);
+    } else if (!(sw.champion = load_version(models, s, prev, msg, msglen))) {
+        rc = FEAT_ERR_STATE;
+    } else if ((rc = aliases_copy(&sw.to, &s->al))) {
+        snprintf(msg, msglen, "out of memory");
+        feat_loaded_release(sw.champion);
+    } else {
+        sw.to.champion = prev;
+        sw.to.nhist--; /* was archived, not remembered */
+        rc = registry_swap(models, s, &sw, NULL, msg, msglen);
+    }
+    pthread_mutex_unlock(&s->reg_lock);
+    if (rc) return rc;
+    give_references(models, s, prev);
+    feat_log(FEAT_LOG_INFO, "models", "%s: rolled back to v%llu (v%llu archived)", s->conf->name,
+             (unsigned long long)prev, (unsigned long long)was);
+    *champion = prev;
+    return FEAT_OK;
+}
+
+feat_err_t feat_reg_install(feat_models_t *models, mstate_t *s, uint64_t version, feat_model_t *model,
+                            vinfo_t *info, feat_wb_t *wb, int beats_champion, int *promoted, char *err,
+                            size_t errlen) {
+    feat_loaded_t *l = wrap(s, version, model, err, errlen);
+    if (!l) {
+        feat_vinfo_free(info);
+        return FEAT_ERR_STATE;
+    }
+    swap_t sw = {.added = info};
+    feat_err_t rc = FEAT_OK;
+    pthread_mutex_lock(&s->reg_lock);
+    int promote = !s->al.champion || beats_champion;
+    if (s->al.next != version) {
+        rc = FEAT_ERR_STATE;
+        snprintf(err, errlen, "version %llu is not the next (%llu)", (unsigned long long)version,
+                 (unsigned long long)s->al.next);
+    } else if ((rc = aliases_copy(&sw.to, &s->al)) || (promote && (rc = push_hist(&sw.to, s->al.champion)))) {
+        snprintf(err, errlen, "out of memory");
+    }
+    if (rc) {
+        feat_loaded_release(l);
+        free(sw.to.hist);
+        feat_vinfo_free(info);
+    } else {
+        sw.to.next = version + 1;
+        if (promote) {
+            sw.to.champion = version;
+            sw.champion = l;
+        } else {
+            sw.to.challenger = version;
+            sw.challenger = l;
+        }
+        rc = registry_swap(models, s, &sw, wb, err, errlen);
+    }
+    pthread_mutex_unlock(&s->reg_lock);
+    if (rc) return rc;
+    *promoted = promote;
+    if (promote) give_references(models, s, version);
+    return FEAT_OK;
+}
