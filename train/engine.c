@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/worker.h"
 #include "stats/catfreq.h"
 #include "stats/kll.h"
 #include "train/core/metrics.h"
@@ -501,8 +502,8 @@ static void *engine(void *arg) {
     return NULL;
 }
 
-int feat_models_start(feat_models_t *models) {
-    if (pthread_create(&models->thr, NULL, engine, models) != 0) return FEAT_ERR_NOMEM;
+feat_err_t feat_models_start(feat_models_t *models) {
+    if (feat_worker_start(&models->thr, "retrain", engine, models)) return FEAT_ERR_NOMEM;
     models->started = 1;
     return FEAT_OK;
 }
@@ -514,6 +515,6 @@ void feat_models_stop(feat_models_t *models) {
     models->stop = 1;
     pthread_cond_signal(&models->qcond);
     pthread_mutex_unlock(&models->qlock);
-    pthread_join(models->thr, NULL);
+    feat_worker_join(models->thr);
     models->started = 0;
 }

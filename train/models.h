@@ -102,7 +102,7 @@ void feat_models_conf_from_config(const feat_config_t *cfg, feat_models_conf_t *
  * out of memory). */
 feat_models_t *feat_models_new(const feat_models_conf_t *conf, feat_store_t *st, feat_alert_bus_t *bus,
                                feat_metrics_t *metrics, char *errstr, size_t errlen);
-int feat_models_start(feat_models_t *models);    /* the engine thread */
+feat_err_t feat_models_start(feat_models_t *models);    /* the engine thread */
 void feat_models_stop(feat_models_t *models);    /* cancels a run in progress, joins; NULL is fine */
 void feat_models_destroy(feat_models_t *models); /* stops first; NULL is fine */
 
