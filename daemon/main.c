@@ -198,25 +198,16 @@ static int needs_producer(const feat_config_t *cfg) {
     return 0;
 }
 
-/* Drift alert sinks (called on the drift monitor's thread; none blocks). */
-static void kafka_alert_sink(void *arg, const feat_drift_alert_t *a) {
-    featd_t *fd = arg;
-    feat_buf_t b = FEAT_BUF_INIT;
-    feat_alert_to_pb(a, &b);
-    char key[160];
-    snprintf(key, sizeof(key), "%s.%s", a->table ? a->table : (a->model ? a->model : ""), a->feature);
-    if (!b.oom)
-        feat_producer_send(fd->producer, fd->cfg->drift_alert_topic, key, strlen(key), b.data, b.len,
-                           "application/x-protobuf");
-    feat_buf_free(&b);
-}
-
-static void webhook_alert_sink(void *arg, const feat_drift_alert_t *a) {
-    featd_t *fd = arg;
-    feat_buf_t b = FEAT_BUF_INIT;
-    feat_alert_to_json(a, &b);
-    if (!b.oom) feat_webhook_post(fd->webhook, b.data, b.len);
-    feat_buf_free(&b);
+/* The drift monitor's conf, from [drift], the tables and the models. */
+static feat_drift_conf_t drift_conf(const feat_config_t *cfg) {
+    return (feat_drift_conf_t){
+        .tables = cfg->tables, .ntables = cfg->ntables, .models = cfg->models, .nmodels = cfg->nmodels,
+        .window_events = cfg->drift_window_events, .window_ms = cfg->drift_window_ms,
+        .min_window = cfg->drift_min_window, .reference_events = cfg->drift_reference_events,
+        .sketch_k = cfg->drift_sketch_k, .bins = cfg->drift_bins, .recovery_windows = cfg->drift_recovery_windows,
+        .history = cfg->drift_history, .ks = cfg->drift_ks, .psi = cfg->drift_psi, .kl = cfg->drift_kl,
+        .js = cfg->drift_js, .p_value = cfg->drift_p_value, .retrain_on_drift = cfg->drift_retrain_on_drift,
+    };
 }
 
 /* The gRPC server's authorize hook when [auth] names token files: runs for
@@ -352,6 +343,7 @@ int main(int argc, char **argv) {
     fd.started_ms = feat_now_ms();
     int code = 1;
     struct event_base *base = NULL;
+    feat_alert_bus_t *alerts = NULL;
     struct event *ev_int = NULL, *ev_term = NULL, *ev_tick = NULL;
     loop_ctx_t lc;
     memset(&lc, 0, sizeof(lc));
@@ -423,13 +415,25 @@ int main(int argc, char **argv) {
             goto out;
         }
     }
+    alerts = feat_alert_bus_new();
+    if (!alerts) {
+        fprintf(stderr, "featd: out of memory\n");
+        goto out;
+    }
+    feat_alert_log_t alert_log = {.recovery_windows = cfg->drift_recovery_windows};
+    feat_alert_counters_t alert_counters;
+    feat_alert_kafka_t alert_kafka = {.producer = fd.producer, .topic = cfg->drift_alert_topic};
     if (cfg->drift_enabled) {
-        fd.drift = feat_drift_new(cfg, fd.st, fd.metrics, err, sizeof(err));
+        feat_drift_conf_t dc = drift_conf(cfg);
+        fd.drift = feat_drift_new(&dc, fd.st, alerts, fd.metrics, err, sizeof(err));
         if (!fd.drift) {
             fprintf(stderr, "featd: %s\n", err);
             goto out;
         }
-        if (*cfg->drift_alert_topic) feat_drift_add_sink(fd.drift, kafka_alert_sink, &fd);
+        feat_alert_counters_init(&alert_counters, fd.metrics);
+        feat_alert_subscribe(alerts, "log", feat_alert_log_sink, &alert_log);
+        feat_alert_subscribe(alerts, "metrics", feat_alert_metrics_sink, &alert_counters);
+        if (*cfg->drift_alert_topic) feat_alert_subscribe(alerts, "kafka", feat_alert_kafka_sink, &alert_kafka);
         if (*cfg->drift_webhook) {
             fd.webhook = feat_webhook_new(base, cfg->drift_webhook, (size_t)cfg->drift_webhook_queue, fd.metrics, err,
                                           sizeof(err));
@@ -437,17 +441,17 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "featd: %s\n", err);
                 goto out;
             }
-            feat_drift_add_sink(fd.drift, webhook_alert_sink, &fd);
+            feat_alert_subscribe(alerts, "webhook", feat_alert_webhook_sink, fd.webhook);
         }
     }
     /* the registry hands its champions' references to drift before drift starts */
-    fd.models = feat_models_new(cfg, fd.st, fd.drift, fd.metrics, err, sizeof(err));
+    fd.models = feat_models_new(cfg, fd.st, fd.drift, alerts, fd.metrics, err, sizeof(err));
     if (!fd.models) {
         fprintf(stderr, "featd: %s\n", err);
         goto out;
     }
     if (fd.drift) {
-        feat_drift_add_sink(fd.drift, feat_models_drift_sink, fd.models);
+        feat_alert_subscribe(alerts, "retrain", feat_models_drift_sink, fd.models);
         if (feat_drift_start(fd.drift)) {
             fprintf(stderr, "featd: cannot start drift monitoring\n");
             goto out;
@@ -538,6 +542,7 @@ out:
     feat_drift_destroy(fd.drift);
     feat_models_destroy(fd.models);
     feat_producer_destroy(fd.producer);
+    feat_alert_bus_destroy(alerts);
     feat_webhook_destroy(fd.webhook);
     feat_server_destroy(fd.grpc);
     if (fd.st) feat_store_set_write_hook(fd.st, NULL, NULL);

@@ -103,6 +103,7 @@ struct feat_models {
     const feat_config_t *cfg;
     feat_store_t *st;
     feat_drift_t *drift;
+    feat_alert_bus_t *alerts;
     feat_metrics_t *metrics;
     mstate_t *m;
     size_t n;
@@ -402,12 +403,13 @@ static void quality_init(quality_t *q, size_t window) {
 }
 
 feat_models_t *feat_models_new(const feat_config_t *cfg, feat_store_t *st, feat_drift_t *drift,
-                               feat_metrics_t *metrics, char *errstr, size_t errlen) {
+                               feat_alert_bus_t *alerts, feat_metrics_t *metrics, char *errstr, size_t errlen) {
     feat_models_t *ms = calloc(1, sizeof(*ms));
     if (!ms) goto nomem;
     ms->cfg = cfg;
     ms->st = st;
     ms->drift = drift;
+    ms->alerts = alerts;
     ms->metrics = metrics ? metrics : feat_metrics_global();
     ms->n = cfg->nmodels;
     ms->next_run = 1;
@@ -1179,8 +1181,8 @@ static void quality_alert(feat_models_t *ms, mstate_t *s, int below, double valu
     feat_log(below ? FEAT_LOG_WARN : FEAT_LOG_INFO, "models", "%s: live %s %.4f over the last %zu predictions is %s "
              "model.%s.quality_floor %.4g", s->conf->name, s->binary ? "AUC" : "RMSE", value, s->q.n,
              below ? "worse than" : "back within", s->conf->name, s->conf->quality_floor);
-    if (!ms->drift) return;
-    feat_drift_alert_t a;
+    if (!ms->alerts) return;
+    feat_alert_t a;
     memset(&a, 0, sizeof(a));
     snprintf(a.id, sizeof(a.id), "%.24s.quality.%llu", s->conf->name, (unsigned long long)s->q.pairs);
     a.time_ms = feat_now_ms();
@@ -1193,7 +1195,7 @@ static void quality_alert(feat_models_t *ms, mstate_t *s, int below, double valu
     a.p_value = NAN;
     a.window_size = s->q.n;
     a.retrain_requested = below && ms->cfg->drift_retrain_on_drift;
-    feat_drift_raise(ms->drift, &a);
+    feat_alert_publish(ms->alerts, &a);
 }
 
 void feat_models_on_label(feat_models_t *ms, uint32_t model, const char *key, size_t klen, int64_t ts, double label) {
@@ -1236,7 +1238,7 @@ void feat_models_on_label(feat_models_t *ms, uint32_t model, const char *key, si
     if (alert >= 0) quality_alert(ms, s, alert, value);
 }
 
-void feat_models_drift_sink(void *arg, const feat_drift_alert_t *a) {
+void feat_models_drift_sink(void *arg, const feat_alert_t *a) {
     feat_models_t *ms = arg;
     if (!a->retrain_requested || !a->drifting) return;
     char why[128];

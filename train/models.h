@@ -22,8 +22,8 @@
  * Live quality.  Served predictions are remembered per entity; a label that
  * arrives later joins the entity's latest prediction made at most
  * quality_horizon before it.  The rolling AUC (or RMSE) of the last
- * quality_window pairs is a metric, and crossing quality_floor raises an
- * alert through the drift sinks.
+ * quality_window pairs is a metric, and crossing quality_floor publishes an
+ * alert on the alert bus.
  */
 #ifndef FEAT_TRAIN_MODELS_H
 #define FEAT_TRAIN_MODELS_H
@@ -51,10 +51,11 @@ const char *feat_trigger_name(int t);
 typedef enum feat_stage { FEAT_STAGE_ARCHIVED = 0, FEAT_STAGE_CHAMPION = 1, FEAT_STAGE_CHALLENGER = 2 } feat_stage_t;
 const char *feat_stage_name(int s);
 
-/* st, cfg borrowed; drift may be NULL (no references handed over, no quality
- * alerts).  Loads the registry and the champions and challengers. */
+/* st, cfg borrowed; drift may be NULL (no references handed over); alerts
+ * (borrowed, may be NULL) receives live-quality alerts.  Loads the registry
+ * and the champions and challengers. */
 feat_models_t *feat_models_new(const feat_config_t *cfg, feat_store_t *st, feat_drift_t *drift,
-                               feat_metrics_t *metrics, char *errstr, size_t errlen);
+                               feat_alert_bus_t *alerts, feat_metrics_t *metrics, char *errstr, size_t errlen);
 int feat_models_start(feat_models_t *ms);   /* the engine thread */
 void feat_models_stop(feat_models_t *ms);   /* cancels a run in progress, joins */
 void feat_models_destroy(feat_models_t *ms); /* NULL is fine */
@@ -129,7 +130,7 @@ void feat_models_on_label(feat_models_t *ms, uint32_t model, const char *key, si
 void feat_models_on_prediction(feat_models_t *ms, uint32_t model, const char *key, size_t klen, int64_t ts,
                                double score);
 /* The drift sink: alerts that ask for a retrain request one. */
-void feat_models_drift_sink(void *models, const feat_drift_alert_t *a);
+void feat_models_drift_sink(void *models, const feat_alert_t *a);
 
 /* ---- audit (featd-inspect, crash tests) ---- */
 

@@ -312,7 +312,7 @@ START_TEST(registry_life_cycle) {
     fill_registry_data(&f);
     char err[256], msg[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, NULL, reg, err, sizeof(err));
     ck_assert_msg(ms != NULL, "%s", err);
     int e;
     ck_assert_ptr_null(feat_models_acquire(ms, "m", NULL, 0, &e));
@@ -416,7 +416,7 @@ START_TEST(registry_life_cycle) {
     feat_models_destroy(ms);
 
     /* reload: aliases and versions persist */
-    ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    ms = feat_models_new(f.cfg, f.st, NULL, NULL, reg, err, sizeof(err));
     ck_assert_msg(ms != NULL, "%s", err);
     l = versions(ms, "m");
     ck_assert_int_eq(l.n, 2);
@@ -462,10 +462,10 @@ START_TEST(triggers_labels_schedule_drift) {
     fill_registry_data(&f);
     char err[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, NULL, reg, err, sizeof(err));
     ck_assert_msg(ms != NULL, "%s", err);
     /* drift: an alert on a feature m reads asks for m (and a), not tiny */
-    feat_drift_alert_t a;
+    feat_alert_t a;
     memset(&a, 0, sizeof(a));
     a.drifting = 1;
     a.retrain_requested = 1;
@@ -528,7 +528,7 @@ typedef struct qalerts {
     double value;
 } qalerts_t;
 
-static void qsink(void *arg, const feat_drift_alert_t *a) {
+static void qsink(void *arg, const feat_alert_t *a) {
     qalerts_t *q = arg;
     pthread_mutex_lock(&q->lock);
     q->n++;
@@ -567,14 +567,13 @@ START_TEST(live_quality_joins_labels_and_alerts) {
     fx_new(&f, q_cfg);
     char err[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_drift_t *d = feat_drift_new(f.cfg, f.st, reg, err, sizeof(err));
-    ck_assert_msg(d != NULL, "%s", err);
+    feat_alert_bus_t *bus = feat_alert_bus_new();
+    ck_assert_ptr_nonnull(bus);
     qalerts_t q;
     memset(&q, 0, sizeof(q));
     pthread_mutex_init(&q.lock, NULL);
-    feat_drift_add_sink(d, qsink, &q);
-    ck_assert_int_eq(feat_drift_start(d), FEAT_OK);
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, d, reg, err, sizeof(err));
+    feat_alert_subscribe(bus, "test", qsink, &q);
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, bus, reg, err, sizeof(err));
     ck_assert_msg(ms != NULL, "%s", err);
     enum { N = 200 };
     double p[N], y[N];
@@ -610,7 +609,7 @@ START_TEST(live_quality_joins_labels_and_alerts) {
     ck_assert_msg(fabs(q.value - want100) < 1e-9, "alert value %.12g, independent %.12g", q.value, want100);
     pthread_mutex_unlock(&q.lock);
     feat_models_destroy(ms);
-    feat_drift_destroy(d);
+    feat_alert_bus_destroy(bus);
     feat_metrics_destroy(reg);
     fx_free(&f);
 }
@@ -623,7 +622,7 @@ START_TEST(live_quality_joins_every_prediction_once) {
     fx_new(&f, q_cfg);
     char err[256];
     feat_metrics_t *reg = feat_metrics_new();
-    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, reg, err, sizeof(err));
+    feat_models_t *ms = feat_models_new(f.cfg, f.st, NULL, NULL, reg, err, sizeof(err));
     ck_assert_msg(ms != NULL, "%s", err);
     enum { N = 3000 };
     char key[16];
