@@ -28,8 +28,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     }
 }
 
-feat_producer_t *feat_producer_new(const feat_config_t *cfg, const char *bootstrap, feat_metrics_t *metrics,
-                                   char *errstr, size_t errlen) {
+feat_producer_t *feat_producer_new(const feat_producer_conf_t *conf, feat_metrics_t *metrics, char *errstr,
+                                   size_t errlen) {
     feat_producer_t *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(errstr, errlen, "producer: out of memory");
@@ -38,7 +38,8 @@ feat_producer_t *feat_producer_new(const feat_config_t *cfg, const char *bootstr
     if (!metrics) metrics = feat_metrics_global();
     p->m_sent = feat_counter(metrics, "featd_produced_total", "Messages featd produced (alerts, logs), delivered.", "result=\"ok\"");
     p->m_failed = feat_counter(metrics, "featd_produced_total", "Messages featd produced (alerts, logs), delivered.", "result=\"failed\"");
-    rd_kafka_conf_t *kc = feat_kconf_new(cfg, bootstrap, errstr, errlen);
+    const feat_config_t props = {.kafka = (feat_kv_t *)conf->kafka, .nkafka = conf->nkafka}; /* all kconf reads */
+    rd_kafka_conf_t *kc = feat_kconf_new(&props, conf->bootstrap, errstr, errlen);
     if (!kc) {
         free(p);
         return NULL;
