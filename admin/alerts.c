@@ -1,14 +1,17 @@
-/* serve/alerts.c — see alerts.h. */
+/* admin/alerts.c — see alerts.h. */
 #include "admin/alerts.h"
+#include "admin/webhook.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "common/timefmt.h"
 #include "featd/v1/event.pb-c.h"
+#include "ingest/producer.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-void feat_alert_to_pb(const feat_drift_alert_t *a, feat_buf_t *out) {
+void feat_alert_to_pb(const feat_alert_t *a, feat_buf_t *out) {
     Featd__V1__DriftAlert m = FEATD__V1__DRIFT_ALERT__INIT;
     m.id = (char *)a->id;
     m.time_ms = a->time_ms;
@@ -43,7 +46,7 @@ static void str(feat_buf_t *b, const char *key, const char *v) {
     else feat_buf_puts(b, "null");
 }
 
-void feat_alert_to_json(const feat_drift_alert_t *a, feat_buf_t *b) {
+void feat_alert_to_json(const feat_alert_t *a, feat_buf_t *b) {
     char ts[40];
     feat_format_rfc3339(a->time_ms, ts, sizeof(ts));
     feat_buf_puts(b, "{\"id\":");
@@ -105,6 +108,55 @@ void feat_drift_entry_json(const feat_drift_entry_t *e, feat_buf_t *b) {
         feat_buf_printf(b, "%s{\"ks\":%.6g,\"psi\":%.6g,\"drift\":%s}", i ? "," : "", e->hist_ks[i], e->hist_psi[i],
                         e->hist_drift[i] ? "true" : "false");
     feat_buf_puts(b, "]}");
+}
+
+/* ---- sinks ------------------------------------------------------------------------------ */
+
+void feat_alert_log_sink(void *arg, const feat_alert_t *a) {
+    const feat_alert_log_t *lg = arg;
+    const char *stream = a->table ? a->table : a->model ? a->model : "";
+    if (!a->table && a->feature && !strcmp(a->feature, "quality")) return; /* train logs its own */
+    if (a->drifting) {
+        /* the KS test's p-value: the alert's for a number; a category has no
+         * KS test (its KS is 0, p 1) and its p_value is chi-square's */
+        double ks_p = a->ks == 0 ? 1 : a->p_value;
+        feat_log(FEAT_LOG_WARN, "drift", "%s%s%s DRIFTING: %s %.4g >= %.4g (KS %.4f p=%.3g, PSI %.4f, KL %.4f; "
+                 "window %llu values, reference %llu)", stream, ".", a->feature, a->statistic, a->value,
+                 a->threshold, a->ks, ks_p, a->psi, a->kl, (unsigned long long)a->window_size,
+                 (unsigned long long)a->reference_size);
+    } else {
+        feat_log(FEAT_LOG_INFO, "drift", "%s.%s recovered after %lld clean windows (KS %.4f, PSI %.4f)", stream,
+                 a->feature, (long long)lg->recovery_windows, a->ks, a->psi);
+    }
+}
+
+void feat_alert_counters_init(feat_alert_counters_t *c, feat_metrics_t *metrics) {
+    if (!metrics) metrics = feat_metrics_global();
+    c->drifting = feat_counter(metrics, "featd_drift_alerts_total", "Drift alerts raised, by kind.", "state=\"drifting\"");
+    c->recovered = feat_counter(metrics, "featd_drift_alerts_total", "Drift alerts raised, by kind.", "state=\"recovered\"");
+}
+
+void feat_alert_metrics_sink(void *arg, const feat_alert_t *a) {
+    const feat_alert_counters_t *c = arg;
+    feat_metric_add(a->drifting ? c->drifting : c->recovered, 1);
+}
+
+void feat_alert_kafka_sink(void *arg, const feat_alert_t *a) {
+    const feat_alert_kafka_t *k = arg;
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_alert_to_pb(a, &b);
+    char key[160];
+    snprintf(key, sizeof(key), "%s.%s", a->table ? a->table : (a->model ? a->model : ""), a->feature);
+    if (!b.oom)
+        feat_producer_send(k->producer, k->topic, key, strlen(key), b.data, b.len, "application/x-protobuf");
+    feat_buf_free(&b);
+}
+
+void feat_alert_webhook_sink(void *arg, const feat_alert_t *a) {
+    feat_buf_t b = FEAT_BUF_INIT;
+    feat_alert_to_json(a, &b);
+    if (!b.oom) feat_webhook_post(arg, b.data, b.len);
+    feat_buf_free(&b);
 }
 
 /* ---- the page ------------------------------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* serve/http.c — see http.h. */
+/* admin/http.c — see http.h. */
 #include "admin/http.h"
 #include "admin/alerts.h"
 #include "serve/auth.h"
@@ -19,7 +19,7 @@
 #include <string.h>
 
 struct feat_http {
-    featd_t *fd;
+    feat_serve_t *sv;
     struct evhttp *http;
     struct evhttp_bound_socket *sock;
     int port;
@@ -56,13 +56,11 @@ static void answer_json_error(feat_http_reply_t *out, int code, const char *reas
     feat_buf_puts(&out->body, "}\n");
 }
 
-void featd_status_json(featd_t *fd, feat_buf_t *b) {
-    feat_status_src_t src = {fd->st, fd->ingest, fd->cache, fd->cfg->tables, fd->cfg->ntables, fd->started_ms,
-                             featd_ready(fd)};
+void featd_status_json(feat_serve_t *sv, feat_buf_t *b) {
     feat_arena_t a;
     feat_arena_init(&a, 4096);
     feat_daemon_status_t s;
-    if (feat_status_snapshot(&src, &a, &s) == FEAT_OK) feat_status_json_of(&s, b);
+    if (feat_status_of_serve(sv, &a, &s) == FEAT_OK) feat_status_json_of(&s, b);
     else b->oom = 1;
     feat_arena_free(&a);
 }
@@ -78,7 +76,7 @@ static void drift_json_entry(void *arg, const feat_drift_entry_t *e) {
     feat_drift_entry_json(e, dc->b);
 }
 
-void feat_http_answer(featd_t *fd, int method, const char *path, const char *query, feat_http_reply_t *out) {
+void feat_http_answer(feat_serve_t *sv, int method, const char *path, const char *query, feat_http_reply_t *out) {
     memset(out, 0, sizeof(*out));
     feat_buf_t *b = &out->body;
     if (method != FEAT_HTTP_GET && method != FEAT_HTTP_HEAD) {
@@ -88,23 +86,23 @@ void feat_http_answer(featd_t *fd, int method, const char *path, const char *que
     }
     if (!path || !*path) path = "/";
     if (!strcmp(path, "/metrics")) {
-        feat_metrics_render(fd->metrics, b);
+        feat_metrics_render(sv->metrics, b);
         if (b->oom) answer_json_error(out, 500, "Internal Server Error", "out of memory");
         else answer(out, 200, "OK", "text/plain; version=0.0.4; charset=utf-8");
     } else if (!strcmp(path, "/healthz")) {
-        if (!feat_ingest_failed(fd->ingest)) answer_text(out, 200, "OK", "ok\n");
+        if (!feat_ingest_failed(sv->ingest)) answer_text(out, 200, "OK", "ok\n");
         else answer_text(out, 503, "Service Unavailable", "ingest stopped\n");
     } else if (!strcmp(path, "/readyz")) {
-        if (featd_ready(fd)) answer_text(out, 200, "OK", "ready\n");
+        if (feat_serve_ready(sv)) answer_text(out, 200, "OK", "ready\n");
         else answer_text(out, 503, "Service Unavailable", "not ready\n");
     } else if (!strcmp(path, "/v1/status")) {
-        featd_status_json(fd, b);
+        featd_status_json(sv, b);
         answer(out, 200, "OK", "application/json");
     } else if (!strcmp(path, "/v1/drift") || !strcmp(path, "/drift")) {
-        if (!fd->drift) {
+        if (!sv->drift) {
             answer_json_error(out, 404, "Not Found", "drift monitoring is off (drift.enabled = false)");
         } else if (!strcmp(path, "/drift")) {
-            feat_drift_page(fd->drift, FEATD_VERSION, b);
+            feat_drift_page(sv->drift, FEATD_VERSION, b);
             answer(out, 200, "OK", "text/html; charset=utf-8");
         } else {
             struct evkeyvalq q;
@@ -123,7 +121,7 @@ void feat_http_answer(featd_t *fd, int method, const char *path, const char *que
             } else {
                 drift_json_ctx_t dc = {b, 0};
                 feat_buf_puts(b, "{\"features\":[");
-                feat_drift_report(fd->drift, table, feature, drift_json_entry, &dc);
+                feat_drift_report(sv->drift, table, feature, drift_json_entry, &dc);
                 feat_buf_puts(b, "]}\n");
                 answer(out, 200, "OK", "application/json");
             }
@@ -145,7 +143,7 @@ static int http_authorized(feat_http_t *h, struct evhttp_request *req, int metho
     const char *hv = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     size_t len = 0;
     const char *tok = feat_auth_bearer(hv, &len);
-    feat_auth_level_t l = tok ? feat_auth_check(h->fd->auth, tok, len) : FEAT_AUTH_NONE;
+    feat_auth_level_t l = tok ? feat_auth_check(h->sv->auth, tok, len) : FEAT_AUTH_NONE;
     if (l == FEAT_AUTH_ADMIN || (l == FEAT_AUTH_READ && !write)) return 1;
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     feat_http_reply_t r;
@@ -170,20 +168,20 @@ static void handle(struct evhttp_request *req, void *arg) {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     int method = cmd == EVHTTP_REQ_GET ? FEAT_HTTP_GET : cmd == EVHTTP_REQ_HEAD ? FEAT_HTTP_HEAD : FEAT_HTTP_OTHER;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    if (h->fd->auth && !http_authorized(h, req, method, uri ? evhttp_uri_get_path(uri) : NULL)) return;
+    if (h->sv->auth && !http_authorized(h, req, method, uri ? evhttp_uri_get_path(uri) : NULL)) return;
     feat_http_reply_t r;
-    feat_http_answer(h->fd, method, uri ? evhttp_uri_get_path(uri) : NULL, uri ? evhttp_uri_get_query(uri) : NULL, &r);
+    feat_http_answer(h->sv, method, uri ? evhttp_uri_get_path(uri) : NULL, uri ? evhttp_uri_get_query(uri) : NULL, &r);
     if (r.allow) evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", r.allow);
     reply(req, r.code, r.reason, r.ctype, r.body.data ? r.body.data : "", r.body.len);
     feat_buf_free(&r.body);
 }
 
 static void collect(feat_metrics_emit_t *em, void *arg) {
-    featd_t *fd = arg;
+    feat_serve_t *sv = arg;
     feat_metrics_emit_family(em, "featd_store_bytes", "RocksDB size on disk plus memtables.", FEAT_METRIC_GAUGE);
-    feat_metrics_emit_sample(em, NULL, (double)feat_store_size_bytes(fd->st));
+    feat_metrics_emit_sample(em, NULL, (double)feat_store_size_bytes(sv->st));
     feat_store_memory_t mem;
-    feat_store_memory(fd->st, &mem);
+    feat_store_memory(sv->st, &mem);
     feat_metrics_emit_family(em, "featd_store_memory_bytes",
                              "Memory RocksDB holds: memtables, block cache (pinned part included), table readers.",
                              FEAT_METRIC_GAUGE);
@@ -199,20 +197,22 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
                              "1 while RocksDB stops writes until compaction or flush catches up.", FEAT_METRIC_GAUGE);
     feat_metrics_emit_sample(em, NULL, (double)mem.write_stopped);
     feat_metrics_emit_family(em, "featd_uptime_seconds", "Seconds since featd started.", FEAT_METRIC_GAUGE);
-    feat_metrics_emit_sample(em, NULL, (double)(feat_now_ms() - fd->started_ms) / 1000.0);
+    feat_metrics_emit_sample(em, NULL, (double)(feat_now_ms() - sv->started_ms) / 1000.0);
     feat_metrics_emit_family(em, "featd_ready", "1 when the store is open and partitions are assigned.", FEAT_METRIC_GAUGE);
-    feat_metrics_emit_sample(em, NULL, featd_ready(fd));
+    feat_metrics_emit_sample(em, NULL, feat_serve_ready(sv));
     feat_metrics_emit_family(em, "featd_build_info", "Constant 1, labelled with the version.", FEAT_METRIC_GAUGE);
     feat_metrics_emit_sample(em, "version=\"" FEATD_VERSION "\"", 1);
 }
 
-feat_http_t *feat_http_new(struct event_base *base, featd_t *fd, const char *listen, char *errstr, size_t errlen) {
+feat_http_t *feat_http_new(const feat_http_conf_t *conf, struct event_base *base, feat_serve_t *serve,
+                           char *errstr, size_t errlen) {
+    const char *listen = conf->listen;
     feat_http_t *h = calloc(1, sizeof(*h));
     if (!h) {
         snprintf(errstr, errlen, "admin: out of memory");
         return NULL;
     }
-    h->fd = fd;
+    h->sv = serve;
     char host[256];
     const char *colon = strrchr(listen, ':');
     size_t hl = colon ? (size_t)(colon - listen) : 0;
@@ -253,8 +253,8 @@ feat_http_t *feat_http_new(struct event_base *base, featd_t *fd, const char *lis
     if (getsockname(s, (struct sockaddr *)&ss, &sl) == 0)
         h->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    h->requests = feat_counter(fd->metrics, "featd_admin_http_requests_total", "Admin HTTP requests.", NULL);
-    feat_metrics_add_collector(fd->metrics, collect, fd);
+    h->requests = feat_counter(serve->metrics, "featd_admin_http_requests_total", "Admin HTTP requests.", NULL);
+    feat_metrics_add_collector(serve->metrics, collect, serve);
     feat_log(FEAT_LOG_INFO, "admin", "admin HTTP on %s (port %d): /metrics /healthz /readyz /v1/status", listen, h->port);
     return h;
 }
@@ -263,7 +263,7 @@ int feat_http_port(const feat_http_t *h) { return h->port; }
 
 void feat_http_destroy(feat_http_t *h) {
     if (!h) return;
-    feat_metrics_remove_collector(h->fd->metrics, collect, h->fd);
+    feat_metrics_remove_collector(h->sv->metrics, collect, h->sv);
     evhttp_free(h->http);
     free(h);
 }

@@ -1,4 +1,4 @@
-/* serve/webhook.c — see webhook.h. */
+/* admin/webhook.c — see webhook.h. */
 #include "admin/webhook.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -101,8 +101,10 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
     send_next(w);
 }
 
-feat_webhook_t *feat_webhook_new(struct event_base *base, const char *url, size_t queue_max, feat_metrics_t *m,
+feat_webhook_t *feat_webhook_new(const feat_webhook_conf_t *conf, struct event_base *base, feat_metrics_t *metrics,
                                  char *errstr, size_t errlen) {
+    const char *url = conf->url;
+    feat_metrics_t *m = metrics ? metrics : feat_metrics_global();
     struct evhttp_uri *u = evhttp_uri_parse(url);
     if (!u || !evhttp_uri_get_host(u) || !evhttp_uri_get_scheme(u) || strcmp(evhttp_uri_get_scheme(u), "http")) {
         snprintf(errstr, errlen, "drift.webhook: \"%s\" is not an http:// URL", url);
@@ -127,7 +129,7 @@ feat_webhook_t *feat_webhook_new(struct event_base *base, const char *url, size_
     if (w->hosthdr) sprintf(w->hosthdr, "%s:%d", w->host, w->port);
     evhttp_uri_free(u);
     pthread_mutex_init(&w->lock, NULL);
-    w->cap = queue_max ? queue_max : 1;
+    w->cap = conf->queue_max ? conf->queue_max : 1;
     w->q = calloc(w->cap, sizeof(body_t));
     w->conn = evhttp_connection_base_new(base, NULL, w->host, (unsigned short)w->port);
     w->wake = event_new(base, -1, 0, on_wake, w);

@@ -1,6 +1,6 @@
 /*
- * admin/webhook.h — POSTs JSON documents (drift alerts) to an http:// URL
- * from the daemon's main event loop.
+ * admin/webhook.h — POSTs JSON documents (alerts) to an http:// URL from the
+ * daemon's main event loop.
  *
  * feat_webhook_post() may be called from any thread and never blocks: it
  * copies the body into a bounded queue and wakes the loop.  The loop sends
@@ -20,7 +20,16 @@
 struct event_base;
 typedef struct feat_webhook feat_webhook_t;
 
-feat_webhook_t *feat_webhook_new(struct event_base *base, const char *url, size_t queue_max, feat_metrics_t *m,
+typedef struct feat_webhook_conf {
+    const char *url;            /* drift.webhook: an http:// URL; copied */
+    size_t queue_max;           /* drift.webhook_queue: bodies held; past it the oldest is dropped (0 = 1) */
+} feat_webhook_conf_t;
+
+/* base borrowed: the loop that sends, outliving the webhook.  metrics NULL =
+ * the process-wide registry.  NULL with errstr on failure (a URL that is not
+ * http://: "drift.webhook: ...").  No thread of its own: nothing to start or
+ * stop; it sends while the loop runs. */
+feat_webhook_t *feat_webhook_new(const feat_webhook_conf_t *conf, struct event_base *base, feat_metrics_t *metrics,
                                  char *errstr, size_t errlen);
 void feat_webhook_post(feat_webhook_t *w, const char *body, size_t len);
 /* Delivered, dropped and failed attempts so far. */

@@ -13,6 +13,12 @@
  * Names must match [a-zA-Z_:][a-zA-Z0-9_:]*; labels are given pre-rendered
  * without braces, e.g. "reason=\"bad_json\"" (values escaped by the caller
  * with feat_metrics_label_escape when they come from input).
+ *
+ * Every module constructor that takes a registry (feat_X_new(..., metrics,
+ * ...)) reads NULL as the process-wide registry, feat_metrics_global(): a
+ * module always counts; a test that wants its own numbers passes its own
+ * registry.  The functions below take the registry they are given (NULL
+ * there registers nothing).
  */
 #ifndef FEAT_COMMON_METRICS_H
 #define FEAT_COMMON_METRICS_H

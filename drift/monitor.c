@@ -93,14 +93,10 @@ typedef struct smon {
     int64_t end_ms[SLOTS];
 } smon_t;
 
-typedef struct sink {
-    feat_drift_sink_fn *fn;
-    void *arg;
-} sink_t;
-
 struct feat_drift {
-    const feat_config_t *cfg;
+    feat_drift_conf_t conf;
     feat_store_t *st;
+    feat_alert_bus_t *alerts;   /* NULL: alerts dropped */
     feat_metrics_t *metrics;
     smon_t *s;
     size_t ns;
@@ -109,10 +105,8 @@ struct feat_drift {
     pthread_mutex_t wlock;
     pthread_cond_t wcond;
     int stop, pending;
-    sink_t sinks[8];
-    int nsinks;
-    _Atomic uint64_t windows_closed, windows_delayed, alerts, recoveries;
-    feat_metric_t *m_drift, *m_recover, *m_windows, *m_delayed;
+    _Atomic uint64_t windows_closed, windows_delayed, nalerts, recoveries;
+    feat_metric_t *m_windows, *m_delayed;
 };
 
 const char *feat_drift_state_name(int s) {
@@ -130,18 +124,18 @@ static double pick(double v, double dflt) { return isnan(v) ? dflt : v; }
 
 static int fmon_init(feat_drift_t *d, fmon_t *f, const char *stream, const char *feature, feat_ftype_t type,
                      const feat_drift_thresh_t *th) {
-    const feat_config_t *c = d->cfg;
+    const feat_drift_conf_t *c = &d->conf;
     memset(f, 0, sizeof(*f));
     f->feature = feature;
     f->categorical = type == FEAT_FT_STRING || type == FEAT_FT_BOOL;
     f->is_bool = type == FEAT_FT_BOOL;
     f->enabled = th && th->enabled >= 0 ? th->enabled : 1;
-    f->th_ks = pick(th ? th->ks : NAN, c->drift_ks);
-    f->th_psi = pick(th ? th->psi : NAN, c->drift_psi);
-    f->th_kl = pick(th ? th->kl : NAN, c->drift_kl);
-    f->th_js = pick(th ? th->js : NAN, c->drift_js);
-    f->th_p = pick(th ? th->p_value : NAN, c->drift_p_value);
-    f->hist = calloc((size_t)c->drift_history, sizeof(hrec_t));
+    f->th_ks = pick(th ? th->ks : NAN, c->ks);
+    f->th_psi = pick(th ? th->psi : NAN, c->psi);
+    f->th_kl = pick(th ? th->kl : NAN, c->kl);
+    f->th_js = pick(th ? th->js : NAN, c->js);
+    f->th_p = pick(th ? th->p_value : NAN, c->p_value);
+    f->hist = calloc((size_t)c->history, sizeof(hrec_t));
     if (!f->hist) return FEAT_ERR_NOMEM;
     uint64_t seed = feat_hash_mix(feat_hash64_more(feat_hash64(stream, strlen(stream)), feature, strlen(feature)));
     feat_err_t e = FEAT_OK;
@@ -158,7 +152,7 @@ static int fmon_init(feat_drift_t *d, fmon_t *f, const char *stream, const char 
             feat_catfreq_pin(f->last_cat, feat_catfreq_hash("true", 4), "true", 4);
         }
     } else {
-        uint32_t k = (uint32_t)c->drift_sketch_k;
+        uint32_t k = (uint32_t)c->sketch_k;
         f->ref_kll = feat_kll_new(k, seed, &e);
         for (int i = 0; i < SLOTS && !e; i++) f->kll[i] = feat_kll_new(k, seed + 1 + (uint64_t)i, &e);
         if (!e) f->last_kll = feat_kll_new(k, seed + SLOTS + 1, &e);
@@ -199,7 +193,7 @@ static void prepare_reference(feat_drift_t *d, fmon_t *f) {
         }
         return;
     }
-    uint32_t nb = (uint32_t)d->cfg->drift_bins;
+    uint32_t nb = (uint32_t)d->conf.bins;
     if (feat_bins_edges_kll(f->ref_kll, nb, f->edges, &f->nedges) != FEAT_OK) f->nedges = 0;
     double counts[MAXB + 1];
     if (feat_bins_count_kll(f->ref_kll, f->edges, f->nedges, counts) == FEAT_OK) {
@@ -272,12 +266,14 @@ bad:
 
 static void collect(feat_metrics_emit_t *em, void *arg);
 
-feat_drift_t *feat_drift_new(const feat_config_t *cfg, feat_store_t *st, feat_metrics_t *metrics, char *errstr,
-                             size_t errlen) {
+feat_drift_t *feat_drift_new(const feat_drift_conf_t *conf, feat_store_t *st, feat_alert_bus_t *alerts,
+                             feat_metrics_t *metrics, char *errstr, size_t errlen) {
     feat_drift_t *d = calloc(1, sizeof(*d));
     if (!d) goto nomem;
-    d->cfg = cfg;
+    d->conf = *conf;
+    const feat_drift_conf_t *cfg = &d->conf;
     d->st = st;
+    d->alerts = alerts;
     d->metrics = metrics ? metrics : feat_metrics_global();
     pthread_mutex_init(&d->wlock, NULL);
     pthread_cond_init(&d->wcond, NULL);
@@ -307,8 +303,6 @@ feat_drift_t *feat_drift_new(const feat_config_t *cfg, feat_store_t *st, feat_me
         }
         for (size_t k = 0; k < s->nf; k++) load_reference(d, s->name, &s->f[k]);
     }
-    d->m_drift = feat_counter(d->metrics, "featd_drift_alerts_total", "Drift alerts raised, by kind.", "state=\"drifting\"");
-    d->m_recover = feat_counter(d->metrics, "featd_drift_alerts_total", "Drift alerts raised, by kind.", "state=\"recovered\"");
     d->m_windows = feat_counter(d->metrics, "featd_drift_windows_total", "Drift windows closed and judged.", NULL);
     d->m_delayed = feat_counter(d->metrics, "featd_drift_windows_delayed_total",
                                 "Windows that kept filling because the previous one was still being judged.", NULL);
@@ -318,14 +312,6 @@ nomem:
     snprintf(errstr, errlen, "drift: out of memory");
     feat_drift_destroy(d);
     return NULL;
-}
-
-int feat_drift_add_sink(feat_drift_t *d, feat_drift_sink_fn *fn, void *arg) {
-    if (d->nsinks >= 8) return FEAT_ERR_TOO_LARGE;
-    d->sinks[d->nsinks].fn = fn;
-    d->sinks[d->nsinks].arg = arg;
-    d->nsinks++;
-    return FEAT_OK;
 }
 
 /* ---- the hot path -------------------------------------------------------------------- */
@@ -368,7 +354,7 @@ static void add_value(feat_drift_t *d, smon_t *s, fmon_t *f, const feat_value_t 
     if (!f->ref_ready) { /* collecting the first-N reference */
         if (f->categorical) feat_catfreq_add(f->ref_cat, str, slen, 1);
         else if (feat_kll_update(f->ref_kll, x) != FEAT_OK) return;
-        if (++f->ref_n >= (uint64_t)d->cfg->drift_reference_events) {
+        if (++f->ref_n >= (uint64_t)d->conf.reference_events) {
             f->ref_ready = 1;
             f->ref_fresh = 1;
             f->source = FEAT_REF_FIRST_N; /* the monitor prepares it on its next pass (within 1 s) */
@@ -384,19 +370,19 @@ static void add_value(feat_drift_t *d, smon_t *s, fmon_t *f, const feat_value_t 
 void feat_drift_observe(feat_drift_t *d, uint32_t table, const uint16_t *fidx, const feat_value_t *vals, size_t n,
                         int64_t ts) {
     (void)ts;
-    if (!d || table >= d->cfg->ntables) return;
+    if (!d || table >= d->conf.ntables) return;
     smon_t *s = &d->s[table];
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < n; i++)
         if (fidx[i] < s->nf) add_value(d, s, &s->f[fidx[i]], &vals[i]);
     if (s->count++ == 0) s->opened_ms = feat_now_ms();
-    if (s->count >= (uint64_t)d->cfg->drift_window_events) close_locked(d, s);
+    if (s->count >= (uint64_t)d->conf.window_events) close_locked(d, s);
     pthread_mutex_unlock(&s->lock);
 }
 
 void feat_drift_observe_prediction(feat_drift_t *d, uint32_t model, double score) {
-    if (!d || model >= d->cfg->nmodels || !isfinite(score)) return;
-    smon_t *s = &d->s[d->cfg->ntables + model];
+    if (!d || model >= d->conf.nmodels || !isfinite(score)) return;
+    smon_t *s = &d->s[d->conf.ntables + model];
     feat_value_t v;
     memset(&v, 0, sizeof(v));
     v.type = FEAT_FT_DOUBLE;
@@ -404,22 +390,23 @@ void feat_drift_observe_prediction(feat_drift_t *d, uint32_t model, double score
     pthread_mutex_lock(&s->lock);
     add_value(d, s, &s->f[0], &v);
     if (s->count++ == 0) s->opened_ms = feat_now_ms();
-    if (s->count >= (uint64_t)d->cfg->drift_window_events) close_locked(d, s);
+    if (s->count >= (uint64_t)d->conf.window_events) close_locked(d, s);
     pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- judging a window ------------------------------------------------------------------ */
 
+/* Publishes a change of state of f on the alert bus (the monitor thread). */
 static void emit(feat_drift_t *d, smon_t *s, fmon_t *f, int drifting, const char *stat, double value, double th,
                  double p) {
-    feat_drift_alert_t a;
+    feat_alert_t a;
     memset(&a, 0, sizeof(a));
     snprintf(a.id, sizeof(a.id), "%.16s.%.16s.%llu", s->name, f->feature, (unsigned long long)f->windows);
     a.time_ms = f->window_end_ms;
     a.drifting = drifting;
     a.table = s->table;
     a.feature = f->feature;
-    a.model = s->model >= 0 ? d->cfg->models[s->model].name : f->ref_model;
+    a.model = s->model >= 0 ? d->conf.models[s->model].name : f->ref_model;
     a.statistic = stat;
     a.value = value;
     a.threshold = th;
@@ -429,32 +416,20 @@ static void emit(feat_drift_t *d, smon_t *s, fmon_t *f, int drifting, const char
     a.kl = f->kl;
     a.window_size = f->last_n;
     a.reference_size = f->ref_n;
-    if (drifting && d->cfg->drift_retrain_on_drift) {
+    if (drifting && d->conf.retrain_on_drift) {
         if (s->model >= 0) a.retrain_requested = 1;
-        for (size_t m = 0; s->table && m < d->cfg->nmodels; m++)
-            if (!strcmp(d->cfg->models[m].table, s->table)) a.retrain_requested = 1;
+        for (size_t m = 0; s->table && m < d->conf.nmodels; m++)
+            if (!strcmp(d->conf.models[m].table, s->table)) a.retrain_requested = 1;
     }
-    if (drifting) {
-        atomic_fetch_add(&d->alerts, 1);
-        feat_metric_add(d->m_drift, 1);
-        feat_log(FEAT_LOG_WARN, "drift", "%s%s%s DRIFTING: %s %.4g >= %.4g (KS %.4f p=%.3g, PSI %.4f, KL %.4f; "
-                 "window %llu values, reference %llu)", s->table ? s->table : s->name, ".", f->feature, stat, value,
-                 th, f->ks, f->ks_p, f->psi, f->kl, (unsigned long long)a.window_size,
-                 (unsigned long long)a.reference_size);
-    } else {
-        atomic_fetch_add(&d->recoveries, 1);
-        feat_metric_add(d->m_recover, 1);
-        feat_log(FEAT_LOG_INFO, "drift", "%s.%s recovered after %lld clean windows (KS %.4f, PSI %.4f)",
-                 s->table ? s->table : s->name, f->feature, (long long)d->cfg->drift_recovery_windows, f->ks, f->psi);
-    }
-    for (int i = 0; i < d->nsinks; i++) d->sinks[i].fn(d->sinks[i].arg, &a);
+    atomic_fetch_add(drifting ? &d->nalerts : &d->recoveries, 1);
+    feat_alert_publish(d->alerts, &a);
 }
 
 /* Judges buffer b of f against its reference.  Runs on the monitor thread;
  * the buffer and the reference are not touched by anyone else meanwhile. */
 static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) {
     uint64_t n = f->wn[b];
-    if (!f->enabled || !f->ref_ready || n < (uint64_t)d->cfg->drift_min_window) return;
+    if (!f->enabled || !f->ref_ready || n < (uint64_t)d->conf.min_window) return;
     double ks = 0, ks_p = 1, psi = 0, kl = 0, js = 0, chi2 = 0, chi2_p = 1;
     double live_frac[MAXB + 1], ref_frac[MAXB + 1];
     char labels[MAXB][CAT_LABEL];
@@ -524,7 +499,7 @@ static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) 
     memcpy(f->live_frac, live_frac, f->nbins * sizeof(double));
     memcpy(f->ref_frac, ref_frac, f->nbins * sizeof(double));
     if (f->categorical) memcpy(f->labels, labels, f->nbins * CAT_LABEL);
-    uint32_t H = (uint32_t)d->cfg->drift_history;
+    uint32_t H = (uint32_t)d->conf.history;
     f->hist[f->hhead] = (hrec_t){ks, psi, (uint8_t)drift};
     f->hhead = (f->hhead + 1) % H;
     if (f->hn < H) f->hn++;
@@ -533,7 +508,7 @@ static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) 
         f->state = FEAT_DRIFT_DRIFTING;
         f->clean = 0;
     } else if (f->state == FEAT_DRIFT_DRIFTING) {
-        if (++f->clean >= (int)d->cfg->drift_recovery_windows) f->state = FEAT_DRIFT_OK;
+        if (++f->clean >= (int)d->conf.recovery_windows) f->state = FEAT_DRIFT_OK;
     } else {
         f->state = FEAT_DRIFT_OK;
     }
@@ -547,7 +522,7 @@ static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) 
 static void service_stream(feat_drift_t *d, smon_t *s) {
     int64_t now = feat_now_ms();
     pthread_mutex_lock(&s->lock);
-    if (d->cfg->drift_window_ms > 0 && s->count > 0 && now - s->opened_ms >= d->cfg->drift_window_ms)
+    if (d->conf.window_ms > 0 && s->count > 0 && now - s->opened_ms >= d->conf.window_ms)
         close_locked(d, s);
     int fresh[FEAT_MAX_FEATURES + 1];
     size_t nfresh = 0;
@@ -701,22 +676,10 @@ void feat_drift_destroy(feat_drift_t *d) {
     free(d);
 }
 
-void feat_drift_raise(feat_drift_t *d, const feat_drift_alert_t *a) {
-    if (!d) return;
-    if (a->drifting) {
-        atomic_fetch_add(&d->alerts, 1);
-        feat_metric_add(d->m_drift, 1);
-    } else {
-        atomic_fetch_add(&d->recoveries, 1);
-        feat_metric_add(d->m_recover, 1);
-    }
-    for (int i = 0; i < d->nsinks; i++) d->sinks[i].fn(d->sinks[i].arg, a);
-}
-
 /* ---- operator and training hooks ---------------------------------------------------------- */
 
 static smon_t *find_stream(feat_drift_t *d, const char *name, int models) {
-    for (size_t i = models ? d->cfg->ntables : 0; i < (models ? d->ns : d->cfg->ntables); i++)
+    for (size_t i = models ? d->conf.ntables : 0; i < (models ? d->ns : d->conf.ntables); i++)
         if (!strcmp(d->s[i].name, name)) return &d->s[i];
     return NULL;
 }
@@ -745,7 +708,9 @@ int feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int 
 
 int feat_drift_set_model_reference(feat_drift_t *d, const char *model, const char *feature, const void *blob,
                                    size_t len) {
-    const feat_model_conf_t *mc = feat_config_model(d->cfg, model);
+    const feat_model_conf_t *mc = NULL;
+    for (size_t m = 0; m < d->conf.nmodels && !mc; m++)
+        if (!strcmp(d->conf.models[m].name, model)) mc = &d->conf.models[m];
     if (!mc) return FEAT_ERR_NOT_FOUND;
     smon_t *s = !strcmp(feature, "prediction") ? find_stream(d, model, 1) : find_stream(d, mc->table, 0);
     if (!s) return FEAT_ERR_NOT_FOUND;
@@ -792,7 +757,7 @@ static void fill_entry(feat_drift_t *d, smon_t *s, fmon_t *f, feat_drift_entry_t
     memset(e, 0, sizeof(*e));
     e->table = s->table;
     e->feature = f->feature;
-    e->model = s->model >= 0 ? d->cfg->models[s->model].name : f->ref_model;
+    e->model = s->model >= 0 ? d->conf.models[s->model].name : f->ref_model;
     e->categorical = f->categorical;
     e->state = f->enabled ? (f->ref_ready ? f->state : FEAT_DRIFT_WARMING) : FEAT_DRIFT_WARMING;
     e->source = f->source;
@@ -813,7 +778,7 @@ static void fill_entry(feat_drift_t *d, smon_t *s, fmon_t *f, feat_drift_entry_t
         for (uint32_t i = 0; i + 1 < f->nbins && i < f->nedges; i++) e->edges[i + 1] = f->edges[i];
         e->edges[f->nbins] = f->ref_ready ? feat_kll_max(f->ref_kll) : 0;
     }
-    uint32_t H = (uint32_t)d->cfg->drift_history;
+    uint32_t H = (uint32_t)d->conf.history;
     uint32_t n = f->hn < FEAT_DRIFT_REPORT_HISTORY ? f->hn : FEAT_DRIFT_REPORT_HISTORY;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t idx = (f->hhead + H - n + i) % H;
@@ -847,7 +812,7 @@ size_t feat_drift_report(feat_drift_t *d, const char *table, const char *feature
 void feat_drift_get_stats(feat_drift_t *d, feat_drift_stats_t *st) {
     st->windows_closed = atomic_load(&d->windows_closed);
     st->windows_delayed = atomic_load(&d->windows_delayed);
-    st->alerts = atomic_load(&d->alerts);
+    st->alerts = atomic_load(&d->nalerts);
     st->recoveries = atomic_load(&d->recoveries);
 }
 

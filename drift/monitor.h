@@ -14,8 +14,10 @@
  *
  * A window drifts when a test is significant (p < drift.p_value) AND an effect
  * size clears its threshold (KS statistic, KL; JS for categories), or when PSI
- * alone does.  Alerts go to the sinks on each change of state: OK → DRIFTING
- * at once, DRIFTING → RECOVERED after drift.recovery_windows clean windows.
+ * alone does.  On each change of state an alert is published on the alert bus
+ * (common/alert.h): OK → DRIFTING at once, DRIFTING → RECOVERED after
+ * drift.recovery_windows clean windows.  The monitor neither logs nor counts
+ * alerts itself: the daemon's log and metrics sinks do (admin/alerts.h).
  *
  * Threads: feat_drift_observe() is called by the ingest thread: a mutex per
  * table and a few sketch updates, no allocation, no I/O.  Window evaluation,
@@ -29,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/alert.h"
 #include "common/config.h"
 #include "common/metrics.h"
 #include "store/store.h"
@@ -51,43 +54,42 @@ typedef enum feat_drift_ref_source {
 const char *feat_drift_state_name(int state);   /* "warming_up", "ok", "drifting" */
 const char *feat_drift_source_name(int source); /* "none", "first_n", "pinned", "model" */
 
-/* An alert as plain data; sinks encode it (DriftAlert protobuf, JSON). */
-typedef struct feat_drift_alert {
-    char id[48];               /* unique: table.feature.window-number */
-    int64_t time_ms;           /* when the window closed */
-    int drifting;              /* 1 = started drifting, 0 = recovered */
-    const char *table;         /* NULL for a model's predictions */
-    const char *feature;       /* or "prediction" */
-    const char *model;         /* model whose reference was used, or NULL */
-    const char *statistic;     /* "ks", "kl", "psi", "chi2", "js" */
-    double value, threshold, p_value;
-    double ks, psi, kl;
-    uint64_t window_size, reference_size;
-    int retrain_requested;
-} feat_drift_alert_t;
+/* What the monitor watches and how it judges: filled from the [drift]
+ * section, the tables and the models by the daemon (daemon/featd.c). */
+typedef struct feat_drift_conf {
+    const feat_table_conf_t *tables; /* [ntables]: one stream per table, borrowed for the monitor's life */
+    size_t ntables;
+    const feat_model_conf_t *models; /* [nmodels]: one prediction stream per model (and the table each
+                                      * reads, for retrain requests); borrowed */
+    size_t nmodels;
+    int64_t window_events;      /* drift.window_events: a window closes after this many events (>= 1)... */
+    int64_t window_ms;          /* ...or this long after it opened (drift.window_time; 0 = by count only) */
+    int64_t min_window;         /* a feature with fewer values in a window is not judged */
+    int64_t reference_events;   /* drift.reference_events: size of a first-N reference (>= 1) */
+    int64_t sketch_k;           /* KLL accuracy parameter of every numeric sketch */
+    int64_t bins;               /* PSI/KL bins cut at the reference's quantiles (<= 100) */
+    int64_t recovery_windows;   /* clean windows before DRIFTING turns RECOVERED (>= 1) */
+    int64_t history;            /* windows kept per feature for reports (>= 1) */
+    double ks, psi, kl, js, p_value; /* default thresholds; a feature's own drift.* keys override them */
+    int retrain_on_drift;       /* a drifting alert asks for a retrain of the models that read the stream */
+} feat_drift_conf_t;
 
-/* Called on the monitor thread; must not block (queue and return). */
-typedef void feat_drift_sink_fn(void *arg, const feat_drift_alert_t *a);
-
-/* cfg and st borrowed for the monitor's life; metrics NULL = global. */
-feat_drift_t *feat_drift_new(const feat_config_t *cfg, feat_store_t *st, feat_metrics_t *metrics, char *errstr,
-                             size_t errlen);
-/* Before start.  At most 8 sinks. */
-int feat_drift_add_sink(feat_drift_t *d, feat_drift_sink_fn *fn, void *arg);
+/* conf is copied (its arrays stay borrowed); st borrowed for the monitor's
+ * life; alerts (borrowed, may be NULL: alerts are dropped) receives every
+ * alert on the monitor's thread; metrics NULL = the process-wide registry.
+ * NULL with errstr on failure. */
+feat_drift_t *feat_drift_new(const feat_drift_conf_t *conf, feat_store_t *st, feat_alert_bus_t *alerts,
+                             feat_metrics_t *metrics, char *errstr, size_t errlen);
 int feat_drift_start(feat_drift_t *d);
-/* Evaluates windows already closed, then joins the thread. */
+/* Evaluates windows already closed, then joins the thread.  Idempotent. */
 void feat_drift_stop(feat_drift_t *d);
-void feat_drift_destroy(feat_drift_t *d); /* NULL is fine */
+void feat_drift_destroy(feat_drift_t *d); /* stops first; NULL is fine */
 
-/* The ingest observer: one feature event of cfg->tables[table]. */
+/* The ingest observer: one feature event of conf->tables[table]. */
 void feat_drift_observe(feat_drift_t *d, uint32_t table, const uint16_t *fidx, const feat_value_t *vals, size_t n,
                         int64_t ts);
-/* One served prediction of cfg->models[model]. */
+/* One served prediction of conf->models[model]. */
 void feat_drift_observe_prediction(feat_drift_t *d, uint32_t model, double score);
-
-/* Sends an alert raised elsewhere (live model quality) through the sinks, on
- * the calling thread (sinks never block). */
-void feat_drift_raise(feat_drift_t *d, const feat_drift_alert_t *a);
 
 /* Makes the last closed window of the feature (all features when feature is
  * NULL or empty) its reference.  FEAT_OK with *pinned set, FEAT_ERR_NOT_FOUND
@@ -131,7 +133,8 @@ typedef void feat_drift_report_fn(void *arg, const feat_drift_entry_t *e);
 size_t feat_drift_report(feat_drift_t *d, const char *table, const char *feature, feat_drift_report_fn *fn, void *arg);
 
 typedef struct feat_drift_stats {
-    uint64_t windows_closed, windows_delayed, alerts, recoveries;
+    uint64_t windows_closed, windows_delayed;
+    uint64_t alerts, recoveries;    /* published by this monitor (not live-quality alerts) */
 } feat_drift_stats_t;
 void feat_drift_get_stats(feat_drift_t *d, feat_drift_stats_t *s);
 

@@ -17,10 +17,11 @@
 #include <time.h>
 
 struct feat_demo {
-    const feat_config_t *cfg;
+    feat_demo_conf_t conf;
     rd_kafka_t *rk;           /* feature events: batches of DEMO_EVENT_LINGER_MS */
     rd_kafka_t *rk_labels;    /* labels: batches of DEMO_LABEL_LINGER_MS */
     pthread_t thr;
+    int started;
     atomic_int stop;
     _Atomic uint64_t sent;
     uint64_t rng;
@@ -93,7 +94,7 @@ static void produce(feat_demo_t *d, rd_kafka_t *rk, const char *topic, const cha
 
 static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
     uint64_t *s = &d->rng;
-    long e = (long)(rnd(s) % (uint64_t)d->cfg->demo_entities);
+    long e = (long)(rnd(s) % (uint64_t)d->conf.entities);
     char key[32];
     snprintf(key, sizeof(key), "%s%ld", t->entity && strcmp(t->entity, "key") ? "" : "e", e);
     double z = latent(e);
@@ -160,8 +161,10 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
 
 static void one_label(feat_demo_t *d, const feat_model_conf_t *m, int64_t now) {
     uint64_t *s = &d->rng;
-    const feat_table_conf_t *t = feat_config_table(d->cfg, m->table);
-    long e = (long)(rnd(s) % (uint64_t)d->cfg->demo_entities);
+    const feat_table_conf_t *t = NULL;
+    for (size_t i = 0; i < d->conf.ntables && !t; i++)
+        if (!strcmp(d->conf.tables[i].name, m->table)) t = &d->conf.tables[i];
+    long e = (long)(rnd(s) % (uint64_t)d->conf.entities);
     char key[32], buf[256];
     snprintf(key, sizeof(key), "%s%ld", t && t->entity && strcmp(t->entity, "key") ? "" : "e", e);
     double z = latent(e);
@@ -174,8 +177,8 @@ static void one_label(feat_demo_t *d, const feat_model_conf_t *m, int64_t now) {
 
 static void *run(void *arg) {
     feat_demo_t *d = arg;
-    const feat_config_t *cfg = d->cfg;
-    double per_tick = (double)cfg->demo_rate / 100.0, carry = 0;
+    const feat_demo_conf_t *cfg = &d->conf;
+    double per_tick = (double)cfg->rate / 100.0, carry = 0;
     uint64_t t0 = feat_mono_ns(), tick = 0;
     while (!atomic_load(&d->stop)) {
         int64_t now = feat_now_ms();
@@ -204,26 +207,26 @@ static void *run(void *arg) {
     return NULL;
 }
 
-static rd_kafka_t *new_producer(const feat_config_t *cfg, const char *bootstrap, const char *linger, char *errstr,
-                                size_t errlen) {
+static rd_kafka_t *new_producer(const feat_demo_conf_t *conf, const char *linger, char *errstr, size_t errlen) {
     const char *const set[] = {"linger.ms", linger, "queue.buffering.max.messages", "1000000", NULL};
     return feat_kafka_new(RD_KAFKA_PRODUCER,
-                          &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = bootstrap,
+                          &(feat_kafka_conf_t){.props = conf->kafka, .nprops = conf->nkafka, .bootstrap = conf->bootstrap,
                                                .set = set, .what = "demo"},
                           errstr, errlen);
 }
 
-feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, char *errstr, size_t errlen) {
+feat_demo_t *feat_demo_new(const feat_demo_conf_t *conf, char *errstr, size_t errlen) {
     feat_demo_t *d = calloc(1, sizeof(*d));
     if (!d) {
         snprintf(errstr, errlen, "demo: out of memory");
         return NULL;
     }
-    d->cfg = cfg;
+    d->conf = *conf;
+    const feat_demo_conf_t *cfg = &d->conf;
     d->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)feat_now_ms();
-    if (cfg->demo_shift_after_ms > 0) {
+    if (cfg->shift_after_ms > 0) {
         d->shift_f = -1;
-        const char *sf = cfg->demo_shift_feature;
+        const char *sf = cfg->shift_feature;
         const char *dot = sf ? strchr(sf, '.') : NULL;
         for (size_t t = 0; t < cfg->ntables && d->shift_f < 0; t++) {
             const feat_table_conf_t *tc = &cfg->tables[t];
@@ -242,35 +245,43 @@ feat_demo_t *feat_demo_start(const feat_config_t *cfg, const char *bootstrap, ch
             free(d);
             return NULL;
         }
-        d->shift_at_ns = feat_mono_ns() + (uint64_t)cfg->demo_shift_after_ms * 1000000u;
     }
-    d->rk = new_producer(cfg, bootstrap, DEMO_EVENT_LINGER_MS, errstr, errlen);
-    d->rk_labels = d->rk ? new_producer(cfg, bootstrap, DEMO_LABEL_LINGER_MS, errstr, errlen) : NULL;
+    d->rk = new_producer(cfg, DEMO_EVENT_LINGER_MS, errstr, errlen);
+    d->rk_labels = d->rk ? new_producer(cfg, DEMO_LABEL_LINGER_MS, errstr, errlen) : NULL;
     if (!d->rk_labels) {
         if (d->rk) rd_kafka_destroy(d->rk);
         free(d);
         return NULL;
     }
-    if (feat_worker_start(&d->thr, "demo", run, d) != FEAT_OK) {
-        rd_kafka_destroy(d->rk);
-        rd_kafka_destroy(d->rk_labels);
-        free(d);
-        snprintf(errstr, errlen, "demo: cannot start thread");
-        return NULL;
-    }
-    feat_log(FEAT_LOG_INFO, "demo", "demo producer: %lld events/s over %lld entities", (long long)cfg->demo_rate,
-             (long long)cfg->demo_entities);
     return d;
+}
+
+int feat_demo_start(feat_demo_t *d, char *errstr, size_t errlen) {
+    if (d->shift_t) d->shift_at_ns = feat_mono_ns() + (uint64_t)d->conf.shift_after_ms * 1000000u;
+    if (feat_worker_start(&d->thr, "demo", run, d) != FEAT_OK) {
+        snprintf(errstr, errlen, "demo: cannot start thread");
+        return FEAT_ERR_NOMEM;
+    }
+    d->started = 1;
+    feat_log(FEAT_LOG_INFO, "demo", "demo producer: %lld events/s over %lld entities", (long long)d->conf.rate,
+             (long long)d->conf.entities);
+    return FEAT_OK;
 }
 
 uint64_t feat_demo_sent(const feat_demo_t *d) { return d ? atomic_load(&((feat_demo_t *)d)->sent) : 0; }
 
 void feat_demo_stop(feat_demo_t *d) {
-    if (!d) return;
+    if (!d || !d->started) return;
     atomic_store(&d->stop, 1);
     feat_worker_join(d->thr);
+    d->started = 0;
     rd_kafka_flush(d->rk, 2000);
     rd_kafka_flush(d->rk_labels, 2000);
+}
+
+void feat_demo_destroy(feat_demo_t *d) {
+    if (!d) return;
+    feat_demo_stop(d);
     rd_kafka_destroy(d->rk);
     rd_kafka_destroy(d->rk_labels);
     free(d);

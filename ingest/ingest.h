@@ -46,9 +46,10 @@ typedef struct feat_ingest feat_ingest_t;
 #define FEAT_DL_RAW_MAX 65536
 
 typedef struct feat_ingest_conf {
-    const feat_config_t *cfg;   /* borrowed for the consumer's life */
+    const feat_config_t *cfg;   /* tables, models' label topics, [ingest] limits and [kafka] properties (its
+                                 * decoder and librdkafka take the whole config); borrowed for the consumer's life */
     const char *bootstrap;      /* bootstrap servers; NULL = kafka.bootstrap.servers */
-    feat_metrics_t *metrics;    /* NULL = the global registry */
+    feat_metrics_t *metrics;    /* NULL = the process-wide registry */
 } feat_ingest_conf_t;
 
 /* Called on the consumer thread for every event as it joins a batch (a

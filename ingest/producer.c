@@ -28,8 +28,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     }
 }
 
-feat_producer_t *feat_producer_new(const feat_config_t *cfg, const char *bootstrap, feat_metrics_t *metrics,
-                                   char *errstr, size_t errlen) {
+feat_producer_t *feat_producer_new(const feat_producer_conf_t *conf, feat_metrics_t *metrics, char *errstr,
+                                   size_t errlen) {
     feat_producer_t *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(errstr, errlen, "producer: out of memory");
@@ -40,7 +40,7 @@ feat_producer_t *feat_producer_new(const feat_config_t *cfg, const char *bootstr
     p->m_failed = feat_counter(metrics, "featd_produced_total", "Messages featd produced (alerts, logs), delivered.", "result=\"failed\"");
     static const char *const set[] = {"linger.ms", "5", NULL};
     p->rk = feat_kafka_new(RD_KAFKA_PRODUCER,
-                           &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = bootstrap,
+                           &(feat_kafka_conf_t){.props = conf->kafka, .nprops = conf->nkafka, .bootstrap = conf->bootstrap,
                                                 .set = set, .opaque = p, .dr_msg_cb = dr_cb, .what = "producer"},
                            errstr, errlen);
     if (!p->rk) {

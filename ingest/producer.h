@@ -14,9 +14,18 @@
 
 typedef struct feat_producer feat_producer_t;
 
-/* bootstrap NULL = kafka.bootstrap.servers.  NULL with errstr on failure. */
-feat_producer_t *feat_producer_new(const feat_config_t *cfg, const char *bootstrap, feat_metrics_t *metrics,
-                                   char *errstr, size_t errlen);
+typedef struct feat_producer_conf {
+    const feat_kv_t *kafka;     /* [nkafka] the [kafka] pass-through properties for librdkafka */
+    size_t nkafka;
+    const char *bootstrap;      /* NULL = the kafka.bootstrap.servers property */
+} feat_producer_conf_t;
+
+/* conf is read during the call only.  metrics NULL = the process-wide
+ * registry.  NULL with errstr on failure ("kafka.<property>: ..." for a
+ * property librdkafka refuses).  No thread of its own to start or stop
+ * (librdkafka's run inside the handle). */
+feat_producer_t *feat_producer_new(const feat_producer_conf_t *conf, feat_metrics_t *metrics, char *errstr,
+                                   size_t errlen);
 /* Copies key and value; any thread.  FEAT_OK or FEAT_ERR_TOO_LARGE (queue full, dropped). */
 int feat_producer_send(feat_producer_t *p, const char *topic, const void *key, size_t klen, const void *val,
                        size_t vlen, const char *content_type);

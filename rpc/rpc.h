@@ -2,7 +2,7 @@
  * rpc/rpc.h — the boundary between featd's handlers and the gRPC server.
  *
  * Handlers see bytes in, bytes out and feat_err_t; they never see gRPC types.
- * serve/grpc_server.c (the only file that includes gRPC's server headers)
+ * rpc/server.c (the only file that includes gRPC's server headers)
  * registers every method, arms calls on its completion-queue threads, runs
  * handlers on those threads and maps feat_err_t to a gRPC status in one place
  * (feat_rpc_status()).
@@ -62,24 +62,30 @@ typedef struct feat_server_conf {
     int calls_per_method;       /* calls armed per method per thread */
     int64_t max_message;        /* bytes, both directions */
     int64_t busy_poll_us;       /* poll without sleeping this long after each event; 0 = never */
-    feat_metrics_t *metrics;
+    feat_metrics_t *metrics;    /* NULL = the process-wide registry */
     /* authorization hook (NULL = allow all): FEAT_OK, FEAT_ERR_UNAUTHENTICATED or FEAT_ERR_PERMISSION.
      * Runs on the worker thread for every call, before the handler: keep it cheap, no allocation. */
     int (*authorize)(void *app, const feat_method_t *m, const char *token, char *msg, size_t msglen);
-    /* TLS (serve/tls.h; NULL = plain text): cert and key PEM required; ca set = mutual TLS, clients must
+    /* TLS (rpc/tls.h; NULL = plain text): cert and key PEM required; ca set = mutual TLS, clients must
      * present a certificate signed by it.  Borrowed only during feat_server_new (gRPC copies it). */
     const struct feat_tls_pem *tls;
+    int64_t shutdown_grace_ms;  /* serve.shutdown_grace: how long feat_server_stop lets calls in flight finish */
 } feat_server_conf_t;
 
-/* methods and app are borrowed for the server's life. */
+/* Binds conf->listen (conf copied; its strings borrowed during the call).
+ * methods and app are borrowed for the server's life: app is every call's
+ * call->app.  NULL with errstr on failure ("serve.listen: cannot listen on
+ * ..."). */
 feat_server_t *feat_server_new(const feat_server_conf_t *conf, const feat_method_t *methods, size_t nmethods,
                                void *app, char *errstr, size_t errlen);
+/* Starts the completion-queue threads.  FEAT_OK or FEAT_ERR_NOMEM with errstr. */
 int feat_server_start(feat_server_t *s, char *errstr, size_t errlen);
 int feat_server_port(const feat_server_t *s);
 /* New calls are refused (UNAVAILABLE) from now on; calls in flight finish,
- * or are cancelled after grace_ms.  Joins the threads. */
-void feat_server_shutdown(feat_server_t *s, int64_t grace_ms);
-void feat_server_destroy(feat_server_t *s); /* NULL is fine */
+ * or are cancelled after conf->shutdown_grace_ms.  Joins the threads.
+ * Idempotent; NULL is fine. */
+void feat_server_stop(feat_server_t *s);
+void feat_server_destroy(feat_server_t *s); /* stops first; NULL is fine */
 
 /* The one mapping from feat_err_t to a gRPC status code (numeric, as in
  * grpc/status.h). */

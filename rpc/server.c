@@ -15,7 +15,7 @@
  * after polling without blocking for serve.busy_poll_us following each event.
  *
  * Security: conf->tls selects TLS or mutual TLS for the one listener (the PEM
- * files were checked by serve/tls.c); conf->authorize, when set, sees every
+ * files were checked by rpc/tls.c); conf->authorize, when set, sees every
  * call's bearer token (copied from the metadata into the call state, no
  * allocation) before the handler runs.
  */
@@ -699,8 +699,9 @@ int feat_server_start(feat_server_t *s, char *errstr, size_t errlen) {
 
 int feat_server_port(const feat_server_t *s) { return s->port; }
 
-void feat_server_shutdown(feat_server_t *s, int64_t grace_ms) {
+void feat_server_stop(feat_server_t *s) {
     if (!s || !s->started) return;
+    int64_t grace_ms = s->conf.shutdown_grace_ms;
     atomic_store(&s->shutting_down, 1);
     grpc_server_shutdown_and_notify(s->server, s->workers[0].cq, &s->shutdown_tag);
     struct timespec until;
@@ -728,7 +729,7 @@ void feat_server_shutdown(feat_server_t *s, int64_t grace_ms) {
 
 void feat_server_destroy(feat_server_t *s) {
     if (!s) return;
-    if (s->started) feat_server_shutdown(s, 5000);
+    feat_server_stop(s);
     if (s->server) grpc_server_destroy(s->server);
     for (int i = 0; s->workers && i < s->nworkers; i++) {
         worker_t *w = &s->workers[i];

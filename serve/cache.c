@@ -4,6 +4,7 @@
 #include "store/row.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,32 +76,35 @@ static inline char *eblob(entry_t *e) { return (char *)(evals(e) + e->nf); }
 
 static void collect(feat_metrics_emit_t *em, void *arg);
 
-feat_cache_t *feat_cache_new(size_t max_bytes, size_t nshards, feat_metrics_t *metrics) {
+feat_cache_t *feat_cache_new(const feat_cache_conf_t *conf, feat_metrics_t *metrics, char *errstr, size_t errlen) {
     feat_cache_t *c = calloc(1, sizeof(*c));
-    if (!c) return NULL;
+    if (!c) goto nomem;
     size_t n = 1;
-    while (n < nshards && n < 4096) n <<= 1;
+    while (n < conf->nshards && n < 4096) n <<= 1;
     c->nshards = n;
-    c->max_bytes = max_bytes;
+    c->max_bytes = conf->max_bytes;
     c->shards = calloc(n, sizeof(shard_t));
     if (!c->shards) {
         free(c);
-        return NULL;
+        goto nomem;
     }
     for (size_t i = 0; i < n; i++) {
         shard_t *s = &c->shards[i];
         pthread_mutex_init(&s->lock, NULL);
         s->nbuckets = 64;
         s->buckets = calloc(s->nbuckets, sizeof(entry_t *));
-        s->max_bytes = max_bytes / n;
+        s->max_bytes = conf->max_bytes / n;
         if (!s->buckets) {
             feat_cache_destroy(c);
-            return NULL;
+            goto nomem;
         }
     }
-    c->metrics = metrics;
-    if (metrics) feat_metrics_add_collector(metrics, collect, c);
+    c->metrics = metrics ? metrics : feat_metrics_global();
+    feat_metrics_add_collector(c->metrics, collect, c);
     return c;
+nomem:
+    snprintf(errstr, errlen, "serve.cache: cannot allocate the cache");
+    return NULL;
 }
 
 void feat_cache_destroy(feat_cache_t *c) {

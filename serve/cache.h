@@ -28,8 +28,15 @@
 
 typedef struct feat_cache feat_cache_t;
 
-/* max_bytes 0 disables caching (every lookup misses).  metrics may be NULL. */
-feat_cache_t *feat_cache_new(size_t max_bytes, size_t nshards, feat_metrics_t *metrics);
+typedef struct feat_cache_conf {
+    size_t max_bytes;           /* serve.cache; 0 disables caching (every lookup misses) */
+    size_t nshards;             /* shards, each with its mutex and LRU: rounded up to a power of two, 1..4096 */
+} feat_cache_conf_t;
+
+/* metrics NULL = the process-wide registry (the cache adds a collector:
+ * featd_cache_*).  NULL with errstr when out of memory.  No thread: nothing
+ * to start or stop. */
+feat_cache_t *feat_cache_new(const feat_cache_conf_t *conf, feat_metrics_t *metrics, char *errstr, size_t errlen);
 void feat_cache_destroy(feat_cache_t *c); /* NULL is fine */
 
 enum { FEAT_CACHE_HIT = 0, FEAT_CACHE_MISS = 1, FEAT_CACHE_BYPASS = 2 };

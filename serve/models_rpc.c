@@ -29,18 +29,18 @@
 #include <string.h>
 
 /* The model version a request names, or NULL with the status and message. */
-static feat_loaded_t *acquire(featd_t *fd, feat_rpc_call_t *call, const char *model, const char *alias,
+static feat_loaded_t *acquire(feat_serve_t *sv, feat_rpc_call_t *call, const char *model, const char *alias,
                               uint64_t version, int *err) {
     if (!model || !*model) {
         *err = ERR(call, FEAT_ERR_INVALID, "model is required");
         return NULL;
     }
-    const feat_model_conf_t *mc = feat_config_model(fd->cfg, model);
+    const feat_model_conf_t *mc = feat_serve_model(sv, model);
     if (!mc) {
         *err = ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", model);
         return NULL;
     }
-    feat_loaded_t *l = feat_models_acquire(fd->models, model, alias, version, err);
+    feat_loaded_t *l = feat_models_acquire(sv->models, model, alias, version, err);
     if (l) return l;
     if (*err == FEAT_ERR_INVALID)
         *err = ERR(call, FEAT_ERR_INVALID, "alias must be \"champion\" or \"challenger\", not \"%.32s\"", alias);
@@ -55,7 +55,7 @@ static feat_loaded_t *acquire(featd_t *fd, feat_rpc_call_t *call, const char *mo
 /* ---- Predict ----------------------------------------------------------------------------------- */
 
 /* Raw rows of the keys cache misses need, read from the online table. */
-static int score_keys(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l, char **keys, size_t n,
+static int score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l, char **keys, size_t n,
                       int64_t now, double *scores, uint32_t *missing, size_t *klens) {
     const feat_model_t *m = feat_loaded_model(l);
     const feat_table_t *t = feat_loaded_table(l);
@@ -72,7 +72,7 @@ static int score_keys(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l
     size_t nt = 0;
     for (size_t k = 0; k < n; k++) {
         klens[k] = strlen(keys[k]);
-        int r = fd->cache ? feat_cache_get_score(fd->cache, t, keys[k], klens[k], midx, ver, now, &scores[k],
+        int r = sv->cache ? feat_cache_get_score(sv->cache, t, keys[k], klens[k], midx, ver, now, &scores[k],
                                                  &missing[k], &tickets[nt])
                           : FEAT_CACHE_BYPASS;
         if (r == FEAT_CACHE_HIT) continue;
@@ -90,7 +90,7 @@ static int score_keys(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l
     void *scratch = feat_arena_alloc(call->arena, scratch_len + 1);
     if (!vals || !raw || !out || !until || !scratch) return FEAT_ERR_NOMEM;
     feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
-    int rc = feat_online_lookup(fd->st, fd->cache, t, nt, tkeys, tlens, feat_loaded_fidx(l), nf, now, vals, &ls);
+    int rc = feat_online_lookup(sv->st, sv->cache, t, nt, tkeys, tlens, feat_loaded_fidx(l), nf, now, vals, &ls);
     if (rc) {
         feat_lookup_scratch_free(&ls);
         return ERR(call, rc, "online read failed: %s", feat_err_str(rc));
@@ -113,7 +113,7 @@ static int score_keys(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l
     for (size_t i = 0; i < nt; i++) {
         scores[todo[i]] = out[i];
         if (put[i])
-            feat_cache_put_score(fd->cache, t, tkeys[i], tlens[i], midx, ver, out[i], missing[todo[i]], until[i],
+            feat_cache_put_score(sv->cache, t, tkeys[i], tlens[i], midx, ver, out[i], missing[todo[i]], until[i],
                                  tickets[i]);
     }
     return FEAT_OK;
@@ -130,7 +130,7 @@ static const char *value_kind(const Featd__V1__Value *v) {
 }
 
 /* Raw rows from the request, checked against the model's schema. */
-static int score_rows(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l, Featd__V1__RawRow **rows, size_t n,
+static int score_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l, Featd__V1__RawRow **rows, size_t n,
                       double *scores, uint32_t *missing) {
     const feat_model_t *m = feat_loaded_model(l);
     size_t nf = feat_loaded_nfeatures(l);
@@ -146,7 +146,7 @@ static int score_rows(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l
             long j = feat_model_feature_index(m, fe->key);
             if (j < 0)
                 return ERR(call, FEAT_ERR_INVALID, "row %zu: model %s v%llu has no feature \"%.64s\"", i,
-                           fd->cfg->models[feat_loaded_index(l)].name, (unsigned long long)feat_loaded_version(l), fe->key);
+                           sv->conf.models[feat_loaded_index(l)].name, (unsigned long long)feat_loaded_version(l), fe->key);
             const Featd__V1__Value *v = fe->value;
             if (!v || v->kind_case == FEATD__V1__VALUE__KIND__NOT_SET) continue; /* missing */
             feat_ftype_t want = feat_model_feature_type(m, (size_t)j);
@@ -188,23 +188,19 @@ static int score_rows(featd_t *fd, feat_rpc_call_t *call, const feat_loaded_t *l
 }
 
 int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    int bad = featd_svc_check_strings(call, &featd__v1__predict_request__descriptor);
-    if (bad) return bad;
-    ProtobufCAllocator al;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__PredictRequest *req = featd__v1__predict_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a PredictRequest");
+    feat_serve_t *sv = call->app;
+    int err;
+    Featd__V1__PredictRequest *req = featd_svc_unpack(call, &featd__v1__predict_request__descriptor, &err);
+    if (!req) return err;
     if (req->n_entity_keys && req->n_rows)
         return ERR(call, FEAT_ERR_INVALID, "give entity_keys or rows, not both");
     if (!req->n_entity_keys && !req->n_rows) return ERR(call, FEAT_ERR_INVALID, "entity_keys and rows are both empty");
     size_t n = req->n_entity_keys ? req->n_entity_keys : req->n_rows;
-    if ((int64_t)n > fd->cfg->serve_max_keys)
+    if ((int64_t)n > sv->conf.max_keys)
         return ERR(call, FEAT_ERR_INVALID, "too many %s: %zu > serve.max_keys = %lld", req->n_rows ? "rows" : "entity keys",
-                   n, (long long)fd->cfg->serve_max_keys);
-    int err = FEAT_OK;
-    if (req->n_entity_keys && (err = featd_svc_check_keys(fd, call, req->entity_keys, n))) return err;
-    feat_loaded_t *l = acquire(fd, call, req->model, req->alias, req->version, &err);
+                   n, (long long)sv->conf.max_keys);
+    if (req->n_entity_keys && (err = featd_svc_check_keys(sv, call, req->entity_keys, n))) return err;
+    feat_loaded_t *l = acquire(sv, call, req->model, req->alias, req->version, &err);
     if (!l) return err;
     int64_t now = feat_now_ms();
     double *scores = feat_arena_alloc(call->arena, n * sizeof(double));
@@ -212,8 +208,8 @@ int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     size_t *klens = feat_arena_alloc(call->arena, n * sizeof(size_t));
     const char **keys = feat_arena_alloc(call->arena, n * sizeof(char *));
     if (!scores || !missing || !klens || !keys) err = FEAT_ERR_NOMEM;
-    else if (req->n_entity_keys) err = score_keys(fd, call, l, req->entity_keys, n, now, scores, missing, klens);
-    else err = score_rows(fd, call, l, req->rows, n, scores, missing);
+    else if (req->n_entity_keys) err = score_keys(sv, call, l, req->entity_keys, n, now, scores, missing, klens);
+    else err = score_rows(sv, call, l, req->rows, n, scores, missing);
     Featd__V1__PredictResponse res = FEATD__V1__PREDICT_RESPONSE__INIT;
     res.model = req->model;
     res.version = feat_loaded_version(l);
@@ -232,7 +228,7 @@ int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     }
     if (!err) err = featd_svc_pack(resp, &res.base);
     if (!err && !req->batch)
-        feat_predlog_add(fd->predlog, feat_loaded_index(l), res.version, now, n, keys, klens, scores);
+        feat_predlog_add(sv->predlog, feat_loaded_index(l), res.version, now, n, keys, klens, scores);
     feat_loaded_release(l);
     return err;
 }
@@ -306,15 +302,12 @@ static void on_version(void *arg, const feat_version_info_t *v) {
 }
 
 int featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    int bad = featd_svc_check_strings(call, &featd__v1__list_models_request__descriptor);
-    if (bad) return bad;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__ListModelsRequest *req = featd__v1__list_models_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a ListModelsRequest");
+    feat_serve_t *sv = call->app;
+    int err;
+    Featd__V1__ListModelsRequest *req = featd_svc_unpack(call, &featd__v1__list_models_request__descriptor, &err);
+    if (!req) return err;
     list_ctx_t c = {call->arena, NULL, 0, 0, 0, 0};
-    if (feat_models_list(fd->models, req->model, on_version, &c) == FEAT_ERR_NOT_FOUND)
+    if (feat_models_list(sv->models, req->model, on_version, &c) == FEAT_ERR_NOT_FOUND)
         return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
     if (c.nomem) return FEAT_ERR_NOMEM;
     Featd__V1__ListModelsResponse res = FEATD__V1__LIST_MODELS_RESPONSE__INIT;
@@ -324,58 +317,49 @@ int featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp) {
 }
 
 /* The champion's registry entry, for Promote and Rollback replies. */
-static Featd__V1__ModelVersion *one_version(featd_t *fd, feat_arena_t *a, const char *model, uint64_t version) {
+static Featd__V1__ModelVersion *one_version(feat_serve_t *sv, feat_arena_t *a, const char *model, uint64_t version) {
     list_ctx_t c = {a, NULL, 0, 0, version, 0};
-    feat_models_list(fd->models, model, on_version, &c);
+    feat_models_list(sv->models, model, on_version, &c);
     return c.n ? c.out[0] : NULL;
 }
 
 int featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    int bad = featd_svc_check_strings(call, &featd__v1__promote_request__descriptor);
-    if (bad) return bad;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__PromoteRequest *req = featd__v1__promote_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a PromoteRequest");
+    feat_serve_t *sv = call->app;
+    int err;
+    Featd__V1__PromoteRequest *req = featd_svc_unpack(call, &featd__v1__promote_request__descriptor, &err);
+    if (!req) return err;
     if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
     uint64_t champion = 0;
-    int rc = feat_models_promote(fd->models, req->model, req->version, &champion, call->msg, sizeof(call->msg));
+    int rc = feat_models_promote(sv->models, req->model, req->version, &champion, call->msg, sizeof(call->msg));
     if (rc) return rc;
     Featd__V1__PromoteResponse res = FEATD__V1__PROMOTE_RESPONSE__INIT;
-    res.champion = one_version(fd, call->arena, req->model, champion);
+    res.champion = one_version(sv, call->arena, req->model, champion);
     return featd_svc_pack(resp, &res.base);
 }
 
 int featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    int bad = featd_svc_check_strings(call, &featd__v1__rollback_request__descriptor);
-    if (bad) return bad;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__RollbackRequest *req = featd__v1__rollback_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a RollbackRequest");
+    feat_serve_t *sv = call->app;
+    int err;
+    Featd__V1__RollbackRequest *req = featd_svc_unpack(call, &featd__v1__rollback_request__descriptor, &err);
+    if (!req) return err;
     if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
     uint64_t champion = 0;
-    int rc = feat_models_rollback(fd->models, req->model, &champion, call->msg, sizeof(call->msg));
+    int rc = feat_models_rollback(sv->models, req->model, &champion, call->msg, sizeof(call->msg));
     if (rc) return rc;
     Featd__V1__RollbackResponse res = FEATD__V1__ROLLBACK_RESPONSE__INIT;
-    res.champion = one_version(fd, call->arena, req->model, champion);
+    res.champion = one_version(sv, call->arena, req->model, champion);
     return featd_svc_pack(resp, &res.base);
 }
 
 int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    int bad = featd_svc_check_strings(call, &featd__v1__trigger_retrain_request__descriptor);
-    if (bad) return bad;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__TriggerRetrainRequest *req = featd__v1__trigger_retrain_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a TriggerRetrainRequest");
+    feat_serve_t *sv = call->app;
+    int err;
+    Featd__V1__TriggerRetrainRequest *req = featd_svc_unpack(call, &featd__v1__trigger_retrain_request__descriptor, &err);
+    if (!req) return err;
     if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
     uint64_t id = 0;
     int co = 0;
-    if (feat_models_request(fd->models, req->model, FEAT_TRIGGER_OPERATOR, req->reason, &id, &co) == FEAT_ERR_NOT_FOUND)
+    if (feat_models_request(sv->models, req->model, FEAT_TRIGGER_OPERATOR, req->reason, &id, &co) == FEAT_ERR_NOT_FOUND)
         return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
     Featd__V1__TriggerRetrainResponse res = FEATD__V1__TRIGGER_RETRAIN_RESPONSE__INIT;
     res.run_id = id;
@@ -384,17 +368,14 @@ int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
 }
 
 int featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    int bad = featd_svc_check_strings(call, &featd__v1__get_retrain_status_request__descriptor);
-    if (bad) return bad;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__GetRetrainStatusRequest *req = featd__v1__get_retrain_status_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetRetrainStatusRequest");
-    if (req->model && *req->model && !feat_config_model(fd->cfg, req->model))
+    feat_serve_t *sv = call->app;
+    int err;
+    Featd__V1__GetRetrainStatusRequest *req = featd_svc_unpack(call, &featd__v1__get_retrain_status_request__descriptor, &err);
+    if (!req) return err;
+    if (req->model && *req->model && !feat_serve_model(sv, req->model))
         return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
     feat_run_status_t st;
-    if (feat_models_run_status(fd->models, req->model, req->run_id, &st) != FEAT_OK) {
+    if (feat_models_run_status(sv->models, req->model, req->run_id, &st) != FEAT_OK) {
         if (req->run_id) return ERR(call, FEAT_ERR_NOT_FOUND, "no retrain run %llu", (unsigned long long)req->run_id);
         return ERR(call, FEAT_ERR_NOT_FOUND, "no retrain run for %s yet", req->model && *req->model ? req->model : "any model");
     }

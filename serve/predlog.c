@@ -8,6 +8,7 @@
 #include "train/models.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,7 +29,7 @@ typedef struct side {
 } side_t;
 
 struct feat_predlog {
-    const feat_config_t *cfg;
+    feat_predlog_conf_t conf;
     feat_store_t *st;
     feat_models_t *models;
     feat_drift_t *drift;
@@ -42,19 +43,24 @@ struct feat_predlog {
     feat_metric_t *m_logged, *m_dropped, *m_failed;
 };
 
-feat_predlog_t *feat_predlog_new(const feat_config_t *cfg, feat_store_t *st, feat_models_t *models,
-                                 feat_drift_t *drift, feat_producer_t *producer, feat_metrics_t *metrics) {
+feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *st, feat_models_t *models,
+                                 feat_drift_t *drift, feat_producer_t *producer, feat_metrics_t *metrics,
+                                 char *errstr, size_t errlen) {
     feat_predlog_t *pl = calloc(1, sizeof(*pl));
-    if (!pl) return NULL;
-    pl->front.e = malloc(FEAT_PREDLOG_MAX * sizeof(pent_t));
-    pl->back.e = malloc(FEAT_PREDLOG_MAX * sizeof(pent_t));
-    if (!pl->front.e || !pl->back.e) {
-        free(pl->front.e);
-        free(pl->back.e);
+    if (pl) {
+        pl->front.e = malloc(FEAT_PREDLOG_MAX * sizeof(pent_t));
+        pl->back.e = malloc(FEAT_PREDLOG_MAX * sizeof(pent_t));
+    }
+    if (!pl || !pl->front.e || !pl->back.e) {
+        if (pl) {
+            free(pl->front.e);
+            free(pl->back.e);
+        }
         free(pl);
+        snprintf(errstr, errlen, "prediction log: out of memory");
         return NULL;
     }
-    pl->cfg = cfg;
+    pl->conf = *conf;
     pl->st = st;
     pl->models = models;
     pl->drift = drift;
@@ -102,7 +108,7 @@ static void drain(feat_predlog_t *pl, side_t *s, feat_buf_t *json) {
     for (size_t i = 0; i < s->n; i++) {
         const pent_t *e = &s->e[i];
         const char *key = s->keys.data + e->koff;
-        const feat_model_conf_t *mc = &pl->cfg->models[e->model];
+        const feat_model_conf_t *mc = &pl->conf.models[e->model];
         feat_drift_observe_prediction(pl->drift, e->model, e->score);
         if (!e->klen) continue;
         feat_models_on_prediction(pl->models, e->model, key, e->klen, e->ts, e->score);

@@ -32,12 +32,23 @@ struct feat_drift;
 struct feat_producer;
 typedef struct feat_predlog feat_predlog_t;
 
-/* All borrowed and outliving the log; models, drift and producer may be NULL. */
-feat_predlog_t *feat_predlog_new(const feat_config_t *cfg, feat_store_t *st, struct feat_models *models,
-                                 struct feat_drift *drift, struct feat_producer *producer, feat_metrics_t *metrics);
+typedef struct feat_predlog_conf {
+    const feat_model_conf_t *models; /* [nmodels]: names and prediction_topic; borrowed for the log's life */
+    size_t nmodels;
+} feat_predlog_conf_t;
+
+/* conf copied (its array borrowed).  st, models, drift and producer are
+ * borrowed and outlive the log; models, drift and producer may be NULL (not
+ * fed).  metrics NULL = the process-wide registry.  NULL with errstr on
+ * failure. */
+feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *st, struct feat_models *models,
+                                 struct feat_drift *drift, struct feat_producer *producer, feat_metrics_t *metrics,
+                                 char *errstr, size_t errlen);
+/* Starts the writer thread.  FEAT_OK or FEAT_ERR_NOMEM. */
 int feat_predlog_start(feat_predlog_t *pl);
-/* Logs n predictions of cfg->models[model] made at ts by version.  keys[i]
- * of length klens[i]; a row with an empty key feeds drift monitoring only. */
+/* Logs n predictions of conf->models[model] made at ts by version.  keys[i]
+ * of length klens[i]; a row with an empty key feeds drift monitoring only.
+ * pl NULL: nothing is logged. */
 void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int64_t ts, size_t n,
                       const char *const *keys, const size_t *klens, const double *scores);
 /* Writes what is queued, then stops the writer.  Idempotent. */

@@ -7,11 +7,12 @@
  * threads and never block on anything but RocksDB.  The model methods are
  * in serve/models_rpc.c.
  */
+#include "serve/auth.h"
 #include "serve/cache.h"
 #include "drift/monitor.h"
 #include "serve/lookup.h"
+#include "serve/serve.h"
 #include "serve/status.h"
-#include "daemon/daemon.h"
 #include "rpc/rpc.h"
 #include "serve/svc.h"
 #include "common/clock.h"
@@ -31,12 +32,12 @@
 
 /* ---- request validation ------------------------------------------------------- */
 
-/* Puts "name" or "name[idx]" (fd's) and a dot before path, which holds the
- * failing field's path below fd; cut at cap.  Only on the error path. */
-static void path_prepend(char *path, size_t cap, const ProtobufCFieldDescriptor *fd, unsigned idx) {
+/* Puts "name" or "name[idx]" (field's) and a dot before path, which holds the
+ * failing field's path below field; cut at cap.  Only on the error path. */
+static void path_prepend(char *path, size_t cap, const ProtobufCFieldDescriptor *field, unsigned idx) {
     char seg[96];
-    int n = fd->label == PROTOBUF_C_LABEL_REPEATED ? snprintf(seg, sizeof(seg), "%s[%u]", fd->name, idx)
-                                                   : snprintf(seg, sizeof(seg), "%s", fd->name);
+    int n = field->label == PROTOBUF_C_LABEL_REPEATED ? snprintf(seg, sizeof(seg), "%s[%u]", field->name, idx)
+                                                      : snprintf(seg, sizeof(seg), "%s", field->name);
     size_t sl = n < 0 ? 0 : (size_t)n < sizeof(seg) ? (size_t)n : sizeof(seg) - 1;
     size_t pl = strlen(path), add = sl + (pl ? 1 : 0);
     if (add >= cap) return;
@@ -66,12 +67,12 @@ static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, 
     while (r.p < r.end) {
         if (!feat_pb_next(&r, &f)) return 3;
         if (f.wt != 2) continue;
-        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.num);
-        if (!fd) continue;
-        size_t fi = (size_t)(fd - desc->fields);
+        const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field(desc, f.num);
+        if (!field) continue;
+        size_t fi = (size_t)(field - desc->fields);
         unsigned idx = fi < 32 ? seen[fi]++ : 0;
         int bad = 0;
-        if (fd->type == PROTOBUF_C_TYPE_STRING) {
+        if (field->type == PROTOBUF_C_TYPE_STRING) {
             size_t v = feat_utf8_valid_prefix((const char *)f.s, f.n);
             if (v < f.n) {
                 bad = 2;
@@ -79,13 +80,13 @@ static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, 
             } else if (memchr(f.s, 0, f.n)) {
                 bad = 1;
             }
-        } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+        } else if (field->type == PROTOBUF_C_TYPE_MESSAGE) {
             if (depth >= 8) return 4;
-            bad = bad_string(fd->descriptor, f.s, f.n, depth + 1, path, cap, at);
+            bad = bad_string(field->descriptor, f.s, f.n, depth + 1, path, cap, at);
             if (bad == 3 || bad == 4) return bad;
         }
         if (!bad) continue;
-        path_prepend(path, cap, fd, idx);
+        path_prepend(path, cap, field, idx);
         return bad;
     }
     return 0;
@@ -102,12 +103,27 @@ int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescrip
     return FEAT_OK;
 }
 
-static const feat_table_t *resolve_table(featd_t *fd, feat_rpc_call_t *call, const char *name, int *err) {
+void *featd_svc_unpack(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc, int *err) {
+    if ((*err = featd_svc_check_strings(call, desc))) return NULL;
+    ProtobufCAllocator al;
+    feat_rpc_pb_allocator(call->arena, &al);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &al, call->req_len, call->req);
+    if (!m) *err = ERR(call, FEAT_ERR_INVALID, "request is not a %s", desc->short_name);
+    return m;
+}
+
+const feat_model_conf_t *feat_serve_model(const feat_serve_t *sv, const char *name) {
+    for (size_t i = 0; name && i < sv->conf.nmodels; i++)
+        if (!strcmp(sv->conf.models[i].name, name)) return &sv->conf.models[i];
+    return NULL;
+}
+
+static const feat_table_t *resolve_table(feat_serve_t *sv, feat_rpc_call_t *call, const char *name, int *err) {
     if (!name || !*name) {
         *err = ERR(call, FEAT_ERR_INVALID, "table is required");
         return NULL;
     }
-    const feat_table_t *t = feat_store_table(fd->st, name);
+    const feat_table_t *t = feat_store_table(sv->st, name);
     if (!t) *err = ERR(call, FEAT_ERR_INVALID, "unknown table \"%.64s\"", name);
     return t;
 }
@@ -144,11 +160,11 @@ static uint16_t *resolve_features(const feat_table_t *t, feat_rpc_call_t *call, 
     return fidx;
 }
 
-int featd_svc_check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n) {
+int featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **keys, size_t n) {
     if (n == 0) return ERR(call, FEAT_ERR_INVALID, "entity_keys is empty");
-    if ((int64_t)n > fd->cfg->serve_max_keys)
+    if ((int64_t)n > sv->conf.max_keys)
         return ERR(call, FEAT_ERR_INVALID, "too many entity keys: %zu > serve.max_keys = %lld", n,
-                   (long long)fd->cfg->serve_max_keys);
+                   (long long)sv->conf.max_keys);
     size_t cap = 16;
     while (cap < n * 2) cap <<= 1;
     uint32_t *slots = feat_arena_calloc(call->arena, cap * sizeof(uint32_t));
@@ -156,9 +172,9 @@ int featd_svc_check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(keys[i]);
         if (l == 0) return ERR(call, FEAT_ERR_INVALID, "entity key %zu is empty", i);
-        if ((int64_t)l > fd->cfg->ingest_max_key)
+        if ((int64_t)l > sv->conf.max_key)
             return ERR(call, FEAT_ERR_INVALID, "entity key %zu is %zu bytes; the limit is %lld", i, l,
-                       (long long)fd->cfg->ingest_max_key);
+                       (long long)sv->conf.max_key);
         size_t h = (size_t)feat_hash64(keys[i], l) & (cap - 1);
         while (slots[h]) {
             if (strcmp(keys[slots[h] - 1], keys[i]) == 0)
@@ -212,20 +228,17 @@ int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
 /* ---- GetOnlineFeatures ----------------------------------------------------------------- */
 
 static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    int err = featd_svc_check_strings(call, &featd__v1__get_online_features_request__descriptor);
-    if (err) return err;
-    ProtobufCAllocator al;
-    feat_rpc_pb_allocator(call->arena, &al);
+    feat_serve_t *sv = call->app;
+    int err;
     Featd__V1__GetOnlineFeaturesRequest *req =
-        featd__v1__get_online_features_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetOnlineFeaturesRequest");
-    const feat_table_t *t = resolve_table(fd, call, req->table, &err);
+        featd_svc_unpack(call, &featd__v1__get_online_features_request__descriptor, &err);
+    if (!req) return err;
+    const feat_table_t *t = resolve_table(sv, call, req->table, &err);
     if (!t) return err;
     size_t nf = 0;
     uint16_t *fidx = resolve_features(t, call, req->features, req->n_features, &nf, &err);
     if (!fidx) return err;
-    if ((err = featd_svc_check_keys(fd, call, req->entity_keys, req->n_entity_keys))) return err;
+    if ((err = featd_svc_check_keys(sv, call, req->entity_keys, req->n_entity_keys))) return err;
     size_t n = req->n_entity_keys;
     feat_value_t *vals = feat_arena_alloc(call->arena, n * nf * sizeof(feat_value_t) + 1);
     if (!vals) return FEAT_ERR_NOMEM;
@@ -233,7 +246,7 @@ static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (!klens) return FEAT_ERR_NOMEM;
     for (size_t k = 0; k < n; k++) klens[k] = strlen(req->entity_keys[k]);
     feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
-    err = feat_online_lookup(fd->st, fd->cache, t, n, (const char *const *)req->entity_keys, klens, fidx, nf,
+    err = feat_online_lookup(sv->st, sv->cache, t, n, (const char *const *)req->entity_keys, klens, fidx, nf,
                              feat_now_ms(), vals, &ls);
     if (err) {
         feat_lookup_scratch_free(&ls);
@@ -265,7 +278,6 @@ static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
 /* ---- GetHistoricalFeatures ----------------------------------------------------------------- */
 
 typedef struct hist_state {
-    featd_t *fd;
     Featd__V1__GetHistoricalFeaturesRequest *req;
     const feat_table_t *t;
     uint16_t *fidx;
@@ -278,25 +290,18 @@ typedef struct hist_state {
 } hist_state_t;
 
 static void *hist_begin(feat_rpc_call_t *call, int *err) {
-    featd_t *fd = call->app;
-    if ((*err = featd_svc_check_strings(call, &featd__v1__get_historical_features_request__descriptor))) return NULL;
-    ProtobufCAllocator al;
-    feat_rpc_pb_allocator(call->arena, &al);
+    feat_serve_t *sv = call->app;
     Featd__V1__GetHistoricalFeaturesRequest *req =
-        featd__v1__get_historical_features_request__unpack(&al, call->req_len, call->req);
-    if (!req) {
-        *err = ERR(call, FEAT_ERR_INVALID, "request is not a GetHistoricalFeaturesRequest");
-        return NULL;
-    }
+        featd_svc_unpack(call, &featd__v1__get_historical_features_request__descriptor, err);
+    if (!req) return NULL;
     hist_state_t *hs = feat_arena_calloc(call->arena, sizeof(*hs));
     if (!hs) {
         *err = FEAT_ERR_NOMEM;
         return NULL;
     }
-    hs->fd = fd;
     hs->req = req;
     *err = FEAT_OK;
-    hs->t = resolve_table(fd, call, req->table, err);
+    hs->t = resolve_table(sv, call, req->table, err);
     if (!hs->t) return NULL;
     hs->fidx = resolve_features(hs->t, call, req->features, req->n_features, &hs->nf, err);
     if (!hs->fidx) return NULL;
@@ -304,9 +309,9 @@ static void *hist_begin(feat_rpc_call_t *call, int *err) {
         *err = ERR(call, FEAT_ERR_INVALID, "rows is empty");
         return NULL;
     }
-    if ((int64_t)req->n_rows > fd->cfg->serve_max_history_rows) {
+    if ((int64_t)req->n_rows > sv->conf.max_history_rows) {
         *err = ERR(call, FEAT_ERR_INVALID, "too many rows: %zu > serve.max_history_rows = %lld", req->n_rows,
-                   (long long)fd->cfg->serve_max_history_rows);
+                   (long long)sv->conf.max_history_rows);
         return NULL;
     }
     for (size_t i = 0; i < req->n_rows; i++) {
@@ -316,7 +321,7 @@ static void *hist_begin(feat_rpc_call_t *call, int *err) {
         }
     }
     hs->vals = feat_arena_alloc(call->arena, hs->nf * sizeof(feat_value_t) + 1);
-    hs->reader = feat_pit_reader_new(fd->st);
+    hs->reader = feat_pit_reader_new(sv->st);
     if (!hs->vals || !hs->reader) {
         feat_pit_reader_destroy(hs->reader);
         *err = FEAT_ERR_NOMEM;
@@ -364,33 +369,27 @@ static const feat_stream_ops_t hist_ops = {hist_begin, hist_next, hist_end};
 /* ---- AdminService: Status, ListTables ------------------------------------------------------ */
 
 static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__StatusRequest *req = featd__v1__status_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a StatusRequest");
-    feat_status_src_t src = {fd->st, fd->ingest, fd->cache, fd->cfg->tables, fd->cfg->ntables, fd->started_ms,
-                             featd_ready(fd)};
+    feat_serve_t *sv = call->app;
+    int err;
+    if (!featd_svc_unpack(call, &featd__v1__status_request__descriptor, &err)) return err;
     feat_daemon_status_t s;
     Featd__V1__StatusResponse res;
-    if (feat_status_snapshot(&src, call->arena, &s) != FEAT_OK || feat_status_to_pb(&s, call->arena, &res) != FEAT_OK)
+    if (feat_status_of_serve(sv, call->arena, &s) != FEAT_OK || feat_status_to_pb(&s, call->arena, &res) != FEAT_OK)
         return FEAT_ERR_NOMEM;
     return featd_svc_pack(resp, &res.base);
 }
 
 static int list_tables(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    feat_rpc_pb_allocator(call->arena, &al);
-    if (!featd__v1__list_tables_request__unpack(&al, call->req_len, call->req))
-        return ERR(call, FEAT_ERR_INVALID, "request is not a ListTablesRequest");
+    feat_serve_t *sv = call->app;
+    int err;
+    if (!featd_svc_unpack(call, &featd__v1__list_tables_request__descriptor, &err)) return err;
     feat_arena_t *a = call->arena;
     Featd__V1__ListTablesResponse res = FEATD__V1__LIST_TABLES_RESPONSE__INIT;
-    res.n_tables = fd->cfg->ntables;
+    res.n_tables = sv->conf.ntables;
     res.tables = feat_arena_alloc(a, res.n_tables * sizeof(void *) + 1);
     if (!res.tables) return FEAT_ERR_NOMEM;
     for (size_t i = 0; i < res.n_tables; i++) {
-        const feat_table_conf_t *tc = &fd->cfg->tables[i];
+        const feat_table_conf_t *tc = &sv->conf.tables[i];
         Featd__V1__TableSchema *ts = feat_arena_alloc(a, sizeof(*ts));
         if (!ts) return FEAT_ERR_NOMEM;
         featd__v1__table_schema__init(ts);
@@ -463,18 +462,16 @@ static void drift_entry(void *arg, const feat_drift_entry_t *e) {
 }
 
 static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    int bad = featd_svc_check_strings(call, &featd__v1__get_drift_report_request__descriptor);
-    if (bad) return bad;
-    feat_rpc_pb_allocator(call->arena, &al);
-    Featd__V1__GetDriftReportRequest *req = featd__v1__get_drift_report_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a GetDriftReportRequest");
-    if (!fd->drift) return ERR(call, FEAT_ERR_STATE, "drift monitoring is off (drift.enabled = false)");
-    if (req->table && *req->table && !feat_store_table(fd->st, req->table) && !feat_config_model(fd->cfg, req->table))
+    feat_serve_t *sv = call->app;
+    int err;
+    Featd__V1__GetDriftReportRequest *req =
+        featd_svc_unpack(call, &featd__v1__get_drift_report_request__descriptor, &err);
+    if (!req) return err;
+    if (!sv->drift) return ERR(call, FEAT_ERR_STATE, "drift monitoring is off (drift.enabled = false)");
+    if (req->table && *req->table && !feat_store_table(sv->st, req->table) && !feat_serve_model(sv, req->table))
         return ERR(call, FEAT_ERR_INVALID, "unknown table or model \"%.64s\"", req->table);
     drift_ctx_t dc = {call->arena, NULL, 0, 0, 0};
-    size_t n = feat_drift_report(fd->drift, req->table, req->feature, drift_entry, &dc);
+    size_t n = feat_drift_report(sv->drift, req->table, req->feature, drift_entry, &dc);
     if (dc.nomem) return FEAT_ERR_NOMEM;
     if (n == 0 && req->feature && *req->feature)
         return ERR(call, FEAT_ERR_INVALID, "unknown feature \"%.64s\"", req->feature);
@@ -485,17 +482,14 @@ static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
 }
 
 static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    int bad = featd_svc_check_strings(call, &featd__v1__pin_drift_reference_request__descriptor);
-    if (bad) return bad;
-    feat_rpc_pb_allocator(call->arena, &al);
+    feat_serve_t *sv = call->app;
+    int err;
     Featd__V1__PinDriftReferenceRequest *req =
-        featd__v1__pin_drift_reference_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a PinDriftReferenceRequest");
-    if (!fd->drift) return ERR(call, FEAT_ERR_STATE, "drift monitoring is off (drift.enabled = false)");
+        featd_svc_unpack(call, &featd__v1__pin_drift_reference_request__descriptor, &err);
+    if (!req) return err;
+    if (!sv->drift) return ERR(call, FEAT_ERR_STATE, "drift monitoring is off (drift.enabled = false)");
     int pinned = 0;
-    int rc = feat_drift_pin(fd->drift, req->table, req->feature, &pinned);
+    int rc = feat_drift_pin(sv->drift, req->table, req->feature, &pinned);
     if (rc == FEAT_ERR_NOT_FOUND)
         return ERR(call, FEAT_ERR_INVALID, "unknown table \"%.64s\" or feature \"%.64s\"", req->table ? req->table : "",
                    req->feature ? req->feature : "");
@@ -510,19 +504,16 @@ static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
  * the live store.  Runs on the calling gRPC thread (a flush plus hard links:
  * usually well under a second). */
 static int backup(feat_rpc_call_t *call, feat_buf_t *resp) {
-    featd_t *fd = call->app;
-    ProtobufCAllocator al;
-    feat_rpc_pb_allocator(call->arena, &al);
-    int serr = featd_svc_check_strings(call, &featd__v1__backup_request__descriptor);
-    if (serr) return serr;
-    Featd__V1__BackupRequest *req = featd__v1__backup_request__unpack(&al, call->req_len, call->req);
-    if (!req) return ERR(call, FEAT_ERR_INVALID, "request is not a BackupRequest");
+    feat_serve_t *sv = call->app;
+    int serr;
+    Featd__V1__BackupRequest *req = featd_svc_unpack(call, &featd__v1__backup_request__descriptor, &serr);
+    if (!req) return serr;
     const char *dir = req->dir ? req->dir : "";
     if (!*dir) return ERR(call, FEAT_ERR_INVALID, "dir is required");
     if (dir[0] != '/') return ERR(call, FEAT_ERR_INVALID, "dir must be an absolute path on featd's host");
     if (strlen(dir) > 3500) return ERR(call, FEAT_ERR_INVALID, "dir is longer than 3500 bytes");
-    feat_metric_t *ok = feat_counter(fd->metrics, "featd_backups_total", "Backups (Backup RPC) by result", "result=\"ok\"");
-    feat_metric_t *bad = feat_counter(fd->metrics, "featd_backups_total", "Backups (Backup RPC) by result", "result=\"error\"");
+    feat_metric_t *ok = feat_counter(sv->metrics, "featd_backups_total", "Backups (Backup RPC) by result", "result=\"ok\"");
+    feat_metric_t *bad = feat_counter(sv->metrics, "featd_backups_total", "Backups (Backup RPC) by result", "result=\"error\"");
     int64_t t0 = feat_now_ms();
     if (mkdir(dir, 0700) != 0) {
         int e = errno;
@@ -535,7 +526,7 @@ static int backup(feat_rpc_call_t *call, feat_buf_t *resp) {
     char db[4096], err[512];
     snprintf(db, sizeof(db), "%s/db", dir);
     feat_checkpoint_info_t info;
-    int rc = feat_store_checkpoint(fd->st, db, &info, err, sizeof(err));
+    int rc = feat_store_checkpoint(sv->st, db, &info, err, sizeof(err));
     if (rc) {
         rmdir(dir);
         feat_metric_add(bad, 1);
@@ -544,7 +535,7 @@ static int backup(feat_rpc_call_t *call, feat_buf_t *resp) {
     }
     int64_t ms = feat_now_ms() - t0;
     feat_metric_add(ok, 1);
-    feat_metric_set(feat_gauge(fd->metrics, "featd_backup_last_success_timestamp_seconds",
+    feat_metric_set(feat_gauge(sv->metrics, "featd_backup_last_success_timestamp_seconds",
                                "Unix time of the last successful backup", NULL),
                     (double)feat_now_ms() / 1000.0);
     feat_log(FEAT_LOG_INFO, "serve", "backup: %s (%llu bytes in %llu files, %llu hard-linked) in %lld ms", dir,
@@ -578,14 +569,28 @@ static const feat_method_t methods[] = {
     {AS "Backup", "Backup", backup, NULL, FEAT_RPC_ADMIN},
 };
 
-const feat_method_t *featd_methods(size_t *n) {
+const feat_method_t *feat_serve_methods(size_t *n) {
     *n = sizeof(methods) / sizeof(methods[0]);
     return methods;
 }
 
-int featd_ready(featd_t *fd) {
-    if (!fd->st || !fd->ingest || feat_ingest_failed(fd->ingest) || atomic_load(&fd->shutting_down)) return 0;
+int feat_serve_ready(feat_serve_t *sv) {
+    if (!sv->st || !sv->ingest || feat_ingest_failed(sv->ingest) || atomic_load(&sv->shutting_down)) return 0;
     feat_ingest_stats_t s;
-    feat_ingest_get_stats(fd->ingest, &s);
+    feat_ingest_get_stats(sv->ingest, &s);
     return s.assigned > 0;
+}
+
+int feat_serve_authorize(void *serve, const feat_method_t *m, const char *token, char *msg, size_t msglen) {
+    feat_serve_t *sv = serve;
+    feat_auth_level_t l = token ? feat_auth_check(sv->auth, token, strlen(token)) : FEAT_AUTH_NONE;
+    if (l == FEAT_AUTH_NONE) {
+        snprintf(msg, msglen, token ? "unknown bearer token" : "no bearer token (send \"authorization: Bearer TOKEN\")");
+        return FEAT_ERR_UNAUTHENTICATED;
+    }
+    if (m->access == FEAT_RPC_ADMIN && l != FEAT_AUTH_ADMIN) {
+        snprintf(msg, msglen, "%s needs an admin token (auth.admin_tokens_file); this one may only read", m->name);
+        return FEAT_ERR_PERMISSION;
+    }
+    return FEAT_OK;
 }

@@ -154,3 +154,16 @@ void feat_status_progress(const feat_daemon_status_t *s, double msgs_per_s, feat
                     (unsigned long long)s->ingest.gap_records, (unsigned long long)s->history_rows_estimate,
                     (unsigned long long)s->online_keys_estimate, fresh);
 }
+
+feat_err_t feat_status_of_serve(feat_serve_t *sv, feat_arena_t *a, feat_daemon_status_t *out) {
+    feat_status_src_t src = {
+        .st = sv->st,
+        .ingest = sv->ingest,
+        .cache = sv->cache,
+        .tables = sv->conf.tables,
+        .ntables = sv->conf.ntables,
+        .started_ms = sv->started_ms,
+        .ready = feat_serve_ready(sv),
+    };
+    return feat_status_snapshot(&src, a, out);
+}

@@ -23,6 +23,7 @@
 #include "featd/v1/admin.pb-c.h"
 #include "ingest/ingest.h"
 #include "serve/cache.h"
+#include "serve/serve.h"
 #include "store/store.h"
 
 /* What a snapshot reads; everything borrowed. */
@@ -64,6 +65,10 @@ typedef struct feat_daemon_status {
  * live until it is reset or freed).  FEAT_OK, or FEAT_ERR_NOMEM (then *out is
  * incomplete and must not be rendered). */
 feat_err_t feat_status_snapshot(const feat_status_src_t *src, feat_arena_t *a, feat_daemon_status_t *out);
+
+/* The running daemon's snapshot: feat_status_snapshot over the handlers'
+ * context (what the Status RPC, /v1/status and the progress line show). */
+feat_err_t feat_status_of_serve(feat_serve_t *sv, feat_arena_t *a, feat_daemon_status_t *out);
 
 /* Fills *out (initialised here) as the Status RPC's reply.  It points into s
  * and into a, so both must outlive it; do not free_unpacked it.  FEAT_OK or

@@ -1,7 +1,9 @@
 /*
  * serve/svc.h — what featd's gRPC handler files share (internal to serve/).
  * service.c holds FeatureService's lookups and the admin methods;
- * models_rpc.c holds Predict and the model registry methods.
+ * models_rpc.c holds Predict and the model registry methods.  Every handler
+ * starts the same way: call->app is the feat_serve_t (serve.h), and
+ * featd_svc_unpack() checks and decodes the request.
  */
 #ifndef FEAT_SERVE_SVC_H
 #define FEAT_SERVE_SVC_H
@@ -13,8 +15,8 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "common/buf.h"
-#include "daemon/daemon.h"
 #include "rpc/rpc.h"
+#include "serve/serve.h"
 
 /* Sets the client's message and evaluates to code. */
 #define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (code))
@@ -28,8 +30,14 @@
  * The bytes themselves are never echoed.  Bytes common/pbwire.h cannot read
  * are FEAT_ERR_INVALID too (protobuf-c would take some of them, unchecked). */
 int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc);
+/* The request as a desc message: its strings checked (featd_svc_check_strings),
+ * then unpacked by protobuf-c into call->arena (freed with it).  NULL with
+ * *err set and call->msg naming the problem: the string check's, or
+ * FEAT_ERR_INVALID "request is not a <ShortName>" when protobuf-c refuses
+ * the bytes.  The caller casts the result to the generated type of desc. */
+void *featd_svc_unpack(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc, int *err);
 /* Entity keys: present, non-empty, within ingest.max_key, unique, at most serve.max_keys. */
-int featd_svc_check_keys(featd_t *fd, feat_rpc_call_t *call, char **keys, size_t n);
+int featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **keys, size_t n);
 /* Appends m's encoding to out. */
 int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
 

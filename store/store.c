@@ -355,7 +355,7 @@ static int check_schema(feat_store_t *st, char *errstr, size_t errlen) {
                      "schema_version \"%s\" is not one this featd reads (1 to %d): a newer featd "
                      "wrote this store; run that version or restore a backup taken before the upgrade", n,
                      SCHEMA_VERSION_MAX);
-            rc = FEAT_ERR_CONFIG;
+            rc = FEAT_ERR_STATE; /* not the config's fault: exit 1, as always */
         }
     }
     rocksdb_free(v);
@@ -461,10 +461,17 @@ static int setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
 /* ---- open / close ---------------------------------------------------------- */
 
 feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_t errlen) {
+    feat_store_t *st = NULL;
+    feat_store_open_rc(conf, &st, errstr, errlen);
+    return st;
+}
+
+feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out, char *errstr, size_t errlen) {
+    *out = NULL;
     feat_store_t *st = calloc(1, sizeof(*st));
     if (!st) {
         snprintf(errstr, errlen, "store: out of memory");
-        return NULL;
+        return FEAT_ERR_NOMEM;
     }
     st->cfg = conf->cfg;
     st->opts = rocksdb_options_create();
@@ -551,9 +558,9 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
     else
         st->db = rocksdb_open_column_families(st->opts, conf->path, FEAT_CF_COUNT + 1, names, cfo, st->cf, &rerr);
     if (rerr) {
-        io_err(errstr, errlen, conf->path, rerr);
+        int rc = io_err(errstr, errlen, conf->path, rerr);
         feat_store_close(st);
-        return NULL;
+        return rc;
     }
     st->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(st->wopts, conf->sync ? 1 : 0);
@@ -563,9 +570,10 @@ feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_
     int rc = setup_tables(st, errstr, errlen);
     if (rc) {
         feat_store_close(st);
-        return NULL;
+        return rc;
     }
-    return st;
+    *out = st;
+    return FEAT_OK;
 }
 
 void feat_store_close(feat_store_t *st) {

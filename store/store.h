@@ -90,6 +90,12 @@ typedef struct feat_store_conf {
  * against the config: a feature whose type changed is refused (errstr names
  * it).  NULL on failure with errstr set. */
 feat_store_t *feat_store_open(const feat_store_conf_t *conf, char *errstr, size_t errlen);
+/* The same, saying why it failed: FEAT_ERR_CONFIG when the config and the
+ * stored table definitions disagree (errstr starts with the key,
+ * "table.t.feature.a: type changed ..."), FEAT_ERR_STATE for a store a newer
+ * featd wrote, FEAT_ERR_IO, FEAT_ERR_CORRUPT or FEAT_ERR_NOMEM.  *out is
+ * NULL on failure. */
+feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out, char *errstr, size_t errlen);
 /* Flushes and closes.  NULL is fine.  No other call may be in flight. */
 void feat_store_close(feat_store_t *st);
 

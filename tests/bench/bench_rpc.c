@@ -155,7 +155,7 @@ static int echo_featd(int port, int threads, int busy_poll_us) {
     static const feat_method_t methods[] = {{"/bench.Echo/Echo", "Echo", echo_unary, NULL, FEAT_RPC_READ}};
     char addr[64], err[256];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-    feat_server_conf_t c = {addr, threads, 16, 4 << 20, busy_poll_us, feat_metrics_new(), NULL, NULL};
+    feat_server_conf_t c = {addr, threads, 16, 4 << 20, busy_poll_us, feat_metrics_new(), NULL, NULL, 0};
     feat_server_t *s = feat_server_new(&c, methods, 1, NULL, err, sizeof(err));
     if (!s || feat_server_start(s, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);

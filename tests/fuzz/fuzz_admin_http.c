@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_admin_http.c — libFuzzer target: the admin HTTP endpoint's
- * routing and query handling (feat_http_answer(), serve/http.c) on a small
+ * routing and query handling (feat_http_answer(), admin/http.c) on a small
  * daemon (fuzz_daemon.h), without a socket.
  *
  * Input: byte 0 picks the method ('G' GET, 'H' HEAD, anything else another
@@ -17,11 +17,11 @@
 
 #include "admin/http.h"
 
-static featd_t *fd;
+static featd_t *d;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc; (void)argv;
-    fd = fuzz_daemon();
+    d = fuzz_daemon();
     return 0;
 }
 
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct evhttp_uri *uri = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
     if (uri) {
         feat_http_reply_t r;
-        feat_http_answer(fd, method, evhttp_uri_get_path(uri), evhttp_uri_get_query(uri), &r);
+        feat_http_answer(&d->serve, method, evhttp_uri_get_path(uri), evhttp_uri_get_query(uri), &r);
         FUZZ_CHECK(r.code == 200 || r.code == 400 || r.code == 404 || r.code == 405 || r.code == 500 || r.code == 503,
                    "status %d", r.code);
         FUZZ_CHECK(r.reason && *r.reason && r.ctype && *r.ctype, "no reason or content type");

@@ -1,11 +1,13 @@
 /*
  * tests/fuzz/fuzz_daemon.h — a small featd for the gRPC and admin HTTP
- * fuzzers: the daemon's parts built as daemon/main.c builds them, minus the
- * network and Kafka.  A RocksDB store in a temporary directory holds one
- * table with 200 entities and labels; model "m" has a trained champion
- * (version 1); model "r" has none; the drift monitor has closed windows of
- * every feature; the cache is on.  No ingest (its status accessors take NULL),
- * no prediction log (Predict skips logging when there is none).
+ * fuzzers, built by featd_open() (daemon/featd.h) as the daemon builds
+ * itself, minus Kafka, the listeners and the prediction log
+ * (FEATD_NO_KAFKA | FEATD_NO_LISTENERS | FEATD_NO_PREDLOG).  A RocksDB store
+ * in a temporary data_dir holds one table with 200 entities and labels;
+ * model "m" has a trained champion (version 1); model "r" has none; the
+ * drift monitor has closed windows of every feature; the cache is on.  No
+ * ingest (its status accessors take NULL), no prediction log (Predict skips
+ * logging when there is none).
  *
  * Threads: the model engine and the drift monitor run only while the fixture
  * is built and are stopped before fuzzing, so every input sees the same,
@@ -25,23 +27,22 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
-#include "drift/monitor.h"
-#include "serve/cache.h"
-#include "daemon/daemon.h"
-#include "store/store.h"
-#include "train/models.h"
+#include "daemon/featd.h"
 
 static const char *const fuzz_daemon_cfg =
-    "[featd]\nlog_level = error\n"
+    "[featd]\nlog_level = error\ndata_dir = %s\n"
+    "[store]\nblock_cache = 8MiB\nwrite_buffer = 8MiB\n"
     "[table t]\nentity = user_id\ntopic = te\n"
     "feature.x = double\nfeature.n = int64\nfeature.c = string\nfeature.b = bool\n"
     "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nfeatures = x,n,c\nmin_rows = 50\nepochs = 2\n"
     "policy = manual\ndevice = cpu\n"
     "[model r]\ntable = t\nlabel_topic = lr\ntask = linreg\nmin_rows = 50\ndevice = cpu\n"
-    "[serve]\nmax_keys = 64\nmax_history_rows = 64\n"
+    "[serve]\nmax_keys = 64\nmax_history_rows = 64\ncache = 1MiB\n"
     "[drift]\nwindow_events = 20\nmin_window = 5\nreference_events = 20\n";
 
-static featd_t fuzz_fd;
+static featd_t *fuzz_d;
+static feat_config_t *fuzz_cfg;
+static feat_metrics_t *fuzz_metrics;
 static char fuzz_dir[4096];
 
 static int fuzz_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -50,12 +51,9 @@ static int fuzz_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW
 }
 
 static void fuzz_daemon_free(void) {
-    feat_models_destroy(fuzz_fd.models);
-    feat_drift_destroy(fuzz_fd.drift);
-    feat_cache_destroy(fuzz_fd.cache);
-    feat_store_close(fuzz_fd.st);
-    feat_config_free(fuzz_fd.cfg);
-    feat_metrics_destroy(fuzz_fd.metrics);
+    featd_close(fuzz_d);
+    feat_config_free(fuzz_cfg);
+    feat_metrics_destroy(fuzz_metrics);
     if (fuzz_dir[0]) nftw(fuzz_dir, fuzz_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -65,40 +63,30 @@ static double fuzz_unif(void) {
     return (double)(fuzz_rng >> 11) / 9007199254740992.0;
 }
 
-/* train hands its champion's references to drift, as daemon/main.c wires it. */
-static int fuzz_drift_reference(void *drift, const char *model, const char *feature, const void *blob, size_t len) {
-    return feat_drift_set_model_reference(drift, model, feature, blob, len);
-}
-
 static void fuzz_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 static featd_t *fuzz_daemon(void) {
-    char err[512];
+    char err[512], text[8192];
     feat_log_set_level(FEAT_LOG_ERROR);
     const char *tmp = getenv("TMPDIR");
     snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/featd-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     FUZZ_CHECK(mkdtemp(fuzz_dir) != NULL, "mkdtemp %s", fuzz_dir);
-    featd_t *fd = &fuzz_fd;
-    fd->cfg = feat_config_parse(fuzz_daemon_cfg, strlen(fuzz_daemon_cfg), err, sizeof(err));
-    FUZZ_CHECK(fd->cfg != NULL, "%s", err);
-    fd->metrics = feat_metrics_new();
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/db", fuzz_dir);
-    feat_store_conf_t sc = {path, fd->cfg, 0, 8 << 20, 8 << 20, 0, 0};
-    fd->st = feat_store_open(&sc, err, sizeof(err));
-    FUZZ_CHECK(fd->st != NULL, "%s", err);
-    fd->cache = feat_cache_new(1 << 20, 4, fd->metrics);
-    fd->drift = feat_drift_new(fd->cfg, fd->st, fd->metrics, err, sizeof(err));
-    FUZZ_CHECK(fd->drift != NULL, "%s", err);
-    FUZZ_CHECK(feat_drift_start(fd->drift) == FEAT_OK, "drift start");
-    fd->started_ms = 1732406400000LL;
+    int tl = snprintf(text, sizeof(text), fuzz_daemon_cfg, fuzz_dir);
+    FUZZ_CHECK(tl > 0 && (size_t)tl < sizeof(text), "config text too long");
+    fuzz_cfg = feat_config_parse(text, (size_t)tl, err, sizeof(err));
+    FUZZ_CHECK(fuzz_cfg != NULL, "%s", err);
+    fuzz_metrics = feat_metrics_new();
+    featd_opts_t opts = {.flags = FEATD_NO_KAFKA | FEATD_NO_LISTENERS | FEATD_NO_PREDLOG, .metrics = fuzz_metrics};
+    FUZZ_CHECK(featd_open(fuzz_cfg, &opts, &fuzz_d, err, sizeof(err)) == FEAT_OK, "%s", err);
+    featd_t *d = fuzz_d;
+    FUZZ_CHECK(d->drift && d->cache && d->models, "drift, cache and models must be on");
 
     /* 200 entities k0..k199, one event each at 1000 + e; labels of m and r at 5000 + e */
-    const feat_table_t *t = feat_store_table(fd->st, "t");
-    feat_wb_t *wb = feat_wb_new(fd->st);
+    const feat_table_t *t = feat_store_table(d->st, "t");
+    feat_wb_t *wb = feat_wb_new(d->st);
     int64_t off = 0;
     for (int e = 0; e < 200; e++) {
         char key[16], c[4];
@@ -110,45 +98,38 @@ static featd_t *fuzz_daemon(void) {
                                 {.type = FEAT_FT_STRING, .slen = 2, .v.s = c}, {.type = FEAT_FT_BOOL, .v.b = e & 1}};
         uint16_t fidx[4] = {0, 1, 2, 3};
         FUZZ_CHECK(feat_wb_put_event(wb, t, key, strlen(key), 1000 + e, 0, off++, fidx, vals, 4) == FEAT_OK, "event");
-        feat_drift_observe(fd->drift, 0, fidx, vals, 4, 1000 + e);
+        feat_drift_observe(d->drift, 0, fidx, vals, 4, 1000 + e);
         double p = 1 / (1 + exp(-(2 * x + 0.05 * (double)n)));
         FUZZ_CHECK(feat_wb_put_label(wb, "m", key, strlen(key), 5000 + e, fuzz_unif() < p, 0, off++) == FEAT_OK, "label");
         FUZZ_CHECK(feat_wb_put_label(wb, "r", key, strlen(key), 5000 + e, x + (double)n, 0, off++) == FEAT_OK, "label");
     }
-    FUZZ_CHECK(feat_store_write(fd->st, wb, err, sizeof(err)) == FEAT_OK, "%s", err);
+    FUZZ_CHECK(feat_store_write(d->st, wb, err, sizeof(err)) == FEAT_OK, "%s", err);
     feat_wb_destroy(wb);
 
-    feat_models_conf_t mconf;
-    feat_models_conf_from_config(fd->cfg, &mconf);
-    mconf.reference = fuzz_drift_reference;
-    mconf.reference_arg = fd->drift;
-    fd->models = feat_models_new(&mconf, fd->st, NULL, fd->metrics, err, sizeof(err));
-    FUZZ_CHECK(fd->models != NULL, "%s", err);
     uint64_t run;
     int co;
-    FUZZ_CHECK(feat_models_request(fd->models, "m", FEAT_TRIGGER_OPERATOR, "fuzz fixture", &run, &co) == FEAT_OK, "request");
-    FUZZ_CHECK(feat_models_start(fd->models) == FEAT_OK, "models start");
+    FUZZ_CHECK(feat_models_request(d->models, "m", FEAT_TRIGGER_OPERATOR, "fuzz fixture", &run, &co) == FEAT_OK, "request");
     feat_run_status_t rs;
     for (int i = 0;; i++) { /* a limit on a hang, not a speed bound */
-        FUZZ_CHECK(feat_models_run_status(fd->models, "m", run, &rs) == FEAT_OK, "run status");
+        FUZZ_CHECK(feat_models_run_status(d->models, "m", run, &rs) == FEAT_OK, "run status");
         if (rs.state == FEAT_RUN_SUCCEEDED || rs.state == FEAT_RUN_FAILED) break;
         FUZZ_CHECK(i < 30000, "the fixture's training run did not finish");
         fuzz_sleep_ms(10);
     }
     FUZZ_CHECK(rs.state == FEAT_RUN_SUCCEEDED, "training: %s", rs.error);
-    feat_models_stop(fd->models);
+    feat_models_stop(d->models);
     for (int i = 0;; i++) {
         feat_drift_stats_t ds;
-        feat_drift_get_stats(fd->drift, &ds);
+        feat_drift_get_stats(d->drift, &ds);
         if (ds.windows_closed >= 2) break;
         FUZZ_CHECK(i < 30000, "the drift monitor closed no window");
         fuzz_sleep_ms(10);
     }
-    feat_drift_stop(fd->drift);
+    feat_drift_stop(d->drift);
     /* registered last: RocksDB creates statics during the open whose destructors
      * must run after the store is closed */
     atexit(fuzz_daemon_free);
-    return fd;
+    return d;
 }
 
 #endif

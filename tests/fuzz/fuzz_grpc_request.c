@@ -1,7 +1,7 @@
 /*
  * tests/fuzz/fuzz_grpc_request.c — libFuzzer target: every gRPC method featd
- * serves (featd_methods(), serve/service.c and serve/models_rpc.c) called
- * with fuzzed request bytes, exactly as serve/grpc_server.c calls them: a
+ * serves (feat_serve_methods(), serve/service.c and serve/models_rpc.c)
+ * called with fuzzed request bytes, exactly as rpc/server.c calls them: a
  * feat_rpc_call_t with a per-call arena, the handler's own protobuf-c unpack
  * and validation, then the store, cache, models and drift monitor of a small
  * daemon (fuzz_daemon.h).
@@ -16,7 +16,7 @@
  * HistoricalRow.  Nothing featd sends back is invalid UTF-8: every string
  * field of every reply (walked on the wire by its descriptor), and every
  * error message but for a character that "%.64s" cut in two (the server
- * drops those bytes before they leave, serve/grpc_server.c).
+ * drops those bytes before they leave, rpc/server.c).
  *
  * Backup (it creates the directory the request names, anywhere on the host)
  * gets only the unpack of its request: its handler is not called.
@@ -28,7 +28,7 @@
 #include "common/pbwire.h"
 #include "rpc/rpc.h"
 
-static featd_t *fd;
+static featd_t *d;
 static const feat_method_t *methods;
 static size_t nmethods;
 static feat_arena_t arena;
@@ -36,8 +36,8 @@ static int verbose; /* FUZZ_VERBOSE=1: one line per call (what the seeds reach) 
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc; (void)argv;
-    fd = fuzz_daemon();
-    methods = featd_methods(&nmethods);
+    d = fuzz_daemon();
+    methods = feat_serve_methods(&nmethods);
     FUZZ_CHECK(nmethods > 0, "no methods");
     feat_arena_init(&arena, 16384);
     verbose = getenv("FUZZ_VERBOSE") != NULL;
@@ -102,7 +102,7 @@ static void check_reply(const feat_method_t *m, const ProtobufCMessageDescriptor
     FUZZ_CHECK(bad == NULL, "%s: reply field %s is not valid UTF-8", m->name, bad);
     if (out == &featd__v1__predict_response__descriptor) {
         const Featd__V1__PredictResponse *p = (const Featd__V1__PredictResponse *)r;
-        FUZZ_CHECK(p->n_predictions >= 1 && (int64_t)p->n_predictions <= fd->cfg->serve_max_keys, "%zu predictions",
+        FUZZ_CHECK(p->n_predictions >= 1 && (int64_t)p->n_predictions <= d->cfg->serve_max_keys, "%zu predictions",
                    p->n_predictions);
         for (size_t i = 0; i < p->n_predictions; i++)
             FUZZ_CHECK(isfinite(p->predictions[i]->score), "prediction %zu is %g", i, p->predictions[i]->score);
@@ -134,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (strcmp(m->name, "Backup") != 0) {
         feat_rpc_call_t call;
         memset(&call, 0, sizeof(call));
-        call.app = fd;
+        call.app = &d->serve;
         call.arena = &arena;
         call.req = req;
         call.req_len = len;
@@ -152,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             } else {
                 int rc, rows = 0;
                 while ((rc = m->stream->next(&call, st, &resp)) == 1) {
-                    FUZZ_CHECK(++rows <= fd->cfg->serve_max_history_rows, "%s: more rows than allowed", m->name);
+                    FUZZ_CHECK(++rows <= d->cfg->serve_max_history_rows, "%s: more rows than allowed", m->name);
                     check_reply(m, md->output, &resp);
                     feat_buf_reset(&resp);
                 }

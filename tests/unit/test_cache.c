@@ -33,8 +33,9 @@ static fx_t fx_new(size_t cache_bytes) {
     feat_store_conf_t sc = {path, f.cfg, 0, 8 << 20, 8 << 20, 0, 0};
     f.st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(f.st != NULL, "%s", err);
-    f.cache = feat_cache_new(cache_bytes, 8, NULL);
-    ck_assert_ptr_nonnull(f.cache);
+    feat_cache_conf_t cc = {.max_bytes = cache_bytes, .nshards = 8};
+    f.cache = feat_cache_new(&cc, NULL, err, sizeof(err));
+    ck_assert_msg(f.cache != NULL, "%s", err);
     feat_store_set_write_hook(f.st, feat_cache_write_hook, f.cache);
     f.t = feat_store_table(f.st, "t");
     return f;

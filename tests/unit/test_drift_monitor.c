@@ -31,7 +31,7 @@ typedef struct alerts {
     uint64_t window[64];
 } alerts_t;
 
-static void sink(void *arg, const feat_drift_alert_t *a) {
+static void sink(void *arg, const feat_alert_t *a) {
     alerts_t *al = arg;
     pthread_mutex_lock(&al->lock);
     if (al->n < 64) {
@@ -48,6 +48,7 @@ typedef struct fx {
     feat_config_t *cfg;
     feat_store_t *st;
     feat_drift_t *d;
+    feat_alert_bus_t *bus;
     feat_metrics_t *reg;
     alerts_t al;
     uint64_t rng;
@@ -59,6 +60,18 @@ static double unif(fx_t *f) {
 }
 static double gauss(fx_t *f) { return sqrt(-2 * log(unif(f) + 1e-300)) * cos(6.283185307179586 * unif(f)); }
 
+/* The monitor's conf from the parsed config, as daemon/featd.c fills it. */
+static feat_drift_conf_t conf_of(const feat_config_t *c) {
+    return (feat_drift_conf_t){
+        .tables = c->tables, .ntables = c->ntables, .models = c->models, .nmodels = c->nmodels,
+        .window_events = c->drift_window_events, .window_ms = c->drift_window_ms, .min_window = c->drift_min_window,
+        .reference_events = c->drift_reference_events, .sketch_k = c->drift_sketch_k, .bins = c->drift_bins,
+        .recovery_windows = c->drift_recovery_windows, .history = c->drift_history, .ks = c->drift_ks,
+        .psi = c->drift_psi, .kl = c->drift_kl, .js = c->drift_js, .p_value = c->drift_p_value,
+        .retrain_on_drift = c->drift_retrain_on_drift,
+    };
+}
+
 static void open_all(fx_t *f, const char *window_time) {
     char err[256], path[512], text[1024];
     snprintf(text, sizeof(text), cfg_fmt, window_time);
@@ -69,16 +82,20 @@ static void open_all(fx_t *f, const char *window_time) {
     f->st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_ptr_nonnull(f->st);
     f->reg = feat_metrics_new();
-    f->d = feat_drift_new(f->cfg, f->st, f->reg, err, sizeof(err));
-    ck_assert_msg(f->d != NULL, "%s", err);
+    f->bus = feat_alert_bus_new();
+    ck_assert_ptr_nonnull(f->bus);
     pthread_mutex_init(&f->al.lock, NULL);
     f->al.n = 0;
-    feat_drift_add_sink(f->d, sink, &f->al);
+    ck_assert_int_eq(feat_alert_subscribe(f->bus, "test", sink, &f->al), FEAT_OK);
+    feat_drift_conf_t dc = conf_of(f->cfg);
+    f->d = feat_drift_new(&dc, f->st, f->bus, f->reg, err, sizeof(err));
+    ck_assert_msg(f->d != NULL, "%s", err);
     ck_assert_int_eq(feat_drift_start(f->d), FEAT_OK);
 }
 
 static void close_all(fx_t *f) {
     feat_drift_destroy(f->d);
+    feat_alert_bus_destroy(f->bus);
     feat_metrics_destroy(f->reg);
     feat_store_close(f->st);
     feat_config_free(f->cfg);

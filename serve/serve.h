@@ -1,0 +1,73 @@
+/*
+ * serve/serve.h — what featd serves from: the context every RPC handler
+ * (service.c, models_rpc.c) and the admin HTTP server (admin/http.h) read,
+ * the method table the gRPC server registers, and the authorize hook that
+ * checks bearer tokens.
+ *
+ * The daemon (daemon/featd.c) fills one feat_serve_t once it has built the
+ * parts the context borrows, then hands it to the gRPC server as its app
+ * pointer (every call's call->app) and to the admin HTTP server.  After that
+ * only shutting_down changes; handlers read the rest from any thread without
+ * a lock.  Every part outlives the servers that read it.
+ */
+#ifndef FEAT_SERVE_SERVE_H
+#define FEAT_SERVE_SERVE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/metrics.h"
+#include "ingest/ingest.h"
+#include "rpc/rpc.h"
+#include "store/store.h"
+
+struct feat_cache;
+struct feat_drift;
+struct feat_models;
+struct feat_predlog;
+struct feat_auth;
+
+/* What handlers need from the config. */
+typedef struct feat_serve_conf {
+    const feat_table_conf_t *tables; /* [ntables] (ListTables, Status); borrowed */
+    size_t ntables;
+    const feat_model_conf_t *models; /* [nmodels] (model names in requests); borrowed */
+    size_t nmodels;
+    int64_t max_keys;           /* serve.max_keys: entity keys (or rows) per lookup or Predict */
+    int64_t max_history_rows;   /* serve.max_history_rows: rows per GetHistoricalFeatures */
+    int64_t max_key;            /* ingest.max_key: bytes of one entity key */
+} feat_serve_conf_t;
+
+typedef struct feat_serve {
+    feat_serve_conf_t conf;
+    feat_store_t *st;
+    feat_ingest_t *ingest;       /* NULL: not consuming (status reads zeros; never ready) */
+    struct feat_cache *cache;    /* NULL: no row cache (serve.cache = 0) */
+    struct feat_drift *drift;    /* NULL: drift.enabled = false */
+    struct feat_models *models;  /* the registry Predict and the model methods use */
+    struct feat_predlog *predlog; /* NULL: served predictions are not logged */
+    struct feat_auth *auth;      /* NULL: no [auth] token files, every method open */
+    feat_metrics_t *metrics;     /* never NULL */
+    int64_t started_ms;          /* when the daemon started (uptime) */
+    atomic_int shutting_down;    /* set once the daemon starts to stop: no longer ready */
+} feat_serve_t;
+
+/* The gRPC methods featd serves (FeatureService, AdminService), static. */
+const feat_method_t *feat_serve_methods(size_t *n);
+
+/* Whether featd is ready to serve: store open, ingest running with
+ * partitions assigned, not shutting down. */
+int feat_serve_ready(feat_serve_t *sv);
+
+/* The gRPC server's authorize hook (feat_server_conf_t.authorize) when
+ * sv->auth is set; serve is the feat_serve_t.  A read token may call
+ * FEAT_RPC_READ methods, an admin token every method.  Runs on the worker
+ * thread for every call: constant-time comparison, no allocation. */
+int feat_serve_authorize(void *serve, const feat_method_t *m, const char *token, char *msg, size_t msglen);
+
+/* conf.models' entry named name, or NULL. */
+const feat_model_conf_t *feat_serve_model(const feat_serve_t *sv, const char *name);
+
+#endif
