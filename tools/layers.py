@@ -139,19 +139,37 @@ def edges(root):
 
 
 def largest_function(path):
-    best, name, start, cur = (0, None), None, 0, None
+    """(lines, name) of the longest function definition in a C file: a
+    top-level '{' whose declarator (since the last top-level ';' or '}')
+    has a parameter list and is no struct, enum, union or initializer."""
     with open(path, errors='replace') as fh:
-        lines = fh.readlines()
-    for i, l in enumerate(lines):
-        if cur is None and re.match(r'^[A-Za-z_].*\(.*\)\s*\{\s*$', l) and not l.startswith(('struct', 'typedef', 'enum')):
-            cur = re.search(r'([A-Za-z_]\w*)\s*\(', l).group(1); start = i
-        elif cur is None and l.startswith('{') and i and re.match(r'^[A-Za-z_].*\)\s*$', lines[i - 1]):
-            m = re.search(r'([A-Za-z_]\w*)\s*\(', lines[i - 1])
-            cur = m.group(1) if m else '?'; start = i
-        elif cur is not None and l.startswith('}'):
-            if i - start + 1 > best[0]:
-                best = (i - start + 1, cur)
-            cur = None
+        text = fh.read()
+    text = re.sub(r'/\*.*?\*/', lambda m: '\n' * m.group(0).count('\n'), text, flags=re.S)
+    text = re.sub(r'//[^\n]*|"(\\.|[^"\\\n])*"|\'(\\.|[^\'\\\n])*\'', '""', text)
+    text = re.sub(r'^\s*#[^\n]*(\\\n[^\n]*)*', '', text, flags=re.M)
+    best, depth, decl, name, start, line = (0, None), 0, '', None, 0, 1
+    for ch in text:
+        if ch == '\n':
+            line += 1
+        if depth == 0:
+            if ch == '{':
+                head = decl.strip()
+                m = re.search(r'([A-Za-z_]\w*)\s*\(', head)
+                if m and '=' not in head and not re.match(r'(typedef|struct|enum|union)\b', head):
+                    name, start = m.group(1), line
+                else:
+                    name = None
+                depth, decl = 1, ''
+            elif ch in ';}':
+                decl = ''
+            else:
+                decl += ch
+        elif ch == '{':
+            depth += 1
+        elif ch == '}':
+            depth -= 1
+            if depth == 0 and name and line - start + 1 > best[0]:
+                best = (line - start + 1, name)
     return best
 
 
