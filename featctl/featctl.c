@@ -598,7 +598,7 @@ static void conn_from_config(const char *path, conn_conf_t *cc) {
         fclose(f);
         buf[n] = 0;
         feat_json_tok_t toks[16];
-        if (feat_json_parse(buf, n, toks, 16, 4, NULL) > 0) {
+        if (feat_json_parse(buf, n, toks, 16, 4, NULL, NULL) == FEAT_OK) {
             int v = feat_json_obj_get(buf, toks, 0, "grpc");
             if (v > 0) out = strndup(buf + toks[v].start, toks[v].end - toks[v].start);
         }

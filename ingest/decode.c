@@ -220,15 +220,15 @@ static int json_str(feat_decoder_t *d, const char *text, const feat_json_tok_t *
     }
     /* capacity was reserved for the whole message: pointers stay valid */
     size_t room = d->scratch.cap - d->scratch.len;
-    int l = feat_json_unescape(text, t, d->scratch.data + d->scratch.len, room);
-    if (l < 0) {
+    size_t l;
+    if (feat_json_unescape(text, t, d->scratch.data + d->scratch.len, room, &l) != FEAT_OK) {
         *s = ""; /* callers may still name the value in a dead letter */
         *n = 0;
         return 0;
     }
     *s = d->scratch.data + d->scratch.len;
-    *n = (size_t)l;
-    d->scratch.len += (size_t)l;
+    *n = l;
+    d->scratch.len += l;
     return 1;
 }
 
@@ -236,12 +236,12 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
                       msg_fields_t *m, feat_decoded_t *out) {
     memset(m, 0, sizeof(*m));
     size_t eoff = 0;
-    int nt = feat_json_parse(text, vlen, d->toks, d->ntoks, 16, &eoff);
-    if (nt == FEAT_ERR_TOO_LARGE) {
+    feat_err_t jerr = feat_json_parse(text, vlen, d->toks, d->ntoks, 16, NULL, &eoff);
+    if (jerr == FEAT_ERR_TOO_LARGE) {
         dead(out, FEAT_DL_OVERSIZE, "JSON too large or too deeply nested (more than %d features?)", FEAT_MAX_FEATURES);
         return 1;
     }
-    if (nt < 0) {
+    if (jerr != FEAT_OK) {
         /* feat_json_parse stops on the first byte of an invalid UTF-8 sequence, or on the
          * backslash of a lone surrogate's escape (json.h) */
         const unsigned char *u = (const unsigned char *)text;
