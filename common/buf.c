@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int feat_buf_grow(feat_buf_t *b, size_t extra) {
+feat_err_t feat_buf_grow(feat_buf_t *b, size_t extra) {
     if (b->oom) return FEAT_ERR_NOMEM;
     if (b->cap - b->len >= extra) return FEAT_OK;
     size_t want = b->len + extra;

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/err.h"
+
 typedef struct feat_buf {
     char *data;
     size_t len;
@@ -24,7 +26,7 @@ typedef struct feat_buf {
 
 #define FEAT_BUF_INIT {NULL, 0, 0, 0}
 
-int feat_buf_grow(feat_buf_t *b, size_t extra); /* FEAT_OK or FEAT_ERR_NOMEM (sets oom) */
+feat_err_t feat_buf_grow(feat_buf_t *b, size_t extra); /* FEAT_OK or FEAT_ERR_NOMEM (sets oom) */
 void feat_buf_free(feat_buf_t *b);
 void feat_buf_printf(feat_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void feat_buf_vprintf(feat_buf_t *b, const char *fmt, va_list ap);

@@ -352,7 +352,7 @@ static void aliases_doc(feat_buf_t *b, const char *quote) {
 
 /* ---- value parsers ---------------------------------------------------- */
 
-static int parse_int(const char *s, int64_t *out) {
+static feat_err_t parse_int(const char *s, int64_t *out) {
     if (!*s) return FEAT_ERR_INVALID;
     char *end;
     errno = 0;
@@ -362,7 +362,7 @@ static int parse_int(const char *s, int64_t *out) {
     return FEAT_OK;
 }
 
-int feat_parse_duration_ms(const char *s, int64_t *out) {
+feat_err_t feat_parse_duration_ms(const char *s, int64_t *out) {
     if (!s || !*s) return FEAT_ERR_INVALID;
     char *end;
     errno = 0;
@@ -385,7 +385,7 @@ int feat_parse_duration_ms(const char *s, int64_t *out) {
     return FEAT_OK;
 }
 
-int feat_parse_size(const char *s, int64_t *out) {
+feat_err_t feat_parse_size(const char *s, int64_t *out) {
     if (!s || !*s || *s == '-') return FEAT_ERR_INVALID;
     char *end;
     errno = 0;
@@ -405,7 +405,7 @@ int feat_parse_size(const char *s, int64_t *out) {
     return FEAT_OK;
 }
 
-static int parse_bool(const char *s, int *out) {
+static feat_err_t parse_bool(const char *s, int *out) {
     static const char *const t[] = {"true", "yes", "on", "1"}, *const f[] = {"false", "no", "off", "0"};
     for (int i = 0; i < 4; i++) {
         if (strcasecmp(s, t[i]) == 0) { *out = 1; return FEAT_OK; }
@@ -637,7 +637,7 @@ static char *read_line(char *str, int num, void *stream) {
 }
 
 /* Stores text into the field of row o at base.  full = the key's full name. */
-static int apply_opt(const opt_t *o, void *base, const char *full, const char *val, char *err, size_t errlen) {
+static feat_err_t apply_opt(const opt_t *o, void *base, const char *full, const char *val, char *err, size_t errlen) {
     char *field = (char *)base + o->off;
     int64_t iv;
     int bv;
@@ -660,7 +660,7 @@ static int apply_opt(const opt_t *o, void *base, const char *full, const char *v
     case OPT_INT:
     case OPT_SIZE:
     case OPT_DURATION: {
-        int rc = o->type == OPT_INT ? parse_int(val, &iv)
+        feat_err_t rc = o->type == OPT_INT ? parse_int(val, &iv)
                : o->type == OPT_SIZE ? feat_parse_size(val, &iv)
                : feat_parse_duration_ms(val, &iv);
         if (rc) {
@@ -748,12 +748,12 @@ static const opt_t *find_opt(const char *section, const char *key) {
     return NULL;
 }
 
-static int apply_defaults(const char *section, void *base, char *err, size_t errlen) {
+static feat_err_t apply_defaults(const char *section, void *base, char *err, size_t errlen) {
     for (size_t i = 0; i < NOPTS; i++) {
         if (strcmp(opts[i].section, section) != 0 || !opts[i].def) continue;
         char full[128];
         snprintf(full, sizeof(full), "%s.%s", section, opts[i].key);
-        int rc = apply_opt(&opts[i], base, full, opts[i].def, err, errlen);
+        feat_err_t rc = apply_opt(&opts[i], base, full, opts[i].def, err, errlen);
         if (rc) return rc;
     }
     return FEAT_OK;
@@ -787,7 +787,7 @@ static feat_model_conf_t *get_model(feat_config_t *c, const char *name, int crea
     return m;
 }
 
-static int set_kafka(feat_config_t *c, const char *key, const char *val, char *err, size_t errlen) {
+static feat_err_t set_kafka(feat_config_t *c, const char *key, const char *val, char *err, size_t errlen) {
     if (!feat_config_kafka_allowed(key)) {
         if (!strcmp(key, "enable.auto.commit") || !strcmp(key, "enable.auto.offset.store") ||
             !strcmp(key, "auto.commit.interval.ms"))
@@ -821,8 +821,8 @@ static int set_kafka(feat_config_t *c, const char *key, const char *val, char *e
 
 /* "FEATURE.STAT = value" inside [table NAME]: a per-feature drift override.
  * The feature must be declared before it (file order). */
-static int set_feature_drift(feat_table_conf_t *t, const char *spec, const char *val, const char *full, char *err,
-                             size_t errlen) {
+static feat_err_t set_feature_drift(feat_table_conf_t *t, const char *spec, const char *val, const char *full,
+                                    char *err, size_t errlen) {
     const char *dot = strrchr(spec, '.');
     if (!dot || dot == spec) {
         feat_errf(err, errlen, "%s: expected drift.FEATURE.STAT (STAT: enabled, ks, psi, kl, js, p_value)", full);
@@ -860,8 +860,8 @@ static int set_feature_drift(feat_table_conf_t *t, const char *spec, const char 
 }
 
 /* section: "serve" or "table user"; key; value. */
-static int set_one(feat_config_t *c, const char *section, const char *key, const char *val,
-                   char *err, size_t errlen) {
+static feat_err_t set_one(feat_config_t *c, const char *section, const char *key, const char *val,
+                          char *err, size_t errlen) {
     char full[256];
     const char *sp = strchr(section, ' ');
     if (sp) {
@@ -948,7 +948,7 @@ static int set_one(feat_config_t *c, const char *section, const char *key, const
     return apply_opt(o, c, full, val, err, errlen);
 }
 
-int feat_config_set(feat_config_t *c, const char *name, const char *value, char *err, size_t errlen) {
+feat_err_t feat_config_set(feat_config_t *c, const char *name, const char *value, char *err, size_t errlen) {
     /* "table.user.ttl" → section "table user", key "ttl"; "kafka.bootstrap.servers" →
      * section "kafka", key "bootstrap.servers". */
     char sec[160];
@@ -1045,7 +1045,7 @@ static feat_config_t *config_new(char *err, size_t errlen) {
     return c;
 }
 
-static int split_list(const char *s, char ***out, size_t *n) {
+static feat_err_t split_list(const char *s, char ***out, size_t *n) {
     *out = NULL;
     *n = 0;
     const char *p = s;
@@ -1068,7 +1068,7 @@ static int split_list(const char *s, char ***out, size_t *n) {
 /* TLS keys come in pairs; plain text off loopback only when asked for.  The
  * files themselves are read by featd at start-up (serve/tls.c), not here:
  * featctl loads the same file and may not be allowed to read featd's key. */
-static int validate_tls(const feat_config_t *c, char *err, size_t errlen) {
+static feat_err_t validate_tls(const feat_config_t *c, char *err, size_t errlen) {
     const struct { const char *a, *an, *b, *bn; } pairs[] = {
         {c->serve_tls_cert, "serve.tls_cert", c->serve_tls_key, "serve.tls_key"},
         {c->featctl_tls_cert, "featctl.tls_cert", c->featctl_tls_key, "featctl.tls_key"},
@@ -1094,7 +1094,7 @@ static int validate_tls(const feat_config_t *c, char *err, size_t errlen) {
     return FEAT_OK;
 }
 
-int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
+feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     const char *bootstrap = NULL;
     for (size_t i = 0; i < c->nkafka; i++)
         if (strcmp(c->kafka[i].key, "bootstrap.servers") == 0) bootstrap = c->kafka[i].value;
@@ -1241,7 +1241,7 @@ int feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
 }
 
 /* Applies "section.key=value" overrides in order (each name at most once). */
-static int apply_sets(feat_config_t *c, const char *const *sets, size_t nsets, char *err, size_t errlen) {
+static feat_err_t apply_sets(feat_config_t *c, const char *const *sets, size_t nsets, char *err, size_t errlen) {
     for (size_t i = 0; i < nsets; i++) {
         const char *eq = strchr(sets[i], '=');
         if (!eq || eq == sets[i]) {
@@ -1260,7 +1260,7 @@ static int apply_sets(feat_config_t *c, const char *const *sets, size_t nsets, c
             feat_errf(err, errlen, "out of memory");
             return FEAT_ERR_NOMEM;
         }
-        int rc = feat_config_set(c, name, eq + 1, err, errlen);
+        feat_err_t rc = feat_config_set(c, name, eq + 1, err, errlen);
         free(name);
         if (rc) {
             size_t n = strlen(err);

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 #include "common/ftype.h"
 
 
@@ -183,9 +184,10 @@ feat_config_t *feat_config_load_set(const char *path, const char *const *sets, s
 feat_config_t *feat_config_parse(const char *text, size_t len, char *errstr, size_t errlen);
 
 /* Overrides one key, "section.key=value" style: name "serve.listen" or
- * "table.user.ttl".  Call feat_config_validate() afterwards. */
-int feat_config_set(feat_config_t *cfg, const char *name, const char *value, char *errstr, size_t errlen);
-int feat_config_validate(feat_config_t *cfg, char *errstr, size_t errlen);
+ * "table.user.ttl".  Call feat_config_validate() afterwards.  Both return
+ * FEAT_OK, FEAT_ERR_CONFIG with errstr naming the key, or FEAT_ERR_NOMEM. */
+feat_err_t feat_config_set(feat_config_t *cfg, const char *name, const char *value, char *errstr, size_t errlen);
+feat_err_t feat_config_validate(feat_config_t *cfg, char *errstr, size_t errlen);
 
 void feat_config_free(feat_config_t *cfg); /* NULL is fine */
 
@@ -199,7 +201,7 @@ int feat_table_feature_index(const feat_table_conf_t *t, const char *name, size_
  * 0.0.0.0 and other host names, is not. */
 int feat_addr_is_loopback(const char *hostport);
 
-/* 1 if "kafka.<key>" may be passed to librdkafka. */
+/* 1 if "kafka.<key>" may be passed to librdkafka, else 0. */
 int feat_config_kafka_allowed(const char *key);
 
 /* Writes the Markdown reference of every key, generated from the table. */
@@ -210,9 +212,10 @@ void feat_config_reference(feat_buf_t *out);
  * and [model] so the file loads as it is. */
 void feat_config_example(feat_buf_t *out);
 
-/* Parsers shared with other modules: "250ms", "30s", "5m", "2h", "7d"; "0". */
-int feat_parse_duration_ms(const char *s, int64_t *out);
+/* Parsers shared with other modules, FEAT_OK or FEAT_ERR_INVALID:
+ * "250ms", "30s", "5m", "2h", "7d"; "0". */
+feat_err_t feat_parse_duration_ms(const char *s, int64_t *out);
 /* "4096", "64KiB", "64MiB", "1GiB" (also K/M/G, KB/MB/GB as powers of 1024). */
-int feat_parse_size(const char *s, int64_t *out);
+feat_err_t feat_parse_size(const char *s, int64_t *out);
 
 #endif

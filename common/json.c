@@ -14,8 +14,11 @@ typedef struct jp {
     feat_json_tok_t *toks;
     size_t ntoks, ntok;
     unsigned max_depth;
-    int err;
+    feat_err_t err;       /* set when a step fails */
 } jp_t;
+
+/* new_tok and the parse_* steps return the index of the token they made, or
+ * -1 with p->err set (FEAT_ERR_TOO_LARGE or FEAT_ERR_INVALID). */
 
 static void skip_ws(jp_t *p) {
     while (p->pos < p->len) {
@@ -226,8 +229,8 @@ static int parse_value(jp_t *p, unsigned depth) {
     }
 }
 
-int feat_json_parse(const char *text, size_t len, feat_json_tok_t *toks, size_t ntoks,
-                    unsigned max_depth, size_t *err_off) {
+feat_err_t feat_json_parse(const char *text, size_t len, feat_json_tok_t *toks, size_t ntoks,
+                           unsigned max_depth, size_t *ntok, size_t *err_off) {
     jp_t p = {text, len, 0, toks, ntoks, 0, max_depth ? max_depth : 1, FEAT_OK};
     if (len >= UINT32_MAX) {
         if (err_off) *err_off = 0;
@@ -242,7 +245,8 @@ int feat_json_parse(const char *text, size_t len, feat_json_tok_t *toks, size_t 
         if (err_off) *err_off = p.pos;
         return FEAT_ERR_INVALID;
     }
-    return (int)p.ntok;
+    if (ntok) *ntok = p.ntok;
+    return FEAT_OK;
 }
 
 /* Decodes the character at text[*i] of a validated string token into b (1-4
@@ -289,7 +293,7 @@ static size_t next_char(const char *text, uint32_t *i, unsigned char b[4]) {
     return 4;
 }
 
-int feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, size_t cap) {
+feat_err_t feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, size_t cap, size_t *len) {
     size_t o = 0;
     unsigned char b[4];
     for (uint32_t i = t->start; i < t->end;) {
@@ -298,7 +302,8 @@ int feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, si
         memcpy(out + o, b, n);
         o += n;
     }
-    return (int)o;
+    *len = o;
+    return FEAT_OK;
 }
 
 /* Compares as it unescapes: no buffer, so no length limit. */
@@ -370,7 +375,7 @@ static int fast_double(const char *s, size_t n, double *out) {
     return 1;
 }
 
-int feat_json_double(const char *text, const feat_json_tok_t *t, double *out) {
+feat_err_t feat_json_double(const char *text, const feat_json_tok_t *t, double *out) {
     if (t->type != FEAT_JSON_NUMBER) return FEAT_ERR_INVALID;
     if (fast_double(text + t->start, t->end - t->start, out)) return FEAT_OK;
     char tmp[64];
@@ -399,7 +404,7 @@ int feat_json_double(const char *text, const feat_json_tok_t *t, double *out) {
     return FEAT_OK;
 }
 
-int feat_json_int64(const char *text, const feat_json_tok_t *t, int64_t *out) {
+feat_err_t feat_json_int64(const char *text, const feat_json_tok_t *t, int64_t *out) {
     if (t->type != FEAT_JSON_NUMBER || !t->integral) return FEAT_ERR_INVALID;
     const char *s = text + t->start;
     size_t n = t->end - t->start;

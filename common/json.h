@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
+
 typedef enum feat_json_type {
     FEAT_JSON_OBJECT = 1,
     FEAT_JSON_ARRAY,
@@ -38,30 +40,34 @@ typedef struct feat_json_tok {
     uint32_t next;     /* index of the token after this one's subtree */
 } feat_json_tok_t;
 
-/* Parses text[0..len).  Returns the number of tokens (>= 1), or
- * FEAT_ERR_INVALID for malformed text, FEAT_ERR_TOO_LARGE when it needs more
- * than ntoks tokens, nests deeper than max_depth, or len >= 2^32.  On error,
- * *err_off (if not NULL) receives the byte offset where parsing stopped:
- * for a string that is not valid UTF-8 (common/utf8.h), the first byte of
- * the bad sequence; for a \u escape of a lone surrogate (RFC 8259 allows
- * it, but no UTF-8 text can hold it, so it is refused), its backslash. */
-int feat_json_parse(const char *text, size_t len, feat_json_tok_t *toks, size_t ntoks,
-                    unsigned max_depth, size_t *err_off);
+/* Parses text[0..len) into toks.  FEAT_OK with *ntok (if not NULL) set to
+ * the number of tokens used (>= 1), FEAT_ERR_INVALID for malformed text, or
+ * FEAT_ERR_TOO_LARGE when it needs more than ntoks tokens, nests deeper than
+ * max_depth, or len >= 2^32.  On error, *err_off (if not NULL) receives the
+ * byte offset where parsing stopped: for a string that is not valid UTF-8
+ * (common/utf8.h), the first byte of the bad sequence; for a \u escape of a
+ * lone surrogate (RFC 8259 allows it, but no UTF-8 text can hold it, so it is
+ * refused), its backslash. */
+feat_err_t feat_json_parse(const char *text, size_t len, feat_json_tok_t *toks, size_t ntoks,
+                           unsigned max_depth, size_t *ntok, size_t *err_off);
 
-/* Index of the value of member `key` in object token obj, or -1. Keys with
- * escapes are compared after unescaping. */
+/* Index of the value of member `key` in object token obj, or -1 when obj is
+ * not an object or has no such member.  Keys with escapes are compared after
+ * unescaping. */
 int feat_json_obj_get(const char *text, const feat_json_tok_t *toks, int obj, const char *key);
 
-/* 1 if string token t equals s (length n) after unescaping. */
+/* 1 if string token t equals s (length n) after unescaping, else 0. */
 int feat_json_str_eq(const char *text, const feat_json_tok_t *t, const char *s, size_t n);
 
-/* Unescapes string token t into out (cap bytes).  Returns the length, or
- * FEAT_ERR_TOO_LARGE when it does not fit.  Output is UTF-8, not terminated. */
-int feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, size_t cap);
+/* Unescapes string token t into out (cap bytes).  FEAT_OK with *len set to
+ * the bytes written, or FEAT_ERR_TOO_LARGE when they do not fit.  Output is
+ * UTF-8, not terminated. */
+feat_err_t feat_json_unescape(const char *text, const feat_json_tok_t *t, char *out, size_t cap, size_t *len);
 
-/* Number token → double (FEAT_ERR_INVALID if out of range / not finite). */
-int feat_json_double(const char *text, const feat_json_tok_t *t, double *out);
+/* Number token → double (FEAT_ERR_INVALID if out of range / not finite;
+ * FEAT_ERR_NOMEM when a literal of 64 bytes or more cannot be copied). */
+feat_err_t feat_json_double(const char *text, const feat_json_tok_t *t, double *out);
 /* Integral number token → int64 (FEAT_ERR_INVALID if not integral or overflows). */
-int feat_json_int64(const char *text, const feat_json_tok_t *t, int64_t *out);
+feat_err_t feat_json_int64(const char *text, const feat_json_tok_t *t, int64_t *out);
 
 #endif

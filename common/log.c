@@ -62,7 +62,7 @@ int feat_log_level_parse(const char *s) {
     return -1;
 }
 
-int feat_log_set_file(const char *path) {
+feat_err_t feat_log_set_file(const char *path) {
     FILE *fp = NULL;
     if (path) {
         fp = fopen(path, "a");

@@ -16,6 +16,8 @@
 
 #include <stdarg.h>
 
+#include "common/err.h"
+
 typedef enum feat_log_level {
     FEAT_LOG_DEBUG = 0,
     FEAT_LOG_INFO = 1,
@@ -43,6 +45,6 @@ int feat_log_set_level(feat_log_level_t level);
 int feat_log_level_parse(const char *s);
 
 /* Appends to path instead of stderr (NULL → back to stderr).  FEAT_OK or FEAT_ERR_IO. */
-int feat_log_set_file(const char *path);
+feat_err_t feat_log_set_file(const char *path);
 
 #endif

@@ -232,7 +232,7 @@ double feat_metric_quantile(const feat_metric_t *m, double q) {
     return f->nbounds ? f->bounds[f->nbounds - 1] : NAN;
 }
 
-int feat_metrics_add_collector(feat_metrics_t *r, feat_metrics_collect_fn *fn, void *arg) {
+feat_err_t feat_metrics_add_collector(feat_metrics_t *r, feat_metrics_collect_fn *fn, void *arg) {
     collector_t *c = calloc(1, sizeof(*c));
     if (!c) return FEAT_ERR_NOMEM;
     c->fn = fn;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 
 typedef struct feat_metrics feat_metrics_t;
 typedef struct feat_metric feat_metric_t;
@@ -61,7 +62,8 @@ double feat_metric_quantile(const feat_metric_t *m, double q);
 /* A collector appends whole families at scrape time with the emit helpers. */
 typedef struct feat_metrics_emit feat_metrics_emit_t;
 typedef void feat_metrics_collect_fn(feat_metrics_emit_t *em, void *arg);
-int feat_metrics_add_collector(feat_metrics_t *reg, feat_metrics_collect_fn *fn, void *arg);
+/* FEAT_OK or FEAT_ERR_NOMEM. */
+feat_err_t feat_metrics_add_collector(feat_metrics_t *reg, feat_metrics_collect_fn *fn, void *arg);
 void feat_metrics_remove_collector(feat_metrics_t *reg, feat_metrics_collect_fn *fn, void *arg);
 void feat_metrics_emit_family(feat_metrics_emit_t *em, const char *name, const char *help,
                               feat_metric_type_t type);

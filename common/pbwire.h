@@ -31,6 +31,7 @@ static inline void feat_pb_init(feat_pb_t *r, const void *data, size_t len) {
     r->end = r->p + len;
 }
 
+/* Reads a varint into *v; 1 on success, 0 on truncated or over-long input. */
 static inline int feat_pb_varint(feat_pb_t *r, uint64_t *v) {
     uint64_t x = 0;
     for (int shift = 0; shift < 64; shift += 7) {

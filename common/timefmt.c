@@ -27,7 +27,7 @@ static int digits(const char *s, size_t n, size_t at, size_t cnt, int *out) {
     return 1;
 }
 
-int feat_parse_rfc3339(const char *s, size_t n, int64_t *ms) {
+feat_err_t feat_parse_rfc3339(const char *s, size_t n, int64_t *ms) {
     int Y, M, D, h, mi, sec;
     if (!digits(s, n, 0, 4, &Y) || n < 20 || s[4] != '-' || !digits(s, n, 5, 2, &M) || s[7] != '-' ||
         !digits(s, n, 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||

@@ -165,6 +165,7 @@ void featctl_print_table(char **header, size_t ncols, feat_buf_t *cells, size_t 
     free(w);
 }
 
+/* Each cmd_* returns featctl's exit status (featctl.h). */
 static int cmd_get(int argc, char **argv) {
     char *fl = NULL;
     char **keys = calloc((size_t)argc + 1, sizeof(char *));
@@ -312,7 +313,7 @@ static int cmd_history(int argc, char **argv) {
         errno = 0;
         long long v = strtoll(at + 1, &end, 10);
         if (!errno && *end == 0 && end != at + 1) ts = v;
-        else if (feat_parse_rfc3339(at + 1, strlen(at + 1), &ts) != 0) {
+        else if (feat_parse_rfc3339(at + 1, strlen(at + 1), &ts) != FEAT_OK) {
             fprintf(stderr, "featctl: history: \"%s\" is not ms since the epoch or RFC 3339\n", at + 1);
             free(rows); free(rp);
             return 2;
@@ -598,7 +599,7 @@ static void conn_from_config(const char *path, conn_conf_t *cc) {
         fclose(f);
         buf[n] = 0;
         feat_json_tok_t toks[16];
-        if (feat_json_parse(buf, n, toks, 16, 4, NULL) > 0) {
+        if (feat_json_parse(buf, n, toks, 16, 4, NULL, NULL) == FEAT_OK) {
             int v = feat_json_obj_get(buf, toks, 0, "grpc");
             if (v > 0) out = strndup(buf + toks[v].start, toks[v].end - toks[v].start);
         }

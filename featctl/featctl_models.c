@@ -131,13 +131,13 @@ static int print_champion(const char *what, const char *model, const Featd__V1__
     return 0;
 }
 
-static int parse_u64(const char *s, uint64_t *out) {
+static feat_err_t parse_u64(const char *s, uint64_t *out) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') return -1;
+    if (errno || end == s || *end || s[0] == '-') return FEAT_ERR_INVALID;
     *out = v;
-    return 0;
+    return FEAT_OK;
 }
 
 int featctl_promote(int argc, char **argv) {
@@ -481,7 +481,7 @@ int featctl_score(int argc, char **argv) {
     errno = 0;
     long long atv = strtoll(at_s, &end, 10);
     if (!errno && *end == 0 && end != at_s) at = atv;
-    else if (feat_parse_rfc3339(at_s, strlen(at_s), &at) != 0) {
+    else if (feat_parse_rfc3339(at_s, strlen(at_s), &at) != FEAT_OK) {
         fprintf(stderr, "featctl: score: --at \"%s\" is not ms since the epoch or RFC 3339\n", at_s);
         free(keys);
         return 2;

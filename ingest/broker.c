@@ -80,7 +80,7 @@ feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen) {
     return b;
 }
 
-int feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions) {
+feat_err_t feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions) {
     rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b->mc, topic, partitions, 1);
     if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         feat_log(FEAT_LOG_ERROR, "broker", "create topic %s: %s", topic, rd_kafka_err2str(e));
@@ -89,7 +89,7 @@ int feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions
     return FEAT_OK;
 }
 
-int feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen) {
+feat_err_t feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen) {
     for (size_t i = 0; i < cfg->ntables + cfg->nmodels; i++) {
         const char *t = i < cfg->ntables ? cfg->tables[i].topic : cfg->models[i - cfg->ntables].label_topic;
         if (feat_broker_create_topic(b, t, (int)cfg->kafka_partitions)) {
@@ -110,7 +110,7 @@ int feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg,
 
 const char *feat_broker_bootstraps(const feat_broker_t *b) { return b->bootstraps; }
 
-int feat_broker_set_down(feat_broker_t *b, int broker_id, int down) {
+feat_err_t feat_broker_set_down(feat_broker_t *b, int broker_id, int down) {
     rd_kafka_resp_err_t e = down ? rd_kafka_mock_broker_set_down(b->mc, broker_id)
                                  : rd_kafka_mock_broker_set_up(b->mc, broker_id);
     return e ? FEAT_ERR_KAFKA : FEAT_OK;
@@ -125,47 +125,48 @@ static const struct { const char *name; int16_t key; } api_names[] = {
     {"LeaveGroup", 13}, {"SyncGroup", 14}, {"ApiVersions", 18}, {"InitProducerId", 22},
 };
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-    if (!s || !*s) return -1;
+/* The parsers below: FEAT_OK with *out set, or FEAT_ERR_INVALID. */
+static feat_err_t parse_long(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return FEAT_ERR_INVALID;
     char *end;
     long v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi) return -1;
+    if (*end || v < lo || v > hi) return FEAT_ERR_INVALID;
     *out = v;
-    return 0;
+    return FEAT_OK;
 }
 
-static int parse_api(const char *s, int16_t *out) {
+static feat_err_t parse_api(const char *s, int16_t *out) {
     for (size_t i = 0; s && i < sizeof(api_names) / sizeof(api_names[0]); i++)
-        if (!strcasecmp(s, api_names[i].name)) { *out = api_names[i].key; return 0; }
+        if (!strcasecmp(s, api_names[i].name)) { *out = api_names[i].key; return FEAT_OK; }
     long v;
-    if (parse_long(s, 0, 100, &v)) return -1;
+    if (parse_long(s, 0, 100, &v)) return FEAT_ERR_INVALID;
     *out = (int16_t)v;
-    return 0;
+    return FEAT_OK;
 }
 
 /* An error name as rd_kafka_err2name prints it (with or without the
  * RD_KAFKA_RESP_ERR_ prefix), or its number. */
-static int parse_err(const char *s, rd_kafka_resp_err_t *out) {
-    if (!s) return -1;
+static feat_err_t parse_err(const char *s, rd_kafka_resp_err_t *out) {
+    if (!s) return FEAT_ERR_INVALID;
     if (!strncasecmp(s, "RD_KAFKA_RESP_ERR_", 18)) s += 18;
     const struct rd_kafka_err_desc *d;
     size_t n;
     rd_kafka_get_err_descs(&d, &n);
     for (size_t i = 0; i < n; i++)
-        if (d[i].name && !strcasecmp(s, d[i].name)) { *out = d[i].code; return 0; }
+        if (d[i].name && !strcasecmp(s, d[i].name)) { *out = d[i].code; return FEAT_OK; }
     long v;
-    if (parse_long(s, -200, 200, &v)) return -1;
+    if (parse_long(s, -200, 200, &v)) return FEAT_ERR_INVALID;
     *out = (rd_kafka_resp_err_t)v;
-    return 0;
+    return FEAT_OK;
 }
 
 /* BROKER: 1..nbrokers, or "all" (-1). */
-static int parse_broker(const feat_broker_t *b, const char *s, int32_t *out) {
-    if (s && !strcmp(s, "all")) { *out = -1; return 0; }
+static feat_err_t parse_broker(const feat_broker_t *b, const char *s, int32_t *out) {
+    if (s && !strcmp(s, "all")) { *out = -1; return FEAT_OK; }
     long v;
-    if (parse_long(s, 1, b->nbrokers, &v)) return -1;
+    if (parse_long(s, 1, b->nbrokers, &v)) return FEAT_ERR_INVALID;
     *out = (int32_t)v;
-    return 0;
+    return FEAT_OK;
 }
 
 /* Applies fn to one broker or each of them. */
@@ -187,7 +188,7 @@ static rd_kafka_resp_err_t do_rtt(feat_broker_t *b, int32_t id, int ms) {
     return rd_kafka_mock_broker_set_rtt(b->mc, id, ms);
 }
 
-int feat_broker_command(feat_broker_t *b, const char *line, char *reply, size_t rlen) {
+feat_err_t feat_broker_command(feat_broker_t *b, const char *line, char *reply, size_t rlen) {
     char buf[512], *argv[8], *save = NULL;
     int argc = 0;
     snprintf(buf, sizeof(buf), "%s", line ? line : "");
@@ -354,7 +355,7 @@ static void *ctl_run(void *arg) {
     return NULL;
 }
 
-int feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, size_t errlen) {
+feat_err_t feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, size_t errlen) {
     if (b->ctl_started) return FEAT_OK;
     b->ctl_fd = ctl_listen(path);
     b->ctl_path = strdup(path);
@@ -388,7 +389,7 @@ void feat_broker_destroy(feat_broker_t *b) {
     free(b);
 }
 
-int feat_write_file_atomic(const char *path, const char *data, size_t len) {
+feat_err_t feat_write_file_atomic(const char *path, const char *data, size_t len) {
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);

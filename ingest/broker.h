@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "common/config.h"
+#include "common/err.h"
 
 typedef struct feat_broker feat_broker_t;
 
@@ -27,14 +28,15 @@ typedef struct feat_broker feat_broker_t;
 /* Starts nbrokers mock brokers.  NULL with errstr on failure. */
 feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen);
 /* Creates topic with partitions (replication 1).  FEAT_OK or FEAT_ERR_KAFKA. */
-int feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions);
+feat_err_t feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions);
 /* Creates every topic cfg names (sources, labels, predictions, drift alerts)
- * with kafka.partitions partitions. */
-int feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen);
+ * with kafka.partitions partitions.  FEAT_OK, or FEAT_ERR_KAFKA with errstr. */
+feat_err_t feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen);
 /* "127.0.0.1:port,..."; valid until destroy. */
 const char *feat_broker_bootstraps(const feat_broker_t *b);
-/* Fault injection for tests: take broker id (1-based) down or up. */
-int feat_broker_set_down(feat_broker_t *b, int broker_id, int down);
+/* Fault injection for tests: take broker id (1-based) down or up.  FEAT_OK or
+ * FEAT_ERR_KAFKA. */
+feat_err_t feat_broker_set_down(feat_broker_t *b, int broker_id, int down);
 /* Fault injection by command line (featd-broker's control port).  line is
  * one command without its newline; reply receives "ok ..." or "error: ...".
  * Returns FEAT_OK when the command was applied, FEAT_ERR_INVALID otherwise.
@@ -52,17 +54,19 @@ int feat_broker_set_down(feat_broker_t *b, int broker_id, int down);
  *   coordinator group|transaction KEY BROKER
  *   rtt BROKER MS                     delay every answer of BROKER
  * Call from one thread at a time. */
-int feat_broker_command(feat_broker_t *b, const char *line, char *reply, size_t rlen);
+feat_err_t feat_broker_command(feat_broker_t *b, const char *line, char *reply, size_t rlen);
 /* Serves feat_broker_command on a loopback TCP port from a thread of its own
  * (then the only caller of feat_broker_command): one command a line, each
  * answered by one line "ok ..." or "error: ...".  The port is written to
  * path as "127.0.0.1:PORT".  No authentication: for tests and fault drills
  * (featd-broker --control-file, featd's kafka.embedded_control_file).
- * feat_broker_destroy stops it.  FEAT_OK, or an error with errstr. */
-int feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, size_t errlen);
+ * feat_broker_destroy stops it.  FEAT_OK (also when already started), or
+ * FEAT_ERR_IO (port or file) / FEAT_ERR_NOMEM (thread) with errstr. */
+feat_err_t feat_broker_control_start(feat_broker_t *b, const char *path, char *errstr, size_t errlen);
 void feat_broker_destroy(feat_broker_t *b); /* NULL is fine */
 
-/* Writes data to path atomically (temp file + rename), mode 0600. */
-int feat_write_file_atomic(const char *path, const char *data, size_t len);
+/* Writes data to path atomically (temp file + rename), mode 0600.  FEAT_OK or
+ * FEAT_ERR_IO (path then untouched). */
+feat_err_t feat_write_file_atomic(const char *path, const char *data, size_t len);
 
 #endif

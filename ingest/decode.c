@@ -98,8 +98,12 @@ void feat_decoder_destroy(feat_decoder_t *d) {
     free(d);
 }
 
-static int dead(feat_decoded_t *out, feat_dl_reason_t r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int dead(feat_decoded_t *out, feat_dl_reason_t r, const char *fmt, ...) {
+/* Makes out a dead letter for reason r, fmt its detail; returns FEAT_DEC_DEAD.
+ * pb_parse, json_parse, check_key, check_ts, bad_name and type_feature return
+ * 0 to go on, or 1 once they made out a dead letter this way. */
+static feat_dec_kind_t dead(feat_decoded_t *out, feat_dl_reason_t r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static feat_dec_kind_t dead(feat_decoded_t *out, feat_dl_reason_t r, const char *fmt, ...) {
     out->kind = FEAT_DEC_DEAD;
     out->reason = r;
     va_list ap;
@@ -136,7 +140,7 @@ typedef struct msg_fields {
     size_t nfeat;
 } msg_fields_t;
 
-/* Parses a Value message into rf.  A Value that appears again in the same
+/* Parses a Value message into rf (1; 0 when it does not decode).  A Value that appears again in the same
  * entry merges into the earlier one (protobuf's rule for a repeated message
  * field): a later oneof member replaces the earlier, an empty one keeps it. */
 static int pb_value(const unsigned char *s, size_t n, raw_feat_t *rf) {
@@ -154,7 +158,7 @@ static int pb_value(const unsigned char *s, size_t n, raw_feat_t *rf) {
     return 1;
 }
 
-/* Returns 0 ok, or a dead-letter reason + 1. */
+/* 0 with m filled, or 1 when out is a dead letter (undecodable, oversize). */
 static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, msg_fields_t *m,
                     feat_decoded_t *out) {
     pb_t r;
@@ -211,7 +215,8 @@ static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, 
 
 /* ---- JSON reader --------------------------------------------------------------- */
 
-/* Resolves a JSON string token to bytes (unescaping into scratch). */
+/* Resolves a JSON string token to bytes (unescaping into scratch): 1, or 0
+ * with *s = "" when the unescaped bytes do not fit. */
 static int json_str(feat_decoder_t *d, const char *text, const feat_json_tok_t *t, const char **s, size_t *n) {
     if (!t->escaped) {
         *s = text + t->start;
@@ -220,15 +225,15 @@ static int json_str(feat_decoder_t *d, const char *text, const feat_json_tok_t *
     }
     /* capacity was reserved for the whole message: pointers stay valid */
     size_t room = d->scratch.cap - d->scratch.len;
-    int l = feat_json_unescape(text, t, d->scratch.data + d->scratch.len, room);
-    if (l < 0) {
+    size_t l;
+    if (feat_json_unescape(text, t, d->scratch.data + d->scratch.len, room, &l) != FEAT_OK) {
         *s = ""; /* callers may still name the value in a dead letter */
         *n = 0;
         return 0;
     }
     *s = d->scratch.data + d->scratch.len;
-    *n = (size_t)l;
-    d->scratch.len += (size_t)l;
+    *n = l;
+    d->scratch.len += l;
     return 1;
 }
 
@@ -236,12 +241,12 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
                       msg_fields_t *m, feat_decoded_t *out) {
     memset(m, 0, sizeof(*m));
     size_t eoff = 0;
-    int nt = feat_json_parse(text, vlen, d->toks, d->ntoks, 16, &eoff);
-    if (nt == FEAT_ERR_TOO_LARGE) {
+    feat_err_t jerr = feat_json_parse(text, vlen, d->toks, d->ntoks, 16, NULL, &eoff);
+    if (jerr == FEAT_ERR_TOO_LARGE) {
         dead(out, FEAT_DL_OVERSIZE, "JSON too large or too deeply nested (more than %d features?)", FEAT_MAX_FEATURES);
         return 1;
     }
-    if (nt < 0) {
+    if (jerr != FEAT_OK) {
         /* feat_json_parse stops on the first byte of an invalid UTF-8 sequence, or on the
          * backslash of a lone surrogate's escape (json.h) */
         const unsigned char *u = (const unsigned char *)text;
@@ -533,8 +538,8 @@ static int is_json(const char *v, size_t n, const char *ct, size_t ctlen) {
     return 0;
 }
 
-int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t klen, const void *val,
-                size_t vlen, const char *ct, size_t ctlen, int64_t now_ms, feat_decoded_t *out) {
+feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t klen, const void *val,
+                            size_t vlen, const char *ct, size_t ctlen, int64_t now_ms, feat_decoded_t *out) {
     out->kind = FEAT_DEC_DEAD;
     out->n = 0;
     out->detail[0] = 0;

@@ -102,8 +102,9 @@ void feat_decoder_destroy(feat_decoder_t *d); /* NULL is fine */
 
 /* Decodes one message.  content_type may be NULL (detect).  Always fills
  * out->kind; returns out->kind. */
-int feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t klen, const void *val,
-                size_t vlen, const char *content_type, size_t ctlen, int64_t now_ms, feat_decoded_t *out);
+feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *key, size_t klen, const void *val,
+                            size_t vlen, const char *content_type, size_t ctlen, int64_t now_ms,
+                            feat_decoded_t *out);
 
 
 #endif

@@ -21,7 +21,7 @@ void feat_kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char
 }
 
 /* Sets one property; on failure writes "kafka.<name>: <reason>" to errstr. */
-static int kset(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen) {
+static feat_err_t kset(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr, size_t errlen) {
     char kerr[256];
     if (rd_kafka_conf_set(conf, name, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
         snprintf(errstr, errlen, "kafka.%s: %s", name, kerr);
@@ -61,7 +61,7 @@ fail:
     return NULL;
 }
 
-int feat_kconf_check(const feat_kv_t *props, size_t nprops, char *errstr, size_t errlen) {
+feat_err_t feat_kconf_check(const feat_kv_t *props, size_t nprops, char *errstr, size_t errlen) {
     rd_kafka_conf_t *conf = conf_new(&(feat_kafka_conf_t){.props = props, .nprops = nprops}, errstr, errlen);
     if (!conf) return FEAT_ERR_CONFIG;
     rd_kafka_conf_destroy(conf);

@@ -39,7 +39,7 @@ rd_kafka_t *feat_kafka_new(rd_kafka_type_t type, const feat_kafka_conf_t *kc, ch
 
 /* Checks props against librdkafka without making a handle or connecting.
  * FEAT_OK, or FEAT_ERR_CONFIG with errstr naming the key as above. */
-int feat_kconf_check(const feat_kv_t *props, size_t nprops, char *errstr, size_t errlen);
+feat_err_t feat_kconf_check(const feat_kv_t *props, size_t nprops, char *errstr, size_t errlen);
 
 /* The log callback every handle gets unless kc->log_cb says otherwise:
  * librdkafka's syslog level to featd's, under the "kafka" component.  For a

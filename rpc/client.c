@@ -124,6 +124,7 @@ typedef struct call {
     char auth[600];
 } call_t;
 
+/* Creates the call: 0, or -1 when gRPC made none (then nothing to end). */
 static int start(feat_client_t *c, call_t *k, const char *method, const void *req, size_t len, int64_t timeout_ms) {
     memset(k, 0, sizeof(*k));
     gpr_timespec deadline = timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),

@@ -3,8 +3,9 @@
  * the benchmarks and tests.  Requests and replies are protobuf bytes.
  *
  * A client owns one channel and one pluck completion queue; one thread at a
- * time.  Calls return the gRPC status code (0 = OK) and copy the status
- * message into msg.
+ * time.  Calls return the gRPC status code (GRPC_STATUS_OK = 0; INTERNAL when
+ * no call could be made), as an int, not a feat_err_t: it is what the server
+ * sent, for featctl to show; they copy the status message into msg.
  */
 #ifndef FEAT_RPC_CLIENT_H
 #define FEAT_RPC_CLIENT_H
@@ -35,6 +36,7 @@ feat_client_t *feat_client_new_tls(const char *target, const feat_client_tls_t *
 void feat_client_set_token(feat_client_t *c, const char *token);
 void feat_client_destroy(feat_client_t *c); /* NULL is fine */
 
+/* One request, one reply into resp; the gRPC status code (see above). */
 int feat_client_unary(feat_client_t *c, const char *method, const void *req, size_t len, feat_buf_t *resp,
                       int64_t timeout_ms, char *msg, size_t msglen);
 

@@ -114,7 +114,7 @@ void feat_tls_pem_free(feat_tls_pem_t *p) {
     p->key = p->cert = p->ca = NULL;
 }
 
-int feat_tls_load(const feat_tls_files_t *f, feat_tls_pem_t *out, char *err, size_t errlen) {
+feat_err_t feat_tls_load(const feat_tls_files_t *f, feat_tls_pem_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     char why[256];
     X509 *leaf = NULL;

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "common/err.h"
+
 /* Files to load; a NULL or "" path is not loaded.  *_name is how messages
  * call the file: a config key ("serve.tls_key") or a flag ("--tls-key"). */
 typedef struct feat_tls_files {
@@ -47,9 +49,9 @@ FILE *feat_secret_open(const char *path, const char *name, const char *component
  * at least one PEM certificate (cert, ca), an unencrypted private key (key)
  * that matches the first certificate of cert.  Logs a warning (not an error)
  * when the leaf certificate has expired or is not valid yet, and when the key
- * file is readable by every user.  Returns 0, or FEAT_ERR_CONFIG with one
+ * file is readable by every user.  Returns FEAT_OK, or FEAT_ERR_CONFIG with one
  * line naming the key in errstr and *out left empty. */
-int feat_tls_load(const feat_tls_files_t *files, feat_tls_pem_t *out, char *errstr, size_t errlen);
+feat_err_t feat_tls_load(const feat_tls_files_t *files, feat_tls_pem_t *out, char *errstr, size_t errlen);
 
 void feat_tls_pem_free(feat_tls_pem_t *p); /* NULL members are fine; leaves them NULL */
 

@@ -112,7 +112,7 @@ uint64_t feat_kll_count(const feat_kll_t *s);
 double   feat_kll_min(const feat_kll_t *s);
 double   feat_kll_max(const feat_kll_t *s);
 uint32_t feat_kll_k(const feat_kll_t *s);
-int      feat_kll_is_empty(const feat_kll_t *s);
+int      feat_kll_is_empty(const feat_kll_t *s);   /* 1 when nothing was added, else 0 */
 uint32_t feat_kll_retained(const feat_kll_t *s);   /* items currently stored */
 uint32_t feat_kll_num_levels(const feat_kll_t *s);
 size_t   feat_kll_footprint(const feat_kll_t *s);  /* bytes allocated, constant */

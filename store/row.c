@@ -146,7 +146,7 @@ static void put_entry(feat_buf_t *out, const char *row, size_t start, size_t end
     else feat_row_put(out, 1, e->id, &e->val, e->ts, e->offset, e->partition);
 }
 
-int feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_buf_t *out) {
+feat_err_t feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_buf_t *out) {
     feat_buf_reset(out);
     size_t pa = 0, pb = 0;
     feat_row_entry_t ea, eb;

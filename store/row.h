@@ -63,6 +63,6 @@ static inline int feat_row_newer(const feat_row_entry_t *a, const feat_row_entry
 /* Merges two online rows (either version) into out (reset first) as a
  * version 2 row: per id, the newer entry.  FEAT_OK, FEAT_ERR_CORRUPT or
  * FEAT_ERR_NOMEM. */
-int feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_buf_t *out);
+feat_err_t feat_row_merge(const char *a, size_t alen, const char *b, size_t blen, feat_buf_t *out);
 
 #endif

@@ -177,7 +177,7 @@ static void no_destroy(void *st) { (void)st; }
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static int io_err(char *errstr, size_t errlen, const char *what, char *rerr) {
+static feat_err_t io_err(char *errstr, size_t errlen, const char *what, char *rerr) {
     if (errstr && errlen) snprintf(errstr, errlen, "%s: %s", what, rerr ? rerr : "unknown RocksDB error");
     feat_log(FEAT_LOG_ERROR, "store", "%s: %s", what, rerr ? rerr : "?");
     rocksdb_free(rerr);
@@ -186,7 +186,7 @@ static int io_err(char *errstr, size_t errlen, const char *what, char *rerr) {
 
 /* The same for a failed write: remembers it, so close does not ask a DB
  * in RocksDB's background-error state to flush. */
-static int write_err(feat_store_t *st, char *errstr, size_t errlen, const char *what, char *rerr) {
+static feat_err_t write_err(feat_store_t *st, char *errstr, size_t errlen, const char *what, char *rerr) {
     atomic_store(&st->write_failed, 1);
     return io_err(errstr, errlen, what, rerr);
 }
@@ -286,7 +286,7 @@ static int cur_next(cursor_t *c) {
 
 /* Ends the scan: rc (the scan's own result) unless it is FEAT_OK and the
  * iterator failed, then FEAT_ERR_IO (logged). */
-static int cur_end(cursor_t *c, int rc) {
+static feat_err_t cur_end(cursor_t *c, feat_err_t rc) {
     char *rerr = NULL;
     rocksdb_iter_get_error(c->it, &rerr);
     if (rerr && rc == FEAT_OK) rc = io_err(NULL, 0, c->what, rerr);
@@ -304,7 +304,8 @@ typedef struct stored_feat {
     char name[FEAT_MAX_NAME + 1];
 } stored_feat_t;
 
-static int load_table_def(feat_store_t *st, const char *name, stored_feat_t **out, size_t *n, char *errstr, size_t errlen) {
+static feat_err_t load_table_def(feat_store_t *st, const char *name, stored_feat_t **out, size_t *n, char *errstr,
+                                 size_t errlen) {
     char key[FEAT_MAX_NAME + 16];
     snprintf(key, sizeof(key), "table/%s", name);
     char *rerr = NULL;
@@ -315,7 +316,7 @@ static int load_table_def(feat_store_t *st, const char *name, stored_feat_t **ou
     if (rerr) return io_err(errstr, errlen, "reading table definitions", rerr);
     if (!v) return FEAT_OK;
     const unsigned char *p = (const unsigned char *)v;
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     if (vlen < 3 || p[0] != 1) { rc = FEAT_ERR_CORRUPT; goto done; }
     size_t cnt = (size_t)(p[1] | (p[2] << 8)), i = 3;
     *out = calloc(cnt ? cnt : 1, sizeof(stored_feat_t));
@@ -339,12 +340,12 @@ done:
     return rc;
 }
 
-static int check_schema(feat_store_t *st, char *errstr, size_t errlen) {
+static feat_err_t check_schema(feat_store_t *st, char *errstr, size_t errlen) {
     char *rerr = NULL;
     size_t vlen = 0;
     char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[FEAT_CF_META], "schema_version", 14, &vlen, &rerr);
     if (rerr) return io_err(errstr, errlen, "reading schema_version", rerr);
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     if (v) {
         char n[16];
         snprintf(n, sizeof(n), "%.*s", (int)(vlen < 15 ? vlen : 15), v);
@@ -362,15 +363,15 @@ static int check_schema(feat_store_t *st, char *errstr, size_t errlen) {
     return rc;
 }
 
-static int setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
+static feat_err_t setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
     const feat_config_t *cfg = st->cfg;
-    int src = check_schema(st, errstr, errlen);
+    feat_err_t src = check_schema(st, errstr, errlen);
     if (src) return src;
     st->ntables = cfg->ntables;
     st->tables = calloc(cfg->ntables ? cfg->ntables : 1, sizeof(feat_table_t));
     if (!st->tables) return FEAT_ERR_NOMEM;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     for (size_t ti = 0; ti < cfg->ntables; ti++) {
         const feat_table_conf_t *tc = &cfg->tables[ti];
         feat_table_t *t = &st->tables[ti];
@@ -660,13 +661,13 @@ void feat_wb_destroy(feat_wb_t *wb) {
 
 size_t feat_wb_count(const feat_wb_t *wb) { return wb->count; }
 
-static int wb_check(feat_wb_t *wb) {
+static feat_err_t wb_check(feat_wb_t *wb) {
     return (wb->key.oom || wb->val.oom || wb->arena.oom) ? FEAT_ERR_NOMEM : FEAT_OK;
 }
 
 /* Buffers (key, value) as an op; eoff/elen locate the entity inside the key. */
-static int push_op(feat_wb_t *wb, oplist_t *l, const feat_table_t *t, const feat_buf_t *k, const feat_buf_t *v,
-                   size_t ent_at, size_t elen) {
+static feat_err_t push_op(feat_wb_t *wb, oplist_t *l, const feat_table_t *t, const feat_buf_t *k, const feat_buf_t *v,
+                          size_t ent_at, size_t elen) {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 1024;
         op_t *nv = realloc(l->v, nc * sizeof(*nv));
@@ -690,9 +691,9 @@ static int push_op(feat_wb_t *wb, oplist_t *l, const feat_table_t *t, const feat
     return FEAT_OK;
 }
 
-int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
-                      int64_t ts, int32_t partition, int64_t offset,
-                      const uint16_t *fidx, const feat_value_t *vals, size_t n) {
+feat_err_t feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
+                             int64_t ts, int32_t partition, int64_t offset,
+                             const uint16_t *fidx, const feat_value_t *vals, size_t n) {
     if (n == 0 || n > FEAT_MAX_FEATURES) return FEAT_ERR_INVALID;
     /* entries sorted by stable id (insertion sort: n is small) */
     uint16_t order[FEAT_MAX_FEATURES];
@@ -719,7 +720,7 @@ int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, siz
     online_key(&wb->key, t, key, klen);
     if (wb_check(wb)) return FEAT_ERR_NOMEM;
     size_t ent_at = wb->key.len - klen;
-    int rc = push_op(wb, &wb->on, t, &wb->key, &wb->val, ent_at, klen);
+    feat_err_t rc = push_op(wb, &wb->on, t, &wb->key, &wb->val, ent_at, klen);
     if (rc) return rc;
     feat_buf_putc(&wb->key, 0);
     put_ts_src(&wb->key, ts, (uint64_t)offset, (uint32_t)partition);
@@ -730,8 +731,8 @@ int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, siz
     return FEAT_OK;
 }
 
-int feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
-                      int64_t ts, double label, int32_t partition, int64_t offset) {
+feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                             int64_t ts, double label, int32_t partition, int64_t offset) {
     feat_buf_reset(&wb->key);
     feat_buf_puts(&wb->key, model);
     feat_buf_putc(&wb->key, 0);
@@ -750,8 +751,8 @@ int feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t 
     return FEAT_OK;
 }
 
-int feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
-                           int64_t ts, uint64_t version, double score) {
+feat_err_t feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                                  int64_t ts, uint64_t version, double score) {
     feat_buf_reset(&wb->key);
     feat_buf_puts(&wb->key, model);
     feat_buf_putc(&wb->key, 0);
@@ -777,9 +778,9 @@ static void topic_part_key(feat_buf_t *k, const char *topic, int32_t partition) 
     feat_buf_append(k, b, 4);
 }
 
-int feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
-                            const char *reason, const char *detail, const void *key, size_t klen,
-                            const void *value, size_t vlen, int64_t received_ms) {
+feat_err_t feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
+                                   const char *reason, const char *detail, const void *key, size_t klen,
+                                   const void *value, size_t vlen, int64_t received_ms) {
     topic_part_key(&wb->key, topic, partition);
     unsigned char b[8];
     feat_put_be64(b, (uint64_t)offset);
@@ -809,7 +810,8 @@ int feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition,
     return FEAT_OK;
 }
 
-int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset, uint64_t applied) {
+feat_err_t feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset,
+                              uint64_t applied) {
     topic_part_key(&wb->key, topic, partition);
     unsigned char b[16];
     feat_put_le64(b, (uint64_t)next_offset);
@@ -819,13 +821,13 @@ int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int6
     return FEAT_OK;
 }
 
-int feat_wb_put_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen) {
+feat_err_t feat_wb_put_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen) {
     if (cf != FEAT_CF_MODELS && cf != FEAT_CF_REFERENCES && cf != FEAT_CF_META) return FEAT_ERR_INVALID;
     rocksdb_writebatch_put_cf(wb->b, wb->st->cf[cf], key, klen, val, vlen);
     return FEAT_OK;
 }
 
-int feat_wb_delete_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen) {
+feat_err_t feat_wb_delete_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen) {
     if (cf != FEAT_CF_MODELS && cf != FEAT_CF_REFERENCES && cf != FEAT_CF_META) return FEAT_ERR_INVALID;
     rocksdb_writebatch_delete_cf(wb->b, wb->st->cf[cf], key, klen);
     return FEAT_OK;
@@ -873,7 +875,7 @@ void feat_wb_seal(feat_wb_t *wb) {
     seal_ops(wb->b, wb->st->cf[FEAT_CF_OFFLINE], &wb->off, &wb->off_done, wb->arena.data, 0);
 }
 
-int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen) {
+feat_err_t feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen) {
     feat_wb_seal(wb);
     if (st->hook) st->hook(st->hook_arg, wb, 0);
     char *rerr = NULL;
@@ -888,7 +890,8 @@ int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errle
 
 /* ---- offsets ----------------------------------------------------------------- */
 
-int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next, uint64_t *applied) {
+feat_err_t feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next,
+                                 uint64_t *applied) {
     feat_buf_t k = FEAT_BUF_INIT;
     topic_part_key(&k, topic, partition);
     char *rerr = NULL;
@@ -897,7 +900,7 @@ int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition
     feat_buf_free(&k);
     if (rerr) return io_err(NULL, 0, "reading offset", rerr);
     if (!v) return FEAT_ERR_NOT_FOUND;
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     if (vl != 16) rc = FEAT_ERR_CORRUPT;
     else {
         *next = (int64_t)feat_get_le64((const unsigned char *)v);
@@ -907,10 +910,10 @@ int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition
     return rc;
 }
 
-int feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg) {
+feat_err_t feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg) {
     cursor_t c;
     cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_OFFSETS, .what = "offset scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     char topic[256];
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
@@ -933,7 +936,7 @@ int64_t feat_store_clear_offsets(feat_store_t *st) {
         rocksdb_writebatch_delete_cf(b, st->cf[FEAT_CF_OFFSETS], c.k, c.kl);
         n++;
     }
-    int rc = cur_end(&c, FEAT_OK);
+    feat_err_t rc = cur_end(&c, FEAT_OK);
     char *rerr = NULL;
     if (rc == FEAT_OK) rocksdb_write(st->db, st->wopts, b, &rerr);
     rocksdb_writebatch_destroy(b);
@@ -941,17 +944,17 @@ int64_t feat_store_clear_offsets(feat_store_t *st) {
     return rerr ? write_err(st, NULL, 0, "clearing offsets", rerr) : n;
 }
 
-int feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition) {
+feat_err_t feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition) {
     feat_buf_t k = FEAT_BUF_INIT;
     topic_part_key(&k, topic, partition);
-    int rc = k.oom ? FEAT_ERR_NOMEM : feat_store_delete_blob(st, FEAT_CF_OFFSETS, k.data, k.len);
+    feat_err_t rc = k.oom ? FEAT_ERR_NOMEM : feat_store_delete_blob(st, FEAT_CF_OFFSETS, k.data, k.len);
     feat_buf_free(&k);
     return rc;
 }
 
 /* ---- online reads -------------------------------------------------------------- */
 
-int feat_store_get_row(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen, feat_buf_t *out) {
+feat_err_t feat_store_get_row(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen, feat_buf_t *out) {
     feat_buf_t k = FEAT_BUF_INIT;
     char kbuf[512];
     const char *kp;
@@ -980,8 +983,8 @@ int feat_store_get_row(feat_store_t *st, const feat_table_t *t, const char *key,
     return out->oom ? FEAT_ERR_NOMEM : FEAT_OK;
 }
 
-int feat_store_get_rows(feat_store_t *st, const feat_table_t *t, size_t nkeys, const char *const *keys,
-                        const size_t *klens, feat_buf_t *rows, int *found) {
+feat_err_t feat_store_get_rows(feat_store_t *st, const feat_table_t *t, size_t nkeys, const char *const *keys,
+                               const size_t *klens, feat_buf_t *rows, int *found) {
     if (nkeys == 0) return FEAT_OK;
     size_t nl = strlen(t->conf->name);
     feat_buf_t arena = FEAT_BUF_INIT;
@@ -992,7 +995,7 @@ int feat_store_get_rows(feat_store_t *st, const feat_table_t *t, size_t nkeys, c
     char **vals = malloc(nkeys * sizeof(char *));
     size_t *vlens = malloc(nkeys * sizeof(size_t));
     char **errs = malloc(nkeys * sizeof(char *));
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     if (!offs || !lens || !kp || !cfs || !vals || !vlens || !errs) { rc = FEAT_ERR_NOMEM; goto out; }
     for (size_t i = 0; i < nkeys; i++) {
         offs[i] = arena.len;
@@ -1027,8 +1030,8 @@ out:
     return rc;
 }
 
-int feat_row_decode(const feat_table_t *t, const char *row, size_t len, const uint16_t *fidx,
-                    size_t n, int64_t now_ms, feat_value_t *out) {
+feat_err_t feat_row_decode(const feat_table_t *t, const char *row, size_t len, const uint16_t *fidx,
+                           size_t n, int64_t now_ms, feat_value_t *out) {
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         out[i].type = (uint8_t)t->conf->features[fidx[i]].type;
@@ -1055,21 +1058,22 @@ int feat_row_decode(const feat_table_t *t, const char *row, size_t len, const ui
     return r < 0 ? FEAT_ERR_CORRUPT : FEAT_OK;
 }
 
-int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
-                          const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
-                          feat_buf_t *scratch) {
-    int rc = feat_store_get_row(st, t, key, klen, scratch);
+feat_err_t feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                                 const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                                 feat_buf_t *scratch) {
+    feat_err_t rc = feat_store_get_row(st, t, key, klen, scratch);
     if (rc == FEAT_ERR_NOT_FOUND) return feat_row_decode(t, NULL, 0, fidx, n, now_ms, out);
     if (rc) return rc;
     return feat_row_decode(t, scratch->data, scratch->len, fidx, n, now_ms, out);
 }
 
-static int decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_t *ts, int64_t *off, int32_t *part);
+static feat_err_t decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_t *ts, int64_t *off,
+                                          int32_t *part);
 
-int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg) {
+feat_err_t feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg) {
     cursor_t c;
     cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_ONLINE, .total_order = 1, .what = "online scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
         const char *k = c.k, *v = c.v;
@@ -1085,7 +1089,7 @@ int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg) {
     return cur_end(&c, rc);
 }
 
-int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg) {
+feat_err_t feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg) {
     feat_buf_t pre = FEAT_BUF_INIT;
     feat_buf_puts(&pre, t->conf->name);
     feat_buf_putc(&pre, 0);
@@ -1096,7 +1100,7 @@ int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offlin
     cur_begin(&c, st,
               &(scan_t){.cf = FEAT_CF_OFFLINE, .total_order = 1, .lo = pre.data, .lolen = pre.len,
                         .prefix = pre.data, .plen = pre.len, .what = "offline scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
         const char *k = c.k, *v = c.v;
@@ -1127,10 +1131,10 @@ int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offlin
     return rc;
 }
 
-int feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg) {
+feat_err_t feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg) {
     cursor_t c;
     cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_LABELS, .what = "label scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     char model[FEAT_MAX_NAME + 1];
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
@@ -1153,7 +1157,8 @@ int feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg) {
 
 /* ---- history -------------------------------------------------------------------- */
 
-static int decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_t *ts, int64_t *off, int32_t *part) {
+static feat_err_t decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_t *ts, int64_t *off,
+                                          int32_t *part) {
     if (kl != plen + 20) return FEAT_ERR_CORRUPT;
     unsigned char p[20];
     for (int i = 0; i < 20; i++) p[i] = (unsigned char)~(unsigned char)k[plen + (size_t)i];
@@ -1163,8 +1168,8 @@ static int decode_offline_key_tail(const char *k, size_t kl, size_t plen, int64_
     return FEAT_OK;
 }
 
-int feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
-                       int64_t from_ms, int64_t to_ms, feat_history_fn *fn, void *arg) {
+feat_err_t feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                              int64_t from_ms, int64_t to_ms, feat_history_fn *fn, void *arg) {
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
     offline_prefix(&lo, t, key, klen);
     size_t plen = lo.len;
@@ -1183,7 +1188,7 @@ int feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key,
     cur_begin(&c, st,
               &(scan_t){.cf = FEAT_CF_OFFLINE, .lo = lo.data, .lolen = lo.len, .hi = hi.data, .hilen = hi.len,
                         .prefix = lo.data, .plen = plen, .what = "history scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
         const char *k = c.k, *v = c.v;
@@ -1236,9 +1241,9 @@ void feat_pit_reader_destroy(feat_pit_reader_t *r) {
     free(r);
 }
 
-int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
-                  int64_t as_of, const uint16_t *fidx, size_t n, int report_expired,
-                  feat_value_t *out, feat_buf_t *strings) {
+feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
+                         int64_t as_of, const uint16_t *fidx, size_t n, int report_expired,
+                         feat_value_t *out, feat_buf_t *strings) {
     int64_t ttl = t->conf->ttl_ms;
     feat_buf_reset(strings);
     size_t unresolved = n;
@@ -1253,7 +1258,7 @@ int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, 
     put_ts_src(&r->key, as_of, 0x7fffffffffffffffull, 0x7fffffffu);
     if (r->key.oom) return FEAT_ERR_NOMEM;
     /* string values are copied; remember their offsets, fix pointers at the end */
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     /* descending keys: the first key at or after (as_of, max) is the newest
      * row with ts <= as_of; Next walks back in time */
     cursor_t c;
@@ -1321,8 +1326,8 @@ static int model_range(feat_buf_t *lo, feat_buf_t *hi, const char *model, int64_
     return lo->oom || hi->oom;
 }
 
-int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
-                      feat_label_fn *fn, void *arg) {
+feat_err_t feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                             feat_label_fn *fn, void *arg) {
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
     size_t plen;
     if (model_range(&lo, &hi, model, from_ms, to_ms, &plen)) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
@@ -1330,7 +1335,7 @@ int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int6
     cur_begin(&c, st,
               &(scan_t){.cf = FEAT_CF_LABELS, .lo = lo.data, .lolen = lo.len, .hi = hi.data, .hilen = hi.len,
                         .what = "label scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
         const char *k = c.k, *v = c.v;
@@ -1347,10 +1352,10 @@ int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int6
     return rc;
 }
 
-int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg) {
+feat_err_t feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg) {
     cursor_t c;
     cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_DEAD_LETTERS, .what = "dead-letter scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     char topic[256];
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
@@ -1389,13 +1394,14 @@ int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg
     return cur_end(&c, rc);
 }
 
-int feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen) {
+feat_err_t feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val,
+                               size_t vlen) {
     char *rerr = NULL;
     rocksdb_put_cf(st->db, st->wopts, st->cf[cf], key, klen, val, vlen, &rerr);
     return rerr ? write_err(st, NULL, 0, "put", rerr) : FEAT_OK;
 }
 
-int feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, feat_buf_t *out) {
+feat_err_t feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, feat_buf_t *out) {
     char *rerr = NULL;
     size_t vl = 0;
     char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[cf], key, klen, &vl, &rerr);
@@ -1407,13 +1413,14 @@ int feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t 
     return out->oom ? FEAT_ERR_NOMEM : FEAT_OK;
 }
 
-int feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen) {
+feat_err_t feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen) {
     char *rerr = NULL;
     rocksdb_delete_cf(st->db, st->wopts, st->cf[cf], key, klen, &rerr);
     return rerr ? write_err(st, NULL, 0, "delete", rerr) : FEAT_OK;
 }
 
-int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn, void *arg) {
+feat_err_t feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn,
+                                 void *arg) {
     cursor_t c;
     cur_begin(&c, st, &(scan_t){.cf = cf, .lo = prefix, .lolen = plen, .prefix = prefix, .plen = plen, .what = "scan"});
     while (cur_next(&c))
@@ -1421,8 +1428,8 @@ int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, si
     return cur_end(&c, FEAT_OK);
 }
 
-int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
-                           feat_prediction_fn *fn, void *arg) {
+feat_err_t feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                                  feat_prediction_fn *fn, void *arg) {
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
     size_t plen;
     if (model_range(&lo, &hi, model, from_ms, to_ms, &plen)) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
@@ -1430,7 +1437,7 @@ int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms,
     cur_begin(&c, st,
               &(scan_t){.cf = FEAT_CF_PREDICTIONS, .lo = lo.data, .lolen = lo.len, .hi = hi.data, .hilen = hi.len,
                         .what = "prediction scan"});
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     while (cur_next(&c)) {
         size_t kl = c.kl, vl = c.vl;
         const char *k = c.k;
@@ -1479,10 +1486,10 @@ uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf) {
     return v;
 }
 
-int feat_store_flush(feat_store_t *st) {
+feat_err_t feat_store_flush(feat_store_t *st) {
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     for (int i = 0; i < FEAT_CF_COUNT && rc == FEAT_OK; i++) {
         char *rerr = NULL;
         rocksdb_flush_cf(st->db, fo, st->cf[i], &rerr);
@@ -1492,7 +1499,7 @@ int feat_store_flush(feat_store_t *st) {
     return rc;
 }
 
-int feat_store_compact(feat_store_t *st) {
+feat_err_t feat_store_compact(feat_store_t *st) {
     for (int i = 0; i < FEAT_CF_COUNT; i++) rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0, NULL, 0);
     return FEAT_OK;
 }
@@ -1500,7 +1507,7 @@ int feat_store_compact(feat_store_t *st) {
 /* ---- backup ------------------------------------------------------------- */
 
 /* Sums the regular files directly in dir (a checkpoint has no subfolders). */
-static int checkpoint_stats(const char *dir, feat_checkpoint_info_t *info) {
+static feat_err_t checkpoint_stats(const char *dir, feat_checkpoint_info_t *info) {
     memset(info, 0, sizeof(*info));
     DIR *d = opendir(dir);
     if (!d) return FEAT_ERR_IO;
@@ -1517,8 +1524,8 @@ static int checkpoint_stats(const char *dir, feat_checkpoint_info_t *info) {
     return FEAT_OK;
 }
 
-int feat_store_checkpoint(feat_store_t *st, const char *dir, feat_checkpoint_info_t *info, char *errstr,
-                          size_t errlen) {
+feat_err_t feat_store_checkpoint(feat_store_t *st, const char *dir, feat_checkpoint_info_t *info, char *errstr,
+                                 size_t errlen) {
     char parent[PATH_MAX];
     size_t n = dir ? strlen(dir) : 0;
     while (n > 1 && dir[n - 1] == '/') n--; /* "a/b/" names a/b */

@@ -116,29 +116,37 @@ void feat_wb_clear(feat_wb_t *wb);    /* keeps capacity */
 void feat_wb_destroy(feat_wb_t *wb);  /* NULL is fine */
 size_t feat_wb_count(const feat_wb_t *wb); /* events + labels + dead letters */
 
-/* One feature event: an online merge operand and an offline row.  vals[i]
- * is feature fidx[i] of t (config index); strings are copied. */
-int feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
-                      int64_t ts, int32_t partition, int64_t offset,
-                      const uint16_t *fidx, const feat_value_t *vals, size_t n);
-int feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
-                      int64_t ts, double label, int32_t partition, int64_t offset);
+/* The feat_wb_put_* and feat_wb_set_offset calls return FEAT_OK or
+ * FEAT_ERR_NOMEM, and more where a function says so.
+ *
+ * One feature event: an online merge operand and an offline row.  vals[i]
+ * is feature fidx[i] of t (config index); strings are copied.  Also
+ * FEAT_ERR_INVALID when n is 0 or over FEAT_MAX_FEATURES, FEAT_ERR_TOO_LARGE
+ * when the batch would pass 4 GiB; after a failure the batch may hold half
+ * of the event: clear it, do not commit it. */
+feat_err_t feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
+                             int64_t ts, int32_t partition, int64_t offset,
+                             const uint16_t *fidx, const feat_value_t *vals, size_t n);
+feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                             int64_t ts, double label, int32_t partition, int64_t offset);
 /* reason: a short code ("bad_json"); detail: one human line. */
-int feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
-                            const char *reason, const char *detail, const void *key, size_t klen,
-                            const void *value, size_t vlen, int64_t received_ms);
+feat_err_t feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
+                                   const char *reason, const char *detail, const void *key, size_t klen,
+                                   const void *value, size_t vlen, int64_t received_ms);
 /* The partition's next offset and the running count of messages applied from
  * it (an exactly-once audit: it equals the number of distinct offsets stored
  * unless something was applied twice). */
-int feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset, uint64_t applied);
+feat_err_t feat_wb_set_offset(feat_wb_t *wb, const char *topic, int32_t partition, int64_t next_offset,
+                              uint64_t applied);
 /* A prediction log row (serve). */
-int feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
-                           int64_t ts, uint64_t version, double score);
+feat_err_t feat_wb_put_prediction(feat_wb_t *wb, const char *model, const char *key, size_t klen,
+                                  int64_t ts, uint64_t version, double score);
 
 /* A blob put or delete in the models, references or meta family, committed
- * with the rest of the batch (registering a model version is one batch). */
-int feat_wb_put_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen);
-int feat_wb_delete_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen);
+ * with the rest of the batch (registering a model version is one batch).
+ * FEAT_OK, or FEAT_ERR_INVALID for another family. */
+feat_err_t feat_wb_put_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen);
+feat_err_t feat_wb_delete_blob(feat_wb_t *wb, feat_cf_t cf, const char *key, size_t klen);
 
 /* Online keys a batch touches, for cache invalidation by write hooks. */
 size_t feat_wb_online_count(const feat_wb_t *wb);
@@ -159,53 +167,63 @@ void feat_wb_seal(feat_wb_t *wb);
 /* Commits wb atomically (WAL on; fsync when conf->sync).  FEAT_OK or
  * FEAT_ERR_IO (errstr set); on failure nothing of wb is applied.  Either way
  * call feat_wb_clear before reusing wb. */
-int feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen);
+feat_err_t feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen);
+
+/* ---- scans ---------------------------------------------------------------
+ * Every feat_*_fn callback below is called once per row and returns non-zero
+ * to stop the scan early (not an error: the scan still returns FEAT_OK).  A
+ * scan returns FEAT_OK, FEAT_ERR_IO (RocksDB failed), FEAT_ERR_CORRUPT (a row
+ * or key does not decode; the scan stops there) or FEAT_ERR_NOMEM. */
 
 /* ---- offsets -------------------------------------------------------------- */
 
 /* Next offset to read for (topic, partition) and the applied count (may be
- * NULL); FEAT_ERR_NOT_FOUND when none stored. */
-int feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next, uint64_t *applied);
+ * NULL); FEAT_OK, FEAT_ERR_NOT_FOUND when none stored, FEAT_ERR_CORRUPT or
+ * FEAT_ERR_IO. */
+feat_err_t feat_store_get_offset(feat_store_t *st, const char *topic, int32_t partition, int64_t *next,
+                                 uint64_t *applied);
 typedef int feat_offset_fn(void *arg, const char *topic, int32_t partition, int64_t next, uint64_t applied);
-int feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg);
+feat_err_t feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg);
 
 /* Forgets every stored offset (the embedded broker starts with empty logs).
  * Returns how many were removed, or a negative feat_err_t. */
 int64_t feat_store_clear_offsets(feat_store_t *st);
-/* Forgets the stored offset of one partition. */
-int feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition);
+/* Forgets the stored offset of one partition.  FEAT_OK (also when there was
+ * none), FEAT_ERR_NOMEM or FEAT_ERR_IO. */
+feat_err_t feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition);
 
 /* ---- online reads ------------------------------------------------------- */
 
 /* Reads the encoded online row of (t, key) into out (replacing its contents).
  * FEAT_OK, FEAT_ERR_NOT_FOUND (no row), or FEAT_ERR_IO. */
-int feat_store_get_row(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen, feat_buf_t *out);
+feat_err_t feat_store_get_row(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen, feat_buf_t *out);
 
 /* Reads many rows at once (one RocksDB MultiGet).  rows[i] receives key i's
  * row, found[i] 1 or 0.  FEAT_OK or FEAT_ERR_IO. */
-int feat_store_get_rows(feat_store_t *st, const feat_table_t *t, size_t nkeys, const char *const *keys,
-                        const size_t *klens, feat_buf_t *rows, int *found);
+feat_err_t feat_store_get_rows(feat_store_t *st, const feat_table_t *t, size_t nkeys, const char *const *keys,
+                               const size_t *klens, feat_buf_t *rows, int *found);
 
 /* Decodes the requested features of an encoded row.  out[i] gets feature
  * fidx[i] with status PRESENT, EXPIRED (now − ts > TTL; value kept) or
  * NOT_FOUND.  Strings point into row, valid while row is.  row may be NULL
  * (all NOT_FOUND).  FEAT_ERR_CORRUPT when the bytes do not decode. */
-int feat_row_decode(const feat_table_t *t, const char *row, size_t len, const uint16_t *fidx,
-                    size_t n, int64_t now_ms, feat_value_t *out);
+feat_err_t feat_row_decode(const feat_table_t *t, const char *row, size_t len, const uint16_t *fidx,
+                           size_t n, int64_t now_ms, feat_value_t *out);
 
-/* Convenience: get_row + decode.  Strings live in *scratch. */
-int feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
-                          const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
-                          feat_buf_t *scratch);
+/* Convenience: get_row + decode.  Strings live in *scratch.  A missing row is
+ * FEAT_OK with every feature NOT_FOUND; else as get_row and decode. */
+feat_err_t feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                                 const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                                 feat_buf_t *scratch);
 
 /* Visits every online row (t->index order is not guaranteed). */
 typedef int feat_online_fn(void *arg, const feat_table_t *t, const char *key, size_t klen, const char *row, size_t len);
-int feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg);
+feat_err_t feat_store_scan_online(feat_store_t *st, feat_online_fn *fn, void *arg);
 /* Visits every offline row of every entity of table t, ordered by entity then
  * newest first; vals as for feat_history_fn. */
 typedef int feat_offline_fn(void *arg, const char *key, size_t klen, int64_t ts, int32_t partition, int64_t offset,
                             const feat_value_t *vals, size_t n);
-int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg);
+feat_err_t feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offline_fn *fn, void *arg);
 
 /* ---- history and point-in-time reads ---------------------------------- */
 
@@ -215,9 +233,9 @@ int feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat_offlin
  * strings valid during the call.  Return non-zero to stop the scan. */
 typedef int feat_history_fn(void *arg, int64_t ts, int32_t partition, int64_t offset,
                             const feat_value_t *vals, size_t n);
-/* Scans rows with from_ms <= ts <= to_ms.  FEAT_OK, FEAT_ERR_IO, FEAT_ERR_CORRUPT. */
-int feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
-                       int64_t from_ms, int64_t to_ms, feat_history_fn *fn, void *arg);
+/* Scans rows with from_ms <= ts <= to_ms (a scan: see above). */
+feat_err_t feat_store_history(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                              int64_t from_ms, int64_t to_ms, feat_history_fn *fn, void *arg);
 
 /* A point-in-time reader over a consistent snapshot; reuse it for many reads. */
 feat_pit_reader_t *feat_pit_reader_new(feat_store_t *st);
@@ -227,10 +245,10 @@ void feat_pit_reader_destroy(feat_pit_reader_t *r); /* NULL is fine */
  * report_expired, a feature whose latest value at or before as_of is older
  * than the TTL reads EXPIRED (this scans further back); otherwise NOT_FOUND.
  * Strings are copied into *strings (reset by the call) and valid until the
- * next read.  FEAT_OK, FEAT_ERR_IO, FEAT_ERR_CORRUPT. */
-int feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
-                  int64_t as_of, const uint16_t *fidx, size_t n, int report_expired,
-                  feat_value_t *out, feat_buf_t *strings);
+ * next read.  FEAT_OK, FEAT_ERR_IO, FEAT_ERR_CORRUPT or FEAT_ERR_NOMEM. */
+feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
+                         int64_t as_of, const uint16_t *fidx, size_t n, int report_expired,
+                         feat_value_t *out, feat_buf_t *strings);
 
 /* ---- labels, dead letters, blobs, stats ----------------------------------- */
 
@@ -238,29 +256,33 @@ typedef int feat_label_fn(void *arg, int64_t ts, const char *key, size_t klen, d
 typedef int feat_label_src_fn(void *arg, const char *model, int64_t ts, const char *key, size_t klen, double label,
                               int32_t partition, int64_t offset);
 /* Every label of every model with its source position (audits, tools). */
-int feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg);
+feat_err_t feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *arg);
 /* Labels of model with from_ms <= ts <= to_ms in ts order. */
-int feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
-                      feat_label_fn *fn, void *arg);
+feat_err_t feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                             feat_label_fn *fn, void *arg);
 
 typedef int feat_dead_letter_fn(void *arg, const char *topic, int32_t partition, int64_t offset,
                                 const char *reason, const char *detail, const char *key, size_t klen,
                                 const char *value, size_t vlen);
-int feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg);
+feat_err_t feat_store_dead_letters(feat_store_t *st, feat_dead_letter_fn *fn, void *arg);
 
 
-/* Generic blob access for the models, references and meta families. */
-int feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val, size_t vlen);
-int feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, feat_buf_t *out);
-int feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen);
+/* Generic blob access for the models, references and meta families.  put and
+ * delete: FEAT_OK or FEAT_ERR_IO; get: FEAT_OK, FEAT_ERR_NOT_FOUND,
+ * FEAT_ERR_IO or FEAT_ERR_NOMEM. */
+feat_err_t feat_store_put_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, const void *val,
+                               size_t vlen);
+feat_err_t feat_store_get_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen, feat_buf_t *out);
+feat_err_t feat_store_delete_blob(feat_store_t *st, feat_cf_t cf, const char *key, size_t klen);
 typedef int feat_blob_fn(void *arg, const char *key, size_t klen, const char *val, size_t vlen);
 /* Visits keys starting with prefix in order. */
-int feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn, void *arg);
+feat_err_t feat_store_scan_blobs(feat_store_t *st, feat_cf_t cf, const char *prefix, size_t plen, feat_blob_fn *fn,
+                                 void *arg);
 
 /* Logged predictions of model with from_ms <= ts <= to_ms, in time order. */
 typedef int feat_prediction_fn(void *arg, int64_t ts, const char *key, size_t klen, uint64_t version, double score);
-int feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
-                           feat_prediction_fn *fn, void *arg);
+feat_err_t feat_store_predictions(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                                  feat_prediction_fn *fn, void *arg);
 
 /* Approximate bytes on disk plus memtables. */
 uint64_t feat_store_size_bytes(feat_store_t *st);
@@ -279,10 +301,11 @@ typedef struct feat_store_memory {
 void feat_store_memory(feat_store_t *st, feat_store_memory_t *m);
 /* RocksDB's estimate of the keys in one column family. */
 uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf);
-/* Flushes memtables (tests and benchmarks). */
-int feat_store_flush(feat_store_t *st);
-/* Compacts the whole store (tests: forces merge operands to be resolved). */
-int feat_store_compact(feat_store_t *st);
+/* Flushes memtables (tests and benchmarks).  FEAT_OK or FEAT_ERR_IO. */
+feat_err_t feat_store_flush(feat_store_t *st);
+/* Compacts the whole store (tests: forces merge operands to be resolved).
+ * Always FEAT_OK (RocksDB's C API reports no error for it). */
+feat_err_t feat_store_compact(feat_store_t *st);
 
 /* ---- backup ------------------------------------------------------------- */
 
@@ -302,7 +325,7 @@ typedef struct feat_checkpoint_info {
  * filled when info is not NULL), FEAT_ERR_EXISTS, FEAT_ERR_INVALID (parent
  * missing) or FEAT_ERR_IO, with errstr set.  RocksDB builds the checkpoint
  * in dir.tmp and renames it, so a failure leaves no dir behind. */
-int feat_store_checkpoint(feat_store_t *st, const char *dir, feat_checkpoint_info_t *info, char *errstr,
-                          size_t errlen);
+feat_err_t feat_store_checkpoint(feat_store_t *st, const char *dir, feat_checkpoint_info_t *info, char *errstr,
+                                 size_t errlen);
 
 #endif

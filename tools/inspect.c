@@ -183,19 +183,19 @@ int main(int argc, char **argv) {
         feat_config_free(cfg);
         return 1;
     }
-    int rc = 0;
-    if (want[0]) rc |= feat_store_scan_online(st, on_online, NULL);
+    int failed = 0; /* a scan returned an error */
+    if (want[0]) failed |= feat_store_scan_online(st, on_online, NULL) != FEAT_OK;
     if (want[1])
         for (size_t t = 0; t < feat_store_ntables(st); t++) {
             cur_table = feat_store_table_at(st, t);
-            rc |= feat_store_scan_offline(st, cur_table, on_offline, NULL);
+            failed |= feat_store_scan_offline(st, cur_table, on_offline, NULL) != FEAT_OK;
         }
-    if (want[2]) rc |= feat_store_all_labels(st, on_label, NULL);
-    if (want[3]) rc |= feat_store_dead_letters(st, on_dead, NULL);
-    if (want[4]) rc |= feat_store_offsets(st, on_offset, NULL);
+    if (want[2]) failed |= feat_store_all_labels(st, on_label, NULL) != FEAT_OK;
+    if (want[3]) failed |= feat_store_dead_letters(st, on_dead, NULL) != FEAT_OK;
+    if (want[4]) failed |= feat_store_offsets(st, on_offset, NULL) != FEAT_OK;
     for (size_t m = 0; want[5] && m < cfg->nmodels; m++) {
         cur_model = cfg->models[m].name;
-        rc |= feat_store_predictions(st, cur_model, INT64_MIN, INT64_MAX, on_prediction, NULL);
+        failed |= feat_store_predictions(st, cur_model, INT64_MIN, INT64_MAX, on_prediction, NULL) != FEAT_OK;
     }
     feat_models_conf_t mconf;
     feat_models_conf_from_config(cfg, &mconf);
@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
     feat_buf_free(&out);
     feat_store_close(st);
     feat_config_free(cfg);
-    if (rc) fprintf(stderr, "featd-inspect: the store has corrupt records\n");
+    if (failed) fprintf(stderr, "featd-inspect: the store has corrupt records\n");
     if (problems) fprintf(stderr, "featd-inspect: the model registry has %d problem(s)\n", problems);
-    return rc || problems ? 1 : 0;
+    return failed || problems ? 1 : 0;
 }

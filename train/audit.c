@@ -44,7 +44,8 @@ static void check_version(audit_ctx_t *c, uint64_t version, const char *val, siz
     feat_json_tok_t *toks = malloc(4096 * sizeof(*toks));
     err[0] = 0;
     if (vlen < 5 || p[0] != 1 || jl > vlen - 5) snprintf(err, errlen, "record header is corrupt");
-    else if (!toks || feat_json_parse(val + 5, jl, toks, 4096, 16, NULL) < 0) snprintf(err, errlen, "metadata is not JSON");
+    else if (!toks || feat_json_parse(val + 5, jl, toks, 4096, 16, NULL, NULL) != FEAT_OK)
+        snprintf(err, errlen, "metadata is not JSON");
     else if (feat_model_deserialize(p + 5 + jl, vlen - 5 - jl, &m, err, errlen) != FEAT_OK && !err[0])
         snprintf(err, errlen, "model blob does not decode");
     free(toks);

@@ -38,8 +38,8 @@ static run_t *run_at(feat_models_t *models, size_t i) {
     return &models->runs[(models->rhead + i) % FEAT_MODELS_MAX_RUNS];
 }
 
-int feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
-                        uint64_t *run_id, int *coalesced) {
+feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
+                               uint64_t *run_id, int *coalesced) {
     mstate_t *s = feat_models_find(models, model);
     if (!s) return FEAT_ERR_NOT_FOUND;
     pthread_mutex_lock(&models->qlock);
@@ -75,8 +75,8 @@ int feat_models_request(feat_models_t *models, const char *model, feat_trigger_t
     return FEAT_OK;
 }
 
-int feat_models_run_status(feat_models_t *models, const char *model, uint64_t run_id, feat_run_status_t *out) {
-    int rc = FEAT_ERR_NOT_FOUND;
+feat_err_t feat_models_run_status(feat_models_t *models, const char *model, uint64_t run_id, feat_run_status_t *out) {
+    feat_err_t rc = FEAT_ERR_NOT_FOUND;
     pthread_mutex_lock(&models->qlock);
     for (size_t i = models->nruns; i-- > 0;) {
         run_t *r = run_at(models, i);

@@ -139,8 +139,8 @@ static void jstr(const char *s, const feat_json_tok_t *t, int obj, const char *k
     int i = feat_json_obj_get(s, t, obj, k);
     out[0] = 0;
     if (i > 0 && t[i].type == FEAT_JSON_STRING) {
-        int n = feat_json_unescape(s, &t[i], out, cap - 1);
-        out[n > 0 ? n : 0] = 0;
+        size_t n;
+        out[feat_json_unescape(s, &t[i], out, cap - 1, &n) == FEAT_OK ? n : 0] = 0;
     }
 }
 
@@ -159,8 +159,7 @@ feat_err_t feat_vinfo_parse(vinfo_t *v) {
     size_t len = strlen(v->json);
     feat_json_tok_t *t = malloc(4096 * sizeof(*t));
     if (!t) return FEAT_ERR_NOMEM;
-    int n = feat_json_parse(v->json, len, t, 4096, 16, NULL);
-    if (n < 0) {
+    if (feat_json_parse(v->json, len, t, 4096, 16, NULL, NULL) != FEAT_OK) {
         free(t);
         return FEAT_ERR_CORRUPT;
     }

@@ -75,8 +75,8 @@ const char *feat_stage_name(int s);
  * booleans), as drift's feat_drift_set_model_reference takes them.  FEAT_OK
  * when accepted; a refusal is logged and changes nothing here.  Called with
  * no lock of this module held, at start-up and after each champion change. */
-typedef int feat_models_reference_fn(void *arg, const char *model, const char *feature, const void *blob,
-                                     size_t len);
+typedef feat_err_t feat_models_reference_fn(void *arg, const char *model, const char *feature, const void *blob,
+                                            size_t len);
 
 /* What the models need from the configuration; the daemon fills it (see
  * feat_models_conf_from_config). */
@@ -113,7 +113,7 @@ void feat_models_destroy(feat_models_t *models); /* stops first; NULL is fine */
  * releases.  NULL with *err: FEAT_ERR_NOT_FOUND (no such model, or no version
  * in that stage), FEAT_ERR_INVALID (bad alias). */
 feat_loaded_t *feat_models_acquire(feat_models_t *models, const char *model, const char *alias, uint64_t version,
-                                   int *err);
+                                   feat_err_t *err);
 void feat_loaded_release(feat_loaded_t *l);
 const feat_model_t *feat_loaded_model(const feat_loaded_t *l);
 uint64_t feat_loaded_version(const feat_loaded_t *l);
@@ -121,7 +121,7 @@ uint32_t feat_loaded_index(const feat_loaded_t *l);       /* model index in conf
 const feat_table_t *feat_loaded_table(const feat_loaded_t *l);
 const uint16_t *feat_loaded_fidx(const feat_loaded_t *l); /* table feature index per model feature */
 size_t feat_loaded_nfeatures(const feat_loaded_t *l);
-int feat_loaded_binary(const feat_loaded_t *l);
+int feat_loaded_binary(const feat_loaded_t *l);           /* 1 for a binary task (logreg, mlp), else 0 */
 
 /* ---- registry ---- */
 
@@ -148,19 +148,27 @@ typedef struct feat_version_info {
  * call back into the registry. */
 typedef void feat_version_fn(void *arg, const feat_version_info_t *v);
 /* Versions of model (NULL = all models), newest first.  FEAT_ERR_NOT_FOUND for an unknown model. */
-int feat_models_list(feat_models_t *models, const char *model, feat_version_fn *fn, void *arg);
+feat_err_t feat_models_list(feat_models_t *models, const char *model, feat_version_fn *fn, void *arg);
 /* version 0 = the challenger.  On success *champion gets the new champion.
  * Failure: msg says why; FEAT_ERR_NOT_FOUND (model, version), FEAT_ERR_STATE
- * (no challenger, a version that cannot be loaded), or the store's error
- * (nothing changed). */
-int feat_models_promote(feat_models_t *models, const char *model, uint64_t version, uint64_t *champion, char *msg,
-                        size_t msglen);
-int feat_models_rollback(feat_models_t *models, const char *model, uint64_t *champion, char *msg, size_t msglen);
+ * (no challenger, a version that cannot be loaded), FEAT_ERR_NOMEM, or the
+ * store's error (nothing changed). */
+feat_err_t feat_models_promote(feat_models_t *models, const char *model, uint64_t version, uint64_t *champion,
+                               char *msg, size_t msglen);
+/* Makes the previous champion the champion again (the current one is
+ * archived).  Errors as for promote; FEAT_ERR_STATE also when there is no
+ * previous champion. */
+feat_err_t feat_models_rollback(feat_models_t *models, const char *model, uint64_t *champion, char *msg,
+                                size_t msglen);
 
 /* ---- retraining ---- */
 
-int feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
-                        uint64_t *run_id, int *coalesced);
+/* Queues a retrain of model (reason may be NULL).  *run_id gets the run's id;
+ * *coalesced is 1 when a run of the model was already queued or running (its
+ * id is returned), else 0.  FEAT_OK, or FEAT_ERR_NOT_FOUND for an unknown
+ * model. */
+feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
+                               uint64_t *run_id, int *coalesced);
 
 typedef enum feat_run_state {
     FEAT_RUN_QUEUED = 0,
@@ -182,7 +190,7 @@ typedef struct feat_run_status {
     int trigger;
 } feat_run_status_t;
 /* run_id 0 = the model's latest run.  FEAT_ERR_NOT_FOUND when none. */
-int feat_models_run_status(feat_models_t *models, const char *model, uint64_t run_id, feat_run_status_t *out);
+feat_err_t feat_models_run_status(feat_models_t *models, const char *model, uint64_t run_id, feat_run_status_t *out);
 
 /* ---- feeds (from ingest, serve and the alert bus) ---- */
 

@@ -135,7 +135,7 @@ static feat_loaded_t *load_version(feat_models_t *models, mstate_t *s, uint64_t 
         feat_buf_free(&b);
         return NULL;
     }
-    int rc = feat_model_deserialize(p + 5 + jl, b.len - 5 - jl, &m, err, errlen);
+    feat_err_t rc = feat_model_deserialize(p + 5 + jl, b.len - 5 - jl, &m, err, errlen);
     feat_buf_free(&b);
     return rc == FEAT_OK ? wrap(s, version, m, err, errlen) : NULL;
 }
@@ -273,7 +273,7 @@ static int has_version(const mstate_t *s, uint64_t v) {
 /* Predict's path: s->lock for a few loads; a pinned version not yet loaded
  * is read from the store with no lock held. */
 feat_loaded_t *feat_models_acquire(feat_models_t *models, const char *model, const char *alias, uint64_t version,
-                                   int *err) {
+                                   feat_err_t *err) {
     mstate_t *s = feat_models_find(models, model);
     *err = FEAT_OK;
     if (!s) {
@@ -320,7 +320,7 @@ feat_loaded_t *feat_models_acquire(feat_models_t *models, const char *model, con
 
 /* ---- list --------------------------------------------------------------------------------------- */
 
-int feat_models_list(feat_models_t *models, const char *model, feat_version_fn *fn, void *arg) {
+feat_err_t feat_models_list(feat_models_t *models, const char *model, feat_version_fn *fn, void *arg) {
     if (model && *model && !feat_models_find(models, model)) return FEAT_ERR_NOT_FOUND;
     for (size_t i = 0; i < models->n; i++) {
         mstate_t *s = &models->mstates[i];
@@ -460,12 +460,12 @@ static feat_err_t registry_swap(feat_models_t *models, mstate_t *s, swap_t *sw, 
 
 /* ---- promote, rollback, a new version ------------------------------------------------------------ */
 
-int feat_models_promote(feat_models_t *models, const char *model, uint64_t version, uint64_t *champion, char *msg,
-                        size_t msglen) {
+feat_err_t feat_models_promote(feat_models_t *models, const char *model, uint64_t version, uint64_t *champion,
+                               char *msg, size_t msglen) {
     mstate_t *s = feat_models_find(models, model);
     if (!s) return snprintf(msg, msglen, "unknown model \"%.64s\"", model ? model : ""), FEAT_ERR_NOT_FOUND;
     swap_t sw = {0};
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     pthread_mutex_lock(&s->reg_lock);
     if (!version) version = s->al.challenger;
     uint64_t was = s->al.champion;
@@ -499,11 +499,12 @@ int feat_models_promote(feat_models_t *models, const char *model, uint64_t versi
     return FEAT_OK;
 }
 
-int feat_models_rollback(feat_models_t *models, const char *model, uint64_t *champion, char *msg, size_t msglen) {
+feat_err_t feat_models_rollback(feat_models_t *models, const char *model, uint64_t *champion, char *msg,
+                                size_t msglen) {
     mstate_t *s = feat_models_find(models, model);
     if (!s) return snprintf(msg, msglen, "unknown model \"%.64s\"", model ? model : ""), FEAT_ERR_NOT_FOUND;
     swap_t sw = {0};
-    int rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
     pthread_mutex_lock(&s->reg_lock);
     uint64_t was = s->al.champion, prev = s->al.nhist ? s->al.hist[s->al.nhist - 1] : 0;
     if (!prev) {

@@ -30,7 +30,7 @@ typedef struct build {
     const feat_trainset_cb_t *cb;
     uint64_t total, done;
     int binary;
-    int rc;
+    feat_err_t rc;
     char *err;
     size_t errlen;
 } build_t;
@@ -41,7 +41,7 @@ static int count_label(void *arg, int64_t ts, const char *key, size_t klen, doub
     return 0;
 }
 
-static int grow(feat_trainset_t *o) {
+static feat_err_t grow(feat_trainset_t *o) {
     size_t nc = o->cap ? o->cap * 2 : 1024;
     feat_raw_t *r = realloc(o->rows, nc * o->nf * sizeof(feat_raw_t));
     if (r) o->rows = r;
@@ -70,7 +70,7 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
         b->rc = FEAT_ERR_NOMEM;
         return 1;
     }
-    int rc = feat_pit_read(b->reader, b->t, key, klen, ts, b->fidx, o->nf, 0, b->vals, &b->strings);
+    feat_err_t rc = feat_pit_read(b->reader, b->t, key, klen, ts, b->fidx, o->nf, 0, b->vals, &b->strings);
     if (rc) {
         snprintf(b->err, b->errlen, "point-in-time read failed: %s", feat_err_str(rc));
         b->rc = rc;
@@ -110,8 +110,8 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
     return 0;
 }
 
-int feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t from_ms, int64_t to_ms,
-                        const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr, size_t errlen) {
+feat_err_t feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t from_ms, int64_t to_ms,
+                               const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr, size_t errlen) {
     memset(out, 0, sizeof(*out));
     if (errlen) errstr[0] = 0;
     feat_arena_init(&out->arena, 65536);
@@ -139,7 +139,7 @@ int feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t fr
     }
     build_t b = {st, t, m, fidx, NULL, vals, FEAT_BUF_INIT, out, cb, 0, 0, 0, FEAT_OK, errstr, errlen};
     b.binary = strcmp(m->task, "linreg") != 0;
-    int rc = feat_store_labels(st, m->name, from_ms, to_ms, count_label, &b);
+    feat_err_t rc = feat_store_labels(st, m->name, from_ms, to_ms, count_label, &b);
     if (!rc) {
         b.reader = feat_pit_reader_new(st);
         if (!b.reader) rc = FEAT_ERR_NOMEM;

@@ -44,8 +44,8 @@ typedef struct feat_trainset_cb {
  * table is st's).  Binary tasks (logreg, mlp) need labels 0 or 1: any other
  * value fails the build with FEAT_ERR_INVALID naming it.  On failure errstr
  * says why and *out holds nothing to free. */
-int feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t from_ms, int64_t to_ms,
-                        const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr, size_t errlen);
+feat_err_t feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t from_ms, int64_t to_ms,
+                               const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr, size_t errlen);
 void feat_trainset_free(feat_trainset_t *ts);
 
 /* Raw value of a stored one (PRESENT) or missing. */

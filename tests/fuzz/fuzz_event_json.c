@@ -22,8 +22,9 @@ static void check_tokens(const char *text, size_t len) {
     enum { NTOKS = 256 };
     static feat_json_tok_t toks[NTOKS];
     static char buf[1 << 16];
-    int n = feat_json_parse(text, len, toks, NTOKS, 24, NULL);
-    if (n < 0) return;
+    size_t nt = 0;
+    if (feat_json_parse(text, len, toks, NTOKS, 24, &nt, NULL) != FEAT_OK) return;
+    int n = (int)nt;
     FUZZ_CHECK(n >= 1 && n <= NTOKS, "%d tokens", n);
     FUZZ_CHECK(toks[0].next == (uint32_t)n, "root subtree ends at %u of %d", toks[0].next, n);
     for (int i = 0; i < n; i++) {
@@ -48,11 +49,12 @@ static void check_tokens(const char *text, size_t len) {
             FUZZ_CHECK(t->next == (uint32_t)i + 1, "scalar token %d has children", i);
         }
         if (t->type == FEAT_JSON_STRING) {
-            int l = feat_json_unescape(text, t, buf, sizeof(buf));
-            FUZZ_CHECK(l >= 0 && (size_t)l <= t->end - t->start, "string token %d unescapes to %d bytes", i, l);
-            FUZZ_CHECK(feat_utf8_valid(buf, (size_t)l), "string token %d unescapes to invalid UTF-8", i);
-            FUZZ_CHECK(feat_json_str_eq(text, t, buf, (size_t)l), "string token %d differs from its unescaping", i);
-            if (!t->escaped) FUZZ_CHECK(memcmp(buf, text + t->start, (size_t)l) == 0, "plain string %d copied wrongly", i);
+            size_t l = 0;
+            feat_err_t e = feat_json_unescape(text, t, buf, sizeof(buf), &l);
+            FUZZ_CHECK(e == FEAT_OK && l <= t->end - t->start, "string token %d unescapes to %zu bytes (%d)", i, l, e);
+            FUZZ_CHECK(feat_utf8_valid(buf, l), "string token %d unescapes to invalid UTF-8", i);
+            FUZZ_CHECK(feat_json_str_eq(text, t, buf, l), "string token %d differs from its unescaping", i);
+            if (!t->escaped) FUZZ_CHECK(memcmp(buf, text + t->start, l) == 0, "plain string %d copied wrongly", i);
         } else if (t->type == FEAT_JSON_NUMBER) {
             double d;
             int64_t v;

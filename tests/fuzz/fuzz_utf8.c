@@ -83,9 +83,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         text[size + 1] = '"';
         feat_json_tok_t t[2];
         size_t off = 0;
-        int n = feat_json_parse(text, size + 2, t, 2, 4, &off);
-        if (ref == size) FUZZ_CHECK(n == 1, "valid UTF-8 refused as a JSON string (%d)", n);
-        else FUZZ_CHECK(n == FEAT_ERR_INVALID && off == ref + 1, "JSON: %d at %zu, want refusal at %zu", n, off, ref + 1);
+        size_t nt = 0;
+        feat_err_t e = feat_json_parse(text, size + 2, t, 2, 4, &nt, &off);
+        if (ref == size)
+            FUZZ_CHECK(e == FEAT_OK && nt == 1, "valid UTF-8 refused as a JSON string (%d)", e);
+        else
+            FUZZ_CHECK(e == FEAT_ERR_INVALID && off == ref + 1, "JSON: %d at %zu, want refusal at %zu", e, off, ref + 1);
         free(text);
     }
     free(re);

@@ -36,9 +36,9 @@ static inline int fuzz_json_valid(const char *text, size_t len) {
     size_t ntoks = len + 1;
     feat_json_tok_t *toks = malloc(ntoks * sizeof(*toks));
     if (!toks) return 0;
-    int n = feat_json_parse(text, len, toks, ntoks, 64, NULL);
+    feat_err_t e = feat_json_parse(text, len, toks, ntoks, 64, NULL, NULL);
     free(toks);
-    return n >= 1;
+    return e == FEAT_OK;
 }
 
 #endif

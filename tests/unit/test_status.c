@@ -72,7 +72,8 @@ static const char BUSY_JSON[] =
 
 static void assert_json(const feat_buf_t *b) {
     feat_json_tok_t toks[256];
-    ck_assert_msg(feat_json_parse(b->data, b->len, toks, 256, 8, NULL) > 0, "not JSON: %.*s", (int)b->len, b->data);
+    ck_assert_msg(feat_json_parse(b->data, b->len, toks, 256, 8, NULL, NULL) == FEAT_OK, "not JSON: %.*s", (int)b->len,
+                  b->data);
 }
 
 START_TEST(json_of_a_busy_daemon) {

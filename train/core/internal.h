@@ -60,6 +60,7 @@ struct feat_prep {
     feat_prep_op_t *ops;      /* nf entries */
 };
 
+/* 1 for the numeric types (double, int64, bool), else 0. */
 static inline int feat_ftype_numeric(feat_ftype_t t) {
     return t == FEAT_FT_DOUBLE || t == FEAT_FT_INT64 || t == FEAT_FT_BOOL;
 }
