@@ -265,7 +265,7 @@ static feat_err_t open_alerting(featd_t *d, char *err, size_t errlen) {
  * the training engine start. */
 /* train hands a champion's reference profiles to drift through this (train
  * does not know drift). */
-static int drift_reference(void *drift, const char *model, const char *feature, const void *blob, size_t len) {
+static feat_err_t drift_reference(void *drift, const char *model, const char *feature, const void *blob, size_t len) {
     return feat_drift_set_model_reference(drift, model, feature, blob, len);
 }
 
