@@ -98,7 +98,14 @@ static void round_trip(feat_model_t *m) {
     }
     const feat_model_info_t *a = feat_model_info(m), *c = feat_model_info(m2);
     CHECK(a->kind == c->kind && a->task == c->task);
-    CHECK(memcmp(&a->hyper, &c->hyper, sizeof(a->hyper)) == 0);
+    /* field by field: memcmp would compare the struct's padding, which
+     * nothing sets (it differed under one compiler's -O3) */
+    const feat_hyper_t *ha = &a->hyper, *hc = &c->hyper;
+    CHECK(same_double(ha->learning_rate, hc->learning_rate) && same_double(ha->l2, hc->l2) &&
+          same_double(ha->beta1, hc->beta1) && same_double(ha->beta2, hc->beta2) &&
+          same_double(ha->epsilon, hc->epsilon));
+    CHECK(ha->hidden == hc->hidden && ha->epochs == hc->epochs && ha->batch_size == hc->batch_size &&
+          ha->activation == hc->activation && ha->shuffle == hc->shuffle && ha->seed == hc->seed);
     CHECK(strcmp(a->label, c->label) == 0 && strcmp(c->label, "churned") == 0);
     CHECK(a->n_features == c->n_features && a->input_dim == c->input_dim);
     CHECK(a->n_train == c->n_train && a->n_valid == c->n_valid);
