@@ -111,7 +111,7 @@ static feat_err_t mkdirs(const char *path, char *err, size_t errlen) {
 /* ---- each part's conf, from the config -------------------------------------------------------- */
 
 static feat_store_conf_t store_conf(const feat_config_t *c, const char *path) {
-    return (feat_store_conf_t){.path = path, .cfg = c, .sync = c->store_sync,
+    return (feat_store_conf_t){.path = path, .tables = c->tables, .ntables = c->ntables, .sync = c->store_sync,
                                .block_cache_bytes = c->store_block_cache, .write_buffer_bytes = c->store_write_buffer,
                                .write_buffers = (int)c->store_write_buffers};
 }

@@ -168,8 +168,9 @@ static double raw_consume(const char *bs, feat_config_t *cfg, row_t *rows) {
 static feat_store_t *open_store(feat_config_t *cfg, const char *dir) {
     char path[512], err[256];
     snprintf(path, sizeof(path), "%s/db", dir);
-    feat_store_conf_t sc = {path, cfg, 0, cfg->store_block_cache, cfg->store_write_buffer, 0,
-                            (int)cfg->store_write_buffers};
+    feat_store_conf_t sc = {.path = path, .tables = cfg->tables, .ntables = cfg->ntables,
+                            .block_cache_bytes = cfg->store_block_cache, .write_buffer_bytes = cfg->store_write_buffer,
+                            .write_buffers = (int)cfg->store_write_buffers};
     feat_store_t *st = feat_store_open(&sc, err, sizeof(err));
     if (!st) { fprintf(stderr, "store: %s\n", err); exit(1); }
     return st;
