@@ -175,7 +175,10 @@ static feat_err_t open_broker(featd_t *d, char *err, size_t errlen) {
         snprintf(err, errlen, "embedded broker failed");
         return FEAT_ERR_KAFKA;
     }
-    if (feat_broker_create_config_topics(d->broker, cfg, err, errlen)) return FEAT_ERR_KAFKA;
+    feat_broker_topics_conf_t tc = {.tables = cfg->tables, .ntables = cfg->ntables, .models = cfg->models,
+                                    .nmodels = cfg->nmodels, .drift_alert_topic = cfg->drift_alert_topic,
+                                    .partitions = (int)cfg->kafka_partitions};
+    if (feat_broker_create_topics(d->broker, &tc, err, errlen)) return FEAT_ERR_KAFKA;
     d->bootstrap = strdup(feat_broker_bootstraps(d->broker));
     snprintf(path, sizeof(path), "%s/kafka.bootstrap", cfg->data_dir);
     if (!d->bootstrap || feat_write_file_atomic(path, d->bootstrap, strlen(d->bootstrap))) {
