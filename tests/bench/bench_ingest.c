@@ -131,7 +131,9 @@ static double raw_consume(const char *bs, feat_config_t *cfg, row_t *rows) {
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
     rd_kafka_message_t **msgs = malloc(10000 * sizeof(*msgs));
-    feat_decoder_t *dec = rows ? feat_decoder_new(cfg) : NULL;
+    feat_decode_conf_t dconf;
+    feat_decode_conf_from_config(cfg, &dconf);
+    feat_decoder_t *dec = rows ? feat_decoder_new(&dconf) : NULL;
     feat_decoded_t *d = rows ? malloc(sizeof(*d)) : NULL;
     long got = 0;
     double t_first = 0, t_last = 0;
@@ -220,7 +222,10 @@ static double featd_ingest_with(const char *bs, feat_config_t *cfg, int round, i
     char err[256], group[64];
     snprintf(group, sizeof(group), "bench-featd-%d-%d-%d", (int)getpid(), round, drift);
     feat_config_set(cfg, "kafka.group.id", group, err, sizeof(err));
-    feat_ingest_conf_t ic = {cfg, bs, feat_metrics_new()};
+    feat_ingest_conf_t ic = {.kafka = cfg->kafka, .nkafka = cfg->nkafka, .bootstrap = bs,
+                             .batch_max = cfg->ingest_batch_max, .commit_ms = cfg->ingest_commit_ms,
+                             .metrics = feat_metrics_new()};
+    feat_decode_conf_from_config(cfg, &ic.decode);
     feat_ingest_t *ing = feat_ingest_new(&ic, st, err, sizeof(err));
     feat_drift_t *dm = NULL;
     if (drift) {
