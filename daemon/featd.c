@@ -57,7 +57,8 @@ static feat_err_t config_error(char *errstr, size_t errlen, const char *what) {
 static feat_err_t check(const feat_config_t *cfg, feat_tls_pem_t *tls, feat_auth_t **auth, char *errstr,
                         size_t errlen) {
     char err[1024];
-    if (feat_ingest_check_config(cfg, err, sizeof(err)) || load_security(cfg, tls, auth, err, sizeof(err)))
+    feat_ingest_conf_t kafka = {.kafka = cfg->kafka, .nkafka = cfg->nkafka}; /* all the check reads */
+    if (feat_ingest_check_config(&kafka, err, sizeof(err)) || load_security(cfg, tls, auth, err, sizeof(err)))
         return config_error(errstr, errlen, err);
     return FEAT_OK;
 }
@@ -111,9 +112,16 @@ static feat_err_t mkdirs(const char *path, char *err, size_t errlen) {
 /* ---- each part's conf, from the config -------------------------------------------------------- */
 
 static feat_store_conf_t store_conf(const feat_config_t *c, const char *path) {
-    return (feat_store_conf_t){.path = path, .cfg = c, .sync = c->store_sync,
+    return (feat_store_conf_t){.path = path, .tables = c->tables, .ntables = c->ntables, .sync = c->store_sync,
                                .block_cache_bytes = c->store_block_cache, .write_buffer_bytes = c->store_write_buffer,
                                .write_buffers = (int)c->store_write_buffers};
+}
+
+static feat_ingest_conf_t ingest_conf(const feat_config_t *c, const char *bootstrap, feat_metrics_t *metrics) {
+    feat_ingest_conf_t ic = {.kafka = c->kafka, .nkafka = c->nkafka, .bootstrap = bootstrap,
+                             .batch_max = c->ingest_batch_max, .commit_ms = c->ingest_commit_ms, .metrics = metrics};
+    feat_decode_conf_from_config(c, &ic.decode);
+    return ic;
 }
 
 static feat_drift_conf_t drift_conf(const feat_config_t *c) {
@@ -175,7 +183,10 @@ static feat_err_t open_broker(featd_t *d, char *err, size_t errlen) {
         snprintf(err, errlen, "embedded broker failed");
         return FEAT_ERR_KAFKA;
     }
-    if (feat_broker_create_config_topics(d->broker, cfg, err, errlen)) return FEAT_ERR_KAFKA;
+    feat_broker_topics_conf_t tc = {.tables = cfg->tables, .ntables = cfg->ntables, .models = cfg->models,
+                                    .nmodels = cfg->nmodels, .drift_alert_topic = cfg->drift_alert_topic,
+                                    .partitions = (int)cfg->kafka_partitions};
+    if (feat_broker_create_topics(d->broker, &tc, err, errlen)) return FEAT_ERR_KAFKA;
     d->bootstrap = strdup(feat_broker_bootstraps(d->broker));
     snprintf(path, sizeof(path), "%s/kafka.bootstrap", cfg->data_dir);
     if (!d->bootstrap || feat_write_file_atomic(path, d->bootstrap, strlen(d->bootstrap))) {
@@ -305,7 +316,7 @@ fail:
 static feat_err_t open_ingest(featd_t *d, char *err, size_t errlen) {
     const feat_config_t *cfg = d->cfg;
     char msg[1024];
-    feat_ingest_conf_t ic = {.cfg = cfg, .bootstrap = d->bootstrap, .metrics = d->metrics};
+    feat_ingest_conf_t ic = ingest_conf(cfg, d->bootstrap, d->metrics);
     d->ingest = feat_ingest_new(&ic, d->st, msg, sizeof(msg));
     if (!d->ingest) return config_error(err, errlen, msg); /* it validates kafka.* */
     if (d->drift) feat_ingest_set_observer(d->ingest, drift_observer, d->drift);

@@ -89,18 +89,19 @@ feat_err_t feat_broker_create_topic(feat_broker_t *b, const char *topic, int par
     return FEAT_OK;
 }
 
-feat_err_t feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen) {
-    for (size_t i = 0; i < cfg->ntables + cfg->nmodels; i++) {
-        const char *t = i < cfg->ntables ? cfg->tables[i].topic : cfg->models[i - cfg->ntables].label_topic;
-        if (feat_broker_create_topic(b, t, (int)cfg->kafka_partitions)) {
+feat_err_t feat_broker_create_topics(feat_broker_t *b, const feat_broker_topics_conf_t *tc, char *errstr,
+                                     size_t errlen) {
+    for (size_t i = 0; i < tc->ntables + tc->nmodels; i++) {
+        const char *t = i < tc->ntables ? tc->tables[i].topic : tc->models[i - tc->ntables].label_topic;
+        if (feat_broker_create_topic(b, t, tc->partitions)) {
             snprintf(errstr, errlen, "embedded broker: cannot create topic %s", t);
             return FEAT_ERR_KAFKA;
         }
     }
     /* featd's own output topics */
-    for (size_t i = 0; i <= cfg->nmodels; i++) {
-        const char *t = i < cfg->nmodels ? cfg->models[i].prediction_topic : cfg->drift_alert_topic;
-        if (t && *t && feat_broker_create_topic(b, t, (int)cfg->kafka_partitions)) {
+    for (size_t i = 0; i <= tc->nmodels; i++) {
+        const char *t = i < tc->nmodels ? tc->models[i].prediction_topic : tc->drift_alert_topic;
+        if (t && *t && feat_broker_create_topic(b, t, tc->partitions)) {
             snprintf(errstr, errlen, "embedded broker: cannot create topic %s", t);
             return FEAT_ERR_KAFKA;
         }

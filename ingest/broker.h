@@ -29,9 +29,21 @@ typedef struct feat_broker feat_broker_t;
 feat_broker_t *feat_broker_new(int nbrokers, char *errstr, size_t errlen);
 /* Creates topic with partitions (replication 1).  FEAT_OK or FEAT_ERR_KAFKA. */
 feat_err_t feat_broker_create_topic(feat_broker_t *b, const char *topic, int partitions);
-/* Creates every topic cfg names (sources, labels, predictions, drift alerts)
- * with kafka.partitions partitions.  FEAT_OK, or FEAT_ERR_KAFKA with errstr. */
-feat_err_t feat_broker_create_config_topics(feat_broker_t *b, const feat_config_t *cfg, char *errstr, size_t errlen);
+/* The topics a configuration names.  Everything is borrowed for the call only. */
+typedef struct feat_broker_topics_conf {
+    const feat_table_conf_t *tables;  /* [ntables]: each one's source topic */
+    size_t ntables;
+    const feat_model_conf_t *models;  /* [nmodels]: each one's label_topic, and its prediction_topic when
+                                       * not empty */
+    size_t nmodels;
+    const char *drift_alert_topic;    /* NULL or "" = none */
+    int partitions;                   /* of each topic, >= 1 (kafka.partitions) */
+} feat_broker_topics_conf_t;
+
+/* Creates every topic tc names (sources, labels, predictions, drift alerts);
+ * one that exists already is fine.  FEAT_OK, or FEAT_ERR_KAFKA with errstr. */
+feat_err_t feat_broker_create_topics(feat_broker_t *b, const feat_broker_topics_conf_t *tc, char *errstr,
+                                     size_t errlen);
 /* "127.0.0.1:port,..."; valid until destroy. */
 const char *feat_broker_bootstraps(const feat_broker_t *b);
 /* Fault injection for tests: take broker id (1-based) down or up.  FEAT_OK or

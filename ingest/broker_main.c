@@ -90,8 +90,10 @@ int main(int argc, char **argv) {
     }
     int rc = 0;
     if (cfg) {
-        cfg->kafka_partitions = partitions;
-        if (feat_broker_create_config_topics(b, cfg, err, sizeof(err))) {
+        feat_broker_topics_conf_t tc = {.tables = cfg->tables, .ntables = cfg->ntables, .models = cfg->models,
+                                        .nmodels = cfg->nmodels, .drift_alert_topic = cfg->drift_alert_topic,
+                                        .partitions = partitions};
+        if (feat_broker_create_topics(b, &tc, err, sizeof(err))) {
             fprintf(stderr, "featd-broker: %s\n", err);
             rc = 1;
         }

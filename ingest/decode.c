@@ -49,7 +49,7 @@ typedef struct raw_feat {
 enum { RAW_NONE = 0, RAW_DOUBLE, RAW_INT, RAW_BOOL, RAW_STRING, RAW_JSON };
 
 struct feat_decoder {
-    const feat_config_t *cfg;
+    feat_decode_conf_t conf;  /* a copy; its arrays are the caller's */
     route_t *routes;
     size_t nroutes;
     feat_json_tok_t *toks;
@@ -59,11 +59,19 @@ struct feat_decoder {
     feat_buf_t scratch;   /* unescaped strings; capacity reserved per message */
 };
 
-feat_decoder_t *feat_decoder_new(const feat_config_t *cfg) {
+void feat_decode_conf_from_config(const feat_config_t *cfg, feat_decode_conf_t *conf) {
+    *conf = (feat_decode_conf_t){
+        .tables = cfg->tables, .ntables = cfg->ntables, .models = cfg->models, .nmodels = cfg->nmodels,
+        .max_key = cfg->ingest_max_key, .max_value = cfg->ingest_max_value, .max_string = cfg->ingest_max_string,
+        .max_future_ms = cfg->ingest_max_future_ms, .max_age_ms = cfg->ingest_max_age_ms,
+    };
+}
+
+feat_decoder_t *feat_decoder_new(const feat_decode_conf_t *conf) {
     feat_decoder_t *d = calloc(1, sizeof(*d));
     if (!d) return NULL;
-    d->cfg = cfg;
-    size_t maxr = cfg->ntables + cfg->nmodels;
+    d->conf = *conf;
+    size_t maxr = conf->ntables + conf->nmodels;
     d->routes = calloc(maxr ? maxr : 1, sizeof(route_t));
     d->nraw_cap = FEAT_MAX_FEATURES + 1;
     d->raw = calloc(d->nraw_cap, sizeof(raw_feat_t));
@@ -73,9 +81,9 @@ feat_decoder_t *feat_decoder_new(const feat_config_t *cfg) {
         feat_decoder_destroy(d);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->ntables + cfg->nmodels; i++) {
-        int is_table = i < cfg->ntables;
-        const char *topic = is_table ? cfg->tables[i].topic : cfg->models[i - cfg->ntables].label_topic;
+    for (size_t i = 0; i < conf->ntables + conf->nmodels; i++) {
+        int is_table = i < conf->ntables;
+        const char *topic = is_table ? conf->tables[i].topic : conf->models[i - conf->ntables].label_topic;
         route_t *r = NULL;
         for (size_t k = 0; k < d->nroutes; k++)
             if (strcmp(d->routes[k].topic, topic) == 0) r = &d->routes[k];
@@ -84,7 +92,7 @@ feat_decoder_t *feat_decoder_new(const feat_config_t *cfg) {
             r->topic = topic;
         }
         if (is_table && r->ntables < 8) r->tables[r->ntables++] = (uint32_t)i;
-        if (!is_table && r->nmodels < 8) r->models[r->nmodels++] = (uint32_t)(i - cfg->ntables);
+        if (!is_table && r->nmodels < 8) r->models[r->nmodels++] = (uint32_t)(i - conf->ntables);
     }
     return d;
 }
@@ -386,9 +394,9 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
 static int check_key(feat_decoder_t *d, const char *key, size_t klen, int from_kafka, feat_decoded_t *out) {
     if (!key || klen == 0) return dead(out, FEAT_DL_MISSING_KEY, "no entity key (set \"key\" or the Kafka message key)"), 1;
     const char *src = from_kafka ? " (the Kafka message key)" : "";
-    if ((int64_t)klen > d->cfg->ingest_max_key)
+    if ((int64_t)klen > d->conf.max_key)
         return dead(out, FEAT_DL_OVERSIZE, "entity key%s is %zu bytes; ingest.max_key_bytes is %lld", src, klen,
-                    (long long)d->cfg->ingest_max_key), 1;
+                    (long long)d->conf.max_key), 1;
     size_t bad = feat_utf8_valid_prefix(key, klen);
     if (bad < klen) return dead(out, FEAT_DL_INVALID_UTF8, "entity key%s is not valid UTF-8 at byte %zu", src, bad), 1;
     if (memchr(key, 0, klen)) return dead(out, FEAT_DL_BAD_KEY, "entity key%s has a NUL byte", src), 1;
@@ -408,10 +416,10 @@ static int bad_name(feat_decoded_t *out, const char *what, const char *name, siz
 
 static int check_ts(feat_decoder_t *d, const msg_fields_t *m, int64_t now, feat_decoded_t *out) {
     if (!m->has_ts) return dead(out, FEAT_DL_MISSING_TIMESTAMP, "no event time (\"ts\")"), 1;
-    if (m->ts > now + d->cfg->ingest_max_future_ms)
+    if (m->ts > now + d->conf.max_future_ms)
         return dead(out, FEAT_DL_BAD_TIMESTAMP, "event time %lld is more than ingest.max_future ahead of now",
                     (long long)m->ts), 1;
-    if (m->ts < now - d->cfg->ingest_max_age_ms)
+    if (m->ts < now - d->conf.max_age_ms)
         return dead(out, FEAT_DL_BAD_TIMESTAMP, "event time %lld is older than ingest.max_age", (long long)m->ts), 1;
     return 0;
 }
@@ -488,9 +496,9 @@ static int type_feature(feat_decoder_t *d, const char *text, const feat_table_co
         return 0;
     case FEAT_FT_STRING:
         if (kind != RAW_STRING) break;
-        if ((int64_t)sn > d->cfg->ingest_max_string)
+        if ((int64_t)sn > d->conf.max_string)
             return dead(out, FEAT_DL_OVERSIZE, "feature %s is a %zu-byte string; ingest.max_string_bytes is %lld",
-                        fname, sn, (long long)d->cfg->ingest_max_string), 1;
+                        fname, sn, (long long)d->conf.max_string), 1;
         size_t bad = feat_utf8_valid_prefix(sp, sn);
         if (bad < sn) return dead(out, FEAT_DL_INVALID_UTF8, "feature %s is not valid UTF-8 at byte %zu", fname, bad), 1;
         if (memchr(sp, 0, sn)) return dead(out, FEAT_DL_UNDECODABLE, "feature %s contains a NUL byte", fname), 1;
@@ -545,14 +553,14 @@ feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *ke
     out->detail[0] = 0;
     const route_t *r = find_route(d, topic);
     if (!r) return dead(out, FEAT_DL_UNKNOWN_TABLE, "topic %s feeds no table or model", topic);
-    if ((int64_t)vlen > d->cfg->ingest_max_value)
+    if ((int64_t)vlen > d->conf.max_value)
         return dead(out, FEAT_DL_OVERSIZE, "message is %zu bytes; ingest.max_value_bytes is %lld", vlen,
-                    (long long)d->cfg->ingest_max_value);
+                    (long long)d->conf.max_value);
     if (!val || vlen == 0) return dead(out, FEAT_DL_UNDECODABLE, "empty message value");
     int label = r->ntables == 0;
     int json = is_json(val, vlen, ct, ctlen);
     msg_fields_t m;
-    const char *entity_alt = (!label && r->ntables == 1) ? d->cfg->tables[r->tables[0]].entity : NULL;
+    const char *entity_alt = (!label && r->ntables == 1) ? d->conf.tables[r->tables[0]].entity : NULL;
     if (entity_alt && strcmp(entity_alt, "key") == 0) entity_alt = NULL;
     if (json ? json_parse(d, val, vlen, label, entity_alt, &m, out)
              : pb_parse(d, val, vlen, label, &m, out))
@@ -567,7 +575,7 @@ feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *ke
         if (m.has_name) {
             size_t k;
             for (k = 0; k < r->nmodels; k++) {
-                const char *mn = d->cfg->models[r->models[k]].name;
+                const char *mn = d->conf.models[r->models[k]].name;
                 if (strlen(mn) == m.nlen && memcmp(mn, m.name, m.nlen) == 0) break;
             }
             if (k == r->nmodels && bad_name(out, "model", m.name, m.nlen)) return FEAT_DEC_DEAD;
@@ -595,7 +603,7 @@ feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *ke
     if (m.has_name) {
         size_t k;
         for (k = 0; k < r->ntables; k++) {
-            const char *tn = d->cfg->tables[r->tables[k]].name;
+            const char *tn = d->conf.tables[r->tables[k]].name;
             if (strlen(tn) == m.nlen && memcmp(tn, m.name, m.nlen) == 0) break;
         }
         if (k == r->ntables && bad_name(out, "table", m.name, m.nlen)) return FEAT_DEC_DEAD;
@@ -610,7 +618,7 @@ feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *ke
     }
     if (check_key(d, ekey, eklen, !m.has_key, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
     if (m.nfeat == 0) return dead(out, FEAT_DL_NO_FEATURES, "event has no features");
-    const feat_table_conf_t *t = &d->cfg->tables[ti];
+    const feat_table_conf_t *t = &d->conf.tables[ti];
     /* seen[] marks features already set, to refuse duplicates */
     unsigned char seen[FEAT_MAX_FEATURES];
     memset(seen, 0, t->nfeatures);

@@ -82,12 +82,12 @@ typedef struct feat_decoded {
     size_t klen;
     int64_t ts;                 /* event time, ms */
     /* event */
-    uint32_t table;             /* index into cfg->tables */
+    uint32_t table;             /* index into the conf's tables */
     size_t n;                   /* features in this event */
     uint16_t fidx[FEAT_MAX_FEATURES];      /* feature index in the table */
     feat_value_t vals[FEAT_MAX_FEATURES];
     /* label */
-    uint32_t model;             /* index into cfg->models */
+    uint32_t model;             /* index into the conf's models */
     double label;
     /* dead letter */
     feat_dl_reason_t reason;
@@ -96,8 +96,27 @@ typedef struct feat_decoded {
 
 typedef struct feat_decoder feat_decoder_t;
 
-/* cfg is borrowed and must outlive the decoder.  NULL on allocation failure. */
-feat_decoder_t *feat_decoder_new(const feat_config_t *cfg);
+/* What a decoder needs: the declared tables and models (routing by topic,
+ * names, feature types) and the [ingest] limits.  The arrays are borrowed and
+ * must outlive the decoder; the struct itself is copied. */
+typedef struct feat_decode_conf {
+    const feat_table_conf_t *tables; /* [ntables]: each one's topic, name, entity and features */
+    size_t ntables;
+    const feat_model_conf_t *models; /* [nmodels]: each one's label_topic and name */
+    size_t nmodels;
+    int64_t max_key;                 /* bytes of an entity key (ingest.max_key_bytes) */
+    int64_t max_value;               /* bytes of a message value (ingest.max_value_bytes) */
+    int64_t max_string;              /* bytes of a string feature value (ingest.max_string_bytes) */
+    int64_t max_future_ms;           /* event time at most this far past now (ingest.max_future) */
+    int64_t max_age_ms;              /* event time at most this far before now (ingest.max_age) */
+} feat_decode_conf_t;
+
+/* Fills *conf from the config's tables, models and [ingest] limits; the
+ * arrays stay cfg's. */
+void feat_decode_conf_from_config(const feat_config_t *cfg, feat_decode_conf_t *conf);
+
+/* NULL on allocation failure. */
+feat_decoder_t *feat_decoder_new(const feat_decode_conf_t *conf);
 void feat_decoder_destroy(feat_decoder_t *d); /* NULL is fine */
 
 /* Decodes one message.  content_type may be NULL (detect).  Always fills

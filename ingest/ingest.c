@@ -50,7 +50,7 @@ typedef struct batch {
 } batch_t;
 
 struct feat_ingest {
-    const feat_config_t *cfg;
+    feat_ingest_conf_t conf;   /* a copy; what it points to is the caller's */
     feat_store_t *st;
     feat_metrics_t *metrics;
     rd_kafka_t *rk;
@@ -380,9 +380,9 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
     feat_metrics_emit_sample(em, NULL, atomic_load(&ing->assigned));
     feat_metrics_emit_family(em, "featd_freshness_seconds", "Now minus the newest applied event time, per table.", FEAT_METRIC_GAUGE);
     int64_t now = feat_now_ms();
-    for (size_t t = 0; t < ing->cfg->ntables; t++) {
+    for (size_t t = 0; t < ing->conf.decode.ntables; t++) {
         int64_t newest = atomic_load(&ing->newest[t]);
-        feat_metrics_label_escape(ing->cfg->tables[t].name, esc, sizeof(esc));
+        feat_metrics_label_escape(ing->conf.decode.tables[t].name, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "table=\"%s\"", esc);
         feat_metrics_emit_sample(em, labels, newest ? (double)(now - newest) / 1000.0 : -1);
     }
@@ -409,51 +409,51 @@ static int add_topic(feat_ingest_t *ing, const char *t) {
     return FEAT_OK;
 }
 
-int feat_ingest_check_config(const feat_config_t *cfg, char *errstr, size_t errlen) {
-    return feat_kconf_check(cfg->kafka, cfg->nkafka, errstr, errlen);
+int feat_ingest_check_config(const feat_ingest_conf_t *conf, char *errstr, size_t errlen) {
+    return feat_kconf_check(conf->kafka, conf->nkafka, errstr, errlen);
 }
 
 feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st, char *errstr, size_t errlen) {
-    const feat_config_t *cfg = conf->cfg;
+    const feat_decode_conf_t *dc = &conf->decode;
     feat_ingest_t *ing = calloc(1, sizeof(*ing));
     if (!ing) goto nomem;
-    ing->cfg = cfg;
+    ing->conf = *conf;
     ing->st = st;
     ing->metrics = conf->metrics ? conf->metrics : feat_metrics_global();
     pthread_mutex_init(&ing->lock, NULL);
     pthread_mutex_init(&ing->rlock, NULL);
-    ing->batch_max = (size_t)cfg->ingest_batch_max;
+    ing->batch_max = (size_t)conf->batch_max;
     ing->msgs = calloc(ing->batch_max, sizeof(*ing->msgs));
-    ing->dec = feat_decoder_new(cfg);
+    ing->dec = feat_decoder_new(dc);
     ing->d = malloc(sizeof(*ing->d));
     pthread_mutex_init(&ing->wlock, NULL);
     pthread_cond_init(&ing->wcond, NULL);
     for (int i = 0; i < 2; i++) {
         ing->bufs[i].wb = feat_wb_new(st);
-        ing->bufs[i].tev = calloc(cfg->ntables + 1, sizeof(uint64_t));
-        ing->bufs[i].newest = calloc(cfg->ntables + 1, sizeof(int64_t));
+        ing->bufs[i].tev = calloc(dc->ntables + 1, sizeof(uint64_t));
+        ing->bufs[i].newest = calloc(dc->ntables + 1, sizeof(int64_t));
         if (!ing->bufs[i].wb || !ing->bufs[i].tev || !ing->bufs[i].newest) goto nomem;
     }
-    ing->topics = calloc(cfg->ntables + cfg->nmodels + 1, sizeof(char *));
-    ing->tables = calloc(cfg->ntables + 1, sizeof(*ing->tables));
-    ing->newest = calloc(cfg->ntables + 1, sizeof(*ing->newest));
-    ing->tevents = calloc(cfg->ntables + 1, sizeof(*ing->tevents));
-    ing->m_events = calloc(cfg->ntables + 1, sizeof(*ing->m_events));
-    ing->m_labels = calloc(cfg->nmodels + 1, sizeof(*ing->m_labels));
+    ing->topics = calloc(dc->ntables + dc->nmodels + 1, sizeof(char *));
+    ing->tables = calloc(dc->ntables + 1, sizeof(*ing->tables));
+    ing->newest = calloc(dc->ntables + 1, sizeof(*ing->newest));
+    ing->tevents = calloc(dc->ntables + 1, sizeof(*ing->tevents));
+    ing->m_events = calloc(dc->ntables + 1, sizeof(*ing->m_events));
+    ing->m_labels = calloc(dc->nmodels + 1, sizeof(*ing->m_labels));
     if (!ing->msgs || !ing->dec || !ing->d || !ing->topics || !ing->tables || !ing->newest ||
         !ing->tevents || !ing->m_events || !ing->m_labels)
         goto nomem;
     char labels[200], esc[160];
-    for (size_t i = 0; i < cfg->ntables; i++) {
-        ing->tables[i] = feat_store_table(st, cfg->tables[i].name);
-        add_topic(ing, cfg->tables[i].topic);
-        feat_metrics_label_escape(cfg->tables[i].name, esc, sizeof(esc));
+    for (size_t i = 0; i < dc->ntables; i++) {
+        ing->tables[i] = feat_store_table(st, dc->tables[i].name);
+        add_topic(ing, dc->tables[i].topic);
+        feat_metrics_label_escape(dc->tables[i].name, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "table=\"%s\"", esc);
         ing->m_events[i] = feat_counter(ing->metrics, "featd_ingest_events_total", "Feature events applied.", labels);
     }
-    for (size_t i = 0; i < cfg->nmodels; i++) {
-        add_topic(ing, cfg->models[i].label_topic);
-        feat_metrics_label_escape(cfg->models[i].name, esc, sizeof(esc));
+    for (size_t i = 0; i < dc->nmodels; i++) {
+        add_topic(ing, dc->models[i].label_topic);
+        feat_metrics_label_escape(dc->models[i].name, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "model=\"%s\"", esc);
         ing->m_labels[i] = feat_counter(ing->metrics, "featd_ingest_labels_total", "Label events applied.", labels);
     }
@@ -501,7 +501,7 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
         "auto.offset.reset", "earliest",
         NULL};
     ing->rk = feat_kafka_new(RD_KAFKA_CONSUMER,
-                             &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka,
+                             &(feat_kafka_conf_t){.props = conf->kafka, .nprops = conf->nkafka,
                                                   .bootstrap = conf->bootstrap, .set = owned, .defaults = defaults,
                                                   .opaque = ing, .log_cb = consumer_log_cb,
                                                   .rebalance_cb = rebalance_cb, .error_cb = error_cb,
@@ -535,8 +535,8 @@ static void batch_reset(feat_ingest_t *ing, batch_t *b) {
     b->nmsgs = 0;
     b->n_ev = b->n_lab = b->n_dead = 0;
     memset(b->dead_by, 0, sizeof(b->dead_by));
-    memset(b->tev, 0, ing->cfg->ntables * sizeof(*b->tev));
-    memset(b->newest, 0, ing->cfg->ntables * sizeof(*b->newest));
+    memset(b->tev, 0, ing->conf.decode.ntables * sizeof(*b->tev));
+    memset(b->newest, 0, ing->conf.decode.ntables * sizeof(*b->newest));
     b->ntouched = 0;
 }
 
@@ -549,7 +549,7 @@ static void publish(feat_ingest_t *ing, batch_t *b) {
         p->applied = b->touched[i].applied;
     }
     pthread_mutex_unlock(&ing->lock);
-    for (size_t t = 0; t < ing->cfg->ntables; t++) {
+    for (size_t t = 0; t < ing->conf.decode.ntables; t++) {
         if (!b->tev[t]) continue;
         atomic_fetch_add(&ing->tevents[t], b->tev[t]);
         feat_metric_add(ing->m_events[t], b->tev[t]);
@@ -622,7 +622,7 @@ static int touch(batch_t *b, size_t part) {
  * the writer may be committing the previous batch. */
 static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs, size_t n) {
     feat_decoded_t *d = ing->d;
-    const feat_config_t *cfg = ing->cfg;
+    const feat_decode_conf_t *dc = &ing->conf.decode;
     int64_t now = feat_now_ms();
     uint64_t n_skip = 0;
     for (size_t i = 0; i < n; i++) {
@@ -668,7 +668,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
             if (ing->observer)
                 ing->observer(ing->observer_arg, d->table, d->key, d->klen, d->ts, d->fidx, d->vals, d->n);
         } else if (kind == FEAT_DEC_LABEL) {
-            rc = feat_wb_put_label(b->wb, cfg->models[d->model].name, d->key, d->klen, d->ts, d->label,
+            rc = feat_wb_put_label(b->wb, dc->models[d->model].name, d->key, d->klen, d->ts, d->label,
                                    m->partition, m->offset);
             b->n_lab++;
             feat_metric_add(ing->m_labels[d->model], 1);
@@ -749,7 +749,7 @@ static void *run(void *arg) {
     while (!atomic_load(&ing->stop) && !atomic_load(&ing->failed)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->rk, 100);
         int64_t now = feat_now_ms();
-        if (now - ing->last_commit_ms >= ing->cfg->ingest_commit_ms) {
+        if (now - ing->last_commit_ms >= ing->conf.commit_ms) {
             ing->last_commit_ms = now;
             lag_commit(ing);
         }
@@ -917,9 +917,9 @@ size_t feat_ingest_partitions(feat_ingest_t *ing, feat_partition_status_t *out, 
 }
 
 int64_t feat_ingest_newest_event(feat_ingest_t *ing, size_t table) {
-    return ing && table < ing->cfg->ntables ? atomic_load(&ing->newest[table]) : 0;
+    return ing && table < ing->conf.decode.ntables ? atomic_load(&ing->newest[table]) : 0;
 }
 
 uint64_t feat_ingest_table_events(feat_ingest_t *ing, size_t table) {
-    return ing && table < ing->cfg->ntables ? atomic_load(&ing->tevents[table]) : 0;
+    return ing && table < ing->conf.decode.ntables ? atomic_load(&ing->tevents[table]) : 0;
 }

@@ -45,10 +45,18 @@ typedef struct feat_ingest feat_ingest_t;
  * says when it was cut. */
 #define FEAT_DL_RAW_MAX 65536
 
+/* What the consumer needs.  The struct is copied; decode's arrays are
+ * borrowed and must outlive the consumer; kafka and bootstrap are read
+ * during feat_ingest_new only. */
 typedef struct feat_ingest_conf {
-    const feat_config_t *cfg;   /* tables, models' label topics, [ingest] limits and [kafka] properties (its
-                                 * decoder and librdkafka take the whole config); borrowed for the consumer's life */
-    const char *bootstrap;      /* bootstrap servers; NULL = kafka.bootstrap.servers */
+    feat_decode_conf_t decode;  /* tables and models for its decoder, which ingest reads too: the topics it
+                                 * subscribes (tables' topic, models' label_topic), names for metric labels
+                                 * and label rows; and the decoder's [ingest] limits */
+    const feat_kv_t *kafka;     /* [kafka] pass-through properties for librdkafka, applied in order */
+    size_t nkafka;
+    const char *bootstrap;      /* bootstrap servers; NULL = the kafka.bootstrap.servers property */
+    int64_t batch_max;          /* messages per store write, >= 1 (ingest.batch_max) */
+    int64_t commit_ms;          /* interval of the broker's lag-only offset commits (ingest.commit_interval) */
     feat_metrics_t *metrics;    /* NULL = the process-wide registry */
 } feat_ingest_conf_t;
 
@@ -58,14 +66,14 @@ typedef struct feat_ingest_conf {
  * valid during the call only. */
 typedef void feat_ingest_observer_fn(void *arg, uint32_t table, const char *key, size_t klen, int64_t ts,
                                      const uint16_t *fidx, const feat_value_t *vals, size_t n);
-/* The same for every label (model = index into cfg->models). */
+/* The same for every label (model = index into conf->decode.models). */
 typedef void feat_ingest_label_fn(void *arg, uint32_t model, const char *key, size_t klen, int64_t ts,
                                   double label);
 
-/* Checks every kafka.* property against librdkafka without connecting, so
- * bad values stop start-up before anything runs.  FEAT_OK or FEAT_ERR_CONFIG
- * with errstr naming the key. */
-int feat_ingest_check_config(const feat_config_t *cfg, char *errstr, size_t errlen);
+/* Checks every property in conf->kafka against librdkafka without
+ * connecting, so bad values stop start-up before anything runs; reads no
+ * other member.  FEAT_OK or FEAT_ERR_CONFIG with errstr naming the key. */
+int feat_ingest_check_config(const feat_ingest_conf_t *conf, char *errstr, size_t errlen);
 
 /* Creates the consumer (validating kafka.* properties: errstr names the key).
  * st is borrowed and must outlive the consumer. */

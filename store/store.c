@@ -38,7 +38,6 @@ struct feat_store {
     rocksdb_writeoptions_t *wopts;
     rocksdb_readoptions_t *ropts;
     rocksdb_readoptions_t *ropts_total; /* total_order_seek: whole-family scans */
-    const feat_config_t *cfg;
     feat_table_t *tables;
     size_t ntables;
     feat_write_hook_fn *hook;
@@ -363,17 +362,16 @@ static feat_err_t check_schema(feat_store_t *st, char *errstr, size_t errlen) {
     return rc;
 }
 
-static feat_err_t setup_tables(feat_store_t *st, char *errstr, size_t errlen) {
-    const feat_config_t *cfg = st->cfg;
+static feat_err_t setup_tables(feat_store_t *st, const feat_store_conf_t *conf, char *errstr, size_t errlen) {
     feat_err_t src = check_schema(st, errstr, errlen);
     if (src) return src;
-    st->ntables = cfg->ntables;
-    st->tables = calloc(cfg->ntables ? cfg->ntables : 1, sizeof(feat_table_t));
+    st->tables = calloc(conf->ntables ? conf->ntables : 1, sizeof(feat_table_t));
     if (!st->tables) return FEAT_ERR_NOMEM;
+    st->ntables = conf->ntables; /* only now: feat_store_close walks st->tables[0 .. ntables) */
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     feat_err_t rc = FEAT_OK;
-    for (size_t ti = 0; ti < cfg->ntables; ti++) {
-        const feat_table_conf_t *tc = &cfg->tables[ti];
+    for (size_t ti = 0; ti < conf->ntables; ti++) {
+        const feat_table_conf_t *tc = &conf->tables[ti];
         feat_table_t *t = &st->tables[ti];
         t->conf = tc;
         t->index = (uint32_t)ti;
@@ -474,7 +472,6 @@ feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out,
         snprintf(errstr, errlen, "store: out of memory");
         return FEAT_ERR_NOMEM;
     }
-    st->cfg = conf->cfg;
     st->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(st->opts, 1);
     rocksdb_options_set_create_missing_column_families(st->opts, 1);
@@ -568,7 +565,7 @@ feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out,
     st->ropts = rocksdb_readoptions_create();
     st->ropts_total = rocksdb_readoptions_create();
     rocksdb_readoptions_set_total_order_seek(st->ropts_total, 1);
-    int rc = setup_tables(st, errstr, errlen);
+    int rc = setup_tables(st, conf, errstr, errlen);
     if (rc) {
         feat_store_close(st);
         return rc;

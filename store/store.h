@@ -69,16 +69,18 @@ typedef struct feat_value {
  * feature ids (persisted in meta; never reused, so renaming or dropping a
  * feature never misreads old rows).  Read-only after feat_store_open. */
 typedef struct feat_table {
-    const feat_table_conf_t *conf;  /* borrowed from the config */
-    uint32_t index;                 /* position in cfg->tables */
+    const feat_table_conf_t *conf;  /* borrowed: an element of feat_store_conf_t.tables */
+    uint32_t index;                 /* position in feat_store_conf_t.tables */
     uint16_t *ids;                  /* [conf->nfeatures] stable id per feature */
     int16_t *index_of_id;           /* [max_id + 1] feature index per id, -1 = retired */
     uint16_t max_id;
 } feat_table_t;
 
 typedef struct feat_store_conf {
-    const char *path;               /* RocksDB directory (created if missing) */
-    const feat_config_t *cfg;       /* tables and models; borrowed for the store's life */
+    const char *path;               /* RocksDB directory (created if missing); read during open only */
+    const feat_table_conf_t *tables; /* [ntables] the declared tables, in config order; borrowed for the
+                                     * store's life (each feat_table_t.conf points into it) */
+    size_t ntables;
     int sync;                       /* fsync WAL per write */
     int64_t block_cache_bytes;
     int64_t write_buffer_bytes;

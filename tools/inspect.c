@@ -176,7 +176,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(path, sizeof(path), "%s/db", data_dir ? data_dir : cfg->data_dir);
-    feat_store_conf_t sc = {path, cfg, 0, 16 << 20, 16 << 20, 1, 0};
+    feat_store_conf_t sc = {.path = path, .tables = cfg->tables, .ntables = cfg->ntables,
+                            .block_cache_bytes = 16 << 20, .write_buffer_bytes = 16 << 20, .read_only = 1};
     feat_store_t *st = feat_store_open(&sc, err, sizeof(err));
     if (!st) {
         fprintf(stderr, "featd-inspect: %s\n", err);

@@ -131,7 +131,9 @@ static double raw_consume(const char *bs, feat_config_t *cfg, row_t *rows) {
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
     rd_kafka_message_t **msgs = malloc(10000 * sizeof(*msgs));
-    feat_decoder_t *dec = rows ? feat_decoder_new(cfg) : NULL;
+    feat_decode_conf_t dconf;
+    feat_decode_conf_from_config(cfg, &dconf);
+    feat_decoder_t *dec = rows ? feat_decoder_new(&dconf) : NULL;
     feat_decoded_t *d = rows ? malloc(sizeof(*d)) : NULL;
     long got = 0;
     double t_first = 0, t_last = 0;
@@ -168,8 +170,9 @@ static double raw_consume(const char *bs, feat_config_t *cfg, row_t *rows) {
 static feat_store_t *open_store(feat_config_t *cfg, const char *dir) {
     char path[512], err[256];
     snprintf(path, sizeof(path), "%s/db", dir);
-    feat_store_conf_t sc = {path, cfg, 0, cfg->store_block_cache, cfg->store_write_buffer, 0,
-                            (int)cfg->store_write_buffers};
+    feat_store_conf_t sc = {.path = path, .tables = cfg->tables, .ntables = cfg->ntables,
+                            .block_cache_bytes = cfg->store_block_cache, .write_buffer_bytes = cfg->store_write_buffer,
+                            .write_buffers = (int)cfg->store_write_buffers};
     feat_store_t *st = feat_store_open(&sc, err, sizeof(err));
     if (!st) { fprintf(stderr, "store: %s\n", err); exit(1); }
     return st;
@@ -219,7 +222,10 @@ static double featd_ingest_with(const char *bs, feat_config_t *cfg, int round, i
     char err[256], group[64];
     snprintf(group, sizeof(group), "bench-featd-%d-%d-%d", (int)getpid(), round, drift);
     feat_config_set(cfg, "kafka.group.id", group, err, sizeof(err));
-    feat_ingest_conf_t ic = {cfg, bs, feat_metrics_new()};
+    feat_ingest_conf_t ic = {.kafka = cfg->kafka, .nkafka = cfg->nkafka, .bootstrap = bs,
+                             .batch_max = cfg->ingest_batch_max, .commit_ms = cfg->ingest_commit_ms,
+                             .metrics = feat_metrics_new()};
+    feat_decode_conf_from_config(cfg, &ic.decode);
     feat_ingest_t *ing = feat_ingest_new(&ic, st, err, sizeof(err));
     feat_drift_t *dm = NULL;
     if (drift) {

@@ -80,7 +80,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     check_config(c);
-    feat_decoder_t *d = feat_decoder_new(c);
+    feat_decode_conf_t dc;
+    feat_decode_conf_from_config(c, &dc);
+    feat_decoder_t *d = feat_decoder_new(&dc);
     FUZZ_CHECK(d != NULL, "decoder for a valid config");
     feat_decoder_destroy(d);
     /* an override taken from the input's last line, then validation again */

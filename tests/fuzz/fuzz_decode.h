@@ -46,7 +46,9 @@ static inline void fuzz_decode_init(void) {
     char err[256];
     fuzz_cfg = feat_config_parse(fuzz_decode_cfg_text, strlen(fuzz_decode_cfg_text), err, sizeof(err));
     FUZZ_CHECK(fuzz_cfg != NULL, "%s", err);
-    fuzz_dec = feat_decoder_new(fuzz_cfg);
+    feat_decode_conf_t dc;
+    feat_decode_conf_from_config(fuzz_cfg, &dc);
+    fuzz_dec = feat_decoder_new(&dc);
     FUZZ_CHECK(fuzz_dec != NULL, "decoder");
 }
 

@@ -30,7 +30,8 @@ static fx_t fx_new(size_t cache_bytes) {
     f.cfg = feat_config_parse(cfg_text, strlen(cfg_text), err, sizeof(err));
     ck_assert_ptr_nonnull(f.cfg);
     snprintf(path, sizeof(path), "%s/db", f.dir);
-    feat_store_conf_t sc = {path, f.cfg, 0, 8 << 20, 8 << 20, 0, 0};
+    feat_store_conf_t sc = {.path = path, .tables = f.cfg->tables, .ntables = f.cfg->ntables,
+                            .block_cache_bytes = 8 << 20, .write_buffer_bytes = 8 << 20};
     f.st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(f.st != NULL, "%s", err);
     feat_cache_conf_t cc = {.max_bytes = cache_bytes, .nshards = 8};

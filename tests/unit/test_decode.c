@@ -36,7 +36,9 @@ static void setup(void) {
     char err[256];
     cfg = feat_config_parse(cfg_text, strlen(cfg_text), err, sizeof(err));
     ck_assert_msg(cfg != NULL, "%s", err);
-    dec = feat_decoder_new(cfg);
+    feat_decode_conf_t dc;
+    feat_decode_conf_from_config(cfg, &dc);
+    dec = feat_decoder_new(&dc);
     ck_assert_ptr_nonnull(dec);
 }
 

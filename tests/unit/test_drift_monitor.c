@@ -78,7 +78,8 @@ static void open_all(fx_t *f, const char *window_time) {
     f->cfg = feat_config_parse(text, strlen(text), err, sizeof(err));
     ck_assert_msg(f->cfg != NULL, "%s", err);
     snprintf(path, sizeof(path), "%s/db", f->dir);
-    feat_store_conf_t sc = {path, f->cfg, 0, 8 << 20, 8 << 20, 0, 0};
+    feat_store_conf_t sc = {.path = path, .tables = f->cfg->tables, .ntables = f->cfg->ntables,
+                            .block_cache_bytes = 8 << 20, .write_buffer_bytes = 8 << 20};
     f->st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_ptr_nonnull(f->st);
     f->reg = feat_metrics_new();

@@ -36,7 +36,8 @@ static void fx_open_cfg(fixture_t *fx, const char *cfgtext) {
     ck_assert_msg(fx->cfg != NULL, "config: %s", err);
     char path[512];
     snprintf(path, sizeof(path), "%s/db", fx->dir);
-    feat_store_conf_t sc = {path, fx->cfg, 0, 8 << 20, 4 << 20, 0, 0};
+    feat_store_conf_t sc = {.path = path, .tables = fx->cfg->tables, .ntables = fx->cfg->ntables,
+                            .block_cache_bytes = 8 << 20, .write_buffer_bytes = 4 << 20};
     fx->st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(fx->st != NULL, "open: %s", err);
     fx->user = feat_store_table(fx->st, "user");
@@ -434,7 +435,8 @@ START_TEST(schema_ids_stable_and_type_change_refused) {
     ck_assert_ptr_nonnull(fx.cfg);
     char path[512];
     snprintf(path, sizeof(path), "%s/db", fx.dir);
-    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 4 << 20, 0, 0};
+    feat_store_conf_t sc = {.path = path, .tables = fx.cfg->tables, .ntables = fx.cfg->ntables,
+                            .block_cache_bytes = 8 << 20, .write_buffer_bytes = 4 << 20};
     ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
     ck_assert_msg(strstr(err, "table.user.feature.b") != NULL, "%s", err);
     feat_config_free(fx.cfg);
@@ -456,7 +458,8 @@ START_TEST(schema_ids_stable_and_type_change_refused) {
     const char *good = "[table user]\ntopic = user_events\nfeature.b = double\n";
     fx.cfg = feat_config_parse(good, strlen(good), err, sizeof(err));
     ck_assert_ptr_nonnull(fx.cfg);
-    sc.cfg = fx.cfg;
+    sc.tables = fx.cfg->tables;
+    sc.ntables = fx.cfg->ntables;
     ck_assert_ptr_null(feat_store_open(&sc, err, sizeof(err)));
     ck_assert_msg(strstr(err, "schema_version \"3\"") != NULL, "%s", err);
     feat_config_free(fx.cfg);
@@ -706,7 +709,8 @@ START_TEST(smallest_write_buffer_works) {
     fx.cfg = feat_config_parse(base_cfg, strlen(base_cfg), err, sizeof(err));
     ck_assert_msg(fx.cfg != NULL, "config: %s", err);
     snprintf(path, sizeof(path), "%s/db", fx.dir);
-    feat_store_conf_t sc = {path, fx.cfg, 0, 8 << 20, 1 << 20, 0, 0};
+    feat_store_conf_t sc = {.path = path, .tables = fx.cfg->tables, .ntables = fx.cfg->ntables,
+                            .block_cache_bytes = 8 << 20, .write_buffer_bytes = 1 << 20};
     fx.st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(fx.st != NULL, "open: %s", err);
     fx.user = feat_store_table(fx.st, "user");
@@ -775,7 +779,8 @@ START_TEST(checkpoint_is_a_consistent_copy) {
     feat_wb_destroy(wb);
     ck_assert_int_eq(get1(&fx, "k1", 0, 2000).v.i, 2);
 
-    feat_store_conf_t sc = {db, fx.cfg, 0, 8 << 20, 4 << 20, 1, 0};
+    feat_store_conf_t sc = {.path = db, .tables = fx.cfg->tables, .ntables = fx.cfg->ntables,
+                            .block_cache_bytes = 8 << 20, .write_buffer_bytes = 4 << 20, .read_only = 1};
     feat_store_t *copy = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(copy != NULL, "open checkpoint: %s", err);
     const feat_table_t *u = feat_store_table(copy, "user");

@@ -45,7 +45,8 @@ static void fx_open(fx_t *f, const char *cfgtext) {
     f->cfg = feat_config_parse(cfgtext, strlen(cfgtext), err, sizeof(err));
     ck_assert_msg(f->cfg != NULL, "%s", err);
     snprintf(path, sizeof(path), "%s/db", f->dir);
-    feat_store_conf_t sc = {path, f->cfg, 0, 8 << 20, 8 << 20, 0, 0};
+    feat_store_conf_t sc = {.path = path, .tables = f->cfg->tables, .ntables = f->cfg->ntables,
+                            .block_cache_bytes = 8 << 20, .write_buffer_bytes = 8 << 20};
     f->st = feat_store_open(&sc, err, sizeof(err));
     ck_assert_msg(f->st != NULL, "%s", err);
     f->t = feat_store_table(f->st, "t");
