@@ -927,11 +927,12 @@ feat_err_t feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg) {
     return cur_end(&c, rc);
 }
 
-int64_t feat_store_clear_offsets(feat_store_t *st) {
+feat_err_t feat_store_clear_offsets(feat_store_t *st, uint64_t *removed) {
+    *removed = 0;
     cursor_t c;
     cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_OFFSETS, .what = "clearing offsets"});
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    int64_t n = 0;
+    uint64_t n = 0;
     while (cur_next(&c)) {
         rocksdb_writebatch_delete_cf(b, st->cf[FEAT_CF_OFFSETS], c.k, c.kl);
         n++;
@@ -941,7 +942,9 @@ int64_t feat_store_clear_offsets(feat_store_t *st) {
     if (rc == FEAT_OK) rocksdb_write(st->db, st->wopts, b, &rerr);
     rocksdb_writebatch_destroy(b);
     if (rc) return rc; /* a partial read: nothing cleared */
-    return rerr ? write_err(st, NULL, 0, "clearing offsets", rerr) : n;
+    if (rerr) return write_err(st, NULL, 0, "clearing offsets", rerr);
+    *removed = n;
+    return FEAT_OK;
 }
 
 feat_err_t feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition) {
