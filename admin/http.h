@@ -28,6 +28,7 @@ typedef struct feat_http_conf {
  * while the loop runs; nothing to start or stop. */
 feat_http_t *feat_http_new(const feat_http_conf_t *conf, struct event_base *base, feat_serve_t *serve,
                            char *errstr, size_t errlen);
+/* The port it listens on (the one picked when conf->listen's port was 0). */
 int feat_http_port(const feat_http_t *h);
 /* Call from the loop's thread (or after it stopped). */
 void feat_http_destroy(feat_http_t *h); /* NULL is fine */

@@ -214,10 +214,10 @@ static feat_err_t open_store(featd_t *d, char *err, size_t errlen) {
     if (d->broker) {
         /* the in-process broker starts with empty logs: offsets stored by an
          * earlier run name records that no longer exist */
-        int64_t n = feat_store_clear_offsets(d->st);
-        if (n > 0)
-            feat_log(FEAT_LOG_INFO, "featd", "embedded broker starts empty; forgot %lld stored offsets of the last run",
-                     (long long)n);
+        uint64_t n = 0;
+        if (feat_store_clear_offsets(d->st, &n) == FEAT_OK && n > 0)
+            feat_log(FEAT_LOG_INFO, "featd", "embedded broker starts empty; forgot %llu stored offsets of the last run",
+                     (unsigned long long)n);
     }
     if (cfg->serve_cache_bytes > 0) {
         feat_cache_conf_t cc = {.max_bytes = (size_t)cfg->serve_cache_bytes, .nshards = 64};

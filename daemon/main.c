@@ -56,6 +56,13 @@ static void print_buf(void (*write_fn)(feat_buf_t *)) {
     feat_buf_free(&b);
 }
 
+/* The exit status for what featd_check or featd_open returned: 0 on
+ * success, 2 for FEAT_ERR_CONFIG (the config is refused), 1 for any other
+ * (runtime) failure. */
+static int exit_status(feat_err_t rc) {
+    return rc == FEAT_OK ? 0 : rc == FEAT_ERR_CONFIG ? 2 : 1;
+}
+
 /* Fills *a; returns -1 to go on, or the exit status (the commands that only
  * print, and bad arguments). */
 static int parse_args(int argc, char **argv, args_t *a) {
@@ -187,7 +194,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (a.check_only) {
-        code = featd_check(cfg, err, sizeof(err)) ? 2 : 0;
+        code = exit_status(featd_check(cfg, err, sizeof(err))); /* FEAT_OK or FEAT_ERR_CONFIG */
         if (code) fprintf(stderr, "featd: %s\n", err);
         else printf("featd: config %s is valid\n", a.cfg_path);
         feat_config_free(cfg);
@@ -195,7 +202,7 @@ int main(int argc, char **argv) {
     }
     if (a.demo) cfg->demo_enabled = 1;
     feat_log_set_level((feat_log_level_t)cfg->log_level);
-    if (cfg->log_file && *cfg->log_file && feat_log_set_file(cfg->log_file)) {
+    if (cfg->log_file && *cfg->log_file && feat_log_set_file(cfg->log_file) != FEAT_OK) {
         fprintf(stderr, "featd: config: featd.log_file: cannot open %s: %s\n", cfg->log_file, strerror(errno));
         feat_config_free(cfg);
         return 2;
@@ -213,7 +220,7 @@ int main(int argc, char **argv) {
     feat_err_t rc = featd_open(cfg, &opts, &d, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "featd: %s\n", err);
-        code = rc == FEAT_ERR_CONFIG ? 2 : 1;
+        code = exit_status(rc);
     } else {
         code = run(d, base);
         featd_close(d);

@@ -122,8 +122,8 @@ static double pick(double v, double dflt) { return isnan(v) ? dflt : v; }
 
 /* ---- set-up -------------------------------------------------------------------- */
 
-static int fmon_init(feat_drift_t *d, fmon_t *f, const char *stream, const char *feature, feat_ftype_t type,
-                     const feat_drift_thresh_t *th) {
+static feat_err_t fmon_init(feat_drift_t *d, fmon_t *f, const char *stream, const char *feature, feat_ftype_t type,
+                            const feat_drift_thresh_t *th) {
     const feat_drift_conf_t *c = &d->conf;
     memset(f, 0, sizeof(*f));
     f->feature = feature;
@@ -645,7 +645,7 @@ static void *run(void *arg) {
     return NULL;
 }
 
-int feat_drift_start(feat_drift_t *d) {
+feat_err_t feat_drift_start(feat_drift_t *d) {
     if (feat_worker_start(&d->thr, "drift", run, d) != FEAT_OK) return FEAT_ERR_NOMEM;
     d->started = 1;
     return FEAT_OK;
@@ -684,7 +684,7 @@ static smon_t *find_stream(feat_drift_t *d, const char *name, int models) {
     return NULL;
 }
 
-int feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int *pinned) {
+feat_err_t feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int *pinned) {
     *pinned = 0;
     smon_t *s = table ? find_stream(d, table, 0) : NULL;
     if (!s) return FEAT_ERR_NOT_FOUND;
@@ -706,8 +706,8 @@ int feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int 
     return FEAT_OK;
 }
 
-int feat_drift_set_model_reference(feat_drift_t *d, const char *model, const char *feature, const void *blob,
-                                   size_t len) {
+feat_err_t feat_drift_set_model_reference(feat_drift_t *d, const char *model, const char *feature, const void *blob,
+                                          size_t len) {
     const feat_model_conf_t *mc = NULL;
     for (size_t m = 0; m < d->conf.nmodels && !mc; m++)
         if (!strcmp(d->conf.models[m].name, model)) mc = &d->conf.models[m];
@@ -720,7 +720,7 @@ int feat_drift_set_model_reference(feat_drift_t *d, const char *model, const cha
     if (!f) return FEAT_ERR_NOT_FOUND;
     feat_kll_t *k = NULL;
     feat_catfreq_t *c = NULL;
-    int rc = f->categorical ? feat_catfreq_deserialize(blob, len, &c) : feat_kll_deserialize(blob, len, &k);
+    feat_err_t rc = f->categorical ? feat_catfreq_deserialize(blob, len, &c) : feat_kll_deserialize(blob, len, &k);
     if (rc) return rc;
     if (k && feat_kll_k(k) != feat_kll_k(f->kll[0])) {
         /* re-sketch at this monitor's k so the KS comparison is like for like */

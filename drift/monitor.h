@@ -33,6 +33,7 @@
 
 #include "common/alert.h"
 #include "common/config.h"
+#include "common/err.h"
 #include "common/metrics.h"
 #include "store/store.h"
 
@@ -80,7 +81,8 @@ typedef struct feat_drift_conf {
  * NULL with errstr on failure. */
 feat_drift_t *feat_drift_new(const feat_drift_conf_t *conf, feat_store_t *st, feat_alert_bus_t *alerts,
                              feat_metrics_t *metrics, char *errstr, size_t errlen);
-int feat_drift_start(feat_drift_t *d);
+/* Starts the monitor's thread.  FEAT_OK or FEAT_ERR_NOMEM. */
+feat_err_t feat_drift_start(feat_drift_t *d);
 /* Evaluates windows already closed, then joins the thread.  Idempotent. */
 void feat_drift_stop(feat_drift_t *d);
 void feat_drift_destroy(feat_drift_t *d); /* stops first; NULL is fine */
@@ -92,15 +94,19 @@ void feat_drift_observe(feat_drift_t *d, uint32_t table, const uint16_t *fidx, c
 void feat_drift_observe_prediction(feat_drift_t *d, uint32_t model, double score);
 
 /* Makes the last closed window of the feature (all features when feature is
- * NULL or empty) its reference.  FEAT_OK with *pinned set, FEAT_ERR_NOT_FOUND
- * for an unknown table or feature, FEAT_ERR_STATE when no window has closed. */
-int feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int *pinned);
+ * NULL or empty) its reference.  FEAT_OK with *pinned = how many features
+ * the monitor's thread will pin, FEAT_ERR_NOT_FOUND for an unknown table or
+ * feature, FEAT_ERR_STATE when no window has closed. */
+feat_err_t feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int *pinned);
 
 /* Installs a model's reference for one of its features ("prediction" for its
  * scores): blob is a serialized KLL sketch (numbers) or category frequencies
- * (strings, booleans), as train/ stores them. */
-int feat_drift_set_model_reference(feat_drift_t *d, const char *model, const char *feature, const void *blob,
-                                   size_t len);
+ * (strings, booleans), as train/ stores them.  FEAT_OK, FEAT_ERR_NOT_FOUND
+ * for a model or feature the monitor does not watch, the deserializer's
+ * error for a blob it refuses (FEAT_ERR_CORRUPT, FEAT_ERR_UNIMPLEMENTED for
+ * an unknown version), or FEAT_ERR_NOMEM. */
+feat_err_t feat_drift_set_model_reference(feat_drift_t *d, const char *model, const char *feature, const void *blob,
+                                          size_t len);
 
 /* One monitored stream, copied out for reports. */
 #define FEAT_DRIFT_REPORT_BINS 100

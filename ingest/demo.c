@@ -256,7 +256,7 @@ feat_demo_t *feat_demo_new(const feat_demo_conf_t *conf, char *errstr, size_t er
     return d;
 }
 
-int feat_demo_start(feat_demo_t *d, char *errstr, size_t errlen) {
+feat_err_t feat_demo_start(feat_demo_t *d, char *errstr, size_t errlen) {
     if (d->shift_t) d->shift_at_ns = feat_mono_ns() + (uint64_t)d->conf.shift_after_ms * 1000000u;
     if (feat_worker_start(&d->thr, "demo", run, d) != FEAT_OK) {
         snprintf(errstr, errlen, "demo: cannot start thread");

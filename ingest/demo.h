@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/err.h"
 
 typedef struct feat_demo feat_demo_t;
 
@@ -37,7 +38,8 @@ typedef struct feat_demo_conf {
  * librdkafka refuses). */
 feat_demo_t *feat_demo_new(const feat_demo_conf_t *conf, char *errstr, size_t errlen);
 /* Starts the thread.  FEAT_OK or FEAT_ERR_NOMEM with errstr. */
-int feat_demo_start(feat_demo_t *d, char *errstr, size_t errlen);
+feat_err_t feat_demo_start(feat_demo_t *d, char *errstr, size_t errlen);
+/* Messages handed to librdkafka so far (events, malformed ones, labels); 0 for NULL. */
 uint64_t feat_demo_sent(const feat_demo_t *d);
 /* Joins the thread and flushes what it produced.  Idempotent; NULL is fine. */
 void feat_demo_stop(feat_demo_t *d);

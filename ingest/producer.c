@@ -50,8 +50,8 @@ feat_producer_t *feat_producer_new(const feat_producer_conf_t *conf, feat_metric
     return p;
 }
 
-int feat_producer_send(feat_producer_t *p, const char *topic, const void *key, size_t klen, const void *val,
-                       size_t vlen, const char *content_type) {
+feat_err_t feat_producer_send(feat_producer_t *p, const char *topic, const void *key, size_t klen, const void *val,
+                              size_t vlen, const char *content_type) {
     rd_kafka_headers_t *h = NULL;
     if (content_type) {
         h = rd_kafka_headers_new(1);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/err.h"
 #include "common/metrics.h"
 
 typedef struct feat_producer feat_producer_t;
@@ -27,8 +28,9 @@ typedef struct feat_producer_conf {
 feat_producer_t *feat_producer_new(const feat_producer_conf_t *conf, feat_metrics_t *metrics, char *errstr,
                                    size_t errlen);
 /* Copies key and value; any thread.  FEAT_OK or FEAT_ERR_TOO_LARGE (queue full, dropped). */
-int feat_producer_send(feat_producer_t *p, const char *topic, const void *key, size_t klen, const void *val,
-                       size_t vlen, const char *content_type);
+feat_err_t feat_producer_send(feat_producer_t *p, const char *topic, const void *key, size_t klen, const void *val,
+                              size_t vlen, const char *content_type);
+/* Messages dropped or not delivered so far. */
 uint64_t feat_producer_failed(const feat_producer_t *p);
 /* Flushes for up to 2 s, then destroys.  NULL is fine. */
 void feat_producer_destroy(feat_producer_t *p);

@@ -15,6 +15,7 @@
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/err.h"
 #include "common/metrics.h"
 
 /* What a handler gets for one call. */
@@ -29,15 +30,16 @@ typedef struct feat_rpc_call {
 } feat_rpc_call_t;
 
 /* Unary: fill *resp with the response message; return FEAT_OK or an error
- * with call->msg set. */
-typedef int feat_unary_fn(feat_rpc_call_t *call, feat_buf_t *resp);
+ * with call->msg set (feat_rpc_status() turns it into the call's status). */
+typedef feat_err_t feat_unary_fn(feat_rpc_call_t *call, feat_buf_t *resp);
 
 /* Server streaming: begin validates and returns state (or NULL with *err and
- * call->msg); next writes one message into *out and returns 1, returns 0 at
- * the end, or a negative feat_err_t with call->msg; end frees the state. */
+ * call->msg); next writes one message into *out and sets *more = 1, or sets
+ * *more = 0 at the end (nothing written), and returns FEAT_OK, or an error
+ * with call->msg (the stream ends with that status); end frees the state. */
 typedef struct feat_stream_ops {
-    void *(*begin)(feat_rpc_call_t *call, int *err);
-    int (*next)(feat_rpc_call_t *call, void *state, feat_buf_t *out);
+    void *(*begin)(feat_rpc_call_t *call, feat_err_t *err);
+    feat_err_t (*next)(feat_rpc_call_t *call, void *state, feat_buf_t *out, int *more);
     void (*end)(void *state);
 } feat_stream_ops_t;
 
@@ -65,7 +67,7 @@ typedef struct feat_server_conf {
     feat_metrics_t *metrics;    /* NULL = the process-wide registry */
     /* authorization hook (NULL = allow all): FEAT_OK, FEAT_ERR_UNAUTHENTICATED or FEAT_ERR_PERMISSION.
      * Runs on the worker thread for every call, before the handler: keep it cheap, no allocation. */
-    int (*authorize)(void *app, const feat_method_t *m, const char *token, char *msg, size_t msglen);
+    feat_err_t (*authorize)(void *app, const feat_method_t *m, const char *token, char *msg, size_t msglen);
     /* TLS (rpc/tls.h; NULL = plain text): cert and key PEM required; ca set = mutual TLS, clients must
      * present a certificate signed by it.  Borrowed only during feat_server_new (gRPC copies it). */
     const struct feat_tls_pem *tls;
@@ -79,7 +81,8 @@ typedef struct feat_server_conf {
 feat_server_t *feat_server_new(const feat_server_conf_t *conf, const feat_method_t *methods, size_t nmethods,
                                void *app, char *errstr, size_t errlen);
 /* Starts the completion-queue threads.  FEAT_OK or FEAT_ERR_NOMEM with errstr. */
-int feat_server_start(feat_server_t *s, char *errstr, size_t errlen);
+feat_err_t feat_server_start(feat_server_t *s, char *errstr, size_t errlen);
+/* The port it listens on (the one picked when conf->listen's port was 0). */
 int feat_server_port(const feat_server_t *s);
 /* New calls are refused (UNAVAILABLE) from now on; calls in flight finish,
  * or are cancelled after conf->shutdown_grace_ms.  Joins the threads.
@@ -87,9 +90,9 @@ int feat_server_port(const feat_server_t *s);
 void feat_server_stop(feat_server_t *s);
 void feat_server_destroy(feat_server_t *s); /* stops first; NULL is fine */
 
-/* The one mapping from feat_err_t to a gRPC status code (numeric, as in
- * grpc/status.h). */
-int feat_rpc_status(int err);
+/* The one mapping from feat_err_t to a gRPC status code: the int is the
+ * numeric grpc_status_code of grpc/status.h (0 = OK), not a feat_err_t. */
+int feat_rpc_status(feat_err_t err);
 
 /* A protobuf-c allocator over an arena (free is a no-op). */
 struct ProtobufCAllocator;

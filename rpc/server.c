@@ -130,7 +130,7 @@ static void grpc_global_init(void) {
     grpc_init();
 }
 
-int feat_rpc_status(int err) {
+int feat_rpc_status(feat_err_t err) {
     switch (err) {
     case FEAT_OK: return GRPC_STATUS_OK;
     case FEAT_ERR_INVALID: return GRPC_STATUS_INVALID_ARGUMENT;
@@ -160,7 +160,7 @@ void feat_rpc_pb_allocator(feat_arena_t *a, ProtobufCAllocator *out) {
 
 /* ---- calls ---------------------------------------------------------------------- */
 
-static int arm(worker_t *w, call_state_t *cs);
+static feat_err_t arm(worker_t *w, call_state_t *cs);
 
 static call_state_t *cs_new(worker_t *w, int midx) {
     call_state_t *cs = calloc(1, sizeof(*cs));
@@ -207,7 +207,7 @@ static void cs_put(worker_t *w, call_state_t *cs) {
     w->nspare++;
 }
 
-static int arm(worker_t *w, call_state_t *cs) {
+static feat_err_t arm(worker_t *w, call_state_t *cs) {
     feat_server_t *s = w->srv;
     grpc_call_error e;
     if (cs->midx >= 0)
@@ -327,7 +327,7 @@ static void send_final(call_state_t *cs, int status, const char *msg, const feat
     }
 }
 
-static int read_payload(call_state_t *cs, feat_arena_t *a, const uint8_t **out, size_t *len) {
+static feat_err_t read_payload(call_state_t *cs, feat_arena_t *a, const uint8_t **out, size_t *len) {
     *out = (const uint8_t *)"";
     *len = 0;
     if (!cs->payload) return FEAT_ERR_INVALID;
@@ -415,7 +415,7 @@ static void on_request(call_state_t *cs) {
         return;
     }
     if (s->conf.authorize) {
-        int a = s->conf.authorize(s->app, m, rc->token, rc->msg, sizeof(rc->msg));
+        feat_err_t a = s->conf.authorize(s->app, m, rc->token, rc->msg, sizeof(rc->msg));
         if (a != FEAT_OK) {
             if (!unary) cs->outstanding = 0;
             send_final(cs, feat_rpc_status(a), rc->msg, NULL, 1);
@@ -426,7 +426,7 @@ static void on_request(call_state_t *cs) {
         send_final(cs, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed before the call started", NULL, 1);
         return;
     }
-    int err = read_payload(cs, arena, &rc->req, &rc->req_len);
+    feat_err_t err = read_payload(cs, arena, &rc->req, &rc->req_len);
     if (err) {
         send_final(cs, feat_rpc_status(err), "no request message", NULL, 1);
         return;
@@ -476,8 +476,10 @@ static void stream_step(call_state_t *cs) {
         return;
     }
     feat_buf_t out = FEAT_BUF_INIT;
-    int r = m->stream->next(rc, cs->sstate, &out);
-    if (r > 0 && !out.oom) {
+    int more = 0;
+    feat_err_t err = m->stream->next(rc, cs->sstate, &out, &more);
+    if (!err && more && out.oom) err = FEAT_ERR_NOMEM;
+    if (!err && more) {
         if (cs->send_bb) grpc_byte_buffer_destroy(cs->send_bb);
         grpc_slice sl = grpc_slice_new(out.data, out.len, free); /* takes out.data */
         cs->send_bb = grpc_raw_byte_buffer_create(&sl, 1);
@@ -491,8 +493,8 @@ static void stream_step(call_state_t *cs) {
         return;
     }
     feat_buf_free(&out);
-    if (r == 0) send_final(cs, GRPC_STATUS_OK, NULL, NULL, 0);
-    else send_final(cs, feat_rpc_status(r > 0 ? FEAT_ERR_NOMEM : r), rc->msg[0] ? rc->msg : feat_err_str(r), NULL, 0);
+    if (!err) send_final(cs, GRPC_STATUS_OK, NULL, NULL, 0);
+    else send_final(cs, feat_rpc_status(err), rc->msg[0] ? rc->msg : feat_err_str(err), NULL, 0);
 }
 
 static void on_event(ctag_t *t, int success) {
@@ -661,7 +663,7 @@ nomem:
     return NULL;
 }
 
-int feat_server_start(feat_server_t *s, char *errstr, size_t errlen) {
+feat_err_t feat_server_start(feat_server_t *s, char *errstr, size_t errlen) {
     grpc_server_start(s->server);
     s->started = 1;
     for (int i = 0; i < s->nworkers; i++) {

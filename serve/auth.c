@@ -32,7 +32,7 @@ static int token_char(unsigned char c) {
            c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
 }
 
-static int add_token(feat_auth_t *a, const char *t, size_t len, uint32_t bits) {
+static feat_err_t add_token(feat_auth_t *a, const char *t, size_t len, uint32_t bits) {
     for (size_t i = 0; i < a->n; i++) { /* load time only: plain comparison is fine */
         if (a->slots[i].len == len && memcmp(a->slots[i].w, t, len) == 0) {
             a->slots[i].bits |= bits;
@@ -51,12 +51,14 @@ static int add_token(feat_auth_t *a, const char *t, size_t len, uint32_t bits) {
     return FEAT_OK;
 }
 
-static int load_file(feat_auth_t *a, const char *path, const char *key, uint32_t bits, char *err, size_t errlen) {
+static feat_err_t load_file(feat_auth_t *a, const char *path, const char *key, uint32_t bits, char *err,
+                            size_t errlen) {
     struct stat sb;
     FILE *f = feat_secret_open(path, key, "auth", "chmod 600 or 640 it", &sb, err, errlen);
     if (!f) return FEAT_ERR_CONFIG;
     char line[FEAT_TOKEN_MAX + 64];
-    int lineno = 0, found = 0, rc = FEAT_OK;
+    int lineno = 0, found = 0;
+    feat_err_t rc = FEAT_OK;
     while (fgets(line, sizeof(line), f)) {
         lineno++;
         size_t l = strlen(line);
@@ -83,7 +85,7 @@ static int load_file(feat_auth_t *a, const char *path, const char *key, uint32_t
             rc = FEAT_ERR_CONFIG;
             break;
         }
-        int r = add_token(a, t, l, bits);
+        feat_err_t r = add_token(a, t, l, bits);
         if (r) {
             feat_errf(err, errlen, "%s: %s line %d: %s", key, path, lineno,
                     r == FEAT_ERR_TOO_LARGE ? "too many tokens (at most 4096 in all)" : "out of memory");
@@ -105,8 +107,8 @@ static int load_file(feat_auth_t *a, const char *path, const char *key, uint32_t
     return rc;
 }
 
-int feat_auth_load(const char *read_file, const char *read_key, const char *admin_file, const char *admin_key,
-                   feat_auth_t **out, char *err, size_t errlen) {
+feat_err_t feat_auth_load(const char *read_file, const char *read_key, const char *admin_file,
+                          const char *admin_key, feat_auth_t **out, char *err, size_t errlen) {
     *out = NULL;
     int have_read = read_file && *read_file, have_admin = admin_file && *admin_file;
     if (!have_read && !have_admin) return FEAT_OK;

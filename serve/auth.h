@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "common/err.h"
+
 typedef enum feat_auth_level {
     FEAT_AUTH_NONE = 0,         /* no token, or not a known one */
     FEAT_AUTH_READ = 1,
@@ -30,13 +32,13 @@ typedef struct feat_auth feat_auth_t;
 #define FEAT_TOKEN_MAX 256      /* bytes */
 #define FEAT_TOKENS_MAX 4096    /* tokens in both files together */
 
-/* Loads the token files (NULL or "" = not configured).  *out = NULL and 0
- * when neither is configured (authentication off).  On a missing, unreadable
+/* Loads the token files (NULL or "" = not configured).  *out = NULL and
+ * FEAT_OK when neither is configured (authentication off).  On a missing, unreadable
  * or empty file, or a malformed token, returns FEAT_ERR_CONFIG with one line
  * naming read_key / admin_key (the config keys) and the line number, never
  * the token itself.  Logs a warning when a file is readable by every user. */
-int feat_auth_load(const char *read_file, const char *read_key, const char *admin_file, const char *admin_key,
-                   feat_auth_t **out, char *errstr, size_t errlen);
+feat_err_t feat_auth_load(const char *read_file, const char *read_key, const char *admin_file,
+                          const char *admin_key, feat_auth_t **out, char *errstr, size_t errlen);
 
 /* The level of token[0..len) (token may be NULL: FEAT_AUTH_NONE). */
 feat_auth_level_t feat_auth_check(const feat_auth_t *a, const char *token, size_t len);

@@ -240,8 +240,8 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
     size_t sbytes = 0;
     size_t pos = 0;
     feat_row_entry_t re;
-    int r;
-    while (row && (r = feat_row_next(row, len, &pos, 1, &re)) == 1)
+    int has; /* a row that does not decode is cached as far as it does */
+    while (row && feat_row_next(row, len, &pos, 1, &re, &has) == FEAT_OK && has)
         if (re.type == FEAT_FT_STRING) sbytes += re.val.slen;
     size_t koff = (klen + 7) & ~(size_t)7;
     size_t size = sizeof(entry_t) + koff + nf * sizeof(cval_t) + sbytes;
@@ -263,7 +263,7 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
     char *blob = eblob(e);
     uint32_t so = 0;
     pos = 0;
-    while (row && (r = feat_row_next(row, len, &pos, 1, &re)) == 1) {
+    while (row && feat_row_next(row, len, &pos, 1, &re, &has) == FEAT_OK && has) {
         if (re.id > t->max_id || t->index_of_id[re.id] < 0) continue;
         cval_t *v = &cv[t->index_of_id[re.id]];
         v->present = 1;

@@ -41,13 +41,14 @@ void feat_cache_destroy(feat_cache_t *c); /* NULL is fine */
 
 enum { FEAT_CACHE_HIT = 0, FEAT_CACHE_MISS = 1, FEAT_CACHE_BYPASS = 2 };
 
-/* Looks up (t, key).  On HIT fills out[i] for feature fidx[i] (status
- * PRESENT/EXPIRED by t's TTL at now_ms, or NOT_FOUND) with string bytes
- * appended to *strings; a string value's v.s holds its offset in *strings
- * until feat_cache_fix_strings() turns offsets into pointers, once every
- * lookup that appends to *strings is done (appending may move it).  On MISS
- * fills *ticket for feat_cache_put; on BYPASS the caller reads the store and
- * must not put. */
+/* Looks up (t, key); returns FEAT_CACHE_HIT, FEAT_CACHE_MISS or
+ * FEAT_CACHE_BYPASS (an outcome, never an error).  On HIT fills out[i] for
+ * feature fidx[i] (status PRESENT/EXPIRED by t's TTL at now_ms, or
+ * NOT_FOUND) with string bytes appended to *strings; a string value's v.s
+ * holds its offset in *strings until feat_cache_fix_strings() turns offsets
+ * into pointers, once every lookup that appends to *strings is done
+ * (appending may move it).  On MISS fills *ticket for feat_cache_put; on
+ * BYPASS the caller reads the store and must not put. */
 int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
                    const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
                    feat_buf_t *strings, uint64_t *ticket);
@@ -64,8 +65,9 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
  * entity drops them with the row, a model swap changes the version, and a
  * score expires when the first feature it read passes its TTL, so a stale
  * score is never returned.
- * get: FEAT_CACHE_HIT with *score and *missing; MISS with *ticket for put;
- * BYPASS while a write is pending (do not put).
+ * get returns an outcome, never an error: FEAT_CACHE_HIT with *score and
+ * *missing; MISS with *ticket for put; BYPASS while a write is pending (do
+ * not put).
  * put: stored only if the row is cached and no write touched its shard since
  * the ticket; at most 4 (model, version) per row. */
 int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int reserve(feat_lookup_scratch_t *ls, size_t n) {
+static feat_err_t reserve(feat_lookup_scratch_t *ls, size_t n) {
     if (n <= ls->capkeys) return FEAT_OK;
     size_t c = ls->capkeys ? ls->capkeys : 16;
     while (c < n) c *= 2;
@@ -25,9 +25,9 @@ static int reserve(feat_lookup_scratch_t *ls, size_t n) {
     return FEAT_OK;
 }
 
-int feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
-                       const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
-                       int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls) {
+feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
+                              const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                              int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls) {
     if (reserve(ls, n)) return FEAT_ERR_NOMEM;
     size_t nmiss = 0;
     for (size_t k = 0; k < n; k++) {
@@ -55,7 +55,7 @@ int feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t
         ls->caprows = nmiss;
     }
     ls->nrows = nmiss;
-    int rc = feat_store_get_rows(st, t, nmiss, ls->mkeys, ls->mlens, ls->rows, ls->found);
+    feat_err_t rc = feat_store_get_rows(st, t, nmiss, ls->mkeys, ls->mlens, ls->rows, ls->found);
     if (rc) return rc;
     for (size_t i = 0; i < nmiss; i++) {
         const char *row = ls->found[i] ? ls->rows[i].data : NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 #include "serve/cache.h"
 #include "store/store.h"
 
@@ -32,9 +33,9 @@ typedef struct feat_lookup_scratch {
 /* Reads features fidx[0..nf) of n entity keys into vals[k * nf + j].
  * cache may be NULL.  String values stay valid until the scratch is freed or
  * reused.  FEAT_OK, FEAT_ERR_NOMEM, FEAT_ERR_IO or FEAT_ERR_CORRUPT. */
-int feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
-                       const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
-                       int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls);
+feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
+                              const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                              int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls);
 void feat_lookup_scratch_free(feat_lookup_scratch_t *ls);
 
 #endif

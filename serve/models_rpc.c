@@ -30,7 +30,7 @@
 
 /* The model version a request names, or NULL with the status and message. */
 static feat_loaded_t *acquire(feat_serve_t *sv, feat_rpc_call_t *call, const char *model, const char *alias,
-                              uint64_t version, int *err) {
+                              uint64_t version, feat_err_t *err) {
     if (!model || !*model) {
         *err = ERR(call, FEAT_ERR_INVALID, "model is required");
         return NULL;
@@ -55,8 +55,8 @@ static feat_loaded_t *acquire(feat_serve_t *sv, feat_rpc_call_t *call, const cha
 /* ---- Predict ----------------------------------------------------------------------------------- */
 
 /* Raw rows of the keys cache misses need, read from the online table. */
-static int score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l, char **keys, size_t n,
-                      int64_t now, double *scores, uint32_t *missing, size_t *klens) {
+static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l, char **keys, size_t n,
+                             int64_t now, double *scores, uint32_t *missing, size_t *klens) {
     const feat_model_t *m = feat_loaded_model(l);
     const feat_table_t *t = feat_loaded_table(l);
     uint32_t midx = feat_loaded_index(l);
@@ -90,7 +90,7 @@ static int score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded
     void *scratch = feat_arena_alloc(call->arena, scratch_len + 1);
     if (!vals || !raw || !out || !until || !scratch) return FEAT_ERR_NOMEM;
     feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
-    int rc = feat_online_lookup(sv->st, sv->cache, t, nt, tkeys, tlens, feat_loaded_fidx(l), nf, now, vals, &ls);
+    feat_err_t rc = feat_online_lookup(sv->st, sv->cache, t, nt, tkeys, tlens, feat_loaded_fidx(l), nf, now, vals, &ls);
     if (rc) {
         feat_lookup_scratch_free(&ls);
         return ERR(call, rc, "online read failed: %s", feat_err_str(rc));
@@ -130,8 +130,8 @@ static const char *value_kind(const Featd__V1__Value *v) {
 }
 
 /* Raw rows from the request, checked against the model's schema. */
-static int score_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l, Featd__V1__RawRow **rows, size_t n,
-                      double *scores, uint32_t *missing) {
+static feat_err_t score_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l,
+                             Featd__V1__RawRow **rows, size_t n, double *scores, uint32_t *missing) {
     const feat_model_t *m = feat_loaded_model(l);
     size_t nf = feat_loaded_nfeatures(l);
     feat_raw_t *raw = feat_arena_alloc(call->arena, n * nf * sizeof(feat_raw_t) + 1);
@@ -182,14 +182,14 @@ static int score_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded
         for (size_t j = 0; j < nf; j++) miss += row[j].type == FEAT_V_MISSING;
         missing[i] = miss;
     }
-    int rc = feat_model_predict_batch(m, raw, n, scratch, scratch_len, scores);
+    feat_err_t rc = feat_model_predict_batch(m, raw, n, scratch, scratch_len, scores);
     if (rc) return ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
     return FEAT_OK;
 }
 
-int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
+feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__PredictRequest *req = featd_svc_unpack(call, &featd__v1__predict_request__descriptor, &err);
     if (!req) return err;
     if (req->n_entity_keys && req->n_rows)
@@ -301,9 +301,9 @@ static void on_version(void *arg, const feat_version_info_t *v) {
     else c->n++;
 }
 
-int featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp) {
+feat_err_t featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__ListModelsRequest *req = featd_svc_unpack(call, &featd__v1__list_models_request__descriptor, &err);
     if (!req) return err;
     list_ctx_t c = {call->arena, NULL, 0, 0, 0, 0};
@@ -323,37 +323,37 @@ static Featd__V1__ModelVersion *one_version(feat_serve_t *sv, feat_arena_t *a, c
     return c.n ? c.out[0] : NULL;
 }
 
-int featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp) {
+feat_err_t featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__PromoteRequest *req = featd_svc_unpack(call, &featd__v1__promote_request__descriptor, &err);
     if (!req) return err;
     if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
     uint64_t champion = 0;
-    int rc = feat_models_promote(sv->models, req->model, req->version, &champion, call->msg, sizeof(call->msg));
+    feat_err_t rc = feat_models_promote(sv->models, req->model, req->version, &champion, call->msg, sizeof(call->msg));
     if (rc) return rc;
     Featd__V1__PromoteResponse res = FEATD__V1__PROMOTE_RESPONSE__INIT;
     res.champion = one_version(sv, call->arena, req->model, champion);
     return featd_svc_pack(resp, &res.base);
 }
 
-int featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
+feat_err_t featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__RollbackRequest *req = featd_svc_unpack(call, &featd__v1__rollback_request__descriptor, &err);
     if (!req) return err;
     if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
     uint64_t champion = 0;
-    int rc = feat_models_rollback(sv->models, req->model, &champion, call->msg, sizeof(call->msg));
+    feat_err_t rc = feat_models_rollback(sv->models, req->model, &champion, call->msg, sizeof(call->msg));
     if (rc) return rc;
     Featd__V1__RollbackResponse res = FEATD__V1__ROLLBACK_RESPONSE__INIT;
     res.champion = one_version(sv, call->arena, req->model, champion);
     return featd_svc_pack(resp, &res.base);
 }
 
-int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
+feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__TriggerRetrainRequest *req = featd_svc_unpack(call, &featd__v1__trigger_retrain_request__descriptor, &err);
     if (!req) return err;
     if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
@@ -367,9 +367,9 @@ int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
     return featd_svc_pack(resp, &res.base);
 }
 
-int featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
+feat_err_t featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__GetRetrainStatusRequest *req = featd_svc_unpack(call, &featd__v1__get_retrain_status_request__descriptor, &err);
     if (!req) return err;
     if (req->model && *req->model && !feat_serve_model(sv, req->model))

@@ -165,7 +165,7 @@ static void *writer(void *arg) {
     return NULL;
 }
 
-int feat_predlog_start(feat_predlog_t *pl) {
+feat_err_t feat_predlog_start(feat_predlog_t *pl) {
     if (feat_worker_start(&pl->thr, "predlog", writer, pl)) return FEAT_ERR_NOMEM;
     pl->started = 1;
     return FEAT_OK;

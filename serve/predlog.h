@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/err.h"
 #include "common/metrics.h"
 #include "store/store.h"
 
@@ -45,7 +46,7 @@ feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *
                                  struct feat_drift *drift, struct feat_producer *producer, feat_metrics_t *metrics,
                                  char *errstr, size_t errlen);
 /* Starts the writer thread.  FEAT_OK or FEAT_ERR_NOMEM. */
-int feat_predlog_start(feat_predlog_t *pl);
+feat_err_t feat_predlog_start(feat_predlog_t *pl);
 /* Logs n predictions of conf->models[model] made at ts by version.  keys[i]
  * of length klens[i]; a row with an empty key feeds drift monitoring only.
  * pl NULL: nothing is logged. */

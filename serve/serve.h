@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/err.h"
 #include "common/metrics.h"
 #include "ingest/ingest.h"
 #include "rpc/rpc.h"
@@ -57,15 +58,17 @@ typedef struct feat_serve {
 /* The gRPC methods featd serves (FeatureService, AdminService), static. */
 const feat_method_t *feat_serve_methods(size_t *n);
 
-/* Whether featd is ready to serve: store open, ingest running with
- * partitions assigned, not shutting down. */
+/* Whether featd is ready to serve (1) or not (0): store open, ingest
+ * running with partitions assigned, not shutting down. */
 int feat_serve_ready(feat_serve_t *sv);
 
 /* The gRPC server's authorize hook (feat_server_conf_t.authorize) when
  * sv->auth is set; serve is the feat_serve_t.  A read token may call
- * FEAT_RPC_READ methods, an admin token every method.  Runs on the worker
- * thread for every call: constant-time comparison, no allocation. */
-int feat_serve_authorize(void *serve, const feat_method_t *m, const char *token, char *msg, size_t msglen);
+ * FEAT_RPC_READ methods, an admin token every method: FEAT_OK,
+ * FEAT_ERR_UNAUTHENTICATED (no or unknown token) or FEAT_ERR_PERMISSION (a
+ * read token calling an admin method), with msg for the client.  Runs on the
+ * worker thread for every call: constant-time comparison, no allocation. */
+feat_err_t feat_serve_authorize(void *serve, const feat_method_t *m, const char *token, char *msg, size_t msglen);
 
 /* conf.models' entry named name, or NULL. */
 const feat_model_conf_t *feat_serve_model(const feat_serve_t *sv, const char *name);

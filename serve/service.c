@@ -92,7 +92,7 @@ static int bad_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p, 
     return 0;
 }
 
-int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc) {
+feat_err_t featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc) {
     char path[128] = "";
     size_t at = 0;
     int bad = bad_string(desc, call->req, call->req_len, 0, path, sizeof(path), &at);
@@ -103,7 +103,7 @@ int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescrip
     return FEAT_OK;
 }
 
-void *featd_svc_unpack(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc, int *err) {
+void *featd_svc_unpack(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc, feat_err_t *err) {
     if ((*err = featd_svc_check_strings(call, desc))) return NULL;
     ProtobufCAllocator al;
     feat_rpc_pb_allocator(call->arena, &al);
@@ -118,7 +118,8 @@ const feat_model_conf_t *feat_serve_model(const feat_serve_t *sv, const char *na
     return NULL;
 }
 
-static const feat_table_t *resolve_table(feat_serve_t *sv, feat_rpc_call_t *call, const char *name, int *err) {
+static const feat_table_t *resolve_table(feat_serve_t *sv, feat_rpc_call_t *call, const char *name,
+                                         feat_err_t *err) {
     if (!name || !*name) {
         *err = ERR(call, FEAT_ERR_INVALID, "table is required");
         return NULL;
@@ -130,7 +131,7 @@ static const feat_table_t *resolve_table(feat_serve_t *sv, feat_rpc_call_t *call
 
 /* Feature indexes for the requested names (all features when none). */
 static uint16_t *resolve_features(const feat_table_t *t, feat_rpc_call_t *call, char **names, size_t n,
-                                  size_t *nout, int *err) {
+                                  size_t *nout, feat_err_t *err) {
     const feat_table_conf_t *tc = t->conf;
     size_t cnt = n ? n : tc->nfeatures;
     uint16_t *fidx = feat_arena_alloc(call->arena, cnt * sizeof(uint16_t) + 1);
@@ -160,7 +161,7 @@ static uint16_t *resolve_features(const feat_table_t *t, feat_rpc_call_t *call, 
     return fidx;
 }
 
-int featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **keys, size_t n) {
+feat_err_t featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **keys, size_t n) {
     if (n == 0) return ERR(call, FEAT_ERR_INVALID, "entity_keys is empty");
     if ((int64_t)n > sv->conf.max_keys)
         return ERR(call, FEAT_ERR_INVALID, "too many entity keys: %zu > serve.max_keys = %lld", n,
@@ -216,7 +217,7 @@ static Featd__V1__FeatureValue *to_pb(feat_arena_t *a, const feat_value_t *v) {
     return fv;
 }
 
-int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
+feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
     size_t n = protobuf_c_message_get_packed_size(m);
     if (n == 0) return FEAT_OK; /* an empty message: out may have no buffer at all */
     if (feat_buf_grow(out, n)) return FEAT_ERR_NOMEM;
@@ -227,9 +228,9 @@ int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
 
 /* ---- GetOnlineFeatures ----------------------------------------------------------------- */
 
-static int get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
+static feat_err_t get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__GetOnlineFeaturesRequest *req =
         featd_svc_unpack(call, &featd__v1__get_online_features_request__descriptor, &err);
     if (!req) return err;
@@ -289,7 +290,7 @@ typedef struct hist_state {
     feat_arena_t row_arena;
 } hist_state_t;
 
-static void *hist_begin(feat_rpc_call_t *call, int *err) {
+static void *hist_begin(feat_rpc_call_t *call, feat_err_t *err) {
     feat_serve_t *sv = call->app;
     Featd__V1__GetHistoricalFeaturesRequest *req =
         featd_svc_unpack(call, &featd__v1__get_historical_features_request__descriptor, err);
@@ -331,12 +332,13 @@ static void *hist_begin(feat_rpc_call_t *call, int *err) {
     return hs;
 }
 
-static int hist_next(feat_rpc_call_t *call, void *state, feat_buf_t *out) {
+static feat_err_t hist_next(feat_rpc_call_t *call, void *state, feat_buf_t *out, int *more) {
     hist_state_t *hs = state;
-    if (hs->i >= hs->req->n_rows) return 0;
+    *more = 0;
+    if (hs->i >= hs->req->n_rows) return FEAT_OK;
     Featd__V1__EntityTime *et = hs->req->rows[hs->i];
-    int rc = feat_pit_read(hs->reader, hs->t, et->entity_key, strlen(et->entity_key), et->ts_ms, hs->fidx, hs->nf, 1,
-                           hs->vals, &hs->strings);
+    feat_err_t rc = feat_pit_read(hs->reader, hs->t, et->entity_key, strlen(et->entity_key), et->ts_ms, hs->fidx,
+                                  hs->nf, 1, hs->vals, &hs->strings);
     if (rc) return ERR(call, rc, "point-in-time read failed for row %zu", hs->i);
     feat_arena_reset(&hs->row_arena);
     Featd__V1__HistoricalRow row = FEATD__V1__HISTORICAL_ROW__INIT;
@@ -354,7 +356,9 @@ static int hist_next(feat_rpc_call_t *call, void *state, feat_buf_t *out) {
         for (size_t j = 0; j < hs->nf; j++) row.features[j] = hs->t->conf->features[hs->fidx[j]].name;
     }
     hs->i++;
-    return featd_svc_pack(out, &row.base) == FEAT_OK ? 1 : FEAT_ERR_NOMEM;
+    if (featd_svc_pack(out, &row.base) != FEAT_OK) return FEAT_ERR_NOMEM;
+    *more = 1;
+    return FEAT_OK;
 }
 
 static void hist_end(void *state) {
@@ -368,9 +372,9 @@ static const feat_stream_ops_t hist_ops = {hist_begin, hist_next, hist_end};
 
 /* ---- AdminService: Status, ListTables ------------------------------------------------------ */
 
-static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
+static feat_err_t status(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     if (!featd_svc_unpack(call, &featd__v1__status_request__descriptor, &err)) return err;
     feat_daemon_status_t s;
     Featd__V1__StatusResponse res;
@@ -379,9 +383,9 @@ static int status(feat_rpc_call_t *call, feat_buf_t *resp) {
     return featd_svc_pack(resp, &res.base);
 }
 
-static int list_tables(feat_rpc_call_t *call, feat_buf_t *resp) {
+static feat_err_t list_tables(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     if (!featd_svc_unpack(call, &featd__v1__list_tables_request__descriptor, &err)) return err;
     feat_arena_t *a = call->arena;
     Featd__V1__ListTablesResponse res = FEATD__V1__LIST_TABLES_RESPONSE__INIT;
@@ -461,9 +465,9 @@ static void drift_entry(void *arg, const feat_drift_entry_t *e) {
     dc->out[dc->n++] = f;
 }
 
-static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
+static feat_err_t drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__GetDriftReportRequest *req =
         featd_svc_unpack(call, &featd__v1__get_drift_report_request__descriptor, &err);
     if (!req) return err;
@@ -481,15 +485,15 @@ static int drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
     return featd_svc_pack(resp, &res.base);
 }
 
-static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
+static feat_err_t pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int err;
+    feat_err_t err;
     Featd__V1__PinDriftReferenceRequest *req =
         featd_svc_unpack(call, &featd__v1__pin_drift_reference_request__descriptor, &err);
     if (!req) return err;
     if (!sv->drift) return ERR(call, FEAT_ERR_STATE, "drift monitoring is off (drift.enabled = false)");
     int pinned = 0;
-    int rc = feat_drift_pin(sv->drift, req->table, req->feature, &pinned);
+    feat_err_t rc = feat_drift_pin(sv->drift, req->table, req->feature, &pinned);
     if (rc == FEAT_ERR_NOT_FOUND)
         return ERR(call, FEAT_ERR_INVALID, "unknown table \"%.64s\" or feature \"%.64s\"", req->table ? req->table : "",
                    req->feature ? req->feature : "");
@@ -503,9 +507,9 @@ static int pin_reference(feat_rpc_call_t *call, feat_buf_t *resp) {
 /* Backup: dir becomes a data directory whose db/ is a RocksDB checkpoint of
  * the live store.  Runs on the calling gRPC thread (a flush plus hard links:
  * usually well under a second). */
-static int backup(feat_rpc_call_t *call, feat_buf_t *resp) {
+static feat_err_t backup(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
-    int serr;
+    feat_err_t serr;
     Featd__V1__BackupRequest *req = featd_svc_unpack(call, &featd__v1__backup_request__descriptor, &serr);
     if (!req) return serr;
     const char *dir = req->dir ? req->dir : "";
@@ -526,7 +530,7 @@ static int backup(feat_rpc_call_t *call, feat_buf_t *resp) {
     char db[4096], err[512];
     snprintf(db, sizeof(db), "%s/db", dir);
     feat_checkpoint_info_t info;
-    int rc = feat_store_checkpoint(sv->st, db, &info, err, sizeof(err));
+    feat_err_t rc = feat_store_checkpoint(sv->st, db, &info, err, sizeof(err));
     if (rc) {
         rmdir(dir);
         feat_metric_add(bad, 1);
@@ -581,7 +585,7 @@ int feat_serve_ready(feat_serve_t *sv) {
     return s.assigned > 0;
 }
 
-int feat_serve_authorize(void *serve, const feat_method_t *m, const char *token, char *msg, size_t msglen) {
+feat_err_t feat_serve_authorize(void *serve, const feat_method_t *m, const char *token, char *msg, size_t msglen) {
     feat_serve_t *sv = serve;
     feat_auth_level_t l = token ? feat_auth_check(sv->auth, token, strlen(token)) : FEAT_AUTH_NONE;
     if (l == FEAT_AUTH_NONE) {

@@ -15,11 +15,12 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 #include "rpc/rpc.h"
 #include "serve/serve.h"
 
-/* Sets the client's message and evaluates to code. */
-#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (code))
+/* Sets the client's message and evaluates to code (a feat_err_t). */
+#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (feat_err_t)(code))
 
 /* Checks every string field of the request (call->req, a desc message),
  * nested messages and map entries included, before protobuf-c unpacks it:
@@ -29,23 +30,26 @@
  * call->msg naming the field, "entity_keys[2] is not valid UTF-8 (at byte 5)".
  * The bytes themselves are never echoed.  Bytes common/pbwire.h cannot read
  * are FEAT_ERR_INVALID too (protobuf-c would take some of them, unchecked). */
-int featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc);
+feat_err_t featd_svc_check_strings(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc);
 /* The request as a desc message: its strings checked (featd_svc_check_strings),
  * then unpacked by protobuf-c into call->arena (freed with it).  NULL with
  * *err set and call->msg naming the problem: the string check's, or
  * FEAT_ERR_INVALID "request is not a <ShortName>" when protobuf-c refuses
  * the bytes.  The caller casts the result to the generated type of desc. */
-void *featd_svc_unpack(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc, int *err);
-/* Entity keys: present, non-empty, within ingest.max_key, unique, at most serve.max_keys. */
-int featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **keys, size_t n);
-/* Appends m's encoding to out. */
-int featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
+void *featd_svc_unpack(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *desc, feat_err_t *err);
+/* Entity keys: present, non-empty, within ingest.max_key, unique, at most
+ * serve.max_keys.  FEAT_OK, FEAT_ERR_INVALID with call->msg naming the key,
+ * or FEAT_ERR_NOMEM. */
+feat_err_t featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **keys, size_t n);
+/* Appends m's encoding to out.  FEAT_OK or FEAT_ERR_NOMEM. */
+feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
 
-int featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp);
-int featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp);
-int featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp);
-int featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp);
-int featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp);
-int featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp);
+/* The model methods' handlers (feat_unary_fn, rpc/rpc.h), in models_rpc.c. */
+feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp);
+feat_err_t featd_svc_list_models(feat_rpc_call_t *call, feat_buf_t *resp);
+feat_err_t featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp);
+feat_err_t featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp);
+feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp);
+feat_err_t featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp);
 
 #endif

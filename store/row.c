@@ -18,10 +18,11 @@ static void put_src(unsigned char *p, int64_t ts, int64_t offset, int32_t partit
     feat_put_le32(p + 16, (uint32_t)partition);
 }
 
-int feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row_entry_t *e) {
+feat_err_t feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row_entry_t *e, int *has) {
     const unsigned char *p = (const unsigned char *)row;
     size_t i = *pos;
-    if (len == 0) return 0;
+    *has = 0;
+    if (len == 0) return FEAT_OK;
     int v2 = online && p[0] == FEAT_ROW_V2;
     if (i == 0) {
         if (p[0] != FEAT_ROW_V1 && !v2) return FEAT_ERR_CORRUPT;
@@ -31,7 +32,7 @@ int feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row
             i += SRC_LEN;
         }
     }
-    if (i >= len) return 0;
+    if (i >= len) return FEAT_OK;
     if (len - i < 3) return FEAT_ERR_CORRUPT;
     e->id = (uint16_t)(p[i] | (p[i + 1] << 8));
     e->type = p[i + 2];
@@ -81,7 +82,8 @@ int feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row
         return FEAT_ERR_CORRUPT;
     }
     *pos = i;
-    return 1;
+    *has = 1;
+    return FEAT_OK;
 }
 
 void feat_row_begin(feat_buf_t *b, int online, int64_t ts, int64_t offset, int32_t partition) {
@@ -150,18 +152,19 @@ feat_err_t feat_row_merge(const char *a, size_t alen, const char *b, size_t blen
     feat_buf_reset(out);
     size_t pa = 0, pb = 0;
     feat_row_entry_t ea, eb;
-    int ha = feat_row_next(a, alen, &pa, 1, &ea);
-    int hb = feat_row_next(b, blen, &pb, 1, &eb);
-    if (ha < 0 || hb < 0) return FEAT_ERR_CORRUPT;
-    if (ha != 1 && hb != 1) { /* both empty */
+    int ha, hb; /* a, b: an entry in ea, eb */
+    feat_err_t ra = feat_row_next(a, alen, &pa, 1, &ea, &ha);
+    feat_err_t rb = feat_row_next(b, blen, &pb, 1, &eb, &hb);
+    if (ra || rb) return FEAT_ERR_CORRUPT;
+    if (!ha && !hb) { /* both empty */
         feat_buf_putc(out, FEAT_ROW_V2);
         return out->oom ? FEAT_ERR_NOMEM : FEAT_OK;
     }
     /* out's source: the newer operand's (b's) when it has entries */
     int a2 = alen > 1 && (unsigned char)a[0] == FEAT_ROW_V2;
     int b2 = blen > 1 && (unsigned char)b[0] == FEAT_ROW_V2;
-    if (hb == 1 && b2) feat_buf_append(out, b, 1 + SRC_LEN);
-    else if (hb == 1) feat_row_begin(out, 1, eb.ts, eb.offset, eb.partition);
+    if (hb && b2) feat_buf_append(out, b, 1 + SRC_LEN);
+    else if (hb) feat_row_begin(out, 1, eb.ts, eb.offset, eb.partition);
     else if (a2) feat_buf_append(out, a, 1 + SRC_LEN);
     else feat_row_begin(out, 1, ea.ts, ea.offset, ea.partition);
     if (out->oom) return FEAT_ERR_NOMEM;
@@ -169,24 +172,24 @@ feat_err_t feat_row_merge(const char *a, size_t alen, const char *b, size_t blen
     int a_same = a2 && memcmp(a + 1, out->data + 1, SRC_LEN) == 0;
     int b_same = b2 && memcmp(b + 1, out->data + 1, SRC_LEN) == 0;
     size_t sa = a2 ? 1 + SRC_LEN : 1, sb = b2 ? 1 + SRC_LEN : 1; /* where the current entries start */
-    while (ha == 1 || hb == 1) {
-        if (hb != 1 || (ha == 1 && ea.id < eb.id)) {
+    while (ha || hb) {
+        if (!hb || (ha && ea.id < eb.id)) {
             put_entry(out, a, sa, pa, &ea, a_same);
             sa = pa;
-            ha = feat_row_next(a, alen, &pa, 1, &ea);
-        } else if (ha != 1 || eb.id < ea.id) {
+            ra = feat_row_next(a, alen, &pa, 1, &ea, &ha);
+        } else if (!ha || eb.id < ea.id) {
             put_entry(out, b, sb, pb, &eb, b_same);
             sb = pb;
-            hb = feat_row_next(b, blen, &pb, 1, &eb);
+            rb = feat_row_next(b, blen, &pb, 1, &eb, &hb);
         } else {
             if (feat_row_newer(&eb, &ea)) put_entry(out, b, sb, pb, &eb, b_same);
             else put_entry(out, a, sa, pa, &ea, a_same);
             sa = pa;
             sb = pb;
-            ha = feat_row_next(a, alen, &pa, 1, &ea);
-            hb = feat_row_next(b, blen, &pb, 1, &eb);
+            ra = feat_row_next(a, alen, &pa, 1, &ea, &ha);
+            rb = feat_row_next(b, blen, &pb, 1, &eb, &hb);
         }
-        if (ha < 0 || hb < 0) return FEAT_ERR_CORRUPT;
+        if (ra || rb) return FEAT_ERR_CORRUPT;
     }
     return out->oom ? FEAT_ERR_NOMEM : FEAT_OK;
 }

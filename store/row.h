@@ -40,9 +40,13 @@ typedef struct feat_row_entry {
     feat_value_t val;
 } feat_row_entry_t;
 
-/* Iterates entries of an online (online = 1) or offline row.  Returns 1 and
- * fills *e, 0 at the end, FEAT_ERR_CORRUPT on malformed bytes. */
-int feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row_entry_t *e);
+/* Iterates entries of an online (online = 1) or offline row: *pos starts at
+ * 0 and moves past each entry read.  FEAT_OK with *has = 1 and *e filled,
+ * FEAT_OK with *has = 0 at the end of the row, or FEAT_ERR_CORRUPT on
+ * malformed bytes (*has = 0).  The loop:
+ *   while ((rc = feat_row_next(row, len, &pos, 1, &e, &has)) == FEAT_OK && has) ...
+ *   if (rc) ... */
+feat_err_t feat_row_next(const char *row, size_t len, size_t *pos, int online, feat_row_entry_t *e, int *has);
 
 /* Starts a row in b (which must be empty): an online row (version 2) whose
  * source is (ts, offset, partition), or an offline row (version 1). */

@@ -924,11 +924,12 @@ feat_err_t feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg) {
     return cur_end(&c, rc);
 }
 
-int64_t feat_store_clear_offsets(feat_store_t *st) {
+feat_err_t feat_store_clear_offsets(feat_store_t *st, uint64_t *removed) {
+    *removed = 0;
     cursor_t c;
     cur_begin(&c, st, &(scan_t){.cf = FEAT_CF_OFFSETS, .what = "clearing offsets"});
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-    int64_t n = 0;
+    uint64_t n = 0;
     while (cur_next(&c)) {
         rocksdb_writebatch_delete_cf(b, st->cf[FEAT_CF_OFFSETS], c.k, c.kl);
         n++;
@@ -938,7 +939,9 @@ int64_t feat_store_clear_offsets(feat_store_t *st) {
     if (rc == FEAT_OK) rocksdb_write(st->db, st->wopts, b, &rerr);
     rocksdb_writebatch_destroy(b);
     if (rc) return rc; /* a partial read: nothing cleared */
-    return rerr ? write_err(st, NULL, 0, "clearing offsets", rerr) : n;
+    if (rerr) return write_err(st, NULL, 0, "clearing offsets", rerr);
+    *removed = n;
+    return FEAT_OK;
 }
 
 feat_err_t feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition) {
@@ -1038,10 +1041,11 @@ feat_err_t feat_row_decode(const feat_table_t *t, const char *row, size_t len, c
     int64_t ttl = t->conf->ttl_ms;
     size_t pos = 0;
     feat_row_entry_t e;
-    int r;
+    feat_err_t r;
+    int has;
     /* Common case: requested features are few; map id → request slots by a
      * scan of fidx per entry (n is small) or a direct index when many. */
-    while ((r = feat_row_next(row, len, &pos, 1, &e)) == 1) {
+    while ((r = feat_row_next(row, len, &pos, 1, &e, &has)) == FEAT_OK && has) {
         if (e.id > t->max_id) continue;
         int f = t->index_of_id[e.id];
         if (f < 0) continue;
@@ -1052,7 +1056,7 @@ feat_err_t feat_row_decode(const feat_table_t *t, const char *row, size_t len, c
             out[i].status = (ttl > 0 && now_ms - e.ts > ttl) ? FEAT_ST_EXPIRED : FEAT_ST_PRESENT;
         }
     }
-    return r < 0 ? FEAT_ERR_CORRUPT : FEAT_OK;
+    return r; /* FEAT_OK or FEAT_ERR_CORRUPT */
 }
 
 feat_err_t feat_store_get_online(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
@@ -1113,13 +1117,14 @@ feat_err_t feat_store_scan_offline(feat_store_t *st, const feat_table_t *t, feat
         }
         size_t pos = 0;
         feat_row_entry_t e;
-        int r;
-        while ((r = feat_row_next(v, vl, &pos, 0, &e)) == 1) {
+        feat_err_t r;
+        int has;
+        while ((r = feat_row_next(v, vl, &pos, 0, &e, &has)) == FEAT_OK && has) {
             if (e.id > t->max_id || t->index_of_id[e.id] < 0) continue;
             vals[t->index_of_id[e.id]] = e.val;
             vals[t->index_of_id[e.id]].ts = ts;
         }
-        if (r < 0) { rc = FEAT_ERR_CORRUPT; break; }
+        if (r) { rc = r; break; }
         if (fn(arg, ent, elen, ts, part, off, vals, nf)) break;
     }
     rc = cur_end(&c, rc);
@@ -1199,14 +1204,15 @@ feat_err_t feat_store_history(feat_store_t *st, const feat_table_t *t, const cha
         }
         size_t pos = 0;
         feat_row_entry_t e;
-        int r;
-        while ((r = feat_row_next(v, vl, &pos, 0, &e)) == 1) {
+        feat_err_t r;
+        int has;
+        while ((r = feat_row_next(v, vl, &pos, 0, &e, &has)) == FEAT_OK && has) {
             if (e.id > t->max_id || t->index_of_id[e.id] < 0) continue;
             feat_value_t *o = &vals[t->index_of_id[e.id]];
             *o = e.val;
             o->ts = ts;
         }
-        if (r < 0) { rc = FEAT_ERR_CORRUPT; break; }
+        if (r) { rc = r; break; }
         if (fn(arg, ts, part, off, vals, nf)) break;
     }
     rc = cur_end(&c, rc);
@@ -1272,8 +1278,9 @@ feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char
         if (expired && !report_expired) break;
         size_t pos = 0;
         feat_row_entry_t e;
-        int res;
-        while ((res = feat_row_next(v, vl, &pos, 0, &e)) == 1) {
+        feat_err_t res;
+        int has;
+        while ((res = feat_row_next(v, vl, &pos, 0, &e, &has)) == FEAT_OK && has) {
             if (e.id > t->max_id) continue;
             int f = t->index_of_id[e.id];
             if (f < 0) continue;
@@ -1289,7 +1296,7 @@ feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char
                 unresolved--;
             }
         }
-        if (res < 0) { rc = FEAT_ERR_CORRUPT; break; }
+        if (res) { rc = res; break; }
     }
     rc = cur_end(&c, rc);
     if (strings->oom) rc = FEAT_ERR_NOMEM;

@@ -187,9 +187,10 @@ feat_err_t feat_store_get_offset(feat_store_t *st, const char *topic, int32_t pa
 typedef int feat_offset_fn(void *arg, const char *topic, int32_t partition, int64_t next, uint64_t applied);
 feat_err_t feat_store_offsets(feat_store_t *st, feat_offset_fn *fn, void *arg);
 
-/* Forgets every stored offset (the embedded broker starts with empty logs).
- * Returns how many were removed, or a negative feat_err_t. */
-int64_t feat_store_clear_offsets(feat_store_t *st);
+/* Forgets every stored offset (the embedded broker starts with empty logs),
+ * in one write: FEAT_OK with *removed = how many there were, or
+ * FEAT_ERR_IO (logged) with nothing removed and *removed = 0. */
+feat_err_t feat_store_clear_offsets(feat_store_t *st, uint64_t *removed);
 /* Forgets the stored offset of one partition.  FEAT_OK (also when there was
  * none), FEAT_ERR_NOMEM or FEAT_ERR_IO. */
 feat_err_t feat_store_clear_offset(feat_store_t *st, const char *topic, int32_t partition);

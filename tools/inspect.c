@@ -50,8 +50,9 @@ static int on_online(void *arg, const feat_table_t *t, const char *key, size_t k
     feat_buf_puts(&out, ",\"features\":{");
     size_t pos = 0;
     feat_row_entry_t e;
-    int r, first = 1;
-    while ((r = feat_row_next(row, len, &pos, 1, &e)) == 1) {
+    int has, first = 1;
+    feat_err_t r;
+    while ((r = feat_row_next(row, len, &pos, 1, &e, &has)) == FEAT_OK && has) {
         if (e.id > t->max_id || t->index_of_id[e.id] < 0) continue;
         feat_buf_printf(&out, "%s\"%s\":{\"value\":", first ? "" : ",", t->conf->features[t->index_of_id[e.id]].name);
         put_value(&e.val);
@@ -59,7 +60,7 @@ static int on_online(void *arg, const feat_table_t *t, const char *key, size_t k
                         (long long)e.offset);
         first = 0;
     }
-    feat_buf_printf(&out, "}%s}", r < 0 ? ",\"corrupt\":true" : "");
+    feat_buf_printf(&out, "}%s}", r != FEAT_OK ? ",\"corrupt\":true" : "");
     flush_line();
     return 0;
 }

@@ -146,7 +146,7 @@ static int echo_plain(int port) {
 
 /* ---- echo on featd's server ---------------------------------------------------- */
 
-static int echo_unary(feat_rpc_call_t *call, feat_buf_t *resp) {
+static feat_err_t echo_unary(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_buf_append(resp, call->req, call->req_len);
     return FEAT_OK;
 }

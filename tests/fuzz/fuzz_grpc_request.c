@@ -79,7 +79,7 @@ static const char *bad_utf8_field(const ProtobufCMessageDescriptor *desc, const 
     return NULL;
 }
 
-static void check_error(const feat_method_t *m, const feat_rpc_call_t *call, int rc) {
+static void check_error(const feat_method_t *m, const feat_rpc_call_t *call, feat_err_t rc) {
     if (verbose) fprintf(stderr, "%s: %s: %s\n", m->name, feat_err_str(rc), call->msg);
     FUZZ_CHECK(rc < 0 && strcmp(feat_err_str(rc), "unknown error") != 0, "%s returned %d", m->name, rc);
     FUZZ_CHECK(memchr(call->msg, 0, sizeof(call->msg)) != NULL, "%s: message not terminated", m->name);
@@ -141,22 +141,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         call.deadline_ms = INT64_MAX;
         feat_buf_t resp = FEAT_BUF_INIT;
         if (m->unary) {
-            int rc = m->unary(&call, &resp);
+            feat_err_t rc = m->unary(&call, &resp);
             if (rc == FEAT_OK) check_reply(m, md->output, &resp);
             else check_error(m, &call, rc);
         } else {
-            int err = FEAT_OK;
+            feat_err_t err = FEAT_OK;
             void *st = m->stream->begin(&call, &err);
             if (!st) {
                 check_error(m, &call, err);
             } else {
-                int rc, rows = 0;
-                while ((rc = m->stream->next(&call, st, &resp)) == 1) {
+                int more = 0, rows = 0;
+                feat_err_t rc;
+                while ((rc = m->stream->next(&call, st, &resp, &more)) == FEAT_OK && more) {
                     FUZZ_CHECK(++rows <= d->cfg->serve_max_history_rows, "%s: more rows than allowed", m->name);
                     check_reply(m, md->output, &resp);
                     feat_buf_reset(&resp);
                 }
-                if (rc != 0) check_error(m, &call, rc);
+                if (rc != FEAT_OK) check_error(m, &call, rc);
                 m->stream->end(st);
             }
         }

@@ -24,15 +24,16 @@ enum { MAXE = 4096 }; /* more than -max_len=4096 bytes can hold */
  * ids strictly increase. */
 static int read_row(const char *r, size_t n, feat_row_entry_t *e, int *sorted) {
     size_t pos = 0;
-    int k = 0, rc;
+    int k = 0, has;
+    feat_err_t rc;
     *sorted = 1;
-    while ((rc = feat_row_next(r, n, &pos, 1, &e[k < MAXE ? k : MAXE - 1])) == 1) {
+    while ((rc = feat_row_next(r, n, &pos, 1, &e[k < MAXE ? k : MAXE - 1], &has)) == FEAT_OK && has) {
         FUZZ_CHECK(pos <= n, "read past the row: %zu > %zu", pos, n);
         if (k > 0 && k < MAXE && e[k].id <= e[k - 1].id) *sorted = 0;
         if (k < MAXE) k++;
         else *sorted = 0; /* too many to check: treat as unsorted */
     }
-    return rc == 0 ? k : -1;
+    return rc == FEAT_OK ? k : -1;
 }
 
 static int same_entry(const feat_row_entry_t *x, const feat_row_entry_t *y) {

@@ -554,14 +554,16 @@ START_TEST(row_codec_rejects_corrupt_bytes) {
     for (size_t cut = 2; cut < b.len; cut++) { /* cut 1 = empty row, valid */
         size_t pos = 0;
         feat_row_entry_t e;
-        int r = feat_row_next(b.data, cut, &pos, 1, &e);
-        ck_assert_int_eq(r, FEAT_ERR_CORRUPT);
+        int has;
+        ck_assert_int_eq(feat_row_next(b.data, cut, &pos, 1, &e, &has), FEAT_ERR_CORRUPT);
+        ck_assert_int_eq(has, 0);
         ck_assert_int_eq(feat_row_merge(b.data, cut, b.data, b.len, &out), FEAT_ERR_CORRUPT);
     }
     b.data[0] = 7; /* unknown version */
     size_t pos = 0;
     feat_row_entry_t e;
-    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 1, &e), FEAT_ERR_CORRUPT);
+    int has;
+    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 1, &e, &has), FEAT_ERR_CORRUPT);
     feat_buf_free(&b);
     feat_buf_free(&out);
 }
@@ -592,9 +594,10 @@ static void enc_row(feat_buf_t *b, const mentry_t *m, int version) {
 static void check_row(const feat_buf_t *b, const mentry_t *m) {
     size_t pos = 0;
     feat_row_entry_t e;
-    int r, prev = -1, n = 0, want = 0;
+    int has, prev = -1, n = 0, want = 0;
+    feat_err_t r;
     for (int id = 0; id < MID; id++) want += m[id].set;
-    while ((r = feat_row_next(b->data, b->len, &pos, 1, &e)) == 1) {
+    while ((r = feat_row_next(b->data, b->len, &pos, 1, &e, &has)) == FEAT_OK && has) {
         ck_assert_int_gt(e.id, prev);
         ck_assert(e.id < MID && m[e.id].set);
         ck_assert_int_eq(e.ts, m[e.id].ts);
@@ -605,7 +608,7 @@ static void check_row(const feat_buf_t *b, const mentry_t *m) {
         prev = e.id;
         n++;
     }
-    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(r, FEAT_OK);
     ck_assert_int_eq(n, want);
 }
 
@@ -674,9 +677,10 @@ START_TEST(row_v2_rejects_corrupt_bytes) {
     for (size_t cut = 2; cut < b.len; cut++) {
         size_t pos = 0;
         feat_row_entry_t e;
-        int r = feat_row_next(b.data, cut, &pos, 1, &e);
+        int has;
         /* cut 21: the row's source and no entries, a valid empty row */
-        ck_assert_int_eq(r, cut == 21 ? 0 : FEAT_ERR_CORRUPT);
+        ck_assert_int_eq(feat_row_next(b.data, cut, &pos, 1, &e, &has), cut == 21 ? FEAT_OK : FEAT_ERR_CORRUPT);
+        ck_assert_int_eq(has, 0);
         if (cut != 21) ck_assert_int_eq(feat_row_merge(b.data, cut, b.data, b.len, &out), FEAT_ERR_CORRUPT);
     }
     /* the own-source flag is not a version 1 type */
@@ -686,13 +690,14 @@ START_TEST(row_v2_rejects_corrupt_bytes) {
     b.data[3] |= (char)0x80;
     size_t pos = 0;
     feat_row_entry_t e;
-    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 1, &e), FEAT_ERR_CORRUPT);
+    int has;
+    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 1, &e, &has), FEAT_ERR_CORRUPT);
     /* offline rows have no version 2 */
     feat_buf_reset(&b);
     feat_row_begin(&b, 1, 1, 2, 3);
     feat_row_put(&b, 1, 3, &s, 1, 2, 3);
     pos = 0;
-    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 0, &e), FEAT_ERR_CORRUPT);
+    ck_assert_int_eq(feat_row_next(b.data, b.len, &pos, 0, &e, &has), FEAT_ERR_CORRUPT);
     feat_buf_free(&b);
     feat_buf_free(&out);
 }
@@ -974,11 +979,14 @@ START_TEST(every_scan_orders_bounds_and_stops) {
     ck_assert_int_eq(v.n, 3);
 
     /* clearing offsets removes every key, decodable or not */
-    ck_assert_int_eq(feat_store_clear_offsets(fx.st), 4);
+    uint64_t removed = 99;
+    ck_assert_int_eq(feat_store_clear_offsets(fx.st, &removed), FEAT_OK);
+    ck_assert_uint_eq(removed, 4);
     v = VISITS(0);
     ck_assert_int_eq(feat_store_offsets(fx.st, on_offset_v, &v), FEAT_OK);
     ck_assert_int_eq(v.n, 0);
-    ck_assert_int_eq(feat_store_clear_offsets(fx.st), 0);
+    ck_assert_int_eq(feat_store_clear_offsets(fx.st, &removed), FEAT_OK);
+    ck_assert_uint_eq(removed, 0);
     fx_free(&fx);
 }
 END_TEST
