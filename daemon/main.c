@@ -224,8 +224,8 @@ int main(int argc, char **argv) {
     } else {
         code = run(d, base);
         featd_close(d);
+        feat_log(FEAT_LOG_INFO, "featd", "stopped (exit %d)", code);
     }
-    feat_log(FEAT_LOG_INFO, "featd", "stopped (exit %d)", code);
     event_base_free(base);
     feat_config_free(cfg);
     return code;
