@@ -218,7 +218,7 @@ int main(int argc, char **argv) {
     featd_opts_t opts = {.base = base};
     featd_t *d = NULL;
     feat_err_t rc = featd_open(cfg, &opts, &d, err, sizeof(err));
-    if (rc) {
+    if (rc) { /* one line and nothing more: a bad config names its key on the only line */
         fprintf(stderr, "featd: %s\n", err);
         code = exit_status(rc);
     } else {
