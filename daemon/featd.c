@@ -125,14 +125,9 @@ static feat_ingest_conf_t ingest_conf(const feat_config_t *c, const char *bootst
 }
 
 static feat_drift_conf_t drift_conf(const feat_config_t *c) {
-    return (feat_drift_conf_t){
-        .tables = c->tables, .ntables = c->ntables, .models = c->models, .nmodels = c->nmodels,
-        .window_events = c->drift_window_events, .window_ms = c->drift_window_ms, .min_window = c->drift_min_window,
-        .reference_events = c->drift_reference_events, .sketch_k = c->drift_sketch_k, .bins = c->drift_bins,
-        .recovery_windows = c->drift_recovery_windows, .history = c->drift_history, .ks = c->drift_ks,
-        .psi = c->drift_psi, .kl = c->drift_kl, .js = c->drift_js, .p_value = c->drift_p_value,
-        .retrain_on_drift = c->drift_retrain_on_drift,
-    };
+    feat_drift_conf_t dc;
+    feat_drift_conf_from_config(c, &dc);
+    return dc;
 }
 
 static feat_demo_conf_t demo_conf(const feat_config_t *c, const char *bootstrap) {

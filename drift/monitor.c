@@ -266,6 +266,17 @@ bad:
 
 static void collect(feat_metrics_emit_t *em, void *arg);
 
+void feat_drift_conf_from_config(const feat_config_t *c, feat_drift_conf_t *conf) {
+    *conf = (feat_drift_conf_t){
+        .tables = c->tables, .ntables = c->ntables, .models = c->models, .nmodels = c->nmodels,
+        .window_events = c->drift_window_events, .window_ms = c->drift_window_ms, .min_window = c->drift_min_window,
+        .reference_events = c->drift_reference_events, .sketch_k = c->drift_sketch_k, .bins = c->drift_bins,
+        .recovery_windows = c->drift_recovery_windows, .history = c->drift_history, .ks = c->drift_ks,
+        .psi = c->drift_psi, .kl = c->drift_kl, .js = c->drift_js, .p_value = c->drift_p_value,
+        .retrain_on_drift = c->drift_retrain_on_drift,
+    };
+}
+
 feat_drift_t *feat_drift_new(const feat_drift_conf_t *conf, feat_store_t *st, feat_alert_bus_t *alerts,
                              feat_metrics_t *metrics, char *errstr, size_t errlen) {
     feat_drift_t *d = calloc(1, sizeof(*d));

@@ -75,6 +75,9 @@ typedef struct feat_drift_conf {
     int retrain_on_drift;       /* a drifting alert asks for a retrain of the models that read the stream */
 } feat_drift_conf_t;
 
+/* conf from cfg's tables, models and [drift] keys (the arrays point into cfg). */
+void feat_drift_conf_from_config(const feat_config_t *cfg, feat_drift_conf_t *conf);
+
 /* conf is copied (its arrays stay borrowed); st borrowed for the monitor's
  * life; alerts (borrowed, may be NULL: alerts are dropped) receives every
  * alert on the monitor's thread; metrics NULL = the process-wide registry.

@@ -229,14 +229,8 @@ static double featd_ingest_with(const char *bs, feat_config_t *cfg, int round, i
     feat_ingest_t *ing = feat_ingest_new(&ic, st, err, sizeof(err));
     feat_drift_t *dm = NULL;
     if (drift) {
-        feat_drift_conf_t dc = {
-            .tables = cfg->tables, .ntables = cfg->ntables, .models = cfg->models, .nmodels = cfg->nmodels,
-            .window_events = cfg->drift_window_events, .window_ms = cfg->drift_window_ms,
-            .min_window = cfg->drift_min_window, .reference_events = cfg->drift_reference_events,
-            .sketch_k = cfg->drift_sketch_k, .bins = cfg->drift_bins, .recovery_windows = cfg->drift_recovery_windows,
-            .history = cfg->drift_history, .ks = cfg->drift_ks, .psi = cfg->drift_psi, .kl = cfg->drift_kl,
-            .js = cfg->drift_js, .p_value = cfg->drift_p_value, .retrain_on_drift = cfg->drift_retrain_on_drift,
-        };
+        feat_drift_conf_t dc;
+        feat_drift_conf_from_config(cfg, &dc);
         dm = feat_drift_new(&dc, st, NULL, ic.metrics, err, sizeof(err));
         if (!dm || feat_drift_start(dm)) { fprintf(stderr, "drift: %s\n", err); exit(1); }
         feat_ingest_set_observer(ing, observe, dm);

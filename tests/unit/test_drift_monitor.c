@@ -62,14 +62,9 @@ static double gauss(fx_t *f) { return sqrt(-2 * log(unif(f) + 1e-300)) * cos(6.2
 
 /* The monitor's conf from the parsed config, as daemon/featd.c fills it. */
 static feat_drift_conf_t conf_of(const feat_config_t *c) {
-    return (feat_drift_conf_t){
-        .tables = c->tables, .ntables = c->ntables, .models = c->models, .nmodels = c->nmodels,
-        .window_events = c->drift_window_events, .window_ms = c->drift_window_ms, .min_window = c->drift_min_window,
-        .reference_events = c->drift_reference_events, .sketch_k = c->drift_sketch_k, .bins = c->drift_bins,
-        .recovery_windows = c->drift_recovery_windows, .history = c->drift_history, .ks = c->drift_ks,
-        .psi = c->drift_psi, .kl = c->drift_kl, .js = c->drift_js, .p_value = c->drift_p_value,
-        .retrain_on_drift = c->drift_retrain_on_drift,
-    };
+    feat_drift_conf_t dc;
+    feat_drift_conf_from_config(c, &dc);
+    return dc;
 }
 
 static void open_all(fx_t *f, const char *window_time) {
