@@ -42,19 +42,70 @@ typedef struct feat_drift_thresh {
     int enabled;         /* -1 default, 0 off, 1 on */
 } feat_drift_thresh_t;
 
+/* Aggregation functions (docs/ARCHITECTURE.md "Aggregations").  The numbers
+ * are stored in tiles on disk: never renumber. */
+typedef enum feat_agg_fn {
+    FEAT_AGG_NONE = 0,
+    FEAT_AGG_COUNT = 1,          /* int64; empty window 0 */
+    FEAT_AGG_SUM = 2,            /* int64 over int64, else double; empty 0 */
+    FEAT_AGG_MEAN = 3,           /* double; empty NOT_FOUND */
+    FEAT_AGG_MIN = 4,            /* the input's type (int64, double); empty NOT_FOUND */
+    FEAT_AGG_MAX = 5,
+    FEAT_AGG_STDDEV = 6,         /* double, sample (n - 1); fewer than 2 values NOT_FOUND */
+    FEAT_AGG_LAST = 7,           /* the input's type; greatest (ts, offset, partition); empty NOT_FOUND */
+    FEAT_AGG_FIRST = 8,          /* least (ts, offset, partition) */
+    FEAT_AGG_LAST_N = 9,         /* string: JSON array of the N most recent values, newest first; empty "[]" */
+    FEAT_AGG_APPROX_DISTINCT = 10, /* int64, HyperLogLog (stats/hll.h); empty 0 */
+    FEAT_AGG_APPROX_QUANTILE = 11  /* double, KLL (stats/kll.h); empty NOT_FOUND */
+} feat_agg_fn_t;
+
+const char *feat_agg_fn_name(feat_agg_fn_t f); /* "sum", ...; "none" */
+
+/* One accumulator a table keeps per tile: a function over one input feature
+ * with its parameter.  Several aggregated features share it (one per window). */
+typedef struct feat_agg_spec {
+    uint32_t id;         /* stable: a hash of "fn(input,param)", unique in its table (tiles carry it) */
+    feat_agg_fn_t fn;
+    uint32_t input;      /* index of the input feature (a plain feature of the same table) */
+    uint32_t n;          /* last_n: N (1..100) */
+    double q;            /* approx_quantile: q in [0, 1] */
+} feat_agg_spec_t;
+
 typedef struct feat_feature_conf {
     char *name;          /* [A-Za-z_][A-Za-z0-9_]*, at most FEAT_MAX_NAME bytes */
     feat_ftype_t type;
     feat_drift_thresh_t drift;
+    /* aggregated features only (computed by featd from the table's events;
+     * an event may not carry them): */
+    int32_t agg;         /* index into the table's aggs, or -1 for a plain feature */
+    int64_t window_ms;   /* (t - window, t] at tile granularity; 0 = the entity's lifetime */
 } feat_feature_conf_t;
+
+/* One agg.NAME line as written, kept so validation can expand it again. */
+typedef struct feat_agg_decl {
+    char *name;
+    char *text;          /* "sum(amount) over 10m, 1h" */
+} feat_agg_decl_t;
 
 typedef struct feat_table_conf {
     char *name;
     char *entity;        /* entity key name (documentation and JSON "key" alias) */
     char *topic;         /* source topic */
-    int64_t ttl_ms;      /* 0 = values never expire */
-    size_t nfeatures;    /* 1 .. FEAT_MAX_FEATURES, in file order */
+    int64_t ttl_ms;      /* 0 = values never expire (plain features; aggregations have windows) */
+    size_t nfeatures;    /* 1 .. FEAT_MAX_FEATURES: plain features in file order, then the
+                          * aggregated ones (each agg line's windows in order) */
     feat_feature_conf_t *features;
+    size_t nplain;       /* features[0 .. nplain) are plain */
+    /* aggregations */
+    size_t ndecls;
+    feat_agg_decl_t *decls;
+    size_t naggs;        /* distinct accumulators, in first-use order */
+    feat_agg_spec_t *aggs;
+    int64_t agg_tile_ms;     /* tile size: every window is a multiple of it */
+    int64_t agg_max_tiles;   /* most tiles one window may span */
+    int64_t agg_lateness_ms; /* an event this much older than its Kafka timestamp is not aggregated; 0 = any */
+    int64_t agg_max_window_ms; /* the longest window (0 = none or lifetime only) */
+    int agg_lifetime;        /* some aggregated feature has the lifetime window */
 } feat_table_conf_t;
 
 typedef struct feat_model_conf {

@@ -1,0 +1,114 @@
+/*
+ * store/tile.h — aggregation tiles: their byte formats, and the one fold and
+ * window code that online reads (tiles kept in the `tiles` family) and
+ * point-in-time reads (tiles rebuilt from history) share, so training and
+ * serving compute an aggregation with the same instructions in the same
+ * order and agree to the bit.  Internal to store/ (exposed for unit tests and
+ * the fuzzers), like row.h.
+ *
+ * Tiles.  Event time is cut into tiles of T = conf->agg_tile_ms ms; tile k
+ * holds the events with k*T < ts <= (k+1)*T (right-closed, like a window),
+ * so feat_tile_index(ts, T) = floor((ts - 1) / T).  The lifetime tile
+ * (index FEAT_TILE_LIFETIME) holds every event of the entity.  A window W as
+ * of t reads the tiles floor((t - W) / T) .. feat_tile_index(t, T): the
+ * events with floor_T(t - W) < ts <= t, where floor_T(x) = floor(x / T) * T.
+ * That is (t - W, t] exactly when t - W is a multiple of T, and otherwise
+ * also the events of (floor_T(t - W), t - W]: at most one tile's worth (less
+ * than T ms) of extra events at the old edge, never a missing one.
+ *
+ * Operand (ingest writes one per event to the event's tile, and one to the
+ * lifetime tile when the table has a lifetime aggregation; RocksDB's merge
+ * operator folds them in write order):
+ *   u8 0x01 | i64 ts | i64 offset | i32 partition | entries
+ * where entries are an offline row's entries (row.h: u16 id | u8 type |
+ * value) for the event's features that are inputs of some aggregation.
+ *
+ * Tile state (the folded value):
+ *   u8 0x01 | u16 nacc | nacc x (u32 spec id | u8 fn | u32 len | payload[len])
+ * one accumulator per spec (feat_agg_spec_t) that has seen a value, in the
+ * table's spec order.  Every payload starts with  u64 n (values folded) |
+ * i64 max_ts (newest event time folded), then, all little-endian:
+ *   COUNT            nothing more
+ *   SUM, MEAN        u8 type (FEAT_FT_INT64: i64 sum, wrapping like two's
+ *                    complement; FEAT_FT_DOUBLE: f64 sum) | 8 bytes
+ *   MIN, MAX         u8 type | 8 bytes (i64 or f64)
+ *   STDDEV           f64 mean | f64 m2 (Welford per value; tiles merge by
+ *                    Chan et al.'s pairwise formula)
+ *   LAST, FIRST      i64 ts | i64 offset | i32 partition | u8 type | value
+ *                    (row.h value bytes); order: (ts, offset, partition)
+ *   LAST_N           u16 count | count x (i64 ts | i64 offset | i32 partition
+ *                    | u8 type | value), newest first, count <= N
+ *   APPROX_DISTINCT  stats/hll.h bytes (FNV-1a 64 of the value's bytes: the
+ *                    8 little-endian bytes of a number, 1 of a bool, the
+ *                    string's bytes)
+ *   APPROX_QUANTILE  stats/kll.h serialized sketch, k = FEAT_TILE_KLL_K,
+ *                    seed = spec id ^ tile index
+ * An accumulator whose spec id the table no longer declares is dropped by
+ * the next fold.  Values of the wrong type for a spec are skipped (the
+ * config makes them impossible; old operands after a type change are not).
+ *
+ * Threads: every function is reentrant; a feat_agg_reader_t belongs to one
+ * thread at a time.
+ */
+#ifndef FEAT_STORE_TILE_H
+#define FEAT_STORE_TILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "store/store.h"
+
+#define FEAT_TILE_V1 0x01
+#define FEAT_TILE_LIFETIME INT64_MAX
+#define FEAT_TILE_KLL_K 200u
+
+/* floor((ts - 1) / T) with floor division (ts may be 0 or negative). */
+int64_t feat_tile_index(int64_t ts, int64_t tile_ms);
+
+/* First tile of window w as of t: floor((t - w) / T). */
+int64_t feat_tile_window_start(int64_t t, int64_t w, int64_t tile_ms);
+
+/* Appends to out (reset first) the operand of one event: its values vals[i]
+ * of features fidx[i] (table indices) that are inputs of t's aggregations.
+ * Returns 1 when there is at least one such value (write it), else 0 (out
+ * holds nothing useful).  out->oom reports allocation failure. */
+int feat_tile_operand(const feat_table_t *t, int64_t ts, int64_t offset, int32_t partition, const uint16_t *fidx,
+                      const feat_value_t *vals, size_t n, feat_buf_t *out);
+
+/* Folds one operand into a tile state: out (reset first) receives the new
+ * state.  state may be NULL/0 (an empty tile).  k is the tile's index (the
+ * KLL seed).  FEAT_OK, FEAT_ERR_CORRUPT (state or operand does not decode;
+ * out untouched-but-reset) or FEAT_ERR_NOMEM.  This is the merge operator's
+ * whole work and the point-in-time path's fold. */
+feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, size_t slen, const char *op,
+                          size_t oplen, feat_buf_t *out);
+
+/* ts of an operand (its first field), for routing; FEAT_ERR_CORRUPT if short. */
+feat_err_t feat_tile_operand_ts(const char *op, size_t oplen, int64_t *ts);
+
+/* Reads aggregated features out of tiles.
+ *   feat_agg_reader_t *r = feat_agg_reader_new();
+ *   feat_agg_begin(r, t, as_of, fidx, n);        fidx: aggregated features of t
+ *   feat_agg_range(r, &kfrom, &kto, &lifetime);  the tiles to visit
+ *   feat_agg_add(r, k, state, len) ...           ascending k, each k at most once; lifetime last
+ *   feat_agg_finish(r, out, strings);            out[i] for fidx[i]
+ * A tile outside every requested window is ignored; a missing tile is an
+ * empty one.  Values: PRESENT with ts = the newest event time included, or
+ * the function's empty value (count, sum, approx_distinct: 0; last_n: "[]";
+ * PRESENT with ts 0), or NOT_FOUND (mean, min, max, first, last,
+ * approx_quantile with no value; stddev with fewer than 2).  Strings
+ * (string last/first, last_n's JSON) are appended to *strings (not reset)
+ * and out's pointers are set after the last append, valid while *strings is
+ * not modified. */
+typedef struct feat_agg_reader feat_agg_reader_t;
+feat_agg_reader_t *feat_agg_reader_new(void);                 /* NULL when out of memory */
+void feat_agg_reader_destroy(feat_agg_reader_t *r);           /* NULL is fine */
+feat_err_t feat_agg_begin(feat_agg_reader_t *r, const feat_table_t *t, int64_t as_of, const uint16_t *fidx,
+                          size_t n);                           /* FEAT_OK, FEAT_ERR_INVALID (a plain fidx), NOMEM */
+void feat_agg_range(const feat_agg_reader_t *r, int64_t *kfrom, int64_t *kto, int *lifetime);
+feat_err_t feat_agg_add(feat_agg_reader_t *r, int64_t k, const char *state, size_t len); /* OK, CORRUPT, NOMEM */
+feat_err_t feat_agg_finish(feat_agg_reader_t *r, feat_value_t *out, feat_buf_t *strings);
+
+#endif
