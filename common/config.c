@@ -228,6 +228,14 @@ static const opt_t opts[] = {
      "Kafka topic whose events feed this table (required)."},
     {"table", "ttl", OPT_DURATION, 0, 36500 * DAY_MS, "0", NULL, T(ttl_ms),
      "Values older than this read as EXPIRED online and are skipped by point-in-time reads; 0 = never."},
+    {"table", "agg_tile", OPT_DURATION, 1000, DAY_MS, "1m", NULL, T(agg_tile_ms),
+     "Tile size of the table's aggregations: every window is a multiple of it; a window as of t covers "
+     "(floor(t - window, agg_tile), t], so at most this much extra at its old edge (docs/ARCHITECTURE.md)."},
+    {"table", "agg_max_tiles", OPT_INT, 1, 1000000, "10080", NULL, T(agg_max_tiles),
+     "Most tiles one aggregation window may span (window / agg_tile); bounds the work of a read."},
+    {"table", "agg_lateness", OPT_DURATION, 0, 36500 * DAY_MS, "0", NULL, T(agg_lateness_ms),
+     "An event whose Kafka timestamp is more than this after its event time is not aggregated (online or "
+     "point in time), is counted in featd_agg_late_events_total and still lands in history; 0 = no limit."},
 
     {"model", "table", OPT_NAME, 0, 0, NULL, NULL, M(table),
      "The table whose features the model uses (required)."},
@@ -819,6 +827,38 @@ static feat_err_t set_kafka(feat_config_t *c, const char *key, const char *val, 
     return FEAT_OK;
 }
 
+/* "agg.NAME = FN(FIELD[, PARAM]) over WINDOW[, WINDOW...]" inside [table
+ * NAME]: kept as written; validation expands it into features (expand_aggs). */
+static feat_err_t set_agg_decl(feat_table_conf_t *t, const char *name, const char *val, const char *full,
+                               char *err, size_t errlen) {
+    if (!name_ok(name)) {
+        feat_errf(err, errlen, "%s: \"%s\" is not an aggregation name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
+                  full, name, FEAT_MAX_NAME);
+        return FEAT_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < t->ndecls; i++) {
+        if (strcmp(t->decls[i].name, name) == 0) { /* --set over the file's line */
+            char *v = strdup(val);
+            if (!v) return FEAT_ERR_NOMEM;
+            free(t->decls[i].text);
+            t->decls[i].text = v;
+            return FEAT_OK;
+        }
+    }
+    feat_agg_decl_t *nd = realloc(t->decls, (t->ndecls + 1) * sizeof(*nd));
+    if (!nd) return FEAT_ERR_NOMEM;
+    t->decls = nd;
+    nd[t->ndecls].name = strdup(name);
+    nd[t->ndecls].text = strdup(val);
+    if (!nd[t->ndecls].name || !nd[t->ndecls].text) {
+        free(nd[t->ndecls].name);
+        free(nd[t->ndecls].text);
+        return FEAT_ERR_NOMEM;
+    }
+    t->ndecls++;
+    return FEAT_OK;
+}
+
 /* "FEATURE.STAT = value" inside [table NAME]: a per-feature drift override.
  * The feature must be declared before it (file order). */
 static feat_err_t set_feature_drift(feat_table_conf_t *t, const char *spec, const char *val, const char *full,
@@ -912,14 +952,17 @@ static feat_err_t set_one(feat_config_t *c, const char *section, const char *key
                 nf[t->nfeatures].name = strdup(fname);
                 nf[t->nfeatures].type = ft;
                 nf[t->nfeatures].drift = (feat_drift_thresh_t){NAN, NAN, NAN, NAN, NAN, -1};
+                nf[t->nfeatures].agg = -1;
                 if (!nf[t->nfeatures].name) return FEAT_ERR_NOMEM;
                 t->nfeatures++;
                 return FEAT_OK;
             }
             if (strncmp(key, "drift.", 6) == 0) return set_feature_drift(t, key + 6, val, full, err, errlen);
+            if (strncmp(key, "agg.", 4) == 0) return set_agg_decl(t, key + 4, val, full, err, errlen);
             const opt_t *o = find_opt("table", key);
             if (!o) {
-                feat_errf(err, errlen, "%s: unknown key (table keys: entity, topic, ttl, feature.NAME, drift.FEATURE.STAT)", full);
+                feat_errf(err, errlen, "%s: unknown key (table keys: entity, topic, ttl, agg_tile, agg_max_tiles, "
+                          "agg_lateness, feature.NAME, agg.NAME, drift.FEATURE.STAT)", full);
                 return FEAT_ERR_CONFIG;
             }
             return apply_opt(o, t, full, val, err, errlen);
@@ -1094,6 +1137,261 @@ static feat_err_t validate_tls(const feat_config_t *c, char *err, size_t errlen)
     return FEAT_OK;
 }
 
+/* ---- aggregations ------------------------------------------------------- */
+
+static const char *const agg_fn_names[] = {"none", "count", "sum", "mean", "min", "max", "stddev", "last",
+                                           "first", "last_n", "approx_distinct", "approx_quantile"};
+#define NAGGFN (sizeof(agg_fn_names) / sizeof(agg_fn_names[0]))
+
+const char *feat_agg_fn_name(feat_agg_fn_t f) { return (unsigned)f < NAGGFN ? agg_fn_names[f] : "none"; }
+
+/* A window written back with the largest unit that divides it: 24h -> "1d". */
+static void window_suffix(int64_t ms, char *out, size_t n) {
+    static const struct { int64_t ms; const char *u; } units[] = {
+        {DAY_MS, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+    if (ms == 0) {
+        snprintf(out, n, "lifetime");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms % units[i].ms == 0) {
+            snprintf(out, n, "%lld%s", (long long)(ms / units[i].ms), units[i].u);
+            return;
+        }
+    }
+}
+
+static const char *skip_sp(const char *p) {
+    while (*p == ' ' || *p == '\t') p++;
+    return p;
+}
+
+/* Drops the aggregated features a previous validation appended (a --set may
+ * have added plain features after them) and the accumulators. */
+static void strip_aggs(feat_table_conf_t *t) {
+    size_t w = 0;
+    for (size_t i = 0; i < t->nfeatures; i++) {
+        if (t->features[i].agg >= 0) {
+            free(t->features[i].name);
+            continue;
+        }
+        t->features[w++] = t->features[i];
+    }
+    t->nfeatures = w;
+    t->nplain = w;
+    free(t->aggs);
+    t->aggs = NULL;
+    t->naggs = 0;
+    t->agg_max_window_ms = 0;
+    t->agg_lifetime = 0;
+}
+
+/* Parses one agg.NAME line and appends its features (one per window). */
+static feat_err_t expand_agg(feat_table_conf_t *t, const feat_agg_decl_t *d, char *err, size_t errlen) {
+    char full[FEAT_MAX_NAME * 2 + 32];
+    snprintf(full, sizeof(full), "table.%s.agg.%s", t->name, d->name);
+    const char *p = skip_sp(d->text);
+    const char *fn_end = p;
+    while (isalnum((unsigned char)*fn_end) || *fn_end == '_') fn_end++;
+    feat_agg_fn_t fn = FEAT_AGG_NONE;
+    for (size_t i = 1; i < NAGGFN; i++)
+        if (strlen(agg_fn_names[i]) == (size_t)(fn_end - p) && strncmp(agg_fn_names[i], p, (size_t)(fn_end - p)) == 0)
+            fn = (feat_agg_fn_t)i;
+    const char *q = skip_sp(fn_end);
+    if (fn_end == p || *q != '(') {
+        feat_errf(err, errlen, "%s: \"%s\" is not FUNCTION(FIELD) over WINDOW[, WINDOW...]", full, d->text);
+        return FEAT_ERR_CONFIG;
+    }
+    if (fn == FEAT_AGG_NONE) {
+        feat_errf(err, errlen, "%s: unknown function \"%.*s\" (count, sum, mean, min, max, stddev, last, first, "
+                  "last_n, approx_distinct, approx_quantile)", full, (int)(fn_end - p), p);
+        return FEAT_ERR_CONFIG;
+    }
+    q = skip_sp(q + 1);
+    const char *f_end = q;
+    while (isalnum((unsigned char)*f_end) || *f_end == '_') f_end++;
+    char field[FEAT_MAX_NAME + 1];
+    if (f_end == q || (size_t)(f_end - q) > FEAT_MAX_NAME) {
+        feat_errf(err, errlen, "%s: \"%s\": expected a field name after \"%s(\"", full, d->text,
+                  agg_fn_names[fn]);
+        return FEAT_ERR_CONFIG;
+    }
+    memcpy(field, q, (size_t)(f_end - q));
+    field[f_end - q] = 0;
+    int input = -1;
+    for (size_t i = 0; i < t->nplain; i++)
+        if (strcmp(t->features[i].name, field) == 0) input = (int)i;
+    if (input < 0) {
+        feat_errf(err, errlen, "%s: unknown field \"%s\" (aggregations read the table's plain features, declared "
+                  "as feature.%s = TYPE)", full, field, field);
+        return FEAT_ERR_CONFIG;
+    }
+    feat_ftype_t in = t->features[input].type;
+    int numeric = in == FEAT_FT_DOUBLE || in == FEAT_FT_INT64;
+    feat_agg_spec_t spec = {.fn = fn, .input = (uint32_t)input, .n = 0, .q = 0};
+    q = skip_sp(f_end);
+    int wants_param = fn == FEAT_AGG_LAST_N || fn == FEAT_AGG_APPROX_QUANTILE;
+    if (wants_param) {
+        if (*q != ',') {
+            feat_errf(err, errlen, "%s: %s needs a parameter: %s", full, agg_fn_names[fn],
+                      fn == FEAT_AGG_LAST_N ? "last_n(FIELD, N), N in 1..100" : "approx_quantile(FIELD, Q), Q in [0, 1]");
+            return FEAT_ERR_CONFIG;
+        }
+        char *end;
+        errno = 0;
+        double v = strtod(skip_sp(q + 1), &end);
+        if (end == skip_sp(q + 1) || errno ||
+            (fn == FEAT_AGG_LAST_N ? !(v >= 1 && v <= 100 && v == floor(v)) : !(v >= 0 && v <= 1))) {
+            feat_errf(err, errlen, "%s: %s's parameter must be %s", full, agg_fn_names[fn],
+                      fn == FEAT_AGG_LAST_N ? "an integer N in 1..100" : "a quantile Q in [0, 1]");
+            return FEAT_ERR_CONFIG;
+        }
+        if (fn == FEAT_AGG_LAST_N) spec.n = (uint32_t)v;
+        else spec.q = v;
+        q = skip_sp(end);
+    }
+    if (*q != ')') {
+        feat_errf(err, errlen, "%s: \"%s\": expected \")\" after %s", full, d->text,
+                  wants_param ? "the parameter" : "the field (only last_n and approx_quantile take a parameter)");
+        return FEAT_ERR_CONFIG;
+    }
+    q = skip_sp(q + 1);
+    int needs_numeric = fn == FEAT_AGG_SUM || fn == FEAT_AGG_MEAN || fn == FEAT_AGG_MIN || fn == FEAT_AGG_MAX ||
+                        fn == FEAT_AGG_STDDEV || fn == FEAT_AGG_APPROX_QUANTILE;
+    if (needs_numeric && !numeric) {
+        feat_errf(err, errlen, "%s: %s of %s, a %s feature: %s needs a double or int64 field", full, agg_fn_names[fn],
+                  field, feat_ftype_name(in), agg_fn_names[fn]);
+        return FEAT_ERR_CONFIG;
+    }
+    if (strncmp(q, "over", 4) != 0 || (q[4] != ' ' && q[4] != '\t')) {
+        feat_errf(err, errlen, "%s: \"%s\": expected \"over WINDOW[, WINDOW...]\" after the function "
+                  "(windows like 10m, 1h, 7d, or lifetime)", full, d->text);
+        return FEAT_ERR_CONFIG;
+    }
+    /* the accumulator: shared by every line with the same function, field and parameter */
+    char sig[FEAT_MAX_NAME + 64];
+    snprintf(sig, sizeof(sig), "%s(%s,%u,%.17g)", agg_fn_names[fn], field, spec.n, spec.q);
+    spec.id = (uint32_t)feat_hash64(sig, strlen(sig));
+    int32_t ai = -1;
+    for (size_t i = 0; i < t->naggs; i++) {
+        const feat_agg_spec_t *a = &t->aggs[i];
+        if (a->id == spec.id) {
+            if (a->fn != spec.fn || a->input != spec.input || a->n != spec.n || a->q != spec.q) {
+                feat_errf(err, errlen, "%s: accumulator id collides with another aggregation (rename the field)", full);
+                return FEAT_ERR_CONFIG;
+            }
+            ai = (int32_t)i;
+        }
+    }
+    if (ai < 0) {
+        feat_agg_spec_t *na = realloc(t->aggs, (t->naggs + 1) * sizeof(*na));
+        if (!na) return FEAT_ERR_NOMEM;
+        t->aggs = na;
+        na[t->naggs] = spec;
+        ai = (int32_t)t->naggs++;
+    }
+    feat_ftype_t out = FEAT_FT_DOUBLE;
+    switch (fn) {
+    case FEAT_AGG_COUNT: case FEAT_AGG_APPROX_DISTINCT: out = FEAT_FT_INT64; break;
+    case FEAT_AGG_SUM: case FEAT_AGG_MIN: case FEAT_AGG_MAX: case FEAT_AGG_LAST: case FEAT_AGG_FIRST: out = in; break;
+    case FEAT_AGG_LAST_N: out = FEAT_FT_STRING; break;
+    default: out = FEAT_FT_DOUBLE; break;
+    }
+    p = q + 4;
+    size_t nwin = 0;
+    int64_t wins[64];
+    for (;;) {
+        p = skip_sp(p);
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t') e++;
+        char w[32];
+        if (e == p || (size_t)(e - p) >= sizeof(w)) {
+            feat_errf(err, errlen, "%s: \"%s\": expected a window (like 10m, 1h, 7d, or lifetime)", full, d->text);
+            return FEAT_ERR_CONFIG;
+        }
+        memcpy(w, p, (size_t)(e - p));
+        w[e - p] = 0;
+        int64_t ms = 0;
+        if (strcmp(w, "lifetime") != 0) {
+            if (feat_parse_duration_ms(w, &ms) != FEAT_OK || ms <= 0) {
+                feat_errf(err, errlen, "%s: window \"%s\" is not a duration (like 10m, 1h, 7d) or lifetime", full, w);
+                return FEAT_ERR_CONFIG;
+            }
+            if (ms % t->agg_tile_ms != 0) {
+                char ts[32];
+                window_suffix(t->agg_tile_ms, ts, sizeof(ts));
+                feat_errf(err, errlen, "%s: window %s is not a multiple of table.%s.agg_tile (%s)", full, w, t->name,
+                          ts);
+                return FEAT_ERR_CONFIG;
+            }
+            if (ms / t->agg_tile_ms > t->agg_max_tiles) {
+                feat_errf(err, errlen, "%s: window %s spans %lld tiles, more than table.%s.agg_max_tiles (%lld); "
+                          "use a larger agg_tile", full, w, (long long)(ms / t->agg_tile_ms), t->name,
+                          (long long)t->agg_max_tiles);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+        for (size_t i = 0; i < nwin; i++) {
+            if (wins[i] == ms) {
+                feat_errf(err, errlen, "%s: window %s listed twice", full, w);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+        if (nwin == sizeof(wins) / sizeof(wins[0])) {
+            feat_errf(err, errlen, "%s: more than 64 windows", full);
+            return FEAT_ERR_CONFIG;
+        }
+        wins[nwin++] = ms;
+        p = skip_sp(e);
+        if (!*p) break;
+        if (*p != ',') {
+            feat_errf(err, errlen, "%s: \"%s\": windows are separated by commas", full, d->text);
+            return FEAT_ERR_CONFIG;
+        }
+        p++;
+    }
+    for (size_t i = 0; i < nwin; i++) {
+        char suf[32], fname[FEAT_MAX_NAME + 40];
+        window_suffix(wins[i], suf, sizeof(suf));
+        snprintf(fname, sizeof(fname), "%s_%s", d->name, suf);
+        if (strlen(fname) > FEAT_MAX_NAME) {
+            feat_errf(err, errlen, "%s: feature name %s is longer than %d bytes", full, fname, FEAT_MAX_NAME);
+            return FEAT_ERR_CONFIG;
+        }
+        if (feat_table_feature_index(t, fname, strlen(fname)) >= 0) {
+            feat_errf(err, errlen, "%s: generates feature %s, which the table already has", full, fname);
+            return FEAT_ERR_CONFIG;
+        }
+        if (t->nfeatures >= FEAT_MAX_FEATURES) {
+            feat_errf(err, errlen, "%s: more than %d features in one table", full, FEAT_MAX_FEATURES);
+            return FEAT_ERR_CONFIG;
+        }
+        feat_feature_conf_t *nf = realloc(t->features, (t->nfeatures + 1) * sizeof(*nf));
+        if (!nf) return FEAT_ERR_NOMEM;
+        t->features = nf;
+        memset(&nf[t->nfeatures], 0, sizeof(nf[0]));
+        nf[t->nfeatures].name = strdup(fname);
+        if (!nf[t->nfeatures].name) return FEAT_ERR_NOMEM;
+        nf[t->nfeatures].type = out;
+        nf[t->nfeatures].drift = (feat_drift_thresh_t){NAN, NAN, NAN, NAN, NAN, 0}; /* computed, not observed */
+        nf[t->nfeatures].agg = ai;
+        nf[t->nfeatures].window_ms = wins[i];
+        t->nfeatures++;
+        if (wins[i] == 0) t->agg_lifetime = 1;
+        else if (wins[i] > t->agg_max_window_ms) t->agg_max_window_ms = wins[i];
+    }
+    return FEAT_OK;
+}
+
+static feat_err_t expand_aggs(feat_table_conf_t *t, char *err, size_t errlen) {
+    strip_aggs(t);
+    for (size_t i = 0; i < t->ndecls; i++) {
+        feat_err_t rc = expand_agg(t, &t->decls[i], err, errlen);
+        if (rc) return rc;
+    }
+    return FEAT_OK;
+}
+
 feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     const char *bootstrap = NULL;
     for (size_t i = 0; i < c->nkafka; i++)
@@ -1131,6 +1429,12 @@ feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
         }
         if (t->nfeatures == 0) {
             feat_errf(err, errlen, "table.%s.feature: no features (add lines like feature.clicks = int64)", t->name);
+            return FEAT_ERR_CONFIG;
+        }
+        feat_err_t arc = expand_aggs(t, err, errlen);
+        if (arc) return arc;
+        if (t->nplain == 0) {
+            feat_errf(err, errlen, "table.%s.feature: no plain features (aggregations read them)", t->name);
             return FEAT_ERR_CONFIG;
         }
     }
@@ -1361,6 +1665,12 @@ void feat_config_free(feat_config_t *c) {
         free(c->tables[k].name);
         for (size_t f = 0; f < c->tables[k].nfeatures; f++) free(c->tables[k].features[f].name);
         free(c->tables[k].features);
+        for (size_t d = 0; d < c->tables[k].ndecls; d++) {
+            free(c->tables[k].decls[d].name);
+            free(c->tables[k].decls[d].text);
+        }
+        free(c->tables[k].decls);
+        free(c->tables[k].aggs);
     }
     for (size_t k = 0; k < c->nmodels; k++) {
         free(c->models[k].name);
@@ -1432,7 +1742,23 @@ void feat_config_reference(feat_buf_t *b) {
                                  "`feature.NAME = double | int64 | bool | string` (at most 1024 per table, in\n"
                                  "file order; names match `[A-Za-z_][A-Za-z0-9_]*`). Other spellings accepted:\n");
                 aliases_doc(b, "`");
-                feat_buf_puts(b, "\n(featd has no 32-bit types: a `float` feature holds a 64-bit double).\n\n");
+                feat_buf_puts(b, "\n(featd has no 32-bit types: a `float` feature holds a 64-bit double).\n\n"
+                                 "Aggregations are declared as\n"
+                                 "`agg.NAME = FUNCTION(FIELD[, PARAM]) over WINDOW[, WINDOW...]`: FIELD is a\n"
+                                 "plain feature of the table, WINDOW a duration that `agg_tile` divides (at most\n"
+                                 "`agg_max_tiles` tiles) or `lifetime`. Each window becomes one feature,\n"
+                                 "`NAME_WINDOW` with the window in its largest whole unit (`24h` gives\n"
+                                 "`NAME_1d`; `lifetime` gives `NAME_lifetime`), that reads like any other but\n"
+                                 "that no event may carry. Functions (result type; value of an empty window):\n"
+                                 "`count` (int64; 0), `sum` of int64 or double (the same type; 0), `mean`\n"
+                                 "(double; not found), `min`, `max` (the field's type; not found), `stddev`\n"
+                                 "(double, sample; not found below 2 values), `last`, `first` (the field's\n"
+                                 "type, by event time then offset; not found), `last_n(FIELD, N)` (string: a\n"
+                                 "JSON array of the N newest values, newest first, N 1..100; `[]`),\n"
+                                 "`approx_distinct` (int64, HyperLogLog, about 1.6% standard error; 0),\n"
+                                 "`approx_quantile(FIELD, Q)` (double, KLL sketch, Q in [0, 1]; not found).\n"
+                                 "Window semantics, lateness and state bounds: docs/ARCHITECTURE.md,\n"
+                                 "\"Aggregations\".\n\n");
             } else if (!strcmp(cur, "model"))
                 feat_buf_puts(b, "\n## [model NAME]\n\nOne section per model.\n\n");
             else

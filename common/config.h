@@ -108,6 +108,12 @@ typedef struct feat_table_conf {
     int agg_lifetime;        /* some aggregated feature has the lifetime window */
 } feat_table_conf_t;
 
+/* 1 if feature f of t is aggregated.  A zeroed feat_feature_conf_t (agg 0)
+ * in a table without aggregations (naggs 0) reads as plain. */
+static inline int feat_feature_is_agg(const feat_table_conf_t *t, size_t f) {
+    return f < t->nfeatures && t->features[f].agg >= 0 && (size_t)t->features[f].agg < t->naggs;
+}
+
 typedef struct feat_model_conf {
     char *name;
     char *table;         /* a declared table */
