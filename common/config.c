@@ -1383,6 +1383,18 @@ static feat_err_t expand_agg(feat_table_conf_t *t, const feat_agg_decl_t *d, cha
     return FEAT_OK;
 }
 
+void feat_agg_describe(const feat_table_conf_t *t, size_t f, char *out, size_t n) {
+    if (!n) return;
+    *out = 0;
+    if (!feat_feature_is_agg(t, f)) return;
+    const feat_agg_spec_t *a = &t->aggs[t->features[f].agg];
+    char w[32], p[40] = "";
+    window_suffix(t->features[f].window_ms, w, sizeof(w));
+    if (a->fn == FEAT_AGG_LAST_N) snprintf(p, sizeof(p), ", %u", a->n);
+    else if (a->fn == FEAT_AGG_APPROX_QUANTILE) snprintf(p, sizeof(p), ", %g", a->q);
+    snprintf(out, n, "%s(%s%s) over %s", agg_fn_names[a->fn], t->features[a->input].name, p, w);
+}
+
 static feat_err_t expand_aggs(feat_table_conf_t *t, char *err, size_t errlen) {
     strip_aggs(t);
     for (size_t i = 0; i < t->ndecls; i++) {

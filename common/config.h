@@ -250,6 +250,10 @@ void feat_config_free(feat_config_t *cfg); /* NULL is fine */
 
 const feat_table_conf_t *feat_config_table(const feat_config_t *cfg, const char *name);
 const feat_model_conf_t *feat_config_model(const feat_config_t *cfg, const char *name);
+/* "sum(amount) over 1h", "last_n(merchant, 5) over lifetime": aggregated
+ * feature f of t as a declaration would write it ("" for a plain one). */
+void feat_agg_describe(const feat_table_conf_t *t, size_t f, char *out, size_t n);
+
 /* Index of a feature in a table, or -1. */
 int feat_table_feature_index(const feat_table_conf_t *t, const char *name, size_t len);
 

@@ -630,6 +630,9 @@ feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *ke
         if (f < 0)
             return dead(out, FEAT_DL_UNKNOWN_FEATURE, "table %s has no feature \"%s\"", t->name,
                         show(rf->name, rf->nlen, sb, sizeof(sb)));
+        if (feat_feature_is_agg(t, (size_t)f))
+            return dead(out, FEAT_DL_UNKNOWN_FEATURE, "feature %s of table %s is an aggregation featd computes; "
+                        "an event cannot set it", t->features[f].name, t->name);
         if (seen[f]) return dead(out, FEAT_DL_DUPLICATE_FEATURE, "feature %s appears twice", t->features[f].name);
         seen[f] = 1;
         if (type_feature(d, val, t, f, rf, &out->vals[k], out)) return FEAT_DEC_DEAD;

@@ -115,7 +115,7 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
     if (json) {
         char buf[4096];
         size_t o = (size_t)snprintf(buf, sizeof(buf), "{\"table\":\"%s\",\"ts\":%lld,\"features\":{", t->name, (long long)ts);
-        for (size_t f = 0; f < t->nfeatures && o < sizeof(buf) - 128; f++) {
+        for (size_t f = 0; f < t->nplain && o < sizeof(buf) - 128; f++) {
             const feat_feature_conf_t *fc = &t->features[f];
             o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s\"%s\":", f ? "," : "", fc->name);
             switch (fc->type) {
@@ -132,7 +132,7 @@ static void one_event(feat_demo_t *d, const feat_table_conf_t *t, int64_t now) {
     Featd__V1__FeatureEvent ev = FEATD__V1__FEATURE_EVENT__INIT;
     Featd__V1__FeatureEvent__FeaturesEntry ents[32], *ptrs[32];
     Featd__V1__Value vals[32];
-    size_t nf = t->nfeatures < 32 ? t->nfeatures : 32;
+    size_t nf = t->nplain < 32 ? t->nplain : 32; /* aggregated features are not sent */
     ev.table = (char *)t->name;
     ev.key = "";
     ev.ts = ts;
@@ -231,7 +231,7 @@ feat_demo_t *feat_demo_new(const feat_demo_conf_t *conf, char *errstr, size_t er
         for (size_t t = 0; t < cfg->ntables && d->shift_f < 0; t++) {
             const feat_table_conf_t *tc = &cfg->tables[t];
             if (dot && (strlen(tc->name) != (size_t)(dot - sf) || strncmp(tc->name, sf, (size_t)(dot - sf)))) continue;
-            for (size_t f = 0; f < tc->nfeatures; f++) {
+            for (size_t f = 0; f < tc->nplain; f++) {
                 int numeric = tc->features[f].type == FEAT_FT_DOUBLE || tc->features[f].type == FEAT_FT_INT64;
                 if (dot ? !strcmp(tc->features[f].name, dot + 1) && numeric : numeric) {
                     d->shift_t = tc;

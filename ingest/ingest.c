@@ -85,6 +85,7 @@ struct feat_ingest {
     _Atomic uint64_t dead_by[FEAT_DL_COUNT];
     atomic_int assigned;
     feat_metric_t **m_events;  /* per table */
+    feat_metric_t **m_late;    /* per table: events too late to aggregate */
     feat_metric_t **m_labels;  /* per model */
     feat_metric_t *m_dead[FEAT_DL_COUNT];
     feat_metric_t *m_batches, *m_skipped, *m_batch_sec, *m_batch_size;
@@ -439,9 +440,10 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     ing->newest = calloc(dc->ntables + 1, sizeof(*ing->newest));
     ing->tevents = calloc(dc->ntables + 1, sizeof(*ing->tevents));
     ing->m_events = calloc(dc->ntables + 1, sizeof(*ing->m_events));
+    ing->m_late = calloc(dc->ntables + 1, sizeof(*ing->m_late));
     ing->m_labels = calloc(dc->nmodels + 1, sizeof(*ing->m_labels));
     if (!ing->msgs || !ing->dec || !ing->d || !ing->topics || !ing->tables || !ing->newest ||
-        !ing->tevents || !ing->m_events || !ing->m_labels)
+        !ing->tevents || !ing->m_events || !ing->m_late || !ing->m_labels)
         goto nomem;
     char labels[200], esc[160];
     for (size_t i = 0; i < dc->ntables; i++) {
@@ -450,6 +452,10 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
         feat_metrics_label_escape(dc->tables[i].name, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "table=\"%s\"", esc);
         ing->m_events[i] = feat_counter(ing->metrics, "featd_ingest_events_total", "Feature events applied.", labels);
+        if (dc->tables[i].naggs)
+            ing->m_late[i] = feat_counter(ing->metrics, "featd_agg_late_events_total",
+                                          "Events whose Kafka timestamp is more than table.agg_lateness after their "
+                                          "event time: applied and kept in history, not aggregated.", labels);
     }
     for (size_t i = 0; i < dc->nmodels; i++) {
         add_topic(ing, dc->models[i].label_topic);
@@ -660,8 +666,18 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
         int kind = feat_decode(ing->dec, topic, m->key, m->key_len, m->payload, m->len, ct, ctlen, now, d);
         int rc = FEAT_OK;
         if (kind == FEAT_DEC_EVENT) {
-            rc = feat_wb_put_event(b->wb, ing->tables[d->table], d->key, d->klen, d->ts, m->partition, m->offset,
-                                   d->fidx, d->vals, d->n);
+            /* lateness is judged against the record's own timestamp, so a
+             * replay decides the same way */
+            const feat_table_conf_t *tc = ing->tables[d->table]->conf;
+            int64_t kts = tc->agg_lateness_ms > 0 ? rd_kafka_message_timestamp(m, NULL) : -1;
+            if (kts >= 0 && tc->naggs && kts - d->ts > tc->agg_lateness_ms) {
+                rc = feat_wb_put_late_event(b->wb, ing->tables[d->table], d->key, d->klen, d->ts, m->partition,
+                                            m->offset, d->fidx, d->vals, d->n);
+                feat_metric_add(ing->m_late[d->table], 1);
+            } else {
+                rc = feat_wb_put_event(b->wb, ing->tables[d->table], d->key, d->klen, d->ts, m->partition,
+                                       m->offset, d->fidx, d->vals, d->n);
+            }
             b->n_ev++;
             b->tev[d->table]++;
             if (d->ts > b->newest[d->table]) b->newest[d->table] = d->ts;
@@ -863,6 +879,7 @@ void feat_ingest_destroy(feat_ingest_t *ing) {
     free((void *)ing->newest);
     free((void *)ing->tevents);
     free(ing->m_events);
+    free(ing->m_late);
     free(ing->m_labels);
     pthread_mutex_destroy(&ing->lock);
     pthread_mutex_destroy(&ing->rlock);

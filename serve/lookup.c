@@ -1,6 +1,7 @@
 /* serve/lookup.c — see lookup.h. */
 #include "serve/lookup.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +26,9 @@ static feat_err_t reserve(feat_lookup_scratch_t *ls, size_t n) {
     return FEAT_OK;
 }
 
-feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
-                              const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
-                              int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls) {
+static feat_err_t lookup_plain(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
+                               const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                               int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls) {
     if (reserve(ls, n)) return FEAT_ERR_NOMEM;
     size_t nmiss = 0;
     for (size_t k = 0; k < n; k++) {
@@ -67,7 +68,65 @@ feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_
     return FEAT_OK;
 }
 
+/* Aggregated features fidx[0..nf) of n keys into vals[k * nf + j]; their
+ * strings live in ls->aggstr. */
+static feat_err_t lookup_aggs(feat_store_t *st, const feat_table_t *t, size_t n, const char *const *keys,
+                              const size_t *klens, const uint16_t *fidx, size_t nf, int64_t now_ms,
+                              feat_value_t *vals, feat_lookup_scratch_t *ls) {
+    if (!ls->agg && !(ls->agg = feat_agg_reader_new())) return FEAT_ERR_NOMEM;
+    feat_buf_reset(&ls->aggstr);
+    for (size_t k = 0; k < n; k++) {
+        feat_value_t *v = vals + k * nf;
+        feat_err_t rc = feat_store_get_aggs(st, t, keys[k], klens[k], now_ms, fidx, nf, ls->agg, v, &ls->aggstr);
+        if (rc) return rc;
+        /* the next key's strings may move the buffer: offsets until the end */
+        for (size_t j = 0; j < nf; j++)
+            if (v[j].status != FEAT_ST_NOT_FOUND && v[j].type == FEAT_FT_STRING)
+                v[j].v.s = (const char *)(uintptr_t)(v[j].v.s - ls->aggstr.data);
+    }
+    for (size_t i = 0; i < n * nf; i++)
+        if (vals[i].status != FEAT_ST_NOT_FOUND && vals[i].type == FEAT_FT_STRING)
+            vals[i].v.s = ls->aggstr.data + (uintptr_t)vals[i].v.s;
+    return FEAT_OK;
+}
+
+feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
+                              const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                              int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls) {
+    size_t naf = 0;
+    if (t->conf->naggs)
+        for (size_t j = 0; j < nf; j++) naf += (size_t)feat_feature_is_agg(t->conf, fidx[j]);
+    if (!naf) return lookup_plain(st, cache, t, n, keys, klens, fidx, nf, now_ms, vals, ls);
+    if (naf == nf) return lookup_aggs(st, t, n, keys, klens, fidx, nf, now_ms, vals, ls);
+    /* both kinds: each part into ls->tmp, then interleaved into vals */
+    uint16_t pf[FEAT_MAX_FEATURES], af[FEAT_MAX_FEATURES];
+    size_t npf = 0, naf2 = 0;
+    for (size_t j = 0; j < nf; j++) {
+        if (feat_feature_is_agg(t->conf, fidx[j])) af[naf2++] = fidx[j];
+        else pf[npf++] = fidx[j];
+    }
+    if (ls->captmp < n * nf) {
+        feat_value_t *nt = realloc(ls->tmp, n * nf * sizeof(*nt));
+        if (!nt) return FEAT_ERR_NOMEM;
+        ls->tmp = nt;
+        ls->captmp = n * nf;
+    }
+    feat_value_t *pv = ls->tmp, *av = ls->tmp + n * npf;
+    feat_err_t rc = lookup_plain(st, cache, t, n, keys, klens, pf, npf, now_ms, pv, ls);
+    if (!rc) rc = lookup_aggs(st, t, n, keys, klens, af, naf2, now_ms, av, ls);
+    if (rc) return rc;
+    for (size_t k = 0; k < n; k++) {
+        size_t p = 0, a = 0;
+        for (size_t j = 0; j < nf; j++)
+            vals[k * nf + j] = feat_feature_is_agg(t->conf, fidx[j]) ? av[k * naf2 + a++] : pv[k * npf + p++];
+    }
+    return FEAT_OK;
+}
+
 void feat_lookup_scratch_free(feat_lookup_scratch_t *ls) {
+    feat_agg_reader_destroy(ls->agg);
+    feat_buf_free(&ls->aggstr);
+    free(ls->tmp);
     feat_buf_free(&ls->strings);
     for (size_t i = 0; i < ls->caprows; i++) feat_buf_free(&ls->rows[i]);
     free(ls->rows);

@@ -26,11 +26,19 @@ typedef struct feat_lookup_scratch {
     size_t *mlens;
     int *found;
     size_t capkeys;
+    /* aggregated features (computed from tiles, never cached) */
+    feat_agg_reader_t *agg;
+    feat_buf_t aggstr;    /* their strings */
+    feat_value_t *tmp;    /* [n * nf] one part's values before they are interleaved */
+    size_t captmp;
 } feat_lookup_scratch_t;
 
-#define FEAT_LOOKUP_SCRATCH_INIT {FEAT_BUF_INIT, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0}
+#define FEAT_LOOKUP_SCRATCH_INIT {FEAT_BUF_INIT, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, FEAT_BUF_INIT, NULL, 0}
 
 /* Reads features fidx[0..nf) of n entity keys into vals[k * nf + j].
+ * Plain features come from the cache or the online row; aggregated ones
+ * (feat_feature_is_agg) from the entity's tiles as of now_ms, every time
+ * (their value moves with the clock).
  * cache may be NULL.  String values stay valid until the scratch is freed or
  * reused.  FEAT_OK, FEAT_ERR_NOMEM, FEAT_ERR_IO or FEAT_ERR_CORRUPT. */
 feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,

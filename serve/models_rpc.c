@@ -69,10 +69,14 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     const char **tkeys = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
     size_t *tlens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
     if (!todo || !tickets || !put || !tkeys || !tlens) return FEAT_ERR_NOMEM;
+    /* a score over aggregated features moves with the clock: never cached */
+    int cached = sv->cache != NULL;
+    for (size_t j = 0; cached && j < nf; j++)
+        if (feat_feature_is_agg(t->conf, feat_loaded_fidx(l)[j])) cached = 0;
     size_t nt = 0;
     for (size_t k = 0; k < n; k++) {
         klens[k] = strlen(keys[k]);
-        int r = sv->cache ? feat_cache_get_score(sv->cache, t, keys[k], klens[k], midx, ver, now, &scores[k],
+        int r = cached ? feat_cache_get_score(sv->cache, t, keys[k], klens[k], midx, ver, now, &scores[k],
                                                  &missing[k], &tickets[nt])
                           : FEAT_CACHE_BYPASS;
         if (r == FEAT_CACHE_HIT) continue;
@@ -112,7 +116,7 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     if (rc) return ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
     for (size_t i = 0; i < nt; i++) {
         scores[todo[i]] = out[i];
-        if (put[i])
+        if (cached && put[i])
             feat_cache_put_score(sv->cache, t, tkeys[i], tlens[i], midx, ver, out[i], missing[todo[i]], until[i],
                                  tickets[i]);
     }

@@ -410,6 +410,12 @@ static feat_err_t list_tables(feat_rpc_call_t *call, feat_buf_t *resp) {
             featd__v1__feature_schema__init(fs);
             fs->name = tc->features[f].name;
             fs->type = (char *)feat_ftype_name(tc->features[f].type);
+            if (feat_feature_is_agg(tc, f)) {
+                char d[FEAT_MAX_NAME * 2 + 64];
+                feat_agg_describe(tc, f, d, sizeof(d));
+                fs->aggregation = feat_arena_strndup(a, d, strlen(d));
+                if (!fs->aggregation) return FEAT_ERR_NOMEM;
+            }
             ts->features[f] = fs;
         }
         res.tables[i] = ts;

@@ -5,6 +5,7 @@
 #include "store/store.h"
 #include "store/row.h"
 #include "common/clock.h"
+#include "store/tile.h"
 #include "common/log.h"
 
 #include <dirent.h>
@@ -19,7 +20,7 @@
 
 static const char *const cf_names[FEAT_CF_COUNT] = {
     "online", "offline", "labels", "predictions", "offsets", "models", "references",
-    "dead_letters", "meta"};
+    "dead_letters", "meta", "tiles"};
 
 /* 2: online rows of version 2 (store/row.h).  A store of version 1 is read
  * as it is and marked 2 on open; a store marked higher is refused (a newer
@@ -33,6 +34,8 @@ struct feat_store {
     rocksdb_options_t *cf_opts[FEAT_CF_COUNT];
     rocksdb_column_family_handle_t *cf[FEAT_CF_COUNT + 1]; /* +1: "default" */
     rocksdb_mergeoperator_t *merge;
+    rocksdb_mergeoperator_t *tmerge;      /* tiles: folds event operands (tile.h) */
+    rocksdb_compactionfilter_t *tfilter;  /* tiles: drops those out of every window */
     rocksdb_cache_t *cache;
     rocksdb_block_based_table_options_t *bbto;
     rocksdb_writeoptions_t *wopts;
@@ -71,9 +74,18 @@ struct feat_wb {
     feat_buf_t val2;
     feat_buf_t arena;   /* keys and values of buffered ops */
     oplist_t on, off;   /* online merges, offline puts */
-    size_t on_done, off_done; /* how many of each feat_wb_seal has materialized */
+    oplist_t tl;        /* tile merges: applied in the order buffered per key (a fold is not commutative) */
+    feat_buf_t top;     /* scratch: one tile operand */
+    size_t on_done, off_done, tl_done; /* how many of each feat_wb_seal has materialized */
     size_t count;
 };
+
+/* One history row an aggregation folds (point-in-time reads). */
+typedef struct pit_ev {
+    int64_t tile, offset;
+    int32_t partition;
+    uint32_t at, len;   /* its tile operand in feat_pit_reader.evbuf */
+} pit_ev_t;
 
 struct feat_pit_reader {
     feat_store_t *st;
@@ -81,7 +93,101 @@ struct feat_pit_reader {
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it;
     feat_buf_t key;
+    /* aggregations: the rows in range, their operands, the tiles they fold into */
+    feat_agg_reader_t *agg;
+    pit_ev_t *evs;
+    size_t nev, capev;
+    feat_buf_t evbuf, op, tile, tile2, aggstr;
+    feat_value_t *vals;   /* [nfeatures of the widest table] */
+    uint16_t *fidx;
+    size_t capvals;
 };
+
+/* ---- tiles: merge operator and expiry ---------------------------------------- */
+
+static void tile_key(feat_buf_t *k, const feat_table_t *t, const char *key, size_t klen, int64_t tile) {
+    feat_buf_reset(k);
+    feat_buf_puts(k, t->conf->name);
+    feat_buf_putc(k, 0);
+    feat_buf_append(k, key, klen);
+    feat_buf_putc(k, 0);
+    unsigned char b[8];
+    feat_put_be64(b, (uint64_t)tile ^ 0x8000000000000000ull);
+    feat_buf_append(k, b, 8);
+}
+
+/* The table and tile index of a tiles-family key; NULL for a table the
+ * config no longer declares (or a malformed key). */
+static const feat_table_t *tile_key_parse(const feat_store_t *st, const char *key, size_t klen, int64_t *tile) {
+    const char *z = klen > 9 ? memchr(key, 0, klen - 9) : NULL;
+    if (!z) return NULL;
+    *tile = (int64_t)(feat_get_be64((const unsigned char *)key + klen - 8) ^ 0x8000000000000000ull);
+    for (size_t i = 0; i < st->ntables; i++) {
+        const char *n = st->tables[i].conf->name;
+        if (strlen(n) == (size_t)(z - key) && memcmp(n, key, (size_t)(z - key)) == 0) return &st->tables[i];
+    }
+    return NULL;
+}
+
+static const char *tmerge_name(void *state) { (void)state; return "featd.tiles.v1"; }
+
+/* Folds the operands into the tile in write order (feat_tile_fold: the same
+ * code point-in-time reads run).  An operand that does not decode is
+ * skipped rather than failing the merge: a failed merge fails reads and
+ * stops compactions.  A table no longer declared keeps its tile as it is. */
+static char *tmerge_full(void *state, const char *key, size_t klen, const char *existing, size_t elen,
+                         const char *const *ops, const size_t *lens, int nops, unsigned char *success,
+                         size_t *out_len) {
+    feat_store_t *st = state;
+    int64_t k = 0;
+    const feat_table_t *t = tile_key_parse(st, key, klen, &k);
+    feat_buf_t cur = FEAT_BUF_INIT, nxt = FEAT_BUF_INIT;
+    if (existing) feat_buf_append(&cur, existing, elen);
+    for (int i = 0; t && i < nops; i++) {
+        if (feat_tile_fold(t, k, cur.data, cur.len, ops[i], lens[i], &nxt) != FEAT_OK) continue;
+        feat_buf_t x = cur;
+        cur = nxt;
+        nxt = x;
+    }
+    feat_buf_free(&nxt);
+    if (cur.oom) {
+        feat_buf_free(&cur);
+        *success = 0;
+        return NULL;
+    }
+    if (!cur.data) { /* no table and nothing before: an empty tile */
+        feat_buf_putc(&cur, FEAT_TILE_V1);
+        feat_buf_putc(&cur, 0);
+        feat_buf_putc(&cur, 0);
+    }
+    *success = 1;
+    *out_len = cur.len;
+    return cur.data;
+}
+
+static char *tmerge_partial(void *state, const char *key, size_t klen, const char *const *ops, const size_t *lens,
+                            int nops, unsigned char *success, size_t *out_len) {
+    /* folding needs the tile the operands start from: leave them to the full merge */
+    (void)state; (void)key; (void)klen; (void)ops; (void)lens; (void)nops; (void)out_len;
+    *success = 0;
+    return NULL;
+}
+
+/* A tile older than the first tile of the table's longest window as of now
+ * is out of every window online reads ask for (they read as of now), so a
+ * compaction drops it; history keeps the events for point-in-time reads.
+ * The lifetime tile stays. */
+static unsigned char tfilter_fn(void *state, int level, const char *key, size_t klen, const char *val, size_t vlen,
+                                char **nv, size_t *nvlen, unsigned char *changed) {
+    (void)level; (void)val; (void)vlen; (void)nv; (void)nvlen;
+    *changed = 0;
+    int64_t k = 0;
+    const feat_table_t *t = tile_key_parse(state, key, klen, &k);
+    if (!t || k == FEAT_TILE_LIFETIME || t->conf->agg_max_window_ms <= 0 || t->conf->agg_tile_ms <= 0) return 0;
+    int64_t first = feat_tile_window_start(feat_now_ms(), t->conf->agg_max_window_ms, t->conf->agg_tile_ms);
+    return k < first - 1;
+}
+static const char *tfilter_name(void *state) { (void)state; return "featd.tiles.expiry"; }
 
 /* ---- merge operator ------------------------------------------------------ */
 
@@ -390,7 +496,8 @@ static feat_err_t setup_tables(feat_store_t *st, const feat_store_conf_t *conf, 
             for (k = 0; k < nsf; k++)
                 if (strcmp(sf[k].name, tc->features[f].name) == 0) break;
             if (k < nsf) {
-                if (sf[k].type != tc->features[f].type) {
+                /* an aggregated feature has no stored values: its type may change */
+                if (sf[k].type != tc->features[f].type && !feat_feature_is_agg(tc, f)) {
                     snprintf(errstr, errlen,
                              "table.%s.feature.%s: type changed from %s to %s; the store holds %s values "
                              "(declare a feature with a new name instead)",
@@ -502,6 +609,9 @@ feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out,
 
     st->merge = rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial,
                                              merge_delete, merge_name);
+    st->tmerge = rocksdb_mergeoperator_create(st, merge_destroy, tmerge_full, tmerge_partial, merge_delete,
+                                              tmerge_name);
+    st->tfilter = rocksdb_compactionfilter_create(st, merge_destroy, tfilter_fn, tfilter_name);
     const char *names[FEAT_CF_COUNT + 1];
     const rocksdb_options_t *cfo[FEAT_CF_COUNT + 1];
     for (int i = 0; i < FEAT_CF_COUNT; i++) {
@@ -527,6 +637,10 @@ feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out,
              * (RocksDB asserts on it: 1<<18 buckets aborted featd at 2 MiB). */
             size_t buckets = wbuf / 64 < (1u << 18) ? wbuf / 64 : (1u << 18);
             rocksdb_options_set_hash_skip_list_rep(o, buckets, 4, 4);
+        }
+        if (i == FEAT_CF_TILES) {
+            rocksdb_options_set_merge_operator(o, st->tmerge);
+            rocksdb_options_set_compaction_filter(o, st->tfilter);
         }
         if (i == FEAT_CF_ONLINE) {
             rocksdb_options_set_merge_operator(o, st->merge);
@@ -600,7 +714,9 @@ void feat_store_close(feat_store_t *st) {
     for (int i = 0; i < FEAT_CF_COUNT; i++)
         if (st->cf_opts[i]) rocksdb_options_destroy(st->cf_opts[i]);
     if (st->opts) rocksdb_options_destroy(st->opts);
-    /* st->merge is owned by the column-family options (set_merge_operator) */
+    /* st->merge and st->tmerge are owned by the column-family options
+     * (set_merge_operator); the compaction filter is not */
+    if (st->tfilter) rocksdb_compactionfilter_destroy(st->tfilter);
     if (st->bbto) rocksdb_block_based_options_destroy(st->bbto);
     if (st->cache) rocksdb_cache_destroy(st->cache);
     if (st->wopts) rocksdb_writeoptions_destroy(st->wopts);
@@ -639,8 +755,8 @@ feat_wb_t *feat_wb_new(feat_store_t *st) {
 void feat_wb_clear(feat_wb_t *wb) {
     rocksdb_writebatch_clear(wb->b);
     feat_buf_reset(&wb->arena);
-    wb->on.n = wb->off.n = 0;
-    wb->on_done = wb->off_done = 0;
+    wb->on.n = wb->off.n = wb->tl.n = 0;
+    wb->on_done = wb->off_done = wb->tl_done = 0;
     wb->count = 0;
 }
 
@@ -650,9 +766,11 @@ void feat_wb_destroy(feat_wb_t *wb) {
     feat_buf_free(&wb->key);
     feat_buf_free(&wb->val);
     feat_buf_free(&wb->val2);
+    feat_buf_free(&wb->top);
     feat_buf_free(&wb->arena);
     free(wb->on.v);
     free(wb->off.v);
+    free(wb->tl.v);
     free(wb);
 }
 
@@ -688,9 +806,47 @@ static feat_err_t push_op(feat_wb_t *wb, oplist_t *l, const feat_table_t *t, con
     return FEAT_OK;
 }
 
+/* An offline row's entry that marks an event too late to aggregate: an id
+ * no feature can have (ids stay below FEAT_MAX_FEATURES), so every reader
+ * that maps ids to features skips it. */
+#define LATE_MARK_ID 0xffffu
+
+static feat_err_t put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen, int64_t ts,
+                            int32_t partition, int64_t offset, const uint16_t *fidx, const feat_value_t *vals,
+                            size_t n, int late);
+
 feat_err_t feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
                              int64_t ts, int32_t partition, int64_t offset,
                              const uint16_t *fidx, const feat_value_t *vals, size_t n) {
+    return put_event(wb, t, key, klen, ts, partition, offset, fidx, vals, n, 0);
+}
+
+feat_err_t feat_wb_put_late_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
+                                  int64_t ts, int32_t partition, int64_t offset,
+                                  const uint16_t *fidx, const feat_value_t *vals, size_t n) {
+    return put_event(wb, t, key, klen, ts, partition, offset, fidx, vals, n, 1);
+}
+
+/* The event's tile operand, to its tile and to the lifetime tile. */
+static feat_err_t put_tiles(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen, int64_t ts,
+                            int32_t partition, int64_t offset, const uint16_t *fidx, const feat_value_t *vals,
+                            size_t n) {
+    const feat_table_conf_t *c = t->conf;
+    if (!feat_tile_operand(t, ts, offset, partition, fidx, vals, n, &wb->top)) return wb->top.oom ? FEAT_ERR_NOMEM : FEAT_OK;
+    for (int life = 0; life < 2; life++) {
+        if (life ? !c->agg_lifetime : c->agg_max_window_ms <= 0) continue;
+        tile_key(&wb->key, t, key, klen, life ? FEAT_TILE_LIFETIME : feat_tile_index(ts, c->agg_tile_ms));
+        if (wb_check(wb) || wb->top.oom) return FEAT_ERR_NOMEM;
+        size_t ent_at = strlen(c->name) + 1;
+        feat_err_t rc = push_op(wb, &wb->tl, t, &wb->key, &wb->top, ent_at, klen);
+        if (rc) return rc;
+    }
+    return FEAT_OK;
+}
+
+static feat_err_t put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen, int64_t ts,
+                            int32_t partition, int64_t offset, const uint16_t *fidx, const feat_value_t *vals,
+                            size_t n, int late) {
     if (n == 0 || n > FEAT_MAX_FEATURES) return FEAT_ERR_INVALID;
     /* entries sorted by stable id (insertion sort: n is small) */
     uint16_t order[FEAT_MAX_FEATURES];
@@ -721,9 +877,17 @@ feat_err_t feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *k
     if (rc) return rc;
     feat_buf_putc(&wb->key, 0);
     put_ts_src(&wb->key, ts, (uint64_t)offset, (uint32_t)partition);
-    if (wb_check(wb)) return FEAT_ERR_NOMEM;
+    if (late) {
+        feat_value_t mark = {.type = FEAT_FT_BOOL, .v.b = 1};
+        feat_row_put(&wb->val2, 0, LATE_MARK_ID, &mark, ts, offset, partition);
+    }
+    if (wb_check(wb) || wb->val2.oom) return FEAT_ERR_NOMEM;
     rc = push_op(wb, &wb->off, t, &wb->key, &wb->val2, ent_at, klen);
     if (rc) return rc;
+    if (t->conf->naggs && !late) {
+        rc = put_tiles(wb, t, key, klen, ts, partition, offset, fidx, vals, n);
+        if (rc) return rc;
+    }
     wb->count++;
     return FEAT_OK;
 }
@@ -852,6 +1016,15 @@ static int op_cmp(const void *a, const void *b, void *arena) {
     return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
+/* Key order, then buffering order (arena offsets grow): a tile's operands
+ * must reach RocksDB in the order the events were read. */
+static int op_cmp_stable(const void *a, const void *b, void *arena) {
+    int c = op_cmp(a, b, arena);
+    if (c) return c;
+    const op_t *x = a, *y = b;
+    return x->koff < y->koff ? -1 : x->koff > y->koff;
+}
+
 /* Sorts the ops buffered since the last seal and copies them into the
  * RocksDB batch (see op_t). */
 static void seal_ops(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf, oplist_t *l, size_t *done,
@@ -859,7 +1032,7 @@ static void seal_ops(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf
     if (l->n == *done) return; /* nothing new (l->v may still be NULL) */
     op_t *v = l->v + *done;
     size_t n = l->n - *done;
-    if (n > 1) qsort_r(v, n, sizeof(op_t), op_cmp, (void *)a);
+    if (n > 1) qsort_r(v, n, sizeof(op_t), merge == 2 ? op_cmp_stable : op_cmp, (void *)a);
     for (size_t i = 0; i < n; i++) {
         if (merge) rocksdb_writebatch_merge_cf(b, cf, a + v[i].koff, v[i].klen, a + v[i].voff, v[i].vlen);
         else rocksdb_writebatch_put_cf(b, cf, a + v[i].koff, v[i].klen, a + v[i].voff, v[i].vlen);
@@ -870,6 +1043,7 @@ static void seal_ops(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf
 void feat_wb_seal(feat_wb_t *wb) {
     seal_ops(wb->b, wb->st->cf[FEAT_CF_ONLINE], &wb->on, &wb->on_done, wb->arena.data, 1);
     seal_ops(wb->b, wb->st->cf[FEAT_CF_OFFLINE], &wb->off, &wb->off_done, wb->arena.data, 0);
+    seal_ops(wb->b, wb->st->cf[FEAT_CF_TILES], &wb->tl, &wb->tl_done, wb->arena.data, 2);
 }
 
 feat_err_t feat_store_write(feat_store_t *st, feat_wb_t *wb, char *errstr, size_t errlen) {
@@ -1222,6 +1396,175 @@ feat_err_t feat_store_history(feat_store_t *st, const feat_table_t *t, const cha
     return rc;
 }
 
+/* ---- aggregations ------------------------------------------------------------------ */
+
+feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                               int64_t as_of, const uint16_t *fidx, size_t n, feat_agg_reader_t *r,
+                               feat_value_t *out, feat_buf_t *strings) {
+    feat_err_t rc = feat_agg_begin(r, t, as_of, fidx, n);
+    if (rc) return rc;
+    int64_t kfrom, kto;
+    int life;
+    feat_agg_range(r, &kfrom, &kto, &life);
+    feat_buf_t k = FEAT_BUF_INIT;
+    if (kfrom <= kto && t->conf->agg_max_window_ms > 0) {
+        tile_key(&k, t, key, klen, kfrom);
+        if (k.oom) { feat_buf_free(&k); return FEAT_ERR_NOMEM; }
+        size_t plen = k.len - 8;
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
+        for (rocksdb_iter_seek(it, k.data, k.len); rc == FEAT_OK && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t ikl, ivl;
+            const char *ik = rocksdb_iter_key(it, &ikl);
+            if (ikl != plen + 8 || memcmp(ik, k.data, plen) != 0) break;
+            int64_t tile = (int64_t)(feat_get_be64((const unsigned char *)ik + plen) ^ 0x8000000000000000ull);
+            if (tile > kto) break;
+            const char *iv = rocksdb_iter_value(it, &ivl);
+            rc = feat_agg_add(r, tile, iv, ivl);
+        }
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        rocksdb_iter_destroy(it);
+        if (rerr) rc = io_err(NULL, 0, "reading tiles", rerr);
+    }
+    if (rc == FEAT_OK && life) {
+        tile_key(&k, t, key, klen, FEAT_TILE_LIFETIME);
+        char *rerr = NULL;
+        size_t vl = 0;
+        char *v = k.oom ? NULL : rocksdb_get_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES], k.data, k.len, &vl, &rerr);
+        if (k.oom) rc = FEAT_ERR_NOMEM;
+        else if (rerr) rc = io_err(NULL, 0, "reading the lifetime tile", rerr);
+        else if (v) rc = feat_agg_add(r, FEAT_TILE_LIFETIME, v, vl);
+        rocksdb_free(v);
+    }
+    feat_buf_free(&k);
+    if (rc) return rc;
+    return feat_agg_finish(r, out, strings);
+}
+
+static int pit_ev_cmp(const void *a, const void *b) {
+    const pit_ev_t *x = a, *y = b;
+    if (x->tile != y->tile) return x->tile < y->tile ? -1 : 1;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Folds the operands evs[0..n) (sorted) into one tile as of tile index k and
+ * hands it to the reader. */
+static feat_err_t pit_fold_tile(feat_pit_reader_t *r, const feat_table_t *t, int64_t k, const pit_ev_t *evs,
+                                size_t n) {
+    feat_buf_reset(&r->tile);
+    for (size_t i = 0; i < n; i++) {
+        feat_err_t rc = feat_tile_fold(t, k, r->tile.data, r->tile.len, r->evbuf.data + evs[i].at, evs[i].len,
+                                       &r->tile2);
+        if (rc == FEAT_ERR_NOMEM) return rc;
+        if (rc) continue; /* as the merge operator does */
+        feat_buf_t x = r->tile;
+        r->tile = r->tile2;
+        r->tile2 = x;
+    }
+    if (!r->tile.len) return FEAT_OK;
+    return feat_agg_add(r->agg, k, r->tile.data, r->tile.len);
+}
+
+/* The aggregated features among fidx as of as_of, from history: the rows
+ * the windows cover are turned into tile operands and folded tile by tile,
+ * in (partition, offset) order (the order ingest wrote them for an entity
+ * whose events share a partition), then read by the reader online reads use. */
+static feat_err_t pit_aggs(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
+                           int64_t as_of, const uint16_t *fidx, size_t n, feat_value_t *out) {
+    const feat_table_conf_t *c = t->conf;
+    if (!r->agg && !(r->agg = feat_agg_reader_new())) return FEAT_ERR_NOMEM;
+    if (r->capvals < c->nfeatures) {
+        free(r->vals);
+        free(r->fidx);
+        r->vals = malloc(c->nfeatures * sizeof(*r->vals));
+        r->fidx = malloc(c->nfeatures * sizeof(*r->fidx));
+        r->capvals = r->vals && r->fidx ? c->nfeatures : 0;
+        if (!r->capvals) return FEAT_ERR_NOMEM;
+    }
+    uint16_t afidx[FEAT_MAX_FEATURES];
+    size_t na = 0;
+    for (size_t i = 0; i < n; i++)
+        if (feat_feature_is_agg(c, fidx[i])) afidx[na++] = fidx[i];
+    feat_err_t rc = feat_agg_begin(r->agg, t, as_of, afidx, na);
+    if (rc) return rc;
+    int64_t kfrom, kto;
+    int life;
+    feat_agg_range(r->agg, &kfrom, &kto, &life);
+    /* rows with ts > kfrom * T (all rows when a lifetime is asked), newest first */
+    int64_t lo_ts = life ? INT64_MIN : (kfrom <= kto ? kfrom * c->agg_tile_ms : as_of);
+    r->nev = 0;
+    feat_buf_reset(&r->evbuf);
+    offline_prefix(&r->key, t, key, klen);
+    size_t plen = r->key.len;
+    put_ts_src(&r->key, as_of, 0x7fffffffffffffffull, 0x7fffffffu);
+    if (r->key.oom) return FEAT_ERR_NOMEM;
+    cursor_t cur;
+    cur_begin_on(&cur, r->it,
+                 &(scan_t){.lo = r->key.data, .lolen = r->key.len, .prefix = r->key.data, .plen = plen,
+                           .what = "point-in-time aggregation"});
+    while (cur_next(&cur)) {
+        int64_t ts, off;
+        int32_t part;
+        if (decode_offline_key_tail(cur.k, cur.kl, plen, &ts, &off, &part)) { rc = FEAT_ERR_CORRUPT; break; }
+        if (ts <= lo_ts) break;
+        size_t pos = 0, nv = 0;
+        feat_row_entry_t e;
+        feat_err_t res;
+        int has, late = 0;
+        while ((res = feat_row_next(cur.v, cur.vl, &pos, 0, &e, &has)) == FEAT_OK && has) {
+            if (e.id == LATE_MARK_ID) late = 1;
+            if (e.id > t->max_id || t->index_of_id[e.id] < 0) continue;
+            r->fidx[nv] = (uint16_t)t->index_of_id[e.id];
+            r->vals[nv] = e.val;
+            nv++;
+        }
+        if (res) { rc = res; break; }
+        if (late || !feat_tile_operand(t, ts, off, part, r->fidx, r->vals, nv, &r->op)) {
+            if (r->op.oom) { rc = FEAT_ERR_NOMEM; break; }
+            continue;
+        }
+        if (r->nev == r->capev) {
+            size_t nc = r->capev ? r->capev * 2 : 256;
+            pit_ev_t *ne = realloc(r->evs, nc * sizeof(*ne));
+            if (!ne) { rc = FEAT_ERR_NOMEM; break; }
+            r->evs = ne;
+            r->capev = nc;
+        }
+        r->evs[r->nev++] = (pit_ev_t){.tile = feat_tile_index(ts, c->agg_tile_ms), .offset = off, .partition = part,
+                                      .at = (uint32_t)r->evbuf.len, .len = (uint32_t)r->op.len};
+        feat_buf_append(&r->evbuf, r->op.data, r->op.len);
+        if (r->evbuf.oom) { rc = FEAT_ERR_NOMEM; break; }
+    }
+    rc = cur_end(&cur, rc);
+    if (rc) return rc;
+    /* windows: tile by tile, ascending */
+    if (kfrom <= kto && c->agg_max_window_ms > 0) {
+        qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
+        size_t i = 0;
+        while (i < r->nev && rc == FEAT_OK) {
+            size_t j = i;
+            while (j < r->nev && r->evs[j].tile == r->evs[i].tile) j++;
+            if (r->evs[i].tile >= kfrom && r->evs[i].tile <= kto) rc = pit_fold_tile(r, t, r->evs[i].tile, r->evs + i, j - i);
+            i = j;
+        }
+    }
+    /* the lifetime: every row, one tile */
+    if (rc == FEAT_OK && life) {
+        for (size_t i = 0; i < r->nev; i++) r->evs[i].tile = 0;
+        qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
+        rc = pit_fold_tile(r, t, FEAT_TILE_LIFETIME, r->evs, r->nev);
+    }
+    if (rc) return rc;
+    feat_value_t av[FEAT_MAX_FEATURES];
+    feat_buf_reset(&r->aggstr);
+    rc = feat_agg_finish(r->agg, av, &r->aggstr);
+    if (rc) return rc;
+    for (size_t i = 0, a = 0; i < n; i++)
+        if (feat_feature_is_agg(c, fidx[i])) out[i] = av[a++];
+    return FEAT_OK;
+}
+
 /* ---- point-in-time reads ------------------------------------------------------------ */
 
 feat_pit_reader_t *feat_pit_reader_new(feat_store_t *st) {
@@ -1237,6 +1580,15 @@ feat_pit_reader_t *feat_pit_reader_new(feat_store_t *st) {
 
 void feat_pit_reader_destroy(feat_pit_reader_t *r) {
     if (!r) return;
+    feat_agg_reader_destroy(r->agg);
+    free(r->evs);
+    free(r->vals);
+    free(r->fidx);
+    feat_buf_free(&r->evbuf);
+    feat_buf_free(&r->op);
+    feat_buf_free(&r->tile);
+    feat_buf_free(&r->tile2);
+    feat_buf_free(&r->aggstr);
     rocksdb_iter_destroy(r->it);
     rocksdb_readoptions_destroy(r->ro);
     rocksdb_release_snapshot(r->st->db, r->snap);
@@ -1249,13 +1601,20 @@ feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char
                          feat_value_t *out, feat_buf_t *strings) {
     int64_t ttl = t->conf->ttl_ms;
     feat_buf_reset(strings);
-    size_t unresolved = n;
+    size_t unresolved = n, naggs = 0;
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         out[i].type = (uint8_t)t->conf->features[fidx[i]].type;
         out[i].status = FEAT_ST_NOT_FOUND;
+        if (feat_feature_is_agg(t->conf, fidx[i])) naggs++;
     }
     if (n == 0) return FEAT_OK;
+    if (naggs) {
+        feat_err_t arc = pit_aggs(r, t, key, klen, as_of, fidx, n, out);
+        if (arc) return arc;
+        unresolved -= naggs;
+        if (!unresolved) return FEAT_OK;
+    }
     offline_prefix(&r->key, t, key, klen);
     size_t plen = r->key.len;
     put_ts_src(&r->key, as_of, 0x7fffffffffffffffull, 0x7fffffffu);
@@ -1286,6 +1645,7 @@ feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char
             if (f < 0) continue;
             for (size_t i = 0; i < n; i++) {
                 if (fidx[i] != (uint16_t)f || out[i].status != FEAT_ST_NOT_FOUND) continue;
+                if (feat_feature_is_agg(t->conf, fidx[i])) continue;
                 out[i] = e.val;
                 out[i].ts = ts;
                 out[i].status = expired ? FEAT_ST_EXPIRED : FEAT_ST_PRESENT;
@@ -1302,6 +1662,7 @@ feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char
     if (strings->oom) rc = FEAT_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         if (out[i].status == FEAT_ST_NOT_FOUND || out[i].type != FEAT_FT_STRING) continue;
+        if (feat_feature_is_agg(t->conf, fidx[i])) continue; /* points into r->aggstr */
         out[i].v.s = rc == FEAT_OK ? strings->data + (uintptr_t)out[i].v.s : "";
     }
     return rc;

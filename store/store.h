@@ -16,6 +16,8 @@
  *                                                        stream: a table or a model's predictions)
  *   dead_letters topic \0 partition offset            → reason, raw key, raw value
  *   meta         name                                 → schema version, table definitions
+ *   tiles        table \0 entity \0 be64(tile ^ sign)   → folded aggregation tile (store/tile.h);
+ *                                                        written as merge operands, one per event
  * Integers in keys are big-endian (event times with the sign bit flipped) so
  * keys sort in numeric order.
  *
@@ -107,7 +109,7 @@ size_t feat_store_ntables(const feat_store_t *st);
 
 typedef enum feat_cf {
     FEAT_CF_ONLINE = 0, FEAT_CF_OFFLINE, FEAT_CF_LABELS, FEAT_CF_PREDICTIONS, FEAT_CF_OFFSETS,
-    FEAT_CF_MODELS, FEAT_CF_REFERENCES, FEAT_CF_DEAD_LETTERS, FEAT_CF_META, FEAT_CF_COUNT
+    FEAT_CF_MODELS, FEAT_CF_REFERENCES, FEAT_CF_DEAD_LETTERS, FEAT_CF_META, FEAT_CF_TILES, FEAT_CF_COUNT
 } feat_cf_t;
 
 /* ---- writing ------------------------------------------------------------ */
@@ -121,7 +123,9 @@ size_t feat_wb_count(const feat_wb_t *wb); /* events + labels + dead letters */
 /* The feat_wb_put_* and feat_wb_set_offset calls return FEAT_OK or
  * FEAT_ERR_NOMEM, and more where a function says so.
  *
- * One feature event: an online merge operand and an offline row.  vals[i]
+ * One feature event: an online merge operand and an offline row, and, when
+ * t has aggregations and the event carries an input of one, a tile operand
+ * for the event's tile (and the lifetime tile).  vals[i]
  * is feature fidx[i] of t (config index); strings are copied.  Also
  * FEAT_ERR_INVALID when n is 0 or over FEAT_MAX_FEATURES, FEAT_ERR_TOO_LARGE
  * when the batch would pass 4 GiB; after a failure the batch may hold half
@@ -129,6 +133,12 @@ size_t feat_wb_count(const feat_wb_t *wb); /* events + labels + dead letters */
 feat_err_t feat_wb_put_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
                              int64_t ts, int32_t partition, int64_t offset,
                              const uint16_t *fidx, const feat_value_t *vals, size_t n);
+/* The same for an event too late to aggregate (table.agg_lateness): online
+ * and history as usual, no tile operand, and its history row is marked so
+ * point-in-time aggregations skip it as online ones do. */
+feat_err_t feat_wb_put_late_event(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen,
+                                  int64_t ts, int32_t partition, int64_t offset,
+                                  const uint16_t *fidx, const feat_value_t *vals, size_t n);
 feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
                              int64_t ts, double label, int32_t partition, int64_t offset);
 /* reason: a short code ("bad_json"); detail: one human line. */
@@ -243,8 +253,9 @@ feat_err_t feat_store_history(feat_store_t *st, const feat_table_t *t, const cha
 /* A point-in-time reader over a consistent snapshot; reuse it for many reads. */
 feat_pit_reader_t *feat_pit_reader_new(feat_store_t *st);
 void feat_pit_reader_destroy(feat_pit_reader_t *r); /* NULL is fine */
-/* Features of entity key as of time as_of: for each fidx[i], the latest
- * value with ts <= as_of and as_of − ts <= TTL → PRESENT.  With
+/* Features of entity key as of time as_of: for each plain fidx[i], the latest
+ * value with ts <= as_of and as_of − ts <= TTL → PRESENT; each aggregated
+ * one folded from the history rows its windows cover (see "aggregations").  With
  * report_expired, a feature whose latest value at or before as_of is older
  * than the TTL reads EXPIRED (this scans further back); otherwise NOT_FOUND.
  * Strings are copied into *strings (reset by the call) and valid until the
@@ -252,6 +263,24 @@ void feat_pit_reader_destroy(feat_pit_reader_t *r); /* NULL is fine */
 feat_err_t feat_pit_read(feat_pit_reader_t *r, const feat_table_t *t, const char *key, size_t klen,
                          int64_t as_of, const uint16_t *fidx, size_t n, int report_expired,
                          feat_value_t *out, feat_buf_t *strings);
+
+/* ---- aggregations ----------------------------------------------------------
+ * Aggregated features (feat_feature_is_agg) are computed from tiles
+ * (store/tile.h; semantics in docs/ARCHITECTURE.md "Aggregations").  Online,
+ * feat_store_get_aggs folds the stored tiles of the windows as of as_of;
+ * feat_pit_read rebuilds the tiles from history with the same fold and
+ * reader, so both give the same bits for the same events.  A reader holds
+ * the per-feature accumulators; reuse it (one per thread). */
+typedef struct feat_agg_reader feat_agg_reader_t;
+feat_agg_reader_t *feat_agg_reader_new(void);        /* NULL when out of memory */
+void feat_agg_reader_destroy(feat_agg_reader_t *r); /* NULL is fine */
+/* out[i] = aggregated feature fidx[i] of (t, key) as of as_of from the
+ * stored tiles (every fidx aggregated).  Strings are appended to *strings
+ * (not reset) and valid while it is not modified.  FEAT_OK, FEAT_ERR_INVALID
+ * (a plain fidx), FEAT_ERR_IO, FEAT_ERR_CORRUPT or FEAT_ERR_NOMEM. */
+feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
+                               int64_t as_of, const uint16_t *fidx, size_t n, feat_agg_reader_t *r,
+                               feat_value_t *out, feat_buf_t *strings);
 
 /* ---- labels, dead letters, blobs, stats ----------------------------------- */
 

@@ -266,6 +266,90 @@ static char *write_tmp(const char *text) {
 
 /* --set is applied before validation: it may supply what the file lacks, and a
  * bad value is refused naming the key. */
+/* Aggregations: each window of an agg line becomes a feature after the
+ * plain ones, named NAME_WINDOW with the window in its largest whole unit;
+ * lines with the same function, field and parameter share one accumulator;
+ * bad lines name table.T.agg.NAME in one line. */
+#define AGG_HEAD "[table tx]\ntopic = tx\nfeature.amount = double\nfeature.items = int64\nfeature.shop = string\n"
+START_TEST(aggregations_expand_and_refuse) {
+    static const char *text = AGG_HEAD
+        "agg_tile = 5m\n"
+        "agg.spend = sum(amount) over 1h, 24h, lifetime\n"
+        "agg.n = count(shop) over 10m\n"
+        "agg.top = last_n(shop, 3) over 1d\n"
+        "agg.q = approx_quantile( amount , 0.5 ) over 60m\n"
+        "agg.big = sum(items) over 7d\n";
+    char err[512] = "";
+    feat_config_t *c = feat_config_parse(text, strlen(text), err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    const feat_table_conf_t *t = &c->tables[0];
+    static const struct { const char *name; feat_ftype_t type; int64_t w; feat_agg_fn_t fn; } want[] = {
+        {"amount", FEAT_FT_DOUBLE, 0, FEAT_AGG_NONE}, {"items", FEAT_FT_INT64, 0, FEAT_AGG_NONE},
+        {"shop", FEAT_FT_STRING, 0, FEAT_AGG_NONE},
+        {"spend_1h", FEAT_FT_DOUBLE, 3600000, FEAT_AGG_SUM}, {"spend_1d", FEAT_FT_DOUBLE, 86400000, FEAT_AGG_SUM},
+        {"spend_lifetime", FEAT_FT_DOUBLE, 0, FEAT_AGG_SUM}, {"n_10m", FEAT_FT_INT64, 600000, FEAT_AGG_COUNT},
+        {"top_1d", FEAT_FT_STRING, 86400000, FEAT_AGG_LAST_N}, {"q_1h", FEAT_FT_DOUBLE, 3600000, FEAT_AGG_APPROX_QUANTILE},
+        {"big_7d", FEAT_FT_INT64, 7 * 86400000LL, FEAT_AGG_SUM},
+    };
+    ck_assert_uint_eq(t->nfeatures, sizeof(want) / sizeof(want[0]));
+    ck_assert_uint_eq(t->nplain, 3);
+    ck_assert_uint_eq(t->naggs, 5); /* sum(amount) once for three windows; sum(items) is another */
+    for (size_t i = 0; i < t->nfeatures; i++) {
+        ck_assert_str_eq(t->features[i].name, want[i].name);
+        ck_assert_int_eq(t->features[i].type, want[i].type);
+        ck_assert_int_eq(feat_feature_is_agg(t, i), want[i].fn != FEAT_AGG_NONE);
+        if (want[i].fn == FEAT_AGG_NONE) continue;
+        ck_assert_int_eq(t->features[i].window_ms, want[i].w);
+        ck_assert_int_eq(t->aggs[t->features[i].agg].fn, want[i].fn);
+    }
+    ck_assert_uint_eq(t->aggs[t->features[7].agg].n, 3);
+    ck_assert(t->aggs[t->features[8].agg].q == 0.5);
+    ck_assert_int_eq(t->agg_max_window_ms, 7 * 86400000LL);
+    ck_assert_int_eq(t->agg_lifetime, 1);
+    char d[128];
+    feat_agg_describe(t, 7, d, sizeof(d));
+    ck_assert_str_eq(d, "last_n(shop, 3) over 1d");
+    feat_agg_describe(t, 0, d, sizeof(d));
+    ck_assert_str_eq(d, "");
+    /* validating again (after a --set) expands once, plain features first */
+    ck_assert_int_eq(feat_config_set(c, "table.tx.feature.extra", "bool", err, sizeof(err)), FEAT_OK);
+    ck_assert_int_eq(feat_config_validate(c, err, sizeof(err)), FEAT_OK);
+    ck_assert_uint_eq(c->tables[0].nplain, 4);
+    ck_assert_str_eq(c->tables[0].features[3].name, "extra");
+    ck_assert_str_eq(c->tables[0].features[4].name, "spend_1h");
+    ck_assert_uint_eq(c->tables[0].nfeatures, sizeof(want) / sizeof(want[0]) + 1);
+    feat_config_free(c);
+
+    static const struct { const char *line, *says; } refused[] = {
+        {"agg.x = sum(shop) over 1h", "string"},
+        {"agg.x = median(amount) over 1h", "unknown function"},
+        {"agg.x = sum(nope) over 1h", "unknown field"},
+        {"agg.x = sum(amount) over 90s", "not a multiple"},
+        {"agg.x = sum(amount) over 30d", "agg_max_tiles"},
+        {"agg.x = sum(amount)", "over"},
+        {"agg.x = sum(amount) over", "window"},
+        {"agg.x = sum(amount) over 1h 2h", "commas"},
+        {"agg.x = sum(amount) over 1h, 1h", "twice"},
+        {"agg.x = sum(amount) over 0", "duration"},
+        {"agg.x = last_n(shop) over 1h", "parameter"},
+        {"agg.x = last_n(shop, 101) over 1h", "1..100"},
+        {"agg.x = approx_quantile(amount, 1.5) over 1h", "[0, 1]"},
+        {"agg.x = count(amount, 3) over 1h", ")"},
+        {"agg.x = min(shop) over 1h", "double or int64"},
+        {"agg.amount = count(amount) over 1h\nfeature.amount_1h = int64", "already has"},
+        {"agg.9x = count(amount) over 1h", "not an aggregation name"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), AGG_HEAD "%s\n", refused[i].line);
+        err[0] = 0;
+        ck_assert_msg(feat_config_parse(buf, strlen(buf), err, sizeof(err)) == NULL, "accepted: %s", refused[i].line);
+        ck_assert_msg(strstr(err, "table.tx.agg.") && strstr(err, refused[i].says) && !strchr(err, '\n'),
+                      "%s: \"%s\" should name table.tx.agg.* and say \"%s\"", refused[i].line, err, refused[i].says);
+    }
+}
+END_TEST
+
 START_TEST(set_before_validation) {
     char err[512] = "";
     char *path = write_tmp("[serve]\nlisten = 127.0.0.1:1\n[table t]\nfeature.a = int64\n");
@@ -364,6 +448,7 @@ int main(void) {
     tcase_add_test(tc, type_aliases_documented);
     tcase_add_test(tc, long_headers_and_lines_refused);
     tcase_add_test(tc, set_before_validation);
+    tcase_add_test(tc, aggregations_expand_and_refuse);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
