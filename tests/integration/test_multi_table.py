@@ -15,6 +15,7 @@ the current risks (rewritten after every label) would not fit.  Then:
     those values, rows aligned, entity_key the first feature's table's key;
   - entity_keys alone, or a row without merchant_id, is INVALID_ARGUMENT
     naming merchant_id;
+  - featctl predict --keys gives the same scores;
   - a label without merchant_id is a dead letter (missing_label_key)."""
 import json
 import math
@@ -195,6 +196,11 @@ def main():
             assert abs(p.score - (2 * users[u][1] + 3 * mhist[m][-1][1])) < 0.5, (u, m, p.score)
         assert res.predictions[-1].score != res.predictions[-2].score
         H.log(f"Predict by entity_rows equals raw-row Predict on both tables' current values ({len(pairs)} rows)")
+        # featctl predict --keys: one row per --keys, the same scores
+        pj = json.loads(featctl("--json", "predict", "fraud", "--keys", f"user_id={pairs[0][0]},merchant_id={pairs[0][1]}",
+                                "--keys", f"merchant_id={pairs[1][1]},user_id={pairs[1][0]}").stdout)
+        assert [p_["entity_key"] for p_ in pj["predictions"]] == [pairs[0][0], pairs[1][0]], pj
+        assert [p_["score"] for p_ in pj["predictions"]] == [p_.score for p_ in res.predictions[:2]], pj
         # an unknown merchant: its feature is missing (imputed), the user's is read
         p = feat.Predict(fs.PredictRequest(model="fraud", entity_rows=[
             fs.EntityKeys(keys={"user_id": "h1", "merchant_id": "nobody"})]), timeout=10).predictions[0]
