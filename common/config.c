@@ -245,7 +245,14 @@ static const opt_t opts[] = {
      "logreg (binary classification), linreg (regression) or mlp (one hidden layer; "
      "classification)."},
     {"model", "features", OPT_STRING, 0, 0, "", NULL, M(features_list),
-     "Comma-separated feature names of the table; empty = all of them."},
+     "Comma-separated feature names of the table; empty = all of them. TABLE.FEATURE names a feature "
+     "of another table: one keyed by the same entity as `table` is read with the label's key, any "
+     "other needs its entity in label_keys."},
+    {"model", "label_keys", OPT_STRING, 0, 0, "", NULL, M(label_keys_list),
+     "Comma-separated entity names (other tables' `entity`) whose keys each label carries besides "
+     "its own key, in its \"keys\" map (JSON) or LabelEvent.keys (protobuf); a label without one is "
+     "a dead letter (missing_label_key). Training sets read each table with its key; Predict and "
+     "GetOnlineFeatures then take entity_rows."},
     {"model", "policy", OPT_ENUM, 0, 0, "manual", "manual|auto", M(policy),
      "manual: a new version becomes the challenger and an operator promotes it; auto: it is promoted "
      "when it beats the champion on the same validation window by promote_margin. Under either policy a "
@@ -1108,6 +1115,127 @@ static feat_err_t split_list(const char *s, char ***out, size_t *n) {
     return FEAT_OK;
 }
 
+static void free_list(char **l, size_t n) {
+    for (size_t k = 0; k < n; k++) free(l[k]);
+    free(l);
+}
+
+/* Resolves m's label_keys and features (a list of FEATURE or TABLE.FEATURE)
+ * into m->label_keys, m->features (canonical names: the primary table's
+ * unqualified, others' qualified) and m->feats.  An empty features list
+ * leaves m->nfeatures 0 (the caller takes every feature of t). */
+static feat_err_t resolve_model_features(feat_config_t *c, feat_model_conf_t *m, const feat_table_conf_t *t,
+                                         char *err, size_t errlen) {
+    free_list(m->features, m->nfeatures);
+    free(m->feats);
+    free_list(m->label_keys, m->nlabel_keys);
+    m->features = m->label_keys = NULL;
+    m->feats = NULL;
+    m->nfeatures = m->nlabel_keys = 0;
+    m->multi = 0;
+    if (m->label_keys_list && *m->label_keys_list) {
+        if (split_list(m->label_keys_list, &m->label_keys, &m->nlabel_keys)) return FEAT_ERR_NOMEM;
+        if (m->nlabel_keys > FEAT_MAX_LABEL_KEYS) {
+            feat_errf(err, errlen, "model.%s.label_keys: at most %d entity names", m->name, FEAT_MAX_LABEL_KEYS);
+            return FEAT_ERR_CONFIG;
+        }
+        for (size_t k = 0; k < m->nlabel_keys; k++) {
+            const char *e = m->label_keys[k];
+            if (!name_ok(e)) {
+                feat_errf(err, errlen, "model.%s.label_keys: \"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*)", m->name, e);
+                return FEAT_ERR_CONFIG;
+            }
+            if (!strcmp(e, t->entity)) {
+                feat_errf(err, errlen, "model.%s.label_keys: \"%s\" is the entity of table %s, the label's own key",
+                        m->name, e, t->name);
+                return FEAT_ERR_CONFIG;
+            }
+            for (size_t j = 0; j < k; j++)
+                if (!strcmp(m->label_keys[j], e)) {
+                    feat_errf(err, errlen, "model.%s.label_keys: \"%s\" listed twice", m->name, e);
+                    return FEAT_ERR_CONFIG;
+                }
+            size_t ti;
+            for (ti = 0; ti < c->ntables && strcmp(c->tables[ti].entity, e); ti++) {}
+            if (ti == c->ntables) {
+                feat_errf(err, errlen, "model.%s.label_keys: no table has entity \"%s\"", m->name, e);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+    }
+    if (!m->features_list || !*m->features_list) return FEAT_OK;
+    char **names;
+    size_t n;
+    if (split_list(m->features_list, &names, &n)) return FEAT_ERR_NOMEM;
+    m->features = calloc(n ? n : 1, sizeof(char *));
+    m->feats = calloc(n ? n : 1, sizeof(feat_model_feat_t));
+    if (!m->features || !m->feats) {
+        free_list(names, n);
+        return FEAT_ERR_NOMEM;
+    }
+    feat_err_t rc = FEAT_OK;
+    for (size_t k = 0; k < n && !rc; k++) {
+        const char *name = names[k], *dot = strchr(name, '.');
+        const feat_table_conf_t *ft = t;
+        const char *fname = name;
+        if (dot) {
+            char tname[FEAT_MAX_NAME + 1];
+            size_t tl = (size_t)(dot - name);
+            snprintf(tname, sizeof(tname), "%.*s", (int)(tl > FEAT_MAX_NAME ? FEAT_MAX_NAME : tl), name);
+            ft = tl <= FEAT_MAX_NAME ? feat_config_table(c, tname) : NULL;
+            if (!ft) {
+                feat_errf(err, errlen, "model.%s.features: \"%s\": no table named \"%.*s\"", m->name, name,
+                        (int)(tl > 64 ? 64 : tl), name);
+                rc = FEAT_ERR_CONFIG;
+                break;
+            }
+            fname = dot + 1;
+        }
+        int f = feat_table_feature_index(ft, fname, strlen(fname));
+        if (f < 0) {
+            feat_errf(err, errlen, "model.%s.features: table %s has no feature \"%s\"", m->name, ft->name, fname);
+            rc = FEAT_ERR_CONFIG;
+            break;
+        }
+        int32_t key = -1;
+        if (strcmp(ft->entity, t->entity) != 0) {
+            size_t j;
+            for (j = 0; j < m->nlabel_keys && strcmp(m->label_keys[j], ft->entity); j++) {}
+            if (j == m->nlabel_keys) {
+                feat_errf(err, errlen,
+                        "model.%s.features: \"%s\" is keyed by %s, which labels do not carry (add it to "
+                        "model.%s.label_keys)", m->name, name, ft->entity, m->name);
+                rc = FEAT_ERR_CONFIG;
+                break;
+            }
+            key = (int32_t)j;
+        }
+        char *canon;
+        if (ft == t) canon = strdup(fname);
+        else if ((canon = malloc(strlen(ft->name) + strlen(fname) + 2)))
+            sprintf(canon, "%s.%s", ft->name, fname);
+        if (!canon) {
+            rc = FEAT_ERR_NOMEM;
+            break;
+        }
+        for (size_t j = 0; j < m->nfeatures; j++) {
+            if (strcmp(m->features[j], canon) == 0) {
+                feat_errf(err, errlen, "model.%s.features: \"%s\" listed twice", m->name, canon);
+                rc = FEAT_ERR_CONFIG;
+            }
+        }
+        if (rc) {
+            free(canon);
+            break;
+        }
+        m->features[m->nfeatures] = canon;
+        m->feats[m->nfeatures++] = (feat_model_feat_t){(uint32_t)(ft - c->tables), (uint32_t)f, key};
+        if (ft != t) m->multi = 1;
+    }
+    free_list(names, n);
+    return rc;
+}
+
 /* TLS keys come in pairs; plain text off loopback only when asked for.  The
  * files themselves are read by featd at start-up (serve/tls.c), not here:
  * featctl loads the same file and may not be allowed to read featd's key. */
@@ -1524,31 +1652,17 @@ feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
                 return FEAT_ERR_CONFIG;
             }
         }
-        for (size_t k = 0; k < m->nfeatures; k++) free(m->features[k]);
-        free(m->features);
-        m->features = NULL;
-        m->nfeatures = 0;
-        if (m->features_list && *m->features_list) {
-            if (split_list(m->features_list, &m->features, &m->nfeatures)) return FEAT_ERR_NOMEM;
-            for (size_t k = 0; k < m->nfeatures; k++) {
-                if (feat_table_feature_index(t, m->features[k], strlen(m->features[k])) < 0) {
-                    feat_errf(err, errlen, "model.%s.features: table %s has no feature \"%s\"", m->name,
-                            t->name, m->features[k]);
-                    return FEAT_ERR_CONFIG;
-                }
-                for (size_t j = 0; j < k; j++) {
-                    if (strcmp(m->features[j], m->features[k]) == 0) {
-                        feat_errf(err, errlen, "model.%s.features: \"%s\" listed twice", m->name, m->features[k]);
-                        return FEAT_ERR_CONFIG;
-                    }
-                }
-            }
-        } else {
+        feat_err_t mrc = resolve_model_features(c, m, t, err, errlen);
+        if (mrc) return mrc;
+        if (m->nfeatures) continue;
+        {
             m->features = calloc(t->nfeatures, sizeof(char *));
-            if (!m->features) return FEAT_ERR_NOMEM;
+            m->feats = calloc(t->nfeatures, sizeof(feat_model_feat_t));
+            if (!m->features || !m->feats) return FEAT_ERR_NOMEM;
             for (size_t k = 0; k < t->nfeatures; k++) {
                 m->features[k] = strdup(t->features[k].name);
                 if (!m->features[k]) return FEAT_ERR_NOMEM;
+                m->feats[k] = (feat_model_feat_t){(uint32_t)(t - c->tables), (uint32_t)k, -1};
                 m->nfeatures++;
             }
         }
@@ -1688,6 +1802,9 @@ void feat_config_free(feat_config_t *c) {
         free(c->models[k].name);
         for (size_t f = 0; f < c->models[k].nfeatures; f++) free(c->models[k].features[f]);
         free(c->models[k].features);
+        free(c->models[k].feats);
+        for (size_t f = 0; f < c->models[k].nlabel_keys; f++) free(c->models[k].label_keys[f]);
+        free(c->models[k].label_keys);
     }
     for (size_t k = 0; k < c->nkafka; k++) {
         free(c->kafka[k].key);

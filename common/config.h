@@ -114,14 +114,32 @@ static inline int feat_feature_is_agg(const feat_table_conf_t *t, size_t f) {
     return f < t->nfeatures && t->features[f].agg >= 0 && (size_t)t->features[f].agg < t->naggs;
 }
 
+#define FEAT_MAX_LABEL_KEYS 8  /* extra entity keys one label may carry (model.label_keys) */
+
+/* One resolved model feature: where it is read from and with which key. */
+typedef struct feat_model_feat {
+    uint32_t table;      /* index into feat_config_t.tables */
+    uint32_t feature;    /* index into that table's features */
+    int32_t key;         /* -1 = the label's own key (the table's entity is the primary table's);
+                          * else an index into label_keys */
+} feat_model_feat_t;
+
 typedef struct feat_model_conf {
     char *name;
-    char *table;         /* a declared table */
+    char *table;         /* a declared table: the primary one, keyed by the label's "key" */
     char *label_topic;   /* topic of LabelEvents for this model */
     char *task;          /* "logreg" | "linreg" | "mlp" */
-    char *features_list; /* comma-separated; empty = every feature of the table */
-    size_t nfeatures;    /* resolved feature list (names owned here) */
+    char *features_list; /* comma-separated; empty = every feature of the table; TABLE.FEATURE
+                          * names another table's feature */
+    size_t nfeatures;    /* resolved feature list (names owned here): the primary table's
+                          * features unqualified, other tables' as "TABLE.FEATURE" (the names
+                          * a trained model carries) */
     char **features;
+    feat_model_feat_t *feats;     /* [nfeatures]: the same list resolved */
+    int multi;                    /* 1 when some feature is read from a table other than `table` */
+    char *label_keys_list;        /* comma-separated entity names a label carries besides "key" */
+    size_t nlabel_keys;           /* 0 .. FEAT_MAX_LABEL_KEYS */
+    char **label_keys;            /* owned; in label_keys_list order (the order stored with labels) */
     /* training */
     char *policy;                 /* "manual" | "auto" */
     double promote_margin;        /* auto: AUC +margin, or RMSE x (1 - margin) */

@@ -15,6 +15,7 @@
  *     rollback MODEL                          return to the previous champion
  *     retrain MODEL [--reason TEXT] [--wait]  request a training run (--wait: progress bar)
  *     predict MODEL KEY...                    scores from the entities' online features
+ *     predict MODEL --keys user_id=u1,merchant_id=m7 ...   the same, one key per entity kind per row
  *     score MODEL --at TIME [KEY...|--keys-file F] [--out F.csv]
  *                                             batch prediction as of TIME, to CSV
  *     backup DIR                              consistent copy of the store into the new
@@ -68,6 +69,7 @@ void featctl_usage(FILE *f) {
                "  rollback MODEL\n"
                "  retrain MODEL [--reason TEXT] [--wait]\n"
                "  predict MODEL KEY... [--alias champion|challenger] [--version N]\n"
+               "  predict MODEL --keys E=KEY[,E=KEY...]...  (a row per --keys, a key per entity E)\n"
                "  score MODEL --at TIME [--keys-file FILE|-] [KEY...] [--out FILE.csv] [--alias A] [--version N]\n"
                "  backup DIR                       (a new directory on featd's host; relative = from here)\n");
 }

@@ -310,26 +310,67 @@ static Featd__V1__PredictResponse *predict_call(Featd__V1__PredictRequest *req) 
     return r;
 }
 
+/* One --keys value, "ENTITY=KEY,ENTITY=KEY", into row (entries into ents,
+ * strings into the writable copy s).  0, or -1 when an item is not
+ * ENTITY=KEY with both non-empty. */
+static int parse_entity_keys(char *s, Featd__V1__EntityKeys *row, Featd__V1__EntityKeys__KeysEntry *ents,
+                             Featd__V1__EntityKeys__KeysEntry **ptrs, size_t cap) {
+    featd__v1__entity_keys__init(row);
+    row->keys = ptrs;
+    for (char *item = strtok(s, ","); item; item = strtok(NULL, ",")) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item || !eq[1] || row->n_keys == cap) return -1;
+        *eq = 0;
+        featd__v1__entity_keys__keys_entry__init(&ents[row->n_keys]);
+        ents[row->n_keys].key = item;
+        ents[row->n_keys].value = eq + 1;
+        ptrs[row->n_keys] = &ents[row->n_keys];
+        row->n_keys++;
+    }
+    return row->n_keys ? 0 : -1;
+}
+
 int featctl_predict(int argc, char **argv) {
     Featd__V1__PredictRequest req = FEATD__V1__PREDICT_REQUEST__INIT;
     char **keys = calloc((size_t)argc + 1, sizeof(char *));
-    size_t nk = 0;
-    for (int i = 0; i < argc; i++) {
+    /* --keys rows: at most argc, each at most 16 entities */
+    Featd__V1__EntityKeys *rows = calloc((size_t)argc + 1, sizeof(*rows));
+    Featd__V1__EntityKeys **rowp = calloc((size_t)argc + 1, sizeof(*rowp));
+    Featd__V1__EntityKeys__KeysEntry *ents = calloc(16 * ((size_t)argc + 1), sizeof(*ents));
+    Featd__V1__EntityKeys__KeysEntry **entp = calloc(16 * ((size_t)argc + 1), sizeof(*entp));
+    char **copies = calloc((size_t)argc + 1, sizeof(char *));
+    size_t nk = 0, nr = 0;
+    int bad = !keys || !rows || !rowp || !ents || !entp || !copies;
+    for (int i = 0; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--alias") && i + 1 < argc) req.alias = argv[++i];
         else if (!strcmp(argv[i], "--version") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &req.version)) { free(keys); featctl_usage(stderr); return 2; }
+            if (parse_u64(argv[++i], &req.version)) bad = 1;
+        } else if (!strcmp(argv[i], "--keys") && i + 1 < argc) {
+            copies[nr] = strdup(argv[++i]);
+            if (!copies[nr] || parse_entity_keys(copies[nr], &rows[nr], ents + 16 * nr, entp + 16 * nr, 16)) {
+                fprintf(stderr, "featctl: predict: --keys \"%s\" is not ENTITY=KEY[,ENTITY=KEY...]\n", argv[i]);
+                bad = 1;
+            }
+            rowp[nr] = &rows[nr];
+            nr++;
         } else if (!*req.model) req.model = argv[i];
         else keys[nk++] = argv[i];
     }
-    if (!*req.model || !nk) {
+    if (bad || !*req.model || (!nk && !nr) || (nk && nr)) { /* KEY... or --keys rows, not both */
         free(keys);
+        for (size_t k = 0; copies && k < nr; k++) free(copies[k]);
+        free(copies); free(rows); free(rowp); free(ents); free(entp);
         featctl_usage(stderr);
         return 2;
     }
     req.n_entity_keys = nk;
     req.entity_keys = keys;
+    req.n_entity_rows = nr;
+    req.entity_rows = rowp;
     Featd__V1__PredictResponse *r = predict_call(&req);
     free(keys);
+    for (size_t k = 0; k < nr; k++) free(copies[k]);
+    free(copies); free(rows); free(rowp); free(ents); free(entp);
     if (!r) return 1;
     print_predictions(r);
     featd__v1__predict_response__free_unpacked(r, NULL);

@@ -22,7 +22,7 @@
 static const char *const reason_names[FEAT_DL_COUNT] = {
     "undecodable", "unknown_table", "unknown_feature", "unknown_model", "wrong_type",
     "missing_key", "bad_key", "missing_timestamp", "bad_timestamp", "non_finite",
-    "oversize", "no_features", "duplicate_feature", "empty_key", "invalid_utf8"};
+    "oversize", "no_features", "duplicate_feature", "empty_key", "invalid_utf8", "missing_label_key"};
 
 const char *feat_dl_reason_name(feat_dl_reason_t r) {
     return (unsigned)r < FEAT_DL_COUNT ? reason_names[r] : "unknown";
@@ -145,7 +145,8 @@ typedef struct msg_fields {
     const char *key; size_t klen; int has_key;
     int64_t ts; int has_ts;
     double label; int has_label;
-    size_t nfeat;
+    size_t nfeat;                 /* events: features in d->raw */
+    size_t nxkeys;                /* labels: "keys" entries in d->raw (name = entity, RAW_STRING or RAW_NONE) */
 } msg_fields_t;
 
 /* Parses a Value message into rf (1; 0 when it does not decode).  A Value that appears again in the same
@@ -182,6 +183,28 @@ static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, 
         else if (f.num == 2 && f.wt == 2) { m->key = (const char *)f.s; m->klen = f.n; m->has_key = f.n > 0; }
         else if (f.num == 3 && f.wt == 0) { m->ts = (int64_t)f.u; m->has_ts = f.u != 0; }
         else if (label && f.num == 4 && f.wt == 1) { memcpy(&m->label, &f.u, 8); m->has_label = 1; }
+        else if (label && f.num == 5 && f.wt == 2) { /* keys: map<string, string> */
+            if (m->nxkeys >= d->nraw_cap) {
+                dead(out, FEAT_DL_OVERSIZE, "more than %d entries in \"keys\"", FEAT_MAX_FEATURES);
+                return 1;
+            }
+            raw_feat_t *rf = &d->raw[m->nxkeys++];
+            memset(rf, 0, sizeof(*rf));
+            rf->name = "";
+            rf->kind = RAW_STRING;
+            rf->v.s.p = "";
+            pb_t e;
+            feat_pb_init(&e, f.s, f.n);
+            pb_field_t ef;
+            while (e.p < e.end) {
+                if (!pb_next(&e, &ef) || (ef.num <= 2 && ef.wt != 2)) {
+                    dead(out, FEAT_DL_UNDECODABLE, "malformed keys map entry");
+                    return 1;
+                }
+                if (ef.num == 1) { rf->name = (const char *)ef.s; rf->nlen = ef.n; }
+                else if (ef.num == 2) { rf->v.s.p = (const char *)ef.s; rf->v.s.n = ef.n; }
+            }
+        }
         else if (!label && f.num == 4 && f.wt == 2) {
             if (m->nfeat >= d->nraw_cap) {
                 dead(out, FEAT_DL_OVERSIZE, "more than %d features in one event", FEAT_MAX_FEATURES);
@@ -212,7 +235,7 @@ static int pb_parse(feat_decoder_t *d, const void *val, size_t vlen, int label, 
             }
             if (!has_val) rf->kind = RAW_NONE;
             if (!rf->name) { rf->name = ""; rf->nlen = 0; }
-        } else if (f.num <= 4) {
+        } else if (f.num <= 4 || (label && f.num == 5)) {
             dead(out, FEAT_DL_UNDECODABLE, "field %u has the wrong wire type", f.num);
             return 1;
         }
@@ -354,6 +377,33 @@ static int json_parse(feat_decoder_t *d, const char *text, size_t vlen, int labe
                 return 1;
             }
             features_tok = (int)(i + 1);
+        } else if (label && KEY_IS("keys")) {
+            if (vt->type != FEAT_JSON_OBJECT) {
+                dead(out, FEAT_DL_WRONG_TYPE, "\"keys\" must be an object (entity name to key)");
+                return 1;
+            }
+            uint32_t j = i + 2;
+            for (uint32_t e = 0; e < vt->size; e++) {
+                if (m->nxkeys >= d->nraw_cap) {
+                    dead(out, FEAT_DL_OVERSIZE, "more than %d entries in \"keys\"", FEAT_MAX_FEATURES);
+                    return 1;
+                }
+                raw_feat_t *rf = &d->raw[m->nxkeys++];
+                memset(rf, 0, sizeof(*rf));
+                const feat_json_tok_t *ev = &t[j + 1];
+                if (!json_str(d, text, &t[j], &rf->name, &rf->nlen)) return dead(out, FEAT_DL_OVERSIZE, "entity name too long"), 1;
+                if (ev->type == FEAT_JSON_STRING) {
+                    rf->kind = RAW_STRING;
+                    if (!json_str(d, text, ev, &rf->v.s.p, &rf->v.s.n)) return dead(out, FEAT_DL_OVERSIZE, "key too long"), 1;
+                } else if (ev->type == FEAT_JSON_NUMBER && ev->integral) {
+                    rf->kind = RAW_STRING; /* numeric ids keep their literal text, as "key" */
+                    rf->v.s.p = text + ev->start;
+                    rf->v.s.n = ev->end - ev->start;
+                } else {
+                    rf->kind = RAW_NONE;
+                }
+                j = t[j + 1].next;
+            }
         } else if (label && KEY_IS("label")) {
             if (vt->type == FEAT_JSON_TRUE || vt->type == FEAT_JSON_FALSE) {
                 m->label = vt->type == FEAT_JSON_TRUE;
@@ -412,6 +462,37 @@ static int bad_name(feat_decoded_t *out, const char *what, const char *name, siz
     dead(out, FEAT_DL_INVALID_UTF8, "%s name \"%s\" is not valid UTF-8 at byte %zu", what, show(name, n, sb, sizeof(sb)),
          bad);
     return 1;
+}
+
+/* Fills out->xkeys with the label's key of each of mc's label_keys (the last
+ * "keys" entry naming it); 1 when out is a dead letter. */
+static int label_keys(feat_decoder_t *d, const feat_model_conf_t *mc, const msg_fields_t *m, feat_decoded_t *out) {
+    out->nx = 0;
+    for (size_t k = 0; k < mc->nlabel_keys; k++) {
+        const char *ent = mc->label_keys[k];
+        size_t el = strlen(ent);
+        const raw_feat_t *rf = NULL;
+        for (size_t i = 0; i < m->nxkeys; i++)
+            if (d->raw[i].nlen == el && memcmp(d->raw[i].name, ent, el) == 0) rf = &d->raw[i];
+        if (!rf)
+            return dead(out, FEAT_DL_MISSING_LABEL_KEY, "no key for entity %s in \"keys\" (model %s's label_keys)", ent,
+                        mc->name), 1;
+        if (rf->kind != RAW_STRING)
+            return dead(out, FEAT_DL_WRONG_TYPE, "keys.%s must be a non-empty string or an integer", ent), 1;
+        const char *key = rf->v.s.p;
+        size_t klen = rf->v.s.n;
+        if (klen == 0) return dead(out, FEAT_DL_EMPTY_KEY, "keys.%s is empty", ent), 1;
+        if ((int64_t)klen > d->conf.max_key)
+            return dead(out, FEAT_DL_OVERSIZE, "keys.%s is %zu bytes; ingest.max_key_bytes is %lld", ent, klen,
+                        (long long)d->conf.max_key), 1;
+        size_t bad = feat_utf8_valid_prefix(key, klen);
+        if (bad < klen) return dead(out, FEAT_DL_INVALID_UTF8, "keys.%s is not valid UTF-8 at byte %zu", ent, bad), 1;
+        if (memchr(key, 0, klen)) return dead(out, FEAT_DL_BAD_KEY, "keys.%s has a NUL byte", ent), 1;
+        out->xkeys[k] = key;
+        out->xklens[k] = klen;
+        out->nx = k + 1;
+    }
+    return 0;
 }
 
 static int check_ts(feat_decoder_t *d, const msg_fields_t *m, int64_t now, feat_decoded_t *out) {
@@ -591,6 +672,7 @@ feat_dec_kind_t feat_decode(feat_decoder_t *d, const char *topic, const void *ke
         if (check_key(d, ekey, eklen, !m.has_key, out) || check_ts(d, &m, now_ms, out)) return FEAT_DEC_DEAD;
         if (!m.has_label) return dead(out, FEAT_DL_WRONG_TYPE, "no \"label\"");
         if (!isfinite(m.label)) return dead(out, FEAT_DL_NON_FINITE, "label is not finite");
+        if (label_keys(d, &d->conf.models[mi], &m, out)) return FEAT_DEC_DEAD;
         out->kind = FEAT_DEC_LABEL;
         out->model = mi;
         out->key = ekey;

@@ -9,6 +9,7 @@
  * Formats: protobuf featd.v1.FeatureEvent / LabelEvent, or JSON
  *   {"table": "user", "key": "u42", "ts": 1732406400000, "features": {...}}
  *   {"model": "churn", "key": "u42", "ts": 1732406400000, "label": 1}
+ *   {"model": "fraud", "key": "u42", "ts": 1732406400000, "label": 1, "keys": {"merchant_id": "m7"}}
  * chosen by the content-type header (application/json, application/x-protobuf,
  * application/protobuf, application/vnd.google.protobuf), else detected:
  * a value whose first non-blank byte is '{' is JSON, anything else protobuf.
@@ -30,6 +31,14 @@
  * value that is not is a dead letter, invalid_utf8, in either format; so is
  * JSON text with invalid UTF-8 in a string, or a \u escape of a lone
  * surrogate ("\ud800"), which no UTF-8 text can hold.
+ *
+ * A label carries one more key for each entity in its model's label_keys:
+ * JSON "keys" (an object: entity name → a non-empty string or an integer),
+ * protobuf LabelEvent.keys (map<string,string>).  One missing is a dead
+ * letter (missing_label_key); an empty one empty_key (JSON "keys" not an
+ * object, or a value of another type: wrong_type); each is checked like the
+ * entity key (oversize, invalid_utf8, bad_key).  Entities the model does
+ * not need are ignored.
  *
  * A feat_decoder_t is owned by one thread; the decoded result points into the
  * message and the decoder's scratch and is valid until the next feat_decode.
@@ -63,6 +72,7 @@ typedef enum feat_dl_reason {
                                   neither a string nor an integer */
     FEAT_DL_INVALID_UTF8,      /* a key, table, model or feature name, or string value, or the
                                   JSON text, is not valid UTF-8 (common/utf8.h) */
+    FEAT_DL_MISSING_LABEL_KEY, /* a label without one of its model's label_keys in "keys" */
     FEAT_DL_COUNT
 } feat_dl_reason_t;
 
@@ -89,6 +99,9 @@ typedef struct feat_decoded {
     /* label */
     uint32_t model;             /* index into the conf's models */
     double label;
+    size_t nx;                  /* the model's nlabel_keys: xkeys[i] is the key of label_keys[i] */
+    const char *xkeys[FEAT_MAX_LABEL_KEYS];
+    size_t xklens[FEAT_MAX_LABEL_KEYS];
     /* dead letter */
     feat_dl_reason_t reason;
     char detail[256];

@@ -1,7 +1,9 @@
 /*
  * serve/models_rpc.c — Predict and the model registry's admin methods.
  *
- * Predict by entity keys: for each key the cache may hold the score this
+ * Predict by entity_rows (one key per entity kind, models over several
+ * tables) reads each table's features with its entity's key, without the
+ * score cache.  Predict by entity keys: for each key the cache may hold the score this
  * model version computed from the entity's current row (see cache.h); the
  * rest are read with feat_online_lookup() — the same code and cache
  * GetOnlineFeatures uses — turned into raw rows (a feature that is not
@@ -123,6 +125,54 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     return FEAT_OK;
 }
 
+/* Scores by entity_rows: each group of the version's features (one table,
+ * one entity) is read with that entity's key from every row.  No score
+ * cache: a cached score is keyed by one entity only.  keys/klens get each
+ * row's key of the model's own table's entity (the Prediction's entity_key). */
+static feat_err_t score_entity_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l,
+                                    Featd__V1__EntityKeys *const *rows, size_t n, int64_t now, double *scores,
+                                    uint32_t *missing, const char **keys, size_t *klens) {
+    const feat_model_t *m = feat_loaded_model(l);
+    size_t nf = feat_loaded_nfeatures(l), ng = feat_loaded_ngroups(l);
+    const feat_loaded_group_t *groups = feat_loaded_groups(l);
+    feat_err_t rc = featd_svc_row_keys(sv, call, rows, n, feat_loaded_table(l)->conf->entity, keys, klens);
+    if (rc) return rc;
+    const char **gk = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
+    size_t *gl = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    feat_value_t *vals = feat_arena_alloc(call->arena, n * nf * sizeof(feat_value_t) + 1);
+    feat_raw_t *raw = feat_arena_alloc(call->arena, n * nf * sizeof(feat_raw_t) + 1);
+    feat_lookup_scratch_t *ls = feat_arena_calloc(call->arena, (ng + 1) * sizeof(feat_lookup_scratch_t));
+    size_t scratch_len = feat_model_scratch_size(m);
+    void *scratch = feat_arena_alloc(call->arena, scratch_len + 1);
+    if (!gk || !gl || !vals || !raw || !ls || !scratch) return FEAT_ERR_NOMEM;
+    for (size_t g = 0; g < ng && !rc; g++) { /* every key checked before any read */
+        if (strcmp(groups[g].entity, feat_loaded_table(l)->conf->entity))
+            rc = featd_svc_row_keys(sv, call, rows, n, groups[g].entity, gk, gl);
+    }
+    for (size_t g = 0; g < ng && !rc; g++) {
+        const feat_loaded_group_t *gr = &groups[g];
+        if (strcmp(gr->entity, feat_loaded_table(l)->conf->entity) == 0) {
+            memcpy(gk, keys, n * sizeof(char *));
+            memcpy(gl, klens, n * sizeof(size_t));
+        } else if ((rc = featd_svc_row_keys(sv, call, rows, n, gr->entity, gk, gl))) {
+            break;
+        }
+        rc = featd_svc_lookup_rows(sv, call, gr->t, n, gk, gl, gr->fidx, gr->pos, gr->n, nf, now, vals, &ls[g]);
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        uint32_t miss = 0;
+        for (size_t j = 0; j < nf; j++) {
+            raw[i * nf + j] = feat_raw_from_value(&vals[i * nf + j]);
+            miss += vals[i * nf + j].status != FEAT_ST_PRESENT;
+        }
+        missing[i] = miss;
+    }
+    if (!rc && (rc = feat_model_predict_batch(m, raw, n, scratch, scratch_len, scores)))
+        rc = ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
+    for (size_t g = 0; g < ng; g++) feat_lookup_scratch_free(&ls[g]); /* string values point into them */
+    return rc;
+}
+
 static const char *value_kind(const Featd__V1__Value *v) {
     switch (v->kind_case) {
     case FEATD__V1__VALUE__KIND_DOUBLE_VALUE: return "double";
@@ -196,16 +246,29 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_err_t err;
     Featd__V1__PredictRequest *req = featd_svc_unpack(call, &featd__v1__predict_request__descriptor, &err);
     if (!req) return err;
-    if (req->n_entity_keys && req->n_rows)
-        return ERR(call, FEAT_ERR_INVALID, "give entity_keys or rows, not both");
-    if (!req->n_entity_keys && !req->n_rows) return ERR(call, FEAT_ERR_INVALID, "entity_keys and rows are both empty");
-    size_t n = req->n_entity_keys ? req->n_entity_keys : req->n_rows;
+    if (!!req->n_entity_keys + !!req->n_rows + !!req->n_entity_rows > 1)
+        return ERR(call, FEAT_ERR_INVALID, "give one of entity_keys, entity_rows or rows");
+    if (!req->n_entity_keys && !req->n_rows && !req->n_entity_rows)
+        return ERR(call, FEAT_ERR_INVALID, "entity_keys, entity_rows and rows are all empty");
+    size_t n = req->n_entity_keys ? req->n_entity_keys : req->n_rows ? req->n_rows : req->n_entity_rows;
     if ((int64_t)n > sv->conf.max_keys)
-        return ERR(call, FEAT_ERR_INVALID, "too many %s: %zu > serve.max_keys = %lld", req->n_rows ? "rows" : "entity keys",
-                   n, (long long)sv->conf.max_keys);
+        return ERR(call, FEAT_ERR_INVALID, "too many %s: %zu > serve.max_keys = %lld",
+                   req->n_rows ? "rows" : req->n_entity_rows ? "entity rows" : "entity keys", n,
+                   (long long)sv->conf.max_keys);
     if (req->n_entity_keys && (err = featd_svc_check_keys(sv, call, req->entity_keys, n))) return err;
     feat_loaded_t *l = acquire(sv, call, req->model, req->alias, req->version, &err);
     if (!l) return err;
+    if (req->n_entity_keys && feat_loaded_multi(l)) { /* name an entity entity_keys cannot give */
+        const feat_loaded_group_t *g = feat_loaded_groups(l);
+        const char *own = feat_loaded_table(l)->conf->entity, *other = own;
+        for (size_t k = 0; k < feat_loaded_ngroups(l) && other == own; k++)
+            if (strcmp(g[k].entity, own)) other = g[k].entity;
+        err = ERR(call, FEAT_ERR_INVALID,
+                  "model %s reads tables keyed by %s and %s: give entity_rows with a key for entity \"%s\" "
+                  "(entity_keys hold %s keys only)", req->model, own, other, other, own);
+        feat_loaded_release(l);
+        return err;
+    }
     int64_t now = feat_now_ms();
     double *scores = feat_arena_alloc(call->arena, n * sizeof(double));
     uint32_t *missing = feat_arena_alloc(call->arena, n * sizeof(uint32_t));
@@ -213,6 +276,8 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     const char **keys = feat_arena_alloc(call->arena, n * sizeof(char *));
     if (!scores || !missing || !klens || !keys) err = FEAT_ERR_NOMEM;
     else if (req->n_entity_keys) err = score_keys(sv, call, l, req->entity_keys, n, now, scores, missing, klens);
+    else if (req->n_entity_rows)
+        err = score_entity_rows(sv, call, l, req->entity_rows, n, now, scores, missing, keys, klens);
     else err = score_rows(sv, call, l, req->rows, n, scores, missing);
     Featd__V1__PredictResponse res = FEATD__V1__PREDICT_RESPONSE__INIT;
     res.model = req->model;
@@ -223,8 +288,8 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (!err && (!res.predictions || !pv)) err = FEAT_ERR_NOMEM;
     for (size_t i = 0; !err && i < n; i++) {
         featd__v1__prediction__init(&pv[i]);
-        keys[i] = req->n_entity_keys ? req->entity_keys[i] : req->rows[i]->entity_key;
-        if (!req->n_entity_keys) klens[i] = strlen(keys[i]);
+        if (req->n_entity_keys) keys[i] = req->entity_keys[i];
+        else if (req->n_rows) keys[i] = req->rows[i]->entity_key, klens[i] = strlen(keys[i]);
         pv[i].entity_key = (char *)keys[i];
         pv[i].score = scores[i];
         pv[i].missing_features = missing[i];

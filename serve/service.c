@@ -228,12 +228,108 @@ feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
 
 /* ---- GetOnlineFeatures ----------------------------------------------------------------- */
 
+/* GetOnlineFeatures by entity_rows: features may be TABLE.FEATURE; each
+ * table is read with its entity's key from every row. */
+static feat_err_t get_online_rows(feat_serve_t *sv, feat_rpc_call_t *call, Featd__V1__GetOnlineFeaturesRequest *req,
+                                  feat_buf_t *resp) {
+    feat_err_t err = FEAT_OK;
+    size_t n = req->n_entity_rows;
+    if (req->n_entity_keys) return ERR(call, FEAT_ERR_INVALID, "give entity_keys or entity_rows, not both");
+    if ((int64_t)n > sv->conf.max_keys)
+        return ERR(call, FEAT_ERR_INVALID, "too many entity rows: %zu > serve.max_keys = %lld", n,
+                   (long long)sv->conf.max_keys);
+    const feat_table_t *dt = NULL; /* the table unqualified names are in */
+    if (req->table && *req->table && !(dt = feat_store_table(sv->st, req->table)))
+        return ERR(call, FEAT_ERR_INVALID, "unknown table \"%.64s\"", req->table);
+    if (!req->n_features && !dt) return ERR(call, FEAT_ERR_INVALID, "table is required when features is empty");
+    size_t nf = req->n_features ? req->n_features : dt->conf->nfeatures;
+    const feat_table_t **ft = feat_arena_alloc(call->arena, nf * sizeof(*ft) + 1);
+    uint16_t *fi = feat_arena_alloc(call->arena, nf * sizeof(uint16_t) + 1);
+    char **names = feat_arena_alloc(call->arena, nf * sizeof(char *) + 1);
+    if (!ft || !fi || !names) return FEAT_ERR_NOMEM;
+    for (size_t j = 0; j < nf; j++) {
+        if (!req->n_features) {
+            ft[j] = dt;
+            fi[j] = (uint16_t)j;
+            names[j] = dt->conf->features[j].name;
+            continue;
+        }
+        const char *name = req->features[j], *dot = strchr(name, '.'), *fname = name;
+        ft[j] = dt;
+        if (dot) {
+            char tn[FEAT_MAX_NAME + 1];
+            snprintf(tn, sizeof(tn), "%.*s", (int)(dot - name > FEAT_MAX_NAME ? FEAT_MAX_NAME : dot - name), name);
+            if (dot - name > FEAT_MAX_NAME || !(ft[j] = feat_store_table(sv->st, tn)))
+                return ERR(call, FEAT_ERR_INVALID, "feature \"%.64s\": unknown table \"%.64s\"", name, tn);
+            fname = dot + 1;
+        } else if (!dt) {
+            return ERR(call, FEAT_ERR_INVALID, "feature \"%.64s\" names no table (set table or write TABLE.FEATURE)",
+                       name);
+        }
+        int f = feat_table_feature_index(ft[j]->conf, fname, strlen(fname));
+        if (f < 0)
+            return ERR(call, FEAT_ERR_INVALID, "unknown feature \"%.64s\" in table %s", fname, ft[j]->conf->name);
+        fi[j] = (uint16_t)f;
+        names[j] = req->features[j];
+        for (size_t k = 0; k < j; k++)
+            if (ft[k] == ft[j] && fi[k] == fi[j])
+                return ERR(call, FEAT_ERR_INVALID, "feature \"%s\" requested twice", name);
+    }
+    const char **keys = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
+    const char **first = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
+    size_t *klens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    uint16_t *gfidx = feat_arena_alloc(call->arena, nf * sizeof(uint16_t) + 1);
+    size_t *gpos = feat_arena_alloc(call->arena, nf * sizeof(size_t) + 1);
+    unsigned char *done = feat_arena_calloc(call->arena, nf + 1);
+    feat_value_t *vals = feat_arena_alloc(call->arena, n * nf * sizeof(feat_value_t) + 1);
+    feat_lookup_scratch_t *ls = feat_arena_calloc(call->arena, (nf + 1) * sizeof(feat_lookup_scratch_t));
+    if (!keys || !first || !klens || !gfidx || !gpos || !done || !vals || !ls) return FEAT_ERR_NOMEM;
+    /* every row's keys checked first: no read for a request that fails */
+    for (size_t j = 0; j < nf && !err; j++) err = featd_svc_row_keys(sv, call, req->entity_rows, n, ft[j]->conf->entity, keys, klens);
+    if (!err && nf) err = featd_svc_row_keys(sv, call, req->entity_rows, n, ft[0]->conf->entity, first, klens);
+    int64_t now = feat_now_ms();
+    size_t ng = 0;
+    for (size_t j = 0; j < nf && !err; j++) {
+        if (done[j]) continue;
+        size_t gn = 0;
+        for (size_t k = j; k < nf; k++)
+            if (!done[k] && ft[k] == ft[j]) {
+                gfidx[gn] = fi[k];
+                gpos[gn++] = k;
+                done[k] = 1;
+            }
+        err = featd_svc_row_keys(sv, call, req->entity_rows, n, ft[j]->conf->entity, keys, klens);
+        if (!err) err = featd_svc_lookup_rows(sv, call, ft[j], n, keys, klens, gfidx, gpos, gn, nf, now, vals, &ls[ng++]);
+    }
+    Featd__V1__GetOnlineFeaturesResponse res = FEATD__V1__GET_ONLINE_FEATURES_RESPONSE__INIT;
+    res.n_features = nf;
+    res.features = names;
+    res.n_rows = n;
+    res.rows = feat_arena_alloc(call->arena, n * sizeof(Featd__V1__EntityRow *) + 1);
+    Featd__V1__EntityRow *rows = feat_arena_alloc(call->arena, n * sizeof(Featd__V1__EntityRow) + 1);
+    Featd__V1__FeatureValue **fvs = feat_arena_alloc(call->arena, n * nf * sizeof(void *) + 1);
+    if (!err && (!res.rows || !rows || !fvs)) err = FEAT_ERR_NOMEM;
+    for (size_t k = 0; !err && k < n; k++) {
+        featd__v1__entity_row__init(&rows[k]);
+        rows[k].entity_key = nf ? (char *)first[k] : (char *)"";
+        rows[k].n_values = nf;
+        rows[k].values = fvs + k * nf;
+        for (size_t j = 0; j < nf; j++)
+            if (!(fvs[k * nf + j] = to_pb(call->arena, &vals[k * nf + j]))) err = FEAT_ERR_NOMEM;
+        res.rows[k] = &rows[k];
+    }
+    if (!err) err = featd_svc_pack(resp, &res.base);
+    for (size_t g = 0; g < ng; g++) feat_lookup_scratch_free(&ls[g]);
+    return err;
+}
+
 static feat_err_t get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
     feat_err_t err;
     Featd__V1__GetOnlineFeaturesRequest *req =
         featd_svc_unpack(call, &featd__v1__get_online_features_request__descriptor, &err);
     if (!req) return err;
+    if (req->n_entity_rows) return get_online_rows(sv, call, req, resp);
     const feat_table_t *t = resolve_table(sv, call, req->table, &err);
     if (!t) return err;
     size_t nf = 0;

@@ -16,7 +16,9 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "featd/v1/feature_service.pb-c.h"
 #include "rpc/rpc.h"
+#include "serve/lookup.h"
 #include "serve/serve.h"
 
 /* Sets the client's message and evaluates to code (a feat_err_t). */
@@ -41,6 +43,20 @@ void *featd_svc_unpack(feat_rpc_call_t *call, const ProtobufCMessageDescriptor *
  * serve.max_keys.  FEAT_OK, FEAT_ERR_INVALID with call->msg naming the key,
  * or FEAT_ERR_NOMEM. */
 feat_err_t featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **keys, size_t n);
+/* entity_rows (rows.c): the key of entity in each of rows[0..n) into
+ * keys/klens (pointing into the request).  FEAT_OK, or FEAT_ERR_INVALID with
+ * call->msg naming the row and the entity ("entity_rows[2]: no key for entity
+ * \"merchant_id\""). */
+feat_err_t featd_svc_row_keys(feat_serve_t *sv, feat_rpc_call_t *call, Featd__V1__EntityKeys *const *rows, size_t n,
+                              const char *entity, const char **keys, size_t *klens);
+/* feat_online_lookup of table t for keys that may repeat (each distinct key
+ * is read once): row i's feature fidx[j] goes to vals[i * stride + pos[j]]
+ * (pos NULL: j).  Strings point into ls.  FEAT_OK, FEAT_ERR_NOMEM, or the
+ * read's error with call->msg set. */
+feat_err_t featd_svc_lookup_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
+                                 const char *const *keys, const size_t *klens, const uint16_t *fidx,
+                                 const size_t *pos, size_t nf, size_t stride, int64_t now, feat_value_t *vals,
+                                 feat_lookup_scratch_t *ls);
 /* Appends m's encoding to out.  FEAT_OK or FEAT_ERR_NOMEM. */
 feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
 

@@ -894,6 +894,12 @@ static feat_err_t put_event(feat_wb_t *wb, const feat_table_t *t, const char *ke
 
 feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
                              int64_t ts, double label, int32_t partition, int64_t offset) {
+    return feat_wb_put_label_keys(wb, model, key, klen, ts, label, NULL, NULL, 0, partition, offset);
+}
+
+feat_err_t feat_wb_put_label_keys(feat_wb_t *wb, const char *model, const char *key, size_t klen, int64_t ts,
+                                  double label, const char *const *xkeys, const size_t *xlens, size_t nx,
+                                  int32_t partition, int64_t offset) {
     feat_buf_reset(&wb->key);
     feat_buf_puts(&wb->key, model);
     feat_buf_putc(&wb->key, 0);
@@ -906,8 +912,17 @@ feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, 
     feat_put_le64(b, u);
     feat_put_le32(b + 8, (uint32_t)partition);
     feat_put_le64(b + 12, (uint64_t)offset);
-    if (wb_check(wb)) return FEAT_ERR_NOMEM;
-    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_LABELS], wb->key.data, wb->key.len, (const char *)b, 20);
+    feat_buf_reset(&wb->val2);
+    feat_buf_append(&wb->val2, b, 20);
+    for (size_t i = 0; i < nx; i++) {
+        unsigned char l[4];
+        feat_put_le32(l, (uint32_t)xlens[i]);
+        feat_buf_append(&wb->val2, l, 4);
+        feat_buf_append(&wb->val2, xkeys[i], xlens[i]);
+    }
+    if (wb_check(wb) || wb->val2.oom) return FEAT_ERR_NOMEM;
+    rocksdb_writebatch_put_cf(wb->b, wb->st->cf[FEAT_CF_LABELS], wb->key.data, wb->key.len, wb->val2.data,
+                              wb->val2.len);
     wb->count++;
     return FEAT_OK;
 }
@@ -1317,7 +1332,7 @@ feat_err_t feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *
         const char *k = c.k;
         const unsigned char *v = (const unsigned char *)c.v;
         const char *z = memchr(k, 0, kl);
-        if (!z || (size_t)(z - k) > FEAT_MAX_NAME || kl < (size_t)(z - k) + 9 || vl != 20) { rc = FEAT_ERR_CORRUPT; break; }
+        if (!z || (size_t)(z - k) > FEAT_MAX_NAME || kl < (size_t)(z - k) + 9 || vl < 20) { rc = FEAT_ERR_CORRUPT; break; }
         memcpy(model, k, (size_t)(z - k));
         model[z - k] = 0;
         int64_t ts = feat_get_ts((const unsigned char *)z + 1);
@@ -1691,8 +1706,26 @@ static int model_range(feat_buf_t *lo, feat_buf_t *hi, const char *model, int64_
     return lo->oom || hi->oom;
 }
 
+typedef struct label_adapter {
+    feat_label_fn *fn;
+    void *arg;
+} label_adapter_t;
+
+static int label_no_keys(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xkeys,
+                         const size_t *xlens, size_t nx) {
+    (void)xkeys; (void)xlens; (void)nx;
+    label_adapter_t *a = arg;
+    return a->fn(a->arg, ts, key, klen, label);
+}
+
 feat_err_t feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
                              feat_label_fn *fn, void *arg) {
+    label_adapter_t a = {fn, arg};
+    return feat_store_labels_keys(st, model, from_ms, to_ms, label_no_keys, &a);
+}
+
+feat_err_t feat_store_labels_keys(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                                  feat_label_keys_fn *fn, void *arg) {
     feat_buf_t lo = FEAT_BUF_INIT, hi = FEAT_BUF_INIT;
     size_t plen;
     if (model_range(&lo, &hi, model, from_ms, to_ms, &plen)) { feat_buf_free(&lo); feat_buf_free(&hi); return FEAT_ERR_NOMEM; }
@@ -1709,7 +1742,18 @@ feat_err_t feat_store_labels(feat_store_t *st, const char *model, int64_t from_m
         uint64_t u = feat_get_le64((const unsigned char *)v);
         double label;
         memcpy(&label, &u, 8);
-        if (fn(arg, ts, k + plen + 8, kl - plen - 8, label)) break;
+        const char *xk[FEAT_MAX_LABEL_KEYS];
+        size_t xl[FEAT_MAX_LABEL_KEYS], nx = 0, p = 20;
+        while (vl > 20 && p < vl) { /* extra keys (feat_wb_put_label_keys) */
+            if (nx == FEAT_MAX_LABEL_KEYS || vl - p < 4) { rc = FEAT_ERR_CORRUPT; break; }
+            uint32_t l = feat_get_le32((const unsigned char *)v + p);
+            if (l > vl - p - 4) { rc = FEAT_ERR_CORRUPT; break; }
+            xk[nx] = v + p + 4;
+            xl[nx++] = l;
+            p += 4 + (size_t)l;
+        }
+        if (rc) break;
+        if (fn(arg, ts, k + plen + 8, kl - plen - 8, label, xk, xl, nx)) break;
     }
     rc = cur_end(&c, rc);
     feat_buf_free(&lo);

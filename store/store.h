@@ -5,7 +5,7 @@
  * Column families (keys → values):
  *   online       table \0 entity                      → row: per feature (id, type, ts, src, value)
  *   offline      table \0 entity \0 ~(ts offset part) → the event's features (newest first)
- *   labels       model \0 ts entity                   → label, src
+ *   labels       model \0 ts entity                   → label, src [, extra keys]
  *   predictions  model \0 ts entity                   → version, score        (serve)
  *   offsets      topic \0 partition                   → next offset to read
  *   models       model \0 "v" \0 version              → metadata + model blob (train)
@@ -141,6 +141,12 @@ feat_err_t feat_wb_put_late_event(feat_wb_t *wb, const feat_table_t *t, const ch
                                   const uint16_t *fidx, const feat_value_t *vals, size_t n);
 feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
                              int64_t ts, double label, int32_t partition, int64_t offset);
+/* The same with the label's extra entity keys (model.label_keys, in that
+ * order): appended to the 20-byte value as (le32 length, bytes) each.  nx = 0
+ * writes exactly what feat_wb_put_label writes. */
+feat_err_t feat_wb_put_label_keys(feat_wb_t *wb, const char *model, const char *key, size_t klen, int64_t ts,
+                                  double label, const char *const *xkeys, const size_t *xlens, size_t nx,
+                                  int32_t partition, int64_t offset);
 /* reason: a short code ("bad_json"); detail: one human line. */
 feat_err_t feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
                                    const char *reason, const char *detail, const void *key, size_t klen,
@@ -292,6 +298,13 @@ feat_err_t feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *
 /* Labels of model with from_ms <= ts <= to_ms in ts order. */
 feat_err_t feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
                              feat_label_fn *fn, void *arg);
+/* The same with each label's extra keys: xkeys[0..nx) (pointers into the
+ * scan, valid during the call; nx = 0 for labels stored without any, such
+ * as every label written before model.label_keys existed). */
+typedef int feat_label_keys_fn(void *arg, int64_t ts, const char *key, size_t klen, double label,
+                               const char *const *xkeys, const size_t *xlens, size_t nx);
+feat_err_t feat_store_labels_keys(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
+                                  feat_label_keys_fn *fn, void *arg);
 
 typedef int feat_dead_letter_fn(void *arg, const char *topic, int32_t partition, int64_t offset,
                                 const char *reason, const char *detail, const char *key, size_t klen,

@@ -119,9 +119,28 @@ const feat_model_t *feat_loaded_model(const feat_loaded_t *l);
 uint64_t feat_loaded_version(const feat_loaded_t *l);
 uint32_t feat_loaded_index(const feat_loaded_t *l);       /* model index in conf->models */
 const feat_table_t *feat_loaded_table(const feat_loaded_t *l);
-const uint16_t *feat_loaded_fidx(const feat_loaded_t *l); /* table feature index per model feature */
+const uint16_t *feat_loaded_fidx(const feat_loaded_t *l); /* table feature index per model feature (by group when multi) */
 size_t feat_loaded_nfeatures(const feat_loaded_t *l);
 int feat_loaded_binary(const feat_loaded_t *l);           /* 1 for a binary task (logreg, mlp), else 0 */
+/* A version's features of one table, read with one key (models over several
+ * tables: a feature named TABLE.FEATURE, common/config.h). */
+typedef struct feat_loaded_group {
+    const feat_table_t *t;
+    const char *entity;         /* the key's entity name (t's entity) */
+    int32_t key;                /* -1 = the primary key (the label's "key"), else an index into
+                                 * the model's label_keys */
+    size_t n;
+    const uint16_t *fidx;       /* [n] feature index in t */
+    const size_t *pos;          /* [n] position in the model's features */
+} feat_loaded_group_t;
+/* The groups, primary table's first when it has features; one group (the
+ * table, key -1, every feature in order) for a single-table version, whose
+ * fidx is feat_loaded_fidx. */
+size_t feat_loaded_ngroups(const feat_loaded_t *l);
+const feat_loaded_group_t *feat_loaded_groups(const feat_loaded_t *l);
+/* 1 when the version reads a table other than the model's own (then
+ * feat_loaded_table/fidx do not describe every feature: use the groups). */
+int feat_loaded_multi(const feat_loaded_t *l);
 
 /* ---- registry ---- */
 

@@ -51,9 +51,13 @@ struct feat_loaded {
     uint64_t version;
     feat_model_t *m;
     const feat_table_t *t;
-    uint16_t *fidx;
+    uint16_t *fidx;             /* [nf] feature index in the feature's own table */
     size_t nf;
     int binary;
+    int multi;                  /* some feature is in another table than t */
+    feat_loaded_group_t *groups;
+    size_t ngroups;
+    size_t *pos;                /* [nf] backing store of groups[].pos; fidx backs groups[].fidx */
 };
 
 /* A model's aliases record (see the store layout). */

@@ -80,40 +80,107 @@ feat_err_t feat_aliases_decode(aliases_t *a, const unsigned char *p, size_t n) {
 
 /* ---- served handles --------------------------------------------------------------------- */
 
+static void loaded_free(feat_loaded_t *l) {
+    if (!l) return;
+    feat_model_destroy(l->m);
+    free(l->fidx);
+    free(l->pos);
+    free(l->groups);
+    free(l);
+}
+
 /* A handle serving m (owned by it from here on, freed on failure) as
- * version of s: each of m's features must still be in s's table, with the
- * type it was trained on. */
-static feat_loaded_t *wrap(mstate_t *s, uint64_t version, feat_model_t *m, char *err, size_t errlen) {
+ * version of s: each of m's features must still be in its table (s's, or
+ * TABLE's for a TABLE.FEATURE name), with the type it was trained on, and a
+ * table keyed by another entity than s's must still have that entity in the
+ * model's label_keys.  Features are grouped by table (fidx and pos ordered
+ * by group) so serving reads each table once. */
+static feat_loaded_t *wrap(feat_models_t *models, mstate_t *s, uint64_t version, feat_model_t *m, char *err,
+                           size_t errlen) {
     size_t nf = feat_model_info(m)->n_features;
     feat_loaded_t *l = calloc(1, sizeof(*l));
-    if (l) l->fidx = calloc(nf ? nf : 1, sizeof(uint16_t));
-    if (!l || !l->fidx) {
-        free(l);
-        feat_model_destroy(m);
+    const feat_table_t **tab = calloc(nf ? nf : 1, sizeof(*tab));
+    uint16_t *fi = calloc(nf ? nf : 1, sizeof(uint16_t));
+    if (l) {
+        l->m = m;
+        l->fidx = calloc(nf ? nf : 1, sizeof(uint16_t));
+        l->pos = calloc(nf ? nf : 1, sizeof(size_t));
+        l->groups = calloc(nf ? nf : 1, sizeof(feat_loaded_group_t));
+    }
+    if (!l || !l->fidx || !l->pos || !l->groups || !tab || !fi) {
+        if (l) loaded_free(l);
+        else feat_model_destroy(m);
+        free(tab);
+        free(fi);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    const feat_model_conf_t *mc = s->conf;
     for (size_t j = 0; j < nf; j++) {
-        const char *name = feat_model_feature_name(m, j);
-        int f = feat_table_feature_index(s->t->conf, name, strlen(name));
-        if (f < 0 || s->t->conf->features[f].type != feat_model_feature_type(m, j)) {
-            snprintf(err, errlen, "model %s version %llu uses feature %s, which table %s no longer has (with that type)",
-                     s->conf->name, (unsigned long long)version, name, s->t->conf->name);
-            free(l->fidx);
-            free(l);
-            feat_model_destroy(m);
-            return NULL;
+        const char *name = feat_model_feature_name(m, j), *fname = name, *dot = strchr(name, '.');
+        const feat_table_t *t = s->t;
+        if (dot) {
+            char tn[FEAT_MAX_NAME + 1];
+            snprintf(tn, sizeof(tn), "%.*s", (int)(dot - name), name);
+            t = feat_store_table(models->st, tn);
+            fname = dot + 1;
         }
-        l->fidx[j] = (uint16_t)f;
+        int f = t ? feat_table_feature_index(t->conf, fname, strlen(fname)) : -1;
+        if (f < 0 || t->conf->features[f].type != feat_model_feature_type(m, j)) {
+            snprintf(err, errlen, "model %s version %llu uses feature %s, which %s %s no longer has (with that type)",
+                     mc->name, (unsigned long long)version, name, t ? "table" : "the store", t ? t->conf->name : "");
+            goto fail;
+        }
+        if (t != s->t) l->multi = 1;
+        tab[j] = t;
+        fi[j] = (uint16_t)f;
     }
+    /* group by table, the primary first */
+    size_t at = 0;
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t j = 0; j < nf; j++) {
+            if (!tab[j] || (pass == 0) != (tab[j] == s->t)) continue;
+            const feat_table_t *t = tab[j];
+            feat_loaded_group_t *g = &l->groups[l->ngroups++];
+            g->t = t;
+            g->entity = t->conf->entity;
+            g->key = -1;
+            if (strcmp(t->conf->entity, s->t->conf->entity) != 0) {
+                size_t k;
+                for (k = 0; k < mc->nlabel_keys && strcmp(mc->label_keys[k], t->conf->entity); k++) {}
+                if (k == mc->nlabel_keys) {
+                    snprintf(err, errlen,
+                             "model %s version %llu reads table %s, keyed by %s, which model.%s.label_keys does not name",
+                             mc->name, (unsigned long long)version, t->conf->name, t->conf->entity, mc->name);
+                    goto fail;
+                }
+                g->key = (int32_t)k;
+            }
+            g->fidx = l->fidx + at;
+            g->pos = l->pos + at;
+            for (size_t i = j; i < nf; i++) {
+                if (tab[i] != t) continue;
+                l->fidx[at] = fi[i];
+                l->pos[at++] = i;
+                tab[i] = NULL;
+                g->n++;
+            }
+        }
+    }
+    free(tab);
+    free(fi);
     atomic_init(&l->refs, 1);
     l->midx = s->idx;
     l->version = version;
-    l->m = m;
     l->t = s->t;
     l->nf = nf;
     l->binary = feat_model_info(m)->task == FEAT_TASK_BINARY;
     return l;
+fail:
+    free(tab);
+    free(fi);
+    loaded_free(l);
+    return NULL;
 }
 
 /* Reads version of s from the store.  No lock needed (or held by callers
@@ -137,7 +204,7 @@ static feat_loaded_t *load_version(feat_models_t *models, mstate_t *s, uint64_t 
     }
     feat_err_t rc = feat_model_deserialize(p + 5 + jl, b.len - 5 - jl, &m, err, errlen);
     feat_buf_free(&b);
-    return rc == FEAT_OK ? wrap(s, version, m, err, errlen) : NULL;
+    return rc == FEAT_OK ? wrap(models, s, version, m, err, errlen) : NULL;
 }
 
 feat_loaded_t *feat_loaded_ref(feat_loaded_t *l) {
@@ -147,11 +214,7 @@ feat_loaded_t *feat_loaded_ref(feat_loaded_t *l) {
 
 void feat_loaded_release(feat_loaded_t *l) {
     if (!l) return;
-    if (atomic_fetch_sub(&l->refs, 1) == 1) {
-        feat_model_destroy(l->m);
-        free(l->fidx);
-        free(l);
-    }
+    if (atomic_fetch_sub(&l->refs, 1) == 1) loaded_free(l);
 }
 
 const feat_model_t *feat_loaded_model(const feat_loaded_t *l) { return l->m; }
@@ -161,6 +224,9 @@ const feat_table_t *feat_loaded_table(const feat_loaded_t *l) { return l->t; }
 const uint16_t *feat_loaded_fidx(const feat_loaded_t *l) { return l->fidx; }
 size_t feat_loaded_nfeatures(const feat_loaded_t *l) { return l->nf; }
 int feat_loaded_binary(const feat_loaded_t *l) { return l->binary; }
+size_t feat_loaded_ngroups(const feat_loaded_t *l) { return l->ngroups; }
+const feat_loaded_group_t *feat_loaded_groups(const feat_loaded_t *l) { return l->groups; }
+int feat_loaded_multi(const feat_loaded_t *l) { return l->multi; }
 
 /* Hands the champion's training distributions to drift monitoring (through
  * conf.reference).  No lock held. */
@@ -532,7 +598,7 @@ feat_err_t feat_models_rollback(feat_models_t *models, const char *model, uint64
 feat_err_t feat_reg_install(feat_models_t *models, mstate_t *s, uint64_t version, feat_model_t *model,
                             vinfo_t *info, feat_wb_t *wb, int beats_champion, int *promoted, char *err,
                             size_t errlen) {
-    feat_loaded_t *l = wrap(s, version, model, err, errlen);
+    feat_loaded_t *l = wrap(models, s, version, model, err, errlen);
     if (!l) {
         feat_vinfo_free(info);
         return FEAT_ERR_STATE;

@@ -18,11 +18,20 @@ feat_raw_t feat_raw_from_value(const feat_value_t *v) {
     }
 }
 
+/* The model's features of one table, read with one point-in-time read. */
+typedef struct group {
+    const feat_table_t *t;
+    int32_t key;                /* -1 = the label's key, else its extra key */
+    size_t n;
+    uint16_t *fidx;             /* [n] table feature indexes */
+    size_t *pos;                /* [n] positions in the model's feature list */
+} group_t;
+
 typedef struct build {
     feat_store_t *st;
-    const feat_table_t *t;
     const feat_model_conf_t *m;
-    const uint16_t *fidx;
+    group_t *groups;
+    size_t ngroups;
     feat_pit_reader_t *reader;
     feat_value_t *vals;
     feat_buf_t strings;
@@ -35,8 +44,9 @@ typedef struct build {
     size_t errlen;
 } build_t;
 
-static int count_label(void *arg, int64_t ts, const char *key, size_t klen, double label) {
-    (void)ts; (void)key; (void)klen; (void)label;
+static int count_label(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xkeys,
+                       const size_t *xlens, size_t nx) {
+    (void)ts; (void)key; (void)klen; (void)label; (void)xkeys; (void)xlens; (void)nx;
     ((build_t *)arg)->total++;
     return 0;
 }
@@ -56,7 +66,8 @@ static feat_err_t grow(feat_trainset_t *o) {
     return FEAT_OK;
 }
 
-static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double label) {
+static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xkeys,
+                    const size_t *xlens, size_t nx) {
     build_t *b = arg;
     feat_trainset_t *o = b->out;
     if (b->binary && label != 0 && label != 1) {
@@ -70,23 +81,35 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
         b->rc = FEAT_ERR_NOMEM;
         return 1;
     }
-    feat_err_t rc = feat_pit_read(b->reader, b->t, key, klen, ts, b->fidx, o->nf, 0, b->vals, &b->strings);
-    if (rc) {
-        snprintf(b->err, b->errlen, "point-in-time read failed: %s", feat_err_str(rc));
-        b->rc = rc;
-        return 1;
-    }
     feat_raw_t *row = o->rows + o->n * o->nf;
-    for (size_t j = 0; j < o->nf; j++) {
-        row[j] = feat_raw_from_value(&b->vals[j]);
-        if (row[j].type == FEAT_V_MISSING) o->missing++;
-        if (row[j].type == FEAT_V_STRING) { /* keep the bytes: the reader's buffer is reused */
-            char *s = feat_arena_strndup(&o->arena, row[j].v.str, row[j].len);
-            if (!s) {
-                b->rc = FEAT_ERR_NOMEM;
-                return 1;
+    for (size_t g = 0; g < b->ngroups; g++) {
+        const group_t *gr = &b->groups[g];
+        if (gr->key >= 0 && (size_t)gr->key >= nx) {
+            /* a label stored before label_keys named this entity: its features are missing */
+            for (size_t j = 0; j < gr->n; j++) row[gr->pos[j]] = feat_raw_missing();
+            o->missing += gr->n;
+            continue;
+        }
+        const char *k = gr->key < 0 ? key : xkeys[gr->key];
+        size_t kl = gr->key < 0 ? klen : xlens[gr->key];
+        feat_err_t rc = feat_pit_read(b->reader, gr->t, k, kl, ts, gr->fidx, gr->n, 0, b->vals, &b->strings);
+        if (rc) {
+            snprintf(b->err, b->errlen, "point-in-time read failed: %s", feat_err_str(rc));
+            b->rc = rc;
+            return 1;
+        }
+        for (size_t j = 0; j < gr->n; j++) {
+            feat_raw_t *r = &row[gr->pos[j]];
+            *r = feat_raw_from_value(&b->vals[j]);
+            if (r->type == FEAT_V_MISSING) o->missing++;
+            if (r->type == FEAT_V_STRING) { /* keep the bytes: the reader's buffer is reused */
+                char *s = feat_arena_strndup(&o->arena, r->v.str, r->len);
+                if (!s) {
+                    b->rc = FEAT_ERR_NOMEM;
+                    return 1;
+                }
+                r->v.str = s;
             }
-            row[j].v.str = s;
         }
     }
     o->labels[o->n] = label;
@@ -110,6 +133,45 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
     return 0;
 }
 
+/* Groups m's features by table (in first-use order) into b->groups. */
+static feat_err_t make_groups(feat_store_t *st, const feat_model_conf_t *m, const feat_table_t *primary, build_t *b,
+                              feat_trainset_t *out, char *errstr, size_t errlen) {
+    b->groups = calloc(m->nfeatures ? m->nfeatures : 1, sizeof(group_t));
+    if (!b->groups) return FEAT_ERR_NOMEM;
+    for (size_t j = 0; j < m->nfeatures; j++) {
+        const feat_table_t *t = primary;
+        const char *fname = m->features[j];
+        const char *dot = strchr(fname, '.');
+        if (dot) { /* TABLE.FEATURE (common/config.h) */
+            char tn[FEAT_MAX_NAME + 1];
+            snprintf(tn, sizeof(tn), "%.*s", (int)(dot - fname), fname);
+            t = feat_store_table(st, tn);
+            fname = dot + 1;
+        }
+        int f = t ? feat_table_feature_index(t->conf, fname, strlen(fname)) : -1;
+        if (f < 0) {
+            snprintf(errstr, errlen, "model %s: no feature %s in the store's tables", m->name, m->features[j]);
+            return FEAT_ERR_NOT_FOUND;
+        }
+        size_t g;
+        for (g = 0; g < b->ngroups && b->groups[g].t != t; g++) {}
+        if (g == b->ngroups) {
+            b->groups[g].t = t;
+            b->groups[g].key = m->feats ? m->feats[j].key : -1;
+            b->groups[g].fidx = calloc(m->nfeatures, sizeof(uint16_t));
+            b->groups[g].pos = calloc(m->nfeatures, sizeof(size_t));
+            b->ngroups++;
+            if (!b->groups[g].fidx || !b->groups[g].pos) return FEAT_ERR_NOMEM;
+        }
+        group_t *gr = &b->groups[g];
+        gr->fidx[gr->n] = (uint16_t)f;
+        gr->pos[gr->n++] = j;
+        out->defs[j].name = m->features[j]; /* the model's (qualified) name */
+        out->defs[j].type = t->conf->features[f].type;
+    }
+    return FEAT_OK;
+}
+
 feat_err_t feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t from_ms, int64_t to_ms,
                                const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr, size_t errlen) {
     memset(out, 0, sizeof(*out));
@@ -121,36 +183,27 @@ feat_err_t feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int
         return FEAT_ERR_NOT_FOUND;
     }
     out->nf = m->nfeatures;
-    out->defs = calloc(out->nf, sizeof(feat_feature_def_t));
-    uint16_t *fidx = calloc(out->nf, sizeof(uint16_t));
-    feat_value_t *vals = calloc(out->nf, sizeof(feat_value_t));
-    if (!out->defs || !fidx || !vals) {
-        free(fidx);
-        free(vals);
-        feat_trainset_free(out);
-        snprintf(errstr, errlen, "out of memory");
-        return FEAT_ERR_NOMEM;
-    }
-    for (size_t j = 0; j < out->nf; j++) {
-        int f = feat_table_feature_index(t->conf, m->features[j], strlen(m->features[j]));
-        fidx[j] = (uint16_t)f;
-        out->defs[j].name = t->conf->features[f].name;
-        out->defs[j].type = t->conf->features[f].type;
-    }
-    build_t b = {st, t, m, fidx, NULL, vals, FEAT_BUF_INIT, out, cb, 0, 0, 0, FEAT_OK, errstr, errlen};
+    out->defs = calloc(out->nf ? out->nf : 1, sizeof(feat_feature_def_t));
+    feat_value_t *vals = calloc(out->nf ? out->nf : 1, sizeof(feat_value_t));
+    build_t b = {st, m, NULL, 0, NULL, vals, FEAT_BUF_INIT, out, cb, 0, 0, 0, FEAT_OK, errstr, errlen};
     b.binary = strcmp(m->task, "linreg") != 0;
-    feat_err_t rc = feat_store_labels(st, m->name, from_ms, to_ms, count_label, &b);
+    feat_err_t rc = !out->defs || !vals ? FEAT_ERR_NOMEM : make_groups(st, m, t, &b, out, errstr, errlen);
+    if (!rc) rc = feat_store_labels_keys(st, m->name, from_ms, to_ms, count_label, &b);
     if (!rc) {
         b.reader = feat_pit_reader_new(st);
         if (!b.reader) rc = FEAT_ERR_NOMEM;
     }
-    if (!rc) rc = feat_store_labels(st, m->name, from_ms, to_ms, on_label, &b);
+    if (!rc) rc = feat_store_labels_keys(st, m->name, from_ms, to_ms, on_label, &b);
     if (!rc) rc = b.rc;
     if (rc && !*errstr) snprintf(errstr, errlen, "building the training set: %s", feat_err_str(rc));
     if (cb && cb->progress && !rc) cb->progress(cb->arg, b.done, b.total);
     feat_pit_reader_destroy(b.reader);
     feat_buf_free(&b.strings);
-    free(fidx);
+    for (size_t g = 0; b.groups && g < b.ngroups; g++) {
+        free(b.groups[g].fidx);
+        free(b.groups[g].pos);
+    }
+    free(b.groups);
     free(vals);
     if (rc) feat_trainset_free(out);
     return rc;

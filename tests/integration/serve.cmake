@@ -10,3 +10,4 @@ featd_py_test(integration_crash_loop SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integrat
 featd_py_test(long_crash_loop SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_crash_loop.py
               LABELS long TIMEOUT 3600 ARGS --long --kills 150)
 featd_py_test(integration_utf8 SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_utf8.py LABELS integration TIMEOUT 300)
+featd_py_test(integration_multi_table SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_multi_table.py LABELS integration TIMEOUT 300)

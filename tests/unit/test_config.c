@@ -135,6 +135,18 @@ static const struct { const char *text; const char *key; } bad[] = {
     /* an indented line continues the value above in libinih: featd would keep only it */
     {"[kafka]\nembedded=false\nbootstrap.servers = h:1,\n  h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
      "kafka.bootstrap.servers"},
+    /* models over several tables (MT: user keyed by user_id, merchant by merchant_id) */
+#define MT "[table user]\nentity=user_id\ntopic=u\nfeature.a=int64\n[table merchant]\nentity=merchant_id\ntopic=me\n" \
+           "feature.risk=double\n[model m]\ntable=user\nlabel_topic=l\n"
+    {MT "features = a, merchant.risk\n", "model.m.features"},            /* merchant_id not in label_keys */
+    {MT "features = a, merchant.risk\n", "merchant_id"},                 /* ...and the error names it */
+    {MT "features = a, shop.risk\nlabel_keys = merchant_id\n", "model.m.features"},   /* unknown table */
+    {MT "features = a, merchant.nope\nlabel_keys = merchant_id\n", "model.m.features"}, /* unknown feature */
+    {MT "features = a, user.a\n", "model.m.features"},                   /* the same feature twice */
+    {MT "label_keys = shop_id\n", "model.m.label_keys"},                 /* no table has that entity */
+    {MT "label_keys = user_id\n", "model.m.label_keys"},                 /* the label's own key */
+    {MT "label_keys = merchant_id, merchant_id\n", "model.m.label_keys"},
+    {MT "label_keys = a-b\n", "model.m.label_keys"},
     /* type spellings that were never accepted */
     {"[table t]\ntopic=x\nfeature.a=str\n", "table.t.feature.a"},
     {"[table t]\ntopic=x\nfeature.a=boolean\n", "table.t.feature.a"},
@@ -147,6 +159,50 @@ START_TEST(bad_config_names_the_key) {
     ck_assert_msg(c == NULL, "case %d accepted", _i);
     ck_assert_msg(strstr(err, bad[_i].key) != NULL, "case %d: error \"%s\" does not name %s", _i, err, bad[_i].key);
     ck_assert_msg(strchr(err, '\n') == NULL, "case %d: error is not one line: %s", _i, err);
+}
+END_TEST
+
+/* A model over several tables: TABLE.FEATURE resolved to (table, feature,
+ * key), the primary table's features unqualified; tables keyed by the
+ * primary entity (a user aggregation table) use the label's key. */
+START_TEST(model_over_several_tables) {
+    static const char *text =
+        "[table user]\nentity=user_id\ntopic=u\nfeature.a=int64\nfeature.b=double\n"
+        "[table user_agg]\nentity=user_id\ntopic=ua\nfeature.n=int64\n"
+        "[table merchant]\nentity=merchant_id\ntopic=me\nfeature.risk=double\nfeature.cat=string\n"
+        "[table shop]\nentity=shop_id\ntopic=sh\nfeature.size=int64\n"
+        "[model fraud]\ntable=user\nlabel_topic=l\nfeatures = merchant.cat, user.b, user_agg.n, shop.size, a\n"
+        "label_keys = shop_id, merchant_id\n"
+        "[model plain]\ntable=user\nlabel_topic=l2\n";
+    char err[512] = "";
+    feat_config_t *c = feat_config_parse(text, strlen(text), err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    const feat_model_conf_t *m = feat_config_model(c, "fraud");
+    ck_assert_int_eq(m->multi, 1);
+    ck_assert_int_eq(m->nlabel_keys, 2);
+    ck_assert_str_eq(m->label_keys[0], "shop_id");
+    ck_assert_str_eq(m->label_keys[1], "merchant_id");
+    ck_assert_int_eq(m->nfeatures, 5);
+    static const char *const names[] = {"merchant.cat", "b", "user_agg.n", "shop.size", "a"};
+    static const feat_model_feat_t want[] = {{2, 1, 1}, {0, 1, -1}, {1, 0, -1}, {3, 0, 0}, {0, 0, -1}};
+    for (size_t j = 0; j < 5; j++) {
+        ck_assert_str_eq(m->features[j], names[j]);
+        ck_assert_int_eq(m->feats[j].table, want[j].table);
+        ck_assert_int_eq(m->feats[j].feature, want[j].feature);
+        ck_assert_int_eq(m->feats[j].key, want[j].key);
+    }
+    const feat_model_conf_t *p = feat_config_model(c, "plain"); /* single-table: as before */
+    ck_assert_int_eq(p->multi, 0);
+    ck_assert_int_eq(p->nlabel_keys, 0);
+    ck_assert_int_eq(p->nfeatures, 2);
+    ck_assert_str_eq(p->features[1], "b");
+    ck_assert(p->feats[1].table == 0 && p->feats[1].feature == 1 && p->feats[1].key == -1);
+    /* a same-entity table alone makes a model multi-table without label_keys */
+    ck_assert_int_eq(feat_config_set(c, "model.plain.features", "a, user_agg.n", err, sizeof(err)), FEAT_OK);
+    ck_assert_int_eq(feat_config_validate(c, err, sizeof(err)), FEAT_OK);
+    ck_assert_int_eq(p->multi, 1);
+    ck_assert(p->feats[1].table == 1 && p->feats[1].key == -1);
+    feat_config_free(c);
 }
 END_TEST
 
@@ -438,6 +494,7 @@ int main(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, parses_values_and_defaults);
+    tcase_add_test(tc, model_over_several_tables);
     tcase_add_loop_test(tc, bad_config_names_the_key, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, missing_file_is_a_clear_error);
     tcase_add_test(tc, plaintext_only_when_explicit);

@@ -24,6 +24,10 @@ static const char *cfg_text =
     "[model churn]\ntable = user\nlabel_topic = churn_labels\n"
     "[model m1]\ntable = user\nlabel_topic = multi\n"
     "[model m2]\ntable = user\nlabel_topic = multi\n"
+    "[table merchant]\nentity = merchant_id\ntopic = merchant_events\nfeature.risk = double\n"
+    "[table shop]\nentity = shop_id\ntopic = shop_events\nfeature.size = int64\n"
+    "[model fraud]\ntable = user\nlabel_topic = fraud_labels\nfeatures = clicks, merchant.risk, shop.size\n"
+    "label_keys = merchant_id, shop_id\n"
     "[ingest]\nmax_string_bytes = 16\nmax_key_bytes = 8\nmax_value_bytes = 4KiB\n";
 
 #define NOW 1732406400000LL
@@ -426,11 +430,72 @@ START_TEST(reason_names_are_stable) {
     static const char *const names[] = {"undecodable", "unknown_table", "unknown_feature", "unknown_model",
                                         "wrong_type", "missing_key", "bad_key", "missing_timestamp", "bad_timestamp",
                                         "non_finite", "oversize", "no_features", "duplicate_feature", "empty_key",
-                                        "invalid_utf8"};
+                                        "invalid_utf8", "missing_label_key"};
     ck_assert_int_eq(FEAT_DL_COUNT, sizeof(names) / sizeof(names[0]));
     for (int r = 0; r < FEAT_DL_COUNT; r++) ck_assert_str_eq(feat_dl_reason_name((feat_dl_reason_t)r), names[r]);
     ck_assert_str_eq(feat_dl_reason_name(FEAT_DL_EMPTY_KEY), "empty_key");
     ck_assert_str_eq(feat_dl_reason_name(FEAT_DL_INVALID_UTF8), "invalid_utf8");
+}
+END_TEST
+
+/* Labels of a model over several tables carry a key per label_keys entity,
+ * returned in label_keys order whatever order the label gives them. */
+START_TEST(labels_with_keys) {
+    ck_assert_int_eq(dj("fraud_labels", NULL,
+                        "{\"model\":\"fraud\",\"key\":\"u1\",\"ts\":1732406400000,\"label\":1,"
+                        "\"keys\":{\"shop_id\":17,\"merchant_id\":\"m\\u00e9\",\"other\":\"ignored\"}}"),
+                     FEAT_DEC_LABEL);
+    ck_assert_int_eq(out.nx, 2);
+    ck_assert(out.xklens[0] == 3 && memcmp(out.xkeys[0], "m\xc3\xa9", 3) == 0);
+    ck_assert(out.xklens[1] == 2 && memcmp(out.xkeys[1], "17", 2) == 0);
+    ck_assert(out.klen == 2 && memcmp(out.key, "u1", 2) == 0);
+    /* a model without label_keys: nothing extra, "keys" ignored */
+    ck_assert_int_eq(dj("churn_labels", NULL, "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":0,\"keys\":{\"a\":\"b\"}}"),
+                     FEAT_DEC_LABEL);
+    ck_assert_int_eq(out.nx, 0);
+    /* missing, empty, wrong type, oversize (max_key_bytes = 8), NUL, not an object */
+    ASSERT_DEAD(dj("fraud_labels", NULL, "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":1,\"keys\":{\"shop_id\":\"s\"}}"),
+                FEAT_DL_MISSING_LABEL_KEY);
+    ck_assert_ptr_nonnull(strstr(out.detail, "merchant_id"));
+    ASSERT_DEAD(dj("fraud_labels", NULL, "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":1}"), FEAT_DL_MISSING_LABEL_KEY);
+    ck_assert_str_eq(feat_dl_reason_name(out.reason), "missing_label_key");
+    ASSERT_DEAD(dj("fraud_labels", NULL,
+                   "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":1,\"keys\":{\"shop_id\":\"s\",\"merchant_id\":\"\"}}"),
+                FEAT_DL_EMPTY_KEY);
+    ASSERT_DEAD(dj("fraud_labels", NULL,
+                   "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":1,\"keys\":{\"shop_id\":\"s\",\"merchant_id\":null}}"),
+                FEAT_DL_WRONG_TYPE);
+    ASSERT_DEAD(dj("fraud_labels", NULL,
+                   "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":1,\"keys\":{\"shop_id\":\"s\",\"merchant_id\":\"123456789\"}}"),
+                FEAT_DL_OVERSIZE);
+    ASSERT_DEAD(dj("fraud_labels", NULL,
+                   "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":1,\"keys\":{\"shop_id\":\"s\",\"merchant_id\":\"a\\u0000\"}}"),
+                FEAT_DL_BAD_KEY);
+    ASSERT_DEAD(dj("fraud_labels", NULL, "{\"key\":\"u1\",\"ts\":1732406400000,\"label\":1,\"keys\":[\"m\"]}"),
+                FEAT_DL_WRONG_TYPE);
+
+    /* protobuf LabelEvent.keys, packed by protobuf-c */
+    uint8_t buf[512];
+    Featd__V1__LabelEvent le = FEATD__V1__LABEL_EVENT__INIT;
+    Featd__V1__LabelEvent__KeysEntry e1 = FEATD__V1__LABEL_EVENT__KEYS_ENTRY__INIT, e2 = e1;
+    Featd__V1__LabelEvent__KeysEntry *ents[2] = {&e1, &e2};
+    e1.key = "merchant_id"; e1.value = "m7";
+    e2.key = "shop_id"; e2.value = "s9";
+    le.model = "fraud"; le.key = "u2"; le.ts = NOW; le.label = 1;
+    le.n_keys = 2; le.keys = ents;
+    size_t n = featd__v1__label_event__pack(&le, buf);
+    ck_assert_int_eq(pd("fraud_labels", NULL, buf, n), FEAT_DEC_LABEL);
+    ck_assert_int_eq(out.nx, 2);
+    ck_assert(out.xklens[0] == 2 && memcmp(out.xkeys[0], "m7", 2) == 0);
+    ck_assert(out.xklens[1] == 2 && memcmp(out.xkeys[1], "s9", 2) == 0);
+    le.n_keys = 1; /* no shop_id */
+    n = featd__v1__label_event__pack(&le, buf);
+    ASSERT_DEAD(pd("fraud_labels", NULL, buf, n), FEAT_DL_MISSING_LABEL_KEY);
+    ck_assert_ptr_nonnull(strstr(out.detail, "shop_id"));
+    le.n_keys = 2;
+    e2.value = "s\xff";
+    n = featd__v1__label_event__pack(&le, buf);
+    ASSERT_DEAD(pd("fraud_labels", NULL, buf, n), FEAT_DL_INVALID_UTF8);
 }
 END_TEST
 
@@ -474,6 +539,7 @@ int main(void) {
     tcase_add_test(tc, absent_fields_fall_back);
     tcase_add_test(tc, protobuf_utf8_and_empty);
     tcase_add_test(tc, reason_names_are_stable);
+    tcase_add_test(tc, labels_with_keys);
     tcase_add_test(tc, oversize_message);
     tcase_add_test(tc, rfc3339);
     suite_add_tcase(s, tc);

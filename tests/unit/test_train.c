@@ -98,6 +98,66 @@ static const char *pit_cfg =
     "[table t]\ntopic = te\nttl = 1s\nfeature.x = double\nfeature.n = int64\nfeature.c = string\n"
     "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nmin_rows = 2\n";
 
+/* A model over three tables: t and a keyed by user_id (the label's key), mer
+ * by merchant_id (the label's extra key).  Each row reads each table as of
+ * the label's time with its own key; a label stored without the extra key
+ * (before label_keys) has the merchant's feature missing. */
+START_TEST(trainset_joins_several_tables) {
+    fx_t f;
+    fx_new(&f, "[table t]\nentity = user_id\ntopic = te\nfeature.x = double\n"
+               "[table a]\nentity = user_id\ntopic = ae\nfeature.n = int64\n"
+               "[table mer]\nentity = merchant_id\ntopic = me\nfeature.r = double\n"
+               "[model m]\ntable = t\nlabel_topic = l\ntask = linreg\nmin_rows = 2\n"
+               "features = mer.r, x, a.n\nlabel_keys = merchant_id\n");
+    const feat_table_t *ta = feat_store_table(f.st, "a"), *tm = feat_store_table(f.st, "mer");
+    uint16_t f0 = 0;
+    struct { const feat_table_t *t; const char *key; int64_t ts; feat_value_t v; } evs[] = {
+        {f.t, "u1", 100, {.type = FEAT_FT_DOUBLE, .v.d = 1}},  {f.t, "u1", 300, {.type = FEAT_FT_DOUBLE, .v.d = 2}},
+        {ta, "u1", 150, {.type = FEAT_FT_INT64, .v.i = 5}},    {tm, "m1", 50, {.type = FEAT_FT_DOUBLE, .v.d = 0.1}},
+        {tm, "m1", 250, {.type = FEAT_FT_DOUBLE, .v.d = 0.9}}, {tm, "m2", 400, {.type = FEAT_FT_DOUBLE, .v.d = 0.5}},
+        {tm, "u1", 10, {.type = FEAT_FT_DOUBLE, .v.d = 7}},    /* a merchant named like the user: never read */
+    };
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        ck_assert_int_eq(feat_wb_put_event(f.wb, evs[i].t, evs[i].key, strlen(evs[i].key), evs[i].ts, 0, f.offset++, &f0,
+                                           &evs[i].v, 1), FEAT_OK);
+    struct { int64_t ts; const char *mk; } labs[] = {{200, "m1"}, {260, "m1"}, {350, "m2"}, {120, "m9"}};
+    for (size_t i = 0; i < 4; i++) {
+        const char *xk[1] = {labs[i].mk};
+        size_t xl[1] = {strlen(labs[i].mk)};
+        ck_assert_int_eq(feat_wb_put_label_keys(f.wb, "m", "u1", 2, labs[i].ts, (double)i, xk, xl, 1, 0, f.offset++),
+                         FEAT_OK);
+    }
+    put_label(&f, "m", "u1", 500, 9); /* the old 20-byte value: no extra keys */
+    flush(&f);
+    feat_trainset_t ts;
+    char err[256];
+    ck_assert_msg(feat_trainset_build(f.st, &f.cfg->models[0], INT64_MIN, INT64_MAX, NULL, &ts, err, sizeof(err)) ==
+                      FEAT_OK, "%s", err);
+    ck_assert_uint_eq(ts.nf, 3);
+    ck_assert_str_eq(ts.defs[0].name, "mer.r");
+    ck_assert_str_eq(ts.defs[1].name, "x");
+    ck_assert_str_eq(ts.defs[2].name, "a.n");
+    ck_assert_uint_eq(ts.n, 5);
+    /* by label time: 120 (m9), 200 (m1), 260 (m1), 350 (m2), 500 (none); NAN = missing */
+    static const struct { int64_t ts; double r, x; double n; double y; } want[] = {
+        {120, NAN, 1, NAN, 3}, {200, 0.1, 1, 5, 0}, {260, 0.9, 1, 5, 1}, {350, NAN, 2, 5, 2}, {500, NAN, 2, 5, 9}};
+    for (size_t i = 0; i < 5; i++) {
+        const feat_raw_t *row = ts.rows + i * 3;
+        ck_assert_int_eq(ts.ts[i], want[i].ts);
+        ck_assert_double_eq(ts.labels[i], want[i].y);
+        ck_assert_str_eq(ts.keys[i], "u1");
+        if (isnan(want[i].r)) ck_assert_int_eq(row[0].type, FEAT_V_MISSING);
+        else ck_assert(row[0].type == FEAT_V_DOUBLE && row[0].v.f64 == want[i].r);
+        ck_assert(row[1].type == FEAT_V_DOUBLE && row[1].v.f64 == want[i].x);
+        if (isnan(want[i].n)) ck_assert_int_eq(row[2].type, FEAT_V_MISSING);
+        else ck_assert(row[2].type == FEAT_V_INT64 && row[2].v.i64 == (int64_t)want[i].n);
+    }
+    ck_assert_uint_eq(ts.missing, 4);
+    feat_trainset_free(&ts);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(trainset_is_point_in_time_with_ttl) {
     fx_t f;
     fx_new(&f, pit_cfg);
@@ -874,6 +934,7 @@ int main(void) {
     TCase *tc = tcase_create("train");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, trainset_is_point_in_time_with_ttl);
+    tcase_add_test(tc, trainset_joins_several_tables);
     tcase_add_test(tc, registry_life_cycle);
     tcase_add_test(tc, version_metadata_is_the_stored_format);
     tcase_add_test(tc, slow_registry_write_does_not_stall_predict);
