@@ -40,12 +40,17 @@
  *                    | u8 type | value), newest first, count <= N
  *   APPROX_DISTINCT  stats/hll.h bytes (FNV-1a 64 of the value's bytes: the
  *                    8 little-endian bytes of a number, 1 of a bool, the
- *                    string's bytes)
+ *                    string's bytes; hll.h mixes it further)
  *   APPROX_QUANTILE  stats/kll.h serialized sketch, k = FEAT_TILE_KLL_K,
- *                    seed = spec id ^ tile index
- * An accumulator whose spec id the table no longer declares is dropped by
- * the next fold.  Values of the wrong type for a spec are skipped (the
- * config makes them impossible; old operands after a type change are not).
+ *                    seed = (u64) spec id ^ (u64) tile index; its count is n
+ * An accumulator whose spec id (with its fn) the table no longer declares is
+ * dropped by the next fold and ignored by the reader; so is one whose stored
+ * value type is not the input's declared type (a feature dropped and
+ * declared again with another type).  Values of the wrong type for a spec
+ * are skipped (the config makes them impossible; old operands after a type
+ * change are not), and so are non-finite doubles (ingest dead-letters them).
+ * A LAST_N list must be newest first (else FEAT_ERR_CORRUPT); entries past N
+ * are ignored.
  *
  * Threads: every function is reentrant; a feat_agg_reader_t belongs to one
  * thread at a time.
@@ -80,8 +85,13 @@ int feat_tile_operand(const feat_table_t *t, int64_t ts, int64_t offset, int32_t
 /* Folds one operand into a tile state: out (reset first) receives the new
  * state.  state may be NULL/0 (an empty tile).  k is the tile's index (the
  * KLL seed).  FEAT_OK, FEAT_ERR_CORRUPT (state or operand does not decode;
- * out untouched-but-reset) or FEAT_ERR_NOMEM.  This is the merge operator's
- * whole work and the point-in-time path's fold. */
+ * out untouched-but-reset), FEAT_ERR_NOMEM, or FEAT_ERR_TOO_LARGE (an
+ * accumulator over 4 GiB; out reset).  Every accumulator of a current spec
+ * is decoded and checked (a damaged one is FEAT_ERR_CORRUPT even when the
+ * operand does not touch it), so a state this returns always reads back.
+ * The result depends only on (t's specs, k, state, operand): the same bytes
+ * on every host.  This is the merge operator's whole work and the
+ * point-in-time path's fold. */
 feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, size_t slen, const char *op,
                           size_t oplen, feat_buf_t *out);
 
@@ -94,14 +104,30 @@ feat_err_t feat_tile_operand_ts(const char *op, size_t oplen, int64_t *ts);
  *   feat_agg_range(r, &kfrom, &kto, &lifetime);  the tiles to visit
  *   feat_agg_add(r, k, state, len) ...           ascending k, each k at most once; lifetime last
  *   feat_agg_finish(r, out, strings);            out[i] for fidx[i]
- * A tile outside every requested window is ignored; a missing tile is an
- * empty one.  Values: PRESENT with ts = the newest event time included, or
+ * A tile outside every requested window is ignored (each feature takes only
+ * the tiles of its own window, or only the lifetime tile); a missing tile is
+ * an empty one.  The reader does not look at event times: tile
+ * feat_tile_index(as_of) is read whole, so events in it newer than as_of
+ * count when the tiles hold them (the point-in-time path folds only events
+ * up to as_of; online, only events stamped after "now" could).  range: kfrom
+ * = the least window start, kto = feat_tile_index(as_of); kfrom > kto (0, -1)
+ * when no requested feature has a window.  Floating results depend on the
+ * order of the adds; the order above makes them the same bits everywhere
+ * (the reader's quantile sketch is seeded from the spec and the window).
+ * Values: PRESENT with ts = the newest event time included, or
  * the function's empty value (count, sum, approx_distinct: 0; last_n: "[]";
  * PRESENT with ts 0), or NOT_FOUND (mean, min, max, first, last,
- * approx_quantile with no value; stddev with fewer than 2).  Strings
- * (string last/first, last_n's JSON) are appended to *strings (not reset)
- * and out's pointers are set after the last append, valid while *strings is
- * not modified. */
+ * approx_quantile with no value; stddev with fewer than 2).  out[i].type is
+ * the function's output type (config.h's feat_agg_fn_t), also for
+ * NOT_FOUND; approx_distinct is the estimate rounded to the nearest integer.
+ * Strings (string last/first, last_n's JSON) are appended to *strings (not
+ * reset) and out's pointers are set after the last append, valid while
+ * *strings is not modified.  begin: FEAT_ERR_INVALID also for an
+ * aggregated feature whose spec cannot be computed (its input no plain
+ * feature, a numeric function over a bool or string); after a failed begin
+ * or add, begin again before the next add or finish.  A reader keeps its
+ * arrays, sketches and string buffers between reads (no allocation once
+ * warm, except one KLL sketch decoded per approx_quantile tile). */
 typedef struct feat_agg_reader feat_agg_reader_t;
 feat_agg_reader_t *feat_agg_reader_new(void);                 /* NULL when out of memory */
 void feat_agg_reader_destroy(feat_agg_reader_t *r);           /* NULL is fine */

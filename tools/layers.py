@@ -39,6 +39,7 @@ ALLOWED = {
     },
     'store': {
         'common': 'table declarations from the config, buffers, errors, log',
+        'stats': 'tiles fold KLL and HyperLogLog sketches',
     },
     'ingest': {
         'common': 'config, log, metrics, clocks',

@@ -248,8 +248,44 @@ def row_seeds():
         write(t, name, bytes([len(a)]) + a + b)
 
 
+def tile_seeds():
+    """A tile state and an operand (fuzz_tile.c): byte 0 = flags (bit 0: the
+    lifetime tile), u16 = the state's length, the state, the operand."""
+    t = 'fuzz_tile'
+    src = lambda ts, off, part: struct.pack('<qqi', ts, off, part)
+    op = b'\x01' + src(5, 42, 1) + row_entry(1, 'd', 2.5) + row_entry(2, 's', b'a"b') + \
+        row_entry(3, 'i', -7) + row_entry(4, 'b', 1)
+
+    def acc(sid, fn, body, n=2, max_ts=4):
+        pay = struct.pack('<Qq', n, max_ts) + body
+        return struct.pack('<IBI', sid, fn, len(pay)) + pay
+
+    def item(ts, off, part, kind, v):
+        return src(ts, off, part) + row_entry(0, kind, v)[2:]
+
+    hll = b'\x01' + struct.pack('<H', 2) + struct.pack('<II', (7 << 6) | 3, (900 << 6) | 1)
+    accs = [acc(1, 1, b''),
+            acc(2, 2, b'\x01' + struct.pack('<d', 3.25)),
+            acc(3, 2, b'\x02' + struct.pack('<q', 10)),
+            acc(5, 4, b'\x02' + struct.pack('<q', -3)),
+            acc(7, 6, struct.pack('<dd', 1.5, 0.5)),
+            acc(8, 7, item(4, 9, 0, 's', b'zz')),
+            acc(10, 9, struct.pack('<H', 2) + item(4, 9, 0, 's', b'zz') + item(3, 1, 0, 's', b'y')),
+            acc(11, 10, hll),
+            acc(13, 9, struct.pack('<H', 1) + item(4, 9, 0, 'd', 0.125), n=1),
+            acc(17, 7, item(4, 9, 0, 'b', 1), n=1),
+            acc(999, 1, b'')]  # an undeclared spec: dropped
+    state = b'\x01' + struct.pack('<H', len(accs)) + b''.join(accs)
+    for name, flags, st, o in [('empty-full', 0, b'', op), ('empty-full-lifetime', 1, b'', op),
+                               ('state-full', 0, state, op), ('state-lifetime', 1, state, op),
+                               ('state-no-values', 0, state, op[:21]), ('state-truncated-op', 0, state, op[:30]),
+                               ('state-cut', 0, state[:-5], op)]:
+        write(t, name, bytes([flags]) + struct.pack('<H', len(st)) + st + o)
+
+
 if __name__ == '__main__':
     row_seeds()
+    tile_seeds()
     proto_seeds()
     json_seeds()
     config_seeds()
