@@ -348,7 +348,8 @@ void feat_store_memory(feat_store_t *st, feat_store_memory_t *m);
 uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf);
 /* Flushes memtables (tests and benchmarks).  FEAT_OK or FEAT_ERR_IO. */
 feat_err_t feat_store_flush(feat_store_t *st);
-/* Compacts the whole store (tests: forces merge operands to be resolved).
+/* Compacts the whole store (tests: forces merge operands to be resolved, and
+ * expired tiles to be dropped: the tiles family is compacted twice).
  * Always FEAT_OK (RocksDB's C API reports no error for it). */
 feat_err_t feat_store_compact(feat_store_t *st);
 

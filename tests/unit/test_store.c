@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "store/row.h"
 #include "store/store.h"
@@ -90,6 +91,138 @@ static feat_value_t get1(fixture_t *fx, const char *key, uint16_t f, int64_t now
     feat_buf_free(&scratch);
     return out;
 }
+
+/* Aggregations through the store: tiles written with each event, read
+ * online (feat_store_get_aggs) and point in time (feat_pit_read, from
+ * history) with the same bits; a late event kept in history but in neither;
+ * tiles out of every window dropped by compaction while history keeps them. */
+static const char *agg_cfg =
+    "[table tx]\n"
+    "topic = tx\n"
+    "feature.amount = double\n"
+    "feature.shop = string\n"
+    "agg_tile = 1m\n"
+    "agg.s = sum(amount) over 10m, 1h, lifetime\n"
+    "agg.m = mean(amount) over 1h\n"
+    "agg.sd = stddev(amount) over 1h\n"
+    "agg.n = count(shop) over 10m\n"
+    "agg.q = approx_quantile(amount, 0.5) over 1h\n"
+    "agg.recent = last_n(shop, 2) over 1h\n";
+
+static int same_value(const feat_value_t *a, const feat_value_t *b) {
+    if (a->status != b->status || a->type != b->type || a->ts != b->ts) return 0;
+    if (a->status == FEAT_ST_NOT_FOUND) return 1;
+    if (a->type == FEAT_FT_STRING) return a->slen == b->slen && memcmp(a->v.s, b->v.s, a->slen) == 0;
+    return memcmp(&a->v, &b->v, 8) == 0; /* bits, not ==: training and serving agree to the bit */
+}
+
+START_TEST(aggregations_online_equal_point_in_time) {
+    fixture_t fx = {0};
+    fx.dir = tu_tmpdir();
+    fx_open_cfg(&fx, agg_cfg);
+    const feat_table_t *t = feat_store_table(fx.st, "tx");
+    const feat_table_conf_t *tc = t->conf;
+    const int64_t T = 60000;
+    int64_t now = feat_now_ms();
+    int64_t base = (now - 5 * 3600000) / T * T;  /* five hours of events, tile-aligned start */
+    uint64_t seed = 7;
+    const char *shops[] = {"a", "b", "c"};
+    int64_t off = 0;
+    int64_t last_ts = base;
+    /* three entities, out of order within a batch, bursts and a quiet hour */
+    for (int b = 0; b < 40; b++) {
+        feat_wb_t *wb = feat_wb_new(fx.st);
+        for (int i = 0; i < 25; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            int64_t ts = base + (int64_t)((seed >> 20) % (uint64_t)(4 * 3600000));
+            if (ts > base + 2 * 3600000 && ts < base + 3 * 3600000) continue; /* the quiet hour */
+            char key[8];
+            snprintf(key, sizeof(key), "k%d", (int)(seed >> 60) % 3);
+            uint16_t fi[2] = {0, 1};
+            feat_value_t v[2] = {vdbl((double)((seed >> 33) % 1000) / 7.0), vstr(shops[(seed >> 40) % 3])};
+            ck_assert_int_eq(feat_wb_put_event(wb, t, key, strlen(key), ts, 0, off++, fi, v, 2), FEAT_OK);
+            if (ts > last_ts) last_ts = ts;
+        }
+        char err[256];
+        ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+        feat_wb_destroy(wb);
+    }
+    uint16_t fidx[16];
+    size_t nf = 0;
+    for (size_t f = tc->nplain; f < tc->nfeatures; f++) fidx[nf++] = (uint16_t)f;
+    feat_agg_reader_t *ar = feat_agg_reader_new();
+    feat_pit_reader_t *pr = feat_pit_reader_new(fx.st);
+    feat_buf_t s1 = FEAT_BUF_INIT, s2 = FEAT_BUF_INIT;
+    int compared = 0, present = 0;
+    /* as of the end of a tile (no event of the head tile lies after it), every 7 minutes */
+    for (int64_t at = base + T; at <= last_ts / T * T + T; at += 7 * T) {
+        for (int k = 0; k < 3; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "k%d", k);
+            feat_value_t on[16], pit[16];
+            feat_buf_reset(&s1);
+            ck_assert_int_eq(feat_store_get_aggs(fx.st, t, key, 2, at, fidx, nf, ar, on, &s1), FEAT_OK);
+            ck_assert_int_eq(feat_pit_read(pr, t, key, 2, at, fidx, nf, 0, pit, &s2), FEAT_OK);
+            for (size_t j = 0; j < nf; j++) {
+                /* the stored lifetime tile holds every event so far: as of a
+                 * past time only point in time can leave later ones out */
+                if (tc->features[fidx[j]].window_ms == 0 && at < last_ts) continue;
+                ck_assert_msg(same_value(&on[j], &pit[j]), "%s as of %lld: %s online and point in time differ",
+                              key, (long long)(at - base), tc->features[fidx[j]].name);
+                present += on[j].status == FEAT_ST_PRESENT;
+            }
+            compared++;
+        }
+    }
+    ck_assert_int_gt(compared, 100);
+    ck_assert_int_gt(present, 500);
+    /* the quiet hour: 10-minute windows inside it are empty (count 0 and sum 0 present, ts 0) */
+    feat_value_t q[16];
+    ck_assert_int_eq(feat_pit_read(pr, t, "k0", 2, base + 2 * 3600000 + 30 * T, fidx, nf, 0, q, &s2), FEAT_OK);
+    ck_assert_int_eq(q[0].status, FEAT_ST_PRESENT); /* s_10m */
+    ck_assert(q[0].v.d == 0 && q[0].ts == 0);
+    feat_pit_reader_destroy(pr);
+
+    /* a late event: history, not tiles; point in time skips it too */
+    int64_t lt = last_ts + 1;
+    uint16_t fi[2] = {0, 1};
+    feat_value_t lv[2] = {vdbl(1e6), vstr("late")};
+    feat_wb_t *wb = feat_wb_new(fx.st);
+    ck_assert_int_eq(feat_wb_put_late_event(wb, t, "k1", 2, lt, 0, off++, fi, lv, 2), FEAT_OK);
+    char err[256];
+    ck_assert_int_eq(feat_store_write(fx.st, wb, err, sizeof(err)), FEAT_OK);
+    feat_wb_destroy(wb);
+    pr = feat_pit_reader_new(fx.st);
+    feat_value_t on[16], pit[16];
+    feat_buf_reset(&s1);
+    ck_assert_int_eq(feat_store_get_aggs(fx.st, t, "k1", 2, lt / T * T + T, fidx, nf, ar, on, &s1), FEAT_OK);
+    ck_assert_int_eq(feat_pit_read(pr, t, "k1", 2, lt / T * T + T, fidx, nf, 0, pit, &s2), FEAT_OK);
+    for (size_t j = 0; j < nf; j++) ck_assert(same_value(&on[j], &pit[j]));
+    ck_assert(on[2].v.d < 1e6);          /* s_lifetime did not take it */
+    ck_assert_int_lt(on[0].ts, lt);
+    uint16_t f0 = 0;
+    feat_value_t plain;
+    ck_assert_int_eq(feat_pit_read(pr, t, "k1", 2, lt, &f0, 1, 0, &plain, &s2), FEAT_OK);
+    ck_assert(plain.status == FEAT_ST_PRESENT && plain.v.d == 1e6); /* history has it */
+    feat_pit_reader_destroy(pr);
+
+    /* expiry: every tile but the last hour's is out of the 1h window as of now */
+    ck_assert_int_eq(feat_store_flush(fx.st), FEAT_OK);
+    ck_assert_int_eq(feat_store_compact(fx.st), FEAT_OK);
+    uint64_t keys = feat_store_estimate_keys(fx.st, FEAT_CF_TILES);
+    ck_assert_msg(keys <= 3 * (60 + 2) + 3, "%llu tiles left after compaction", (unsigned long long)keys);
+    pr = feat_pit_reader_new(fx.st);
+    feat_value_t again[16];
+    ck_assert_int_eq(feat_pit_read(pr, t, "k2", 2, base + 30 * T, fidx, nf, 0, again, &s2), FEAT_OK);
+    ck_assert_int_eq(again[1].status, FEAT_ST_PRESENT); /* s_1h from history, five hours back */
+    ck_assert(again[1].v.d > 0);
+    feat_pit_reader_destroy(pr);
+    feat_agg_reader_destroy(ar);
+    feat_buf_free(&s1);
+    feat_buf_free(&s2);
+    fx_free(&fx);
+}
+END_TEST
 
 START_TEST(out_of_order_never_overwrites_newer) {
     fixture_t fx = fx_new();
@@ -1012,6 +1145,7 @@ int main(void) {
     tcase_add_test(tc, smallest_write_buffer_works);
     tcase_add_test(tc, checkpoint_is_a_consistent_copy);
     tcase_add_test(tc, every_scan_orders_bounds_and_stops);
+    tcase_add_test(tc, aggregations_online_equal_point_in_time);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
