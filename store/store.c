@@ -1557,7 +1557,7 @@ static feat_err_t pit_aggs(feat_pit_reader_t *r, const feat_table_t *t, const ch
     if (rc) return rc;
     /* windows: tile by tile, ascending */
     if (kfrom <= kto && c->agg_max_window_ms > 0) {
-        qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
+        if (r->nev > 1) qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
         size_t i = 0;
         while (i < r->nev && rc == FEAT_OK) {
             size_t j = i;
@@ -1569,7 +1569,7 @@ static feat_err_t pit_aggs(feat_pit_reader_t *r, const feat_table_t *t, const ch
     /* the lifetime: every row, one tile */
     if (rc == FEAT_OK && life) {
         for (size_t i = 0; i < r->nev; i++) r->evs[i].tile = 0;
-        qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
+        if (r->nev > 1) qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
         rc = pit_fold_tile(r, t, FEAT_TILE_LIFETIME, r->evs, r->nev);
     }
     if (rc) return rc;
