@@ -1897,6 +1897,12 @@ uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf) {
     return v;
 }
 
+uint64_t feat_store_cf_bytes(feat_store_t *st, feat_cf_t cf) {
+    uint64_t v = 0;
+    if (rocksdb_property_int_cf(st->db, st->cf[cf], "rocksdb.live-sst-files-size", &v) != 0) v = 0;
+    return v;
+}
+
 feat_err_t feat_store_flush(feat_store_t *st) {
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);

@@ -346,6 +346,11 @@ typedef struct feat_store_memory {
 void feat_store_memory(feat_store_t *st, feat_store_memory_t *m);
 /* RocksDB's estimate of the keys in one column family. */
 uint64_t feat_store_estimate_keys(feat_store_t *st, feat_cf_t cf);
+/* Bytes of one column family's SST files in the current version of the
+ * store (RocksDB's "rocksdb.live-sst-files-size"): on disk, after
+ * compression; memtables are not counted (feat_store_flush first).  0 when
+ * RocksDB does not report it.  Benchmarks: state per entity (bench_aggs). */
+uint64_t feat_store_cf_bytes(feat_store_t *st, feat_cf_t cf);
 /* Flushes memtables (tests and benchmarks).  FEAT_OK or FEAT_ERR_IO. */
 feat_err_t feat_store_flush(feat_store_t *st);
 /* Compacts the whole store (tests: forces merge operands to be resolved, and

@@ -8,6 +8,9 @@
  * Events have 10 double features, protobuf (or JSON with --json).
  *
  *   bench_ingest [--events N] [--partitions P] [--rounds R] [--json]
+ *   bench_ingest --only aggs [--rounds R]   featd's ingest alternately without and
+ *        with 10 aggregations (count, sum, mean, min, max over 1h and 7d) of the
+ *        same events: the cost of the tile operands (issue 11)
  *
  * Prints one line per measurement and a summary with the ratios.  The broker
  * is librdkafka's mock cluster in this process (it keeps ~5 MiB per
@@ -43,7 +46,7 @@ typedef struct row {
 
 static int N = 400000, P = 32, ROUNDS = 3, JSON = 0;
 static const char *WRITE_BUFFER = NULL; /* featd's default unless --write-buffer */
-static const char *ONLY = NULL; /* consume | store | featd | drift */
+static const char *ONLY = NULL; /* consume | store | featd | drift | aggs */
 static int TRACE = 0;            /* print featd's progress every 100 ms (shows stalls) */
 static char KAFKA_EXTRA[512];    /* --kafka KEY=VALUE lines for featd's [kafka] section */
 static const char *AB = NULL;    /* --ab SECTION.KEY=A,B: featd alternately with value A and B */
@@ -260,6 +263,8 @@ static double featd_ingest_with(const char *bs, feat_config_t *cfg, int round, i
     }
     double rate = (double)(N - first_n) / (now_s() - t_first);
     feat_ingest_destroy(ing);
+    if (cfg->ntables && cfg->tables[0].naggs && round < 2) /* --only aggs: shows the tiles were written */
+        printf("  (aggregations: ~%llu tile keys)\n", (unsigned long long)feat_store_estimate_keys(st, FEAT_CF_TILES));
     if (dm) {
         feat_drift_stats_t ds;
         feat_drift_get_stats(dm, &ds);
@@ -289,7 +294,7 @@ int main(int argc, char **argv) {
             snprintf(KAFKA_EXTRA + l, sizeof(KAFKA_EXTRA) - l, "%s\n", argv[++i]);
         } else {
             fprintf(stderr, "usage: bench_ingest [--events N] [--partitions P] [--rounds R] [--json] [--write-buffer SIZE]\n"
-                            "                    [--only consume|store|featd|drift] [--kafka KEY=VALUE]... [--trace]\n"
+                            "                    [--only consume|store|featd|drift|aggs] [--kafka KEY=VALUE]... [--trace]\n"
                             "                    [--ab SECTION.KEY=A,B]\n");
             return 2;
         }
@@ -307,13 +312,47 @@ int main(int argc, char **argv) {
     for (int f = 0; f < NF; f++) o += snprintf(cfgtext + o, sizeof(cfgtext) - (size_t)o, "feature.f%d = double\n", f);
     feat_config_t *cfg = feat_config_parse(cfgtext, strlen(cfgtext), err, sizeof(err));
     if (!cfg) { fprintf(stderr, "config: %s\n", err); return 1; }
+    /* the same table with 10 aggregated features over its inputs, expanded
+     * by the config parser as featd's own config is */
+    static const char aggs[] = "agg.n = count(f0) over 1h, 7d\nagg.s = sum(f1) over 1h, 7d\n"
+                               "agg.m = mean(f2) over 1h, 7d\nagg.lo = min(f3) over 1h, 7d\n"
+                               "agg.hi = max(f4) over 1h, 7d\n";
+    snprintf(cfgtext + o, sizeof(cfgtext) - (size_t)o, "%s", aggs);
+    feat_config_t *cfga = feat_config_parse(cfgtext, strlen(cfgtext), err, sizeof(err));
+    if (!cfga) { fprintf(stderr, "config (aggregations): %s\n", err); return 1; }
     double tp = now_s();
     produce(bs);
     printf("produced %d %s events (10 double features) to %d partitions in %.1f s\n", N, JSON ? "JSON" : "protobuf",
            P, now_s() - tp);
+    double a[16], bb[16], c[16], dr[16];
+    if (ONLY && !strcmp(ONLY, "aggs")) { /* 10 aggregations vs none, alternating (which goes first too) */
+        for (int r = 0; r < ROUNDS && r < 16; r++) {
+            if (r % 2 == 0) {
+                c[r] = featd_ingest_with(bs, cfg, 2 * r, 0);
+                dr[r] = featd_ingest_with(bs, cfga, 2 * r + 1, 0);
+            } else {
+                dr[r] = featd_ingest_with(bs, cfga, 2 * r + 1, 0);
+                c[r] = featd_ingest_with(bs, cfg, 2 * r, 0);
+            }
+            a[r] = dr[r] / c[r];
+            printf("round %d: featd ingest %.0f events/s plain, %.0f with 10 aggregations (%.2f)\n", r + 1, c[r], dr[r],
+                   a[r]);
+            fflush(stdout);
+        }
+        int nr = ROUNDS < 16 ? ROUNDS : 16;
+        qsort(c, (size_t)nr, sizeof(double), cmpd);
+        qsort(dr, (size_t)nr, sizeof(double), cmpd);
+        qsort(a, (size_t)nr, sizeof(double), cmpd);
+        printf("median: plain %.0f/s, with 10 aggregations %.0f/s: aggregations / plain = %.2f (median of the rounds' "
+               "ratios %.2f)\n", c[nr / 2], dr[nr / 2], dr[nr / 2] / c[nr / 2], a[nr / 2]);
+        feat_config_free(cfga);
+        feat_config_free(cfg);
+        feat_broker_destroy(b);
+        return 0;
+    }
+    feat_config_free(cfga);
     row_t *rows = calloc((size_t)N, sizeof(row_t));
     raw_consume(bs, cfg, rows); /* decodes the rows for baseline B (untimed use) */
-    double a[16], bb[16], c[16], dr[16];
     if (AB) { /* one setting, two values, alternating rounds: same data, same broker */
         char key[128], va[128], vb[128];
         if (sscanf(AB, "%127[^=]=%127[^,],%127s", key, va, vb) != 3) { fprintf(stderr, "--ab SECTION.KEY=A,B\n"); return 2; }

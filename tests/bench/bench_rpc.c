@@ -8,8 +8,9 @@
  *        (one completion queue, one thread, one call armed at a time); with
  *        --featd-server, featd's own server code (serve/grpc_server.c)
  *   bench_rpc client ADDR WHAT N [--concurrency C] [--entities E] [--features F] [--table T]
- *        [--model M]
+ *        [--model M] [--names A,B,...]
  *        WHAT = echo | online | predict: unary calls; prints p50/p90/p99/mean and calls/s
+ *        online asks for features f0..f(F-1), or for the names given with --names
  *
  * Each process pins nothing itself: run it under taskset to pin.
  */
@@ -203,13 +204,18 @@ static int client(int argc, char **argv) {
     const char *addr = argv[0], *what = argv[1];
     size_t n = (size_t)atol(argv[2]);
     int conc = 1, entities = 1, features = 10;
-    const char *table = "bench", *model = "m";
+    const char *table = "bench", *model = "m", *names = NULL;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--concurrency") && i + 1 < argc) conc = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--entities") && i + 1 < argc) entities = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--features") && i + 1 < argc) features = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--table") && i + 1 < argc) table = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--names") && i + 1 < argc) names = argv[++i];
+    }
+    if (names) { /* --names overrides --features */
+        features = 1;
+        for (const char *p = names; *p; p++) features += *p == ',';
     }
     char **keys = calloc((size_t)entities, sizeof(char *));
     for (int e = 0; e < entities; e++) {
@@ -240,9 +246,16 @@ static int client(int argc, char **argv) {
         r.entity_keys = keys;
         r.n_features = (size_t)features;
         r.features = calloc((size_t)features, sizeof(char *));
+        const char *np = names;
         for (int f = 0; f < features; f++) {
-            r.features[f] = malloc(16);
-            snprintf(r.features[f], 16, "f%d", f);
+            if (np) {
+                size_t l = strcspn(np, ",");
+                r.features[f] = strndup(np, l);
+                np += l + (np[l] == ',');
+            } else {
+                r.features[f] = malloc(16);
+                snprintf(r.features[f], 16, "f%d", f);
+            }
         }
         len = protobuf_c_message_get_packed_size(&r.base);
         req = malloc(len);
