@@ -258,7 +258,34 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (req->n_entity_keys && (err = featd_svc_check_keys(sv, call, req->entity_keys, n))) return err;
     feat_loaded_t *l = acquire(sv, call, req->model, req->alias, req->version, &err);
     if (!l) return err;
+    Featd__V1__EntityKeys **own_rows = NULL; /* entity_keys as rows, for a model whose tables share its entity */
     if (req->n_entity_keys && feat_loaded_multi(l)) { /* name an entity entity_keys cannot give */
+        const feat_loaded_group_t *g = feat_loaded_groups(l);
+        const char *own = feat_loaded_table(l)->conf->entity, *other = own;
+        for (size_t k = 0; k < feat_loaded_ngroups(l) && other == own; k++)
+            if (strcmp(g[k].entity, own)) other = g[k].entity;
+        if (other == own) { /* every table is keyed by the model's entity: the key reaches them all */
+            own_rows = feat_arena_alloc(call->arena, n * sizeof(*own_rows));
+            Featd__V1__EntityKeys *r = feat_arena_alloc(call->arena, n * sizeof(*r));
+            Featd__V1__EntityKeys__KeysEntry *e = feat_arena_alloc(call->arena, n * sizeof(*e));
+            Featd__V1__EntityKeys__KeysEntry **ep = feat_arena_alloc(call->arena, n * sizeof(*ep));
+            if (!own_rows || !r || !e || !ep) {
+                feat_loaded_release(l);
+                return FEAT_ERR_NOMEM;
+            }
+            for (size_t i = 0; i < n; i++) {
+                featd__v1__entity_keys__init(&r[i]);
+                featd__v1__entity_keys__keys_entry__init(&e[i]);
+                e[i].key = (char *)own;
+                e[i].value = req->entity_keys[i];
+                ep[i] = &e[i];
+                r[i].n_keys = 1;
+                r[i].keys = &ep[i];
+                own_rows[i] = &r[i];
+            }
+        }
+    }
+    if (req->n_entity_keys && feat_loaded_multi(l) && !own_rows) {
         const feat_loaded_group_t *g = feat_loaded_groups(l);
         const char *own = feat_loaded_table(l)->conf->entity, *other = own;
         for (size_t k = 0; k < feat_loaded_ngroups(l) && other == own; k++)
@@ -275,6 +302,7 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     size_t *klens = feat_arena_alloc(call->arena, n * sizeof(size_t));
     const char **keys = feat_arena_alloc(call->arena, n * sizeof(char *));
     if (!scores || !missing || !klens || !keys) err = FEAT_ERR_NOMEM;
+    else if (own_rows) err = score_entity_rows(sv, call, l, own_rows, n, now, scores, missing, keys, klens);
     else if (req->n_entity_keys) err = score_keys(sv, call, l, req->entity_keys, n, now, scores, missing, klens);
     else if (req->n_entity_rows)
         err = score_entity_rows(sv, call, l, req->entity_rows, n, now, scores, missing, keys, klens);

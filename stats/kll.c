@@ -32,8 +32,6 @@ struct feat_kll {
     uint32_t phys;                   /* physical item slots */
     uint32_t cap_now;                /* C(H) */
     int sorted0;                     /* level 0 currently sorted */
-    uint32_t rbits_left;             /* unused bits in rbits */
-    uint64_t rbits;                  /* random bits for compaction offsets */
     uint64_t rng;                    /* splitmix64 state */
     uint64_t n;                      /* values summarised (exact) */
     double minv, maxv;               /* exact; +inf / -inf when empty */
@@ -123,20 +121,17 @@ void feat_kll_reset(feat_kll_t *s) {
 
 void feat_kll_seed(feat_kll_t *s, uint64_t seed) {
     s->rng = seed;
-    s->rbits_left = 0;
 }
 
 /* ------------------------------------------------------------- compaction */
 
+/* One draw per compaction (compactions are rare: a bit per about k/3
+ * values), not bits buffered from one draw: the generator's state is then
+ * all there is, so a sketch serialized and read back continues exactly as
+ * the original would (aggregation tiles fold in any grouping and must give
+ * the same bytes). */
 static inline uint32_t random_bit(feat_kll_t *s) {
-    if (s->rbits_left == 0) {
-        s->rbits = feat_splitmix64(&s->rng);
-        s->rbits_left = 64;
-    }
-    uint32_t b = (uint32_t)(s->rbits & 1u);
-    s->rbits >>= 1;
-    s->rbits_left--;
-    return b;
+    return (uint32_t)(feat_splitmix64(&s->rng) >> 63);
 }
 
 static void add_top_level(feat_kll_t *s) {
@@ -546,7 +541,6 @@ feat_err_t feat_kll_deserialize(const void *buf, size_t len, feat_kll_t **out) {
     s->maxv = n ? maxv : -INFINITY;
     s->vsum = vsum;
     s->rng = feat_get_u64(p + 48);
-    s->rbits_left = 0;
     *out = s;
     return FEAT_OK;
 }

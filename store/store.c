@@ -97,7 +97,9 @@ struct feat_pit_reader {
     feat_agg_reader_t *agg;
     pit_ev_t *evs;
     size_t nev, capev;
-    feat_buf_t evbuf, op, tile, tile2, aggstr;
+    feat_buf_t evbuf, op, tile, aggstr;
+    const char **ops;     /* [capops] one tile's operands, for feat_tile_fold_many */
+    size_t *oplens, capops;
     feat_value_t *vals;   /* [nfeatures of the widest table] */
     uint16_t *fidx;
     size_t capvals;
@@ -141,15 +143,17 @@ static char *tmerge_full(void *state, const char *key, size_t klen, const char *
     feat_store_t *st = state;
     int64_t k = 0;
     const feat_table_t *t = tile_key_parse(st, key, klen, &k);
-    feat_buf_t cur = FEAT_BUF_INIT, nxt = FEAT_BUF_INIT;
-    if (existing) feat_buf_append(&cur, existing, elen);
-    for (int i = 0; t && i < nops; i++) {
-        if (feat_tile_fold(t, k, cur.data, cur.len, ops[i], lens[i], &nxt) != FEAT_OK) continue;
-        feat_buf_t x = cur;
-        cur = nxt;
-        nxt = x;
+    feat_buf_t cur = FEAT_BUF_INIT;
+    feat_err_t rc = t ? feat_tile_fold_many(t, k, existing, elen, ops, lens, (size_t)nops, &cur) : FEAT_ERR_CORRUPT;
+    if (rc == FEAT_ERR_NOMEM || cur.oom) {
+        feat_buf_free(&cur);
+        *success = 0;
+        return NULL;
     }
-    feat_buf_free(&nxt);
+    if (rc) { /* a table no longer declared, or a damaged tile: keep what was there */
+        feat_buf_reset(&cur);
+        if (existing) feat_buf_append(&cur, existing, elen);
+    }
     if (cur.oom) {
         feat_buf_free(&cur);
         *success = 0;
@@ -1469,17 +1473,22 @@ static int pit_ev_cmp(const void *a, const void *b) {
  * hands it to the reader. */
 static feat_err_t pit_fold_tile(feat_pit_reader_t *r, const feat_table_t *t, int64_t k, const pit_ev_t *evs,
                                 size_t n) {
-    feat_buf_reset(&r->tile);
-    for (size_t i = 0; i < n; i++) {
-        feat_err_t rc = feat_tile_fold(t, k, r->tile.data, r->tile.len, r->evbuf.data + evs[i].at, evs[i].len,
-                                       &r->tile2);
-        if (rc == FEAT_ERR_NOMEM) return rc;
-        if (rc) continue; /* as the merge operator does */
-        feat_buf_t x = r->tile;
-        r->tile = r->tile2;
-        r->tile2 = x;
+    if (!n) return FEAT_OK;
+    if (r->capops < n) {
+        const char **no = realloc((void *)r->ops, n * sizeof(*no));
+        size_t *nl = no ? realloc(r->oplens, n * sizeof(*nl)) : NULL;
+        if (no) r->ops = no;
+        if (nl) r->oplens = nl;
+        if (!no || !nl) return FEAT_ERR_NOMEM;
+        r->capops = n;
     }
-    if (!r->tile.len) return FEAT_OK;
+    for (size_t i = 0; i < n; i++) {
+        r->ops[i] = r->evbuf.data + evs[i].at;
+        r->oplens[i] = evs[i].len;
+    }
+    /* the merge operator's own call on the same operands in the same order */
+    feat_err_t rc = feat_tile_fold_many(t, k, NULL, 0, r->ops, r->oplens, n, &r->tile);
+    if (rc) return rc;
     return feat_agg_add(r->agg, k, r->tile.data, r->tile.len);
 }
 
@@ -1604,7 +1613,8 @@ void feat_pit_reader_destroy(feat_pit_reader_t *r) {
     feat_buf_free(&r->evbuf);
     feat_buf_free(&r->op);
     feat_buf_free(&r->tile);
-    feat_buf_free(&r->tile2);
+    free((void *)r->ops);
+    free(r->oplens);
     feat_buf_free(&r->aggstr);
     rocksdb_iter_destroy(r->it);
     rocksdb_readoptions_destroy(r->ro);

@@ -539,24 +539,45 @@ static int value_usable(const feat_value_t *v, feat_ftype_t ity) {
     return v->type != FEAT_FT_DOUBLE || isfinite(v->v.d);
 }
 
-feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, size_t slen, const char *op,
-                          size_t oplen, feat_buf_t *out) {
-    feat_buf_reset(out);
-    const unsigned char *s = (const unsigned char *)state;
-    if (!s) slen = 0;
-    /* the operand: header, then entries that must all decode */
-    item_t src;
-    if (feat_tile_operand_ts(op, oplen, &src.ts) != FEAT_OK) return FEAT_ERR_CORRUPT;
-    src.offset = (int64_t)feat_get_le64((const unsigned char *)op + 9);
-    src.partition = (int32_t)feat_get_le32((const unsigned char *)op + 17);
+/* 1 if every entry of the operand decodes; src gets its source. */
+static int operand_ok(const char *op, size_t oplen, item_t *src) {
+    if (feat_tile_operand_ts(op, oplen, &src->ts) != FEAT_OK) return 0;
+    src->offset = (int64_t)feat_get_le64((const unsigned char *)op + 9);
+    src->partition = (int32_t)feat_get_le32((const unsigned char *)op + 17);
     feat_row_entry_t e;
     int has;
     size_t pos = OP_HDR;
     feat_err_t rc;
     while ((rc = feat_row_next(op, oplen, &pos, 0, &e, &has)) == FEAT_OK && has) {}
-    if (rc != FEAT_OK) return FEAT_ERR_CORRUPT;
+    return rc == FEAT_OK;
+}
+
+feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, size_t slen, const char *op,
+                          size_t oplen, feat_buf_t *out) {
+    item_t src;
+    if (!operand_ok(op, oplen, &src)) {
+        feat_buf_reset(out);
+        return FEAT_ERR_CORRUPT;
+    }
+    return feat_tile_fold_many(t, k, state, slen, &op, &oplen, 1, out);
+}
+
+feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *state, size_t slen,
+                               const char *const *ops, const size_t *lens, size_t nops, feat_buf_t *out) {
+    feat_buf_reset(out);
+    const unsigned char *s = (const unsigned char *)state;
+    if (!s) slen = 0;
     uint32_t nacc;
     if (state_check(s, slen, &nacc) != FEAT_OK) return FEAT_ERR_CORRUPT;
+    /* the operands that decode, with their sources; the others are skipped */
+    item_t srcbuf[16], *srcs = nops <= 16 ? srcbuf : malloc(nops * sizeof(item_t));
+    unsigned char okbuf[16], *ok = nops <= 16 ? okbuf : malloc(nops);
+    if (!srcs || !ok) {
+        if (srcs != srcbuf) free(srcs);
+        if (ok != okbuf) free(ok);
+        return FEAT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nops; i++) ok[i] = (unsigned char)operand_ok(ops[i], lens[i], &srcs[i]);
 
     item_t items[LAST_N_MAX];
     hll_scratch_t hs;
@@ -565,7 +586,9 @@ feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, s
     unsigned char h[STATE_HDR] = {FEAT_TILE_V1, 0, 0};
     feat_buf_append(out, h, STATE_HDR);
     uint32_t written = 0;
-    rc = FEAT_OK;
+    feat_err_t rc = FEAT_OK;
+    feat_row_entry_t e;
+    int has;
     for (size_t j = 0; j < c->naggs && rc == FEAT_OK; j++) {
         const feat_agg_spec_t *sp = &c->aggs[j];
         feat_ftype_t ity = input_type(t, j);
@@ -584,13 +607,18 @@ feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, s
             else if (d == DEC_DROP) found = 0;
             if (rc != FEAT_OK) break;
         }
+        /* every operand in order, decoded once and encoded once: the same
+         * bytes as folding them one at a time (encoding is lossless) */
         int touched = 0;
-        pos = OP_HDR;
-        while (rc == FEAT_OK && feat_row_next(op, oplen, &pos, 0, &e, &has) == FEAT_OK && has) {
-            if (e.id != in_id || !value_usable(&e.val, ity)) continue;
-            src.v = e.val;
-            rc = acc_apply(sp, (uint64_t)sp->id ^ (uint64_t)k, &a, &src, &hs);
-            touched = 1;
+        for (size_t i = 0; i < nops && rc == FEAT_OK; i++) {
+            if (!ok[i]) continue;
+            size_t pos = OP_HDR;
+            while (rc == FEAT_OK && feat_row_next(ops[i], lens[i], &pos, 0, &e, &has) == FEAT_OK && has) {
+                if (e.id != in_id || !value_usable(&e.val, ity)) continue;
+                srcs[i].v = e.val;
+                rc = acc_apply(sp, (uint64_t)sp->id ^ (uint64_t)k, &a, &srcs[i], &hs);
+                touched = 1;
+            }
         }
         if (rc == FEAT_OK && a.n > 0) {
             if (touched) {
@@ -605,6 +633,8 @@ feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, s
         }
         feat_kll_destroy(a.kll);
     }
+    if (srcs != srcbuf) free(srcs);
+    if (ok != okbuf) free(ok);
     if (rc == FEAT_OK && written > UINT16_MAX) rc = FEAT_ERR_TOO_LARGE;
     if (rc == FEAT_OK && out->oom) rc = FEAT_ERR_NOMEM;
     if (rc != FEAT_OK) {

@@ -95,6 +95,14 @@ int feat_tile_operand(const feat_table_t *t, int64_t ts, int64_t offset, int32_t
 feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, size_t slen, const char *op,
                           size_t oplen, feat_buf_t *out);
 
+/* Folds ops[0..nops) in order: the same bytes as nops feat_tile_fold calls
+ * (each accumulator is decoded once and encoded once, which is what makes a
+ * read or compaction over many pending operands cheap).  An operand that
+ * does not decode is skipped, as the merge operator skips it.  FEAT_OK,
+ * FEAT_ERR_CORRUPT (the state), FEAT_ERR_NOMEM or FEAT_ERR_TOO_LARGE. */
+feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *state, size_t slen,
+                               const char *const *ops, const size_t *lens, size_t nops, feat_buf_t *out);
+
 /* ts of an operand (its first field), for routing; FEAT_ERR_CORRUPT if short. */
 feat_err_t feat_tile_operand_ts(const char *op, size_t oplen, int64_t *ts);
 
