@@ -1523,12 +1523,28 @@ void feat_agg_describe(const feat_table_conf_t *t, size_t f, char *out, size_t n
     snprintf(out, n, "%s(%s%s) over %s", agg_fn_names[a->fn], t->features[a->input].name, p, w);
 }
 
+/* Tile levels: agg_tile, and for windows of 16 tiles or more, r and r^2
+ * times it with r the cube root of (longest window / agg_tile): a window of
+ * N tiles then reads at most about 5 N^(1/3) tiles (105 for 7d of 1m tiles,
+ * not 10080). */
+static void tile_levels(feat_table_conf_t *t) {
+    int64_t T = t->agg_tile_ms, n = T > 0 ? t->agg_max_window_ms / T : 0;
+    t->agg_level_ms[0] = T;
+    t->agg_level_ms[1] = t->agg_level_ms[2] = 0;
+    if (n < 16) return;
+    int64_t r = (int64_t)llround(cbrt((double)n));
+    if (r < 2) r = 2;
+    t->agg_level_ms[1] = T * r;
+    if (r * r <= n) t->agg_level_ms[2] = T * r * r;
+}
+
 static feat_err_t expand_aggs(feat_table_conf_t *t, char *err, size_t errlen) {
     strip_aggs(t);
     for (size_t i = 0; i < t->ndecls; i++) {
         feat_err_t rc = expand_agg(t, &t->decls[i], err, errlen);
         if (rc) return rc;
     }
+    tile_levels(t);
     return FEAT_OK;
 }
 

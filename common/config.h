@@ -106,6 +106,9 @@ typedef struct feat_table_conf {
     int64_t agg_lateness_ms; /* an event this much older than its Kafka timestamp is not aggregated; 0 = any */
     int64_t agg_max_window_ms; /* the longest window (0 = none or lifetime only) */
     int agg_lifetime;        /* some aggregated feature has the lifetime window */
+    int64_t agg_level_ms[3]; /* tile sizes kept: [0] = agg_tile; [1], [2] = r and r^2 times it (r about
+                              * the cube root of longest window / agg_tile), so a long window reads
+                              * whole coarse tiles in its middle; 0 = level unused (short windows) */
 } feat_table_conf_t;
 
 /* 1 if feature f of t is aggregated.  A zeroed feat_feature_conf_t (agg 0)

@@ -399,40 +399,113 @@ static int on_row(void *arg, const uint8_t *data, size_t len) {
     return 0;
 }
 
-/* Scores keys[0..n) as of at with version v; appends CSV lines to out. */
+/* The tables a version reads: its own (features named plainly) and others
+ * (TABLE.FEATURE), each with the positions of its features in v->features. */
+typedef struct score_table {
+    char name[128];
+    size_t nf;
+    size_t *pos;        /* [nf] index into v->features */
+    char **names;       /* [nf] the feature names within the table */
+    score_ctx_t rows;
+} score_table_t;
+
+/* Groups v's features by table; featctl score sends one set of keys, so
+ * every table must be keyed by the model table's entity (ListTables says). */
+static int score_tables(const Featd__V1__ModelVersion *v, score_table_t **out, size_t *nout) {
+    size_t nf = v->n_features, nt = 0;
+    score_table_t *tt = calloc(nf + 1, sizeof(*tt));
+    if (!tt) return 1;
+    for (size_t j = 0; j < nf; j++) {
+        const char *f = v->features[j], *dot = strchr(f, '.');
+        char tn[128];
+        snprintf(tn, sizeof(tn), "%.*s", dot ? (int)(dot - f) : (int)strlen(v->table), dot ? f : v->table);
+        size_t g = 0;
+        while (g < nt && strcmp(tt[g].name, tn)) g++;
+        if (g == nt) {
+            snprintf(tt[nt].name, sizeof(tt[nt].name), "%s", tn);
+            tt[nt].pos = calloc(nf, sizeof(size_t));
+            tt[nt].names = calloc(nf, sizeof(char *));
+            if (!tt[nt].pos || !tt[nt].names) { *out = tt; *nout = nt + 1; return 1; }
+            nt++;
+        }
+        tt[g].pos[tt[g].nf] = j;
+        tt[g].names[tt[g].nf++] = (char *)(dot ? dot + 1 : f);
+    }
+    *out = tt;
+    *nout = nt;
+    if (nt < 2) return 0;
+    Featd__V1__ListTablesRequest req = FEATD__V1__LIST_TABLES_REQUEST__INIT;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = featctl_call("/featd.v1.AdminService/ListTables", &req.base, &resp, "score: tables");
+    if (rc) return rc;
+    Featd__V1__ListTablesResponse *r = featd__v1__list_tables_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    const char *own = NULL;
+    for (size_t i = 0; i < r->n_tables; i++)
+        if (!strcmp(r->tables[i]->name, v->table)) own = r->tables[i]->entity;
+    for (size_t g = 0; own && !rc && g < nt; g++) {
+        for (size_t i = 0; i < r->n_tables; i++) {
+            if (strcmp(r->tables[i]->name, tt[g].name) || !strcmp(r->tables[i]->entity, own)) continue;
+            fprintf(stderr, "featctl: score: model reads table %s, keyed by %s; score takes %s keys only\n",
+                    tt[g].name, r->tables[i]->entity, own);
+            rc = 1;
+        }
+    }
+    featd__v1__list_tables_response__free_unpacked(r, NULL);
+    return rc;
+}
+
+static void score_tables_free(score_table_t *tt, size_t nt) {
+    for (size_t g = 0; tt && g < nt; g++) {
+        free(tt[g].pos);
+        free(tt[g].names);
+        for (size_t i = 0; i < tt[g].rows.n; i++) featd__v1__historical_row__free_unpacked(tt[g].rows.rows[i], NULL);
+        free(tt[g].rows.rows);
+    }
+    free(tt);
+}
+
+/* Scores keys[0..n) as of at with version v; appends CSV lines to out.
+ * Each table the version reads is read point in time at `at` (one
+ * GetHistoricalFeatures per table), then the rows go to Predict. */
 static int score_chunk(const char *model, const Featd__V1__ModelVersion *v, char **keys, size_t n, int64_t at,
                        FILE *out, uint64_t *missing_total) {
+    score_table_t *tt = NULL;
+    size_t nt = 0;
+    int rc = score_tables(v, &tt, &nt);
     Featd__V1__EntityTime *et = calloc(n, sizeof(*et));
     Featd__V1__EntityTime **etp = calloc(n, sizeof(*etp));
-    if (!et || !etp) { free(et); free(etp); return 1; }
-    for (size_t i = 0; i < n; i++) {
+    if (!et || !etp) rc = 1;
+    for (size_t i = 0; !rc && i < n; i++) {
         featd__v1__entity_time__init(&et[i]);
         et[i].entity_key = keys[i];
         et[i].ts_ms = at;
         etp[i] = &et[i];
     }
-    Featd__V1__GetHistoricalFeaturesRequest hreq = FEATD__V1__GET_HISTORICAL_FEATURES_REQUEST__INIT;
-    hreq.table = v->table;
-    hreq.n_rows = n;
-    hreq.rows = etp;
-    hreq.n_features = v->n_features;
-    hreq.features = v->features;
-    size_t len = protobuf_c_message_get_packed_size(&hreq.base);
-    uint8_t *buf = malloc(len + 1);
-    score_ctx_t c = {NULL, 0, 0};
-    char msg[512];
-    int code = buf ? (protobuf_c_message_pack(&hreq.base, buf),
-                      feat_client_stream(featctl_cli, FS "GetHistoricalFeatures", buf, len, on_row, &c, featctl_timeout_ms, msg, sizeof(msg)))
-                   : 8;
-    free(buf);
+    for (size_t g = 0; !rc && g < nt; g++) {
+        Featd__V1__GetHistoricalFeaturesRequest hreq = FEATD__V1__GET_HISTORICAL_FEATURES_REQUEST__INIT;
+        hreq.table = tt[g].name;
+        hreq.n_rows = n;
+        hreq.rows = etp;
+        hreq.n_features = tt[g].nf;
+        hreq.features = tt[g].names;
+        size_t len = protobuf_c_message_get_packed_size(&hreq.base);
+        uint8_t *buf = malloc(len + 1);
+        char msg[512];
+        int code = buf ? (protobuf_c_message_pack(&hreq.base, buf),
+                          feat_client_stream(featctl_cli, FS "GetHistoricalFeatures", buf, len, on_row, &tt[g].rows,
+                                             featctl_timeout_ms, msg, sizeof(msg)))
+                       : 8;
+        free(buf);
+        if (code) rc = featctl_fail_call("score: reading features", code, msg);
+        else if (tt[g].rows.n != n) {
+            fprintf(stderr, "featctl: score: asked for %zu rows of %s, got %zu\n", n, tt[g].name, tt[g].rows.n);
+            rc = 1;
+        }
+    }
     free(et);
     free(etp);
-    int rc = 0;
-    if (code) rc = featctl_fail_call("score: reading features", code, msg);
-    else if (c.n != n) {
-        fprintf(stderr, "featctl: score: asked for %zu rows, got %zu\n", n, c.n);
-        rc = 1;
-    }
     /* raw rows: PRESENT values only (the rest are missing, as when serving) */
     size_t nf = v->n_features;
     Featd__V1__RawRow *raw = rc ? NULL : calloc(n, sizeof(*raw));
@@ -441,18 +514,20 @@ static int score_chunk(const char *model, const Featd__V1__ModelVersion *v, char
     Featd__V1__RawRow__FeaturesEntry **entp = rc ? NULL : calloc(n * nf + 1, sizeof(*entp));
     if (!rc && (!raw || !rawp || !ents || !entp)) rc = 1;
     for (size_t i = 0; !rc && i < n; i++) {
-        Featd__V1__HistoricalRow *row = c.rows[i];
         featd__v1__raw_row__init(&raw[i]);
-        raw[i].entity_key = row->entity_key;
+        raw[i].entity_key = keys[i];
         raw[i].features = entp + i * nf;
-        for (size_t j = 0; j < nf && j < row->n_values; j++) {
-            const Featd__V1__FeatureValue *fv = row->values[j];
-            if (!fv || fv->status != FEATD__V1__FEATURE_STATUS__PRESENT || !fv->value) continue;
-            Featd__V1__RawRow__FeaturesEntry *e = &ents[i * nf + raw[i].n_features];
-            featd__v1__raw_row__features_entry__init(e);
-            e->key = v->features[j];
-            e->value = fv->value;
-            raw[i].features[raw[i].n_features++] = e;
+        for (size_t g = 0; g < nt; g++) {
+            const Featd__V1__HistoricalRow *row = tt[g].rows.rows[i];
+            for (size_t j = 0; j < tt[g].nf && j < row->n_values; j++) {
+                const Featd__V1__FeatureValue *fv = row->values[j];
+                if (!fv || fv->status != FEATD__V1__FEATURE_STATUS__PRESENT || !fv->value) continue;
+                Featd__V1__RawRow__FeaturesEntry *e = &ents[i * nf + raw[i].n_features];
+                featd__v1__raw_row__features_entry__init(e);
+                e->key = v->features[tt[g].pos[j]];
+                e->value = fv->value;
+                raw[i].features[raw[i].n_features++] = e;
+            }
         }
         rawp[i] = &raw[i];
     }
@@ -490,8 +565,7 @@ static int score_chunk(const char *model, const Featd__V1__ModelVersion *v, char
     free(rawp);
     free(ents);
     free(entp);
-    for (size_t i = 0; i < c.n; i++) featd__v1__historical_row__free_unpacked(c.rows[i], NULL);
-    free(c.rows);
+    score_tables_free(tt, nt);
     return rc;
 }
 

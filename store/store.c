@@ -82,7 +82,7 @@ struct feat_wb {
 
 /* One history row an aggregation folds (point-in-time reads). */
 typedef struct pit_ev {
-    int64_t tile, offset;
+    int64_t tile, tile0, offset;   /* tile: at the level being folded; tile0: at level 0 */
     int32_t partition;
     uint32_t at, len;   /* its tile operand in feat_pit_reader.evbuf */
 } pit_ev_t;
@@ -107,22 +107,40 @@ struct feat_pit_reader {
 
 /* ---- tiles: merge operator and expiry ---------------------------------------- */
 
-static void tile_key(feat_buf_t *k, const feat_table_t *t, const char *key, size_t klen, int64_t tile) {
+/* tiles key: table \0 entity \0 be64(tile size ms) be64(index ^ sign); the
+ * lifetime tile has size 0 and index 0.  The size is in the key, so tiles
+ * of a size the config no longer keeps are never misread (and expire). */
+#define TILE_KEY_TAIL 16
+
+static void tile_key(feat_buf_t *k, const feat_table_t *t, const char *key, size_t klen, int64_t size_ms,
+                     int64_t tile) {
     feat_buf_reset(k);
     feat_buf_puts(k, t->conf->name);
     feat_buf_putc(k, 0);
     feat_buf_append(k, key, klen);
     feat_buf_putc(k, 0);
-    unsigned char b[8];
-    feat_put_be64(b, (uint64_t)tile ^ 0x8000000000000000ull);
-    feat_buf_append(k, b, 8);
+    unsigned char b[16];
+    feat_put_be64(b, (uint64_t)size_ms);
+    feat_put_be64(b + 8, (uint64_t)tile ^ 0x8000000000000000ull);
+    feat_buf_append(k, b, 16);
 }
 
-/* The table and tile index of a tiles-family key; NULL for a table the
- * config no longer declares (or a malformed key). */
-static const feat_table_t *tile_key_parse(const feat_store_t *st, const char *key, size_t klen, int64_t *tile) {
-    const char *z = klen > 9 ? memchr(key, 0, klen - 9) : NULL;
+/* The level of a tile size in t (-1: the lifetime tile, -2: a size t does
+ * not keep). */
+static int tile_level(const feat_table_t *t, int64_t size_ms) {
+    if (size_ms == 0) return -1;
+    for (int l = 0; l < FEAT_TILE_LEVELS; l++)
+        if (size_ms == (l ? t->conf->agg_level_ms[l] : t->conf->agg_tile_ms)) return l;
+    return -2;
+}
+
+/* The table, tile size and index of a tiles-family key; NULL for a table
+ * the config no longer declares (or a malformed key). */
+static const feat_table_t *tile_key_parse(const feat_store_t *st, const char *key, size_t klen, int64_t *size_ms,
+                                          int64_t *tile) {
+    const char *z = klen > TILE_KEY_TAIL + 1 ? memchr(key, 0, klen - TILE_KEY_TAIL - 1) : NULL;
     if (!z) return NULL;
+    *size_ms = (int64_t)feat_get_be64((const unsigned char *)key + klen - 16);
     *tile = (int64_t)(feat_get_be64((const unsigned char *)key + klen - 8) ^ 0x8000000000000000ull);
     for (size_t i = 0; i < st->ntables; i++) {
         const char *n = st->tables[i].conf->name;
@@ -141,10 +159,13 @@ static char *tmerge_full(void *state, const char *key, size_t klen, const char *
                          const char *const *ops, const size_t *lens, int nops, unsigned char *success,
                          size_t *out_len) {
     feat_store_t *st = state;
-    int64_t k = 0;
-    const feat_table_t *t = tile_key_parse(st, key, klen, &k);
+    int64_t size = 0, k = 0;
+    const feat_table_t *t = tile_key_parse(st, key, klen, &size, &k);
+    int level = t ? tile_level(t, size) : -2;
+    int64_t id = level == -1 ? FEAT_TILE_LIFETIME : feat_tile_id(level, k);
     feat_buf_t cur = FEAT_BUF_INIT;
-    feat_err_t rc = t ? feat_tile_fold_many(t, k, existing, elen, ops, lens, (size_t)nops, &cur) : FEAT_ERR_CORRUPT;
+    feat_err_t rc = level >= -1 ? feat_tile_fold_many(t, id, existing, elen, ops, lens, (size_t)nops, &cur)
+                                : FEAT_ERR_CORRUPT;
     if (rc == FEAT_ERR_NOMEM || cur.oom) {
         feat_buf_free(&cur);
         *success = 0;
@@ -182,16 +203,23 @@ static char *tmerge_partial(void *state, const char *key, size_t klen, const cha
 /* A tile older than the first tile of the table's longest window as of now
  * is out of every window online reads ask for (they read as of now), so a
  * compaction drops it; history keeps the events for point-in-time reads.
- * The lifetime tile stays. */
-static unsigned char tfilter_fn(void *state, int level, const char *key, size_t klen, const char *val, size_t vlen,
+ * So does a tile of a size the table no longer keeps.  The lifetime tile
+ * stays while the table declares a lifetime aggregation. */
+static unsigned char tfilter_fn(void *state, int rlevel, const char *key, size_t klen, const char *val, size_t vlen,
                                 char **nv, size_t *nvlen, unsigned char *changed) {
-    (void)level; (void)val; (void)vlen; (void)nv; (void)nvlen;
+    (void)rlevel; (void)val; (void)vlen; (void)nv; (void)nvlen;
     *changed = 0;
-    int64_t k = 0;
-    const feat_table_t *t = tile_key_parse(state, key, klen, &k);
-    if (!t || k == FEAT_TILE_LIFETIME || t->conf->agg_max_window_ms <= 0 || t->conf->agg_tile_ms <= 0) return 0;
-    int64_t first = feat_tile_window_start(feat_now_ms(), t->conf->agg_max_window_ms, t->conf->agg_tile_ms);
-    return k < first - 1;
+    int64_t size = 0, k = 0;
+    const feat_table_t *t = tile_key_parse(state, key, klen, &size, &k);
+    if (!t) return 0;
+    int level = tile_level(t, size);
+    if (level == -1) return t->conf->agg_lifetime == 0; /* the lifetime tile, while a lifetime is declared */
+    if (level == -2 || t->conf->agg_max_window_ms <= 0) return 1; /* a size no window reads */
+    /* the first level-0 tile the longest window reads as of now, less one for clock skew */
+    int64_t T = t->conf->agg_tile_ms;
+    int64_t first = feat_tile_window_start(feat_now_ms(), t->conf->agg_max_window_ms, T) - 1;
+    int64_t r = size / T; /* level-0 tiles per tile of this size */
+    return (k + 1) * r <= first; /* every level-0 tile it spans is before first */
 }
 static const char *tfilter_name(void *state) { (void)state; return "featd.tiles.expiry"; }
 
@@ -839,9 +867,10 @@ static feat_err_t put_tiles(feat_wb_t *wb, const feat_table_t *t, const char *ke
                             size_t n) {
     const feat_table_conf_t *c = t->conf;
     if (!feat_tile_operand(t, ts, offset, partition, fidx, vals, n, &wb->top)) return wb->top.oom ? FEAT_ERR_NOMEM : FEAT_OK;
-    for (int life = 0; life < 2; life++) {
-        if (life ? !c->agg_lifetime : c->agg_max_window_ms <= 0) continue;
-        tile_key(&wb->key, t, key, klen, life ? FEAT_TILE_LIFETIME : feat_tile_index(ts, c->agg_tile_ms));
+    for (int l = -1; l < FEAT_TILE_LEVELS; l++) { /* the lifetime tile, then each level's */
+        int64_t size = l < 0 ? 0 : l ? c->agg_level_ms[l] : c->agg_tile_ms;
+        if (l < 0 ? !c->agg_lifetime : (c->agg_max_window_ms <= 0 || size <= 0)) continue;
+        tile_key(&wb->key, t, key, klen, size, l < 0 ? 0 : feat_tile_index(ts, size));
         if (wb_check(wb) || wb->top.oom) return FEAT_ERR_NOMEM;
         size_t ent_at = strlen(c->name) + 1;
         feat_err_t rc = push_op(wb, &wb->tl, t, &wb->key, &wb->top, ent_at, klen);
@@ -1424,31 +1453,42 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
                                feat_value_t *out, feat_buf_t *strings) {
     feat_err_t rc = feat_agg_begin(r, t, as_of, fidx, n);
     if (rc) return rc;
+    const feat_table_conf_t *c = t->conf;
     int64_t kfrom, kto;
     int life;
     feat_agg_range(r, &kfrom, &kto, &life);
     feat_buf_t k = FEAT_BUF_INIT;
-    if (kfrom <= kto && t->conf->agg_max_window_ms > 0) {
-        tile_key(&k, t, key, klen, kfrom);
-        if (k.oom) { feat_buf_free(&k); return FEAT_ERR_NOMEM; }
-        size_t plen = k.len - 8;
-        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
-        for (rocksdb_iter_seek(it, k.data, k.len); rc == FEAT_OK && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-            size_t ikl, ivl;
-            const char *ik = rocksdb_iter_key(it, &ikl);
-            if (ikl != plen + 8 || memcmp(ik, k.data, plen) != 0) break;
-            int64_t tile = (int64_t)(feat_get_be64((const unsigned char *)ik + plen) ^ 0x8000000000000000ull);
-            if (tile > kto) break;
-            const char *iv = rocksdb_iter_value(it, &ivl);
-            rc = feat_agg_add(r, tile, iv, ivl);
+    rocksdb_iterator_t *it = NULL;
+    /* each level's ranges, in the reader's canonical order */
+    for (int l = 0; rc == FEAT_OK && l < FEAT_TILE_LEVELS && kfrom <= kto && c->agg_max_window_ms > 0; l++) {
+        int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms, lo[16], hi[16];
+        size_t nr = size > 0 ? feat_agg_ranges(r, l, lo, hi, 16) : 0;
+        for (size_t g = 0; rc == FEAT_OK && g < nr; g++) {
+            tile_key(&k, t, key, klen, size, lo[g]);
+            if (k.oom) { rc = FEAT_ERR_NOMEM; break; }
+            size_t plen = k.len - 8;
+            if (!it) it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
+            for (rocksdb_iter_seek(it, k.data, k.len); rc == FEAT_OK && rocksdb_iter_valid(it);
+                 rocksdb_iter_next(it)) {
+                size_t ikl, ivl;
+                const char *ik = rocksdb_iter_key(it, &ikl);
+                if (ikl != plen + 8 || memcmp(ik, k.data, plen) != 0) break;
+                int64_t tile = (int64_t)(feat_get_be64((const unsigned char *)ik + plen) ^ 0x8000000000000000ull);
+                if (tile > hi[g]) break;
+                const char *iv = rocksdb_iter_value(it, &ivl);
+                rc = feat_agg_add_level(r, l, tile, iv, ivl);
+            }
         }
+    }
+    if (it) {
         char *rerr = NULL;
         rocksdb_iter_get_error(it, &rerr);
         rocksdb_iter_destroy(it);
-        if (rerr) rc = io_err(NULL, 0, "reading tiles", rerr);
+        if (rerr && rc == FEAT_OK) rc = io_err(NULL, 0, "reading tiles", rerr);
+        else if (rerr) rocksdb_free(rerr);
     }
     if (rc == FEAT_OK && life) {
-        tile_key(&k, t, key, klen, FEAT_TILE_LIFETIME);
+        tile_key(&k, t, key, klen, 0, 0);
         char *rerr = NULL;
         size_t vl = 0;
         char *v = k.oom ? NULL : rocksdb_get_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES], k.data, k.len, &vl, &rerr);
@@ -1471,8 +1511,8 @@ static int pit_ev_cmp(const void *a, const void *b) {
 
 /* Folds the operands evs[0..n) (sorted) into one tile as of tile index k and
  * hands it to the reader. */
-static feat_err_t pit_fold_tile(feat_pit_reader_t *r, const feat_table_t *t, int64_t k, const pit_ev_t *evs,
-                                size_t n) {
+static feat_err_t pit_fold_tile(feat_pit_reader_t *r, const feat_table_t *t, int level, int64_t k,
+                                const pit_ev_t *evs, size_t n) {
     if (!n) return FEAT_OK;
     if (r->capops < n) {
         const char **no = realloc((void *)r->ops, n * sizeof(*no));
@@ -1487,9 +1527,11 @@ static feat_err_t pit_fold_tile(feat_pit_reader_t *r, const feat_table_t *t, int
         r->oplens[i] = evs[i].len;
     }
     /* the merge operator's own call on the same operands in the same order */
-    feat_err_t rc = feat_tile_fold_many(t, k, NULL, 0, r->ops, r->oplens, n, &r->tile);
+    feat_err_t rc = feat_tile_fold_many(t, level < 0 ? FEAT_TILE_LIFETIME : feat_tile_id(level, k), NULL, 0, r->ops,
+                                        r->oplens, n, &r->tile);
     if (rc) return rc;
-    return feat_agg_add(r->agg, k, r->tile.data, r->tile.len);
+    return level < 0 ? feat_agg_add(r->agg, FEAT_TILE_LIFETIME, r->tile.data, r->tile.len)
+                     : feat_agg_add_level(r->agg, level, k, r->tile.data, r->tile.len);
 }
 
 /* The aggregated features among fidx as of as_of, from history: the rows
@@ -1557,21 +1599,34 @@ static feat_err_t pit_aggs(feat_pit_reader_t *r, const feat_table_t *t, const ch
             r->evs = ne;
             r->capev = nc;
         }
-        r->evs[r->nev++] = (pit_ev_t){.tile = feat_tile_index(ts, c->agg_tile_ms), .offset = off, .partition = part,
+        int64_t k0 = feat_tile_index(ts, c->agg_tile_ms);
+        r->evs[r->nev++] = (pit_ev_t){.tile = k0, .tile0 = k0, .offset = off, .partition = part,
                                       .at = (uint32_t)r->evbuf.len, .len = (uint32_t)r->op.len};
         feat_buf_append(&r->evbuf, r->op.data, r->op.len);
         if (r->evbuf.oom) { rc = FEAT_ERR_NOMEM; break; }
     }
     rc = cur_end(&cur, rc);
     if (rc) return rc;
-    /* windows: tile by tile, ascending */
-    if (kfrom <= kto && c->agg_max_window_ms > 0) {
+    /* windows: the tiles of each level the reader asks for, in its order:
+     * level by level, ascending (a coarse tile's index is its first level-0
+     * tile's, divided by the ratio) */
+    for (int l = 0; rc == FEAT_OK && l < FEAT_TILE_LEVELS && kfrom <= kto && c->agg_max_window_ms > 0; l++) {
+        int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms, lo[16], hi[16];
+        size_t nr = size > 0 ? feat_agg_ranges(r->agg, l, lo, hi, 16) : 0;
+        if (!nr) continue;
+        int64_t ratio = size / c->agg_tile_ms;
+        for (size_t i = 0; i < r->nev; i++) { /* floor division */
+            int64_t a = r->evs[i].tile0;
+            r->evs[i].tile = a / ratio - (a % ratio != 0 && a < 0);
+        }
         if (r->nev > 1) qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
-        size_t i = 0;
+        size_t i = 0, g = 0;
         while (i < r->nev && rc == FEAT_OK) {
             size_t j = i;
             while (j < r->nev && r->evs[j].tile == r->evs[i].tile) j++;
-            if (r->evs[i].tile >= kfrom && r->evs[i].tile <= kto) rc = pit_fold_tile(r, t, r->evs[i].tile, r->evs + i, j - i);
+            int64_t k = r->evs[i].tile;
+            while (g < nr && hi[g] < k) g++;
+            if (g < nr && k >= lo[g]) rc = pit_fold_tile(r, t, l, k, r->evs + i, j - i);
             i = j;
         }
     }
@@ -1579,7 +1634,7 @@ static feat_err_t pit_aggs(feat_pit_reader_t *r, const feat_table_t *t, const ch
     if (rc == FEAT_OK && life) {
         for (size_t i = 0; i < r->nev; i++) r->evs[i].tile = 0;
         if (r->nev > 1) qsort(r->evs, r->nev, sizeof(*r->evs), pit_ev_cmp);
-        rc = pit_fold_tile(r, t, FEAT_TILE_LIFETIME, r->evs, r->nev);
+        rc = pit_fold_tile(r, t, -1, FEAT_TILE_LIFETIME, r->evs, r->nev);
     }
     if (rc) return rc;
     feat_value_t av[FEAT_MAX_FEATURES];

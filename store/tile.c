@@ -652,7 +652,9 @@ typedef struct rfeat {
     size_t spec;            /* index into conf->aggs */
     feat_ftype_t ity;       /* the input's type */
     int lifetime;           /* reads the lifetime tile only */
-    int64_t kfrom, kto;     /* windowed: the tiles it reads */
+    int64_t kfrom, kto;     /* windowed: the level-0 tiles its window covers */
+    int nrg;                /* the tiles it reads: whole coarse tiles inside, fine ones at the edges */
+    struct { int level; int64_t lo, hi; } rg[8];
     acc_t a;                /* running accumulator (a.hll unused) */
     item_t *items;          /* [LAST_N_MAX], allocated on first use */
     feat_buf_t str[2];      /* strings of a.one / a.items: str[cur] */
@@ -687,6 +689,37 @@ void feat_agg_reader_destroy(feat_agg_reader_t *r) {
     free(r->f);
     free(r->soff);
     free(r);
+}
+
+int64_t feat_tile_id(int level, int64_t k) { return level ? (int64_t)((uint64_t)k ^ ((uint64_t)level << 58)) : k; }
+
+/* Level-0 tiles per tile of each level (0: level unused). */
+static void level_ratios(const feat_table_conf_t *c, int64_t ratio[FEAT_TILE_LEVELS]) {
+    int64_t T = c->agg_tile_ms;
+    ratio[0] = 1;
+    for (int l = 1; l < FEAT_TILE_LEVELS; l++)
+        ratio[l] = T > 0 && c->agg_level_ms[l] > 0 && c->agg_level_ms[l] % T == 0 ? c->agg_level_ms[l] / T : 0;
+}
+
+/* Covers level-0 tiles [kf, kt] exactly with the coarsest whole tiles that
+ * fit: level l's tiles where they fit, the rest by the level below. */
+static void cover(rfeat_t *x, const int64_t ratio[FEAT_TILE_LEVELS], int level, int64_t kf, int64_t kt) {
+    if (kf > kt) return;
+    while (level > 0 && ratio[level] <= 0) level--;
+    int64_t R = ratio[level];
+    int64_t a = level ? -floor_div(-kf, R) : kf, b = level ? floor_div(kt + 1, R) - 1 : kt;
+    if (a > b) {
+        cover(x, ratio, level - 1, kf, kt);
+        return;
+    }
+    if (level) cover(x, ratio, level - 1, kf, a * R - 1);
+    if (x->nrg < (int)(sizeof(x->rg) / sizeof(x->rg[0]))) {
+        x->rg[x->nrg].level = level;
+        x->rg[x->nrg].lo = a;
+        x->rg[x->nrg].hi = b;
+        x->nrg++;
+    }
+    if (level) cover(x, ratio, level - 1, (b + 1) * R, kt);
 }
 
 feat_err_t feat_agg_begin(feat_agg_reader_t *r, const feat_table_t *t, int64_t as_of, const uint16_t *fidx,
@@ -746,6 +779,10 @@ feat_err_t feat_agg_begin(feat_agg_reader_t *r, const feat_table_t *t, int64_t a
             x->lifetime = 0;
             x->kfrom = feat_tile_window_start(as_of, fc->window_ms, c->agg_tile_ms);
             x->kto = feat_tile_index(as_of, c->agg_tile_ms);
+            int64_t ratio[FEAT_TILE_LEVELS];
+            level_ratios(c, ratio);
+            x->nrg = 0;
+            cover(x, ratio, FEAT_TILE_LEVELS - 1, x->kfrom, x->kto);
             if (!have_window || x->kfrom < r->kfrom) r->kfrom = x->kfrom;
             if (!have_window || x->kto > r->kto) r->kto = x->kto;
             have_window = 1;
@@ -772,6 +809,38 @@ void feat_agg_range(const feat_agg_reader_t *r, int64_t *kfrom, int64_t *kto, in
     *kfrom = r->kfrom;
     *kto = r->kto;
     *lifetime = r->lifetime;
+}
+
+size_t feat_agg_ranges(const feat_agg_reader_t *r, int level, int64_t *lo, int64_t *hi, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const rfeat_t *x = &r->f[i];
+        if (x->lifetime) continue;
+        for (int g = 0; g < x->nrg; g++) {
+            if (x->rg[g].level != level) continue;
+            /* insert in order of lo, merging overlapping or adjacent ranges */
+            int64_t a = x->rg[g].lo, b = x->rg[g].hi;
+            size_t j = 0;
+            while (j < n && hi[j] < a - 1) j++;
+            if (j < n && lo[j] <= b + 1) {
+                if (a < lo[j]) lo[j] = a;
+                if (b > hi[j]) hi[j] = b;
+                while (j + 1 < n && lo[j + 1] <= hi[j] + 1) { /* swallow the next ones */
+                    if (hi[j + 1] > hi[j]) hi[j] = hi[j + 1];
+                    memmove(lo + j + 1, lo + j + 2, (n - j - 2) * sizeof(*lo));
+                    memmove(hi + j + 1, hi + j + 2, (n - j - 2) * sizeof(*hi));
+                    n--;
+                }
+            } else if (n < max) {
+                memmove(lo + j + 1, lo + j, (n - j) * sizeof(*lo));
+                memmove(hi + j + 1, hi + j, (n - j) * sizeof(*hi));
+                lo[j] = a;
+                hi[j] = b;
+                n++;
+            }
+        }
+    }
+    return n;
 }
 
 /* Copies a string into b (reset by the caller) and points v at it, once the
@@ -874,6 +943,18 @@ static feat_err_t reader_merge(feat_agg_reader_t *r, rfeat_t *x, const feat_agg_
 }
 
 feat_err_t feat_agg_add(feat_agg_reader_t *r, int64_t k, const char *state, size_t len) {
+    return feat_agg_add_level(r, 0, k, state, len);
+}
+
+/* 1 if feature x reads tile k of level (the lifetime tile: k FEAT_TILE_LIFETIME). */
+static int reads_tile(const rfeat_t *x, int level, int64_t k) {
+    if (x->lifetime || k == FEAT_TILE_LIFETIME) return x->lifetime && k == FEAT_TILE_LIFETIME;
+    for (int g = 0; g < x->nrg; g++)
+        if (x->rg[g].level == level && k >= x->rg[g].lo && k <= x->rg[g].hi) return 1;
+    return 0;
+}
+
+feat_err_t feat_agg_add_level(feat_agg_reader_t *r, int level, int64_t k, const char *state, size_t len) {
     const unsigned char *s = (const unsigned char *)state;
     if (!s) len = 0;
     if (len == 0) return FEAT_OK;
@@ -882,8 +963,7 @@ feat_err_t feat_agg_add(feat_agg_reader_t *r, int64_t k, const char *state, size
     const feat_table_conf_t *c = r->t->conf;
     for (size_t i = 0; i < r->n; i++) {
         rfeat_t *x = &r->f[i];
-        if (x->lifetime ? k != FEAT_TILE_LIFETIME : (k == FEAT_TILE_LIFETIME || k < x->kfrom || k > x->kto))
-            continue;
+        if (!reads_tile(x, level, k)) continue;
         const feat_agg_spec_t *sp = &c->aggs[x->spec];
         const unsigned char *pay;
         size_t plen;

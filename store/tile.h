@@ -69,6 +69,17 @@
 #define FEAT_TILE_LIFETIME INT64_MAX
 #define FEAT_TILE_KLL_K 200u
 
+/* Levels.  Besides tiles of T (level 0), a table with long windows keeps
+ * coarser tiles, conf->agg_level_ms[1] and [2] (whole multiples of T), each
+ * event folded into its tile of every level.  A window's range of level-0
+ * tiles is then covered exactly by whole coarse tiles in its middle and
+ * finer ones toward its edges, so its value is the same set of events
+ * whatever the levels (only the order in which partial results are merged
+ * differs, which is why both read paths use the same cover and order). */
+#define FEAT_TILE_LEVELS 3
+/* The identity of tile k of a level, for seeding its sketches (level 0: k). */
+int64_t feat_tile_id(int level, int64_t k);
+
 /* floor((ts - 1) / T) with floor division (ts may be 0 or negative). */
 int64_t feat_tile_index(int64_t ts, int64_t tile_ms);
 
@@ -143,6 +154,14 @@ feat_err_t feat_agg_begin(feat_agg_reader_t *r, const feat_table_t *t, int64_t a
                           size_t n);                           /* FEAT_OK, FEAT_ERR_INVALID (a plain fidx), NOMEM */
 void feat_agg_range(const feat_agg_reader_t *r, int64_t *kfrom, int64_t *kto, int *lifetime);
 feat_err_t feat_agg_add(feat_agg_reader_t *r, int64_t k, const char *state, size_t len); /* OK, CORRUPT, NOMEM */
+/* With levels: feat_agg_ranges gives, per level, the disjoint ascending
+ * index ranges [lo[i], hi[i]] of the tiles to read (at most max); feed
+ * them with feat_agg_add_level in the one canonical order: level 0
+ * ascending, then level 1 ascending, then level 2, then the lifetime tile
+ * (feat_agg_add(r, FEAT_TILE_LIFETIME, ...)).  feat_agg_range's kfrom..kto
+ * stays the window's span in level-0 tiles.  feat_agg_add = level 0. */
+size_t feat_agg_ranges(const feat_agg_reader_t *r, int level, int64_t *lo, int64_t *hi, size_t max);
+feat_err_t feat_agg_add_level(feat_agg_reader_t *r, int level, int64_t k, const char *state, size_t len);
 feat_err_t feat_agg_finish(feat_agg_reader_t *r, feat_value_t *out, feat_buf_t *strings);
 
 #endif
