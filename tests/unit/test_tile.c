@@ -128,6 +128,7 @@ static size_t ev_values(const ev_t *e, uint16_t *fidx, feat_value_t *v) {
 }
 
 typedef struct tile {
+    int level;              /* 0 .. FEAT_TILE_LEVELS - 1; the lifetime tile: 0 */
     int64_t k;
     feat_buf_t st;
 } tile_t;
@@ -137,15 +138,18 @@ typedef struct tiles {
     size_t n;
 } tiles_t;
 
-static feat_buf_t *tile_get(tiles_t *ts, int64_t k) {
+static feat_buf_t *tile_get_level(tiles_t *ts, int level, int64_t k) {
     for (size_t i = 0; i < ts->n; i++)
-        if (ts->t[i].k == k) return &ts->t[i].st;
+        if (ts->t[i].k == k && ts->t[i].level == level) return &ts->t[i].st;
     ck_assert_uint_lt(ts->n, 256);
+    ts->t[ts->n].level = level;
     ts->t[ts->n].k = k;
     feat_buf_t z = FEAT_BUF_INIT;
     ts->t[ts->n].st = z;
     return &ts->t[ts->n++].st;
 }
+
+static feat_buf_t *tile_get(tiles_t *ts, int64_t k) { return tile_get_level(ts, 0, k); }
 
 static void tiles_free(tiles_t *ts) {
     for (size_t i = 0; i < ts->n; i++) feat_buf_free(&ts->t[i].st);
@@ -171,14 +175,20 @@ static void build(tiles_t *ts, const ev_t *evs, size_t n, int64_t as_of) {
         if (!feat_tile_operand(&table, evs[i].ts, evs[i].off, evs[i].part, fidx, v, nv, &op)) continue;
         int64_t k = feat_tile_index(evs[i].ts, T_MS);
         fold_into(tile_get(ts, k), k, &op);
+        for (int l = 1; l < FEAT_TILE_LEVELS; l++) { /* coarse levels, when the table keeps them */
+            if (conf.agg_level_ms[l] <= 0) continue;
+            int64_t kl = feat_tile_index(evs[i].ts, conf.agg_level_ms[l]);
+            fold_into(tile_get_level(ts, l, kl), feat_tile_id(l, kl), &op);
+        }
         fold_into(tile_get(ts, FEAT_TILE_LIFETIME), FEAT_TILE_LIFETIME, &op);
     }
     feat_buf_free(&op);
 }
 
 static int cmp_tile(const void *a, const void *b) {
-    int64_t x = ((const tile_t *)a)->k, y = ((const tile_t *)b)->k;
-    return (x > y) - (x < y);
+    const tile_t *p = a, *q = b;
+    if (p->level != q->level) return p->level - q->level;
+    return (p->k > q->k) - (p->k < q->k);
 }
 
 /* Reads features fidx as of as_of from the tiles (visited ascending). */
@@ -189,11 +199,19 @@ static void read_tiles(feat_agg_reader_t *r, tiles_t *ts, int64_t as_of, const u
     int64_t kfrom, kto;
     int life;
     feat_agg_range(r, &kfrom, &kto, &life);
+    /* as the store does: each level's ranges, level by level, ascending (the
+     * tiles are sorted so), then the lifetime tile */
+    const tile_t *lifetime = NULL;
     for (size_t i = 0; i < ts->n; i++) {
-        int64_t k = ts->t[i].k;
-        if (k == FEAT_TILE_LIFETIME ? life : (k >= kfrom && k <= kto))
-            ck_assert_int_eq(feat_agg_add(r, k, ts->t[i].st.data, ts->t[i].st.len), FEAT_OK);
+        int64_t k = ts->t[i].k, lo[16], hi[16];
+        if (k == FEAT_TILE_LIFETIME) { lifetime = &ts->t[i]; continue; }
+        size_t nr = feat_agg_ranges(r, ts->t[i].level, lo, hi, 16), g = 0;
+        while (g < nr && !(k >= lo[g] && k <= hi[g])) g++;
+        if (g < nr)
+            ck_assert_int_eq(feat_agg_add_level(r, ts->t[i].level, k, ts->t[i].st.data, ts->t[i].st.len), FEAT_OK);
     }
+    if (life && lifetime)
+        ck_assert_int_eq(feat_agg_add(r, FEAT_TILE_LIFETIME, lifetime->st.data, lifetime->st.len), FEAT_OK);
     ck_assert_int_eq(feat_agg_finish(r, out, strings), FEAT_OK);
 }
 
@@ -473,6 +491,31 @@ END_TEST
 
 /* Every function and window against the events, for as_of values on and
  * off tile boundaries, at and below 0. */
+/* With coarse levels (2 and 6 tiles of 10 ms, and 3 and 9): the reader
+ * covers each window with whole coarse tiles inside and fine ones at the
+ * edges; every value still equals the independent computation. */
+START_TEST(test_levels_against_events) {
+    static ev_t evs[600];
+    random_events(evs, 600, -400, 400, 40);
+    feat_agg_reader_t *r = feat_agg_reader_new();
+    static const int64_t levels[][2] = {{2 * T_MS, 6 * T_MS}, {3 * T_MS, 9 * T_MS}, {5 * T_MS, 0}};
+    static const int64_t as_of[] = {-500, -401, -400, -395, -120, -100, -1, 0, 1, 9, 10, 55, 399, 400, 1000};
+    for (size_t l = 0; l < 3; l++) {
+        conf.agg_level_ms[0] = T_MS;
+        conf.agg_level_ms[1] = levels[l][0];
+        conf.agg_level_ms[2] = levels[l][1];
+        for (size_t i = 0; i < sizeof(as_of) / sizeof(as_of[0]); i++) check_all(r, evs, 600, as_of[i]);
+        /* a 50 ms window as of 55 (tiles 1..5) reads coarse tiles, not only fine ones */
+        uint16_t f = agg_feature(0, 0);
+        ck_assert_int_eq(feat_agg_begin(r, &table, 55, &f, 1), FEAT_OK);
+        int64_t lo[16], hi[16];
+        ck_assert_uint_gt(feat_agg_ranges(r, 1, lo, hi, 16) + feat_agg_ranges(r, 2, lo, hi, 16), 0);
+    }
+    memset(conf.agg_level_ms, 0, sizeof(conf.agg_level_ms));
+    feat_agg_reader_destroy(r);
+}
+END_TEST
+
 START_TEST(test_against_events) {
     static ev_t evs[600];
     random_events(evs, 600, -400, 400, 40);
@@ -957,6 +1000,7 @@ static Suite *tile_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_levels_against_events);
     tcase_add_test(tc, test_fold_many_equals_one_by_one);
     tcase_add_test(tc, test_tile_index);
     tcase_add_test(tc, test_operand);
