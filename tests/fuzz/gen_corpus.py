@@ -168,6 +168,14 @@ def config_seeds():
     write(t, 'near-dup-feature.ini', CONFIG_MIN + "feature.ctr = double\nfeature.clicks = double\n")
     write(t, 'near-dup-section.ini', "[store]\nsync = true\n" + CONFIG_MIN + "[store]\nblock_cache = 64MiB\n")
     write(t, 'near-continued.ini', "[kafka]\nembedded = false\nbootstrap.servers = h:1,\n  h:2\n" + CONFIG_MIN)
+    # aggregation declarations: every function, parameters, windows, and near misses
+    aggs = ("feature.amount = double\nfeature.shop = string\nagg_tile = 1m\n"
+            "agg.s = sum(amount) over 10m, 1h, 7d, lifetime\nagg.q = approx_quantile(amount, 0.9) over 1d\n"
+            "agg.r = last_n(shop, 5) over 24h\nagg.d = approx_distinct(shop) over 60m\n"
+            "agg.m = stddev(amount) over 2h\nagg.f = first(shop) over lifetime\n")
+    write(t, 'aggs.ini', CONFIG_MIN + aggs)
+    write(t, 'near-aggs.ini', CONFIG_MIN + "feature.amount = double\nagg_max_tiles = 3\n"
+          "agg.s = sum(amount) over 5m\nagg.x = median( amount ,) over 90s,,\nagg.y = last_n(amount, 1e9) over\n")
 
 
 def grpc_seeds():
