@@ -34,6 +34,7 @@ static const char *const fuzz_daemon_cfg =
     "[store]\nblock_cache = 8MiB\nwrite_buffer = 8MiB\n"
     "[table t]\nentity = user_id\ntopic = te\n"
     "feature.x = double\nfeature.n = int64\nfeature.c = string\nfeature.b = bool\n"
+    "agg.sx = sum(x) over 1m, lifetime\nagg.lc = last_n(c, 3) over 1h\nagg.qn = approx_quantile(n, 0.5) over 1d\n"
     "[model m]\ntable = t\nlabel_topic = l\ntask = logreg\nfeatures = x,n,c\nmin_rows = 50\nepochs = 2\n"
     "policy = manual\ndevice = cpu\n"
     "[model r]\ntable = t\nlabel_topic = lr\ntask = linreg\nmin_rows = 50\ndevice = cpu\n"
