@@ -214,6 +214,17 @@ static feat_err_t open_store(featd_t *d, char *err, size_t errlen) {
             feat_log(FEAT_LOG_INFO, "featd", "embedded broker starts empty; forgot %llu stored offsets of the last run",
                      (unsigned long long)n);
     }
+    for (size_t i = 0; i < cfg->ntables; i++) { /* what featd computes itself, once at start */
+        const feat_table_conf_t *t = &cfg->tables[i];
+        if (!t->naggs) continue;
+        feat_buf_t b = FEAT_BUF_INIT;
+        for (size_t f = t->nplain; f < t->nfeatures; f++)
+            feat_buf_printf(&b, "%s%s", f > t->nplain ? ", " : "", t->features[f].name);
+        feat_log(FEAT_LOG_INFO, "featd", "table %s aggregates its events into %zu features (%s); tiles of %lld, %lld "
+                 "and %lld ms", t->name, t->nfeatures - t->nplain, b.data ? b.data : "", (long long)t->agg_level_ms[0],
+                 (long long)t->agg_level_ms[1], (long long)t->agg_level_ms[2]);
+        feat_buf_free(&b);
+    }
     if (cfg->serve_cache_bytes > 0) {
         feat_cache_conf_t cc = {.max_bytes = (size_t)cfg->serve_cache_bytes, .nshards = 64};
         d->cache = feat_cache_new(&cc, d->metrics, err, errlen);
