@@ -169,6 +169,7 @@ static char *tmerge_full(void *state, const char *key, size_t klen, const char *
     if (rc == FEAT_ERR_NOMEM || cur.oom) {
         feat_buf_free(&cur);
         *success = 0;
+        *out_len = 0; /* RocksDB's C wrapper copies out_len bytes even on failure */
         return NULL;
     }
     if (rc) { /* a table no longer declared, or a damaged tile: keep what was there */
@@ -178,6 +179,7 @@ static char *tmerge_full(void *state, const char *key, size_t klen, const char *
     if (cur.oom) {
         feat_buf_free(&cur);
         *success = 0;
+        *out_len = 0; /* RocksDB's C wrapper copies out_len bytes even on failure */
         return NULL;
     }
     if (!cur.data) { /* no table and nothing before: an empty tile */
@@ -239,6 +241,7 @@ static char *merge_many(const char *base, size_t blen, const char *const *ops, c
             feat_buf_free(&cur);
             feat_buf_free(&nxt);
             *success = 0;
+            *out_len = 0;
             return NULL;
         }
         feat_buf_t t = cur;
@@ -249,6 +252,7 @@ static char *merge_many(const char *base, size_t blen, const char *const *ops, c
     if (cur.oom) {
         feat_buf_free(&cur);
         *success = 0;
+        *out_len = 0; /* RocksDB's C wrapper copies out_len bytes even on failure */
         return NULL;
     }
     *success = 1;
@@ -266,7 +270,7 @@ static char *merge_full(void *state, const char *key, size_t klen, const char *e
 static char *merge_partial(void *state, const char *key, size_t klen, const char *const *ops,
                            const size_t *lens, int nops, unsigned char *success, size_t *out_len) {
     (void)state; (void)key; (void)klen;
-    if (nops <= 0) { *success = 0; return NULL; }
+    if (nops <= 0) { *success = 0; *out_len = 0; return NULL; }
     return merge_many(ops[0], lens[0], ops + 1, lens + 1, nops - 1, success, out_len);
 }
 
@@ -505,16 +509,13 @@ static feat_err_t check_schema(feat_store_t *st, char *errstr, size_t errlen) {
 static feat_err_t setup_tables(feat_store_t *st, const feat_store_conf_t *conf, char *errstr, size_t errlen) {
     feat_err_t src = check_schema(st, errstr, errlen);
     if (src) return src;
-    st->tables = calloc(conf->ntables ? conf->ntables : 1, sizeof(feat_table_t));
-    if (!st->tables) return FEAT_ERR_NOMEM;
-    st->ntables = conf->ntables; /* only now: feat_store_close walks st->tables[0 .. ntables) */
+    /* st->tables[].conf and st->ntables were set before RocksDB opened (the
+     * tiles' merge operator and filter read them); the ids are set here */
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     feat_err_t rc = FEAT_OK;
     for (size_t ti = 0; ti < conf->ntables; ti++) {
         const feat_table_conf_t *tc = &conf->tables[ti];
         feat_table_t *t = &st->tables[ti];
-        t->conf = tc;
-        t->index = (uint32_t)ti;
         stored_feat_t *sf = NULL;
         size_t nsf = 0;
         rc = load_table_def(st, tc->name, &sf, &nsf, errstr, errlen);
@@ -641,6 +642,20 @@ feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out,
     rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto, 1);
     rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->bbto, 1);
 
+    /* The tables' declarations, before RocksDB opens: opening may already
+     * flush or compact (recovering the WAL, catching up L0), and the tiles'
+     * merge operator and expiry filter find tables here.  They read only
+     * t->conf (immutable); setup_tables adds the ids after the open. */
+    st->tables = calloc(conf->ntables ? conf->ntables : 1, sizeof(feat_table_t));
+    if (!st->tables) {
+        feat_store_close(st);
+        return FEAT_ERR_NOMEM;
+    }
+    for (size_t ti = 0; ti < conf->ntables; ti++) {
+        st->tables[ti].conf = &conf->tables[ti];
+        st->tables[ti].index = (uint32_t)ti;
+    }
+    st->ntables = conf->ntables;
     st->merge = rocksdb_mergeoperator_create(NULL, merge_destroy, merge_full, merge_partial,
                                              merge_delete, merge_name);
     st->tmerge = rocksdb_mergeoperator_create(st, merge_destroy, tmerge_full, tmerge_partial, merge_delete,
@@ -1461,8 +1476,9 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
     rocksdb_iterator_t *it = NULL;
     /* each level's ranges, in the reader's canonical order */
     for (int l = 0; rc == FEAT_OK && l < FEAT_TILE_LEVELS && kfrom <= kto && c->agg_max_window_ms > 0; l++) {
-        int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms, lo[16], hi[16];
-        size_t nr = size > 0 ? feat_agg_ranges(r, l, lo, hi, 16) : 0;
+        int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms;
+        const int64_t *lo = NULL, *hi = NULL;
+        size_t nr = size > 0 ? feat_agg_ranges(r, l, &lo, &hi) : 0;
         for (size_t g = 0; rc == FEAT_OK && g < nr; g++) {
             tile_key(&k, t, key, klen, size, lo[g]);
             if (k.oom) { rc = FEAT_ERR_NOMEM; break; }
@@ -1611,8 +1627,9 @@ static feat_err_t pit_aggs(feat_pit_reader_t *r, const feat_table_t *t, const ch
      * level by level, ascending (a coarse tile's index is its first level-0
      * tile's, divided by the ratio) */
     for (int l = 0; rc == FEAT_OK && l < FEAT_TILE_LEVELS && kfrom <= kto && c->agg_max_window_ms > 0; l++) {
-        int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms, lo[16], hi[16];
-        size_t nr = size > 0 ? feat_agg_ranges(r->agg, l, lo, hi, 16) : 0;
+        int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms;
+        const int64_t *lo = NULL, *hi = NULL;
+        size_t nr = size > 0 ? feat_agg_ranges(r->agg, l, &lo, &hi) : 0;
         if (!nr) continue;
         int64_t ratio = size / c->agg_tile_ms;
         for (size_t i = 0; i < r->nev; i++) { /* floor division */

@@ -506,6 +506,15 @@ static int is_input(const feat_table_t *t, size_t f) {
     return 0;
 }
 
+/* The name of input feature f, as operands carry it: a 32-bit hash of its
+ * name, not its stable id, so the merge operator needs only the config (it
+ * may run while the store is still opening, before the ids are loaded).  A
+ * feature without a name (hand-built tables in tests) is known by index. */
+static uint32_t input_key(const feat_table_conf_t *c, size_t f) {
+    const char *n = c->features[f].name;
+    return n ? (uint32_t)feat_hash64(n, strlen(n)) : (uint32_t)f;
+}
+
 int feat_tile_operand(const feat_table_t *t, int64_t ts, int64_t offset, int32_t partition, const uint16_t *fidx,
                       const feat_value_t *vals, size_t n, feat_buf_t *out) {
     feat_buf_reset(out);
@@ -520,7 +529,8 @@ int feat_tile_operand(const feat_table_t *t, int64_t ts, int64_t offset, int32_t
         size_t f = fidx[i];
         if (f >= t->conf->nplain || f >= t->conf->nfeatures || !is_input(t, f)) continue;
         if (vals[i].type != t->conf->features[f].type) continue;
-        feat_row_put(out, 0, t->ids[f], &vals[i], 0, 0, 0);
+        put_u32(out, input_key(t->conf, f));
+        feat_row_put(out, 0, 0, &vals[i], 0, 0, 0);
         any = 1;
     }
     return any;
@@ -539,6 +549,19 @@ static int value_usable(const feat_value_t *v, feat_ftype_t ity) {
     return v->type != FEAT_FT_DOUBLE || isfinite(v->v.d);
 }
 
+/* The operand's next entry: u32 input key, then a row entry (row.h) whose
+ * id is 0.  FEAT_OK with *has 1 or 0 (the end), or FEAT_ERR_CORRUPT. */
+static feat_err_t op_next(const char *op, size_t len, size_t *pos, uint32_t *key, feat_row_entry_t *e, int *has) {
+    *has = 0;
+    if (*pos == len) return FEAT_OK;
+    if (len - *pos < 4) return FEAT_ERR_CORRUPT;
+    *key = feat_get_le32((const unsigned char *)op + *pos);
+    *pos += 4;
+    feat_err_t rc = feat_row_next(op, len, pos, 0, e, has);
+    if (rc == FEAT_OK && !*has) rc = FEAT_ERR_CORRUPT;
+    return rc;
+}
+
 /* 1 if every entry of the operand decodes; src gets its source. */
 static int operand_ok(const char *op, size_t oplen, item_t *src) {
     if (feat_tile_operand_ts(op, oplen, &src->ts) != FEAT_OK) return 0;
@@ -548,7 +571,8 @@ static int operand_ok(const char *op, size_t oplen, item_t *src) {
     int has;
     size_t pos = OP_HDR;
     feat_err_t rc;
-    while ((rc = feat_row_next(op, oplen, &pos, 0, &e, &has)) == FEAT_OK && has) {}
+    uint32_t key;
+    while ((rc = op_next(op, oplen, &pos, &key, &e, &has)) == FEAT_OK && has) {}
     return rc == FEAT_OK;
 }
 
@@ -593,7 +617,7 @@ feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *sta
         const feat_agg_spec_t *sp = &c->aggs[j];
         feat_ftype_t ity = input_type(t, j);
         if (ity == FEAT_FT_NONE) continue;
-        uint16_t in_id = t->ids[sp->input];
+        uint32_t in_key = input_key(c, sp->input);
         const unsigned char *pay = NULL;
         size_t plen = 0;
         acc_t a;
@@ -613,8 +637,9 @@ feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *sta
         for (size_t i = 0; i < nops && rc == FEAT_OK; i++) {
             if (!ok[i]) continue;
             size_t pos = OP_HDR;
-            while (rc == FEAT_OK && feat_row_next(ops[i], lens[i], &pos, 0, &e, &has) == FEAT_OK && has) {
-                if (e.id != in_id || !value_usable(&e.val, ity)) continue;
+            uint32_t key;
+            while (rc == FEAT_OK && op_next(ops[i], lens[i], &pos, &key, &e, &has) == FEAT_OK && has) {
+                if (key != in_key || !value_usable(&e.val, ity)) continue;
                 srcs[i].v = e.val;
                 rc = acc_apply(sp, (uint64_t)sp->id ^ (uint64_t)k, &a, &srcs[i], &hs);
                 touched = 1;
@@ -673,6 +698,8 @@ struct feat_agg_reader {
     item_t mitems[LAST_N_MAX]; /* the merged list */
     int msrc[LAST_N_MAX];      /* 1 when mitems[i] came from the tile */
     size_t *soff;              /* [cap] finish: string offsets in *strings */
+    int64_t *rlo, *rhi;        /* [caprg] feat_agg_ranges' result */
+    size_t caprg;
 };
 
 feat_agg_reader_t *feat_agg_reader_new(void) { return calloc(1, sizeof(feat_agg_reader_t)); }
@@ -688,6 +715,8 @@ void feat_agg_reader_destroy(feat_agg_reader_t *r) {
     }
     free(r->f);
     free(r->soff);
+    free(r->rlo);
+    free(r->rhi);
     free(r);
 }
 
@@ -811,7 +840,20 @@ void feat_agg_range(const feat_agg_reader_t *r, int64_t *kfrom, int64_t *kto, in
     *lifetime = r->lifetime;
 }
 
-size_t feat_agg_ranges(const feat_agg_reader_t *r, int level, int64_t *lo, int64_t *hi, size_t max) {
+size_t feat_agg_ranges(feat_agg_reader_t *r, int level, const int64_t **lop, const int64_t **hip) {
+    /* room for every feature's ranges: each has at most 8 */
+    size_t max = 8 * r->n;
+    if (max > r->caprg) {
+        int64_t *nl = realloc(r->rlo, max * sizeof(*nl));
+        if (nl) r->rlo = nl;
+        int64_t *nh = nl ? realloc(r->rhi, max * sizeof(*nh)) : NULL;
+        if (nh) r->rhi = nh;
+        if (!nl || !nh) return 0; /* out of memory: callers see FEAT_ERR_NOMEM from finish */
+        r->caprg = max;
+    }
+    int64_t *lo = r->rlo, *hi = r->rhi;
+    *lop = lo;
+    *hip = hi;
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++) {
         const rfeat_t *x = &r->f[i];

@@ -20,8 +20,11 @@
  * lifetime tile when the table has a lifetime aggregation; RocksDB's merge
  * operator folds them in write order):
  *   u8 0x01 | i64 ts | i64 offset | i32 partition | entries
- * where entries are an offline row's entries (row.h: u16 id | u8 type |
- * value) for the event's features that are inputs of some aggregation.
+ * where each entry is  u32 input key | u16 0 | u8 type | value  (row.h's
+ * entry bytes) for an event's feature that is the input of some
+ * aggregation; the input key is a 32-bit FNV-1a hash of the feature's name
+ * (not its stable id: the merge operator then needs only the config, and
+ * may run while the store is still opening).
  *
  * Tile state (the folded value):
  *   u8 0x01 | u16 nacc | nacc x (u32 spec id | u8 fn | u32 len | payload[len])
@@ -155,12 +158,13 @@ feat_err_t feat_agg_begin(feat_agg_reader_t *r, const feat_table_t *t, int64_t a
 void feat_agg_range(const feat_agg_reader_t *r, int64_t *kfrom, int64_t *kto, int *lifetime);
 feat_err_t feat_agg_add(feat_agg_reader_t *r, int64_t k, const char *state, size_t len); /* OK, CORRUPT, NOMEM */
 /* With levels: feat_agg_ranges gives, per level, the disjoint ascending
- * index ranges [lo[i], hi[i]] of the tiles to read (at most max); feed
+ * index ranges [lo[i], hi[i]] of the tiles to read (arrays the reader owns,
+ * valid until its next call; 0 ranges also when out of memory); feed
  * them with feat_agg_add_level in the one canonical order: level 0
  * ascending, then level 1 ascending, then level 2, then the lifetime tile
  * (feat_agg_add(r, FEAT_TILE_LIFETIME, ...)).  feat_agg_range's kfrom..kto
  * stays the window's span in level-0 tiles.  feat_agg_add = level 0. */
-size_t feat_agg_ranges(const feat_agg_reader_t *r, int level, int64_t *lo, int64_t *hi, size_t max);
+size_t feat_agg_ranges(feat_agg_reader_t *r, int level, const int64_t **lo, const int64_t **hi);
 feat_err_t feat_agg_add_level(feat_agg_reader_t *r, int level, int64_t k, const char *state, size_t len);
 feat_err_t feat_agg_finish(feat_agg_reader_t *r, feat_value_t *out, feat_buf_t *strings);
 

@@ -203,9 +203,10 @@ static void read_tiles(feat_agg_reader_t *r, tiles_t *ts, int64_t as_of, const u
      * tiles are sorted so), then the lifetime tile */
     const tile_t *lifetime = NULL;
     for (size_t i = 0; i < ts->n; i++) {
-        int64_t k = ts->t[i].k, lo[16], hi[16];
+        int64_t k = ts->t[i].k;
+        const int64_t *lo, *hi;
         if (k == FEAT_TILE_LIFETIME) { lifetime = &ts->t[i]; continue; }
-        size_t nr = feat_agg_ranges(r, ts->t[i].level, lo, hi, 16), g = 0;
+        size_t nr = feat_agg_ranges(r, ts->t[i].level, &lo, &hi), g = 0;
         while (g < nr && !(k >= lo[g] && k <= hi[g])) g++;
         if (g < nr)
             ck_assert_int_eq(feat_agg_add_level(r, ts->t[i].level, k, ts->t[i].st.data, ts->t[i].st.len), FEAT_OK);
@@ -466,17 +467,22 @@ START_TEST(test_operand) {
     int64_t ts = 0;
     ck_assert_int_eq(feat_tile_operand_ts(op.data, op.len, &ts), FEAT_OK);
     ck_assert(ts == -7);
-    ck_assert_int_eq(op.len, 21 + 11 + 11);
+    ck_assert_int_eq(op.len, 21 + 4 + 11 + 4 + 11);
     ck_assert_int_eq((unsigned char)op.data[0], FEAT_TILE_V1);
     ck_assert_int_eq(feat_tile_operand_ts(op.data, 20, &ts), FEAT_ERR_CORRUPT);
-    /* entries read as an offline row's: ids 1 (amount) and 3 (items) */
+    /* entries: the input's key (unnamed features here: their index), then
+     * an offline row's entry with id 0: amount (0), items (2) */
     feat_row_entry_t re;
     int has;
     size_t pos = 21;
+    ck_assert_uint_eq(feat_get_le32((const unsigned char *)op.data + pos), F_AMOUNT);
+    pos += 4;
     ck_assert_int_eq(feat_row_next(op.data, op.len, &pos, 0, &re, &has), FEAT_OK);
-    ck_assert(has && re.id == 1 && re.val.v.d == 2.5);
+    ck_assert(has && re.id == 0 && re.val.v.d == 2.5);
+    ck_assert_uint_eq(feat_get_le32((const unsigned char *)op.data + pos), F_ITEMS);
+    pos += 4;
     ck_assert_int_eq(feat_row_next(op.data, op.len, &pos, 0, &re, &has), FEAT_OK);
-    ck_assert(has && re.id == 3 && re.val.v.i == -4);
+    ck_assert(has && re.id == 0 && re.val.v.i == -4);
     /* a value of the wrong type, or of a feature no aggregation reads: nothing */
     v[0].type = FEAT_FT_INT64;
     ck_assert_int_eq(feat_tile_operand(&table, 1, 1, 0, fidx, v, 1, &op), 0);
@@ -508,8 +514,8 @@ START_TEST(test_levels_against_events) {
         /* a 50 ms window as of 55 (tiles 1..5) reads coarse tiles, not only fine ones */
         uint16_t f = agg_feature(0, 0);
         ck_assert_int_eq(feat_agg_begin(r, &table, 55, &f, 1), FEAT_OK);
-        int64_t lo[16], hi[16];
-        ck_assert_uint_gt(feat_agg_ranges(r, 1, lo, hi, 16) + feat_agg_ranges(r, 2, lo, hi, 16), 0);
+        const int64_t *lo, *hi;
+        ck_assert_uint_gt(feat_agg_ranges(r, 1, &lo, &hi) + feat_agg_ranges(r, 2, &lo, &hi), 0);
     }
     memset(conf.agg_level_ms, 0, sizeof(conf.agg_level_ms));
     feat_agg_reader_destroy(r);
