@@ -1463,9 +1463,18 @@ feat_err_t feat_store_history(feat_store_t *st, const feat_table_t *t, const cha
 
 /* ---- aggregations ------------------------------------------------------------------ */
 
+/* Times of reads are kept within +-2^60 ms (36 million years), so window
+ * arithmetic (t - window, tile * size) cannot overflow on a client's
+ * extreme timestamp. */
+static int64_t clamp_as_of(int64_t t) {
+    const int64_t lim = (int64_t)1 << 60;
+    return t < -lim ? -lim : t > lim ? lim : t;
+}
+
 feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
                                int64_t as_of, const uint16_t *fidx, size_t n, feat_agg_reader_t *r,
                                feat_value_t *out, feat_buf_t *strings) {
+    as_of = clamp_as_of(as_of);
     feat_err_t rc = feat_agg_begin(r, t, as_of, fidx, n);
     if (rc) return rc;
     const feat_table_conf_t *c = t->conf;
@@ -1473,6 +1482,8 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
     int life;
     feat_agg_range(r, &kfrom, &kto, &life);
     feat_buf_t k = FEAT_BUF_INIT;
+    /* one iterator, one implicit snapshot: every tile of the answer, the
+     * lifetime one included, from the same committed batches */
     rocksdb_iterator_t *it = NULL;
     /* each level's ranges, in the reader's canonical order */
     for (int l = 0; rc == FEAT_OK && l < FEAT_TILE_LEVELS && kfrom <= kto && c->agg_max_window_ms > 0; l++) {
@@ -1484,6 +1495,7 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
             if (k.oom) { rc = FEAT_ERR_NOMEM; break; }
             size_t plen = k.len - 8;
             if (!it) it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
+            if (!it) { rc = FEAT_ERR_NOMEM; break; }
             for (rocksdb_iter_seek(it, k.data, k.len); rc == FEAT_OK && rocksdb_iter_valid(it);
                  rocksdb_iter_next(it)) {
                 size_t ikl, ivl;
@@ -1496,22 +1508,26 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
             }
         }
     }
+    if (rc == FEAT_OK && life) { /* the lifetime tile (size 0), through the same iterator */
+        tile_key(&k, t, key, klen, 0, 0);
+        if (!it) it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
+        if (k.oom || !it) rc = FEAT_ERR_NOMEM;
+        else {
+            rocksdb_iter_seek(it, k.data, k.len);
+            size_t ikl, ivl;
+            const char *ik = rocksdb_iter_valid(it) ? rocksdb_iter_key(it, &ikl) : NULL;
+            if (ik && ikl == k.len && memcmp(ik, k.data, k.len) == 0) {
+                const char *iv = rocksdb_iter_value(it, &ivl);
+                rc = feat_agg_add(r, FEAT_TILE_LIFETIME, iv, ivl);
+            }
+        }
+    }
     if (it) {
         char *rerr = NULL;
         rocksdb_iter_get_error(it, &rerr);
         rocksdb_iter_destroy(it);
         if (rerr && rc == FEAT_OK) rc = io_err(NULL, 0, "reading tiles", rerr);
         else if (rerr) rocksdb_free(rerr);
-    }
-    if (rc == FEAT_OK && life) {
-        tile_key(&k, t, key, klen, 0, 0);
-        char *rerr = NULL;
-        size_t vl = 0;
-        char *v = k.oom ? NULL : rocksdb_get_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES], k.data, k.len, &vl, &rerr);
-        if (k.oom) rc = FEAT_ERR_NOMEM;
-        else if (rerr) rc = io_err(NULL, 0, "reading the lifetime tile", rerr);
-        else if (v) rc = feat_agg_add(r, FEAT_TILE_LIFETIME, v, vl);
-        rocksdb_free(v);
     }
     feat_buf_free(&k);
     if (rc) return rc;
@@ -1566,6 +1582,7 @@ static feat_err_t pit_aggs(feat_pit_reader_t *r, const feat_table_t *t, const ch
         r->capvals = r->vals && r->fidx ? c->nfeatures : 0;
         if (!r->capvals) return FEAT_ERR_NOMEM;
     }
+    as_of = clamp_as_of(as_of);
     uint16_t afidx[FEAT_MAX_FEATURES];
     size_t na = 0;
     for (size_t i = 0; i < n; i++)
