@@ -232,7 +232,9 @@ static const opt_t opts[] = {
      "Tile size of the table's aggregations: every window is a multiple of it; a window as of t covers "
      "(floor(t - window, agg_tile), t], so at most this much extra at its old edge (docs/ARCHITECTURE.md)."},
     {"table", "agg_max_tiles", OPT_INT, 1, 1000000, "10080", NULL, T(agg_max_tiles),
-     "Most tiles one aggregation window may span (window / agg_tile); bounds the work of a read."},
+     "Most tiles of agg_tile one aggregation window may span (window / agg_tile). A read covers a long window "
+     "with coarser tiles in its middle (docs/ARCHITECTURE.md, \"Levels\"), so this bounds configurations, "
+     "not reads."},
     {"table", "agg_lateness", OPT_DURATION, 0, 36500 * DAY_MS, "0", NULL, T(agg_lateness_ms),
      "An event whose Kafka timestamp is more than this after its event time is not aggregated (online or "
      "point in time), is counted in featd_agg_late_events_total and still lands in history; 0 = no limit."},

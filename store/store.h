@@ -16,7 +16,9 @@
  *                                                        stream: a table or a model's predictions)
  *   dead_letters topic \0 partition offset            → reason, raw key, raw value
  *   meta         name                                 → schema version, table definitions
- *   tiles        table \0 entity \0 be64(tile ^ sign)   → folded aggregation tile (store/tile.h);
+ *   tiles        table \0 entity \0 be64(size ms) be64(tile ^ sign)
+ *                                                      → folded aggregation tile (store/tile.h), one
+ *                                                        per tile level; size 0 = the lifetime tile;
  *                                                        written as merge operands, one per event
  * Integers in keys are big-endian (event times with the sign bit flipped) so
  * keys sort in numeric order.
