@@ -685,7 +685,8 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
                 ing->observer(ing->observer_arg, d->table, d->key, d->klen, d->ts, d->fidx, d->vals, d->n);
         } else if (kind == FEAT_DEC_LABEL) {
             rc = feat_wb_put_label_keys(b->wb, dc->models[d->model].name, d->key, d->klen, d->ts, d->label,
-                                        d->xkeys, d->xklens, d->nx, m->partition, m->offset);
+                                        (const char *const *)dc->models[d->model].label_keys, d->xkeys, d->xklens,
+                                        d->nx, m->partition, m->offset);
             b->n_lab++;
             feat_metric_add(ing->m_labels[d->model], 1);
             if (ing->label_observer)

@@ -944,12 +944,15 @@ static feat_err_t put_event(feat_wb_t *wb, const feat_table_t *t, const char *ke
 
 feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, size_t klen,
                              int64_t ts, double label, int32_t partition, int64_t offset) {
-    return feat_wb_put_label_keys(wb, model, key, klen, ts, label, NULL, NULL, 0, partition, offset);
+    return feat_wb_put_label_keys(wb, model, key, klen, ts, label, NULL, NULL, NULL, 0, partition, offset);
 }
 
+/* A label's value: f64 label | i32 partition | i64 offset, then, when it
+ * carries extra keys, u8 1 and per key  u8 entity length | entity | u32 key
+ * length | key. */
 feat_err_t feat_wb_put_label_keys(feat_wb_t *wb, const char *model, const char *key, size_t klen, int64_t ts,
-                                  double label, const char *const *xkeys, const size_t *xlens, size_t nx,
-                                  int32_t partition, int64_t offset) {
+                                  double label, const char *const *xnames, const char *const *xkeys,
+                                  const size_t *xlens, size_t nx, int32_t partition, int64_t offset) {
     feat_buf_reset(&wb->key);
     feat_buf_puts(&wb->key, model);
     feat_buf_putc(&wb->key, 0);
@@ -964,7 +967,12 @@ feat_err_t feat_wb_put_label_keys(feat_wb_t *wb, const char *model, const char *
     feat_put_le64(b + 12, (uint64_t)offset);
     feat_buf_reset(&wb->val2);
     feat_buf_append(&wb->val2, b, 20);
+    if (nx) feat_buf_putc(&wb->val2, 1);
     for (size_t i = 0; i < nx; i++) {
+        size_t nl = strlen(xnames[i]);
+        if (nl > 255) return FEAT_ERR_INVALID; /* entity names are at most FEAT_MAX_NAME bytes */
+        feat_buf_putc(&wb->val2, (char)nl);
+        feat_buf_append(&wb->val2, xnames[i], nl);
         unsigned char l[4];
         feat_put_le32(l, (uint32_t)xlens[i]);
         feat_buf_append(&wb->val2, l, 4);
@@ -1812,9 +1820,10 @@ typedef struct label_adapter {
     void *arg;
 } label_adapter_t;
 
-static int label_no_keys(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xkeys,
+static int label_no_keys(void *arg, int64_t ts, const char *key, size_t klen, double label,
+                         const char *const *xnames, const size_t *xnlens, const char *const *xkeys,
                          const size_t *xlens, size_t nx) {
-    (void)xkeys; (void)xlens; (void)nx;
+    (void)xnames; (void)xnlens; (void)xkeys; (void)xlens; (void)nx;
     label_adapter_t *a = arg;
     return a->fn(a->arg, ts, key, klen, label);
 }
@@ -1843,18 +1852,22 @@ feat_err_t feat_store_labels_keys(feat_store_t *st, const char *model, int64_t f
         uint64_t u = feat_get_le64((const unsigned char *)v);
         double label;
         memcpy(&label, &u, 8);
-        const char *xk[FEAT_MAX_LABEL_KEYS];
-        size_t xl[FEAT_MAX_LABEL_KEYS], nx = 0, p = 20;
-        while (vl > 20 && p < vl) { /* extra keys (feat_wb_put_label_keys) */
-            if (nx == FEAT_MAX_LABEL_KEYS || vl - p < 4) { rc = FEAT_ERR_CORRUPT; break; }
-            uint32_t l = feat_get_le32((const unsigned char *)v + p);
-            if (l > vl - p - 4) { rc = FEAT_ERR_CORRUPT; break; }
-            xk[nx] = v + p + 4;
+        const char *xk[FEAT_MAX_LABEL_KEYS], *xn[FEAT_MAX_LABEL_KEYS];
+        size_t xl[FEAT_MAX_LABEL_KEYS], xnl[FEAT_MAX_LABEL_KEYS], nx = 0, p = 21;
+        if (vl > 20 && v[20] != 1) { rc = FEAT_ERR_CORRUPT; break; }
+        while (vl > 21 && p < vl) { /* extra keys (feat_wb_put_label_keys) */
+            size_t nl = (unsigned char)v[p];
+            if (nx == FEAT_MAX_LABEL_KEYS || vl - p < 1 + nl + 4) { rc = FEAT_ERR_CORRUPT; break; }
+            uint32_t l = feat_get_le32((const unsigned char *)v + p + 1 + nl);
+            if (l > vl - p - 1 - nl - 4) { rc = FEAT_ERR_CORRUPT; break; }
+            xn[nx] = v + p + 1;
+            xnl[nx] = nl;
+            xk[nx] = v + p + 1 + nl + 4;
             xl[nx++] = l;
-            p += 4 + (size_t)l;
+            p += 1 + nl + 4 + (size_t)l;
         }
         if (rc) break;
-        if (fn(arg, ts, k + plen + 8, kl - plen - 8, label, xk, xl, nx)) break;
+        if (fn(arg, ts, k + plen + 8, kl - plen - 8, label, xn, xnl, xk, xl, nx)) break;
     }
     rc = cur_end(&c, rc);
     feat_buf_free(&lo);

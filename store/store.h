@@ -147,7 +147,8 @@ feat_err_t feat_wb_put_label(feat_wb_t *wb, const char *model, const char *key, 
  * order): appended to the 20-byte value as (le32 length, bytes) each.  nx = 0
  * writes exactly what feat_wb_put_label writes. */
 feat_err_t feat_wb_put_label_keys(feat_wb_t *wb, const char *model, const char *key, size_t klen, int64_t ts,
-                                  double label, const char *const *xkeys, const size_t *xlens, size_t nx,
+                                  double label, const char *const *xnames, const char *const *xkeys,
+                                  const size_t *xlens, size_t nx,
                                   int32_t partition, int64_t offset);
 /* reason: a short code ("bad_json"); detail: one human line. */
 feat_err_t feat_wb_put_dead_letter(feat_wb_t *wb, const char *topic, int32_t partition, int64_t offset,
@@ -300,11 +301,15 @@ feat_err_t feat_store_all_labels(feat_store_t *st, feat_label_src_fn *fn, void *
 /* Labels of model with from_ms <= ts <= to_ms in ts order. */
 feat_err_t feat_store_labels(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
                              feat_label_fn *fn, void *arg);
-/* The same with each label's extra keys: xkeys[0..nx) (pointers into the
- * scan, valid during the call; nx = 0 for labels stored without any, such
- * as every label written before model.label_keys existed). */
+/* The same with each label's extra keys: entity xnames[i] (xnlens[i] bytes)
+ * has key xkeys[i] (xlens[i] bytes), i < nx; pointers into the scan, valid
+ * during the call; nx = 0 for labels stored without any, such as every label
+ * written before model.label_keys existed.  Keys are stored with their
+ * entity's name, so reordering or editing model.label_keys never joins a
+ * stored label with the wrong key. */
 typedef int feat_label_keys_fn(void *arg, int64_t ts, const char *key, size_t klen, double label,
-                               const char *const *xkeys, const size_t *xlens, size_t nx);
+                               const char *const *xnames, const size_t *xnlens, const char *const *xkeys,
+                               const size_t *xlens, size_t nx);
 feat_err_t feat_store_labels_keys(feat_store_t *st, const char *model, int64_t from_ms, int64_t to_ms,
                                   feat_label_keys_fn *fn, void *arg);
 

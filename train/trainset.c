@@ -44,9 +44,9 @@ typedef struct build {
     size_t errlen;
 } build_t;
 
-static int count_label(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xkeys,
-                       const size_t *xlens, size_t nx) {
-    (void)ts; (void)key; (void)klen; (void)label; (void)xkeys; (void)xlens; (void)nx;
+static int count_label(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xnames,
+                       const size_t *xnlens, const char *const *xkeys, const size_t *xlens, size_t nx) {
+    (void)ts; (void)key; (void)klen; (void)label; (void)xnames; (void)xnlens; (void)xkeys; (void)xlens; (void)nx;
     ((build_t *)arg)->total++;
     return 0;
 }
@@ -66,8 +66,8 @@ static feat_err_t grow(feat_trainset_t *o) {
     return FEAT_OK;
 }
 
-static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xkeys,
-                    const size_t *xlens, size_t nx) {
+static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xnames,
+                    const size_t *xnlens, const char *const *xkeys, const size_t *xlens, size_t nx) {
     build_t *b = arg;
     feat_trainset_t *o = b->out;
     if (b->binary && label != 0 && label != 1) {
@@ -84,14 +84,21 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
     feat_raw_t *row = o->rows + o->n * o->nf;
     for (size_t g = 0; g < b->ngroups; g++) {
         const group_t *gr = &b->groups[g];
-        if (gr->key >= 0 && (size_t)gr->key >= nx) {
-            /* a label stored before label_keys named this entity: its features are missing */
+        /* the label's key for this table's entity, found by the entity's name */
+        size_t x = nx;
+        if (gr->key >= 0) {
+            const char *ent = b->m->label_keys[gr->key];
+            size_t el = strlen(ent);
+            for (x = 0; x < nx && !(xnlens[x] == el && memcmp(xnames[x], ent, el) == 0); x++) {}
+        }
+        if (gr->key >= 0 && x == nx) {
+            /* a label stored without this entity's key (before label_keys named it): its features are missing */
             for (size_t j = 0; j < gr->n; j++) row[gr->pos[j]] = feat_raw_missing();
             o->missing += gr->n;
             continue;
         }
-        const char *k = gr->key < 0 ? key : xkeys[gr->key];
-        size_t kl = gr->key < 0 ? klen : xlens[gr->key];
+        const char *k = gr->key < 0 ? key : xkeys[x];
+        size_t kl = gr->key < 0 ? klen : xlens[x];
         feat_err_t rc = feat_pit_read(b->reader, gr->t, k, kl, ts, gr->fidx, gr->n, 0, b->vals, &b->strings);
         if (rc) {
             snprintf(b->err, b->errlen, "point-in-time read failed: %s", feat_err_str(rc));

@@ -122,10 +122,11 @@ START_TEST(trainset_joins_several_tables) {
                                            &evs[i].v, 1), FEAT_OK);
     struct { int64_t ts; const char *mk; } labs[] = {{200, "m1"}, {260, "m1"}, {350, "m2"}, {120, "m9"}};
     for (size_t i = 0; i < 4; i++) {
-        const char *xk[1] = {labs[i].mk};
-        size_t xl[1] = {strlen(labs[i].mk)};
-        ck_assert_int_eq(feat_wb_put_label_keys(f.wb, "m", "u1", 2, labs[i].ts, (double)i, xk, xl, 1, 0, f.offset++),
-                         FEAT_OK);
+        /* keys go with their entity's name: an unknown entity first, then merchant_id */
+        const char *xn[2] = {"shop_id", "merchant_id"}, *xk[2] = {"m1", labs[i].mk};
+        size_t xl[2] = {2, strlen(labs[i].mk)};
+        ck_assert_int_eq(feat_wb_put_label_keys(f.wb, "m", "u1", 2, labs[i].ts, (double)i, xn, xk, xl, 2, 0,
+                                                f.offset++), FEAT_OK);
     }
     put_label(&f, "m", "u1", 500, 9); /* the old 20-byte value: no extra keys */
     flush(&f);
