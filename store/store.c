@@ -1479,6 +1479,22 @@ static int64_t clamp_as_of(int64_t t) {
     return t < -lim ? -lim : t > lim ? lim : t;
 }
 
+/* 1 if an iterator that stopped on the first key after a range can read
+ * the range from lo of prefix (plen bytes of a tile key) without a seek:
+ * it is on that prefix at tile lo or later (so no tile of the prefix lies
+ * in between), after stepping over at most two older tiles. */
+static int seek_skippable(rocksdb_iterator_t *it, const char *prefix, size_t plen, int64_t lo) {
+    for (int step = 0; step < 3 && rocksdb_iter_valid(it); step++) {
+        size_t ikl;
+        const char *ik = rocksdb_iter_key(it, &ikl);
+        if (ikl != plen + 8 || memcmp(ik, prefix, plen) != 0) return 0;
+        int64_t tile = (int64_t)(feat_get_be64((const unsigned char *)ik + plen) ^ 0x8000000000000000ull);
+        if (tile >= lo) return 1;
+        if (step < 2) rocksdb_iter_next(it);
+    }
+    return 0;
+}
+
 feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
                                int64_t as_of, const uint16_t *fidx, size_t n, feat_agg_reader_t *r,
                                feat_value_t *out, feat_buf_t *strings) {
@@ -1493,7 +1509,11 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
     /* one iterator, one implicit snapshot: every tile of the answer, the
      * lifetime one included, from the same committed batches */
     rocksdb_iterator_t *it = NULL;
-    /* each level's ranges, in the reader's canonical order */
+    int it_pos = 0; /* the iterator is on the first key after the last range */
+    /* each level's ranges, in the reader's canonical order, which is key
+     * order: a range that starts at or before where the last one stopped
+     * needs no seek (the ranges between a window's edges are often
+     * adjacent in the keys, older tiles having expired) */
     for (int l = 0; rc == FEAT_OK && l < FEAT_TILE_LEVELS && kfrom <= kto && c->agg_max_window_ms > 0; l++) {
         int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms;
         const int64_t *lo = NULL, *hi = NULL;
@@ -1504,8 +1524,9 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
             size_t plen = k.len - 8;
             if (!it) it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
             if (!it) { rc = FEAT_ERR_NOMEM; break; }
-            for (rocksdb_iter_seek(it, k.data, k.len); rc == FEAT_OK && rocksdb_iter_valid(it);
-                 rocksdb_iter_next(it)) {
+            if (!it_pos || !seek_skippable(it, k.data, plen, lo[g])) rocksdb_iter_seek(it, k.data, k.len);
+            it_pos = 0;
+            for (; rc == FEAT_OK && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
                 size_t ikl, ivl;
                 const char *ik = rocksdb_iter_key(it, &ikl);
                 if (ikl != plen + 8 || memcmp(ik, k.data, plen) != 0) break;
@@ -1514,6 +1535,8 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
                 const char *iv = rocksdb_iter_value(it, &ivl);
                 rc = feat_agg_add_level(r, l, tile, iv, ivl);
             }
+            /* stopped on the first key after the range: maybe where the next one starts */
+            it_pos = rc == FEAT_OK && rocksdb_iter_valid(it);
         }
     }
     if (rc == FEAT_OK && life) { /* the lifetime tile (size 0), through the same iterator */
