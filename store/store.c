@@ -756,6 +756,11 @@ void feat_store_close(feat_store_t *st) {
         rocksdb_flushoptions_destroy(fo);
     }
     if (st->db) {
+        /* After a failed write RocksDB holds a background error; let its
+         * flush and compaction jobs end before the column families go (a
+         * close that raced one aborted in Debian's assertion-enabled build:
+         * ColumnFamilySet::~ColumnFamilySet, last_ref, test_disk_ro) */
+        if (!st->read_only && atomic_load(&st->write_failed)) rocksdb_cancel_all_background_work(st->db, 1);
         for (int i = 0; i <= FEAT_CF_COUNT; i++)
             if (st->cf[i]) rocksdb_column_family_handle_destroy(st->cf[i]);
         rocksdb_close(st->db);
