@@ -586,6 +586,105 @@ feat_err_t feat_tile_fold(const feat_table_t *t, int64_t k, const char *state, s
     return feat_tile_fold_many(t, k, state, slen, &op, &oplen, 1, out);
 }
 
+/* One entry of an operand that some spec reads, decoded once per fold
+ * (fold_many's scratch): the entries of one input form a list in operand
+ * order, so each spec walks only its own input's values. */
+typedef struct fent {
+    uint32_t op;            /* its operand's index */
+    uint32_t next;          /* the next entry of the same input, FENT_END at the end */
+    uint32_t slot;          /* its input's slot */
+    feat_value_t v;         /* strings point into the operand */
+} fent_t;
+#define FENT_END UINT32_MAX
+#define FOLD_STACK 64       /* scratch held on the stack before malloc */
+
+typedef struct fscratch {
+    fent_t ebuf[FOLD_STACK], *e;
+    size_t n, cap;
+    uint32_t kbuf[FOLD_STACK], *keys;   /* distinct input keys, ascending */
+    uint32_t hbuf[2 * FOLD_STACK], *ht; /* per slot: head, tail */
+    size_t nkeys;
+} fscratch_t;
+
+static void fscratch_free(fscratch_t *f) {
+    if (f->e != f->ebuf) free(f->e);
+    if (f->keys != f->kbuf) free(f->keys);
+    if (f->ht != f->hbuf) free(f->ht);
+}
+
+/* The slot of input key k, or -1 when no spec reads it. */
+static long fslot(const fscratch_t *f, uint32_t k) {
+    size_t lo = 0, hi = f->nkeys;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (f->keys[mid] < k) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < f->nkeys && f->keys[lo] == k ? (long)lo : -1;
+}
+
+/* Decodes every operand once: srcs[i] its source, and (from the operands
+ * that decode: one with a bad entry is skipped whole, as the merge operator
+ * skips it) the entries of the inputs some spec reads, listed per
+ * input in operand order. */
+static feat_err_t fold_parse(fscratch_t *f, const feat_table_t *t, const char *const *ops, const size_t *lens,
+                             size_t nops, item_t *srcs) {
+    const feat_table_conf_t *c = t->conf;
+    f->e = f->ebuf;
+    f->cap = FOLD_STACK;
+    f->n = 0;
+    f->keys = c->naggs <= FOLD_STACK ? f->kbuf : malloc(c->naggs * sizeof(uint32_t));
+    f->ht = c->naggs <= FOLD_STACK ? f->hbuf : malloc(2 * c->naggs * sizeof(uint32_t));
+    f->nkeys = 0;
+    if (!f->keys || !f->ht) return FEAT_ERR_NOMEM;
+    for (size_t j = 0; j < c->naggs; j++) { /* insertion into the sorted set */
+        uint32_t k = input_key(c, c->aggs[j].input);
+        size_t i = f->nkeys;
+        while (i > 0 && f->keys[i - 1] > k) i--;
+        if (i > 0 && f->keys[i - 1] == k) continue;
+        memmove(f->keys + i + 1, f->keys + i, (f->nkeys - i) * sizeof(uint32_t));
+        f->keys[i] = k;
+        f->nkeys++;
+    }
+    for (size_t u = 0; u < f->nkeys; u++) f->ht[2 * u] = f->ht[2 * u + 1] = FENT_END;
+    for (size_t i = 0; i < nops; i++) {
+        const char *op = ops[i];
+        size_t len = lens[i];
+        if (feat_tile_operand_ts(op, len, &srcs[i].ts) != FEAT_OK) continue;
+        srcs[i].offset = (int64_t)feat_get_le64((const unsigned char *)op + 9);
+        srcs[i].partition = (int32_t)feat_get_le32((const unsigned char *)op + 17);
+        size_t first = f->n, pos = OP_HDR;
+        feat_row_entry_t e;
+        int has;
+        uint32_t key;
+        feat_err_t rc;
+        while ((rc = op_next(op, len, &pos, &key, &e, &has)) == FEAT_OK && has) {
+            long s = fslot(f, key);
+            if (s < 0) continue;
+            if (f->n == f->cap) {
+                size_t nc = f->cap * 2;
+                fent_t *ne = f->e == f->ebuf ? malloc(nc * sizeof(*ne)) : realloc(f->e, nc * sizeof(*ne));
+                if (!ne) return FEAT_ERR_NOMEM;
+                if (f->e == f->ebuf) memcpy(ne, f->ebuf, sizeof(f->ebuf));
+                f->e = ne;
+                f->cap = nc;
+            }
+            f->e[f->n++] = (fent_t){.op = (uint32_t)i, .next = FENT_END, .slot = (uint32_t)s, .v = e.val};
+        }
+        if (rc != FEAT_OK) { /* skipped whole */
+            f->n = first;
+            continue;
+        }
+        for (size_t x = first; x < f->n; x++) { /* append to its input's list */
+            uint32_t *h = &f->ht[2 * f->e[x].slot];
+            if (h[0] == FENT_END) h[0] = (uint32_t)x;
+            else f->e[h[1]].next = (uint32_t)x;
+            h[1] = (uint32_t)x;
+        }
+    }
+    return FEAT_OK;
+}
+
 feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *state, size_t slen,
                                const char *const *ops, const size_t *lens, size_t nops, feat_buf_t *out) {
     feat_buf_reset(out);
@@ -593,15 +692,16 @@ feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *sta
     if (!s) slen = 0;
     uint32_t nacc;
     if (state_check(s, slen, &nacc) != FEAT_OK) return FEAT_ERR_CORRUPT;
-    /* the operands that decode, with their sources; the others are skipped */
+    if (nops >= FENT_END) return FEAT_ERR_TOO_LARGE;
     item_t srcbuf[16], *srcs = nops <= 16 ? srcbuf : malloc(nops * sizeof(item_t));
-    unsigned char okbuf[16], *ok = nops <= 16 ? okbuf : malloc(nops);
-    if (!srcs || !ok) {
+    fscratch_t fs;
+    memset(&fs, 0, sizeof(fs));
+    feat_err_t rc = !srcs ? FEAT_ERR_NOMEM : fold_parse(&fs, t, ops, lens, nops, srcs);
+    if (rc != FEAT_OK) {
+        fscratch_free(&fs);
         if (srcs != srcbuf) free(srcs);
-        if (ok != okbuf) free(ok);
-        return FEAT_ERR_NOMEM;
+        return rc;
     }
-    for (size_t i = 0; i < nops; i++) ok[i] = (unsigned char)operand_ok(ops[i], lens[i], &srcs[i]);
 
     item_t items[LAST_N_MAX];
     hll_scratch_t hs;
@@ -610,14 +710,11 @@ feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *sta
     unsigned char h[STATE_HDR] = {FEAT_TILE_V1, 0, 0};
     feat_buf_append(out, h, STATE_HDR);
     uint32_t written = 0;
-    feat_err_t rc = FEAT_OK;
-    feat_row_entry_t e;
-    int has;
     for (size_t j = 0; j < c->naggs && rc == FEAT_OK; j++) {
         const feat_agg_spec_t *sp = &c->aggs[j];
         feat_ftype_t ity = input_type(t, j);
         if (ity == FEAT_FT_NONE) continue;
-        uint32_t in_key = input_key(c, sp->input);
+        long slot = fslot(&fs, input_key(c, sp->input));
         const unsigned char *pay = NULL;
         size_t plen = 0;
         acc_t a;
@@ -631,19 +728,16 @@ feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *sta
             else if (d == DEC_DROP) found = 0;
             if (rc != FEAT_OK) break;
         }
-        /* every operand in order, decoded once and encoded once: the same
-         * bytes as folding them one at a time (encoding is lossless) */
+        /* its input's values in operand order, decoded once and encoded
+         * once: the same bytes as folding them one at a time (encoding is
+         * lossless) */
         int touched = 0;
-        for (size_t i = 0; i < nops && rc == FEAT_OK; i++) {
-            if (!ok[i]) continue;
-            size_t pos = OP_HDR;
-            uint32_t key;
-            while (rc == FEAT_OK && op_next(ops[i], lens[i], &pos, &key, &e, &has) == FEAT_OK && has) {
-                if (key != in_key || !value_usable(&e.val, ity)) continue;
-                srcs[i].v = e.val;
-                rc = acc_apply(sp, (uint64_t)sp->id ^ (uint64_t)k, &a, &srcs[i], &hs);
-                touched = 1;
-            }
+        for (uint32_t x = slot < 0 ? FENT_END : fs.ht[2 * slot]; x != FENT_END && rc == FEAT_OK; x = fs.e[x].next) {
+            const fent_t *fe = &fs.e[x];
+            if (!value_usable(&fe->v, ity)) continue;
+            srcs[fe->op].v = fe->v;
+            rc = acc_apply(sp, (uint64_t)sp->id ^ (uint64_t)k, &a, &srcs[fe->op], &hs);
+            touched = 1;
         }
         if (rc == FEAT_OK && a.n > 0) {
             if (touched) {
@@ -658,8 +752,8 @@ feat_err_t feat_tile_fold_many(const feat_table_t *t, int64_t k, const char *sta
         }
         feat_kll_destroy(a.kll);
     }
+    fscratch_free(&fs);
     if (srcs != srcbuf) free(srcs);
-    if (ok != okbuf) free(ok);
     if (rc == FEAT_OK && written > UINT16_MAX) rc = FEAT_ERR_TOO_LARGE;
     if (rc == FEAT_OK && out->oom) rc = FEAT_ERR_NOMEM;
     if (rc != FEAT_OK) {
