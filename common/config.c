@@ -124,7 +124,8 @@ static const opt_t opts[] = {
     {"serve", "max_history_rows", OPT_INT, 1, 100000000, "1000000", NULL, C(serve_max_history_rows),
      "Most (entity, timestamp) rows in one GetHistoricalFeatures call."},
     {"serve", "cache", OPT_SIZE, 0, 1024 * GiB, "64MiB", NULL, C(serve_cache_bytes),
-     "Read-through cache of decoded online rows, in bytes; 0 turns it off."},
+     "Read-through cache of decoded online rows and of aggregated features (kept until the next "
+     "tile edge or a write to the entity), in bytes; 0 turns it off."},
     {"serve", "shutdown_grace", OPT_DURATION, 0, 600000, "5s", NULL, C(serve_shutdown_grace_ms),
      "On SIGTERM, how long calls in flight may take to finish before they are cancelled."},
     {"serve", "tls_cert", OPT_STRING, 0, 0, "", NULL, C(serve_tls_cert),

@@ -18,6 +18,7 @@ typedef struct cval {
     uint32_t soff, slen;   /* string bytes, relative to the entry's blob */
     uint8_t type;
     uint8_t present;
+    uint8_t known;                 /* aggregate entries: computed (a row entry knows every value) */
 } cval_t;
 
 #define SCORES 4
@@ -30,6 +31,11 @@ typedef struct cscore {
     int64_t valid_until;           /* ms: the first of its inputs' TTL expiries */
 } cscore_t;
 
+/* Entry kinds: an entity's decoded row, and its aggregated features as of
+ * one tile (both keyed by (table, entity), hashed alike: same shard, same
+ * pending mark, dropped together by a write). */
+enum { KIND_ROW = 0, KIND_AGGS = 1 };
+
 typedef struct entry {
     struct entry *chain;           /* hash bucket */
     struct entry *prev, *next;     /* LRU, most recent at head */
@@ -37,6 +43,8 @@ typedef struct entry {
     const feat_table_t *table;
     uint32_t klen;
     uint32_t nf;                   /* = table's feature count */
+    int kind;
+    int64_t b0, b1;                /* KIND_AGGS: the read time's tile pair (agg_bucket) */
     cscore_t scores[SCORES];       /* predictions computed from this row */
     size_t size;                   /* bytes charged */
     /* key bytes, then nf cval_t (aligned), then string bytes */
@@ -53,6 +61,7 @@ typedef struct shard {
     uint32_t pend[PEND_SLOTS];
     uint64_t hits, misses, bypasses, evictions, invalidations;
     uint64_t score_hits, score_misses;
+    uint64_t agg_hits, agg_misses, agg_bypasses;
 } shard_t;
 
 struct feat_cache {
@@ -126,11 +135,12 @@ void feat_cache_destroy(feat_cache_t *c) {
 static inline shard_t *shard_of(feat_cache_t *c, uint64_t h) { return &c->shards[h & (c->nshards - 1)]; }
 static inline uint32_t pend_slot(uint64_t h) { return (uint32_t)((h >> 32) % PEND_SLOTS); }
 
-static entry_t **find_slot(shard_t *s, uint64_t h, const feat_table_t *t, const char *key, size_t klen) {
+static entry_t **find_slot(shard_t *s, uint64_t h, const feat_table_t *t, const char *key, size_t klen, int kind) {
     entry_t **pp = &s->buckets[(h >> 16) & (s->nbuckets - 1)];
     for (; *pp; pp = &(*pp)->chain) {
         entry_t *e = *pp;
-        if (e->hash == h && e->table == t && e->klen == klen && memcmp(ekey(e), key, klen) == 0) return pp;
+        if (e->hash == h && e->table == t && e->kind == kind && e->klen == klen && memcmp(ekey(e), key, klen) == 0)
+            return pp;
     }
     return pp;
 }
@@ -175,6 +185,63 @@ static void grow(shard_t *s) {
     s->nbuckets = nb;
 }
 
+/* Fills the header of a new entry of size bytes (values zeroed: unknown). */
+static void entry_init(entry_t *e, uint64_t h, const feat_table_t *t, const char *key, size_t klen, int kind,
+                       size_t size) {
+    e->hash = h;
+    e->table = t;
+    e->klen = (uint32_t)klen;
+    e->nf = (uint32_t)t->conf->nfeatures;
+    e->kind = kind;
+    e->b0 = e->b1 = 0;
+    e->size = size;
+    e->chain = e->prev = e->next = NULL;
+    memset(e->scores, 0, sizeof(e->scores));
+    memcpy(ekey(e), key, klen);
+    memset(evals(e), 0, e->nf * sizeof(cval_t));
+}
+
+/* Puts e in the shard (under its lock), replacing an entry of the same key
+ * and kind, evicting from the LRU tail to stay within the budget. */
+static void insert_entry(shard_t *s, entry_t *e) {
+    entry_t **pp = find_slot(s, e->hash, e->table, ekey(e), e->klen, e->kind);
+    if (*pp) remove_entry(s, pp); /* another reader got there first; ours is as fresh */
+    pp = find_slot(s, e->hash, e->table, ekey(e), e->klen, e->kind);
+    e->chain = *pp;
+    *pp = e;
+    lru_push(s, e);
+    s->bytes += e->size;
+    s->count++;
+    while (s->bytes > s->max_bytes && s->tail && s->tail != e) {
+        entry_t *victim = s->tail;
+        remove_entry(s, find_slot(s, victim->hash, victim->table, ekey(victim), victim->klen, victim->kind));
+        s->evictions++;
+    }
+    if (s->count > s->nbuckets) grow(s);
+}
+
+/* Copies value v of an entry out (strings as offsets into *strings). */
+static void copy_out(const cval_t *v, const char *blob, feat_ftype_t type, int64_t ttl, int64_t now_ms,
+                     feat_value_t *o, feat_buf_t *strings) {
+    o->type = (uint8_t)type;
+    if (!v->present) {
+        o->status = FEAT_ST_NOT_FOUND;
+        o->ts = 0;
+        o->slen = 0;
+        o->v.i = 0;
+        return;
+    }
+    o->status = (ttl > 0 && now_ms - v->ts > ttl) ? FEAT_ST_EXPIRED : FEAT_ST_PRESENT;
+    o->ts = v->ts;
+    o->slen = v->slen;
+    if (v->type == FEAT_FT_STRING) {
+        o->v.s = (const char *)(uintptr_t)strings->len; /* an offset: see feat_cache_fix_strings() */
+        feat_buf_append(strings, blob + v->soff, v->slen);
+    } else {
+        o->v.i = v->v.i;
+    }
+}
+
 int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
                    const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
                    feat_buf_t *strings, uint64_t *ticket) {
@@ -186,7 +253,7 @@ int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size
         pthread_mutex_unlock(&s->lock);
         return FEAT_CACHE_BYPASS;
     }
-    entry_t *e = c->max_bytes ? *find_slot(s, h, t, key, klen) : NULL;
+    entry_t *e = c->max_bytes ? *find_slot(s, h, t, key, klen, KIND_ROW) : NULL;
     if (!e) {
         s->misses++;
         *ticket = s->epoch;
@@ -198,32 +265,122 @@ int feat_cache_get(feat_cache_t *c, const feat_table_t *t, const char *key, size
         lru_unlink(s, e);
         lru_push(s, e);
     }
-    int64_t ttl = t->conf->ttl_ms;
     const cval_t *cv = evals(e);
-    const char *blob = eblob(e);
+    for (size_t i = 0; i < n; i++)
+        copy_out(&cv[fidx[i]], eblob(e), t->conf->features[fidx[i]].type, t->conf->ttl_ms, now_ms, &out[i], strings);
+    pthread_mutex_unlock(&s->lock);
+    return FEAT_CACHE_HIT;
+}
+
+/* The tile pair that fixes an aggregate read's answer (see cache.h). */
+static void agg_bucket(const feat_table_t *t, int64_t now_ms, int64_t *b0, int64_t *b1) {
+    int64_t T = t->conf->agg_tile_ms > 0 ? t->conf->agg_tile_ms : 1;
+    *b0 = now_ms / T - (now_ms % T < 0);
+    int64_t m = now_ms == INT64_MIN ? now_ms : now_ms - 1;
+    *b1 = m / T - (m % T < 0);
+}
+
+int feat_cache_get_aggs(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                        const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                        feat_buf_t *strings, uint64_t *ticket) {
+    uint64_t h = key_hash(t, key, klen);
+    shard_t *s = shard_of(c, h);
+    int64_t b0, b1;
+    agg_bucket(t, now_ms, &b0, &b1);
+    pthread_mutex_lock(&s->lock);
+    if (s->pend[pend_slot(h)]) {
+        s->agg_bypasses++;
+        pthread_mutex_unlock(&s->lock);
+        return FEAT_CACHE_BYPASS;
+    }
+    entry_t *e = c->max_bytes ? *find_slot(s, h, t, key, klen, KIND_AGGS) : NULL;
+    int hit = e && e->b0 == b0 && e->b1 == b1;
+    for (size_t i = 0; hit && i < n; i++) hit = evals(e)[fidx[i]].known;
+    if (!hit) {
+        s->agg_misses++;
+        *ticket = s->epoch;
+        pthread_mutex_unlock(&s->lock);
+        return FEAT_CACHE_MISS;
+    }
+    s->agg_hits++;
+    if (s->head != e) {
+        lru_unlink(s, e);
+        lru_push(s, e);
+    }
+    const cval_t *cv = evals(e);
     for (size_t i = 0; i < n; i++) {
         const cval_t *v = &cv[fidx[i]];
-        feat_value_t *o = &out[i];
-        o->type = (uint8_t)t->conf->features[fidx[i]].type;
-        if (!v->present) {
-            o->status = FEAT_ST_NOT_FOUND;
-            o->ts = 0;
-            o->slen = 0;
-            o->v.i = 0;
-            continue;
-        }
-        o->status = (ttl > 0 && now_ms - v->ts > ttl) ? FEAT_ST_EXPIRED : FEAT_ST_PRESENT;
-        o->ts = v->ts;
-        o->slen = v->slen;
-        if (v->type == FEAT_FT_STRING) {
-            o->v.s = (const char *)(uintptr_t)strings->len; /* an offset: see feat_cache_fix_strings() */
-            feat_buf_append(strings, blob + v->soff, v->slen);
-        } else {
-            o->v.i = v->v.i;
-        }
+        copy_out(v, eblob(e), (feat_ftype_t)v->type, 0, now_ms, &out[i], strings);
     }
     pthread_mutex_unlock(&s->lock);
     return FEAT_CACHE_HIT;
+}
+
+void feat_cache_put_aggs(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                         const uint16_t *fidx, size_t n, int64_t now_ms, const feat_value_t *vals,
+                         uint64_t ticket) {
+    if (!c->max_bytes) return;
+    uint64_t h = key_hash(t, key, klen);
+    shard_t *s = shard_of(c, h);
+    int64_t b0, b1;
+    agg_bucket(t, now_ms, &b0, &b1);
+    size_t nf = t->conf->nfeatures;
+    size_t sbytes = 0;
+    for (size_t i = 0; i < n; i++)
+        if (vals[i].status != FEAT_ST_NOT_FOUND && vals[i].type == FEAT_FT_STRING) sbytes += vals[i].slen;
+    pthread_mutex_lock(&s->lock);
+    if (s->epoch != ticket || s->pend[pend_slot(h)]) { /* a write raced the read */
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    /* values of the same tile another read already cached are kept */
+    entry_t **pp = find_slot(s, h, t, key, klen, KIND_AGGS);
+    entry_t *old = *pp && (*pp)->b0 == b0 && (*pp)->b1 == b1 ? *pp : NULL;
+    size_t obytes = 0;
+    for (size_t f = 0; old && f < nf; f++)
+        if (evals(old)[f].known && evals(old)[f].type == FEAT_FT_STRING) obytes += evals(old)[f].slen;
+    size_t size = sizeof(entry_t) + ((klen + 7) & ~(size_t)7) + nf * sizeof(cval_t) + sbytes + obytes;
+    entry_t *e = size > s->max_bytes / 4 ? NULL : malloc(size); /* never let one entry flush a shard */
+    if (!e) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    entry_init(e, h, t, key, klen, KIND_AGGS, size);
+    e->b0 = b0;
+    e->b1 = b1;
+    cval_t *cv = evals(e);
+    char *blob = eblob(e);
+    uint32_t so = 0;
+    for (size_t f = 0; old && f < nf; f++) {
+        const cval_t *ov = &evals(old)[f];
+        if (!ov->known) continue;
+        cv[f] = *ov;
+        if (ov->type == FEAT_FT_STRING && ov->present) {
+            memcpy(blob + so, eblob(old) + ov->soff, ov->slen);
+            cv[f].soff = so;
+            so += ov->slen;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const feat_value_t *v = &vals[i];
+        cval_t *cvv = &cv[fidx[i]];
+        memset(cvv, 0, sizeof(*cvv));
+        cvv->known = 1;
+        cvv->type = v->type;
+        if (v->status == FEAT_ST_NOT_FOUND) continue;
+        cvv->present = 1;
+        cvv->ts = v->ts;
+        if (v->type == FEAT_FT_STRING) {
+            memcpy(blob + so, v->v.s, v->slen);
+            cvv->soff = so;
+            cvv->slen = v->slen;
+            so += v->slen;
+        } else {
+            cvv->v.i = v->v.i;
+        }
+    }
+    insert_entry(s, e);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void feat_cache_fix_strings(feat_value_t *vals, size_t n, const feat_buf_t *strings) {
@@ -250,16 +407,8 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
     if (size > s->max_bytes / 4) return; /* never let one row flush a shard */
     entry_t *e = malloc(size);
     if (!e) return;
-    e->hash = h;
-    e->table = t;
-    e->klen = (uint32_t)klen;
-    e->nf = nf;
-    e->size = size;
-    e->chain = e->prev = e->next = NULL;
-    memset(e->scores, 0, sizeof(e->scores));
-    memcpy(ekey(e), key, klen);
+    entry_init(e, h, t, key, klen, KIND_ROW, size);
     cval_t *cv = evals(e);
-    memset(cv, 0, nf * sizeof(cval_t));
     char *blob = eblob(e);
     uint32_t so = 0;
     pos = 0;
@@ -267,6 +416,7 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
         if (re.id > t->max_id || t->index_of_id[re.id] < 0) continue;
         cval_t *v = &cv[t->index_of_id[re.id]];
         v->present = 1;
+        v->known = 1;
         v->type = re.type;
         v->ts = re.ts;
         if (re.type == FEAT_FT_STRING) {
@@ -284,20 +434,7 @@ void feat_cache_put(feat_cache_t *c, const feat_table_t *t, const char *key, siz
         free(e);
         return;
     }
-    entry_t **pp = find_slot(s, h, t, key, klen);
-    if (*pp) remove_entry(s, pp); /* another reader got there first; ours is as fresh */
-    pp = find_slot(s, h, t, key, klen);
-    e->chain = *pp;
-    *pp = e;
-    lru_push(s, e);
-    s->bytes += size;
-    s->count++;
-    while (s->bytes > s->max_bytes && s->tail && s->tail != e) {
-        entry_t *victim = s->tail;
-        remove_entry(s, find_slot(s, victim->hash, victim->table, ekey(victim), victim->klen));
-        s->evictions++;
-    }
-    if (s->count > s->nbuckets) grow(s);
+    insert_entry(s, e);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -311,7 +448,7 @@ int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key
         r = FEAT_CACHE_BYPASS;
     } else {
         *ticket = s->epoch;
-        entry_t *e = c->max_bytes ? *find_slot(s, h, t, key, klen) : NULL;
+        entry_t *e = c->max_bytes ? *find_slot(s, h, t, key, klen, KIND_ROW) : NULL;
         for (int i = 0; e && i < SCORES; i++) {
             const cscore_t *cs = &e->scores[i];
             if (cs->version == version && cs->model == model && now_ms < cs->valid_until) {
@@ -334,7 +471,7 @@ void feat_cache_put_score(feat_cache_t *c, const feat_table_t *t, const char *ke
     uint64_t h = key_hash(t, key, klen);
     shard_t *s = shard_of(c, h);
     pthread_mutex_lock(&s->lock);
-    entry_t *e = s->epoch != ticket || s->pend[pend_slot(h)] ? NULL : *find_slot(s, h, t, key, klen);
+    entry_t *e = s->epoch != ticket || s->pend[pend_slot(h)] ? NULL : *find_slot(s, h, t, key, klen, KIND_ROW);
     if (e) {
         int slot = -1;
         for (int i = 0; i < SCORES && slot < 0; i++)
@@ -359,10 +496,12 @@ void feat_cache_write_hook(void *arg, const feat_wb_t *wb, int phase) {
         if (phase == 0) {
             s->pend[pend_slot(h)]++;
             s->epoch++;
-            entry_t **pp = find_slot(s, h, t, key, klen);
-            if (*pp) {
-                remove_entry(s, pp);
-                s->invalidations++;
+            for (int kind = KIND_ROW; kind <= KIND_AGGS; kind++) {
+                entry_t **pp = find_slot(s, h, t, key, klen, kind);
+                if (*pp) {
+                    remove_entry(s, pp);
+                    s->invalidations++;
+                }
             }
         } else if (s->pend[pend_slot(h)]) {
             s->pend[pend_slot(h)]--;
@@ -384,6 +523,9 @@ void feat_cache_get_stats(feat_cache_t *c, feat_cache_stats_t *st) {
         st->invalidations += s->invalidations;
         st->score_hits += s->score_hits;
         st->score_misses += s->score_misses;
+        st->agg_hits += s->agg_hits;
+        st->agg_misses += s->agg_misses;
+        st->agg_bypasses += s->agg_bypasses;
         st->entries += s->count;
         st->bytes += s->bytes;
         pthread_mutex_unlock(&s->lock);
@@ -404,6 +546,12 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
                              "Predict score lookups in the cache by result (a miss computes the score).", FEAT_METRIC_COUNTER);
     feat_metrics_emit_sample(em, "result=\"hit\"", (double)s.score_hits);
     feat_metrics_emit_sample(em, "result=\"miss\"", (double)s.score_misses);
+    feat_metrics_emit_family(em, "featd_cache_agg_requests_total",
+                             "Aggregated feature lookups in the cache by result (a miss reads the tiles).",
+                             FEAT_METRIC_COUNTER);
+    feat_metrics_emit_sample(em, "result=\"hit\"", (double)s.agg_hits);
+    feat_metrics_emit_sample(em, "result=\"miss\"", (double)s.agg_misses);
+    feat_metrics_emit_sample(em, "result=\"bypass\"", (double)s.agg_bypasses);
     feat_metrics_emit_family(em, "featd_cache_bytes", "Bytes held by the online row cache.", FEAT_METRIC_GAUGE);
     feat_metrics_emit_sample(em, NULL, (double)s.bytes);
     feat_metrics_emit_family(em, "featd_cache_entries", "Rows held by the online row cache.", FEAT_METRIC_GAUGE);

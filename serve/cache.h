@@ -75,12 +75,33 @@ int feat_cache_get_score(feat_cache_t *c, const feat_table_t *t, const char *key
 void feat_cache_put_score(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen, uint32_t model,
                           uint64_t version, double score, uint32_t missing, int64_t valid_until, uint64_t ticket);
 
+/* Aggregated features (store/tile.h) are cached in an entry of their own
+ * beside the entity's row, keyed and dropped with it: a write to the entity
+ * drops both.  An aggregate read as of t depends on t only through the tile
+ * pair (floor(t / T), floor((t - 1) / T)), T the table's agg_tile (window
+ * edges move at tile boundaries; the tile holding t is read whole), so a
+ * value computed at t answers every request whose time has the same pair,
+ * and none after the next tile edge.
+ * get_aggs: FEAT_CACHE_HIT only when every fidx[i] was computed for now_ms's
+ * pair (out[i] as the reader gave it, strings as in feat_cache_get); MISS
+ * with *ticket; BYPASS while a write to the entity is pending.
+ * put_aggs: caches vals[i] (as feat_store_get_aggs returned them as of
+ * now_ms) of features fidx[i], keeping other features already cached for the
+ * same pair, unless a write touched the shard since the ticket. */
+int feat_cache_get_aggs(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                        const uint16_t *fidx, size_t n, int64_t now_ms, feat_value_t *out,
+                        feat_buf_t *strings, uint64_t *ticket);
+void feat_cache_put_aggs(feat_cache_t *c, const feat_table_t *t, const char *key, size_t klen,
+                         const uint16_t *fidx, size_t n, int64_t now_ms, const feat_value_t *vals,
+                         uint64_t ticket);
+
 /* The store write hook (feat_store_set_write_hook(st, feat_cache_write_hook, c)). */
 void feat_cache_write_hook(void *cache, const feat_wb_t *wb, int phase);
 
 typedef struct feat_cache_stats {
     uint64_t hits, misses, bypasses, evictions, invalidations;
     uint64_t score_hits, score_misses;
+    uint64_t agg_hits, agg_misses, agg_bypasses;
     uint64_t entries, bytes, max_bytes;
 } feat_cache_stats_t;
 void feat_cache_get_stats(feat_cache_t *c, feat_cache_stats_t *s);

@@ -68,25 +68,30 @@ static feat_err_t lookup_plain(feat_store_t *st, feat_cache_t *cache, const feat
     return FEAT_OK;
 }
 
-/* Aggregated features fidx[0..nf) of n keys into vals[k * nf + j]; their
- * strings live in ls->aggstr. */
-static feat_err_t lookup_aggs(feat_store_t *st, const feat_table_t *t, size_t n, const char *const *keys,
-                              const size_t *klens, const uint16_t *fidx, size_t nf, int64_t now_ms,
-                              feat_value_t *vals, feat_lookup_scratch_t *ls) {
-    if (!ls->agg && !(ls->agg = feat_agg_reader_new())) return FEAT_ERR_NOMEM;
+/* Aggregated features fidx[0..nf) of n keys into vals[k * nf + j], through
+ * the cache (an entity's aggregates as of now's tile); their strings live
+ * in ls->aggstr. */
+static feat_err_t lookup_aggs(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
+                              const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                              int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls) {
     feat_buf_reset(&ls->aggstr);
     for (size_t k = 0; k < n; k++) {
         feat_value_t *v = vals + k * nf;
+        uint64_t ticket = 0;
+        int r = cache ? feat_cache_get_aggs(cache, t, keys[k], klens[k], fidx, nf, now_ms, v, &ls->aggstr, &ticket)
+                      : FEAT_CACHE_BYPASS;
+        if (r == FEAT_CACHE_HIT) continue; /* strings already offsets */
+        if (!ls->agg && !(ls->agg = feat_agg_reader_new())) return FEAT_ERR_NOMEM;
         feat_err_t rc = feat_store_get_aggs(st, t, keys[k], klens[k], now_ms, fidx, nf, ls->agg, v, &ls->aggstr);
         if (rc) return rc;
+        if (r == FEAT_CACHE_MISS) feat_cache_put_aggs(cache, t, keys[k], klens[k], fidx, nf, now_ms, v, ticket);
         /* the next key's strings may move the buffer: offsets until the end */
         for (size_t j = 0; j < nf; j++)
             if (v[j].status != FEAT_ST_NOT_FOUND && v[j].type == FEAT_FT_STRING)
                 v[j].v.s = (const char *)(uintptr_t)(v[j].v.s - ls->aggstr.data);
     }
-    for (size_t i = 0; i < n * nf; i++)
-        if (vals[i].status != FEAT_ST_NOT_FOUND && vals[i].type == FEAT_FT_STRING)
-            vals[i].v.s = ls->aggstr.data + (uintptr_t)vals[i].v.s;
+    if (ls->aggstr.oom) return FEAT_ERR_NOMEM;
+    feat_cache_fix_strings(vals, n * nf, &ls->aggstr);
     return FEAT_OK;
 }
 
@@ -97,7 +102,7 @@ feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_
     if (t->conf->naggs)
         for (size_t j = 0; j < nf; j++) naf += (size_t)feat_feature_is_agg(t->conf, fidx[j]);
     if (!naf) return lookup_plain(st, cache, t, n, keys, klens, fidx, nf, now_ms, vals, ls);
-    if (naf == nf) return lookup_aggs(st, t, n, keys, klens, fidx, nf, now_ms, vals, ls);
+    if (naf == nf) return lookup_aggs(st, cache, t, n, keys, klens, fidx, nf, now_ms, vals, ls);
     /* both kinds: each part into ls->tmp, then interleaved into vals */
     uint16_t pf[FEAT_MAX_FEATURES], af[FEAT_MAX_FEATURES];
     size_t npf = 0, naf2 = 0;
@@ -113,7 +118,7 @@ feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_
     }
     feat_value_t *pv = ls->tmp, *av = ls->tmp + n * npf;
     feat_err_t rc = lookup_plain(st, cache, t, n, keys, klens, pf, npf, now_ms, pv, ls);
-    if (!rc) rc = lookup_aggs(st, t, n, keys, klens, af, naf2, now_ms, av, ls);
+    if (!rc) rc = lookup_aggs(st, cache, t, n, keys, klens, af, naf2, now_ms, av, ls);
     if (rc) return rc;
     for (size_t k = 0; k < n; k++) {
         size_t p = 0, a = 0;

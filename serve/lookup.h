@@ -26,7 +26,7 @@ typedef struct feat_lookup_scratch {
     size_t *mlens;
     int *found;
     size_t capkeys;
-    /* aggregated features (computed from tiles, never cached) */
+    /* aggregated features (from the cache, else computed from tiles) */
     feat_agg_reader_t *agg;
     feat_buf_t aggstr;    /* their strings */
     feat_value_t *tmp;    /* [n * nf] one part's values before they are interleaved */

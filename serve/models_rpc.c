@@ -71,7 +71,8 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     const char **tkeys = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
     size_t *tlens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
     if (!todo || !tickets || !put || !tkeys || !tlens) return FEAT_ERR_NOMEM;
-    /* a score over aggregated features moves with the clock: never cached */
+    /* a score over aggregated features moves with the clock: not cached (the
+     * aggregates themselves are, per tile, by feat_online_lookup) */
     int cached = sv->cache != NULL;
     for (size_t j = 0; cached && j < nf; j++)
         if (feat_feature_is_agg(t->conf, feat_loaded_fidx(l)[j])) cached = 0;

@@ -1,7 +1,8 @@
 /* Unit tests for serve/cache.c and serve/lookup.c: hits and misses, cached
- * absences, TTL evaluated at read time, the byte bound, and — with a writer
- * and readers racing — that no lookup starting after a batch committed ever
- * returns an older value. */
+ * absences, TTL evaluated at read time, the byte bound, aggregated features
+ * cached per tile (equal to an uncached read at every time), and — with a
+ * writer and readers racing — that no lookup starting after a batch
+ * committed ever returns an older value, of a row or of an aggregate. */
 #include "testutil.h"
 
 #include <check.h>
@@ -13,7 +14,8 @@
 #include "serve/lookup.h"
 #include "store/store.h"
 
-static const char *cfg_text = "[table t]\ntopic = x\nttl = 10s\nfeature.v = int64\nfeature.s = string\n";
+static const char *cfg_text = "[table t]\ntopic = x\nttl = 10s\nfeature.v = int64\nfeature.s = string\n"
+                              "agg_tile = 1m\nagg.n = count(v) over 2m, lifetime\nagg.l = last(s) over 2m\n";
 
 typedef struct fx {
     char *dir;
@@ -40,6 +42,12 @@ static fx_t fx_new(size_t cache_bytes) {
     feat_store_set_write_hook(f.st, feat_cache_write_hook, f.cache);
     f.t = feat_store_table(f.st, "t");
     return f;
+}
+
+static uint16_t fidx_of(const fx_t *f, const char *name) {
+    int i = feat_table_feature_index(f->t->conf, name, strlen(name));
+    ck_assert_msg(i >= 0, "no feature %s", name);
+    return (uint16_t)i;
 }
 
 static void fx_free(fx_t *f) {
@@ -186,6 +194,90 @@ START_TEST(byte_bound_holds) {
 }
 END_TEST
 
+/* Aggregated features are cached per tile: every answer equals an uncached
+ * read at the same time, a new tile recomputes (the window's old edge moved),
+ * a write to the entity drops them, and features asked for separately
+ * accumulate in one entry. */
+static void agg_expect(fx_t *f, const char *key, int64_t now, const uint16_t *fi, size_t n, int want_hit) {
+    size_t kl = strlen(key);
+    feat_value_t got[4], ref[4];
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT, lr = FEAT_LOOKUP_SCRATCH_INIT;
+    feat_cache_stats_t a, b;
+    feat_cache_get_stats(f->cache, &a);
+    ck_assert_int_eq(feat_online_lookup(f->st, f->cache, f->t, 1, &key, &kl, fi, n, now, got, &ls), FEAT_OK);
+    feat_cache_get_stats(f->cache, &b);
+    ck_assert_int_eq(feat_online_lookup(f->st, NULL, f->t, 1, &key, &kl, fi, n, now, ref, &lr), FEAT_OK);
+    ck_assert_msg(b.agg_hits - a.agg_hits == (uint64_t)want_hit, "%s at %lld: hit %d expected",
+                  key, (long long)now, want_hit);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(got[i].status, ref[i].status);
+        ck_assert_int_eq(got[i].type, ref[i].type);
+        if (ref[i].status == FEAT_ST_NOT_FOUND) continue;
+        ck_assert_int_eq(got[i].ts, ref[i].ts);
+        if (ref[i].type == FEAT_FT_STRING) {
+            ck_assert_uint_eq(got[i].slen, ref[i].slen);
+            ck_assert(memcmp(got[i].v.s, ref[i].v.s, ref[i].slen) == 0);
+        } else {
+            ck_assert_int_eq(got[i].v.i, ref[i].v.i);
+        }
+    }
+    feat_lookup_scratch_free(&ls);
+    feat_lookup_scratch_free(&lr);
+}
+
+static int64_t agg_count(fx_t *f, const char *key, int64_t now) {
+    size_t kl = strlen(key);
+    uint16_t fi = fidx_of(f, "n_2m");
+    feat_value_t v;
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    ck_assert_int_eq(feat_online_lookup(f->st, f->cache, f->t, 1, &key, &kl, &fi, 1, now, &v, &ls), FEAT_OK);
+    feat_lookup_scratch_free(&ls);
+    return v.v.i;
+}
+
+START_TEST(aggregates_cached_per_tile) {
+    fx_t f = fx_new(1 << 20);
+    feat_wb_t *wb = feat_wb_new(f.st);
+    put(&f, wb, "a", 1000, 1, 1);      /* tile 0 */
+    put(&f, wb, "a", 61000, 2, 2);     /* tile 1 */
+    commit(&f, wb);
+    uint16_t all[4] = {fidx_of(&f, "n_2m"), fidx_of(&f, "l_2m"), fidx_of(&f, "n_lifetime"), fidx_of(&f, "v")};
+    /* as of 100 s: the 2m window reads tiles -1..1, both events */
+    agg_expect(&f, "a", 100000, all, 4, 0);
+    ck_assert_int_eq(agg_count(&f, "a", 100000), 2);
+    agg_expect(&f, "a", 100000, all, 4, 1);
+    agg_expect(&f, "a", 119999, all, 4, 1); /* same tile pair */
+    /* 120 s is a tile edge: the window starts a tile later (0..1), tile
+     * floor((t - 1) / T) is still 1: another pair, recomputed */
+    agg_expect(&f, "a", 120000, all, 4, 0);
+    agg_expect(&f, "a", 120001, all, 4, 0);
+    ck_assert_int_eq(agg_count(&f, "a", 150000), 2);
+    /* 190 s: tiles 1..3, the first event has left the window */
+    ck_assert_int_eq(agg_count(&f, "a", 190000), 1);
+    agg_expect(&f, "a", 190000, all, 4, 0); /* n_2m alone was cached */
+    agg_expect(&f, "a", 190000, all, 4, 1);
+    /* a write drops the entity's aggregates */
+    put(&f, wb, "a", 185000, 3, 3);
+    commit(&f, wb);
+    ck_assert_int_eq(agg_count(&f, "a", 190000), 2);
+    agg_expect(&f, "a", 190000, all, 4, 0);
+    agg_expect(&f, "a", 190000, all, 4, 1);
+    /* features asked for separately accumulate in one entry */
+    uint16_t one = all[1], two[2] = {all[2], all[1]};
+    agg_expect(&f, "b", 190000, &one, 1, 0);     /* an absent entity: NOT_FOUND / 0, cached */
+    agg_expect(&f, "b", 190000, &one, 1, 1);
+    agg_expect(&f, "b", 190000, two, 2, 0);      /* n_lifetime not known yet */
+    agg_expect(&f, "b", 190000, two, 2, 1);
+    agg_expect(&f, "b", 190000, &one, 1, 1);
+    feat_cache_stats_t s;
+    feat_cache_get_stats(f.cache, &s);
+    ck_assert_uint_gt(s.agg_misses, 0);
+    ck_assert_uint_gt(s.invalidations, 0);
+    feat_wb_destroy(wb);
+    fx_free(&f);
+}
+END_TEST
+
 /* ---- writer vs readers ---------------------------------------------------- */
 
 enum { NKEYS = 40, VERSIONS = 1500, READERS = 3 };
@@ -193,6 +285,7 @@ static fx_t rf;
 static atomic_llong committed;   /* highest version whose write returned */
 static atomic_int done;
 static atomic_llong violations, reads;
+static int read_aggs;            /* readers read n_lifetime (a count of the key's writes) instead of v */
 
 static void *writer(void *arg) {
     (void)arg;
@@ -225,7 +318,7 @@ static void *reader(void *arg) {
         kp[k] = keys[k];
         kl[k] = strlen(keys[k]);
     }
-    uint16_t fi = 0;
+    uint16_t fi = read_aggs ? fidx_of(&rf, "n_lifetime") : 0;
     feat_value_t v[NKEYS];
     while (!atomic_load(&done)) {
         int64_t c = atomic_load(&committed); /* read before the lookup starts */
@@ -241,6 +334,7 @@ static void *reader(void *arg) {
             /* the newest version written for key k at or before c */
             int64_t want = c;
             while (want > 0 && (k + want) % 2) want--;
+            if (read_aggs) want = k % 2 ? (c + 1) / 2 : c / 2; /* the writes of key k up to c */
             if (got < want || got < last[k]) atomic_fetch_add(&violations, 1);
             last[k] = got;
         }
@@ -251,7 +345,8 @@ static void *reader(void *arg) {
     return NULL;
 }
 
-START_TEST(no_stale_read_after_commit) {
+static void race(int aggs) {
+    read_aggs = aggs;
     rf = fx_new(1 << 20);
     atomic_store(&committed, 0);
     atomic_store(&done, 0);
@@ -267,9 +362,14 @@ START_TEST(no_stale_read_after_commit) {
     ck_assert_msg(atomic_load(&violations) == 0, "%lld stale or failed reads out of %lld",
                   (long long)atomic_load(&violations), (long long)atomic_load(&reads));
     ck_assert_int_gt(atomic_load(&reads), 100);
-    ck_assert_uint_gt(s.hits, 0); /* the race was with a working cache */
+    ck_assert_uint_gt(aggs ? s.agg_hits : s.hits, 0); /* the race was with a working cache */
     fx_free(&rf);
 }
+
+START_TEST(no_stale_read_after_commit) { race(0); }
+END_TEST
+
+START_TEST(no_stale_aggregate_after_commit) { race(1); }
 END_TEST
 
 int main(void) {
@@ -279,7 +379,9 @@ int main(void) {
     tcase_add_test(tc, hits_misses_absences_ttl);
     tcase_add_test(tc, many_string_hits_in_one_lookup);
     tcase_add_test(tc, byte_bound_holds);
+    tcase_add_test(tc, aggregates_cached_per_tile);
     tcase_add_test(tc, no_stale_read_after_commit);
+    tcase_add_test(tc, no_stale_aggregate_after_commit);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
