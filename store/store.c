@@ -125,13 +125,14 @@ static void tile_key(feat_buf_t *k, const feat_table_t *t, const char *key, size
     feat_buf_append(k, b, 16);
 }
 
-/* The level of a tile size in t (-1: the lifetime tile, -2: a size t does
- * not keep). */
-static int tile_level(const feat_table_t *t, int64_t size_ms) {
-    if (size_ms == 0) return -1;
-    for (int l = 0; l < FEAT_TILE_LEVELS; l++)
-        if (size_ms == (l ? t->conf->agg_level_ms[l] : t->conf->agg_tile_ms)) return l;
-    return -2;
+/* What a tiles-family key of tile size size_ms holds in t: 1 a block (the
+ * top level's size, store/tile.h), 0 the lifetime tile (size 0), -1 a size
+ * t does not keep (a config change since it was written). */
+static int tile_kind(const feat_table_t *t, int64_t size_ms) {
+    if (size_ms == 0) return 0;
+    if (t->conf->agg_max_window_ms > 0 && size_ms == feat_tile_level_ms(t->conf, feat_tile_top_level(t->conf)))
+        return 1;
+    return -1;
 }
 
 /* The table, tile size and index of a tiles-family key; NULL for a table
@@ -151,20 +152,22 @@ static const feat_table_t *tile_key_parse(const feat_store_t *st, const char *ke
 
 static const char *tmerge_name(void *state) { (void)state; return "featd.tiles.v1"; }
 
-/* Folds the operands into the tile in write order (feat_tile_fold: the same
- * code point-in-time reads run).  An operand that does not decode is
- * skipped rather than failing the merge: a failed merge fails reads and
- * stops compactions.  A table no longer declared keeps its tile as it is. */
+/* Folds the operands into the block (or the lifetime tile) in write order
+ * (feat_tile_block_fold, feat_tile_fold_many: the fold point-in-time reads
+ * run).  An operand that does not decode is skipped rather than failing the
+ * merge: a failed merge fails reads and stops compactions.  A table no
+ * longer declared keeps its value as it is. */
 static char *tmerge_full(void *state, const char *key, size_t klen, const char *existing, size_t elen,
                          const char *const *ops, const size_t *lens, int nops, unsigned char *success,
                          size_t *out_len) {
     feat_store_t *st = state;
     int64_t size = 0, k = 0;
     const feat_table_t *t = tile_key_parse(st, key, klen, &size, &k);
-    int level = t ? tile_level(t, size) : -2;
-    int64_t id = level == -1 ? FEAT_TILE_LIFETIME : feat_tile_id(level, k);
+    int kind = t ? tile_kind(t, size) : -1;
     feat_buf_t cur = FEAT_BUF_INIT;
-    feat_err_t rc = level >= -1 ? feat_tile_fold_many(t, id, existing, elen, ops, lens, (size_t)nops, &cur)
+    feat_err_t rc = kind == 1   ? feat_tile_block_fold(t, k, existing, elen, ops, lens, (size_t)nops, &cur)
+                    : kind == 0 ? feat_tile_fold_many(t, FEAT_TILE_LIFETIME, existing, elen, ops, lens, (size_t)nops,
+                                                      &cur)
                                 : FEAT_ERR_CORRUPT;
     if (rc == FEAT_ERR_NOMEM || cur.oom) {
         feat_buf_free(&cur);
@@ -182,10 +185,8 @@ static char *tmerge_full(void *state, const char *key, size_t klen, const char *
         *out_len = 0; /* RocksDB's C wrapper copies out_len bytes even on failure */
         return NULL;
     }
-    if (!cur.data) { /* no table and nothing before: an empty tile */
-        feat_buf_putc(&cur, FEAT_TILE_V1);
-        feat_buf_putc(&cur, 0);
-        feat_buf_putc(&cur, 0);
+    if (!cur.data) { /* no table and nothing before: an empty block (a lifetime tile reads it as empty too) */
+        feat_buf_putc(&cur, FEAT_TILE_BLOCK);
     }
     *success = 1;
     *out_len = cur.len;
@@ -202,10 +203,10 @@ static char *tmerge_partial(void *state, const char *key, size_t klen, const cha
     return NULL;
 }
 
-/* A tile older than the first tile of the table's longest window as of now
- * is out of every window online reads ask for (they read as of now), so a
- * compaction drops it; history keeps the events for point-in-time reads.
- * So does a tile of a size the table no longer keeps.  The lifetime tile
+/* A block older than the first tile of the table's longest window as of
+ * now is out of every window online reads ask for (they read as of now), so
+ * a compaction drops it; history keeps the events for point-in-time reads.
+ * So does a key of a size the table no longer keeps.  The lifetime tile
  * stays while the table declares a lifetime aggregation. */
 static unsigned char tfilter_fn(void *state, int rlevel, const char *key, size_t klen, const char *val, size_t vlen,
                                 char **nv, size_t *nvlen, unsigned char *changed) {
@@ -214,13 +215,13 @@ static unsigned char tfilter_fn(void *state, int rlevel, const char *key, size_t
     int64_t size = 0, k = 0;
     const feat_table_t *t = tile_key_parse(state, key, klen, &size, &k);
     if (!t) return 0;
-    int level = tile_level(t, size);
-    if (level == -1) return t->conf->agg_lifetime == 0; /* the lifetime tile, while a lifetime is declared */
-    if (level == -2 || t->conf->agg_max_window_ms <= 0) return 1; /* a size no window reads */
+    int kind = tile_kind(t, size);
+    if (kind == 0) return t->conf->agg_lifetime == 0; /* the lifetime tile, while a lifetime is declared */
+    if (kind < 0) return 1; /* a size no window reads */
     /* the first level-0 tile the longest window reads as of now, less one for clock skew */
     int64_t T = t->conf->agg_tile_ms;
     int64_t first = feat_tile_window_start(feat_now_ms(), t->conf->agg_max_window_ms, T) - 1;
-    int64_t r = size / T; /* level-0 tiles per tile of this size */
+    int64_t r = size / T; /* level-0 tiles per block */
     return (k + 1) * r <= first; /* every level-0 tile it spans is before first */
 }
 static const char *tfilter_name(void *state) { (void)state; return "featd.tiles.expiry"; }
@@ -277,8 +278,9 @@ static char *merge_partial(void *state, const char *key, size_t klen, const char
 /* ---- prefix extractors ----------------------------------------------------
  * Every read of the offline family stays inside one entity's history
  * (history scans, point-in-time reads), and every online read is a point
- * get.  So both families hash their memtables by entity: the prefix of an
- * offline key is "table \0 entity \0", of an online key the whole
+ * get; every read of the tiles family stays inside one entity's blocks.
+ * So the three families hash their memtables by entity: the prefix of an
+ * offline or tiles key is "table \0 entity \0", of an online key the whole
  * "table \0 entity".  Inserts then go to a small per-entity skiplist instead
  * of one big one (tests/bench/bench_ingest measures the difference), and SST
  * prefix blooms let per-entity seeks skip files.  Whole-family scans (tools)
@@ -673,7 +675,8 @@ feat_err_t feat_store_open_rc(const feat_store_conf_t *conf, feat_store_t **out,
          * memtable fits in cache, and a full memtable waits for its flush
          * without stopping writes (BENCHMARKS.md) */
         rocksdb_options_set_max_write_buffer_number(o, conf->write_buffers > 0 ? conf->write_buffers : 8);
-        if (i == FEAT_CF_ONLINE || i == FEAT_CF_OFFLINE) {
+        if (i == FEAT_CF_ONLINE || i == FEAT_CF_OFFLINE || i == FEAT_CF_TILES) {
+            /* tile keys share the offline family's prefix, "table \0 entity \0" */
             rocksdb_options_set_prefix_extractor(
                 o, i == FEAT_CF_ONLINE
                        ? rocksdb_slicetransform_create(NULL, no_destroy, online_prefix_fn, online_in_domain,
@@ -881,16 +884,16 @@ feat_err_t feat_wb_put_late_event(feat_wb_t *wb, const feat_table_t *t, const ch
     return put_event(wb, t, key, klen, ts, partition, offset, fidx, vals, n, 1);
 }
 
-/* The event's tile operand, to its tile and to the lifetime tile. */
+/* The event's tile operand, to its block and to the lifetime tile. */
 static feat_err_t put_tiles(feat_wb_t *wb, const feat_table_t *t, const char *key, size_t klen, int64_t ts,
                             int32_t partition, int64_t offset, const uint16_t *fidx, const feat_value_t *vals,
                             size_t n) {
     const feat_table_conf_t *c = t->conf;
     if (!feat_tile_operand(t, ts, offset, partition, fidx, vals, n, &wb->top)) return wb->top.oom ? FEAT_ERR_NOMEM : FEAT_OK;
-    for (int l = -1; l < FEAT_TILE_LEVELS; l++) { /* the lifetime tile, then each level's */
-        int64_t size = l < 0 ? 0 : l ? c->agg_level_ms[l] : c->agg_tile_ms;
-        if (l < 0 ? !c->agg_lifetime : (c->agg_max_window_ms <= 0 || size <= 0)) continue;
-        tile_key(&wb->key, t, key, klen, size, l < 0 ? 0 : feat_tile_index(ts, size));
+    for (int l = 0; l < 2; l++) { /* the lifetime tile, then the block */
+        int64_t size = l ? feat_tile_level_ms(c, feat_tile_top_level(c)) : 0;
+        if (!l ? !c->agg_lifetime : (c->agg_max_window_ms <= 0 || size <= 0)) continue;
+        tile_key(&wb->key, t, key, klen, size, l ? feat_tile_index(ts, size) : 0);
         if (wb_check(wb) || wb->top.oom) return FEAT_ERR_NOMEM;
         size_t ent_at = strlen(c->name) + 1;
         feat_err_t rc = push_op(wb, &wb->tl, t, &wb->key, &wb->top, ent_at, klen);
@@ -1484,20 +1487,34 @@ static int64_t clamp_as_of(int64_t t) {
     return t < -lim ? -lim : t > lim ? lim : t;
 }
 
-/* 1 if an iterator that stopped on the first key after a range can read
- * the range from lo of prefix (plen bytes of a tile key) without a seek:
- * it is on that prefix at tile lo or later (so no tile of the prefix lies
- * in between), after stepping over at most two older tiles. */
-static int seek_skippable(rocksdb_iterator_t *it, const char *prefix, size_t plen, int64_t lo) {
-    for (int step = 0; step < 3 && rocksdb_iter_valid(it); step++) {
-        size_t ikl;
-        const char *ik = rocksdb_iter_key(it, &ikl);
-        if (ikl != plen + 8 || memcmp(ik, prefix, plen) != 0) return 0;
-        int64_t tile = (int64_t)(feat_get_be64((const unsigned char *)ik + plen) ^ 0x8000000000000000ull);
-        if (tile >= lo) return 1;
-        if (step < 2) rocksdb_iter_next(it);
+/* The tiles a read takes from blocks, copied out of the iterator (its
+ * values do not outlive a step), per level in the order met: ascending, as
+ * the reader wants them. */
+typedef struct agg_pick {
+    int64_t k;
+    size_t off, len;      /* in the picks' byte buffer */
+} agg_pick_t;
+
+/* 1 if tile k is in one of the ranges [lo[i], hi[i]] (ascending, disjoint). */
+static int in_ranges(const int64_t *lo, const int64_t *hi, size_t n, int64_t k) {
+    size_t a = 0, b = n;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (hi[m] < k) a = m + 1;
+        else b = m;
     }
-    return 0;
+    return a < n && lo[a] <= k;
+}
+
+/* 1 if some range overlaps [from, to]. */
+static int overlaps(const int64_t *lo, const int64_t *hi, size_t n, int64_t from, int64_t to) {
+    size_t a = 0, b = n;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (hi[m] < from) a = m + 1;
+        else b = m;
+    }
+    return a < n && lo[a] <= to;
 }
 
 feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const char *key, size_t klen,
@@ -1510,38 +1527,73 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
     int64_t kfrom, kto;
     int life;
     feat_agg_range(r, &kfrom, &kto, &life);
-    feat_buf_t k = FEAT_BUF_INIT;
+    int top = feat_tile_top_level(c);
+    feat_buf_t k = FEAT_BUF_INIT, rgs = FEAT_BUF_INIT, bytes = FEAT_BUF_INIT, picks[FEAT_TILE_LEVELS];
+    for (int l = 0; l < FEAT_TILE_LEVELS; l++) picks[l] = (feat_buf_t)FEAT_BUF_INIT;
+    /* each level's ranges, copied (the reader's arrays last until its next call) */
+    size_t nr[FEAT_TILE_LEVELS] = {0}, at[FEAT_TILE_LEVELS] = {0};
+    int windowed = kfrom <= kto && c->agg_max_window_ms > 0 && c->agg_tile_ms > 0;
+    for (int l = 0; windowed && l <= top; l++) {
+        const int64_t *lo = NULL, *hi = NULL;
+        nr[l] = feat_agg_ranges(r, l, &lo, &hi);
+        at[l] = rgs.len;
+        if (!nr[l]) continue;
+        feat_buf_append(&rgs, lo, nr[l] * sizeof(int64_t));
+        feat_buf_append(&rgs, hi, nr[l] * sizeof(int64_t));
+    }
+    if (rgs.oom) rc = FEAT_ERR_NOMEM;
     /* one iterator, one implicit snapshot: every tile of the answer, the
      * lifetime one included, from the same committed batches */
     rocksdb_iterator_t *it = NULL;
-    int it_pos = 0; /* the iterator is on the first key after the last range */
-    /* each level's ranges, in the reader's canonical order, which is key
-     * order: a range that starts at or before where the last one stopped
-     * needs no seek (the ranges between a window's edges are often
-     * adjacent in the keys, older tiles having expired) */
-    for (int l = 0; rc == FEAT_OK && l < FEAT_TILE_LEVELS && kfrom <= kto && c->agg_max_window_ms > 0; l++) {
-        int64_t size = l ? c->agg_level_ms[l] : c->agg_tile_ms;
-        const int64_t *lo = NULL, *hi = NULL;
-        size_t nr = size > 0 ? feat_agg_ranges(r, l, &lo, &hi) : 0;
-        for (size_t g = 0; rc == FEAT_OK && g < nr; g++) {
-            tile_key(&k, t, key, klen, size, lo[g]);
-            if (k.oom) { rc = FEAT_ERR_NOMEM; break; }
-            size_t plen = k.len - 8;
-            if (!it) it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
-            if (!it) { rc = FEAT_ERR_NOMEM; break; }
-            if (!it_pos || !seek_skippable(it, k.data, plen, lo[g])) rocksdb_iter_seek(it, k.data, k.len);
-            it_pos = 0;
-            for (; rc == FEAT_OK && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-                size_t ikl, ivl;
-                const char *ik = rocksdb_iter_key(it, &ikl);
-                if (ikl != plen + 8 || memcmp(ik, k.data, plen) != 0) break;
-                int64_t tile = (int64_t)(feat_get_be64((const unsigned char *)ik + plen) ^ 0x8000000000000000ull);
-                if (tile > hi[g]) break;
-                const char *iv = rocksdb_iter_value(it, &ivl);
-                rc = feat_agg_add_level(r, l, tile, iv, ivl);
+    if (rc == FEAT_OK && windowed) {
+        int64_t S = feat_tile_level_ms(c, top), R = S / c->agg_tile_ms; /* level-0 tiles per block */
+        int64_t ratio[FEAT_TILE_LEVELS];
+        for (int l = 0; l <= top; l++) ratio[l] = feat_tile_level_ms(c, l) / c->agg_tile_ms;
+        int64_t bfirst = kfrom >= 0 ? kfrom / R : -((-kfrom + R - 1) / R);
+        int64_t blast = kto >= 0 ? kto / R : -((-kto + R - 1) / R);
+        tile_key(&k, t, key, klen, S, bfirst);
+        it = k.oom ? NULL : rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[FEAT_CF_TILES]);
+        if (!it) rc = FEAT_ERR_NOMEM;
+        size_t plen = k.len - 8;
+        if (it) rocksdb_iter_seek(it, k.data, k.len);
+        for (; rc == FEAT_OK && it && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t ikl, ivl;
+            const char *ik = rocksdb_iter_key(it, &ikl);
+            if (ikl != plen + 8 || memcmp(ik, k.data, plen) != 0) break;
+            int64_t b = (int64_t)(feat_get_be64((const unsigned char *)ik + plen) ^ 0x8000000000000000ull);
+            if (b > blast) break;
+            /* the finer tiles are walked only when a range of a finer level
+             * reaches into this block: in the middle of a long window the
+             * block's own (first) tile is all a read takes */
+            int fine = 0;
+            for (int l = 0; l < top && !fine; l++) {
+                if (!nr[l]) continue;
+                const int64_t *lo = (const int64_t *)(void *)(rgs.data + at[l]), *hi = lo + nr[l];
+                fine = overlaps(lo, hi, nr[l], b * (R / ratio[l]), (b + 1) * (R / ratio[l]) - 1);
             }
-            /* stopped on the first key after the range: maybe where the next one starts */
-            it_pos = rc == FEAT_OK && rocksdb_iter_valid(it);
+            const char *iv = rocksdb_iter_value(it, &ivl);
+            feat_block_iter_t bi;
+            feat_block_iter_init(&bi, iv, ivl);
+            int got;
+            while ((got = feat_block_iter_next(&bi)) == 1) {
+                if (bi.level <= top && nr[bi.level] && feat_tile_in_block(c, bi.level, bi.k, b)) {
+                    const int64_t *lo = (const int64_t *)(void *)(rgs.data + at[bi.level]), *hi = lo + nr[bi.level];
+                    if (in_ranges(lo, hi, nr[bi.level], bi.k)) {
+                        agg_pick_t p = {bi.k, bytes.len, bi.slen};
+                        feat_buf_append(&bytes, bi.state, bi.slen);
+                        feat_buf_append(&picks[bi.level], &p, sizeof(p));
+                    }
+                }
+                if (!fine && bi.level == top) break;
+            }
+            if (got < 0) rc = FEAT_ERR_CORRUPT;
+        }
+        if (rc == FEAT_OK && bytes.oom) rc = FEAT_ERR_NOMEM;
+        for (int l = 0; l < FEAT_TILE_LEVELS && rc == FEAT_OK; l++) {
+            if (picks[l].oom) rc = FEAT_ERR_NOMEM;
+            const agg_pick_t *p = (const agg_pick_t *)(void *)picks[l].data;
+            for (size_t i = 0; rc == FEAT_OK && i < picks[l].len / sizeof(*p); i++)
+                rc = feat_agg_add_level(r, l, p[i].k, bytes.data + p[i].off, p[i].len);
         }
     }
     if (rc == FEAT_OK && life) { /* the lifetime tile (size 0), through the same iterator */
@@ -1566,6 +1618,9 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
         else if (rerr) rocksdb_free(rerr);
     }
     feat_buf_free(&k);
+    feat_buf_free(&rgs);
+    feat_buf_free(&bytes);
+    for (int l = 0; l < FEAT_TILE_LEVELS; l++) feat_buf_free(&picks[l]);
     if (rc) return rc;
     return feat_agg_finish(r, out, strings);
 }

@@ -824,6 +824,146 @@ static void level_ratios(const feat_table_conf_t *c, int64_t ratio[FEAT_TILE_LEV
         ratio[l] = T > 0 && c->agg_level_ms[l] > 0 && c->agg_level_ms[l] % T == 0 ? c->agg_level_ms[l] / T : 0;
 }
 
+int feat_tile_top_level(const feat_table_conf_t *c) {
+    int64_t ratio[FEAT_TILE_LEVELS];
+    level_ratios(c, ratio);
+    int top = 0;
+    while (top + 1 < FEAT_TILE_LEVELS && ratio[top + 1] > 0) top++;
+    return top;
+}
+
+int64_t feat_tile_level_ms(const feat_table_conf_t *c, int level) {
+    return level ? c->agg_level_ms[level] : c->agg_tile_ms;
+}
+
+int feat_tile_in_block(const feat_table_conf_t *c, int level, int64_t k, int64_t b) {
+    int64_t ratio[FEAT_TILE_LEVELS];
+    level_ratios(c, ratio);
+    int top = feat_tile_top_level(c);
+    if (level < 0 || level > top) return 0;
+    return floor_div(k, ratio[top] / ratio[level]) == b;
+}
+
+/* ---- blocks ------------------------------------------------------------------ */
+
+#define SUB_HDR 13          /* u8 level | i64 k | u32 len */
+
+void feat_block_iter_init(feat_block_iter_t *it, const char *block, size_t len) {
+    memset(it, 0, sizeof(*it));
+    it->b = block;
+    it->len = block ? len : 0;
+    it->level = FEAT_TILE_LEVELS; /* before the first tile */
+}
+
+int feat_block_iter_next(feat_block_iter_t *it) {
+    const unsigned char *p = (const unsigned char *)it->b;
+    if (it->pos == 0) {
+        if (it->len == 0 || p[0] == FEAT_TILE_V1) return 0; /* empty; a tile of the layout before blocks */
+        if (p[0] != FEAT_TILE_BLOCK) return -1;
+        it->pos = 1;
+    }
+    if (it->pos == it->len) return 0;
+    if (it->len - it->pos < SUB_HDR) return -1;
+    const unsigned char *h = p + it->pos;
+    int level = h[0];
+    int64_t k = (int64_t)feat_get_le64(h + 1);
+    uint32_t len = feat_get_le32(h + 9);
+    if (level >= FEAT_TILE_LEVELS || it->len - it->pos - SUB_HDR < len) return -1;
+    /* coarsest level first, then k ascending */
+    if (it->state && !(level < it->level || (level == it->level && k > it->k))) return -1;
+    it->level = level;
+    it->k = k;
+    it->state = it->b + it->pos + SUB_HDR;
+    it->slen = len;
+    it->pos += SUB_HDR + len;
+    return 1;
+}
+
+/* One (tile, operand) pair of a block fold. */
+typedef struct bgrp {
+    int level;
+    int64_t k;
+    size_t op;
+} bgrp_t;
+
+/* Block order (coarsest level first, k ascending), then write order. */
+static int tile_order(int la, int64_t ka, int lb, int64_t kb) {
+    if (la != lb) return la > lb ? -1 : 1;
+    return ka < kb ? -1 : ka > kb;
+}
+static int bgrp_cmp(const void *a, const void *b) {
+    const bgrp_t *x = a, *y = b;
+    int c = tile_order(x->level, x->k, y->level, y->k);
+    if (c) return c;
+    return x->op < y->op ? -1 : x->op > y->op;
+}
+
+static void put_sub(feat_buf_t *out, int level, int64_t k, const char *state, size_t len) {
+    unsigned char h[SUB_HDR];
+    h[0] = (unsigned char)level;
+    feat_put_le64(h + 1, (uint64_t)k);
+    feat_put_le32(h + 9, (uint32_t)len);
+    feat_buf_append(out, h, SUB_HDR);
+    feat_buf_append(out, state, len);
+}
+
+feat_err_t feat_tile_block_fold(const feat_table_t *t, int64_t b, const char *block, size_t blen,
+                                const char *const *ops, const size_t *lens, size_t nops, feat_buf_t *out) {
+    const feat_table_conf_t *c = t->conf;
+    feat_buf_reset(out);
+    int top = feat_tile_top_level(c);
+    int64_t ratio[FEAT_TILE_LEVELS];
+    level_ratios(c, ratio);
+    if (c->agg_tile_ms <= 0) return FEAT_ERR_CORRUPT;
+    size_t cap = nops * (size_t)(top + 1);
+    bgrp_t gbuf[48], *g = cap <= 48 ? gbuf : malloc(cap * sizeof(*g));
+    const char *obuf[16], **gops = nops <= 16 ? obuf : malloc(nops * sizeof(*gops));
+    size_t lbuf[16], *glens = nops <= 16 ? lbuf : malloc(nops * sizeof(*glens));
+    feat_buf_t tmp = FEAT_BUF_INIT;
+    feat_err_t rc = !g || !gops || !glens ? FEAT_ERR_NOMEM : FEAT_OK;
+    size_t ng = 0;
+    for (size_t i = 0; rc == FEAT_OK && i < nops; i++) {
+        int64_t ts;
+        if (feat_tile_operand_ts(ops[i], lens[i], &ts) != FEAT_OK) continue;
+        int64_t k0 = feat_tile_index(ts, c->agg_tile_ms);
+        if (floor_div(k0, ratio[top]) != b) continue; /* not this block's event */
+        for (int l = 0; l <= top; l++) g[ng++] = (bgrp_t){l, floor_div(k0, ratio[l]), i};
+    }
+    if (ng > 1) qsort(g, ng, sizeof(*g), bgrp_cmp);
+    feat_block_iter_t it;
+    feat_block_iter_init(&it, block, blen);
+    int has = feat_block_iter_next(&it);
+    if (has < 0) rc = FEAT_ERR_CORRUPT;
+    feat_buf_putc(out, FEAT_TILE_BLOCK);
+    size_t gi = 0;
+    while (rc == FEAT_OK && (gi < ng || has > 0)) {
+        int cmp = !has ? 1 : gi == ng ? -1 : tile_order(it.level, it.k, g[gi].level, g[gi].k);
+        if (cmp < 0) { /* a tile no operand touches: its bytes as they were (dropped if foreign) */
+            if (feat_tile_in_block(c, it.level, it.k, b)) put_sub(out, it.level, it.k, it.state, it.slen);
+            if ((has = feat_block_iter_next(&it)) < 0) rc = FEAT_ERR_CORRUPT;
+            continue;
+        }
+        size_t gj = gi, n = 0;
+        for (; gj < ng && g[gj].level == g[gi].level && g[gj].k == g[gi].k; gj++, n++) {
+            gops[n] = ops[g[gj].op];
+            glens[n] = lens[g[gj].op];
+        }
+        rc = feat_tile_fold_many(t, feat_tile_id(g[gi].level, g[gi].k), cmp == 0 ? it.state : NULL,
+                                 cmp == 0 ? it.slen : 0, gops, glens, n, &tmp);
+        if (rc == FEAT_OK && tmp.len > UINT32_MAX) rc = FEAT_ERR_TOO_LARGE;
+        if (rc == FEAT_OK) put_sub(out, g[gi].level, g[gi].k, tmp.data, tmp.len);
+        if (rc == FEAT_OK && cmp == 0 && (has = feat_block_iter_next(&it)) < 0) rc = FEAT_ERR_CORRUPT;
+        gi = gj;
+    }
+    if (rc == FEAT_OK && out->oom) rc = FEAT_ERR_NOMEM;
+    if (g != gbuf) free(g);
+    if (gops != obuf) free((void *)gops);
+    if (glens != lbuf) free(glens);
+    feat_buf_free(&tmp);
+    if (rc != FEAT_OK) feat_buf_reset(out);
+    return rc;
+}
+
 /* Covers level-0 tiles [kf, kt] exactly with the coarsest whole tiles that
  * fit: level l's tiles where they fit, the rest by the level below. */
 static void cover(rfeat_t *x, const int64_t ratio[FEAT_TILE_LEVELS], int level, int64_t kf, int64_t kt) {

@@ -16,9 +16,9 @@
  * also the events of (floor_T(t - W), t - W]: at most one tile's worth (less
  * than T ms) of extra events at the old edge, never a missing one.
  *
- * Operand (ingest writes one per event to the event's tile, and one to the
- * lifetime tile when the table has a lifetime aggregation; RocksDB's merge
- * operator folds them in write order):
+ * Operand (ingest writes one per event to the event's block, see Blocks
+ * below, and one to the lifetime tile when the table has a lifetime
+ * aggregation; RocksDB's merge operator folds them in write order):
  *   u8 0x01 | i64 ts | i64 offset | i32 partition | entries
  * where each entry is  u32 input key | u16 0 | u8 type | value  (row.h's
  * entry bytes) for an event's feature that is the input of some
@@ -82,6 +82,50 @@
 #define FEAT_TILE_LEVELS 3
 /* The identity of tile k of a level, for seeding its sketches (level 0: k). */
 int64_t feat_tile_id(int level, int64_t k);
+
+/* Blocks.  The tiles family keeps one key per entity and tile of the
+ * table's top level (the coarsest it keeps, feat_tile_top_level), a block,
+ * whose value holds that tile and every finer tile inside it:
+ *   u8 0x02 | nsub x (u8 level | i64 k | u32 len | state[len])
+ * ordered by level, coarsest first, then k ascending; each state is a tile
+ * state as above.  Ingest writes an event's operand once, to its block, and
+ * the merge operator folds it into the block's tile of every level
+ * (feat_tile_block_fold): an event is one key however many levels there
+ * are, and each tile's state is the one feat_tile_fold_many gives for its
+ * events in write order, as point-in-time reads rebuild it. */
+#define FEAT_TILE_BLOCK 0x02
+int feat_tile_top_level(const feat_table_conf_t *c);         /* 0 .. FEAT_TILE_LEVELS - 1 */
+int64_t feat_tile_level_ms(const feat_table_conf_t *c, int level);
+/* 1 if tile k of level is inside block b (a block's bytes name their tiles:
+ * one that is not inside is damage, skipped by readers, dropped by folds). */
+int feat_tile_in_block(const feat_table_conf_t *c, int level, int64_t k, int64_t b);
+
+/* Folds the operands ops[0..nops) (write order) into block b (index of its
+ * top-level tile; block NULL/0 = empty): out (reset first) gets the new
+ * block.  Operands that do not decode, or whose event is not in block b,
+ * are skipped, and so are the block's tiles that are not inside it.  FEAT_OK, FEAT_ERR_CORRUPT (the block or one of the tiles
+ * the operands touch does not decode; out reset), NOMEM or TOO_LARGE. */
+feat_err_t feat_tile_block_fold(const feat_table_t *t, int64_t b, const char *block, size_t blen,
+                                const char *const *ops, const size_t *lens, size_t nops, feat_buf_t *out);
+
+/* Walks a block's tiles in their order:
+ *   feat_block_iter_t it;  feat_block_iter_init(&it, block, len);
+ *   while ((r = feat_block_iter_next(&it)) == 1) use it.level, it.k, it.state, it.slen;
+ * r 0 at the end, -1 when the bytes are not a block (a short or unknown
+ * header, a level out of range, tiles out of order).  An empty value (len
+ * 0) is an empty block, and so is a tile state (0x01: a key of the layout
+ * before blocks, which held one tile per key; its aggregates start over).
+ * it.state points into the block. */
+typedef struct feat_block_iter {
+    const char *b;
+    size_t len, pos;
+    int level;
+    int64_t k;
+    const char *state;
+    size_t slen;
+} feat_block_iter_t;
+void feat_block_iter_init(feat_block_iter_t *it, const char *block, size_t len);
+int feat_block_iter_next(feat_block_iter_t *it);
 
 /* floor((ts - 1) / T) with floor division (ts may be 0 or negative). */
 int64_t feat_tile_index(int64_t ts, int64_t tile_ms);

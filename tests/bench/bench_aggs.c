@@ -9,8 +9,9 @@
  * bring them), is flushed and compacted (the tiles' expiry filter uses the
  * wall clock, as in featd), and the bytes of the tiles family (the
  * aggregation state) and of the offline family (history) per entity are
- * reported.  Tiles must stay flat: at most 7d over each level's tile size, + 2, per entity,
- * here about one per event of the last 7 days; history grows with the weeks.
+ * reported.  Tiles must stay flat: at most 7d over the block size (the top
+ * level's tile, store/tile.h), + 2, blocks per entity, each holding the finer
+ * tiles inside it; history grows with the weeks.
  * It also reads entity 0's 7d count back (feat_store_get_aggs), which must
  * not depend on the history's length.
  *
@@ -24,7 +25,7 @@
  *
  * --quick (ctest's smoke pass): 20 entities, 1 and 2 weeks.  It checks
  * nothing about time; it exits 1 only when the 7d count differs between
- * history lengths or the tiles held per entity pass the bound.
+ * history lengths or the blocks held per entity pass the bound.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,7 +196,7 @@ int main(int argc, char **argv) {
     feat_config_t *cfg = feat_config_parse(cfgtext, strlen(cfgtext), err, sizeof(err));
     if (!cfg) { fprintf(stderr, "config: %s\n", err); return 1; }
     printf("%d entities, an event every ~%d min each; 10 aggregations (5 over 1h, 5 over 7d), agg_tile 1m\n", N, EVERY);
-    printf("%6s %10s %9s %13s %15s %16s %15s %9s\n", "weeks", "events", "write s", "tiles/entity",
+    printf("%6s %10s %9s %13s %15s %16s %15s %9s\n", "weeks", "events", "write s", "blocks/entity",
            "tile B/entity", "history B/entity", "online B/entity", "n_7d(u0)");
     result_t res[8];
     int nr = 0, fail = 0;
@@ -209,12 +210,12 @@ int main(int argc, char **argv) {
         if (READS)
             printf("       read us/entity: 5 aggregates over 7d %.1f before compaction, %.1f after; "
                    "10 plain features %.1f, %.1f\n", r->read_us[0], r->read_us[1], r->plain_us[0], r->plain_us[1]);
-        /* every level's tiles of the 7d window, two of slack each, and the lifetime tile
-         * (docs/ARCHITECTURE.md, "State is bounded by the windows") */
-        double bound = 0;
+        /* the blocks of the 7d window, two of slack, and the lifetime tile
+         * (docs/ARCHITECTURE.md, "Aggregations") */
+        int64_t block_ms = 0;
         for (int l = 0; l < 3; l++)
-            if (cfg->tables[0].agg_level_ms[l] > 0)
-                bound += (double)(7 * 86400000LL) / (double)cfg->tables[0].agg_level_ms[l] + 2;
+            if (cfg->tables[0].agg_level_ms[l] > 0) block_ms = cfg->tables[0].agg_level_ms[l];
+        double bound = (double)(7 * 86400000LL) / (double)block_ms + 2;
         if ((double)r->tiles_keys / N > bound + 1) fail = 1;
     }
     if (nr > 1)

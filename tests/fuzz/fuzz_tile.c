@@ -2,9 +2,11 @@
  * tests/fuzz/fuzz_tile.c — libFuzzer target: aggregation tiles (store/tile.c)
  * on bytes as a damaged store or a foreign writer could hold them.
  *
- * Input: byte 0 = flags (bit 0: the lifetime tile, else tile 0), bytes 1-2 =
- * the state's length (u16 little-endian, capped by what follows), then the
- * state's bytes, then the operand's.  The table declares every function
+ * Input: byte 0 = flags (bit 0: the lifetime tile, else tile 0; bit 1: the
+ * state is a block, store/tile.h, of a table with levels of 10, 20 and 40
+ * ms, and block 0 takes the operand), bytes 1-2 = the state's length (u16
+ * little-endian, capped by what follows), then the state's bytes, then the
+ * operand's.  The table declares every function
  * (its spec ids are 1..20, so small ids in the input hit them) over four
  * plain features of every type, ids 1..4, each with a 10 ms window and the
  * lifetime window; tiles are 10 ms.
@@ -15,7 +17,10 @@
  * not decode; a state the fold returns reads back (every feature's add and
  * finish succeed, a last_n value is a bracketed list) and takes the same
  * operand again; the reader, fed the raw state, either reports
- * FEAT_ERR_CORRUPT or finishes.
+ * FEAT_ERR_CORRUPT or finishes.  Blocks: the fold returns the same codes, a
+ * block it returns walks to its end with every tile inside block 0 (tile 0
+ * of level 0 reads back) and takes the operand again; walking the raw bytes
+ * ends.
  */
 #include "fuzz_util.h"
 
@@ -115,6 +120,44 @@ static feat_err_t read_state(int64_t k, const char *state, size_t len) {
     return rc;
 }
 
+/* Bit 1: the state is a block. */
+static void fuzz_block(const char *st, size_t sl, const char *op, size_t ol) {
+    conf.agg_level_ms[0] = 10;
+    conf.agg_level_ms[1] = 20;
+    conf.agg_level_ms[2] = 40;
+    feat_block_iter_t it;
+    feat_block_iter_init(&it, st, sl);
+    int r;
+    while ((r = feat_block_iter_next(&it)) == 1) FUZZ_CHECK(it.state >= st && it.state + it.slen <= st + sl, "tile outside");
+    feat_buf_t out = FEAT_BUF_INIT, again = FEAT_BUF_INIT;
+    feat_err_t rc = feat_tile_block_fold(&table, 0, st, sl, &op, &ol, 1, &out);
+    FUZZ_CHECK(rc == FEAT_OK || rc == FEAT_ERR_CORRUPT || rc == FEAT_ERR_NOMEM, "block fold returned %d", rc);
+    if (r < 0) FUZZ_CHECK(rc != FEAT_OK, "the fold took a block its walk refuses");
+    if (rc != FEAT_OK) {
+        FUZZ_CHECK(out.len == 0, "a failed block fold left %zu bytes", out.len);
+    } else {
+        char *o = malloc(out.len);
+        memcpy(o, out.data, out.len);
+        FUZZ_CHECK(out.len >= 1 && (unsigned char)o[0] == FEAT_TILE_BLOCK, "no block");
+        feat_block_iter_init(&it, o, out.len);
+        while ((r = feat_block_iter_next(&it)) == 1) {
+            int64_t per = 40 / conf.agg_level_ms[it.level];
+            FUZZ_CHECK(it.k >= 0 && it.k < per, "level %d tile %lld outside block 0", it.level, (long long)it.k);
+            if (it.level == 0 && it.k == 0) {
+                feat_err_t rr = read_state(0, it.state, it.slen);
+                FUZZ_CHECK(rr == FEAT_OK || rr == FEAT_ERR_NOMEM || rr == FEAT_ERR_CORRUPT, "read %d", rr);
+            }
+        }
+        FUZZ_CHECK(r == 0, "a folded block does not walk");
+        feat_err_t r2 = feat_tile_block_fold(&table, 0, o, out.len, &op, &ol, 1, &again);
+        FUZZ_CHECK(r2 == FEAT_OK || r2 == FEAT_ERR_NOMEM || r2 == FEAT_ERR_CORRUPT, "block fold again: %d", r2);
+        free(o);
+    }
+    feat_buf_free(&out);
+    feat_buf_free(&again);
+    memset(conf.agg_level_ms, 0, sizeof(conf.agg_level_ms));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 3) return 0;
     int64_t k = (data[0] & 1) ? FEAT_TILE_LIFETIME : 0;
@@ -126,6 +169,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(st, data + 3, sl);
     memcpy(op, data + 3 + sl, ol);
 
+    if (data[0] & 2) {
+        fuzz_block(st, sl, op, ol);
+        free(st);
+        free(op);
+        return 0;
+    }
     feat_buf_t out = FEAT_BUF_INIT, again = FEAT_BUF_INIT;
     int64_t ts;
     feat_err_t hdr = feat_tile_operand_ts(op, ol, &ts);

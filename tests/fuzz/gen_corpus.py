@@ -289,6 +289,13 @@ def tile_seeds():
                                ('state-no-values', 0, state, op[:21]), ('state-truncated-op', 0, state, op[:30]),
                                ('state-cut', 0, state[:-5], op)]:
         write(t, name, bytes([flags]) + struct.pack('<H', len(st)) + st + o)
+    # blocks (flags bit 1): u8 0x02 | tiles (u8 level | i64 k | u32 len | state), coarsest first
+    sub = lambda lvl, k, st: struct.pack('<BqI', lvl, k, len(st)) + st
+    block = b'\x02' + sub(2, 0, state) + sub(1, 0, state) + sub(0, 0, state) + sub(0, 1, state)
+    for name, st in [('block-empty', b''), ('block-full', block), ('block-cut', block[:-9]),
+                     ('block-out-of-order', b'\x02' + sub(0, 0, state) + sub(2, 0, state)),
+                     ('block-foreign', b'\x02' + sub(2, 5, state))]:
+        write(t, name, bytes([2]) + struct.pack('<H', len(st)) + st + op)
 
 
 if __name__ == '__main__':

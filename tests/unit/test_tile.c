@@ -797,6 +797,120 @@ START_TEST(test_fold_many_equals_one_by_one) {
 }
 END_TEST
 
+/* Blocks: folding events' operands into blocks, a few operands per merge
+ * as RocksDB hands them over, gives in every block exactly the tiles of
+ * every level that folding each event into each of its tiles one by one
+ * gives (byte for byte); an operand of another block or a damaged one is
+ * skipped; damaged blocks are refused. */
+START_TEST(test_blocks) {
+    enum { N = 700 };
+    static ev_t evs[N];
+    random_events(evs, N, -400, 400, 30);
+    conf.agg_level_ms[0] = T_MS;
+    conf.agg_level_ms[1] = 3 * T_MS;
+    conf.agg_level_ms[2] = 9 * T_MS;
+    ck_assert_int_eq(feat_tile_top_level(&conf), 2);
+    int64_t S = feat_tile_level_ms(&conf, 2);
+    tiles_t *ref = calloc(1, sizeof(tiles_t));
+    /* the reference: every event folded into each level's tile, one by one */
+    feat_buf_t op = FEAT_BUF_INIT;
+    static feat_buf_t ops[N];
+    static int64_t blk[N];
+    size_t nops = 0;
+    for (size_t i = 0; i < N; i++) {
+        uint16_t fidx[NPLAIN];
+        feat_value_t v[NPLAIN];
+        size_t nv = ev_values(&evs[i], fidx, v);
+        if (!feat_tile_operand(&table, evs[i].ts, evs[i].off, evs[i].part, fidx, v, nv, &op)) continue;
+        for (int l = 0; l < FEAT_TILE_LEVELS; l++) {
+            int64_t kl = feat_tile_index(evs[i].ts, feat_tile_level_ms(&conf, l));
+            fold_into(tile_get_level(ref, l, kl), feat_tile_id(l, kl), &op);
+        }
+        feat_buf_t z = FEAT_BUF_INIT;
+        ops[nops] = z;
+        feat_buf_append(&ops[nops], op.data, op.len);
+        blk[nops++] = feat_tile_index(evs[i].ts, S);
+    }
+    ck_assert_uint_lt(ref->n, 256);
+    /* the blocks: each block's operands in write order, merged a few at a time */
+    int64_t bmin = feat_tile_index(-400, S), bmax = feat_tile_index(400, S);
+    size_t seen = 0;
+    for (int64_t b = bmin; b <= bmax; b++) {
+        feat_buf_t cur = FEAT_BUF_INIT, nxt = FEAT_BUF_INIT, bad = FEAT_BUF_INIT;
+        const char *p[8];
+        size_t l[8], np = 0;
+        for (size_t i = 0; i <= nops; i++) {
+            if (i < nops && blk[i] != b && blk[i] != b + 1) continue;
+            if (i < nops) { /* the next block's operands ride along: skipped */
+                p[np] = ops[i].data;
+                l[np++] = ops[i].len;
+            }
+            if (i == nops / 2 && np < 8) { /* a damaged operand */
+                feat_buf_reset(&bad);
+                feat_buf_append(&bad, ops[i].data, 7);
+                p[np] = bad.data;
+                l[np++] = bad.len;
+            }
+            if (np == 8 || (i == nops && np) || (np && rnd() % 3 == 0)) {
+                ck_assert_int_eq(feat_tile_block_fold(&table, b, cur.data, cur.len, p, l, np, &nxt), FEAT_OK);
+                feat_buf_t t = cur;
+                cur = nxt;
+                nxt = t;
+                np = 0;
+            }
+        }
+        /* every tile in the block is the reference's, byte for byte */
+        feat_block_iter_t it;
+        feat_block_iter_init(&it, cur.data, cur.len);
+        int r;
+        while ((r = feat_block_iter_next(&it)) == 1) {
+            int64_t span = S / feat_tile_level_ms(&conf, it.level);
+            ck_assert_int_eq(floordiv(it.k, span), b);
+            feat_buf_t *want = tile_get_level(ref, it.level, it.k);
+            ck_assert_msg(want->len == it.slen && memcmp(want->data, it.state, it.slen) == 0,
+                          "block %lld: level %d tile %lld differs", (long long)b, it.level, (long long)it.k);
+            seen++;
+        }
+        ck_assert_int_eq(r, 0);
+        /* damaged blocks: refused by the fold and the walk */
+        if (cur.len > 20) {
+            const char *q = ops[0].data;
+            size_t ql = ops[0].len;
+            ck_assert_int_eq(feat_tile_block_fold(&table, b, cur.data, cur.len - 1, &q, &ql, 1, &nxt), FEAT_ERR_CORRUPT);
+            ck_assert_uint_eq(nxt.len, 0);
+            feat_buf_t sw = FEAT_BUF_INIT; /* the first two tiles swapped: out of order */
+            feat_block_iter_init(&it, cur.data, cur.len);
+            ck_assert_int_eq(feat_block_iter_next(&it), 1);
+            size_t a0 = 1, a1 = it.pos;
+            ck_assert_int_eq(feat_block_iter_next(&it), 1);
+            feat_buf_putc(&sw, FEAT_TILE_BLOCK);
+            feat_buf_append(&sw, cur.data + a1, it.pos - a1);
+            feat_buf_append(&sw, cur.data + a0, a1 - a0);
+            feat_buf_append(&sw, cur.data + it.pos, cur.len - it.pos);
+            feat_block_iter_init(&it, sw.data, sw.len);
+            while ((r = feat_block_iter_next(&it)) == 1) {}
+            ck_assert_int_eq(r, -1);
+            sw.data[0] = 0x07; /* an unknown version */
+            feat_block_iter_init(&it, sw.data, sw.len);
+            ck_assert_int_eq(feat_block_iter_next(&it), -1);
+            sw.data[0] = FEAT_TILE_V1; /* a tile of the layout before blocks: an empty block */
+            feat_block_iter_init(&it, sw.data, sw.len);
+            ck_assert_int_eq(feat_block_iter_next(&it), 0);
+            feat_buf_free(&sw);
+        }
+        feat_buf_free(&cur);
+        feat_buf_free(&nxt);
+        feat_buf_free(&bad);
+    }
+    ck_assert_uint_eq(seen, ref->n); /* and no tile is missing */
+    for (size_t i = 0; i < nops; i++) feat_buf_free(&ops[i]);
+    feat_buf_free(&op);
+    tiles_free(ref);
+    free(ref);
+    memset(conf.agg_level_ms, 0, sizeof(conf.agg_level_ms));
+}
+END_TEST
+
 START_TEST(test_sketches) {
     enum { N = 20000 };
     ev_t *evs = calloc(N, sizeof(ev_t));
@@ -1008,6 +1122,7 @@ static Suite *tile_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_levels_against_events);
     tcase_add_test(tc, test_fold_many_equals_one_by_one);
+    tcase_add_test(tc, test_blocks);
     tcase_add_test(tc, test_tile_index);
     tcase_add_test(tc, test_operand);
     tcase_add_test(tc, test_against_events);
