@@ -723,7 +723,21 @@ feat_err_t feat_drift_set_model_reference(feat_drift_t *d, const char *model, co
     for (size_t m = 0; m < d->conf.nmodels && !mc; m++)
         if (!strcmp(d->conf.models[m].name, model)) mc = &d->conf.models[m];
     if (!mc) return FEAT_ERR_NOT_FOUND;
-    smon_t *s = !strcmp(feature, "prediction") ? find_stream(d, model, 1) : find_stream(d, mc->table, 0);
+    smon_t *s;
+    const char *dot = strchr(feature, '.');
+    if (!strcmp(feature, "prediction")) {
+        s = find_stream(d, model, 1);
+    } else if (dot) { /* TABLE.FEATURE: another table's feature, watched on that table's stream */
+        char table[FEAT_MAX_NAME + 1];
+        size_t tl = (size_t)(dot - feature);
+        if (tl > FEAT_MAX_NAME) return FEAT_ERR_NOT_FOUND;
+        memcpy(table, feature, tl);
+        table[tl] = 0;
+        s = find_stream(d, table, 0);
+        feature = dot + 1;
+    } else {
+        s = find_stream(d, mc->table, 0);
+    }
     if (!s) return FEAT_ERR_NOT_FOUND;
     fmon_t *f = NULL;
     for (size_t k = 0; k < s->nf; k++)

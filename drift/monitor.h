@@ -103,9 +103,11 @@ void feat_drift_observe_prediction(feat_drift_t *d, uint32_t model, double score
 feat_err_t feat_drift_pin(feat_drift_t *d, const char *table, const char *feature, int *pinned);
 
 /* Installs a model's reference for one of its features ("prediction" for its
- * scores): blob is a serialized KLL sketch (numbers) or category frequencies
- * (strings, booleans), as train/ stores them.  FEAT_OK, FEAT_ERR_NOT_FOUND
- * for a model or feature the monitor does not watch, the deserializer's
+ * scores; "TABLE.FEATURE" for another table's, config.h): blob is a
+ * serialized KLL sketch (numbers) or category frequencies (strings,
+ * booleans), as train/ stores them.  FEAT_OK, FEAT_ERR_NOT_FOUND for a model
+ * or feature the monitor does not watch (aggregated features are not
+ * watched: they are functions of watched ones), the deserializer's
  * error for a blob it refuses (FEAT_ERR_CORRUPT, FEAT_ERR_UNIMPLEMENTED for
  * an unknown version), or FEAT_ERR_NOMEM. */
 feat_err_t feat_drift_set_model_reference(feat_drift_t *d, const char *model, const char *feature, const void *blob,

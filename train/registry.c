@@ -238,7 +238,9 @@ static void give_references(feat_models_t *models, mstate_t *s, uint64_t version
         const char *f = j < s->conf->nfeatures ? s->conf->features[j] : "prediction";
         size_t kl = feat_reg_rkey(key, sizeof(key), s->conf->name, version, f);
         if (!kl || feat_store_get_blob(models->st, FEAT_CF_REFERENCES, key, kl, &b) != FEAT_OK || b.len < 2) continue;
-        if (models->conf.reference(models->conf.reference_arg, s->conf->name, f, b.data + 1, b.len - 1) != FEAT_OK)
+        feat_err_t rc = models->conf.reference(models->conf.reference_arg, s->conf->name, f, b.data + 1, b.len - 1);
+        /* NOT_FOUND: a feature drift does not watch (an aggregated one) */
+        if (rc != FEAT_OK && rc != FEAT_ERR_NOT_FOUND)
             feat_log(FEAT_LOG_WARN, "models", "%s v%llu: the reference of %s was not accepted by drift monitoring",
                      s->conf->name, (unsigned long long)version, f);
     }

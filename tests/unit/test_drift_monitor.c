@@ -21,6 +21,7 @@
 static const char *cfg_fmt =
     "[drift]\nwindow_events = 1000\nreference_events = 2000\nrecovery_windows = 2\nwindow_time = %s\n"
     "[table t]\ntopic = x\nfeature.x = double\nfeature.y = int64\nfeature.c = string\nfeature.b = bool\n"
+    "[table u]\ntopic = y\nfeature.z = double\n"
     "[model m]\ntable = t\nlabel_topic = l\n";
 
 typedef struct alerts {
@@ -263,6 +264,10 @@ START_TEST(model_reference_and_predictions) {
     ck_assert_int_eq(feat_kll_serialize(k, blob, sz, &w), FEAT_OK);
     ck_assert_int_eq(feat_drift_set_model_reference(f.d, "m", "x", blob, w), FEAT_OK);
     ck_assert_int_eq(feat_drift_set_model_reference(f.d, "nope", "x", blob, w), FEAT_ERR_NOT_FOUND);
+    /* another table's feature (a model over several tables): on that table's stream */
+    ck_assert_int_eq(feat_drift_set_model_reference(f.d, "m", "u.z", blob, w), FEAT_OK);
+    ck_assert_int_eq(feat_drift_set_model_reference(f.d, "m", "u.x", blob, w), FEAT_ERR_NOT_FOUND);
+    ck_assert_int_eq(feat_drift_set_model_reference(f.d, "m", "nope.z", blob, w), FEAT_ERR_NOT_FOUND);
     ck_assert_int_ne(feat_drift_set_model_reference(f.d, "m", "x", "junk", 4), FEAT_OK);
     free(blob);
     feat_kll_destroy(k);
