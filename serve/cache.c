@@ -355,7 +355,7 @@ void feat_cache_put_aggs(feat_cache_t *c, const feat_table_t *t, const char *key
         const cval_t *ov = &evals(old)[f];
         if (!ov->known) continue;
         cv[f] = *ov;
-        if (ov->type == FEAT_FT_STRING && ov->present) {
+        if (ov->type == FEAT_FT_STRING && ov->present && ov->slen) {
             memcpy(blob + so, eblob(old) + ov->soff, ov->slen);
             cv[f].soff = so;
             so += ov->slen;
@@ -371,7 +371,7 @@ void feat_cache_put_aggs(feat_cache_t *c, const feat_table_t *t, const char *key
         cvv->present = 1;
         cvv->ts = v->ts;
         if (v->type == FEAT_FT_STRING) {
-            memcpy(blob + so, v->v.s, v->slen);
+            if (v->slen) memcpy(blob + so, v->v.s, v->slen);
             cvv->soff = so;
             cvv->slen = v->slen;
             so += v->slen;

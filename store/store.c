@@ -185,7 +185,11 @@ static char *tmerge_full(void *state, const char *key, size_t klen, const char *
         *out_len = 0; /* RocksDB's C wrapper copies out_len bytes even on failure */
         return NULL;
     }
-    if (!cur.data) { /* no table and nothing before: an empty block (a lifetime tile reads it as empty too) */
+    if (!cur.data && size == 0) { /* no table and nothing before: an empty lifetime tile */
+        feat_buf_putc(&cur, FEAT_TILE_V1);
+        feat_buf_putc(&cur, 0);
+        feat_buf_putc(&cur, 0);
+    } else if (!cur.data) { /* or an empty block */
         feat_buf_putc(&cur, FEAT_TILE_BLOCK);
     }
     *success = 1;
@@ -1584,7 +1588,7 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
                         feat_buf_append(&picks[bi.level], &p, sizeof(p));
                     }
                 }
-                if (!fine && bi.level == top) break;
+                if (!fine && bi.level == top && bi.k >= b) break; /* past this block's own top tile */
             }
             if (got < 0) rc = FEAT_ERR_CORRUPT;
         }
@@ -1593,7 +1597,7 @@ feat_err_t feat_store_get_aggs(feat_store_t *st, const feat_table_t *t, const ch
             if (picks[l].oom) rc = FEAT_ERR_NOMEM;
             const agg_pick_t *p = (const agg_pick_t *)(void *)picks[l].data;
             for (size_t i = 0; rc == FEAT_OK && i < picks[l].len / sizeof(*p); i++)
-                rc = feat_agg_add_level(r, l, p[i].k, bytes.data + p[i].off, p[i].len);
+                rc = feat_agg_add_level(r, l, p[i].k, p[i].len ? bytes.data + p[i].off : NULL, p[i].len);
         }
     }
     if (rc == FEAT_OK && life) { /* the lifetime tile (size 0), through the same iterator */

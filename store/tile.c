@@ -794,6 +794,7 @@ struct feat_agg_reader {
     size_t *soff;              /* [cap] finish: string offsets in *strings */
     int64_t *rlo, *rhi;        /* [caprg] feat_agg_ranges' result */
     size_t caprg;
+    int oom;                   /* feat_agg_ranges could not grow: finish fails with FEAT_ERR_NOMEM */
 };
 
 feat_agg_reader_t *feat_agg_reader_new(void) { return calloc(1, sizeof(feat_agg_reader_t)); }
@@ -993,6 +994,7 @@ feat_err_t feat_agg_begin(feat_agg_reader_t *r, const feat_table_t *t, int64_t a
     r->kfrom = 0;
     r->kto = -1;
     r->lifetime = 0;
+    r->oom = 0;
     for (size_t i = 0; i < n; i++) {
         size_t f = fidx[i];
         if (f >= c->nfeatures || c->features[f].agg < 0 || (size_t)c->features[f].agg >= c->naggs ||
@@ -1082,7 +1084,10 @@ size_t feat_agg_ranges(feat_agg_reader_t *r, int level, const int64_t **lop, con
         if (nl) r->rlo = nl;
         int64_t *nh = nl ? realloc(r->rhi, max * sizeof(*nh)) : NULL;
         if (nh) r->rhi = nh;
-        if (!nl || !nh) return 0; /* out of memory: callers see FEAT_ERR_NOMEM from finish */
+        if (!nl || !nh) { /* out of memory: callers see FEAT_ERR_NOMEM from finish */
+            r->oom = 1;
+            return 0;
+        }
         r->caprg = max;
     }
     int64_t *lo = r->rlo, *hi = r->rhi;
@@ -1292,6 +1297,7 @@ static void json_value(feat_buf_t *b, const feat_value_t *v) {
 }
 
 feat_err_t feat_agg_finish(feat_agg_reader_t *r, feat_value_t *out, feat_buf_t *strings) {
+    if (r->oom) return FEAT_ERR_NOMEM; /* some ranges were never read */
     const feat_table_conf_t *c = r->t->conf;
     for (size_t i = 0; i < r->n; i++) {
         rfeat_t *x = &r->f[i];

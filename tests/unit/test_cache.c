@@ -263,11 +263,11 @@ START_TEST(aggregates_cached_per_tile) {
     agg_expect(&f, "a", 190000, all, 4, 0);
     agg_expect(&f, "a", 190000, all, 4, 1);
     /* features asked for separately accumulate in one entry */
-    uint16_t one = all[1], two[2] = {all[2], all[1]};
+    uint16_t one = all[1], other = all[2], two[2] = {all[2], all[1]};
     agg_expect(&f, "b", 190000, &one, 1, 0);     /* an absent entity: NOT_FOUND / 0, cached */
     agg_expect(&f, "b", 190000, &one, 1, 1);
-    agg_expect(&f, "b", 190000, two, 2, 0);      /* n_lifetime not known yet */
-    agg_expect(&f, "b", 190000, two, 2, 1);
+    agg_expect(&f, "b", 190000, &other, 1, 0);   /* n_lifetime not known yet: added to the entry */
+    agg_expect(&f, "b", 190000, two, 2, 1);      /* both, from one entry */
     agg_expect(&f, "b", 190000, &one, 1, 1);
     feat_cache_stats_t s;
     feat_cache_get_stats(f.cache, &s);
