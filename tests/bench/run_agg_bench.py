@@ -12,8 +12,9 @@
 
 The entities bench_rpc asks for (e0, e37, ... : e * 37 mod 10000) each get an
 event every ~15 minutes (jittered) over the 7 days before now: ~670 events,
-so a 7d read merges ~670 tiles.  featd runs with its defaults (serve.cache on:
-plain features are cached, aggregates never are); --no-cache turns it off.
+so a 7d read covers ~670 events.  featd runs with its defaults (serve.cache on:
+plain rows are cached, and aggregates until the next tile edge or a write to
+the entity); --no-cache turns it off for both.
 
   /usr/bin/python3 tests/bench/run_agg_bench.py --build-dir build-rel --source-dir . [--rounds 5] [--tile 1h]
   --quick: ctest's smoke pass (a few entities and calls; asserts only that
