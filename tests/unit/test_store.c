@@ -116,7 +116,9 @@ static int same_value(const feat_value_t *a, const feat_value_t *b) {
     return memcmp(&a->v, &b->v, 8) == 0; /* bits, not ==: training and serving agree to the bit */
 }
 
-START_TEST(aggregations_online_equal_point_in_time) {
+/* negative: event times around 0 (before 1970 and after), so block and tile
+ * indices are negative and floor division matters; else five hours ago. */
+static void agg_online_vs_pit(int negative) {
     fixture_t fx = {0};
     fx.dir = tu_tmpdir();
     fx_open_cfg(&fx, agg_cfg);
@@ -124,7 +126,8 @@ START_TEST(aggregations_online_equal_point_in_time) {
     const feat_table_conf_t *tc = t->conf;
     const int64_t T = 60000;
     int64_t now = feat_now_ms();
-    int64_t base = (now - 5 * 3600000) / T * T;  /* five hours of events, tile-aligned start */
+    int64_t base = negative ? -2 * 3600000 - 7 * T /* 4 h of events across 0, tile-aligned */
+                            : (now - 5 * 3600000) / T * T;  /* five hours of events, tile-aligned start */
     uint64_t seed = 7;
     const char *shops[] = {"a", "b", "c"};
     int64_t off = 0;
@@ -227,6 +230,11 @@ START_TEST(aggregations_online_equal_point_in_time) {
     feat_buf_free(&s2);
     fx_free(&fx);
 }
+
+START_TEST(aggregations_online_equal_point_in_time) { agg_online_vs_pit(0); }
+END_TEST
+
+START_TEST(aggregations_at_negative_times) { agg_online_vs_pit(1); }
 END_TEST
 
 START_TEST(out_of_order_never_overwrites_newer) {
@@ -1151,6 +1159,7 @@ int main(void) {
     tcase_add_test(tc, checkpoint_is_a_consistent_copy);
     tcase_add_test(tc, every_scan_orders_bounds_and_stops);
     tcase_add_test(tc, aggregations_online_equal_point_in_time);
+    tcase_add_test(tc, aggregations_at_negative_times);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
