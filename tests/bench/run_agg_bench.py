@@ -65,19 +65,8 @@ def main():
     cfg = wd.file("featd.ini")
     feats = "".join(f"feature.f{i} = double\n" for i in range(10))
     aggs = "".join(f"agg.{n} = {fn}({f}) over 7d\n" for n, fn, f in AGGS)
-    open(cfg, "w").write(f"""
-[featd]
-data_dir = {wd.file("data")}
-progress_interval = 0
-[serve]
-listen = 127.0.0.1:0
-{"cache = 0" if args.no_cache else ""}
-[admin]
-listen = 127.0.0.1:0
-[kafka]
-embedded = true
-partitions = 8
-session.timeout.ms = 6000
+    open(cfg, "w").write(H.config_head(wd, partitions=8, progress="0",
+                                       serve="cache = 0\n" if args.no_cache else "") + f"""
 [table bench]
 topic = bench_events
 agg_tile = {args.tile}

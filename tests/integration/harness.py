@@ -277,6 +277,20 @@ def start_broker(args, wd, config, partitions=None):
     return proc, bs
 
 
+def config_head(wd, bootstrap=None, group=None, partitions=1, progress="1s", serve="", kafka=""):
+    """The [featd], [serve], [admin] and [kafka] sections most tests start their
+    config with: data in wd's data/, listeners on free ports, the embedded
+    broker (bootstrap None) or an external one, session.timeout.ms 6000 (quick
+    recovery); serve and kafka: extra lines for those sections."""
+    broker = ("embedded = true\n" if bootstrap is None else
+              f"embedded = false\nbootstrap.servers = {bootstrap}\n")
+    return (f"[featd]\ndata_dir = {wd.file('data')}\nprogress_interval = {progress}\n"
+            f"[serve]\nlisten = 127.0.0.1:0\n{serve}"
+            f"[admin]\nlisten = 127.0.0.1:0\n"
+            f"[kafka]\n{broker}" + (f"group.id = {group}\n" if group else "") +
+            f"session.timeout.ms = 6000\npartitions = {partitions}\n{kafka}")
+
+
 def start_featd(args, wd, config, extra=(), logname="featd.log", env=None):
     return Proc([bins(args)["featd"], "--config", config, *extra], wd.file(logname), env=env)
 

@@ -113,20 +113,7 @@ MERCHANTS = ["acme", "Café \"Zürich\"", "東京ストア", "a\\b", "tab\there"
 def config(wd, bootstrap):
     txn = "\n".join(f"agg.{n} = {t}" for n, t in TXN_DECLS)
     late = "\n".join(f"agg.{n} = {t}" for n, t in LATE_DECLS)
-    return f"""
-[featd]
-data_dir = {wd.file("data")}
-progress_interval = 1s
-[serve]
-listen = 127.0.0.1:0
-[admin]
-listen = 127.0.0.1:0
-[kafka]
-embedded = false
-bootstrap.servers = {bootstrap}
-group.id = aggtest
-session.timeout.ms = 6000
-partitions = {PARTS}
+    return H.config_head(wd, bootstrap, group="aggtest", partitions=PARTS) + f"""
 [table txn]
 entity = user_id
 topic = txns

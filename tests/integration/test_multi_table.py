@@ -31,18 +31,7 @@ NU, NM, NHOLD = 400, 20, 40
 
 
 def config(wd):
-    return f"""
-[featd]
-data_dir = {wd.file("data")}
-progress_interval = 0
-[serve]
-listen = 127.0.0.1:0
-[admin]
-listen = 127.0.0.1:0
-[kafka]
-embedded = true
-partitions = 1
-session.timeout.ms = 6000
+    return H.config_head(wd, progress="0") + f"""
 [table user]
 entity = user_id
 topic = user_events
