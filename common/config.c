@@ -142,6 +142,39 @@ static const opt_t opts[] = {
      "(exit 2) on a serve.listen that is not loopback (127.0.0.0/8, ::1, localhost) unless this is true. "
      "A loopback listener (the default 127.0.0.1:7070) may stay plain text without it."},
 
+    {"cluster", "mode", OPT_ENUM, 0, 0, "single", "single|replica|partitioned", C(cluster_mode),
+     "How several featd instances share the Kafka topics (docs/OPERATIONS.md, \"Running a cluster\"). "
+     "single: one instance consumes every partition of kafka.group.id; another consumer in that group is "
+     "refused (the newcomer exits 2) instead of silently splitting the data. replica: each instance consumes "
+     "every partition under its own group (kafka.group.id.<instance_id>): full copies, reads scale out. "
+     "partitioned: instances share kafka.group.id, each owns the partitions it is assigned, publishes them to "
+     "cluster.topic, and forwards lookups of keys it does not own to their owner. Not single: kafka.embedded "
+     "must be false."},
+    {"cluster", "instance_id", OPT_STRING, 0, 0, "", NULL, C(cluster_instance_id),
+     "This instance's name in the cluster (1-128 characters of A-Z a-z 0-9 . _ : -); empty = "
+     "cluster.advertised_address (replica mode: serve.listen). Must differ between instances and stay the "
+     "same across restarts."},
+    {"cluster", "listen", OPT_STRING, 0, 0, "", NULL, C(cluster_listen),
+     "Partitioned mode (required there): the gRPC listener for lookups other instances forward here. It "
+     "answers every request from this instance's own partitions and never forwards again, so a forwarded "
+     "call never waits for a server thread that itself waits on a peer. Same methods, tokens and TLS as "
+     "serve.listen."},
+    {"cluster", "advertised_address", OPT_STRING, 0, 0, "", NULL, C(cluster_advertised_address),
+     "host:port other instances use to reach cluster.listen; empty = cluster.listen, which then must name a "
+     "host (not 0.0.0.0) and a port (not 0)."},
+    {"cluster", "partitioner", OPT_ENUM, 0, 0, "murmur2", "murmur2|crc32", C(cluster_partitioner),
+     "The partitioner the producers use, which featd must repeat to find a key's partition: murmur2 (the "
+     "Java client's default, librdkafka's partitioner=murmur2_random) or crc32 (librdkafka's default, "
+     "consistent_random: also confluent-kafka-python, kcat). A record whose entity key hashes to another "
+     "partition than the one it arrived on is counted (featd_cluster_misrouted_records_total) and logged: "
+     "lookups of that key would go to the wrong instance. featd's own producers use it too."},
+    {"cluster", "topic", OPT_TOPIC, 0, 0, "featd-cluster", NULL, C(cluster_topic),
+     "Compacted topic where each instance publishes its membership (address, active and restoring "
+     "partitions) and reads everyone's: the partition -> instance map. Its partition 0 is used."},
+    {"cluster", "forward_timeout", OPT_DURATION, 1, 600000, "2s", NULL, C(cluster_forward_timeout_ms),
+     "Longest wait for a peer's answer to a forwarded lookup (the caller's deadline, when sooner, wins); "
+     "keys of a peer that does not answer in time get the UNAVAILABLE status."},
+
     {"admin", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7071", NULL, C(admin_listen),
      "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default. Plain "
      "HTTP always: featd logs a warning when it is not loopback (bearer tokens would cross the network "
@@ -1087,8 +1120,8 @@ static feat_config_t *config_new(char *err, size_t errlen) {
         feat_errf(err, errlen, "out of memory");
         return NULL;
     }
-    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "admin", "auth", "featctl",
-                                         "kafka", "drift", "demo"};
+    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "cluster", "admin", "auth",
+                                         "featctl", "kafka", "drift", "demo"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (apply_defaults(fixed[i], c, err, errlen)) {
             feat_config_free(c);
@@ -1551,6 +1584,36 @@ static feat_err_t expand_aggs(feat_table_conf_t *t, char *err, size_t errlen) {
     return FEAT_OK;
 }
 
+static feat_err_t validate_cluster(feat_config_t *c, char *err, size_t errlen) {
+    if (strcmp(c->cluster_mode, "single") == 0) return FEAT_OK;
+    if (c->kafka_embedded) {
+        feat_errf(err, errlen, "cluster.mode: %s needs a shared Kafka cluster (kafka.embedded = false and "
+                  "kafka.bootstrap.servers); each instance's embedded broker is its own", c->cluster_mode);
+        return FEAT_ERR_CONFIG;
+    }
+    int partitioned = strcmp(c->cluster_mode, "partitioned") == 0;
+    if (partitioned && !*c->cluster_listen) {
+        feat_errf(err, errlen, "cluster.listen: required when cluster.mode = partitioned (the listener for "
+                  "lookups forwarded by other instances, host:port)");
+        return FEAT_ERR_CONFIG;
+    }
+    const char *adv = *c->cluster_advertised_address ? c->cluster_advertised_address : c->cluster_listen;
+    const char *colon = strrchr(adv, ':');
+    if (partitioned && (!colon || colon == adv || !colon[1] || strcmp(colon + 1, "0") == 0 || strncmp(adv, "0.0.0.0:", 8) == 0 ||
+        strncmp(adv, "[::]:", 5) == 0 || strlen(adv) > 255)) {
+        feat_errf(err, errlen, "cluster.advertised_address: \"%s\" is not an address peers can reach (give "
+                  "host:port; 0.0.0.0, :: and port 0 are not)", adv);
+        return FEAT_ERR_CONFIG;
+    }
+    const char *id = *c->cluster_instance_id ? c->cluster_instance_id : *adv ? adv : c->serve_listen;
+    size_t n = strlen(id);
+    if (n > 128 || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-[]") != n) {
+        feat_errf(err, errlen, "cluster.instance_id: \"%.64s\" must be 1-128 characters of A-Z a-z 0-9 . _ : -", id);
+        return FEAT_ERR_CONFIG;
+    }
+    return FEAT_OK;
+}
+
 feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
     const char *bootstrap = NULL;
     for (size_t i = 0; i < c->nkafka; i++)
@@ -1576,6 +1639,7 @@ feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
         return FEAT_ERR_CONFIG;
     }
     if (validate_tls(c, err, errlen)) return FEAT_ERR_CONFIG;
+    if (validate_cluster(c, err, errlen)) return FEAT_ERR_CONFIG;
     if (c->ntables == 0) {
         feat_errf(err, errlen, "table: no [table NAME] section; declare at least one feature table");
         return FEAT_ERR_CONFIG;

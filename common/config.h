@@ -211,6 +211,14 @@ typedef struct feat_config {
     char *serve_tls_key;
     char *serve_tls_client_ca;    /* "" = no client certificates; set = mutual TLS */
     int serve_plaintext;          /* plain text allowed on a non-loopback serve.listen */
+    /* [cluster] */
+    char *cluster_mode;           /* "single", "replica", "partitioned" */
+    char *cluster_instance_id;    /* "" = the advertised address */
+    char *cluster_listen;         /* partitioned: the peers' listener */
+    char *cluster_advertised_address; /* "" = cluster.listen */
+    char *cluster_partitioner;    /* "murmur2", "crc32" */
+    char *cluster_topic;
+    int64_t cluster_forward_timeout_ms;
     /* [admin] */
     char *admin_listen;
     /* [auth] */

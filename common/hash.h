@@ -87,6 +87,35 @@ static inline uint32_t feat_crc32(uint32_t crc, const void *data, size_t len) {
     return ~crc;
 }
 
+/* Kafka's murmur2 (the Java client's Utils.murmur2, seed 0x9747b28c), the
+ * hash of the Java producer's default partitioner and of librdkafka's
+ * "murmur2" partitioners: a key's partition is
+ * (feat_murmur2(key) & 0x7fffffff) % partitions.  librdkafka's own default
+ * ("consistent_random") is feat_crc32(0, key) % partitions. */
+static inline uint32_t feat_murmur2(const void *data, size_t len) {
+    const uint32_t m = 0x5bd1e995u;
+    const unsigned char *p = data;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t k = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 | (uint32_t)p[i + 3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (len & 3) {
+    case 3: h ^= (uint32_t)p[i + 2] << 16; /* fall through */
+    case 2: h ^= (uint32_t)p[i + 1] << 8;  /* fall through */
+    case 1: h ^= p[i]; h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -322,7 +322,13 @@ fail:
 static feat_err_t open_ingest(featd_t *d, char *err, size_t errlen) {
     const feat_config_t *cfg = d->cfg;
     char msg[1024];
+    feat_cluster_conf_t cc = {.cfg = cfg, .bootstrap = d->bootstrap, .metrics = d->metrics};
+    d->cluster = feat_cluster_new(&cc, msg, sizeof(msg));
+    if (!d->cluster) return strncmp(msg, "model.", 6) ? (snprintf(err, errlen, "%s", msg), FEAT_ERR_KAFKA)
+                                                      : config_error(err, errlen, msg);
+    if (feat_cluster_start(d->cluster, err, errlen)) return FEAT_ERR_KAFKA;
     feat_ingest_conf_t ic = ingest_conf(cfg, d->bootstrap, d->metrics);
+    ic.cluster = d->cluster;
     d->ingest = feat_ingest_new(&ic, d->st, msg, sizeof(msg));
     if (!d->ingest) return config_error(err, errlen, msg); /* it validates kafka.* */
     if (d->drift) feat_ingest_set_observer(d->ingest, drift_observer, d->drift);
@@ -353,8 +359,25 @@ static feat_err_t open_listeners(featd_t *d, char *err, size_t errlen) {
         feat_log(FEAT_LOG_INFO, "featd", "bearer tokens required: %zu read, %zu admin",
                  feat_auth_count(d->auth, FEAT_AUTH_READ), feat_auth_count(d->auth, FEAT_AUTH_ADMIN));
     d->grpc = feat_server_new(&gc, methods, nmethods, &d->serve, err, errlen);
+    if (d->grpc && feat_cluster_mode(d->cluster) == FEAT_CLUSTER_PARTITIONED) {
+        /* the peers' listener: the same handlers on a copy of the context that never forwards */
+        d->peer_serve = d->serve;
+        d->peer_serve.peer = 1;
+        atomic_init(&d->peer_serve.shutting_down, 0);
+        gc.listen = cfg->cluster_listen;
+        d->peer_grpc = feat_server_new(&gc, methods, nmethods, &d->peer_serve, err, errlen);
+        if (!d->peer_grpc) { /* the error names serve.listen: name this key instead */
+            char tmp[512];
+            const char *why = strchr(err, ':');
+            snprintf(tmp, sizeof(tmp), "cluster.listen%s", why ? why : ": cannot listen");
+            snprintf(err, errlen, "%s", tmp);
+        }
+        if (d->peer_grpc && feat_server_start(d->peer_grpc, err, errlen)) return FEAT_ERR_IO;
+    }
     feat_tls_pem_free(&d->tls); /* gRPC holds its own copy */
-    if (!d->grpc || feat_server_start(d->grpc, err, errlen)) return FEAT_ERR_IO;
+    if (!d->grpc || (feat_cluster_mode(d->cluster) == FEAT_CLUSTER_PARTITIONED && !d->peer_grpc) ||
+        feat_server_start(d->grpc, err, errlen))
+        return FEAT_ERR_IO;
     if (!d->base) {
         snprintf(err, errlen, "admin.listen needs an event loop");
         return FEAT_ERR_INVALID;
@@ -403,8 +426,14 @@ feat_err_t featd_open(const feat_config_t *cfg, const featd_opts_t *opts, featd_
         d->serve = (feat_serve_t){
             .conf = serve_conf(cfg), .st = d->st, .ingest = d->ingest, .cache = d->cache, .drift = d->drift,
             .models = d->models, .predlog = d->predlog, .auth = d->auth, .metrics = d->metrics,
-            .started_ms = started_ms,
+            .started_ms = started_ms, .cluster = d->cluster,
         };
+        if (feat_cluster_mode(d->cluster) == FEAT_CLUSTER_PARTITIONED &&
+            !(d->serve.forward = d->forward = feat_forward_new(d->tls.cert ? &d->tls : NULL,
+                                                               cfg->cluster_forward_timeout_ms, d->metrics))) {
+            snprintf(errstr, errlen, "out of memory");
+            rc = FEAT_ERR_NOMEM;
+        }
         atomic_init(&d->serve.shutting_down, 0);
     }
     if (!rc && !(d->flags & FEATD_NO_LISTENERS)) rc = open_listeners(d, errstr, errlen);
@@ -444,13 +473,16 @@ static void report_unapplied(featd_t *d) {
 void featd_close(featd_t *d) {
     if (!d) return;
     atomic_store(&d->serve.shutting_down, 1); /* /readyz and Status say not ready from now on */
+    atomic_store(&d->peer_serve.shutting_down, 1);
     feat_server_stop(d->grpc);
+    feat_server_stop(d->peer_grpc);
     feat_http_destroy(d->http);
     feat_demo_destroy(d->demo);
     feat_predlog_destroy(d->predlog); /* writes what serving logged */
     feat_ingest_stop(d->ingest);
     if (d->ingest) report_unapplied(d);
     feat_ingest_destroy(d->ingest);
+    feat_cluster_destroy(d->cluster); /* after ingest gave its partitions up: the leave record */
     feat_models_stop(d->models);      /* cancels a run in progress */
     feat_drift_destroy(d->drift);     /* judges the windows already closed */
     feat_models_destroy(d->models);
@@ -458,6 +490,8 @@ void featd_close(featd_t *d) {
     feat_webhook_destroy(d->webhook);
     feat_alert_bus_destroy(d->alerts); /* no publisher is left */
     feat_server_destroy(d->grpc);
+    feat_server_destroy(d->peer_grpc);
+    feat_forward_destroy(d->forward);
     if (d->st) feat_store_set_write_hook(d->st, NULL, NULL);
     feat_cache_destroy(d->cache);
     feat_store_close(d->st);

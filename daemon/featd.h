@@ -50,6 +50,7 @@
 #include "common/metrics.h"
 #include "drift/monitor.h"
 #include "ingest/broker.h"
+#include "ingest/cluster.h"
 #include "ingest/demo.h"
 #include "ingest/ingest.h"
 #include "ingest/producer.h"
@@ -57,6 +58,7 @@
 #include "rpc/tls.h"
 #include "serve/auth.h"
 #include "serve/cache.h"
+#include "serve/forward.h"
 #include "serve/predlog.h"
 #include "serve/serve.h"
 #include "store/store.h"
@@ -102,11 +104,15 @@ typedef struct featd {
     feat_models_t *models;      /* registry, retrain engine, live quality */
     feat_predlog_t *predlog;    /* served predictions → store, quality, drift, Kafka */
     feat_ingest_t *ingest;
+    feat_cluster_t *cluster;    /* cluster.mode (single: routes every key here, makes no Kafka handle) */
+    feat_forward_t *forward;    /* partitioned mode: calls to peers */
     feat_demo_t *demo;          /* demo.enabled (featd --demo) */
     feat_auth_t *auth;          /* [auth] token files; NULL = everything open */
     feat_tls_pem_t tls;         /* serve.tls_*, until the gRPC server has its copy */
     feat_serve_t serve;         /* what the handlers and admin HTTP read */
     feat_server_t *grpc;
+    feat_serve_t peer_serve;    /* partitioned mode: the context of cluster.listen (peer = 1) */
+    feat_server_t *peer_grpc;   /* cluster.listen */
     feat_http_t *http;
 } featd_t;
 

@@ -139,6 +139,11 @@ static void on_tick(evutil_socket_t s, short what, void *arg) {
     (void)s; (void)what;
     loop_ctx_t *lc = arg;
     featd_t *d = lc->d;
+    if (feat_ingest_refused(d->ingest)) { /* ingest logged the one line that says why */
+        lc->exit_code = 2;
+        event_base_loopbreak(lc->base);
+        return;
+    }
     if (feat_ingest_failed(d->ingest)) {
         feat_ingest_stats_t st;
         feat_ingest_get_stats(d->ingest, &st);

@@ -20,6 +20,7 @@
  *                                             batch prediction as of TIME, to CSV
  *     backup DIR                              consistent copy of the store into the new
  *                                             directory DIR on featd's host (Backup)
+ *     cluster                                 instances and the partition -> instance map (GetCluster)
  *
  * Security: --tls-ca F verifies featd's certificate (--tls alone: gRPC's
  * default roots), --tls-cert/--tls-key present a client certificate (mutual
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/json.h"
 #include "common/textwidth.h"
@@ -71,7 +73,8 @@ void featctl_usage(FILE *f) {
                "  predict MODEL KEY... [--alias champion|challenger] [--version N]\n"
                "  predict MODEL --keys E=KEY[,E=KEY...]...  (a row per --keys, a key per entity E)\n"
                "  score MODEL --at TIME [--keys-file FILE|-] [KEY...] [--out FILE.csv] [--alias A] [--version N]\n"
-               "  backup DIR                       (a new directory on featd's host; relative = from here)\n");
+               "  backup DIR                       (a new directory on featd's host; relative = from here)\n"
+               "  cluster\n");
 }
 
 int featctl_fail_call(const char *what, int code, const char *msg) {
@@ -103,6 +106,14 @@ static size_t split(char *s, char **out, size_t max) {
 }
 
 static void value_text(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
+    if (v && v->status == FEATD__V1__FEATURE_STATUS__UNAVAILABLE) {
+        feat_buf_puts(b, "UNAVAILABLE");
+        return;
+    }
+    if (v && v->status == FEATD__V1__FEATURE_STATUS__RESTORING) {
+        feat_buf_puts(b, "RESTORING");
+        return;
+    }
     if (!v || v->status == FEATD__V1__FEATURE_STATUS__NOT_FOUND || !v->value) {
         feat_buf_puts(b, "-");
         return;
@@ -121,7 +132,9 @@ static void value_text(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
 static void value_json(const Featd__V1__FeatureValue *v, feat_buf_t *b) {
     const char *st = !v ? "NOT_FOUND"
                      : v->status == FEATD__V1__FEATURE_STATUS__PRESENT ? "PRESENT"
-                     : v->status == FEATD__V1__FEATURE_STATUS__EXPIRED ? "EXPIRED" : "NOT_FOUND";
+                     : v->status == FEATD__V1__FEATURE_STATUS__EXPIRED ? "EXPIRED"
+                     : v->status == FEATD__V1__FEATURE_STATUS__UNAVAILABLE ? "UNAVAILABLE"
+                     : v->status == FEATD__V1__FEATURE_STATUS__RESTORING ? "RESTORING" : "NOT_FOUND";
     feat_buf_printf(b, "{\"status\":\"%s\"", st);
     if (v && v->value && v->status != FEATD__V1__FEATURE_STATUS__NOT_FOUND) {
         const Featd__V1__Value *x = v->value;
@@ -432,6 +445,104 @@ static int cmd_status(void) {
     return rc;
 }
 
+/* Partition lists "0-3,7" of a member's topics, into b. */
+static void parts_text(Featd__V1__TopicPartitions **tp, size_t n, feat_buf_t *b) {
+    for (size_t i = 0; i < n; i++) {
+        feat_buf_printf(b, "%s%s:", i ? " " : "", tp[i]->topic);
+        for (size_t k = 0; k < tp[i]->n_partitions;) {
+            size_t e = k;
+            while (e + 1 < tp[i]->n_partitions && tp[i]->partitions[e + 1] == tp[i]->partitions[e] + 1) e++;
+            if (e > k) feat_buf_printf(b, "%s%d-%d", k ? "," : "", tp[i]->partitions[k], tp[i]->partitions[e]);
+            else feat_buf_printf(b, "%s%d", k ? "," : "", tp[i]->partitions[k]);
+            k = e + 1;
+        }
+    }
+    if (!n) feat_buf_puts(b, "-");
+}
+
+static void parts_json(Featd__V1__TopicPartitions **tp, size_t n, feat_buf_t *b) {
+    feat_buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i) feat_buf_putc(b, ',');
+        feat_buf_json_str(b, tp[i]->topic, strlen(tp[i]->topic));
+        feat_buf_puts(b, ":[");
+        for (size_t k = 0; k < tp[i]->n_partitions; k++) feat_buf_printf(b, "%s%d", k ? "," : "", tp[i]->partitions[k]);
+        feat_buf_putc(b, ']');
+    }
+    feat_buf_putc(b, '}');
+}
+
+static int cmd_cluster(void) {
+    Featd__V1__GetClusterRequest req = FEATD__V1__GET_CLUSTER_REQUEST__INIT;
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = featctl_call("/featd.v1.AdminService/GetCluster", &req.base, &resp, "cluster");
+    if (rc) return rc;
+    Featd__V1__ClusterMap *r = featd__v1__cluster_map__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    feat_buf_t b = FEAT_BUF_INIT;
+    int64_t now = feat_now_ms();
+    if (featctl_json) {
+        feat_buf_puts(&b, "{\"mode\":");
+        feat_buf_json_str(&b, r->mode, strlen(r->mode));
+        feat_buf_puts(&b, ",\"instance_id\":");
+        feat_buf_json_str(&b, r->instance_id, strlen(r->instance_id));
+        feat_buf_puts(&b, ",\"partitioner\":");
+        feat_buf_json_str(&b, r->partitioner, strlen(r->partitioner));
+        feat_buf_printf(&b, ",\"misrouted_records\":%llu,\"members\":[", (unsigned long long)r->misrouted_records);
+        for (size_t i = 0; i < r->n_members; i++) {
+            Featd__V1__ClusterMember *m = r->members[i];
+            feat_buf_puts(&b, i ? ",{\"instance_id\":" : "{\"instance_id\":");
+            feat_buf_json_str(&b, m->instance_id, strlen(m->instance_id));
+            feat_buf_puts(&b, ",\"address\":");
+            feat_buf_json_str(&b, m->address, strlen(m->address));
+            feat_buf_puts(&b, ",\"active\":");
+            parts_json(m->active, m->n_active, &b);
+            feat_buf_puts(&b, ",\"restoring\":");
+            parts_json(m->restoring, m->n_restoring, &b);
+            feat_buf_printf(&b, ",\"updated_ms\":%lld,\"record_offset\":%lld,\"self\":%s,\"stale\":%s}",
+                            (long long)m->updated_ms, (long long)m->record_offset, m->self ? "true" : "false",
+                            m->stale ? "true" : "false");
+        }
+        feat_buf_puts(&b, "],\"partitions\":[");
+        for (size_t i = 0; i < r->n_partitions; i++) {
+            Featd__V1__PartitionOwner *o = r->partitions[i];
+            feat_buf_puts(&b, i ? ",{\"topic\":" : "{\"topic\":");
+            feat_buf_json_str(&b, o->topic, strlen(o->topic));
+            feat_buf_printf(&b, ",\"partition\":%d,\"instance_id\":", o->partition);
+            feat_buf_json_str(&b, o->instance_id, strlen(o->instance_id));
+            feat_buf_printf(&b, ",\"restoring\":%s}", o->restoring ? "true" : "false");
+        }
+        feat_buf_puts(&b, "]}\n");
+        fwrite(b.data, 1, b.len, stdout);
+    } else if (!strcmp(r->mode, "single")) {
+        printf("cluster.mode = single: this instance consumes every partition itself\n");
+    } else {
+        printf("cluster.mode = %s, partitioner %s, answered by %s; %llu misrouted record(s) here\n", r->mode,
+               r->partitioner, r->instance_id, (unsigned long long)r->misrouted_records);
+        char *hdr[] = {"INSTANCE", "ADDRESS", "ACTIVE", "RESTORING", "SEEN"};
+        feat_buf_t *cells = calloc(5 * (r->n_members ? r->n_members : 1), sizeof(feat_buf_t));
+        for (size_t i = 0; cells && i < r->n_members; i++) {
+            Featd__V1__ClusterMember *m = r->members[i];
+            feat_buf_printf(&cells[i * 5], "%s%s%s", m->instance_id, m->self ? " (this)" : "", m->stale ? " (stale)" : "");
+            feat_buf_puts(&cells[i * 5 + 1], m->address);
+            parts_text(m->active, m->n_active, &cells[i * 5 + 2]);
+            parts_text(m->restoring, m->n_restoring, &cells[i * 5 + 3]);
+            char d[FEAT_DURATION_MAX];
+            feat_buf_printf(&cells[i * 5 + 4], "%s ago", feat_format_duration(now - m->updated_ms, d, sizeof(d)));
+        }
+        if (cells) featctl_print_table(hdr, 5, cells, r->n_members);
+        for (size_t i = 0; cells && i < 5 * (r->n_members ? r->n_members : 1); i++) feat_buf_free(&cells[i]);
+        free(cells);
+        size_t unowned = 0;
+        for (size_t i = 0; i < r->n_partitions; i++) unowned += !*r->partitions[i]->instance_id;
+        if (unowned) printf("%zu partition(s) have no owner: their keys answer UNAVAILABLE\n", unowned);
+    }
+    feat_buf_free(&b);
+    featd__v1__cluster_map__free_unpacked(r, NULL);
+    return 0;
+}
+
 static int cmd_tables(void) {
     Featd__V1__ListTablesRequest req = FEATD__V1__LIST_TABLES_REQUEST__INIT;
     feat_buf_t resp = FEAT_BUF_INIT;
@@ -734,6 +845,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "predict")) rc = featctl_predict(argc - i, argv + i);
     else if (!strcmp(cmd, "score")) rc = featctl_score(argc - i, argv + i);
     else if (!strcmp(cmd, "backup")) rc = cmd_backup(argc - i, argv + i);
+    else if (!strcmp(cmd, "cluster")) rc = cmd_cluster();
     else {
         fprintf(stderr, "featctl: unknown command %s\n", cmd);
         featctl_usage(stderr);

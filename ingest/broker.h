@@ -38,6 +38,7 @@ typedef struct feat_broker_topics_conf {
     size_t nmodels;
     const char *drift_alert_topic;    /* NULL or "" = none */
     int partitions;                   /* of each topic, >= 1 (kafka.partitions) */
+    const char *cluster_topic;        /* cluster.topic, made with 1 partition; NULL or "" = none */
 } feat_broker_topics_conf_t;
 
 /* Creates every topic tc names (sources, labels, predictions, drift alerts);

@@ -8,6 +8,7 @@
  * through atomics.
  */
 #include "ingest/ingest.h"
+#include "ingest/cluster.h"
 #include "ingest/kconf.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -29,6 +30,10 @@ typedef struct pstate {
     uint64_t pending_applied;
     int touched;       /* by the batch being built (ingest thread) */
     uint64_t gap;      /* records deleted from the log before featd applied them, this run (lock) */
+    int64_t restore_to; /* cluster: the log end at assignment, while the store is below it; 0 = caught up (lock) */
+    int64_t restore_from, restore_ms;
+    int64_t draining_ms; /* cluster: revoked by an eager rebalance at this time, still served until the
+                          * assignment that follows says whether it stays (ingest thread) */
 } pstate_t;
 
 /* A built batch on its way to the store, with what to publish once it commits. */
@@ -84,6 +89,10 @@ struct feat_ingest {
     _Atomic uint64_t events, labels, dead, skipped, batches, gap_total;
     _Atomic uint64_t dead_by[FEAT_DL_COUNT];
     atomic_int assigned;
+    atomic_int refused;        /* cluster.mode = single met another consumer in its group */
+    int ever_whole;            /* single mode: once held every partition (ingest thread) */
+    int64_t restore_check_ms;  /* ingest thread */
+    feat_metric_t *m_split;
     feat_metric_t **m_events;  /* per table */
     feat_metric_t **m_late;    /* per table: events too late to aggregate */
     feat_metric_t **m_labels;  /* per model */
@@ -150,6 +159,7 @@ static pstate_t *ps_load(feat_ingest_t *ing, const char *topic, int32_t partitio
 }
 
 static void drain(feat_ingest_t *ing);
+static void fatal(feat_ingest_t *ing, const char *what);
 
 /* featd_kafka_errors_total{code}: one series per librdkafka error name,
  * registered on first use (errors are rare; registration takes a lock). */
@@ -250,6 +260,99 @@ static void store_offset(feat_ingest_t *ing, pstate_t *p, int64_t next) {
     feat_wb_destroy(wb);
 }
 
+#define DRAIN_MAX_MS 30000 /* a revoked partition is served at most this long without an assignment */
+
+/* The assignment after an eager revoke: revoked partitions it does not hold
+ * again are no longer served (those it holds go through restore_begin).
+ * parts NULL: every draining partition older than DRAIN_MAX_MS.  Caller
+ * holds ing->lock. */
+static void drain_end(feat_ingest_t *ing, const rd_kafka_topic_partition_list_t *parts) {
+    int64_t now = feat_now_ms();
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (!p->draining_ms || (!parts && now - p->draining_ms < DRAIN_MAX_MS)) continue;
+        int kept = 0;
+        for (int k = 0; parts && k < parts->cnt; k++)
+            kept |= parts->elems[k].partition == p->partition && strcmp(parts->elems[k].topic, p->topic) == 0;
+        p->draining_ms = 0;
+        if (!kept) feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_NONE);
+    }
+}
+
+/* Cluster modes: a partition just assigned is RESTORING until the store
+ * holds what the log held now (its end); ACTIVE at once when it already
+ * does.  Caller holds ing->lock. */
+static void restore_begin(feat_ingest_t *ing, rd_kafka_t *rk, pstate_t *p) {
+    if (feat_cluster_mode(ing->conf.cluster) == FEAT_CLUSTER_SINGLE) return;
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t qe = rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 5000);
+    int64_t from = p->pending >= 0 ? p->pending : (lo > 0 ? lo : 0);
+    if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && hi <= from) {
+        p->restore_to = 0;
+        feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_ACTIVE);
+        return;
+    }
+    /* unknown end: restoring until the first commit shows the position */
+    p->restore_to = qe == RD_KAFKA_RESP_ERR_NO_ERROR ? hi : from + 1;
+    p->restore_from = from;
+    p->restore_ms = feat_now_ms();
+    feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_RESTORING);
+    feat_log(FEAT_LOG_INFO, "ingest", "restoring %s[%d]: replaying offsets %lld..%lld before serving its keys",
+             p->topic, p->partition, (long long)from, (long long)p->restore_to - 1);
+}
+
+/* p's store reached `next`: the end of its restore?  Caller holds ing->lock. */
+static void restore_progress(feat_ingest_t *ing, pstate_t *p, int64_t next) {
+    if (!p->restore_to || next < p->restore_to) return;
+    int64_t ms = feat_now_ms() - p->restore_ms;
+    feat_log(FEAT_LOG_INFO, "ingest", "restored %s[%d]: %lld records in %lld ms; serving its keys", p->topic,
+             p->partition, (long long)(next - p->restore_from), (long long)ms);
+    p->restore_to = 0;
+    feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_ACTIVE);
+}
+
+/* cluster.mode = single: does this instance hold every partition of its
+ * topics?  A rebalance completes only once every member of the group has
+ * rejoined or timed out, so an assignment that lacks partitions means
+ * another live consumer in the group.  At the first assignment that is a
+ * refusal (0: stop, exit 2); later (another consumer joined a running
+ * featd) an ERROR and featd_cluster_split_detected_total.  Ingest thread. */
+static int single_check(feat_ingest_t *ing, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts) {
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) return 1; /* cannot tell */
+    int total = 0, held = 0;
+    for (size_t i = 0; i < ing->ntopics; i++)
+        for (int k = 0; k < md->topic_cnt; k++)
+            if (strcmp(md->topics[k].topic, ing->topics[i]) == 0) total += md->topics[k].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < ing->nparts; i++) held += ing->parts[i].assigned;
+    pthread_mutex_unlock(&ing->lock);
+    (void)parts;
+    if (total == 0 || held >= total) {
+        ing->ever_whole = 1;
+        return 1;
+    }
+    char group[256] = "featd";
+    size_t glen = sizeof(group);
+    rd_kafka_conf_get(rd_kafka_conf(rk), "group.id", group, &glen);
+    if (!ing->ever_whole) {
+        char msg[sizeof(ing->error)];
+        snprintf(msg, sizeof(msg),
+                 "cluster.mode: single, but another consumer shares group.id \"%.32s\" (assigned %d of %d "
+                 "partitions); set cluster.mode = partitioned or replica, or another kafka.group.id",
+                 group, held, total);
+        atomic_store(&ing->refused, 1);
+        fatal(ing, msg);
+        return 0;
+    }
+    feat_metric_add(ing->m_split, 1);
+    feat_log(FEAT_LOG_ERROR, "ingest",
+             "another consumer joined group.id \"%s\": this instance now holds %d of %d partitions and answers "
+             "NOT_FOUND for the rest; stop the other consumer or set cluster.mode = partitioned", group, held, total);
+    return 1;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     feat_ingest_t *ing = opaque;
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -259,6 +362,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                                      : err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? 1 : 2], 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         pthread_mutex_lock(&ing->lock);
+        drain_end(ing, parts);
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             pstate_t *p = ps_load(ing, tp->topic, tp->partition);
@@ -287,12 +391,24 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                     p->pending = lo;
                 }
             }
+            restore_begin(ing, rk, p);
             /* resume from the store, not from the broker's committed offset */
             tp->offset = p->pending >= 0 ? p->pending : RD_KAFKA_OFFSET_BEGINNING;
             feat_log(FEAT_LOG_INFO, "ingest", "assigned %s[%d] from offset %lld%s", tp->topic, tp->partition,
                      (long long)(p->next >= 0 ? p->next : 0), p->next >= 0 ? " (stored)" : " (beginning)");
         }
         pthread_mutex_unlock(&ing->lock);
+        if (feat_cluster_mode(ing->conf.cluster) == FEAT_CLUSTER_SINGLE && !single_check(ing, rk, parts)) {
+            /* refused: assign nothing; the daemon stops */
+            pthread_mutex_lock(&ing->lock);
+            for (int i = 0; i < parts->cnt; i++) {
+                pstate_t *p = ps_find(ing, parts->elems[i].topic, parts->elems[i].partition);
+                if (p) p->assigned = 0;
+            }
+            pthread_mutex_unlock(&ing->lock);
+            atomic_store(&ing->assigned, 0);
+            return;
+        }
         rd_kafka_error_t *e = NULL;
         rd_kafka_resp_err_t ae = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (coop) e = rd_kafka_incremental_assign(rk, parts);
@@ -306,10 +422,29 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             feat_log(FEAT_LOG_WARN, "ingest", "rebalance error: %s", rd_kafka_err2str(err));
+        else
+            feat_log(FEAT_LOG_INFO, "ingest", "%s %d partition(s) (%s protocol)",
+                     rd_kafka_assignment_lost(rk) ? "lost" : "revoked", parts->cnt, coop ? "cooperative" : "eager");
+        /* The eager protocol revokes every partition at each rebalance and
+         * assigns the new set when it completes; meanwhile nobody applies
+         * them, so what this store holds is as fresh as any answer can be:
+         * a revoked partition is still served until that assignment (or
+         * DRAIN_MAX_MS).  A lost assignment (our session expired: another
+         * instance may be applying it already) or a cooperative revoke (it
+         * moves now) stops serving at once. */
+        int drain = !coop && !rd_kafka_assignment_lost(rk) && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
+        int64_t now = feat_now_ms();
         pthread_mutex_lock(&ing->lock);
         for (int i = 0; i < parts->cnt; i++) {
             pstate_t *p = ps_find(ing, parts->elems[i].topic, parts->elems[i].partition);
-            if (p) p->assigned = 0;
+            if (p) {
+                p->assigned = 0;
+                p->draining_ms = drain && !p->restore_to ? now : 0;
+                p->restore_to = 0;
+            }
+            if (!p || !p->draining_ms)
+                feat_cluster_set_local(ing->conf.cluster, parts->elems[i].topic, parts->elems[i].partition,
+                                       FEAT_PART_NONE);
         }
         pthread_mutex_unlock(&ing->lock);
         if (coop) {
@@ -468,6 +603,9 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
         ing->m_dead[r] = feat_counter(ing->metrics, "featd_dead_letters_total",
                                       "Messages stored as dead letters, by reason.", labels);
     }
+    ing->m_split = feat_counter(ing->metrics, "featd_cluster_split_detected_total",
+                                "cluster.mode = single: rebalances that left this instance without some partitions "
+                                "(another consumer in its group).", NULL);
     ing->m_batches = feat_counter(ing->metrics, "featd_ingest_batches_total", "Write batches committed.", NULL);
     ing->m_skipped = feat_counter(ing->metrics, "featd_ingest_skipped_total",
                                   "Redelivered messages skipped because the store already holds them.", NULL);
@@ -485,8 +623,14 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
                                        NULL, sizes, 6);
 
     /* featd owns offsets: these are not user-settable (the allow-list refuses them) */
-    static const char *const owned[] = {"enable.auto.commit", "false", "enable.auto.offset.store", "false",
-                                        "enable.partition.eof", "false", NULL};
+    /* replica mode: a group of its own (cluster.h); the user's group.id is its prefix */
+    const char *group = "featd";
+    for (size_t i = 0; i < conf->nkafka; i++)
+        if (strcmp(conf->kafka[i].key, "group.id") == 0 && *conf->kafka[i].value) group = conf->kafka[i].value;
+    char gid[512];
+    feat_cluster_group_id(conf->cluster, group, gid, sizeof(gid));
+    const char *const owned[] = {"enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                                 "enable.partition.eof", "false", "group.id", gid, NULL};
     /* defaults a user may override in [kafka] */
     static const char *const defaults[] = {
         "group.id", "featd",
@@ -553,6 +697,7 @@ static void publish(feat_ingest_t *ing, batch_t *b) {
         pstate_t *p = &ing->parts[b->touched[i].part];
         p->next = b->touched[i].next;
         p->applied = b->touched[i].applied;
+        restore_progress(ing, p, p->next);
     }
     pthread_mutex_unlock(&ing->lock);
     for (size_t t = 0; t < ing->conf.decode.ntables; t++) {
@@ -666,6 +811,11 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
         int kind = feat_decode(ing->dec, topic, m->key, m->key_len, m->payload, m->len, ct, ctlen, now, d);
         int rc = FEAT_OK;
         if (kind == FEAT_DEC_EVENT) {
+            if (ing->conf.cluster) {
+                int32_t want = feat_cluster_partition_of(ing->conf.cluster, d->table, d->key, d->klen);
+                if (want >= 0 && want != m->partition)
+                    feat_cluster_misrouted(ing->conf.cluster, d->table, m->partition, want, d->key, d->klen);
+            }
             /* lateness is judged against the record's own timestamp, so a
              * replay decides the same way */
             const feat_table_conf_t *tc = ing->tables[d->table]->conf;
@@ -761,6 +911,26 @@ static void lag_commit(feat_ingest_t *ing) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* A restoring partition whose log ends with offsets that hold no record
+ * (transaction markers) never sees its store reach the end: with nothing
+ * left to fetch, the consumer's position says it is there. */
+static void restore_idle(feat_ingest_t *ing, int64_t now) {
+    ing->restore_check_ms = now;
+    pthread_mutex_lock(&ing->lock);
+    drain_end(ing, NULL);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (!p->assigned || !p->restore_to || p->next < 0) continue;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        if (rd_kafka_position(ing->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= p->restore_to &&
+            p->next == p->pending)
+            restore_progress(ing, p, l->elems[0].offset);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    pthread_mutex_unlock(&ing->lock);
+}
+
 static void *run(void *arg) {
     feat_ingest_t *ing = arg;
     while (!atomic_load(&ing->stop) && !atomic_load(&ing->failed)) {
@@ -770,7 +940,10 @@ static void *run(void *arg) {
             ing->last_commit_ms = now;
             lag_commit(ing);
         }
-        if (!m) continue;
+        if (!m) {
+            if (now - ing->restore_check_ms >= 1000) restore_idle(ing, now);
+            continue;
+        }
         ing->msgs[0] = m;
         size_t n = 1;
         if (ing->batch_max > 1) {
@@ -907,6 +1080,7 @@ void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out) {
 }
 
 int feat_ingest_failed(feat_ingest_t *ing) { return ing ? atomic_load(&ing->failed) : 0; }
+int feat_ingest_refused(feat_ingest_t *ing) { return ing ? atomic_load(&ing->refused) : 0; }
 
 int64_t feat_ingest_unapplied_at_stop(const feat_ingest_t *ing) { return ing ? ing->unapplied_at_stop : 0; }
 

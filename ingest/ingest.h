@@ -58,6 +58,9 @@ typedef struct feat_ingest_conf {
     int64_t batch_max;          /* messages per store write, >= 1 (ingest.batch_max) */
     int64_t commit_ms;          /* interval of the broker's lag-only offset commits (ingest.commit_interval) */
     feat_metrics_t *metrics;    /* NULL = the process-wide registry */
+    struct feat_cluster *cluster; /* ingest/cluster.h; NULL = single mode.  Ingest reports each source
+                                 * partition's state to it, checks records' keys against its
+                                 * partitioner, and takes the consumer group from it (replica mode) */
 } feat_ingest_conf_t;
 
 /* Called on the consumer thread for every event as it joins a batch (a
@@ -103,6 +106,10 @@ typedef struct feat_ingest_stats {
 /* The status accessors below take NULL (no ingest: zeros, not failed, no partitions). */
 void feat_ingest_get_stats(feat_ingest_t *ing, feat_ingest_stats_t *out);
 int feat_ingest_failed(feat_ingest_t *ing);
+/* 1 when ingest stopped because cluster.mode = single found another
+ * consumer in its group at its first assignment (the daemon exits 2 with
+ * the stats' error line); 0 otherwise. */
+int feat_ingest_refused(feat_ingest_t *ing);
 /* After feat_ingest_stop: records the broker held beyond what the store had
  * applied when ingest stopped (the lag at stop), over the assigned
  * partitions; -1 when the broker could not be asked, 0 before a stop. */

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
+#include "ingest/cluster.h"
 #include "serve/cache.h"
 #include "serve/lookup.h"
 #include "serve/predlog.h"
@@ -57,8 +58,17 @@ static feat_loaded_t *acquire(feat_serve_t *sv, feat_rpc_call_t *call, const cha
 /* ---- Predict ----------------------------------------------------------------------------------- */
 
 /* Raw rows of the keys cache misses need, read from the online table. */
+/* A row with a feature no instance could read (FEAT_ST_UNAVAILABLE or
+ * FEAT_ST_RESTORING) is not scored: that status, else 0. */
+static uint8_t row_status(const feat_value_t *row, size_t nf) {
+    uint8_t st = 0;
+    for (size_t j = 0; j < nf; j++)
+        if (row[j].status == FEAT_ST_UNAVAILABLE || (row[j].status == FEAT_ST_RESTORING && !st)) st = row[j].status;
+    return st;
+}
+
 static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l, char **keys, size_t n,
-                             int64_t now, double *scores, uint32_t *missing, size_t *klens) {
+                             int64_t now, double *scores, uint32_t *missing, size_t *klens, uint8_t *status) {
     const feat_model_t *m = feat_loaded_model(l);
     const feat_table_t *t = feat_loaded_table(l);
     uint32_t midx = feat_loaded_index(l);
@@ -73,7 +83,8 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     if (!todo || !tickets || !put || !tkeys || !tlens) return FEAT_ERR_NOMEM;
     /* a score over aggregated features moves with the clock: not cached (the
      * aggregates themselves are, per tile, by feat_online_lookup) */
-    int cached = sv->cache != NULL;
+    /* nor in a partitioned cluster: another instance's writes do not reach this cache */
+    int cached = sv->cache != NULL && feat_cluster_mode(sv->cluster) != FEAT_CLUSTER_PARTITIONED;
     for (size_t j = 0; cached && j < nf; j++)
         if (feat_feature_is_agg(t->conf, feat_loaded_fidx(l)[j])) cached = 0;
     size_t nt = 0;
@@ -97,7 +108,8 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     void *scratch = feat_arena_alloc(call->arena, scratch_len + 1);
     if (!vals || !raw || !out || !until || !scratch) return FEAT_ERR_NOMEM;
     feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
-    feat_err_t rc = feat_online_lookup(sv->st, sv->cache, t, nt, tkeys, tlens, feat_loaded_fidx(l), nf, now, vals, &ls);
+    feat_err_t rc =
+        featd_svc_online_lookup(sv, call, t, nt, tkeys, tlens, feat_loaded_fidx(l), nf, now, vals, &ls, sv->peer);
     if (rc) {
         feat_lookup_scratch_free(&ls);
         return ERR(call, rc, "online read failed: %s", feat_err_str(rc));
@@ -112,13 +124,14 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
             else if (ttl > 0 && v->ts + ttl < u) u = v->ts + ttl; /* the score changes when this value expires */
         }
         missing[todo[i]] = miss;
+        status[todo[i]] = row_status(&vals[i * nf], nf);
         until[i] = u;
     }
     rc = feat_model_predict_batch(m, raw, nt, scratch, scratch_len, out);
     feat_lookup_scratch_free(&ls); /* string values point into it: predict first */
     if (rc) return ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
     for (size_t i = 0; i < nt; i++) {
-        scores[todo[i]] = out[i];
+        scores[todo[i]] = status[todo[i]] ? 0.0 : out[i];
         if (cached && put[i])
             feat_cache_put_score(sv->cache, t, tkeys[i], tlens[i], midx, ver, out[i], missing[todo[i]], until[i],
                                  tickets[i]);
@@ -132,7 +145,7 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
  * row's key of the model's own table's entity (the Prediction's entity_key). */
 static feat_err_t score_entity_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_loaded_t *l,
                                     Featd__V1__EntityKeys *const *rows, size_t n, int64_t now, double *scores,
-                                    uint32_t *missing, const char **keys, size_t *klens) {
+                                    uint32_t *missing, const char **keys, size_t *klens, uint8_t *status) {
     const feat_model_t *m = feat_loaded_model(l);
     size_t nf = feat_loaded_nfeatures(l), ng = feat_loaded_ngroups(l);
     const feat_loaded_group_t *groups = feat_loaded_groups(l);
@@ -158,7 +171,8 @@ static feat_err_t score_entity_rows(feat_serve_t *sv, feat_rpc_call_t *call, con
         } else if ((rc = featd_svc_row_keys(sv, call, rows, n, gr->entity, gk, gl))) {
             break;
         }
-        rc = featd_svc_lookup_rows(sv, call, gr->t, n, gk, gl, gr->fidx, gr->pos, gr->n, nf, now, vals, &ls[g]);
+        rc = featd_svc_lookup_rows(sv, call, gr->t, n, gk, gl, gr->fidx, gr->pos, gr->n, nf, now, vals, &ls[g],
+                                   sv->peer);
     }
     for (size_t i = 0; !rc && i < n; i++) {
         uint32_t miss = 0;
@@ -167,9 +181,12 @@ static feat_err_t score_entity_rows(feat_serve_t *sv, feat_rpc_call_t *call, con
             miss += vals[i * nf + j].status != FEAT_ST_PRESENT;
         }
         missing[i] = miss;
+        status[i] = row_status(&vals[i * nf], nf);
     }
     if (!rc && (rc = feat_model_predict_batch(m, raw, n, scratch, scratch_len, scores)))
         rc = ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
+    for (size_t i = 0; !rc && i < n; i++)
+        if (status[i]) scores[i] = 0.0;
     for (size_t g = 0; g < ng; g++) feat_lookup_scratch_free(&ls[g]); /* string values point into them */
     return rc;
 }
@@ -302,11 +319,13 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     uint32_t *missing = feat_arena_alloc(call->arena, n * sizeof(uint32_t));
     size_t *klens = feat_arena_alloc(call->arena, n * sizeof(size_t));
     const char **keys = feat_arena_alloc(call->arena, n * sizeof(char *));
-    if (!scores || !missing || !klens || !keys) err = FEAT_ERR_NOMEM;
-    else if (own_rows) err = score_entity_rows(sv, call, l, own_rows, n, now, scores, missing, keys, klens);
-    else if (req->n_entity_keys) err = score_keys(sv, call, l, req->entity_keys, n, now, scores, missing, klens);
+    uint8_t *status = feat_arena_calloc(call->arena, n + 1);
+    if (!scores || !missing || !klens || !keys || !status) err = FEAT_ERR_NOMEM;
+    else if (own_rows) err = score_entity_rows(sv, call, l, own_rows, n, now, scores, missing, keys, klens, status);
+    else if (req->n_entity_keys)
+        err = score_keys(sv, call, l, req->entity_keys, n, now, scores, missing, klens, status);
     else if (req->n_entity_rows)
-        err = score_entity_rows(sv, call, l, req->entity_rows, n, now, scores, missing, keys, klens);
+        err = score_entity_rows(sv, call, l, req->entity_rows, n, now, scores, missing, keys, klens, status);
     else err = score_rows(sv, call, l, req->rows, n, scores, missing);
     Featd__V1__PredictResponse res = FEATD__V1__PREDICT_RESPONSE__INIT;
     res.model = req->model;
@@ -322,11 +341,19 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
         pv[i].entity_key = (char *)keys[i];
         pv[i].score = scores[i];
         pv[i].missing_features = missing[i];
+        pv[i].status = status[i] == FEAT_ST_UNAVAILABLE ? FEATD__V1__FEATURE_STATUS__UNAVAILABLE
+                       : status[i] == FEAT_ST_RESTORING ? FEATD__V1__FEATURE_STATUS__RESTORING
+                                                        : FEATD__V1__FEATURE_STATUS__FEATURE_STATUS_UNSPECIFIED;
         res.predictions[i] = &pv[i];
     }
     if (!err) err = featd_svc_pack(resp, &res.base);
-    if (!err && !req->batch)
-        feat_predlog_add(sv->predlog, feat_loaded_index(l), res.version, now, n, keys, klens, scores);
+    size_t nlog = n;
+    for (size_t i = 0, w = 0; !err && i < n; i++) { /* rows not scored are not logged */
+        if (status[i]) { nlog--; continue; }
+        keys[w] = keys[i], klens[w] = klens[i], scores[w++] = scores[i];
+    }
+    if (!err && !req->batch && nlog)
+        feat_predlog_add(sv->predlog, feat_loaded_index(l), res.version, now, nlog, keys, klens, scores);
     feat_loaded_release(l);
     return err;
 }

@@ -30,7 +30,7 @@ feat_err_t featd_svc_row_keys(feat_serve_t *sv, feat_rpc_call_t *call, Featd__V1
 feat_err_t featd_svc_lookup_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
                                  const char *const *keys, const size_t *klens, const uint16_t *fidx,
                                  const size_t *pos, size_t nf, size_t stride, int64_t now, feat_value_t *vals,
-                                 feat_lookup_scratch_t *ls) {
+                                 feat_lookup_scratch_t *ls, int local_only) {
     size_t cap = 16;
     while (cap < n * 2) cap <<= 1;
     uint32_t *slots = feat_arena_calloc(call->arena, cap * sizeof(uint32_t));
@@ -52,7 +52,7 @@ feat_err_t featd_svc_lookup_rows(feat_serve_t *sv, feat_rpc_call_t *call, const 
     }
     feat_value_t *uv = feat_arena_alloc(call->arena, nu * nf * sizeof(feat_value_t) + 1);
     if (!uv) return FEAT_ERR_NOMEM;
-    feat_err_t rc = feat_online_lookup(sv->st, sv->cache, t, nu, ukeys, ulens, fidx, nf, now, uv, ls);
+    feat_err_t rc = featd_svc_online_lookup(sv, call, t, nu, ukeys, ulens, fidx, nf, now, uv, ls, local_only);
     if (rc) return ERR(call, rc, "online read failed: %s", feat_err_str(rc));
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < nf; j++) vals[i * stride + (pos ? pos[j] : j)] = uv[uidx[i] * nf + j];

@@ -29,6 +29,8 @@ struct feat_drift;
 struct feat_models;
 struct feat_predlog;
 struct feat_auth;
+struct feat_cluster;
+struct feat_forward;
 
 /* What handlers need from the config. */
 typedef struct feat_serve_conf {
@@ -50,9 +52,13 @@ typedef struct feat_serve {
     struct feat_models *models;  /* the registry Predict and the model methods use */
     struct feat_predlog *predlog; /* NULL: served predictions are not logged */
     struct feat_auth *auth;      /* NULL: no [auth] token files, every method open */
+    struct feat_cluster *cluster; /* ingest/cluster.h: the partition map; NULL or single mode: every key is local */
+    struct feat_forward *forward; /* forward.h: calls to peers (partitioned mode); NULL: none */
     feat_metrics_t *metrics;     /* never NULL */
     int64_t started_ms;          /* when the daemon started (uptime) */
     atomic_int shutting_down;    /* set once the daemon starts to stop: no longer ready */
+    int peer;                    /* the copy behind cluster.listen: reads only this instance's partitions,
+                                  * never forwards (so its threads never wait on another instance) */
 } feat_serve_t;
 
 /* The gRPC methods featd serves (FeatureService, AdminService), static. */

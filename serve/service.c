@@ -9,6 +9,7 @@
  */
 #include "serve/auth.h"
 #include "serve/cache.h"
+#include "ingest/cluster.h"
 #include "drift/monitor.h"
 #include "serve/lookup.h"
 #include "serve/serve.h"
@@ -190,14 +191,16 @@ feat_err_t featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **
 
 /* ---- values ------------------------------------------------------------------------ */
 
-static Featd__V1__FeatureValue *to_pb(feat_arena_t *a, const feat_value_t *v) {
+Featd__V1__FeatureValue *featd_svc_value_pb(feat_arena_t *a, const feat_value_t *v) {
     Featd__V1__FeatureValue *fv = feat_arena_alloc(a, sizeof(*fv));
     if (!fv) return NULL;
     featd__v1__feature_value__init(fv);
-    fv->status = v->status == FEAT_ST_PRESENT   ? FEATD__V1__FEATURE_STATUS__PRESENT
-                 : v->status == FEAT_ST_EXPIRED ? FEATD__V1__FEATURE_STATUS__EXPIRED
-                                                : FEATD__V1__FEATURE_STATUS__NOT_FOUND;
-    if (v->status == FEAT_ST_NOT_FOUND) return fv;
+    fv->status = v->status == FEAT_ST_PRESENT       ? FEATD__V1__FEATURE_STATUS__PRESENT
+                 : v->status == FEAT_ST_EXPIRED     ? FEATD__V1__FEATURE_STATUS__EXPIRED
+                 : v->status == FEAT_ST_UNAVAILABLE ? FEATD__V1__FEATURE_STATUS__UNAVAILABLE
+                 : v->status == FEAT_ST_RESTORING   ? FEATD__V1__FEATURE_STATUS__RESTORING
+                                                    : FEATD__V1__FEATURE_STATUS__NOT_FOUND;
+    if (v->status != FEAT_ST_PRESENT && v->status != FEAT_ST_EXPIRED) return fv;
     fv->event_time_ms = v->ts;
     Featd__V1__Value *pv = feat_arena_alloc(a, sizeof(*pv));
     if (!pv) return NULL;
@@ -299,7 +302,9 @@ static feat_err_t get_online_rows(feat_serve_t *sv, feat_rpc_call_t *call, Featd
                 done[k] = 1;
             }
         err = featd_svc_row_keys(sv, call, req->entity_rows, n, ft[j]->conf->entity, keys, klens);
-        if (!err) err = featd_svc_lookup_rows(sv, call, ft[j], n, keys, klens, gfidx, gpos, gn, nf, now, vals, &ls[ng++]);
+        if (!err)
+            err = featd_svc_lookup_rows(sv, call, ft[j], n, keys, klens, gfidx, gpos, gn, nf, now, vals, &ls[ng++],
+                                        req->local_only || sv->peer);
     }
     Featd__V1__GetOnlineFeaturesResponse res = FEATD__V1__GET_ONLINE_FEATURES_RESPONSE__INIT;
     res.n_features = nf;
@@ -315,7 +320,7 @@ static feat_err_t get_online_rows(feat_serve_t *sv, feat_rpc_call_t *call, Featd
         rows[k].n_values = nf;
         rows[k].values = fvs + k * nf;
         for (size_t j = 0; j < nf; j++)
-            if (!(fvs[k * nf + j] = to_pb(call->arena, &vals[k * nf + j]))) err = FEAT_ERR_NOMEM;
+            if (!(fvs[k * nf + j] = featd_svc_value_pb(call->arena, &vals[k * nf + j]))) err = FEAT_ERR_NOMEM;
         res.rows[k] = &rows[k];
     }
     if (!err) err = featd_svc_pack(resp, &res.base);
@@ -343,8 +348,8 @@ static feat_err_t get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (!klens) return FEAT_ERR_NOMEM;
     for (size_t k = 0; k < n; k++) klens[k] = strlen(req->entity_keys[k]);
     feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
-    err = feat_online_lookup(sv->st, sv->cache, t, n, (const char *const *)req->entity_keys, klens, fidx, nf,
-                             feat_now_ms(), vals, &ls);
+    err = featd_svc_online_lookup(sv, call, t, n, (const char *const *)req->entity_keys, klens, fidx, nf,
+                                  feat_now_ms(), vals, &ls, req->local_only || sv->peer);
     if (err) {
         feat_lookup_scratch_free(&ls);
         return ERR(call, err, "online read failed: %s", feat_err_str(err));
@@ -364,7 +369,7 @@ static feat_err_t get_online(feat_rpc_call_t *call, feat_buf_t *resp) {
         rows[k].n_values = nf;
         rows[k].values = fvs + k * nf;
         for (size_t j = 0; j < nf; j++)
-            if (!(fvs[k * nf + j] = to_pb(call->arena, &vals[k * nf + j]))) err = FEAT_ERR_NOMEM;
+            if (!(fvs[k * nf + j] = featd_svc_value_pb(call->arena, &vals[k * nf + j]))) err = FEAT_ERR_NOMEM;
         res.rows[k] = &rows[k];
     }
     if (!err) err = featd_svc_pack(resp, &res.base);
@@ -384,6 +389,9 @@ typedef struct hist_state {
     feat_value_t *vals;
     feat_buf_t strings;
     feat_arena_t row_arena;
+    int *route;                          /* partitioned mode: where each row is read (FEAT_ROUTE_*, peer) */
+    Featd__V1__FeatureValue ***remote;   /* ... and the values of rows peers answered */
+    Featd__V1__FeatureValue *st_value[2]; /* UNAVAILABLE, RESTORING */
 } hist_state_t;
 
 static void *hist_begin(feat_rpc_call_t *call, feat_err_t *err) {
@@ -417,6 +425,14 @@ static void *hist_begin(feat_rpc_call_t *call, feat_err_t *err) {
             return NULL;
         }
     }
+    if ((*err = featd_svc_hist_route(sv, call, req, hs->t, hs->fidx, hs->nf, &hs->route, &hs->remote))) return NULL;
+    for (int s = 0; s < 2; s++) {
+        feat_value_t sv_ = {.status = s ? FEAT_ST_RESTORING : FEAT_ST_UNAVAILABLE};
+        if (!(hs->st_value[s] = featd_svc_value_pb(call->arena, &sv_))) {
+            *err = FEAT_ERR_NOMEM;
+            return NULL;
+        }
+    }
     hs->vals = feat_arena_alloc(call->arena, hs->nf * sizeof(feat_value_t) + 1);
     hs->reader = feat_pit_reader_new(sv->st);
     if (!hs->vals || !hs->reader) {
@@ -433,9 +449,7 @@ static feat_err_t hist_next(feat_rpc_call_t *call, void *state, feat_buf_t *out,
     *more = 0;
     if (hs->i >= hs->req->n_rows) return FEAT_OK;
     Featd__V1__EntityTime *et = hs->req->rows[hs->i];
-    feat_err_t rc = feat_pit_read(hs->reader, hs->t, et->entity_key, strlen(et->entity_key), et->ts_ms, hs->fidx,
-                                  hs->nf, 1, hs->vals, &hs->strings);
-    if (rc) return ERR(call, rc, "point-in-time read failed for row %zu", hs->i);
+    int route = hs->route ? hs->route[hs->i] : FEAT_ROUTE_LOCAL;
     feat_arena_reset(&hs->row_arena);
     Featd__V1__HistoricalRow row = FEATD__V1__HISTORICAL_ROW__INIT;
     row.entity_key = et->entity_key;
@@ -443,8 +457,17 @@ static feat_err_t hist_next(feat_rpc_call_t *call, void *state, feat_buf_t *out,
     row.n_values = hs->nf;
     row.values = feat_arena_alloc(&hs->row_arena, hs->nf * sizeof(void *) + 1);
     if (!row.values) return FEAT_ERR_NOMEM;
-    for (size_t j = 0; j < hs->nf; j++)
-        if (!(row.values[j] = to_pb(&hs->row_arena, &hs->vals[j]))) return FEAT_ERR_NOMEM;
+    if (route == FEAT_ROUTE_LOCAL) {
+        feat_err_t rc = feat_pit_read(hs->reader, hs->t, et->entity_key, strlen(et->entity_key), et->ts_ms, hs->fidx,
+                                      hs->nf, 1, hs->vals, &hs->strings);
+        if (rc) return ERR(call, rc, "point-in-time read failed for row %zu", hs->i);
+        for (size_t j = 0; j < hs->nf; j++)
+            if (!(row.values[j] = featd_svc_value_pb(&hs->row_arena, &hs->vals[j]))) return FEAT_ERR_NOMEM;
+    } else if (route >= 0 && hs->remote[hs->i]) {
+        memcpy(row.values, hs->remote[hs->i], hs->nf * sizeof(void *));
+    } else {
+        for (size_t j = 0; j < hs->nf; j++) row.values[j] = hs->st_value[route == FEAT_ROUTE_RESTORING];
+    }
     if (hs->i == 0) {
         row.n_features = hs->nf;
         row.features = feat_arena_alloc(&hs->row_arena, hs->nf * sizeof(char *) + 1);
@@ -673,6 +696,7 @@ static const feat_method_t methods[] = {
     {AS "GetDriftReport", "GetDriftReport", drift_report, NULL, FEAT_RPC_READ},
     {AS "PinDriftReference", "PinDriftReference", pin_reference, NULL, FEAT_RPC_ADMIN},
     {AS "Backup", "Backup", backup, NULL, FEAT_RPC_ADMIN},
+    {AS "GetCluster", "GetCluster", featd_svc_get_cluster, NULL, FEAT_RPC_READ},
 };
 
 const feat_method_t *feat_serve_methods(size_t *n) {

@@ -49,16 +49,41 @@ feat_err_t featd_svc_check_keys(feat_serve_t *sv, feat_rpc_call_t *call, char **
  * \"merchant_id\""). */
 feat_err_t featd_svc_row_keys(feat_serve_t *sv, feat_rpc_call_t *call, Featd__V1__EntityKeys *const *rows, size_t n,
                               const char *entity, const char **keys, size_t *klens);
-/* feat_online_lookup of table t for keys that may repeat (each distinct key
- * is read once): row i's feature fidx[j] goes to vals[i * stride + pos[j]]
- * (pos NULL: j).  Strings point into ls.  FEAT_OK, FEAT_ERR_NOMEM, or the
- * read's error with call->msg set. */
+/* featd_svc_online_lookup of table t for keys that may repeat (each
+ * distinct key is read once): row i's feature fidx[j] goes to
+ * vals[i * stride + pos[j]] (pos NULL: j).  Strings point into ls or the
+ * call's arena.  FEAT_OK, FEAT_ERR_NOMEM, or the read's error with call->msg
+ * set. */
 feat_err_t featd_svc_lookup_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
                                  const char *const *keys, const size_t *klens, const uint16_t *fidx,
                                  const size_t *pos, size_t nf, size_t stride, int64_t now, feat_value_t *vals,
-                                 feat_lookup_scratch_t *ls);
+                                 feat_lookup_scratch_t *ls, int local_only);
+/* cluster_rpc.c: feat_online_lookup wherever the keys live.  Single mode:
+ * feat_online_lookup itself.  In a cluster (ingest/cluster.h) each key is
+ * read here when this instance serves its partition, gets
+ * FEAT_ST_RESTORING while it restores it, FEAT_ST_UNAVAILABLE when no
+ * reachable instance owns it (or local_only: the caller is a peer), and is
+ * otherwise asked of its owner: one GetOnlineFeatures per owner, with the
+ * call's token and deadline and local_only set.  Strings of values read here
+ * point into ls, of values from peers into the call's arena.  FEAT_OK,
+ * FEAT_ERR_NOMEM, or the local read's error. */
+feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
+                                   const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                                   int64_t now, feat_value_t *vals, feat_lookup_scratch_t *ls, int local_only);
 /* Appends m's encoding to out.  FEAT_OK or FEAT_ERR_NOMEM. */
 feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
+/* A read value as a FeatureValue in the call's arena (NULL: out of memory). */
+Featd__V1__FeatureValue *featd_svc_value_pb(feat_arena_t *a, const feat_value_t *v);
+/* cluster_rpc.c: GetHistoricalFeatures in partitioned mode.  *route gets
+ * each row's FEAT_ROUTE_* (or peer index), and *remote the values of rows a
+ * peer answered (one streaming call per owner, fetched now; NULL for a row
+ * whose owner did not answer: UNAVAILABLE).  Both NULL outside partitioned
+ * mode (every row is read here).  FEAT_OK or FEAT_ERR_NOMEM. */
+feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
+                                const Featd__V1__GetHistoricalFeaturesRequest *req, const feat_table_t *t,
+                                const uint16_t *fidx, size_t nf, int **route, Featd__V1__FeatureValue ****remote);
+/* AdminService.GetCluster. */
+feat_err_t featd_svc_get_cluster(feat_rpc_call_t *call, feat_buf_t *resp);
 
 /* The model methods' handlers (feat_unary_fn, rpc/rpc.h), in models_rpc.c. */
 feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp);

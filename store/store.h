@@ -51,7 +51,10 @@ typedef struct feat_pit_reader feat_pit_reader_t;
 typedef enum feat_status {
     FEAT_ST_NOT_FOUND = 0,
     FEAT_ST_PRESENT = 1,
-    FEAT_ST_EXPIRED = 2
+    FEAT_ST_EXPIRED = 2,
+    /* never from the store: serve's lookups in a cluster (ingest/cluster.h) */
+    FEAT_ST_UNAVAILABLE = 3,  /* the key's owner could not be asked */
+    FEAT_ST_RESTORING = 4     /* the key's partition is being restored here */
 } feat_status_t;
 
 /* One typed value.  For strings, v.s points at slen bytes (not terminated)

@@ -267,11 +267,13 @@ class Webhook(HookServer):
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
 
 
-def start_broker(args, wd, config, partitions=None):
+def start_broker(args, wd, config, partitions=None, brokers=None):
     bfile = wd.file("broker.bootstrap")
     argv = [bins(args)["broker"], "--config", config, "--bootstrap-file", bfile]
     if partitions:
         argv += ["--partitions", str(partitions)]
+    if brokers:
+        argv += ["--brokers", str(brokers)]
     proc = Proc(argv, wd.file("broker.log"))
     bs = wait_for(lambda: os.path.exists(bfile) and open(bfile).read().strip(), 20, "featd-broker")
     return proc, bs

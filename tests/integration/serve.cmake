@@ -11,3 +11,4 @@ featd_py_test(long_crash_loop SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/tes
               LABELS long TIMEOUT 3600 ARGS --long --kills 150)
 featd_py_test(integration_utf8 SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_utf8.py LABELS integration TIMEOUT 300)
 featd_py_test(integration_multi_table SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_multi_table.py LABELS integration TIMEOUT 300)
+featd_py_test(integration_cluster SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.py LABELS integration TIMEOUT 600)

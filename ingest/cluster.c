@@ -1,0 +1,592 @@
+/*
+ * ingest/cluster.c — membership records, the partition -> instance map and
+ * the partitioner.  See cluster.h for the contract.
+ */
+#include "ingest/cluster.h"
+#include "ingest/kconf.h"
+#include "common/clock.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/worker.h"
+#include "featd/v1/admin.pb-c.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PUBLISH_EVERY_MS 3000   /* a membership record at least this often */
+#define METADATA_WAIT_MS 10000  /* for the source topics' partition counts at start */
+
+typedef struct member {
+    char *id;
+    uint8_t *rec;      /* the packed ClusterMember as read */
+    size_t len;
+    int64_t offset;    /* of the record in cluster.topic */
+} member_t;
+
+struct feat_cluster_view {
+    int refs;                          /* under c->vlock */
+    size_t nmembers;
+    Featd__V1__ClusterMember **members;  /* unpacked, offset order of their latest record */
+    int64_t *offsets;
+    int32_t **owner;                   /* [topic][partition]: member index or -1 */
+    uint8_t **restoring;               /* [topic][partition] */
+};
+
+struct feat_cluster {
+    const feat_config_t *cfg;
+    feat_cluster_mode_t mode;
+    int murmur;                        /* cluster.partitioner = murmur2 */
+    char id[256];
+    char address[256];
+    size_t ntopics;
+    char **topics;                     /* distinct source topics */
+    int32_t *nparts;                   /* [ntopics] */
+    _Atomic uint8_t **local;           /* [ntopics][nparts]: FEAT_PART_* */
+    size_t *table_topic;               /* [ntables] -> topic index */
+    feat_metric_t **m_misrouted;       /* [ntopics] */
+    _Atomic uint64_t misrouted;
+    _Atomic int64_t misrouted_logged_ms;
+    feat_metric_t *m_members, *m_published;
+    rd_kafka_t *prod, *cons;
+    pthread_t thr;
+    int started;
+    atomic_int stop;
+    atomic_int dirty;                  /* local state changed: publish */
+    pthread_mutex_t vlock;             /* view and its refs */
+    feat_cluster_view_t *view;
+    member_t *members;                 /* membership thread only */
+    size_t nmembers, capmembers;
+};
+
+/* ---- partitioner ------------------------------------------------------------------------ */
+
+int32_t feat_cluster_partition_of(const feat_cluster_t *c, size_t table, const char *key, size_t klen) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return -1;
+    int32_t n = c->nparts[c->table_topic[table]];
+    if (n <= 0) return -1;
+    uint32_t h = c->murmur ? feat_murmur2(key, klen) & 0x7fffffffu : feat_crc32(0, key, klen);
+    return (int32_t)(h % (uint32_t)n);
+}
+
+static ssize_t topic_index(const feat_cluster_t *c, const char *topic) {
+    for (size_t i = 0; i < c->ntopics; i++)
+        if (strcmp(c->topics[i], topic) == 0) return (ssize_t)i;
+    return -1;
+}
+
+void feat_cluster_set_local(feat_cluster_t *c, const char *topic, int32_t partition, int state) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return;
+    ssize_t t = topic_index(c, topic);
+    if (t < 0 || partition < 0 || partition >= c->nparts[t]) return;
+    if (atomic_exchange(&c->local[t][partition], (uint8_t)state) != state) atomic_store(&c->dirty, 1);
+}
+
+void feat_cluster_misrouted(feat_cluster_t *c, size_t table, int32_t got, int32_t want, const char *key,
+                            size_t klen) {
+    size_t t = c->table_topic[table];
+    feat_metric_add(c->m_misrouted[t], 1);
+    uint64_t n = atomic_fetch_add(&c->misrouted, 1) + 1;
+    int64_t now = feat_now_ms(), last = atomic_load(&c->misrouted_logged_ms);
+    if (now - last < 10000 || !atomic_compare_exchange_strong(&c->misrouted_logged_ms, &last, now)) return;
+    feat_log(FEAT_LOG_ERROR, "cluster",
+             "misrouted: %s[%d] holds key \"%.*s\", which cluster.partitioner = %s puts in partition %d (%llu such "
+             "records so far): the producers use another partitioner or key, and lookups of such keys go to the "
+             "wrong instance", c->topics[t], got, (int)(klen > 64 ? 64 : klen), key, c->murmur ? "murmur2" : "crc32",
+             want, (unsigned long long)n);
+}
+
+/* ---- the view --------------------------------------------------------------------------- */
+
+static void view_free(feat_cluster_t *c, feat_cluster_view_t *v) {
+    if (!v) return;
+    for (size_t i = 0; i < v->nmembers; i++) featd__v1__cluster_member__free_unpacked(v->members[i], NULL);
+    for (size_t t = 0; t < c->ntopics && v->owner; t++) free(v->owner[t]);
+    for (size_t t = 0; t < c->ntopics && v->restoring; t++) free(v->restoring[t]);
+    free(v->owner);
+    free(v->restoring);
+    free(v->members);
+    free(v->offsets);
+    free(v);
+}
+
+/* Marks topic/partitions of a member's list as claimed by member m of v
+ * when its record is newer than the claim already there. */
+static void claim(feat_cluster_t *c, feat_cluster_view_t *v, size_t m, Featd__V1__TopicPartitions **tps, size_t n,
+                  int restoring) {
+    for (size_t i = 0; i < n; i++) {
+        ssize_t t = topic_index(c, tps[i]->topic);
+        if (t < 0) continue;
+        for (size_t k = 0; k < tps[i]->n_partitions; k++) {
+            int32_t p = tps[i]->partitions[k];
+            if (p < 0 || p >= c->nparts[t]) continue;
+            int32_t o = v->owner[t][p];
+            if (o >= 0 && v->offsets[o] > v->offsets[m]) continue;
+            v->owner[t][p] = (int32_t)m;
+            v->restoring[t][p] = (uint8_t)restoring;
+        }
+    }
+}
+
+/* A new view from the members table (membership thread), swapped in. */
+static void rebuild(feat_cluster_t *c) {
+    feat_cluster_view_t *v = calloc(1, sizeof(*v));
+    if (!v) return;
+    v->refs = 1;
+    v->members = calloc(c->nmembers + 1, sizeof(*v->members));
+    v->offsets = calloc(c->nmembers + 1, sizeof(*v->offsets));
+    v->owner = calloc(c->ntopics, sizeof(*v->owner));
+    v->restoring = calloc(c->ntopics, sizeof(*v->restoring));
+    int ok = v->members && v->offsets && v->owner && v->restoring;
+    for (size_t t = 0; ok && t < c->ntopics; t++) {
+        v->owner[t] = malloc((size_t)c->nparts[t] * sizeof(int32_t) + 1);
+        v->restoring[t] = calloc((size_t)c->nparts[t] + 1, 1);
+        if (!v->owner[t] || !v->restoring[t]) ok = 0;
+        else for (int32_t p = 0; p < c->nparts[t]; p++) v->owner[t][p] = -1;
+    }
+    for (size_t i = 0; ok && i < c->nmembers; i++) {
+        Featd__V1__ClusterMember *m = featd__v1__cluster_member__unpack(NULL, c->members[i].len, c->members[i].rec);
+        if (!m) continue; /* checked when read */
+        v->members[v->nmembers] = m;
+        v->offsets[v->nmembers++] = c->members[i].offset;
+    }
+    for (size_t i = 0; ok && i < v->nmembers; i++) {
+        claim(c, v, i, v->members[i]->active, v->members[i]->n_active, 0);
+        claim(c, v, i, v->members[i]->restoring, v->members[i]->n_restoring, 1);
+    }
+    if (!ok) {
+        view_free(c, v);
+        feat_log(FEAT_LOG_ERROR, "cluster", "out of memory rebuilding the partition map; keeping the old one");
+        return;
+    }
+    feat_metric_set(c->m_members, (double)v->nmembers);
+    pthread_mutex_lock(&c->vlock);
+    feat_cluster_view_t *old = c->view;
+    c->view = v;
+    int drop = old && --old->refs == 0;
+    pthread_mutex_unlock(&c->vlock);
+    if (drop) view_free(c, old);
+}
+
+feat_cluster_view_t *feat_cluster_view_acquire(feat_cluster_t *c) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return NULL;
+    pthread_mutex_lock(&c->vlock);
+    feat_cluster_view_t *v = c->view;
+    if (v) v->refs++;
+    pthread_mutex_unlock(&c->vlock);
+    return v;
+}
+
+void feat_cluster_view_release(feat_cluster_t *c, feat_cluster_view_t *v) {
+    if (!v) return;
+    pthread_mutex_lock(&c->vlock);
+    int drop = --v->refs == 0;
+    pthread_mutex_unlock(&c->vlock);
+    if (drop) view_free(c, v);
+}
+
+int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t table, const char *key,
+                       size_t klen) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return FEAT_ROUTE_LOCAL;
+    int32_t p = feat_cluster_partition_of(c, table, key, klen);
+    if (p < 0) return FEAT_ROUTE_NONE;
+    size_t t = c->table_topic[table];
+    int st = atomic_load_explicit(&c->local[t][p], memory_order_acquire);
+    if (st == FEAT_PART_ACTIVE) return FEAT_ROUTE_LOCAL;
+    if (st == FEAT_PART_RESTORING) return FEAT_ROUTE_RESTORING;
+    if (c->mode == FEAT_CLUSTER_REPLICA || !v) return FEAT_ROUTE_NONE;
+    int32_t o = v->owner[t][p];
+    /* a claim of ours that ingest no longer holds is stale: a newer one is on its way */
+    if (o < 0 || strcmp(v->members[o]->instance_id, c->id) == 0) return FEAT_ROUTE_NONE;
+    return o;
+}
+
+const char *feat_cluster_peer_address(const feat_cluster_view_t *v, int peer) {
+    return v->members[peer]->address;
+}
+
+int feat_cluster_npeers(const feat_cluster_view_t *v) { return v ? (int)v->nmembers : 0; }
+
+feat_cluster_mode_t feat_cluster_mode(const feat_cluster_t *c) { return c ? c->mode : FEAT_CLUSTER_SINGLE; }
+const char *feat_cluster_instance_id(const feat_cluster_t *c) { return c ? c->id : ""; }
+
+void feat_cluster_group_id(const feat_cluster_t *c, const char *group, char *out, size_t cap) {
+    if (c && c->mode == FEAT_CLUSTER_REPLICA) snprintf(out, cap, "%s.%s", group, c->id);
+    else snprintf(out, cap, "%s", group);
+}
+
+/* ---- membership records -------------------------------------------------------------------- */
+
+/* Our record: the partitions ingest holds, by state. */
+static uint8_t *pack_self(feat_cluster_t *c, size_t *len) {
+    Featd__V1__ClusterMember m = FEATD__V1__CLUSTER_MEMBER__INIT;
+    m.instance_id = c->id;
+    m.address = c->address;
+    m.mode = (char *)c->cfg->cluster_mode;
+    m.updated_ms = feat_now_ms();
+    Featd__V1__TopicPartitions *tp = calloc(2 * c->ntopics + 1, sizeof(*tp));
+    Featd__V1__TopicPartitions **act = calloc(c->ntopics + 1, sizeof(*act));
+    Featd__V1__TopicPartitions **res = calloc(c->ntopics + 1, sizeof(*res));
+    int32_t *parts = NULL;
+    size_t total = 0;
+    for (size_t t = 0; t < c->ntopics; t++) total += (size_t)c->nparts[t];
+    parts = calloc(2 * total + 1, sizeof(*parts));
+    uint8_t *out = NULL;
+    if (!tp || !act || !res || !parts) goto done;
+    size_t np = 0;
+    for (size_t t = 0; t < c->ntopics; t++) {
+        for (int s = 0; s < 2; s++) {
+            Featd__V1__TopicPartitions *x = &tp[2 * t + (size_t)s];
+            featd__v1__topic_partitions__init(x);
+            x->topic = c->topics[t];
+            x->partitions = parts + np;
+            int want = s == 0 ? FEAT_PART_ACTIVE : FEAT_PART_RESTORING;
+            for (int32_t p = 0; p < c->nparts[t]; p++)
+                if (atomic_load(&c->local[t][p]) == want) parts[np++] = p, x->n_partitions++;
+            if (!x->n_partitions) continue;
+            if (s == 0) act[m.n_active++] = x;
+            else res[m.n_restoring++] = x;
+        }
+    }
+    m.active = act;
+    m.restoring = res;
+    *len = featd__v1__cluster_member__get_packed_size(&m);
+    out = malloc(*len + 1);
+    if (out) featd__v1__cluster_member__pack(&m, out);
+done:
+    free(tp);
+    free(act);
+    free(res);
+    free(parts);
+    return out;
+}
+
+static void publish(feat_cluster_t *c, int tombstone) {
+    size_t len = 0;
+    uint8_t *rec = tombstone ? NULL : pack_self(c, &len);
+    if (!tombstone && !rec) return;
+    rd_kafka_resp_err_t e = rd_kafka_producev(c->prod, RD_KAFKA_V_TOPIC(c->cfg->cluster_topic), RD_KAFKA_V_PARTITION(0),
+                                              RD_KAFKA_V_KEY(c->id, strlen(c->id)), RD_KAFKA_V_VALUE(rec, len),
+                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    free(rec);
+    if (e) feat_log(FEAT_LOG_WARN, "cluster", "cannot publish membership to %s: %s", c->cfg->cluster_topic,
+                    rd_kafka_err2str(e));
+    else feat_metric_add(c->m_published, 1);
+}
+
+static ssize_t member_find(feat_cluster_t *c, const char *id, size_t idlen) {
+    for (size_t i = 0; i < c->nmembers; i++)
+        if (strlen(c->members[i].id) == idlen && memcmp(c->members[i].id, id, idlen) == 0) return (ssize_t)i;
+    return -1;
+}
+
+/* One record of cluster.topic: 1 when the members table changed. */
+static int take_record(feat_cluster_t *c, const rd_kafka_message_t *m) {
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            feat_log(FEAT_LOG_WARN, "cluster", "reading %s: %s", c->cfg->cluster_topic, rd_kafka_message_errstr(m));
+        return 0;
+    }
+    if (!m->key || !m->key_len || m->key_len > 255) return 0;
+    ssize_t i = member_find(c, m->key, m->key_len);
+    if (!m->payload) { /* tombstone: a graceful leave */
+        if (i < 0) return 0;
+        free(c->members[i].id);
+        free(c->members[i].rec);
+        memmove(&c->members[i], &c->members[i + 1], (c->nmembers - (size_t)i - 1) * sizeof(member_t));
+        c->nmembers--;
+        return 1;
+    }
+    Featd__V1__ClusterMember *rec = featd__v1__cluster_member__unpack(NULL, m->len, m->payload);
+    int ok = rec && rec->instance_id && strlen(rec->instance_id) == m->key_len &&
+             memcmp(rec->instance_id, m->key, m->key_len) == 0 && rec->address && *rec->address;
+    if (rec) featd__v1__cluster_member__free_unpacked(rec, NULL);
+    if (!ok) {
+        feat_log(FEAT_LOG_WARN, "cluster", "%s@%lld: not a featd membership record; ignored", c->cfg->cluster_topic,
+                 (long long)m->offset);
+        return 0;
+    }
+    uint8_t *copy = malloc(m->len + 1);
+    if (!copy) return 0;
+    memcpy(copy, m->payload, m->len);
+    if (i >= 0) {
+        /* newest record last: keeps the table in record order */
+        member_t keep = c->members[i];
+        memmove(&c->members[i], &c->members[i + 1], (c->nmembers - (size_t)i - 1) * sizeof(member_t));
+        c->members[c->nmembers - 1] = keep;
+        i = (ssize_t)c->nmembers - 1;
+        free(c->members[i].rec);
+    } else {
+        if (c->nmembers == c->capmembers) {
+            size_t nc = c->capmembers ? 2 * c->capmembers : 8;
+            member_t *nm = realloc(c->members, nc * sizeof(*nm));
+            if (!nm) { free(copy); return 0; }
+            c->members = nm;
+            c->capmembers = nc;
+        }
+        i = (ssize_t)c->nmembers;
+        c->members[i].id = strndup(m->key, m->key_len);
+        if (!c->members[i].id) { free(copy); return 0; }
+        c->nmembers++;
+    }
+    c->members[i].rec = copy;
+    c->members[i].len = m->len;
+    c->members[i].offset = m->offset;
+    return 1;
+}
+
+static void *run(void *arg) {
+    feat_cluster_t *c = arg;
+    int64_t last_pub = 0;
+    while (!atomic_load(&c->stop)) {
+        int changed = 0;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cons, 100);
+        for (int k = 0; m && k < 10000; k++) {
+            changed |= take_record(c, m);
+            rd_kafka_message_destroy(m);
+            m = rd_kafka_consumer_poll(c->cons, 0);
+        }
+        if (m) rd_kafka_message_destroy(m);
+        if (changed) rebuild(c);
+        int64_t now = feat_now_ms();
+        if (atomic_exchange(&c->dirty, 0) || now - last_pub >= PUBLISH_EVERY_MS) {
+            publish(c, 0);
+            last_pub = now;
+        }
+        rd_kafka_poll(c->prod, 0);
+    }
+    return NULL;
+}
+
+/* ---- life ------------------------------------------------------------------------------- */
+
+/* Source topics' partition counts from the broker. */
+static feat_err_t read_partitions(feat_cluster_t *c, char *errstr, size_t errlen) {
+    int64_t until = feat_now_ms() + METADATA_WAIT_MS;
+    for (size_t t = 0; t < c->ntopics; t++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->prod, c->topics[t], NULL);
+        if (!rkt) { snprintf(errstr, errlen, "cluster: out of memory"); return FEAT_ERR_NOMEM; }
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e;
+        for (;;) {
+            e = rd_kafka_metadata(c->prod, 0, rkt, &md, 2000);
+            if (!e && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) {
+                c->nparts[t] = md->topics[0].partition_cnt;
+                break;
+            }
+            if (!e && md->topic_cnt == 1) e = md->topics[0].err;
+            if (md) rd_kafka_metadata_destroy(md), md = NULL;
+            if (feat_now_ms() >= until) break;
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (md) rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        if (c->nparts[t] <= 0) {
+            snprintf(errstr, errlen, "cluster: cannot read the partitions of source topic %s: %s", c->topics[t],
+                     rd_kafka_err2str(e));
+            return FEAT_ERR_KAFKA;
+        }
+        c->local[t] = calloc((size_t)c->nparts[t], sizeof(**c->local));
+        if (!c->local[t]) { snprintf(errstr, errlen, "cluster: out of memory"); return FEAT_ERR_NOMEM; }
+    }
+    /* a model over several tables reads each with one row's keys: the same key must live on one instance */
+    const feat_config_t *cfg = c->cfg;
+    for (size_t i = 0; i < cfg->nmodels; i++) {
+        const feat_model_conf_t *mc = &cfg->models[i];
+        for (size_t j = 0; j < mc->nfeatures; j++) {
+            const feat_model_feat_t *f = &mc->feats[j];
+            size_t a = c->table_topic[f->table], b = c->table_topic[f->table];
+            for (size_t k = 0; k < cfg->ntables; k++)
+                if (strcmp(cfg->tables[k].name, mc->table) == 0) a = c->table_topic[k];
+            if (c->nparts[a] != c->nparts[b]) {
+                snprintf(errstr, errlen,
+                         "model.%s.features: tables %s and %s are not co-partitioned (topic %s has %d partitions, %s "
+                         "has %d); a cluster needs the source topics of the tables a model joins to have the same "
+                         "partition count and key", mc->name, mc->table, cfg->tables[f->table].name, c->topics[a],
+                         c->nparts[a], c->topics[b], c->nparts[b]);
+                return FEAT_ERR_CONFIG;
+            }
+        }
+    }
+    return FEAT_OK;
+}
+
+feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, size_t errlen) {
+    const feat_config_t *cfg = conf->cfg;
+    feat_cluster_t *c = calloc(1, sizeof(*c));
+    if (!c) { snprintf(errstr, errlen, "cluster: out of memory"); return NULL; }
+    c->cfg = cfg;
+    pthread_mutex_init(&c->vlock, NULL);
+    c->mode = strcmp(cfg->cluster_mode, "replica") == 0       ? FEAT_CLUSTER_REPLICA
+              : strcmp(cfg->cluster_mode, "partitioned") == 0 ? FEAT_CLUSTER_PARTITIONED
+                                                               : FEAT_CLUSTER_SINGLE;
+    c->murmur = strcmp(cfg->cluster_partitioner, "murmur2") == 0;
+    snprintf(c->address, sizeof(c->address), "%s",
+             *cfg->cluster_advertised_address ? cfg->cluster_advertised_address : cfg->cluster_listen);
+    snprintf(c->id, sizeof(c->id), "%s",
+             *cfg->cluster_instance_id ? cfg->cluster_instance_id : *c->address ? c->address : cfg->serve_listen);
+    if (c->mode == FEAT_CLUSTER_SINGLE) return c;
+
+    feat_metrics_t *reg = conf->metrics;
+    c->topics = calloc(cfg->ntables + 1, sizeof(*c->topics));
+    c->nparts = calloc(cfg->ntables + 1, sizeof(*c->nparts));
+    c->local = calloc(cfg->ntables + 1, sizeof(*c->local));
+    c->table_topic = calloc(cfg->ntables + 1, sizeof(*c->table_topic));
+    c->m_misrouted = calloc(cfg->ntables + 1, sizeof(*c->m_misrouted));
+    if (!c->topics || !c->nparts || !c->local || !c->table_topic || !c->m_misrouted) {
+        snprintf(errstr, errlen, "cluster: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        ssize_t t = topic_index(c, cfg->tables[i].topic);
+        if (t < 0) {
+            t = (ssize_t)c->ntopics++;
+            c->topics[t] = cfg->tables[i].topic;
+            char labels[300];
+            snprintf(labels, sizeof(labels), "topic=\"%s\"", cfg->tables[i].topic); /* topic names need no escape */
+            c->m_misrouted[t] = feat_counter(reg, "featd_cluster_misrouted_records_total",
+                                             "Records whose entity key cluster.partitioner puts in another partition "
+                                             "than the one they arrived on: lookups of those keys are misrouted.",
+                                             labels);
+        }
+        c->table_topic[i] = (size_t)t;
+    }
+    c->m_members = feat_gauge(reg, "featd_cluster_members", "Instances with a membership record in cluster.topic.", NULL);
+    c->m_published = feat_counter(reg, "featd_cluster_membership_published_total",
+                                  "Membership records this instance published.", NULL);
+    static const char *const pset[] = {"partitioner", "murmur2_random", NULL};
+    static const char *const pset_crc[] = {"partitioner", "consistent_random", NULL};
+    c->prod = feat_kafka_new(RD_KAFKA_PRODUCER,
+                             &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = conf->bootstrap,
+                                                  .set = c->murmur ? pset : pset_crc, .what = "cluster: producer"},
+                             errstr, errlen);
+    if (!c->prod) goto fail;
+    static const char *const cset[] = {"enable.auto.commit", "false", "enable.partition.eof", "false", NULL};
+    c->cons = feat_kafka_new(RD_KAFKA_CONSUMER,
+                             &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = conf->bootstrap,
+                                                  .set = cset, .defaults = (const char *const[]){"group.id", "featd", NULL},
+                                                  .what = "cluster: reader"},
+                             errstr, errlen);
+    if (!c->cons) goto fail;
+    rd_kafka_poll_set_consumer(c->cons);
+    if (read_partitions(c, errstr, errlen)) goto fail;
+    return c;
+fail:
+    feat_cluster_destroy(c);
+    return NULL;
+}
+
+feat_err_t feat_cluster_start(feat_cluster_t *c, char *errstr, size_t errlen) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE || c->started) return FEAT_OK;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->cfg->cluster_topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(errstr, errlen, "cluster.topic: cannot read %s: %s", c->cfg->cluster_topic, rd_kafka_err2str(e));
+        return FEAT_ERR_KAFKA;
+    }
+    rebuild(c); /* an empty map until the first records arrive */
+    if (feat_worker_start(&c->thr, "cluster", run, c) != FEAT_OK) {
+        snprintf(errstr, errlen, "cluster: cannot start thread");
+        return FEAT_ERR_NOMEM;
+    }
+    c->started = 1;
+    feat_log(FEAT_LOG_INFO, "cluster", "%s mode: instance %s at %s, partitioner %s, membership in %s",
+             c->cfg->cluster_mode, c->id, c->address, c->murmur ? "murmur2" : "crc32", c->cfg->cluster_topic);
+    return FEAT_OK;
+}
+
+void feat_cluster_stop(feat_cluster_t *c) {
+    if (!c || !c->started) return;
+    atomic_store(&c->stop, 1);
+    feat_worker_join(c->thr);
+    c->started = 0;
+    publish(c, 1);
+    if (rd_kafka_flush(c->prod, 2000))
+        feat_log(FEAT_LOG_WARN, "cluster", "the leave record did not reach %s; peers notice when the group does",
+                 c->cfg->cluster_topic);
+}
+
+void feat_cluster_destroy(feat_cluster_t *c) {
+    if (!c) return;
+    feat_cluster_stop(c);
+    if (c->cons) {
+        rd_kafka_consumer_close(c->cons);
+        rd_kafka_destroy(c->cons);
+    }
+    if (c->prod) rd_kafka_destroy(c->prod);
+    view_free(c, c->view);
+    for (size_t i = 0; i < c->nmembers; i++) {
+        free(c->members[i].id);
+        free(c->members[i].rec);
+    }
+    free(c->members);
+    for (size_t t = 0; t < c->ntopics && c->local; t++) free((void *)c->local[t]);
+    free((void *)c->local);
+    free(c->topics);
+    free(c->nparts);
+    free(c->table_topic);
+    free(c->m_misrouted);
+    pthread_mutex_destroy(&c->vlock);
+    free(c);
+}
+
+/* ---- GetCluster ---------------------------------------------------------------------------- */
+
+feat_err_t feat_cluster_pack_map(feat_cluster_t *c, feat_buf_t *out) {
+    Featd__V1__ClusterMap map = FEATD__V1__CLUSTER_MAP__INIT;
+    map.mode = (char *)(c ? c->cfg->cluster_mode : "single");
+    map.instance_id = c ? c->id : (char *)"";
+    map.partitioner = (char *)(c && c->mode != FEAT_CLUSTER_SINGLE ? (c->murmur ? "murmur2" : "crc32") : "");
+    map.misrouted_records = c ? atomic_load(&c->misrouted) : 0;
+    feat_cluster_view_t *v = feat_cluster_view_acquire(c);
+    size_t total = 0;
+    for (size_t t = 0; v && t < c->ntopics; t++) total += (size_t)c->nparts[t];
+    Featd__V1__PartitionOwner *po = calloc(total + 1, sizeof(*po));
+    Featd__V1__PartitionOwner **pp = calloc(total + 1, sizeof(*pp));
+    unsigned char *owns = v ? calloc(v->nmembers + 1, 1) : NULL;
+    Featd__V1__ClusterMember *mc = v ? calloc(v->nmembers + 1, sizeof(*mc)) : NULL;
+    Featd__V1__ClusterMember **mp = v ? calloc(v->nmembers + 1, sizeof(*mp)) : NULL;
+    feat_err_t err = FEAT_OK;
+    if (!po || !pp || (v && (!owns || !mc || !mp))) { err = FEAT_ERR_NOMEM; goto done; }
+    for (size_t t = 0; v && t < c->ntopics; t++)
+        for (int32_t p = 0; p < c->nparts[t]; p++) {
+            Featd__V1__PartitionOwner *o = &po[map.n_partitions];
+            featd__v1__partition_owner__init(o);
+            o->topic = c->topics[t];
+            o->partition = p;
+            int32_t m = v->owner[t][p];
+            o->instance_id = m >= 0 ? v->members[m]->instance_id : (char *)"";
+            o->restoring = m >= 0 && v->restoring[t][p];
+            if (m >= 0) owns[m] = 1;
+            pp[map.n_partitions++] = o;
+        }
+    map.partitions = pp;
+    if (v) {
+        /* shallow copies: the view is shared with other readers */
+        map.n_members = v->nmembers;
+        map.members = mp;
+        for (size_t i = 0; i < v->nmembers; i++) {
+            mc[i] = *v->members[i];
+            mc[i].record_offset = v->offsets[i];
+            mc[i].self = strcmp(mc[i].instance_id, c->id) == 0;
+            mc[i].stale = !owns[i] && (mc[i].n_active || mc[i].n_restoring);
+            mp[i] = &mc[i];
+        }
+    }
+    size_t len = featd__v1__cluster_map__get_packed_size(&map);
+    if ((err = feat_buf_grow(out, len))) goto done;
+    out->len += featd__v1__cluster_map__pack(&map, (uint8_t *)out->data + out->len);
+done:
+    free(po);
+    free(pp);
+    free(owns);
+    free(mc);
+    free(mp);
+    feat_cluster_view_release(c, v);
+    return err;
+}

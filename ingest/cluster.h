@@ -1,0 +1,110 @@
+/*
+ * ingest/cluster.h — several featd instances as one service, through Kafka
+ * (cluster.mode; docs/OPERATIONS.md, "Running a cluster").
+ *
+ * Kafka decides who owns what: in partitioned mode the instances share one
+ * consumer group and each applies the partitions it is assigned to its own
+ * store; in replica mode each has a group of its own and a full copy.  What
+ * Kafka does not tell an instance is who owns the other partitions, so each
+ * publishes a membership record (featd.v1.ClusterMember: instance id,
+ * advertised address, active and restoring partitions) to partition 0 of
+ * cluster.topic, keyed by instance id, whenever its assignment or restore
+ * state changes and every few seconds, and reads everyone's from the
+ * beginning.  The partition -> instance map is the newest claim of each
+ * partition: records are ordered by their offset in that one partition, so
+ * a partition moved by a rebalance belongs to whoever claimed it last, and a
+ * killed instance's claims stand only until the new owners publish theirs.
+ * A graceful stop publishes a tombstone.
+ *
+ * A key's partition is the producers' partitioner (cluster.partitioner:
+ * murmur2 or crc32) over the entity key and the source topic's partition
+ * count, read from the broker at start.  The consumer reports a record whose
+ * key hashes elsewhere (featd_cluster_misrouted_records_total).
+ *
+ * Local state comes from ingest, not from the map: a partition this instance
+ * is assigned is RESTORING from assignment until its store holds every record
+ * the log held at assignment (the source topic is the changelog), then
+ * ACTIVE.  Lookups of a RESTORING partition's keys answer RESTORING, never
+ * the possibly stale values the store holds.
+ *
+ * Threads: the membership thread owns both Kafka handles and rebuilds the
+ * view; feat_cluster_set_local is called by ingest's threads; routing is
+ * called by gRPC workers (an atomic load per key, a mutex per request for
+ * the view's reference).
+ */
+#ifndef FEAT_INGEST_CLUSTER_H
+#define FEAT_INGEST_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "common/metrics.h"
+
+typedef struct feat_cluster feat_cluster_t;
+typedef struct feat_cluster_view feat_cluster_view_t;
+
+typedef enum feat_cluster_mode {
+    FEAT_CLUSTER_SINGLE = 0,
+    FEAT_CLUSTER_REPLICA = 1,
+    FEAT_CLUSTER_PARTITIONED = 2
+} feat_cluster_mode_t;
+
+/* A partition's state on this instance. */
+enum { FEAT_PART_NONE = 0, FEAT_PART_RESTORING = 1, FEAT_PART_ACTIVE = 2 };
+
+/* Where a key is answered (feat_cluster_route); >= 0: a peer of the view. */
+enum { FEAT_ROUTE_LOCAL = -1, FEAT_ROUTE_RESTORING = -2, FEAT_ROUTE_NONE = -3 };
+
+typedef struct feat_cluster_conf {
+    const feat_config_t *cfg;   /* [cluster], [kafka] and the tables; borrowed for the cluster's life */
+    const char *bootstrap;      /* NULL = kafka.bootstrap.servers */
+    feat_metrics_t *metrics;    /* NULL = the process-wide registry */
+} feat_cluster_conf_t;
+
+/* Parses cfg's [cluster] section.  In single mode no Kafka handle is made
+ * and nothing else here does anything.  Otherwise makes the membership
+ * producer and reader and reads every source topic's partition count from
+ * the broker (waiting up to 10 s), checking that the tables a model joins
+ * are co-partitioned.  NULL with errstr on failure. */
+feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, size_t errlen);
+/* Starts the membership thread (not in single mode).  FEAT_OK or an error with errstr. */
+feat_err_t feat_cluster_start(feat_cluster_t *c, char *errstr, size_t errlen);
+/* Publishes the tombstone (a graceful leave) and stops the thread.  Idempotent. */
+void feat_cluster_stop(feat_cluster_t *c);
+void feat_cluster_destroy(feat_cluster_t *c); /* stops first; NULL is fine */
+
+feat_cluster_mode_t feat_cluster_mode(const feat_cluster_t *c); /* NULL: single */
+const char *feat_cluster_instance_id(const feat_cluster_t *c);
+/* kafka.group.id for this instance's consumer: group, or "group.<instance_id>" in replica mode.
+ * Written into out (cap bytes). */
+void feat_cluster_group_id(const feat_cluster_t *c, const char *group, char *out, size_t cap);
+
+/* The partition of key in table's source topic by cluster.partitioner, or -1
+ * when the topic's partition count is unknown (single mode). */
+int32_t feat_cluster_partition_of(const feat_cluster_t *c, size_t table, const char *key, size_t klen);
+/* For ingest: partition's state on this instance changed (FEAT_PART_*).
+ * Topics that are not a table's source are ignored. */
+void feat_cluster_set_local(feat_cluster_t *c, const char *topic, int32_t partition, int state);
+/* For ingest: n records of table's topic arrived on a partition their key does not hash to. */
+void feat_cluster_misrouted(feat_cluster_t *c, size_t table, int32_t got, int32_t want, const char *key,
+                            size_t klen);
+
+/* The current map, referenced until release (never NULL when c is not single). */
+feat_cluster_view_t *feat_cluster_view_acquire(feat_cluster_t *c);
+void feat_cluster_view_release(feat_cluster_t *c, feat_cluster_view_t *v);
+/* Where a key of table is answered: FEAT_ROUTE_LOCAL (this instance, caught
+ * up), FEAT_ROUTE_RESTORING, FEAT_ROUTE_NONE (no reachable claim), or a peer
+ * index of v.  Single mode: always FEAT_ROUTE_LOCAL. */
+int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t table, const char *key,
+                       size_t klen);
+/* A peer's advertised address ("host:port"), valid while v is held. */
+const char *feat_cluster_peer_address(const feat_cluster_view_t *v, int peer);
+int feat_cluster_npeers(const feat_cluster_view_t *v);
+
+/* featd.v1.ClusterMap of what this instance sees, packed into out. */
+feat_err_t feat_cluster_pack_map(feat_cluster_t *c, feat_buf_t *out);
+
+#endif

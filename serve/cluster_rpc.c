@@ -1,0 +1,248 @@
+/*
+ * serve/cluster_rpc.c — online reads in a cluster (cluster.mode,
+ * ingest/cluster.h) and AdminService.GetCluster.  See
+ * featd_svc_online_lookup in svc.h: every online read of the handlers
+ * (GetOnlineFeatures by keys or rows, Predict by keys or rows) goes through
+ * it, so a key is answered wherever it lives, in request order.
+ */
+#include "serve/svc.h"
+#include "serve/forward.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "featd/v1/admin.pb-c.h"
+#include "ingest/cluster.h"
+#include "rpc/client.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+/* A FeatureValue from a peer as a feat_value_t of type want (its strings
+ * stay in the call's arena, where the reply was unpacked).  A value of
+ * another type than the table's: NOT_FOUND (a peer with another schema). */
+static void from_pb(const Featd__V1__FeatureValue *fv, feat_ftype_t want, feat_value_t *v) {
+    memset(v, 0, sizeof(*v));
+    v->type = (uint8_t)want;
+    switch (fv->status) {
+    case FEATD__V1__FEATURE_STATUS__PRESENT: v->status = FEAT_ST_PRESENT; break;
+    case FEATD__V1__FEATURE_STATUS__EXPIRED: v->status = FEAT_ST_EXPIRED; break;
+    case FEATD__V1__FEATURE_STATUS__UNAVAILABLE: v->status = FEAT_ST_UNAVAILABLE; return;
+    case FEATD__V1__FEATURE_STATUS__RESTORING: v->status = FEAT_ST_RESTORING; return;
+    default: v->status = FEAT_ST_NOT_FOUND; return;
+    }
+    v->ts = fv->event_time_ms;
+    const Featd__V1__Value *x = fv->value;
+    if (x && x->kind_case == FEATD__V1__VALUE__KIND_DOUBLE_VALUE && want == FEAT_FT_DOUBLE) v->v.d = x->double_value;
+    else if (x && x->kind_case == FEATD__V1__VALUE__KIND_INT64_VALUE && want == FEAT_FT_INT64) v->v.i = x->int64_value;
+    else if (x && x->kind_case == FEATD__V1__VALUE__KIND_BOOL_VALUE && want == FEAT_FT_BOOL) v->v.b = x->bool_value;
+    else if (x && x->kind_case == FEATD__V1__VALUE__KIND_STRING_VALUE && want == FEAT_FT_STRING) {
+        v->v.s = x->string_value;
+        v->slen = (uint32_t)strlen(x->string_value);
+    } else {
+        v->status = FEAT_ST_NOT_FOUND;
+        v->ts = 0;
+    }
+}
+
+/* Asks the peer at address for keys idx[0..m) of t's features fidx, one
+ * GetOnlineFeatures with local_only; fills their rows of vals.  FEAT_OK, or
+ * an error when the peer gave no usable answer (the caller marks those keys
+ * UNAVAILABLE); FEAT_ERR_NOMEM only for this instance's memory. */
+static feat_err_t ask_peer(feat_serve_t *sv, feat_rpc_call_t *call, const char *address, const feat_table_t *t,
+                           const char *const *keys, const uint16_t *fidx, size_t nf, const size_t *idx, size_t m,
+                           feat_value_t *vals) {
+    Featd__V1__GetOnlineFeaturesRequest fr = FEATD__V1__GET_ONLINE_FEATURES_REQUEST__INIT;
+    fr.table = t->conf->name;
+    fr.n_features = nf;
+    fr.features = feat_arena_alloc(call->arena, nf * sizeof(char *) + 1);
+    fr.local_only = 1;
+    fr.n_entity_keys = m;
+    fr.entity_keys = feat_arena_alloc(call->arena, m * sizeof(char *) + 1);
+    if (!fr.entity_keys || !fr.features) return FEAT_ERR_NOMEM;
+    for (size_t j = 0; j < nf; j++) fr.features[j] = t->conf->features[fidx[j]].name;
+    for (size_t i = 0; i < m; i++) fr.entity_keys[i] = (char *)keys[idx[i]];
+    size_t len = featd__v1__get_online_features_request__get_packed_size(&fr);
+    uint8_t *bytes = feat_arena_alloc(call->arena, len + 1);
+    if (!bytes) return FEAT_ERR_NOMEM;
+    featd__v1__get_online_features_request__pack(&fr, bytes);
+    feat_buf_t rb = FEAT_BUF_INIT;
+    char msg[256] = "";
+    int code = feat_forward_call(sv->forward, address, "/featd.v1.FeatureService/GetOnlineFeatures", call->token,
+                                 call->deadline_ms, bytes, len, &rb, msg, sizeof(msg));
+    feat_err_t err = FEAT_ERR_UNAVAILABLE;
+    if (code == 0) {
+        ProtobufCAllocator alloc;
+        feat_rpc_pb_allocator(call->arena, &alloc);
+        Featd__V1__GetOnlineFeaturesResponse *r =
+            featd__v1__get_online_features_response__unpack(&alloc, rb.len, (const uint8_t *)rb.data);
+        int ok = r && r->n_rows == m && r->n_features == nf;
+        for (size_t i = 0; ok && i < m; i++) ok = r->rows[i]->n_values == nf;
+        if (ok) {
+            for (size_t i = 0; i < m; i++)
+                for (size_t j = 0; j < nf; j++)
+                    from_pb(r->rows[i]->values[j], t->conf->features[fidx[j]].type, &vals[idx[i] * nf + j]);
+            err = FEAT_OK;
+        } else {
+            snprintf(msg, sizeof(msg), "its answer does not match the request");
+        }
+    }
+    if (err) feat_log(FEAT_LOG_DEBUG, "cluster", "asking %s for %zu key(s): %s: %s", address, m,
+                      feat_grpc_code_name(code), msg);
+    feat_buf_free(&rb);
+    return err;
+}
+
+feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
+                                   const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                                   int64_t now, feat_value_t *vals, feat_lookup_scratch_t *ls, int local_only) {
+    if (feat_cluster_mode(sv->cluster) == FEAT_CLUSTER_SINGLE)
+        return feat_online_lookup(sv->st, sv->cache, t, n, keys, klens, fidx, nf, now, vals, ls);
+    feat_cluster_view_t *v = feat_cluster_view_acquire(sv->cluster);
+    int *route = feat_arena_alloc(call->arena, n * sizeof(int) + 1);
+    size_t *idx = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    const char **lkeys = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
+    size_t *llens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    unsigned char *asked = feat_arena_calloc(call->arena, (size_t)feat_cluster_npeers(v) + 1);
+    feat_err_t err = FEAT_OK;
+    if (!route || !idx || !lkeys || !llens || !asked) {
+        err = FEAT_ERR_NOMEM;
+        goto done;
+    }
+    size_t nl = 0, npeer = 0;
+    for (size_t k = 0; k < n; k++) {
+        route[k] = feat_cluster_route(sv->cluster, v, t->index, keys[k], klens[k]);
+        if (route[k] >= 0 && (local_only || !sv->forward)) route[k] = FEAT_ROUTE_NONE;
+        if (route[k] == FEAT_ROUTE_LOCAL) {
+            idx[nl] = k;
+            lkeys[nl] = keys[k];
+            llens[nl++] = klens[k];
+        } else if (route[k] < 0) {
+            feat_status_t st = route[k] == FEAT_ROUTE_RESTORING ? FEAT_ST_RESTORING : FEAT_ST_UNAVAILABLE;
+            for (size_t j = 0; j < nf; j++) {
+                memset(&vals[k * nf + j], 0, sizeof(feat_value_t));
+                vals[k * nf + j].type = (uint8_t)t->conf->features[fidx[j]].type;
+                vals[k * nf + j].status = (uint8_t)st;
+            }
+        } else {
+            npeer++;
+        }
+    }
+    if (nl == n) { /* the common case: every key here, read in place */
+        err = feat_online_lookup(sv->st, sv->cache, t, n, keys, klens, fidx, nf, now, vals, ls);
+        goto done;
+    }
+    if (nl) {
+        feat_value_t *lv = feat_arena_alloc(call->arena, nl * nf * sizeof(feat_value_t) + 1);
+        if (!lv) { err = FEAT_ERR_NOMEM; goto done; }
+        if ((err = feat_online_lookup(sv->st, sv->cache, t, nl, lkeys, llens, fidx, nf, now, lv, ls))) goto done;
+        for (size_t i = 0; i < nl; i++) memcpy(&vals[idx[i] * nf], &lv[i * nf], nf * sizeof(feat_value_t));
+    }
+    /* one call per owner, in the order owners first appear */
+    for (size_t k = 0; npeer && k < n; k++) {
+        int p = route[k];
+        if (p < 0 || asked[p]) continue;
+        asked[p] = 1;
+        size_t m = 0;
+        for (size_t i = k; i < n; i++)
+            if (route[i] == p) idx[m++] = i;
+        npeer -= m;
+        feat_err_t pe = ask_peer(sv, call, feat_cluster_peer_address(v, p), t, keys, fidx, nf, idx, m, vals);
+        if (pe == FEAT_ERR_NOMEM) { err = pe; goto done; }
+        for (size_t i = 0; pe && i < m; i++)
+            for (size_t j = 0; j < nf; j++) {
+                memset(&vals[idx[i] * nf + j], 0, sizeof(feat_value_t));
+                vals[idx[i] * nf + j].type = (uint8_t)t->conf->features[fidx[j]].type;
+                vals[idx[i] * nf + j].status = FEAT_ST_UNAVAILABLE;
+            }
+    }
+done:
+    feat_cluster_view_release(sv->cluster, v);
+    return err;
+}
+
+/* Collects a peer's HistoricalRow stream into its rows' slots. */
+typedef struct hist_collect {
+    feat_arena_t *arena;
+    const size_t *idx;       /* request rows asked, in order */
+    size_t m, got, nf;
+    Featd__V1__FeatureValue ***out;
+} hist_collect_t;
+
+static int hist_msg(void *arg, const uint8_t *data, size_t len) {
+    hist_collect_t *hc = arg;
+    ProtobufCAllocator alloc;
+    feat_rpc_pb_allocator(hc->arena, &alloc);
+    Featd__V1__HistoricalRow *r = featd__v1__historical_row__unpack(&alloc, len, data);
+    if (!r || hc->got >= hc->m || r->n_values != hc->nf) return 1; /* not what was asked: stop */
+    hc->out[hc->idx[hc->got++]] = r->values;
+    return 0;
+}
+
+feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
+                                const Featd__V1__GetHistoricalFeaturesRequest *req, const feat_table_t *t,
+                                const uint16_t *fidx, size_t nf, int **route_out,
+                                Featd__V1__FeatureValue ****remote_out) {
+    *route_out = NULL;
+    *remote_out = NULL;
+    if (feat_cluster_mode(sv->cluster) != FEAT_CLUSTER_PARTITIONED) return FEAT_OK;
+    size_t n = req->n_rows;
+    feat_cluster_view_t *v = feat_cluster_view_acquire(sv->cluster);
+    int *route = feat_arena_alloc(call->arena, n * sizeof(int) + 1);
+    size_t *idx = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    Featd__V1__FeatureValue ***remote = feat_arena_calloc(call->arena, n * sizeof(void *) + 1);
+    unsigned char *asked = feat_arena_calloc(call->arena, (size_t)feat_cluster_npeers(v) + 1);
+    char **names = feat_arena_alloc(call->arena, nf * sizeof(char *) + 1);
+    feat_err_t err = FEAT_OK;
+    if (!route || !idx || !remote || !asked || !names) {
+        err = FEAT_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t j = 0; j < nf; j++) names[j] = t->conf->features[fidx[j]].name;
+    for (size_t k = 0; k < n; k++) {
+        const char *key = req->rows[k]->entity_key;
+        route[k] = feat_cluster_route(sv->cluster, v, t->index, key, strlen(key));
+        if (route[k] >= 0 && (sv->peer || !sv->forward)) route[k] = FEAT_ROUTE_NONE;
+    }
+    for (size_t k = 0; k < n; k++) {
+        int p = route[k];
+        if (p < 0 || asked[p]) continue;
+        asked[p] = 1;
+        size_t m = 0;
+        for (size_t i = k; i < n; i++)
+            if (route[i] == p) idx[m++] = i;
+        Featd__V1__GetHistoricalFeaturesRequest fr = FEATD__V1__GET_HISTORICAL_FEATURES_REQUEST__INIT;
+        fr.table = t->conf->name;
+        fr.n_features = nf;
+        fr.features = names;
+        fr.n_rows = m;
+        fr.rows = feat_arena_alloc(call->arena, m * sizeof(void *) + 1);
+        if (!fr.rows) { err = FEAT_ERR_NOMEM; goto done; }
+        for (size_t i = 0; i < m; i++) fr.rows[i] = req->rows[idx[i]];
+        size_t len = featd__v1__get_historical_features_request__get_packed_size(&fr);
+        uint8_t *bytes = feat_arena_alloc(call->arena, len + 1);
+        if (!bytes) { err = FEAT_ERR_NOMEM; goto done; }
+        featd__v1__get_historical_features_request__pack(&fr, bytes);
+        hist_collect_t hc = {call->arena, idx, m, 0, nf, remote};
+        char msg[256] = "";
+        int code = feat_forward_stream(sv->forward, feat_cluster_peer_address(v, p),
+                                       "/featd.v1.FeatureService/GetHistoricalFeatures", call->token, call->deadline_ms,
+                                       bytes, len, hist_msg, &hc, msg, sizeof(msg));
+        if (code || hc.got != m) { /* all or nothing per owner: its rows UNAVAILABLE */
+            feat_log(FEAT_LOG_DEBUG, "cluster", "asking %s for %zu history row(s): %s: %s", feat_cluster_peer_address(v, p),
+                     m, feat_grpc_code_name(code), msg);
+            for (size_t i = 0; i < m; i++) remote[idx[i]] = NULL;
+        }
+    }
+    *route_out = route;
+    *remote_out = remote;
+done:
+    feat_cluster_view_release(sv->cluster, v);
+    return err;
+}
+
+feat_err_t featd_svc_get_cluster(feat_rpc_call_t *call, feat_buf_t *resp) {
+    feat_serve_t *sv = call->app;
+    feat_err_t err;
+    Featd__V1__GetClusterRequest *req = featd_svc_unpack(call, &featd__v1__get_cluster_request__descriptor, &err);
+    if (!req) return err;
+    return feat_cluster_pack_map(sv->cluster, resp);
+}

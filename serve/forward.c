@@ -1,0 +1,134 @@
+/*
+ * serve/forward.c — the peer client pool.  See forward.h.
+ */
+#include "serve/forward.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PEERS 256
+#define MAX_IDLE 64   /* idle clients kept per peer */
+
+typedef struct peer {
+    char *address;
+    feat_client_t *idle[MAX_IDLE];
+    int nidle;
+} peer_t;
+
+struct feat_forward {
+    pthread_mutex_t lock;       /* peers and their idle stacks */
+    peer_t peers[MAX_PEERS];
+    int npeers;
+    int64_t timeout_ms;
+    char *ca, *cert, *key;      /* PEM; NULL = none */
+    int tls;
+    feat_metric_t *m_calls[2];  /* ok, failed */
+    feat_metric_t *m_seconds;
+};
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+feat_forward_t *feat_forward_new(const feat_tls_pem_t *tls, int64_t timeout_ms, feat_metrics_t *metrics) {
+    feat_forward_t *f = calloc(1, sizeof(*f));
+    if (!f) return NULL;
+    pthread_mutex_init(&f->lock, NULL);
+    f->timeout_ms = timeout_ms;
+    if (tls && tls->cert) {
+        f->tls = 1;
+        f->ca = dup_or_null(tls->ca);
+        /* mutual TLS: peers must show a certificate, and we have ours */
+        if (tls->ca) f->cert = dup_or_null(tls->cert), f->key = dup_or_null(tls->key);
+    }
+    static const char *const res[2] = {"result=\"ok\"", "result=\"failed\""};
+    for (int i = 0; i < 2; i++)
+        f->m_calls[i] = feat_counter(metrics, "featd_cluster_forwarded_calls_total",
+                                     "Lookups forwarded to the instance that owns the keys, by result.", res[i]);
+    f->m_seconds = feat_histogram(metrics, "featd_cluster_forward_seconds", "Time of one forwarded call.", NULL,
+                                  feat_latency_buckets, feat_latency_nbuckets);
+    return f;
+}
+
+void feat_forward_destroy(feat_forward_t *f) {
+    if (!f) return;
+    for (int i = 0; i < f->npeers; i++) {
+        for (int k = 0; k < f->peers[i].nidle; k++) feat_client_destroy(f->peers[i].idle[k]);
+        free(f->peers[i].address);
+    }
+    free(f->ca);
+    free(f->cert);
+    free(f->key);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+/* An idle client of address, or NULL (make one); *pi its peer slot or -1. */
+static feat_client_t *take(feat_forward_t *f, const char *address, int *pi) {
+    feat_client_t *c = NULL;
+    *pi = -1;
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < f->npeers; i++)
+        if (strcmp(f->peers[i].address, address) == 0) { *pi = i; break; }
+    if (*pi < 0 && f->npeers < MAX_PEERS && (f->peers[f->npeers].address = strdup(address))) *pi = f->npeers++;
+    if (*pi >= 0 && f->peers[*pi].nidle) c = f->peers[*pi].idle[--f->peers[*pi].nidle];
+    pthread_mutex_unlock(&f->lock);
+    return c;
+}
+
+static void give_back(feat_forward_t *f, int pi, feat_client_t *c) {
+    pthread_mutex_lock(&f->lock);
+    if (pi >= 0 && f->peers[pi].nidle < MAX_IDLE) {
+        f->peers[pi].idle[f->peers[pi].nidle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&f->lock);
+    feat_client_destroy(c);
+}
+
+/* One call of either kind: unary when fn is NULL. */
+static int forward(feat_forward_t *f, const char *address, const char *method, const char *token, int64_t deadline_ms,
+                   const void *req, size_t len, feat_buf_t *resp, feat_client_msg_fn *fn, void *arg, char *msg,
+                   size_t msglen) {
+    int64_t t0 = feat_now_ms(), timeout = f->timeout_ms;
+    if (deadline_ms != INT64_MAX && deadline_ms - t0 < timeout) timeout = deadline_ms - t0;
+    if (timeout <= 0) {
+        snprintf(msg, msglen, "the caller's deadline passed before %s could be asked", address);
+        feat_metric_add(f->m_calls[1], 1);
+        return 4; /* DEADLINE_EXCEEDED */
+    }
+    uint64_t n0 = feat_mono_ns();
+    int pi;
+    feat_client_t *c = take(f, address, &pi);
+    if (!c) {
+        char err[256];
+        feat_client_tls_t ct = {.ca_pem = f->ca, .cert_pem = f->cert, .key_pem = f->key};
+        c = feat_client_new_tls(address, f->tls ? &ct : NULL, err, sizeof(err));
+        if (!c) {
+            snprintf(msg, msglen, "%s", err);
+            feat_metric_add(f->m_calls[1], 1);
+            return 14; /* UNAVAILABLE */
+        }
+    }
+    feat_client_set_token(c, token);
+    int code = fn ? feat_client_stream(c, method, req, len, fn, arg, timeout, msg, msglen)
+                  : feat_client_unary(c, method, req, len, resp, timeout, msg, msglen);
+    feat_client_set_token(c, NULL);
+    give_back(f, pi, c);
+    feat_metric_observe(f->m_seconds, (double)(feat_mono_ns() - n0) / 1e9);
+    feat_metric_add(f->m_calls[code == 0 ? 0 : 1], 1);
+    return code;
+}
+
+int feat_forward_call(feat_forward_t *f, const char *address, const char *method, const char *token,
+                      int64_t deadline_ms, const void *req, size_t len, feat_buf_t *resp, char *msg, size_t msglen) {
+    return forward(f, address, method, token, deadline_ms, req, len, resp, NULL, NULL, msg, msglen);
+}
+
+int feat_forward_stream(feat_forward_t *f, const char *address, const char *method, const char *token,
+                        int64_t deadline_ms, const void *req, size_t len, feat_client_msg_fn *fn, void *arg,
+                        char *msg, size_t msglen) {
+    return forward(f, address, method, token, deadline_ms, req, len, NULL, fn, arg, msg, msglen);
+}
