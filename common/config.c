@@ -167,7 +167,7 @@ static const opt_t opts[] = {
      "Java client's default, librdkafka's partitioner=murmur2_random) or crc32 (librdkafka's default, "
      "consistent_random: also confluent-kafka-python, kcat). A record whose entity key hashes to another "
      "partition than the one it arrived on is counted (featd_cluster_misrouted_records_total) and logged: "
-     "lookups of that key would go to the wrong instance. featd's own producers use it too."},
+     "lookups of that key would go to the wrong instance."},
     {"cluster", "topic", OPT_TOPIC, 0, 0, "featd-cluster", NULL, C(cluster_topic),
      "Compacted topic where each instance publishes its membership (address, active and restoring "
      "partitions) and reads everyone's: the partition -> instance map. Its partition 0 is used."},

@@ -276,6 +276,18 @@ static void publish(feat_cluster_t *c, int tombstone) {
     else feat_metric_add(c->m_published, 1);
 }
 
+int feat_cluster_record_ok(const void *rec, size_t len, const char *key, size_t klen) {
+    Featd__V1__ClusterMember *m = featd__v1__cluster_member__unpack(NULL, len, rec);
+    int ok = m && strlen(m->instance_id) == klen && memcmp(m->instance_id, key, klen) == 0 && *m->address &&
+             strlen(m->address) < 256;
+    for (size_t i = 0; ok && i < m->n_active + m->n_restoring; i++) {
+        const Featd__V1__TopicPartitions *tp = i < m->n_active ? m->active[i] : m->restoring[i - m->n_active];
+        ok = tp->topic && tp->n_partitions <= 65536;
+    }
+    if (m) featd__v1__cluster_member__free_unpacked(m, NULL);
+    return ok;
+}
+
 static ssize_t member_find(feat_cluster_t *c, const char *id, size_t idlen) {
     for (size_t i = 0; i < c->nmembers; i++)
         if (strlen(c->members[i].id) == idlen && memcmp(c->members[i].id, id, idlen) == 0) return (ssize_t)i;
@@ -299,11 +311,7 @@ static int take_record(feat_cluster_t *c, const rd_kafka_message_t *m) {
         c->nmembers--;
         return 1;
     }
-    Featd__V1__ClusterMember *rec = featd__v1__cluster_member__unpack(NULL, m->len, m->payload);
-    int ok = rec && rec->instance_id && strlen(rec->instance_id) == m->key_len &&
-             memcmp(rec->instance_id, m->key, m->key_len) == 0 && rec->address && *rec->address;
-    if (rec) featd__v1__cluster_member__free_unpacked(rec, NULL);
-    if (!ok) {
+    if (!feat_cluster_record_ok(m->payload, m->len, m->key, m->key_len)) {
         feat_log(FEAT_LOG_WARN, "cluster", "%s@%lld: not a featd membership record; ignored", c->cfg->cluster_topic,
                  (long long)m->offset);
         return 0;
@@ -457,11 +465,9 @@ feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, 
     c->m_members = feat_gauge(reg, "featd_cluster_members", "Instances with a membership record in cluster.topic.", NULL);
     c->m_published = feat_counter(reg, "featd_cluster_membership_published_total",
                                   "Membership records this instance published.", NULL);
-    static const char *const pset[] = {"partitioner", "murmur2_random", NULL};
-    static const char *const pset_crc[] = {"partitioner", "consistent_random", NULL};
     c->prod = feat_kafka_new(RD_KAFKA_PRODUCER,
                              &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = conf->bootstrap,
-                                                  .set = c->murmur ? pset : pset_crc, .what = "cluster: producer"},
+                                                  .what = "cluster: producer"},
                              errstr, errlen);
     if (!c->prod) goto fail;
     static const char *const cset[] = {"enable.auto.commit", "false", "enable.partition.eof", "false", NULL};

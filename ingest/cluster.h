@@ -92,6 +92,11 @@ void feat_cluster_set_local(feat_cluster_t *c, const char *topic, int32_t partit
 void feat_cluster_misrouted(feat_cluster_t *c, size_t table, int32_t got, int32_t want, const char *key,
                             size_t klen);
 
+/* Whether rec (len bytes, the value of a cluster.topic record keyed key)
+ * is a membership record featd uses: a featd.v1.ClusterMember whose
+ * instance_id is the key, with an address; 1 or 0.  Pure (a fuzz target). */
+int feat_cluster_record_ok(const void *rec, size_t len, const char *key, size_t klen);
+
 /* The current map, referenced until release (never NULL when c is not single). */
 feat_cluster_view_t *feat_cluster_view_acquire(feat_cluster_t *c);
 void feat_cluster_view_release(feat_cluster_t *c, feat_cluster_view_t *v);

@@ -8,9 +8,10 @@
  *        (one completion queue, one thread, one call armed at a time); with
  *        --featd-server, featd's own server code (serve/grpc_server.c)
  *   bench_rpc client ADDR WHAT N [--concurrency C] [--entities E] [--features F] [--table T]
- *        [--model M] [--names A,B,...]
+ *        [--model M] [--names A,B,...] [--keys K1,K2,...]
  *        WHAT = echo | online | predict: unary calls; prints p50/p90/p99/mean and calls/s
- *        online asks for features f0..f(F-1), or for the names given with --names
+ *        online asks for features f0..f(F-1), or for the names given with --names;
+ *        entities e0.. (E of them, spread), or the keys given with --keys
  *
  * Each process pins nothing itself: run it under taskset to pin.
  */
@@ -204,7 +205,7 @@ static int client(int argc, char **argv) {
     const char *addr = argv[0], *what = argv[1];
     size_t n = (size_t)atol(argv[2]);
     int conc = 1, entities = 1, features = 10;
-    const char *table = "bench", *model = "m", *names = NULL;
+    const char *table = "bench", *model = "m", *names = NULL, *keylist = NULL;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--concurrency") && i + 1 < argc) conc = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--entities") && i + 1 < argc) entities = atoi(argv[++i]);
@@ -212,6 +213,11 @@ static int client(int argc, char **argv) {
         else if (!strcmp(argv[i], "--table") && i + 1 < argc) table = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--names") && i + 1 < argc) names = argv[++i];
+        else if (!strcmp(argv[i], "--keys") && i + 1 < argc) keylist = argv[++i];
+    }
+    if (keylist) { /* --keys overrides --entities */
+        entities = 1;
+        for (const char *p = keylist; *p; p++) entities += *p == ',';
     }
     if (names) { /* --names overrides --features */
         features = 1;
@@ -219,6 +225,12 @@ static int client(int argc, char **argv) {
     }
     char **keys = calloc((size_t)entities, sizeof(char *));
     for (int e = 0; e < entities; e++) {
+        if (keylist) {
+            size_t l = strcspn(keylist, ",");
+            keys[e] = strndup(keylist, l);
+            keylist += l + (keylist[l] == ',');
+            continue;
+        }
         keys[e] = malloc(24);
         snprintf(keys[e], 24, "e%d", e * 37 % 10000);
     }
