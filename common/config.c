@@ -151,9 +151,9 @@ static const opt_t opts[] = {
      "cluster.topic, and forwards lookups of keys it does not own to their owner. Not single: kafka.embedded "
      "must be false."},
     {"cluster", "instance_id", OPT_STRING, 0, 0, "", NULL, C(cluster_instance_id),
-     "This instance's name in the cluster (1-128 characters of A-Z a-z 0-9 . _ : -); empty = "
-     "cluster.advertised_address (replica mode: serve.listen). Must differ between instances and stay the "
-     "same across restarts."},
+     "This instance's name in the cluster (1-128 characters of A-Z a-z 0-9 . _ : - [ ]); empty = "
+     "cluster.advertised_address (partitioned mode; replica mode requires it). Must differ between instances "
+     "and stay the same across restarts."},
     {"cluster", "listen", OPT_STRING, 0, 0, "", NULL, C(cluster_listen),
      "Partitioned mode (required there): the gRPC listener for lookups other instances forward here. It "
      "answers every request from this instance's own partitions and never forwards again, so a forwarded "
@@ -1605,10 +1605,17 @@ static feat_err_t validate_cluster(feat_config_t *c, char *err, size_t errlen) {
                   "host:port; 0.0.0.0, :: and port 0 are not)", adv);
         return FEAT_ERR_CONFIG;
     }
-    const char *id = *c->cluster_instance_id ? c->cluster_instance_id : *adv ? adv : c->serve_listen;
+    if (!partitioned && !*c->cluster_instance_id) {
+        /* a replica's group is named after it: two with one id would split the partitions silently */
+        feat_errf(err, errlen, "cluster.instance_id: required when cluster.mode = %s (unique per instance)",
+                  c->cluster_mode);
+        return FEAT_ERR_CONFIG;
+    }
+    const char *id = *c->cluster_instance_id ? c->cluster_instance_id : adv;
     size_t n = strlen(id);
     if (n > 128 || strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-[]") != n) {
-        feat_errf(err, errlen, "cluster.instance_id: \"%.64s\" must be 1-128 characters of A-Z a-z 0-9 . _ : -", id);
+        feat_errf(err, errlen, "cluster.instance_id: \"%.64s\" must be 1-128 characters of A-Z a-z 0-9 . _ : - [ ]",
+                  id);
         return FEAT_ERR_CONFIG;
     }
     return FEAT_OK;

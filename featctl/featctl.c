@@ -500,6 +500,8 @@ static int cmd_cluster(void) {
             parts_json(m->active, m->n_active, &b);
             feat_buf_puts(&b, ",\"restoring\":");
             parts_json(m->restoring, m->n_restoring, &b);
+            feat_buf_puts(&b, ",\"draining\":");
+            parts_json(m->draining, m->n_draining, &b);
             feat_buf_printf(&b, ",\"updated_ms\":%lld,\"record_offset\":%lld,\"self\":%s,\"stale\":%s}",
                             (long long)m->updated_ms, (long long)m->record_offset, m->self ? "true" : "false",
                             m->stale ? "true" : "false");

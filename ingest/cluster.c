@@ -115,7 +115,7 @@ static void view_free(feat_cluster_t *c, feat_cluster_view_t *v) {
 /* Marks topic/partitions of a member's list as claimed by member m of v
  * when its record is newer than the claim already there. */
 static void claim(feat_cluster_t *c, feat_cluster_view_t *v, size_t m, Featd__V1__TopicPartitions **tps, size_t n,
-                  int restoring) {
+                  int restoring, int draining) {
     for (size_t i = 0; i < n; i++) {
         ssize_t t = topic_index(c, tps[i]->topic);
         if (t < 0) continue;
@@ -123,7 +123,7 @@ static void claim(feat_cluster_t *c, feat_cluster_view_t *v, size_t m, Featd__V1
             int32_t p = tps[i]->partitions[k];
             if (p < 0 || p >= c->nparts[t]) continue;
             int32_t o = v->owner[t][p];
-            if (o >= 0 && v->offsets[o] > v->offsets[m]) continue;
+            if (o >= 0 && (draining || v->offsets[o] > v->offsets[m])) continue;
             v->owner[t][p] = (int32_t)m;
             v->restoring[t][p] = (uint8_t)restoring;
         }
@@ -153,9 +153,11 @@ static void rebuild(feat_cluster_t *c) {
         v->offsets[v->nmembers++] = c->members[i].offset;
     }
     for (size_t i = 0; ok && i < v->nmembers; i++) {
-        claim(c, v, i, v->members[i]->active, v->members[i]->n_active, 0);
-        claim(c, v, i, v->members[i]->restoring, v->members[i]->n_restoring, 1);
+        claim(c, v, i, v->members[i]->active, v->members[i]->n_active, 0, 0);
+        claim(c, v, i, v->members[i]->restoring, v->members[i]->n_restoring, 1, 0);
     }
+    for (size_t i = 0; ok && i < v->nmembers; i++) /* only where nobody else claims */
+        claim(c, v, i, v->members[i]->draining, v->members[i]->n_draining, 0, 1);
     if (!ok) {
         view_free(c, v);
         feat_log(FEAT_LOG_ERROR, "cluster", "out of memory rebuilding the partition map; keeping the old one");
@@ -194,7 +196,7 @@ int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, si
     if (p < 0) return FEAT_ROUTE_NONE;
     size_t t = c->table_topic[table];
     int st = atomic_load_explicit(&c->local[t][p], memory_order_acquire);
-    if (st == FEAT_PART_ACTIVE) return FEAT_ROUTE_LOCAL;
+    if (st == FEAT_PART_ACTIVE || st == FEAT_PART_DRAINING) return FEAT_ROUTE_LOCAL;
     if (st == FEAT_PART_RESTORING) return FEAT_ROUTE_RESTORING;
     if (c->mode == FEAT_CLUSTER_REPLICA || !v) return FEAT_ROUTE_NONE;
     int32_t o = v->owner[t][p];
@@ -226,32 +228,35 @@ static uint8_t *pack_self(feat_cluster_t *c, size_t *len) {
     m.address = c->address;
     m.mode = (char *)c->cfg->cluster_mode;
     m.updated_ms = feat_now_ms();
-    Featd__V1__TopicPartitions *tp = calloc(2 * c->ntopics + 1, sizeof(*tp));
+    Featd__V1__TopicPartitions *tp = calloc(3 * c->ntopics + 1, sizeof(*tp));
     Featd__V1__TopicPartitions **act = calloc(c->ntopics + 1, sizeof(*act));
     Featd__V1__TopicPartitions **res = calloc(c->ntopics + 1, sizeof(*res));
+    Featd__V1__TopicPartitions **dra = calloc(c->ntopics + 1, sizeof(*dra));
     int32_t *parts = NULL;
     size_t total = 0;
     for (size_t t = 0; t < c->ntopics; t++) total += (size_t)c->nparts[t];
-    parts = calloc(2 * total + 1, sizeof(*parts));
+    parts = calloc(total + 1, sizeof(*parts)); /* each partition is in one state */
     uint8_t *out = NULL;
-    if (!tp || !act || !res || !parts) goto done;
+    if (!tp || !act || !res || !dra || !parts) goto done;
     size_t np = 0;
     for (size_t t = 0; t < c->ntopics; t++) {
-        for (int s = 0; s < 2; s++) {
-            Featd__V1__TopicPartitions *x = &tp[2 * t + (size_t)s];
+        for (int s = 0; s < 3; s++) {
+            Featd__V1__TopicPartitions *x = &tp[3 * t + (size_t)s];
             featd__v1__topic_partitions__init(x);
             x->topic = c->topics[t];
             x->partitions = parts + np;
-            int want = s == 0 ? FEAT_PART_ACTIVE : FEAT_PART_RESTORING;
-            for (int32_t p = 0; p < c->nparts[t]; p++)
-                if (atomic_load(&c->local[t][p]) == want) parts[np++] = p, x->n_partitions++;
+            static const int states[3] = {FEAT_PART_ACTIVE, FEAT_PART_RESTORING, FEAT_PART_DRAINING};
+            for (int32_t p = 0; p < c->nparts[t] && np < total; p++)
+                if (atomic_load(&c->local[t][p]) == states[s]) parts[np++] = p, x->n_partitions++;
             if (!x->n_partitions) continue;
             if (s == 0) act[m.n_active++] = x;
-            else res[m.n_restoring++] = x;
+            else if (s == 1) res[m.n_restoring++] = x;
+            else dra[m.n_draining++] = x;
         }
     }
     m.active = act;
     m.restoring = res;
+    m.draining = dra;
     *len = featd__v1__cluster_member__get_packed_size(&m);
     out = malloc(*len + 1);
     if (out) featd__v1__cluster_member__pack(&m, out);
@@ -259,6 +264,7 @@ done:
     free(tp);
     free(act);
     free(res);
+    free(dra);
     free(parts);
     return out;
 }
@@ -278,8 +284,8 @@ static void publish(feat_cluster_t *c, int tombstone) {
 
 int feat_cluster_record_ok(const void *rec, size_t len, const char *key, size_t klen) {
     Featd__V1__ClusterMember *m = featd__v1__cluster_member__unpack(NULL, len, rec);
-    int ok = m && strlen(m->instance_id) == klen && memcmp(m->instance_id, key, klen) == 0 && *m->address &&
-             strlen(m->address) < 256;
+    int ok = m && strlen(m->instance_id) == klen && memcmp(m->instance_id, key, klen) == 0 &&
+             (*m->address || strcmp(m->mode, "partitioned") != 0) && strlen(m->address) < 256;
     for (size_t i = 0; ok && i < m->n_active + m->n_restoring; i++) {
         const Featd__V1__TopicPartitions *tp = i < m->n_active ? m->active[i] : m->restoring[i - m->n_active];
         ok = tp->topic && tp->n_partitions <= 65536;
@@ -370,6 +376,8 @@ static void *run(void *arg) {
 
 /* ---- life ------------------------------------------------------------------------------- */
 
+static const char *cfg_topic(const feat_cluster_t *c) { return c->cfg->cluster_topic; }
+
 /* Source topics' partition counts from the broker. */
 static feat_err_t read_partitions(feat_cluster_t *c, char *errstr, size_t errlen) {
     int64_t until = feat_now_ms() + METADATA_WAIT_MS;
@@ -400,12 +408,26 @@ static feat_err_t read_partitions(feat_cluster_t *c, char *errstr, size_t errlen
         c->local[t] = calloc((size_t)c->nparts[t], sizeof(**c->local));
         if (!c->local[t]) { snprintf(errstr, errlen, "cluster: out of memory"); return FEAT_ERR_NOMEM; }
     }
+    /* cluster.topic must exist: without it no map ever forms */
+    rd_kafka_topic_t *ct = rd_kafka_topic_new(c->prod, cfg_topic(c), NULL);
+    const struct rd_kafka_metadata *cmd = NULL;
+    rd_kafka_resp_err_t ce = ct ? rd_kafka_metadata(c->prod, 0, ct, &cmd, 5000) : RD_KAFKA_RESP_ERR__NOENT;
+    if (!ce && (cmd->topic_cnt != 1 || cmd->topics[0].err || cmd->topics[0].partition_cnt < 1))
+        ce = cmd->topic_cnt == 1 && cmd->topics[0].err ? cmd->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (cmd) rd_kafka_metadata_destroy(cmd);
+    if (ct) rd_kafka_topic_destroy(ct);
+    if (ce) {
+        snprintf(errstr, errlen, "cluster.topic: cannot use topic %s: %s (create it with 1 partition and "
+                 "cleanup.policy=compact)", cfg_topic(c), rd_kafka_err2str(ce));
+        return FEAT_ERR_CONFIG;
+    }
     /* a model over several tables reads each with one row's keys: the same key must live on one instance */
     const feat_config_t *cfg = c->cfg;
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const feat_model_conf_t *mc = &cfg->models[i];
         for (size_t j = 0; j < mc->nfeatures; j++) {
             const feat_model_feat_t *f = &mc->feats[j];
+            if (f->key >= 0) continue; /* read with another entity's key: routed on its own */
             size_t a = c->table_topic[f->table], b = c->table_topic[f->table];
             for (size_t k = 0; k < cfg->ntables; k++)
                 if (strcmp(cfg->tables[k].name, mc->table) == 0) a = c->table_topic[k];

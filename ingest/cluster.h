@@ -53,7 +53,13 @@ typedef enum feat_cluster_mode {
 } feat_cluster_mode_t;
 
 /* A partition's state on this instance. */
-enum { FEAT_PART_NONE = 0, FEAT_PART_RESTORING = 1, FEAT_PART_ACTIVE = 2 };
+enum {
+    FEAT_PART_NONE = 0,
+    FEAT_PART_RESTORING = 1,
+    FEAT_PART_ACTIVE = 2,
+    FEAT_PART_DRAINING = 3  /* revoked by an eager rebalance, served until the next assignment;
+                             * published as draining: any other claim wins over it */
+};
 
 /* Where a key is answered (feat_cluster_route); >= 0: a peer of the view. */
 enum { FEAT_ROUTE_LOCAL = -1, FEAT_ROUTE_RESTORING = -2, FEAT_ROUTE_NONE = -3 };
@@ -94,7 +100,8 @@ void feat_cluster_misrouted(feat_cluster_t *c, size_t table, int32_t got, int32_
 
 /* Whether rec (len bytes, the value of a cluster.topic record keyed key)
  * is a membership record featd uses: a featd.v1.ClusterMember whose
- * instance_id is the key, with an address; 1 or 0.  Pure (a fuzz target). */
+ * instance_id is the key, with an address when its mode is partitioned
+ * (peers forward there); 1 or 0.  Pure (a fuzz target). */
 int feat_cluster_record_ok(const void *rec, size_t len, const char *key, size_t klen);
 
 /* The current map, referenced until release (never NULL when c is not single). */

@@ -260,7 +260,7 @@ static void store_offset(feat_ingest_t *ing, pstate_t *p, int64_t next) {
     feat_wb_destroy(wb);
 }
 
-#define DRAIN_MAX_MS 30000 /* a revoked partition is served at most this long without an assignment */
+#define DRAIN_MAX_MS 10000 /* a revoked partition is served at most this long without an assignment */
 
 /* The assignment after an eager revoke: revoked partitions it does not hold
  * again are no longer served (those it holds go through restore_begin).
@@ -292,18 +292,32 @@ static void restore_begin(feat_ingest_t *ing, rd_kafka_t *rk, pstate_t *p) {
         feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_ACTIVE);
         return;
     }
-    /* unknown end: restoring until the first commit shows the position */
-    p->restore_to = qe == RD_KAFKA_RESP_ERR_NO_ERROR ? hi : from + 1;
+    /* unknown end (-1): restoring until a fetch tells the log end (restore_progress) */
+    p->restore_to = qe == RD_KAFKA_RESP_ERR_NO_ERROR ? hi : -1;
     p->restore_from = from;
     p->restore_ms = feat_now_ms();
     feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_RESTORING);
-    feat_log(FEAT_LOG_INFO, "ingest", "restoring %s[%d]: replaying offsets %lld..%lld before serving its keys",
-             p->topic, p->partition, (long long)from, (long long)p->restore_to - 1);
+    if (p->restore_to > 0)
+        feat_log(FEAT_LOG_INFO, "ingest", "restoring %s[%d]: replaying offsets %lld..%lld before serving its keys",
+                 p->topic, p->partition, (long long)from, (long long)p->restore_to - 1);
+    else
+        feat_log(FEAT_LOG_WARN, "ingest", "restoring %s[%d] from offset %lld: the log end is unknown (%s); its keys "
+                 "answer RESTORING until a fetch tells it", p->topic, p->partition, (long long)from, rd_kafka_err2str(qe));
 }
 
 /* p's store reached `next`: the end of its restore?  Caller holds ing->lock. */
 static void restore_progress(feat_ingest_t *ing, pstate_t *p, int64_t next) {
-    if (!p->restore_to || next < p->restore_to) return;
+    if (!p->restore_to) return;
+    if (p->restore_to < 0) { /* the end was unknown at assignment: the last fetch's high watermark */
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi) || hi < 0) return;
+        if (next < hi) {
+            p->restore_to = hi;
+            return;
+        }
+    } else if (next < p->restore_to) {
+        return;
+    }
     int64_t ms = feat_now_ms() - p->restore_ms;
     feat_log(FEAT_LOG_INFO, "ingest", "restored %s[%d]: %lld records in %lld ms; serving its keys", p->topic,
              p->partition, (long long)(next - p->restore_from), (long long)ms);
@@ -323,7 +337,8 @@ static int single_check(feat_ingest_t *ing, rd_kafka_t *rk, const rd_kafka_topic
     int total = 0, held = 0;
     for (size_t i = 0; i < ing->ntopics; i++)
         for (int k = 0; k < md->topic_cnt; k++)
-            if (strcmp(md->topics[k].topic, ing->topics[i]) == 0) total += md->topics[k].partition_cnt;
+            if (!md->topics[k].err && strcmp(md->topics[k].topic, ing->topics[i]) == 0)
+                total += md->topics[k].partition_cnt;
     rd_kafka_metadata_destroy(md);
     pthread_mutex_lock(&ing->lock);
     for (size_t i = 0; i < ing->nparts; i++) held += ing->parts[i].assigned;
@@ -442,9 +457,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 p->draining_ms = drain && !p->restore_to ? now : 0;
                 p->restore_to = 0;
             }
-            if (!p || !p->draining_ms)
-                feat_cluster_set_local(ing->conf.cluster, parts->elems[i].topic, parts->elems[i].partition,
-                                       FEAT_PART_NONE);
+            feat_cluster_set_local(ing->conf.cluster, parts->elems[i].topic, parts->elems[i].partition,
+                                   p && p->draining_ms ? FEAT_PART_DRAINING : FEAT_PART_NONE);
         }
         pthread_mutex_unlock(&ing->lock);
         if (coop) {
@@ -920,7 +934,7 @@ static void restore_idle(feat_ingest_t *ing, int64_t now) {
     drain_end(ing, NULL);
     for (size_t i = 0; i < ing->nparts; i++) {
         pstate_t *p = &ing->parts[i];
-        if (!p->assigned || !p->restore_to || p->next < 0) continue;
+        if (!p->assigned || p->restore_to <= 0 || p->next < 0) continue;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
         if (rd_kafka_position(ing->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= p->restore_to &&
@@ -940,10 +954,8 @@ static void *run(void *arg) {
             ing->last_commit_ms = now;
             lag_commit(ing);
         }
-        if (!m) {
-            if (now - ing->restore_check_ms >= 1000) restore_idle(ing, now);
-            continue;
-        }
+        if (now - ing->restore_check_ms >= 1000) restore_idle(ing, now);
+        if (!m) continue;
         ing->msgs[0] = m;
         size_t n = 1;
         if (ing->batch_max > 1) {

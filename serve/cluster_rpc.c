@@ -183,7 +183,7 @@ feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
                                 Featd__V1__FeatureValue ****remote_out) {
     *route_out = NULL;
     *remote_out = NULL;
-    if (feat_cluster_mode(sv->cluster) != FEAT_CLUSTER_PARTITIONED) return FEAT_OK;
+    if (feat_cluster_mode(sv->cluster) == FEAT_CLUSTER_SINGLE) return FEAT_OK;
     size_t n = req->n_rows;
     feat_cluster_view_t *v = feat_cluster_view_acquire(sv->cluster);
     int *route = feat_arena_alloc(call->arena, n * sizeof(int) + 1);

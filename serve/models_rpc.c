@@ -83,8 +83,9 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     if (!todo || !tickets || !put || !tkeys || !tlens) return FEAT_ERR_NOMEM;
     /* a score over aggregated features moves with the clock: not cached (the
      * aggregates themselves are, per tile, by feat_online_lookup) */
-    /* nor in a partitioned cluster: another instance's writes do not reach this cache */
-    int cached = sv->cache != NULL && feat_cluster_mode(sv->cluster) != FEAT_CLUSTER_PARTITIONED;
+    /* nor in a cluster: another instance's writes do not reach this cache, and a
+     * partition restoring here gives rows that are not scored */
+    int cached = sv->cache != NULL && feat_cluster_mode(sv->cluster) == FEAT_CLUSTER_SINGLE;
     for (size_t j = 0; cached && j < nf; j++)
         if (feat_feature_is_agg(t->conf, feat_loaded_fidx(l)[j])) cached = 0;
     size_t nt = 0;
@@ -132,7 +133,7 @@ static feat_err_t score_keys(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     if (rc) return ERR(call, FEAT_ERR_CORRUPT, "prediction failed: %s", feat_err_str(rc));
     for (size_t i = 0; i < nt; i++) {
         scores[todo[i]] = status[todo[i]] ? 0.0 : out[i];
-        if (cached && put[i])
+        if (cached && put[i] && !status[todo[i]])
             feat_cache_put_score(sv->cache, t, tkeys[i], tlens[i], midx, ver, out[i], missing[todo[i]], until[i],
                                  tickets[i]);
     }

@@ -74,10 +74,11 @@ feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, cons
 feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
 /* A read value as a FeatureValue in the call's arena (NULL: out of memory). */
 Featd__V1__FeatureValue *featd_svc_value_pb(feat_arena_t *a, const feat_value_t *v);
-/* cluster_rpc.c: GetHistoricalFeatures in partitioned mode.  *route gets
+/* cluster_rpc.c: GetHistoricalFeatures in a cluster.  *route gets
  * each row's FEAT_ROUTE_* (or peer index), and *remote the values of rows a
  * peer answered (one streaming call per owner, fetched now; NULL for a row
- * whose owner did not answer: UNAVAILABLE).  Both NULL outside partitioned
+ * whose owner did not answer: UNAVAILABLE).  Replica mode routes without
+ * forwarding (RESTORING while a partition restores).  Both NULL in single
  * mode (every row is read here).  FEAT_OK or FEAT_ERR_NOMEM. */
 feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
                                 const Featd__V1__GetHistoricalFeaturesRequest *req, const feat_table_t *t,
