@@ -37,7 +37,9 @@ static int long_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
     return -1;
 }
 
-static int pbc_refuses_valid(const uint8_t *p, size_t len, int level) {
+/* map_field: the message's map (FeatureEvent.features = 4, LabelEvent.keys = 5);
+ * value_msg: its values are Value messages (FeatureEvent) rather than strings. */
+static int pbc_refuses_valid(const uint8_t *p, size_t len, int level, unsigned map_field, int value_msg) {
     const uint8_t *end = p + len;
     int values = 0;
     while (p < end) {
@@ -53,8 +55,9 @@ static int pbc_refuses_valid(const uint8_t *p, size_t len, int level) {
             n = long_varint(&p, end, &l);
             if (n < 0 || l > (uint64_t)(end - p)) return 0;
             if (n > 5) return 1;
-            if (level == 1 && tag >> 3 == 2 && ++values > 1) return 1;
-            if (((level == 0 && tag >> 3 == 4) || (level == 1 && tag >> 3 == 2)) && pbc_refuses_valid(p, l, level + 1))
+            if (value_msg && level == 1 && tag >> 3 == 2 && ++values > 1) return 1;
+            if (((level == 0 && tag >> 3 == map_field) || (value_msg && level == 1 && tag >> 3 == 2)) &&
+                pbc_refuses_valid(p, l, level + 1, map_field, value_msg))
                 return 1;
             p += l;
             break;
@@ -75,7 +78,7 @@ static void same_key(const char *pbkey, const feat_decoded_t *o) {
 
 static void check_label(const uint8_t *val, size_t vlen, const feat_decoded_t *o) {
     Featd__V1__LabelEvent *ev = featd__v1__label_event__unpack(NULL, vlen, val);
-    FUZZ_CHECK(ev != NULL || pbc_refuses_valid(val, vlen, 0), "decoder accepted a LabelEvent protobuf-c refuses");
+    FUZZ_CHECK(ev != NULL || pbc_refuses_valid(val, vlen, 0, 5, 0), "decoder accepted a LabelEvent protobuf-c refuses");
     if (!ev) return;
     if (ev->model && *ev->model) FUZZ_CHECK(!strcmp(ev->model, fuzz_cfg->models[o->model].name), "model differs");
     same_key(ev->key, o);
@@ -86,7 +89,8 @@ static void check_label(const uint8_t *val, size_t vlen, const feat_decoded_t *o
 
 static void check_event(const uint8_t *val, size_t vlen, const feat_decoded_t *o) {
     Featd__V1__FeatureEvent *ev = featd__v1__feature_event__unpack(NULL, vlen, val);
-    FUZZ_CHECK(ev != NULL || pbc_refuses_valid(val, vlen, 0), "decoder accepted a FeatureEvent protobuf-c refuses");
+    FUZZ_CHECK(ev != NULL || pbc_refuses_valid(val, vlen, 0, 4, 1),
+               "decoder accepted a FeatureEvent protobuf-c refuses");
     if (!ev) return;
     const feat_table_conf_t *t = &fuzz_cfg->tables[o->table];
     if (ev->table && *ev->table) FUZZ_CHECK(!strcmp(ev->table, t->name), "table differs");
