@@ -49,7 +49,7 @@ void *feat_arena_calloc(feat_arena_t *a, size_t n) {
 char *feat_arena_strndup(feat_arena_t *a, const char *s, size_t n) {
     char *p = feat_arena_alloc(a, n + 1);
     if (!p) return NULL;
-    memcpy(p, s, n);
+    if (n) memcpy(p, s, n); /* s may be NULL when n is 0 (an empty string value) */
     p[n] = 0;
     return p;
 }

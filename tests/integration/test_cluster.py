@@ -220,8 +220,11 @@ def run(args, wd, bs, procs):
     procs.append(b)
     # c can be cut off from the brokers (and only from them): tests/integration/netcut_shim.c
     cut = wd.file("netcut")
+    # (under ASan the preloaded shim comes before ASan's runtime: allowed explicitly)
+    asan = ":".join(x for x in (os.environ.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0") if x)
     shim_env = dict(os.environ, LD_PRELOAD=os.path.join(args.build_dir, "tests", "libnetcut_shim.so"),
-                    FEATD_NETCUT_TRIGGER=cut, FEATD_NETCUT_PORTS=",".join(a.rsplit(":", 1)[1] for a in bs.split(",")))
+                    FEATD_NETCUT_TRIGGER=cut, FEATD_NETCUT_PORTS=",".join(a.rsplit(":", 1)[1] for a in bs.split(",")),
+                    ASAN_OPTIONS=asan)
     c = Instance(args, wd, "c", bs, env=shim_env)
     procs.append(c)
     produce(8000, 8000)
@@ -252,7 +255,7 @@ def run(args, wd, bs, procs):
         bad = [(g, w) for g, w in zip(got, want) if g != w]
         assert not bad and len(got) == len(want), (inst.name, bad[:3])
     H.log(f"{len(hrows)} point-in-time rows through a, b, c and ref equal the log's values as of each time")
-    ref.proc.stop()
+    assert ref.proc.stop() == 0, ref.proc.tail()   # under ASan: no leak either
     m = a.cluster()
     owners = {p.partition: p.instance_id for p in m.partitions if p.topic == TOPIC}
     assert sorted(owners) == list(range(PARTS)) and set(owners.values()) == {"a", "b", "c"}, owners
@@ -408,7 +411,7 @@ def run(args, wd, bs, procs):
     H.wait_for(lambda: s1.metric("featd_ingest_assigned_partitions") == PARTS, 60, "s1 holds every partition again")
     produce(500, 18600)
     H.wait_for(lambda: not mismatches(s1), 60, "s1 applies new events of every partition")
-    s1.proc.stop()
+    assert s1.proc.stop() == 0, s1.proc.tail()
 
     # -- 5. replicas, and a partitioner mismatch ---------------------------------------------------------
     r1 = Instance(args, wd, "r1", bs, mode="replica", group="cu-rep")
@@ -428,8 +431,8 @@ def run(args, wd, bs, procs):
     assert (r2.metric("featd_cluster_misrouted_records_total", f'topic="{TOPIC}"') or 0) == mis
     assert "misrouted" in r2.proc.tail(400)
     H.log(f"crc32 replica: {mis} misrouted records detected and logged")
-    r1.proc.stop()
-    r2.proc.stop()
+    assert r1.proc.stop() == 0, r1.proc.tail()
+    assert r2.proc.stop() == 0, r2.proc.tail()
     return True
 
 
