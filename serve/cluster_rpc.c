@@ -91,6 +91,22 @@ static feat_err_t ask_peer(feat_serve_t *sv, feat_rpc_call_t *call, const char *
     return err;
 }
 
+/* The next owner in route[0..n) (a peer index) not asked yet, from *k on:
+ * marks it asked and puts the positions of its keys in idx[0..*m).  -1 when
+ * every owner was asked.  Owners come in the order they first appear. */
+static int next_owner(const int *route, size_t n, size_t *k, unsigned char *asked, size_t *idx, size_t *m) {
+    for (; *k < n; (*k)++) {
+        int p = route[*k];
+        if (p < 0 || asked[p]) continue;
+        asked[p] = 1;
+        *m = 0;
+        for (size_t i = *k; i < n; i++)
+            if (route[i] == p) idx[(*m)++] = i;
+        return p;
+    }
+    return -1;
+}
+
 feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
                                    const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
                                    int64_t now, feat_value_t *vals, feat_lookup_scratch_t *ls, int local_only) {
@@ -136,14 +152,9 @@ feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, cons
         if ((err = feat_online_lookup(sv->st, sv->cache, t, nl, lkeys, llens, fidx, nf, now, lv, ls))) goto done;
         for (size_t i = 0; i < nl; i++) memcpy(&vals[idx[i] * nf], &lv[i * nf], nf * sizeof(feat_value_t));
     }
-    /* one call per owner, in the order owners first appear */
-    for (size_t k = 0; npeer && k < n; k++) {
-        int p = route[k];
-        if (p < 0 || asked[p]) continue;
-        asked[p] = 1;
-        size_t m = 0;
-        for (size_t i = k; i < n; i++)
-            if (route[i] == p) idx[m++] = i;
+    /* one call per owner */
+    size_t k = 0, m;
+    for (int p; npeer && (p = next_owner(route, n, &k, asked, idx, &m)) >= 0;) {
         npeer -= m;
         feat_err_t pe = ask_peer(sv, call, feat_cluster_peer_address(v, p), t, keys, fidx, nf, idx, m, vals);
         if (pe == FEAT_ERR_NOMEM) { err = pe; goto done; }
@@ -202,13 +213,8 @@ feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
         route[k] = feat_cluster_route(sv->cluster, v, t->index, key, strlen(key));
         if (route[k] >= 0 && (sv->peer || !sv->forward)) route[k] = FEAT_ROUTE_NONE;
     }
-    for (size_t k = 0; k < n; k++) {
-        int p = route[k];
-        if (p < 0 || asked[p]) continue;
-        asked[p] = 1;
-        size_t m = 0;
-        for (size_t i = k; i < n; i++)
-            if (route[i] == p) idx[m++] = i;
+    size_t k = 0, m;
+    for (int p; (p = next_owner(route, n, &k, asked, idx, &m)) >= 0;) {
         Featd__V1__GetHistoricalFeaturesRequest fr = FEATD__V1__GET_HISTORICAL_FEATURES_REQUEST__INIT;
         fr.table = t->conf->name;
         fr.n_features = nf;

@@ -17,8 +17,6 @@ import json
 import os
 import random
 import re
-import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -29,14 +27,6 @@ import harness as H  # noqa: E402
 
 PARTS = 12
 TOPIC = "cb_events"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def config(wd, name, bs, group, port, peer_port):
@@ -68,9 +58,9 @@ entity = id
 
 
 def start(args, wd, name, bs, group="cb"):
-    port = free_port()
+    port = H.free_port()
     cfg = wd.file(name + ".ini")
-    open(cfg, "w").write(config(wd, name, bs, group, port, free_port()))
+    open(cfg, "w").write(config(wd, name, bs, group, port, H.free_port()))
     p = H.start_featd(args, wd, cfg, logname=name + ".log")
     addr = H.featd_addrs(wd, data_dir="data-" + name, proc=p)
     return {"name": name, "proc": p, "addr": addr, "cfg": cfg}

@@ -293,6 +293,16 @@ def config_head(wd, bootstrap=None, group=None, partitions=1, progress="1s", ser
             f"session.timeout.ms = 6000\npartitions = {partitions}\n{kafka}")
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for configs that must name their port)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def start_featd(args, wd, config, extra=(), logname="featd.log", env=None):
     return Proc([bins(args)["featd"], "--config", config, *extra], wd.file(logname), env=env)
 

@@ -33,7 +33,6 @@ produced (the event with the greatest time per key and feature), not by featd.
 import json
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -44,14 +43,6 @@ import harness as H  # noqa: E402
 PARTS = 12
 NKEYS = 1200
 TOPIC = "cu_events"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def config(wd, name, bootstrap, mode, group, port, partitioner="murmur2", peer_port=0):
@@ -89,10 +80,10 @@ class Instance:
         import grpc
         from featd.v1 import admin_pb2_grpc, feature_service_pb2_grpc
         self.name = name
-        self.port = free_port()
+        self.port = H.free_port()
         self.cfg = wd.file(f"{name}.ini")
         open(self.cfg, "w").write(config(wd, name, bootstrap, mode, group, self.port, partitioner,
-                                         free_port() if mode == "partitioned" else 0))
+                                         H.free_port() if mode == "partitioned" else 0))
         self.proc = H.start_featd(args, wd, self.cfg, logname=f"{name}.log", env=env)
         self.addr = H.featd_addrs(wd, data_dir="data-" + name, proc=self.proc)
         self.ch = grpc.insecure_channel(self.addr["grpc"])
@@ -396,7 +387,7 @@ def run(args, wd, bs, procs):
     s1 = Instance(args, wd, "s1", bs, mode="single", group="cu-solo")
     procs.append(s1)
     H.wait_for(lambda: not mismatches(s1), 90, "s1 caught up")
-    port = free_port()
+    port = H.free_port()
     cfg2 = wd.file("s2.ini")
     open(cfg2, "w").write(config(wd, "s2", bs, "single", "cu-solo", port))
     s2 = H.start_featd(args, wd, cfg2, logname="s2.log")
