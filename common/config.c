@@ -171,6 +171,13 @@ static const opt_t opts[] = {
     {"cluster", "topic", OPT_TOPIC, 0, 0, "featd-cluster", NULL, C(cluster_topic),
      "Compacted topic where each instance publishes its membership (address, active and restoring "
      "partitions) and reads everyone's: the partition -> instance map. Its partition 0 is used."},
+    {"cluster", "models_topic", OPT_TOPIC, 0, 0, "featd-models", NULL, C(cluster_models_topic),
+     "Compacted topic that carries the model registry between instances: the trainer of a model (the "
+     "instance that owns partition 0 of its label topic; in replica mode the live instance with the "
+     "smallest instance_id) publishes each new version there, and every instance publishes its promotes "
+     "and rollbacks; every instance loads them, so all serve the same versions. Its partition 0 is used; "
+     "it must exist when models are configured, and the broker must accept records as large as a model "
+     "(message.max.bytes)."},
     {"cluster", "forward_timeout", OPT_DURATION, 1, 600000, "2s", NULL, C(cluster_forward_timeout_ms),
      "Longest wait for a peer's answer to a forwarded lookup (the caller's deadline, when sooner, wins); "
      "keys of a peer that does not answer in time get the UNAVAILABLE status."},

@@ -218,6 +218,7 @@ typedef struct feat_config {
     char *cluster_advertised_address; /* "" = cluster.listen */
     char *cluster_partitioner;    /* "murmur2", "crc32" */
     char *cluster_topic;
+    char *cluster_models_topic;
     int64_t cluster_forward_timeout_ms;
     /* [admin] */
     char *admin_listen;

@@ -278,8 +278,8 @@ static feat_err_t open_alerting(featd_t *d, char *err, size_t errlen) {
     return FEAT_OK;
 }
 
-/* Step 5: the registry and the retrain sink; drift, the prediction log and
- * the training engine start. */
+/* Step 5: the registry and the retrain sink; drift and the prediction log
+ * start. */
 /* train hands a champion's reference profiles to drift through this (train
  * does not know drift). */
 static feat_err_t drift_reference(void *drift, const char *model, const char *feature, const void *blob, size_t len) {
@@ -311,21 +311,49 @@ static feat_err_t open_models(featd_t *d, char *err, size_t errlen) {
         d->predlog = feat_predlog_new(&plc, d->st, d->models, d->drift, d->producer, d->metrics, err, errlen);
         if (!d->predlog || feat_predlog_start(d->predlog)) goto fail;
     }
-    if (feat_models_start(d->models)) goto fail;
-    return FEAT_OK;
+    return FEAT_OK; /* the engine starts once serving is wired (its cluster hooks are serve's) */
 fail:
-    snprintf(err, errlen, "cannot start the prediction log or the training engine");
+    snprintf(err, errlen, "cannot start the prediction log");
     return FEAT_ERR_NOMEM;
 }
 
-/* Step 6: ingest with its observers, the demo producer. */
-static feat_err_t open_ingest(featd_t *d, char *err, size_t errlen) {
-    const feat_config_t *cfg = d->cfg;
+/* Step 6: the cluster's membership (not started: models and serving hook
+ * into it first). */
+static feat_err_t open_cluster(featd_t *d, char *err, size_t errlen) {
     char msg[1024];
-    feat_cluster_conf_t cc = {.cfg = cfg, .bootstrap = d->bootstrap, .metrics = d->metrics};
+    feat_cluster_conf_t cc = {.cfg = d->cfg, .bootstrap = d->bootstrap, .metrics = d->metrics};
     d->cluster = feat_cluster_new(&cc, msg, sizeof(msg));
     if (!d->cluster) return strncmp(msg, "model.", 6) ? (snprintf(err, errlen, "%s", msg), FEAT_ERR_KAFKA)
                                                       : config_error(err, errlen, msg);
+    return FEAT_OK;
+}
+
+/* Step 7: the handlers' context; in a cluster, the models' hooks into it
+ * and the cluster's reader of the registry's records. */
+static feat_err_t open_serve(featd_t *d, int64_t started_ms, char *err, size_t errlen) {
+    d->serve = (feat_serve_t){
+        .conf = serve_conf(d->cfg), .st = d->st, .cache = d->cache, .drift = d->drift, .models = d->models,
+        .predlog = d->predlog, .auth = d->auth, .metrics = d->metrics, .started_ms = started_ms,
+        .cluster = d->cluster,
+    };
+    atomic_init(&d->serve.shutting_down, 0);
+    if (feat_cluster_mode(d->cluster) == FEAT_CLUSTER_PARTITIONED &&
+        !(d->serve.forward = d->forward = feat_forward_new(d->tls.cert ? &d->tls : NULL,
+                                                           d->cfg->cluster_forward_timeout_ms, d->metrics))) {
+        snprintf(err, errlen, "out of memory");
+        return FEAT_ERR_NOMEM;
+    }
+    feat_models_cluster_t hooks;
+    feat_serve_models_cluster(&d->serve, &hooks);
+    feat_models_set_cluster(d->models, &hooks);
+    feat_cluster_on_models(d->cluster, feat_serve_models_record, d->models);
+    return FEAT_OK;
+}
+
+/* Step 8: ingest with its observers, the demo producer. */
+static feat_err_t open_ingest(featd_t *d, char *err, size_t errlen) {
+    const feat_config_t *cfg = d->cfg;
+    char msg[1024];
     if (feat_cluster_start(d->cluster, err, errlen)) return FEAT_ERR_KAFKA;
     feat_ingest_conf_t ic = ingest_conf(cfg, d->bootstrap, d->metrics);
     ic.cluster = d->cluster;
@@ -343,7 +371,7 @@ static feat_err_t open_ingest(featd_t *d, char *err, size_t errlen) {
     return FEAT_OK;
 }
 
-/* Step 7: the gRPC server, admin HTTP, featd.addr. */
+/* Step 9: the gRPC server, admin HTTP, featd.addr. */
 static feat_err_t open_listeners(featd_t *d, char *err, size_t errlen) {
     const feat_config_t *cfg = d->cfg;
     size_t nmethods;
@@ -421,20 +449,13 @@ feat_err_t featd_open(const feat_config_t *cfg, const featd_opts_t *opts, featd_
     if (!rc) rc = open_store(d, errstr, errlen);
     if (!rc) rc = open_alerting(d, errstr, errlen);
     if (!rc) rc = open_models(d, errstr, errlen);
+    if (!rc && !(d->flags & FEATD_NO_KAFKA)) rc = open_cluster(d, errstr, errlen);
+    if (!rc) rc = open_serve(d, started_ms, errstr, errlen);
     if (!rc && !(d->flags & FEATD_NO_KAFKA)) rc = open_ingest(d, errstr, errlen);
-    if (!rc) {
-        d->serve = (feat_serve_t){
-            .conf = serve_conf(cfg), .st = d->st, .ingest = d->ingest, .cache = d->cache, .drift = d->drift,
-            .models = d->models, .predlog = d->predlog, .auth = d->auth, .metrics = d->metrics,
-            .started_ms = started_ms, .cluster = d->cluster,
-        };
-        if (feat_cluster_mode(d->cluster) == FEAT_CLUSTER_PARTITIONED &&
-            !(d->serve.forward = d->forward = feat_forward_new(d->tls.cert ? &d->tls : NULL,
-                                                               cfg->cluster_forward_timeout_ms, d->metrics))) {
-            snprintf(errstr, errlen, "out of memory");
-            rc = FEAT_ERR_NOMEM;
-        }
-        atomic_init(&d->serve.shutting_down, 0);
+    d->serve.ingest = d->ingest;
+    if (!rc && feat_models_start(d->models)) {
+        snprintf(errstr, errlen, "cannot start the training engine");
+        rc = FEAT_ERR_NOMEM;
     }
     if (!rc && !(d->flags & FEATD_NO_LISTENERS)) rc = open_listeners(d, errstr, errlen);
     if (rc) {
@@ -482,8 +503,8 @@ void featd_close(featd_t *d) {
     feat_ingest_stop(d->ingest);
     if (d->ingest) report_unapplied(d);
     feat_ingest_destroy(d->ingest);
+    feat_models_stop(d->models);      /* cancels a run in progress (it may be asking the cluster) */
     feat_cluster_destroy(d->cluster); /* after ingest gave its partitions up: the leave record */
-    feat_models_stop(d->models);      /* cancels a run in progress */
     feat_drift_destroy(d->drift);     /* judges the windows already closed */
     feat_models_destroy(d->models);
     feat_producer_destroy(d->producer);

@@ -12,18 +12,22 @@
  *   4. the producer of featd's own topics, the alert bus and its sinks (log,
  *      metrics, Kafka topic, webhook), drift monitoring;
  *   5. the model registry, then the retrain sink; drift starts (the registry
- *      has handed it its champions' references), the prediction log starts,
- *      the training engine starts;
- *   6. ingest (observers: drift, labels to the registry), the demo producer;
- *   7. the serve context, the gRPC server, the admin HTTP server, and
- *      data_dir/featd.addr naming their ports.
+ *      has handed it its champions' references), the prediction log starts;
+ *   6. the cluster's membership (ingest/cluster.h), not started yet;
+ *   7. the serve context; in a cluster the registry's hooks into it (who
+ *      trains, the gathered training set, cluster.models_topic) and the
+ *      cluster's reader of that topic;
+ *   8. the cluster's membership thread, ingest (observers: drift, labels to
+ *      the registry), the demo producer; then the training engine starts;
+ *   9. the gRPC server, the admin HTTP server, and data_dir/featd.addr
+ *      naming their ports.
  * On failure what was built is torn down as featd_close() does.
  *
  * featd_close() stops and frees in reverse: the gRPC server (calls in flight
  * get serve.shutdown_grace), admin HTTP, the demo producer, the prediction
  * log (writes what serving logged), ingest (finishes its batch; logs what the
  * broker held beyond it), the training engine (cancels a run in progress),
- * drift (judges the windows already closed), the registry, the producer
+ * the cluster's membership (the leave record), drift (judges the windows already closed), the registry, the producer
  * (flushes), the webhook, the alert bus, the cache, the store, the embedded
  * broker, the TLS material and the tokens.  Nothing publishes an alert once
  * drift and the engine have stopped, so every sink outlives its callers.

@@ -502,6 +502,15 @@ static int cmd_cluster(void) {
             parts_json(m->restoring, m->n_restoring, &b);
             feat_buf_puts(&b, ",\"draining\":");
             parts_json(m->draining, m->n_draining, &b);
+            feat_buf_puts(&b, ",\"models\":[");
+            for (size_t k = 0; k < m->n_models; k++) {
+                feat_buf_puts(&b, k ? ",{\"model\":" : "{\"model\":");
+                feat_buf_json_str(&b, m->models[k]->model, strlen(m->models[k]->model));
+                feat_buf_printf(&b, ",\"champion\":%llu,\"challenger\":%llu,\"trainer\":%s}",
+                                (unsigned long long)m->models[k]->champion, (unsigned long long)m->models[k]->challenger,
+                                m->models[k]->trainer ? "true" : "false");
+            }
+            feat_buf_puts(&b, "]");
             feat_buf_printf(&b, ",\"updated_ms\":%lld,\"record_offset\":%lld,\"self\":%s,\"stale\":%s}",
                             (long long)m->updated_ms, (long long)m->record_offset, m->self ? "true" : "false",
                             m->stale ? "true" : "false");
@@ -522,19 +531,30 @@ static int cmd_cluster(void) {
     } else {
         printf("cluster.mode = %s, partitioner %s, answered by %s; %llu misrouted record(s) here\n", r->mode,
                r->partitioner, r->instance_id, (unsigned long long)r->misrouted_records);
-        char *hdr[] = {"INSTANCE", "ADDRESS", "ACTIVE", "RESTORING", "SEEN"};
-        feat_buf_t *cells = calloc(5 * (r->n_members ? r->n_members : 1), sizeof(feat_buf_t));
+        char *hdr[] = {"INSTANCE", "ADDRESS", "ACTIVE", "RESTORING", "MODELS", "SEEN"};
+        enum { NC = 6 };
+        feat_buf_t *cells = calloc(NC * (r->n_members ? r->n_members : 1), sizeof(feat_buf_t));
         for (size_t i = 0; cells && i < r->n_members; i++) {
             Featd__V1__ClusterMember *m = r->members[i];
-            feat_buf_printf(&cells[i * 5], "%s%s%s", m->instance_id, m->self ? " (this)" : "", m->stale ? " (stale)" : "");
-            feat_buf_puts(&cells[i * 5 + 1], m->address);
-            parts_text(m->active, m->n_active, &cells[i * 5 + 2]);
-            parts_text(m->restoring, m->n_restoring, &cells[i * 5 + 3]);
+            feat_buf_t *row = &cells[i * NC];
+            feat_buf_printf(&row[0], "%s%s%s", m->instance_id, m->self ? " (this)" : "", m->stale ? " (stale)" : "");
+            feat_buf_puts(&row[1], m->address);
+            parts_text(m->active, m->n_active, &row[2]);
+            parts_text(m->restoring, m->n_restoring, &row[3]);
+            for (size_t k = 0; k < m->n_models; k++) { /* name vCHAMPION[/vCHALLENGER][*: trains it] */
+                const Featd__V1__ModelServed *ms = m->models[k];
+                feat_buf_printf(&row[4], "%s%s v%llu", k ? ", " : "", ms->model, (unsigned long long)ms->champion);
+                if (ms->challenger) feat_buf_printf(&row[4], "/v%llu", (unsigned long long)ms->challenger);
+                if (ms->trainer) feat_buf_puts(&row[4], "*");
+            }
+            if (!m->n_models) feat_buf_puts(&row[4], "-");
             char d[FEAT_DURATION_MAX];
-            feat_buf_printf(&cells[i * 5 + 4], "%s ago", feat_format_duration(now - m->updated_ms, d, sizeof(d)));
+            feat_buf_printf(&row[5], "%s ago", feat_format_duration(now - m->updated_ms, d, sizeof(d)));
         }
-        if (cells) featctl_print_table(hdr, 5, cells, r->n_members);
-        for (size_t i = 0; cells && i < 5 * (r->n_members ? r->n_members : 1); i++) feat_buf_free(&cells[i]);
+        if (cells) featctl_print_table(hdr, NC, cells, r->n_members);
+        if (r->n_members && r->members[0]->n_models)
+            printf("MODELS: champion/challenger each instance serves; * marks the instance that trains the model\n");
+        for (size_t i = 0; cells && i < NC * (r->n_members ? r->n_members : 1); i++) feat_buf_free(&cells[i]);
         free(cells);
         size_t unowned = 0;
         for (size_t i = 0; i < r->n_partitions; i++) unowned += !*r->partitions[i]->instance_id;

@@ -106,6 +106,10 @@ feat_err_t feat_broker_create_topics(feat_broker_t *b, const feat_broker_topics_
             return FEAT_ERR_KAFKA;
         }
     }
+    if (tc->models_topic && *tc->models_topic && tc->nmodels && feat_broker_create_topic(b, tc->models_topic, 1)) {
+        snprintf(errstr, errlen, "embedded broker: cannot create topic %s", tc->models_topic);
+        return FEAT_ERR_KAFKA;
+    }
     if (tc->cluster_topic && *tc->cluster_topic && feat_broker_create_topic(b, tc->cluster_topic, 1)) {
         snprintf(errstr, errlen, "embedded broker: cannot create topic %s", tc->cluster_topic);
         return FEAT_ERR_KAFKA;

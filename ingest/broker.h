@@ -39,6 +39,7 @@ typedef struct feat_broker_topics_conf {
     const char *drift_alert_topic;    /* NULL or "" = none */
     int partitions;                   /* of each topic, >= 1 (kafka.partitions) */
     const char *cluster_topic;        /* cluster.topic, made with 1 partition; NULL or "" = none */
+    const char *models_topic;         /* cluster.models_topic, made with 1 partition when there are models */
 } feat_broker_topics_conf_t;
 
 /* Creates every topic tc names (sources, labels, predictions, drift alerts);

@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
     if (cfg) {
         feat_broker_topics_conf_t tc = {.tables = cfg->tables, .ntables = cfg->ntables, .models = cfg->models,
                                         .nmodels = cfg->nmodels, .drift_alert_topic = cfg->drift_alert_topic,
-                                        .partitions = partitions, .cluster_topic = cfg->cluster_topic};
+                                        .partitions = partitions, .cluster_topic = cfg->cluster_topic,
+                                        .models_topic = cfg->cluster_models_topic};
         if (feat_broker_create_topics(b, &tc, err, sizeof(err))) {
             fprintf(stderr, "featd-broker: %s\n", err);
             rc = 1;

@@ -19,11 +19,14 @@
 #define PUBLISH_EVERY_MS 3000   /* a membership record at least this often */
 #define METADATA_WAIT_MS 10000  /* for the source topics' partition counts at start */
 
+#define LIVE_MS (4 * PUBLISH_EVERY_MS) /* a member heard from this recently is alive (replica mode's trainer) */
+
 typedef struct member {
     char *id;
     uint8_t *rec;      /* the packed ClusterMember as read */
     size_t len;
     int64_t offset;    /* of the record in cluster.topic */
+    int64_t seen_ms;   /* when its latest record was read (our clock) */
 } member_t;
 
 struct feat_cluster_view {
@@ -31,6 +34,7 @@ struct feat_cluster_view {
     size_t nmembers;
     Featd__V1__ClusterMember **members;  /* unpacked, offset order of their latest record */
     int64_t *offsets;
+    int64_t *seen_ms;
     int32_t **owner;                   /* [topic][partition]: member index or -1 */
     uint8_t **restoring;               /* [topic][partition] */
 };
@@ -42,10 +46,15 @@ struct feat_cluster {
     char id[256];
     char address[256];
     size_t ntopics;
-    char **topics;                     /* distinct source topics */
+    char **topics;                     /* distinct source topics: the tables', then the models' label topics */
     int32_t *nparts;                   /* [ntopics] */
     _Atomic uint8_t **local;           /* [ntopics][nparts]: FEAT_PART_* */
     size_t *table_topic;               /* [ntables] -> topic index */
+    size_t *model_topic;               /* [nmodels] -> topic index of the label topic */
+    pthread_mutex_t slock;             /* served */
+    Featd__V1__ModelServed *served;    /* [nmodels]: what this instance serves, in its membership record */
+    feat_cluster_models_fn *models_fn; /* records of cluster.models_topic */
+    void *models_arg;
     feat_metric_t **m_misrouted;       /* [ntopics] */
     _Atomic uint64_t misrouted;
     _Atomic int64_t misrouted_logged_ms;
@@ -63,12 +72,34 @@ struct feat_cluster {
 
 /* ---- partitioner ------------------------------------------------------------------------ */
 
-int32_t feat_cluster_partition_of(const feat_cluster_t *c, size_t table, const char *key, size_t klen) {
-    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return -1;
-    int32_t n = c->nparts[c->table_topic[table]];
+static int32_t partition_in(const feat_cluster_t *c, size_t t, const char *key, size_t klen) {
+    int32_t n = c->nparts[t];
     if (n <= 0) return -1;
     uint32_t h = c->murmur ? feat_murmur2(key, klen) & 0x7fffffffu : feat_crc32(0, key, klen);
     return (int32_t)(h % (uint32_t)n);
+}
+
+int32_t feat_cluster_partition_of(const feat_cluster_t *c, size_t table, const char *key, size_t klen) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return -1;
+    return partition_in(c, c->table_topic[table], key, klen);
+}
+
+int32_t feat_cluster_label_partition(const feat_cluster_t *c, size_t model, const char *key, size_t klen) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return -1;
+    return partition_in(c, c->model_topic[model], key, klen);
+}
+
+int32_t feat_cluster_label_partitions(const feat_cluster_t *c, size_t model, const char **topic) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return 0;
+    if (topic) *topic = c->topics[c->model_topic[model]];
+    return c->nparts[c->model_topic[model]];
+}
+
+int feat_cluster_label_local(const feat_cluster_t *c, size_t model, int32_t partition) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return FEAT_PART_ACTIVE;
+    size_t t = c->model_topic[model];
+    if (partition < 0 || partition >= c->nparts[t]) return FEAT_PART_NONE;
+    return atomic_load(&c->local[t][partition]);
 }
 
 static ssize_t topic_index(const feat_cluster_t *c, const char *topic) {
@@ -109,6 +140,7 @@ static void view_free(feat_cluster_t *c, feat_cluster_view_t *v) {
     free(v->restoring);
     free(v->members);
     free(v->offsets);
+    free(v->seen_ms);
     free(v);
 }
 
@@ -137,9 +169,10 @@ static void rebuild(feat_cluster_t *c) {
     v->refs = 1;
     v->members = calloc(c->nmembers + 1, sizeof(*v->members));
     v->offsets = calloc(c->nmembers + 1, sizeof(*v->offsets));
+    v->seen_ms = calloc(c->nmembers + 1, sizeof(*v->seen_ms));
     v->owner = calloc(c->ntopics, sizeof(*v->owner));
     v->restoring = calloc(c->ntopics, sizeof(*v->restoring));
-    int ok = v->members && v->offsets && v->owner && v->restoring;
+    int ok = v->members && v->offsets && v->seen_ms && v->owner && v->restoring;
     for (size_t t = 0; ok && t < c->ntopics; t++) {
         v->owner[t] = malloc((size_t)c->nparts[t] * sizeof(int32_t) + 1);
         v->restoring[t] = calloc((size_t)c->nparts[t] + 1, 1);
@@ -150,6 +183,7 @@ static void rebuild(feat_cluster_t *c) {
         Featd__V1__ClusterMember *m = featd__v1__cluster_member__unpack(NULL, c->members[i].len, c->members[i].rec);
         if (!m) continue; /* checked when read */
         v->members[v->nmembers] = m;
+        v->seen_ms[v->nmembers] = c->members[i].seen_ms;
         v->offsets[v->nmembers++] = c->members[i].offset;
     }
     for (size_t i = 0; ok && i < v->nmembers; i++) {
@@ -205,6 +239,43 @@ int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, si
     return o;
 }
 
+int feat_cluster_trainer(feat_cluster_t *c, size_t model, char *who, size_t cap) {
+    if (cap) who[0] = 0;
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return 1;
+    size_t t = c->model_topic[model];
+    if (c->mode == FEAT_CLUSTER_PARTITIONED) {
+        int st = atomic_load(&c->local[t][0]);
+        if (st == FEAT_PART_ACTIVE || st == FEAT_PART_RESTORING) return 1;
+    }
+    feat_cluster_view_t *v = feat_cluster_view_acquire(c);
+    int r = -1;
+    if (c->mode == FEAT_CLUSTER_PARTITIONED) {
+        int32_t o = v ? v->owner[t][0] : -1;
+        if (o >= 0 && strcmp(v->members[o]->instance_id, c->id) != 0) {
+            r = 0;
+            snprintf(who, cap, "%s", v->members[o]->address);
+        }
+    } else { /* replica: every instance holds everything; the live one with the smallest id trains */
+        const char *best = c->id;
+        int64_t now = feat_now_ms();
+        for (size_t i = 0; v && i < v->nmembers; i++)
+            if (now - v->seen_ms[i] <= LIVE_MS && strcmp(v->members[i]->instance_id, best) < 0)
+                best = v->members[i]->instance_id;
+        r = best == c->id;
+        if (!r) snprintf(who, cap, "%s", best);
+    }
+    feat_cluster_view_release(c, v);
+    return r;
+}
+
+int feat_cluster_label_owner(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t model, int32_t partition) {
+    if (!c || !v || c->mode != FEAT_CLUSTER_PARTITIONED) return -1;
+    size_t t = c->model_topic[model];
+    if (partition < 0 || partition >= c->nparts[t]) return -1;
+    int32_t o = v->owner[t][partition];
+    return o >= 0 && strcmp(v->members[o]->instance_id, c->id) != 0 ? o : -1;
+}
+
 const char *feat_cluster_peer_address(const feat_cluster_view_t *v, int peer) {
     return v->members[peer]->address;
 }
@@ -232,12 +303,13 @@ static uint8_t *pack_self(feat_cluster_t *c, size_t *len) {
     Featd__V1__TopicPartitions **act = calloc(c->ntopics + 1, sizeof(*act));
     Featd__V1__TopicPartitions **res = calloc(c->ntopics + 1, sizeof(*res));
     Featd__V1__TopicPartitions **dra = calloc(c->ntopics + 1, sizeof(*dra));
+    Featd__V1__ModelServed **served = calloc(c->cfg->nmodels + 1, sizeof(*served));
     int32_t *parts = NULL;
     size_t total = 0;
     for (size_t t = 0; t < c->ntopics; t++) total += (size_t)c->nparts[t];
     parts = calloc(total + 1, sizeof(*parts)); /* each partition is in one state */
     uint8_t *out = NULL;
-    if (!tp || !act || !res || !dra || !parts) goto done;
+    if (!tp || !act || !res || !dra || !parts || !served) goto done;
     size_t np = 0;
     for (size_t t = 0; t < c->ntopics; t++) {
         for (int s = 0; s < 3; s++) {
@@ -257,15 +329,23 @@ static uint8_t *pack_self(feat_cluster_t *c, size_t *len) {
     m.active = act;
     m.restoring = res;
     m.draining = dra;
+    pthread_mutex_lock(&c->slock); /* then vlock (in feat_cluster_trainer); nothing takes them the other way */
+    for (size_t i = 0; i < c->cfg->nmodels; i++) {
+        c->served[i].trainer = feat_cluster_trainer(c, i, NULL, 0) == 1;
+        served[m.n_models++] = &c->served[i];
+    }
+    m.models = served;
     *len = featd__v1__cluster_member__get_packed_size(&m);
     out = malloc(*len + 1);
     if (out) featd__v1__cluster_member__pack(&m, out);
+    pthread_mutex_unlock(&c->slock);
 done:
     free(tp);
     free(act);
     free(res);
     free(dra);
     free(parts);
+    free(served);
     return out;
 }
 
@@ -348,6 +428,7 @@ static int take_record(feat_cluster_t *c, const rd_kafka_message_t *m) {
     c->members[i].rec = copy;
     c->members[i].len = m->len;
     c->members[i].offset = m->offset;
+    c->members[i].seen_ms = feat_now_ms();
     return 1;
 }
 
@@ -358,7 +439,12 @@ static void *run(void *arg) {
         int changed = 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cons, 100);
         for (int k = 0; m && k < 10000; k++) {
-            changed |= take_record(c, m);
+            if (!m->err && m->rkt && strcmp(rd_kafka_topic_name(m->rkt), c->cfg->cluster_topic) != 0) {
+                if (c->models_fn && m->key && m->payload) /* cluster.models_topic */
+                    c->models_fn(c->models_arg, m->key, m->key_len, m->payload, m->len);
+            } else {
+                changed |= take_record(c, m);
+            }
             rd_kafka_message_destroy(m);
             m = rd_kafka_consumer_poll(c->cons, 0);
         }
@@ -374,9 +460,57 @@ static void *run(void *arg) {
     return NULL;
 }
 
+/* ---- models ------------------------------------------------------------------------------- */
+
+void feat_cluster_on_models(feat_cluster_t *c, feat_cluster_models_fn *fn, void *arg) {
+    if (!c || c->started) return;
+    c->models_fn = fn;
+    c->models_arg = arg;
+}
+
+feat_err_t feat_cluster_publish_model(feat_cluster_t *c, const void *key, size_t klen, const void *val, size_t vlen) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE) return FEAT_OK;
+    rd_kafka_resp_err_t e = rd_kafka_producev(c->prod, RD_KAFKA_V_TOPIC(c->cfg->cluster_models_topic),
+                                              RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(key, klen),
+                                              RD_KAFKA_V_VALUE((void *)val, vlen),
+                                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (e) {
+        feat_log(FEAT_LOG_ERROR, "cluster", "cannot publish a model record (%zu bytes) to %s: %s; the other instances "
+                 "do not get it", vlen, c->cfg->cluster_models_topic, rd_kafka_err2str(e));
+        return FEAT_ERR_KAFKA;
+    }
+    return FEAT_OK;
+}
+
+void feat_cluster_set_served(feat_cluster_t *c, size_t model, uint64_t champion, uint64_t challenger) {
+    if (!c || c->mode == FEAT_CLUSTER_SINGLE || model >= c->cfg->nmodels) return;
+    pthread_mutex_lock(&c->slock);
+    Featd__V1__ModelServed *m = &c->served[model];
+    int changed = m->champion != champion || m->challenger != challenger;
+    m->champion = champion;
+    m->challenger = challenger;
+    pthread_mutex_unlock(&c->slock);
+    if (changed) atomic_store(&c->dirty, 1);
+}
+
 /* ---- life ------------------------------------------------------------------------------- */
 
 static const char *cfg_topic(const feat_cluster_t *c) { return c->cfg->cluster_topic; }
+
+/* 1 (errstr set) when topic, named by config key, is not in the cluster. */
+static int topic_missing(feat_cluster_t *c, const char *key, const char *topic, char *errstr, size_t errlen) {
+    rd_kafka_topic_t *ct = rd_kafka_topic_new(c->prod, topic, NULL);
+    const struct rd_kafka_metadata *cmd = NULL;
+    rd_kafka_resp_err_t ce = ct ? rd_kafka_metadata(c->prod, 0, ct, &cmd, 5000) : RD_KAFKA_RESP_ERR__NOENT;
+    if (!ce && (cmd->topic_cnt != 1 || cmd->topics[0].err || cmd->topics[0].partition_cnt < 1))
+        ce = cmd->topic_cnt == 1 && cmd->topics[0].err ? cmd->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (cmd) rd_kafka_metadata_destroy(cmd);
+    if (ct) rd_kafka_topic_destroy(ct);
+    if (ce)
+        snprintf(errstr, errlen, "%s: cannot use topic %s: %s (create it with 1 partition and "
+                 "cleanup.policy=compact)", key, topic, rd_kafka_err2str(ce));
+    return ce != 0;
+}
 
 /* Source topics' partition counts from the broker. */
 static feat_err_t read_partitions(feat_cluster_t *c, char *errstr, size_t errlen) {
@@ -408,23 +542,25 @@ static feat_err_t read_partitions(feat_cluster_t *c, char *errstr, size_t errlen
         c->local[t] = calloc((size_t)c->nparts[t], sizeof(**c->local));
         if (!c->local[t]) { snprintf(errstr, errlen, "cluster: out of memory"); return FEAT_ERR_NOMEM; }
     }
-    /* cluster.topic must exist: without it no map ever forms */
-    rd_kafka_topic_t *ct = rd_kafka_topic_new(c->prod, cfg_topic(c), NULL);
-    const struct rd_kafka_metadata *cmd = NULL;
-    rd_kafka_resp_err_t ce = ct ? rd_kafka_metadata(c->prod, 0, ct, &cmd, 5000) : RD_KAFKA_RESP_ERR__NOENT;
-    if (!ce && (cmd->topic_cnt != 1 || cmd->topics[0].err || cmd->topics[0].partition_cnt < 1))
-        ce = cmd->topic_cnt == 1 && cmd->topics[0].err ? cmd->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-    if (cmd) rd_kafka_metadata_destroy(cmd);
-    if (ct) rd_kafka_topic_destroy(ct);
-    if (ce) {
-        snprintf(errstr, errlen, "cluster.topic: cannot use topic %s: %s (create it with 1 partition and "
-                 "cleanup.policy=compact)", cfg_topic(c), rd_kafka_err2str(ce));
+    /* cluster.topic must exist: without it no map ever forms; models_topic: no model would be shared */
+    if (topic_missing(c, "cluster.topic", cfg_topic(c), errstr, errlen) ||
+        (c->cfg->nmodels && topic_missing(c, "cluster.models_topic", c->cfg->cluster_models_topic, errstr, errlen)))
         return FEAT_ERR_CONFIG;
-    }
-    /* a model over several tables reads each with one row's keys: the same key must live on one instance */
     const feat_config_t *cfg = c->cfg;
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const feat_model_conf_t *mc = &cfg->models[i];
+        /* the trainer reads each label's features where the label is: the same key on one instance */
+        size_t lt = c->model_topic[i], mt = lt;
+        for (size_t k = 0; k < cfg->ntables; k++)
+            if (strcmp(cfg->tables[k].name, mc->table) == 0) mt = c->table_topic[k];
+        if (c->mode == FEAT_CLUSTER_PARTITIONED && c->nparts[lt] != c->nparts[mt]) {
+            snprintf(errstr, errlen,
+                     "model.%s.label_topic: topic %s has %d partitions and table %s's topic %s has %d; a cluster "
+                     "needs a model's labels co-partitioned with its table (same partition count and key)",
+                     mc->name, c->topics[lt], c->nparts[lt], mc->table, c->topics[mt], c->nparts[mt]);
+            return FEAT_ERR_CONFIG;
+        }
+        /* a model over several tables reads each with one row's keys: the same key must live on one instance */
         for (size_t j = 0; j < mc->nfeatures; j++) {
             const feat_model_feat_t *f = &mc->feats[j];
             if (f->key >= 0) continue; /* read with another entity's key: routed on its own */
@@ -450,6 +586,7 @@ feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, 
     if (!c) { snprintf(errstr, errlen, "cluster: out of memory"); return NULL; }
     c->cfg = cfg;
     pthread_mutex_init(&c->vlock, NULL);
+    pthread_mutex_init(&c->slock, NULL);
     c->mode = strcmp(cfg->cluster_mode, "replica") == 0       ? FEAT_CLUSTER_REPLICA
               : strcmp(cfg->cluster_mode, "partitioned") == 0 ? FEAT_CLUSTER_PARTITIONED
                                                                : FEAT_CLUSTER_SINGLE;
@@ -461,12 +598,15 @@ feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, 
     if (c->mode == FEAT_CLUSTER_SINGLE) return c;
 
     feat_metrics_t *reg = conf->metrics;
-    c->topics = calloc(cfg->ntables + 1, sizeof(*c->topics));
-    c->nparts = calloc(cfg->ntables + 1, sizeof(*c->nparts));
-    c->local = calloc(cfg->ntables + 1, sizeof(*c->local));
+    size_t nt = cfg->ntables + cfg->nmodels + 1;
+    c->topics = calloc(nt, sizeof(*c->topics));
+    c->nparts = calloc(nt, sizeof(*c->nparts));
+    c->local = calloc(nt, sizeof(*c->local));
     c->table_topic = calloc(cfg->ntables + 1, sizeof(*c->table_topic));
-    c->m_misrouted = calloc(cfg->ntables + 1, sizeof(*c->m_misrouted));
-    if (!c->topics || !c->nparts || !c->local || !c->table_topic || !c->m_misrouted) {
+    c->model_topic = calloc(cfg->nmodels + 1, sizeof(*c->model_topic));
+    c->served = calloc(cfg->nmodels + 1, sizeof(*c->served));
+    c->m_misrouted = calloc(nt, sizeof(*c->m_misrouted));
+    if (!c->topics || !c->nparts || !c->local || !c->table_topic || !c->model_topic || !c->served || !c->m_misrouted) {
         snprintf(errstr, errlen, "cluster: out of memory");
         goto fail;
     }
@@ -484,11 +624,22 @@ feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, 
         }
         c->table_topic[i] = (size_t)t;
     }
+    for (size_t i = 0; i < cfg->nmodels; i++) { /* label topics: their ownership tells who trains and who holds a label */
+        ssize_t t = topic_index(c, cfg->models[i].label_topic);
+        if (t < 0) {
+            t = (ssize_t)c->ntopics++;
+            c->topics[t] = cfg->models[i].label_topic;
+        }
+        c->model_topic[i] = (size_t)t;
+        featd__v1__model_served__init(&c->served[i]);
+        c->served[i].model = cfg->models[i].name;
+    }
     c->m_members = feat_gauge(reg, "featd_cluster_members", "Instances with a membership record in cluster.topic.", NULL);
     c->m_published = feat_counter(reg, "featd_cluster_membership_published_total",
                                   "Membership records this instance published.", NULL);
     c->prod = feat_kafka_new(RD_KAFKA_PRODUCER,
                              &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = conf->bootstrap,
+                                                  .defaults = (const char *const[]){"message.max.bytes", "33554432", NULL},
                                                   .what = "cluster: producer"},
                              errstr, errlen);
     if (!c->prod) goto fail;
@@ -509,8 +660,10 @@ fail:
 
 feat_err_t feat_cluster_start(feat_cluster_t *c, char *errstr, size_t errlen) {
     if (!c || c->mode == FEAT_CLUSTER_SINGLE || c->started) return FEAT_OK;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(l, c->cfg->cluster_topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    if (c->cfg->nmodels) /* the registry: every record from the beginning, so every instance holds every version */
+        rd_kafka_topic_partition_list_add(l, c->cfg->cluster_models_topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_resp_err_t e = rd_kafka_assign(c->cons, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
@@ -558,8 +711,11 @@ void feat_cluster_destroy(feat_cluster_t *c) {
     free(c->topics);
     free(c->nparts);
     free(c->table_topic);
+    free(c->model_topic);
+    free(c->served);
     free(c->m_misrouted);
     pthread_mutex_destroy(&c->vlock);
+    pthread_mutex_destroy(&c->slock);
     free(c);
 }
 

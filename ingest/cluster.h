@@ -116,6 +116,41 @@ int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, si
 const char *feat_cluster_peer_address(const feat_cluster_view_t *v, int peer);
 int feat_cluster_npeers(const feat_cluster_view_t *v);
 
+/* ---- models in a cluster ----
+ * Each model's label topic is tracked like a source topic (its partitions'
+ * local states and owners are in the map) and must be co-partitioned with
+ * the model's table in partitioned mode (checked at start).  The trainer of
+ * a model is the instance that holds partition 0 of its label topic
+ * (partitioned), or the live instance with the smallest instance_id
+ * (replica).  The registry travels through cluster.models_topic, read from
+ * the beginning by the membership thread. */
+
+/* The label partition of key for model (an index into cfg->models); -1 in single mode. */
+int32_t feat_cluster_label_partition(const feat_cluster_t *c, size_t model, const char *key, size_t klen);
+/* The partition count of model's label topic (*topic gets its name); 0 in single mode. */
+int32_t feat_cluster_label_partitions(const feat_cluster_t *c, size_t model, const char **topic);
+/* FEAT_PART_* of a label partition here (FEAT_PART_ACTIVE in single mode). */
+int feat_cluster_label_local(const feat_cluster_t *c, size_t model, int32_t partition);
+/* 1 when this instance trains model (always in single mode); 0 when another
+ * does (who gets its address, partitioned, or instance id, replica); -1
+ * when nobody is known to (partition 0 has no owner yet). */
+int feat_cluster_trainer(feat_cluster_t *c, size_t model, char *who, size_t cap);
+
+/* The peer of v (partitioned mode) that owns label partition p of model:
+ * an index of v, or -1 (no owner, or this instance). */
+int feat_cluster_label_owner(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t model, int32_t partition);
+
+/* A record of cluster.models_topic (key and value as published), on the
+ * membership thread, in the topic's order. */
+typedef void feat_cluster_models_fn(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+/* Sets the reader of cluster.models_topic; before feat_cluster_start. */
+void feat_cluster_on_models(feat_cluster_t *c, feat_cluster_models_fn *fn, void *arg);
+/* Queues a record for cluster.models_topic (copied).  FEAT_OK (nothing in
+ * single mode) or FEAT_ERR_KAFKA, logged. */
+feat_err_t feat_cluster_publish_model(feat_cluster_t *c, const void *key, size_t klen, const void *val, size_t vlen);
+/* The versions model serves here, for the membership record. */
+void feat_cluster_set_served(feat_cluster_t *c, size_t model, uint64_t champion, uint64_t challenger);
+
 /* featd.v1.ClusterMap of what this instance sees, packed into out. */
 feat_err_t feat_cluster_pack_map(feat_cluster_t *c, feat_buf_t *out);
 

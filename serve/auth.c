@@ -151,6 +151,17 @@ size_t feat_auth_count(const feat_auth_t *a, feat_auth_level_t level) {
     return n;
 }
 
+size_t feat_auth_admin_token(const feat_auth_t *a, char *out, size_t cap) {
+    for (size_t i = 0; a && i < a->n; i++) {
+        if (a->slots[i].bits != 3 || a->slots[i].len >= cap) continue;
+        memcpy(out, a->slots[i].w, a->slots[i].len);
+        out[a->slots[i].len] = 0;
+        return a->slots[i].len;
+    }
+    if (cap) out[0] = 0;
+    return 0;
+}
+
 const char *feat_auth_bearer(const char *h, size_t *len) {
     if (!h) return NULL;
     while (*h == ' ') h++;

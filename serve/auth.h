@@ -46,6 +46,12 @@ feat_auth_level_t feat_auth_check(const feat_auth_t *a, const char *token, size_
 /* Tokens loaded at exactly this level. */
 size_t feat_auth_count(const feat_auth_t *a, feat_auth_level_t level);
 
+/* Copies an admin token (NUL-terminated) into out: what this instance
+ * presents when it calls another instance of its cluster on its own behalf
+ * (the trainer gathering a training set), since the instances share their
+ * token files.  Its length, 0 when there is none or it does not fit cap. */
+size_t feat_auth_admin_token(const feat_auth_t *a, char *out, size_t cap);
+
 /* The token of an HTTP "Authorization" header value: "Bearer X" (scheme in
  * any case, spaces around X ignored) → X and *len; NULL otherwise. */
 const char *feat_auth_bearer(const char *header, size_t *len);

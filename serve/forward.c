@@ -90,9 +90,9 @@ static void give_back(feat_forward_t *f, int pi, feat_client_t *c) {
 
 /* One call of either kind: unary when fn is NULL. */
 static int forward(feat_forward_t *f, const char *address, const char *method, const char *token, int64_t deadline_ms,
-                   const void *req, size_t len, feat_buf_t *resp, feat_client_msg_fn *fn, void *arg, char *msg,
-                   size_t msglen) {
-    int64_t t0 = feat_now_ms(), timeout = f->timeout_ms;
+                   int64_t longest, const void *req, size_t len, feat_buf_t *resp, feat_client_msg_fn *fn, void *arg,
+                   char *msg, size_t msglen) {
+    int64_t t0 = feat_now_ms(), timeout = longest;
     if (deadline_ms != INT64_MAX && deadline_ms - t0 < timeout) timeout = deadline_ms - t0;
     if (timeout <= 0) {
         snprintf(msg, msglen, "the caller's deadline passed before %s could be asked", address);
@@ -124,11 +124,16 @@ static int forward(feat_forward_t *f, const char *address, const char *method, c
 
 int feat_forward_call(feat_forward_t *f, const char *address, const char *method, const char *token,
                       int64_t deadline_ms, const void *req, size_t len, feat_buf_t *resp, char *msg, size_t msglen) {
-    return forward(f, address, method, token, deadline_ms, req, len, resp, NULL, NULL, msg, msglen);
+    return forward(f, address, method, token, deadline_ms, f->timeout_ms, req, len, resp, NULL, NULL, msg, msglen);
 }
 
 int feat_forward_stream(feat_forward_t *f, const char *address, const char *method, const char *token,
                         int64_t deadline_ms, const void *req, size_t len, feat_client_msg_fn *fn, void *arg,
                         char *msg, size_t msglen) {
-    return forward(f, address, method, token, deadline_ms, req, len, NULL, fn, arg, msg, msglen);
+    return forward(f, address, method, token, deadline_ms, f->timeout_ms, req, len, NULL, fn, arg, msg, msglen);
+}
+
+int feat_forward_fetch(feat_forward_t *f, const char *address, const char *method, const char *token, int64_t wait_ms,
+                       const void *req, size_t len, feat_client_msg_fn *fn, void *arg, char *msg, size_t msglen) {
+    return forward(f, address, method, token, INT64_MAX, wait_ms, req, len, NULL, fn, arg, msg, msglen);
 }

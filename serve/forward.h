@@ -38,4 +38,10 @@ int feat_forward_stream(feat_forward_t *f, const char *address, const char *meth
                         int64_t deadline_ms, const void *req, size_t len, feat_client_msg_fn *fn, void *arg,
                         char *msg, size_t msglen);
 
+/* A server-streaming call this instance makes on its own behalf (the
+ * trainer gathering a training set): waits up to wait_ms, not
+ * cluster.forward_timeout. */
+int feat_forward_fetch(feat_forward_t *f, const char *address, const char *method, const char *token, int64_t wait_ms,
+                       const void *req, size_t len, feat_client_msg_fn *fn, void *arg, char *msg, size_t msglen);
+
 #endif

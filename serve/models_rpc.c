@@ -22,6 +22,7 @@
 #include "serve/cache.h"
 #include "serve/lookup.h"
 #include "serve/predlog.h"
+#include "serve/forward.h"
 #include "serve/svc.h"
 #include "train/models.h"
 #include "train/trainset.h"
@@ -477,12 +478,39 @@ feat_err_t featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
     return featd_svc_pack(resp, &res.base);
 }
 
+/* In a cluster, a retrain of model belongs to its trainer: 1 when this
+ * call was answered by forwarding it there (*rc its outcome, resp its
+ * reply), 0 when this instance answers.  Replica mode names the trainer
+ * instead (replicas need no listener of their own). */
+static int to_trainer(feat_serve_t *sv, feat_rpc_call_t *call, const char *model, const char *method, feat_buf_t *resp,
+                      feat_err_t *rc) {
+    const feat_model_conf_t *mc = feat_serve_model(sv, model);
+    if (!mc || feat_cluster_mode(sv->cluster) == FEAT_CLUSTER_SINGLE || sv->peer) return 0;
+    char who[256];
+    int t = feat_cluster_trainer(sv->cluster, (size_t)(mc - sv->conf.models), who, sizeof(who));
+    if (t == 1) return 0;
+    if (t < 0 || !sv->forward) {
+        *rc = t < 0 ? ERR(call, FEAT_ERR_UNAVAILABLE, "no instance holds partition 0 of %.100s yet; its owner trains "
+                                                      "model %s", mc->label_topic, mc->name)
+                    : ERR(call, FEAT_ERR_STATE, "instance %.100s trains model %s; ask it", who, mc->name);
+        return 1;
+    }
+    char msg[256] = "";
+    int code = feat_forward_call(sv->forward, who, method, call->token, call->deadline_ms, call->req, call->req_len,
+                                 resp, msg, sizeof(msg));
+    *rc = code ? ERR(call, FEAT_ERR_UNAVAILABLE, "the trainer of model %s (%.100s) answered %s: %.100s", mc->name, who,
+                     feat_grpc_code_name(code), msg)
+               : FEAT_OK;
+    return 1;
+}
+
 feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
     feat_err_t err;
     Featd__V1__TriggerRetrainRequest *req = featd_svc_unpack(call, &featd__v1__trigger_retrain_request__descriptor, &err);
     if (!req) return err;
     if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
+    if (to_trainer(sv, call, req->model, "/featd.v1.AdminService/TriggerRetrain", resp, &err)) return err;
     uint64_t id = 0;
     int co = 0;
     if (feat_models_request(sv->models, req->model, FEAT_TRIGGER_OPERATOR, req->reason, &id, &co) == FEAT_ERR_NOT_FOUND)
@@ -500,6 +528,9 @@ feat_err_t featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (!req) return err;
     if (req->model && *req->model && !feat_serve_model(sv, req->model))
         return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
+    if (req->model && *req->model &&
+        to_trainer(sv, call, req->model, "/featd.v1.AdminService/GetRetrainStatus", resp, &err))
+        return err;
     feat_run_status_t st;
     if (feat_models_run_status(sv->models, req->model, req->run_id, &st) != FEAT_OK) {
         if (req->run_id) return ERR(call, FEAT_ERR_NOT_FOUND, "no retrain run %llu", (unsigned long long)req->run_id);

@@ -31,6 +31,7 @@ struct feat_predlog;
 struct feat_auth;
 struct feat_cluster;
 struct feat_forward;
+struct feat_models_cluster;
 
 /* What handlers need from the config. */
 typedef struct feat_serve_conf {
@@ -78,5 +79,15 @@ feat_err_t feat_serve_authorize(void *serve, const feat_method_t *m, const char 
 
 /* conf.models' entry named name, or NULL. */
 const feat_model_conf_t *feat_serve_model(const feat_serve_t *sv, const char *name);
+
+/* cluster_train.c.  The hooks for feat_models_set_cluster (train/models.h)
+ * of sv's cluster: who trains, the training set gathered from every owner
+ * (AdminService.GetTrainingRows, with an admin token of sv->auth), the
+ * registry's records for cluster.models_topic and the versions served, for
+ * the membership record.  All zero in single mode. */
+void feat_serve_models_cluster(feat_serve_t *sv, struct feat_models_cluster *out);
+/* A feat_cluster_models_fn (ingest/cluster.h) for the feat_models_t models:
+ * applies the record (feat_models_import) and logs one it cannot. */
+void feat_serve_models_record(void *models, const void *key, size_t klen, const void *val, size_t vlen);
 
 #endif

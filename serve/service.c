@@ -697,6 +697,7 @@ static const feat_method_t methods[] = {
     {AS "PinDriftReference", "PinDriftReference", pin_reference, NULL, FEAT_RPC_ADMIN},
     {AS "Backup", "Backup", backup, NULL, FEAT_RPC_ADMIN},
     {AS "GetCluster", "GetCluster", featd_svc_get_cluster, NULL, FEAT_RPC_READ},
+    {AS "GetTrainingRows", "GetTrainingRows", NULL, &featd_svc_training_rows_ops, FEAT_RPC_ADMIN},
 };
 
 const feat_method_t *feat_serve_methods(size_t *n) {

@@ -83,6 +83,8 @@ Featd__V1__FeatureValue *featd_svc_value_pb(feat_arena_t *a, const feat_value_t 
 feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
                                 const Featd__V1__GetHistoricalFeaturesRequest *req, const feat_table_t *t,
                                 const uint16_t *fidx, size_t nf, int **route, Featd__V1__FeatureValue ****remote);
+/* cluster_train.c: AdminService.GetTrainingRows. */
+extern const feat_stream_ops_t featd_svc_training_rows_ops;
 /* AdminService.GetCluster. */
 feat_err_t featd_svc_get_cluster(feat_rpc_call_t *call, feat_buf_t *resp);
 

@@ -157,14 +157,31 @@ static int epoch_tick(void *arg) {
     return cancelled(arg);
 }
 
+/* 1 when this instance trains s (always outside a cluster), else 0 with
+ * why set. */
+static int is_trainer(feat_models_t *models, mstate_t *s, char *why, size_t len) {
+    if (!models->cl.trainer) return 1;
+    char who[256];
+    int r = models->cl.trainer(models->cl.arg, s->idx, who, sizeof(who));
+    if (r == 1) return 1;
+    if (r == 0) snprintf(why, len, "instance %.100s trains model %s in this cluster; ask it", who, s->conf->name);
+    else snprintf(why, len, "no instance holds partition 0 of %.80s yet (its owner trains model %s)",
+                  s->conf->label_topic, s->conf->name);
+    return 0;
+}
+
 /* The model's labelled rows within train_window, at least min_rows of them. */
 static feat_err_t build_set(run_ctx_t *c, feat_trainset_t *tset) {
     const feat_model_conf_t *mc = c->s->conf;
     set_phase(c, "building training set", 0);
-    feat_trainset_cb_t cb = {ts_progress, cancelled, c};
+    feat_models_t *models = c->models;
+    feat_trainset_cb_t cb = {ts_progress, cancelled, c, NULL, NULL};
     int64_t from = mc->train_window_ms ? c->now - mc->train_window_ms : INT64_MIN;
-    feat_err_t rc = feat_trainset_build(c->models->st, mc, from, c->now, &cb, tset, c->err, sizeof(c->err));
+    feat_err_t rc = models->cl.build
+                        ? models->cl.build(models->cl.arg, c->s->idx, from, c->now, &cb, tset, c->err, sizeof(c->err))
+                        : feat_trainset_build(models->st, mc, from, c->now, &cb, tset, c->err, sizeof(c->err));
     if (rc) return rc;
+    if (models->cl.build) feat_trainset_sort(tset); /* rows of several stores: one store's order */
     if ((int64_t)tset->n < mc->min_rows) {
         snprintf(c->err, sizeof(c->err), "only %zu labelled rows; model.%s.min_rows is %lld", tset->n, mc->name,
                  (long long)mc->min_rows);
@@ -442,7 +459,7 @@ static void do_run(feat_models_t *models, run_t *r) {
     double *pred = NULL;
     uint64_t version = 0;
     int promoted = 0;
-    feat_err_t rc = build_set(&c, &tset);
+    feat_err_t rc = is_trainer(models, c.s, c.err, sizeof(c.err)) ? build_set(&c, &tset) : FEAT_ERR_STATE;
     if (!rc) {
         rc = train(&c, &tset, &model, &o.rep);
         if (!rc) rc = evaluate(&c, &tset, model, &o, &pred);
@@ -463,6 +480,12 @@ static void check_triggers(feat_models_t *models) {
         const feat_model_conf_t *mc = s->conf;
         uint64_t id;
         int co;
+        char skip[256];
+        if (!is_trainer(models, s, skip, sizeof(skip))) { /* the trainer's triggers fire, not ours */
+            s->last_run_ms = now;
+            atomic_store(&s->labels_since, 0);
+            continue;
+        }
         if (mc->retrain_every_ms > 0 && now - s->last_run_ms >= mc->retrain_every_ms) {
             s->last_run_ms = now; /* one request per period, whatever its outcome */
             feat_models_request(models, mc->name, FEAT_TRIGGER_SCHEDULE, "retrain_every", &id, &co);

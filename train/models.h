@@ -54,6 +54,7 @@
 #include "common/metrics.h"
 #include "store/store.h"
 #include "train/core/model.h"
+#include "train/trainset.h"
 
 typedef struct feat_models feat_models_t;
 typedef struct feat_loaded feat_loaded_t;
@@ -224,6 +225,50 @@ void feat_models_on_prediction(feat_models_t *models, uint32_t model, const char
  * requests one for each model that reads its table's feature (a->table set)
  * or for a->model (a model's predictions or quality).  Queues and returns. */
 void feat_models_alert_sink(void *models, const feat_alert_t *a);
+
+/* ---- in a cluster (cluster.mode partitioned or replica; ingest/cluster.h) ----
+ *
+ * One instance trains each model: a run asked of another fails naming the
+ * trainer, and schedule and label triggers fire only on the trainer.  The
+ * trainer's training set holds its own labels of the partitions it holds
+ * and every other owner's (build), sorted as one store's would be.
+ * Every change to the registry here (a new version, promote, rollback) is
+ * handed to publish as records for cluster.models_topic; every instance
+ * applies those records (its own included) in the topic's order with
+ * feat_models_import, so all serve the same versions.  An instance's own
+ * aliases record is skipped when a newer one of its own follows (it holds
+ * that state already): concurrent changes on two instances end, everywhere,
+ * as the topic orders them. */
+typedef struct feat_models_cluster {
+    void *arg;
+    const char *self;    /* this instance's id (borrowed) */
+    /* feat_cluster_trainer's contract, for model (an index into conf->models) */
+    int (*trainer)(void *arg, uint32_t model, char *who, size_t cap);
+    /* Builds model's training set from every instance that holds labels:
+     * this one's (feat_trainset_build with cb, keeping the labels of the
+     * partitions it holds) and every other owner's, each label partition
+     * covered exactly once.  FEAT_OK, or an error with err (the run fails:
+     * never a partial set).  feat_trainset_build's contract otherwise. */
+    feat_err_t (*build)(void *arg, uint32_t model, int64_t from_ms, int64_t to_ms, const feat_trainset_cb_t *cb,
+                        feat_trainset_t *out, char *err, size_t errlen);
+    /* a record for cluster.models_topic (copied by the callee) */
+    void (*publish)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+    /* the versions model serves now */
+    void (*served)(void *arg, uint32_t model, uint64_t champion, uint64_t challenger);
+} feat_models_cluster_t;
+
+/* Before feat_models_start; cl copied.  Reports every model's served versions. */
+void feat_models_set_cluster(feat_models_t *models, const feat_models_cluster_t *cl);
+/* Applies one cluster.models_topic record: a version (stored and listed, if
+ * new) or a model's aliases (swapped in as promote does).  FEAT_OK when
+ * applied or already held; FEAT_ERR_CORRUPT for a record that is not
+ * featd's; FEAT_ERR_NOT_FOUND for a model this configuration does not have
+ * or aliases that name a version not received; err says why. */
+feat_err_t feat_models_import(feat_models_t *models, const void *key, size_t klen, const void *val, size_t vlen,
+                              char *err, size_t errlen);
+/* Checks a cluster.models_topic record without applying it: 1 when it
+ * decodes (a fuzz target; pure). */
+int feat_models_record_ok(const void *key, size_t klen, const void *val, size_t vlen);
 
 /* ---- audit (featd-inspect, crash tests) ---- */
 

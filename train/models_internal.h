@@ -132,6 +132,7 @@ typedef struct mstate {
     feat_loaded_t *pinned[FEAT_MODELS_PINNED];     /* [lock] */
     vinfo_t *v;                                    /* [both] oldest first */
     size_t nv, capv;                               /* [both] */
+    uint64_t pub_seq;                              /* [reg] aliases records this instance published */
     _Atomic uint64_t labels_since;
     int64_t last_run_ms;                           /* the engine thread's */
     quality_t q;
@@ -162,6 +163,7 @@ struct feat_models {
     int stop;
     atomic_int cancel;
     feat_metric_t *m_runs_ok, *m_runs_fail, *m_coalesced, *m_swaps;
+    feat_models_cluster_t cl; /* cl.trainer NULL: single mode */
 };
 
 mstate_t *feat_models_find(feat_models_t *models, const char *model);
@@ -191,6 +193,12 @@ feat_err_t feat_reg_install(feat_models_t *models, mstate_t *s, uint64_t version
                             size_t errlen);
 
 feat_loaded_t *feat_loaded_ref(feat_loaded_t *l);
+
+/* In a cluster: publishes version of s (0: none) and then s's aliases.
+ * Caller holds s->reg_lock (the records go out in the order of the changes). */
+void feat_reg_publish(feat_models_t *models, mstate_t *s, uint64_t version);
+/* Reports what s serves to cl.served.  Any thread, no lock held. */
+void feat_reg_served(feat_models_t *models, mstate_t *s);
 
 /* ---- meta.c ---- */
 

@@ -554,11 +554,13 @@ feat_err_t feat_models_promote(feat_models_t *models, const char *model, uint64_
             sw.to.champion = version;
             if (sw.to.challenger == version) sw.to.challenger = 0; /* sw.challenger stays NULL: none */
             rc = registry_swap(models, s, &sw, NULL, msg, msglen);
+            if (!rc) feat_reg_publish(models, s, 0);
         }
     }
     pthread_mutex_unlock(&s->reg_lock);
     if (rc) return rc;
     if (version != was) {
+        feat_reg_served(models, s);
         give_references(models, s, version);
         feat_log(FEAT_LOG_INFO, "models", "%s: v%llu is the champion (was v%llu)", s->conf->name,
                  (unsigned long long)version, (unsigned long long)was);
@@ -587,9 +589,11 @@ feat_err_t feat_models_rollback(feat_models_t *models, const char *model, uint64
         sw.to.champion = prev;
         sw.to.nhist--; /* was archived, not remembered */
         rc = registry_swap(models, s, &sw, NULL, msg, msglen);
+        if (!rc) feat_reg_publish(models, s, 0);
     }
     pthread_mutex_unlock(&s->reg_lock);
     if (rc) return rc;
+    feat_reg_served(models, s);
     give_references(models, s, prev);
     feat_log(FEAT_LOG_INFO, "models", "%s: rolled back to v%llu (v%llu archived)", s->conf->name,
              (unsigned long long)prev, (unsigned long long)was);
@@ -630,10 +634,264 @@ feat_err_t feat_reg_install(feat_models_t *models, mstate_t *s, uint64_t version
             sw.challenger = l;
         }
         rc = registry_swap(models, s, &sw, wb, err, errlen);
+        if (!rc) feat_reg_publish(models, s, version);
     }
     pthread_mutex_unlock(&s->reg_lock);
     if (rc) return rc;
+    feat_reg_served(models, s);
     *promoted = promote;
     if (promote) give_references(models, s, version);
+    return FEAT_OK;
+}
+
+/* ---- in a cluster: records of cluster.models_topic -------------------------------------------
+ *
+ *   key "v" \0 model \0 version(BE64)  value 0x01 | u32 n | version record (n bytes, as stored) |
+ *                                            { u32 n | feature | u32 n | reference (as stored) }...
+ *   key "a" \0 model                   value 0x01 | u8 n | origin instance id | seq(LE64) |
+ *                                            aliases record (as stored)
+ */
+
+typedef struct mrec {
+    int kind;                   /* 'v' or 'a' */
+    char model[FEAT_MAX_NAME + 1];
+    uint64_t version;           /* 'v' */
+    const unsigned char *rec;   /* the stored record */
+    size_t reclen;
+    const unsigned char *refs;  /* 'v': the references, reflen bytes */
+    size_t reflen;
+    const char *origin;         /* 'a' */
+    size_t originlen;
+    uint64_t seq;
+} mrec_t;
+
+/* The next u32-length-prefixed field at *p (end e): 0 when it does not fit. */
+static int take_field(const unsigned char **p, const unsigned char *e, const unsigned char **f, size_t *n) {
+    if (e - *p < 4) return 0;
+    uint32_t l = feat_get_le32(*p);
+    if ((size_t)(e - *p - 4) < l) return 0;
+    *f = *p + 4;
+    *n = l;
+    *p += 4 + (size_t)l;
+    return 1;
+}
+
+static int mrec_decode(mrec_t *r, const unsigned char *k, size_t kl, const unsigned char *v, size_t vl) {
+    memset(r, 0, sizeof(*r));
+    if (kl < 3 || (k[0] != 'v' && k[0] != 'a') || k[1] != 0 || !vl || v[0] != 1) return 0;
+    r->kind = k[0];
+    const unsigned char *nul = memchr(k + 2, 0, kl - 2);
+    size_t ml = nul ? (size_t)(nul - k - 2) : kl - 2;
+    if (!ml || ml > FEAT_MAX_NAME) return 0;
+    memcpy(r->model, k + 2, ml);
+    const unsigned char *p = v + 1, *e = v + vl;
+    if (r->kind == 'v') {
+        if (!nul || kl != 2 + ml + 1 + 8) return 0;
+        r->version = feat_get_be64(nul + 1);
+        if (!r->version || !take_field(&p, e, &r->rec, &r->reclen)) return 0;
+        if (r->reclen < 5 || r->rec[0] != 1 || feat_get_le32(r->rec + 1) > r->reclen - 5) return 0;
+        r->refs = p;
+        r->reflen = (size_t)(e - p);
+        for (const unsigned char *f, *b; p < e;) { /* whole reference pairs only */
+            size_t fl, bl;
+            if (!take_field(&p, e, &f, &fl) || !fl || fl > FEAT_MAX_NAME * 2 + 1 || !take_field(&p, e, &b, &bl))
+                return 0;
+        }
+        return 1;
+    }
+    if (nul || e - p < 1) return 0;
+    size_t ol = *p++;
+    if ((size_t)(e - p) < ol + 8) return 0;
+    r->origin = (const char *)p;
+    r->originlen = ol;
+    r->seq = feat_get_le64(p + ol);
+    r->rec = p + ol + 8;
+    r->reclen = (size_t)(e - r->rec);
+    aliases_t a = {0};
+    int ok = feat_aliases_decode(&a, r->rec, r->reclen) == FEAT_OK;
+    free(a.hist);
+    return ok;
+}
+
+int feat_models_record_ok(const void *key, size_t klen, const void *val, size_t vlen) {
+    mrec_t r;
+    return mrec_decode(&r, key, klen, val, vlen);
+}
+
+static void put_field(feat_buf_t *b, const void *p, size_t n) {
+    unsigned char x[4];
+    feat_put_le32(x, (uint32_t)n);
+    feat_buf_append(b, x, 4);
+    feat_buf_append(b, p, n);
+}
+
+void feat_reg_publish(feat_models_t *models, mstate_t *s, uint64_t version) {
+    if (!models->cl.publish) return;
+    const char *name = s->conf->name;
+    size_t ml = strlen(name);
+    char key[FEAT_MAX_NAME + 16], rkey[512];
+    feat_buf_t val = FEAT_BUF_INIT, blob = FEAT_BUF_INIT;
+    if (version) {
+        key[0] = 'v', key[1] = 0;
+        memcpy(key + 2, name, ml);
+        key[2 + ml] = 0;
+        feat_put_be64((unsigned char *)key + 3 + ml, version);
+        size_t kl = feat_reg_vkey(rkey, name, version);
+        if (feat_store_get_blob(models->st, FEAT_CF_MODELS, rkey, kl, &blob) == FEAT_OK) {
+            feat_buf_putc(&val, 1);
+            put_field(&val, blob.data, blob.len);
+            for (size_t j = 0; j <= s->conf->nfeatures; j++) {
+                const char *f = j < s->conf->nfeatures ? s->conf->features[j] : "prediction";
+                kl = feat_reg_rkey(rkey, sizeof(rkey), name, version, f);
+                if (!kl || feat_store_get_blob(models->st, FEAT_CF_REFERENCES, rkey, kl, &blob) != FEAT_OK) continue;
+                put_field(&val, f, strlen(f));
+                put_field(&val, blob.data, blob.len);
+            }
+            if (!val.oom) models->cl.publish(models->cl.arg, key, 11 + ml, val.data, val.len);
+        }
+        if (val.oom || !val.len)
+            feat_log(FEAT_LOG_ERROR, "models", "%s v%llu: cannot publish it to the cluster", name,
+                     (unsigned long long)version);
+        val.len = 0;
+    }
+    key[0] = 'a', key[1] = 0;
+    memcpy(key + 2, name, ml);
+    size_t il = strlen(models->cl.self ? models->cl.self : "");
+    if (il > 255) il = 255;
+    unsigned char x[8];
+    feat_buf_putc(&val, 1);
+    feat_buf_putc(&val, (char)il);
+    feat_buf_append(&val, models->cl.self, il);
+    feat_put_le64(x, ++s->pub_seq);
+    feat_buf_append(&val, x, 8);
+    feat_aliases_encode(&s->al, &val);
+    if (!val.oom) models->cl.publish(models->cl.arg, key, 2 + ml, val.data, val.len);
+    feat_buf_free(&val);
+    feat_buf_free(&blob);
+}
+
+void feat_reg_served(feat_models_t *models, mstate_t *s) {
+    if (!models->cl.served) return;
+    pthread_mutex_lock(&s->lock);
+    uint64_t ch = s->champion ? s->al.champion : 0, cl = s->challenger ? s->al.challenger : 0;
+    pthread_mutex_unlock(&s->lock);
+    models->cl.served(models->cl.arg, s->idx, ch, cl);
+}
+
+void feat_models_set_cluster(feat_models_t *models, const feat_models_cluster_t *cl) {
+    models->cl = *cl;
+    for (size_t i = 0; i < models->n; i++) feat_reg_served(models, &models->mstates[i]);
+}
+
+/* A version record from the cluster: stored with its references in one
+ * batch and listed.  Caller holds s->reg_lock. */
+static feat_err_t import_version(feat_models_t *models, mstate_t *s, const mrec_t *r, char *err, size_t errlen) {
+    if (has_version(s, r->version)) return FEAT_OK;
+    uint32_t jl = feat_get_le32(r->rec + 1);
+    feat_model_t *m = NULL; /* check that it loads before storing it */
+    if (feat_model_deserialize(r->rec + 5 + jl, r->reclen - 5 - jl, &m, err, errlen) != FEAT_OK)
+        return FEAT_ERR_CORRUPT;
+    feat_model_destroy(m);
+    vinfo_t v;
+    memset(&v, 0, sizeof(v));
+    v.version = r->version;
+    if (!(v.json = strndup((const char *)r->rec + 5, jl))) return FEAT_ERR_NOMEM;
+    if (feat_vinfo_parse(&v) != FEAT_OK) {
+        feat_vinfo_free(&v);
+        snprintf(err, errlen, "unreadable metadata");
+        return FEAT_ERR_CORRUPT;
+    }
+    feat_wb_t *wb = feat_wb_new(models->st);
+    char key[512];
+    feat_err_t rc = wb ? feat_wb_put_blob(wb, FEAT_CF_MODELS, key, feat_reg_vkey(key, s->conf->name, r->version),
+                                          r->rec, r->reclen)
+                       : FEAT_ERR_NOMEM;
+    for (const unsigned char *p = r->refs, *e = r->refs + r->reflen; !rc && p < e;) {
+        const unsigned char *f = NULL, *b = NULL;
+        size_t fl = 0, bl = 0;
+        if (!take_field(&p, e, &f, &fl) || !take_field(&p, e, &b, &bl)) break; /* checked by mrec_decode */
+        char fname[FEAT_MAX_NAME * 2 + 2];
+        snprintf(fname, sizeof(fname), "%.*s", (int)fl, (const char *)f);
+        size_t kl = feat_reg_rkey(key, sizeof(key), s->conf->name, r->version, fname);
+        if (kl) rc = feat_wb_put_blob(wb, FEAT_CF_REFERENCES, key, kl, b, bl);
+    }
+    if (!rc) rc = grow_versions(s);
+    if (!rc) rc = feat_store_write(models->st, wb, err, errlen);
+    feat_wb_destroy(wb);
+    if (rc) {
+        feat_vinfo_free(&v);
+        return rc;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->v[s->nv++] = v;
+    pthread_mutex_unlock(&s->lock);
+    return FEAT_OK;
+}
+
+/* An aliases record from the cluster, swapped in as promote does.  Caller
+ * holds s->reg_lock; *changed is 1 when the champion changed. */
+static feat_err_t import_aliases(feat_models_t *models, mstate_t *s, const mrec_t *r, int *changed, char *err,
+                                 size_t errlen) {
+    size_t il = strlen(models->cl.self ? models->cl.self : "");
+    if (r->originlen == il && !memcmp(r->origin, models->cl.self, il) && r->seq < s->pub_seq)
+        return FEAT_OK; /* ours, and a newer one of ours follows */
+    swap_t sw = {0};
+    feat_err_t rc = feat_aliases_decode(&sw.to, r->rec, r->reclen);
+    if (rc) return rc;
+    if (sw.to.next < s->al.next) sw.to.next = s->al.next;
+    int same = sw.to.champion == s->al.champion && sw.to.challenger == s->al.challenger &&
+               sw.to.next == s->al.next && sw.to.nhist == s->al.nhist &&
+               (!sw.to.nhist || !memcmp(sw.to.hist, s->al.hist, sw.to.nhist * sizeof(uint64_t)));
+    if (same) {
+        free(sw.to.hist);
+        return FEAT_OK;
+    }
+    if ((sw.to.champion && !has_version(s, sw.to.champion)) || (sw.to.challenger && !has_version(s, sw.to.challenger))) {
+        snprintf(err, errlen, "the aliases name a version (v%llu or v%llu) not received", 
+                 (unsigned long long)sw.to.champion, (unsigned long long)sw.to.challenger);
+        free(sw.to.hist);
+        return FEAT_ERR_NOT_FOUND;
+    }
+    if (sw.to.champion != s->al.champion && sw.to.champion &&
+        !(sw.champion = load_version(models, s, sw.to.champion, err, errlen)))
+        rc = FEAT_ERR_STATE;
+    if (!rc && sw.to.challenger != s->al.challenger && sw.to.challenger &&
+        !(sw.challenger = load_version(models, s, sw.to.challenger, err, errlen)))
+        rc = FEAT_ERR_STATE;
+    if (rc) {
+        feat_loaded_release(sw.champion);
+        free(sw.to.hist);
+        return rc;
+    }
+    *changed = sw.to.champion != s->al.champion;
+    return registry_swap(models, s, &sw, NULL, err, errlen);
+}
+
+feat_err_t feat_models_import(feat_models_t *models, const void *key, size_t klen, const void *val, size_t vlen,
+                              char *err, size_t errlen) {
+    mrec_t r;
+    if (!mrec_decode(&r, key, klen, val, vlen)) {
+        snprintf(err, errlen, "not a featd model record");
+        return FEAT_ERR_CORRUPT;
+    }
+    mstate_t *s = feat_models_find(models, r.model);
+    if (!s) {
+        snprintf(err, errlen, "model %s is not configured here", r.model);
+        return FEAT_ERR_NOT_FOUND;
+    }
+    int changed = 0;
+    pthread_mutex_lock(&s->reg_lock);
+    uint64_t was = s->al.champion;
+    feat_err_t rc = r.kind == 'v' ? import_version(models, s, &r, err, errlen)
+                                  : import_aliases(models, s, &r, &changed, err, errlen);
+    uint64_t now = s->al.champion;
+    pthread_mutex_unlock(&s->reg_lock);
+    if (rc || r.kind == 'v') return rc;
+    feat_reg_served(models, s);
+    if (changed) {
+        give_references(models, s, now);
+        feat_log(FEAT_LOG_INFO, "models", "%s: v%llu is the champion (was v%llu), from the cluster", s->conf->name,
+                 (unsigned long long)now, (unsigned long long)was);
+    }
     return FEAT_OK;
 }

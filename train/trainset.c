@@ -46,12 +46,14 @@ typedef struct build {
 
 static int count_label(void *arg, int64_t ts, const char *key, size_t klen, double label, const char *const *xnames,
                        const size_t *xnlens, const char *const *xkeys, const size_t *xlens, size_t nx) {
-    (void)ts; (void)key; (void)klen; (void)label; (void)xnames; (void)xnlens; (void)xkeys; (void)xlens; (void)nx;
-    ((build_t *)arg)->total++;
+    (void)ts; (void)label; (void)xnames; (void)xnlens; (void)xkeys; (void)xlens; (void)nx;
+    build_t *b = arg;
+    if (!b->cb || !b->cb->keep || b->cb->keep(b->cb->keep_arg, key, klen)) b->total++;
     return 0;
 }
 
-static feat_err_t grow(feat_trainset_t *o) {
+feat_err_t feat_trainset_reserve(feat_trainset_t *o) {
+    if (o->n < o->cap) return FEAT_OK;
     size_t nc = o->cap ? o->cap * 2 : 1024;
     feat_raw_t *r = realloc(o->rows, nc * o->nf * sizeof(feat_raw_t));
     if (r) o->rows = r;
@@ -76,8 +78,9 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
         b->rc = FEAT_ERR_INVALID;
         return 1;
     }
+    if (b->cb && b->cb->keep && !b->cb->keep(b->cb->keep_arg, key, klen)) return 0;
     if (!isfinite(label)) return 0; /* ingest refuses these; be safe */
-    if (o->n == o->cap && grow(o)) {
+    if (feat_trainset_reserve(o)) {
         b->rc = FEAT_ERR_NOMEM;
         return 1;
     }
@@ -224,4 +227,50 @@ void feat_trainset_free(feat_trainset_t *ts) {
     free(ts->keys);
     feat_arena_free(&ts->arena);
     memset(ts, 0, sizeof(*ts));
+}
+
+/* A row's sort key for feat_trainset_sort. */
+typedef struct row_ord {
+    int64_t ts;
+    const char *key;
+    size_t i;
+} row_ord_t;
+
+static int row_cmp(const void *a, const void *b) {
+    const row_ord_t *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->i < y->i ? -1 : x->i > y->i);
+}
+
+void feat_trainset_sort(feat_trainset_t *o) {
+    if (o->n < 2) return;
+    row_ord_t *ix = malloc(o->n * sizeof(row_ord_t));
+    feat_raw_t *rows = malloc(o->n * (o->nf ? o->nf : 1) * sizeof(feat_raw_t));
+    double *labels = malloc(o->n * sizeof(double));
+    int64_t *ts = malloc(o->n * sizeof(int64_t));
+    char **keys = malloc(o->n * sizeof(char *));
+    if (ix && rows && labels && ts && keys) {
+        for (size_t i = 0; i < o->n; i++) ix[i] = (row_ord_t){o->ts[i], o->keys[i], i};
+        qsort(ix, o->n, sizeof(row_ord_t), row_cmp);
+        for (size_t i = 0; i < o->n; i++) {
+            size_t k = ix[i].i;
+            memcpy(rows + i * o->nf, o->rows + k * o->nf, o->nf * sizeof(feat_raw_t));
+            labels[i] = o->labels[k];
+            ts[i] = o->ts[k];
+            keys[i] = o->keys[k];
+        }
+        free(o->rows), o->rows = rows, rows = NULL;
+        free(o->labels), o->labels = labels, labels = NULL;
+        free(o->ts), o->ts = ts, ts = NULL;
+        free(o->keys), o->keys = keys, keys = NULL;
+        o->cap = o->n;
+        o->from_ms = o->ts[0];
+        o->to_ms = o->ts[o->n - 1];
+    }
+    free(ix);
+    free(rows);
+    free(labels);
+    free(ts);
+    free(keys);
 }

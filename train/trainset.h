@@ -38,6 +38,10 @@ typedef struct feat_trainset_cb {
     void (*progress)(void *arg, uint64_t done, uint64_t total);
     int (*cancel)(void *arg);
     void *arg;
+    /* NULL, or 0 for a label key whose row this build leaves out (in a
+     * cluster: labels of partitions another instance holds) */
+    int (*keep)(void *keep_arg, const char *key, size_t klen);
+    void *keep_arg;
 } feat_trainset_cb_t;
 
 /* Builds the set for model m from labels with from_ms <= ts <= to_ms (its
@@ -47,6 +51,12 @@ typedef struct feat_trainset_cb {
 feat_err_t feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int64_t from_ms, int64_t to_ms,
                                const feat_trainset_cb_t *cb, feat_trainset_t *out, char *errstr, size_t errlen);
 void feat_trainset_free(feat_trainset_t *ts);
+
+/* Room for one more row (rows, labels, ts, keys).  FEAT_OK or FEAT_ERR_NOMEM. */
+feat_err_t feat_trainset_reserve(feat_trainset_t *ts);
+/* Sorts the rows by label time, then entity key: the order one store's
+ * build gives, so rows gathered from several stores train the same model. */
+void feat_trainset_sort(feat_trainset_t *ts);
 
 /* Raw value of a stored one (PRESENT) or missing. */
 feat_raw_t feat_raw_from_value(const feat_value_t *v);

@@ -206,6 +206,34 @@ def main():
             assert "admin token" in e.details(), e.details()
         H.log("tokens: UNAUTHENTICATED / PERMISSION_DENIED / admin OK")
 
+        # every method of both services, from their descriptors: an admin method refuses a read token
+        # (PERMISSION_DENIED); a read method does not refuse it; none takes a call without a token
+        admin_methods = {"Promote", "Rollback", "TriggerRetrain", "PinDriftReference", "Backup", "GetTrainingRows"}
+        read_methods = {"GetOnlineFeatures", "GetHistoricalFeatures", "Predict", "Status", "ListTables", "ListModels",
+                        "GetRetrainStatus", "GetDriftReport", "GetCluster"}
+        from google.protobuf import message_factory
+        checked = 0
+        for mod in (admin_pb2, fs):
+            for svc in mod.DESCRIPTOR.services_by_name.values():
+                for m in svc.methods:
+                    assert m.name in admin_methods | read_methods, f"{m.name}: say whether it is an admin method"
+                    path = f"/{svc.full_name}/{m.name}"
+                    req = message_factory.MessageFactory().GetPrototype(m.input_type)().SerializeToString()
+                    call = (ch.unary_stream if m.server_streaming else ch.unary_unary)(
+                        path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+
+                    def invoke(r, call=call, streaming=m.server_streaming, **kw):
+                        return list(call(r, **kw)) if streaming else call(r, **kw)
+                    assert code_of(invoke, req) == grpc.StatusCode.UNAUTHENTICATED, path
+                    got = code_of(invoke, req, READ_TOKEN)
+                    if m.name in admin_methods:
+                        assert got == grpc.StatusCode.PERMISSION_DENIED, (path, got)
+                    else:
+                        assert got not in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED), \
+                            (path, got)
+                    checked += 1
+        H.log(f"{checked} methods from the descriptors: every admin method refuses a read token")
+
         # plain text against the TLS port fails (with a valid token)
         plain = grpc.insecure_channel(ga)
         c = code_of(admin_pb2_grpc.AdminServiceStub(plain).Status, admin_pb2.StatusRequest(), READ_TOKEN, timeout=5)
