@@ -14,10 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct call {
+    grpc_call *call;
+    grpc_metadata md[1];
+    grpc_metadata_array init_md, trail_md;
+    grpc_status_code status;
+    grpc_slice details;
+    grpc_byte_buffer *send;
+    char auth[600];
+} call_t;
+
 struct feat_client {
     grpc_channel *ch;
     grpc_completion_queue *cq;
     char *token;
+    call_t pending;             /* the unary call between begin and finish */
+    grpc_byte_buffer *reply;
+    int inflight;               /* 1: begun; 2: begun, and gRPC never started it */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -114,16 +127,6 @@ static void bb_to_buf(grpc_byte_buffer *bb, feat_buf_t *out) {
     grpc_byte_buffer_reader_destroy(&r);
 }
 
-typedef struct call {
-    grpc_call *call;
-    grpc_metadata md[1];
-    grpc_metadata_array init_md, trail_md;
-    grpc_status_code status;
-    grpc_slice details;
-    grpc_byte_buffer *send;
-    char auth[600];
-} call_t;
-
 /* Creates the call: 0, or -1 when gRPC made none (then nothing to end). */
 static int start(feat_client_t *c, call_t *k, const char *method, const void *req, size_t len, int64_t timeout_ms) {
     memset(k, 0, sizeof(*k));
@@ -168,35 +171,52 @@ static size_t fill_send_ops(feat_client_t *c, call_t *k, grpc_op *ops) {
     return n;
 }
 
-int feat_client_unary(feat_client_t *c, const char *method, const void *req, size_t len, feat_buf_t *resp,
-                      int64_t timeout_ms, char *msg, size_t msglen) {
-    call_t k;
-    if (msg && msglen) msg[0] = 0;
-    if (start(c, &k, method, req, len, timeout_ms)) {
-        if (msg) snprintf(msg, msglen, "cannot create the call");
-        return GRPC_STATUS_INTERNAL;
+void feat_client_unary_begin(feat_client_t *c, const char *method, const void *req, size_t len, int64_t timeout_ms) {
+    call_t *k = &c->pending;
+    c->reply = NULL;
+    if (start(c, k, method, req, len, timeout_ms)) {
+        c->inflight = 3; /* no call at all */
+        return;
     }
-    grpc_byte_buffer *rbb = NULL;
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
-    size_t n = fill_send_ops(c, &k, ops);
+    size_t n = fill_send_ops(c, k, ops);
     ops[n].op = GRPC_OP_RECV_MESSAGE;
-    ops[n++].data.recv_message.recv_message = &rbb;
+    ops[n++].data.recv_message.recv_message = &c->reply;
     ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[n].data.recv_status_on_client.trailing_metadata = &k.trail_md;
-    ops[n].data.recv_status_on_client.status = &k.status;
-    ops[n++].data.recv_status_on_client.status_details = &k.details;
+    ops[n].data.recv_status_on_client.trailing_metadata = &k->trail_md;
+    ops[n].data.recv_status_on_client.status = &k->status;
+    ops[n++].data.recv_status_on_client.status_details = &k->details;
+    c->inflight = grpc_call_start_batch(k->call, ops, n, k, NULL) == GRPC_CALL_OK ? 1 : 2;
+}
+
+int feat_client_unary_finish(feat_client_t *c, feat_buf_t *resp, char *msg, size_t msglen) {
+    call_t *k = &c->pending;
+    if (msg && msglen) msg[0] = 0;
     int rc = GRPC_STATUS_INTERNAL;
-    if (grpc_call_start_batch(k.call, ops, n, &k, NULL) == GRPC_CALL_OK) {
-        grpc_completion_queue_pluck(c->cq, &k, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        rc = k.status;
-        copy_msg(k.details, msg, msglen);
-        feat_buf_reset(resp);
-        if (rbb) bb_to_buf(rbb, resp);
+    if (c->inflight == 3) {
+        if (msg) snprintf(msg, msglen, "cannot create the call");
+        c->inflight = 0;
+        return rc;
     }
-    if (rbb) grpc_byte_buffer_destroy(rbb);
-    end(&k);
+    if (c->inflight == 1) {
+        grpc_completion_queue_pluck(c->cq, k, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        rc = k->status;
+        copy_msg(k->details, msg, msglen);
+        feat_buf_reset(resp);
+        if (c->reply) bb_to_buf(c->reply, resp);
+    }
+    if (c->reply) grpc_byte_buffer_destroy(c->reply);
+    c->reply = NULL;
+    c->inflight = 0;
+    end(k);
     return rc;
+}
+
+int feat_client_unary(feat_client_t *c, const char *method, const void *req, size_t len, feat_buf_t *resp,
+                      int64_t timeout_ms, char *msg, size_t msglen) {
+    feat_client_unary_begin(c, method, req, len, timeout_ms);
+    return feat_client_unary_finish(c, resp, msg, msglen);
 }
 
 int feat_client_stream(feat_client_t *c, const char *method, const void *req, size_t len,

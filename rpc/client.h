@@ -40,6 +40,13 @@ void feat_client_destroy(feat_client_t *c); /* NULL is fine */
 int feat_client_unary(feat_client_t *c, const char *method, const void *req, size_t len, feat_buf_t *resp,
                       int64_t timeout_ms, char *msg, size_t msglen);
 
+/* feat_client_unary in two halves, so that one thread can have calls on
+ * several clients in flight at once: begin sends the request and returns;
+ * finish waits for the reply and returns what feat_client_unary would.
+ * One call in flight per client; every begin needs its finish. */
+void feat_client_unary_begin(feat_client_t *c, const char *method, const void *req, size_t len, int64_t timeout_ms);
+int feat_client_unary_finish(feat_client_t *c, feat_buf_t *resp, char *msg, size_t msglen);
+
 /* Server streaming: fn is called per message (return non-zero to stop). */
 typedef int feat_client_msg_fn(void *arg, const uint8_t *data, size_t len);
 int feat_client_stream(feat_client_t *c, const char *method, const void *req, size_t len,

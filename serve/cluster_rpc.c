@@ -43,13 +43,10 @@ static void from_pb(const Featd__V1__FeatureValue *fv, feat_ftype_t want, feat_v
     }
 }
 
-/* Asks the peer at address for keys idx[0..m) of t's features fidx, one
- * GetOnlineFeatures with local_only; fills their rows of vals.  FEAT_OK, or
- * an error when the peer gave no usable answer (the caller marks those keys
- * UNAVAILABLE); FEAT_ERR_NOMEM only for this instance's memory. */
-static feat_err_t ask_peer(feat_serve_t *sv, feat_rpc_call_t *call, const char *address, const feat_table_t *t,
-                           const char *const *keys, const uint16_t *fidx, size_t nf, const size_t *idx, size_t m,
-                           feat_value_t *vals) {
+/* The GetOnlineFeatures (local_only) asking a peer for keys idx[0..m) of
+ * t's features fidx, packed into the call's arena: FEAT_OK or FEAT_ERR_NOMEM. */
+static feat_err_t peer_request(feat_rpc_call_t *call, const feat_table_t *t, const char *const *keys,
+                               const uint16_t *fidx, size_t nf, const size_t *idx, size_t m, feat_forward_req_t *r) {
     Featd__V1__GetOnlineFeaturesRequest fr = FEATD__V1__GET_ONLINE_FEATURES_REQUEST__INIT;
     fr.table = t->conf->name;
     fr.n_features = nf;
@@ -60,35 +57,38 @@ static feat_err_t ask_peer(feat_serve_t *sv, feat_rpc_call_t *call, const char *
     if (!fr.entity_keys || !fr.features) return FEAT_ERR_NOMEM;
     for (size_t j = 0; j < nf; j++) fr.features[j] = t->conf->features[fidx[j]].name;
     for (size_t i = 0; i < m; i++) fr.entity_keys[i] = (char *)keys[idx[i]];
-    size_t len = featd__v1__get_online_features_request__get_packed_size(&fr);
-    uint8_t *bytes = feat_arena_alloc(call->arena, len + 1);
+    r->len = featd__v1__get_online_features_request__get_packed_size(&fr);
+    uint8_t *bytes = feat_arena_alloc(call->arena, r->len + 1);
     if (!bytes) return FEAT_ERR_NOMEM;
     featd__v1__get_online_features_request__pack(&fr, bytes);
-    feat_buf_t rb = FEAT_BUF_INIT;
-    char msg[256] = "";
-    int code = feat_forward_call(sv->forward, address, "/featd.v1.FeatureService/GetOnlineFeatures", call->token,
-                                 call->deadline_ms, bytes, len, &rb, msg, sizeof(msg));
-    feat_err_t err = FEAT_ERR_UNAVAILABLE;
-    if (code == 0) {
+    r->req = bytes;
+    r->method = "/featd.v1.FeatureService/GetOnlineFeatures";
+    return FEAT_OK;
+}
+
+/* A peer's answer (r) for keys idx[0..m) into their rows of vals: FEAT_OK,
+ * or an error when it gave no usable answer (then the rows are untouched). */
+static feat_err_t peer_answer(feat_rpc_call_t *call, const feat_forward_req_t *r, const feat_table_t *t,
+                              const uint16_t *fidx, size_t nf, const size_t *idx, size_t m, feat_value_t *vals) {
+    const char *why = r->msg;
+    if (r->code == 0) {
         ProtobufCAllocator alloc;
         feat_rpc_pb_allocator(call->arena, &alloc);
-        Featd__V1__GetOnlineFeaturesResponse *r =
-            featd__v1__get_online_features_response__unpack(&alloc, rb.len, (const uint8_t *)rb.data);
-        int ok = r && r->n_rows == m && r->n_features == nf;
-        for (size_t i = 0; ok && i < m; i++) ok = r->rows[i]->n_values == nf;
+        Featd__V1__GetOnlineFeaturesResponse *a =
+            featd__v1__get_online_features_response__unpack(&alloc, r->resp.len, (const uint8_t *)r->resp.data);
+        int ok = a && a->n_rows == m && a->n_features == nf;
+        for (size_t i = 0; ok && i < m; i++) ok = a->rows[i]->n_values == nf;
         if (ok) {
             for (size_t i = 0; i < m; i++)
                 for (size_t j = 0; j < nf; j++)
-                    from_pb(r->rows[i]->values[j], t->conf->features[fidx[j]].type, &vals[idx[i] * nf + j]);
-            err = FEAT_OK;
-        } else {
-            snprintf(msg, sizeof(msg), "its answer does not match the request");
+                    from_pb(a->rows[i]->values[j], t->conf->features[fidx[j]].type, &vals[idx[i] * nf + j]);
+            return FEAT_OK;
         }
+        why = "its answer does not match the request";
     }
-    if (err) feat_log(FEAT_LOG_DEBUG, "cluster", "asking %s for %zu key(s): %s: %s", address, m,
-                      feat_grpc_code_name(code), msg);
-    feat_buf_free(&rb);
-    return err;
+    feat_log(FEAT_LOG_DEBUG, "cluster", "asking %s for %zu key(s): %s: %s", r->address, m, feat_grpc_code_name(r->code),
+             why);
+    return FEAT_ERR_UNAVAILABLE;
 }
 
 /* The next owner in route[0..n) (a peer index) not asked yet, from *k on:
@@ -152,17 +152,32 @@ feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, cons
         if ((err = feat_online_lookup(sv->st, sv->cache, t, nl, lkeys, llens, fidx, nf, now, lv, ls))) goto done;
         for (size_t i = 0; i < nl; i++) memcpy(&vals[idx[i] * nf], &lv[i * nf], nf * sizeof(feat_value_t));
     }
-    /* one call per owner */
-    size_t k = 0, m;
-    for (int p; npeer && (p = next_owner(route, n, &k, asked, idx, &m)) >= 0;) {
+    /* one call per owner, all in flight at once */
+    int np = feat_cluster_npeers(v);
+    feat_forward_req_t *reqs = npeer ? feat_arena_calloc(call->arena, (size_t)np * sizeof(*reqs) + 1) : NULL;
+    size_t **pidx = npeer ? feat_arena_alloc(call->arena, (size_t)np * sizeof(size_t *) + 1) : NULL;
+    size_t *pm = npeer ? feat_arena_alloc(call->arena, (size_t)np * sizeof(size_t) + 1) : NULL;
+    size_t nreq = 0, k = 0, m;
+    if (npeer && (!reqs || !pidx || !pm)) { err = FEAT_ERR_NOMEM; goto done; }
+    for (int p; npeer && (p = next_owner(route, n, &k, asked, idx, &m)) >= 0; nreq++) {
         npeer -= m;
-        feat_err_t pe = ask_peer(sv, call, feat_cluster_peer_address(v, p), t, keys, fidx, nf, idx, m, vals);
-        if (pe == FEAT_ERR_NOMEM) { err = pe; goto done; }
-        for (size_t i = 0; pe && i < m; i++)
+        pidx[nreq] = feat_arena_alloc(call->arena, m * sizeof(size_t) + 1);
+        if (!pidx[nreq]) { err = FEAT_ERR_NOMEM; goto done; }
+        memcpy(pidx[nreq], idx, m * sizeof(size_t));
+        pm[nreq] = m;
+        reqs[nreq].address = feat_cluster_peer_address(v, p);
+        if ((err = peer_request(call, t, keys, fidx, nf, idx, m, &reqs[nreq]))) goto done;
+    }
+    if (nreq) feat_forward_calls(sv->forward, reqs, nreq, call->token, call->deadline_ms);
+    for (size_t q = 0; q < nreq; q++) {
+        feat_err_t pe = peer_answer(call, &reqs[q], t, fidx, nf, pidx[q], pm[q], vals);
+        feat_buf_free(&reqs[q].resp);
+        for (size_t i = 0; pe && i < pm[q]; i++)
             for (size_t j = 0; j < nf; j++) {
-                memset(&vals[idx[i] * nf + j], 0, sizeof(feat_value_t));
-                vals[idx[i] * nf + j].type = (uint8_t)t->conf->features[fidx[j]].type;
-                vals[idx[i] * nf + j].status = FEAT_ST_UNAVAILABLE;
+                feat_value_t *x = &vals[pidx[q][i] * nf + j];
+                memset(x, 0, sizeof(*x));
+                x->type = (uint8_t)t->conf->features[fidx[j]].type;
+                x->status = FEAT_ST_UNAVAILABLE;
             }
     }
 done:

@@ -88,52 +88,99 @@ static void give_back(feat_forward_t *f, int pi, feat_client_t *c) {
     feat_client_destroy(c);
 }
 
-/* One call of either kind: unary when fn is NULL. */
-static int forward(feat_forward_t *f, const char *address, const char *method, const char *token, int64_t deadline_ms,
-                   int64_t longest, const void *req, size_t len, feat_buf_t *resp, feat_client_msg_fn *fn, void *arg,
-                   char *msg, size_t msglen) {
-    int64_t t0 = feat_now_ms(), timeout = longest;
-    if (deadline_ms != INT64_MAX && deadline_ms - t0 < timeout) timeout = deadline_ms - t0;
-    if (timeout <= 0) {
-        snprintf(msg, msglen, "the caller's deadline passed before %s could be asked", address);
-        feat_metric_add(f->m_calls[1], 1);
-        return 4; /* DEADLINE_EXCEEDED */
-    }
-    uint64_t n0 = feat_mono_ns();
-    int pi;
-    feat_client_t *c = take(f, address, &pi);
+/* The longest wait for a call made now: longest, or less when the
+ * caller's deadline is sooner; <= 0 when that has passed. */
+static int64_t call_wait(int64_t deadline_ms, int64_t longest) {
+    int64_t t0 = feat_now_ms();
+    return deadline_ms != INT64_MAX && deadline_ms - t0 < longest ? deadline_ms - t0 : longest;
+}
+
+/* A client of address, idle or new, with token set; NULL with msg. */
+static feat_client_t *client_of(feat_forward_t *f, const char *address, const char *token, int *pi, char *msg,
+                                size_t msglen) {
+    feat_client_t *c = take(f, address, pi);
     if (!c) {
         char err[256];
         feat_client_tls_t ct = {.ca_pem = f->ca, .cert_pem = f->cert, .key_pem = f->key};
         c = feat_client_new_tls(address, f->tls ? &ct : NULL, err, sizeof(err));
         if (!c) {
             snprintf(msg, msglen, "%s", err);
-            feat_metric_add(f->m_calls[1], 1);
-            return 14; /* UNAVAILABLE */
+            return NULL;
         }
     }
     feat_client_set_token(c, token);
-    int code = fn ? feat_client_stream(c, method, req, len, fn, arg, timeout, msg, msglen)
-                  : feat_client_unary(c, method, req, len, resp, timeout, msg, msglen);
-    feat_client_set_token(c, NULL);
-    give_back(f, pi, c);
+    return c;
+}
+
+/* The end of one call: the client back to the pool, the metrics. */
+static void done(feat_forward_t *f, feat_client_t *c, int pi, int code, uint64_t n0) {
+    if (c) {
+        feat_client_set_token(c, NULL);
+        give_back(f, pi, c);
+    }
     feat_metric_observe(f->m_seconds, (double)(feat_mono_ns() - n0) / 1e9);
     feat_metric_add(f->m_calls[code == 0 ? 0 : 1], 1);
-    return code;
+}
+
+void feat_forward_calls(feat_forward_t *f, feat_forward_req_t *reqs, size_t n, const char *token,
+                        int64_t deadline_ms) {
+    int64_t timeout = call_wait(deadline_ms, f->timeout_ms);
+    uint64_t n0 = feat_mono_ns();
+    for (size_t i = 0; i < n; i++) { /* every request on its way ... */
+        feat_forward_req_t *r = &reqs[i];
+        r->msg[0] = 0;
+        r->client = NULL;
+        if (timeout <= 0) {
+            snprintf(r->msg, sizeof(r->msg), "the caller's deadline passed before %s could be asked", r->address);
+            r->code = 4; /* DEADLINE_EXCEEDED */
+        } else if (!(r->client = client_of(f, r->address, token, &r->peer, r->msg, sizeof(r->msg)))) {
+            r->code = 14; /* UNAVAILABLE */
+        } else {
+            feat_client_unary_begin(r->client, r->method, r->req, r->len, timeout);
+        }
+    }
+    for (size_t i = 0; i < n; i++) { /* ... then the replies: the time of the slowest, not of their sum */
+        feat_forward_req_t *r = &reqs[i];
+        if (r->client) r->code = feat_client_unary_finish(r->client, &r->resp, r->msg, sizeof(r->msg));
+        done(f, r->client, r->peer, r->code, n0);
+        r->client = NULL;
+    }
 }
 
 int feat_forward_call(feat_forward_t *f, const char *address, const char *method, const char *token,
                       int64_t deadline_ms, const void *req, size_t len, feat_buf_t *resp, char *msg, size_t msglen) {
-    return forward(f, address, method, token, deadline_ms, f->timeout_ms, req, len, resp, NULL, NULL, msg, msglen);
+    feat_forward_req_t r = {.address = address, .method = method, .req = req, .len = len, .resp = *resp};
+    feat_forward_calls(f, &r, 1, token, deadline_ms);
+    *resp = r.resp;
+    snprintf(msg, msglen, "%s", r.msg);
+    return r.code;
+}
+
+/* A server-streaming call, waiting up to longest. */
+static int stream(feat_forward_t *f, const char *address, const char *method, const char *token, int64_t deadline_ms,
+                  int64_t longest, const void *req, size_t len, feat_client_msg_fn *fn, void *arg, char *msg,
+                  size_t msglen) {
+    int64_t timeout = call_wait(deadline_ms, longest);
+    if (timeout <= 0) {
+        snprintf(msg, msglen, "the caller's deadline passed before %s could be asked", address);
+        feat_metric_add(f->m_calls[1], 1);
+        return 4; /* DEADLINE_EXCEEDED */
+    }
+    uint64_t n0 = feat_mono_ns();
+    int pi, code = 14; /* UNAVAILABLE */
+    feat_client_t *c = client_of(f, address, token, &pi, msg, msglen);
+    if (c) code = feat_client_stream(c, method, req, len, fn, arg, timeout, msg, msglen);
+    done(f, c, pi, code, n0);
+    return code;
 }
 
 int feat_forward_stream(feat_forward_t *f, const char *address, const char *method, const char *token,
                         int64_t deadline_ms, const void *req, size_t len, feat_client_msg_fn *fn, void *arg,
                         char *msg, size_t msglen) {
-    return forward(f, address, method, token, deadline_ms, f->timeout_ms, req, len, NULL, fn, arg, msg, msglen);
+    return stream(f, address, method, token, deadline_ms, f->timeout_ms, req, len, fn, arg, msg, msglen);
 }
 
 int feat_forward_fetch(feat_forward_t *f, const char *address, const char *method, const char *token, int64_t wait_ms,
                        const void *req, size_t len, feat_client_msg_fn *fn, void *arg, char *msg, size_t msglen) {
-    return forward(f, address, method, token, INT64_MAX, wait_ms, req, len, NULL, fn, arg, msg, msglen);
+    return stream(f, address, method, token, INT64_MAX, wait_ms, req, len, fn, arg, msg, msglen);
 }

@@ -33,6 +33,26 @@ void feat_forward_destroy(feat_forward_t *f); /* NULL is fine */
 int feat_forward_call(feat_forward_t *f, const char *address, const char *method, const char *token,
                       int64_t deadline_ms, const void *req, size_t len, feat_buf_t *resp, char *msg, size_t msglen);
 
+/* One of several unary calls made at once (feat_forward_calls). */
+typedef struct feat_forward_req {
+    const char *address;        /* the peer */
+    const char *method;
+    const void *req;
+    size_t len;
+    feat_buf_t resp;            /* the reply; the caller frees it */
+    int code;                   /* the gRPC status code (0 = OK) ... */
+    char msg[256];              /* ... and why, when not OK */
+    feat_client_t *client;      /* feat_forward_calls' own */
+    int peer;
+} feat_forward_req_t;
+
+/* Makes the n calls of reqs at once (a client of each peer sends its
+ * request before any reply is awaited), with the caller's token and
+ * deadline as feat_forward_call does: they take as long as the slowest,
+ * not as their sum.  Fills each one's resp, code and msg.  Thread-safe. */
+void feat_forward_calls(feat_forward_t *f, feat_forward_req_t *reqs, size_t n, const char *token,
+                        int64_t deadline_ms);
+
 /* The same for a server-streaming method: fn gets each message (rpc/client.h). */
 int feat_forward_stream(feat_forward_t *f, const char *address, const char *method, const char *token,
                         int64_t deadline_ms, const void *req, size_t len, feat_client_msg_fn *fn, void *arg,
