@@ -409,6 +409,28 @@ def bench_rpc_result(line):
     return {"p50": float(m[1]), "p90": float(m[2]), "p99": float(m[3]), "mean": float(m[4]), "tput": float(m[5])}
 
 
+def openssl(wd, *args):
+    r = subprocess.run(["openssl", *args], cwd=wd.path, capture_output=True, text=True)
+    assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr}"
+
+
+def make_ca(wd, name):
+    """A test CA: wd/NAME.pem and NAME.key (EC P-256, 2 days)."""
+    openssl(wd, "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN=featd test {name}",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+
+def make_cert(wd, name, ca, serial, ext):
+    """wd/NAME.pem and NAME.key signed by ca, with the X.509 extensions ext (openssl -extfile text)."""
+    openssl(wd, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+    open(wd.file(f"{name}.ext"), "w").write(ext)
+    openssl(wd, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-set_serial", str(serial), "-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext")
+    os.chmod(wd.file(f"{name}.key"), 0o600)
+
+
 def gen_protos(args, outdir):
     """Generates Python protobuf + gRPC stubs from proto/ (at test time)."""
     proto = os.path.join(args.source_dir, "proto")

@@ -22,6 +22,12 @@ the same log in its own group is the reference.
    numbers the next version after every version it received (no version
    number is used twice); a new instance with an empty store receives the
    whole registry.
+
+Everything runs with mutual TLS and bearer tokens, between the instances
+too: every forwarded lookup, forwarded retrain and the trainer's gather
+cross it (each instance's certificate is its client certificate towards
+the others).  A read token may not start a retrain through any instance,
+and a client without a certificate is refused by the peers' listener.
 """
 import json
 import math
@@ -39,6 +45,10 @@ EVENTS = "cm_events"
 LABELS = "cm_labels"
 
 
+READ_TOKEN = "rd-cluster-0123456789abcdef"
+ADMIN_TOKEN = "adm-cluster-fedcba9876543210"
+
+
 def config(wd, name, bootstrap, mode, group, port, peer_port=0):
     return f"""
 [featd]
@@ -46,6 +56,12 @@ data_dir = {wd.file("data-" + name)}
 progress_interval = 0
 [serve]
 listen = 127.0.0.1:{port}
+tls_cert = {wd.file("server.pem")}
+tls_key = {wd.file("server.key")}
+tls_client_ca = {wd.file("ca.pem")}
+[auth]
+read_tokens_file = {wd.file("read.tokens")}
+admin_tokens_file = {wd.file("admin.tokens")}
 [admin]
 listen = 127.0.0.1:0
 [kafka]
@@ -85,11 +101,17 @@ class Instance:
         self.name = name
         self.port = H.free_port()
         cfg = wd.file(f"{name}.ini")
-        open(cfg, "w").write(config(wd, name, bootstrap, mode, group, self.port,
-                                    H.free_port() if mode == "partitioned" else 0))
+        peer = H.free_port() if mode == "partitioned" else 0
+        open(cfg, "w").write(config(wd, name, bootstrap, mode, group, self.port, peer))
         self.proc = H.start_featd(args, wd, cfg, logname=f"{name}.log")
         self.addr = H.featd_addrs(wd, data_dir="data-" + name, proc=self.proc)
-        self.ch = grpc.insecure_channel(self.addr["grpc"])
+        self.peer = f"127.0.0.1:{peer}" if peer else None
+        pem = {f: open(wd.file(f), "rb").read() for f in ("ca.pem", "client.pem", "client.key")}
+        tls = grpc.ssl_channel_credentials(pem["ca.pem"], pem["client.key"], pem["client.pem"])
+        self.ch = grpc.secure_channel(self.addr["grpc"], grpc.composite_channel_credentials(
+            tls, grpc.access_token_call_credentials(ADMIN_TOKEN)))
+        self.read_ch = grpc.secure_channel(self.addr["grpc"], grpc.composite_channel_credentials(
+            tls, grpc.access_token_call_credentials(READ_TOKEN)))
         self.fs = feature_service_pb2_grpc.FeatureServiceStub(self.ch)
         self.admin = admin_pb2_grpc.AdminServiceStub(self.ch)
         H.log(f"{name}: {mode} at {self.addr['grpc']}")
@@ -125,10 +147,30 @@ class Instance:
         return r.version, {p.entity_key: (p.score, fs.FeatureStatus.Name(p.status)) for p in r.predictions}
 
 
+def make_pki(wd):
+    """One CA; one certificate every instance serves with and shows to its peers (so serverAuth and
+    clientAuth), one for the test's clients; tokens."""
+    H.make_ca(wd, "ca")
+    H.make_cert(wd, "server", "ca", 10, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n")
+    H.make_cert(wd, "client", "ca", 11, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=clientAuth\n")
+    for f, tok in (("read.tokens", READ_TOKEN), ("admin.tokens", ADMIN_TOKEN), ("admin.token", ADMIN_TOKEN)):
+        open(wd.file(f), "w").write(tok + "\n")
+        os.chmod(wd.file(f), 0o600)
+
+
+def featctl(args, wd, inst, *argv):
+    return H.featctl(args, "--addr", inst.addr["grpc"], "--tls-ca", wd.file("ca.pem"), "--tls-cert",
+                     wd.file("client.pem"), "--tls-key", wd.file("client.key"), "--token-file",
+                     wd.file("admin.token"), *argv)
+
+
 def main():
     args = H.parse_args()
     wd = H.Workdir(args, "cluster_models")
     H.gen_protos(args, wd.path)
+    make_pki(wd)
     bcfg = wd.file("broker.ini")
     open(bcfg, "w").write(config(wd, "broker", "127.0.0.1:1", "single", "x", 1))
     broker, bs = H.start_broker(args, wd, bcfg, partitions=PARTS, brokers=3)
@@ -199,11 +241,30 @@ def run(args, wd, bs, procs):
     trainer = next(i for i in insts if i.name == tname)
     others = [i for i in insts if i is not trainer]
     H.log(f"{tname} holds partition 0 of {LABELS}: it trains")
-    out = H.featctl(args, "--addr", others[0].addr["grpc"], "cluster")
+    out = featctl(args, wd, others[0], "cluster")
     assert out.returncode == 0 and "MODELS" in out.stdout and "churn v0*" in out.stdout, out
-    js = json.loads(H.featctl(args, "--addr", others[1].addr["grpc"], "--json", "cluster").stdout)
+    js = json.loads(featctl(args, wd, others[1], "--json", "cluster").stdout)
     assert [x["instance_id"] for x in js["members"] for m in x["models"] if m["trainer"]] == [tname], js
 
+    import grpc
+    from featd.v1 import admin_pb2, admin_pb2_grpc
+    for inst in insts:   # a read token starts no retrain, whichever instance is asked
+        try:
+            admin_pb2_grpc.AdminServiceStub(inst.read_ch).TriggerRetrain(
+                admin_pb2.TriggerRetrainRequest(model="churn"), timeout=10)
+            raise AssertionError(f"{inst.name}: a read token started a retrain")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED, (inst.name, e)
+    # the peers' listener wants a client certificate too
+    bare = grpc.secure_channel(others[0].peer, grpc.composite_channel_credentials(
+        grpc.ssl_channel_credentials(open(wd.file("ca.pem"), "rb").read()),
+        grpc.access_token_call_credentials(ADMIN_TOKEN)))
+    try:
+        admin_pb2_grpc.AdminServiceStub(bare).Status(admin_pb2.StatusRequest(), timeout=5)
+        raise AssertionError("the peers' listener answered a client without a certificate")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.UNAVAILABLE, e
+    bare.close()
     v1 = others[0].retrain()
     assert v1 == 1, v1
     assert "registered" not in others[0].proc.tail(400), others[0].proc.tail(20)
@@ -238,14 +299,17 @@ def run(args, wd, bs, procs):
         assert ver == 1, (inst.name, ver)
         bad = [k for k in sample if got[k][1] != "FEATURE_STATUS_UNSPECIFIED" or abs(got[k][0] - want[k][0]) > 1e-12]
         assert not bad, (inst.name, [(k, got[k], want[k]) for k in bad[:3]])
-    H.log(f"{len(sample)} keys score identically through a, b, c and the reference")
+    from featd.v1 import feature_service_pb2 as fs, feature_service_pb2_grpc
+    r = feature_service_pb2_grpc.FeatureServiceStub(others[0].read_ch).Predict(
+        fs.PredictRequest(model="churn", entity_keys=sample), timeout=20)   # a read token, forwarded as is
+    assert {p.entity_key: p.score for p in r.predictions} == {k: want[k][0] for k in sample}
+    H.log(f"{len(sample)} keys score identically through a, b, c and the reference (mutual TLS between them)")
 
     # -- 4. promote on one instance, rollback on another: everywhere -------------------------------
     v2 = trainer.retrain()
     assert v2 == 2
     H.wait_for(lambda: all(2 in i.versions() and i.versions()[2].stage == "challenger" for i in insts), 30,
                "v2 challenger everywhere")
-    from featd.v1 import admin_pb2
     others[0].admin.Promote(admin_pb2.PromoteRequest(model="churn", version=2), timeout=10)
     H.wait_for(lambda: all(i.champion() == 2 for i in insts), 30, "v2 promoted everywhere")
     others[1].admin.Rollback(admin_pb2.RollbackRequest(model="churn"), timeout=10)

@@ -33,34 +33,14 @@ ADMIN_TOKEN = "adm-9b8a7c6d5e4f3a2b1c0d"
 OTHER_TOKEN = "xx-00000000000000000000"
 
 
-def openssl(wd, *args):
-    r = subprocess.run(["openssl", *args], cwd=wd.path, capture_output=True, text=True)
-    assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr}"
-
-
-def make_ca(wd, name):
-    openssl(wd, "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN=featd test {name}",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-
-
-def make_cert(wd, name, ca, serial, ext):
-    openssl(wd, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-    open(wd.file(f"{name}.ext"), "w").write(ext)
-    openssl(wd, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-set_serial", str(serial), "-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext")
-    os.chmod(wd.file(f"{name}.key"), 0o600)
-
-
 def make_pki(wd):
-    make_ca(wd, "ca")
-    make_ca(wd, "otherca")
-    make_cert(wd, "server", "ca", 10, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+    H.make_ca(wd, "ca")
+    H.make_ca(wd, "otherca")
+    H.make_cert(wd, "server", "ca", 10, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
               "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
     client_ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
-    make_cert(wd, "client", "ca", 11, client_ext)
-    make_cert(wd, "intruder", "otherca", 12, client_ext)
+    H.make_cert(wd, "client", "ca", 11, client_ext)
+    H.make_cert(wd, "intruder", "otherca", 12, client_ext)
 
 
 def config(wd, name, serve="", extra="", listen="127.0.0.1:0"):
