@@ -55,6 +55,10 @@ struct feat_cluster {
     Featd__V1__ModelServed *served;    /* [nmodels]: what this instance serves, in its membership record */
     feat_cluster_models_fn *models_fn; /* records of cluster.models_topic */
     void *models_arg;
+    int64_t models_end;                /* the models topic's end at start: records before it are replayed ... */
+    atomic_int replaying;              /* ... compacted: the newest record of each key, in offset order */
+    struct mrec_copy { char *key, *val; size_t klen, vlen; int64_t offset; } *replay;
+    size_t nreplay, capreplay;
     feat_metric_t **m_misrouted;       /* [ntopics] */
     _Atomic uint64_t misrouted;
     _Atomic int64_t misrouted_logged_ms;
@@ -242,6 +246,7 @@ int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, si
 int feat_cluster_trainer(feat_cluster_t *c, size_t model, char *who, size_t cap) {
     if (cap) who[0] = 0;
     if (!c || c->mode == FEAT_CLUSTER_SINGLE) return 1;
+    if (atomic_load(&c->replaying)) return -1; /* the versions the topic holds are not all here yet */
     size_t t = c->model_topic[model];
     if (c->mode == FEAT_CLUSTER_PARTITIONED) {
         int st = atomic_load(&c->local[t][0]);
@@ -258,11 +263,14 @@ int feat_cluster_trainer(feat_cluster_t *c, size_t model, char *who, size_t cap)
     } else { /* replica: every instance holds everything; the live one with the smallest id trains */
         const char *best = c->id;
         int64_t now = feat_now_ms();
-        for (size_t i = 0; v && i < v->nmembers; i++)
+        int self = 0; /* nobody is known before our own record is back: the others' came before it */
+        for (size_t i = 0; v && i < v->nmembers; i++) {
+            self |= strcmp(v->members[i]->instance_id, c->id) == 0;
             if (now - v->seen_ms[i] <= LIVE_MS && strcmp(v->members[i]->instance_id, best) < 0)
                 best = v->members[i]->instance_id;
-        r = best == c->id;
-        if (!r) snprintf(who, cap, "%s", best);
+        }
+        r = !self ? -1 : best == c->id;
+        if (r == 0) snprintf(who, cap, "%s", best);
     }
     feat_cluster_view_release(c, v);
     return r;
@@ -432,23 +440,95 @@ static int take_record(feat_cluster_t *c, const rd_kafka_message_t *m) {
     return 1;
 }
 
+/* ---- the models topic: what was there at start is replayed compacted --------------------------- */
+
+static int by_offset(const void *a, const void *b) {
+    int64_t x = ((const struct mrec_copy *)a)->offset, y = ((const struct mrec_copy *)b)->offset;
+    return x < y ? -1 : x > y;
+}
+
+/* The end of the replay: the kept records, in offset order. */
+static void replay_flush(feat_cluster_t *c) {
+    qsort(c->replay, c->nreplay, sizeof(*c->replay), by_offset);
+    for (size_t i = 0; i < c->nreplay; i++) {
+        c->models_fn(c->models_arg, c->replay[i].key, c->replay[i].klen, c->replay[i].val, c->replay[i].vlen);
+        free(c->replay[i].key);
+        free(c->replay[i].val);
+    }
+    free(c->replay);
+    c->replay = NULL;
+    c->nreplay = c->capreplay = 0;
+    atomic_store(&c->replaying, 0);
+    feat_log(FEAT_LOG_INFO, "cluster", "%s read up to offset %lld", c->cfg->cluster_models_topic,
+             (long long)c->models_end);
+}
+
+/* One record of cluster.models_topic.  Before the end seen at start only
+ * the newest record of each key is kept (what compaction leaves), so a
+ * restart does not serve every champion the topic ever named on its way to
+ * the current one. */
+static void take_model(feat_cluster_t *c, const rd_kafka_message_t *m) {
+    if (!c->models_fn || !m->key || !m->payload) return;
+    if (!atomic_load(&c->replaying)) {
+        c->models_fn(c->models_arg, m->key, m->key_len, m->payload, m->len);
+        return;
+    }
+    size_t i;
+    for (i = 0; i < c->nreplay; i++)
+        if (c->replay[i].klen == m->key_len && memcmp(c->replay[i].key, m->key, m->key_len) == 0) break;
+    if (i == c->nreplay && c->nreplay == c->capreplay) {
+        size_t nc = c->capreplay ? 2 * c->capreplay : 16;
+        struct mrec_copy *r = realloc(c->replay, nc * sizeof(*r));
+        if (!r) { /* no room to compact: apply it as it comes */
+            c->models_fn(c->models_arg, m->key, m->key_len, m->payload, m->len);
+            return;
+        }
+        c->replay = r;
+        c->capreplay = nc;
+    }
+    char *k = malloc(m->key_len + 1), *v = malloc(m->len + 1);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        c->models_fn(c->models_arg, m->key, m->key_len, m->payload, m->len);
+        return;
+    }
+    memcpy(k, m->key, m->key_len);
+    memcpy(v, m->payload, m->len);
+    if (i < c->nreplay) {
+        free(c->replay[i].key);
+        free(c->replay[i].val);
+    } else {
+        c->nreplay++;
+    }
+    c->replay[i] = (struct mrec_copy){k, v, m->key_len, m->len, m->offset};
+    if (m->offset >= c->models_end - 1) replay_flush(c);
+}
+
+/* Whether the reader is past the models topic's end seen at start. */
+static int replay_done(feat_cluster_t *c) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->cfg->cluster_models_topic, 0);
+    int done = !rd_kafka_position(c->cons, l) && l->elems[0].offset >= c->models_end;
+    rd_kafka_topic_partition_list_destroy(l);
+    return done;
+}
+
 static void *run(void *arg) {
     feat_cluster_t *c = arg;
     int64_t last_pub = 0;
     while (!atomic_load(&c->stop)) {
         int changed = 0;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cons, 100);
-        for (int k = 0; m && k < 10000; k++) {
-            if (!m->err && m->rkt && strcmp(rd_kafka_topic_name(m->rkt), c->cfg->cluster_topic) != 0) {
-                if (c->models_fn && m->key && m->payload) /* cluster.models_topic */
-                    c->models_fn(c->models_arg, m->key, m->key_len, m->payload, m->len);
-            } else {
+        int64_t until = feat_now_ms() + 1000; /* then publish, whatever is still queued */
+        for (rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cons, 100); m;) {
+            if (!m->err && m->rkt && strcmp(rd_kafka_topic_name(m->rkt), c->cfg->cluster_topic) != 0)
+                take_model(c, m);
+            else
                 changed |= take_record(c, m);
-            }
             rd_kafka_message_destroy(m);
-            m = rd_kafka_consumer_poll(c->cons, 0);
+            m = feat_now_ms() < until ? rd_kafka_consumer_poll(c->cons, 0) : NULL;
         }
-        if (m) rd_kafka_message_destroy(m);
+        if (atomic_load(&c->replaying) && replay_done(c)) replay_flush(c);
         if (changed) rebuild(c);
         int64_t now = feat_now_ms();
         if (atomic_exchange(&c->dirty, 0) || now - last_pub >= PUBLISH_EVERY_MS) {
@@ -639,7 +719,8 @@ feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, 
                                   "Membership records this instance published.", NULL);
     c->prod = feat_kafka_new(RD_KAFKA_PRODUCER,
                              &(feat_kafka_conf_t){.props = cfg->kafka, .nprops = cfg->nkafka, .bootstrap = conf->bootstrap,
-                                                  .defaults = (const char *const[]){"message.max.bytes", "33554432", NULL},
+                                                  .defaults = (const char *const[]){"message.max.bytes", "33554432",
+                                                                                    "enable.idempotence", "true", NULL},
                                                   .what = "cluster: producer"},
                              errstr, errlen);
     if (!c->prod) goto fail;
@@ -666,6 +747,12 @@ feat_err_t feat_cluster_start(feat_cluster_t *c, char *errstr, size_t errlen) {
         rd_kafka_topic_partition_list_add(l, c->cfg->cluster_models_topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_resp_err_t e = rd_kafka_assign(c->cons, l);
     rd_kafka_topic_partition_list_destroy(l);
+    int64_t lo = 0, hi = 0;
+    if (!e && c->cfg->nmodels && c->models_fn &&
+        !rd_kafka_query_watermark_offsets(c->cons, c->cfg->cluster_models_topic, 0, &lo, &hi, 5000) && hi > lo) {
+        c->models_end = hi;
+        atomic_store(&c->replaying, 1);
+    }
     if (e) {
         snprintf(errstr, errlen, "cluster.topic: cannot read %s: %s", c->cfg->cluster_topic, rd_kafka_err2str(e));
         return FEAT_ERR_KAFKA;
@@ -706,6 +793,11 @@ void feat_cluster_destroy(feat_cluster_t *c) {
         free(c->members[i].rec);
     }
     free(c->members);
+    for (size_t i = 0; i < c->nreplay; i++) {
+        free(c->replay[i].key);
+        free(c->replay[i].val);
+    }
+    free(c->replay);
     for (size_t t = 0; t < c->ntopics && c->local; t++) free((void *)c->local[t]);
     free((void *)c->local);
     free(c->topics);

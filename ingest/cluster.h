@@ -133,7 +133,9 @@ int32_t feat_cluster_label_partitions(const feat_cluster_t *c, size_t model, con
 int feat_cluster_label_local(const feat_cluster_t *c, size_t model, int32_t partition);
 /* 1 when this instance trains model (always in single mode); 0 when another
  * does (who gets its address, partitioned, or instance id, replica); -1
- * when nobody is known to (partition 0 has no owner yet). */
+ * when that is not known yet: partition 0 has no owner, this instance's own
+ * membership record has not come back (replica), or cluster.models_topic
+ * is still being replayed (a version could be numbered twice). */
 int feat_cluster_trainer(feat_cluster_t *c, size_t model, char *who, size_t cap);
 
 /* The peer of v (partitioned mode) that owns label partition p of model:
@@ -141,7 +143,9 @@ int feat_cluster_trainer(feat_cluster_t *c, size_t model, char *who, size_t cap)
 int feat_cluster_label_owner(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t model, int32_t partition);
 
 /* A record of cluster.models_topic (key and value as published), on the
- * membership thread, in the topic's order. */
+ * membership thread, in the topic's order.  What the topic held at start is
+ * replayed compacted first: only the newest record of each key, in offset
+ * order (so a restart does not pass through every champion it named). */
 typedef void feat_cluster_models_fn(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
 /* Sets the reader of cluster.models_topic; before feat_cluster_start. */
 void feat_cluster_on_models(feat_cluster_t *c, feat_cluster_models_fn *fn, void *arg);

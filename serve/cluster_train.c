@@ -286,6 +286,15 @@ static feat_err_t ask_owners(feat_serve_t *sv, uint32_t model, int64_t from, int
 /* One try of the build hook: this instance's rows, then every other owner's. */
 static feat_err_t build_once(feat_serve_t *sv, uint32_t model, int64_t from, int64_t to, const feat_trainset_cb_t *cb,
                              feat_trainset_t *out, char *err, size_t errlen) {
+    const feat_model_conf_t *mc = &sv->conf.models[model];
+    for (size_t j = 0; mc->feats && j < mc->nfeatures; j++) {
+        if (mc->feats[j].key < 0 || feat_cluster_mode(sv->cluster) != FEAT_CLUSTER_PARTITIONED) continue;
+        /* Predict routes such a read by its own key; a training row would read it here, where it is not */
+        snprintf(err, errlen, "model %s reads %s with the label's %s key, whose rows live on other instances: "
+                 "training it in a partitioned cluster is not built yet", mc->name, mc->features[j],
+                 mc->label_keys[mc->feats[j].key]);
+        return FEAT_ERR_STATE;
+    }
     held_t h;
     feat_err_t rc = build_held(sv, model, from, to, cb, &h, out, err, errlen);
     if (rc) {
@@ -343,8 +352,8 @@ static int trainer_hook(void *arg, uint32_t model, char *who, size_t cap) {
     return feat_cluster_trainer(((feat_serve_t *)arg)->cluster, model, who, cap);
 }
 
-static void publish_hook(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
-    feat_cluster_publish_model(((feat_serve_t *)arg)->cluster, key, klen, val, vlen);
+static feat_err_t publish_hook(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
+    return feat_cluster_publish_model(((feat_serve_t *)arg)->cluster, key, klen, val, vlen);
 }
 
 static void served_hook(void *arg, uint32_t model, uint64_t champion, uint64_t challenger) {
@@ -365,8 +374,10 @@ void feat_serve_models_cluster(feat_serve_t *sv, feat_models_cluster_t *out) {
 void feat_serve_models_record(void *models, const void *key, size_t klen, const void *val, size_t vlen) {
     char err[256] = "";
     feat_err_t rc = feat_models_import(models, key, klen, val, vlen, err, sizeof(err));
-    if (rc && rc != FEAT_ERR_NOT_FOUND)
-        feat_log(FEAT_LOG_WARN, "models", "a record of cluster.models_topic was not applied: %s", err);
-    else if (rc)
+    if (rc == FEAT_ERR_STATE) /* aliases ahead of their version: kept until it arrives */
+        feat_log(FEAT_LOG_WARN, "models", "%s", err);
+    else if (rc == FEAT_ERR_NOT_FOUND)
         feat_log(FEAT_LOG_INFO, "models", "a record of cluster.models_topic was not applied: %s", err);
+    else if (rc)
+        feat_log(FEAT_LOG_ERROR, "models", "a record of cluster.models_topic was not applied: %s", err);
 }

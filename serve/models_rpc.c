@@ -485,11 +485,11 @@ feat_err_t featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp) {
 static int to_trainer(feat_serve_t *sv, feat_rpc_call_t *call, const char *model, const char *method, feat_buf_t *resp,
                       feat_err_t *rc) {
     const feat_model_conf_t *mc = feat_serve_model(sv, model);
-    if (!mc || feat_cluster_mode(sv->cluster) == FEAT_CLUSTER_SINGLE || sv->peer) return 0;
+    if (!mc || feat_cluster_mode(sv->cluster) == FEAT_CLUSTER_SINGLE) return 0;
     char who[256];
     int t = feat_cluster_trainer(sv->cluster, (size_t)(mc - sv->conf.models), who, sizeof(who));
     if (t == 1) return 0;
-    if (t < 0 || !sv->forward) {
+    if (t < 0 || !sv->forward || sv->peer) { /* a peer's call is never forwarded again */
         *rc = t < 0 ? ERR(call, FEAT_ERR_UNAVAILABLE, "no instance holds partition 0 of %.100s yet; its owner trains "
                                                       "model %s", mc->label_topic, mc->name)
                     : ERR(call, FEAT_ERR_STATE, "instance %.100s trains model %s; ask it", who, mc->name);

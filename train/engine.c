@@ -181,7 +181,11 @@ static feat_err_t build_set(run_ctx_t *c, feat_trainset_t *tset) {
                         ? models->cl.build(models->cl.arg, c->s->idx, from, c->now, &cb, tset, c->err, sizeof(c->err))
                         : feat_trainset_build(models->st, mc, from, c->now, &cb, tset, c->err, sizeof(c->err));
     if (rc) return rc;
-    if (models->cl.build) feat_trainset_sort(tset); /* rows of several stores: one store's order */
+    if (models->cl.build && feat_trainset_sort(tset)) { /* rows of several stores: one store's order */
+        snprintf(c->err, sizeof(c->err), "out of memory sorting the training set");
+        feat_trainset_free(tset);
+        return FEAT_ERR_NOMEM;
+    }
     if ((int64_t)tset->n < mc->min_rows) {
         snprintf(c->err, sizeof(c->err), "only %zu labelled rows; model.%s.min_rows is %lld", tset->n, mc->name,
                  (long long)mc->min_rows);
@@ -463,7 +467,12 @@ static void do_run(feat_models_t *models, run_t *r) {
     if (!rc) {
         rc = train(&c, &tset, &model, &o.rep);
         if (!rc) rc = evaluate(&c, &tset, model, &o, &pred);
-        if (!rc) rc = register_version(&c, &tset, pred, model, &o, &version, &promoted); /* consumes model */
+        if (!rc && !is_trainer(models, c.s, c.err, sizeof(c.err))) { /* the map changed during the run */
+            feat_model_destroy(model);
+            rc = FEAT_ERR_STATE;
+        } else if (!rc) {
+            rc = register_version(&c, &tset, pred, model, &o, &version, &promoted); /* consumes model */
+        }
         else feat_model_destroy(model);
         free(pred);
         feat_trainset_free(&tset);

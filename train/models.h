@@ -251,8 +251,8 @@ typedef struct feat_models_cluster {
      * never a partial set).  feat_trainset_build's contract otherwise. */
     feat_err_t (*build)(void *arg, uint32_t model, int64_t from_ms, int64_t to_ms, const feat_trainset_cb_t *cb,
                         feat_trainset_t *out, char *err, size_t errlen);
-    /* a record for cluster.models_topic (copied by the callee) */
-    void (*publish)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+    /* a record for cluster.models_topic (copied by the callee): FEAT_OK when queued */
+    feat_err_t (*publish)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
     /* the versions model serves now */
     void (*served)(void *arg, uint32_t model, uint64_t champion, uint64_t challenger);
 } feat_models_cluster_t;
@@ -260,10 +260,14 @@ typedef struct feat_models_cluster {
 /* Before feat_models_start; cl copied.  Reports every model's served versions. */
 void feat_models_set_cluster(feat_models_t *models, const feat_models_cluster_t *cl);
 /* Applies one cluster.models_topic record: a version (stored and listed, if
- * new) or a model's aliases (swapped in as promote does).  FEAT_OK when
- * applied or already held; FEAT_ERR_CORRUPT for a record that is not
- * featd's; FEAT_ERR_NOT_FOUND for a model this configuration does not have
- * or aliases that name a version not received; err says why. */
+ * new; never numbered again here) or a model's aliases (swapped in as
+ * promote does).  FEAT_OK when applied or already held; FEAT_ERR_CORRUPT for
+ * a record that is not featd's; FEAT_ERR_NOT_FOUND for a model this
+ * configuration does not have; FEAT_ERR_STATE for aliases that name a
+ * version not received yet (kept, and applied when it arrives, unless newer
+ * aliases come first); err says why.  A version whose number is held here
+ * with other bytes (two trainers at once) is logged as an ERROR and the one
+ * held is kept. */
 feat_err_t feat_models_import(feat_models_t *models, const void *key, size_t klen, const void *val, size_t vlen,
                               char *err, size_t errlen);
 /* Checks a cluster.models_topic record without applying it: 1 when it

@@ -133,6 +133,7 @@ typedef struct mstate {
     vinfo_t *v;                                    /* [both] oldest first */
     size_t nv, capv;                               /* [both] */
     uint64_t pub_seq;                              /* [reg] aliases records this instance published */
+    feat_buf_t pending_key, pending_val;           /* [reg] an aliases record naming a version not received yet */
     _Atomic uint64_t labels_since;
     int64_t last_run_ms;                           /* the engine thread's */
     quality_t q;

@@ -309,6 +309,8 @@ feat_err_t feat_reg_open(feat_models_t *models, mstate_t *s, char *errstr, size_
         snprintf(errstr, errlen, "model %s: reading the registry: %s", s->conf->name, feat_err_str(rc));
         return rc;
     }
+    for (size_t i = 0; i < s->nv; i++) /* a version received from the cluster is never numbered again */
+        if (s->al.next <= s->v[i].version) s->al.next = s->v[i].version + 1;
     char err[256];
     if (s->al.champion && !(s->champion = load_version(models, s, s->al.champion, err, sizeof(err))))
         feat_log(FEAT_LOG_ERROR, "models", "cannot serve the champion: %s", err);
@@ -322,6 +324,8 @@ feat_err_t feat_reg_open(feat_models_t *models, mstate_t *s, char *errstr, size_
 }
 
 void feat_reg_close(mstate_t *s) {
+    feat_buf_free(&s->pending_key);
+    feat_buf_free(&s->pending_val);
     feat_loaded_release(s->champion);
     feat_loaded_release(s->challenger);
     for (int k = 0; k < FEAT_MODELS_PINNED; k++) feat_loaded_release(s->pinned[k]);
@@ -613,7 +617,7 @@ feat_err_t feat_reg_install(feat_models_t *models, mstate_t *s, uint64_t version
     feat_err_t rc = FEAT_OK;
     pthread_mutex_lock(&s->reg_lock);
     int promote = !s->al.champion || beats_champion;
-    if (s->al.next != version) {
+    if (s->al.next != version || has_version(s, version)) {
         rc = FEAT_ERR_STATE;
         snprintf(err, errlen, "version %llu is not the next (%llu)", (unsigned long long)version,
                  (unsigned long long)s->al.next);
@@ -729,6 +733,7 @@ void feat_reg_publish(feat_models_t *models, mstate_t *s, uint64_t version) {
     if (!models->cl.publish) return;
     const char *name = s->conf->name;
     size_t ml = strlen(name);
+    int published = 0;
     char key[FEAT_MAX_NAME + 16], rkey[512];
     feat_buf_t val = FEAT_BUF_INIT, blob = FEAT_BUF_INIT;
     if (version) {
@@ -747,11 +752,16 @@ void feat_reg_publish(feat_models_t *models, mstate_t *s, uint64_t version) {
                 put_field(&val, f, strlen(f));
                 put_field(&val, blob.data, blob.len);
             }
-            if (!val.oom) models->cl.publish(models->cl.arg, key, 11 + ml, val.data, val.len);
+            if (!val.oom && models->cl.publish(models->cl.arg, key, 11 + ml, val.data, val.len) == FEAT_OK)
+                published = 1;
         }
-        if (val.oom || !val.len)
-            feat_log(FEAT_LOG_ERROR, "models", "%s v%llu: cannot publish it to the cluster", name,
-                     (unsigned long long)version);
+        if (!published) { /* its aliases would name a version the others never get */
+            feat_log(FEAT_LOG_ERROR, "models", "%s v%llu: cannot publish it to the cluster; the other instances "
+                     "keep serving what they serve", name, (unsigned long long)version);
+            feat_buf_free(&val);
+            feat_buf_free(&blob);
+            return;
+        }
         val.len = 0;
     }
     key[0] = 'a', key[1] = 0;
@@ -762,10 +772,11 @@ void feat_reg_publish(feat_models_t *models, mstate_t *s, uint64_t version) {
     feat_buf_putc(&val, 1);
     feat_buf_putc(&val, (char)il);
     feat_buf_append(&val, models->cl.self, il);
-    feat_put_le64(x, ++s->pub_seq);
+    feat_put_le64(x, s->pub_seq + 1);
     feat_buf_append(&val, x, 8);
     feat_aliases_encode(&s->al, &val);
-    if (!val.oom) models->cl.publish(models->cl.arg, key, 2 + ml, val.data, val.len);
+    /* counted only once queued: the echo rule skips our records older than our newest */
+    if (!val.oom && models->cl.publish(models->cl.arg, key, 2 + ml, val.data, val.len) == FEAT_OK) s->pub_seq++;
     feat_buf_free(&val);
     feat_buf_free(&blob);
 }
@@ -786,7 +797,18 @@ void feat_models_set_cluster(feat_models_t *models, const feat_models_cluster_t 
 /* A version record from the cluster: stored with its references in one
  * batch and listed.  Caller holds s->reg_lock. */
 static feat_err_t import_version(feat_models_t *models, mstate_t *s, const mrec_t *r, char *err, size_t errlen) {
-    if (has_version(s, r->version)) return FEAT_OK;
+    char key[512];
+    if (has_version(s, r->version)) { /* ours, or seen before: the same bytes, unless two instances trained at once */
+        feat_buf_t b = FEAT_BUF_INIT;
+        if (feat_store_get_blob(models->st, FEAT_CF_MODELS, key, feat_reg_vkey(key, s->conf->name, r->version), &b) ==
+                FEAT_OK &&
+            (b.len != r->reclen || memcmp(b.data, r->rec, b.len) != 0))
+            feat_log(FEAT_LOG_ERROR, "models", "%s v%llu from the cluster is not the v%llu held here: two instances "
+                     "trained the model at once; keeping this one", s->conf->name, (unsigned long long)r->version,
+                     (unsigned long long)r->version);
+        feat_buf_free(&b);
+        return FEAT_OK;
+    }
     uint32_t jl = feat_get_le32(r->rec + 1);
     feat_model_t *m = NULL; /* check that it loads before storing it */
     if (feat_model_deserialize(r->rec + 5 + jl, r->reclen - 5 - jl, &m, err, errlen) != FEAT_OK)
@@ -802,7 +824,6 @@ static feat_err_t import_version(feat_models_t *models, mstate_t *s, const mrec_
         return FEAT_ERR_CORRUPT;
     }
     feat_wb_t *wb = feat_wb_new(models->st);
-    char key[512];
     feat_err_t rc = wb ? feat_wb_put_blob(wb, FEAT_CF_MODELS, key, feat_reg_vkey(key, s->conf->name, r->version),
                                           r->rec, r->reclen)
                        : FEAT_ERR_NOMEM;
@@ -824,6 +845,7 @@ static feat_err_t import_version(feat_models_t *models, mstate_t *s, const mrec_
     }
     pthread_mutex_lock(&s->lock);
     s->v[s->nv++] = v;
+    if (s->al.next <= r->version) s->al.next = r->version + 1; /* never numbered again here */
     pthread_mutex_unlock(&s->lock);
     return FEAT_OK;
 }
@@ -847,10 +869,10 @@ static feat_err_t import_aliases(feat_models_t *models, mstate_t *s, const mrec_
         return FEAT_OK;
     }
     if ((sw.to.champion && !has_version(s, sw.to.champion)) || (sw.to.challenger && !has_version(s, sw.to.challenger))) {
-        snprintf(err, errlen, "the aliases name a version (v%llu or v%llu) not received", 
-                 (unsigned long long)sw.to.champion, (unsigned long long)sw.to.challenger);
+        snprintf(err, errlen, "model %s: the aliases name v%llu and v%llu, not all received yet; applied when they are",
+                 s->conf->name, (unsigned long long)sw.to.champion, (unsigned long long)sw.to.challenger);
         free(sw.to.hist);
-        return FEAT_ERR_NOT_FOUND;
+        return FEAT_ERR_STATE;
     }
     if (sw.to.champion != s->al.champion && sw.to.champion &&
         !(sw.champion = load_version(models, s, sw.to.champion, err, errlen)))
@@ -882,11 +904,31 @@ feat_err_t feat_models_import(feat_models_t *models, const void *key, size_t kle
     int changed = 0;
     pthread_mutex_lock(&s->reg_lock);
     uint64_t was = s->al.champion;
-    feat_err_t rc = r.kind == 'v' ? import_version(models, s, &r, err, errlen)
-                                  : import_aliases(models, s, &r, &changed, err, errlen);
+    feat_err_t rc;
+    int swapped = 0; /* aliases applied: what is served may have changed */
+    if (r.kind == 'v') {
+        rc = import_version(models, s, &r, err, errlen);
+        mrec_t p; /* an aliases record that waited for this version */
+        if (!rc && s->pending_key.len &&
+            mrec_decode(&p, (const unsigned char *)s->pending_key.data, s->pending_key.len,
+                        (const unsigned char *)s->pending_val.data, s->pending_val.len) &&
+            import_aliases(models, s, &p, &changed, err, errlen) != FEAT_ERR_STATE) {
+            s->pending_key.len = s->pending_val.len = 0;
+            swapped = 1;
+        }
+    } else {
+        s->pending_key.len = s->pending_val.len = 0; /* a newer state replaces the one waiting */
+        rc = import_aliases(models, s, &r, &changed, err, errlen);
+        swapped = !rc;
+        if (rc == FEAT_ERR_STATE) { /* a version it names has not arrived: keep it for then */
+            feat_buf_append(&s->pending_key, key, klen);
+            feat_buf_append(&s->pending_val, val, vlen);
+            if (s->pending_key.oom || s->pending_val.oom) s->pending_key.len = s->pending_val.len = 0;
+        }
+    }
     uint64_t now = s->al.champion;
     pthread_mutex_unlock(&s->reg_lock);
-    if (rc || r.kind == 'v') return rc;
+    if (!swapped) return rc;
     feat_reg_served(models, s);
     if (changed) {
         give_references(models, s, now);

@@ -72,13 +72,13 @@ static int on_label(void *arg, int64_t ts, const char *key, size_t klen, double 
                     const size_t *xnlens, const char *const *xkeys, const size_t *xlens, size_t nx) {
     build_t *b = arg;
     feat_trainset_t *o = b->out;
+    if (b->cb && b->cb->keep && !b->cb->keep(b->cb->keep_arg, key, klen)) return 0; /* another instance's */
     if (b->binary && label != 0 && label != 1) {
         snprintf(b->err, b->errlen, "model %s: label %g of entity \"%.*s\" at %lld is not 0 or 1 (task %s)",
                  b->m->name, label, (int)(klen > 64 ? 64 : klen), key, (long long)ts, b->m->task);
         b->rc = FEAT_ERR_INVALID;
         return 1;
     }
-    if (b->cb && b->cb->keep && !b->cb->keep(b->cb->keep_arg, key, klen)) return 0;
     if (!isfinite(label)) return 0; /* ingest refuses these; be safe */
     if (feat_trainset_reserve(o)) {
         b->rc = FEAT_ERR_NOMEM;
@@ -243,14 +243,19 @@ static int row_cmp(const void *a, const void *b) {
     return c ? c : (x->i < y->i ? -1 : x->i > y->i);
 }
 
-void feat_trainset_sort(feat_trainset_t *o) {
-    if (o->n < 2) return;
+feat_err_t feat_trainset_sort(feat_trainset_t *o) {
+    if (o->n) {
+        o->from_ms = o->ts[0]; /* rows gathered from peers: the range is set here */
+        o->to_ms = o->ts[0];
+    }
+    if (o->n < 2) return FEAT_OK;
     row_ord_t *ix = malloc(o->n * sizeof(row_ord_t));
     feat_raw_t *rows = malloc(o->n * (o->nf ? o->nf : 1) * sizeof(feat_raw_t));
     double *labels = malloc(o->n * sizeof(double));
     int64_t *ts = malloc(o->n * sizeof(int64_t));
     char **keys = malloc(o->n * sizeof(char *));
-    if (ix && rows && labels && ts && keys) {
+    feat_err_t rc = ix && rows && labels && ts && keys ? FEAT_OK : FEAT_ERR_NOMEM;
+    if (!rc) {
         for (size_t i = 0; i < o->n; i++) ix[i] = (row_ord_t){o->ts[i], o->keys[i], i};
         qsort(ix, o->n, sizeof(row_ord_t), row_cmp);
         for (size_t i = 0; i < o->n; i++) {
@@ -273,4 +278,5 @@ void feat_trainset_sort(feat_trainset_t *o) {
     free(labels);
     free(ts);
     free(keys);
+    return rc;
 }

@@ -56,7 +56,7 @@ void feat_trainset_free(feat_trainset_t *ts);
 feat_err_t feat_trainset_reserve(feat_trainset_t *ts);
 /* Sorts the rows by label time, then entity key: the order one store's
  * build gives, so rows gathered from several stores train the same model. */
-void feat_trainset_sort(feat_trainset_t *ts);
+feat_err_t feat_trainset_sort(feat_trainset_t *ts); /* FEAT_OK or FEAT_ERR_NOMEM (ts unchanged) */
 
 /* Raw value of a stored one (PRESENT) or missing. */
 feat_raw_t feat_raw_from_value(const feat_value_t *v);

@@ -493,10 +493,14 @@ def pct(vals, q, empty=float("nan")):
     return s[min(len(s) - 1, int(q * len(s)))] if s else empty
 
 
-def metric(admin_addr, name, labels=None):
-    """One sample of /metrics (sum over series when labels is None), or None."""
+def metric(admin_addr, name, labels=None, token=None):
+    """One sample of /metrics (sum over series when labels is None), or None.  token: a bearer token
+    (when [auth] is on)."""
     import urllib.request
-    text = urllib.request.urlopen(f"http://{admin_addr}/metrics", timeout=5).read().decode()
+    req = urllib.request.Request(f"http://{admin_addr}/metrics")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    text = urllib.request.urlopen(req, timeout=5).read().decode()
     total, found = 0.0, False
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name):

@@ -21,7 +21,8 @@ the same log in its own group is the reference.
 5. kill -9 of the trainer: partition 0 moves, the new owner trains and
    numbers the next version after every version it received (no version
    number is used twice); a new instance with an empty store receives the
-   whole registry.
+   whole registry, replayed compacted: one champion change, straight to
+   the current champion.
 
 Everything runs with mutual TLS and bearer tokens, between the instances
 too: every forwarded lookup, forwarded retrain and the trainer's gather
@@ -340,6 +341,9 @@ def run(args, wd, bs, procs):
     H.wait_for(lambda: sorted(d.versions()) == [1, 2, 3] and d.champion() == 1, 60, "d receives the registry")
     stages = {v: m.stage for v, m in d.versions().items()}
     assert stages == {v: m.stage for v, m in left[0].versions().items()}, stages
+    # the topic held every change (v1 champion, v2 promoted, v1 back): d replayed it compacted and went
+    # straight to v1, one champion change, not three
+    assert H.metric(d.addr["admin"], "featd_model_swaps_total", token=READ_TOKEN) == 1
     H.log(f"the new trainer numbered v3; d (empty store) holds {stages}")
     for inst in left + [d]:
         assert inst.proc.stop() == 0, inst.proc.tail()

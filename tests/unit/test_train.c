@@ -929,6 +929,182 @@ START_TEST(live_quality_joins_every_prediction_once) {
 }
 END_TEST
 
+/* ---- the registry between instances (train/models.h, "in a cluster") ------------------------------- */
+
+#define MAXREC 32
+
+/* A models topic in memory: what publish hooks produced, in order. */
+typedef struct topic {
+    feat_buf_t key[MAXREC], val[MAXREC];
+    int n;
+} topic_t;
+
+typedef struct inst {
+    const char *self;
+    int trains;
+    topic_t *topic;
+} inst_t;
+
+static int t_trainer(void *arg, uint32_t model, char *who, size_t cap) {
+    (void)model;
+    snprintf(who, cap, "the other");
+    return ((inst_t *)arg)->trains;
+}
+
+static feat_err_t t_publish(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
+    topic_t *t = ((inst_t *)arg)->topic;
+    ck_assert_int_lt(t->n, MAXREC);
+    feat_buf_append(&t->key[t->n], key, klen);
+    feat_buf_append(&t->val[t->n], val, vlen);
+    t->n++;
+    return FEAT_OK;
+}
+
+static void t_join(feat_models_t *models, inst_t *in) {
+    feat_models_cluster_t cl = {.arg = in, .self = in->self, .trainer = t_trainer, .publish = t_publish};
+    feat_models_set_cluster(models, &cl);
+}
+
+/* Applies topic records [from, to) to models; the result of the last. */
+static feat_err_t t_apply(feat_models_t *models, topic_t *t, int from, int to) {
+    char err[256];
+    feat_err_t rc = FEAT_OK;
+    for (int i = from; i < to; i++)
+        rc = feat_models_import(models, t->key[i].data, t->key[i].len, t->val[i].data, t->val[i].len, err,
+                                sizeof(err));
+    return rc;
+}
+
+static uint64_t champion_of(feat_models_t *models) {
+    int e;
+    feat_loaded_t *l = feat_models_acquire(models, "m", NULL, 0, &e);
+    uint64_t v = l ? feat_loaded_version(l) : 0;
+    feat_loaded_release(l);
+    return v;
+}
+
+/* One instance trains and publishes; another with an empty store applies
+ * the records and serves the same versions; an instance skips its own
+ * aliases records that a newer one of its own follows (so replaying the
+ * topic does not undo its latest change), and applies everyone else's in
+ * the topic's order, so two instances that change the aliases at once end
+ * the same; aliases ahead of their versions wait for them; a version
+ * received is never numbered again. */
+START_TEST(registry_records_converge) {
+    fx_t fa, fb, fc;
+    fx_new(&fa, reg_cfg);
+    fx_new(&fb, reg_cfg);
+    fx_new(&fc, reg_cfg);
+    fill_registry_data(&fa);
+    feat_metrics_t *ra = feat_metrics_new(), *rb = feat_metrics_new(), *rc_ = feat_metrics_new();
+    feat_models_t *a = models_new(&fa, NULL, ra), *b = models_new(&fb, NULL, rb), *c = models_new(&fc, NULL, rc_);
+    topic_t *topic = calloc(1, sizeof(*topic));
+    inst_t ia = {"a", 1, topic}, ib = {"b", 0, topic}, ic = {"c", 0, topic};
+    t_join(a, &ia);
+    t_join(b, &ib);
+    t_join(c, &ic);
+    ck_assert_int_eq(feat_models_start(a), FEAT_OK);
+    ck_assert_int_eq(feat_models_start(b), FEAT_OK);
+    uint64_t run;
+    int co;
+    feat_run_status_t st;
+    /* b does not train: its run fails naming the trainer */
+    ck_assert_int_eq(feat_models_request(b, "m", FEAT_TRIGGER_OPERATOR, "t", &run, &co), FEAT_OK);
+    st = wait_run(b, "m", run);
+    ck_assert_int_eq(st.state, FEAT_RUN_FAILED);
+    ck_assert_msg(strstr(st.error, "the other trains model m"), "%s", st.error);
+    for (int k = 1; k <= 2; k++) {
+        ck_assert_int_eq(feat_models_request(a, "m", FEAT_TRIGGER_OPERATOR, "t", &run, &co), FEAT_OK);
+        st = wait_run(a, "m", run);
+        ck_assert_msg(st.state == FEAT_RUN_SUCCEEDED, "%s", st.error);
+        ck_assert_uint_eq(st.version, (uint64_t)k);
+    }
+    /* v1, aliases, v2, aliases */
+    ck_assert_int_eq(topic->n, 4);
+    ck_assert_int_eq(((char *)topic->key[0].data)[0], 'v');
+    ck_assert_int_eq(((char *)topic->key[1].data)[0], 'a');
+    for (int i = 0; i < topic->n; i++)
+        ck_assert(feat_models_record_ok(topic->key[i].data, topic->key[i].len, topic->val[i].data, topic->val[i].len));
+
+    /* c gets the aliases before the versions they name: they wait */
+    ck_assert_int_eq(t_apply(c, topic, 3, 4), FEAT_ERR_STATE);
+    ck_assert_uint_eq(champion_of(c), 0);
+    ck_assert_int_eq(t_apply(c, topic, 0, 1), FEAT_OK);
+    ck_assert_int_eq(t_apply(c, topic, 2, 3), FEAT_OK);
+    ck_assert_uint_eq(champion_of(c), 1);
+    vlist_t lc = versions(c, "m");
+    ck_assert_int_eq(lc.n, 2);
+    ck_assert_int_eq(stage_of(&lc, 2), FEAT_STAGE_CHALLENGER);
+
+    /* b applies the records in order: the same versions, stages and model */
+    ck_assert_int_eq(t_apply(b, topic, 0, topic->n), FEAT_OK);
+    vlist_t la = versions(a, "m"), lb = versions(b, "m");
+    ck_assert_int_eq(lb.n, 2);
+    for (uint64_t v = 1; v <= 2; v++) ck_assert_int_eq(stage_of(&lb, v), stage_of(&la, v));
+    ck_assert_uint_eq(lb.n_train, la.n_train);
+    ck_assert_double_eq(lb.auc, la.auc);
+    ck_assert_uint_eq(champion_of(b), 1);
+    /* a applies its own echoes: nothing changes */
+    ck_assert_int_eq(t_apply(a, topic, 0, topic->n), FEAT_OK);
+    ck_assert_uint_eq(champion_of(a), 1);
+
+    /* a promotes v2 then rolls back: replaying its promote must not undo the rollback */
+    char msg[256];
+    uint64_t ch;
+    int from = topic->n;
+    ck_assert_int_eq(feat_models_promote(a, "m", 2, &ch, msg, sizeof(msg)), FEAT_OK);
+    ck_assert_int_eq(feat_models_rollback(a, "m", &ch, msg, sizeof(msg)), FEAT_OK);
+    ck_assert_int_eq(topic->n, from + 2);
+    ck_assert_int_eq(t_apply(a, topic, from, from + 1), FEAT_OK);
+    ck_assert_uint_eq(champion_of(a), 1); /* its older record skipped */
+    ck_assert_int_eq(t_apply(a, topic, from + 1, from + 2), FEAT_OK);
+    ck_assert_uint_eq(champion_of(a), 1);
+    /* b sees both, in order */
+    ck_assert_int_eq(t_apply(b, topic, from, from + 1), FEAT_OK);
+    ck_assert_uint_eq(champion_of(b), 2);
+    ck_assert_int_eq(t_apply(b, topic, from + 1, from + 2), FEAT_OK);
+    ck_assert_uint_eq(champion_of(b), 1);
+
+    /* a and b change the aliases at once: both end as the topic orders the records */
+    from = topic->n;
+    ck_assert_int_eq(feat_models_promote(b, "m", 2, &ch, msg, sizeof(msg)), FEAT_OK); /* b's first */
+    ck_assert_int_eq(feat_models_promote(a, "m", 2, &ch, msg, sizeof(msg)), FEAT_OK);
+    ck_assert_int_eq(feat_models_rollback(a, "m", &ch, msg, sizeof(msg)), FEAT_OK); /* then a's two */
+    ck_assert_int_eq(topic->n, from + 3);
+    ck_assert_int_eq(t_apply(a, topic, from, topic->n), FEAT_OK);
+    ck_assert_int_eq(t_apply(b, topic, from, topic->n), FEAT_OK);
+    ck_assert_uint_eq(champion_of(a), 1);
+    ck_assert_uint_eq(champion_of(b), 1);
+
+    /* a version received is never numbered again: c takes over training, its next is v3 */
+    ck_assert_int_eq(t_apply(c, topic, 4, topic->n), FEAT_OK);
+    ck_assert_uint_eq(champion_of(c), 1);
+    feat_models_stop(c);
+    ic.trains = 1;
+    fill_registry_data(&fc);
+    ck_assert_int_eq(feat_models_start(c), FEAT_OK);
+    ck_assert_int_eq(feat_models_request(c, "m", FEAT_TRIGGER_OPERATOR, "t", &run, &co), FEAT_OK);
+    st = wait_run(c, "m", run);
+    ck_assert_msg(st.state == FEAT_RUN_SUCCEEDED, "%s", st.error);
+    ck_assert_uint_eq(st.version, 3);
+
+    feat_models_destroy(a);
+    feat_models_destroy(b);
+    feat_models_destroy(c);
+    for (int i = 0; i < topic->n; i++) {
+        feat_buf_free(&topic->key[i]);
+        feat_buf_free(&topic->val[i]);
+    }
+    free(topic);
+    feat_metrics_destroy(ra);
+    feat_metrics_destroy(rb);
+    feat_metrics_destroy(rc_);
+    fx_free(&fa);
+    fx_free(&fb);
+    fx_free(&fc);
+}
+END_TEST
+
 int main(void) {
     feat_log_set_level(FEAT_LOG_WARN);
     Suite *s = suite_create("train");
@@ -942,6 +1118,7 @@ int main(void) {
     tcase_add_test(tc, triggers_labels_schedule_drift);
     tcase_add_test(tc, live_quality_joins_labels_and_alerts);
     tcase_add_test(tc, live_quality_joins_every_prediction_once);
+    tcase_add_test(tc, registry_records_converge);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
