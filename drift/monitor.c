@@ -182,6 +182,8 @@ static size_t ref_key(char *buf, size_t cap, const char *stream, const char *fea
 
 /* Prepares a reference for use: bins (numbers) or pins in the windows
  * (categories).  Caller holds the stream lock. */
+static void cut_bins(feat_drift_t *d, fmon_t *f);
+
 static void prepare_reference(feat_drift_t *d, fmon_t *f) {
     if (f->categorical) {
         uint32_t n = feat_catfreq_size(f->ref_cat);
@@ -193,6 +195,11 @@ static void prepare_reference(feat_drift_t *d, fmon_t *f) {
         }
         return;
     }
+    cut_bins(d, f);
+}
+
+/* f's bins: edges at its reference's quantiles, and the reference's share of each. */
+static void cut_bins(feat_drift_t *d, fmon_t *f) {
     uint32_t nb = (uint32_t)d->conf.bins;
     if (feat_bins_edges_kll(f->ref_kll, nb, f->edges, &f->nedges) != FEAT_OK) f->nedges = 0;
     double counts[MAXB + 1];
@@ -438,78 +445,102 @@ static void emit(feat_drift_t *d, smon_t *s, fmon_t *f, int drifting, const char
 
 /* Judges buffer b of f against its reference.  Runs on the monitor thread;
  * the buffer and the reference are not touched by anyone else meanwhile. */
-static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) {
-    uint64_t n = f->wn[b];
-    if (!f->enabled || !f->ref_ready || n < (uint64_t)d->conf.min_window) return;
-    double ks = 0, ks_p = 1, psi = 0, kl = 0, js = 0, chi2 = 0, chi2_p = 1;
+/* A window compared with a reference: the statistics, the bins, the verdict. */
+typedef struct verdict {
+    double ks, ks_p, psi, kl, js, chi2, chi2_p;
     double live_frac[MAXB + 1], ref_frac[MAXB + 1];
     char labels[MAXB][CAT_LABEL];
-    uint32_t nbins = 0;
-    int drift = 0;
-    const char *stat = "ks";
-    double value = 0, th = 0;
+    uint32_t nbins;
+    int drift;
+    const char *stat;
+    double value, th;
+} verdict_t;
+
+/* Compares window wk (numbers) or wc (categories) with f's reference
+ * (ref_kll or ref_cat, and the bins prepare_reference cut) under f's
+ * thresholds.  0, or -1 when the two cannot be compared. */
+static int evaluate(const fmon_t *f, feat_kll_t *wk, const feat_catfreq_t *wc, verdict_t *v) {
+    memset(v, 0, sizeof(*v));
+    v->ks_p = 1;
+    v->chi2_p = 1;
+    v->stat = "ks";
     if (f->categorical) {
         feat_catfreq_cmp_t c;
-        if (feat_catfreq_compare(f->cat[b], f->ref_cat, FEAT_DRIFT_EPS, &c) != FEAT_OK) return;
-        chi2 = c.chi2;
-        chi2_p = c.chi2_pvalue;
-        kl = c.kl;
-        psi = c.psi;
-        js = c.js;
-        int sig = chi2_p < f->th_p;
-        if (sig && js >= f->th_js) { drift = 1; stat = "js"; value = js; th = f->th_js; }
-        else if (sig && kl >= f->th_kl) { drift = 1; stat = "kl"; value = kl; th = f->th_kl; }
-        else if (psi >= f->th_psi) { drift = 1; stat = "psi"; value = psi; th = f->th_psi; }
+        if (feat_catfreq_compare(wc, f->ref_cat, FEAT_DRIFT_EPS, &c) != FEAT_OK) return -1;
+        v->chi2 = c.chi2;
+        v->chi2_p = c.chi2_pvalue;
+        v->kl = c.kl;
+        v->psi = c.psi;
+        v->js = c.js;
+        int sig = v->chi2_p < f->th_p;
+        if (sig && v->js >= f->th_js) { v->drift = 1; v->stat = "js"; v->value = v->js; v->th = f->th_js; }
+        else if (sig && v->kl >= f->th_kl) { v->drift = 1; v->stat = "kl"; v->value = v->kl; v->th = f->th_kl; }
+        else if (v->psi >= f->th_psi) { v->drift = 1; v->stat = "psi"; v->value = v->psi; v->th = f->th_psi; }
         double rc[MAXB + 1], lc[MAXB + 1];
         uint32_t nc = 0;
-        if (feat_catfreq_align(f->cat[b], f->ref_cat, rc, lc, MAXB, &nc) == FEAT_OK) {
+        if (feat_catfreq_align(wc, f->ref_cat, rc, lc, MAXB, &nc) == FEAT_OK) {
             double rt = 0, lt = 0;
             for (uint32_t i = 0; i < nc; i++) { rt += rc[i]; lt += lc[i]; }
             for (uint32_t i = 0; i < nc; i++) {
-                ref_frac[i] = rt > 0 ? rc[i] / rt : 0;
-                live_frac[i] = lt > 0 ? lc[i] / lt : 0;
+                v->ref_frac[i] = rt > 0 ? rc[i] / rt : 0;
+                v->live_frac[i] = lt > 0 ? lc[i] / lt : 0;
                 feat_catfreq_entry_t e;
                 if (i + 1 < nc && feat_catfreq_entry(f->ref_cat, i, &e) == FEAT_OK)
-                    snprintf(labels[i], CAT_LABEL, "%s", e.label[0] ? e.label : "?");
+                    snprintf(v->labels[i], CAT_LABEL, "%s", e.label[0] ? e.label : "?");
                 else
-                    snprintf(labels[i], CAT_LABEL, "(other)");
+                    snprintf(v->labels[i], CAT_LABEL, "(other)");
             }
-            nbins = nc;
+            v->nbins = nc;
         }
-    } else {
-        feat_ks_sketch_result_t r;
-        if (feat_ks_kll(f->ref_kll, f->kll[b], FEAT_KS_TWO_SIDED, FEAT_KS_LIMIT, 0.01, &r) != FEAT_OK) return;
-        ks = r.statistic;
-        ks_p = r.pvalue;
-        double lc[MAXB + 1];
-        nbins = f->nedges + 1;
-        if (feat_bins_count_kll(f->kll[b], f->edges, f->nedges, lc) != FEAT_OK) return;
-        double lt = 0;
-        for (uint32_t i = 0; i < nbins; i++) lt += lc[i];
-        for (uint32_t i = 0; i < nbins; i++) {
-            live_frac[i] = lt > 0 ? lc[i] / lt : 0;
-            ref_frac[i] = f->ref_bins[i];
-        }
-        feat_divergences_t dv;
-        if (nbins > 1 &&
-            feat_divergences(ref_frac, live_frac, nbins, FEAT_DRIFT_EPS, &dv) == FEAT_OK) {
-            kl = dv.kl;
-            psi = dv.psi;
-            js = dv.js;
-        }
-        int sig = ks_p < f->th_p;
-        if (sig && ks >= f->th_ks) { drift = 1; stat = "ks"; value = ks; th = f->th_ks; }
-        else if (sig && kl >= f->th_kl) { drift = 1; stat = "kl"; value = kl; th = f->th_kl; }
-        else if (psi >= f->th_psi) { drift = 1; stat = "psi"; value = psi; th = f->th_psi; }
+        return 0;
     }
+    feat_ks_sketch_result_t r;
+    if (feat_ks_kll(f->ref_kll, wk, FEAT_KS_TWO_SIDED, FEAT_KS_LIMIT, 0.01, &r) != FEAT_OK) return -1;
+    v->ks = r.statistic;
+    v->ks_p = r.pvalue;
+    double lc[MAXB + 1];
+    v->nbins = f->nedges + 1;
+    if (feat_bins_count_kll(wk, f->edges, f->nedges, lc) != FEAT_OK) return -1;
+    double lt = 0;
+    for (uint32_t i = 0; i < v->nbins; i++) lt += lc[i];
+    for (uint32_t i = 0; i < v->nbins; i++) {
+        v->live_frac[i] = lt > 0 ? lc[i] / lt : 0;
+        v->ref_frac[i] = f->ref_bins[i];
+    }
+    feat_divergences_t dv;
+    if (v->nbins > 1 && feat_divergences(v->ref_frac, v->live_frac, v->nbins, FEAT_DRIFT_EPS, &dv) == FEAT_OK) {
+        v->kl = dv.kl;
+        v->psi = dv.psi;
+        v->js = dv.js;
+    }
+    int sig = v->ks_p < f->th_p;
+    if (sig && v->ks >= f->th_ks) { v->drift = 1; v->stat = "ks"; v->value = v->ks; v->th = f->th_ks; }
+    else if (sig && v->kl >= f->th_kl) { v->drift = 1; v->stat = "kl"; v->value = v->kl; v->th = f->th_kl; }
+    else if (v->psi >= f->th_psi) { v->drift = 1; v->stat = "psi"; v->value = v->psi; v->th = f->th_psi; }
+    return 0;
+}
+
+static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) {
+    uint64_t n = f->wn[b];
+    if (!f->enabled || !f->ref_ready || n < (uint64_t)d->conf.min_window) return;
+    verdict_t *v = malloc(sizeof(*v));
+    if (!v || evaluate(f, f->kll[b], f->cat[b], v)) {
+        free(v);
+        return;
+    }
+    double ks = v->ks, ks_p = v->ks_p, psi = v->psi, kl = v->kl, js = v->js, chi2 = v->chi2, chi2_p = v->chi2_p;
+    uint32_t nbins = v->nbins;
+    int drift = v->drift;
+    const char *stat = v->stat;
+    double value = v->value, th = v->th;
     pthread_mutex_lock(&s->lock);
     f->windows++;
     f->window_end_ms = end_ms;
     f->ks = ks; f->ks_p = ks_p; f->psi = psi; f->kl = kl; f->js = js; f->chi2 = chi2; f->chi2_p = chi2_p;
     f->nbins = nbins > MAXB ? MAXB : nbins;
-    memcpy(f->live_frac, live_frac, f->nbins * sizeof(double));
-    memcpy(f->ref_frac, ref_frac, f->nbins * sizeof(double));
-    if (f->categorical) memcpy(f->labels, labels, f->nbins * CAT_LABEL);
+    memcpy(f->live_frac, v->live_frac, f->nbins * sizeof(double));
+    memcpy(f->ref_frac, v->ref_frac, f->nbins * sizeof(double));
+    if (f->categorical) memcpy(f->labels, v->labels, f->nbins * CAT_LABEL);
     uint32_t H = (uint32_t)d->conf.history;
     f->hist[f->hhead] = (hrec_t){ks, psi, (uint8_t)drift};
     f->hhead = (f->hhead + 1) % H;
@@ -525,6 +556,7 @@ static void judge(feat_drift_t *d, smon_t *s, fmon_t *f, int b, int64_t end_ms) 
     }
     int after = f->state;
     pthread_mutex_unlock(&s->lock);
+    free(v);
     if (after == FEAT_DRIFT_DRIFTING && before != FEAT_DRIFT_DRIFTING) emit(d, s, f, 1, stat, value, th, f->categorical ? chi2_p : ks_p);
     if (before == FEAT_DRIFT_DRIFTING && after == FEAT_DRIFT_OK) emit(d, s, f, 0, "recovered", 0, 0, 1);
 }
@@ -866,4 +898,149 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
             pthread_mutex_unlock(&s->lock);
         }
     }
+}
+
+/* ---- a cluster's merged report ---------------------------------------------------------------- */
+
+/* A sketch's bytes appended to b: feat_kll_serialize or feat_catfreq_serialize. */
+static feat_err_t put_sketch(feat_buf_t *b, const feat_kll_t *k, const feat_catfreq_t *c, size_t *at, size_t *len) {
+    size_t n = k ? feat_kll_serialized_size(k) : feat_catfreq_serialized_size(c), w = 0;
+    feat_err_t rc = feat_buf_grow(b, n);
+    if (rc) return rc;
+    rc = k ? feat_kll_serialize(k, b->data + b->len, n, &w) : feat_catfreq_serialize(c, b->data + b->len, n, &w);
+    if (rc) return rc;
+    *at = b->len;
+    *len = w;
+    b->len += w;
+    return FEAT_OK;
+}
+
+size_t feat_drift_sketches(feat_drift_t *d, const char *table, const char *feature, feat_drift_sketch_fn *fn,
+                           void *arg) {
+    size_t n = 0;
+    feat_buf_t b = FEAT_BUF_INIT;
+    for (size_t i = 0; i < d->ns; i++) {
+        smon_t *s = &d->s[i];
+        if (table && *table && strcmp(s->name, table)) continue;
+        for (size_t k = 0; k < s->nf; k++) {
+            fmon_t *f = &s->f[k];
+            if (feature && *feature && strcmp(f->feature, feature)) continue;
+            feat_drift_sketch_t sk = {.table = s->table, .feature = f->feature,
+                                      .model = s->model >= 0 ? d->conf.models[s->model].name : NULL,
+                                      .categorical = f->categorical};
+            size_t wat = 0, rat = 0;
+            b.len = 0;
+            pthread_mutex_lock(&s->lock);
+            sk.source = f->ref_ready ? f->source : FEAT_REF_NONE;
+            sk.window_n = f->last_n;
+            sk.ref_n = f->ref_ready ? f->ref_n : 0;
+            sk.window_end_ms = f->window_end_ms;
+            feat_err_t rc = !f->enabled ? FEAT_ERR_STATE
+                          : put_sketch(&b, f->categorical ? NULL : f->last_kll, f->last_cat, &wat, &sk.wlen);
+            if (!rc && f->ref_ready)
+                rc = put_sketch(&b, f->categorical ? NULL : f->ref_kll, f->ref_cat, &rat, &sk.rlen);
+            pthread_mutex_unlock(&s->lock);
+            if (rc) continue;
+            sk.window = b.data + wat;
+            sk.ref = sk.rlen ? b.data + rat : NULL;
+            fn(arg, &sk);
+            n++;
+        }
+    }
+    feat_buf_free(&b);
+    return n;
+}
+
+/* sk[0..n)'s windows merged into one sketch (*k or *c), and their
+ * references (one of a model's, which is the same everywhere; else all). */
+static feat_err_t merge_sketches(const feat_drift_sketch_t *sk, size_t n, int ref, feat_kll_t **k, feat_catfreq_t **c,
+                                 uint64_t *total) {
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const void *p = ref ? sk[i].ref : sk[i].window;
+        size_t len = ref ? sk[i].rlen : sk[i].wlen;
+        if (!len || (ref ? !sk[i].ref_n : !sk[i].window_n)) continue;
+        if (ref && *k == NULL && *c == NULL) {} /* the first reference */
+        else if (ref && sk[i].source == FEAT_REF_MODEL) continue;
+        feat_kll_t *one = NULL;
+        feat_catfreq_t *cone = NULL;
+        feat_err_t rc = sk[i].categorical ? feat_catfreq_deserialize(p, len, &cone) : feat_kll_deserialize(p, len, &one);
+        if (rc) return rc;
+        if (sk[i].categorical) {
+            if (!*c) *c = cone, cone = NULL;
+            else rc = feat_catfreq_merge(*c, cone);
+        } else {
+            if (!*k) *k = one, one = NULL;
+            else rc = feat_kll_k(one) == feat_kll_k(*k) ? feat_kll_merge(*k, one) : FEAT_ERR_CORRUPT;
+        }
+        feat_kll_destroy(one);
+        feat_catfreq_destroy(cone);
+        if (rc) return rc;
+        *total += ref ? sk[i].ref_n : sk[i].window_n;
+    }
+    return FEAT_OK;
+}
+
+feat_err_t feat_drift_judge_merged(feat_drift_t *d, const feat_drift_sketch_t *sk, size_t n, feat_drift_entry_t *e) {
+    if (!n) return FEAT_ERR_NOT_FOUND;
+    smon_t *s = sk[0].table ? find_stream(d, sk[0].table, 0) : sk[0].model ? find_stream(d, sk[0].model, 1) : NULL;
+    fmon_t *f = NULL;
+    for (size_t k = 0; s && k < s->nf && !f; k++)
+        if (!strcmp(s->f[k].feature, sk[0].feature)) f = &s->f[k];
+    if (!f || f->categorical != sk[0].categorical) return FEAT_ERR_NOT_FOUND;
+    /* a private copy of f: its thresholds, the merged reference and its bins */
+    fmon_t *t = malloc(sizeof(*t));
+    verdict_t *v = malloc(sizeof(*v));
+    feat_kll_t *wk = NULL;
+    feat_catfreq_t *wc = NULL;
+    uint64_t wn = 0, rn = 0;
+    feat_err_t rc = t && v ? FEAT_OK : FEAT_ERR_NOMEM;
+    if (!rc) {
+        pthread_mutex_lock(&s->lock);
+        *t = *f;
+        pthread_mutex_unlock(&s->lock);
+        t->ref_kll = NULL;
+        t->ref_cat = NULL;
+        rc = merge_sketches(sk, n, 1, &t->ref_kll, &t->ref_cat, &rn);
+    }
+    if (!rc) rc = merge_sketches(sk, n, 0, &wk, &wc, &wn);
+    if (!rc) {
+        memset(e, 0, sizeof(*e));
+        e->table = s->table;
+        e->feature = f->feature;
+        e->model = s->model >= 0 ? d->conf.models[s->model].name : f->ref_model;
+        e->categorical = f->categorical;
+        e->source = sk[0].source;
+        for (size_t i = 1; i < n; i++)
+            if (sk[i].source != e->source) e->source = FEAT_REF_NONE; /* mixed: say so */
+        e->window_size = wn;
+        e->reference_size = rn;
+        e->instances = (uint32_t)n;
+        for (size_t i = 0; i < n; i++)
+            if (sk[i].window_end_ms > e->window_end_ms) e->window_end_ms = sk[i].window_end_ms;
+        e->th_ks = f->th_ks; e->th_psi = f->th_psi; e->th_kl = f->th_kl; e->th_js = f->th_js; e->th_p = f->th_p;
+        e->state = FEAT_DRIFT_WARMING;
+        int have = f->categorical ? wc && t->ref_cat : wk && t->ref_kll;
+        if (have && wn >= (uint64_t)d->conf.min_window) {
+            if (!f->categorical) cut_bins(d, t);
+            if (evaluate(t, wk, wc, v) == 0) {
+                e->state = v->drift ? FEAT_DRIFT_DRIFTING : FEAT_DRIFT_OK;
+                e->ks = v->ks; e->ks_p = v->ks_p; e->psi = v->psi; e->kl = v->kl; e->js = v->js;
+                e->chi2 = v->chi2; e->chi2_p = v->chi2_p;
+                e->nbins = v->nbins > MAXB ? MAXB : v->nbins;
+                memcpy(e->ref_frac, v->ref_frac, e->nbins * sizeof(double));
+                memcpy(e->live_frac, v->live_frac, e->nbins * sizeof(double));
+                if (f->categorical) memcpy(e->labels, v->labels, e->nbins * sizeof(e->labels[0]));
+            }
+        }
+    }
+    if (t) {
+        feat_kll_destroy(t->ref_kll);
+        feat_catfreq_destroy(t->ref_cat);
+    }
+    feat_kll_destroy(wk);
+    feat_catfreq_destroy(wc);
+    free(t);
+    free(v);
+    return rc;
 }

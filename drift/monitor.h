@@ -136,12 +136,46 @@ typedef struct feat_drift_entry {
     uint32_t nhist;
     double hist_ks[FEAT_DRIFT_REPORT_HISTORY], hist_psi[FEAT_DRIFT_REPORT_HISTORY];
     uint8_t hist_drift[FEAT_DRIFT_REPORT_HISTORY];
+    uint32_t instances;         /* feat_drift_judge_merged: how many sketches were merged; else 0 */
 } feat_drift_entry_t;
 
 /* Calls fn for each monitored stream matching table/feature (NULL or "" =
  * all).  Returns the number of entries. */
 typedef void feat_drift_report_fn(void *arg, const feat_drift_entry_t *e);
 size_t feat_drift_report(feat_drift_t *d, const char *table, const char *feature, feat_drift_report_fn *fn, void *arg);
+
+/* ---- a cluster's merged report ----
+ * In a cluster each instance judges the windows of its own partitions, and
+ * its alerts are its own.  The cluster-wide view merges every instance's
+ * last judged window of a feature into one sketch (KLL merge; category
+ * frequencies with feat_catfreq_merge) and compares it with the merged
+ * references (a model's reference, the same everywhere, is taken once). */
+typedef struct feat_drift_sketch {
+    const char *table;          /* NULL for a model's predictions */
+    const char *model;          /* the model of a prediction stream */
+    const char *feature;
+    int categorical, source;    /* source: the reference's (FEAT_REF_NONE: none yet) */
+    const void *window;         /* the last judged window, serialized (KLL or category frequencies) */
+    size_t wlen;
+    uint64_t window_n;
+    const void *ref;            /* the reference, serialized; NULL when none */
+    size_t rlen;
+    uint64_t ref_n;
+    int64_t window_end_ms;
+} feat_drift_sketch_t;
+/* Calls fn for each watched feature matching table/feature (NULL or "" =
+ * all), with pointers valid during the call.  Returns how many. */
+typedef void feat_drift_sketch_fn(void *arg, const feat_drift_sketch_t *s);
+size_t feat_drift_sketches(feat_drift_t *d, const char *table, const char *feature, feat_drift_sketch_fn *fn,
+                           void *arg);
+/* Judges sk[0..n) (one feature, from several instances) merged, with this
+ * instance's thresholds and bin count: e gets the statistics, the bins, the
+ * sizes and the state (ok or drifting; warming_up without a window of
+ * drift.min_window values or a reference).  e->windows and the history are
+ * not filled.  FEAT_OK, FEAT_ERR_NOT_FOUND (a feature this instance does not
+ * watch), FEAT_ERR_CORRUPT (a sketch that does not decode, or another
+ * sketch_k), FEAT_ERR_NOMEM. */
+feat_err_t feat_drift_judge_merged(feat_drift_t *d, const feat_drift_sketch_t *sk, size_t n, feat_drift_entry_t *e);
 
 typedef struct feat_drift_stats {
     uint64_t windows_closed, windows_delayed;

@@ -8,7 +8,8 @@
  *                                             values as of TIME (ms or RFC 3339), point in time
  *     status                                  version, readiness, ingest, lag, freshness
  *     tables                                  table schemas
- *     drift [TABLE [FEATURE]]                 drift status and statistics per feature
+ *     drift [--cluster] [TABLE [FEATURE]]     drift status and statistics per feature (--cluster: every
+ *                                             instance's last window merged)
  *     drift pin TABLE [FEATURE]               make the last window the reference
  *     models [MODEL]                          registered versions, stages and metrics
  *     promote MODEL [VERSION]                 make a version (default: the challenger) the champion
@@ -64,7 +65,7 @@ void featctl_usage(FILE *f) {
                "  history TABLE KEY@TIME... [--features F1,F2]   (TIME: ms since epoch or RFC 3339)\n"
                "  status\n"
                "  tables\n"
-               "  drift [TABLE [FEATURE]]\n"
+               "  drift [--cluster] [TABLE [FEATURE]]\n"
                "  drift pin TABLE [FEATURE]\n"
                "  models [MODEL]\n"
                "  promote MODEL [VERSION]          (no VERSION: the challenger)\n"
@@ -616,6 +617,10 @@ static int cmd_drift(int argc, char **argv) {
         return 0;
     }
     Featd__V1__GetDriftReportRequest req = FEATD__V1__GET_DRIFT_REPORT_REQUEST__INIT;
+    if (argc > 0 && !strcmp(argv[0], "--cluster")) {
+        req.cluster = 1;
+        argc--, argv++;
+    }
     req.table = argc > 0 ? argv[0] : "";
     req.feature = argc > 1 ? argv[1] : "";
     feat_buf_t resp = FEAT_BUF_INIT;
@@ -630,10 +635,10 @@ static int cmd_drift(int argc, char **argv) {
             Featd__V1__FeatureDrift *f = r->features[i];
             printf("%s{\"table\":\"%s\",\"feature\":\"%s\",\"model\":\"%s\",\"status\":\"%s\",\"ks\":%.6g,"
                    "\"ks_p_value\":%.6g,\"psi\":%.6g,\"kl\":%.6g,\"js\":%.6g,\"chi2_p_value\":%.6g,"
-                   "\"window_size\":%llu,\"reference_size\":%llu,\"reference_source\":\"%s\"}",
+                   "\"window_size\":%llu,\"reference_size\":%llu,\"reference_source\":\"%s\",\"instances\":%u}",
                    i ? "," : "", f->table, f->feature, f->model, f->status, f->ks, f->ks_p_value, f->psi, f->kl, f->js,
                    f->chi2_p_value, (unsigned long long)f->window_size, (unsigned long long)f->reference_size,
-                   f->reference_source);
+                   f->reference_source, f->instances);
         }
         printf("]}\n");
     } else {
@@ -651,6 +656,7 @@ static int cmd_drift(int argc, char **argv) {
             feat_buf_printf(&c[6], "%.4f", f->kl);
             feat_buf_printf(&c[7], "%.4f", f->js);
             feat_buf_printf(&c[8], "%llu", (unsigned long long)f->window_size);
+            if (f->instances) feat_buf_printf(&c[8], " (%u instance%s)", f->instances, f->instances > 1 ? "s" : "");
             feat_buf_printf(&c[9], "%llu (%s)", (unsigned long long)f->reference_size, f->reference_source);
         }
         featctl_print_table(hdr, 10, cells, r->n_features);

@@ -284,6 +284,15 @@ int feat_cluster_label_owner(const feat_cluster_t *c, const feat_cluster_view_t 
     return o >= 0 && strcmp(v->members[o]->instance_id, c->id) != 0 ? o : -1;
 }
 
+int feat_cluster_peer_owns(const feat_cluster_t *c, const feat_cluster_view_t *v, int peer) {
+    if (!c || !v || peer < 0 || (size_t)peer >= v->nmembers || !strcmp(v->members[peer]->instance_id, c->id))
+        return 0;
+    for (size_t t = 0; t < c->ntopics; t++)
+        for (int32_t p = 0; p < c->nparts[t]; p++)
+            if (v->owner[t][p] == peer) return 1;
+    return 0;
+}
+
 const char *feat_cluster_peer_address(const feat_cluster_view_t *v, int peer) {
     return v->members[peer]->address;
 }

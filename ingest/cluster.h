@@ -112,6 +112,9 @@ void feat_cluster_view_release(feat_cluster_t *c, feat_cluster_view_t *v);
  * index of v.  Single mode: always FEAT_ROUTE_LOCAL. */
 int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t table, const char *key,
                        size_t klen);
+/* 1 when member peer of v is another instance that owns a partition in v
+ * (not a stale record of one that left or died), else 0. */
+int feat_cluster_peer_owns(const feat_cluster_t *c, const feat_cluster_view_t *v, int peer);
 /* A peer's advertised address ("host:port"), valid while v is held. */
 const char *feat_cluster_peer_address(const feat_cluster_view_t *v, int peer);
 int feat_cluster_npeers(const feat_cluster_view_t *v);

@@ -587,6 +587,7 @@ static void drift_entry(void *arg, const feat_drift_entry_t *e) {
     f->reference_size = e->reference_size;
     f->window_end_ms = e->window_end_ms;
     f->reference_source = (char *)feat_drift_source_name(e->source);
+    f->instances = e->instances;
     dc->out[dc->n++] = f;
 }
 
@@ -600,7 +601,13 @@ static feat_err_t drift_report(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (req->table && *req->table && !feat_store_table(sv->st, req->table) && !feat_serve_model(sv, req->table))
         return ERR(call, FEAT_ERR_INVALID, "unknown table or model \"%.64s\"", req->table);
     drift_ctx_t dc = {call->arena, NULL, 0, 0, 0};
-    size_t n = feat_drift_report(sv->drift, req->table, req->feature, drift_entry, &dc);
+    size_t n;
+    if (req->cluster && feat_cluster_mode(sv->cluster) == FEAT_CLUSTER_PARTITIONED && !sv->peer) {
+        if ((err = featd_svc_drift_merged(sv, call, req, drift_entry, &dc))) return err;
+        n = dc.n;
+    } else { /* single and replica modes: this instance saw every partition's values */
+        n = feat_drift_report(sv->drift, req->table, req->feature, drift_entry, &dc);
+    }
     if (dc.nomem) return FEAT_ERR_NOMEM;
     if (n == 0 && req->feature && *req->feature)
         return ERR(call, FEAT_ERR_INVALID, "unknown feature \"%.64s\"", req->feature);
@@ -698,6 +705,7 @@ static const feat_method_t methods[] = {
     {AS "Backup", "Backup", backup, NULL, FEAT_RPC_ADMIN},
     {AS "GetCluster", "GetCluster", featd_svc_get_cluster, NULL, FEAT_RPC_READ},
     {AS "GetTrainingRows", "GetTrainingRows", NULL, &featd_svc_training_rows_ops, FEAT_RPC_ADMIN},
+    {AS "GetDriftSketches", "GetDriftSketches", featd_svc_drift_sketches, NULL, FEAT_RPC_READ},
 };
 
 const feat_method_t *feat_serve_methods(size_t *n) {

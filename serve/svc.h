@@ -16,6 +16,8 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "drift/monitor.h"
+#include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 #include "rpc/rpc.h"
 #include "serve/lookup.h"
@@ -85,6 +87,15 @@ feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
                                 const uint16_t *fidx, size_t nf, int **route, Featd__V1__FeatureValue ****remote);
 /* cluster_train.c: AdminService.GetTrainingRows. */
 extern const feat_stream_ops_t featd_svc_training_rows_ops;
+/* cluster_drift.c: AdminService.GetDriftSketches, and GetDriftReport's
+ * merged report (cluster set, partitioned mode): every owner's sketches of
+ * each feature merged and judged here (feat_drift_judge_merged), one entry
+ * per feature through fn (its instances says how many were merged; an owner
+ * that does not answer is left out, with a warning).  FEAT_OK or
+ * FEAT_ERR_NOMEM. */
+feat_err_t featd_svc_drift_sketches(feat_rpc_call_t *call, feat_buf_t *resp);
+feat_err_t featd_svc_drift_merged(feat_serve_t *sv, feat_rpc_call_t *call, const Featd__V1__GetDriftReportRequest *req,
+                                  feat_drift_report_fn *fn, void *arg);
 /* AdminService.GetCluster. */
 feat_err_t featd_svc_get_cluster(feat_rpc_call_t *call, feat_buf_t *resp);
 

@@ -329,6 +329,26 @@ feat_err_t feat_catfreq_add(feat_catfreq_t *cf, const char *s, size_t len, uint6
     return add_impl(cf, feat_catfreq_hash(s, len), w, s, len);
 }
 
+feat_err_t feat_catfreq_merge(feat_catfreq_t *dst, const feat_catfreq_t *src) {
+    if (!dst || !src) return FEAT_ERR_INVALID;
+    if (dst->total > UINT64_MAX - src->total) return FEAT_ERR_TOO_LARGE;
+    uint64_t moved = 0;
+    for (uint32_t i = 0; i < feat_catfreq_size(src); i++) {
+        feat_catfreq_entry_t e;
+        if (feat_catfreq_entry(src, i, &e) != FEAT_OK) continue;
+        if (e.pinned) { /* a reference category: exact on both sides when both pinned it */
+            feat_err_t rc = feat_catfreq_pin(dst, e.hash, e.label, strlen(e.label));
+            if (rc && rc != FEAT_ERR_EXISTS && rc != FEAT_ERR_TOO_LARGE) return rc;
+        }
+        if (!e.count) continue;
+        feat_err_t rc = add_impl(dst, e.hash, e.count, e.label, strlen(e.label));
+        if (rc) return rc;
+        moved += e.count;
+    }
+    dst->total += src->total - moved; /* src's other bucket (and overcounts) stays other */
+    return FEAT_OK;
+}
+
 /* ------------------------------------------------------------- accessors */
 
 uint64_t feat_catfreq_total(const feat_catfreq_t *cf) { return cf->total; }

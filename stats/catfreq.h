@@ -101,6 +101,13 @@ typedef struct feat_catfreq_entry {
  * FEAT_ERR_INVALID when i is out of range. */
 feat_err_t feat_catfreq_entry(const feat_catfreq_t *cf, uint32_t i, feat_catfreq_entry_t *e);
 
+/* Adds src to dst: each of src's tracked categories with its guaranteed
+ * count (src's pinned ones pinned in dst too, room permitting), the rest of
+ * src's weight to dst's other bucket.  Totals add up exactly; pinned
+ * categories stay exact; an unpinned category's count keeps at most the
+ * error bounds of both sides.  FEAT_OK, FEAT_ERR_TOO_LARGE (overflow). */
+feat_err_t feat_catfreq_merge(feat_catfreq_t *dst, const feat_catfreq_t *src);
+
 /* Comparison of a live window with a reference.  Categories are the
  * reference's tracked ones plus one "other" bucket (reference: its other;
  * live: everything not counted under a reference category — categories

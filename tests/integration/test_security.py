@@ -190,7 +190,7 @@ def main():
         # (PERMISSION_DENIED); a read method does not refuse it; none takes a call without a token
         admin_methods = {"Promote", "Rollback", "TriggerRetrain", "PinDriftReference", "Backup", "GetTrainingRows"}
         read_methods = {"GetOnlineFeatures", "GetHistoricalFeatures", "Predict", "Status", "ListTables", "ListModels",
-                        "GetRetrainStatus", "GetDriftReport", "GetCluster"}
+                        "GetRetrainStatus", "GetDriftReport", "GetCluster", "GetDriftSketches"}
         from google.protobuf import message_factory
         checked = 0
         for mod in (admin_pb2, fs):
