@@ -343,6 +343,48 @@ START_TEST(test_serialize) {
 }
 END_TEST
 
+/* Merging: totals add up; pinned categories stay exact and are pinned in
+ * the result; categories that fit are exact; what one side had beyond its
+ * capacity (its other bucket) stays in other, and the brute-force counts
+ * lie within the merged bounds. */
+START_TEST(test_merge) {
+    feat_catfreq_t *a = mk(4, 2, 16), *b = mk(4, 2, 16);
+    ck_assert_int_eq(feat_catfreq_pin(a, feat_catfreq_hash("p", 1), "p", 1), FEAT_OK);
+    ck_assert_int_eq(feat_catfreq_pin(b, feat_catfreq_hash("p", 1), "p", 1), FEAT_OK);
+    ck_assert_int_eq(feat_catfreq_pin(b, feat_catfreq_hash("q", 1), "q", 1), FEAT_OK);
+    const char *names[] = {"p", "q", "x", "y", "z", "w", "v", "u"};
+    uint64_t truth[8] = {0};
+    uint64_t seed = 5;
+    for (int i = 0; i < 2000; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        int k = (int)((seed >> 33) % 8);
+        feat_catfreq_t *to = (seed >> 20) & 1 ? a : b;
+        add_str(to, names[k], 1);
+        truth[k]++;
+    }
+    uint64_t ta = feat_catfreq_total(a), tb = feat_catfreq_total(b);
+    ck_assert_int_eq(feat_catfreq_merge(a, b), FEAT_OK);
+    ck_assert_uint_eq(feat_catfreq_total(a), ta + tb);
+    ck_assert_uint_eq(count_of(a, "p"), truth[0]);  /* pinned on both sides: exact */
+    uint64_t c, over, guaranteed = 0;
+    feat_catfreq_entry_t e;
+    for (uint32_t i = 0; i < feat_catfreq_size(a); i++) {
+        ck_assert_int_eq(feat_catfreq_entry(a, i, &e), FEAT_OK);
+        guaranteed += e.count;
+        int k = 0;
+        while (k < 8 && strcmp(names[k], e.label)) k++;
+        ck_assert_int_lt(k, 8);
+        ck_assert_uint_le(e.count, truth[k]); /* a lower bound, never more than the truth */
+        if (!strcmp(e.label, "q")) ck_assert(e.pinned);
+    }
+    ck_assert_uint_eq(feat_catfreq_other(a), feat_catfreq_total(a) - guaranteed);
+    ck_assert_int_eq(feat_catfreq_get(a, feat_catfreq_hash("q", 1), &c, &over), FEAT_OK);
+    ck_assert_uint_eq(over, 0);
+    feat_catfreq_destroy(a);
+    feat_catfreq_destroy(b);
+}
+END_TEST
+
 static Suite *cf_suite(void) {
     Suite *s = suite_create("drift_catfreq");
     TCase *tc = tcase_create("catfreq");
@@ -353,6 +395,7 @@ static Suite *cf_suite(void) {
     tcase_add_test(tc, test_pins_and_reset);
     tcase_add_test(tc, test_compare);
     tcase_add_test(tc, test_serialize);
+    tcase_add_test(tc, test_merge);
     suite_add_tcase(s, tc);
     return s;
 }
