@@ -643,17 +643,17 @@ static void service_stream(feat_drift_t *d, smon_t *s) {
             judge(d, s, f, b, end);
             /* keep the judged window as "last" (for pins and reports) by swapping buffers */
             pthread_mutex_lock(&s->lock);
-            if (f->categorical) {
+            if (f->categorical && f->wn[b]) { /* a window without values leaves "last" as it was */
                 feat_catfreq_t *t = f->last_cat;
                 f->last_cat = f->cat[b];
                 f->cat[b] = t;
-                feat_catfreq_reset(f->cat[b]);
-            } else {
+            } else if (f->wn[b]) {
                 feat_kll_t *t = f->last_kll;
                 f->last_kll = f->kll[b];
                 f->kll[b] = t;
-                feat_kll_reset(f->kll[b]);
             }
+            if (f->categorical) feat_catfreq_reset(f->cat[b]);
+            else feat_kll_reset(f->kll[b]);
             if (f->wn[b]) f->last_n = f->wn[b];
             f->wn[b] = 0;
             pthread_mutex_unlock(&s->lock);
@@ -951,32 +951,54 @@ size_t feat_drift_sketches(feat_drift_t *d, const char *table, const char *featu
     return n;
 }
 
-/* sk[0..n)'s windows merged into one sketch (*k or *c), and their
- * references (one of a model's, which is the same everywhere; else all). */
-static feat_err_t merge_sketches(const feat_drift_sketch_t *sk, size_t n, int ref, feat_kll_t **k, feat_catfreq_t **c,
-                                 uint64_t *total) {
+/* A category-frequency blob from a peer small enough to decode: its
+ * header may ask for up to 2^20 slots of 4 KiB labels (catfreq.c's layout:
+ * capacity, max_pins and label_cap at bytes 8, 12 and 16). */
+static int cat_blob_ok(const unsigned char *p, size_t len) {
+    if (len < 20 || memcmp(p, "FCAT", 4)) return 0;
+    uint64_t slots = (uint64_t)feat_get_le32(p + 8) + feat_get_le32(p + 12);
+    return slots <= 4096 && feat_get_le32(p + 16) <= 256;
+}
+
+/* sk[0..n)'s windows (ref 0) or references (ref 1) of one feature merged
+ * into one sketch (*k or *c); *total gets the values merged (counted in the
+ * sketches, not as declared) and *used how many sketches went in.  A sketch
+ * that does not decode, or has another k, is left out with a warning.  The
+ * references: a model's (one, the same everywhere) when any instance has
+ * it, else all merged.  FEAT_OK or FEAT_ERR_NOMEM. */
+static feat_err_t merge_sketches(const feat_drift_sketch_t *sk, size_t n, int categorical, int ref, feat_kll_t **k,
+                                 feat_catfreq_t **c, uint64_t *total, size_t *used) {
     *total = 0;
+    *used = 0;
+    int model = 0;
+    for (size_t i = 0; ref && i < n; i++) model |= sk[i].source == FEAT_REF_MODEL && sk[i].rlen;
     for (size_t i = 0; i < n; i++) {
         const void *p = ref ? sk[i].ref : sk[i].window;
         size_t len = ref ? sk[i].rlen : sk[i].wlen;
-        if (!len || (ref ? !sk[i].ref_n : !sk[i].window_n)) continue;
-        if (ref && *k == NULL && *c == NULL) {} /* the first reference */
-        else if (ref && sk[i].source == FEAT_REF_MODEL) continue;
+        if (!len || sk[i].categorical != categorical) continue;
+        if (ref && model && (sk[i].source != FEAT_REF_MODEL || *k || *c)) continue;
         feat_kll_t *one = NULL;
         feat_catfreq_t *cone = NULL;
-        feat_err_t rc = sk[i].categorical ? feat_catfreq_deserialize(p, len, &cone) : feat_kll_deserialize(p, len, &one);
-        if (rc) return rc;
-        if (sk[i].categorical) {
+        feat_err_t rc = categorical ? (cat_blob_ok(p, len) ? feat_catfreq_deserialize(p, len, &cone) : FEAT_ERR_CORRUPT)
+                                    : feat_kll_deserialize(p, len, &one);
+        uint64_t got = categorical ? (cone ? feat_catfreq_total(cone) : 0) : (one ? feat_kll_count(one) : 0);
+        if (!rc && categorical) {
             if (!*c) *c = cone, cone = NULL;
             else rc = feat_catfreq_merge(*c, cone);
-        } else {
+        } else if (!rc) {
             if (!*k) *k = one, one = NULL;
             else rc = feat_kll_k(one) == feat_kll_k(*k) ? feat_kll_merge(*k, one) : FEAT_ERR_CORRUPT;
         }
         feat_kll_destroy(one);
         feat_catfreq_destroy(cone);
-        if (rc) return rc;
-        *total += ref ? sk[i].ref_n : sk[i].window_n;
+        if (rc == FEAT_ERR_NOMEM) return rc;
+        if (rc) {
+            feat_log(FEAT_LOG_WARN, "drift", "merged report: a %s of %s left out: %s", ref ? "reference" : "window",
+                     sk[i].feature, feat_err_str(rc));
+            continue;
+        }
+        *total += got;
+        if (got) ++*used;
     }
     return FEAT_OK;
 }
@@ -987,13 +1009,14 @@ feat_err_t feat_drift_judge_merged(feat_drift_t *d, const feat_drift_sketch_t *s
     fmon_t *f = NULL;
     for (size_t k = 0; s && k < s->nf && !f; k++)
         if (!strcmp(s->f[k].feature, sk[0].feature)) f = &s->f[k];
-    if (!f || f->categorical != sk[0].categorical) return FEAT_ERR_NOT_FOUND;
+    if (!f || !f->enabled) return FEAT_ERR_NOT_FOUND;
     /* a private copy of f: its thresholds, the merged reference and its bins */
     fmon_t *t = malloc(sizeof(*t));
     verdict_t *v = malloc(sizeof(*v));
     feat_kll_t *wk = NULL;
     feat_catfreq_t *wc = NULL;
     uint64_t wn = 0, rn = 0;
+    size_t nused = 0, rused = 0;
     feat_err_t rc = t && v ? FEAT_OK : FEAT_ERR_NOMEM;
     if (!rc) {
         pthread_mutex_lock(&s->lock);
@@ -1001,21 +1024,21 @@ feat_err_t feat_drift_judge_merged(feat_drift_t *d, const feat_drift_sketch_t *s
         pthread_mutex_unlock(&s->lock);
         t->ref_kll = NULL;
         t->ref_cat = NULL;
-        rc = merge_sketches(sk, n, 1, &t->ref_kll, &t->ref_cat, &rn);
+        rc = merge_sketches(sk, n, t->categorical, 1, &t->ref_kll, &t->ref_cat, &rn, &rused);
     }
-    if (!rc) rc = merge_sketches(sk, n, 0, &wk, &wc, &wn);
+    if (!rc) rc = merge_sketches(sk, n, t->categorical, 0, &wk, &wc, &wn, &nused);
     if (!rc) {
         memset(e, 0, sizeof(*e));
         e->table = s->table;
         e->feature = f->feature;
-        e->model = s->model >= 0 ? d->conf.models[s->model].name : f->ref_model;
+        e->model = s->model >= 0 ? d->conf.models[s->model].name : t->ref_model;
         e->categorical = f->categorical;
         e->source = sk[0].source;
         for (size_t i = 1; i < n; i++)
             if (sk[i].source != e->source) e->source = FEAT_REF_NONE; /* mixed: say so */
         e->window_size = wn;
         e->reference_size = rn;
-        e->instances = (uint32_t)n;
+        e->instances = (uint32_t)nused;
         for (size_t i = 0; i < n; i++)
             if (sk[i].window_end_ms > e->window_end_ms) e->window_end_ms = sk[i].window_end_ms;
         e->th_ks = f->th_ks; e->th_psi = f->th_psi; e->th_kl = f->th_kl; e->th_js = f->th_js; e->th_p = f->th_p;

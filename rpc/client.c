@@ -194,6 +194,7 @@ int feat_client_unary_finish(feat_client_t *c, feat_buf_t *resp, char *msg, size
     call_t *k = &c->pending;
     if (msg && msglen) msg[0] = 0;
     int rc = GRPC_STATUS_INTERNAL;
+    if (!c->inflight) return rc; /* no begin: nothing to wait for */
     if (c->inflight == 3) {
         if (msg) snprintf(msg, msglen, "cannot create the call");
         c->inflight = 0;

@@ -43,7 +43,10 @@ int feat_client_unary(feat_client_t *c, const char *method, const void *req, siz
 /* feat_client_unary in two halves, so that one thread can have calls on
  * several clients in flight at once: begin sends the request and returns;
  * finish waits for the reply and returns what feat_client_unary would.
- * One call in flight per client; every begin needs its finish. */
+ * One call in flight per client; every begin needs its finish.  The calls
+ * progress together because gRPC's epoll1 engine (Linux's default) lets
+ * any poller drive every connection; under GRPC_POLL_STRATEGY=poll, or on
+ * a channel still connecting, a call may wait until its own finish. */
 void feat_client_unary_begin(feat_client_t *c, const char *method, const void *req, size_t len, int64_t timeout_ms);
 int feat_client_unary_finish(feat_client_t *c, feat_buf_t *resp, char *msg, size_t msglen);
 

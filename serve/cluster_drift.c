@@ -126,6 +126,7 @@ feat_err_t featd_svc_drift_merged(feat_serve_t *sv, feat_rpc_call_t *call, const
     feat_cluster_view_release(sv->cluster, v);
     if (err) return err;
     if (nreq && sv->forward) feat_forward_calls(sv->forward, reqs, nreq, call->token, call->deadline_ms);
+    for (size_t q = 0; q < nreq && !sv->forward; q++) reqs[q].code = 14; /* UNAVAILABLE: no client to ask with */
     size_t total = pc.n, cap = pc.n;
     ProtobufCAllocator alloc;
     feat_rpc_pb_allocator(call->arena, &alloc);
@@ -134,9 +135,11 @@ feat_err_t featd_svc_drift_merged(feat_serve_t *sv, feat_rpc_call_t *call, const
     for (size_t q = 0; !err && q < nreq; q++) {
         if (reqs[q].code == 0)
             got[q] = featd__v1__drift_sketches__unpack(&alloc, reqs[q].resp.len, (const uint8_t *)reqs[q].resp.data);
+        if (got[q] && got[q]->n_sketches > pc.n) /* a peer watches what this instance does: no more */
+            got[q] = NULL, reqs[q].code = 0, snprintf(reqs[q].msg, sizeof(reqs[q].msg), "more sketches than features");
         if (!got[q])
             feat_log(FEAT_LOG_WARN, "drift", "the merged report leaves out %s: %s %s", reqs[q].address,
-                     feat_grpc_code_name(reqs[q].code), reqs[q].code ? reqs[q].msg : "(not DriftSketches)");
+                     feat_grpc_code_name(reqs[q].code), reqs[q].msg[0] ? reqs[q].msg : "(not DriftSketches)");
         else
             total += got[q]->n_sketches;
     }
@@ -163,8 +166,8 @@ feat_err_t featd_svc_drift_merged(feat_serve_t *sv, feat_rpc_call_t *call, const
         feat_err_t rc = feat_drift_judge_merged(sv->drift, group, m, e);
         if (rc == FEAT_ERR_NOMEM) err = rc;
         else if (rc)
-            feat_log(FEAT_LOG_WARN, "drift", "merged report: %s.%s: %s", all[i].table ? all[i].table : all[i].model,
-                     all[i].feature, feat_err_str(rc));
+            feat_log(FEAT_LOG_WARN, "drift", "merged report: %s.%s: %s",
+                     all[i].table ? all[i].table : all[i].model ? all[i].model : "", all[i].feature, feat_err_str(rc));
         else
             fn(arg, e);
     }

@@ -125,11 +125,11 @@ static void done(feat_forward_t *f, feat_client_t *c, int pi, int code, uint64_t
 void feat_forward_calls(feat_forward_t *f, feat_forward_req_t *reqs, size_t n, const char *token,
                         int64_t deadline_ms) {
     int64_t timeout = call_wait(deadline_ms, f->timeout_ms);
-    uint64_t n0 = feat_mono_ns();
     for (size_t i = 0; i < n; i++) { /* every request on its way ... */
         feat_forward_req_t *r = &reqs[i];
         r->msg[0] = 0;
         r->client = NULL;
+        r->started_ns = feat_mono_ns();
         if (timeout <= 0) {
             snprintf(r->msg, sizeof(r->msg), "the caller's deadline passed before %s could be asked", r->address);
             r->code = 4; /* DEADLINE_EXCEEDED */
@@ -142,7 +142,8 @@ void feat_forward_calls(feat_forward_t *f, feat_forward_req_t *reqs, size_t n, c
     for (size_t i = 0; i < n; i++) { /* ... then the replies: the time of the slowest, not of their sum */
         feat_forward_req_t *r = &reqs[i];
         if (r->client) r->code = feat_client_unary_finish(r->client, &r->resp, r->msg, sizeof(r->msg));
-        done(f, r->client, r->peer, r->code, n0);
+        done(f, r->client, r->peer, r->code, r->started_ns); /* a fast reply read after a slow one: its time
+                                                              * includes the wait (the request's, as seen here) */
         r->client = NULL;
     }
 }

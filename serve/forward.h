@@ -44,6 +44,7 @@ typedef struct feat_forward_req {
     char msg[256];              /* ... and why, when not OK */
     feat_client_t *client;      /* feat_forward_calls' own */
     int peer;
+    uint64_t started_ns;
 } feat_forward_req_t;
 
 /* Makes the n calls of reqs at once (a client of each peer sends its

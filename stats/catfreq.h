@@ -103,9 +103,10 @@ feat_err_t feat_catfreq_entry(const feat_catfreq_t *cf, uint32_t i, feat_catfreq
 
 /* Adds src to dst: each of src's tracked categories with its guaranteed
  * count (src's pinned ones pinned in dst too, room permitting), the rest of
- * src's weight to dst's other bucket.  Totals add up exactly; pinned
- * categories stay exact; an unpinned category's count keeps at most the
- * error bounds of both sides.  FEAT_OK, FEAT_ERR_TOO_LARGE (overflow). */
+ * src's weight to dst's other bucket.  Totals add up exactly; a category
+ * pinned on both sides stays exact; any other count is a lower bound (the
+ * uncertain part, and categories src did not track, go to other).
+ * FEAT_OK, FEAT_ERR_TOO_LARGE (overflow). */
 feat_err_t feat_catfreq_merge(feat_catfreq_t *dst, const feat_catfreq_t *src);
 
 /* Comparison of a live window with a reference.  Categories are the
