@@ -35,14 +35,9 @@ static void *acopy(feat_arena_t *a, const void *p, size_t n) {
 
 static void pack_sketch(void *arg, const feat_drift_sketch_t *s) {
     pack_ctx_t *pc = arg;
-    if (pc->n == pc->cap) {
-        size_t nc = pc->cap ? 2 * pc->cap : 64;
-        Featd__V1__DriftSketch **no = feat_arena_alloc(pc->a, nc * sizeof(void *));
-        if (!no) { pc->nomem = 1; return; }
-        if (pc->n) memcpy(no, pc->out, pc->n * sizeof(void *));
-        pc->out = no;
-        pc->cap = nc;
-    }
+    Featd__V1__DriftSketch **out = featd_svc_room(pc->a, pc->out, pc->n, &pc->cap, 64);
+    if (!out) { pc->nomem = 1; return; }
+    pc->out = out;
     Featd__V1__DriftSketch *d = feat_arena_alloc(pc->a, sizeof(*d));
     if (!d) { pc->nomem = 1; return; }
     featd__v1__drift_sketch__init(d);

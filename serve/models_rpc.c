@@ -416,14 +416,9 @@ typedef struct list_ctx {
 static void on_version(void *arg, const feat_version_info_t *v) {
     list_ctx_t *c = arg;
     if (c->only && v->version != c->only) return;
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 16;
-        Featd__V1__ModelVersion **no = feat_arena_alloc(c->a, nc * sizeof(void *));
-        if (!no) { c->nomem = 1; return; }
-        if (c->n) memcpy(no, c->out, c->n * sizeof(void *));
-        c->out = no;
-        c->cap = nc;
-    }
+    Featd__V1__ModelVersion **out = featd_svc_room(c->a, c->out, c->n, &c->cap, 16);
+    if (!out) { c->nomem = 1; return; }
+    c->out = out;
     if (!(c->out[c->n] = version_pb(c->a, v))) c->nomem = 1;
     else c->n++;
 }

@@ -220,6 +220,16 @@ Featd__V1__FeatureValue *featd_svc_value_pb(feat_arena_t *a, const feat_value_t 
     return fv;
 }
 
+void *featd_svc_room(feat_arena_t *a, void *old, size_t n, size_t *cap, size_t first) {
+    if (n < *cap) return old;
+    size_t nc = *cap ? 2 * *cap : first;
+    void *room = feat_arena_alloc(a, nc * sizeof(void *));
+    if (!room) return NULL;
+    if (n) memcpy(room, old, n * sizeof(void *));
+    *cap = nc;
+    return room;
+}
+
 feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m) {
     size_t n = protobuf_c_message_get_packed_size(m);
     if (n == 0) return FEAT_OK; /* an empty message: out may have no buffer at all */
@@ -557,14 +567,9 @@ static char *dup_or_empty(feat_arena_t *a, const char *s) {
 
 static void drift_entry(void *arg, const feat_drift_entry_t *e) {
     drift_ctx_t *dc = arg;
-    if (dc->n == dc->cap) {
-        size_t nc = dc->cap ? dc->cap * 2 : 64;
-        Featd__V1__FeatureDrift **no = feat_arena_alloc(dc->a, nc * sizeof(void *));
-        if (!no) { dc->nomem = 1; return; }
-        if (dc->n) memcpy(no, dc->out, dc->n * sizeof(void *));
-        dc->out = no;
-        dc->cap = nc;
-    }
+    Featd__V1__FeatureDrift **out = featd_svc_room(dc->a, dc->out, dc->n, &dc->cap, 64);
+    if (!out) { dc->nomem = 1; return; }
+    dc->out = out;
     Featd__V1__FeatureDrift *f = feat_arena_alloc(dc->a, sizeof(*f));
     if (!f) { dc->nomem = 1; return; }
     featd__v1__feature_drift__init(f);

@@ -72,6 +72,10 @@ feat_err_t featd_svc_lookup_rows(feat_serve_t *sv, feat_rpc_call_t *call, const 
 feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
                                    const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
                                    int64_t now, feat_value_t *vals, feat_lookup_scratch_t *ls, int local_only);
+/* A reply's repeated field filled one element at a time: when n == *cap,
+ * a copy of old's n pointers in room for twice as many (first) in the
+ * arena a, with *cap updated; else old itself.  NULL when out of memory. */
+void *featd_svc_room(feat_arena_t *a, void *old, size_t n, size_t *cap, size_t first);
 /* Appends m's encoding to out.  FEAT_OK or FEAT_ERR_NOMEM. */
 feat_err_t featd_svc_pack(feat_buf_t *out, const ProtobufCMessage *m);
 /* A read value as a FeatureValue in the call's arena (NULL: out of memory). */

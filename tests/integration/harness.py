@@ -279,6 +279,29 @@ def start_broker(args, wd, config, partitions=None, brokers=None):
     return proc, bs
 
 
+def with_brokers(args, wd, broker_config, partitions, run, brokers=3):
+    """The frame of the cluster tests: featd-broker (brokers, partitions) started from the config text
+    broker_config, then run(args, wd, bootstrap, procs); whatever happens, every instance run left in
+    procs (objects with .proc) is killed, the broker stopped and wd cleaned (kept on failure).  Exits 1
+    unless run returned True."""
+    bcfg = wd.file("broker.ini")
+    open(bcfg, "w").write(broker_config)
+    broker, bs = start_broker(args, wd, bcfg, partitions=partitions, brokers=brokers)
+    log(f"featd-broker ({brokers} brokers) at", bs)
+    procs = []
+    ok = False
+    try:
+        ok = run(args, wd, bs, procs)
+    finally:
+        for p in procs:
+            if p.proc.alive():
+                p.proc.kill9()
+        broker.stop()
+        wd.cleanup(ok)
+    if not ok:
+        sys.exit(1)
+
+
 def config_head(wd, bootstrap=None, group=None, partitions=1, progress="1s", serve="", kafka=""):
     """The [featd], [serve], [admin] and [kafka] sections most tests start their
     config with: data in wd's data/, listeners on free ports, the embedded

@@ -120,22 +120,7 @@ def main():
     args = H.parse_args()
     wd = H.Workdir(args, "cluster")
     H.gen_protos(args, wd.path)
-    bcfg = wd.file("broker.ini")
-    open(bcfg, "w").write(config(wd, "broker", "127.0.0.1:1", "single", "x", 1))
-    broker, bs = H.start_broker(args, wd, bcfg, partitions=PARTS, brokers=3)
-    H.log("featd-broker (3 brokers) at", bs)
-    procs = []
-    ok = False
-    try:
-        ok = run(args, wd, bs, procs)
-    finally:
-        for p in procs:
-            if p.proc.alive():
-                p.proc.kill9()
-        broker.stop()
-        wd.cleanup(ok)
-    if not ok:
-        sys.exit(1)
+    H.with_brokers(args, wd, config(wd, "broker", "127.0.0.1:1", "single", "x", 1), PARTS, run)
 
 
 def run(args, wd, bs, procs):

@@ -115,21 +115,8 @@ def main():
     args = H.parse_args()
     wd = H.Workdir(args, "cluster_drift")
     H.gen_protos(args, wd.path)
-    bcfg = wd.file("broker.ini")
-    open(bcfg, "w").write(config(wd, "broker", "127.0.0.1:1", 1, 2).replace("mode = partitioned", "mode = single"))
-    broker, bs = H.start_broker(args, wd, bcfg, partitions=PARTS, brokers=3)
-    procs = []
-    ok = False
-    try:
-        ok = run(args, wd, bs, procs)
-    finally:
-        for p in procs:
-            if p.proc.alive():
-                p.proc.kill9()
-        broker.stop()
-        wd.cleanup(ok)
-    if not ok:
-        sys.exit(1)
+    broker = config(wd, "broker", "127.0.0.1:1", 1, 2).replace("mode = partitioned", "mode = single")
+    H.with_brokers(args, wd, broker, PARTS, run)
 
 
 def run(args, wd, bs, procs):
