@@ -182,6 +182,18 @@ static const opt_t opts[] = {
      "Longest wait for a peer's answer to a forwarded lookup (the caller's deadline, when sooner, wins); "
      "keys of a peer that does not answer in time get the UNAVAILABLE status."},
 
+    {"cluster", "standby_replicas", OPT_INT, 0, 8, "0", NULL, C(cluster_standby_replicas),
+     "Partitioned mode: how many other instances also tail each partition (assigned without the group, "
+     "as Kafka Streams' num.standby.replicas), so that a failover serves at once. The standbys of a "
+     "partition are the next instances after its owner in instance_id order. While the owner cannot answer "
+     "(it restores, or a forwarded call to it fails) a standby within cluster.standby_max_lag answers, and "
+     "a standby assigned the partition by the group is caught up already. Each standby costs the disk, "
+     "memory and ingest work of the partitions it tails."},
+    {"cluster", "standby_max_lag", OPT_INT, 0, 1000000000, "1000", NULL, C(cluster_standby_max_lag),
+     "The staleness bound of a standby read (KIP-535): a standby answers a partition's keys only while it "
+     "is at most this many records behind the log end its last fetch saw; further behind, and after its "
+     "instance lost its group session, the keys answer RESTORING or UNAVAILABLE instead."},
+
     {"admin", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7071", NULL, C(admin_listen),
      "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default. Plain "
      "HTTP always: featd logs a warning when it is not loopback (bearer tokens would cross the network "
@@ -1592,6 +1604,12 @@ static feat_err_t expand_aggs(feat_table_conf_t *t, char *err, size_t errlen) {
 }
 
 static feat_err_t validate_cluster(feat_config_t *c, char *err, size_t errlen) {
+    if (c->cluster_standby_replicas && strcmp(c->cluster_mode, "partitioned") != 0) {
+        feat_errf(err, errlen, "cluster.standby_replicas: standbys need cluster.mode = partitioned (mode %s holds "
+                  "%s)", c->cluster_mode, strcmp(c->cluster_mode, "replica") == 0 ? "every partition on every instance"
+                                                                                : "every partition on one instance");
+        return FEAT_ERR_CONFIG;
+    }
     if (strcmp(c->cluster_mode, "single") == 0) return FEAT_OK;
     if (c->kafka_embedded) {
         feat_errf(err, errlen, "cluster.mode: %s needs a shared Kafka cluster (kafka.embedded = false and "

@@ -220,6 +220,8 @@ typedef struct feat_config {
     char *cluster_topic;
     char *cluster_models_topic;
     int64_t cluster_forward_timeout_ms;
+    int64_t cluster_standby_replicas;
+    int64_t cluster_standby_max_lag;  /* records */
     /* [admin] */
     char *admin_listen;
     /* [auth] */

@@ -503,6 +503,9 @@ static int cmd_cluster(void) {
             parts_json(m->restoring, m->n_restoring, &b);
             feat_buf_puts(&b, ",\"draining\":");
             parts_json(m->draining, m->n_draining, &b);
+            feat_buf_puts(&b, ",\"standby\":");
+            parts_json(m->standby, m->n_standby, &b);
+            feat_buf_printf(&b, ",\"generation\":%d", m->generation);
             feat_buf_puts(&b, ",\"models\":[");
             for (size_t k = 0; k < m->n_models; k++) {
                 feat_buf_puts(&b, k ? ",{\"model\":" : "{\"model\":");
@@ -523,7 +526,12 @@ static int cmd_cluster(void) {
             feat_buf_json_str(&b, o->topic, strlen(o->topic));
             feat_buf_printf(&b, ",\"partition\":%d,\"instance_id\":", o->partition);
             feat_buf_json_str(&b, o->instance_id, strlen(o->instance_id));
-            feat_buf_printf(&b, ",\"restoring\":%s}", o->restoring ? "true" : "false");
+            feat_buf_printf(&b, ",\"restoring\":%s,\"standby\":[", o->restoring ? "true" : "false");
+            for (size_t k = 0; k < o->n_standby; k++) {
+                if (k) feat_buf_puts(&b, ",");
+                feat_buf_json_str(&b, o->standby[k], strlen(o->standby[k]));
+            }
+            feat_buf_puts(&b, "]}");
         }
         feat_buf_puts(&b, "]}\n");
         fwrite(b.data, 1, b.len, stdout);
@@ -532,25 +540,28 @@ static int cmd_cluster(void) {
     } else {
         printf("cluster.mode = %s, partitioner %s, answered by %s; %llu misrouted record(s) here\n", r->mode,
                r->partitioner, r->instance_id, (unsigned long long)r->misrouted_records);
-        char *hdr[] = {"INSTANCE", "ADDRESS", "ACTIVE", "RESTORING", "MODELS", "SEEN"};
-        enum { NC = 6 };
+        char *hdr[] = {"INSTANCE", "ADDRESS", "GEN", "ACTIVE", "RESTORING", "STANDBY", "MODELS", "SEEN"};
+        enum { NC = 8 };
         feat_buf_t *cells = calloc(NC * (r->n_members ? r->n_members : 1), sizeof(feat_buf_t));
         for (size_t i = 0; cells && i < r->n_members; i++) {
             Featd__V1__ClusterMember *m = r->members[i];
             feat_buf_t *row = &cells[i * NC];
             feat_buf_printf(&row[0], "%s%s%s", m->instance_id, m->self ? " (this)" : "", m->stale ? " (stale)" : "");
             feat_buf_puts(&row[1], m->address);
-            parts_text(m->active, m->n_active, &row[2]);
-            parts_text(m->restoring, m->n_restoring, &row[3]);
+            if (m->generation > 0) feat_buf_printf(&row[2], "%d", m->generation); /* 0: an older featd's record */
+            else feat_buf_puts(&row[2], "-");
+            parts_text(m->active, m->n_active, &row[3]);
+            parts_text(m->restoring, m->n_restoring, &row[4]);
+            parts_text(m->standby, m->n_standby, &row[5]);
             for (size_t k = 0; k < m->n_models; k++) { /* name vCHAMPION[/vCHALLENGER][*: trains it] */
                 const Featd__V1__ModelServed *ms = m->models[k];
-                feat_buf_printf(&row[4], "%s%s v%llu", k ? ", " : "", ms->model, (unsigned long long)ms->champion);
-                if (ms->challenger) feat_buf_printf(&row[4], "/v%llu", (unsigned long long)ms->challenger);
-                if (ms->trainer) feat_buf_puts(&row[4], "*");
+                feat_buf_printf(&row[6], "%s%s v%llu", k ? ", " : "", ms->model, (unsigned long long)ms->champion);
+                if (ms->challenger) feat_buf_printf(&row[6], "/v%llu", (unsigned long long)ms->challenger);
+                if (ms->trainer) feat_buf_puts(&row[6], "*");
             }
-            if (!m->n_models) feat_buf_puts(&row[4], "-");
+            if (!m->n_models) feat_buf_puts(&row[6], "-");
             char d[FEAT_DURATION_MAX];
-            feat_buf_printf(&row[5], "%s ago", feat_format_duration(now - m->updated_ms, d, sizeof(d)));
+            feat_buf_printf(&row[7], "%s ago", feat_format_duration(now - m->updated_ms, d, sizeof(d)));
         }
         if (cells) featctl_print_table(hdr, NC, cells, r->n_members);
         if (r->n_members && r->members[0]->n_models)

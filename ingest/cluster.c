@@ -20,6 +20,7 @@
 #define METADATA_WAIT_MS 10000  /* for the source topics' partition counts at start */
 
 #define LIVE_MS (4 * PUBLISH_EVERY_MS) /* a member heard from this recently is alive (replica mode's trainer) */
+#define SB_MAX 8                       /* standbys a view keeps per partition (cluster.standby_replicas <= 8) */
 
 typedef struct member {
     char *id;
@@ -37,6 +38,10 @@ struct feat_cluster_view {
     int64_t *seen_ms;
     int32_t **owner;                   /* [topic][partition]: member index or -1 */
     uint8_t **restoring;               /* [topic][partition] */
+    int16_t **standby;                 /* [topic][partition * SB_MAX + k]: live members that tail it, -1 after */
+    int self;                          /* this instance's member index, -1 before its record is back */
+    int64_t ref_ms;                    /* the newest record's arrival: a member is live when heard from
+                                        * within LIVE_MS of it (a stalled cluster.topic kills nobody) */
 };
 
 struct feat_cluster {
@@ -49,6 +54,13 @@ struct feat_cluster {
     char **topics;                     /* distinct source topics: the tables', then the models' label topics */
     int32_t *nparts;                   /* [ntopics] */
     _Atomic uint8_t **local;           /* [ntopics][nparts]: FEAT_PART_* */
+    int standbys;                      /* cluster.standby_replicas */
+    int64_t max_lag;                   /* cluster.standby_max_lag */
+    _Atomic int64_t **lag;             /* [ntopics][nparts]: a standby partition's lag (ingest) */
+    _Atomic uint8_t **want;            /* [ntopics][nparts]: tail it as a standby (membership thread) */
+    atomic_uint want_gen;
+    atomic_int generation;
+    _Atomic int64_t self_seen_ms;      /* when our own record last came back: Kafka is in reach */
     size_t *table_topic;               /* [ntables] -> topic index */
     size_t *model_topic;               /* [nmodels] -> topic index of the label topic */
     pthread_mutex_t slock;             /* served */
@@ -117,7 +129,38 @@ void feat_cluster_set_local(feat_cluster_t *c, const char *topic, int32_t partit
     ssize_t t = topic_index(c, topic);
     if (t < 0 || partition < 0 || partition >= c->nparts[t]) return;
     if (atomic_exchange(&c->local[t][partition], (uint8_t)state) != state) atomic_store(&c->dirty, 1);
+    /* a standby ingest took on its own (a partition it gave up) stays until a plan that knows of it */
+    if (state == FEAT_PART_STANDBY) atomic_store(&c->want[t][partition], 1);
 }
+
+void feat_cluster_set_standby_lag(feat_cluster_t *c, const char *topic, int32_t partition, int64_t lag) {
+    if (!c || c->mode != FEAT_CLUSTER_PARTITIONED) return;
+    ssize_t t = topic_index(c, topic);
+    if (t >= 0 && partition >= 0 && partition < c->nparts[t]) atomic_store(&c->lag[t][partition], lag);
+}
+
+void feat_cluster_set_generation(feat_cluster_t *c, int32_t generation) {
+    if (c && atomic_exchange(&c->generation, generation) != generation) atomic_store(&c->dirty, 1);
+}
+
+int feat_cluster_standby_replicas(const feat_cluster_t *c) {
+    return c && c->mode == FEAT_CLUSTER_PARTITIONED ? c->standbys : 0;
+}
+
+size_t feat_cluster_ntopics(const feat_cluster_t *c) {
+    return c && c->mode != FEAT_CLUSTER_SINGLE ? c->ntopics : 0;
+}
+
+const char *feat_cluster_topic(const feat_cluster_t *c, size_t t, int32_t *nparts) {
+    *nparts = c->nparts[t];
+    return c->topics[t];
+}
+
+int feat_cluster_standby_wanted(const feat_cluster_t *c, size_t t, int32_t p) {
+    return c && c->standbys && t < c->ntopics && p >= 0 && p < c->nparts[t] && atomic_load(&c->want[t][p]);
+}
+
+unsigned feat_cluster_standby_gen(const feat_cluster_t *c) { return c ? atomic_load(&c->want_gen) : 0; }
 
 void feat_cluster_misrouted(feat_cluster_t *c, size_t table, int32_t got, int32_t want, const char *key,
                             size_t klen) {
@@ -140,8 +183,10 @@ static void view_free(feat_cluster_t *c, feat_cluster_view_t *v) {
     for (size_t i = 0; i < v->nmembers; i++) featd__v1__cluster_member__free_unpacked(v->members[i], NULL);
     for (size_t t = 0; t < c->ntopics && v->owner; t++) free(v->owner[t]);
     for (size_t t = 0; t < c->ntopics && v->restoring; t++) free(v->restoring[t]);
+    for (size_t t = 0; t < c->ntopics && v->standby; t++) free(v->standby[t]);
     free(v->owner);
     free(v->restoring);
+    free(v->standby);
     free(v->members);
     free(v->offsets);
     free(v->seen_ms);
@@ -166,6 +211,51 @@ static void claim(feat_cluster_t *c, feat_cluster_view_t *v, size_t m, Featd__V1
     }
 }
 
+/* Member i of v is alive: this instance, or heard from within LIVE_MS of the newest record. */
+static int live(const feat_cluster_view_t *v, size_t i) {
+    return (int)i == v->self || v->ref_ms - v->seen_ms[i] <= LIVE_MS;
+}
+
+/* Which partitions this instance tails as a standby, from a new view
+ * (membership thread): the cluster.standby_replicas instances after a
+ * partition's owner in instance_id order, among the live members, are its
+ * standbys.  A standby is kept while its partition has no owner or the
+ * owner restores (it is what answers meanwhile); a partition this instance
+ * holds is never a standby here. */
+static void plan_standbys(feat_cluster_t *c, const feat_cluster_view_t *v) {
+    if (!c->standbys || v->self < 0) return;
+    int *ring = calloc(v->nmembers + 1, sizeof(int));
+    if (!ring) return;
+    size_t n = 0;
+    for (size_t i = 0; i < v->nmembers; i++) { /* the live members, by instance_id */
+        if (!live(v, i)) continue;
+        size_t k = n++;
+        for (; k > 0 && strcmp(v->members[ring[k - 1]]->instance_id, v->members[i]->instance_id) > 0; k--)
+            ring[k] = ring[k - 1];
+        ring[k] = (int)i;
+    }
+    int changed = 0;
+    for (size_t t = 0; t < c->ntopics; t++)
+        for (int32_t p = 0; p < c->nparts[t]; p++) {
+            int st = atomic_load(&c->local[t][p]), cur = st == FEAT_PART_STANDBY, want = cur;
+            int32_t o = v->owner[t][p];
+            if (o == v->self) o = -1; /* our own claim, of a partition given up: a newer one is on its way */
+            if (st != FEAT_PART_NONE && st != FEAT_PART_STANDBY) {
+                want = 0;
+            } else if (o >= 0) {
+                size_t at = 0;
+                while (at < n && ring[at] != o) at++;
+                want = 0;
+                for (int k = 1; at < n && k <= c->standbys && (size_t)k < n; k++)
+                    want |= ring[(at + (size_t)k) % n] == v->self;
+                want |= cur && v->restoring[t][p];
+            }
+            if (atomic_exchange(&c->want[t][p], (uint8_t)want) != want) changed = 1;
+        }
+    if (changed) atomic_fetch_add(&c->want_gen, 1);
+    free(ring);
+}
+
 /* A new view from the members table (membership thread), swapped in. */
 static void rebuild(feat_cluster_t *c) {
     feat_cluster_view_t *v = calloc(1, sizeof(*v));
@@ -176,26 +266,54 @@ static void rebuild(feat_cluster_t *c) {
     v->seen_ms = calloc(c->nmembers + 1, sizeof(*v->seen_ms));
     v->owner = calloc(c->ntopics, sizeof(*v->owner));
     v->restoring = calloc(c->ntopics, sizeof(*v->restoring));
-    int ok = v->members && v->offsets && v->seen_ms && v->owner && v->restoring;
+    v->standby = calloc(c->ntopics, sizeof(*v->standby));
+    v->self = -1;
+    int ok = v->members && v->offsets && v->seen_ms && v->owner && v->restoring && v->standby;
     for (size_t t = 0; ok && t < c->ntopics; t++) {
         v->owner[t] = malloc((size_t)c->nparts[t] * sizeof(int32_t) + 1);
         v->restoring[t] = calloc((size_t)c->nparts[t] + 1, 1);
-        if (!v->owner[t] || !v->restoring[t]) ok = 0;
-        else for (int32_t p = 0; p < c->nparts[t]; p++) v->owner[t][p] = -1;
+        v->standby[t] = malloc(((size_t)c->nparts[t] * SB_MAX + 1) * sizeof(int16_t));
+        if (!v->owner[t] || !v->restoring[t] || !v->standby[t]) {
+            ok = 0;
+            break;
+        }
+        memset(v->standby[t], 0xff, ((size_t)c->nparts[t] * SB_MAX + 1) * sizeof(int16_t)); /* -1 each */
+        for (int32_t p = 0; p < c->nparts[t]; p++) v->owner[t][p] = -1;
     }
     for (size_t i = 0; ok && i < c->nmembers; i++) {
         Featd__V1__ClusterMember *m = featd__v1__cluster_member__unpack(NULL, c->members[i].len, c->members[i].rec);
         if (!m) continue; /* checked when read */
+        if (strcmp(m->instance_id, c->id) == 0) v->self = (int)v->nmembers;
         v->members[v->nmembers] = m;
         v->seen_ms[v->nmembers] = c->members[i].seen_ms;
         v->offsets[v->nmembers++] = c->members[i].offset;
+        if (c->members[i].seen_ms > v->ref_ms) v->ref_ms = c->members[i].seen_ms;
     }
     for (size_t i = 0; ok && i < v->nmembers; i++) {
+        /* not heard from in LIVE_MS (it publishes every PUBLISH_EVERY_MS): killed, or cut off from Kafka,
+         * where its session has expired too; its last claims would resurface whenever a newer claim
+         * goes away (a graceful leave's tombstone) */
+        if (!live(v, i)) continue;
         claim(c, v, i, v->members[i]->active, v->members[i]->n_active, 0, 0);
         claim(c, v, i, v->members[i]->restoring, v->members[i]->n_restoring, 1, 0);
     }
     for (size_t i = 0; ok && i < v->nmembers; i++) /* only where nobody else claims */
-        claim(c, v, i, v->members[i]->draining, v->members[i]->n_draining, 0, 1);
+        if (live(v, i)) claim(c, v, i, v->members[i]->draining, v->members[i]->n_draining, 0, 1);
+    for (size_t i = 0; ok && i < v->nmembers && i <= INT16_MAX; i++) {
+        if (!live(v, i)) continue;
+        for (size_t k = 0; k < v->members[i]->n_standby; k++) {
+            const Featd__V1__TopicPartitions *tp = v->members[i]->standby[k];
+            ssize_t t = topic_index(c, tp->topic);
+            for (size_t j = 0; t >= 0 && j < tp->n_partitions; j++) {
+                int32_t p = tp->partitions[j];
+                if (p < 0 || p >= c->nparts[t]) continue;
+                int16_t *slot = &v->standby[t][(size_t)p * SB_MAX];
+                for (int q = 0; q < SB_MAX; q++)
+                    if (slot[q] < 0) { slot[q] = (int16_t)i; break; }
+            }
+        }
+    }
+    if (ok) plan_standbys(c, v);
     if (!ok) {
         view_free(c, v);
         feat_log(FEAT_LOG_ERROR, "cluster", "out of memory rebuilding the partition map; keeping the old one");
@@ -227,20 +345,58 @@ void feat_cluster_view_release(feat_cluster_t *c, feat_cluster_view_t *v) {
     if (drop) view_free(c, v);
 }
 
+/* This instance tails t/p as a standby within cluster.standby_max_lag, and
+ * is in reach of Kafka: its own membership record came back lately (the
+ * lag is as old as the last fetch, which a cut-off consumer stops making). */
+static int standby_ok(const feat_cluster_t *c, size_t t, int32_t p) {
+    return atomic_load_explicit(&c->local[t][p], memory_order_acquire) == FEAT_PART_STANDBY &&
+           atomic_load_explicit(&c->lag[t][p], memory_order_relaxed) <= c->max_lag &&
+           feat_now_ms() - atomic_load_explicit(&c->self_seen_ms, memory_order_relaxed) <= LIVE_MS / 2;
+}
+
+/* A live peer of v, other than `not`, that tails t/p as a standby; -1 if none. */
+static int standby_peer(const feat_cluster_view_t *v, size_t t, int32_t p, int not) {
+    const int16_t *slot = &v->standby[t][(size_t)p * SB_MAX];
+    for (int q = 0; q < SB_MAX && slot[q] >= 0; q++)
+        if (slot[q] != not && slot[q] != v->self) return slot[q];
+    return -1;
+}
+
 int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t table, const char *key,
-                       size_t klen) {
+                       size_t klen, int local_only) {
     if (!c || c->mode == FEAT_CLUSTER_SINGLE) return FEAT_ROUTE_LOCAL;
     int32_t p = feat_cluster_partition_of(c, table, key, klen);
     if (p < 0) return FEAT_ROUTE_NONE;
     size_t t = c->table_topic[table];
     int st = atomic_load_explicit(&c->local[t][p], memory_order_acquire);
     if (st == FEAT_PART_ACTIVE || st == FEAT_PART_DRAINING) return FEAT_ROUTE_LOCAL;
-    if (st == FEAT_PART_RESTORING) return FEAT_ROUTE_RESTORING;
-    if (c->mode == FEAT_CLUSTER_REPLICA || !v) return FEAT_ROUTE_NONE;
+    if (local_only) /* a peer asked: its owner, or a standby it chose (which says RESTORING while behind) */
+        return st == FEAT_PART_STANDBY ? (standby_ok(c, t, p) ? FEAT_ROUTE_LOCAL : FEAT_ROUTE_RESTORING)
+               : st == FEAT_PART_RESTORING ? FEAT_ROUTE_RESTORING : FEAT_ROUTE_NONE;
+    if (c->mode == FEAT_CLUSTER_REPLICA || !v) return st == FEAT_PART_RESTORING ? FEAT_ROUTE_RESTORING : FEAT_ROUTE_NONE;
     int32_t o = v->owner[t][p];
     /* a claim of ours that ingest no longer holds is stale: a newer one is on its way */
-    if (o < 0 || strcmp(v->members[o]->instance_id, c->id) == 0) return FEAT_ROUTE_NONE;
-    return o;
+    if (o == v->self) o = -1;
+    if (o >= 0 && !v->restoring[t][p]) return o; /* the owner answers: the freshest values */
+    /* nobody answers with what the log holds now: a standby within its bound (KIP-535) */
+    if (standby_ok(c, t, p)) return FEAT_ROUTE_LOCAL;
+    int s = standby_peer(v, t, p, -1);
+    if (s >= 0) return s;
+    if (st == FEAT_PART_RESTORING) return FEAT_ROUTE_RESTORING;
+    return o >= 0 ? o : FEAT_ROUTE_NONE; /* restoring there: it says so */
+}
+
+int feat_cluster_fallback(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t table, const char *key,
+                          size_t klen, int failed) {
+    if (!c || c->mode != FEAT_CLUSTER_PARTITIONED || !v || !c->standbys) return FEAT_ROUTE_NONE;
+    int32_t p = feat_cluster_partition_of(c, table, key, klen);
+    if (p < 0) return FEAT_ROUTE_NONE;
+    size_t t = c->table_topic[table];
+    int st = atomic_load_explicit(&c->local[t][p], memory_order_acquire);
+    /* assigned here meanwhile, or a standby here */
+    if (st == FEAT_PART_ACTIVE || st == FEAT_PART_DRAINING || standby_ok(c, t, p)) return FEAT_ROUTE_LOCAL;
+    int s = standby_peer(v, t, p, failed);
+    return s >= 0 ? s : FEAT_ROUTE_NONE;
 }
 
 int feat_cluster_trainer(feat_cluster_t *c, size_t model, char *who, size_t cap) {
@@ -316,36 +472,41 @@ static uint8_t *pack_self(feat_cluster_t *c, size_t *len) {
     m.address = c->address;
     m.mode = (char *)c->cfg->cluster_mode;
     m.updated_ms = feat_now_ms();
-    Featd__V1__TopicPartitions *tp = calloc(3 * c->ntopics + 1, sizeof(*tp));
+    m.generation = atomic_load(&c->generation);
+    Featd__V1__TopicPartitions *tp = calloc(4 * c->ntopics + 1, sizeof(*tp));
     Featd__V1__TopicPartitions **act = calloc(c->ntopics + 1, sizeof(*act));
     Featd__V1__TopicPartitions **res = calloc(c->ntopics + 1, sizeof(*res));
     Featd__V1__TopicPartitions **dra = calloc(c->ntopics + 1, sizeof(*dra));
+    Featd__V1__TopicPartitions **sby = calloc(c->ntopics + 1, sizeof(*sby));
     Featd__V1__ModelServed **served = calloc(c->cfg->nmodels + 1, sizeof(*served));
     int32_t *parts = NULL;
     size_t total = 0;
     for (size_t t = 0; t < c->ntopics; t++) total += (size_t)c->nparts[t];
     parts = calloc(total + 1, sizeof(*parts)); /* each partition is in one state */
     uint8_t *out = NULL;
-    if (!tp || !act || !res || !dra || !parts || !served) goto done;
+    if (!tp || !act || !res || !dra || !sby || !parts || !served) goto done;
     size_t np = 0;
     for (size_t t = 0; t < c->ntopics; t++) {
-        for (int s = 0; s < 3; s++) {
-            Featd__V1__TopicPartitions *x = &tp[3 * t + (size_t)s];
+        for (int s = 0; s < 4; s++) {
+            Featd__V1__TopicPartitions *x = &tp[4 * t + (size_t)s];
             featd__v1__topic_partitions__init(x);
             x->topic = c->topics[t];
             x->partitions = parts + np;
-            static const int states[3] = {FEAT_PART_ACTIVE, FEAT_PART_RESTORING, FEAT_PART_DRAINING};
+            static const int states[4] = {FEAT_PART_ACTIVE, FEAT_PART_RESTORING, FEAT_PART_DRAINING,
+                                          FEAT_PART_STANDBY};
             for (int32_t p = 0; p < c->nparts[t] && np < total; p++)
                 if (atomic_load(&c->local[t][p]) == states[s]) parts[np++] = p, x->n_partitions++;
             if (!x->n_partitions) continue;
             if (s == 0) act[m.n_active++] = x;
             else if (s == 1) res[m.n_restoring++] = x;
-            else dra[m.n_draining++] = x;
+            else if (s == 2) dra[m.n_draining++] = x;
+            else sby[m.n_standby++] = x;
         }
     }
     m.active = act;
     m.restoring = res;
     m.draining = dra;
+    m.standby = sby;
     pthread_mutex_lock(&c->slock); /* then vlock (in feat_cluster_trainer); nothing takes them the other way */
     for (size_t i = 0; i < c->cfg->nmodels; i++) {
         c->served[i].trainer = feat_cluster_trainer(c, i, NULL, 0) == 1;
@@ -361,6 +522,7 @@ done:
     free(act);
     free(res);
     free(dra);
+    free(sby);
     free(parts);
     free(served);
     return out;
@@ -383,8 +545,10 @@ int feat_cluster_record_ok(const void *rec, size_t len, const char *key, size_t 
     Featd__V1__ClusterMember *m = featd__v1__cluster_member__unpack(NULL, len, rec);
     int ok = m && strlen(m->instance_id) == klen && memcmp(m->instance_id, key, klen) == 0 &&
              (*m->address || strcmp(m->mode, "partitioned") != 0) && strlen(m->address) < 256;
-    for (size_t i = 0; ok && i < m->n_active + m->n_restoring; i++) {
-        const Featd__V1__TopicPartitions *tp = i < m->n_active ? m->active[i] : m->restoring[i - m->n_active];
+    for (size_t i = 0; ok && i < m->n_active + m->n_restoring + m->n_standby; i++) {
+        const Featd__V1__TopicPartitions *tp = i < m->n_active                  ? m->active[i]
+                                               : i < m->n_active + m->n_restoring ? m->restoring[i - m->n_active]
+                                                                                  : m->standby[i - m->n_active - m->n_restoring];
         ok = tp->topic && tp->n_partitions <= 65536;
     }
     if (m) featd__v1__cluster_member__free_unpacked(m, NULL);
@@ -446,6 +610,7 @@ static int take_record(feat_cluster_t *c, const rd_kafka_message_t *m) {
     c->members[i].len = m->len;
     c->members[i].offset = m->offset;
     c->members[i].seen_ms = feat_now_ms();
+    if (strcmp(c->members[i].id, c->id) == 0) atomic_store(&c->self_seen_ms, c->members[i].seen_ms);
     return 1;
 }
 
@@ -629,7 +794,12 @@ static feat_err_t read_partitions(feat_cluster_t *c, char *errstr, size_t errlen
             return FEAT_ERR_KAFKA;
         }
         c->local[t] = calloc((size_t)c->nparts[t], sizeof(**c->local));
-        if (!c->local[t]) { snprintf(errstr, errlen, "cluster: out of memory"); return FEAT_ERR_NOMEM; }
+        c->want[t] = calloc((size_t)c->nparts[t], sizeof(**c->want));
+        c->lag[t] = calloc((size_t)c->nparts[t], sizeof(**c->lag));
+        if (!c->local[t] || !c->want[t] || !c->lag[t]) {
+            snprintf(errstr, errlen, "cluster: out of memory");
+            return FEAT_ERR_NOMEM;
+        }
     }
     /* cluster.topic must exist: without it no map ever forms; models_topic: no model would be shared */
     if (topic_missing(c, "cluster.topic", cfg_topic(c), errstr, errlen) ||
@@ -680,6 +850,9 @@ feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, 
               : strcmp(cfg->cluster_mode, "partitioned") == 0 ? FEAT_CLUSTER_PARTITIONED
                                                                : FEAT_CLUSTER_SINGLE;
     c->murmur = strcmp(cfg->cluster_partitioner, "murmur2") == 0;
+    c->standbys = (int)cfg->cluster_standby_replicas;
+    c->max_lag = cfg->cluster_standby_max_lag;
+    atomic_init(&c->generation, -1);
     snprintf(c->address, sizeof(c->address), "%s",
              *cfg->cluster_advertised_address ? cfg->cluster_advertised_address : cfg->cluster_listen);
     snprintf(c->id, sizeof(c->id), "%s",
@@ -691,11 +864,13 @@ feat_cluster_t *feat_cluster_new(const feat_cluster_conf_t *conf, char *errstr, 
     c->topics = calloc(nt, sizeof(*c->topics));
     c->nparts = calloc(nt, sizeof(*c->nparts));
     c->local = calloc(nt, sizeof(*c->local));
+    c->want = calloc(nt, sizeof(*c->want));
+    c->lag = calloc(nt, sizeof(*c->lag));
     c->table_topic = calloc(cfg->ntables + 1, sizeof(*c->table_topic));
     c->model_topic = calloc(cfg->nmodels + 1, sizeof(*c->model_topic));
     c->served = calloc(cfg->nmodels + 1, sizeof(*c->served));
     c->m_misrouted = calloc(nt, sizeof(*c->m_misrouted));
-    if (!c->topics || !c->nparts || !c->local || !c->table_topic || !c->model_topic || !c->served || !c->m_misrouted) {
+    if (!c->topics || !c->nparts || !c->local || !c->want || !c->lag || !c->table_topic || !c->model_topic || !c->served || !c->m_misrouted) {
         snprintf(errstr, errlen, "cluster: out of memory");
         goto fail;
     }
@@ -808,7 +983,11 @@ void feat_cluster_destroy(feat_cluster_t *c) {
     }
     free(c->replay);
     for (size_t t = 0; t < c->ntopics && c->local; t++) free((void *)c->local[t]);
+    for (size_t t = 0; t < c->ntopics && c->want; t++) free((void *)c->want[t]);
+    for (size_t t = 0; t < c->ntopics && c->lag; t++) free((void *)c->lag[t]);
     free((void *)c->local);
+    free((void *)c->want);
+    free((void *)c->lag);
     free(c->topics);
     free(c->nparts);
     free(c->table_topic);
@@ -836,8 +1015,9 @@ feat_err_t feat_cluster_pack_map(feat_cluster_t *c, feat_buf_t *out) {
     unsigned char *owns = v ? calloc(v->nmembers + 1, 1) : NULL;
     Featd__V1__ClusterMember *mc = v ? calloc(v->nmembers + 1, sizeof(*mc)) : NULL;
     Featd__V1__ClusterMember **mp = v ? calloc(v->nmembers + 1, sizeof(*mp)) : NULL;
+    char **sb = calloc(total * SB_MAX + 1, sizeof(*sb)), **sbp = sb;
     feat_err_t err = FEAT_OK;
-    if (!po || !pp || (v && (!owns || !mc || !mp))) { err = FEAT_ERR_NOMEM; goto done; }
+    if (!po || !pp || !sb || (v && (!owns || !mc || !mp))) { err = FEAT_ERR_NOMEM; goto done; }
     for (size_t t = 0; v && t < c->ntopics; t++)
         for (int32_t p = 0; p < c->nparts[t]; p++) {
             Featd__V1__PartitionOwner *o = &po[map.n_partitions];
@@ -848,6 +1028,10 @@ feat_err_t feat_cluster_pack_map(feat_cluster_t *c, feat_buf_t *out) {
             o->instance_id = m >= 0 ? v->members[m]->instance_id : (char *)"";
             o->restoring = m >= 0 && v->restoring[t][p];
             if (m >= 0) owns[m] = 1;
+            o->standby = sbp;
+            for (int q = 0; q < SB_MAX && v->standby[t][(size_t)p * SB_MAX + q] >= 0; q++)
+                o->standby[o->n_standby++] = v->members[v->standby[t][(size_t)p * SB_MAX + q]]->instance_id;
+            sbp += o->n_standby;
             pp[map.n_partitions++] = o;
         }
     map.partitions = pp;
@@ -872,6 +1056,7 @@ done:
     free(owns);
     free(mc);
     free(mp);
+    free(sb);
     feat_cluster_view_release(c, v);
     return err;
 }

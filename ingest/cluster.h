@@ -7,7 +7,8 @@
  * store; in replica mode each has a group of its own and a full copy.  What
  * Kafka does not tell an instance is who owns the other partitions, so each
  * publishes a membership record (featd.v1.ClusterMember: instance id,
- * advertised address, active and restoring partitions) to partition 0 of
+ * advertised address, active, restoring and standby partitions, the group
+ * generation) to partition 0 of
  * cluster.topic, keyed by instance id, whenever its assignment or restore
  * state changes and every few seconds, and reads everyone's from the
  * beginning.  The partition -> instance map is the newest claim of each
@@ -57,8 +58,10 @@ enum {
     FEAT_PART_NONE = 0,
     FEAT_PART_RESTORING = 1,
     FEAT_PART_ACTIVE = 2,
-    FEAT_PART_DRAINING = 3  /* revoked by an eager rebalance, served until the next assignment;
+    FEAT_PART_DRAINING = 3, /* revoked by an eager rebalance, served until the next assignment;
                              * published as draining: any other claim wins over it */
+    FEAT_PART_STANDBY = 4   /* tailed outside the group (cluster.standby_replicas): served only while the
+                             * owner cannot answer, within cluster.standby_max_lag */
 };
 
 /* Where a key is answered (feat_cluster_route); >= 0: a peer of the view. */
@@ -98,6 +101,32 @@ void feat_cluster_set_local(feat_cluster_t *c, const char *topic, int32_t partit
 void feat_cluster_misrouted(feat_cluster_t *c, size_t table, int32_t got, int32_t want, const char *key,
                             size_t klen);
 
+/* ---- standbys (partitioned mode, cluster.standby_replicas = N) ----
+ * The standbys of a partition are the N instances after its owner in
+ * instance_id order, among the live members (heard from in the last 12 s
+ * of the topic; a dead member's claims do not count either); each
+ * instance works out its own share from the map whenever it changes, keeps
+ * a standby while the partition has no owner or its owner restores, and
+ * publishes what it tails.  Ingest tails them with a consumer outside the
+ * group into the same store, so a standby the group assigns the partition
+ * to is caught up at once. */
+
+/* cluster.standby_replicas (0 outside partitioned mode). */
+int feat_cluster_standby_replicas(const feat_cluster_t *c);
+/* The topics the map tracks (the tables' sources, then the label topics): 0 in single mode. */
+size_t feat_cluster_ntopics(const feat_cluster_t *c);
+/* Topic t's name and partition count (t < feat_cluster_ntopics). */
+const char *feat_cluster_topic(const feat_cluster_t *c, size_t t, int32_t *nparts);
+/* 1 when this instance should tail partition p of topic t as a standby. */
+int feat_cluster_standby_wanted(const feat_cluster_t *c, size_t t, int32_t p);
+/* Moves on whenever the wanted set may have changed. */
+unsigned feat_cluster_standby_gen(const feat_cluster_t *c);
+/* For ingest: a standby partition's lag, records behind the log end its last
+ * fetch saw; INT64_MAX when not known (it answers nothing then). */
+void feat_cluster_set_standby_lag(feat_cluster_t *c, const char *topic, int32_t partition, int64_t lag);
+/* For ingest: the consumer group's generation at the last assignment (-1 unknown), for the membership record. */
+void feat_cluster_set_generation(feat_cluster_t *c, int32_t generation);
+
 /* Whether rec (len bytes, the value of a cluster.topic record keyed key)
  * is a membership record featd uses: a featd.v1.ClusterMember whose
  * instance_id is the key, with an address when its mode is partitioned
@@ -108,10 +137,18 @@ int feat_cluster_record_ok(const void *rec, size_t len, const char *key, size_t 
 feat_cluster_view_t *feat_cluster_view_acquire(feat_cluster_t *c);
 void feat_cluster_view_release(feat_cluster_t *c, feat_cluster_view_t *v);
 /* Where a key of table is answered: FEAT_ROUTE_LOCAL (this instance, caught
- * up), FEAT_ROUTE_RESTORING, FEAT_ROUTE_NONE (no reachable claim), or a peer
- * index of v.  Single mode: always FEAT_ROUTE_LOCAL. */
+ * up, or its standby within cluster.standby_max_lag while no owner answers),
+ * FEAT_ROUTE_RESTORING, FEAT_ROUTE_NONE (no reachable claim), or a peer
+ * index of v: the owner, else a standby.  local_only (a peer asked): never
+ * a peer; this instance's standby answers, within its bound.  Single mode:
+ * always FEAT_ROUTE_LOCAL. */
 int feat_cluster_route(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t table, const char *key,
-                       size_t klen);
+                       size_t klen, int local_only);
+/* Where to ask again for a key whose route, peer `failed` of v, gave no
+ * answer: FEAT_ROUTE_LOCAL (this instance's standby, within its bound),
+ * another standby peer heard from lately, or FEAT_ROUTE_NONE. */
+int feat_cluster_fallback(const feat_cluster_t *c, const feat_cluster_view_t *v, size_t table, const char *key,
+                          size_t klen, int failed);
 /* 1 when member peer of v is another instance that owns a partition in v
  * (not a stale record of one that left or died), else 0. */
 int feat_cluster_peer_owns(const feat_cluster_t *c, const feat_cluster_view_t *v, int peer);

@@ -34,6 +34,7 @@ typedef struct pstate {
     int64_t restore_from, restore_ms;
     int64_t draining_ms; /* cluster: revoked by an eager rebalance at this time, still served until the
                           * assignment that follows says whether it stays (ingest thread) */
+    int standby;       /* cluster: tailed by the standby consumer (ingest thread) */
 } pstate_t;
 
 /* A built batch on its way to the store, with what to publish once it commits. */
@@ -60,6 +61,12 @@ struct feat_ingest {
     feat_metrics_t *metrics;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
+    rd_kafka_t *sb;            /* cluster.standby_replicas: a consumer outside the group for standby partitions */
+    rd_kafka_queue_t *sbq;
+    unsigned sb_gen;           /* feat_cluster_standby_gen acted on (ingest thread) */
+    int64_t sb_plan_ms, sb_lag_ms;
+    int nstandby;              /* partitions the standby consumer tails (ingest thread) */
+    atomic_int session_lost;   /* the group session expired: standbys answer nothing until the next assignment */
     feat_decoder_t *dec;
     feat_decoded_t *d;
     batch_t bufs[2];           /* one being built, one being written */
@@ -262,12 +269,18 @@ static void store_offset(feat_ingest_t *ing, pstate_t *p, int64_t next) {
 
 #define DRAIN_MAX_MS 10000 /* a revoked partition is served at most this long without an assignment */
 
+static void standby_handoff(feat_ingest_t *ing, pstate_t *p, rd_kafka_topic_partition_list_t *l);
+static void standby_resync(feat_ingest_t *ing);
+static void log_check(feat_ingest_t *ing, rd_kafka_t *rk, pstate_t *p);
+
 /* The assignment after an eager revoke: revoked partitions it does not hold
- * again are no longer served (those it holds go through restore_begin).
- * parts NULL: every draining partition older than DRAIN_MAX_MS.  Caller
- * holds ing->lock. */
+ * again are no longer served (those it holds go through restore_begin);
+ * with standbys, each is tailed as one at once, caught up, while its new
+ * owner restores.  parts NULL: every draining partition older than
+ * DRAIN_MAX_MS.  Caller holds ing->lock. */
 static void drain_end(feat_ingest_t *ing, const rd_kafka_topic_partition_list_t *parts) {
     int64_t now = feat_now_ms();
+    rd_kafka_topic_partition_list_t *handoff = ing->sb ? rd_kafka_topic_partition_list_new(8) : NULL;
     for (size_t i = 0; i < ing->nparts; i++) {
         pstate_t *p = &ing->parts[i];
         if (!p->draining_ms || (!parts && now - p->draining_ms < DRAIN_MAX_MS)) continue;
@@ -275,8 +288,20 @@ static void drain_end(feat_ingest_t *ing, const rd_kafka_topic_partition_list_t 
         for (int k = 0; parts && k < parts->cnt; k++)
             kept |= parts->elems[k].partition == p->partition && strcmp(parts->elems[k].topic, p->topic) == 0;
         p->draining_ms = 0;
-        if (!kept) feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_NONE);
+        if (!kept && handoff) standby_handoff(ing, p, handoff);
+        else if (!kept) feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_NONE);
     }
+    if (handoff && handoff->cnt) {
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(ing->sb, handoff);
+        if (e) {
+            feat_log(FEAT_LOG_ERROR, "ingest", "standby: assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            standby_resync(ing);
+        } else {
+            feat_log(FEAT_LOG_INFO, "ingest", "standby: tailing %d partition(s) this instance gave up", handoff->cnt);
+        }
+    }
+    if (handoff) rd_kafka_topic_partition_list_destroy(handoff);
 }
 
 /* Cluster modes: a partition just assigned is RESTORING until the store
@@ -368,6 +393,203 @@ static int single_check(feat_ingest_t *ing, rd_kafka_t *rk, const rd_kafka_topic
     return 1;
 }
 
+/* ---- standbys (cluster.standby_replicas, ingest/cluster.h) ----------------------------
+ *
+ * The partitions the map gives this instance as standbys are tailed by a
+ * second consumer that is assigned them outside the group, into the same
+ * store with the same stored offsets, on this thread and through the same
+ * batches.  A partition has one reader at a time: before the group's
+ * consumer is given one the standby consumer lets it go, and a record
+ * either consumer still hands over for a partition the other reads now is
+ * dropped.  Whoever reads it next starts at the offset the store holds, so
+ * a standby the group assigns is caught up at once, and nothing is applied
+ * twice. */
+
+/* Records behind the log end the standby consumer's last fetch saw;
+ * INT64_MAX when not known (no fetch yet, or the group session expired:
+ * this instance may be cut off).  Caller holds ing->lock. */
+static int64_t standby_lag(feat_ingest_t *ing, const pstate_t *p) {
+    int64_t lo = -1, hi = -1;
+    if (atomic_load(&ing->session_lost)) return INT64_MAX;
+    /* before its first fetch: what the group's consumer last saw, for a partition it just gave up */
+    if ((rd_kafka_get_watermark_offsets(ing->sb, p->topic, p->partition, &lo, &hi) || hi < 0) &&
+        (rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo, &hi) || hi < 0))
+        return INT64_MAX;
+    int64_t next = p->next >= 0 ? p->next : (lo > 0 ? lo : 0);
+    return hi > next ? hi - next : 0;
+}
+
+/* p, no longer assigned, becomes a standby, added to l (to be assigned to
+ * the standby consumer), from the offset its store holds.  Caller holds
+ * ing->lock, writer drained. */
+static void standby_handoff(feat_ingest_t *ing, pstate_t *p, rd_kafka_topic_partition_list_t *l) {
+    p->standby = 1;
+    ing->nstandby++;
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
+        p->pending >= 0 ? p->pending : RD_KAFKA_OFFSET_BEGINNING;
+    feat_cluster_set_standby_lag(ing->conf.cluster, p->topic, p->partition, standby_lag(ing, p));
+    feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_STANDBY);
+}
+
+/* After an incremental (un)assign of the standby consumer failed: its
+ * whole assignment is set again from the partition table, each from the
+ * offset after the batches built; failing that, no standbys at all (none
+ * answers from a partition nobody reads).  Caller holds ing->lock. */
+static void standby_resync(feat_ingest_t *ing) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(ing->nstandby + 1);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (p->standby)
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
+                p->pending >= 0 ? p->pending : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(ing->sb, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (!e) return;
+    feat_log(FEAT_LOG_ERROR, "ingest", "standby: cannot set the standby consumer's assignment (%s): no standbys here",
+             rd_kafka_err2str(e));
+    rd_kafka_assign(ing->sb, NULL);
+    for (size_t i = 0; i < ing->nparts; i++) {
+        pstate_t *p = &ing->parts[i];
+        if (!p->standby) continue;
+        p->standby = 0;
+        feat_cluster_set_local(ing->conf.cluster, p->topic, p->partition, FEAT_PART_NONE);
+    }
+    ing->nstandby = 0;
+}
+
+/* The group assigned parts: those tailed as standbys leave the standby
+ * consumer first.  Ingest thread, writer drained. */
+static void standby_take(feat_ingest_t *ing, const rd_kafka_topic_partition_list_t *parts) {
+    if (!ing->sb || !ing->nstandby) return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt + 1);
+    pthread_mutex_lock(&ing->lock);
+    for (int i = 0; i < parts->cnt; i++) {
+        pstate_t *p = ps_find(ing, parts->elems[i].topic, parts->elems[i].partition);
+        if (!p || !p->standby) continue;
+        p->standby = 0;
+        ing->nstandby--;
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        feat_log(FEAT_LOG_INFO, "ingest", "%s[%d]: the standby here becomes its owner at offset %lld", p->topic,
+                 p->partition, (long long)p->pending);
+    }
+    pthread_mutex_unlock(&ing->lock);
+    rd_kafka_error_t *e = l->cnt ? rd_kafka_incremental_unassign(ing->sb, l) : NULL;
+    if (e) {
+        feat_log(FEAT_LOG_ERROR, "ingest", "standby: unassign: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        pthread_mutex_lock(&ing->lock);
+        standby_resync(ing);
+        pthread_mutex_unlock(&ing->lock);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Tails what the map wants tailed and lets go of the rest; refreshes the
+ * standbys' lag.  Ingest thread, between batches. */
+static void standby_tick(feat_ingest_t *ing, int64_t now) {
+    feat_cluster_t *c = ing->conf.cluster;
+    ing->sb_lag_ms = now;
+    unsigned gen = feat_cluster_standby_gen(c);
+    if (gen != ing->sb_gen || now - ing->sb_plan_ms >= 1000) {
+        ing->sb_gen = gen;
+        ing->sb_plan_ms = now;
+        rd_kafka_topic_partition_list_t *add = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_t *rm = rd_kafka_topic_partition_list_new(8);
+        int drained = 0;
+        for (size_t t = 0; t < feat_cluster_ntopics(c); t++) {
+            int32_t np;
+            const char *topic = feat_cluster_topic(c, t, &np);
+            for (int32_t k = 0; k < np; k++) {
+                int want = feat_cluster_standby_wanted(c, t, k);
+                pthread_mutex_lock(&ing->lock);
+                pstate_t *p = ps_find(ing, topic, k);
+                int has = p && p->standby, busy = p && (p->assigned || p->draining_ms);
+                if (want && !has && !busy) {
+                    if (!drained) { /* the stored offsets must include every batch built */
+                        pthread_mutex_unlock(&ing->lock);
+                        drain(ing);
+                        drained = 1;
+                        pthread_mutex_lock(&ing->lock);
+                    }
+                    if ((p = ps_load(ing, topic, k))) {
+                        log_check(ing, ing->sb, p);
+                        standby_handoff(ing, p, add);
+                    }
+                } else if (!want && has) {
+                    p->standby = 0;
+                    ing->nstandby--;
+                    rd_kafka_topic_partition_list_add(rm, topic, k);
+                }
+                pthread_mutex_unlock(&ing->lock);
+            }
+        }
+        for (int i = 0; i < rm->cnt; i++)
+            feat_cluster_set_local(c, rm->elems[i].topic, rm->elems[i].partition, FEAT_PART_NONE);
+        rd_kafka_error_t *e = rm->cnt ? rd_kafka_incremental_unassign(ing->sb, rm) : NULL;
+        if (!e && add->cnt) e = rd_kafka_incremental_assign(ing->sb, add);
+        if (e) {
+            feat_log(FEAT_LOG_ERROR, "ingest", "standby: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            pthread_mutex_lock(&ing->lock);
+            standby_resync(ing);
+            pthread_mutex_unlock(&ing->lock);
+        } else if (add->cnt || rm->cnt) {
+            feat_log(FEAT_LOG_INFO, "ingest", "standby: tailing %d partition(s) more, %d fewer; %d in all", add->cnt,
+                     rm->cnt, ing->nstandby);
+        }
+        rd_kafka_topic_partition_list_destroy(add);
+        rd_kafka_topic_partition_list_destroy(rm);
+    }
+    pthread_mutex_lock(&ing->lock);
+    for (size_t i = 0; i < ing->nparts; i++)
+        if (ing->parts[i].standby)
+            feat_cluster_set_standby_lag(c, ing->parts[i].topic, ing->parts[i].partition,
+                                         standby_lag(ing, &ing->parts[i]));
+    pthread_mutex_unlock(&ing->lock);
+}
+
+/* The consumer group's generation: librdkafka has no getter, but its
+ * serialized group metadata (for transactions) is "CGMDv2:" and then the
+ * generation as a host-order int32.  -1 when that is not what it wrote. */
+static int32_t group_generation(rd_kafka_t *rk) {
+    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(rk);
+    void *buf = NULL;
+    size_t len = 0;
+    int32_t gen = -1;
+    rd_kafka_error_t *e = md ? rd_kafka_consumer_group_metadata_write(md, &buf, &len) : NULL;
+    if (e) rd_kafka_error_destroy(e);
+    else if (buf && len >= 7 + sizeof(gen) && memcmp(buf, "CGMDv2:", 7) == 0) memcpy(&gen, (char *)buf + 7, sizeof(gen));
+    if (buf) rd_kafka_mem_free(rk, buf);
+    if (md) rd_kafka_consumer_group_metadata_destroy(md);
+    return gen;
+}
+
+/* Before p is read from its stored offset (ps_load just ran): a stored
+ * offset past the end of the log means the log was recreated (topic
+ * deleted, or a broker that lost its data): every offset we hold for it
+ * names a record that no longer exists, so the new log is read from its
+ * beginning.  A log that starts past it lost records before featd applied
+ * them: a gap, and reading resumes at the oldest one left (the consumer
+ * would otherwise reset per auto.offset.reset).  Caller holds ing->lock. */
+static void log_check(feat_ingest_t *ing, rd_kafka_t *rk, pstate_t *p) {
+    if (p->next <= 0) return;
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t qe = rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 5000);
+    if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0 && p->next > hi) {
+        feat_log(FEAT_LOG_WARN, "ingest",
+                 "%s[%d]: stored offset %lld is past the log end %lld; the log was recreated, reading it from the "
+                 "beginning", p->topic, p->partition, (long long)p->next, (long long)hi);
+        feat_store_clear_offset(ing->st, p->topic, p->partition);
+        p->next = p->pending = -1;
+        p->applied = p->pending_applied = 0;
+    } else if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && lo > p->next) {
+        count_gap(ing, p, p->next, lo, "found at assignment", 1);
+        store_offset(ing, p, lo);
+        p->pending = lo;
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     feat_ingest_t *ing = opaque;
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -376,6 +598,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     feat_metric_add(ing->m_rebalance[err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS   ? 0
                                      : err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? 1 : 2], 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        atomic_store(&ing->session_lost, 0);
+        feat_cluster_set_generation(ing->conf.cluster, group_generation(rk));
+        standby_take(ing, parts);
         pthread_mutex_lock(&ing->lock);
         drain_end(ing, parts);
         for (int i = 0; i < parts->cnt; i++) {
@@ -383,29 +608,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             pstate_t *p = ps_load(ing, tp->topic, tp->partition);
             if (!p) continue;
             p->assigned = 1;
-            if (p->next > 0) {
-                /* A stored offset past the end of the log means the log was
-                 * recreated (topic deleted, or a broker that lost its data):
-                 * every offset we hold for it names a record that no longer
-                 * exists.  Start the new log from its beginning. */
-                int64_t lo = -1, hi = -1;
-                rd_kafka_resp_err_t qe = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 5000);
-                if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0 && p->next > hi) {
-                    feat_log(FEAT_LOG_WARN, "ingest",
-                             "%s[%d]: stored offset %lld is past the log end %lld; the log was recreated, "
-                             "reading it from the beginning", tp->topic, tp->partition, (long long)p->next, (long long)hi);
-                    feat_store_clear_offset(ing->st, tp->topic, tp->partition);
-                    p->next = p->pending = -1;
-                    p->applied = p->pending_applied = 0;
-                } else if (qe == RD_KAFKA_RESP_ERR_NO_ERROR && lo > p->next) {
-                    /* Records were deleted before featd applied them: they
-                     * are gone; resume at the oldest one left (the consumer
-                     * would otherwise reset per auto.offset.reset). */
-                    count_gap(ing, p, p->next, lo, "found at assignment", 1);
-                    store_offset(ing, p, lo);
-                    p->pending = lo;
-                }
-            }
+            log_check(ing, rk, p);
             restore_begin(ing, rk, p);
             /* resume from the store, not from the broker's committed offset */
             tp->offset = p->pending >= 0 ? p->pending : RD_KAFKA_OFFSET_BEGINNING;
@@ -450,6 +653,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         int drain = !coop && !rd_kafka_assignment_lost(rk) && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
         int64_t now = feat_now_ms();
         pthread_mutex_lock(&ing->lock);
+        if (rd_kafka_assignment_lost(rk) && ing->sb) { /* perhaps cut off: the standbys' lag is not known */
+            atomic_store(&ing->session_lost, 1);
+            for (size_t i = 0; i < ing->nparts; i++)
+                if (ing->parts[i].standby)
+                    feat_cluster_set_standby_lag(ing->conf.cluster, ing->parts[i].topic, ing->parts[i].partition,
+                                                 INT64_MAX);
+        }
         for (int i = 0; i < parts->cnt; i++) {
             pstate_t *p = ps_find(ing, parts->elems[i].topic, parts->elems[i].partition);
             if (p) {
@@ -515,6 +725,19 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
         feat_metrics_label_escape(p->topic, esc, sizeof(esc));
         snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", esc, p->partition);
         feat_metrics_emit_sample(em, labels, (double)(p->next >= 0 ? p->next : 0));
+    }
+    if (ing->sb) {
+        feat_metrics_emit_family(em, "featd_cluster_standby_lag",
+                                 "Standby partitions: records behind the log end the standby consumer's last fetch "
+                                 "saw (-1: not known, answers nothing).", FEAT_METRIC_GAUGE);
+        for (size_t i = 0; i < ing->nparts; i++) {
+            pstate_t *p = &ing->parts[i];
+            if (!p->standby) continue;
+            int64_t lag = standby_lag(ing, p);
+            feat_metrics_label_escape(p->topic, esc, sizeof(esc));
+            snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", esc, p->partition);
+            feat_metrics_emit_sample(em, labels, lag == INT64_MAX ? -1 : (double)lag);
+        }
     }
     feat_metrics_emit_family(em, "featd_ingest_gap_records_total",
                              "Records deleted from the log (retention, the embedded broker's cap, a recreated topic) "
@@ -675,6 +898,26 @@ feat_ingest_t *feat_ingest_new(const feat_ingest_conf_t *conf, feat_store_t *st,
     if (!ing->rk) goto fail;
     rd_kafka_poll_set_consumer(ing->rk);
     ing->q = rd_kafka_queue_get_consumer(ing->rk);
+    if (feat_cluster_standby_replicas(conf->cluster) > 0) {
+        /* assigned only, never subscribed: a group.id of its own that it never joins or commits to */
+        char sgid[sizeof(gid) + 16];
+        snprintf(sgid, sizeof(sgid), "%s.standby", gid);
+        const char *const sowned[] = {"enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                                      "enable.partition.eof", "false", "group.id", sgid, NULL};
+        /* its prefetch is bounded lower than the group consumer's: standbys matter less than owners */
+        static const char *const sdefaults[] = {"fetch.wait.max.ms", "10", "queued.min.messages", "100000",
+                                                "queued.max.messages.kbytes", "16384", "auto.offset.reset",
+                                                "earliest", NULL};
+        ing->sb = feat_kafka_new(RD_KAFKA_CONSUMER,
+                                 &(feat_kafka_conf_t){.props = conf->kafka, .nprops = conf->nkafka,
+                                                      .bootstrap = conf->bootstrap, .set = sowned, .defaults = sdefaults,
+                                                      .opaque = ing, .log_cb = consumer_log_cb, .error_cb = error_cb,
+                                                      .what = "kafka: cannot create the standby consumer"},
+                                 errstr, errlen);
+        if (!ing->sb) goto fail;
+        rd_kafka_poll_set_consumer(ing->sb);
+        ing->sbq = rd_kafka_queue_get_consumer(ing->sb);
+    }
     feat_metrics_add_collector(ing->metrics, collect, ing);
     return ing;
 nomem:
@@ -783,9 +1026,10 @@ static int touch(batch_t *b, size_t part) {
     return FEAT_OK;
 }
 
-/* Decodes msgs into the batch being built.  Runs on the ingest thread while
- * the writer may be committing the previous batch. */
-static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs, size_t n) {
+/* Decodes msgs (from the standby consumer when standby) into the batch
+ * being built.  Runs on the ingest thread while the writer may be
+ * committing the previous batch. */
+static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs, size_t n, int standby) {
     feat_decoded_t *d = ing->d;
     const feat_decode_conf_t *dc = &ing->conf.decode;
     int64_t now = feat_now_ms();
@@ -810,6 +1054,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
             pthread_mutex_unlock(&ing->lock);
             if (!ps) { fatal(ing, "out of memory"); return -1; }
         }
+        if (ps->standby != standby) continue; /* the other consumer reads it now */
         if (ps->pending >= 0 && m->offset < ps->pending) { /* already applied or in flight */
             n_skip++;
             continue;
@@ -825,7 +1070,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
         int kind = feat_decode(ing->dec, topic, m->key, m->key_len, m->payload, m->len, ct, ctlen, now, d);
         int rc = FEAT_OK;
         if (kind == FEAT_DEC_EVENT) {
-            if (ing->conf.cluster) {
+            if (ing->conf.cluster && !standby) {
                 int32_t want = feat_cluster_partition_of(ing->conf.cluster, d->table, d->key, d->klen);
                 if (want >= 0 && want != m->partition)
                     feat_cluster_misrouted(ing->conf.cluster, d->table, m->partition, want, d->key, d->klen);
@@ -845,7 +1090,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
             b->n_ev++;
             b->tev[d->table]++;
             if (d->ts > b->newest[d->table]) b->newest[d->table] = d->ts;
-            if (ing->observer)
+            if (ing->observer && !standby) /* drift windows are the owner's */
                 ing->observer(ing->observer_arg, d->table, d->key, d->klen, d->ts, d->fidx, d->vals, d->n);
         } else if (kind == FEAT_DEC_LABEL) {
             rc = feat_wb_put_label_keys(b->wb, dc->models[d->model].name, d->key, d->klen, d->ts, d->label,
@@ -853,7 +1098,7 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
                                         d->nx, m->partition, m->offset);
             b->n_lab++;
             feat_metric_add(ing->m_labels[d->model], 1);
-            if (ing->label_observer)
+            if (ing->label_observer && !standby)
                 ing->label_observer(ing->label_observer_arg, d->model, d->key, d->klen, d->ts, d->label);
         } else {
             size_t vlen = m->payload ? m->len : 0;
@@ -883,6 +1128,11 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
         atomic_fetch_add(&ing->skipped, n_skip);
         feat_metric_add(ing->m_skipped, n_skip);
     }
+    return 0;
+}
+
+/* Each partition the batch touched gets its next offset written with it. */
+static int batch_offsets(feat_ingest_t *ing, batch_t *b) {
     for (size_t i = 0; i < b->ntouched; i++) {
         pstate_t *p = &ing->parts[b->touched[i].part];
         p->touched = 0;
@@ -898,9 +1148,10 @@ static int build_batch(feat_ingest_t *ing, batch_t *b, rd_kafka_message_t **msgs
 
 /* Hands the built batch to the writer (after it finished the previous one)
  * and switches to the other buffer. */
-static void submit(feat_ingest_t *ing) {
+static int submit(feat_ingest_t *ing) {
     batch_t *b = &ing->bufs[ing->cur];
-    if (b->ntouched == 0) return; /* nothing to write (all skipped or errors) */
+    if (b->ntouched == 0) return 0; /* nothing to write (all skipped or errors) */
+    if (batch_offsets(ing, b)) return -1;
     feat_wb_seal(b->wb);          /* while the writer still commits the previous batch */
     pthread_mutex_lock(&ing->wlock);
     while (ing->inflight) pthread_cond_wait(&ing->wcond, &ing->wlock);
@@ -909,6 +1160,7 @@ static void submit(feat_ingest_t *ing) {
     pthread_mutex_unlock(&ing->wlock);
     ing->cur ^= 1;
     batch_reset(ing, &ing->bufs[ing->cur]); /* the writer finished it before taking b */
+    return 0;
 }
 
 /* Commits our stored positions to the broker, asynchronously: lag only. */
@@ -948,24 +1200,34 @@ static void restore_idle(feat_ingest_t *ing, int64_t now) {
 static void *run(void *arg) {
     feat_ingest_t *ing = arg;
     while (!atomic_load(&ing->stop) && !atomic_load(&ing->failed)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->rk, 100);
+        /* with standbys, the group's consumer waits less: the standby consumer is read in between */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->rk, ing->sb ? 10 : 100);
         int64_t now = feat_now_ms();
         if (now - ing->last_commit_ms >= ing->conf.commit_ms) {
             ing->last_commit_ms = now;
             lag_commit(ing);
         }
         if (now - ing->restore_check_ms >= 1000) restore_idle(ing, now);
-        if (!m) continue;
-        ing->msgs[0] = m;
-        size_t n = 1;
-        if (ing->batch_max > 1) {
-            ssize_t k = rd_kafka_consume_batch_queue(ing->q, 0, ing->msgs + 1, ing->batch_max - 1);
-            if (k > 0) n += (size_t)k;
+        if (ing->sb && now - ing->sb_lag_ms >= 100) standby_tick(ing, now);
+        int rc = 0;
+        if (m) {
+            ing->msgs[0] = m;
+            size_t n = 1;
+            if (ing->batch_max > 1) {
+                ssize_t k = rd_kafka_consume_batch_queue(ing->q, 0, ing->msgs + 1, ing->batch_max - 1);
+                if (k > 0) n += (size_t)k;
+            }
+            rc = build_batch(ing, &ing->bufs[ing->cur], ing->msgs, n, 0);
+            for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(ing->msgs[i]);
         }
-        int rc = build_batch(ing, &ing->bufs[ing->cur], ing->msgs, n);
-        for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(ing->msgs[i]);
-        if (rc) break;
-        submit(ing);
+        if (!rc && ing->sb) {
+            ssize_t k = rd_kafka_consume_batch_queue(ing->sbq, 0, ing->msgs, ing->batch_max);
+            if (k > 0) {
+                rc = build_batch(ing, &ing->bufs[ing->cur], ing->msgs, (size_t)k, 1);
+                for (ssize_t i = 0; i < k; i++) rd_kafka_message_destroy(ing->msgs[i]);
+            }
+        }
+        if (rc || submit(ing)) break;
     }
     drain(ing);
     if (!atomic_load(&ing->failed)) lag_commit(ing);
@@ -1038,6 +1300,8 @@ void feat_ingest_stop(feat_ingest_t *ing) {
     /* close runs the revoke callback on this thread; no batch is in flight */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(ing->rk);
     if (e) feat_log(FEAT_LOG_WARN, "ingest", "consumer close: %s", rd_kafka_err2str(e));
+    if (ing->sb && (e = rd_kafka_consumer_close(ing->sb)))
+        feat_log(FEAT_LOG_WARN, "ingest", "standby consumer close: %s", rd_kafka_err2str(e));
     stop_writer(ing);
 }
 
@@ -1047,6 +1311,8 @@ void feat_ingest_destroy(feat_ingest_t *ing) {
     feat_metrics_remove_collector(ing->metrics, collect, ing);
     if (ing->q) rd_kafka_queue_destroy(ing->q);
     if (ing->rk) rd_kafka_destroy(ing->rk);
+    if (ing->sbq) rd_kafka_queue_destroy(ing->sbq);
+    if (ing->sb) rd_kafka_destroy(ing->sb);
     feat_decoder_destroy(ing->dec);
     for (int i = 0; i < 2; i++) {
         feat_wb_destroy(ing->bufs[i].wb);

@@ -107,6 +107,100 @@ static int next_owner(const int *route, size_t n, size_t *k, unsigned char *aske
     return -1;
 }
 
+#define ROUTE_DONE (-100) /* answered in an earlier round */
+
+/* nf statuses st for key k. */
+static void key_status(const feat_table_t *t, const uint16_t *fidx, size_t nf, size_t k, feat_status_t st,
+                       feat_value_t *vals) {
+    for (size_t j = 0; j < nf; j++) {
+        memset(&vals[k * nf + j], 0, sizeof(feat_value_t));
+        vals[k * nf + j].type = (uint8_t)t->conf->features[fidx[j]].type;
+        vals[k * nf + j].status = (uint8_t)st;
+    }
+}
+
+/* One round of a lookup: keys routed FEAT_ROUTE_LOCAL are read here, the
+ * other negative routes get their status, and the rest are forwarded, one
+ * call per peer, all in flight at once.  The keys of a peer that gave no
+ * usable answer are UNAVAILABLE; failed[k] (when not NULL) gets that peer,
+ * -1 for every other key.  ls is the caller's, whose strings must outlive
+ * the call: NULL in a second round (the first one's values point into the
+ * caller's), which reads with a scratch of its own and copies its strings
+ * into the call's arena. */
+static feat_err_t lookup_round(feat_serve_t *sv, feat_rpc_call_t *call, feat_cluster_view_t *v, const feat_table_t *t,
+                               size_t n, const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                               int64_t now, feat_value_t *vals, feat_lookup_scratch_t *ls, const int *route,
+                               int *failed) {
+    size_t *idx = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    const char **lkeys = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
+    size_t *llens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
+    unsigned char *asked = feat_arena_calloc(call->arena, (size_t)feat_cluster_npeers(v) + 1);
+    if (!idx || !lkeys || !llens || !asked) return FEAT_ERR_NOMEM;
+    size_t nl = 0, npeer = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (failed) failed[k] = -1;
+        if (route[k] == FEAT_ROUTE_LOCAL) {
+            idx[nl] = k;
+            lkeys[nl] = keys[k];
+            llens[nl++] = klens[k];
+        } else if (route[k] >= 0) {
+            npeer++;
+        } else if (route[k] != ROUTE_DONE) {
+            key_status(t, fidx, nf, k, route[k] == FEAT_ROUTE_RESTORING ? FEAT_ST_RESTORING : FEAT_ST_UNAVAILABLE,
+                       vals);
+        }
+    }
+    feat_err_t err;
+    if (nl == n && ls) /* the common case: every key here, read in place */
+        return feat_online_lookup(sv->st, sv->cache, t, n, keys, klens, fidx, nf, now, vals, ls);
+    if (nl) {
+        feat_value_t *lv = feat_arena_alloc(call->arena, nl * nf * sizeof(feat_value_t) + 1);
+        if (!lv) return FEAT_ERR_NOMEM;
+        feat_lookup_scratch_t own = {0};
+        err = feat_online_lookup(sv->st, sv->cache, t, nl, lkeys, llens, fidx, nf, now, lv, ls ? ls : &own);
+        for (size_t i = 0; !err && !ls && i < nl * nf; i++) {
+            if (lv[i].type != FEAT_FT_STRING || !lv[i].v.s ||
+                (lv[i].status != FEAT_ST_PRESENT && lv[i].status != FEAT_ST_EXPIRED))
+                continue;
+            char *copy = feat_arena_alloc(call->arena, lv[i].slen + 1);
+            if (!copy) { err = FEAT_ERR_NOMEM; break; }
+            memcpy(copy, lv[i].v.s, lv[i].slen);
+            copy[lv[i].slen] = 0;
+            lv[i].v.s = copy;
+        }
+        if (!ls) feat_lookup_scratch_free(&own);
+        if (err) return err;
+        for (size_t i = 0; i < nl; i++) memcpy(&vals[idx[i] * nf], &lv[i * nf], nf * sizeof(feat_value_t));
+    }
+    if (!npeer) return FEAT_OK;
+    int np = feat_cluster_npeers(v);
+    feat_forward_req_t *reqs = feat_arena_calloc(call->arena, (size_t)np * sizeof(*reqs) + 1);
+    size_t **pidx = feat_arena_alloc(call->arena, (size_t)np * sizeof(size_t *) + 1);
+    size_t *pm = feat_arena_alloc(call->arena, (size_t)np * sizeof(size_t) + 1);
+    int *peer = feat_arena_alloc(call->arena, (size_t)np * sizeof(int) + 1);
+    size_t nreq = 0, k = 0, m;
+    if (!reqs || !pidx || !pm || !peer) return FEAT_ERR_NOMEM;
+    for (int p; (p = next_owner(route, n, &k, asked, idx, &m)) >= 0; nreq++) {
+        pidx[nreq] = feat_arena_alloc(call->arena, m * sizeof(size_t) + 1);
+        if (!pidx[nreq]) return FEAT_ERR_NOMEM;
+        memcpy(pidx[nreq], idx, m * sizeof(size_t));
+        pm[nreq] = m;
+        peer[nreq] = p;
+        reqs[nreq].address = feat_cluster_peer_address(v, p);
+        if ((err = peer_request(call, t, keys, fidx, nf, idx, m, &reqs[nreq]))) return err;
+    }
+    feat_forward_calls(sv->forward, reqs, nreq, call->token, call->deadline_ms);
+    for (size_t q = 0; q < nreq; q++) {
+        feat_err_t pe = peer_answer(call, &reqs[q], t, fidx, nf, pidx[q], pm[q], vals);
+        feat_buf_free(&reqs[q].resp);
+        for (size_t i = 0; pe && i < pm[q]; i++) {
+            key_status(t, fidx, nf, pidx[q][i], FEAT_ST_UNAVAILABLE, vals);
+            if (failed) failed[pidx[q][i]] = peer[q];
+        }
+    }
+    return FEAT_OK;
+}
+
 feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
                                    const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
                                    int64_t now, feat_value_t *vals, feat_lookup_scratch_t *ls, int local_only) {
@@ -114,72 +208,21 @@ feat_err_t featd_svc_online_lookup(feat_serve_t *sv, feat_rpc_call_t *call, cons
         return feat_online_lookup(sv->st, sv->cache, t, n, keys, klens, fidx, nf, now, vals, ls);
     feat_cluster_view_t *v = feat_cluster_view_acquire(sv->cluster);
     int *route = feat_arena_alloc(call->arena, n * sizeof(int) + 1);
-    size_t *idx = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
-    const char **lkeys = feat_arena_alloc(call->arena, n * sizeof(char *) + 1);
-    size_t *llens = feat_arena_alloc(call->arena, n * sizeof(size_t) + 1);
-    unsigned char *asked = feat_arena_calloc(call->arena, (size_t)feat_cluster_npeers(v) + 1);
-    feat_err_t err = FEAT_OK;
-    if (!route || !idx || !lkeys || !llens || !asked) {
-        err = FEAT_ERR_NOMEM;
-        goto done;
-    }
-    size_t nl = 0, npeer = 0;
+    int *failed = feat_arena_alloc(call->arena, n * sizeof(int) + 1);
+    feat_err_t err = FEAT_ERR_NOMEM;
+    if (!route || !failed) goto done;
+    local_only |= !sv->forward;
+    for (size_t k = 0; k < n; k++)
+        route[k] = feat_cluster_route(sv->cluster, v, t->index, keys[k], klens[k], local_only);
+    if ((err = lookup_round(sv, call, v, t, n, keys, klens, fidx, nf, now, vals, ls, route, failed))) goto done;
+    /* the keys of a peer that did not answer (killed, cut off): once more at a standby, if one is in reach */
+    size_t again = 0;
     for (size_t k = 0; k < n; k++) {
-        route[k] = feat_cluster_route(sv->cluster, v, t->index, keys[k], klens[k]);
-        if (route[k] >= 0 && (local_only || !sv->forward)) route[k] = FEAT_ROUTE_NONE;
-        if (route[k] == FEAT_ROUTE_LOCAL) {
-            idx[nl] = k;
-            lkeys[nl] = keys[k];
-            llens[nl++] = klens[k];
-        } else if (route[k] < 0) {
-            feat_status_t st = route[k] == FEAT_ROUTE_RESTORING ? FEAT_ST_RESTORING : FEAT_ST_UNAVAILABLE;
-            for (size_t j = 0; j < nf; j++) {
-                memset(&vals[k * nf + j], 0, sizeof(feat_value_t));
-                vals[k * nf + j].type = (uint8_t)t->conf->features[fidx[j]].type;
-                vals[k * nf + j].status = (uint8_t)st;
-            }
-        } else {
-            npeer++;
-        }
+        route[k] = failed[k] < 0 ? ROUTE_DONE
+                                 : feat_cluster_fallback(sv->cluster, v, t->index, keys[k], klens[k], failed[k]);
+        again += route[k] >= FEAT_ROUTE_LOCAL;
     }
-    if (nl == n) { /* the common case: every key here, read in place */
-        err = feat_online_lookup(sv->st, sv->cache, t, n, keys, klens, fidx, nf, now, vals, ls);
-        goto done;
-    }
-    if (nl) {
-        feat_value_t *lv = feat_arena_alloc(call->arena, nl * nf * sizeof(feat_value_t) + 1);
-        if (!lv) { err = FEAT_ERR_NOMEM; goto done; }
-        if ((err = feat_online_lookup(sv->st, sv->cache, t, nl, lkeys, llens, fidx, nf, now, lv, ls))) goto done;
-        for (size_t i = 0; i < nl; i++) memcpy(&vals[idx[i] * nf], &lv[i * nf], nf * sizeof(feat_value_t));
-    }
-    /* one call per owner, all in flight at once */
-    int np = feat_cluster_npeers(v);
-    feat_forward_req_t *reqs = npeer ? feat_arena_calloc(call->arena, (size_t)np * sizeof(*reqs) + 1) : NULL;
-    size_t **pidx = npeer ? feat_arena_alloc(call->arena, (size_t)np * sizeof(size_t *) + 1) : NULL;
-    size_t *pm = npeer ? feat_arena_alloc(call->arena, (size_t)np * sizeof(size_t) + 1) : NULL;
-    size_t nreq = 0, k = 0, m;
-    if (npeer && (!reqs || !pidx || !pm)) { err = FEAT_ERR_NOMEM; goto done; }
-    for (int p; npeer && (p = next_owner(route, n, &k, asked, idx, &m)) >= 0; nreq++) {
-        npeer -= m;
-        pidx[nreq] = feat_arena_alloc(call->arena, m * sizeof(size_t) + 1);
-        if (!pidx[nreq]) { err = FEAT_ERR_NOMEM; goto done; }
-        memcpy(pidx[nreq], idx, m * sizeof(size_t));
-        pm[nreq] = m;
-        reqs[nreq].address = feat_cluster_peer_address(v, p);
-        if ((err = peer_request(call, t, keys, fidx, nf, idx, m, &reqs[nreq]))) goto done;
-    }
-    if (nreq) feat_forward_calls(sv->forward, reqs, nreq, call->token, call->deadline_ms);
-    for (size_t q = 0; q < nreq; q++) {
-        feat_err_t pe = peer_answer(call, &reqs[q], t, fidx, nf, pidx[q], pm[q], vals);
-        feat_buf_free(&reqs[q].resp);
-        for (size_t i = 0; pe && i < pm[q]; i++)
-            for (size_t j = 0; j < nf; j++) {
-                feat_value_t *x = &vals[pidx[q][i] * nf + j];
-                memset(x, 0, sizeof(*x));
-                x->type = (uint8_t)t->conf->features[fidx[j]].type;
-                x->status = FEAT_ST_UNAVAILABLE;
-            }
-    }
+    if (again) err = lookup_round(sv, call, v, t, n, keys, klens, fidx, nf, now, vals, NULL, route, NULL);
 done:
     feat_cluster_view_release(sv->cluster, v);
     return err;
@@ -225,8 +268,7 @@ feat_err_t featd_svc_hist_route(feat_serve_t *sv, feat_rpc_call_t *call,
     for (size_t j = 0; j < nf; j++) names[j] = t->conf->features[fidx[j]].name;
     for (size_t k = 0; k < n; k++) {
         const char *key = req->rows[k]->entity_key;
-        route[k] = feat_cluster_route(sv->cluster, v, t->index, key, strlen(key));
-        if (route[k] >= 0 && (sv->peer || !sv->forward)) route[k] = FEAT_ROUTE_NONE;
+        route[k] = feat_cluster_route(sv->cluster, v, t->index, key, strlen(key), sv->peer || !sv->forward);
     }
     size_t k = 0, m;
     for (int p; (p = next_owner(route, n, &k, asked, idx, &m)) >= 0;) {

@@ -14,6 +14,7 @@ featd_py_test(integration_multi_table SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integra
 featd_py_test(integration_cluster SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster.py LABELS integration TIMEOUT 600)
 featd_py_test(integration_cluster_models SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster_models.py LABELS integration TIMEOUT 600)
 featd_py_test(integration_cluster_drift SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster_drift.py LABELS integration TIMEOUT 600)
+featd_py_test(integration_cluster_standby SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_cluster_standby.py LABELS integration TIMEOUT 600)
 # A featd cut off from its brokers only (test_cluster), staged with an
 # LD_PRELOAD shim; built without sanitizers, so that it preloads into any featd.
 add_library(netcut_shim SHARED ${CMAKE_CURRENT_SOURCE_DIR}/integration/netcut_shim.c)

@@ -18,6 +18,11 @@ BAD = [
     ("[table t]\ntopic=x\nfeature.a=int64\n[kafka]\nembedded=false\nbootstrap.servers=h:1\n"
      "session.timeout.ms=banana\n", "kafka.session.timeout.ms"),
     ("[table t]\nfeature.a=int64\n", "table.t.topic"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[kafka]\nembedded=false\nbootstrap.servers=h:1\n[cluster]\nmode=replica\n"
+     "instance_id=r1\nstandby_replicas=1\n", "cluster.standby_replicas"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[cluster]\nstandby_replicas=1\n", "cluster.standby_replicas"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[kafka]\nembedded=false\nbootstrap.servers=h:1\n[cluster]\n"
+     "mode=partitioned\nlisten=127.0.0.1:7090\nstandby_replicas=9\n", "cluster.standby_replicas"),
     ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=nope\nlabel_topic=l\n", "model.m.table"),
     # declared twice: one of the two would be silently lost
     ("[table user]\ntopic=x\nfeature.clicks_1h=int64\nfeature.clicks_1h=int64\n", "table.user.feature.clicks_1h"),

@@ -45,7 +45,7 @@ NKEYS = 1200
 TOPIC = "cu_events"
 
 
-def config(wd, name, bootstrap, mode, group, port, partitioner="murmur2", peer_port=0):
+def config(wd, name, bootstrap, mode, group, port, partitioner="murmur2", peer_port=0, cluster_extra=""):
     return f"""
 [featd]
 data_dir = {wd.file("data-" + name)}
@@ -66,6 +66,7 @@ mode = {mode}
 listen = {f"127.0.0.1:{peer_port}" if peer_port else ""}
 instance_id = {name}
 partitioner = {partitioner}
+{cluster_extra}
 [table user]
 topic = {TOPIC}
 entity = user_id
@@ -76,14 +77,15 @@ feature.c = string
 
 
 class Instance:
-    def __init__(self, args, wd, name, bootstrap, mode="partitioned", group="cu", partitioner="murmur2", env=None):
+    def __init__(self, args, wd, name, bootstrap, mode="partitioned", group="cu", partitioner="murmur2", env=None,
+                 cluster_extra=""):
         import grpc
         from featd.v1 import admin_pb2_grpc, feature_service_pb2_grpc
         self.name = name
         self.port = H.free_port()
         self.cfg = wd.file(f"{name}.ini")
         open(self.cfg, "w").write(config(wd, name, bootstrap, mode, group, self.port, partitioner,
-                                         H.free_port() if mode == "partitioned" else 0))
+                                         H.free_port() if mode == "partitioned" else 0, cluster_extra))
         self.proc = H.start_featd(args, wd, self.cfg, logname=f"{name}.log", env=env)
         self.addr = H.featd_addrs(wd, data_dir="data-" + name, proc=self.proc)
         self.ch = grpc.insecure_channel(self.addr["grpc"])
@@ -114,6 +116,29 @@ class Instance:
 
     def metric(self, name, labels=None):
         return H.metric(self.addr["admin"], name, labels)
+
+
+def settled_map(insts, what):
+    """The partition map once the group has settled: every instance tells the same owner for each
+    partition, every one of them owns some, none restores or drains, twice a second apart (a map
+    read mid-rebalance would put keys in the wrong group)."""
+    last = [None]
+
+    def read():
+        maps = [i.cluster() for i in insts]
+        views = [{p.partition: (p.instance_id, p.restoring) for p in m.partitions if p.topic == TOPIC}
+                 for m in maps]
+        ok = (all(v == views[0] for v in views) and sorted(views[0]) == list(range(PARTS)) and
+              not any(r for _, r in views[0].values()) and
+              {o for o, _ in views[0].values()} == {i.name for i in insts} and
+              not any(mem.draining for m in maps for mem in m.members if not mem.stale))
+        now = {k: o for k, (o, _) in views[0].items()} if ok else None
+        same, last[0] = now is not None and now == last[0], now
+        if not same:
+            time.sleep(1)
+        return same
+    H.wait_for(read, 90, what)
+    return last[0]
 
 
 def main():
@@ -179,28 +204,6 @@ def run(args, wd, bs, procs):
             return "NOT_FOUND", "NOT_FOUND", "NOT_FOUND"
         ts, seq, x, c = before[-1]
         return (ts, seq), (ts, x), (ts, c)
-
-    def settled_map(insts, what):
-        """The partition map once the group has settled: every instance tells the same owner for each
-        partition, every one of them owns some, none restores or drains, twice a second apart (a map
-        read mid-rebalance would put keys in the wrong group)."""
-        last = [None]
-
-        def read():
-            maps = [i.cluster() for i in insts]
-            views = [{p.partition: (p.instance_id, p.restoring) for p in m.partitions if p.topic == TOPIC}
-                     for m in maps]
-            ok = (all(v == views[0] for v in views) and sorted(views[0]) == list(range(PARTS)) and
-                  not any(r for _, r in views[0].values()) and
-                  {o for o, _ in views[0].values()} == {i.name for i in insts} and
-                  not any(mem.draining for m in maps for mem in m.members if not mem.stale))
-            now = {k: o for k, (o, _) in views[0].items()} if ok else None
-            same, last[0] = now is not None and now == last[0], now
-            if not same:
-                time.sleep(1)
-            return same
-        H.wait_for(read, 90, what)
-        return last[0]
 
     def mismatches(inst, ks=None):
         ks = ks or sorted(expected)
