@@ -67,6 +67,8 @@ struct feat_cluster {
     Featd__V1__ModelServed *served;    /* [nmodels]: what this instance serves, in its membership record */
     feat_cluster_models_fn *models_fn; /* records of cluster.models_topic */
     void *models_arg;
+    int64_t members_end;               /* cluster.topic's end at start: records before it are as old as
+                                        * their timestamps say (a killed member's is not live) */
     int64_t models_end;                /* the models topic's end at start: records before it are replayed ... */
     atomic_int replaying;              /* ... compacted: the newest record of each key, in offset order */
     struct mrec_copy { char *key, *val; size_t klen, vlen; int64_t offset; } *replay;
@@ -610,6 +612,8 @@ static int take_record(feat_cluster_t *c, const rd_kafka_message_t *m) {
     c->members[i].len = m->len;
     c->members[i].offset = m->offset;
     c->members[i].seen_ms = feat_now_ms();
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+    if (m->offset < c->members_end && ts > 0 && ts < c->members[i].seen_ms) c->members[i].seen_ms = ts;
     if (strcmp(c->members[i].id, c->id) == 0) atomic_store(&c->self_seen_ms, c->members[i].seen_ms);
     return 1;
 }
@@ -932,6 +936,9 @@ feat_err_t feat_cluster_start(feat_cluster_t *c, char *errstr, size_t errlen) {
     rd_kafka_resp_err_t e = rd_kafka_assign(c->cons, l);
     rd_kafka_topic_partition_list_destroy(l);
     int64_t lo = 0, hi = 0;
+    if (!e && !rd_kafka_query_watermark_offsets(c->cons, c->cfg->cluster_topic, 0, &lo, &hi, 5000))
+        c->members_end = hi;
+    lo = hi = 0;
     if (!e && c->cfg->nmodels && c->models_fn &&
         !rd_kafka_query_watermark_offsets(c->cons, c->cfg->cluster_models_topic, 0, &lo, &hi, 5000) && hi > lo) {
         c->models_end = hi;

@@ -29,7 +29,7 @@ PARTS = 12
 TOPIC = "cb_events"
 
 
-def config(wd, name, bs, group, port, peer_port):
+def config(wd, name, bs, group, port, peer_port, cluster_extra=""):
     feats = "".join(f"feature.f{i} = double\n" for i in range(10))
     return f"""
 [featd]
@@ -49,6 +49,7 @@ partitions = {PARTS}
 mode = partitioned
 instance_id = {name}
 listen = 127.0.0.1:{peer_port}
+{cluster_extra}
 [drift]
 enabled = false
 [table bench]
@@ -57,10 +58,10 @@ entity = id
 {feats}"""
 
 
-def start(args, wd, name, bs, group="cb"):
+def start(args, wd, name, bs, group="cb", cluster_extra=""):
     port = H.free_port()
     cfg = wd.file(name + ".ini")
-    open(cfg, "w").write(config(wd, name, bs, group, port, H.free_port()))
+    open(cfg, "w").write(config(wd, name, bs, group, port, H.free_port(), cluster_extra))
     p = H.start_featd(args, wd, cfg, logname=name + ".log")
     addr = H.featd_addrs(wd, data_dir="data-" + name, proc=p)
     return {"name": name, "proc": p, "addr": addr, "cfg": cfg}
