@@ -29,9 +29,29 @@ typedef struct rd {
     size_t errlen;
 } rd_t;
 
-/* The value of obj's member key, of type want; -1 with err set when absent or of another type. */
+/* The value of obj's member key, or -1 when absent, or -2 (err set) when
+ * the key is there twice (readers differ on which one counts). */
+static int get(rd_t *r, int obj, const char *key) {
+    int found = -1;
+    size_t klen = strlen(key);
+    for (uint32_t k = 0, i = (uint32_t)obj + 1; k < r->tok[obj].size; k++) {
+        const feat_json_tok_t *kt = &r->tok[i];
+        if (feat_json_str_eq(r->text, kt, key, klen)) {
+            if (found >= 0) {
+                snprintf(r->err, r->errlen, "\"%s\" is given twice in one object", key);
+                return -2;
+            }
+            found = (int)i + 1;
+        }
+        i = r->tok[i + 1].next; /* past the value */
+    }
+    return found;
+}
+
+/* The value of obj's member key, of type want; -1 with err set when absent, twice, or of another type. */
 static int member(rd_t *r, int obj, const char *key, int want, const char *where) {
-    int i = feat_json_obj_get(r->text, r->tok, obj, key);
+    int i = get(r, obj, key);
+    if (i == -2) return -1;
     if (i < 0) {
         snprintf(r->err, r->errlen, "%s: no \"%s\"", where, key);
         return -1;
@@ -58,13 +78,16 @@ static int number(rd_t *r, int i, double *out) {
 
 /* learner_model_param's key as a number; def when absent. */
 static int param(rd_t *r, int obj, const char *key, double def, double *out) {
-    int i = feat_json_obj_get(r->text, r->tok, obj, key);
+    int i = get(r, obj, key);
+    if (i == -2) return 0;
     if (i < 0) {
         *out = def;
         return 1;
     }
     if (number(r, i, out)) return 1;
-    snprintf(r->err, r->errlen, "learner.learner_model_param.%s: not a number", key);
+    snprintf(r->err, r->errlen, "learner.learner_model_param.%s: not a number%s", key,
+             r->tok[i].type == FEAT_JSON_STRING && r->text[r->tok[i].start] == '[' ? " (a vector: XGBoost 3's "
+             "multi-output base score is not read)" : "");
     return 0;
 }
 
@@ -96,6 +119,27 @@ static int int_elem(rd_t *r, int a, uint32_t k, int64_t lo, int64_t hi, int64_t 
 
 /* Every element of array a is a scalar (one token each): the layout int_elem relies on. */
 static int flat(rd_t *r, int a) { return r->tok[a].next == (uint32_t)a + 1 + r->tok[a].size; }
+
+static feat_err_t nomem(rd_t *r) {
+    snprintf(r->err, r->errlen, "out of memory");
+    return FEAT_ERR_NOMEM;
+}
+
+/* XGBoost before 1.4 put a binary:logitraw model's base score through the
+ * logit (dmlc/xgboost#6517 made it the margin itself): such a file, by its
+ * "version", is refused rather than scored 0.5 off. */
+static int old_logitraw(rd_t *r) {
+    int v = get(r, 0, "version");
+    int64_t major = 0, minor = 0;
+    if (v == -2) return 1;
+    if (v >= 0 && r->tok[v].type == FEAT_JSON_ARRAY && r->tok[v].size >= 2 && flat(r, v) &&
+        int_elem(r, v, 0, 0, 1000, &major) && int_elem(r, v, 1, 0, 1000, &minor) &&
+        (major > 1 || (major == 1 && minor >= 4)))
+        return 0;
+    snprintf(r->err, r->errlen, "a binary:logitraw model saved by XGBoost before 1.4 (or with no \"version\"), "
+             "whose base score meant something else: save it again with XGBoost 1.4 or later");
+    return 1;
+}
 
 static feat_err_t load(rd_t *r, feat_xgb_model_t *out) {
     if (r->tok[0].type != FEAT_JSON_OBJECT) {
@@ -140,6 +184,7 @@ static feat_err_t load(rd_t *r, feat_xgb_model_t *out) {
             return FEAT_ERR_INVALID;
         }
         int raw = !strcmp(out->objective, "binary:logitraw");
+        if (raw && old_logitraw(r)) return FEAT_ERR_INVALID;
         link = raw ? FEAT_TREES_IDENTITY : FEAT_TREES_LOGISTIC;
         /* XGBoost's ProbToMargin, in float; logitraw's base score is a margin already */
         margin = raw ? (float)base : -logf(1.0f / (float)base - 1.0f);
@@ -160,7 +205,8 @@ static feat_err_t load(rd_t *r, feat_xgb_model_t *out) {
     int trees = model < 0 ? -1 : member(r, model, "trees", FEAT_JSON_ARRAY, "learner.gradient_booster.model");
     if (trees < 0) return FEAT_ERR_INVALID;
     size_t ntrees = r->tok[trees].size;
-    int info = feat_json_obj_get(r->text, r->tok, model, "tree_info");
+    int info = get(r, model, "tree_info");
+    if (info == -2) return FEAT_ERR_INVALID;
     if (info >= 0) {
         int64_t g;
         if (r->tok[info].type != FEAT_JSON_ARRAY || r->tok[info].size != ntrees || !flat(r, info)) {
@@ -175,22 +221,25 @@ static feat_err_t load(rd_t *r, feat_xgb_model_t *out) {
             }
     }
     /* names (optional) */
-    int names = feat_json_obj_get(r->text, r->tok, learner, "feature_names");
+    int names = get(r, learner, "feature_names");
+    if (names == -2) return FEAT_ERR_INVALID;
     if (names >= 0 && r->tok[names].type == FEAT_JSON_ARRAY && r->tok[names].size) {
         if (r->tok[names].size != (uint32_t)nfeat || !flat(r, names)) {
-            snprintf(r->err, r->errlen, "learner.feature_names: %u names for %g features", r->tok[names].size, nfeat);
+            if (!flat(r, names)) snprintf(r->err, r->errlen, "learner.feature_names: not an array of strings");
+            else snprintf(r->err, r->errlen, "learner.feature_names: %u names for %g features", r->tok[names].size, nfeat);
             return FEAT_ERR_INVALID;
         }
         out->names = calloc(r->tok[names].size, sizeof(char *));
-        if (!out->names) return FEAT_ERR_NOMEM;
+        if (!out->names) return nomem(r);
         out->nnames = r->tok[names].size;
         for (uint32_t k = 0; k < r->tok[names].size; k++) {
             const feat_json_tok_t *t = &r->tok[names + 1 + (int)k];
             size_t n = t->end - t->start, got = 0;
-            if (t->type != FEAT_JSON_STRING || !(out->names[k] = malloc(n + 1))) {
-                if (t->type != FEAT_JSON_STRING) snprintf(r->err, r->errlen, "learner.feature_names[%u]: not a string", k);
-                return t->type != FEAT_JSON_STRING ? FEAT_ERR_INVALID : FEAT_ERR_NOMEM;
+            if (t->type != FEAT_JSON_STRING) {
+                snprintf(r->err, r->errlen, "learner.feature_names[%u]: not a string", k);
+                return FEAT_ERR_INVALID;
             }
+            if (!(out->names[k] = malloc(n + 1))) return nomem(r);
             if (feat_json_unescape(r->text, t, out->names[k], n + 1, &got) != FEAT_OK) got = 0;
             out->names[k][got] = 0;
         }
@@ -198,11 +247,14 @@ static feat_err_t load(rd_t *r, feat_xgb_model_t *out) {
     /* the trees */
     uint32_t *sizes = calloc(ntrees + 1, sizeof(*sizes));
     size_t total = 0;
-    if (!sizes) return FEAT_ERR_NOMEM;
+    if (!sizes) return nomem(r);
     feat_err_t rc = FEAT_ERR_INVALID;
     feat_tree_node_t *nodes = NULL;
     int *tok_tree = calloc(ntrees + 1, sizeof(int));
-    if (!tok_tree) { free(sizes); return FEAT_ERR_NOMEM; }
+    if (!tok_tree) {
+        free(sizes);
+        return nomem(r);
+    }
     int t_i = trees + 1;
     for (size_t t = 0; t < ntrees; t++, t_i = (int)r->tok[t_i].next) {
         if (r->tok[t_i].type != FEAT_JSON_OBJECT) {
@@ -224,7 +276,10 @@ static feat_err_t load(rd_t *r, feat_xgb_model_t *out) {
         }
     }
     nodes = malloc((total + 1) * sizeof(*nodes));
-    if (!nodes) { rc = FEAT_ERR_NOMEM; goto done; }
+    if (!nodes) {
+        rc = nomem(r);
+        goto done;
+    }
     size_t at = 0;
     for (size_t t = 0; t < ntrees; t++) {
         uint32_t n = sizes[t];
@@ -238,18 +293,24 @@ static feat_err_t load(rd_t *r, feat_xgb_model_t *out) {
             snprintf(r->err, r->errlen, "trees[%zu]: an array holds something other than numbers", t);
             goto done;
         }
-        int st = feat_json_obj_get(r->text, r->tok, tok_tree[t], "split_type");
-        if (st >= 0 && (r->tok[st].type != FEAT_JSON_ARRAY || !flat(r, st) || r->tok[st].size != n)) st = -2;
+        int st = get(r, tok_tree[t], "split_type");
+        if (st == -2) goto done;
+        if (st >= 0 && (r->tok[st].type != FEAT_JSON_ARRAY || !flat(r, st) || r->tok[st].size != n)) {
+            snprintf(r->err, r->errlen, "trees[%zu].split_type: not one number per node", t);
+            goto done;
+        }
         for (uint32_t k = 0; k < n; k++) {
             int64_t l, rr, f, d, ty = 0;
             double c;
-            if (st == -2 || (st >= 0 && !int_elem(r, st, k, 0, 1, &ty)) || ty != 0) {
+            if (st >= 0 && (!int_elem(r, st, k, 0, 1, &ty) || ty != 0)) {
                 snprintf(r->err, r->errlen, "trees[%zu]: node %u is a categorical split (not served)", t, k);
                 goto done;
             }
+            /* XGBoost goes to left + 1 for a value not below the condition and never reads right_children:
+             * a split whose right child is anything else would score differently here */
             if (!int_elem(r, lc, k, -1, (int64_t)n - 1, &l) || !int_elem(r, rch, k, -1, (int64_t)n - 1, &rr) ||
-                !int_elem(r, si, k, 0, (int64_t)nfeat - 1, &f) || !int_elem(r, dl, k, 0, 1, &d) ||
-                !number(r, sc + 1 + (int)k, &c) || (l < 0) != (rr < 0)) {
+                !int_elem(r, si, k, 0, l < 0 ? INT32_MAX : (int64_t)nfeat - 1, &f) || !int_elem(r, dl, k, 0, 1, &d) ||
+                !number(r, sc + 1 + (int)k, &c) || (l < 0) != (rr < 0) || (l >= 0 && rr != l + 1)) {
                 snprintf(r->err, r->errlen, "trees[%zu]: node %u: a child, the feature index, the condition or the "
                          "default direction is out of range", t, k);
                 goto done;
@@ -276,6 +337,10 @@ done:
 
 feat_err_t feat_xgb_json_load(const char *text, size_t len, feat_xgb_model_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
+    if (len >= UINT32_MAX) {
+        snprintf(err, errlen, "a %zu-byte model: larger than 4 GiB", len);
+        return FEAT_ERR_INVALID;
+    }
     size_t ntoks = len / 2 + 64, ntok = 0, off = 0;
     feat_json_tok_t *tok = malloc(ntoks * sizeof(*tok));
     if (!tok) {

@@ -8,8 +8,13 @@
  * numeric splits, and the objectives binary:logistic and reg:logistic
  * (probability), binary:logitraw (margin) and reg:squarederror (value).
  * Anything else (dart, multi-class, categorical splits, other objectives,
- * a file that is not such a model, truncated or inconsistent) is refused
- * with a message naming what, and nothing is returned.
+ * a file that is not such a model, truncated or inconsistent, a key given
+ * twice) is refused with a message naming what, and nothing is returned.
+ * Every tree in the file is scored, as Booster.predict does: a model saved
+ * after early stopping keeps the rounds past its best_iteration unless it
+ * is sliced before saving (booster[: best_iteration + 1]).  Nodes a pruned
+ * tree left unreachable are kept and never visited.  Scores equal
+ * XGBoost 1.7's bit for bit in float.
  */
 #ifndef FEAT_TRAIN_XGB_JSON_H
 #define FEAT_TRAIN_XGB_JSON_H

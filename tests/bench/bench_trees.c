@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < rounds; r++) {
         for (int k = 0; k < 2; k++) {
             size_t bs = batches[k], calls = n / bs;
+            if (!calls) continue;
             for (size_t c = 0; c < calls; c++) {
                 const double *xc = x + c * bs * (size_t)nf;
                 double t0 = now_ns();

@@ -93,6 +93,9 @@ def main():
           X, yr, Xt)
     check("binary:logitraw", {"objective": "binary:logitraw", "max_depth": 4, "eta": 0.3, "nthread": 2}, 40,
           X, yc, Xt)
+    # exact with gamma prunes: the saved arrays keep the deleted nodes, unreachable
+    check("pruned (exact, gamma = 2)", {"objective": "binary:logistic", "max_depth": 6, "eta": 0.3, "gamma": 2.0,
+                                        "tree_method": "exact", "nthread": 2}, 30, X[:4000], yc[:4000], Xt)
     check("random forest", {"objective": "binary:logistic", "max_depth": 6, "eta": 1.0, "num_parallel_tree": 8,
                             "subsample": 0.7, "colsample_bynode": 0.6, "nthread": 2}, 1, X, yc, Xt)
 
@@ -121,10 +124,18 @@ def main():
     refused("feature past num_feature",
             mutate(lambda m: tree0(m)["split_indices"].__setitem__(0, 99)), "out of range")
     refused("child out of range", mutate(lambda m: tree0(m)["left_children"].__setitem__(0, 10 ** 6)), "out of range")
-    refused("a cycle", mutate(lambda m: tree0(m)["left_children"].__setitem__(
-        next(i for i, c in enumerate(tree0(m)["left_children"]) if c > 0 and i > 0), 0)), "reached twice")
+    def cycle(m):  # a split below the root whose children are the root and node 1
+        i = next(i for i, c in enumerate(tree0(m)["left_children"]) if c > 0 and i > 0)
+        tree0(m)["left_children"][i], tree0(m)["right_children"][i] = 0, 1
+    refused("a cycle", mutate(cycle), "reached twice")
     refused("categorical split", mutate(lambda m: tree0(m)["split_type"].__setitem__(0, 1)), "categorical")
     refused("arrays of different lengths", mutate(lambda m: tree0(m)["default_left"].pop()), "elements")
+    refused("a key given twice", good.replace('"base_score":', '"base_score":"1E-1","base_score":', 1), "twice")
+    refused("a right child that is not left + 1", mutate(lambda m: tree0(m)["right_children"].__setitem__(
+        0, tree0(m)["right_children"][0] + 1) if tree0(m)["right_children"][0] + 1 < len(tree0(m)["right_children"])
+        else None), "out of range")
+    refused("logitraw saved before 1.4", mutate(lambda m: (m["learner"]["objective"].update(name="binary:logitraw"),
+                                                           m.update(version=[1, 3, 3]))), "before 1.4")
     refused("a base score that is no probability",
             mutate(lambda m: m["learner"]["learner_model_param"].update(base_score="2")), "probability")
     print("OK: featd scores equal xgboost's to 1e-6; malformed and unsupported models refused")

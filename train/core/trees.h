@@ -48,7 +48,8 @@ typedef struct feat_trees_spec {
 } feat_trees_spec_t;
 
 /* Copies spec into a new model after checking it: every tree is a tree
- * (each node reached from its root exactly once, children in range),
+ * (no node reached from its root twice, children in range; nodes not
+ * reached at all, as pruning leaves them, are kept and never visited),
  * features < nfeatures, thresholds and leaf values finite.  FEAT_OK with
  * *out set, or FEAT_ERR_INVALID / FEAT_ERR_NOMEM with err saying what. */
 feat_err_t feat_trees_new(const feat_trees_spec_t *spec, feat_trees_t **out, char *err, size_t errlen);
