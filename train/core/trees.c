@@ -166,16 +166,35 @@ double feat_trees_predict(const feat_trees_t *m, const double *x) {
     return output(m, margin);
 }
 
-#define BLOCK 64 /* rows walked through one tree before the next: its nodes stay in cache */
+/* The same walk over a row already in float (NaN stays NaN): what a block
+ * converts once instead of at every node. */
+static inline float leaf_f(const feat_tree_node_t *node, uint32_t root, const float *x) {
+    const feat_tree_node_t *nd = &node[root];
+    while (nd->feature >= 0) {
+        float v = x[nd->feature];
+        uint32_t next = isnan(v) ? (nd->default_left ? nd->left : nd->right) : (v < nd->value ? nd->left : nd->right);
+        nd = &node[next];
+    }
+    return nd->value;
+}
+
+#define BLOCK 64                /* rows walked through one tree before the next: its nodes stay in cache */
+#define BLOCK_FLOATS 4096        /* the block's values in float, on the stack (16 KiB) */
 
 void feat_trees_predict_batch(const feat_trees_t *m, const double *x, size_t n, double *out) {
-    float margin[BLOCK];
-    for (size_t b = 0; b < n; b += BLOCK) {
-        size_t k = n - b < BLOCK ? n - b : BLOCK;
-        const double *xb = x + b * m->nfeatures;
+    size_t nf = m->nfeatures, rows = BLOCK_FLOATS / nf < BLOCK ? BLOCK_FLOATS / nf : BLOCK;
+    if (!rows) { /* rows wider than the block: one at a time */
+        for (size_t i = 0; i < n; i++) out[i] = feat_trees_predict(m, x + i * nf);
+        return;
+    }
+    float margin[BLOCK], xf[BLOCK_FLOATS];
+    for (size_t b = 0; b < n; b += rows) {
+        size_t k = n - b < rows ? n - b : rows;
+        const double *xb = x + b * nf;
+        for (size_t j = 0; j < k * nf; j++) xf[j] = (float)xb[j]; /* as the single-row walk compares */
         for (size_t i = 0; i < k; i++) margin[i] = m->base_margin;
         for (size_t t = 0; t < m->ntrees; t++) /* per row, the same sum in the same order as one row alone */
-            for (size_t i = 0; i < k; i++) margin[i] += leaf(m->node, m->root[t], xb + i * m->nfeatures);
+            for (size_t i = 0; i < k; i++) margin[i] += leaf_f(m->node, m->root[t], xf + i * nf);
         for (size_t i = 0; i < k; i++) out[b + i] = output(m, margin[i]);
     }
 }
