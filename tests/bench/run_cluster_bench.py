@@ -76,44 +76,58 @@ def bench(args, addr, keys, n):
     return H.bench_rpc_result(out.stdout.strip().splitlines()[-1])
 
 
-def main():
+def setup(name, rounds, extra=()):
+    """The cluster benchmarks' common start: arguments, a work directory, featd-broker with 3 brokers
+    and PARTS partitions.  extra: (flag, type, default) more arguments."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--source-dir", required=True)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=rounds)
     ap.add_argument("--entities", type=int, default=10000)
     ap.add_argument("--events", type=int, default=120000)
-    ap.add_argument("--calls", type=int, default=5000)
     ap.add_argument("--keep", action="store_true")
+    for flag, typ, default in extra:
+        ap.add_argument(flag, type=typ, default=default)
     args = ap.parse_args()
-    wd = H.Workdir(args, "cluster-bench")
+    wd = H.Workdir(args, name)
     H.gen_protos(args, wd.path)
-    import grpc
-    from featd.v1 import admin_pb2, admin_pb2_grpc, feature_service_pb2 as fs, feature_service_pb2_grpc
     bcfg = wd.file("broker.ini")
     open(bcfg, "w").write(config(wd, "broker", "127.0.0.1:1", "x", 1, 2))
     broker, bs = H.start_broker(args, wd, bcfg, partitions=PARTS, brokers=3)
+    return args, wd, broker, bs
+
+
+def produce_log(args, bs):
+    """args.events events over args.entities entities (10 double features), keyed with murmur2:
+    returns ({entity: partition}, [bytes per partition])."""
+    prod = H.producer(bs, partitioner="murmur2_random", **{"enable.idempotence": True})
+    part_of, part_bytes = {}, [0] * PARTS
+    rnd = random.Random(1)
+    t0 = int(time.time() * 1000) - 86400_000
+
+    def cb(err, m):
+        if err:
+            raise RuntimeError(err)
+        part_of[m.key().decode()] = m.partition()
+        part_bytes[m.partition()] += len(m.key()) + len(m.value())
+    for i in range(args.events):
+        k = f"e{i % args.entities}"
+        v = json.dumps({"ts": t0 + i, "features": {f"f{j}": round(rnd.random(), 6) for j in range(10)}})
+        H.produce(prod, TOPIC, v.encode(), k, on_delivery=cb)
+        if i % 1000 == 0:
+            prod.poll(0)
+    prod.flush(120)
+    H.log(f"produced {args.events} events over {args.entities} entities, {sum(part_bytes) / 1e6:.1f} MB")
+    return part_of, part_bytes
+
+
+def main():
+    args, wd, broker, bs = setup("cluster-bench", 3, [("--calls", int, 5000)])
+    import grpc
+    from featd.v1 import admin_pb2, admin_pb2_grpc, feature_service_pb2 as fs, feature_service_pb2_grpc
     procs = []
     try:
-        prod = H.producer(bs, partitioner="murmur2_random", **{"enable.idempotence": True})
-        part_of, part_bytes, part_recs = {}, [0] * PARTS, [0] * PARTS
-        rnd = random.Random(1)
-        t0 = int(time.time() * 1000) - 86400_000
-
-        def cb(err, m):
-            if err:
-                raise RuntimeError(err)
-            part_of[m.key().decode()] = m.partition()
-            part_bytes[m.partition()] += len(m.key()) + len(m.value())
-            part_recs[m.partition()] += 1
-        for i in range(args.events):
-            k = f"e{i % args.entities}"
-            v = json.dumps({"ts": t0 + i, "features": {f"f{j}": round(rnd.random(), 6) for j in range(10)}})
-            H.produce(prod, TOPIC, v.encode(), k, on_delivery=cb)
-            if i % 1000 == 0:
-                prod.poll(0)
-        prod.flush(120)
-        H.log(f"produced {args.events} events over {args.entities} entities, {sum(part_bytes) / 1e6:.1f} MB")
+        part_of, part_bytes = produce_log(args, bs)
         inst = [start(args, wd, n, bs) for n in "abc"]
         procs += inst
         ch = grpc.insecure_channel(inst[0]["addr"]["grpc"])

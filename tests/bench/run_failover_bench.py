@@ -16,7 +16,6 @@ features), session.timeout.ms = 6000; everything on this machine.
 
   /usr/bin/python3 tests/bench/run_failover_bench.py --build-dir build-rel --source-dir . [--rounds 2]
 """
-import argparse
 import json
 import os
 import random
@@ -126,36 +125,10 @@ PROCS = []
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    ap.add_argument("--source-dir", required=True)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--entities", type=int, default=10000)
-    ap.add_argument("--events", type=int, default=120000)
-    ap.add_argument("--keep", action="store_true")
-    args = ap.parse_args()
-    wd = H.Workdir(args, "failover-bench")
-    H.gen_protos(args, wd.path)
-    bcfg = wd.file("broker.ini")
-    open(bcfg, "w").write(CB.config(wd, "broker", "127.0.0.1:1", "x", 1, 2))
-    broker, bs = H.start_broker(args, wd, bcfg, partitions=CB.PARTS, brokers=3)
+    args, wd, broker, bs = CB.setup("failover-bench", 2)
     ok = False
     try:
-        prod = H.producer(bs, partitioner="murmur2_random", **{"enable.idempotence": True})
-        rnd = random.Random(1)
-        t0 = int(time.time() * 1000) - 86400_000
-
-        def cb(err, m):
-            if err:
-                raise RuntimeError(err)
-            CB_PART[m.key().decode()] = m.partition()
-        for i in range(args.events):
-            v = json.dumps({"ts": t0 + i, "features": {f"f{j}": round(rnd.random(), 6) for j in range(10)}})
-            H.produce(prod, CB.TOPIC, v.encode(), f"e{i % args.entities}", on_delivery=cb)
-            if i % 1000 == 0:
-                prod.poll(0)
-        prod.flush(120)
-        H.log(f"produced {args.events} events over {args.entities} entities")
+        CB_PART.update(CB.produce_log(args, bs)[0])
         every = [f"e{i}" for i in range(args.entities)]
         results = []
         for r in range(args.rounds):
