@@ -296,9 +296,10 @@ static const opt_t opts[] = {
      "The table whose features the model uses (required)."},
     {"model", "label_topic", OPT_TOPIC, 0, 0, NULL, NULL, M(label_topic),
      "Kafka topic of the model's label events (required)."},
-    {"model", "task", OPT_ENUM, 0, 0, "logreg", "logreg|linreg|mlp", M(task),
-     "logreg (binary classification), linreg (regression) or mlp (one hidden layer; "
-     "classification)."},
+    {"model", "task", OPT_ENUM, 0, 0, "logreg", "logreg|linreg|mlp|gbdt_classifier|gbdt_regressor", M(task),
+     "logreg (binary classification), linreg (regression), mlp (one hidden layer; "
+     "classification), or gradient-boosted trees trained with libxgboost: gbdt_classifier "
+     "(binary) or gbdt_regressor."},
     {"model", "features", OPT_STRING, 0, 0, "", NULL, M(features_list),
      "Comma-separated feature names of the table; empty = all of them. TABLE.FEATURE names a feature "
      "of another table: one keyed by the same entity as `table` is read with the label's key, any "
@@ -323,9 +324,23 @@ static const opt_t opts[] = {
      "Train on labels from this long ago up to now; 0 = every label."},
     {"model", "min_rows", OPT_INT, 2, 1000000000, "100", NULL, M(min_rows),
      "A training run with fewer labelled rows fails instead of registering a weak model."},
-    {"model", "learning_rate", OPT_STRING, 0, 0, "0.01", NULL, M(lr_list),
-     "Adam step size; a comma list (e.g. 0.003,0.01,0.03) makes a grid chosen by validation metric."},
-    {"model", "l2", OPT_STRING, 0, 0, "0.0001", NULL, M(l2_list), "L2 penalty; a comma list makes a grid."},
+    {"model", "learning_rate", OPT_STRING, 0, 0, "", NULL, M(lr_list),
+     "Adam step size (default 0.01), or the trees' shrinkage eta (default 0.3); a comma list "
+     "(e.g. 0.003,0.01,0.03) makes a grid chosen by validation metric."},
+    {"model", "l2", OPT_STRING, 0, 0, "", NULL, M(l2_list),
+     "L2 penalty on weights (default 0.0001), or on the trees' leaf values, XGBoost's lambda "
+     "(default 1); a comma list makes a grid."},
+    {"model", "trees", OPT_STRING, 0, 0, "100", NULL, M(trees_list),
+     "gbdt: boosting rounds (at most; see early_stopping_rounds); a comma list makes a grid."},
+    {"model", "max_depth", OPT_STRING, 0, 0, "6", NULL, M(max_depth_list),
+     "gbdt: depth of each tree; a comma list makes a grid."},
+    {"model", "subsample", OPT_DOUBLE, 1, 1000000, "1", NULL, M(subsample),
+     "gbdt: fraction of the training rows each tree samples."},
+    {"model", "min_child_weight", OPT_DOUBLE, 0, 1000000000000LL, "1", NULL, M(min_child_weight),
+     "gbdt: hessian sum a leaf needs (XGBoost's min_child_weight)."},
+    {"model", "early_stopping_rounds", OPT_INT, 0, 10000, "10", NULL, M(early_stopping),
+     "gbdt: stop after this many rounds without a better validation AUC (RMSE) and keep the best "
+     "rounds; 0 = off."},
     {"model", "epochs", OPT_STRING, 0, 0, "10", NULL, M(epochs_list), "Passes over the training split; a comma list makes a grid."},
     {"model", "hidden", OPT_STRING, 0, 0, "32", NULL, M(hidden_list), "MLP hidden units; a comma list makes a grid."},
     {"model", "batch_size", OPT_INT, 1, 65536, "256", NULL, M(batch_size), "Rows per Adam step."},
@@ -1715,15 +1730,18 @@ feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
                 return FEAT_ERR_CONFIG;
             }
         }
-        struct { const char *key, *text; double *d; uint32_t *u; size_t *n; double lo, hi; } lists[] = {
-            {"learning_rate", m->lr_list, m->lr, NULL, &m->nlr, 1e-9, 10},
-            {"l2", m->l2_list, m->l2, NULL, &m->nl2, 0, 1e4},
-            {"epochs", m->epochs_list, NULL, m->epochs, &m->nepochs, 1, 100000},
-            {"hidden", m->hidden_list, NULL, m->hidden, &m->nhidden, 1, 4096},
+        int trees = feat_model_conf_trees(m);
+        struct { const char *key, *text, *dflt; double *d; uint32_t *u; size_t *n; double lo, hi; } lists[] = {
+            {"learning_rate", m->lr_list, trees ? "0.3" : "0.01", m->lr, NULL, &m->nlr, 1e-9, 10},
+            {"l2", m->l2_list, trees ? "1" : "0.0001", m->l2, NULL, &m->nl2, 0, 1e4},
+            {"epochs", m->epochs_list, "", NULL, m->epochs, &m->nepochs, 1, 100000},
+            {"hidden", m->hidden_list, "", NULL, m->hidden, &m->nhidden, 1, 4096},
+            {"trees", m->trees_list, "", NULL, m->trees, &m->ntrees, 1, 10000},
+            {"max_depth", m->max_depth_list, "", NULL, m->max_depth, &m->nmax_depth, 1, 16},
         };
         for (size_t li = 0; li < sizeof(lists) / sizeof(lists[0]); li++) {
             *lists[li].n = 0;
-            const char *p = lists[li].text ? lists[li].text : "";
+            const char *p = lists[li].text && *lists[li].text ? lists[li].text : lists[li].dflt;
             while (*p) {
                 while (*p == ' ' || *p == ',') p++;
                 if (!*p) break;
@@ -1760,7 +1778,7 @@ feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
                     m->prediction_topic);
             return FEAT_ERR_CONFIG;
         }
-        if (!strcmp(m->task, "logreg") || !strcmp(m->task, "mlp")) {
+        if (feat_model_conf_binary(m)) {
             if (m->quality_floor > 1) {
                 feat_errf(err, errlen, "model.%s.quality_floor: %g is not an AUC in [0, 1] (task %s)", m->name,
                         m->quality_floor, m->task);

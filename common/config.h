@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -131,7 +132,7 @@ typedef struct feat_model_conf {
     char *name;
     char *table;         /* a declared table: the primary one, keyed by the label's "key" */
     char *label_topic;   /* topic of LabelEvents for this model */
-    char *task;          /* "logreg" | "linreg" | "mlp" */
+    char *task;          /* "logreg" | "linreg" | "mlp" | "gbdt_classifier" | "gbdt_regressor" */
     char *features_list; /* comma-separated; empty = every feature of the table; TABLE.FEATURE
                           * names another table's feature */
     size_t nfeatures;    /* resolved feature list (names owned here): the primary table's
@@ -154,6 +155,11 @@ typedef struct feat_model_conf {
     double lr[16], l2[16];
     uint32_t epochs[16], hidden[16];
     size_t nlr, nl2, nepochs, nhidden;
+    char *trees_list, *max_depth_list; /* gbdt: comma lists, as above */
+    uint32_t trees[16], max_depth[16];
+    size_t ntrees, nmax_depth;
+    double subsample, min_child_weight;
+    int64_t early_stopping;       /* rounds; 0 = off */
     int64_t batch_size;
     double valid_fraction;
     int64_t top_k;                /* one-hot categories per string feature */
@@ -164,6 +170,13 @@ typedef struct feat_model_conf {
     int64_t quality_window;       /* prediction/label pairs in the rolling window */
     int64_t quality_horizon_ms;   /* a label joins the entity's latest prediction at most this old */
 } feat_model_conf_t;
+
+/* 1 for a classifier (labels 0/1, predictions P(1)): every task but linreg and gbdt_regressor. */
+static inline int feat_model_conf_binary(const feat_model_conf_t *m) {
+    return strcmp(m->task, "linreg") != 0 && strcmp(m->task, "gbdt_regressor") != 0;
+}
+/* 1 for gradient-boosted trees (gbdt_classifier, gbdt_regressor). */
+static inline int feat_model_conf_trees(const feat_model_conf_t *m) { return strncmp(m->task, "gbdt_", 5) == 0; }
 
 typedef struct feat_kv {
     char *key;           /* librdkafka property name, without "kafka." */

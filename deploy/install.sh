@@ -10,12 +10,12 @@ PACKAGES=(
   # build
   build-essential cmake pkg-config
   librdkafka-dev librocksdb-dev libevent-dev libgrpc-dev libssl-dev
-  protobuf-c-compiler libprotobuf-c-dev libinih-dev check libsubunit-dev
+  protobuf-c-compiler libprotobuf-c-dev libinih-dev check libsubunit-dev libxgboost-dev
 )
 TEST_PACKAGES=(
   # tests: outside clients, reference implementations, tools
   python3 python3-confluent-kafka python3-grpcio python3-grpc-tools python3-protobuf
-  python3-numpy python3-scipy python3-sklearn python3-xgboost libxgboost-dev
+  python3-numpy python3-scipy python3-sklearn python3-xgboost
   kcat prometheus valgrind clang libclang-rt-14-dev chromium openssl
 )
 if [ "${1:-}" != "--build-only" ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi

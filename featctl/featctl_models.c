@@ -19,7 +19,7 @@
 
 static void metric_text(const Featd__V1__ModelVersion *v, const Featd__V1__ModelMetrics *m, feat_buf_t *b) {
     if (!m) { feat_buf_puts(b, "-"); return; }
-    if (!strcmp(v->task, "linreg")) feat_buf_printf(b, "RMSE %.4g", m->rmse);
+    if (!strcmp(v->task, "linreg") || !strcmp(v->task, "gbdt_regressor")) feat_buf_printf(b, "RMSE %.4g", m->rmse);
     else feat_buf_printf(b, "AUC %.4f", m->auc);
 }
 

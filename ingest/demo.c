@@ -169,7 +169,7 @@ static void one_label(feat_demo_t *d, const feat_model_conf_t *m, int64_t now) {
     snprintf(key, sizeof(key), "%s%ld", t && t->entity && strcmp(t->entity, "key") ? "" : "e", e);
     double z = latent(e);
     double y;
-    if (!strcmp(m->task, "linreg")) y = 2.0 * z + 0.5 * gauss(s);
+    if (!feat_model_conf_binary(m)) y = 2.0 * z + 0.5 * gauss(s);
     else y = unif(s) < 1.0 / (1.0 + exp(-2.5 * z)) ? 1 : 0;
     int n = snprintf(buf, sizeof(buf), "{\"model\":\"%s\",\"ts\":%lld,\"label\":%.6g}", m->name, (long long)now, y);
     produce(d, d->rk_labels, m->label_topic, key, buf, (size_t)n, 1);

@@ -9,6 +9,7 @@
  * a run (and last_run_ms, and the version numbering) belongs to the engine
  * thread.
  */
+#include "train/gbdt.h"
 #include "train/models_internal.h"
 #include "train/trainset.h"
 
@@ -200,18 +201,34 @@ static feat_err_t build_set(run_ctx_t *c, feat_trainset_t *tset) {
 static void train_conf(run_ctx_t *c, feat_train_conf_t *tc) {
     const feat_model_conf_t *mc = c->s->conf;
     feat_train_conf_init(tc);
-    tc->kind = !strcmp(mc->task, "linreg") ? FEAT_MODEL_LINREG : !strcmp(mc->task, "mlp") ? FEAT_MODEL_MLP : FEAT_MODEL_LOGREG;
+    tc->kind = !strcmp(mc->task, "linreg") ? FEAT_MODEL_LINREG
+               : !strcmp(mc->task, "mlp")  ? FEAT_MODEL_MLP
+               : feat_model_conf_trees(mc) ? FEAT_MODEL_TREES
+                                           : FEAT_MODEL_LOGREG;
+    tc->learner = feat_gbdt_learner();
     tc->task = c->s->binary ? FEAT_TASK_BINARY : FEAT_TASK_REGRESSION;
     tc->hyper.learning_rate = mc->lr[0];
     tc->hyper.l2 = mc->l2[0];
     tc->hyper.epochs = mc->epochs[0];
     tc->hyper.hidden = mc->hidden[0];
     tc->hyper.batch_size = (uint32_t)mc->batch_size;
+    tc->hyper.trees = mc->trees[0];
+    tc->hyper.max_depth = mc->max_depth[0];
+    tc->hyper.subsample = mc->subsample;
+    tc->hyper.min_child_weight = mc->min_child_weight;
+    tc->hyper.early_stopping = (uint32_t)mc->early_stopping;
     int mlp = tc->kind == FEAT_MODEL_MLP;
     if (mc->nlr > 1) { tc->grid.learning_rate = mc->lr; tc->grid.n_learning_rate = mc->nlr; }
     if (mc->nl2 > 1) { tc->grid.l2 = mc->l2; tc->grid.n_l2 = mc->nl2; }
     if (mc->nepochs > 1) { tc->grid.epochs = mc->epochs; tc->grid.n_epochs = mc->nepochs; }
     if (mc->nhidden > 1 && mlp) { tc->grid.hidden = mc->hidden; tc->grid.n_hidden = mc->nhidden; }
+    int trees = tc->kind == FEAT_MODEL_TREES;
+    if (trees) { /* epochs mean nothing to trees; rounds and depth make their grid */
+        tc->grid.epochs = NULL;
+        tc->grid.n_epochs = 0;
+        if (mc->ntrees > 1) { tc->grid.trees = mc->trees; tc->grid.n_trees = mc->ntrees; }
+        if (mc->nmax_depth > 1) { tc->grid.max_depth = mc->max_depth; tc->grid.n_max_depth = mc->nmax_depth; }
+    }
     tc->prep.top_k = (uint32_t)mc->top_k;
     tc->valid_fraction = mc->valid_fraction;
     tc->backend = !strcmp(mc->device, "cpu") ? FEAT_BACKEND_CPU : !strcmp(mc->device, "gpu") ? FEAT_BACKEND_GPU : FEAT_BACKEND_AUTO;
@@ -223,6 +240,11 @@ static void train_conf(run_ctx_t *c, feat_train_conf_t *tc) {
     uint64_t ep = 0;
     for (size_t i = 0; i < mc->nepochs; i++) ep += mc->epochs[i];
     c->epochs_total = configs * (mc->nepochs > 1 ? ep : mc->epochs[0]);
+    if (trees) { /* rounds (at most) over every configuration: the learner polls once a round */
+        uint64_t rounds = 0;
+        for (size_t i = 0; i < mc->ntrees; i++) rounds += mc->trees[i];
+        c->epochs_total = configs * (mc->nmax_depth > 1 ? mc->nmax_depth : 1) * rounds;
+    }
 }
 
 static feat_err_t train(run_ctx_t *c, const feat_trainset_t *tset, feat_model_t **model, feat_train_report_t *rep) {

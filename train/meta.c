@@ -41,6 +41,14 @@ static void put_eval(feat_buf_t *b, const char *key, const feat_eval_t *e) {
 }
 
 void feat_meta_params_json(const vmeta_t *m, feat_buf_t *b) {
+    if (!strncmp(m->task, "gbdt_", 5)) {
+        feat_buf_printf(b, "{\"learning_rate\":%g,\"l2\":%g,\"trees\":%u,\"max_depth\":%u,\"subsample\":%g,"
+                           "\"min_child_weight\":%g,\"early_stopping_rounds\":%u,\"seed\":%llu,\"configs_tried\":%zu}",
+                        m->hyper.learning_rate, m->hyper.l2, m->hyper.trees, m->hyper.max_depth, m->hyper.subsample,
+                        m->hyper.min_child_weight, m->hyper.early_stopping, (unsigned long long)m->hyper.seed,
+                        m->configs_tried);
+        return;
+    }
     feat_buf_printf(b, "{\"learning_rate\":%g,\"l2\":%g,\"epochs\":%u,\"hidden\":%u,\"batch_size\":%u,"
                        "\"activation\":\"%s\",\"seed\":%llu,\"configs_tried\":%zu}",
                     m->hyper.learning_rate, m->hyper.l2, m->hyper.epochs, m->hyper.hidden, m->hyper.batch_size,
@@ -58,9 +66,12 @@ void feat_meta_json(const vmeta_t *m, feat_buf_t *b) {
                         feat_ftype_name(m->features[j].type));
     feat_buf_puts(b, "],\"params\":");
     feat_meta_params_json(m, b);
-    feat_buf_printf(b, ",\"preprocessing\":{\"input_dim\":%zu,\"top_k\":%lld,\"standardize\":true,"
-                       "\"impute\":\"training mean + missing indicator\"},",
-                    m->input_dim, (long long)m->top_k);
+    int trees = !strncmp(m->task, "gbdt_", 5);
+    feat_buf_printf(b, ",\"preprocessing\":{\"input_dim\":%zu,\"top_k\":%lld,\"standardize\":%s,"
+                       "\"impute\":\"%s\"},",
+                    m->input_dim, (long long)m->top_k, trees ? "false" : "true",
+                    trees ? "none: a missing value takes each split's default direction"
+                          : "training mean + missing indicator");
     put_eval(b, "train_metrics", &m->train);
     feat_buf_putc(b, ',');
     put_eval(b, "validation_metrics", &m->valid);

@@ -64,7 +64,7 @@ static feat_err_t mstate_init(feat_models_t *models, size_t i, char *errstr, siz
     s->conf = &models->conf.models[i];
     s->idx = (uint32_t)i;
     s->t = feat_store_table(models->st, s->conf->table);
-    s->binary = strcmp(s->conf->task, "linreg") != 0;
+    s->binary = feat_model_conf_binary(s->conf);
     pthread_mutex_init(&s->reg_lock, NULL);
     pthread_mutex_init(&s->lock, NULL);
     s->last_run_ms = feat_now_ms();

@@ -196,7 +196,7 @@ feat_err_t feat_trainset_build(feat_store_t *st, const feat_model_conf_t *m, int
     out->defs = calloc(out->nf ? out->nf : 1, sizeof(feat_feature_def_t));
     feat_value_t *vals = calloc(out->nf ? out->nf : 1, sizeof(feat_value_t));
     build_t b = {st, m, NULL, 0, NULL, vals, FEAT_BUF_INIT, out, cb, 0, 0, 0, FEAT_OK, errstr, errlen};
-    b.binary = strcmp(m->task, "linreg") != 0;
+    b.binary = feat_model_conf_binary(m);
     feat_err_t rc = !out->defs || !vals ? FEAT_ERR_NOMEM : make_groups(st, m, t, &b, out, errstr, errlen);
     if (!rc) rc = feat_store_labels_keys(st, m->name, from_ms, to_ms, count_label, &b);
     if (!rc) {

@@ -8,3 +8,5 @@ add_executable(xgb_score ${CMAKE_CURRENT_SOURCE_DIR}/unit/xgb_score.c)
 target_link_libraries(xgb_score PRIVATE featd_train)
 featd_warnings(xgb_score)
 featd_py_test(unit_trees SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_trees.py LABELS unit TIMEOUT 300)
+# trees trained by featd (feattrain --task gbdt) against python3-xgboost with the same parameters and split
+featd_py_test(unit_gbdt SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_gbdt.py LABELS unit TIMEOUT 300)

@@ -75,6 +75,35 @@ static void put_metrics(wbuf_t *w, const feat_eval_t *m) {
     put_f64(w, m->mae);
 }
 
+static void put_trees(wbuf_t *w, const feat_trees_t *t) {
+    size_t nt = feat_trees_ntrees(t), nn = feat_trees_nnodes(t);
+    uint32_t *counts = (uint32_t *)malloc(nt * sizeof(*counts));
+    feat_tree_node_t *nodes = (feat_tree_node_t *)malloc(nn * sizeof(*nodes));
+    if (!counts || !nodes) {
+        w->oom = 1;
+    } else {
+        feat_trees_export(t, counts, nodes);
+        float base = feat_trees_base_margin(t);
+        uint32_t bits;
+        memcpy(&bits, &base, 4);
+        put_u32(w, (uint32_t)feat_trees_link(t));
+        put_u32(w, bits);
+        put_u32(w, (uint32_t)nt);
+        for (size_t i = 0; i < nt; i++)
+            put_u32(w, counts[i]);
+        for (size_t i = 0; i < nn; i++) {
+            memcpy(&bits, &nodes[i].value, 4);
+            put_u32(w, bits);
+            put_u32(w, (uint32_t)nodes[i].feature);
+            put_u32(w, nodes[i].left);
+            put_u32(w, nodes[i].right);
+            put_u32(w, nodes[i].default_left);
+        }
+    }
+    free(counts);
+    free(nodes);
+}
+
 static void write_u32_at(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
@@ -112,12 +141,18 @@ feat_err_t feat_model_serialize(const feat_model_t *m, void **out, size_t *out_l
     put_u32(&w, h->activation);
     put_u32(&w, h->shuffle);
     put_u64(&w, h->seed);
+    put_u32(&w, h->trees);
+    put_u32(&w, h->max_depth);
+    put_u32(&w, h->early_stopping);
+    put_f64(&w, h->subsample);
+    put_f64(&w, h->min_child_weight);
     put_str(&w, m->label, strlen(m->label));
 
     put_u32(&w, p->conf.top_k);
     put_u32(&w, p->conf.hash_buckets);
     put_u32(&w, p->conf.min_count);
     put_u32(&w, p->conf.missing_indicators);
+    put_u32(&w, p->conf.raw);
     put_u32(&w, (uint32_t)p->nf);
     for (size_t i = 0; i < p->nf; i++) {
         const feat_prep_feat_t *f = &p->f[i];
@@ -142,6 +177,8 @@ feat_err_t feat_model_serialize(const feat_model_t *m, void **out, size_t *out_l
     put_u32(&w, (uint32_t)m->params.n);
     for (size_t i = 0; i < m->params.n; i++)
         put_f64(&w, m->params.w[i]);
+    if (m->trees)
+        put_trees(&w, m->trees);
 
     put_u64(&w, in->n_train);
     put_u64(&w, in->n_valid);
@@ -250,6 +287,72 @@ static int name_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The trees section of a blob for inputs of width d (feat_trees_new checks the rest). */
+static feat_trees_t *get_trees(rbuf_t *r, uint32_t d, int *oom) {
+    feat_trees_spec_t spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.nfeatures = d;
+    spec.link = (feat_trees_link_t)get_u32(r);
+    uint32_t bits = get_u32(r);
+    memcpy(&spec.base_margin, &bits, 4);
+    uint32_t nt = get_u32(r);
+    if (spec.link != FEAT_TREES_IDENTITY && spec.link != FEAT_TREES_LOGISTIC)
+        fail(r, "unknown tree link");
+    if (nt < 1 || (size_t)nt > left(r) / 4)
+        fail(r, "bad tree count");
+    if (r->bad)
+        return NULL;
+    uint32_t *counts = (uint32_t *)malloc((size_t)nt * sizeof(*counts));
+    feat_tree_node_t *nodes = NULL;
+    size_t total = 0;
+    if (!counts)
+        goto nomem;
+    for (uint32_t t = 0; t < nt; t++) {
+        counts[t] = get_u32(r);
+        total += counts[t];
+    }
+    if (!r->bad && total > left(r) / 20)  /* 20 bytes a node */
+        fail(r, "truncated");
+    if (r->bad) {
+        free(counts);
+        return NULL;
+    }
+    if (!(nodes = (feat_tree_node_t *)malloc((total ? total : 1) * sizeof(*nodes))))
+        goto nomem;
+    for (size_t i = 0; i < total; i++) {
+        bits = get_u32(r);
+        memcpy(&nodes[i].value, &bits, 4);
+        nodes[i].feature = (int32_t)get_u32(r);
+        nodes[i].left = get_u32(r);
+        nodes[i].right = get_u32(r);
+        uint32_t dl = get_u32(r);
+        if (dl > 1)
+            fail(r, "bad default direction");
+        nodes[i].default_left = (uint8_t)dl;
+    }
+    feat_trees_t *t = NULL;
+    if (!r->bad) {
+        spec.ntrees = nt;
+        spec.tree_nodes = counts;
+        spec.nodes = nodes;
+        char why[160];
+        feat_err_t e = feat_trees_new(&spec, &t, why, sizeof(why));
+        if (e == FEAT_ERR_NOMEM)
+            goto nomem;
+        if (e != FEAT_OK)
+            fail(r, "bad trees");
+    }
+    free(counts);
+    free(nodes);
+    return t;
+nomem:
+    free(counts);
+    free(nodes);
+    *oom = 1;
+    fail(r, "out of memory");
+    return NULL;
+}
+
 feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **out,
                                   char *errstr, size_t errstr_size) {
     if (!out) {
@@ -268,8 +371,8 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
     }
     rbuf_t r = {b, len, 4, NULL};
     uint32_t version = get_u32(&r), plen = get_u32(&r), crc = get_u32(&r);
-    if (version != FEAT_MODEL_BLOB_VERSION) {
-        feat_errf(errstr, errstr_size, "model blob: unsupported version %u (this build reads %u)",
+    if (version != 1 && version != FEAT_MODEL_BLOB_VERSION) {
+        feat_errf(errstr, errstr_size, "model blob: unsupported version %u (this build reads 1 to %u)",
                   version, FEAT_MODEL_BLOB_VERSION);
         return FEAT_ERR_CORRUPT;
     }
@@ -293,7 +396,7 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
     feat_err_t e;
 
     uint32_t kind = get_u32(&r), task = get_u32(&r);
-    if (kind < FEAT_MODEL_LOGREG || kind > FEAT_MODEL_MLP)
+    if (kind < FEAT_MODEL_LOGREG || kind > (version >= 2 ? FEAT_MODEL_TREES : FEAT_MODEL_MLP))
         fail(&r, "unknown model kind");
     if (task != FEAT_TASK_BINARY && task != FEAT_TASK_REGRESSION)
         fail(&r, "unknown task");
@@ -301,6 +404,7 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
         (kind == FEAT_MODEL_LINREG && task != FEAT_TASK_REGRESSION))
         fail(&r, "task does not match the model kind");
     feat_hyper_t *h = &info.hyper;
+    feat_hyper_init(h); /* a version-1 blob leaves the tree fields at their defaults */
     h->learning_rate = get_f64(&r);
     h->l2 = get_f64(&r);
     h->beta1 = get_f64(&r);
@@ -312,6 +416,13 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
     h->activation = get_u32(&r);
     h->shuffle = get_u32(&r);
     h->seed = get_u64(&r);
+    if (version >= 2) {
+        h->trees = get_u32(&r);
+        h->max_depth = get_u32(&r);
+        h->early_stopping = get_u32(&r);
+        h->subsample = get_f64(&r);
+        h->min_child_weight = get_f64(&r);
+    }
     if (!r.bad && feat_hyper_check(h))
         fail(&r, feat_hyper_check(h));
     label = get_str(&r, FEAT_TRAIN_MAX_NAME, 1, NULL, &oom);
@@ -321,8 +432,9 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
     pc.hash_buckets = get_u32(&r);
     pc.min_count = get_u32(&r);
     pc.missing_indicators = get_u32(&r);
+    pc.raw = version >= 2 ? get_u32(&r) : 0;
     if (pc.top_k > FEAT_TRAIN_MAX_TOP_K || pc.hash_buckets > FEAT_TRAIN_MAX_BUCKETS || pc.min_count < 1 ||
-        pc.missing_indicators > 1)
+        pc.missing_indicators > 1 || pc.raw > 1 || (pc.raw != 0) != (kind == FEAT_MODEL_TREES))
         fail(&r, "preprocessing configuration out of range");
     uint32_t nf = get_u32(&r);
     /* each feature takes at least 4 (name) + 1 + 4 + 4 + 8 bytes */
@@ -412,19 +524,22 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
             fail(&r, "input width does not match the preprocessing");
         else if ((kind == FEAT_MODEL_MLP) != (hid != 0))
             fail(&r, "hidden units do not match the model kind");
-        else if (nw == 0 || nw != feat_params_count((feat_model_kind_t)kind, d, hid))
+        else if (kind == FEAT_MODEL_TREES ? nw != 0 : nw == 0 || nw != feat_params_count((feat_model_kind_t)kind, d, hid))
             fail(&r, "weight count does not match the dimensions");
         else if ((size_t)nw > left(&r) / 8)
             fail(&r, "truncated");
     }
-    if (!r.bad) {
+    feat_trees_t *trees = NULL;
+    if (!r.bad && kind == FEAT_MODEL_TREES)
+        trees = get_trees(&r, d, &oom);
+    if (!r.bad && kind != FEAT_MODEL_TREES) {
         params.w = (double *)malloc((size_t)nw * sizeof(double));
         if (!params.w) {
             oom = 1;
             fail(&r, "out of memory");
         }
     }
-    if (!r.bad) {
+    if (!r.bad && kind != FEAT_MODEL_TREES) {
         params.kind = (feat_model_kind_t)kind;
         params.task = (feat_task_t)task;
         params.act = kind == FEAT_MODEL_MLP ? h->activation : 0;
@@ -458,9 +573,16 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
         free(label);
         feat_prep_destroy(prep);
         feat_params_free(&params);
+        feat_trees_free(trees);
         return oom ? FEAT_ERR_NOMEM : FEAT_ERR_CORRUPT;
     }
-    e = feat_model_assemble(prep, &params, &info, label, out);
+    if (trees) {
+        info.task = (feat_task_t)task;
+        info.label = label;
+        e = feat_model_from_trees(prep, trees, &info, out);
+    } else {
+        e = feat_model_assemble(prep, &params, &info, label, out);
+    }
     free(label);
     if (e != FEAT_OK) {
         feat_errf(errstr, errstr_size, "model blob: %s", feat_err_str(e));

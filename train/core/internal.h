@@ -11,6 +11,8 @@
 
 #include "train/core/metrics.h"
 #include "train/core/model.h"
+#include "train/core/trainer.h"
+#include "train/core/trees.h"
 #include "train/core/prep.h"
 #include "train/core/types.h"
 
@@ -68,7 +70,7 @@ static inline int feat_ftype_numeric(feat_ftype_t t) {
 /* The serving path's form of feat_prep_apply(): the non-zero columns of
  * the dense row, in ascending order, as (idx[t], val[t]) with the same
  * float-rounded values; returns their count (at most feat_prep_dim()).
- * Never fails, never allocates. */
+ * Never fails, never allocates.  Not for the raw mode (trees use feat_prep_apply()). */
 uint32_t feat_prep_apply_sparse(const feat_prep_t *p, const feat_raw_t *row, uint32_t *idx,
                                 double *val);
 
@@ -108,12 +110,7 @@ int feat_params_is_weight(const feat_params_t *p, size_t i);
 
 /* ---- dense training data ---------------------------------------------- */
 
-typedef struct feat_dense {
-    const float *x;           /* n × d row-major */
-    const double *y;          /* n labels (0/1, or standardised targets) */
-    size_t n;
-    uint32_t d;
-} feat_dense_t;
+/* feat_dense_t: trainer.h */
 
 /* Fisher–Yates shuffle of perm[0..n) driven by the splitmix64 state *s.
  * Shared by both backends so that they visit rows in the same order. */
@@ -211,6 +208,7 @@ struct feat_model {
     feat_prep_t *prep;
     feat_params_t params;
     feat_fwd_t fwd;           /* over params */
+    feat_trees_t *trees;      /* FEAT_MODEL_TREES (params then empty), else NULL */
     size_t scratch;           /* bytes feat_model_scratch_size() reports */
 };
 

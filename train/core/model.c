@@ -74,9 +74,49 @@ fail:
     return e;
 }
 
+feat_err_t feat_model_from_trees(feat_prep_t *prep, feat_trees_t *trees, const feat_model_info_t *info,
+                                 feat_model_t **out) {
+    feat_model_t *m = NULL;
+    feat_err_t e = FEAT_ERR_INVALID;
+    if (out)
+        *out = NULL;
+    if (!out || !prep || !trees || !info || feat_trees_nfeatures(trees) != prep->dim ||
+        !((info->task == FEAT_TASK_BINARY && feat_trees_link(trees) == FEAT_TREES_LOGISTIC) ||
+          (info->task == FEAT_TASK_REGRESSION && feat_trees_link(trees) == FEAT_TREES_IDENTITY)))
+        goto fail;
+    e = FEAT_ERR_NOMEM;
+    if (!(m = (feat_model_t *)calloc(1, sizeof(*m))) || !(m->label = strdup(info->label ? info->label : "")))
+        goto fail;
+    m->info = *info;
+    m->info.label = m->label;
+    m->info.kind = FEAT_MODEL_TREES;
+    m->info.n_features = prep->nf;
+    m->info.input_dim = prep->dim;
+    m->info.y_mean = 0.0;
+    m->info.y_std = 1.0;
+    m->params.kind = FEAT_MODEL_TREES;
+    m->params.task = info->task;
+    m->params.d = prep->dim;
+    m->prep = prep;
+    m->trees = trees;
+    m->scratch = 8 + (size_t)prep->dim * sizeof(float); /* one preprocessed row */
+    *out = m;
+    return FEAT_OK;
+fail:
+    if (m)
+        free(m->label);
+    free(m);
+    feat_prep_destroy(prep);
+    feat_trees_free(trees);
+    return e;
+}
+
+const feat_trees_t *feat_model_trees(const feat_model_t *m) { return m ? m->trees : NULL; }
+
 void feat_model_destroy(feat_model_t *m) {
     if (!m)
         return;
+    feat_trees_free(m->trees);
     feat_prep_destroy(m->prep);
     feat_params_free(&m->params);
     feat_fwd_free(&m->fwd);
@@ -327,6 +367,13 @@ feat_err_t feat_model_predict_batch(const feat_model_t *m, const feat_raw_t *row
     double *work = carve(m, scratch, scratch_size);
     if (!work)
         return FEAT_ERR_INVALID;
+    if (m->trees) { /* row by row: one preprocessed row of scratch */
+        for (size_t r = 0; r < n_rows; r++) {
+            feat_prep_apply(m->prep, rows + r * m->prep->nf, (float *)work);
+            feat_trees_predict_f32(m->trees, (const float *)work, 1, out + r);
+        }
+        return FEAT_OK;
+    }
     predict_rows(m, rows, n_rows, work, out);
     return FEAT_OK;
 }
@@ -350,6 +397,10 @@ feat_err_t feat_model_predict_dense(const feat_model_t *m, const float *xs, size
     double *work = carve(m, scratch, scratch_size);
     if (!work)
         return FEAT_ERR_INVALID;
+    if (m->trees) {
+        feat_trees_predict_f32(m->trees, xs, n_rows, out);
+        return FEAT_OK;
+    }
     feat_fwd_dense(&m->fwd, xs, n_rows, work, out);
     return FEAT_OK;
 }

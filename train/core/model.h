@@ -23,24 +23,32 @@
  * Weights layout (feat_model_params()), d = input dim, h = hidden units:
  *   logreg/linreg: w[0..d), bias                          (d + 1 doubles)
  *   mlp:           W1[h][d] row-major, b1[h], w2[h], b2   (h·d + 2h + 1 doubles)
+ *   trees:         none (feat_model_trees(): the ensemble, over the dense
+ *                  columns of a raw-mode preprocessing, prep.h)
  * The output z is mapped to P = sigmoid(z) (binary) or z·y_std + y_mean
- * (regression; targets are standardised while training).
+ * (regression; targets are standardised while training).  A tree model's
+ * output is the ensemble's (trees.h: float, XGBoost's arithmetic).
  *
- * Blob format, version 1.  Integers little-endian, f64 = IEEE-754 binary64
+ * Blob format, version 2 (version 1, written before tree models, is still
+ * read: it lacks the fields marked v2).  Integers little-endian, f64 = IEEE-754 binary64
  * bits little-endian, str = u32 byte length + bytes (no NUL).
- *   header  (16 bytes): "FTMB", u32 version (1), u32 payload length L,
+ *   header  (16 bytes): "FTMB", u32 version (1 or 2), u32 payload length L,
  *                       u32 CRC-32 (IEEE, as zlib's crc32()) of the payload;
  *                       the blob is exactly 16 + L bytes.
  *   payload: u32 kind, u32 task,
  *            hyper: f64 learning_rate, l2, beta1, beta2, epsilon,
  *                   u32 hidden, epochs, batch_size, activation, shuffle, u64 seed,
+ *                   v2: u32 trees, max_depth, early_stopping, f64 subsample, min_child_weight,
  *            str label,
- *            prep conf: u32 top_k, hash_buckets, min_count, missing_indicators,
+ *            prep conf: u32 top_k, hash_buckets, min_count, missing_indicators, v2: u32 raw,
  *            u32 n_features, then per feature: str name, u32 type, u32 indicator,
  *                   numeric: f64 mean, f64 std;
  *                   string:  u32 K, K × str category, u32 hash_buckets,
  *            f64 y_mean, f64 y_std,
  *            u32 d, u32 h (0 for linear models), u32 n_weights, n_weights × f64,
+ *            v2, trees only: u32 link, f32 base_margin, u32 ntrees, ntrees × u32 node count,
+ *                   then every node: f32 value, i32 feature, u32 left, u32 right,
+ *                   u32 default_left (children relative to their tree),
  *            u64 n_train, u64 n_valid, f64 train_seconds, u32 backend,
  *            train metrics then validation metrics: 5 × f64 each
  *                   (auc, logloss, accuracy, rmse, mae; NaN where not applicable).
@@ -54,6 +62,7 @@
 
 #include "train/core/metrics.h"
 #include "train/core/prep.h"
+#include "train/core/trees.h"
 #include "train/core/types.h"
 
 #ifdef __cplusplus
@@ -62,7 +71,7 @@ extern "C" {
 
 typedef struct feat_model feat_model_t;
 
-#define FEAT_MODEL_BLOB_VERSION 1u
+#define FEAT_MODEL_BLOB_VERSION 2u
 #define FEAT_MODEL_STACK_SCRATCH 16384u  /* bytes of stack a predict call may use when scratch is NULL */
 
 /* Facts about a model.  Owned by the model; valid while it lives. */
@@ -99,6 +108,19 @@ long feat_model_feature_index(const feat_model_t *m, const char *name);
 /* The weights (layout above) and their count; owned by m. */
 const double *feat_model_params(const feat_model_t *m, size_t *n_params);
 
+/* The ensemble of a FEAT_MODEL_TREES model (owned by m), else NULL. */
+const feat_trees_t *feat_model_trees(const feat_model_t *m);
+
+/* A tree model: trees score the feat_prep_dim(prep) columns prep writes
+ * (prep fitted with conf.raw set).  info gives the task (BINARY with a
+ * FEAT_TREES_LOGISTIC ensemble, REGRESSION with FEAT_TREES_IDENTITY), the
+ * label, metrics and training facts; kind, n_features and input_dim are set
+ * here, y_mean and y_std to 0 and 1.  Takes ownership of prep and trees,
+ * also on failure.  FEAT_ERR_INVALID when they do not fit each other;
+ * FEAT_ERR_NOMEM. */
+feat_err_t feat_model_from_trees(feat_prep_t *prep, feat_trees_t *trees, const feat_model_info_t *info,
+                                 feat_model_t **out);
+
 /* Bytes of scratch one predict call needs, whatever its batch size. */
 size_t feat_model_scratch_size(const feat_model_t *m);
 
@@ -121,7 +143,7 @@ feat_err_t feat_model_predict_batch(const feat_model_t *m, const feat_raw_t *row
 feat_err_t feat_model_predict_dense(const feat_model_t *m, const float *x, size_t n_rows,
                                     void *scratch, size_t scratch_size, double *out);
 
-/* Encodes m as a version-1 blob.  On success *out is a malloc'd buffer of
+/* Encodes m as a version-2 blob.  On success *out is a malloc'd buffer of
  * *out_len bytes that the caller frees with free(); on failure *out is NULL.
  * FEAT_ERR_INVALID: NULL argument; FEAT_ERR_NOMEM. */
 feat_err_t feat_model_serialize(const feat_model_t *m, void **out, size_t *out_len);

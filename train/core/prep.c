@@ -40,6 +40,7 @@ void feat_prep_conf_init(feat_prep_conf_t *c) {
     c->hash_buckets = 8;
     c->min_count = 1;
     c->missing_indicators = 1;
+    c->raw = 0;
 }
 
 /* ---- value conversion ------------------------------------------------- */
@@ -378,7 +379,7 @@ static void fit_numeric(feat_prep_feat_t *f, const feat_prep_conf_t *c, const fe
     }
     f->mean = mean;
     f->std = sd;
-    f->indicator = (c->missing_indicators && n < n_rows) ? 1u : 0u;
+    f->indicator = (c->missing_indicators && !c->raw && n < n_rows) ? 1u : 0u;
 }
 
 static int name_order(const void *a, const void *b) {
@@ -420,6 +421,7 @@ feat_err_t feat_prep_fit(const feat_prep_conf_t *conf, const feat_feature_def_t 
 
     feat_prep_conf_t c = *conf;
     c.missing_indicators = c.missing_indicators ? 1u : 0u;
+    c.raw = c.raw ? 1u : 0u;
     if (c.min_count == 0)
         c.min_count = 1;
     feat_prep_t *p;
@@ -489,6 +491,10 @@ void feat_prep_apply(const feat_prep_t *p, const feat_raw_t *row, float *out) {
             present = fabs(x) <= DBL_MAX;
         else
             present = num_value(v, &x);
+        if (p->conf.raw) {
+            o[0] = present ? (float)x : NAN;
+            continue;
+        }
         const double t = clip((x - op->mean) * op->inv_std);
         o[0] = present ? (float)t : 0.0f;
         if (op->indicator)

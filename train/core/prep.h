@@ -20,6 +20,10 @@
  *     then the indicator column when it has one.  Missing → all zeros and
  *     indicator 1.  One-hot and bucket columns are not standardised.
  *
+ * With conf.raw, a numeric feature is instead (float)x, and NaN when
+ * missing, without an indicator column (string features are unchanged):
+ * trees split on raw values and send a missing one its own way.
+ *
  * A feature has an indicator column when conf.missing_indicators is set and
  * at least one training row lacked it.  Which raw types count as missing for
  * which feature type is written in types.h (feat_raw_t).
@@ -50,6 +54,9 @@ typedef struct feat_prep_conf {
                                     (0: strings outside the top K set no column) */
     uint32_t min_count;          /* training rows a category needs for a one-hot column; default 1 */
     uint32_t missing_indicators; /* 1 (default): add an is-missing column where training had missing values */
+    uint32_t raw;                /* 1: numeric features pass through as float (no centring, scaling or
+                                    clipping) and a missing one is NaN, with no indicator column: what
+                                    trees take (default 0) */
 } feat_prep_conf_t;
 
 /* Fills c with the defaults above. */
@@ -72,7 +79,7 @@ size_t feat_prep_n_features(const feat_prep_t *p);
 size_t feat_prep_dim(const feat_prep_t *p);
 
 /* Writes the feat_prep_dim() columns of row (feat_prep_n_features() values)
- * to out.  Never fails and never allocates; any value that does not fit its
+ * to out (NaN only in the raw mode).  Never fails and never allocates; any value that does not fit its
  * feature counts as missing. */
 void feat_prep_apply(const feat_prep_t *p, const feat_raw_t *row, float *out);
 

@@ -3,6 +3,7 @@
  * train every grid configuration, validate, keep the best (trainer.h).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,13 @@ static feat_hyper_t grid_config(const feat_train_conf_t *c, size_t i) {
     feat_hyper_t h = c->hyper;
     const feat_grid_t *g = &c->grid;
     size_t ne = g->n_epochs ? g->n_epochs : 1, nh = g->n_hidden ? g->n_hidden : 1;
-    size_t nl2 = g->n_l2 ? g->n_l2 : 1;
+    size_t nl2 = g->n_l2 ? g->n_l2 : 1, nt = g->n_trees ? g->n_trees : 1, nd = g->n_max_depth ? g->n_max_depth : 1;
+    if (g->n_trees)
+        h.trees = g->trees[i % nt];
+    i /= nt;
+    if (g->n_max_depth)
+        h.max_depth = g->max_depth[i % nd];
+    i /= nd;
     if (g->n_epochs)
         h.epochs = g->epochs[i % ne];
     i /= ne;
@@ -71,8 +78,13 @@ static int all_finite(const feat_params_t *p) {
 /* Checks the configuration and every grid configuration; *n_configs receives the grid's size. */
 static feat_err_t check_conf(const feat_train_conf_t *c, size_t *n_configs, char *errstr,
                              size_t errsz) {
-    if (c->kind != FEAT_MODEL_LOGREG && c->kind != FEAT_MODEL_LINREG && c->kind != FEAT_MODEL_MLP) {
+    if (c->kind != FEAT_MODEL_LOGREG && c->kind != FEAT_MODEL_LINREG && c->kind != FEAT_MODEL_MLP &&
+        c->kind != FEAT_MODEL_TREES) {
         feat_errf(errstr, errsz, "unknown model kind %d", (int)c->kind);
+        return FEAT_ERR_INVALID;
+    }
+    if (c->kind == FEAT_MODEL_TREES && (!c->learner || !c->learner->fit)) {
+        feat_errf(errstr, errsz, "trees need a tree learner");
         return FEAT_ERR_INVALID;
     }
     if ((c->task != FEAT_TASK_AUTO && c->task != FEAT_TASK_BINARY &&
@@ -102,14 +114,16 @@ static feat_err_t check_conf(const feat_train_conf_t *c, size_t *n_configs, char
     }
     const feat_grid_t *g = &c->grid;
     if (g->n_learning_rate > GRID_MAX_LIST || g->n_l2 > GRID_MAX_LIST ||
-        g->n_hidden > GRID_MAX_LIST || g->n_epochs > GRID_MAX_LIST ||
-        (g->n_learning_rate && !g->learning_rate) || (g->n_l2 && !g->l2) ||
-        (g->n_hidden && !g->hidden) || (g->n_epochs && !g->epochs)) {
+        g->n_hidden > GRID_MAX_LIST || g->n_epochs > GRID_MAX_LIST || g->n_trees > GRID_MAX_LIST ||
+        g->n_max_depth > GRID_MAX_LIST || (g->n_learning_rate && !g->learning_rate) || (g->n_l2 && !g->l2) ||
+        (g->n_hidden && !g->hidden) || (g->n_epochs && !g->epochs) || (g->n_trees && !g->trees) ||
+        (g->n_max_depth && !g->max_depth)) {
         feat_errf(errstr, errsz, "grid lists must be non-NULL and at most %u long", GRID_MAX_LIST);
         return FEAT_ERR_INVALID;
     }
     size_t n = (g->n_learning_rate ? g->n_learning_rate : 1) * (g->n_l2 ? g->n_l2 : 1) *
-               (g->n_hidden ? g->n_hidden : 1) * (g->n_epochs ? g->n_epochs : 1);
+               (g->n_hidden ? g->n_hidden : 1) * (g->n_epochs ? g->n_epochs : 1) *
+               (g->n_trees ? g->n_trees : 1) * (g->n_max_depth ? g->n_max_depth : 1);
     if (n > GRID_MAX_CONFIGS) {
         feat_errf(errstr, errsz, "grid of %zu configurations (at most %u)", n, GRID_MAX_CONFIGS);
         return FEAT_ERR_INVALID;
@@ -177,6 +191,7 @@ typedef struct run {
     double *pred;             /* max(n_train, n_valid) predictions */
     double *hbuf;             /* forward work space for the largest configuration */
     feat_params_t best, cur;
+    feat_trees_t *best_trees, *cur_trees; /* FEAT_MODEL_TREES */
     feat_gpu_ctx_t *gpu;
 } run_t;
 
@@ -188,6 +203,8 @@ static void run_free(run_t *r) {
     free(r->hbuf);
     feat_params_free(&r->best);
     feat_params_free(&r->cur);
+    feat_trees_free(r->best_trees);
+    feat_trees_free(r->cur_trees);
     feat_gpu_ctx_destroy(r->gpu);
 }
 
@@ -269,7 +286,9 @@ static feat_err_t split_rows(run_t *r) {
 static feat_err_t fit_prep(run_t *r) {
     const feat_train_conf_t *conf = r->conf;
     const feat_train_data_t *data = r->data;
-    feat_err_t e = feat_prep_fit(&conf->prep, data->features, data->n_features, data->rows,
+    feat_prep_conf_t pc = conf->prep;
+    pc.raw = conf->kind == FEAT_MODEL_TREES;
+    feat_err_t e = feat_prep_fit(&pc, data->features, data->n_features, data->rows,
                                  r->n_train, &r->prep);
     if (e == FEAT_ERR_NOMEM) {
         feat_errf(r->errstr, r->errsz, "out of memory fitting preprocessing");
@@ -290,7 +309,8 @@ static feat_err_t fit_prep(run_t *r) {
         feat_hyper_t h = grid_config(conf, c);
         if (conf->kind == FEAT_MODEL_MLP && h.hidden > r->max_hidden)
             r->max_hidden = h.hidden;
-        if (feat_params_count(conf->kind, dim, conf->kind == FEAT_MODEL_MLP ? h.hidden : 0) == 0) {
+        if (conf->kind != FEAT_MODEL_TREES &&
+            feat_params_count(conf->kind, dim, conf->kind == FEAT_MODEL_MLP ? h.hidden : 0) == 0) {
             feat_errf(r->errstr, r->errsz, "model too large: %u inputs × %u hidden units", dim,
                       h.hidden);
             return FEAT_ERR_INVALID;
@@ -331,7 +351,7 @@ static feat_err_t fill_matrix(run_t *r) {
     for (size_t i = 0; i < n; i++)
         feat_prep_apply(r->prep, data->rows + i * nf, r->x + i * (size_t)dim);
     double y_mean = 0.0, y_std = 1.0;
-    if (r->task == FEAT_TASK_REGRESSION) {
+    if (r->task == FEAT_TASK_REGRESSION && r->conf->kind != FEAT_MODEL_TREES) { /* trees take raw targets */
         double s = 0.0, ss = 0.0;
         for (size_t i = 0; i < n_train; i++)
             s += data->labels[i];
@@ -377,6 +397,13 @@ static feat_err_t pick_backend(run_t *r) {
     r->backend = FEAT_BACKEND_CPU;
     if (want == FEAT_BACKEND_CPU)
         return FEAT_OK;
+    if (r->conf->kind == FEAT_MODEL_TREES) {
+        if (want == FEAT_BACKEND_GPU) {
+            feat_errf(r->errstr, r->errsz, "trees train on the CPU only (device = gpu)");
+            return FEAT_ERR_NO_DEVICE;
+        }
+        return FEAT_OK;
+    }
     char why[160];
     if (!feat_gpu_available(why, sizeof(why))) {
         if (want == FEAT_BACKEND_GPU) {
@@ -448,6 +475,10 @@ static feat_err_t fit_config(run_t *r, const feat_hyper_t *h) {
  * own forward pass; FEAT_ERR_INVALID when a prediction is NaN. */
 static feat_err_t score(run_t *r, const feat_params_t *p, const float *x, const double *labels,
                         size_t n, feat_eval_t *out) {
+    if (r->conf->kind == FEAT_MODEL_TREES) { /* p unused: the trees are r->cur_trees or r->best_trees */
+        feat_trees_predict_f32(p == &r->best ? r->best_trees : r->cur_trees, x, n, r->pred);
+        return feat_eval_compute(r->task, r->pred, labels, n, out);
+    }
     feat_fwd_t fw;
     feat_err_t e = feat_fwd_init(&fw, p, r->y_mean, r->y_std);
     if (e != FEAT_OK)
@@ -457,9 +488,28 @@ static feat_err_t score(run_t *r, const feat_params_t *p, const float *x, const 
     return feat_eval_compute(r->task, r->pred, labels, n, out);
 }
 
+/* Fits r->cur_trees with h through the tree learner. */
+static feat_err_t fit_trees(run_t *r, const feat_hyper_t *h) {
+    char err[200] = "";
+    feat_err_t e = r->conf->learner->fit(r->conf->learner->arg, &r->train, &r->valid, r->task, h, cancel_check,
+                                         &r->cancel, &r->cur_trees, err, sizeof(err));
+    if (e == FEAT_OK && feat_trees_nfeatures(r->cur_trees) != r->dim) {
+        feat_trees_free(r->cur_trees);
+        r->cur_trees = NULL;
+        snprintf(err, sizeof(err), "the learner's trees read another input width");
+        e = FEAT_ERR_INVALID;
+    }
+    if (e != FEAT_OK) {
+        if (r->cancel.fired)
+            e = FEAT_ERR_UNAVAILABLE;
+        feat_errf(r->errstr, r->errsz, "%s", r->cancel.fired ? "training cancelled" : err[0] ? err : feat_err_str(e));
+    }
+    return e;
+}
+
 /* Scores r->cur on the validation rows (if any) into res, or marks it diverged. */
 static feat_err_t validate_config(run_t *r, feat_grid_result_t *res) {
-    if (!all_finite(&r->cur)) {
+    if (!r->cur_trees && !all_finite(&r->cur)) {
         res->diverged = 1;
         return FEAT_OK;
     }
@@ -484,15 +534,19 @@ static feat_err_t train_config(run_t *r, size_t c) {
     memset(&res, 0, sizeof(res));
     res.hyper = h;
     feat_eval_clear(&res.valid);
-    feat_err_t e = init_weights(r, &h);
-    if (e != FEAT_OK)
-        return e;
+    feat_err_t e;
     const double t0 = feat_now();
-    e = fit_config(r, &h);
+    if (r->conf->kind == FEAT_MODEL_TREES) {
+        e = fit_trees(r, &h);
+    } else {
+        e = init_weights(r, &h);
+        if (e == FEAT_OK)
+            e = fit_config(r, &h);
+    }
     if (e != FEAT_OK)
         return e;
     res.seconds = feat_now() - t0;
-    r->work_rows += (double)r->n_train * (double)h.epochs;
+    r->work_rows += (double)r->n_train * (double)(r->cur_trees ? feat_trees_ntrees(r->cur_trees) : h.epochs);
     e = validate_config(r, &res);
     if (e != FEAT_OK)
         return e;
@@ -500,6 +554,9 @@ static feat_err_t train_config(run_t *r, size_t c) {
         feat_params_t t = r->best;
         r->best = r->cur;
         r->cur = t;
+        feat_trees_t *tt = r->best_trees;
+        r->best_trees = r->cur_trees;
+        r->cur_trees = tt;
         r->best_valid = res.valid;
         r->best_hyper = h;
         r->best_seconds = res.seconds;
@@ -508,6 +565,8 @@ static feat_err_t train_config(run_t *r, size_t c) {
         r->have_best = 1;
     }
     feat_params_free(&r->cur);
+    feat_trees_free(r->cur_trees);
+    r->cur_trees = NULL;
     if (c < report->results_cap)
         report->results[c] = res;
     report->n_configs = c + 1;
@@ -570,7 +629,16 @@ static feat_err_t build_model(run_t *r, feat_model_t **out) {
     info.y_std = r->y_std;
     feat_prep_t *prep = r->prep;
     r->prep = NULL;
-    feat_err_t e = feat_model_assemble(prep, &r->best, &info, r->conf->label_name, out);
+    feat_err_t e;
+    if (r->best_trees) {
+        info.task = r->task;
+        info.label = r->conf->label_name;
+        feat_trees_t *t = r->best_trees;
+        r->best_trees = NULL;
+        e = feat_model_from_trees(prep, t, &info, out);
+    } else {
+        e = feat_model_assemble(prep, &r->best, &info, r->conf->label_name, out);
+    }
     if (e != FEAT_OK) {
         feat_errf(r->errstr, r->errsz, "cannot build the model: %s", feat_err_str(e));
         return e;

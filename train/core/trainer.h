@@ -55,21 +55,50 @@
 extern "C" {
 #endif
 
+/* Dense training rows: preprocessed inputs and their targets. */
+typedef struct feat_dense {
+    const float *x;           /* n × d row-major (NaN = missing, in the raw mode of prep.h) */
+    const double *y;          /* n labels (0/1, or targets: standardised except for trees) */
+    size_t n;
+    uint32_t d;
+} feat_dense_t;
+
+/* What trains FEAT_MODEL_TREES.  This core has no tree learner of its own:
+ * train/ supplies one backed by libxgboost (train/gbdt.h), so that the core
+ * stays free of it.  fit() boosts h->trees rounds of depth h->max_depth
+ * (h->learning_rate the shrinkage, h->l2 the leaf penalty, h->subsample,
+ * h->min_child_weight, seeded by h->seed) on train, labels 0/1 (BINARY,
+ * logistic ensemble) or raw targets (REGRESSION, identity); with
+ * h->early_stopping and validation rows, it stops after that many rounds
+ * without a better validation AUC (RMSE) and keeps the best rounds.  cancel
+ * is polled between rounds (non-zero: stop with FEAT_ERR_UNAVAILABLE).
+ * FEAT_OK with *out, else an error with err. */
+typedef struct feat_tree_learner {
+    feat_err_t (*fit)(void *arg, const feat_dense_t *train, const feat_dense_t *valid, feat_task_t task,
+                      const feat_hyper_t *h, int (*cancel)(void *), void *cancel_arg, feat_trees_t **out,
+                      char *err, size_t errlen);
+    void *arg;
+} feat_tree_learner_t;
+
 /* Candidate values for a grid search.  An empty list (n = 0) means "the value
  * in feat_train_conf_t.hyper".  Configurations are enumerated with
- * learning_rate outermost, then l2, hidden, epochs; each list at most 64
+ * learning_rate outermost, then l2, hidden, epochs, max_depth, trees; each list at most 64
  * long and at most 4096 configurations in all.  Borrowed for the call. */
 typedef struct feat_grid {
     const double *learning_rate;  size_t n_learning_rate;
     const double *l2;             size_t n_l2;
     const uint32_t *hidden;       size_t n_hidden;
     const uint32_t *epochs;       size_t n_epochs;
+    const uint32_t *trees;        size_t n_trees;      /* trees: innermost, after epochs */
+    const uint32_t *max_depth;    size_t n_max_depth;
 } feat_grid_t;
 
 typedef struct feat_train_conf {
     feat_model_kind_t kind;   /* default FEAT_MODEL_LOGREG */
     feat_task_t task;         /* default AUTO: logreg → BINARY, linreg → REGRESSION,
-                                 mlp → BINARY when every label is 0 or 1, else REGRESSION */
+                                 mlp and trees → BINARY when every label is 0 or 1, else REGRESSION */
+    const feat_tree_learner_t *learner; /* FEAT_MODEL_TREES: required (borrowed); trees train on the CPU,
+                                 over raw-mode preprocessing (prep.h), whatever prep.raw says */
     feat_hyper_t hyper;       /* defaults from feat_hyper_init() */
     feat_grid_t grid;         /* default empty: train hyper alone */
     feat_prep_conf_t prep;    /* defaults from feat_prep_conf_init() */

@@ -142,6 +142,22 @@ void feat_trees_free(feat_trees_t *m) {
 uint32_t feat_trees_nfeatures(const feat_trees_t *m) { return m->nfeatures; }
 size_t feat_trees_ntrees(const feat_trees_t *m) { return m->ntrees; }
 size_t feat_trees_nnodes(const feat_trees_t *m) { return m->nnodes; }
+feat_trees_link_t feat_trees_link(const feat_trees_t *m) { return m->link; }
+float feat_trees_base_margin(const feat_trees_t *m) { return m->base_margin; }
+
+void feat_trees_export(const feat_trees_t *m, uint32_t *tree_nodes, feat_tree_node_t *nodes) {
+    for (size_t t = 0; t < m->ntrees; t++) {
+        uint32_t root = m->root[t], end = t + 1 < m->ntrees ? m->root[t + 1] : (uint32_t)m->nnodes;
+        tree_nodes[t] = end - root;
+        for (uint32_t i = root; i < end; i++) {
+            nodes[i] = m->node[i];
+            if (nodes[i].feature >= 0) {
+                nodes[i].left -= root;
+                nodes[i].right -= root;
+            }
+        }
+    }
+}
 
 /* The leaf row x reaches in the tree rooted at root. */
 static inline float leaf(const feat_tree_node_t *node, uint32_t root, const double *x) {
@@ -181,20 +197,33 @@ static inline float leaf_f(const feat_tree_node_t *node, uint32_t root, const fl
 #define BLOCK 64                /* rows walked through one tree before the next: its nodes stay in cache */
 #define BLOCK_FLOATS 4096        /* the block's values in float, on the stack (16 KiB) */
 
+/* Rows [b, b + k) of x, already float, each margin summed in tree order. */
+static void block_f32(const feat_trees_t *m, const float *xf, size_t k, double *out) {
+    float margin[BLOCK];
+    for (size_t i = 0; i < k; i++) margin[i] = m->base_margin;
+    for (size_t t = 0; t < m->ntrees; t++) /* per row, the same sum in the same order as one row alone */
+        for (size_t i = 0; i < k; i++) margin[i] += leaf_f(m->node, m->root[t], xf + i * m->nfeatures);
+    for (size_t i = 0; i < k; i++) out[i] = output(m, margin[i]);
+}
+
+void feat_trees_predict_f32(const feat_trees_t *m, const float *x, size_t n, double *out) {
+    for (size_t b = 0; b < n; b += BLOCK) {
+        size_t k = n - b < BLOCK ? n - b : BLOCK;
+        block_f32(m, x + b * m->nfeatures, k, out + b);
+    }
+}
+
 void feat_trees_predict_batch(const feat_trees_t *m, const double *x, size_t n, double *out) {
     size_t nf = m->nfeatures, rows = BLOCK_FLOATS / nf < BLOCK ? BLOCK_FLOATS / nf : BLOCK;
     if (!rows) { /* rows wider than the block: one at a time */
         for (size_t i = 0; i < n; i++) out[i] = feat_trees_predict(m, x + i * nf);
         return;
     }
-    float margin[BLOCK], xf[BLOCK_FLOATS];
+    float xf[BLOCK_FLOATS];
     for (size_t b = 0; b < n; b += rows) {
         size_t k = n - b < rows ? n - b : rows;
         const double *xb = x + b * nf;
         for (size_t j = 0; j < k * nf; j++) xf[j] = (float)xb[j]; /* as the single-row walk compares */
-        for (size_t i = 0; i < k; i++) margin[i] = m->base_margin;
-        for (size_t t = 0; t < m->ntrees; t++) /* per row, the same sum in the same order as one row alone */
-            for (size_t i = 0; i < k; i++) margin[i] += leaf_f(m->node, m->root[t], xf + i * nf);
-        for (size_t i = 0; i < k; i++) out[b + i] = output(m, margin[i]);
+        block_f32(m, xf, k, out + b);
     }
 }

@@ -58,10 +58,20 @@ void feat_trees_free(feat_trees_t *m); /* NULL is fine */
 uint32_t feat_trees_nfeatures(const feat_trees_t *m);
 size_t feat_trees_ntrees(const feat_trees_t *m);
 size_t feat_trees_nnodes(const feat_trees_t *m);
+feat_trees_link_t feat_trees_link(const feat_trees_t *m);
+float feat_trees_base_margin(const feat_trees_t *m);
+
+/* Writes m back as a spec's arrays: tree_nodes[feat_trees_ntrees(m)] and
+ * nodes[feat_trees_nnodes(m)], children relative to their tree, so that
+ * feat_trees_new() of them gives the same model (the blob codec). */
+void feat_trees_export(const feat_trees_t *m, uint32_t *tree_nodes, feat_tree_node_t *nodes);
 
 /* The output for one row x[0..nfeatures) (NaN = missing). */
 double feat_trees_predict(const feat_trees_t *m, const double *x);
 /* n rows, row-major (x[i * nfeatures + j]), into out[0..n). */
 void feat_trees_predict_batch(const feat_trees_t *m, const double *x, size_t n, double *out);
+/* The same for rows already in float (NaN = missing), as preprocessing
+ * writes them: equal to feat_trees_predict_batch() of the same values. */
+void feat_trees_predict_f32(const feat_trees_t *m, const float *x, size_t n, double *out);
 
 #endif

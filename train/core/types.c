@@ -24,6 +24,11 @@ void feat_hyper_init(feat_hyper_t *h) {
     h->activation = FEAT_ACT_RELU;
     h->shuffle = 1;
     h->seed = 1;
+    h->trees = 100;
+    h->max_depth = 6;
+    h->subsample = 1.0;
+    h->min_child_weight = 1.0;
+    h->early_stopping = 10;
 }
 
 const char *feat_hyper_check(const feat_hyper_t *h) {
@@ -47,6 +52,16 @@ const char *feat_hyper_check(const feat_hyper_t *h) {
         return "activation is neither relu nor tanh";
     if (h->shuffle > 1)
         return "shuffle is neither 0 nor 1";
+    if (h->trees < 1 || h->trees > 10000)
+        return "trees out of [1, 10000]";
+    if (h->max_depth < 1 || h->max_depth > 16)
+        return "max_depth out of [1, 16]";
+    if (!(h->subsample > 0.0 && h->subsample <= 1.0))
+        return "subsample out of (0, 1]";
+    if (!(h->min_child_weight >= 0.0 && h->min_child_weight <= 1e6))
+        return "min_child_weight out of [0, 1e6]";
+    if (h->early_stopping > 10000)
+        return "early_stopping out of [0, 10000]";
     return NULL;
 }
 
@@ -55,6 +70,7 @@ const char *feat_model_kind_name(feat_model_kind_t k) {
     case FEAT_MODEL_LOGREG: return "logreg";
     case FEAT_MODEL_LINREG: return "linreg";
     case FEAT_MODEL_MLP: return "mlp";
+    case FEAT_MODEL_TREES: return "trees";
     }
     return "?";
 }

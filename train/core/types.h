@@ -93,7 +93,9 @@ typedef struct feat_feature_def {
 typedef enum feat_model_kind {
     FEAT_MODEL_LOGREG = 1,   /* logistic regression, binary labels */
     FEAT_MODEL_LINREG = 2,   /* linear regression */
-    FEAT_MODEL_MLP = 3       /* one hidden layer; binary or regression */
+    FEAT_MODEL_MLP = 3,      /* one hidden layer; binary or regression */
+    FEAT_MODEL_TREES = 4     /* a tree ensemble (trees.h): gradient-boosted trees trained by a
+                                feat_tree_learner_t (trainer.h), or a model imported from XGBoost */
 } feat_model_kind_t;
 
 typedef enum feat_task {
@@ -129,6 +131,14 @@ typedef struct feat_hyper {
     uint32_t activation;     /* feat_activation_t of the MLP hidden layer; default FEAT_ACT_RELU */
     uint32_t shuffle;        /* 1: reshuffle the training rows every epoch (default); 0: keep time order */
     uint64_t seed;           /* seeds weight initialisation and shuffling; default 1 */
+    /* trees (FEAT_MODEL_TREES): learning_rate is the shrinkage (eta) and l2 the leaf
+     * weights' L2 penalty (lambda) there */
+    uint32_t trees;          /* boosting rounds; default 100; 1..10000 */
+    uint32_t max_depth;      /* default 6; 1..16 */
+    double subsample;        /* rows sampled per tree; default 1; (0, 1] */
+    double min_child_weight; /* hessian a leaf needs; default 1; [0, 1e6] */
+    uint32_t early_stopping; /* stop after this many rounds without a better validation
+                                metric, keeping the best; default 10; 0 = off */
 } feat_hyper_t;
 
 /* Fills h with the defaults above. */

@@ -38,10 +38,28 @@ static void make_data(void) {
     }
 }
 
+/* A learner that ignores the rows: two fixed trees over the dense columns
+ * (column 0 is amount, raw; the last column a one-hot or bucket of country),
+ * enough to carry a tree model through feat_train and the blob. */
+static feat_err_t fixed_trees(void *arg, const feat_dense_t *train, const feat_dense_t *valid, feat_task_t task,
+                              const feat_hyper_t *h, int (*cancel)(void *), void *cancel_arg,
+                              feat_trees_t **out, char *err, size_t errlen) {
+    (void)arg, (void)valid, (void)h, (void)cancel, (void)cancel_arg;
+    const feat_tree_node_t nodes[] = {
+        {0.25f, 0, 1, 2, 1}, {-0.5f, -1, 0, 0, 0}, {0.75f, -1, 0, 0, 0},
+        {0.5f, (int32_t)train->d - 1, 1, 2, 0}, {0.125f, -1, 0, 0, 0}, {-1.5f, -1, 0, 0, 0}};
+    const uint32_t counts[] = {3, 3};
+    feat_trees_spec_t spec = {train->d, task == FEAT_TASK_BINARY ? FEAT_TREES_LOGISTIC : FEAT_TREES_IDENTITY,
+                              0.5f, 2, counts, nodes};
+    return feat_trees_new(&spec, out, err, errlen);
+}
+static const feat_tree_learner_t fixed_learner = {fixed_trees, NULL};
+
 static feat_model_t *train(feat_model_kind_t kind, const double *y, feat_task_t task) {
     feat_train_conf_t c;
     feat_train_conf_init(&c);
     c.kind = kind;
+    c.learner = &fixed_learner;
     c.task = task;
     c.backend = FEAT_BACKEND_CPU;
     c.hyper.epochs = 5;
@@ -84,7 +102,7 @@ static void round_trip(feat_model_t *m) {
         return;
     const uint8_t *b = (const uint8_t *)blob;
     CHECK(len > 16 && memcmp(b, "FTMB", 4) == 0);
-    CHECK(b[4] == 1 && b[5] == 0 && b[6] == 0 && b[7] == 0);
+    CHECK(b[4] == 2 && b[5] == 0 && b[6] == 0 && b[7] == 0);
     CHECK((size_t)(b[8] | b[9] << 8 | b[10] << 16 | (uint32_t)b[11] << 24) == len - 16);
     CHECK((b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24) == crc_ref(b + 16, len - 16));
 
@@ -113,6 +131,14 @@ static void round_trip(feat_model_t *m) {
     CHECK(memcmp(&a->train, &c->train, sizeof(a->train)) == 0);
     CHECK(memcmp(&a->valid, &c->valid, sizeof(a->valid)) == 0);
     CHECK(same_double(a->y_mean, c->y_mean) && same_double(a->y_std, c->y_std));
+    CHECK(!feat_model_trees(m) == !feat_model_trees(m2));
+    if (feat_model_trees(m)) {
+        const feat_trees_t *t1 = feat_model_trees(m), *t2 = feat_model_trees(m2);
+        CHECK(feat_trees_ntrees(t1) == feat_trees_ntrees(t2) && feat_trees_nnodes(t1) == feat_trees_nnodes(t2));
+        CHECK(feat_trees_link(t1) == feat_trees_link(t2) && feat_trees_base_margin(t1) == feat_trees_base_margin(t2));
+        CHECK(ha->trees == hc->trees && ha->max_depth == hc->max_depth && ha->early_stopping == hc->early_stopping &&
+              same_double(ha->subsample, hc->subsample) && same_double(ha->min_child_weight, hc->min_child_weight));
+    }
     size_t n1, n2;
     const double *w1 = feat_model_params(m, &n1), *w2 = feat_model_params(m2, &n2);
     CHECK(n1 == n2 && memcmp(w1, w2, n1 * sizeof(double)) == 0);
@@ -147,11 +173,27 @@ static void round_trip(feat_model_t *m) {
 }
 
 static void test_round_trip(void) {
-    feat_model_t *m[4] = {train(FEAT_MODEL_LOGREG, ybin, FEAT_TASK_AUTO),
+    feat_model_t *m[6] = {train(FEAT_MODEL_LOGREG, ybin, FEAT_TASK_AUTO),
                           train(FEAT_MODEL_LINREG, yreg, FEAT_TASK_AUTO),
                           train(FEAT_MODEL_MLP, ybin, FEAT_TASK_BINARY),
-                          train(FEAT_MODEL_MLP, yreg, FEAT_TASK_REGRESSION)};
-    for (int i = 0; i < 4; i++) {
+                          train(FEAT_MODEL_MLP, yreg, FEAT_TASK_REGRESSION),
+                          train(FEAT_MODEL_TREES, ybin, FEAT_TASK_AUTO),
+                          train(FEAT_MODEL_TREES, yreg, FEAT_TASK_AUTO)};
+    /* the tree model reads amount raw: a row's score is what the two trees say */
+    if (m[4]) {
+        double p;
+        feat_raw_t row[F] = {feat_raw_double(0.2), feat_raw_missing(), feat_raw_int64(3), feat_raw_bool(1)};
+        CHECK_OK(feat_model_predict(m[4], row, NULL, 0, &p));
+        /* country missing: its last column, the indicator, is 1 (>= 0.5: right, -1.5) */
+        CHECK(p == (double)(1.0f / (1.0f + expf(-(0.5f + -0.5f + -1.5f)))));
+        row[0] = feat_raw_missing(); /* default left */
+        CHECK_OK(feat_model_predict(m[4], row, NULL, 0, &p));
+        CHECK(p == (double)(1.0f / (1.0f + expf(-(0.5f + -0.5f + -1.5f)))));
+        row[0] = feat_raw_double(0.3);
+        CHECK_OK(feat_model_predict(m[4], row, NULL, 0, &p));
+        CHECK(p == (double)(1.0f / (1.0f + expf(-(0.5f + 0.75f + -1.5f)))));
+    }
+    for (int i = 0; i < 6; i++) {
         if (m[i])
             round_trip(m[i]);
         feat_model_destroy(m[i]);
@@ -214,18 +256,44 @@ static void test_corrupt(void) {
     char err[200];
     feat_model_t *out = NULL;
     memcpy(t, b, len);
-    t[4] = 2; /* version 2 */
+    t[4] = 3; /* version 3 */
     fix_crc(t, len);
     CHECK_ERR(feat_model_deserialize(t, len, &out, err, sizeof(err)), FEAT_ERR_CORRUPT);
     CHECK(strstr(err, "version") != NULL);
     memcpy(t, b, len);
     memcpy(t, "XXXX", 4);
     CHECK_ERR(decode(t, len), FEAT_ERR_CORRUPT);
-    /* the feature count sits after kind, task, hyper (5 f64 + 5 u32 + u64), label, prep conf */
-    size_t off = 16 + 8 + 40 + 20 + 8;
+    /* the feature count sits after kind, task, hyper (5 f64 + 5 u32 + u64 + 3 u32 + 2 f64), label,
+     * prep conf (5 u32) */
+    size_t off = 16 + 8 + 40 + 20 + 8 + 12 + 16;
     uint32_t label_len = t[off] | t[off + 1] << 8 | t[off + 2] << 16 | (uint32_t)t[off + 3] << 24;
     CHECK(label_len == 7); /* "churned" */
-    size_t nf_off = off + 4 + label_len + 16;
+    size_t nf_off = off + 4 + label_len + 20;
+    /* the same model as a version-1 blob (without the v2 fields) decodes to the same predictions */
+    {
+        uint8_t *v1 = (uint8_t *)tc_xmalloc(len);
+        size_t hy = 16 + 8 + 40 + 20 + 8, raw = off + 4 + label_len + 16, n1 = 0;
+        memcpy(v1, b, hy), n1 = hy;                                   /* header .. seed */
+        memcpy(v1 + n1, b + hy + 28, raw - (hy + 28)), n1 += raw - (hy + 28); /* label, prep conf (4 u32) */
+        memcpy(v1 + n1, b + raw + 4, len - (raw + 4)), n1 += len - (raw + 4);
+        v1[4] = 1;
+        uint32_t pl = (uint32_t)(n1 - 16);
+        v1[8] = (uint8_t)pl, v1[9] = (uint8_t)(pl >> 8), v1[10] = (uint8_t)(pl >> 16), v1[11] = (uint8_t)(pl >> 24);
+        fix_crc(v1, n1);
+        feat_model_t *a = NULL, *c = NULL;
+        CHECK_OK(feat_model_deserialize(v1, n1, &a, err, sizeof(err)));
+        CHECK_OK(feat_model_deserialize(b, len, &c, err, sizeof(err)));
+        if (a && c) {
+            static double pa[N], pc[N];
+            CHECK_OK(feat_model_predict_batch(a, rows, N, NULL, 0, pa));
+            CHECK_OK(feat_model_predict_batch(c, rows, N, NULL, 0, pc));
+            CHECK(memcmp(pa, pc, sizeof(pa)) == 0);
+            CHECK(feat_model_info(a)->hyper.trees == 100); /* a v1 blob's tree fields: the defaults */
+        }
+        feat_model_destroy(a);
+        feat_model_destroy(c);
+        free(v1);
+    }
     memcpy(t, b, len);
     CHECK(t[nf_off] == F && t[nf_off + 1] == 0);
     t[nf_off] = t[nf_off + 1] = t[nf_off + 2] = t[nf_off + 3] = 0xff; /* 4 billion features */

@@ -23,12 +23,15 @@
 #include "train/core/internal.h"
 #include "train/core/model.h"
 #include "train/core/trainer.h"
+#ifdef FEAT_WITH_GBDT /* featd's build links train/gbdt.c (libxgboost); train/core alone has no tree learner */
+#include "train/gbdt.h"
+#endif
 
 #define MAX_GRID 64
 
 static void usage(FILE *f) {
     fputs(
-        "usage: feattrain --csv FILE --label COLUMN --task logreg|linreg|mlp [options]\n"
+        "usage: feattrain --csv FILE --label COLUMN --task logreg|linreg|mlp|gbdt [options]\n"
         "  --valid-frac F        newest fraction of rows that validates (default 0.25)\n"
         "  --time-col COLUMN     sort rows by this column (numeric, or text such as RFC 3339)\n"
         "                        instead of taking file order; it is not a feature\n"
@@ -37,6 +40,8 @@ static void usage(FILE *f) {
         "  --mlp-task T          auto (default), binary or regression\n"
         "  --lr X --l2 X --hidden N --epochs N --batch N --seed N --activation relu|tanh\n"
         "  --no-shuffle          keep time order inside epochs\n"
+        "  --trees N --max-depth N --subsample X --min-child-weight X --early-stopping N\n"
+        "                        gbdt (featd's build only; --lr is eta, --l2 lambda)\n"
         "  --grid-lr A,B,...  --grid-l2 ...  --grid-hidden ...  --grid-epochs ...\n"
         "                        grid search, chosen by validation AUC (binary) or RMSE\n"
         "  --top-k K --buckets H --min-count C --no-indicators   preprocessing\n"
@@ -374,6 +379,12 @@ static void json_hyper(const feat_hyper_t *h, feat_model_kind_t kind) {
     json_num(h->learning_rate);
     printf(", \"l2\": ");
     json_num(h->l2);
+    if (kind == FEAT_MODEL_TREES) {
+        printf(", \"trees\": %u, \"max_depth\": %u, \"subsample\": ", h->trees, h->max_depth);
+        json_num(h->subsample);
+        printf(", \"early_stopping\": %u, \"seed\": %llu}", h->early_stopping, (unsigned long long)h->seed);
+        return;
+    }
     if (kind == FEAT_MODEL_MLP)
         printf(", \"hidden\": %u, \"activation\": \"%s\"", h->hidden,
                feat_activation_name((feat_activation_t)h->activation));
@@ -457,6 +468,8 @@ static void report(const feat_model_t *m, const feat_train_report_t *rep,
     }
     printf("],\n  \"chosen\": ");
     json_hyper(&info->hyper, info->kind);
+    if (feat_model_trees(m))
+        printf(",\n  \"trees_kept\": %zu", feat_trees_ntrees(feat_model_trees(m)));
     printf(",\n  \"valid\": ");
     json_metrics(info->task, &info->valid);
     printf(",\n  \"train\": ");
@@ -508,6 +521,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--epochs")) conf.hyper.epochs = u32_arg(a, v);
         else if (!strcmp(a, "--batch")) conf.hyper.batch_size = u32_arg(a, v);
         else if (!strcmp(a, "--seed")) conf.hyper.seed = u32_arg(a, v);
+        else if (!strcmp(a, "--trees")) conf.hyper.trees = u32_arg(a, v);
+        else if (!strcmp(a, "--max-depth")) conf.hyper.max_depth = u32_arg(a, v);
+        else if (!strcmp(a, "--subsample")) conf.hyper.subsample = num_arg(a, v);
+        else if (!strcmp(a, "--min-child-weight")) conf.hyper.min_child_weight = num_arg(a, v);
+        else if (!strcmp(a, "--early-stopping")) conf.hyper.early_stopping = u32_arg(a, v);
         else if (!strcmp(a, "--top-k")) conf.prep.top_k = u32_arg(a, v);
         else if (!strcmp(a, "--buckets")) conf.prep.hash_buckets = u32_arg(a, v);
         else if (!strcmp(a, "--min-count")) conf.prep.min_count = u32_arg(a, v);
@@ -573,8 +591,11 @@ int main(int argc, char **argv) {
     if (!strcmp(task_s, "logreg")) conf.kind = FEAT_MODEL_LOGREG;
     else if (!strcmp(task_s, "linreg")) conf.kind = FEAT_MODEL_LINREG;
     else if (!strcmp(task_s, "mlp")) conf.kind = FEAT_MODEL_MLP;
-    else die("--task %s: logreg, linreg or mlp", task_s);
-    if (conf.kind == FEAT_MODEL_MLP) {
+#ifdef FEAT_WITH_GBDT
+    else if (!strcmp(task_s, "gbdt")) conf.kind = FEAT_MODEL_TREES, conf.learner = feat_gbdt_learner();
+#endif
+    else die("--task %s: logreg, linreg, mlp or (featd's build) gbdt", task_s);
+    if (conf.kind == FEAT_MODEL_MLP || conf.kind == FEAT_MODEL_TREES) {
         if (!strcmp(mlp_task, "binary")) conf.task = FEAT_TASK_BINARY;
         else if (!strcmp(mlp_task, "regression")) conf.task = FEAT_TASK_REGRESSION;
         else if (strcmp(mlp_task, "auto")) die("--mlp-task %s: auto, binary or regression", mlp_task);
