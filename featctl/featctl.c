@@ -68,6 +68,7 @@ void featctl_usage(FILE *f) {
                "  drift [--cluster] [TABLE [FEATURE]]\n"
                "  drift pin TABLE [FEATURE]\n"
                "  models [MODEL]\n"
+               "  models import MODEL FILE --format xgboost-json [--features F1,F2,...] [--no-wait]\n"
                "  promote MODEL [VERSION]          (no VERSION: the challenger)\n"
                "  rollback MODEL\n"
                "  retrain MODEL [--reason TEXT] [--wait]\n"

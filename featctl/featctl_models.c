@@ -1,6 +1,7 @@
 /*
  * featctl/featctl_models.c — featctl's model commands: models, promote,
- * rollback, retrain [--wait], predict and score (batch prediction to CSV).
+ * import (a model trained elsewhere), rollback, retrain [--wait], predict and
+ * score (batch prediction to CSV).
  */
 #include <errno.h>
 #include <math.h>
@@ -67,7 +68,10 @@ static Featd__V1__ListModelsResponse *list(const char *model) {
     return r;
 }
 
+static int models_import(int argc, char **argv);
+
 int featctl_models(int argc, char **argv) {
+    if (argc > 0 && !strcmp(argv[0], "import")) return models_import(argc - 1, argv + 1);
     Featd__V1__ListModelsResponse *r = list(argc > 0 ? argv[0] : NULL);
     if (!r) return 1;
     feat_buf_t out = FEAT_BUF_INIT;
@@ -206,6 +210,49 @@ static void draw_bar(const char *model, uint64_t run, const Featd__V1__RetrainSt
     snprintf(last, cap, "%s", s->phase);
 }
 
+/* Follows run to its end with a progress bar on a terminal, then prints the
+ * registered version (and the model's versions).  0 when it succeeded. */
+static int wait_run(const char *model, uint64_t run, int coalesced, const char *what) {
+    int tty = isatty(2);
+    char last[64] = "";
+    if (!featctl_json && coalesced) fprintf(stderr, "%s: joined run %llu, already queued or running\n", model, (unsigned long long)run);
+    for (;;) {
+        Featd__V1__RetrainStatus *s = run_status(model, run);
+        if (!s) return 1;
+        if (!featctl_json) draw_bar(model, run, s, tty, last, sizeof(last));
+        int done = !strcmp(s->state, "succeeded") || !strcmp(s->state, "failed");
+        if (done) {
+            if (!featctl_json && tty) fputc('\n', stderr);
+            int ok = !strcmp(s->state, "succeeded");
+            if (featctl_json) {
+                feat_buf_t b = FEAT_BUF_INIT;
+                feat_buf_printf(&b, "{\"run_id\":%llu,\"state\":\"%s\",\"version\":%llu,\"error\":", (unsigned long long)run,
+                                s->state, (unsigned long long)s->version);
+                feat_buf_json_str(&b, s->error, strlen(s->error));
+                feat_buf_puts(&b, "}\n");
+                fwrite(b.data, 1, b.len, stdout);
+                feat_buf_free(&b);
+            } else if (ok) {
+                printf("%s: run %llu succeeded: registered v%llu\n", model, (unsigned long long)run,
+                       (unsigned long long)s->version);
+            } else {
+                fprintf(stderr, "featctl: %s: run %llu failed: %s\n", what, (unsigned long long)run, s->error);
+            }
+            featd__v1__retrain_status__free_unpacked(s, NULL);
+            if (ok && !featctl_json) {
+                char v[32];
+                snprintf(v, sizeof(v), "%s", model);
+                char *args[] = {v};
+                featctl_models(1, args);
+            }
+            return ok ? 0 : 1;
+        }
+        featd__v1__retrain_status__free_unpacked(s, NULL);
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int featctl_retrain(int argc, char **argv) {
     const char *model = NULL, *reason = "featctl";
     int wait = 0;
@@ -234,44 +281,7 @@ int featctl_retrain(int argc, char **argv) {
         else printf("%s: retrain run %llu %s\n", model, (unsigned long long)run, coalesced ? "already queued or running (joined it)" : "queued");
         return 0;
     }
-    int tty = isatty(2);
-    char last[64] = "";
-    if (!featctl_json && coalesced) fprintf(stderr, "%s: joined run %llu, already queued or running\n", model, (unsigned long long)run);
-    for (;;) {
-        Featd__V1__RetrainStatus *s = run_status(model, run);
-        if (!s) return 1;
-        if (!featctl_json) draw_bar(model, run, s, tty, last, sizeof(last));
-        int done = !strcmp(s->state, "succeeded") || !strcmp(s->state, "failed");
-        if (done) {
-            if (!featctl_json && tty) fputc('\n', stderr);
-            int ok = !strcmp(s->state, "succeeded");
-            if (featctl_json) {
-                feat_buf_t b = FEAT_BUF_INIT;
-                feat_buf_printf(&b, "{\"run_id\":%llu,\"state\":\"%s\",\"version\":%llu,\"error\":", (unsigned long long)run,
-                                s->state, (unsigned long long)s->version);
-                feat_buf_json_str(&b, s->error, strlen(s->error));
-                feat_buf_puts(&b, "}\n");
-                fwrite(b.data, 1, b.len, stdout);
-                feat_buf_free(&b);
-            } else if (ok) {
-                printf("%s: run %llu succeeded: registered v%llu\n", model, (unsigned long long)run,
-                       (unsigned long long)s->version);
-            } else {
-                fprintf(stderr, "featctl: retrain: run %llu failed: %s\n", (unsigned long long)run, s->error);
-            }
-            featd__v1__retrain_status__free_unpacked(s, NULL);
-            if (ok && !featctl_json) {
-                char v[32];
-                snprintf(v, sizeof(v), "%s", model);
-                char *args[] = {v};
-                featctl_models(1, args);
-            }
-            return ok ? 0 : 1;
-        }
-        featd__v1__retrain_status__free_unpacked(s, NULL);
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    return wait_run(model, run, coalesced, "retrain");
 }
 
 static void print_predictions(const Featd__V1__PredictResponse *r) {
@@ -669,4 +679,68 @@ bad:
     free(keys);
     featctl_usage(stderr);
     return 2;
+}
+
+/* models import MODEL FILE --format xgboost-json [--features A,B,...] [--no-wait] */
+static int models_import(int argc, char **argv) {
+    const char *model = NULL, *path = NULL, *format = NULL, *features = NULL;
+    int wait = 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--format") && i + 1 < argc) format = argv[++i];
+        else if (!strcmp(argv[i], "--features") && i + 1 < argc) features = argv[++i];
+        else if (!strcmp(argv[i], "--no-wait")) wait = 0;
+        else if (!model && argv[i][0] != '-') model = argv[i];
+        else if (!path && argv[i][0] != '-') path = argv[i];
+        else { featctl_usage(stderr); return 2; }
+    }
+    if (!model || !path) { featctl_usage(stderr); return 2; }
+    if (!format || strcmp(format, "xgboost-json")) {
+        fprintf(stderr, "featctl: models import: --format xgboost-json is required (the one format featd reads)\n");
+        return 2;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "featctl: models import: cannot open %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    feat_buf_t data = FEAT_BUF_INIT;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) feat_buf_append(&data, chunk, n);
+    int bad = ferror(f) || data.oom;
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "featctl: models import: cannot read %s\n", path);
+        feat_buf_free(&data);
+        return 1;
+    }
+    char *list = features ? strdup(features) : NULL, *names[4096];
+    size_t nn = 0;
+    for (char *save = NULL, *t = list ? strtok_r(list, ",", &save) : NULL; t && nn < 4096; t = strtok_r(NULL, ",", &save))
+        names[nn++] = t;
+    const char *base = strrchr(path, '/');
+    Featd__V1__ImportModelRequest req = FEATD__V1__IMPORT_MODEL_REQUEST__INIT;
+    req.model = (char *)model;
+    req.format = (char *)format;
+    req.data.data = (uint8_t *)data.data;
+    req.data.len = data.len;
+    req.features = names;
+    req.n_features = nn;
+    req.source = (char *)(base ? base + 1 : path);
+    feat_buf_t resp = FEAT_BUF_INIT;
+    int rc = featctl_call(AS "ImportModel", &req.base, &resp, "models import");
+    feat_buf_free(&data);
+    free(list);
+    if (rc) return rc;
+    Featd__V1__ImportModelResponse *r = featd__v1__import_model_response__unpack(NULL, resp.len, (const uint8_t *)resp.data);
+    feat_buf_free(&resp);
+    if (!r) return 1;
+    uint64_t run = r->run_id;
+    featd__v1__import_model_response__free_unpacked(r, NULL);
+    if (!wait) {
+        if (featctl_json) printf("{\"run_id\":%llu}\n", (unsigned long long)run);
+        else printf("%s: import run %llu queued\n", model, (unsigned long long)run);
+        return 0;
+    }
+    return wait_run(model, run, 0, "models import");
 }

@@ -516,6 +516,25 @@ feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
     return featd_svc_pack(resp, &res.base);
 }
 
+feat_err_t featd_svc_import_model(feat_rpc_call_t *call, feat_buf_t *resp) {
+    feat_serve_t *sv = call->app;
+    feat_err_t err;
+    Featd__V1__ImportModelRequest *req = featd_svc_unpack(call, &featd__v1__import_model_request__descriptor, &err);
+    if (!req) return err;
+    if (!req->model || !*req->model) return ERR(call, FEAT_ERR_INVALID, "model is required");
+    if (!feat_serve_model(sv, req->model)) return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
+    if (to_trainer(sv, call, req->model, "/featd.v1.AdminService/ImportModel", resp, &err)) return err;
+    uint64_t id = 0;
+    char msg[256] = "";
+    feat_err_t rc = feat_models_import_file(sv->models, req->model, req->format, req->data.data, req->data.len,
+                                            (const char *const *)req->features, req->n_features, req->source, &id, msg,
+                                            sizeof(msg));
+    if (rc) return ERR(call, rc, "%s", msg);
+    Featd__V1__ImportModelResponse res = FEATD__V1__IMPORT_MODEL_RESPONSE__INIT;
+    res.run_id = id;
+    return featd_svc_pack(resp, &res.base);
+}
+
 feat_err_t featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
     feat_err_t err;

@@ -705,6 +705,7 @@ static const feat_method_t methods[] = {
     {AS "Rollback", "Rollback", featd_svc_rollback, NULL, FEAT_RPC_ADMIN},
     {AS "TriggerRetrain", "TriggerRetrain", featd_svc_retrain, NULL, FEAT_RPC_ADMIN},
     {AS "GetRetrainStatus", "GetRetrainStatus", featd_svc_retrain_status, NULL, FEAT_RPC_READ},
+    {AS "ImportModel", "ImportModel", featd_svc_import_model, NULL, FEAT_RPC_ADMIN},
     {AS "GetDriftReport", "GetDriftReport", drift_report, NULL, FEAT_RPC_READ},
     {AS "PinDriftReference", "PinDriftReference", pin_reference, NULL, FEAT_RPC_ADMIN},
     {AS "Backup", "Backup", backup, NULL, FEAT_RPC_ADMIN},

@@ -110,5 +110,6 @@ feat_err_t featd_svc_promote(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp);
+feat_err_t featd_svc_import_model(feat_rpc_call_t *call, feat_buf_t *resp);
 
 #endif

@@ -39,22 +39,11 @@ static run_t *run_at(feat_models_t *models, size_t i) {
     return &models->runs[(models->rhead + i) % FEAT_MODELS_MAX_RUNS];
 }
 
-feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
-                               uint64_t *run_id, int *coalesced) {
-    mstate_t *s = feat_models_find(models, model);
-    if (!s) return FEAT_ERR_NOT_FOUND;
-    pthread_mutex_lock(&models->qlock);
-    for (size_t i = 0; i < models->nruns; i++) {
-        run_t *r = run_at(models, i);
-        if (r->midx == s->idx && (r->st.state == FEAT_RUN_QUEUED || r->st.state == FEAT_RUN_RUNNING)) {
-            *run_id = r->st.run_id;
-            *coalesced = 1;
-            pthread_mutex_unlock(&models->qlock);
-            feat_metric_add(models->m_coalesced, 1);
-            return FEAT_OK;
-        }
-    }
+/* Queues a run of s (qlock held); imported: an import's model (the run owns it). */
+static uint64_t enqueue(feat_models_t *models, mstate_t *s, feat_trigger_t trigger, const char *reason,
+                        feat_model_t *imported) {
     if (models->nruns == FEAT_MODELS_MAX_RUNS) { /* forget the oldest finished run */
+        feat_model_destroy(run_at(models, 0)->imported);
         models->rhead = (models->rhead + 1) % FEAT_MODELS_MAX_RUNS;
         models->nruns--;
     }
@@ -67,9 +56,55 @@ feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_tr
     snprintf(r->st.phase, sizeof(r->st.phase), "waiting");
     snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
     r->st.trigger = trigger;
-    *run_id = r->st.run_id;
-    *coalesced = 0;
+    r->imported = imported;
     pthread_cond_signal(&models->qcond);
+    return r->st.run_id;
+}
+
+feat_err_t feat_models_import_file(feat_models_t *models, const char *model, const char *format, const void *data,
+                                   size_t len, const char *const *features, size_t nfeatures, const char *source,
+                                   uint64_t *run_id, char *err, size_t errlen) {
+    mstate_t *s = feat_models_find(models, model);
+    if (!s) {
+        snprintf(err, errlen, "unknown model \"%.64s\"", model ? model : "");
+        return FEAT_ERR_NOT_FOUND;
+    }
+    if (!format || strcmp(format, "xgboost-json")) {
+        snprintf(err, errlen, "unknown format \"%.32s\" (featd imports xgboost-json)", format ? format : "");
+        return FEAT_ERR_INVALID;
+    }
+    feat_model_t *m = NULL;
+    feat_err_t rc = feat_import_xgboost(models, s, data, len, features, nfeatures, &m, err, errlen);
+    if (rc) return rc;
+    char why[128];
+    snprintf(why, sizeof(why), "%.70s (xgboost-json, %zu trees)", source && *source ? source : "a file",
+             feat_trees_ntrees(feat_model_trees(m)));
+    pthread_mutex_lock(&models->qlock);
+    *run_id = enqueue(models, s, FEAT_TRIGGER_IMPORT, why, m);
+    pthread_mutex_unlock(&models->qlock);
+    feat_log(FEAT_LOG_INFO, "models", "%s: import of %s queued (run %llu)", s->conf->name, why,
+             (unsigned long long)*run_id);
+    return FEAT_OK;
+}
+
+feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
+                               uint64_t *run_id, int *coalesced) {
+    mstate_t *s = feat_models_find(models, model);
+    if (!s) return FEAT_ERR_NOT_FOUND;
+    pthread_mutex_lock(&models->qlock);
+    for (size_t i = 0; i < models->nruns; i++) {
+        run_t *r = run_at(models, i);
+        if (r->midx == s->idx && r->st.trigger != FEAT_TRIGGER_IMPORT &&
+            (r->st.state == FEAT_RUN_QUEUED || r->st.state == FEAT_RUN_RUNNING)) {
+            *run_id = r->st.run_id;
+            *coalesced = 1;
+            pthread_mutex_unlock(&models->qlock);
+            feat_metric_add(models->m_coalesced, 1);
+            return FEAT_OK;
+        }
+    }
+    *run_id = enqueue(models, s, trigger, reason, NULL);
+    *coalesced = 0;
     pthread_mutex_unlock(&models->qlock);
     feat_log(FEAT_LOG_INFO, "models", "%s: retrain requested by %s%s%s (run %llu)", s->conf->name,
              feat_trigger_name(trigger), reason && *reason ? ": " : "", reason ? reason : "", (unsigned long long)*run_id);
@@ -129,6 +164,7 @@ typedef struct outcome {
     double champ_metric;    /* its AUC or RMSE there; NaN: not comparable */
     double mine;            /* the new model's */
     int better;             /* beats the champion by model.*.promote_margin (or there is none comparable) */
+    feat_feature_def_t *defs; /* an import's features (malloc'd; names borrowed from its model), else NULL */
 } outcome_t;
 
 static void set_phase(run_ctx_t *c, const char *phase, double progress) {
@@ -172,7 +208,7 @@ static int is_trainer(feat_models_t *models, mstate_t *s, char *why, size_t len)
 }
 
 /* The model's labelled rows within train_window, at least min_rows of them. */
-static feat_err_t build_set(run_ctx_t *c, feat_trainset_t *tset) {
+static feat_err_t build_set(run_ctx_t *c, feat_trainset_t *tset, int any_rows) {
     const feat_model_conf_t *mc = c->s->conf;
     set_phase(c, "building training set", 0);
     feat_models_t *models = c->models;
@@ -187,7 +223,7 @@ static feat_err_t build_set(run_ctx_t *c, feat_trainset_t *tset) {
         feat_trainset_free(tset);
         return FEAT_ERR_NOMEM;
     }
-    if ((int64_t)tset->n < mc->min_rows) {
+    if (!any_rows && (int64_t)tset->n < mc->min_rows) {
         snprintf(c->err, sizeof(c->err), "only %zu labelled rows; model.%s.min_rows is %lld", tset->n, mc->name,
                  (long long)mc->min_rows);
         feat_trainset_free(tset);
@@ -256,8 +292,72 @@ static feat_err_t train(run_ctx_t *c, const feat_trainset_t *tset, feat_model_t 
     return feat_train(&tc, &td, model, rep, c->err, sizeof(c->err));
 }
 
+/* tset's rows [first, first + n) in m's feature order: tset's own rows when
+ * m reads tset's features in order, else a copy in *own (free it); NULL when
+ * m reads a feature tset lacks, or out of memory. */
+static const feat_raw_t *rows_for(const feat_trainset_t *tset, const feat_model_t *m, size_t first, size_t n,
+                                  feat_raw_t **own) {
+    *own = NULL;
+    size_t mf = feat_model_info(m)->n_features;
+    int same = mf == tset->nf;
+    for (size_t j = 0; same && j < mf; j++) same = !strcmp(feat_model_feature_name(m, j), tset->defs[j].name);
+    if (same) return tset->rows + first * tset->nf;
+    size_t *col = malloc((mf ? mf : 1) * sizeof(size_t));
+    if (!col) return NULL;
+    for (size_t j = 0; j < mf; j++) {
+        for (col[j] = 0; col[j] < tset->nf && strcmp(tset->defs[col[j]].name, feat_model_feature_name(m, j)); col[j]++) {}
+        if (col[j] == tset->nf) {
+            free(col);
+            return NULL;
+        }
+    }
+    if ((*own = malloc((n * mf + 1) * sizeof(feat_raw_t))))
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < mf; j++) (*own)[i * mf + j] = tset->rows[(first + i) * tset->nf + col[j]];
+    free(col);
+    return *own;
+}
+
+/* m's predictions of tset's rows [first, first + n) into pred. */
+static feat_err_t predict_rows(const feat_trainset_t *tset, const feat_model_t *m, size_t first, size_t n,
+                               double *pred) {
+    feat_raw_t *own;
+    const feat_raw_t *rows = rows_for(tset, m, first, n, &own);
+    feat_err_t rc = rows ? feat_model_predict_batch(m, rows, n, NULL, 0, pred) : FEAT_ERR_INVALID;
+    free(own);
+    return rc;
+}
+
+/* An import's report, as training would have written it: its metrics on the
+ * set's time split (what the champion comparison uses) and its features. */
+static feat_err_t score_import(run_ctx_t *c, const feat_trainset_t *tset, const feat_model_t *m, outcome_t *o) {
+    set_phase(c, "scoring the imported model", 0.5);
+    feat_train_report_t *rep = &o->rep;
+    memset(rep, 0, sizeof(*rep));
+    feat_eval_clear(&rep->train);
+    feat_eval_clear(&rep->valid);
+    const feat_model_info_t *in = feat_model_info(m);
+    size_t nv = (size_t)floor((double)tset->n * c->s->conf->valid_fraction), nt = tset->n - nv;
+    rep->backend = FEAT_BACKEND_CPU;
+    rep->n_train = nt;
+    rep->n_valid = nv;
+    rep->input_dim = in->input_dim;
+    snprintf(rep->note, sizeof(rep->note), "imported: trained outside featd");
+    if (!(o->defs = malloc(in->n_features * sizeof(*o->defs)))) return FEAT_ERR_NOMEM;
+    for (size_t j = 0; j < in->n_features; j++)
+        o->defs[j] = (feat_feature_def_t){feat_model_feature_name(m, j), feat_model_feature_type(m, j)};
+    double *pred = malloc((tset->n ? tset->n : 1) * sizeof(double));
+    feat_err_t rc = pred ? predict_rows(tset, m, 0, tset->n, pred) : FEAT_ERR_NOMEM;
+    feat_task_t task = c->s->binary ? FEAT_TASK_BINARY : FEAT_TASK_REGRESSION;
+    if (!rc && nt) feat_eval_compute(task, pred, tset->labels, nt, &rep->train);
+    if (!rc && nv) feat_eval_compute(task, pred + nt, tset->labels + nt, nv, &rep->valid);
+    free(pred);
+    if (rc) snprintf(c->err, sizeof(c->err), "scoring the imported model: %s", feat_err_str(rc));
+    return rc;
+}
+
 /* The champion's metric on rows (the challenger's validation window), if
- * the champion reads the same features.  NaN when not comparable. */
+ * the champion reads features the set has.  NaN when not comparable. */
 static double champion_metric(mstate_t *s, const feat_trainset_t *tset, size_t first, size_t n, feat_eval_t *out) {
     feat_eval_clear(out);
     pthread_mutex_lock(&s->lock);
@@ -269,10 +369,8 @@ static double champion_metric(mstate_t *s, const feat_trainset_t *tset, size_t f
     }
     double v = NAN;
     const feat_model_t *m = ch->m;
-    int same = feat_model_info(m)->n_features == tset->nf;
-    for (size_t j = 0; same && j < tset->nf; j++) same = !strcmp(feat_model_feature_name(m, j), tset->defs[j].name);
-    double *pred = same ? malloc(n * sizeof(double)) : NULL;
-    if (pred && feat_model_predict_batch(m, tset->rows + first * tset->nf, n, NULL, 0, pred) == FEAT_OK &&
+    double *pred = malloc(n * sizeof(double));
+    if (pred && predict_rows(tset, m, first, n, pred) == FEAT_OK &&
         feat_eval_compute(s->binary ? FEAT_TASK_BINARY : FEAT_TASK_REGRESSION, pred, tset->labels + first, n, out) == FEAT_OK)
         v = s->binary ? out->auc : out->rmse;
     free(pred);
@@ -286,8 +384,8 @@ static feat_err_t evaluate(run_ctx_t *c, const feat_trainset_t *tset, const feat
                            double **pred) {
     mstate_t *s = c->s;
     set_phase(c, "evaluating", 0.85);
-    if (!(*pred = malloc(tset->n * sizeof(double)))) return FEAT_ERR_NOMEM;
-    feat_err_t rc = feat_model_predict_batch(model, tset->rows, tset->n, NULL, 0, *pred);
+    if (!(*pred = malloc((tset->n ? tset->n : 1) * sizeof(double)))) return FEAT_ERR_NOMEM;
+    feat_err_t rc = predict_rows(tset, model, 0, tset->n, *pred);
     if (rc) {
         snprintf(c->err, sizeof(c->err), "predicting the training set: %s", feat_err_str(rc));
         return rc;
@@ -360,10 +458,10 @@ static void fill_meta(run_ctx_t *c, const feat_trainset_t *tset, const feat_mode
         .created_ms = c->now,
         .trigger = c->r->st.trigger,
         .reason = c->r->reason,
-        .task = mc->task,
+        .task = !o->defs ? mc->task : c->s->binary ? "gbdt_classifier" : "gbdt_regressor",
         .table = mc->table,
-        .features = tset->defs,
-        .nfeatures = tset->nf,
+        .features = o->defs ? o->defs : tset->defs,
+        .nfeatures = o->defs ? feat_model_info(model)->n_features : tset->nf,
         .hyper = feat_model_info(model)->hyper,
         .configs_tried = rep->n_configs,
         .input_dim = rep->input_dim,
@@ -485,9 +583,20 @@ static void do_run(feat_models_t *models, run_t *r) {
     double *pred = NULL;
     uint64_t version = 0;
     int promoted = 0;
-    feat_err_t rc = is_trainer(models, c.s, c.err, sizeof(c.err)) ? build_set(&c, &tset) : FEAT_ERR_STATE;
+    pthread_mutex_lock(&models->qlock);
+    feat_model_t *imported = r->imported; /* the run owns it from here */
+    r->imported = NULL;
+    pthread_mutex_unlock(&models->qlock);
+    feat_err_t rc = is_trainer(models, c.s, c.err, sizeof(c.err)) ? build_set(&c, &tset, imported != NULL)
+                                                                  : FEAT_ERR_STATE;
+    if (rc) feat_model_destroy(imported);
     if (!rc) {
-        rc = train(&c, &tset, &model, &o.rep);
+        if (imported) {
+            model = imported;
+            rc = score_import(&c, &tset, model, &o);
+        } else {
+            rc = train(&c, &tset, &model, &o.rep);
+        }
         if (!rc) rc = evaluate(&c, &tset, model, &o, &pred);
         if (!rc && !is_trainer(models, c.s, c.err, sizeof(c.err))) { /* the map changed during the run */
             feat_model_destroy(model);
@@ -500,6 +609,7 @@ static void do_run(feat_models_t *models, run_t *r) {
         feat_trainset_free(&tset);
     }
     finish(&c, rc, version, promoted, &o);
+    free(o.defs);
 }
 
 /* ---- the engine thread ------------------------------------------------------------------------ */

@@ -13,8 +13,8 @@
 #include <string.h>
 
 const char *feat_trigger_name(int t) {
-    static const char *const n[] = {"operator", "schedule", "labels", "drift"};
-    return t >= 0 && t <= 3 ? n[t] : "operator";
+    static const char *const n[] = {"operator", "schedule", "labels", "drift", "import"};
+    return t >= 0 && t <= 4 ? n[t] : "operator";
 }
 
 const char *feat_stage_name(int s) {
@@ -125,6 +125,7 @@ void feat_models_destroy(feat_models_t *models) {
         pthread_mutex_destroy(&s->reg_lock);
     }
     free(models->mstates);
+    for (size_t i = 0; i < FEAT_MODELS_MAX_RUNS; i++) feat_model_destroy(models->runs[i].imported); /* queued imports */
     pthread_mutex_destroy(&models->qlock);
     pthread_cond_destroy(&models->qcond);
     free(models);

@@ -63,7 +63,8 @@ typedef enum feat_trigger {
     FEAT_TRIGGER_OPERATOR = 0,
     FEAT_TRIGGER_SCHEDULE = 1,
     FEAT_TRIGGER_LABELS = 2,
-    FEAT_TRIGGER_DRIFT = 3
+    FEAT_TRIGGER_DRIFT = 3,
+    FEAT_TRIGGER_IMPORT = 4    /* a model trained elsewhere (feat_models_import_file) */
 } feat_trigger_t;
 const char *feat_trigger_name(int t);
 
@@ -189,6 +190,30 @@ feat_err_t feat_models_rollback(feat_models_t *models, const char *model, uint64
  * model. */
 feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
                                uint64_t *run_id, int *coalesced);
+
+/* Registers a model trained elsewhere as model's next version, through the
+ * same run a retrain takes (so the same trainer in a cluster, the same
+ * registry, promotion policy, references and drift monitoring): the run
+ * builds the model's training set (any number of rows, min_rows does not
+ * apply), scores the file's model on its time split for the train and
+ * validation metrics and the champion comparison, and registers it with
+ * trigger "import".  Checked here, before anything is queued:
+ *   format "xgboost-json": an XGBoost JSON model (train/xgb_json.h), whose
+ *     objective gives the task (binary:logistic, reg:logistic: a classifier;
+ *     reg:squarederror: regression; binary:logitraw is refused, it scores
+ *     margins) and must match the model's (model.NAME.task);
+ *   features: the model's inputs in column order, nfeatures equal to the
+ *     file's feature count; NULL / 0: the file's own feature_names.  Each
+ *     must be one of the model's features (model.NAME.features, TABLE.FEATURE
+ *     for another table's) and numeric (double, int64, bool: 0/1).
+ * A missing value reaches the trees as NaN and takes each split's default
+ * direction, as in XGBoost.  source (may be NULL) names the file in the
+ * run's reason.  FEAT_OK with *run_id (feat_models_run_status follows it);
+ * FEAT_ERR_NOT_FOUND (model), FEAT_ERR_INVALID (the file or the features;
+ * err says what, and nothing is registered), FEAT_ERR_NOMEM. */
+feat_err_t feat_models_import_file(feat_models_t *models, const char *model, const char *format, const void *data,
+                                   size_t len, const char *const *features, size_t nfeatures, const char *source,
+                                   uint64_t *run_id, char *err, size_t errlen);
 
 typedef enum feat_run_state {
     FEAT_RUN_QUEUED = 0,

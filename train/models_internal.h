@@ -144,6 +144,7 @@ typedef struct run {
     feat_run_status_t st;
     uint32_t midx;
     char reason[128];
+    feat_model_t *imported;     /* an import's model until the run takes it (feat_models_import_file) */
 } run_t;
 
 struct feat_models {
@@ -189,6 +190,12 @@ void feat_reg_close(mstate_t *s);
  * none or beats_champion is set, else the challenger (*promoted says which).
  * model and info's contents are the registry's whatever the outcome.  Runs
  * on the engine thread (the only one that numbers versions). */
+/* The serving model of an xgboost-json file for s (import.c; the checks
+ * feat_models_import_file lists).  FEAT_OK with *out, else err. */
+feat_err_t feat_import_xgboost(feat_models_t *models, const mstate_t *s, const void *data, size_t len,
+                               const char *const *features, size_t nfeatures, feat_model_t **out, char *err,
+                               size_t errlen);
+
 feat_err_t feat_reg_install(feat_models_t *models, mstate_t *s, uint64_t version, feat_model_t *model,
                             vinfo_t *info, feat_wb_t *wb, int beats_champion, int *promoted, char *err,
                             size_t errlen);
