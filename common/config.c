@@ -316,6 +316,13 @@ static const opt_t opts[] = {
     {"model", "promote_margin", OPT_DOUBLE, 0, 1000000, "0.005", NULL, M(promote_margin),
      "auto policy: a challenger needs AUC >= champion's + this (classification) or RMSE <= champion's "
      "x (1 - this) (regression), measured on the challenger's validation rows."},
+    {"model", "promote_on", OPT_ENUM, 0, 0, "validation", "validation|live|both", M(promote_on),
+     "auto policy: what the challenger must beat the champion on: its validation rows (at registration), "
+     "live labels (the two aliases' live quality, each over at least promote_min_labels labelled "
+     "predictions of its own, checked every second), or both."},
+    {"model", "promote_min_labels", OPT_INT, 10, 100000000, "200", NULL, M(promote_min_labels),
+     "promote_on live/both: labelled predictions each alias needs before live quality decides; the "
+     "comparison uses the last quality_window of them."},
     {"model", "retrain_every", OPT_DURATION, 0, 365 * DAY_MS, "0", NULL, M(retrain_every_ms),
      "Retrain on this schedule; 0 = no schedule."},
     {"model", "retrain_after_labels", OPT_INT, 0, 1000000000, "0", NULL, M(retrain_after_labels),
@@ -354,6 +361,14 @@ static const opt_t opts[] = {
      "Also publish every prediction (JSON) to this Kafka topic; they are always logged in the store."},
     {"model", "quality_floor", OPT_DOUBLE, 0, 1000000000000LL, "0", NULL, M(quality_floor),
      "Live quality alert: rolling AUC below this (classification) or RMSE above it (regression); 0 = off."},
+    {"model", "shadow", OPT_ENUM, 0, 0, "off", "off|challenger", M(shadow),
+     "challenger: every live Predict by entity keys that the champion answers is also scored by the "
+     "challenger, off the reply path (the prediction log's thread); its scores are logged apart "
+     "(predictions of MODEL@shadow, and \"shadow\":true on prediction_topic) and feed the "
+     "challenger's live quality."},
+    {"model", "canary_percent", OPT_DOUBLE, 0, 100000000, "0", NULL, M(canary_percent),
+     "Percent of entities (sticky: by a hash of the entity key) that Predict answers with the "
+     "challenger when the champion is asked for; each Prediction names its version. 0 = off."},
     {"model", "quality_window", OPT_INT, 10, 10000000, "1000", NULL, M(quality_window),
      "Prediction/label pairs in the rolling live-quality window."},
     {"model", "quality_horizon", OPT_DURATION, 1, 3650 * DAY_MS, "1d", NULL, M(quality_horizon_ms),

@@ -147,6 +147,8 @@ typedef struct feat_model_conf {
     /* training */
     char *policy;                 /* "manual" | "auto" */
     double promote_margin;        /* auto: AUC +margin, or RMSE x (1 - margin) */
+    char *promote_on;             /* auto: "validation" | "live" | "both" */
+    int64_t promote_min_labels;   /* promote_on live/both: labelled predictions each alias needs */
     int64_t retrain_every_ms;     /* 0 = no schedule */
     int64_t retrain_after_labels; /* 0 = off */
     int64_t train_window_ms;      /* labels this recent; 0 = all */
@@ -167,6 +169,8 @@ typedef struct feat_model_conf {
     /* serving */
     char *prediction_topic;       /* "" = predictions logged in the store only */
     double quality_floor;         /* live AUC below (or RMSE above) this alerts; 0 = off */
+    char *shadow;                 /* "off" | "challenger": every live champion Predict also scores it */
+    double canary_percent;        /* entities answered by the challenger, sticky by key hash; 0 = off */
     int64_t quality_window;       /* prediction/label pairs in the rolling window */
     int64_t quality_horizon_ms;   /* a label joins the entity's latest prediction at most this old */
 } feat_model_conf_t;

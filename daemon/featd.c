@@ -337,6 +337,7 @@ static feat_err_t open_serve(featd_t *d, int64_t started_ms, char *err, size_t e
         .cluster = d->cluster,
     };
     atomic_init(&d->serve.shutting_down, 0);
+    feat_predlog_set_shadow(d->predlog, feat_serve_shadow, &d->serve); /* shadow traffic (model.*.shadow) */
     if (feat_cluster_mode(d->cluster) == FEAT_CLUSTER_PARTITIONED &&
         !(d->serve.forward = d->forward = feat_forward_new(d->tls.cert ? &d->tls : NULL,
                                                            d->cfg->cluster_forward_timeout_ms, d->metrics))) {

@@ -38,9 +38,10 @@ static void version_json(const Featd__V1__ModelVersion *v, feat_buf_t *b) {
     }
     feat_buf_printf(b, "],\"params\":%s,\"reason\":", *v->params_json ? v->params_json : "{}");
     feat_buf_json_str(b, v->reason, strlen(v->reason));
-    const Featd__V1__ModelMetrics *ms[2] = {v->train_metrics, v->validation_metrics};
-    const char *names[2] = {"train_metrics", "validation_metrics"};
-    for (int k = 0; k < 2; k++) {
+    const Featd__V1__ModelMetrics *ms[3] = {v->train_metrics, v->validation_metrics, v->live_metrics};
+    const char *names[3] = {"train_metrics", "validation_metrics", "live_metrics"};
+    if (v->live_metrics) feat_buf_printf(b, ",\"live_pairs\":%llu", (unsigned long long)v->live_pairs);
+    for (int k = 0; k < 3; k++) {
         if (!ms[k]) continue;
         feat_buf_printf(b, ",\"%s\":{", names[k]);
         double x[5] = {ms[k]->auc, ms[k]->log_loss, ms[k]->accuracy, ms[k]->rmse, ms[k]->mae};
@@ -87,8 +88,8 @@ int featctl_models(int argc, char **argv) {
         printf("no model versions yet (train one: featctl retrain MODEL)\n");
     } else {
         char *hdr[] = {"MODEL", "VERSION", "STAGE", "TASK", "CREATED", "TRIGGER", "ROWS (TRAIN/VALID)", "VALIDATION",
-                       "DEVICE", "TRAIN TIME"};
-        enum { NC = 10 };
+                       "LIVE (PAIRS)", "DEVICE", "TRAIN TIME"};
+        enum { NC = 11 };
         feat_buf_t *cells = calloc(NC * r->n_versions, sizeof(feat_buf_t));
         for (size_t i = 0; cells && i < r->n_versions; i++) {
             const Featd__V1__ModelVersion *v = r->versions[i];
@@ -103,9 +104,11 @@ int featctl_models(int argc, char **argv) {
             feat_buf_puts(&c[5], v->trigger);
             feat_buf_printf(&c[6], "%llu/%llu", (unsigned long long)v->train_rows, (unsigned long long)v->validation_rows);
             metric_text(v, v->validation_metrics, &c[7]);
-            feat_buf_puts(&c[8], v->device);
+            metric_text(v, v->live_metrics, &c[8]);
+            if (v->live_metrics) feat_buf_printf(&c[8], " (%llu)", (unsigned long long)v->live_pairs);
+            feat_buf_puts(&c[9], v->device);
             char took[FEAT_DURATION_MAX];
-            feat_buf_puts(&c[9], feat_format_duration((int64_t)(v->train_seconds * 1000.0), took, sizeof(took)));
+            feat_buf_puts(&c[10], feat_format_duration((int64_t)(v->train_seconds * 1000.0), took, sizeof(took)));
         }
         if (cells) featctl_print_table(hdr, NC, cells, r->n_versions);
         for (size_t i = 0; cells && i < NC * r->n_versions; i++) feat_buf_free(&cells[i]);

@@ -16,6 +16,7 @@
  * request is a batch scoring job.
  */
 #include "common/clock.h"
+#include "common/hash.h"
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 #include "ingest/cluster.h"
@@ -261,6 +262,49 @@ static feat_err_t score_rows(feat_serve_t *sv, feat_rpc_call_t *call, const feat
     return FEAT_OK;
 }
 
+/* 1 when the entity falls in the canary's share: by a hash of its key, so
+ * that an entity stays on one side whatever else a request holds. */
+static int in_canary(const char *key, size_t klen, double percent) {
+    return (double)(feat_hash_mix(feat_hash64(key, klen)) % 10000u) < percent * 100.0;
+}
+
+/* Scores the canary's two sides of a request by entity keys or raw rows:
+ * l the rest, lc the rows where side[i] is 1 (n_c of them), scattered back
+ * into request order. */
+static feat_err_t score_canary(feat_serve_t *sv, feat_rpc_call_t *call, const Featd__V1__PredictRequest *req,
+                               const feat_loaded_t *l, const feat_loaded_t *lc, const uint8_t *side, size_t n,
+                               size_t n_c, int64_t now, double *scores, uint32_t *missing, size_t *klens,
+                               uint8_t *status) {
+    size_t cnt[2] = {n - n_c, n_c};
+    feat_err_t err = FEAT_OK;
+    for (int s = 0; s < 2 && !err; s++) {
+        size_t m = cnt[s], k = 0;
+        if (!m) continue;
+        char **keys = feat_arena_alloc(call->arena, m * sizeof(char *));
+        Featd__V1__RawRow **rows = feat_arena_alloc(call->arena, m * sizeof(*rows));
+        size_t *pos = feat_arena_alloc(call->arena, m * sizeof(size_t));
+        double *sc = feat_arena_alloc(call->arena, m * sizeof(double));
+        uint32_t *mi = feat_arena_alloc(call->arena, m * sizeof(uint32_t));
+        size_t *kl = feat_arena_alloc(call->arena, m * sizeof(size_t));
+        uint8_t *st = feat_arena_calloc(call->arena, m + 1);
+        if (!keys || !rows || !pos || !sc || !mi || !kl || !st) return FEAT_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++) {
+            if (side[i] != s) continue;
+            if (req->n_entity_keys) keys[k] = req->entity_keys[i];
+            else rows[k] = req->rows[i];
+            pos[k++] = i;
+        }
+        const feat_loaded_t *v = s ? lc : l;
+        err = req->n_entity_keys ? score_keys(sv, call, v, keys, m, now, sc, mi, kl, st)
+                                 : score_rows(sv, call, v, rows, m, sc, mi);
+        for (size_t j = 0; !err && j < m; j++) {
+            scores[pos[j]] = sc[j], missing[pos[j]] = mi[j], status[pos[j]] = st[j];
+            if (req->n_entity_keys) klens[pos[j]] = kl[j];
+        }
+    }
+    return err;
+}
+
 feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_serve_t *sv = call->app;
     feat_err_t err;
@@ -322,7 +366,28 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     size_t *klens = feat_arena_alloc(call->arena, n * sizeof(size_t));
     const char **keys = feat_arena_alloc(call->arena, n * sizeof(char *));
     uint8_t *status = feat_arena_calloc(call->arena, n + 1);
+    /* the champion asked for, live: a canary may answer some entities, and shadow traffic follows */
+    const feat_model_conf_t *mc = &sv->conf.models[feat_loaded_index(l)];
+    int live = !req->version && (!req->alias || !*req->alias || !strcmp(req->alias, "champion")) && !req->batch;
+    feat_loaded_t *lc = NULL;
+    uint8_t *side = NULL;
+    size_t n_c = 0;
+    if (live && mc->canary_percent > 0 && !own_rows && (req->n_entity_keys || req->n_rows) &&
+        (side = feat_arena_calloc(call->arena, n + 1))) {
+        for (size_t i = 0; i < n; i++) {
+            const char *k = req->n_entity_keys ? req->entity_keys[i] : req->rows[i]->entity_key;
+            side[i] = (uint8_t)in_canary(k, strlen(k), mc->canary_percent);
+            n_c += side[i];
+        }
+        feat_err_t e2;
+        if (n_c && (lc = feat_models_acquire(sv->models, mc->name, "challenger", 0, &e2)) && feat_loaded_multi(lc)) {
+            feat_loaded_release(lc); /* a challenger over several tables takes entity_rows: no canary */
+            lc = NULL;
+        }
+        if (!lc) n_c = 0;
+    }
     if (!scores || !missing || !klens || !keys || !status) err = FEAT_ERR_NOMEM;
+    else if (lc) err = score_canary(sv, call, req, l, lc, side, n, n_c, now, scores, missing, klens, status);
     else if (own_rows) err = score_entity_rows(sv, call, l, own_rows, n, now, scores, missing, keys, klens, status);
     else if (req->n_entity_keys)
         err = score_keys(sv, call, l, req->entity_keys, n, now, scores, missing, klens, status);
@@ -331,7 +396,8 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     else err = score_rows(sv, call, l, req->rows, n, scores, missing);
     Featd__V1__PredictResponse res = FEATD__V1__PREDICT_RESPONSE__INIT;
     res.model = req->model;
-    res.version = feat_loaded_version(l);
+    uint64_t ver = feat_loaded_version(l), ver_c = lc ? feat_loaded_version(lc) : 0;
+    res.version = n_c == 0 ? ver : n_c == n ? ver_c : 0; /* 0: split by the canary (see each Prediction) */
     res.n_predictions = n;
     res.predictions = err ? NULL : feat_arena_alloc(call->arena, n * sizeof(void *));
     Featd__V1__Prediction *pv = err ? NULL : feat_arena_alloc(call->arena, n * sizeof(Featd__V1__Prediction));
@@ -343,21 +409,70 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
         pv[i].entity_key = (char *)keys[i];
         pv[i].score = scores[i];
         pv[i].missing_features = missing[i];
+        pv[i].version = n_c && side[i] ? ver_c : ver;
         pv[i].status = status[i] == FEAT_ST_UNAVAILABLE ? FEATD__V1__FEATURE_STATUS__UNAVAILABLE
                        : status[i] == FEAT_ST_RESTORING ? FEATD__V1__FEATURE_STATUS__RESTORING
                                                         : FEATD__V1__FEATURE_STATUS__FEATURE_STATUS_UNSPECIFIED;
         res.predictions[i] = &pv[i];
     }
     if (!err) err = featd_svc_pack(resp, &res.base);
-    size_t nlog = n;
-    for (size_t i = 0, w = 0; !err && i < n; i++) { /* rows not scored are not logged */
-        if (status[i]) { nlog--; continue; }
-        keys[w] = keys[i], klens[w] = klens[i], scores[w++] = scores[i];
+    unsigned flags = live && req->n_entity_keys && !strcmp(mc->shadow, "challenger") ? FEAT_PREDLOG_SHADOW : 0;
+    const char **lk = n_c ? feat_arena_alloc(call->arena, n * sizeof(char *)) : keys;
+    size_t *ll = n_c ? feat_arena_alloc(call->arena, n * sizeof(size_t)) : klens;
+    double *lsc = n_c ? feat_arena_alloc(call->arena, n * sizeof(double)) : scores;
+    if (!err && (!lk || !ll || !lsc)) err = FEAT_ERR_NOMEM;
+    for (int s = 0; s < (n_c ? 2 : 1) && !err && !req->batch; s++) { /* the champion's rows, then the canary's */
+        size_t nlog = 0;
+        for (size_t i = 0; i < n; i++) /* rows not scored are not logged */
+            if (!status[i] && (!n_c || side[i] == s)) lk[nlog] = keys[i], ll[nlog] = klens[i], lsc[nlog++] = scores[i];
+        if (nlog)
+            feat_predlog_add(sv->predlog, feat_loaded_index(l), s ? ver_c : ver, now, nlog, lk, ll, lsc, s ? 0 : flags);
     }
-    if (!err && !req->batch && nlog)
-        feat_predlog_add(sv->predlog, feat_loaded_index(l), res.version, now, nlog, keys, klens, scores);
+    feat_loaded_release(lc);
     feat_loaded_release(l);
     return err;
+}
+
+feat_err_t feat_serve_shadow(void *serve, uint32_t model, int64_t ts, size_t n, const char *const *keys,
+                             const size_t *klens, double *scores, uint64_t *version) {
+    feat_serve_t *sv = serve;
+    feat_err_t rc;
+    feat_loaded_t *l = feat_models_acquire(sv->models, sv->conf.models[model].name, "challenger", 0, &rc);
+    if (!l) return FEAT_ERR_NOT_FOUND;
+    if (feat_loaded_multi(l)) {
+        feat_loaded_release(l);
+        return FEAT_ERR_UNIMPLEMENTED;
+    }
+    *version = feat_loaded_version(l);
+    const feat_model_t *m = feat_loaded_model(l);
+    const feat_table_t *t = feat_loaded_table(l);
+    size_t nf = feat_loaded_nfeatures(l), k = 0, scratch_len = feat_model_scratch_size(m);
+    const char **lk = malloc(n * sizeof(char *));
+    size_t *ll = malloc(n * sizeof(size_t)), *pos = malloc(n * sizeof(size_t));
+    feat_value_t *vals = malloc(n * nf * sizeof(feat_value_t) + 1);
+    feat_raw_t *raw = malloc(n * nf * sizeof(feat_raw_t) + 1);
+    double *out = malloc(n * sizeof(double));
+    void *scratch = malloc(scratch_len + 1);
+    rc = lk && ll && pos && vals && raw && out && scratch ? FEAT_OK : FEAT_ERR_NOMEM;
+    feat_cluster_view_t *v = !rc && feat_cluster_mode(sv->cluster) != FEAT_CLUSTER_SINGLE
+                                 ? feat_cluster_view_acquire(sv->cluster) : NULL;
+    for (size_t i = 0; !rc && i < n; i++) {
+        scores[i] = NAN;
+        if (v && feat_cluster_route(sv->cluster, v, t->index, keys[i], klens[i], 1) != FEAT_ROUTE_LOCAL) continue;
+        lk[k] = keys[i], ll[k] = klens[i], pos[k++] = i;
+    }
+    if (v) feat_cluster_view_release(sv->cluster, v);
+    feat_lookup_scratch_t ls = FEAT_LOOKUP_SCRATCH_INIT;
+    if (!rc && k) rc = feat_online_lookup(sv->st, sv->cache, t, k, lk, ll, feat_loaded_fidx(l), nf, ts, vals, &ls);
+    if (!rc && k) {
+        for (size_t i = 0; i < k * nf; i++) raw[i] = feat_raw_from_value(&vals[i]);
+        rc = feat_model_predict_batch(m, raw, k, scratch, scratch_len, out);
+        for (size_t i = 0; !rc && i < k; i++) scores[pos[i]] = out[i];
+    }
+    feat_lookup_scratch_free(&ls);
+    free(lk), free(ll), free(pos), free(vals), free(raw), free(out), free(scratch);
+    feat_loaded_release(l);
+    return rc;
 }
 
 /* ---- the registry ------------------------------------------------------------------------------- */
@@ -401,6 +516,14 @@ static Featd__V1__ModelVersion *version_pb(feat_arena_t *a, const feat_version_i
     p->validation_rows = v->n_valid;
     p->device = adup(a, v->device);
     p->train_seconds = v->train_seconds;
+    if (v->has_live) {
+        feat_eval_t e;
+        feat_eval_clear(&e);
+        if (!strcmp(v->task, "linreg") || !strcmp(v->task, "gbdt_regressor")) e.rmse = v->live;
+        else e.auc = v->live;
+        p->live_metrics = metrics_pb(a, &e, v->live_window);
+        p->live_pairs = v->live_pairs;
+    }
     if (!p->model || !p->features || !p->params_json || !p->train_metrics || !p->validation_metrics) return NULL;
     return p;
 }

@@ -7,6 +7,7 @@
 #include "ingest/producer.h"
 #include "train/models.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 
 typedef struct pent {
     uint32_t model;
-    uint32_t klen;
+    uint32_t klen : 31;
+    uint32_t shadow : 1;    /* FEAT_PREDLOG_SHADOW */
     uint64_t version;
     int64_t ts;
     double score;
@@ -40,7 +42,9 @@ struct feat_predlog {
     int stop, started;
     pthread_t thr;
     uint64_t written;
-    feat_metric_t *m_logged, *m_dropped, *m_failed;
+    feat_metric_t *m_logged, *m_dropped, *m_failed, *m_shadow, *m_shadow_skipped;
+    feat_predlog_shadow_fn *shadow;  /* [lock] */
+    void *shadow_arg;
 };
 
 feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *st, feat_models_t *models,
@@ -72,11 +76,15 @@ feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *
     pl->m_dropped = feat_counter(metrics, "featd_predictions_dropped_total",
                                  "Served predictions not logged because the log writer fell behind.", NULL);
     pl->m_failed = feat_counter(metrics, "featd_prediction_log_errors_total", "Failed prediction log writes.", NULL);
+    pl->m_shadow = feat_counter(metrics, "featd_shadow_predictions_total",
+                                "Predictions the challenger made on shadow traffic (logged apart).", NULL);
+    pl->m_shadow_skipped = feat_counter(metrics, "featd_shadow_skipped_total",
+                                        "Shadow traffic not scored (no challenger, or another instance's key).", NULL);
     return pl;
 }
 
 void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int64_t ts, size_t n,
-                      const char *const *keys, const size_t *klens, const double *scores) {
+                      const char *const *keys, const size_t *klens, const double *scores, unsigned flags) {
     if (!pl || !n) return;
     size_t dropped = 0;
     pthread_mutex_lock(&pl->lock);
@@ -94,11 +102,79 @@ void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int6
             dropped = n - i;
             break;
         }
-        f->e[f->n++] = (pent_t){model, (uint32_t)klens[i], version, ts, scores[i], off};
+        f->e[f->n++] = (pent_t){model, (uint32_t)klens[i], (flags & FEAT_PREDLOG_SHADOW) && klens[i] ? 1u : 0u,
+                                version, ts, scores[i], off};
     }
     if (f->n >= FEAT_PREDLOG_MAX / 2) pthread_cond_signal(&pl->cond);
     pthread_mutex_unlock(&pl->lock);
     if (dropped) feat_metric_add(pl->m_dropped, dropped);
+}
+
+void feat_predlog_set_shadow(feat_predlog_t *pl, feat_predlog_shadow_fn *fn, void *arg) {
+    if (!pl) return;
+    pthread_mutex_lock(&pl->lock);
+    pl->shadow = fn;
+    pl->shadow_arg = arg;
+    pthread_mutex_unlock(&pl->lock);
+}
+
+#define SHADOW_CHUNK 512
+
+/* The side's shadow traffic, model by model in chunks: the challenger's
+ * scores, into wb (as MODEL@shadow), live quality and Kafka. */
+static size_t shadow(feat_predlog_t *pl, side_t *s, feat_wb_t *wb, feat_buf_t *json) {
+    pthread_mutex_lock(&pl->lock);
+    feat_predlog_shadow_fn *fn = pl->shadow;
+    void *arg = pl->shadow_arg;
+    pthread_mutex_unlock(&pl->lock);
+    const char *keys[SHADOW_CHUNK];
+    size_t klens[SHADOW_CHUNK], idx[SHADOW_CHUNK], stored = 0, skipped = 0, scored = 0;
+    double scores[SHADOW_CHUNK];
+    char name[FEAT_MAX_NAME + 16];
+    for (size_t m = 0; m < pl->conf.nmodels; m++) {
+        const feat_model_conf_t *mc = &pl->conf.models[m];
+        snprintf(name, sizeof(name), "%s@shadow", mc->name);
+        size_t i = 0;
+        while (i < s->n) {
+            size_t k = 0;
+            int64_t ts = 0;
+            for (; i < s->n && k < SHADOW_CHUNK; i++) {
+                const pent_t *e = &s->e[i];
+                if (e->model != m || !e->shadow) continue;
+                keys[k] = s->keys.data + e->koff, klens[k] = e->klen, idx[k++] = i;
+                if (e->ts > ts) ts = e->ts;
+            }
+            if (!k) break;
+            uint64_t ver = 0;
+            if (!fn || fn(arg, (uint32_t)m, ts, k, keys, klens, scores, &ver) != FEAT_OK) {
+                skipped += k;
+                continue;
+            }
+            for (size_t j = 0; j < k; j++) {
+                if (isnan(scores[j])) {
+                    skipped++;
+                    continue;
+                }
+                const pent_t *e = &s->e[idx[j]];
+                scored++;
+                feat_models_on_prediction(pl->models, e->model, ver, keys[j], klens[j], e->ts, scores[j]);
+                if (wb && feat_wb_put_prediction(wb, name, keys[j], klens[j], e->ts, ver, scores[j]) == FEAT_OK) stored++;
+                if (pl->producer && *mc->prediction_topic) {
+                    feat_buf_reset(json);
+                    feat_buf_printf(json, "{\"model\":\"%s\",\"version\":%llu,\"shadow\":true,\"key\":", mc->name,
+                                    (unsigned long long)ver);
+                    feat_buf_json_str(json, keys[j], klens[j]);
+                    feat_buf_printf(json, ",\"ts\":%lld,\"score\":%.17g}", (long long)e->ts, scores[j]);
+                    if (!json->oom)
+                        feat_producer_send(pl->producer, mc->prediction_topic, keys[j], klens[j], json->data, json->len,
+                                           "application/json");
+                }
+            }
+        }
+    }
+    if (scored) feat_metric_add(pl->m_shadow, scored);
+    if (skipped) feat_metric_add(pl->m_shadow_skipped, skipped);
+    return stored;
 }
 
 /* Writes one drained side: store batch, live quality, drift, Kafka. */
@@ -111,7 +187,7 @@ static void drain(feat_predlog_t *pl, side_t *s, feat_buf_t *json) {
         const feat_model_conf_t *mc = &pl->conf.models[e->model];
         feat_drift_observe_prediction(pl->drift, e->model, e->score);
         if (!e->klen) continue;
-        feat_models_on_prediction(pl->models, e->model, key, e->klen, e->ts, e->score);
+        feat_models_on_prediction(pl->models, e->model, e->version, key, e->klen, e->ts, e->score);
         if (wb && feat_wb_put_prediction(wb, mc->name, key, e->klen, e->ts, e->version, e->score) == FEAT_OK) stored++;
         if (pl->producer && *mc->prediction_topic) {
             feat_buf_reset(json);
@@ -123,6 +199,7 @@ static void drain(feat_predlog_t *pl, side_t *s, feat_buf_t *json) {
                                    "application/json");
         }
     }
+    stored += shadow(pl, s, wb, json);
     char err[256];
     if (stored && (!wb || feat_store_write(pl->st, wb, err, sizeof(err)) != FEAT_OK)) {
         feat_metric_add(pl->m_failed, 1);

@@ -12,6 +12,14 @@
  * FEAT_PREDLOG_MAX predictions, new ones are dropped and counted
  * (featd_predictions_dropped_total) rather than slowing serving down.
  *
+ * Shadow traffic: predictions logged with FEAT_PREDLOG_SHADOW (the champion
+ * answered them, for a model with shadow = challenger) are scored again by
+ * the shadow function (feat_predlog_set_shadow: the challenger, reading the
+ * same entities' features) on the writer thread, off the reply path.  Those
+ * scores are logged apart: in the store as model "NAME@shadow", on
+ * prediction_topic with "shadow":true; they feed live quality under the
+ * challenger's version and never drift monitoring of the prediction stream.
+ *
  * Two predictions of one entity by one model in the same millisecond share a
  * store key: the later one is kept.
  */
@@ -45,13 +53,23 @@ typedef struct feat_predlog_conf {
 feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *st, struct feat_models *models,
                                  struct feat_drift *drift, struct feat_producer *producer, feat_metrics_t *metrics,
                                  char *errstr, size_t errlen);
+/* Scores n keys of conf->models[model] with its challenger as of ts:
+ * FEAT_OK with *version and scores[i] (NaN: key not scored, e.g. another
+ * instance's in a cluster), or an error (none scored: no challenger). */
+typedef feat_err_t feat_predlog_shadow_fn(void *arg, uint32_t model, int64_t ts, size_t n, const char *const *keys,
+                                          const size_t *klens, double *scores, uint64_t *version);
+/* Sets the shadow function (any time; NULL: shadow traffic is not scored). */
+void feat_predlog_set_shadow(feat_predlog_t *pl, feat_predlog_shadow_fn *fn, void *arg);
+
+#define FEAT_PREDLOG_SHADOW 1u  /* feat_predlog_add flag: also score these keys with the shadow function */
+
 /* Starts the writer thread.  FEAT_OK or FEAT_ERR_NOMEM. */
 feat_err_t feat_predlog_start(feat_predlog_t *pl);
 /* Logs n predictions of conf->models[model] made at ts by version.  keys[i]
  * of length klens[i]; a row with an empty key feeds drift monitoring only.
- * pl NULL: nothing is logged. */
+ * flags: 0 or FEAT_PREDLOG_SHADOW.  pl NULL: nothing is logged. */
 void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int64_t ts, size_t n,
-                      const char *const *keys, const size_t *klens, const double *scores);
+                      const char *const *keys, const size_t *klens, const double *scores, unsigned flags);
 /* Writes what is queued, then stops the writer.  Idempotent. */
 void feat_predlog_stop(feat_predlog_t *pl);
 void feat_predlog_destroy(feat_predlog_t *pl); /* stops first; NULL is fine */

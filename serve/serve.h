@@ -77,6 +77,14 @@ int feat_serve_ready(feat_serve_t *sv);
  * worker thread for every call: constant-time comparison, no allocation. */
 feat_err_t feat_serve_authorize(void *serve, const feat_method_t *m, const char *token, char *msg, size_t msglen);
 
+/* The prediction log's shadow function (serve/predlog.h; serve is the
+ * feat_serve_t): scores keys of conf.models[model] with its challenger,
+ * reading their features as Predict does as of ts.  A key this instance
+ * does not serve locally in a cluster is not scored (NaN); a challenger
+ * over several tables is not shadowed (FEAT_ERR_UNIMPLEMENTED). */
+feat_err_t feat_serve_shadow(void *serve, uint32_t model, int64_t ts, size_t n, const char *const *keys,
+                             const size_t *klens, double *scores, uint64_t *version);
+
 /* conf.models' entry named name, or NULL. */
 const feat_model_conf_t *feat_serve_model(const feat_serve_t *sv, const char *name);
 

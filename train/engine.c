@@ -533,7 +533,8 @@ static feat_err_t register_version(run_ctx_t *c, const feat_trainset_t *tset, co
         snprintf(c->err, sizeof(c->err), "registering: %s", feat_err_str(rc));
         feat_model_destroy(model);
     } else {
-        int beats = !strcmp(s->conf->policy, "auto") && o->better;
+        /* promote_on live or both: the challenger waits for live labels (check_live) */
+        int beats = !strcmp(s->conf->policy, "auto") && !strcmp(s->conf->promote_on, "validation") && o->better;
         rc = feat_reg_install(c->models, s, *version, model, &info, wb, beats, promoted, c->err, sizeof(c->err));
     }
     feat_wb_destroy(wb);
@@ -614,6 +615,48 @@ static void do_run(feat_models_t *models, run_t *r) {
 
 /* ---- the engine thread ------------------------------------------------------------------------ */
 
+/* 1 when the challenger's registration found it better than the champion on
+ * its validation rows (its metadata's beats_champion). */
+static int beat_on_validation(mstate_t *s, uint64_t challenger) {
+    int yes = 0;
+    pthread_mutex_lock(&s->reg_lock);
+    for (size_t i = 0; i < s->nv; i++)
+        if (s->v[i].version == challenger) yes = s->v[i].json && strstr(s->v[i].json, "\"beats_champion\":true") != NULL;
+    pthread_mutex_unlock(&s->reg_lock);
+    return yes;
+}
+
+/* promote_on live or both (policy auto): promotes the challenger once both
+ * aliases have promote_min_labels labelled predictions of their own versions
+ * and the challenger's live AUC (RMSE) beats the champion's by promote_margin. */
+static void check_live(feat_models_t *models, mstate_t *s) {
+    const feat_model_conf_t *mc = s->conf;
+    if (strcmp(mc->policy, "auto") || !strcmp(mc->promote_on, "validation")) return;
+    pthread_mutex_lock(&s->lock);
+    uint64_t champion = s->al.champion, challenger = s->al.challenger;
+    pthread_mutex_unlock(&s->lock);
+    if (!champion || !challenger) return;
+    double vc, vh;
+    uint64_t pc, ph, verc, verh;
+    size_t wc, wh;
+    feat_quality_get(&s->q, &vc, &pc, &wc, &verc);
+    feat_quality_get(&s->qc, &vh, &ph, &wh, &verh);
+    uint64_t need = (uint64_t)mc->promote_min_labels;
+    if (verc != champion || verh != challenger || pc < need || ph < need || isnan(vc) || isnan(vh)) return;
+    double m = mc->promote_margin;
+    int better = s->binary ? vh >= vc + m : vh <= vc * (1 - m);
+    if (!better || (!strcmp(mc->promote_on, "both") && !beat_on_validation(s, challenger))) return;
+    uint64_t now_champion;
+    char msg[256];
+    if (feat_models_promote(models, mc->name, challenger, &now_champion, msg, sizeof(msg)) == FEAT_OK)
+        feat_log(FEAT_LOG_INFO, "models", "%s: v%llu promoted on live labels: %s %.4f over %zu labelled predictions "
+                 "against the champion v%llu's %.4f over %zu", mc->name, (unsigned long long)challenger,
+                 s->binary ? "AUC" : "RMSE", vh, wh, (unsigned long long)champion, vc, wc);
+    else
+        feat_log(FEAT_LOG_WARN, "models", "%s: promoting v%llu on live labels failed: %s", mc->name,
+                 (unsigned long long)challenger, msg);
+}
+
 static void check_triggers(feat_models_t *models) {
     int64_t now = feat_now_ms();
     for (size_t i = 0; i < models->n; i++) {
@@ -627,6 +670,7 @@ static void check_triggers(feat_models_t *models) {
             atomic_store(&s->labels_since, 0);
             continue;
         }
+        check_live(models, s);
         if (mc->retrain_every_ms > 0 && now - s->last_run_ms >= mc->retrain_every_ms) {
             s->last_run_ms = now; /* one request per period, whatever its outcome */
             feat_models_request(models, mc->name, FEAT_TRIGGER_SCHEDULE, "retrain_every", &id, &co);

@@ -47,6 +47,17 @@ static void collect(feat_metrics_emit_t *em, void *arg) {
         snprintf(labels, sizeof(labels), "model=\"%s\",metric=\"%s\"", s->conf->name, s->binary ? "auc" : "rmse");
         feat_metrics_emit_sample(em, labels, feat_quality_value(&s->q));
     }
+    feat_metrics_emit_family(em, "featd_model_live_quality", "Live quality per alias: the champion's served "
+                             "predictions, and the challenger's (shadow, canary or asked for) joined with later labels; "
+                             "NaN before enough pairs.", FEAT_METRIC_GAUGE);
+    for (size_t i = 0; i < models->n; i++) {
+        mstate_t *s = &models->mstates[i];
+        for (int a = 0; a < 2; a++) {
+            snprintf(labels, sizeof(labels), "model=\"%s\",alias=\"%s\",metric=\"%s\"", s->conf->name,
+                     a ? "challenger" : "champion", s->binary ? "auc" : "rmse");
+            feat_metrics_emit_sample(em, labels, feat_quality_value(a ? &s->qc : &s->q));
+        }
+    }
     feat_metrics_emit_family(em, "featd_model_champion_version", "Version each model serves (0 = none).", FEAT_METRIC_GAUGE);
     for (size_t i = 0; i < models->n; i++) {
         mstate_t *s = &models->mstates[i];
@@ -72,7 +83,8 @@ static feat_err_t mstate_init(feat_models_t *models, size_t i, char *errstr, siz
     snprintf(labels, sizeof(labels), "model=\"%s\"", s->conf->name);
     s->m_pred_quality = feat_counter(models->metrics, "featd_model_quality_pairs_total",
                                      "Served predictions joined with a later label.", labels);
-    if (feat_quality_init(&s->q, (size_t)s->conf->quality_window) != FEAT_OK) {
+    if (feat_quality_init(&s->q, (size_t)s->conf->quality_window) != FEAT_OK ||
+        feat_quality_init(&s->qc, (size_t)s->conf->quality_window) != FEAT_OK) {
         snprintf(errstr, errlen, "models: out of memory");
         return FEAT_ERR_NOMEM;
     }
@@ -121,6 +133,7 @@ void feat_models_destroy(feat_models_t *models) {
         mstate_t *s = &models->mstates[i];
         feat_reg_close(s);
         feat_quality_free(&s->q);
+        feat_quality_free(&s->qc);
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->reg_lock);
     }

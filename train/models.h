@@ -164,6 +164,11 @@ typedef struct feat_version_info {
     const char *const *features;
     size_t nfeatures;
     const char *params;        /* JSON object: the hyper-parameters that won */
+    /* champion and challenger: live quality of the version (feat_models_on_prediction) */
+    int has_live;
+    double live;               /* AUC (binary) or RMSE over the last live_window pairs; NaN before enough */
+    size_t live_window;
+    uint64_t live_pairs;       /* since the version took its alias */
 } feat_version_info_t;
 /* Called with the model's registry mutex held (not Predict's): fn must not
  * call back into the registry. */
@@ -242,9 +247,13 @@ feat_err_t feat_models_run_status(feat_models_t *models, const char *model, uint
 /* A label was applied (counts toward retrain_after_labels; joins live quality). */
 void feat_models_on_label(feat_models_t *models, uint32_t model, const char *key, size_t klen, int64_t ts,
                           double label);
-/* A prediction was served (live quality). */
-void feat_models_on_prediction(feat_models_t *models, uint32_t model, const char *key, size_t klen, int64_t ts,
-                               double score);
+/* A prediction was served (live quality) by version: the champion's
+ * join the champion's window, the challenger's (shadow, canary, or asked
+ * for by alias) the challenger's; other versions' are not counted.  Each
+ * window starts over when its alias names a new version.  version 0: the
+ * champion's window, whatever version. */
+void feat_models_on_prediction(feat_models_t *models, uint32_t model, uint64_t version, const char *key, size_t klen,
+                               int64_t ts, double score);
 /* The retrain-request sink (a feat_alert_sink_fn; models is the
  * feat_models_t): an alert that started drifting and asks for a retrain
  * requests one for each model that reads its table's feature (a->table set)

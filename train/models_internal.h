@@ -118,6 +118,7 @@ typedef struct quality {
     uint64_t pairs;
     double value;           /* last AUC or RMSE; NaN before enough pairs */
     int below;
+    uint64_t version;       /* the version whose predictions it holds (0: any; the champion's, live[0]) */
 } quality_t;
 
 typedef struct mstate {
@@ -136,7 +137,8 @@ typedef struct mstate {
     feat_buf_t pending_key, pending_val;           /* [reg] an aliases record naming a version not received yet */
     _Atomic uint64_t labels_since;
     int64_t last_run_ms;                           /* the engine thread's */
-    quality_t q;
+    quality_t q;                                   /* the champion's (and any version's served before it) */
+    quality_t qc;                                  /* the challenger's: shadow, canary and alias traffic */
     feat_metric_t *m_pred_quality;
 } mstate_t;
 
@@ -223,5 +225,8 @@ void feat_vinfo_free(vinfo_t *v);
 feat_err_t feat_quality_init(quality_t *q, size_t window);
 void feat_quality_free(quality_t *q);
 double feat_quality_value(quality_t *q);
+/* The window's AUC or RMSE (NaN before enough pairs), pairs joined since its version began, pairs in the window,
+ * and that version. */
+void feat_quality_get(quality_t *q, double *value, uint64_t *pairs, size_t *window, uint64_t *version);
 
 #endif

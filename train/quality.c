@@ -56,12 +56,30 @@ static uint64_t khash(const char *key, size_t klen) { return feat_hash_mix(feat_
 
 static qslot_t *qbucket(quality_t *q, uint64_t h) { return &q->slots[(h >> 32) % (QSLOTS / QWAYS) * QWAYS]; }
 
-void feat_models_on_prediction(feat_models_t *models, uint32_t model, const char *key, size_t klen, int64_t ts,
-                               double score) {
+/* Empties q for the predictions of version (its labels-joined window too). */
+static void quality_restart(quality_t *q, uint64_t version) {
+    memset(q->slots, 0, QSLOTS * sizeof(qslot_t));
+    q->n = q->head = 0;
+    q->pairs = 0;
+    q->value = NAN;
+    q->version = version;
+}
+
+void feat_models_on_prediction(feat_models_t *models, uint32_t model, uint64_t version, const char *key, size_t klen,
+                               int64_t ts, double score) {
     if (!models || model >= models->n) return;
-    quality_t *q = &models->mstates[model].q;
+    mstate_t *s = &models->mstates[model];
+    quality_t *q = &s->q;
+    if (version) { /* the challenger's go apart; a version neither serves (pinned) is not counted */
+        pthread_mutex_lock(&s->lock);
+        uint64_t champion = s->al.champion, challenger = s->al.challenger;
+        pthread_mutex_unlock(&s->lock);
+        if (version != champion && version != challenger) return;
+        q = version == champion ? &s->q : &s->qc;
+    }
     uint64_t h = khash(key, klen);
     pthread_mutex_lock(&q->lock);
+    if (version && q->version != version) quality_restart(q, version);
     qslot_t *b = qbucket(q, h), *sl = b;
     for (int i = 0; i < QWAYS; i++) {
         if (b[i].h == h || b[i].h == 0) {
@@ -99,17 +117,28 @@ static void quality_alert(feat_models_t *models, mstate_t *s, int below, double 
     feat_alert_publish(models->bus, &a);
 }
 
+/* Joins a label with q's prediction of the entity; 1 with value when the
+ * quality_floor alert changes state (the champion's window only). */
+static int join_label(mstate_t *s, quality_t *q, uint64_t h, int64_t ts, double label, int floor, double *value,
+                      size_t *window, uint64_t *pairs);
+
 void feat_models_on_label(feat_models_t *models, uint32_t model, const char *key, size_t klen, int64_t ts,
                           double label) {
     if (!models || model >= models->n) return;
     mstate_t *s = &models->mstates[model];
     atomic_fetch_add(&s->labels_since, 1);
-    quality_t *q = &s->q;
     uint64_t h = khash(key, klen);
+    double value = NAN, v2;
+    size_t window = 0, w2;
+    uint64_t pairs = 0, p2;
+    int alert = join_label(s, &s->q, h, ts, label, 1, &value, &window, &pairs);
+    join_label(s, &s->qc, h, ts, label, 0, &v2, &w2, &p2);
+    if (alert >= 0) quality_alert(models, s, alert, value, window, pairs);
+}
+
+static int join_label(mstate_t *s, quality_t *q, uint64_t h, int64_t ts, double label, int floor, double *value_out,
+                      size_t *window_out, uint64_t *pairs_out) {
     int alert = -1;
-    double value = NAN;
-    size_t window = 0;
-    uint64_t pairs = 0;
     pthread_mutex_lock(&q->lock);
     qslot_t *b = qbucket(q, h), *sl = NULL;
     for (int i = 0; i < QWAYS && !sl; i++)
@@ -121,22 +150,31 @@ void feat_models_on_label(feat_models_t *models, uint32_t model, const char *key
         q->head = (q->head + 1) % q->cap;
         if (q->n < q->cap) q->n++;
         q->pairs++;
-        feat_metric_add(s->m_pred_quality, 1);
+        if (floor) feat_metric_add(s->m_pred_quality, 1);
         size_t need = q->cap < 100 ? q->cap : 100;
         feat_eval_t e;
         if (q->n >= need && q->pairs % 25 == 0 && /* every 25 pairs once the window has 100 (or all) */
             feat_eval_compute(s->binary ? FEAT_TASK_BINARY : FEAT_TASK_REGRESSION, q->p, q->y, q->n, &e) == FEAT_OK) {
             q->value = s->binary ? e.auc : e.rmse;
             int below = s->binary ? q->value < s->conf->quality_floor : q->value > s->conf->quality_floor;
-            if (s->conf->quality_floor > 0 && !isnan(q->value) && below != q->below) {
+            if (floor && s->conf->quality_floor > 0 && !isnan(q->value) && below != q->below) {
                 q->below = below;
                 alert = below;
-                value = q->value;
-                window = q->n;
-                pairs = q->pairs;
+                *value_out = q->value;
+                *window_out = q->n;
+                *pairs_out = q->pairs;
             }
         }
     }
     pthread_mutex_unlock(&q->lock);
-    if (alert >= 0) quality_alert(models, s, alert, value, window, pairs);
+    return alert;
+}
+
+void feat_quality_get(quality_t *q, double *value, uint64_t *pairs, size_t *window, uint64_t *version) {
+    pthread_mutex_lock(&q->lock);
+    *value = q->value;
+    *pairs = q->pairs;
+    *window = q->n;
+    *version = q->version;
+    pthread_mutex_unlock(&q->lock);
 }

@@ -423,6 +423,10 @@ feat_err_t feat_models_list(feat_models_t *models, const char *model, feat_versi
                 .nfeatures = v->nfeatures,
                 .params = v->params ? v->params : "{}",
             };
+            quality_t *q = vi.stage == FEAT_STAGE_CHAMPION ? &s->q : vi.stage == FEAT_STAGE_CHALLENGER ? &s->qc : NULL;
+            uint64_t qv = 0;
+            if (q) feat_quality_get(q, &vi.live, &vi.live_pairs, &vi.live_window, &qv);
+            vi.has_live = q && qv == v->version && vi.live_pairs > 0;
             fn(arg, &vi);
         }
         pthread_mutex_unlock(&s->reg_lock);

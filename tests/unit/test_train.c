@@ -865,7 +865,7 @@ START_TEST(live_quality_joins_labels_and_alerts) {
         y[i] = unif() < 0.5;
         p[i] = 1 / (1 + exp(-(0.6 * (y[i] - 0.5) + gauss())));
         snprintf(key, sizeof(key), "e%d", i);
-        feat_models_on_prediction(models, 0, key, strlen(key), 1000000 + i, p[i]);
+        feat_models_on_prediction(models, 0, 0, key, strlen(key), 1000000 + i, p[i]);
     }
     /* a label outside the horizon, and one for an entity never predicted, join nothing */
     feat_models_on_label(models, 0, "e0", 2, 1000000 + 3600001, 1);
@@ -911,7 +911,7 @@ START_TEST(live_quality_joins_every_prediction_once) {
     char key[16];
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "ent-%d", i);
-        feat_models_on_prediction(models, 0, key, strlen(key), 5000 + i, 0.5);
+        feat_models_on_prediction(models, 0, 0, key, strlen(key), 5000 + i, 0.5);
     }
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "ent-%d", i);
@@ -920,7 +920,7 @@ START_TEST(live_quality_joins_every_prediction_once) {
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
     feat_models_on_label(models, 0, "ent-7", 5, 9999, 1); /* a second label for a joined prediction */
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N);
-    feat_models_on_prediction(models, 0, "ent-7", 5, 20000, 0.9); /* a new prediction joins again */
+    feat_models_on_prediction(models, 0, 0, "ent-7", 5, 20000, 0.9); /* a new prediction joins again */
     feat_models_on_label(models, 0, "ent-7", 5, 20001, 1);
     ck_assert_double_eq(metric_value(reg, "featd_model_quality_pairs_total{model=\"m\"} "), N + 1);
     feat_models_destroy(models);
