@@ -57,6 +57,10 @@ static uint64_t enqueue(feat_models_t *models, mstate_t *s, feat_trigger_t trigg
     snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
     r->st.trigger = trigger;
     r->imported = imported;
+    /* A drift alert is raised while ingest builds the batch that closed the
+     * window, before that batch is committed: the run starts a second later,
+     * so that its training set holds the data that drifted. */
+    r->not_before_ms = trigger == FEAT_TRIGGER_DRIFT ? feat_now_ms() + 1000 : 0;
     pthread_cond_signal(&models->qcond);
     return r->st.run_id;
 }
@@ -98,6 +102,10 @@ feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_tr
             (r->st.state == FEAT_RUN_QUEUED || r->st.state == FEAT_RUN_RUNNING)) {
             *run_id = r->st.run_id;
             *coalesced = 1;
+            size_t have = strlen(r->reason); /* a run not started yet names every reason that joined it */
+            if (r->st.state == FEAT_RUN_QUEUED && reason && *reason && !strstr(r->reason, reason) &&
+                have + 2 + strlen(reason) < sizeof(r->reason))
+                snprintf(r->reason + have, sizeof(r->reason) - have, "%s%s", have ? "; " : "", reason);
             pthread_mutex_unlock(&models->qlock);
             feat_metric_add(models->m_coalesced, 1);
             return FEAT_OK;
@@ -689,8 +697,10 @@ static void *engine(void *arg) {
     pthread_mutex_lock(&models->qlock);
     while (!models->stop) {
         run_t *next = NULL;
+        int64_t now = feat_now_ms();
         for (size_t i = 0; i < models->nruns && !next; i++)
-            if (run_at(models, i)->st.state == FEAT_RUN_QUEUED) next = run_at(models, i);
+            if (run_at(models, i)->st.state == FEAT_RUN_QUEUED && run_at(models, i)->not_before_ms <= now)
+                next = run_at(models, i);
         if (!next) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);

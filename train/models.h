@@ -14,7 +14,11 @@
  * frees a model a request is still using.
  *
  * Engine.  One worker thread runs retrains one at a time.  A request for a
- * model that already has a run queued or running joins it (coalesces).
+ * model that already has a run queued or running joins it (coalesces; a
+ * queued run's reason lists every reason that joined it).  A run asked for
+ * by a drift alert starts a second after it: the alert is raised while
+ * ingest builds the batch that closed the window, and the run's training
+ * set must hold that batch.
  * Triggers: an operator (TriggerRetrain), the model's schedule
  * (retrain_every), new labels (retrain_after_labels), or an alert that asks
  * for one (feat_models_alert_sink).  Runs read a store snapshot and never

@@ -147,6 +147,7 @@ typedef struct run {
     uint32_t midx;
     char reason[128];
     feat_model_t *imported;     /* an import's model until the run takes it (feat_models_import_file) */
+    int64_t not_before_ms;      /* a drift run waits this long: see enqueue() */
 } run_t;
 
 struct feat_models {
