@@ -363,7 +363,7 @@ static const opt_t opts[] = {
      "Live quality alert: rolling AUC below this (classification) or RMSE above it (regression); 0 = off."},
     {"model", "shadow", OPT_ENUM, 0, 0, "off", "off|challenger", M(shadow),
      "challenger: every live Predict by entity keys that the champion answers is also scored by the "
-     "challenger, off the reply path (the prediction log's thread); its scores are logged apart "
+     "challenger, off the reply path (a thread of its own at a lower priority); its scores are logged apart "
      "(predictions of MODEL@shadow, and \"shadow\":true on prediction_topic) and feed the "
      "challenger's live quality."},
     {"model", "canary_percent", OPT_DOUBLE, 0, 100000000, "0", NULL, M(canary_percent),

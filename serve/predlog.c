@@ -7,7 +7,11 @@
 #include "ingest/producer.h"
 #include "train/models.h"
 
+#include <errno.h>
 #include <math.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +43,9 @@ struct feat_predlog {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     side_t front, back;     /* requests fill front; the writer swaps and drains back */
-    int stop, started;
-    pthread_t thr;
+    side_t sfront, sback;   /* shadow traffic, likewise, for the shadow thread (allocated when a model has shadow on) */
+    int stop, started, shadow_started;
+    pthread_t thr, sthr;
     uint64_t written;
     feat_metric_t *m_logged, *m_dropped, *m_failed, *m_shadow, *m_shadow_skipped;
     feat_predlog_shadow_fn *shadow;  /* [lock] */
@@ -60,6 +65,17 @@ feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *
             free(pl->front.e);
             free(pl->back.e);
         }
+        free(pl);
+        snprintf(errstr, errlen, "prediction log: out of memory");
+        return NULL;
+    }
+    int any_shadow = 0;
+    for (size_t i = 0; i < conf->nmodels; i++) any_shadow |= !strcmp(conf->models[i].shadow, "challenger");
+    if (any_shadow && (!(pl->sfront.e = malloc(FEAT_PREDLOG_MAX * sizeof(pent_t))) ||
+                       !(pl->sback.e = malloc(FEAT_PREDLOG_MAX * sizeof(pent_t))))) {
+        free(pl->sfront.e);
+        free(pl->front.e);
+        free(pl->back.e);
         free(pl);
         snprintf(errstr, errlen, "prediction log: out of memory");
         return NULL;
@@ -86,9 +102,20 @@ feat_predlog_t *feat_predlog_new(const feat_predlog_conf_t *conf, feat_store_t *
 void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int64_t ts, size_t n,
                       const char *const *keys, const size_t *klens, const double *scores, unsigned flags) {
     if (!pl || !n) return;
-    size_t dropped = 0;
+    size_t dropped = 0, sdropped = 0;
     pthread_mutex_lock(&pl->lock);
-    side_t *f = &pl->front;
+    side_t *f = &pl->front, *sf = &pl->sfront;
+    for (size_t i = 0; (flags & FEAT_PREDLOG_SHADOW) && sf->e && i < n; i++) { /* the shadow thread's share */
+        size_t off = sf->keys.len;
+        if (!klens[i]) continue;
+        if (sf->n == FEAT_PREDLOG_MAX || (feat_buf_append(&sf->keys, keys[i], klens[i]), sf->keys.oom)) {
+            sf->keys.oom = 0;
+            sf->keys.len = off;
+            sdropped = n - i;
+            break;
+        }
+        sf->e[sf->n++] = (pent_t){model, (uint32_t)klens[i], 1u, version, ts, scores[i], off};
+    }
     for (size_t i = 0; i < n; i++) {
         if (f->n == FEAT_PREDLOG_MAX) {
             dropped = n - i;
@@ -102,12 +129,12 @@ void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int6
             dropped = n - i;
             break;
         }
-        f->e[f->n++] = (pent_t){model, (uint32_t)klens[i], (flags & FEAT_PREDLOG_SHADOW) && klens[i] ? 1u : 0u,
-                                version, ts, scores[i], off};
+        f->e[f->n++] = (pent_t){model, (uint32_t)klens[i], 0u, version, ts, scores[i], off};
     }
-    if (f->n >= FEAT_PREDLOG_MAX / 2) pthread_cond_signal(&pl->cond);
+    if (f->n >= FEAT_PREDLOG_MAX / 2 || sf->n >= FEAT_PREDLOG_MAX / 2) pthread_cond_broadcast(&pl->cond);
     pthread_mutex_unlock(&pl->lock);
     if (dropped) feat_metric_add(pl->m_dropped, dropped);
+    if (sdropped) feat_metric_add(pl->m_shadow_skipped, sdropped);
 }
 
 void feat_predlog_set_shadow(feat_predlog_t *pl, feat_predlog_shadow_fn *fn, void *arg) {
@@ -199,7 +226,6 @@ static void drain(feat_predlog_t *pl, side_t *s, feat_buf_t *json) {
                                    "application/json");
         }
     }
-    stored += shadow(pl, s, wb, json);
     char err[256];
     if (stored && (!wb || feat_store_write(pl->st, wb, err, sizeof(err)) != FEAT_OK)) {
         feat_metric_add(pl->m_failed, 1);
@@ -213,12 +239,28 @@ static void drain(feat_predlog_t *pl, side_t *s, feat_buf_t *json) {
     feat_buf_reset(&s->keys);
 }
 
-static void *writer(void *arg) {
-    feat_predlog_t *pl = arg;
+/* The shadow thread's drain: the challenger's scores, in a store batch of their own. */
+static void drain_shadow(feat_predlog_t *pl, side_t *s, feat_buf_t *json) {
+    feat_wb_t *wb = feat_wb_new(pl->st);
+    size_t stored = shadow(pl, s, wb, json);
+    char err[256];
+    if (stored && (!wb || feat_store_write(pl->st, wb, err, sizeof(err)) != FEAT_OK)) {
+        feat_metric_add(pl->m_failed, 1);
+        feat_log(FEAT_LOG_WARN, "predlog", "cannot log %zu shadow predictions: %s", stored, wb ? err : "out of memory");
+    }
+    feat_wb_destroy(wb);
+    s->n = 0;
+    feat_buf_reset(&s->keys);
+}
+
+/* Both threads: every 50 ms (sooner when front is half full) swap front and
+ * back and drain back, until stopped with front empty. */
+static void run_sides(feat_predlog_t *pl, side_t *front, side_t *back, void (*drain_fn)(feat_predlog_t *, side_t *,
+                                                                                        feat_buf_t *)) {
     feat_buf_t json = FEAT_BUF_INIT;
     pthread_mutex_lock(&pl->lock);
     for (;;) {
-        if (!pl->stop && pl->front.n < FEAT_PREDLOG_MAX / 2) {
+        if (!pl->stop && front->n < FEAT_PREDLOG_MAX / 2) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += 50 * 1000000L;
@@ -229,22 +271,43 @@ static void *writer(void *arg) {
             pthread_cond_timedwait(&pl->cond, &pl->lock, &until);
         }
         int stop = pl->stop;
-        side_t tmp = pl->front;
-        pl->front = pl->back;
-        pl->back = tmp;
+        side_t tmp = *front;
+        *front = *back;
+        *back = tmp;
         pthread_mutex_unlock(&pl->lock);
-        if (pl->back.n) drain(pl, &pl->back, &json);
+        if (back->n) drain_fn(pl, back, &json);
         pthread_mutex_lock(&pl->lock);
-        if (stop && !pl->front.n) break;
+        if (stop && !front->n) break;
     }
     pthread_mutex_unlock(&pl->lock);
     feat_buf_free(&json);
+}
+
+static void *writer(void *arg) {
+    feat_predlog_t *pl = arg;
+    run_sides(pl, &pl->front, &pl->back, drain);
+    return NULL;
+}
+
+/* Shadow scoring is background work: its thread runs at a lower priority
+ * (nice +10), so that on a busy machine it yields to serving and ingest
+ * rather than slowing them down; what it cannot keep up with is dropped and
+ * counted (featd_shadow_skipped_total). */
+static void *shadow_thread(void *arg) {
+    feat_predlog_t *pl = arg;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
+        feat_log(FEAT_LOG_DEBUG, "predlog", "shadow thread keeps its priority: %s", strerror(errno));
+    run_sides(pl, &pl->sfront, &pl->sback, drain_shadow);
     return NULL;
 }
 
 feat_err_t feat_predlog_start(feat_predlog_t *pl) {
     if (feat_worker_start(&pl->thr, "predlog", writer, pl)) return FEAT_ERR_NOMEM;
     pl->started = 1;
+    if (pl->sfront.e) {
+        if (feat_worker_start(&pl->sthr, "shadow", shadow_thread, pl)) return FEAT_ERR_NOMEM;
+        pl->shadow_started = 1;
+    }
     return FEAT_OK;
 }
 
@@ -252,10 +315,11 @@ void feat_predlog_stop(feat_predlog_t *pl) {
     if (!pl || !pl->started) return;
     pthread_mutex_lock(&pl->lock);
     pl->stop = 1;
-    pthread_cond_signal(&pl->cond);
+    pthread_cond_broadcast(&pl->cond);
     pthread_mutex_unlock(&pl->lock);
     feat_worker_join(pl->thr);
-    pl->started = 0;
+    if (pl->shadow_started) feat_worker_join(pl->sthr);
+    pl->started = pl->shadow_started = 0;
 }
 
 void feat_predlog_destroy(feat_predlog_t *pl) {
@@ -263,8 +327,12 @@ void feat_predlog_destroy(feat_predlog_t *pl) {
     feat_predlog_stop(pl);
     free(pl->front.e);
     free(pl->back.e);
+    free(pl->sfront.e);
+    free(pl->sback.e);
     feat_buf_free(&pl->front.keys);
     feat_buf_free(&pl->back.keys);
+    feat_buf_free(&pl->sfront.keys);
+    feat_buf_free(&pl->sback.keys);
     pthread_mutex_destroy(&pl->lock);
     pthread_cond_destroy(&pl->cond);
     free(pl);

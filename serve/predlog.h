@@ -15,7 +15,10 @@
  * Shadow traffic: predictions logged with FEAT_PREDLOG_SHADOW (the champion
  * answered them, for a model with shadow = challenger) are scored again by
  * the shadow function (feat_predlog_set_shadow: the challenger, reading the
- * same entities' features) on the writer thread, off the reply path.  Those
+ * same entities' features) off the reply path, on a thread of their own that
+ * runs at a lower priority (nice +10) so that it yields to serving and ingest
+ * on a busy machine; what it cannot keep up with (FEAT_PREDLOG_MAX queued) is
+ * dropped and counted in featd_shadow_skipped_total.  Those
  * scores are logged apart: in the store as model "NAME@shadow", on
  * prediction_topic with "shadow":true; they feed live quality under the
  * challenger's version and never drift monitoring of the prediction stream.

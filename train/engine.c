@@ -329,6 +329,7 @@ static const feat_raw_t *rows_for(const feat_trainset_t *tset, const feat_model_
 /* m's predictions of tset's rows [first, first + n) into pred. */
 static feat_err_t predict_rows(const feat_trainset_t *tset, const feat_model_t *m, size_t first, size_t n,
                                double *pred) {
+    if (!n) return FEAT_OK;
     feat_raw_t *own;
     const feat_raw_t *rows = rows_for(tset, m, first, n, &own);
     feat_err_t rc = rows ? feat_model_predict_batch(m, rows, n, NULL, 0, pred) : FEAT_ERR_INVALID;

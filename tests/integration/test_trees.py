@@ -14,7 +14,8 @@ Entities' features and labels come through Kafka from a generative model with an
   - promote and rollback work on the imported version as on a trained one;
   - bad files and mismatches are refused with a message naming what and register nothing: a
     truncated file, a string feature, an unknown feature, a regression objective for a classifier,
-    a feature count that does not match, a format featd does not read.
+    a feature count that does not match, a format featd does not read;
+  - a model with no labels yet takes an imported version as its champion (metrics empty).
 Exit 77 (skipped, visibly) when /usr/bin/python3 has no xgboost."""
 import json
 import math
@@ -80,6 +81,11 @@ min_rows = 200
 epochs = 20
 learning_rate = 0.03
 device = cpu
+[model fresh]
+table = user
+label_topic = fresh_labels
+task = gbdt_classifier
+features = x,n,m,b
 [model spend]
 table = user
 label_topic = spend_labels
@@ -195,6 +201,13 @@ def main():
         assert res.version == 2, res.version
         featctl("rollback", "risk")
         assert feat.Predict(fs.PredictRequest(model="risk", entity_keys=hold[:5]), timeout=10).version == 1
+
+        # ---- a model with no labels yet takes an import as its first version (no metrics) ----
+        r = featctl("models", "import", "fresh", path, "--format", "xgboost-json")
+        fv = json.loads(featctl("--json", "models", "fresh").stdout)["versions"]
+        assert len(fv) == 1 and fv[0]["stage"] == "champion" and fv[0]["train_rows"] == 0, fv
+        res = feat.Predict(fs.PredictRequest(model="fresh", entity_keys=hold), timeout=10)
+        assert max(abs(p.score - float(w)) for p, w in zip(res.predictions, want)) <= 1e-6
 
         # ---- refusals: a message naming what, and nothing registered ----
         def refused(argv, needle, data=None):
