@@ -36,6 +36,15 @@ BAD = [
     ("[kafka]\nembedded=false\nbootstrap.servers = h:1,\n  h:2\n[table t]\ntopic=x\nfeature.a=int64\n",
      "kafka.bootstrap.servers"),
     ("[table t]\ntopic=x\nfeature.a=str\n", "table.t.feature.a"),
+    # trees, shadow, canary, live promotion (issue 13)
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\ntask=gbdt_classifier\nmax_depth=17\n", "model.m.max_depth"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\ntask=gbdt_regressor\ntrees=100,0\n", "model.m.trees"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\ntask=gbdt_classifier\nsubsample=0\n", "model.m.subsample"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\ntask=forest\n", "model.m.task"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\ncanary_percent=101\n", "model.m.canary_percent"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\nshadow=yes\n", "model.m.shadow"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\npromote_on=sometimes\n", "model.m.promote_on"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\npromote_min_labels=5\n", "model.m.promote_min_labels"),
 ]
 
 # --set is applied over the file before validation: (file, --set values, key)

@@ -352,9 +352,80 @@ static void test_corrupt(void) {
     free(b);
 }
 
+/* A tree model's blob: every truncation and bit flip rejected, random
+ * mutations (checksum repaired) decode to something that predicts or are
+ * rejected, and crafted trees (a cycle, a child out of range, a split on a
+ * column past the input) are rejected although the checksum is right. */
+static void test_corrupt_trees(void) {
+    feat_model_t *m = train(FEAT_MODEL_TREES, ybin, FEAT_TASK_AUTO);
+    if (!m)
+        return;
+    void *blob = NULL;
+    size_t len = 0;
+    CHECK_OK(feat_model_serialize(m, &blob, &len));
+    feat_model_destroy(m);
+    uint8_t *b = (uint8_t *)blob, *t = (uint8_t *)tc_xmalloc(len + 16);
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *exact = (uint8_t *)tc_xmalloc(n);
+        memcpy(exact, b, n);
+        CHECK_ERR(decode(exact, n), FEAT_ERR_CORRUPT);
+        free(exact);
+    }
+    int flips_ok = 1;
+    for (size_t i = 0; i < len; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(t, b, len);
+            t[i] ^= (uint8_t)(1u << bit);
+            if (decode(t, len) != FEAT_ERR_CORRUPT)
+                flips_ok = 0;
+        }
+    CHECK(flips_ok);
+    /* the nodes are the last 6 × 20 bytes before the 2 u64 + f64 + u32 + 10 f64 = 108 trailing bytes;
+     * node k of tree 0 at first + 20k: f32 value, i32 feature, u32 left, u32 right, u32 default_left */
+    size_t first = len - 108 - 6 * 20;
+    char err[200];
+    feat_model_t *out = NULL;
+    /* fixed_trees' root: feature 0, children 1 and 2, missing values left */
+    CHECK(b[first + 4] == 0 && b[first + 8] == 1 && b[first + 12] == 2 && b[first + 16] == 1);
+    struct { size_t at; uint32_t v; const char *what; } bad[] = {
+        {first + 8, 0, "a cycle: the root's left child is the root"},
+        {first + 12, 7, "a child out of range"},
+        {first + 4, 100000, "a split on a column past the input"},
+        {first + 16, 2, "a default direction neither 0 nor 1"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memcpy(t, b, len);
+        t[bad[i].at] = (uint8_t)bad[i].v, t[bad[i].at + 1] = (uint8_t)(bad[i].v >> 8);
+        t[bad[i].at + 2] = (uint8_t)(bad[i].v >> 16), t[bad[i].at + 3] = (uint8_t)(bad[i].v >> 24);
+        fix_crc(t, len);
+        feat_err_t e = feat_model_deserialize(t, len, &out, err, sizeof(err));
+        if (e != FEAT_ERR_CORRUPT) fprintf(stderr, "%s: accepted\n", bad[i].what);
+        CHECK(e == FEAT_ERR_CORRUPT && out == NULL);
+    }
+    uint64_t s = 7;
+    int rejected = 0;
+    for (int trial = 0; trial < 20000; trial++) {
+        memcpy(t, b, len);
+        int k = 1 + (int)(tc_unif(&s) * 4);
+        for (int j = 0; j < k; j++) {
+            size_t pos = 16 + (size_t)(tc_unif(&s) * (double)(len - 16));
+            uint64_t r = tc_rng(&s);
+            t[pos] = (r & 3) == 0 ? 0xff : (r & 3) == 1 ? 0 : (uint8_t)(r >> 8);
+        }
+        fix_crc(t, len);
+        feat_err_t e = decode(t, len);
+        CHECK(e == FEAT_OK || e == FEAT_ERR_CORRUPT);
+        rejected += e != FEAT_OK;
+    }
+    CHECK(rejected > 0);
+    free(t);
+    free(b);
+}
+
 int main(void) {
     make_data();
     TC_RUN(test_round_trip);
     TC_RUN(test_corrupt);
+    TC_RUN(test_corrupt_trees);
     return tc_result();
 }
