@@ -1793,6 +1793,11 @@ feat_err_t feat_config_validate(feat_config_t *c, char *err, size_t errlen) {
                     m->prediction_topic);
             return FEAT_ERR_CONFIG;
         }
+        if (trees && !strcmp(m->device, "gpu")) {
+            feat_errf(err, errlen, "model.%s.device: gpu, but task %s trains on the CPU (libxgboost); use auto or cpu",
+                      m->name, m->task);
+            return FEAT_ERR_CONFIG;
+        }
         if (feat_model_conf_binary(m)) {
             if (m->quality_floor > 1) {
                 feat_errf(err, errlen, "model.%s.quality_floor: %g is not an AUC in [0, 1] (task %s)", m->name,

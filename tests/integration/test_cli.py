@@ -45,6 +45,7 @@ BAD = [
     ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\nshadow=yes\n", "model.m.shadow"),
     ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\npromote_on=sometimes\n", "model.m.promote_on"),
     ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\npromote_min_labels=5\n", "model.m.promote_min_labels"),
+    ("[table t]\ntopic=x\nfeature.a=int64\n[model m]\ntable=t\nlabel_topic=l\ntask=gbdt_classifier\ndevice=gpu\n", "model.m.device"),
 ]
 
 # --set is applied over the file before validation: (file, --set values, key)
