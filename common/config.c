@@ -367,8 +367,8 @@ static const opt_t opts[] = {
      "(predictions of MODEL@shadow, and \"shadow\":true on prediction_topic) and feed the "
      "challenger's live quality."},
     {"model", "canary_percent", OPT_DOUBLE, 0, 100000000, "0", NULL, M(canary_percent),
-     "Percent of entities (sticky: by a hash of the entity key) that Predict answers with the "
-     "challenger when the champion is asked for; each Prediction names its version. 0 = off."},
+     "Percent of entities (sticky: by a hash of the entity key) that Predict by entity keys answers "
+     "with the challenger when the champion is asked for; each Prediction names its version. 0 = off."},
     {"model", "quality_window", OPT_INT, 10, 10000000, "1000", NULL, M(quality_window),
      "Prediction/label pairs in the rolling live-quality window."},
     {"model", "quality_horizon", OPT_DURATION, 1, 3650 * DAY_MS, "1d", NULL, M(quality_horizon_ms),

@@ -372,10 +372,11 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
     feat_loaded_t *lc = NULL;
     uint8_t *side = NULL;
     size_t n_c = 0;
-    if (live && mc->canary_percent > 0 && !own_rows && (req->n_entity_keys || req->n_rows) &&
+    /* by entity keys only: raw rows are written for the champion's schema, and need not carry a key */
+    if (live && mc->canary_percent > 0 && !own_rows && req->n_entity_keys &&
         (side = feat_arena_calloc(call->arena, n + 1))) {
         for (size_t i = 0; i < n; i++) {
-            const char *k = req->n_entity_keys ? req->entity_keys[i] : req->rows[i]->entity_key;
+            const char *k = req->entity_keys[i];
             side[i] = (uint8_t)in_canary(k, strlen(k), mc->canary_percent);
             n_c += side[i];
         }
@@ -426,7 +427,8 @@ feat_err_t featd_svc_predict(feat_rpc_call_t *call, feat_buf_t *resp) {
         for (size_t i = 0; i < n; i++) /* rows not scored are not logged */
             if (!status[i] && (!n_c || side[i] == s)) lk[nlog] = keys[i], ll[nlog] = klens[i], lsc[nlog++] = scores[i];
         if (nlog)
-            feat_predlog_add(sv->predlog, feat_loaded_index(l), s ? ver_c : ver, now, nlog, lk, ll, lsc, s ? 0 : flags);
+            feat_predlog_add(sv->predlog, feat_loaded_index(l), s ? ver_c : ver, now, nlog, lk, ll, lsc,
+                             s ? FEAT_PREDLOG_NO_DRIFT : flags); /* drift of scores is judged on the champion's */
     }
     feat_loaded_release(lc);
     feat_loaded_release(l);
@@ -467,7 +469,8 @@ feat_err_t feat_serve_shadow(void *serve, uint32_t model, int64_t ts, size_t n, 
     if (!rc && k) {
         for (size_t i = 0; i < k * nf; i++) raw[i] = feat_raw_from_value(&vals[i]);
         rc = feat_model_predict_batch(m, raw, k, scratch, scratch_len, out);
-        for (size_t i = 0; !rc && i < k; i++) scores[pos[i]] = out[i];
+        for (size_t i = 0; !rc && i < k; i++) /* as Predict: a row with a feature no instance could read is not scored */
+            if (!row_status(&vals[i * nf], nf)) scores[pos[i]] = out[i];
     }
     feat_lookup_scratch_free(&ls);
     free(lk), free(ll), free(pos), free(vals), free(raw), free(out), free(scratch);
@@ -631,8 +634,9 @@ feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp) {
     if (to_trainer(sv, call, req->model, "/featd.v1.AdminService/TriggerRetrain", resp, &err)) return err;
     uint64_t id = 0;
     int co = 0;
-    if (feat_models_request(sv->models, req->model, FEAT_TRIGGER_OPERATOR, req->reason, &id, &co) == FEAT_ERR_NOT_FOUND)
-        return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
+    feat_err_t rc = feat_models_request(sv->models, req->model, FEAT_TRIGGER_OPERATOR, req->reason, &id, &co);
+    if (rc == FEAT_ERR_NOT_FOUND) return ERR(call, FEAT_ERR_NOT_FOUND, "unknown model \"%.64s\"", req->model);
+    if (rc) return ERR(call, rc, "too many retrain runs queued or running; try again when some have finished");
     Featd__V1__TriggerRetrainResponse res = FEATD__V1__TRIGGER_RETRAIN_RESPONSE__INIT;
     res.run_id = id;
     res.coalesced = co != 0;

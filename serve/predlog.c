@@ -20,8 +20,9 @@
 
 typedef struct pent {
     uint32_t model;
-    uint32_t klen : 31;
+    uint32_t klen : 30;
     uint32_t shadow : 1;    /* FEAT_PREDLOG_SHADOW */
+    uint32_t no_drift : 1;  /* FEAT_PREDLOG_NO_DRIFT */
     uint64_t version;
     int64_t ts;
     double score;
@@ -114,7 +115,7 @@ void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int6
             sdropped = n - i;
             break;
         }
-        sf->e[sf->n++] = (pent_t){model, (uint32_t)klens[i], 1u, version, ts, scores[i], off};
+        sf->e[sf->n++] = (pent_t){model, (uint32_t)klens[i], 1u, 1u, version, ts, scores[i], off};
     }
     for (size_t i = 0; i < n; i++) {
         if (f->n == FEAT_PREDLOG_MAX) {
@@ -129,7 +130,8 @@ void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int6
             dropped = n - i;
             break;
         }
-        f->e[f->n++] = (pent_t){model, (uint32_t)klens[i], 0u, version, ts, scores[i], off};
+        f->e[f->n++] = (pent_t){model, (uint32_t)klens[i], 0u, (flags & FEAT_PREDLOG_NO_DRIFT) ? 1u : 0u, version,
+                                ts, scores[i], off};
     }
     if (f->n >= FEAT_PREDLOG_MAX / 2 || sf->n >= FEAT_PREDLOG_MAX / 2) pthread_cond_broadcast(&pl->cond);
     pthread_mutex_unlock(&pl->lock);
@@ -212,7 +214,7 @@ static void drain(feat_predlog_t *pl, side_t *s, feat_buf_t *json) {
         const pent_t *e = &s->e[i];
         const char *key = s->keys.data + e->koff;
         const feat_model_conf_t *mc = &pl->conf.models[e->model];
-        feat_drift_observe_prediction(pl->drift, e->model, e->score);
+        if (!e->no_drift) feat_drift_observe_prediction(pl->drift, e->model, e->score);
         if (!e->klen) continue;
         feat_models_on_prediction(pl->models, e->model, e->version, key, e->klen, e->ts, e->score);
         if (wb && feat_wb_put_prediction(wb, mc->name, key, e->klen, e->ts, e->version, e->score) == FEAT_OK) stored++;

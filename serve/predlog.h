@@ -64,13 +64,16 @@ typedef feat_err_t feat_predlog_shadow_fn(void *arg, uint32_t model, int64_t ts,
 /* Sets the shadow function (any time; NULL: shadow traffic is not scored). */
 void feat_predlog_set_shadow(feat_predlog_t *pl, feat_predlog_shadow_fn *fn, void *arg);
 
-#define FEAT_PREDLOG_SHADOW 1u  /* feat_predlog_add flag: also score these keys with the shadow function */
+#define FEAT_PREDLOG_SHADOW 1u    /* feat_predlog_add flag: also score these keys with the shadow function */
+#define FEAT_PREDLOG_NO_DRIFT 2u  /* ...: not fed to drift monitoring of the score stream (a canary's challenger) */
 
-/* Starts the writer thread.  FEAT_OK or FEAT_ERR_NOMEM. */
+/* Starts the writer thread, and the shadow thread when a model has shadow
+ * on.  FEAT_OK or FEAT_ERR_NOMEM. */
 feat_err_t feat_predlog_start(feat_predlog_t *pl);
 /* Logs n predictions of conf->models[model] made at ts by version.  keys[i]
  * of length klens[i]; a row with an empty key feeds drift monitoring only.
- * flags: 0 or FEAT_PREDLOG_SHADOW.  pl NULL: nothing is logged. */
+ * flags: FEAT_PREDLOG_SHADOW, FEAT_PREDLOG_NO_DRIFT or 0.  pl NULL: nothing
+ * is logged. */
 void feat_predlog_add(feat_predlog_t *pl, uint32_t model, uint64_t version, int64_t ts, size_t n,
                       const char *const *keys, const size_t *klens, const double *scores, unsigned flags);
 /* Writes what is queued, then stops the writer.  Idempotent. */

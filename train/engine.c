@@ -39,11 +39,13 @@ static run_t *run_at(feat_models_t *models, size_t i) {
     return &models->runs[(models->rhead + i) % FEAT_MODELS_MAX_RUNS];
 }
 
-/* Queues a run of s (qlock held); imported: an import's model (the run owns it). */
+/* Queues a run of s (qlock held); imported: an import's model (the run owns
+ * it once queued).  0 when the ring is full of runs not finished. */
 static uint64_t enqueue(feat_models_t *models, mstate_t *s, feat_trigger_t trigger, const char *reason,
                         feat_model_t *imported) {
-    if (models->nruns == FEAT_MODELS_MAX_RUNS) { /* forget the oldest finished run */
-        feat_model_destroy(run_at(models, 0)->imported);
+    if (models->nruns == FEAT_MODELS_MAX_RUNS) { /* forget the oldest run, if it finished */
+        int st = run_at(models, 0)->st.state;
+        if (st == FEAT_RUN_QUEUED || st == FEAT_RUN_RUNNING) return 0;
         models->rhead = (models->rhead + 1) % FEAT_MODELS_MAX_RUNS;
         models->nruns--;
     }
@@ -77,6 +79,10 @@ feat_err_t feat_models_import_file(feat_models_t *models, const char *model, con
         snprintf(err, errlen, "unknown format \"%.32s\" (featd imports xgboost-json)", format ? format : "");
         return FEAT_ERR_INVALID;
     }
+    if (len > FEAT_IMPORT_MAX) { /* the JSON reader needs about 12 bytes of tokens a byte */
+        snprintf(err, errlen, "a model file of %zu bytes; featd imports at most %u MiB", len, FEAT_IMPORT_MAX >> 20);
+        return FEAT_ERR_TOO_LARGE;
+    }
     feat_model_t *m = NULL;
     feat_err_t rc = feat_import_xgboost(models, s, data, len, features, nfeatures, &m, err, errlen);
     if (rc) return rc;
@@ -86,6 +92,12 @@ feat_err_t feat_models_import_file(feat_models_t *models, const char *model, con
     pthread_mutex_lock(&models->qlock);
     *run_id = enqueue(models, s, FEAT_TRIGGER_IMPORT, why, m);
     pthread_mutex_unlock(&models->qlock);
+    if (!*run_id) {
+        feat_model_destroy(m);
+        snprintf(err, errlen, "%d runs are queued or running; try again when some have finished",
+                 FEAT_MODELS_MAX_RUNS);
+        return FEAT_ERR_UNAVAILABLE;
+    }
     feat_log(FEAT_LOG_INFO, "models", "%s: import of %s queued (run %llu)", s->conf->name, why,
              (unsigned long long)*run_id);
     return FEAT_OK;
@@ -98,8 +110,11 @@ feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_tr
     pthread_mutex_lock(&models->qlock);
     for (size_t i = 0; i < models->nruns; i++) {
         run_t *r = run_at(models, i);
+        /* a drift request never joins a run already running: that run's set lacks the data that drifted */
         if (r->midx == s->idx && r->st.trigger != FEAT_TRIGGER_IMPORT &&
-            (r->st.state == FEAT_RUN_QUEUED || r->st.state == FEAT_RUN_RUNNING)) {
+            (r->st.state == FEAT_RUN_QUEUED || (r->st.state == FEAT_RUN_RUNNING && trigger != FEAT_TRIGGER_DRIFT))) {
+            if (trigger == FEAT_TRIGGER_DRIFT && r->not_before_ms < feat_now_ms() + 1000)
+                r->not_before_ms = feat_now_ms() + 1000; /* see enqueue() */
             *run_id = r->st.run_id;
             *coalesced = 1;
             size_t have = strlen(r->reason); /* a run not started yet names every reason that joined it */
@@ -114,6 +129,11 @@ feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_tr
     *run_id = enqueue(models, s, trigger, reason, NULL);
     *coalesced = 0;
     pthread_mutex_unlock(&models->qlock);
+    if (!*run_id) {
+        feat_log(FEAT_LOG_WARN, "models", "%s: retrain asked for by %s not queued: %d runs are queued or running",
+                 s->conf->name, feat_trigger_name(trigger), FEAT_MODELS_MAX_RUNS);
+        return FEAT_ERR_UNAVAILABLE;
+    }
     feat_log(FEAT_LOG_INFO, "models", "%s: retrain requested by %s%s%s (run %llu)", s->conf->name,
              feat_trigger_name(trigger), reason && *reason ? ": " : "", reason ? reason : "", (unsigned long long)*run_id);
     return FEAT_OK;
@@ -402,7 +422,8 @@ static feat_err_t evaluate(run_ctx_t *c, const feat_trainset_t *tset, const feat
     o->champ_metric = champion_metric(s, tset, o->rep.n_train, o->rep.n_valid, &o->champ);
     o->mine = s->binary ? o->rep.valid.auc : o->rep.valid.rmse;
     double margin = s->conf->promote_margin;
-    o->better = isnan(o->champ_metric) ? 1
+    o->better = isnan(o->mine)         ? 0 /* an import scored on no validation rows wins nothing */
+                : isnan(o->champ_metric) ? 1
                 : s->binary            ? o->mine >= o->champ_metric + margin
                                        : o->mine <= o->champ_metric * (1 - margin);
     return FEAT_OK;

@@ -127,7 +127,7 @@ uint32_t feat_loaded_index(const feat_loaded_t *l);       /* model index in conf
 const feat_table_t *feat_loaded_table(const feat_loaded_t *l);
 const uint16_t *feat_loaded_fidx(const feat_loaded_t *l); /* table feature index per model feature (by group when multi) */
 size_t feat_loaded_nfeatures(const feat_loaded_t *l);
-int feat_loaded_binary(const feat_loaded_t *l);           /* 1 for a binary task (logreg, mlp), else 0 */
+int feat_loaded_binary(const feat_loaded_t *l);           /* 1 for a binary task (logreg, mlp, gbdt_classifier) */
 /* A version's features of one table, read with one key (models over several
  * tables: a feature named TABLE.FEATURE, common/config.h). */
 typedef struct feat_loaded_group {
@@ -155,9 +155,9 @@ typedef struct feat_version_info {
     uint64_t version;
     int stage;
     int64_t created_ms;
-    const char *trigger;       /* operator, schedule, labels, drift */
+    const char *trigger;       /* operator, schedule, labels, drift, import */
     const char *reason;
-    const char *task;          /* logreg, linreg, mlp */
+    const char *task;          /* logreg, linreg, mlp, gbdt_classifier, gbdt_regressor */
     const char *table;
     const char *device;        /* cpu, gpu */
     feat_eval_t train, valid;  /* metrics on the training and validation splits */
@@ -195,8 +195,9 @@ feat_err_t feat_models_rollback(feat_models_t *models, const char *model, uint64
 
 /* Queues a retrain of model (reason may be NULL).  *run_id gets the run's id;
  * *coalesced is 1 when a run of the model was already queued or running (its
- * id is returned), else 0.  FEAT_OK, or FEAT_ERR_NOT_FOUND for an unknown
- * model. */
+ * id is returned), else 0; a drift request joins only a queued run.  FEAT_OK,
+ * FEAT_ERR_NOT_FOUND for an unknown model, or FEAT_ERR_UNAVAILABLE when
+ * 64 runs (FEAT_MODELS_MAX_RUNS) are queued or running. */
 feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_trigger_t trigger, const char *reason,
                                uint64_t *run_id, int *coalesced);
 
@@ -219,7 +220,11 @@ feat_err_t feat_models_request(feat_models_t *models, const char *model, feat_tr
  * direction, as in XGBoost.  source (may be NULL) names the file in the
  * run's reason.  FEAT_OK with *run_id (feat_models_run_status follows it);
  * FEAT_ERR_NOT_FOUND (model), FEAT_ERR_INVALID (the file or the features;
- * err says what, and nothing is registered), FEAT_ERR_NOMEM. */
+ * err says what, and nothing is registered), FEAT_ERR_TOO_LARGE (over
+ * 256 MiB), FEAT_ERR_UNAVAILABLE (64 runs queued or
+ * running), FEAT_ERR_NOMEM.  An import whose time split leaves no
+ * validation rows is never promoted by the auto policy (a model's first
+ * version still becomes its champion). */
 feat_err_t feat_models_import_file(feat_models_t *models, const char *model, const char *format, const void *data,
                                    size_t len, const char *const *features, size_t nfeatures, const char *source,
                                    uint64_t *run_id, char *err, size_t errlen);

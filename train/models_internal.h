@@ -142,6 +142,8 @@ typedef struct mstate {
     feat_metric_t *m_pred_quality;
 } mstate_t;
 
+#define FEAT_IMPORT_MAX (256u << 20) /* bytes of one imported model file */
+
 typedef struct run {
     feat_run_status_t st;
     uint32_t midx;

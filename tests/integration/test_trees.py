@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -231,6 +232,14 @@ def main():
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
         assert len(json.loads(featctl("--json", "models", "risk").stdout)["versions"]) == 2
+
+        # ---- the registry on disk is consistent, imports (with or without rows) included ----
+        assert featd.stop() == 0, featd.tail()
+        audit = subprocess.run([H.bins(args)["inspect"], "--config", cfg, "models"], capture_output=True, text=True)
+        lines = [json.loads(l_) for l_ in audit.stdout.splitlines()]
+        assert audit.returncode == 0 and all(l_["ok"] for l_ in lines), audit.stdout + audit.stderr
+        assert {(l_["model"], l_["version"]) for l_ in lines if l_["kind"] == "model_version"} >= \
+            {("risk", 1), ("risk", 2), ("fresh", 1)}, lines
         ok = True
     finally:
         if featd.alive():

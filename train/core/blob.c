@@ -123,8 +123,12 @@ feat_err_t feat_model_serialize(const feat_model_t *m, void **out, size_t *out_l
     const feat_hyper_t *h = &in->hyper;
     const feat_prep_t *p = m->prep;
 
+    /* version 1 unless the model needs version 2 (trees): an instance not
+     * upgraded yet still reads every other model (rolling upgrades, the
+     * cluster's models topic) */
+    const uint32_t version = m->trees ? FEAT_MODEL_BLOB_VERSION : 1u;
     put(&w, MAGIC, 4);
-    put_u32(&w, FEAT_MODEL_BLOB_VERSION);
+    put_u32(&w, version);
     put_u32(&w, 0); /* payload length, patched below */
     put_u32(&w, 0); /* CRC, patched below */
 
@@ -141,18 +145,21 @@ feat_err_t feat_model_serialize(const feat_model_t *m, void **out, size_t *out_l
     put_u32(&w, h->activation);
     put_u32(&w, h->shuffle);
     put_u64(&w, h->seed);
-    put_u32(&w, h->trees);
-    put_u32(&w, h->max_depth);
-    put_u32(&w, h->early_stopping);
-    put_f64(&w, h->subsample);
-    put_f64(&w, h->min_child_weight);
+    if (version >= 2) {
+        put_u32(&w, h->trees);
+        put_u32(&w, h->max_depth);
+        put_u32(&w, h->early_stopping);
+        put_f64(&w, h->subsample);
+        put_f64(&w, h->min_child_weight);
+    }
     put_str(&w, m->label, strlen(m->label));
 
     put_u32(&w, p->conf.top_k);
     put_u32(&w, p->conf.hash_buckets);
     put_u32(&w, p->conf.min_count);
     put_u32(&w, p->conf.missing_indicators);
-    put_u32(&w, p->conf.raw);
+    if (version >= 2)
+        put_u32(&w, p->conf.raw);
     put_u32(&w, (uint32_t)p->nf);
     for (size_t i = 0; i < p->nf; i++) {
         const feat_prep_feat_t *f = &p->f[i];
@@ -304,22 +311,22 @@ static feat_trees_t *get_trees(rbuf_t *r, uint32_t d, int *oom) {
         return NULL;
     uint32_t *counts = (uint32_t *)malloc((size_t)nt * sizeof(*counts));
     feat_tree_node_t *nodes = NULL;
-    size_t total = 0;
+    uint64_t total = 0;
     if (!counts)
         goto nomem;
     for (uint32_t t = 0; t < nt; t++) {
         counts[t] = get_u32(r);
         total += counts[t];
     }
-    if (!r->bad && total > left(r) / 20)  /* 20 bytes a node */
+    if (!r->bad && total > (uint64_t)(left(r) / 20))  /* 20 bytes a node */
         fail(r, "truncated");
     if (r->bad) {
         free(counts);
         return NULL;
     }
-    if (!(nodes = (feat_tree_node_t *)malloc((total ? total : 1) * sizeof(*nodes))))
+    if (!(nodes = (feat_tree_node_t *)malloc((size_t)(total ? total : 1) * sizeof(*nodes))))
         goto nomem;
-    for (size_t i = 0; i < total; i++) {
+    for (uint64_t i = 0; i < total; i++) {
         bits = get_u32(r);
         memcpy(&nodes[i].value, &bits, 4);
         nodes[i].feature = (int32_t)get_u32(r);
@@ -455,7 +462,7 @@ feat_err_t feat_model_deserialize(const void *buf, size_t len, feat_model_t **ou
             fail(&r, "unknown feature type");
         f->type = (feat_ftype_t)type;
         f->indicator = get_u32(&r);
-        if (f->indicator > 1)
+        if (f->indicator > 1 || (pc.raw && f->indicator && feat_ftype_numeric(f->type)))
             fail(&r, "bad indicator flag");
         if (r.bad)
             break;

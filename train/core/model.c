@@ -80,7 +80,7 @@ feat_err_t feat_model_from_trees(feat_prep_t *prep, feat_trees_t *trees, const f
     feat_err_t e = FEAT_ERR_INVALID;
     if (out)
         *out = NULL;
-    if (!out || !prep || !trees || !info || feat_trees_nfeatures(trees) != prep->dim ||
+    if (!out || !prep || !trees || !info || !prep->conf.raw || feat_trees_nfeatures(trees) != prep->dim ||
         !((info->task == FEAT_TASK_BINARY && feat_trees_link(trees) == FEAT_TREES_LOGISTIC) ||
           (info->task == FEAT_TASK_REGRESSION && feat_trees_link(trees) == FEAT_TREES_IDENTITY)))
         goto fail;

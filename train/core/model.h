@@ -29,8 +29,8 @@
  * (regression; targets are standardised while training).  A tree model's
  * output is the ensemble's (trees.h: float, XGBoost's arithmetic).
  *
- * Blob format, version 2 (version 1, written before tree models, is still
- * read: it lacks the fields marked v2).  Integers little-endian, f64 = IEEE-754 binary64
+ * Blob format, version 2 for tree models and version 1 for the others (which
+ * lacks the fields marked v2; an older featd reads it).  Integers little-endian, f64 = IEEE-754 binary64
  * bits little-endian, str = u32 byte length + bytes (no NUL).
  *   header  (16 bytes): "FTMB", u32 version (1 or 2), u32 payload length L,
  *                       u32 CRC-32 (IEEE, as zlib's crc32()) of the payload;
@@ -116,7 +116,8 @@ const feat_trees_t *feat_model_trees(const feat_model_t *m);
  * FEAT_TREES_LOGISTIC ensemble, REGRESSION with FEAT_TREES_IDENTITY), the
  * label, metrics and training facts; kind, n_features and input_dim are set
  * here, y_mean and y_std to 0 and 1.  Takes ownership of prep and trees,
- * also on failure.  FEAT_ERR_INVALID when they do not fit each other;
+ * also on failure.  FEAT_ERR_INVALID when they do not fit each other or
+ * prep is not raw;
  * FEAT_ERR_NOMEM. */
 feat_err_t feat_model_from_trees(feat_prep_t *prep, feat_trees_t *trees, const feat_model_info_t *info,
                                  feat_model_t **out);
@@ -143,7 +144,7 @@ feat_err_t feat_model_predict_batch(const feat_model_t *m, const feat_raw_t *row
 feat_err_t feat_model_predict_dense(const feat_model_t *m, const float *x, size_t n_rows,
                                     void *scratch, size_t scratch_size, double *out);
 
-/* Encodes m as a version-2 blob.  On success *out is a malloc'd buffer of
+/* Encodes m as a blob (version 2 for trees, else 1).  On success *out is a malloc'd buffer of
  * *out_len bytes that the caller frees with free(); on failure *out is NULL.
  * FEAT_ERR_INVALID: NULL argument; FEAT_ERR_NOMEM. */
 feat_err_t feat_model_serialize(const feat_model_t *m, void **out, size_t *out_len);

@@ -195,6 +195,8 @@ feat_err_t feat_prep_finish(feat_prep_t *p) {
         feat_prep_feat_t *f = &p->f[i];
         f->offset = (uint32_t)off;
         if (feat_ftype_numeric(f->type)) {
+            if (p->conf.raw)
+                f->indicator = 0; /* raw: a missing number is NaN, never an indicator column */
             f->width = 1 + (f->indicator ? 1u : 0u);
             f->inv_std = 1.0 / f->std;
         } else {

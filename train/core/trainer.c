@@ -493,7 +493,7 @@ static feat_err_t fit_trees(run_t *r, const feat_hyper_t *h) {
     char err[200] = "";
     feat_err_t e = r->conf->learner->fit(r->conf->learner->arg, &r->train, &r->valid, r->task, h, cancel_check,
                                          &r->cancel, &r->cur_trees, err, sizeof(err));
-    if (e == FEAT_OK && feat_trees_nfeatures(r->cur_trees) != r->dim) {
+    if (e == FEAT_OK && (!r->cur_trees || feat_trees_nfeatures(r->cur_trees) != r->dim)) {
         feat_trees_free(r->cur_trees);
         r->cur_trees = NULL;
         snprintf(err, sizeof(err), "the learner's trees read another input width");

@@ -102,7 +102,8 @@ static void round_trip(feat_model_t *m) {
         return;
     const uint8_t *b = (const uint8_t *)blob;
     CHECK(len > 16 && memcmp(b, "FTMB", 4) == 0);
-    CHECK(b[4] == 2 && b[5] == 0 && b[6] == 0 && b[7] == 0);
+    /* version 2 for trees, 1 for the rest (readable by a featd from before trees) */
+    CHECK(b[4] == (feat_model_trees(m) ? 2 : 1) && b[5] == 0 && b[6] == 0 && b[7] == 0);
     CHECK((size_t)(b[8] | b[9] << 8 | b[10] << 16 | (uint32_t)b[11] << 24) == len - 16);
     CHECK((b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24) == crc_ref(b + 16, len - 16));
 
@@ -263,37 +264,12 @@ static void test_corrupt(void) {
     memcpy(t, b, len);
     memcpy(t, "XXXX", 4);
     CHECK_ERR(decode(t, len), FEAT_ERR_CORRUPT);
-    /* the feature count sits after kind, task, hyper (5 f64 + 5 u32 + u64 + 3 u32 + 2 f64), label,
-     * prep conf (5 u32) */
-    size_t off = 16 + 8 + 40 + 20 + 8 + 12 + 16;
+    /* (an MLP's blob is version 1) the feature count sits after kind, task, hyper (5 f64 + 5 u32 +
+     * u64), label, prep conf (4 u32) */
+    size_t off = 16 + 8 + 40 + 20 + 8;
     uint32_t label_len = t[off] | t[off + 1] << 8 | t[off + 2] << 16 | (uint32_t)t[off + 3] << 24;
     CHECK(label_len == 7); /* "churned" */
-    size_t nf_off = off + 4 + label_len + 20;
-    /* the same model as a version-1 blob (without the v2 fields) decodes to the same predictions */
-    {
-        uint8_t *v1 = (uint8_t *)tc_xmalloc(len);
-        size_t hy = 16 + 8 + 40 + 20 + 8, raw = off + 4 + label_len + 16, n1 = 0;
-        memcpy(v1, b, hy), n1 = hy;                                   /* header .. seed */
-        memcpy(v1 + n1, b + hy + 28, raw - (hy + 28)), n1 += raw - (hy + 28); /* label, prep conf (4 u32) */
-        memcpy(v1 + n1, b + raw + 4, len - (raw + 4)), n1 += len - (raw + 4);
-        v1[4] = 1;
-        uint32_t pl = (uint32_t)(n1 - 16);
-        v1[8] = (uint8_t)pl, v1[9] = (uint8_t)(pl >> 8), v1[10] = (uint8_t)(pl >> 16), v1[11] = (uint8_t)(pl >> 24);
-        fix_crc(v1, n1);
-        feat_model_t *a = NULL, *c = NULL;
-        CHECK_OK(feat_model_deserialize(v1, n1, &a, err, sizeof(err)));
-        CHECK_OK(feat_model_deserialize(b, len, &c, err, sizeof(err)));
-        if (a && c) {
-            static double pa[N], pc[N];
-            CHECK_OK(feat_model_predict_batch(a, rows, N, NULL, 0, pa));
-            CHECK_OK(feat_model_predict_batch(c, rows, N, NULL, 0, pc));
-            CHECK(memcmp(pa, pc, sizeof(pa)) == 0);
-            CHECK(feat_model_info(a)->hyper.trees == 100); /* a v1 blob's tree fields: the defaults */
-        }
-        feat_model_destroy(a);
-        feat_model_destroy(c);
-        free(v1);
-    }
+    size_t nf_off = off + 4 + label_len + 16;
     memcpy(t, b, len);
     CHECK(t[nf_off] == F && t[nf_off + 1] == 0);
     t[nf_off] = t[nf_off + 1] = t[nf_off + 2] = t[nf_off + 3] = 0xff; /* 4 billion features */
@@ -401,6 +377,17 @@ static void test_corrupt_trees(void) {
         feat_err_t e = feat_model_deserialize(t, len, &out, err, sizeof(err));
         if (e != FEAT_ERR_CORRUPT) fprintf(stderr, "%s: accepted\n", bad[i].what);
         CHECK(e == FEAT_ERR_CORRUPT && out == NULL);
+    }
+    /* raw preprocessing never has an indicator column on a number: a blob that claims one for
+     * "amount" (feature 0) is refused, not decoded into a column nothing writes */
+    {
+        size_t nf_off = 16 + 8 + 40 + 20 + 8 + 12 + 16 + 4 + 7 + 20, ind = nf_off + 4 + 4 + 6 + 4;
+        CHECK(memcmp(b + nf_off + 8, "amount", 6) == 0 && b[ind] == 0);
+        memcpy(t, b, len);
+        t[ind] = 1;
+        fix_crc(t, len);
+        CHECK_ERR(feat_model_deserialize(t, len, &out, err, sizeof(err)), FEAT_ERR_CORRUPT);
+        CHECK(strstr(err, "indicator") != NULL);
     }
     uint64_t s = 7;
     int rejected = 0;
