@@ -247,6 +247,18 @@ static feat_err_t open_alerting(featd_t *d, char *err, size_t errlen) {
             return FEAT_ERR_KAFKA;
         }
     }
+    if (!(d->flags & FEATD_NO_KAFKA)) { /* Push: low latency, and the partitioner every producer must share */
+        char msg[1024];
+        feat_producer_conf_t pc = {.kafka = cfg->kafka, .nkafka = cfg->nkafka, .bootstrap = d->bootstrap,
+                                   .partitioner = strcmp(cfg->cluster_partitioner, "crc32") ? "murmur2_random"
+                                                                                            : "consistent_random",
+                                   .linger_ms = 1};
+        if (!(d->push = feat_producer_new(&pc, d->metrics, msg, sizeof(msg)))) {
+            snprintf(err, errlen, "Kafka producer (FeatureService.Push): %s", msg);
+            return FEAT_ERR_KAFKA;
+        }
+        feat_decode_conf_from_config(cfg, &d->decode);
+    }
     d->alerts = feat_alert_bus_new();
     if (!d->alerts) {
         snprintf(err, errlen, "out of memory");
@@ -334,7 +346,7 @@ static feat_err_t open_serve(featd_t *d, int64_t started_ms, char *err, size_t e
     d->serve = (feat_serve_t){
         .conf = serve_conf(d->cfg), .st = d->st, .cache = d->cache, .drift = d->drift, .models = d->models,
         .predlog = d->predlog, .auth = d->auth, .metrics = d->metrics, .started_ms = started_ms,
-        .cluster = d->cluster,
+        .cluster = d->cluster, .push = d->push, .decode = d->push ? &d->decode : NULL,
     };
     atomic_init(&d->serve.shutting_down, 0);
     feat_predlog_set_shadow(d->predlog, feat_serve_shadow, &d->serve); /* shadow traffic (model.*.shadow) */
@@ -509,6 +521,7 @@ void featd_close(featd_t *d) {
     feat_drift_destroy(d->drift);     /* judges the windows already closed */
     feat_models_destroy(d->models);
     feat_producer_destroy(d->producer);
+    feat_producer_destroy(d->push);
     feat_webhook_destroy(d->webhook);
     feat_alert_bus_destroy(d->alerts); /* no publisher is left */
     feat_server_destroy(d->grpc);

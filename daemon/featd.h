@@ -55,6 +55,7 @@
 #include "drift/monitor.h"
 #include "ingest/broker.h"
 #include "ingest/cluster.h"
+#include "ingest/decode.h"
 #include "ingest/demo.h"
 #include "ingest/ingest.h"
 #include "ingest/producer.h"
@@ -99,6 +100,8 @@ typedef struct featd {
     feat_store_t *st;
     feat_cache_t *cache;        /* serve.cache > 0 */
     feat_producer_t *producer;  /* drift.alert_topic or a model's prediction_topic */
+    feat_producer_t *push;      /* FeatureService.Push's events (any Kafka) */
+    feat_decode_conf_t decode;  /* Push checks events as ingest does */
     feat_alert_bus_t *alerts;   /* drift and live quality publish, the sinks below receive */
     feat_alert_log_t alert_log;           /* the sinks' state */
     feat_alert_counters_t alert_counters;

@@ -32,6 +32,8 @@ struct feat_auth;
 struct feat_cluster;
 struct feat_forward;
 struct feat_models_cluster;
+struct feat_producer;
+struct feat_decode_conf;
 
 /* What handlers need from the config. */
 typedef struct feat_serve_conf {
@@ -55,6 +57,8 @@ typedef struct feat_serve {
     struct feat_auth *auth;      /* NULL: no [auth] token files, every method open */
     struct feat_cluster *cluster; /* ingest/cluster.h: the partition map; NULL or single mode: every key is local */
     struct feat_forward *forward; /* forward.h: calls to peers (partitioned mode); NULL: none */
+    struct feat_producer *push;  /* Push's producer (ingest/producer.h); NULL: featd runs without Kafka */
+    const struct feat_decode_conf *decode; /* Push checks events as ingest would (ingest/decode.h) */
     feat_metrics_t *metrics;     /* never NULL */
     int64_t started_ms;          /* when the daemon started (uptime) */
     atomic_int shutting_down;    /* set once the daemon starts to stop: no longer ready */

@@ -698,6 +698,7 @@ static const feat_method_t methods[] = {
     {FS "GetOnlineFeatures", "GetOnlineFeatures", get_online, NULL, FEAT_RPC_READ},
     {FS "GetHistoricalFeatures", "GetHistoricalFeatures", NULL, &hist_ops, FEAT_RPC_READ},
     {FS "Predict", "Predict", featd_svc_predict, NULL, FEAT_RPC_READ},
+    {FS "Push", "Push", featd_svc_push, NULL, FEAT_RPC_ADMIN},
     {AS "Status", "Status", status, NULL, FEAT_RPC_READ},
     {AS "ListTables", "ListTables", list_tables, NULL, FEAT_RPC_READ},
     {AS "ListModels", "ListModels", featd_svc_list_models, NULL, FEAT_RPC_READ},

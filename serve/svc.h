@@ -112,4 +112,7 @@ feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_import_model(feat_rpc_call_t *call, feat_buf_t *resp);
 
+/* FeatureService.Push (push.c). */
+feat_err_t featd_svc_push(feat_rpc_call_t *call, feat_buf_t *resp);
+
 #endif

@@ -189,7 +189,7 @@ def main():
         # every method of both services, from their descriptors: an admin method refuses a read token
         # (PERMISSION_DENIED); a read method does not refuse it; none takes a call without a token
         admin_methods = {"Promote", "Rollback", "TriggerRetrain", "PinDriftReference", "Backup", "GetTrainingRows",
-                         "ImportModel"}
+                         "ImportModel", "Push"}
         read_methods = {"GetOnlineFeatures", "GetHistoricalFeatures", "Predict", "Status", "ListTables", "ListModels",
                         "GetRetrainStatus", "GetDriftReport", "GetCluster", "GetDriftSketches"}
         from google.protobuf import message_factory

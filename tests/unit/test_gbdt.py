@@ -36,7 +36,7 @@ except ImportError as e:
     print(f"SKIP: {e} (apt install python3-xgboost python3-sklearn)")
     sys.exit(77)
 
-TOOL = os.path.join(args.build_dir, "train", "core", "feattrain")
+TOOL = os.path.join(args.build_dir, "train", "feattrain")
 N = args.bench or 20000
 PARAMS = dict(trees=300, depth=5, eta=0.1, l2=1.0, subsample=0.8, mcw=1.0, early=15, seed=3)
 

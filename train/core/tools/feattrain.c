@@ -23,9 +23,9 @@
 #include "train/core/internal.h"
 #include "train/core/model.h"
 #include "train/core/trainer.h"
-#ifdef FEAT_WITH_GBDT /* featd's build links train/gbdt.c (libxgboost); train/core alone has no tree learner */
-#include "train/gbdt.h"
-#endif
+/* FEAT_WITH_GBDT: built by train/feattrain_gbdt.c, which declares
+ * feat_gbdt_learner() (train/gbdt.h, libxgboost); train/core alone has no
+ * tree learner. */
 
 #define MAX_GRID 64
 
@@ -41,7 +41,7 @@ static void usage(FILE *f) {
         "  --lr X --l2 X --hidden N --epochs N --batch N --seed N --activation relu|tanh\n"
         "  --no-shuffle          keep time order inside epochs\n"
         "  --trees N --max-depth N --subsample X --min-child-weight X --early-stopping N\n"
-        "                        gbdt (featd's build only; --lr is eta, --l2 lambda)\n"
+        "                        gbdt (build/train/feattrain only; --lr is eta, --l2 lambda)\n"
         "  --grid-lr A,B,...  --grid-l2 ...  --grid-hidden ...  --grid-epochs ...\n"
         "                        grid search, chosen by validation AUC (binary) or RMSE\n"
         "  --top-k K --buckets H --min-count C --no-indicators   preprocessing\n"
@@ -594,7 +594,7 @@ int main(int argc, char **argv) {
 #ifdef FEAT_WITH_GBDT
     else if (!strcmp(task_s, "gbdt")) conf.kind = FEAT_MODEL_TREES, conf.learner = feat_gbdt_learner();
 #endif
-    else die("--task %s: logreg, linreg, mlp or (featd's build) gbdt", task_s);
+    else die("--task %s: logreg, linreg, mlp or (build/train/feattrain) gbdt", task_s);
     if (conf.kind == FEAT_MODEL_MLP || conf.kind == FEAT_MODEL_TREES) {
         if (!strcmp(mlp_task, "binary")) conf.task = FEAT_TASK_BINARY;
         else if (!strcmp(mlp_task, "regression")) conf.task = FEAT_TASK_REGRESSION;
