@@ -75,6 +75,8 @@ void featctl_usage(FILE *f) {
                "  predict MODEL KEY... [--alias champion|challenger] [--version N]\n"
                "  predict MODEL --keys E=KEY[,E=KEY...]...  (a row per --keys, a key per entity E)\n"
                "  score MODEL --at TIME [--keys-file FILE|-] [KEY...] [--out FILE.csv] [--alias A] [--version N]\n"
+               "  export (--model MODEL | --table TABLE) [--from TIME] [--to TIME] [--format csv|jsonl]\n"
+               "         [--out FILE]               (a point-in-time training set; TIME as for history)\n"
                "  backup DIR                       (a new directory on featd's host; relative = from here)\n"
                "  cluster\n");
 }
@@ -879,6 +881,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "tables")) rc = cmd_tables();
     else if (!strcmp(cmd, "drift")) rc = cmd_drift(argc - i, argv + i);
     else if (!strcmp(cmd, "models")) rc = featctl_models(argc - i, argv + i);
+    else if (!strcmp(cmd, "export")) rc = featctl_export(argc - i, argv + i);
     else if (!strcmp(cmd, "promote")) rc = featctl_promote(argc - i, argv + i);
     else if (!strcmp(cmd, "rollback")) rc = featctl_rollback(argc - i, argv + i);
     else if (!strcmp(cmd, "retrain")) rc = featctl_retrain(argc - i, argv + i);

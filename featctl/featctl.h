@@ -1,7 +1,7 @@
 /*
  * featctl/featctl.h — what featctl's command files share.  featctl.c holds
  * main, the feature, status and drift commands; featctl_models.c the model
- * commands.  Every shared name starts with featctl_; the rest is static.
+ * commands; featctl_export.c export.  Every shared name starts with featctl_; the rest is static.
  */
 #ifndef FEAT_FEATCTL_FEATCTL_H
 #define FEAT_FEATCTL_FEATCTL_H
@@ -38,6 +38,9 @@ int featctl_promote(int argc, char **argv);
 int featctl_rollback(int argc, char **argv);
 int featctl_retrain(int argc, char **argv);
 int featctl_predict(int argc, char **argv);
+
+/* featctl export (featctl_export.c). */
+int featctl_export(int argc, char **argv);
 int featctl_score(int argc, char **argv);
 
 #endif

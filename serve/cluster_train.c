@@ -109,8 +109,7 @@ static void *rows_begin(feat_rpc_call_t *call, feat_err_t *err) {
     return rs;
 }
 
-/* A training value as a Value (no kind set: missing). */
-static Featd__V1__Value *value_pb(feat_arena_t *a, const feat_raw_t *r) {
+Featd__V1__Value *featd_svc_raw_pb(feat_arena_t *a, const feat_raw_t *r) {
     Featd__V1__Value *v = feat_arena_alloc(a, sizeof(*v));
     if (!v) return NULL;
     featd__v1__value__init(v);
@@ -156,7 +155,7 @@ static feat_err_t rows_next(feat_rpc_call_t *call, void *state, feat_buf_t *out,
         r->n_values = nf;
         if (!(r->values = feat_arena_alloc(a, nf * sizeof(void *) + 1))) return FEAT_ERR_NOMEM;
         for (size_t j = 0; j < nf; j++)
-            if (!(r->values[j] = value_pb(a, &rs->ts.rows[rs->at * nf + j]))) return FEAT_ERR_NOMEM;
+            if (!(r->values[j] = featd_svc_raw_pb(a, &rs->ts.rows[rs->at * nf + j]))) return FEAT_ERR_NOMEM;
         msg.rows[msg.n_rows++] = r;
     }
     if (featd_svc_pack(out, &msg.base) != FEAT_OK) return FEAT_ERR_NOMEM;

@@ -713,6 +713,7 @@ static const feat_method_t methods[] = {
     {AS "GetCluster", "GetCluster", featd_svc_get_cluster, NULL, FEAT_RPC_READ},
     {AS "GetTrainingRows", "GetTrainingRows", NULL, &featd_svc_training_rows_ops, FEAT_RPC_ADMIN},
     {AS "GetDriftSketches", "GetDriftSketches", featd_svc_drift_sketches, NULL, FEAT_RPC_READ},
+    {AS "ExportTrainingSet", "ExportTrainingSet", NULL, &featd_svc_export_ops, FEAT_RPC_READ},
 };
 
 const feat_method_t *feat_serve_methods(size_t *n) {

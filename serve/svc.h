@@ -22,6 +22,7 @@
 #include "rpc/rpc.h"
 #include "serve/lookup.h"
 #include "serve/serve.h"
+#include "train/core/types.h"
 
 /* Sets the client's message and evaluates to code (a feat_err_t). */
 #define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (feat_err_t)(code))
@@ -111,6 +112,12 @@ feat_err_t featd_svc_rollback(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_retrain(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_retrain_status(feat_rpc_call_t *call, feat_buf_t *resp);
 feat_err_t featd_svc_import_model(feat_rpc_call_t *call, feat_buf_t *resp);
+
+/* A training value as a Value (no kind set: missing), in a (cluster_train.c). */
+Featd__V1__Value *featd_svc_raw_pb(feat_arena_t *a, const feat_raw_t *r);
+
+/* AdminService.ExportTrainingSet (export.c). */
+extern const feat_stream_ops_t featd_svc_export_ops;
 
 /* FeatureService.Push (push.c). */
 feat_err_t featd_svc_push(feat_rpc_call_t *call, feat_buf_t *resp);

@@ -191,7 +191,7 @@ def main():
         admin_methods = {"Promote", "Rollback", "TriggerRetrain", "PinDriftReference", "Backup", "GetTrainingRows",
                          "ImportModel", "Push"}
         read_methods = {"GetOnlineFeatures", "GetHistoricalFeatures", "Predict", "Status", "ListTables", "ListModels",
-                        "GetRetrainStatus", "GetDriftReport", "GetCluster", "GetDriftSketches"}
+                        "GetRetrainStatus", "GetDriftReport", "GetCluster", "GetDriftSketches", "ExportTrainingSet"}
         from google.protobuf import message_factory
         checked = 0
         for mod in (admin_pb2, fs):
