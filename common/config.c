@@ -194,6 +194,14 @@ static const opt_t opts[] = {
      "is at most this many records behind the log end its last fetch saw; further behind, and after its "
      "instance lost its group session, the keys answer RESTORING or UNAVAILABLE instead."},
 
+    {"http", "listen", OPT_STRING, 0, 0, "", NULL, C(http_listen),
+     "HTTP/JSON API listen address (host:port): every gRPC method as POST /v1/FeatureService/METHOD or "
+     "/v1/AdminService/METHOD with the request as JSON, the same tokens; empty = off. Plain HTTP: featd "
+     "warns when it is not loopback (put a TLS proxy in front)."},
+    {"http", "threads", OPT_INT, 1, 64, "2", NULL, C(http_threads),
+     "Event loops serving the HTTP/JSON API (a slow call holds only its own)."},
+    {"http", "max_body", OPT_SIZE, 1024, 64LL * MiB, "4MiB", NULL, C(http_max_body),
+     "Largest HTTP/JSON request body; a larger one gets 413."},
     {"admin", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7071", NULL, C(admin_listen),
      "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default. Plain "
      "HTTP always: featd logs a warning when it is not loopback (bearer tokens would cross the network "
@@ -1169,7 +1177,7 @@ static feat_config_t *config_new(char *err, size_t errlen) {
         feat_errf(err, errlen, "out of memory");
         return NULL;
     }
-    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "cluster", "admin", "auth",
+    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "cluster", "admin", "http", "auth",
                                          "featctl", "kafka", "drift", "demo"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (apply_defaults(fixed[i], c, err, errlen)) {
@@ -1325,6 +1333,10 @@ static feat_err_t resolve_model_features(feat_config_t *c, feat_model_conf_t *m,
  * files themselves are read by featd at start-up (serve/tls.c), not here:
  * featctl loads the same file and may not be allowed to read featd's key. */
 static feat_err_t validate_tls(const feat_config_t *c, char *err, size_t errlen) {
+    if (c->http_listen && *c->http_listen && !addr_ok(c->http_listen)) {
+        feat_errf(err, errlen, "http.listen: \"%s\" is not host:port", c->http_listen);
+        return FEAT_ERR_CONFIG;
+    }
     const struct { const char *a, *an, *b, *bn; } pairs[] = {
         {c->serve_tls_cert, "serve.tls_cert", c->serve_tls_key, "serve.tls_key"},
         {c->featctl_tls_cert, "featctl.tls_cert", c->featctl_tls_key, "featctl.tls_key"},

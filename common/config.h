@@ -241,6 +241,10 @@ typedef struct feat_config {
     int64_t cluster_standby_max_lag;  /* records */
     /* [admin] */
     char *admin_listen;
+    /* [http] */
+    char *http_listen;          /* "" = no HTTP/JSON API */
+    int64_t http_threads;
+    int64_t http_max_body;      /* bytes */
     /* [auth] */
     char *auth_read_tokens_file;  /* "" = none; either set = tokens required */
     char *auth_admin_tokens_file;

@@ -36,6 +36,9 @@ static feat_err_t load_security(const feat_config_t *cfg, feat_tls_pem_t *tls, f
         feat_tls_pem_free(tls);
         return FEAT_ERR_CONFIG;
     }
+    if (*cfg->http_listen && !feat_addr_is_loopback(cfg->http_listen))
+        feat_log(FEAT_LOG_WARN, "featd", "http.listen %s is not loopback: the HTTP/JSON API is plain text%s",
+                 cfg->http_listen, *auth ? " and bearer tokens sent to it can be read on the network" : "");
     if (!feat_addr_is_loopback(cfg->admin_listen))
         feat_log(FEAT_LOG_WARN, "featd", "admin.listen %s is not loopback: admin HTTP is plain text%s",
                  cfg->admin_listen,
@@ -426,14 +429,25 @@ static feat_err_t open_listeners(featd_t *d, char *err, size_t errlen) {
     feat_http_conf_t hc = {.listen = cfg->admin_listen};
     d->http = feat_http_new(&hc, d->base, &d->serve, err, errlen);
     if (!d->http) return FEAT_ERR_IO;
+    if (*cfg->http_listen) {
+        feat_api_conf_t ac = {.listen = cfg->http_listen, .threads = (int)cfg->http_threads,
+                              .max_body = cfg->http_max_body};
+        if (!(d->api = feat_api_new(&ac, &d->serve, err, errlen))) return FEAT_ERR_IO;
+    }
     /* where we listen, for tools and tests (ports may be chosen by the OS) */
     char addr[600], host[256], path[PATH_MAX];
     const char *c = strrchr(cfg->serve_listen, ':');
     snprintf(host, sizeof(host), "%.*s", (int)(c - cfg->serve_listen), cfg->serve_listen);
     const char *ac = strrchr(cfg->admin_listen, ':');
-    int n = snprintf(addr, sizeof(addr), "{\"grpc\": \"%s:%d\", \"admin\": \"%.*s:%d\"}\n", host,
+    int n = snprintf(addr, sizeof(addr), "{\"grpc\": \"%s:%d\", \"admin\": \"%.*s:%d\"", host,
                      feat_server_port(d->grpc), (int)(ac - cfg->admin_listen), cfg->admin_listen,
                      feat_http_port(d->http));
+    if (d->api) { /* the HTTP/JSON API's address, like the others' (its port may be chosen by the OS) */
+        const char *hcolon = strrchr(cfg->http_listen, ':');
+        n += snprintf(addr + n, sizeof(addr) - (size_t)n, ", \"http\": \"%.*s:%d\"", (int)(hcolon - cfg->http_listen),
+                      cfg->http_listen, feat_api_port(d->api));
+    }
+    n += snprintf(addr + n, sizeof(addr) - (size_t)n, "}\n");
     snprintf(path, sizeof(path), "%s/featd.addr", cfg->data_dir);
     if (feat_write_file_atomic(path, addr, (size_t)n)) feat_log(FEAT_LOG_WARN, "featd", "cannot write %s", path);
     return FEAT_OK;
@@ -510,6 +524,7 @@ void featd_close(featd_t *d) {
     atomic_store(&d->peer_serve.shutting_down, 1);
     feat_server_stop(d->grpc);
     feat_server_stop(d->peer_grpc);
+    feat_api_destroy(d->api);         /* its calls finish first */
     feat_http_destroy(d->http);
     feat_demo_destroy(d->demo);
     feat_predlog_destroy(d->predlog); /* writes what serving logged */

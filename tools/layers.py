@@ -73,8 +73,9 @@ ALLOWED = {
     },
     'admin': {
         'common': 'buffers, metrics, log, clocks',
-        'proto': 'encodes featd.v1.DriftAlert for the Kafka alert sink',
-        'serve': 'the status snapshot, bearer-token checks, cache statistics',
+        'proto': 'encodes featd.v1.DriftAlert for the Kafka alert sink; the HTTP/JSON API\'s JSON mapping (pbjson)',
+        'rpc': 'the HTTP/JSON API calls the gRPC handlers through rpc.h\'s method table and status mapping',
+        'serve': 'the status snapshot, bearer-token checks, cache statistics, the method table',
         'store': 'RocksDB size and memory on /metrics',
         'ingest': '/readyz and partition lag',
         'drift': '/v1/drift and the drift page',

@@ -129,6 +129,7 @@ def main():
         ENV["PATH"] = os.path.dirname(os.path.abspath(H.bins(args)["featctl"])) + os.pathsep + ENV["PATH"]
         featd = H.Proc([os.path.abspath(H.bins(args)["featd"]), "--config", "deploy/featd.ini", "--demo",
                         "--set", "serve.listen=127.0.0.1:0", "--set", "admin.listen=127.0.0.1:0",
+                        "--set", "http.listen=127.0.0.1:0",
                         "--set", "model.churn.retrain_after_labels=2000"], wd.file("featd.log"), cwd=wd.path)
         addrs = H.featd_addrs(wd, data_dir="featd-data")
         H.wait_for(lambda: featd.alive() and "registered as champion" in featd.tail(400) or not featd.alive(),

@@ -5,3 +5,8 @@ featd_check_test(test_timefmt SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_time
 featd_check_test(test_textwidth SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_textwidth.c LIBS featd_common)
 featd_py_test(test_textwidth_unicodedata SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_textwidth.py LABELS unit TIMEOUT 120)
 featd_check_test(test_utf8 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_utf8.c LIBS featd_common)
+# proto/pbjson against python's google.protobuf.json_format (test_pbjson.py)
+add_executable(pbjson_tool ${CMAKE_CURRENT_SOURCE_DIR}/unit/pbjson_tool.c)
+target_link_libraries(pbjson_tool PRIVATE featd_pbjson)
+featd_warnings(pbjson_tool)
+featd_py_test(unit_pbjson SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_pbjson.py LABELS unit TIMEOUT 300)
