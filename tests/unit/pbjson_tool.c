@@ -42,12 +42,9 @@ int main(int argc, char **argv) {
     char err[256] = "";
     if (!strcmp(argv[1], "to-json")) rc = feat_pbjson_from_pb(d, (const uint8_t *)in.data, in.len, &out);
     else rc = feat_pbjson_to_pb(d, in.data ? in.data : "", in.len, &out, err, sizeof(err));
-    if (rc) {
-        fprintf(stderr, "%s: %s\n", feat_err_str(rc), err);
-        return 2;
-    }
-    fwrite(out.data, 1, out.len, stdout);
+    if (rc) fprintf(stderr, "%s: %s\n", feat_err_str(rc), err);
+    else fwrite(out.data, 1, out.len, stdout);
     feat_buf_free(&in);
     feat_buf_free(&out);
-    return 0;
+    return rc ? 2 : 0;
 }
