@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,15 @@
 #include "rpc/rpc.h"
 #include "serve/auth.h"
 
+#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (feat_err_t)(code))
 #define CALL_TIMEOUT_MS 30000
+#define MAX_ANSWER (64u << 20)    /* bytes of JSON one streaming call may answer */
 
 typedef struct api_loop {
     struct feat_api *api;
     struct event_base *base;
     struct evhttp *http;
+    struct event *stop;          /* activated by feat_api_destroy: an activation before dispatch is kept */
     pthread_t thr;
     int started;
 } api_loop_t;
@@ -138,34 +142,38 @@ static void handle(struct evhttp_request *req, void *arg) {
         feat_buf_free(&b);
         return;
     }
+    if (atomic_load(&sv->shutting_down)) {
+        send_error(a, req, 14, "featd is shutting down");
+        return;
+    }
     const char *hv = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     size_t tlen = 0;
     const char *tok = feat_auth_bearer(hv, &tlen);
-    char token[512] = "";
-    if (tok) snprintf(token, sizeof(token), "%.*s", (int)(tlen < sizeof(token) - 1 ? tlen : sizeof(token) - 1), tok);
+    char *token = tok ? strndup(tok, tlen) : NULL;
     char msg[256] = "";
-    if (sv->auth) {
-        feat_err_t e = feat_serve_authorize(sv, m, tok ? token : NULL, msg, sizeof(msg));
-        if (e) {
-            send_error(a, req, feat_rpc_status(e), msg);
-            return;
-        }
+    feat_err_t rc = tok && !token ? FEAT_ERR_NOMEM : sv->auth ? feat_serve_authorize(sv, m, token, msg, sizeof(msg)) : FEAT_OK;
+    if (rc) {
+        send_error(a, req, feat_rpc_status(rc), msg[0] ? msg : feat_err_str(rc));
+        free(token);
+        return;
     }
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
     size_t blen = evbuffer_get_length(body);
     const char *text = blen ? (const char *)evbuffer_pullup(body, -1) : "{}";
     feat_buf_t pb = FEAT_BUF_INIT, js = FEAT_BUF_INIT, resp = FEAT_BUF_INIT;
-    feat_err_t rc = feat_pbjson_to_pb(in, text, blen ? blen : 2, &pb, msg, sizeof(msg));
+    rc = text ? feat_pbjson_to_pb(in, text, blen ? blen : 2, &pb, msg, sizeof(msg)) : FEAT_ERR_NOMEM;
     if (rc) {
-        send_error(a, req, rc == FEAT_ERR_NOMEM ? 8 : 3, msg[0] ? msg : feat_err_str(rc));
+        if (rc == FEAT_ERR_TOO_LARGE && !msg[0]) snprintf(msg, sizeof(msg), "request too large");
+        send_error(a, req, rc == FEAT_ERR_NOMEM ? 13 : rc == FEAT_ERR_TOO_LARGE ? 8 : 3, msg[0] ? msg : feat_err_str(rc));
         feat_buf_free(&pb);
+        free(token);
         return;
     }
     feat_arena_t arena;
     feat_arena_init(&arena, 65536);
     feat_rpc_call_t call = {.app = sv, .arena = &arena, .req = (const uint8_t *)(pb.data ? pb.data : ""),
                             .req_len = pb.len, .deadline_ms = feat_now_ms() + CALL_TIMEOUT_MS,
-                            .token = tok ? token : NULL};
+                            .token = token};
     if (m->unary) {
         rc = m->unary(&call, &resp);
         if (!rc) rc = feat_pbjson_from_pb(out, (const uint8_t *)resp.data, resp.len, &js);
@@ -180,9 +188,16 @@ static void handle(struct evhttp_request *req, void *arg) {
                     if (!first) feat_buf_putc(&js, ',');
                     rc = feat_pbjson_from_pb(out, (const uint8_t *)resp.data, resp.len, &js);
                 }
+                if (!rc && more && js.len > MAX_ANSWER) /* the whole answer is one JSON array in memory */
+                    rc = ERR(&call, FEAT_ERR_TOO_LARGE, "the answer is over %u MiB; use gRPC's stream (featctl export)",
+                             MAX_ANSWER >> 20);
+                if (!rc && more && feat_now_ms() > call.deadline_ms)
+                    rc = ERR(&call, FEAT_ERR_TIMEOUT, "the call ran past its %d s", CALL_TIMEOUT_MS / 1000);
             }
             feat_buf_puts(&js, "]");
             m->stream->end(st);
+        } else if (!rc) {
+            rc = FEAT_ERR_INVALID; /* as the gRPC server does */
         }
     }
     if (!rc && js.oom) rc = FEAT_ERR_NOMEM;
@@ -196,6 +211,12 @@ static void handle(struct evhttp_request *req, void *arg) {
     feat_buf_free(&pb);
     feat_buf_free(&js);
     feat_buf_free(&resp);
+    free(token);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    event_base_loopbreak(arg);
 }
 
 static void *run_loop(void *arg) {
@@ -281,6 +302,11 @@ feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char 
         evhttp_set_timeout(l->http, 60);
         evhttp_set_gencb(l->http, handle, l);
         a->n = i + 1;
+        if (!(l->stop = event_new(l->base, -1, 0, stop_cb, l->base))) {
+            snprintf(errstr, errlen, "http: cannot start its event loops");
+            feat_api_destroy(a);
+            return NULL;
+        }
         if (feat_worker_start(&l->thr, "http", run_loop, l)) {
             snprintf(errstr, errlen, "http: cannot start a thread");
             feat_api_destroy(a);
@@ -297,11 +323,12 @@ int feat_api_port(const feat_api_t *a) { return a ? a->port : 0; }
 
 void feat_api_destroy(feat_api_t *a) {
     if (!a) return;
-    for (int i = 0; i < a->n; i++)
-        if (a->loops[i].base) event_base_loopbreak(a->loops[i].base);
+    for (int i = 0; i < a->n; i++) /* not event_base_loopbreak: a loop not dispatching yet would miss it */
+        if (a->loops[i].stop) event_active(a->loops[i].stop, EV_READ, 0);
     for (int i = 0; i < a->n; i++) {
         api_loop_t *l = &a->loops[i];
         if (l->started) feat_worker_join(l->thr);
+        if (l->stop) event_free(l->stop);
         if (l->http) evhttp_free(l->http);
         if (l->base) event_base_free(l->base);
     }

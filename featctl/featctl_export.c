@@ -9,7 +9,8 @@
  * stays bounded whatever the set's size; on a terminal a progress bar on
  * stderr counts the rows against the total the first message announces.
  * CSV: a header (key, ts, label for a model, then the features), a missing
- * value empty, strings quoted when they must be (RFC 4180).  JSON Lines: one
+ * value an empty field, an empty string "", strings quoted when they must be
+ * (RFC 4180).  JSON Lines: one
  * object per row, {"key", "ts", "label" (a model's), "features": {name:
  * value or null}}.  Doubles are written with 17 significant digits, so they
  * read back to the same bits.
@@ -35,7 +36,11 @@ typedef struct export_ctx {
 } export_ctx_t;
 
 static void csv_field(feat_buf_t *b, const char *s, size_t n) {
-    if (!n || (!memchr(s, ',', n) && !memchr(s, '"', n) && !memchr(s, '\n', n) && !memchr(s, '\r', n) &&
+    if (!n) { /* an empty string, not a missing value (an empty field) */
+        feat_buf_puts(b, "\"\"");
+        return;
+    }
+    if ((!memchr(s, ',', n) && !memchr(s, '"', n) && !memchr(s, '\n', n) && !memchr(s, '\r', n) &&
                s[0] != ' ' && s[n - 1] != ' ')) {
         feat_buf_append(b, s, n);
         return;
@@ -85,7 +90,13 @@ static int on_rows(void *arg, const uint8_t *data, size_t len) {
         c->nf = m->n_features;
         c->total = m->total_rows;
         c->names = calloc(c->nf, sizeof(char *));
-        for (size_t j = 0; c->names && j < c->nf; j++) c->names[j] = strdup(m->features[j]);
+        for (size_t j = 0; c->names && j < c->nf; j++)
+            if (!(c->names[j] = strdup(m->features[j]))) c->write_failed = 1;
+        if (!c->names) c->write_failed = 1;
+        if (c->write_failed) {
+            featd__v1__training_rows__free_unpacked(m, NULL);
+            return 1;
+        }
         if (!c->jsonl) {
             feat_buf_t *b = &c->line;
             feat_buf_reset(b);
@@ -108,20 +119,20 @@ static int on_rows(void *arg, const uint8_t *data, size_t len) {
             feat_buf_printf(b, ",\"ts\":%lld", (long long)r->ts_ms);
             if (c->model) feat_buf_printf(b, ",\"label\":%.17g", r->label);
             feat_buf_puts(b, ",\"features\":{");
-            for (size_t j = 0; j < c->nf && j < r->n_values; j++) {
+            for (size_t j = 0; j < c->nf; j++) {
                 if (j) feat_buf_putc(b, ',');
                 feat_buf_json_str(b, c->names[j], strlen(c->names[j]));
                 feat_buf_putc(b, ':');
-                value_text(b, r->values[j], 1);
+                value_text(b, j < r->n_values ? r->values[j] : NULL, 1);
             }
             feat_buf_puts(b, "}}\n");
         } else {
             csv_field(b, r->entity_key, strlen(r->entity_key));
             feat_buf_printf(b, ",%lld", (long long)r->ts_ms);
             if (c->model) feat_buf_printf(b, ",%.17g", r->label);
-            for (size_t j = 0; j < c->nf && j < r->n_values; j++) {
+            for (size_t j = 0; j < c->nf; j++) { /* a short row still fills every column */
                 feat_buf_putc(b, ',');
-                value_text(b, r->values[j], 0);
+                value_text(b, j < r->n_values ? r->values[j] : NULL, 0);
             }
             feat_buf_putc(b, '\n');
         }
@@ -181,11 +192,17 @@ int featctl_export(int argc, char **argv) {
     req.table = (char *)(table ? table : "");
     req.from_ms = from;
     req.to_ms = to;
-    uint8_t buf[1024];
-    size_t len = featd__v1__export_training_set_request__pack(&req, buf);
+    size_t len = featd__v1__export_training_set_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf) {
+        fprintf(stderr, "featctl: export: out of memory\n");
+        return 1;
+    }
+    featd__v1__export_training_set_request__pack(&req, buf);
     char msg[512];
     int code = feat_client_stream(featctl_cli, "/featd.v1.AdminService/ExportTrainingSet", buf, len, on_rows, &c,
                                   featctl_timeout_ms, msg, sizeof(msg));
+    free(buf);
     progress(&c, 1);
     int rc = 0;
     if (c.write_failed) {

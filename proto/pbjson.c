@@ -13,6 +13,7 @@
 #include "common/utf8.h"
 
 #define MAX_TEXT (16u << 20)
+#define MAX_ELEMENTS 1000000u    /* of one repeated field or map */
 #define MEMBER(type, msg, off) (*(type *)((char *)(msg) + (off)))
 
 /* ---- base64 ----------------------------------------------------------------------------------- */
@@ -257,6 +258,8 @@ static feat_err_t parse_int(parse_t *p, int i, int is_unsigned, int64_t lo, int6
         return fail(p, "not an integer");
     memcpy(buf, p->text + t->start, n);
     buf[n] = 0;
+    if (!(buf[0] >= '0' && buf[0] <= '9') && !(buf[0] == '-' && !is_unsigned)) /* strtoll takes blanks and '+' */
+        return fail(p, is_unsigned ? "not an unsigned integer" : "not an integer");
     char *end;
     errno = 0;
     if (is_unsigned) {
@@ -368,7 +371,9 @@ static feat_err_t parse_field(parse_t *p, ProtobufCMessage *m, const ProtobufCFi
     size_t es = elem_size(f);
     if (is_map(f)) {
         if (t->type != FEAT_JSON_OBJECT) return fail(p, "not an object");
+        if (t->size > MAX_ELEMENTS) return fail(p, "more than %u entries", MAX_ELEMENTS);
         const ProtobufCMessageDescriptor *ed = f->descriptor;
+        if (ed->fields[0].type != PROTOBUF_C_TYPE_STRING) return fail(p, "a map whose keys are not strings");
         ProtobufCMessage **arr = feat_arena_calloc(p->a, (t->size + 1) * sizeof(*arr));
         if (!arr) return FEAT_ERR_NOMEM;
         int k = v + 1;
@@ -399,6 +404,7 @@ static feat_err_t parse_field(parse_t *p, ProtobufCMessage *m, const ProtobufCFi
         return FEAT_OK;
     }
     if (t->type != FEAT_JSON_ARRAY) return fail(p, "not an array");
+    if (t->size > MAX_ELEMENTS) return fail(p, "more than %u elements", MAX_ELEMENTS);
     char *arr = feat_arena_calloc(p->a, (t->size + 1) * es);
     if (!arr) return FEAT_ERR_NOMEM;
     int k = v + 1;
@@ -443,10 +449,17 @@ feat_err_t feat_pbjson_to_pb(const ProtobufCMessageDescriptor *desc, const char 
                              char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (len > MAX_TEXT) return FEAT_ERR_TOO_LARGE;
-    size_t ntoks = len / 2 + 16, ntok = 0, off = 0;
-    feat_json_tok_t *toks = malloc(ntoks * sizeof(*toks));
-    if (!toks) return FEAT_ERR_NOMEM;
-    feat_err_t rc = feat_json_parse(json, len, toks, ntoks, FEAT_PBJSON_MAX_DEPTH * 2 + 2, &ntok, &off);
+    /* tokens as the text needs them: start small, double up to the most any text of len can need */
+    size_t most = len / 2 + 16, ntoks = most < 4096 ? most : 4096, ntok = 0, off = 0;
+    feat_json_tok_t *toks = NULL;
+    feat_err_t rc;
+    for (;;) {
+        free(toks);
+        if (!(toks = malloc(ntoks * sizeof(*toks)))) return FEAT_ERR_NOMEM;
+        rc = feat_json_parse(json, len, toks, ntoks, FEAT_PBJSON_MAX_DEPTH * 2 + 2, &ntok, &off);
+        if (rc != FEAT_ERR_TOO_LARGE || ntoks == most) break;
+        ntoks = ntoks > most / 2 ? most : ntoks * 2;
+    }
     if (rc) {
         if (err && errlen) snprintf(err, errlen, "%s at byte %zu", rc == FEAT_ERR_TOO_LARGE ? "nested too deep" : "not JSON", off);
         free(toks);

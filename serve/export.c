@@ -41,6 +41,7 @@ typedef struct export_state {
     const char *const *names;   /* the features' names */
     size_t at;
     int sent_first;
+    int oom;                    /* the scan ran out of memory (it stops; the export fails) */
     feat_arena_t arena;         /* one message's */
     int64_t from, to;
 } export_state_t;
@@ -56,10 +57,10 @@ static int add_pair(void *arg, const char *key, size_t klen, int64_t ts, int32_t
         if (k) es->keys = k;
         int64_t *t = realloc(es->times, cap * sizeof(int64_t));
         if (t) es->times = t;
-        if (!k || !t) return 1;
+        if (!k || !t) return es->oom = 1;
         es->cap = cap;
     }
-    if (!(es->keys[es->n] = strndup(key, klen))) return 1;
+    if (!(es->keys[es->n] = strndup(key, klen))) return es->oom = 1;
     es->times[es->n++] = ts;
     return 0;
 }
@@ -123,6 +124,7 @@ static void *export_begin(feat_rpc_call_t *call, feat_err_t *err) {
     es->reader = feat_pit_reader_new(sv->st);
     *err = es->fidx && es->vals && names && es->reader ? feat_store_scan_offline(sv->st, es->t, add_pair, es)
                                                        : FEAT_ERR_NOMEM;
+    if (!*err && es->oom) *err = FEAT_ERR_NOMEM;
     for (size_t j = 0; j < es->nf && names; j++) es->fidx[j] = (uint16_t)j, names[j] = tc->features[j].name;
     es->names = names;
     if (*err) {
