@@ -1,25 +1,20 @@
 /* admin/api.c — see api.h. */
 #include "admin/api.h"
+#include "admin/loop.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/thread.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/arena.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/worker.h"
 #include "featd/v1/admin.pb-c.h"
 #include "featd/v1/feature_service.pb-c.h"
 #include "proto/pbjson.h"
@@ -31,12 +26,9 @@
 #define MAX_ANSWER (64u << 20)    /* bytes of JSON one streaming call may answer */
 
 typedef struct api_loop {
+    feat_loop_t ev;              /* loop.h: its base, thread and stop event */
     struct feat_api *api;
-    struct event_base *base;
     struct evhttp *http;
-    struct event *stop;          /* activated by feat_api_destroy: an activation before dispatch is kept */
-    pthread_t thr;
-    int started;
 } api_loop_t;
 
 struct feat_api {
@@ -214,59 +206,6 @@ static void handle(struct evhttp_request *req, void *arg) {
     free(token);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what;
-    event_base_loopbreak(arg);
-}
-
-static void *run_loop(void *arg) {
-    api_loop_t *l = arg;
-    event_base_dispatch(l->base);
-    return NULL;
-}
-
-/* A listening socket for host:port, non-blocking; -1 with errstr. */
-static int listen_on(const char *addr, int *port, char *errstr, size_t errlen) {
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    size_t hl = colon ? (size_t)(colon - addr) : 0;
-    if (!colon || hl >= sizeof(host)) {
-        snprintf(errstr, errlen, "http.listen: \"%s\" is not host:port", addr);
-        return -1;
-    }
-    memcpy(host, addr, hl);
-    host[hl] = 0;
-    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = 0;
-    }
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai) != 0 || !ai) {
-        snprintf(errstr, errlen, "http.listen: cannot resolve \"%s\"", addr);
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1;
-    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 ||
-        evutil_make_socket_nonblocking(fd) != 0) {
-        snprintf(errstr, errlen, "http.listen: cannot listen on %s", addr);
-        if (fd >= 0) close(fd);
-        freeaddrinfo(ai);
-        return -1;
-    }
-    freeaddrinfo(ai);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        *port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return fd;
-}
-
 feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char *errstr, size_t errlen) {
     feat_api_t *a = calloc(1, sizeof(*a));
     if (!a || !(a->loops = calloc((size_t)conf->threads, sizeof(api_loop_t)))) {
@@ -275,7 +214,7 @@ feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char 
         return NULL;
     }
     a->sv = serve;
-    a->fd = listen_on(conf->listen, &a->port, errstr, errlen);
+    a->fd = feat_listen_tcp(conf->listen, "http.listen", &a->port, errstr, errlen);
     if (a->fd < 0) {
         free(a->loops);
         free(a);
@@ -287,7 +226,7 @@ feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char 
         api_loop_t *l = &a->loops[i];
         l->api = a;
         int fd = -1; /* each loop's listener closes its own copy of the socket when freed */
-        if (!(l->base = event_base_new()) || !(l->http = evhttp_new(l->base)) || (fd = dup(a->fd)) < 0 ||
+        if (feat_loop_open(&l->ev) || !(l->http = evhttp_new(l->ev.base)) || (fd = dup(a->fd)) < 0 ||
             evhttp_accept_socket(l->http, fd) != 0) {
             if (fd >= 0) close(fd);
             snprintf(errstr, errlen, "http: cannot start its event loops");
@@ -302,17 +241,11 @@ feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char 
         evhttp_set_timeout(l->http, 60);
         evhttp_set_gencb(l->http, handle, l);
         a->n = i + 1;
-        if (!(l->stop = event_new(l->base, -1, 0, stop_cb, l->base))) {
-            snprintf(errstr, errlen, "http: cannot start its event loops");
-            feat_api_destroy(a);
-            return NULL;
-        }
-        if (feat_worker_start(&l->thr, "http", run_loop, l)) {
+        if (feat_loop_start(&l->ev, "http")) {
             snprintf(errstr, errlen, "http: cannot start a thread");
             feat_api_destroy(a);
             return NULL;
         }
-        l->started = 1;
     }
     feat_log(FEAT_LOG_INFO, "http", "HTTP/JSON API on %s (port %d, %d threads): POST /v1/FeatureService/..., "
              "/v1/AdminService/...", conf->listen, a->port, conf->threads);
@@ -323,14 +256,12 @@ int feat_api_port(const feat_api_t *a) { return a ? a->port : 0; }
 
 void feat_api_destroy(feat_api_t *a) {
     if (!a) return;
-    for (int i = 0; i < a->n; i++) /* not event_base_loopbreak: a loop not dispatching yet would miss it */
-        if (a->loops[i].stop) event_active(a->loops[i].stop, EV_READ, 0);
+    for (int i = 0; i < a->n; i++) feat_loop_stop(&a->loops[i].ev);
     for (int i = 0; i < a->n; i++) {
         api_loop_t *l = &a->loops[i];
-        if (l->started) feat_worker_join(l->thr);
-        if (l->stop) event_free(l->stop);
+        feat_loop_join(&l->ev);
         if (l->http) evhttp_free(l->http);
-        if (l->base) event_base_free(l->base);
+        feat_loop_free(&l->ev);
     }
     if (a->fd >= 0) close(a->fd);
     free(a->loops);

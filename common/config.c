@@ -202,6 +202,20 @@ static const opt_t opts[] = {
      "Event loops serving the HTTP/JSON API (a slow call holds only its own)."},
     {"http", "max_body", OPT_SIZE, 1024, 64LL * MiB, "4MiB", NULL, C(http_max_body),
      "Largest HTTP/JSON request body; a larger one gets 413."},
+    {"redis", "listen", OPT_STRING, 0, 0, "", NULL, C(redis_listen),
+     "Redis-protocol listen address (host:port): read-only RESP2/RESP3 reads of online features for any "
+     "Redis client (HMGET TABLE:ENTITY F..., HGETALL, GET/MGET TABLE:ENTITY:FEATURE; see OPERATIONS.md), "
+     "with AUTH taking featd's read or admin tokens; empty = off. Plain text: featd warns when it is not "
+     "loopback."},
+    {"redis", "threads", OPT_INT, 1, 64, "2", NULL, C(redis_threads),
+     "Event loops serving Redis-protocol clients (a client stays on one)."},
+    {"redis", "max_clients", OPT_INT, 1, 100000, "1024", NULL, C(redis_max_clients),
+     "Redis-protocol clients connected at once; one more is answered \"-ERR max number of clients "
+     "reached\" and closed, as Redis does."},
+    {"redis", "max_request", OPT_SIZE, 1024, 512LL * MiB, "1MiB", NULL, C(redis_max_request),
+     "Largest Redis-protocol command in bytes; a larger one is a protocol error that closes the connection."},
+    {"redis", "timeout", OPT_INT, 0, 86400 * 365, "0", NULL, C(redis_timeout),
+     "Seconds a Redis-protocol client may stay idle before featd closes it (Redis's timeout); 0 = never."},
     {"admin", "listen", OPT_ADDR, 0, 0, "127.0.0.1:7071", NULL, C(admin_listen),
      "Admin HTTP listen address: /metrics, /healthz, /readyz, /v1/status. Loopback by default. Plain "
      "HTTP always: featd logs a warning when it is not loopback (bearer tokens would cross the network "
@@ -1177,8 +1191,8 @@ static feat_config_t *config_new(char *err, size_t errlen) {
         feat_errf(err, errlen, "out of memory");
         return NULL;
     }
-    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "cluster", "admin", "http", "auth",
-                                         "featctl", "kafka", "drift", "demo"};
+    static const char *const fixed[] = {"featd", "store", "ingest", "serve", "cluster", "admin", "http",
+                                         "redis", "auth", "featctl", "kafka", "drift", "demo"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (apply_defaults(fixed[i], c, err, errlen)) {
             feat_config_free(c);
@@ -1335,6 +1349,10 @@ static feat_err_t resolve_model_features(feat_config_t *c, feat_model_conf_t *m,
 static feat_err_t validate_tls(const feat_config_t *c, char *err, size_t errlen) {
     if (c->http_listen && *c->http_listen && !addr_ok(c->http_listen)) {
         feat_errf(err, errlen, "http.listen: \"%s\" is not host:port", c->http_listen);
+        return FEAT_ERR_CONFIG;
+    }
+    if (c->redis_listen && *c->redis_listen && !addr_ok(c->redis_listen)) {
+        feat_errf(err, errlen, "redis.listen: \"%s\" is not host:port", c->redis_listen);
         return FEAT_ERR_CONFIG;
     }
     const struct { const char *a, *an, *b, *bn; } pairs[] = {

@@ -245,6 +245,12 @@ typedef struct feat_config {
     char *http_listen;          /* "" = no HTTP/JSON API */
     int64_t http_threads;
     int64_t http_max_body;      /* bytes */
+    /* [redis] */
+    char *redis_listen;         /* "" = no Redis-protocol listener */
+    int64_t redis_threads;
+    int64_t redis_max_clients;
+    int64_t redis_max_request;  /* bytes of one command */
+    int64_t redis_timeout;      /* seconds a client may stay idle; 0 = forever */
     /* [auth] */
     char *auth_read_tokens_file;  /* "" = none; either set = tokens required */
     char *auth_admin_tokens_file;

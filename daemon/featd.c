@@ -39,6 +39,9 @@ static feat_err_t load_security(const feat_config_t *cfg, feat_tls_pem_t *tls, f
     if (*cfg->http_listen && !feat_addr_is_loopback(cfg->http_listen))
         feat_log(FEAT_LOG_WARN, "featd", "http.listen %s is not loopback: the HTTP/JSON API is plain text%s",
                  cfg->http_listen, *auth ? " and bearer tokens sent to it can be read on the network" : "");
+    if (*cfg->redis_listen && !feat_addr_is_loopback(cfg->redis_listen))
+        feat_log(FEAT_LOG_WARN, "featd", "redis.listen %s is not loopback: the Redis protocol is plain text%s",
+                 cfg->redis_listen, *auth ? " and AUTH tokens sent to it can be read on the network" : "");
     if (!feat_addr_is_loopback(cfg->admin_listen))
         feat_log(FEAT_LOG_WARN, "featd", "admin.listen %s is not loopback: admin HTTP is plain text%s",
                  cfg->admin_listen,
@@ -434,6 +437,12 @@ static feat_err_t open_listeners(featd_t *d, char *err, size_t errlen) {
                               .max_body = cfg->http_max_body};
         if (!(d->api = feat_api_new(&ac, &d->serve, err, errlen))) return FEAT_ERR_IO;
     }
+    if (*cfg->redis_listen) {
+        feat_redis_conf_t rc = {.listen = cfg->redis_listen, .threads = (int)cfg->redis_threads,
+                                .max_clients = cfg->redis_max_clients, .max_request = cfg->redis_max_request,
+                                .timeout_s = cfg->redis_timeout};
+        if (!(d->redis = feat_redis_new(&rc, &d->serve, err, errlen))) return FEAT_ERR_IO;
+    }
     /* where we listen, for tools and tests (ports may be chosen by the OS) */
     char addr[600], host[256], path[PATH_MAX];
     const char *c = strrchr(cfg->serve_listen, ':');
@@ -446,6 +455,11 @@ static feat_err_t open_listeners(featd_t *d, char *err, size_t errlen) {
         const char *hcolon = strrchr(cfg->http_listen, ':');
         n += snprintf(addr + n, sizeof(addr) - (size_t)n, ", \"http\": \"%.*s:%d\"", (int)(hcolon - cfg->http_listen),
                       cfg->http_listen, feat_api_port(d->api));
+    }
+    if (d->redis) {
+        const char *rcolon = strrchr(cfg->redis_listen, ':');
+        n += snprintf(addr + n, sizeof(addr) - (size_t)n, ", \"redis\": \"%.*s:%d\"",
+                      (int)(rcolon - cfg->redis_listen), cfg->redis_listen, feat_redis_port(d->redis));
     }
     n += snprintf(addr + n, sizeof(addr) - (size_t)n, "}\n");
     snprintf(path, sizeof(path), "%s/featd.addr", cfg->data_dir);
@@ -525,6 +539,7 @@ void featd_close(featd_t *d) {
     feat_server_stop(d->grpc);
     feat_server_stop(d->peer_grpc);
     feat_api_destroy(d->api);         /* its calls finish first */
+    feat_redis_destroy(d->redis);
     feat_http_destroy(d->http);
     feat_demo_destroy(d->demo);
     feat_predlog_destroy(d->predlog); /* writes what serving logged */

@@ -47,6 +47,7 @@
 
 #include "admin/alerts.h"
 #include "admin/api.h"
+#include "admin/redis.h"
 #include "admin/http.h"
 #include "admin/webhook.h"
 #include "common/alert.h"
@@ -103,6 +104,7 @@ typedef struct featd {
     feat_producer_t *producer;  /* drift.alert_topic or a model's prediction_topic */
     feat_producer_t *push;      /* FeatureService.Push's events (any Kafka) */
     feat_api_t *api;            /* http.listen: the HTTP/JSON API */
+    feat_redis_t *redis;        /* redis.listen: online reads over the Redis protocol */
     feat_decode_conf_t decode;  /* Push checks events as ingest does */
     feat_alert_bus_t *alerts;   /* drift and live quality publish, the sinks below receive */
     feat_alert_log_t alert_log;           /* the sinks' state */

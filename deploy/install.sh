@@ -15,7 +15,8 @@ PACKAGES=(
 TEST_PACKAGES=(
   # tests: outside clients, reference implementations, tools
   python3 python3-confluent-kafka python3-grpcio python3-grpc-tools python3-protobuf
-  python3-numpy python3-scipy python3-sklearn python3-xgboost python3-pandas
+  python3-numpy python3-scipy python3-sklearn python3-xgboost python3-pandas python3-redis
+  redis-server redis-tools
   kcat prometheus valgrind clang libclang-rt-14-dev chromium openssl
 )
 if [ "${1:-}" != "--build-only" ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi

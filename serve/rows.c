@@ -2,8 +2,11 @@
  * serve/rows.c — entity_rows (featd.v1.EntityKeys): one key per entity kind
  * per row, for models and lookups over several tables (svc.h).  A table's
  * features are read once per distinct key: many rows share a merchant.
+ * feat_serve_online (serve.h): the same read for the Redis protocol.
  */
+#include "common/clock.h"
 #include "common/hash.h"
+#include "common/utf8.h"
 #include "serve/svc.h"
 
 #include <string.h>
@@ -57,4 +60,17 @@ feat_err_t featd_svc_lookup_rows(feat_serve_t *sv, feat_rpc_call_t *call, const 
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < nf; j++) vals[i * stride + (pos ? pos[j] : j)] = uv[uidx[i] * nf + j];
     return FEAT_OK;
+}
+
+feat_err_t feat_serve_online(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
+                             const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                             feat_value_t *vals, feat_lookup_scratch_t *ls) {
+    if (n > 1) /* keys may repeat (MGET a a): each distinct one is read once */
+        return featd_svc_lookup_rows(sv, call, t, n, keys, klens, fidx, NULL, nf, nf, feat_now_ms(), vals, ls, sv->peer);
+    feat_err_t rc = featd_svc_online_lookup(sv, call, t, n, keys, klens, fidx, nf, feat_now_ms(), vals, ls, sv->peer);
+    return rc ? ERR(call, rc, "online read failed: %s", feat_err_str(rc)) : FEAT_OK;
+}
+
+int feat_serve_key_ok(const feat_serve_t *sv, const char *key, size_t klen) {
+    return klen && (int64_t)klen <= sv->conf.max_key && !memchr(key, 0, klen) && feat_utf8_valid(key, klen);
 }

@@ -89,6 +89,21 @@ feat_err_t feat_serve_authorize(void *serve, const feat_method_t *m, const char 
 feat_err_t feat_serve_shadow(void *serve, uint32_t model, int64_t ts, size_t n, const char *const *keys,
                              const size_t *klens, double *scores, uint64_t *version);
 
+/* For front ends other than gRPC (admin/redis.c): the online values of
+ * features fidx[0..nf) of n entity keys of table t, as GetOnlineFeatures
+ * reads them (cache, then store; in a cluster each key from its owner, with
+ * call->token and call->deadline_ms), into vals[k * nf + j].  call is the
+ * caller's (app = sv, an arena); the keys must pass GetOnlineFeatures' checks
+ * (non-empty, at most serve.max_keys of them, each valid UTF-8 without NUL
+ * within ingest.max_key: feat_serve_key_ok).  Strings point into ls or the
+ * arena.  FEAT_OK, FEAT_ERR_NOMEM, or the read's error with call->msg set. */
+struct feat_lookup_scratch;
+feat_err_t feat_serve_online(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
+                             const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
+                             feat_value_t *vals, struct feat_lookup_scratch *ls);
+/* Whether key (klen bytes) is one an entity can have: 1 or 0. */
+int feat_serve_key_ok(const feat_serve_t *sv, const char *key, size_t klen);
+
 /* conf.models' entry named name, or NULL. */
 const feat_model_conf_t *feat_serve_model(const feat_serve_t *sv, const char *name);
 
