@@ -1,7 +1,8 @@
 /* common/resp.c — see resp.h. */
 #include "common/resp.h"
 
-#include <math.h>
+#include "common/dtoa.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,9 +156,15 @@ feat_resp_rc_t feat_resp_parse(char *buf, size_t len, const feat_resp_limits_t *
 /* ---- replies ------------------------------------------------------------------------------ */
 
 static void header(feat_buf_t *b, char type, long long n) {
-    char h[32];
-    int k = snprintf(h, sizeof(h), "%c%lld\r\n", type, n);
-    feat_buf_append(b, h, (size_t)k);
+    char h[32], *p = h + sizeof(h);
+    unsigned long long u = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
+    *--p = '\n';
+    *--p = '\r';
+    do *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (n < 0) *--p = '-';
+    *--p = type;
+    feat_buf_append(b, p, (size_t)(h + sizeof(h) - p));
 }
 
 void feat_resp_simple(feat_buf_t *b, const char *s) {
@@ -202,15 +209,7 @@ void feat_resp_map(feat_buf_t *b, size_t n, int proto) {
 void feat_resp_set(feat_buf_t *b, size_t n, int proto) { header(b, proto >= 3 ? '~' : '*', (long long)n); }
 
 void feat_resp_bulk_double(feat_buf_t *b, double d) {
-    char s[40];
-    int k;
-    if (isnan(d)) k = snprintf(s, sizeof(s), "nan");
-    else if (isinf(d)) k = snprintf(s, sizeof(s), d > 0 ? "inf" : "-inf");
-    else if (fabs(d) < 1e15 && d == (double)(long long)d && !(d == 0 && signbit(d))) k = snprintf(s, sizeof(s), "%lld", (long long)d);
-    else {
-        k = snprintf(s, sizeof(s), "%.15g", d);
-        if (strtod(s, NULL) != d) k = snprintf(s, sizeof(s), "%.16g", d);
-        if (strtod(s, NULL) != d) k = snprintf(s, sizeof(s), "%.17g", d);
-    }
+    char s[FEAT_DTOA_MAX];
+    int k = feat_dtoa(d, s);
     feat_resp_bulk(b, s, (size_t)k);
 }

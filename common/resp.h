@@ -51,8 +51,8 @@ void feat_resp_null(feat_buf_t *b, int proto);                   /* $-1 or _ */
 void feat_resp_array(feat_buf_t *b, size_t n);                   /* *n, then n replies */
 void feat_resp_map(feat_buf_t *b, size_t n, int proto);          /* %n or *2n, then n key-value pairs */
 void feat_resp_set(feat_buf_t *b, size_t n, int proto);          /* ~n or *n */
-/* d as the shortest decimal that reads back as d ("0.1", "12.5", "1e+300"),
- * "inf", "-inf" or "nan", as a bulk string. */
+/* d as common/dtoa.h writes it (the shortest decimal that reads back as d:
+ * "0.1", "12.5", "5", "1e+300", "inf", "nan"), as a bulk string. */
 void feat_resp_bulk_double(feat_buf_t *b, double d);
 
 #endif
