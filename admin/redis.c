@@ -49,7 +49,8 @@ struct feat_redis {
 };
 
 struct conn {
-    rloop_t *loop;
+    struct feat_redis *r;
+    rloop_t *loop;               /* NULL: a client fed by feat_redis_feed, no socket */
     conn_t *prev, *next;
     int fd;
     struct event *rd, *wr;
@@ -76,7 +77,7 @@ static void reply_error(conn_t *c, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     feat_resp_error(&c->out, "%s", msg);
-    feat_metric_add(c->loop->r->m_errors, 1);
+    feat_metric_add(c->r->m_errors, 1);
 }
 
 static int arg_is(const char *a, size_t l, const char *s) { return strlen(s) == l && !strncasecmp(a, s, l); }
@@ -133,7 +134,7 @@ static const feat_table_t *find_table(conn_t *c, const char *name, size_t len) {
     if (len && len <= FEAT_MAX_NAME) {
         memcpy(buf, name, len);
         buf[len] = 0;
-        t = feat_store_table(c->loop->r->sv->st, buf);
+        t = feat_store_table(c->r->sv->st, buf);
     }
     if (!t) reply_error(c, "ERR unknown table '%.*s'", SHOW(name, len));
     return t;
@@ -151,7 +152,7 @@ static int find_feature(conn_t *c, const feat_table_t *t, const char *name, size
 }
 
 static int entity_ok(conn_t *c, const char *key, size_t klen, const char *e, size_t el) {
-    feat_serve_t *sv = c->loop->r->sv;
+    feat_serve_t *sv = c->r->sv;
     if (feat_serve_key_ok(sv, e, el)) return 1;
     reply_error(c, "ERR key '%.*s': the entity key is empty, over ingest.max_key = %lld bytes or not UTF-8",
                 SHOW(key, klen), (long long)sv->conf.max_key);
@@ -200,7 +201,7 @@ static int feature_key(conn_t *c, const char *k, size_t kl, fkey_t *out) {
 /* Reads features fidx[0..nf) of n keys of t into vals (NULL after an error reply). */
 static feat_value_t *read_values(conn_t *c, const feat_table_t *t, size_t n, const char *const *keys,
                                  const size_t *klens, const uint16_t *fidx, size_t nf, feat_lookup_scratch_t *ls) {
-    feat_redis_t *r = c->loop->r;
+    feat_redis_t *r = c->r;
     feat_value_t *vals = feat_arena_alloc(&c->arena, n * nf * sizeof(*vals) + 1);
     if (!vals) {
         reply_error(c, "ERR out of memory");
@@ -270,7 +271,7 @@ static void cmd_hgetall(conn_t *c, size_t argc, char **argv, size_t *argl) {
 
 /* GET and MGET: keys grouped by table, one read of each table's keys. */
 static void cmd_mget(conn_t *c, size_t argc, char **argv, size_t *argl) {
-    feat_redis_t *r = c->loop->r;
+    feat_redis_t *r = c->r;
     size_t n = argc - 1;
     if ((int64_t)n > r->sv->conf.max_keys) {
         reply_error(c, "ERR %zu keys; serve.max_keys = %lld", n, (long long)r->sv->conf.max_keys);
@@ -364,7 +365,7 @@ static void cmd_select(conn_t *c, size_t argc, char **argv, size_t *argl) {
 
 /* Checks token; 1 and remembered, or 0 after WRONGPASS. */
 static int authenticate(conn_t *c, const char *tok, size_t len) {
-    feat_serve_t *sv = c->loop->r->sv;
+    feat_serve_t *sv = c->r->sv;
     if (feat_auth_check(sv->auth, tok, len) == FEAT_AUTH_NONE) {
         reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
         return 0;
@@ -385,7 +386,7 @@ static void cmd_auth(conn_t *c, size_t argc, char **argv, size_t *argl) {
         reply_error(c, "ERR syntax error");
         return;
     }
-    if (!c->loop->r->sv->auth) {
+    if (!c->r->sv->auth) {
         reply_error(c, "ERR AUTH <password> called without any password configured for the default user. "
                        "Are you sure your configuration is correct?");
         return;
@@ -410,7 +411,7 @@ static int set_name(conn_t *c, const char *s, size_t l) {
 }
 
 static void cmd_hello(conn_t *c, size_t argc, char **argv, size_t *argl) {
-    feat_serve_t *sv = c->loop->r->sv;
+    feat_serve_t *sv = c->r->sv;
     int proto = c->proto;
     size_t i = 1;
     if (argc > 1) {
@@ -446,7 +447,7 @@ static void cmd_hello(conn_t *c, size_t argc, char **argv, size_t *argl) {
     }
     if (sv->auth && !c->authed) {
         reply_error(c, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
-                       "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
+                       "AUTH <user> <pass> option can be used to authenticate the client and select the "
                        "RESP protocol version at the same time");
         return;
     }
@@ -584,7 +585,7 @@ static void cmd_command(conn_t *c, size_t argc, char **argv, size_t *argl) {
 }
 
 static void dispatch(conn_t *c, size_t argc, char **argv, size_t *argl) {
-    feat_redis_t *r = c->loop->r;
+    feat_redis_t *r = c->r;
     feat_metric_add(r->m_commands, 1);
     const struct cmd *m = find_cmd(argv[0], argl[0]);
     if (!m) {
@@ -624,12 +625,17 @@ static void dispatch(conn_t *c, size_t argc, char **argv, size_t *argl) {
 
 static void conn_free(conn_t *c) {
     rloop_t *l = c->loop;
-    if (c->prev) c->prev->next = c->next;
-    else l->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    if (c->rd) event_free(c->rd);
-    if (c->wr) event_free(c->wr);
-    close(c->fd);
+    feat_redis_t *r = c->r;
+    if (l) {
+        if (c->prev) c->prev->next = c->next;
+        else l->conns = c->next;
+        if (c->next) c->next->prev = c->prev;
+        if (c->rd) event_free(c->rd);
+        if (c->wr) event_free(c->wr);
+        close(c->fd);
+        atomic_fetch_sub(&r->clients, 1);
+        feat_metric_gauge_add(r->m_clients, -1);
+    }
     feat_buf_free(&c->in);
     feat_buf_free(&c->out);
     feat_arena_free(&c->arena);
@@ -640,8 +646,45 @@ static void conn_free(conn_t *c) {
     free(c->argv);
     free(c->argl);
     free(c);
-    atomic_fetch_sub(&l->r->clients, 1);
-    feat_metric_gauge_add(l->r->m_clients, -1);
+}
+
+/* A client of r: NULL out of memory. */
+static conn_t *conn_new(feat_redis_t *r) {
+    conn_t *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->argv = malloc(r->lim.max_args * sizeof(*c->argv));
+    c->argl = malloc(r->lim.max_args * sizeof(*c->argl));
+    if (!c->argv || !c->argl) {
+        free(c->argv);
+        free(c->argl);
+        free(c);
+        return NULL;
+    }
+    c->r = r;
+    c->fd = -1;
+    c->proto = 2;
+    c->id = atomic_fetch_add(&r->next_id, 1) + 1;
+    feat_arena_init(&c->arena, 16384);
+    return c;
+}
+
+/* Answers the whole commands in c->in from c->ipos on, into c->out, until
+ * OUT_HIGH bytes of replies wait or the client is to be closed. */
+static void answer(conn_t *c) {
+    char err[160];
+    while (!c->closing && c->ipos < c->in.len && c->out.len - c->opos < OUT_HIGH) {
+        size_t argc = 0, used = 0;
+        feat_resp_rc_t rc = feat_resp_parse(c->in.data + c->ipos, c->in.len - c->ipos, &c->r->lim, &argc, c->argv,
+                                            c->argl, &used, err, sizeof(err));
+        if (rc == FEAT_RESP_MORE) break;
+        if (rc == FEAT_RESP_ERROR) {
+            reply_error(c, "ERR %s", err);
+            c->closing = 1;
+            break;
+        }
+        if (rc == FEAT_RESP_CMD) dispatch(c, argc, c->argv, c->argl);
+        c->ipos += used;
+    }
 }
 
 static void process(conn_t *c);
@@ -683,8 +726,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
     if (flush(c) || c->out.len) return;
     if (c->paused) {
         c->paused = 0;
-        struct timeval tv = {c->loop->r->timeout_s, 0};
-        event_add(c->rd, c->loop->r->timeout_s ? &tv : NULL);
+        struct timeval tv = {c->r->timeout_s, 0};
+        event_add(c->rd, c->r->timeout_s ? &tv : NULL);
     }
     if (c->ipos < c->in.len) process(c); /* commands read while replies waited */
 }
@@ -692,22 +735,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
 /* Answers every whole command in c->in, writing as it goes; stops early
  * while OUT_HIGH bytes of replies wait (on_write comes back for the rest). */
 static void process(conn_t *c) {
-    feat_redis_t *r = c->loop->r;
-    char err[160];
     for (;;) {
-        while (!c->closing && c->ipos < c->in.len && c->out.len - c->opos < OUT_HIGH) {
-            size_t argc = 0, used = 0;
-            feat_resp_rc_t rc = feat_resp_parse(c->in.data + c->ipos, c->in.len - c->ipos, &r->lim, &argc, c->argv,
-                                                c->argl, &used, err, sizeof(err));
-            if (rc == FEAT_RESP_MORE) break;
-            if (rc == FEAT_RESP_ERROR) {
-                reply_error(c, "ERR %s", err);
-                c->closing = 1;
-                break;
-            }
-            if (rc == FEAT_RESP_CMD) dispatch(c, argc, c->argv, c->argl);
-            c->ipos += used;
-        }
+        answer(c);
         if (c->out.oom) { /* a reply could not be built: nothing sensible to send */
             conn_free(c);
             return;
@@ -765,28 +794,22 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg) {
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        conn_t *c = calloc(1, sizeof(*c));
+        conn_t *c = conn_new(r);
         if (c) {
-            c->argv = malloc(r->lim.max_args * sizeof(*c->argv));
-            c->argl = malloc(r->lim.max_args * sizeof(*c->argl));
+            c->loop = l;
+            c->fd = fd;
         }
-        if (!c || !c->argv || !c->argl || !(c->rd = event_new(l->ev.base, fd, EV_READ | EV_PERSIST, on_read, c)) ||
+        if (!c || !(c->rd = event_new(l->ev.base, fd, EV_READ | EV_PERSIST, on_read, c)) ||
             !(c->wr = event_new(l->ev.base, fd, EV_WRITE | EV_PERSIST, on_write, c))) {
             if (c) {
                 if (c->rd) event_free(c->rd);
-                free(c->argv);
-                free(c->argl);
-                free(c);
+                c->loop = NULL;
+                conn_free(c);
             }
             close(fd);
             atomic_fetch_sub(&r->clients, 1);
             continue;
         }
-        c->loop = l;
-        c->fd = fd;
-        c->proto = 2;
-        c->id = atomic_fetch_add(&r->next_id, 1) + 1;
-        feat_arena_init(&c->arena, 16384);
         c->next = l->conns;
         if (l->conns) l->conns->prev = c;
         l->conns = c;
@@ -800,7 +823,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg) {
 
 feat_redis_t *feat_redis_new(const feat_redis_conf_t *conf, feat_serve_t *serve, char *errstr, size_t errlen) {
     feat_redis_t *r = calloc(1, sizeof(*r));
-    if (!r || !(r->loops = calloc((size_t)conf->threads, sizeof(rloop_t)))) {
+    if (!r || !(r->loops = calloc(conf->threads > 0 ? (size_t)conf->threads : 1, sizeof(rloop_t)))) {
         free(r);
         snprintf(errstr, errlen, "redis: out of memory");
         return NULL;
@@ -811,18 +834,20 @@ feat_redis_t *feat_redis_new(const feat_redis_conf_t *conf, feat_serve_t *serve,
     size_t mk = (size_t)serve->conf.max_keys;
     r->lim.max_args = (mk > FEAT_MAX_FEATURES ? mk : FEAT_MAX_FEATURES) + 2; /* MGET's keys, HMGET's fields */
     r->lim.max_bytes = (size_t)conf->max_request;
-    r->fd = feat_listen_tcp(conf->listen, "redis.listen", &r->port, errstr, errlen);
-    if (r->fd < 0) {
-        free(r->loops);
-        free(r);
-        return NULL;
-    }
     r->m_commands = feat_counter(serve->metrics, "featd_redis_commands_total", "Redis-protocol commands answered.", NULL);
     r->m_errors = feat_counter(serve->metrics, "featd_redis_errors_total",
                                "Redis-protocol commands answered with an error.", NULL);
     r->m_clients = feat_gauge(serve->metrics, "featd_redis_clients", "Redis-protocol clients connected.", NULL);
     r->m_rejected = feat_counter(serve->metrics, "featd_redis_rejected_clients_total",
                                  "Redis-protocol connections refused at redis.max_clients.", NULL);
+    r->fd = -1;
+    if (!conf->listen) return r; /* feat_redis_feed only */
+    r->fd = feat_listen_tcp(conf->listen, "redis.listen", &r->port, errstr, errlen);
+    if (r->fd < 0) {
+        free(r->loops);
+        free(r);
+        return NULL;
+    }
     for (int i = 0; i < conf->threads; i++) {
         rloop_t *l = &r->loops[i];
         l->r = r;
@@ -842,6 +867,24 @@ feat_redis_t *feat_redis_new(const feat_redis_conf_t *conf, feat_serve_t *serve,
 }
 
 int feat_redis_port(const feat_redis_t *r) { return r ? r->port : 0; }
+
+int feat_redis_feed(feat_redis_t *r, const char *data, size_t len, feat_buf_t *out) {
+    conn_t *c = conn_new(r);
+    if (!c) return -1;
+    feat_buf_append(&c->in, data, len);
+    int rc = c->in.oom ? -1 : 0;
+    while (!rc && !c->closing && c->ipos < c->in.len) {
+        size_t before = c->ipos;
+        answer(c);
+        feat_buf_append(out, c->out.data, c->out.len);
+        c->out.len = 0;
+        if (c->ipos == before) break; /* an incomplete command: more would come */
+    }
+    if (c->out.oom || out->oom) rc = -1;
+    else if (!rc) rc = c->closing;
+    conn_free(c);
+    return rc;
+}
 
 void feat_redis_destroy(feat_redis_t *r) {
     if (!r) return;

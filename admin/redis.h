@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "serve/serve.h"
 
 typedef struct feat_redis feat_redis_t;
@@ -51,9 +52,14 @@ typedef struct feat_redis_conf {
     int64_t timeout_s;       /* idle seconds before a client is closed; 0 = never */
 } feat_redis_conf_t;
 
-/* Listens and starts the threads.  NULL with errstr ("redis.listen: ...") on failure. */
+/* Listens and starts the threads (conf->listen NULL: neither, for
+ * feat_redis_feed).  NULL with errstr ("redis.listen: ...") on failure. */
 feat_redis_t *feat_redis_new(const feat_redis_conf_t *conf, feat_serve_t *serve, char *errstr, size_t errlen);
 int feat_redis_port(const feat_redis_t *r);
+/* For fuzzers and tests, no socket: answers data[0..len) as a new client's
+ * bytes, in one thread, appending the replies to out.  1 when the client
+ * would be closed (QUIT, a protocol error), 0 when not, -1 out of memory. */
+int feat_redis_feed(feat_redis_t *r, const char *data, size_t len, feat_buf_t *out);
 /* Stops the loops (a command in progress finishes first), closes every client, joins.  NULL is fine. */
 void feat_redis_destroy(feat_redis_t *r);
 

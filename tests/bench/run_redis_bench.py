@@ -19,7 +19,6 @@ import io
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,39 +30,6 @@ import harness as H  # noqa: E402
 
 N_ENT = 10000
 FIELDS = [f"f{i}" for i in range(10)]
-
-
-def resp_cmd(sock, *args):
-    """Sends one command, returns the raw reply bytes (read until the reply is complete)."""
-    out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
-    sock.sendall(out)
-    buf = b""
-    while True:
-        buf += sock.recv(65536)
-        if complete(buf, 0) == len(buf):
-            return buf
-
-
-def complete(b, i):
-    """End of the reply starting at b[i], or -1 when incomplete (RESP2/RESP3 subset)."""
-    nl = b.find(b"\r\n", i)
-    if nl < 0:
-        return -1
-    t, v = b[i:i + 1], b[i + 1:nl]
-    if t in (b"+", b"-", b":", b"_"):
-        return nl + 2
-    if t == b"$":
-        n = int(v)
-        return nl + 2 if n < 0 else (nl + 4 + n if len(b) >= nl + 4 + n else -1)
-    if t in (b"*", b"%"):
-        n = int(v) * (2 if t == b"%" else 1)
-        j = nl + 2
-        for _ in range(max(n, 0)):
-            j = complete(b, j)
-            if j < 0:
-                return -1
-        return j
-    raise ValueError(b[i:i + 20])
 
 
 def bench(port, c, n, cmd):
@@ -143,11 +109,11 @@ topic = bench_events
         prod.flush(30)
         H.wait_for(lambda: admin.Status(admin_pb2.StatusRequest(), timeout=5).events_applied >= N_ENT, 120, "events")
         # the same bytes from both, or the comparison means nothing
-        fs, rs = socket.create_connection(("127.0.0.1", fport)), socket.create_connection(("127.0.0.1", rport))
+        fs, rs = H.RespConn(("127.0.0.1", fport)), H.RespConn(("127.0.0.1", rport))
         for e in random.Random(3).sample(range(N_ENT), 200):
             k = f"bench:{e:012d}"
             for cmd in (["HMGET", k, *FIELDS], ["HGETALL", k], ["GET", k + ":f3"]):
-                a, b = resp_cmd(fs, *cmd), resp_cmd(rs, *cmd)
+                a, b = fs.cmd(*cmd), rs.cmd(*cmd)
                 assert a == b, (cmd, a, b)
         fs.close()
         rs.close()

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -651,3 +652,80 @@ def check_store_against_log(args, config, bootstrap, topics, event_topic):
     got_online = online_from_dump([r for r in dump if r["kind"] == "online"])
     assert got_online == want_online, "online differs from a replay of history"
     return per_part, log_events
+
+
+# ---- the Redis protocol (redis.listen), raw: replies as bytes, for byte-for-byte comparisons ----
+
+def resp_encode(*args):
+    """A command as a RESP multibulk request (str or bytes arguments)."""
+    bs = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    return b"*%d\r\n" % len(bs) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in bs)
+
+
+def resp_reply_end(b, i=0):
+    """The end of the RESP2/RESP3 reply starting at b[i], or -1 while it is incomplete."""
+    nl = b.find(b"\r\n", i)
+    if nl < 0:
+        return -1
+    t, v = b[i:i + 1], b[i + 1:nl]
+    if t in (b"+", b"-", b":", b"_", b",", b"#"):
+        return nl + 2
+    if t == b"$":
+        n = int(v)
+        return nl + 2 if n < 0 else (nl + 4 + n if len(b) >= nl + 4 + n else -1)
+    if t in (b"*", b"%", b"~"):
+        j = nl + 2
+        for _ in range(max(int(v), 0) * (2 if t == b"%" else 1)):
+            j = resp_reply_end(b, j)
+            if j < 0:
+                return -1
+        return j
+    raise ValueError(f"not a RESP reply: {b[i:i + 40]!r}")
+
+
+class RespConn:
+    """One client connection; cmd() sends a command and returns its raw reply."""
+
+    def __init__(self, addr, timeout=30):
+        host, port = addr.rsplit(":", 1) if isinstance(addr, str) else addr
+        self.s = socket.create_connection((host, int(port)), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def replies(self, n):
+        """The next n replies, raw."""
+        out = []
+        while len(out) < n:
+            e = resp_reply_end(self.buf) if self.buf else -1
+            if e >= 0:
+                out.append(self.buf[:e])
+                self.buf = self.buf[e:]
+                continue
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise EOFError(f"closed after {len(out)} of {n} replies; left {self.buf[:80]!r}")
+            self.buf += chunk
+        return out
+
+    def cmd(self, *args):
+        self.send(resp_encode(*args))
+        return self.replies(1)[0]
+
+    def closed(self, timeout=5):
+        """True when the server closes the connection (after what it sent)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.s.close()

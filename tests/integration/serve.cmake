@@ -27,4 +27,5 @@ featd_py_test(integration_live SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/te
 featd_py_test(integration_push SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_push.py LABELS integration TIMEOUT 300)
 featd_py_test(integration_export SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_export.py LABELS integration TIMEOUT 300)
 featd_py_test(integration_python_client SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_python_client.py LABELS integration TIMEOUT 300)
+featd_py_test(integration_redis SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_redis.py LABELS integration TIMEOUT 300)
 featd_py_test(integration_http_api SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_http_api.py LABELS integration TIMEOUT 300)
