@@ -146,7 +146,7 @@ static int find_feature(conn_t *c, const feat_table_t *t, const char *name, size
     size_t fl = len - (*ts ? 3 : 0);
     const feat_table_conf_t *tc = t->conf;
     for (size_t i = 0; i < tc->nfeatures; i++)
-        if (!strncmp(tc->features[i].name, name, fl) && !tc->features[i].name[fl]) return (int)i;
+        if (strlen(tc->features[i].name) == fl && !memcmp(tc->features[i].name, name, fl)) return (int)i;
     reply_error(c, "ERR unknown feature '%.*s' of table %s", SHOW(name, len), tc->name);
     return -1;
 }

@@ -64,10 +64,8 @@ static feat_resp_rc_t parse_multibulk(char *buf, size_t len, const feat_resp_lim
         if (eol + 1 >= end) goto more;
         if (eol[1] != '\n') return fail(err, errlen, "invalid bulk length");
         char *data = (char *)eol + 2;
-        if ((size_t)(end - data) < (size_t)bl + 2) {
-            if ((size_t)(data - buf) + (size_t)bl + 2 > lim->max_bytes) goto too_big;
-            goto more;
-        }
+        if ((size_t)(data - buf) + (size_t)bl + 2 > lim->max_bytes) goto too_big; /* whole or not yet */
+        if ((size_t)(end - data) < (size_t)bl + 2) goto more;
         if (data[bl] != '\r' || data[bl + 1] != '\n') return fail(err, errlen, "bulk string not followed by CRLF");
         argv[i] = data;
         argl[i] = (size_t)bl;

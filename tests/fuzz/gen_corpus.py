@@ -298,6 +298,34 @@ def tile_seeds():
         write(t, name, bytes([2]) + struct.pack('<H', len(st)) + st + op)
 
 
+def resp(*args):
+    bs = [a if isinstance(a, bytes) else a.encode() for a in args]
+    return b'*%d\r\n' % len(bs) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in bs)
+
+
+def redis_seeds():
+    """fuzz_resp: byte 0 the limits, then a client's bytes; fuzz_redis: a client's bytes (table t, keys k0..k199)."""
+    cmds = {
+        'hmget': resp('HMGET', 't:k1', 'x', 'n', 'c', 'b', 'x@ts'),
+        'hgetall': resp('HGETALL', 't:k2'),
+        'get-mget': resp('GET', 't:k3:c') + resp('MGET', 't:k1:x', 't:k1:x', 't:k9:sx', 't:nobody:n'),
+        'aggs': resp('HMGET', 't:k4', 'sx', 'lc', 'qn'),
+        'hello3': resp('HELLO', '3', 'SETNAME', 'a') + resp('HGETALL', 't:k5') + resp('COMMAND'),
+        'conn': resp('PING') + resp('ECHO', 'hi') + resp('CLIENT', 'ID') + resp('SELECT', '0') + resp('QUIT'),
+        'errors': resp('SET', 'a', 'b') + resp('FOO') + resp('HGET', 't:k1') + resp('HGETALL', 'u:k1') +
+                  resp('GET', 't:k1') + resp('AUTH', 'x'),
+        'inline': b'HMGET t:k1 "x" \'n\'\r\nPING\n\r\nhget t:k7 c\n',
+        'pipeline': b''.join(resp('HGET', 't:k%d' % i, 'x') for i in range(20)),
+        'near-bulk-len': b'*2\r\n$4\r\nECHO\r\n$99999\r\nx\r\n',
+        'near-no-dollar': b'*1\r\n!4\r\nPING\r\n',
+        'near-partial': resp('HMGET', 't:k1', 'x')[:-4],
+        'near-quotes': b'ECHO "a\\x41\\n" \'b\\\'c\' "open\r\n',
+    }
+    for name, data in cmds.items():
+        write('fuzz_resp', name, bytes([0x37]) + data)
+        write('fuzz_redis', name, data)
+
+
 if __name__ == '__main__':
     row_seeds()
     tile_seeds()
@@ -307,3 +335,4 @@ if __name__ == '__main__':
     grpc_seeds()
     http_seeds()
     utf8_seeds()
+    redis_seeds()

@@ -129,7 +129,7 @@ def main():
         ENV["PATH"] = os.path.dirname(os.path.abspath(H.bins(args)["featctl"])) + os.pathsep + ENV["PATH"]
         featd = H.Proc([os.path.abspath(H.bins(args)["featd"]), "--config", "deploy/featd.ini", "--demo",
                         "--set", "serve.listen=127.0.0.1:0", "--set", "admin.listen=127.0.0.1:0",
-                        "--set", "http.listen=127.0.0.1:0",
+                        "--set", "http.listen=127.0.0.1:0", "--set", "redis.listen=127.0.0.1:0",
                         "--set", "model.churn.retrain_after_labels=2000"], wd.file("featd.log"), cwd=wd.path)
         addrs = H.featd_addrs(wd, data_dir="featd-data")
         H.wait_for(lambda: featd.alive() and "registered as champion" in featd.tail(400) or not featd.alive(),
@@ -142,6 +142,19 @@ def main():
         assert got, "featd logged no progress line"
         assert progress_shape(got[-1]) == progress_shape(sample[0]), \
             f"the progress line differs from the README's sample:\n  {got[-1]}\n  {sample[0]}"
+        # the Redis-protocol examples, against the demo's entities (each prints values, no nil)
+        sect = readme[readme.index("## Redis protocol"):]
+        sect = sect[:sect.index("\n## ", 4)]
+        block = re.findall(r"```sh\n(.*?)```", sect, re.S)[0]
+        lines = [l_.split("#")[0].strip() for l_ in block.splitlines() if l_.startswith("redis-cli")]
+        assert len(lines) >= 3, lines
+        for line in lines:
+            cmd = line.replace("-p 6380", "-p " + addrs["redis"].rsplit(":", 1)[1])
+            r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=60)
+            out = r.stdout.rstrip("\n")
+            assert r.returncode == 0 and out and "ERR" not in out, (cmd, r.stdout, r.stderr)
+            assert all(v.strip() for v in out.split("\n")), (cmd, out)
+            H.log(f"README: {line[:60]} -> {' | '.join(out.split(chr(10)))[:90]}")
         rc = featd.stop()
         assert rc == 0, f"featd exited {rc}:\n{featd.tail()}"
         ok = True

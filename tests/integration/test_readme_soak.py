@@ -5,7 +5,7 @@ default; a long test: skipped unless FEATD_LONG=1), checked from /metrics.
 The command (`./build/daemon/featd --config deploy/featd.ini --demo`, the part
 of the README's run command after the build) runs in a scratch directory
 where build/ and deploy/ link to this tree, so its data_dir (./featd-data)
-lands there; it listens on deploy/featd.ini's ports (7070, 7071, 7072), which must
+lands there; it listens on deploy/featd.ini's ports (7070, 7071, 7072, 6380), which must
 be free.  Every --interval seconds (0.5) the test reads /metrics, and every
 minute the embedded broker's thread (rdk:mock) CPU time from /proc.  It
 fails when, at any point after the first minute:
