@@ -44,9 +44,12 @@ static void from_pb(const Featd__V1__FeatureValue *fv, feat_ftype_t want, feat_v
 }
 
 /* The GetOnlineFeatures (local_only) asking a peer for keys idx[0..m) of
- * t's features fidx, packed into the call's arena: FEAT_OK or FEAT_ERR_NOMEM. */
+ * t's features fidx, packed into the call's arena: FEAT_OK or FEAT_ERR_NOMEM.
+ * The keys are klens bytes each, not necessarily NUL-terminated (the Redis
+ * protocol's point into its input): copied terminated for protobuf-c. */
 static feat_err_t peer_request(feat_rpc_call_t *call, const feat_table_t *t, const char *const *keys,
-                               const uint16_t *fidx, size_t nf, const size_t *idx, size_t m, feat_forward_req_t *r) {
+                               const size_t *klens, const uint16_t *fidx, size_t nf, const size_t *idx, size_t m,
+                               feat_forward_req_t *r) {
     Featd__V1__GetOnlineFeaturesRequest fr = FEATD__V1__GET_ONLINE_FEATURES_REQUEST__INIT;
     fr.table = t->conf->name;
     fr.n_features = nf;
@@ -56,7 +59,8 @@ static feat_err_t peer_request(feat_rpc_call_t *call, const feat_table_t *t, con
     fr.entity_keys = feat_arena_alloc(call->arena, m * sizeof(char *) + 1);
     if (!fr.entity_keys || !fr.features) return FEAT_ERR_NOMEM;
     for (size_t j = 0; j < nf; j++) fr.features[j] = t->conf->features[fidx[j]].name;
-    for (size_t i = 0; i < m; i++) fr.entity_keys[i] = (char *)keys[idx[i]];
+    for (size_t i = 0; i < m; i++)
+        if (!(fr.entity_keys[i] = feat_arena_strndup(call->arena, keys[idx[i]], klens[idx[i]]))) return FEAT_ERR_NOMEM;
     r->len = featd__v1__get_online_features_request__get_packed_size(&fr);
     uint8_t *bytes = feat_arena_alloc(call->arena, r->len + 1);
     if (!bytes) return FEAT_ERR_NOMEM;
@@ -187,7 +191,7 @@ static feat_err_t lookup_round(feat_serve_t *sv, feat_rpc_call_t *call, feat_clu
         pm[nreq] = m;
         peer[nreq] = p;
         reqs[nreq].address = feat_cluster_peer_address(v, p);
-        if ((err = peer_request(call, t, keys, fidx, nf, idx, m, &reqs[nreq]))) return err;
+        if ((err = peer_request(call, t, keys, klens, fidx, nf, idx, m, &reqs[nreq]))) return err;
     }
     feat_forward_calls(sv->forward, reqs, nreq, call->token, call->deadline_ms);
     for (size_t q = 0; q < nreq; q++) {

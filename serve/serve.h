@@ -95,8 +95,8 @@ feat_err_t feat_serve_shadow(void *serve, uint32_t model, int64_t ts, size_t n, 
  * call->token and call->deadline_ms), into vals[k * nf + j].  call is the
  * caller's (app = sv, an arena); the keys must pass GetOnlineFeatures' checks
  * (non-empty, at most serve.max_keys of them, each valid UTF-8 without NUL
- * within ingest.max_key: feat_serve_key_ok).  Strings point into ls or the
- * arena.  FEAT_OK, FEAT_ERR_NOMEM, or the read's error with call->msg set. */
+ * within ingest.max_key: feat_serve_key_ok), klens[k] bytes each, NUL-terminated
+ * or not.  Strings point into ls or the arena.  FEAT_OK, FEAT_ERR_NOMEM, or the read's error with call->msg set. */
 struct feat_lookup_scratch;
 feat_err_t feat_serve_online(feat_serve_t *sv, feat_rpc_call_t *call, const feat_table_t *t, size_t n,
                              const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
