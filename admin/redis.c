@@ -34,6 +34,7 @@ typedef struct rloop {
     struct feat_redis *r;
     int fd;                      /* this loop's copy of the listening socket */
     struct event *accept;
+    struct event *retry;         /* re-arms accept after running out of descriptors */
     conn_t *conns;               /* every client of this loop */
 } rloop_t;
 
@@ -131,7 +132,7 @@ static int refuse_unavailable(conn_t *c, const feat_table_t *t, const char *cons
 static const feat_table_t *find_table(conn_t *c, const char *name, size_t len) {
     char buf[FEAT_MAX_NAME + 1];
     const feat_table_t *t = NULL;
-    if (len && len <= FEAT_MAX_NAME) {
+    if (len && len <= FEAT_MAX_NAME && !memchr(name, 0, len)) {
         memcpy(buf, name, len);
         buf[len] = 0;
         t = feat_store_table(c->r->sv->st, buf);
@@ -219,29 +220,37 @@ static feat_value_t *read_values(conn_t *c, const feat_table_t *t, size_t n, con
 
 static void cmd_hmget(conn_t *c, size_t argc, char **argv, size_t *argl) {
     const char *e;
-    size_t el, nf = argc - 2;
+    size_t el, na = argc - 2, nf = 0;
     const feat_table_t *t = hash_key(c, argv[1], argl[1], &e, &el);
     if (!t) return;
-    uint16_t *fidx = feat_arena_alloc(&c->arena, nf * sizeof(uint16_t) + 1);
-    unsigned char *ts = feat_arena_alloc(&c->arena, nf + 1);
-    if (!fidx || !ts) {
+    /* each feature read once however often it is asked for (a peer refuses repeats) */
+    uint16_t *fidx = feat_arena_alloc(&c->arena, t->conf->nfeatures * sizeof(uint16_t) + 1);
+    int16_t *col = feat_arena_alloc(&c->arena, t->conf->nfeatures * sizeof(int16_t) + 1);
+    uint16_t *at = feat_arena_alloc(&c->arena, na * sizeof(uint16_t) + 1);
+    unsigned char *ts = feat_arena_alloc(&c->arena, na + 1);
+    if (!fidx || !col || !at || !ts) {
         reply_error(c, "ERR out of memory");
         return;
     }
-    for (size_t j = 0; j < nf; j++) {
+    for (size_t j = 0; j < t->conf->nfeatures; j++) col[j] = -1;
+    for (size_t j = 0; j < na; j++) {
         int tsj, f = find_feature(c, t, argv[j + 2], argl[j + 2], &tsj);
         if (f < 0) return;
-        fidx[j] = (uint16_t)f;
+        if (col[f] < 0) {
+            col[f] = (int16_t)nf;
+            fidx[nf++] = (uint16_t)f;
+        }
+        at[j] = (uint16_t)col[f];
         ts[j] = (unsigned char)tsj;
     }
     feat_value_t *v = read_values(c, t, 1, &e, &el, fidx, nf, &c->ls);
     if (!v) return;
     if (argl[0] == 4) { /* HGET: one bulk, not an array */
-        put_value(c, &v[0], ts[0]);
+        put_value(c, &v[at[0]], ts[0]);
         return;
     }
-    feat_resp_array(&c->out, nf);
-    for (size_t j = 0; j < nf; j++) put_value(c, &v[j], ts[j]);
+    feat_resp_array(&c->out, na);
+    for (size_t j = 0; j < na; j++) put_value(c, &v[at[j]], ts[j]);
 }
 
 static void cmd_hgetall(conn_t *c, size_t argc, char **argv, size_t *argl) {
@@ -340,6 +349,14 @@ static void cmd_mget(conn_t *c, size_t argc, char **argv, size_t *argl) {
 
 /* ---- connection commands ------------------------------------------------------------------ */
 
+static int is_int(const char *s, size_t l) {
+    size_t k = l && s[0] == '-';
+    if (k == l || l > 19) return 0;
+    for (; k < l; k++)
+        if (s[k] < '0' || s[k] > '9') return 0;
+    return 1;
+}
+
 static void cmd_ping(conn_t *c, size_t argc, char **argv, size_t *argl) {
     if (argc > 2) reply_error(c, "ERR wrong number of arguments for 'ping' command");
     else if (argc == 2) feat_resp_bulk(&c->out, argv[1], argl[1]);
@@ -359,13 +376,17 @@ static void cmd_quit(conn_t *c, size_t argc, char **argv, size_t *argl) {
 
 static void cmd_select(conn_t *c, size_t argc, char **argv, size_t *argl) {
     (void)argc;
-    if (argl[1] == 1 && argv[1][0] == '0') feat_resp_simple(&c->out, "OK");
+    if (!is_int(argv[1], argl[1])) reply_error(c, "ERR value is not an integer or out of range");
+    else if (argl[1] == 1 && argv[1][0] == '0') feat_resp_simple(&c->out, "OK");
     else reply_error(c, "ERR DB index is out of range");
 }
 
-/* Checks token; 1 and remembered, or 0 after WRONGPASS. */
+/* Checks token; 1 and remembered, or 0 after WRONGPASS.  Without [auth]
+ * tokens every token is right, as for Redis's default user without a
+ * password. */
 static int authenticate(conn_t *c, const char *tok, size_t len) {
     feat_serve_t *sv = c->r->sv;
+    if (!sv->auth) return 1;
     if (feat_auth_check(sv->auth, tok, len) == FEAT_AUTH_NONE) {
         reply_error(c, "WRONGPASS invalid username-password pair or user is disabled.");
         return 0;
@@ -375,6 +396,7 @@ static int authenticate(conn_t *c, const char *tok, size_t len) {
         reply_error(c, "ERR out of memory");
         return 0;
     }
+    if (c->token) memset(c->token, 0, strlen(c->token));
     free(c->token);
     c->token = t;
     c->authed = 1;
@@ -386,7 +408,7 @@ static void cmd_auth(conn_t *c, size_t argc, char **argv, size_t *argl) {
         reply_error(c, "ERR syntax error");
         return;
     }
-    if (!c->r->sv->auth) {
+    if (argc == 2 && !c->r->sv->auth) { /* Redis's text for a password-only AUTH without a password */
         reply_error(c, "ERR AUTH <password> called without any password configured for the default user. "
                        "Are you sure your configuration is correct?");
         return;
@@ -395,6 +417,11 @@ static void cmd_auth(conn_t *c, size_t argc, char **argv, size_t *argl) {
 }
 
 static int set_name(conn_t *c, const char *s, size_t l) {
+    if (!l) { /* an empty name clears it, as in Redis */
+        free(c->name);
+        c->name = NULL;
+        return 1;
+    }
     for (size_t i = 0; i < l; i++)
         if (s[i] <= ' ' || s[i] > '~') {
             reply_error(c, "ERR Client names cannot contain spaces, newlines or special characters.");
@@ -415,26 +442,23 @@ static void cmd_hello(conn_t *c, size_t argc, char **argv, size_t *argl) {
     int proto = c->proto;
     size_t i = 1;
     if (argc > 1) {
+        if (!is_int(argv[1], argl[1])) {
+            reply_error(c, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
         if (!(argl[1] == 1 && (argv[1][0] == '2' || argv[1][0] == '3'))) {
-            int num = argl[1] > 0 && argl[1] < 10;
-            for (size_t k = 0; num && k < argl[1]; k++) num = argv[1][k] >= '0' && argv[1][k] <= '9';
-            if (num) reply_error(c, "NOPROTO unsupported protocol version");
-            else reply_error(c, "ERR Protocol version is not an integer or out of range");
+            reply_error(c, "NOPROTO unsupported protocol version");
             return;
         }
         proto = argv[1][0] - '0';
         i = 2;
     }
-    const char *name = NULL;
-    size_t nlen = 0;
-    for (; i < argc; i++) {
+    const char *name = NULL, *tok = NULL;
+    size_t nlen = 0, tlen = 0;
+    for (; i < argc; i++) { /* every option checked before any takes effect */
         if (arg_is(argv[i], argl[i], "AUTH") && i + 2 < argc) {
-            if (!sv->auth) {
-                reply_error(c, "ERR AUTH <password> called without any password configured for the default user. "
-                               "Are you sure your configuration is correct?");
-                return;
-            }
-            if (!authenticate(c, argv[i + 2], argl[i + 2])) return;
+            tok = argv[i + 2];
+            tlen = argl[i + 2];
             i += 2;
         } else if (arg_is(argv[i], argl[i], "SETNAME") && i + 1 < argc) {
             name = argv[i + 1];
@@ -445,6 +469,7 @@ static void cmd_hello(conn_t *c, size_t argc, char **argv, size_t *argl) {
             return;
         }
     }
+    if (tok && !authenticate(c, tok, tlen)) return;
     if (sv->auth && !c->authed) {
         reply_error(c, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
                        "AUTH <user> <pass> option can be used to authenticate the client and select the "
@@ -470,6 +495,24 @@ static void cmd_hello(conn_t *c, size_t argc, char **argv, size_t *argl) {
     feat_resp_array(&c->out, 0);
 }
 
+/* Redis 7's texts for a subcommand: unknown, or known with the wrong arity. */
+static void subcommand_error(conn_t *c, const char *cmd, const char *const *known, char **argv, size_t *argl) {
+    for (size_t i = 0; known[i]; i++)
+        if (arg_is(argv[1], argl[1], known[i])) {
+            char low[32];
+            size_t n = strlen(known[i]);
+            for (size_t k = 0; k < n && k < sizeof(low) - 1; k++) low[k] = (char)(known[i][k] | 0x20);
+            low[n < sizeof(low) - 1 ? n : sizeof(low) - 1] = 0;
+            reply_error(c, "ERR wrong number of arguments for '%s|%s' command", cmd, low);
+            return;
+        }
+    char up[16];
+    size_t k = 0;
+    for (; cmd[k] && k < sizeof(up) - 1; k++) up[k] = (char)(cmd[k] & ~0x20);
+    up[k] = 0;
+    reply_error(c, "ERR unknown subcommand '%.*s'. Try %s HELP.", SHOW(argv[1], argl[1]), up);
+}
+
 static void cmd_client(conn_t *c, size_t argc, char **argv, size_t *argl) {
     if (arg_is(argv[1], argl[1], "ID") && argc == 2) {
         feat_resp_int(&c->out, (int64_t)c->id);
@@ -481,8 +524,8 @@ static void cmd_client(conn_t *c, size_t argc, char **argv, size_t *argl) {
     } else if (arg_is(argv[1], argl[1], "SETINFO") && argc == 4) {
         feat_resp_simple(&c->out, "OK"); /* library name and version: nothing to keep */
     } else {
-        reply_error(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try CLIENT HELP.",
-                    SHOW(argv[1], argl[1]));
+        static const char *const known[] = {"ID", "SETNAME", "GETNAME", "SETINFO", NULL};
+        subcommand_error(c, "client", known, argv, argl);
     }
 }
 
@@ -579,8 +622,8 @@ static void cmd_command(conn_t *c, size_t argc, char **argv, size_t *argl) {
     } else if (arg_is(argv[1], argl[1], "DOCS")) {
         feat_resp_map(&c->out, 0, c->proto); /* no documentation to offer: clients carry their own */
     } else {
-        reply_error(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try COMMAND HELP.",
-                    SHOW(argv[1], argl[1]));
+        static const char *const known[] = {"COUNT", "LIST", NULL};
+        subcommand_error(c, "command", known, argv, argl);
     }
 }
 
@@ -619,6 +662,7 @@ static void dispatch(conn_t *c, size_t argc, char **argv, size_t *argl) {
     }
     feat_arena_reset(&c->arena);
     m->fn(c, argc, argv, argl);
+    if (c->ls.strings.cap > KEEP_BUF || c->ls.caprows > 1024) feat_lookup_scratch_free(&c->ls); /* after a big MGET */
 }
 
 /* ---- connections -------------------------------------------------------------------------- */
@@ -703,7 +747,8 @@ static int flush(conn_t *c) {
         return -1;
     }
     if (c->opos < c->out.len) {
-        event_add(c->wr, NULL);
+        struct timeval tv = {c->r->timeout_s, 0};
+        event_add(c->wr, c->r->timeout_s ? &tv : NULL); /* a client that reads nothing for that long is closed */
         if (c->out.len - c->opos >= OUT_HIGH && !c->paused) { /* it does not read: stop reading it */
             event_del(c->rd);
             c->paused = 1;
@@ -721,10 +766,14 @@ static int flush(conn_t *c) {
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what;
+    (void)fd;
     conn_t *c = arg;
+    if (what & EV_TIMEOUT) {
+        conn_free(c);
+        return;
+    }
     if (flush(c) || c->out.len) return;
-    if (c->paused) {
+    if (c->paused && !c->closing) {
         c->paused = 0;
         struct timeval tv = {c->r->timeout_s, 0};
         event_add(c->rd, c->r->timeout_s ? &tv : NULL);
@@ -737,6 +786,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg) {
 static void process(conn_t *c) {
     for (;;) {
         answer(c);
+        if (c->closing && !c->paused) { /* QUIT or a protocol error: nothing more is read, the replies go out */
+            event_del(c->rd);
+            c->paused = 1;
+        }
         if (c->out.oom) { /* a reply could not be built: nothing sensible to send */
             conn_free(c);
             return;
@@ -776,13 +829,28 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     process(c);
 }
 
+static void on_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    rloop_t *l = arg;
+    event_add(l->accept, NULL);
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg) {
     (void)what;
     rloop_t *l = arg;
     feat_redis_t *r = l->r;
     for (int k = 0; k < 16; k++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of descriptors: the socket stays readable, so wait instead of spinning */
+                static const struct timeval backoff = {0, 100000};
+                event_del(l->accept);
+                evtimer_add(l->retry, &backoff);
+                feat_log(FEAT_LOG_WARN, "redis", "cannot accept a client: %s; trying again in 100 ms", strerror(errno));
+            }
+            return;
+        }
         if (atomic_fetch_add(&r->clients, 1) >= r->max_clients) {
             static const char full[] = "-ERR max number of clients reached\r\n";
             atomic_fetch_sub(&r->clients, 1);
@@ -855,6 +923,7 @@ feat_redis_t *feat_redis_new(const feat_redis_conf_t *conf, feat_serve_t *serve,
         r->n = i + 1;
         if (feat_loop_open(&l->ev) || (l->fd = dup(r->fd)) < 0 ||
             !(l->accept = event_new(l->ev.base, l->fd, EV_READ | EV_PERSIST, on_accept, l)) ||
+            !(l->retry = evtimer_new(l->ev.base, on_retry, l)) ||
             event_add(l->accept, NULL) || feat_loop_start(&l->ev, "redis")) {
             snprintf(errstr, errlen, "redis: cannot start its event loops");
             feat_redis_destroy(r);
@@ -894,6 +963,7 @@ void feat_redis_destroy(feat_redis_t *r) {
         feat_loop_join(&l->ev);
         while (l->conns) conn_free(l->conns);
         if (l->accept) event_free(l->accept);
+        if (l->retry) event_free(l->retry);
         if (l->fd >= 0) close(l->fd);
         feat_loop_free(&l->ev);
     }

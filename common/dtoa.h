@@ -3,7 +3,7 @@
  * same double, written as Python's repr writes it ("0.1", "12.5", "1e-05",
  * "1.5e+16", "inf", "nan"), except that an integral value keeps no ".0"
  * ("5", "-0").  Fixed notation while the decimal point falls within 16
- * digits of the first digit and not more than 4 zeros after the point;
+ * digits of the first digit and at most 3 zeros follow the point (0.0001);
  * scientific notation otherwise, with at least two exponent digits.
  *
  * Grisu3 (Loitsch, "Printing Floating-Point Numbers Quickly and Accurately

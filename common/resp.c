@@ -20,7 +20,7 @@ static long long line_int(const char *p, const char *end, const char **eol) {
     const char *cr = memchr(p, '\r', (size_t)(end - p));
     *eol = cr;
     if (!cr) return -3; /* incomplete */
-    if (cr == p || cr - p > 19) return -2;
+    if (cr == p || cr - p > 18) return -2; /* no overflow; Redis's limits are far below */
     int neg = *p == '-';
     long long v = 0;
     for (const char *q = p + neg; q < cr; q++) {
@@ -92,9 +92,10 @@ static int hexval(char c) {
 /* One line's words, unescaped in place (redis-cli's quoting). */
 static feat_resp_rc_t parse_inline(char *buf, size_t len, const feat_resp_limits_t *lim, size_t *argc, char **argv,
                                    size_t *argl, size_t *used, char *err, size_t errlen) {
+    size_t cap = lim->max_bytes < FEAT_RESP_INLINE_MAX ? lim->max_bytes : FEAT_RESP_INLINE_MAX;
     char *nl = memchr(buf, '\n', len);
-    if (!nl) return len > FEAT_RESP_INLINE_MAX ? fail(err, errlen, "too big inline request") : FEAT_RESP_MORE;
-    if ((size_t)(nl - buf) > FEAT_RESP_INLINE_MAX) return fail(err, errlen, "too big inline request");
+    if (!nl) return len > cap ? fail(err, errlen, "too big inline request") : FEAT_RESP_MORE;
+    if ((size_t)(nl - buf) > cap) return fail(err, errlen, "too big inline request");
     char *end = nl > buf && nl[-1] == '\r' ? nl - 1 : nl, *p = buf;
     size_t n = 0;
     for (;;) {

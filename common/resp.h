@@ -19,7 +19,7 @@
 
 #include "common/buf.h"
 
-#define FEAT_RESP_INLINE_MAX (64u << 10) /* bytes of an inline command line, as Redis */
+#define FEAT_RESP_INLINE_MAX (64u << 10) /* bytes of an inline command line, as Redis (or max_bytes, if less) */
 
 typedef struct feat_resp_limits {
     size_t max_args;     /* arguments of one command */

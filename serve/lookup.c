@@ -98,6 +98,7 @@ static feat_err_t lookup_aggs(feat_store_t *st, feat_cache_t *cache, const feat_
 feat_err_t feat_online_lookup(feat_store_t *st, feat_cache_t *cache, const feat_table_t *t, size_t n,
                               const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
                               int64_t now_ms, feat_value_t *vals, feat_lookup_scratch_t *ls) {
+    feat_buf_reset(&ls->strings); /* the last read's strings: a scratch kept warm (Redis protocol) must not grow */
     size_t naf = 0;
     if (t->conf->naggs)
         for (size_t j = 0; j < nf; j++) naf += (size_t)feat_feature_is_agg(t->conf, fidx[j]);

@@ -190,6 +190,12 @@ feature.pages = int64
             same("FOO", "a", "b")
             same("HGET", "user:u1")
             same("GET")
+            for bad in (("SELECT", "abc"), ("CLIENT", "FOO"), ("CLIENT", "ID", "x"),
+                        ("COMMAND", "FOO"), ("HELLO", "4"), ("HELLO", "abc"), ("HELLO", "-1"),
+                        ("HELLO", str(proto), "BOGUS"), ("AUTH", "a", "b", "c")):
+                same(*bad)
+            same("CLIENT", "SETNAME", "")
+            same("CLIENT", "GETNAME")
         # the values themselves, decoded, against gRPC (not only against redis-server)
         for u in users[:40]:
             got = f.cmd("HMGET", f"user:{u}", *FEATS)
