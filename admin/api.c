@@ -21,7 +21,6 @@
 #include "rpc/rpc.h"
 #include "serve/auth.h"
 
-#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (feat_err_t)(code))
 #define CALL_TIMEOUT_MS 30000
 #define MAX_ANSWER (64u << 20)    /* bytes of JSON one streaming call may answer */
 
@@ -181,10 +180,10 @@ static void handle(struct evhttp_request *req, void *arg) {
                     rc = feat_pbjson_from_pb(out, (const uint8_t *)resp.data, resp.len, &js);
                 }
                 if (!rc && more && js.len > MAX_ANSWER) /* the whole answer is one JSON array in memory */
-                    rc = ERR(&call, FEAT_ERR_TOO_LARGE, "the answer is over %u MiB; use gRPC's stream (featctl export)",
-                             MAX_ANSWER >> 20);
+                    rc = FEAT_RPC_ERR(&call, FEAT_ERR_TOO_LARGE,
+                                      "the answer is over %u MiB; use gRPC's stream (featctl export)", MAX_ANSWER >> 20);
                 if (!rc && more && feat_now_ms() > call.deadline_ms)
-                    rc = ERR(&call, FEAT_ERR_TIMEOUT, "the call ran past its %d s", CALL_TIMEOUT_MS / 1000);
+                    rc = FEAT_RPC_ERR(&call, FEAT_ERR_TIMEOUT, "the call ran past its %d s", CALL_TIMEOUT_MS / 1000);
             }
             feat_buf_puts(&js, "]");
             m->stream->end(st);

@@ -289,7 +289,8 @@ static void cmd_mget(conn_t *c, size_t argc, char **argv, size_t *argl) {
     fkey_t *ks = feat_arena_alloc(&c->arena, n * sizeof(*ks) + 1);
     const feat_value_t **res = feat_arena_alloc(&c->arena, n * sizeof(*res) + 1);
     const char **keys = feat_arena_alloc(&c->arena, n * sizeof(*keys) + 1);
-    size_t *klens = feat_arena_alloc(&c->arena, n * sizeof(*klens) + 1), *at = feat_arena_alloc(&c->arena, n * sizeof(*at) + 1);
+    size_t *klens = feat_arena_alloc(&c->arena, n * sizeof(*klens) + 1);
+    size_t *at = feat_arena_alloc(&c->arena, n * sizeof(*at) + 1);
     unsigned char *done = feat_arena_calloc(&c->arena, n + 1);
     if (!ks || !res || !keys || !klens || !at || !done) {
         reply_error(c, "ERR out of memory");
@@ -902,7 +903,8 @@ feat_redis_t *feat_redis_new(const feat_redis_conf_t *conf, feat_serve_t *serve,
     size_t mk = (size_t)serve->conf.max_keys;
     r->lim.max_args = (mk > FEAT_MAX_FEATURES ? mk : FEAT_MAX_FEATURES) + 2; /* MGET's keys, HMGET's fields */
     r->lim.max_bytes = (size_t)conf->max_request;
-    r->m_commands = feat_counter(serve->metrics, "featd_redis_commands_total", "Redis-protocol commands answered.", NULL);
+    r->m_commands =
+        feat_counter(serve->metrics, "featd_redis_commands_total", "Redis-protocol commands answered.", NULL);
     r->m_errors = feat_counter(serve->metrics, "featd_redis_errors_total",
                                "Redis-protocol commands answered with an error.", NULL);
     r->m_clients = feat_gauge(serve->metrics, "featd_redis_clients", "Redis-protocol clients connected.", NULL);

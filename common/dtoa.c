@@ -166,7 +166,8 @@ static int digit_gen(diyfp_t low, diyfp_t w, diyfp_t high, char *buf, int *len, 
         buf[(*len)++] = (char)('0' + (fractionals >> shift));
         fractionals &= one - 1;
         (*kappa)--;
-        if (fractionals < unsafe) return round_weed(buf, *len, (too_high.f - w.f) * unit, unsafe, fractionals, one, unit);
+        if (fractionals < unsafe)
+            return round_weed(buf, *len, (too_high.f - w.f) * unit, unsafe, fractionals, one, unit);
         if (*len >= 18) return 0;
     }
 }

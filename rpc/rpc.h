@@ -11,6 +11,7 @@
 #define FEAT_RPC_RPC_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common/arena.h"
@@ -28,6 +29,10 @@ typedef struct feat_rpc_call {
     const char *token;          /* "authorization: Bearer X" value X, or NULL */
     char msg[256];              /* error message for the client (set with the error) */
 } feat_rpc_call_t;
+
+/* Sets the client's message (printf-style) and evaluates to code, a
+ * feat_err_t: `return FEAT_RPC_ERR(call, FEAT_ERR_INVALID, "bad %s", x);`. */
+#define FEAT_RPC_ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (feat_err_t)(code))
 
 /* Unary: fill *resp with the response message; return FEAT_OK or an error
  * with call->msg set (feat_rpc_status() turns it into the call's status). */

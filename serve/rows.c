@@ -66,7 +66,8 @@ feat_err_t feat_serve_online(feat_serve_t *sv, feat_rpc_call_t *call, const feat
                              const char *const *keys, const size_t *klens, const uint16_t *fidx, size_t nf,
                              feat_value_t *vals, feat_lookup_scratch_t *ls) {
     if (n > 1) /* keys may repeat (MGET a a): each distinct one is read once */
-        return featd_svc_lookup_rows(sv, call, t, n, keys, klens, fidx, NULL, nf, nf, feat_now_ms(), vals, ls, sv->peer);
+        return featd_svc_lookup_rows(sv, call, t, n, keys, klens, fidx, NULL, nf, nf, feat_now_ms(), vals, ls,
+                                     sv->peer);
     feat_err_t rc = featd_svc_online_lookup(sv, call, t, n, keys, klens, fidx, nf, feat_now_ms(), vals, ls, sv->peer);
     return rc ? ERR(call, rc, "online read failed: %s", feat_err_str(rc)) : FEAT_OK;
 }

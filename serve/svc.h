@@ -24,8 +24,8 @@
 #include "serve/serve.h"
 #include "train/core/types.h"
 
-/* Sets the client's message and evaluates to code (a feat_err_t). */
-#define ERR(call, code, ...) (snprintf((call)->msg, sizeof((call)->msg), __VA_ARGS__), (feat_err_t)(code))
+/* Sets the client's message and evaluates to code (rpc.h's FEAT_RPC_ERR). */
+#define ERR FEAT_RPC_ERR
 
 /* Checks every string field of the request (call->req, a desc message),
  * nested messages and map entries included, before protobuf-c unpacks it:
