@@ -3,6 +3,8 @@
 #include "admin/loop.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -19,6 +21,7 @@
 #include "featd/v1/feature_service.pb-c.h"
 #include "proto/pbjson.h"
 #include "rpc/rpc.h"
+#include "rpc/tls.h"
 #include "serve/auth.h"
 
 #define CALL_TIMEOUT_MS 30000
@@ -205,6 +208,14 @@ static void handle(struct evhttp_request *req, void *arg) {
     free(token);
 }
 
+/* evhttp's connection factory under TLS: each connection a TLS session of
+ * the server context (its socket is set by evhttp). */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg) {
+    void *ssl = feat_tls_server_session(arg);
+    return ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+               : NULL;
+}
+
 feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char *errstr, size_t errlen) {
     feat_api_t *a = calloc(1, sizeof(*a));
     if (!a || !(a->loops = calloc((size_t)conf->threads, sizeof(api_loop_t)))) {
@@ -239,6 +250,7 @@ feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char 
         evhttp_set_max_body_size(l->http, (ev_ssize_t)conf->max_body);
         evhttp_set_timeout(l->http, 60);
         evhttp_set_gencb(l->http, handle, l);
+        if (conf->tls) evhttp_set_bevcb(l->http, tls_bev, conf->tls);
         a->n = i + 1;
         if (feat_loop_start(&l->ev, "http")) {
             snprintf(errstr, errlen, "http: cannot start a thread");
@@ -246,8 +258,8 @@ feat_api_t *feat_api_new(const feat_api_conf_t *conf, feat_serve_t *serve, char 
             return NULL;
         }
     }
-    feat_log(FEAT_LOG_INFO, "http", "HTTP/JSON API on %s (port %d, %d threads): POST /v1/FeatureService/..., "
-             "/v1/AdminService/...", conf->listen, a->port, conf->threads);
+    feat_log(FEAT_LOG_INFO, "http", "HTTP/JSON API on %s (port %d, %d threads, %s): POST /v1/FeatureService/..., "
+             "/v1/AdminService/...", conf->listen, a->port, conf->threads, conf->tls ? "HTTPS" : "plain HTTP");
     return a;
 }
 

@@ -14,8 +14,9 @@
  * status that matches the gRPC code (400 INVALID_ARGUMENT and
  * FAILED_PRECONDITION, 401, 403, 404, 409 ALREADY_EXISTS, 413 a body over
  * http.max_body, 429 RESOURCE_EXHAUSTED, 500, 501, 503 UNAVAILABLE, 504
- * DEADLINE_EXCEEDED).  Plain HTTP: put a TLS proxy in front of a listener
- * that is not loopback (featd warns).
+ * DEADLINE_EXCEEDED).  HTTPS when serve.tls_cert is set, with the same
+ * certificate, key and (serve.tls_client_ca) client certificates as gRPC;
+ * plain HTTP otherwise (featd warns when the listener is not loopback).
  *
  * Threads: http.threads event loops accept on the one socket; a request is
  * read, handled and answered on one of them, so a slow call (a forward in a
@@ -35,6 +36,7 @@ typedef struct feat_api_conf {
     const char *listen;      /* host:port */
     int threads;             /* 1..64 */
     int64_t max_body;        /* bytes of a request body */
+    struct feat_tls_server *tls; /* rpc/tls.h: HTTPS with gRPC's certificate (and client CA); NULL: plain HTTP */
 } feat_api_conf_t;
 
 /* Listens and starts the threads.  NULL with errstr ("http.listen: ...") on failure. */

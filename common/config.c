@@ -196,8 +196,9 @@ static const opt_t opts[] = {
 
     {"http", "listen", OPT_STRING, 0, 0, "", NULL, C(http_listen),
      "HTTP/JSON API listen address (host:port): every gRPC method as POST /v1/FeatureService/METHOD or "
-     "/v1/AdminService/METHOD with the request as JSON, the same tokens; empty = off. Plain HTTP: featd "
-     "warns when it is not loopback (put a TLS proxy in front)."},
+     "/v1/AdminService/METHOD with the request as JSON, the same tokens; empty = off. HTTPS when "
+     "serve.tls_cert is set (the same certificate, key and serve.tls_client_ca as gRPC); plain HTTP "
+     "otherwise, and featd warns when it is not loopback."},
     {"http", "threads", OPT_INT, 1, 64, "2", NULL, C(http_threads),
      "Event loops serving the HTTP/JSON API (a slow call holds only its own)."},
     {"http", "max_body", OPT_SIZE, 1024, 64LL * MiB, "4MiB", NULL, C(http_max_body),

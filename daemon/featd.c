@@ -36,7 +36,7 @@ static feat_err_t load_security(const feat_config_t *cfg, feat_tls_pem_t *tls, f
         feat_tls_pem_free(tls);
         return FEAT_ERR_CONFIG;
     }
-    if (*cfg->http_listen && !feat_addr_is_loopback(cfg->http_listen))
+    if (*cfg->http_listen && !*cfg->serve_tls_cert && !feat_addr_is_loopback(cfg->http_listen))
         feat_log(FEAT_LOG_WARN, "featd", "http.listen %s is not loopback: the HTTP/JSON API is plain text%s",
                  cfg->http_listen, *auth ? " and bearer tokens sent to it can be read on the network" : "");
     if (*cfg->redis_listen && !feat_addr_is_loopback(cfg->redis_listen))
@@ -421,7 +421,9 @@ static feat_err_t open_listeners(featd_t *d, char *err, size_t errlen) {
         }
         if (d->peer_grpc && feat_server_start(d->peer_grpc, err, errlen)) return FEAT_ERR_IO;
     }
-    feat_tls_pem_free(&d->tls); /* gRPC holds its own copy */
+    if (d->tls.cert && *cfg->http_listen && !(d->http_tls = feat_tls_server_new(&d->tls, err, errlen)))
+        return FEAT_ERR_CONFIG;
+    feat_tls_pem_free(&d->tls); /* gRPC and the HTTP/JSON API hold their own copies */
     if (!d->grpc || (feat_cluster_mode(d->cluster) == FEAT_CLUSTER_PARTITIONED && !d->peer_grpc) ||
         feat_server_start(d->grpc, err, errlen))
         return FEAT_ERR_IO;
@@ -434,7 +436,7 @@ static feat_err_t open_listeners(featd_t *d, char *err, size_t errlen) {
     if (!d->http) return FEAT_ERR_IO;
     if (*cfg->http_listen) {
         feat_api_conf_t ac = {.listen = cfg->http_listen, .threads = (int)cfg->http_threads,
-                              .max_body = cfg->http_max_body};
+                              .max_body = cfg->http_max_body, .tls = d->http_tls};
         if (!(d->api = feat_api_new(&ac, &d->serve, err, errlen))) return FEAT_ERR_IO;
     }
     if (*cfg->redis_listen) {
@@ -539,6 +541,7 @@ void featd_close(featd_t *d) {
     feat_server_stop(d->grpc);
     feat_server_stop(d->peer_grpc);
     feat_api_destroy(d->api);         /* its calls finish first */
+    feat_tls_server_free(d->http_tls);
     feat_redis_destroy(d->redis);
     feat_http_destroy(d->http);
     feat_demo_destroy(d->demo);

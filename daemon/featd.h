@@ -120,6 +120,7 @@ typedef struct featd {
     feat_demo_t *demo;          /* demo.enabled (featd --demo) */
     feat_auth_t *auth;          /* [auth] token files; NULL = everything open */
     feat_tls_pem_t tls;         /* serve.tls_*, until the gRPC server has its copy */
+    feat_tls_server_t *http_tls; /* serve.tls_* for the HTTP/JSON API (HTTPS); NULL: plain HTTP */
     feat_serve_t serve;         /* what the handlers and admin HTTP read */
     feat_server_t *grpc;
     feat_serve_t peer_serve;    /* partitioned mode: the context of cluster.listen (peer = 1) */

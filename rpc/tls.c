@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -170,3 +171,58 @@ fail:
     feat_tls_pem_free(out);
     return FEAT_ERR_CONFIG;
 }
+
+/* ---- a server context for the HTTP/JSON API ------------------------------------------------ */
+
+feat_tls_server_t *feat_tls_server_new(const feat_tls_pem_t *pem, char *err, size_t errlen) {
+    char why[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    BIO *bio = NULL;
+    X509 *x = NULL;
+    EVP_PKEY *key = NULL;
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) goto fail;
+    if (!(bio = BIO_new_mem_buf(pem->cert, -1)) || !(x = PEM_read_bio_X509(bio, NULL, no_password, NULL)) ||
+        SSL_CTX_use_certificate(ctx, x) != 1)
+        goto fail;
+    X509_free(x);
+    while ((x = PEM_read_bio_X509(bio, NULL, no_password, NULL))) /* the rest of the chain */
+        if (SSL_CTX_add_extra_chain_cert(ctx, x) != 1) goto fail;  /* which then owns x */
+    ERR_clear_error(); /* the end of the file */
+    BIO_free(bio);
+    if (!(bio = BIO_new_mem_buf(pem->key, -1)) || !(key = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL)) ||
+        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    EVP_PKEY_free(key);
+    key = NULL;
+    BIO_free(bio);
+    bio = NULL;
+    if (pem->ca) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        if (!(bio = BIO_new_mem_buf(pem->ca, -1))) goto fail;
+        int n = 0;
+        while ((x = PEM_read_bio_X509(bio, NULL, no_password, NULL))) {
+            int ok = X509_STORE_add_cert(store, x);
+            X509_free(x);
+            if (!ok) goto fail;
+            n++;
+        }
+        ERR_clear_error();
+        x = NULL;
+        if (!n) goto fail;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        BIO_free(bio);
+        bio = NULL;
+    }
+    return (feat_tls_server_t *)ctx;
+fail:
+    snprintf(err, errlen, "TLS for the HTTP/JSON API: %s", ssl_reason(why, sizeof(why)));
+    EVP_PKEY_free(key);
+    X509_free(x);
+    BIO_free(bio);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void *feat_tls_server_session(feat_tls_server_t *t) { return SSL_new((SSL_CTX *)t); }
+
+void feat_tls_server_free(feat_tls_server_t *t) { SSL_CTX_free((SSL_CTX *)t); }

@@ -8,6 +8,9 @@
  * parses every file with OpenSSL first, so a bad file stops start-up with one
  * line naming the config key (or flag) that named it.
  *
+ * feat_tls_server_new() makes the same certificate and key (and client CA)
+ * a TLS context for featd's other listener, the HTTP/JSON API (admin/api.c).
+ *
  * Linked into featd_rpc (OpenSSL is already gRPC's TLS library); no
  * OpenSSL type leaves tls.c.
  */
@@ -54,5 +57,16 @@ FILE *feat_secret_open(const char *path, const char *name, const char *component
 feat_err_t feat_tls_load(const feat_tls_files_t *files, feat_tls_pem_t *out, char *errstr, size_t errlen);
 
 void feat_tls_pem_free(feat_tls_pem_t *p); /* NULL members are fine; leaves them NULL */
+
+/* A TLS server context (an SSL_CTX) from loaded PEM text: pem->cert's chain
+ * and pem->key; with pem->ca, every client must present a certificate one of
+ * those CAs signed (mutual TLS).  TLS 1.2 or later.  NULL with errstr. */
+typedef struct feat_tls_server feat_tls_server_t;
+feat_tls_server_t *feat_tls_server_new(const feat_tls_pem_t *pem, char *errstr, size_t errlen);
+/* One connection's TLS state (an SSL *, for libevent's
+ * bufferevent_openssl_socket_new, which then owns it); NULL out of memory.
+ * Thread-safe. */
+void *feat_tls_server_session(feat_tls_server_t *t);
+void feat_tls_server_free(feat_tls_server_t *t); /* NULL is fine */
 
 #endif

@@ -75,7 +75,8 @@ ALLOWED = {
         'common': 'buffers, metrics, log, clocks; the Redis protocol\'s parser and replies (resp, dtoa)',
         'proto': 'encodes featd.v1.DriftAlert for the Kafka alert sink; the HTTP/JSON API\'s JSON mapping (pbjson)',
         'rpc': 'the HTTP/JSON API calls the gRPC handlers through rpc.h\'s method table and status mapping; '
-               'the call context the Redis protocol\'s reads carry (token, deadline, arena)',
+               'the call context the Redis protocol\'s reads carry (token, deadline, arena); tls.h\'s context '
+               'for HTTPS',
         'serve': 'the status snapshot, bearer-token checks, cache statistics, the method table; the Redis '
                  'protocol\'s online reads (feat_serve_online, the lookup scratch)',
         'store': 'RocksDB size and memory on /metrics; tables by name and values for the Redis protocol',

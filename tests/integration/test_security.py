@@ -12,8 +12,11 @@ real featd then serves:
      and /readyz open, /metrics and /v1/* 401 (WWW-Authenticate: Bearer)
      without a read token, a write with a read token 403.  featctl does the
      same with --tls-ca/--token-file and with --config ([featctl] keys).
-  B: mutual TLS.  A client certificate from the CA works (grpcio, featctl);
-     none, or one from another CA, fails the handshake.
+     The HTTP/JSON API (http.listen) is HTTPS with the same certificate:
+     urllib with the CA and a read token reads the value, plain HTTP and an
+     unknown CA fail, a read token on an admin method is 403.
+  B: mutual TLS.  A client certificate from the CA works (grpcio, featctl,
+     HTTPS); none, or one from another CA, fails the handshake.
 Start-up refusals, each exit 2 with one line naming the key: a non-loopback
 serve.listen without TLS (unless serve.plaintext = true, which starts),
 missing / non-PEM / mismatched certificate files, bad token files."""
@@ -41,6 +44,11 @@ def make_pki(wd):
     client_ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
     H.make_cert(wd, "client", "ca", 11, client_ext)
     H.make_cert(wd, "intruder", "otherca", 12, client_ext)
+
+
+def http_client_errors():
+    import http.client
+    return http.client.HTTPException
 
 
 def config(wd, name, serve="", extra="", listen="127.0.0.1:0"):
@@ -129,7 +137,7 @@ def main():
         auth = (f"[auth]\nread_tokens_file = {wd.file('read.tokens')}\n"
                 f"admin_tokens_file = {wd.file('admin.tokens')}\n")
         fctl = f"[featctl]\ntls_ca = {wd.file('ca.pem')}\ntoken_file = {wd.file('read.token')}\n"
-        a, cfg_a, addrs = start(args, wd, "a", config(wd, "a", tls_a, auth + fctl))
+        a, cfg_a, addrs = start(args, wd, "a", config(wd, "a", tls_a, auth + fctl + "[http]\nlisten = 127.0.0.1:0\n"))
         procs.append(a)
         ga, ha = addrs["grpc"], addrs["admin"]
         H.log("featd A (TLS + tokens) at", addrs)
@@ -257,6 +265,31 @@ def main():
         assert http("/metrics", ADMIN_TOKEN)[0] == 200
         H.log("admin HTTP: 200 / 401 / 403 as designed")
 
+        # the HTTP/JSON API: HTTPS with gRPC's certificate
+        import ssl
+
+        def api(addr, method, body, token=READ_TOKEN, ctx=None, scheme="https"):
+            req = urllib.request.Request(f"{scheme}://{addr}/v1/{method}", data=json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+        cafile = ssl.create_default_context(cafile=wd.file("ca.pem"))
+        code, body = api(addrs["http"], "FeatureService/GetOnlineFeatures", {"table": "user", "entity_keys": ["u1"]},
+                         ctx=cafile)
+        assert code == 200 and body["rows"][0]["values"][0]["value"]["int64_value"] == 42, (code, body)
+        code, body = api(addrs["http"], "AdminService/TriggerRetrain", {"model": "churn"}, ctx=cafile)
+        assert code == 403 and body["code"] == "PERMISSION_DENIED", (code, body)
+        for kw in ({"scheme": "http"}, {"ctx": ssl.create_default_context(cafile=wd.file("otherca.pem"))}):
+            try:
+                api(addrs["http"], "FeatureService/GetOnlineFeatures", {"table": "user", "entity_keys": ["u1"]}, **kw)
+                raise AssertionError(f"{kw} reached the HTTPS listener")
+            except (urllib.error.URLError, ConnectionError, http_client_errors()) as e:
+                H.log(f"HTTP/JSON API refused {list(kw)[0]}: {type(e).__name__}")
+        H.log("HTTP/JSON API: HTTPS with the gRPC certificate, tokens as gRPC")
+
         # featctl
         rc, out, err = featctl("--addr", ga, "--tls-ca", wd.file("ca.pem"), "--token-file", wd.file("read.token"),
                                "--json", "get", "user", "u1")
@@ -296,7 +329,7 @@ def main():
 
         # ---------------- B: mutual TLS ----------------
         tls_b = tls_a + f"tls_client_ca = {wd.file('ca.pem')}\n"
-        b, cfg_b, addrs = start(args, wd, "b", config(wd, "b", tls_b))
+        b, cfg_b, addrs = start(args, wd, "b", config(wd, "b", tls_b, "[http]\nlisten = 127.0.0.1:0\n"))
         procs.append(b)
         gb = addrs["grpc"]
         H.log("featd B (mutual TLS) at", addrs)
@@ -326,7 +359,20 @@ def main():
         rc, out, err = featctl("--addr", gb, "--tls-ca", wd.file("ca.pem"), "--tls-cert", wd.file("client.pem"),
                                "--tls-key", wd.file("intruder.key"), "status")
         assert rc == 2 and "--tls-key" in err and "does not match" in err, (rc, err)
-        H.log("mutual TLS: client certificate required and verified")
+        mctx = ssl.create_default_context(cafile=wd.file("ca.pem"))
+        mctx.load_cert_chain(wd.file("client.pem"), wd.file("client.key"))
+        code, body = api(addrs["http"], "AdminService/Status", {}, ctx=mctx)
+        assert code == 200 and body["version"], (code, body)
+        for cert in (None, "intruder"):
+            ctx = ssl.create_default_context(cafile=wd.file("ca.pem"))
+            if cert:
+                ctx.load_cert_chain(wd.file(cert + ".pem"), wd.file(cert + ".key"))
+            try:
+                api(addrs["http"], "AdminService/Status", {}, ctx=ctx)
+                raise AssertionError(f"HTTPS without a good client certificate ({cert}) was answered")
+            except (urllib.error.URLError, ConnectionError, ssl.SSLError, http_client_errors()):
+                pass
+        H.log("mutual TLS: client certificate required and verified (gRPC, featctl, HTTPS)")
         assert b.stop() == 0, b.tail()
         procs.remove(b)
 
